@@ -1,0 +1,151 @@
+//! A deployment: one `model_list` entry, resolved for serving.
+//!
+//! The facade builds these from the config; the router picks one per attempt and puts it in the
+//! request's extensions as [`Deployment`]; the provider service calls it.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{HeaderName, HeaderValue};
+
+use crate::provider::ProviderKind;
+
+/// A secret (an API key). Its `Debug` and `Display` never show the value.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(Arc<str>);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<Arc<str>>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The value, for the one place that must send it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// What `model_info` says about a deployment.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ModelInfo {
+    /// `mode`: `chat`, `completion`, `embedding`, ...
+    pub mode: Option<String>,
+    /// `base_model`: the model to price and size this deployment as.
+    pub base_model: Option<String>,
+    /// `max_input_tokens`.
+    pub max_input_tokens: Option<u64>,
+    /// `max_tokens` (output).
+    pub max_tokens: Option<u64>,
+    /// `input_cost_per_token` in USD.
+    pub input_cost_per_token: Option<f64>,
+    /// `output_cost_per_token` in USD.
+    pub output_cost_per_token: Option<f64>,
+}
+
+/// What LiteLLM's `mock_response` asks for: an answer without calling any provider.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MockResponse {
+    /// Answer with this assistant text.
+    Text(Arc<str>),
+    /// Fail as the provider would with this status (LiteLLM names exceptions, such as
+    /// `litellm.RateLimitError`; the config maps them to statuses).
+    Error {
+        /// The status to fail with.
+        status: u16,
+        /// The message.
+        message: Arc<str>,
+    },
+}
+
+/// One deployment of a model group, ready to be called.
+#[derive(Debug, Clone)]
+pub struct DeploymentSpec {
+    /// Stable id: `model_info.id`, else derived from the entry.
+    pub id: Arc<str>,
+    /// The public name (`model_name`), i.e. its model group.
+    pub model_name: Arc<str>,
+    /// The provider.
+    pub provider: ProviderKind,
+    /// The model id sent upstream (the part after the provider prefix).
+    pub model: Arc<str>,
+    /// `api_base`; when `None` the provider's default base URL applies.
+    pub api_base: Option<Arc<str>>,
+    /// `api_key`.
+    pub api_key: Option<Secret>,
+    /// `api_version` (Azure).
+    pub api_version: Option<Arc<str>>,
+    /// Extra headers sent with every upstream request (`extra_headers`, `headers`).
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// `timeout`: the whole attempt's deadline.
+    pub timeout: Option<Duration>,
+    /// `stream_timeout`: deadline for a stream's first byte.
+    pub stream_timeout: Option<Duration>,
+    /// `max_retries`.
+    pub max_retries: Option<u32>,
+    /// `rpm` limit.
+    pub rpm: Option<u64>,
+    /// `tpm` limit.
+    pub tpm: Option<u64>,
+    /// `rpd`: requests per day (a llmgate extension, for free tiers).
+    pub rpd: Option<u64>,
+    /// `weight` for simple-shuffle.
+    pub weight: Option<f64>,
+    /// `mock_response`.
+    pub mock_response: Option<MockResponse>,
+    /// Other `litellm_params` (such as `temperature` or `max_tokens`): defaults merged into the
+    /// request body sent upstream; the client's own values win.
+    pub default_params: serde_json::Map<String, serde_json::Value>,
+    /// `model_info`.
+    pub model_info: ModelInfo,
+}
+
+impl DeploymentSpec {
+    /// A spec with only the required fields set; the rest empty.
+    pub fn new(
+        id: impl Into<Arc<str>>,
+        model_name: impl Into<Arc<str>>,
+        provider: ProviderKind,
+        model: impl Into<Arc<str>>,
+    ) -> Self {
+        DeploymentSpec {
+            id: id.into(),
+            model_name: model_name.into(),
+            provider,
+            model: model.into(),
+            api_base: None,
+            api_key: None,
+            api_version: None,
+            headers: Vec::new(),
+            timeout: None,
+            stream_timeout: None,
+            max_retries: None,
+            rpm: None,
+            tpm: None,
+            rpd: None,
+            weight: None,
+            mock_response: None,
+            default_params: serde_json::Map::new(),
+            model_info: ModelInfo::default(),
+        }
+    }
+}
+
+/// Extension: the deployment chosen for this attempt (on the request) or that answered (on the
+/// response).
+#[derive(Debug, Clone)]
+pub struct Deployment(pub Arc<DeploymentSpec>);
+
+impl std::ops::Deref for Deployment {
+    type Target = DeploymentSpec;
+    fn deref(&self) -> &DeploymentSpec {
+        &self.0
+    }
+}

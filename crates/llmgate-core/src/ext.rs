@@ -1,0 +1,73 @@
+//! Extension types: how layers talk to each other through `http::Extensions`.
+//!
+//! On the request: [`RequestId`], [`crate::LlmRequest`], [`Principal`], [`ModelGroup`],
+//! [`crate::Deployment`] (per attempt). On the response: [`crate::Deployment`] (who answered),
+//! [`ModelGroup`], [`Attempts`], [`UsageSlot`] (filled when the body ends), [`Cost`],
+//! [`CacheStatus`].
+
+use std::sync::{Arc, OnceLock};
+
+use crate::wire::Usage;
+
+/// The request's id, also sent back as `x-llmgate-request-id`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RequestId(pub Arc<str>);
+
+/// Who is calling.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Principal {
+    /// No master key is configured: the gateway is open.
+    Anonymous,
+    /// The caller presented the master key.
+    Master,
+}
+
+/// The model group the request was routed to, after aliases.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ModelGroup(pub Arc<str>);
+
+/// How many attempts the request took (1 when the first succeeded), and how many of them went
+/// to a fallback group.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Attempts {
+    /// Attempts made, the successful one included.
+    pub attempts: u32,
+    /// Of those, attempts on fallback groups.
+    pub fallbacks: u32,
+}
+
+/// Where a response's usage will be, once known. For a stream, the provider fills it when the
+/// final event passes; metering reads it when the body ends. Filled at most once.
+#[derive(Debug, Clone, Default)]
+pub struct UsageSlot(Arc<OnceLock<Usage>>);
+
+impl UsageSlot {
+    /// An empty slot.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Fills the slot; later calls are ignored (the first report wins).
+    pub fn set(&self, usage: Usage) {
+        let _ = self.0.set(usage);
+    }
+
+    /// The usage, if known yet.
+    pub fn get(&self) -> Option<&Usage> {
+        self.0.get()
+    }
+}
+
+/// The response's cost in USD, when priced.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Cost(pub f64);
+
+/// Whether the response came from the cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheStatus {
+    /// Served from the cache.
+    Hit,
+    /// Not in the cache; served by a provider.
+    Miss,
+}

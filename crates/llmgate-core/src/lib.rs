@@ -1,0 +1,46 @@
+//! llmgate's vocabulary, shared by every other crate.
+//!
+//! - [`wire`]: OpenAI's request and response types (chat completions, legacy completions,
+//!   embeddings, models), with unknown fields passed through unchanged.
+//! - [`LlmRequest`]: the body, parsed once at the edge and kept in the request's extensions.
+//! - [`ext`]: the other extension types layers use to talk to each other.
+//! - [`error`]: the one error contract, and OpenAI's error body.
+//! - [`sse`]: server-sent events in and out.
+//! - [`DeploymentSpec`] and [`ProviderKind`]: what a `model_list` entry resolves to.
+//!
+//! This crate depends on no other llmgate crate; everything else depends on it.
+
+pub mod body;
+pub mod deployment;
+pub mod error;
+pub mod ext;
+pub mod provider;
+pub mod request;
+pub mod sse;
+pub mod wire;
+
+pub use body::BoxBody;
+pub use deployment::{Deployment, DeploymentSpec, MockResponse, ModelInfo, Secret};
+pub use error::{ApiError, BoxError, ErrorContract, ErrorType, Origin};
+pub use ext::{Attempts, CacheStatus, Cost, ModelGroup, Principal, RequestId, UsageSlot};
+pub use provider::{ProviderKind, UnknownProvider};
+pub use request::{Endpoint, GatewayParams, LlmBody, LlmRequest};
+pub use wire::Usage;
+
+/// Response header names the gateway adds (stable; documented in `docs/`).
+pub mod headers {
+    /// The request's id.
+    pub const REQUEST_ID: &str = "x-llmgate-request-id";
+    /// The model group that served the request.
+    pub const MODEL_GROUP: &str = "x-llmgate-model-group";
+    /// The deployment id that answered.
+    pub const DEPLOYMENT: &str = "x-llmgate-deployment";
+    /// Attempts made.
+    pub const ATTEMPTS: &str = "x-llmgate-attempts";
+    /// Fallback attempts made.
+    pub const FALLBACKS: &str = "x-llmgate-fallbacks";
+    /// `hit` or `miss`.
+    pub const CACHE: &str = "x-llmgate-cache";
+    /// Cost in USD.
+    pub const RESPONSE_COST: &str = "x-llmgate-response-cost";
+}

@@ -1,0 +1,225 @@
+//! Which provider a deployment talks to, named as LiteLLM names it (`<provider>/<model>`).
+
+use std::fmt;
+use std::str::FromStr;
+
+/// A provider, parsed from the prefix of `litellm_params.model`.
+///
+/// The dialect each one speaks, its default base URL and its auth header live in
+/// `llmgate-providers`; this enum is only the shared name, so config validation and the
+/// providers crate agree on what exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ProviderKind {
+    /// `openai/` (also a model with no prefix, as in LiteLLM).
+    OpenAi,
+    /// `azure/`: an Azure OpenAI deployment.
+    Azure,
+    /// `hosted_vllm/`: a vLLM server's OpenAI-compatible API.
+    HostedVllm,
+    /// `openrouter/`.
+    OpenRouter,
+    /// `groq/`.
+    Groq,
+    /// `mistral/`.
+    Mistral,
+    /// `nvidia_nim/`.
+    NvidiaNim,
+    /// `deepseek/`.
+    DeepSeek,
+    /// `together_ai/`.
+    TogetherAi,
+    /// `fireworks_ai/`.
+    FireworksAi,
+    /// `xai/`.
+    Xai,
+    /// `lm_studio/`.
+    LmStudio,
+    /// `huggingface/` (its OpenAI-compatible router).
+    HuggingFace,
+    /// `ollama/`.
+    Ollama,
+    /// `ollama_chat/`.
+    OllamaChat,
+    /// `anthropic/`.
+    Anthropic,
+    /// `gemini/` (Google AI Studio).
+    Gemini,
+    /// `vertex_ai/`.
+    VertexAi,
+    /// `bedrock/`.
+    Bedrock,
+}
+
+/// Every provider, in documentation order.
+pub const ALL_PROVIDERS: &[ProviderKind] = &[
+    ProviderKind::OpenAi,
+    ProviderKind::Azure,
+    ProviderKind::HostedVllm,
+    ProviderKind::OpenRouter,
+    ProviderKind::Groq,
+    ProviderKind::Mistral,
+    ProviderKind::NvidiaNim,
+    ProviderKind::DeepSeek,
+    ProviderKind::TogetherAi,
+    ProviderKind::FireworksAi,
+    ProviderKind::Xai,
+    ProviderKind::LmStudio,
+    ProviderKind::HuggingFace,
+    ProviderKind::Ollama,
+    ProviderKind::OllamaChat,
+    ProviderKind::Anthropic,
+    ProviderKind::Gemini,
+    ProviderKind::VertexAi,
+    ProviderKind::Bedrock,
+];
+
+impl ProviderKind {
+    /// The LiteLLM prefix.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderKind::OpenAi => "openai",
+            ProviderKind::Azure => "azure",
+            ProviderKind::HostedVllm => "hosted_vllm",
+            ProviderKind::OpenRouter => "openrouter",
+            ProviderKind::Groq => "groq",
+            ProviderKind::Mistral => "mistral",
+            ProviderKind::NvidiaNim => "nvidia_nim",
+            ProviderKind::DeepSeek => "deepseek",
+            ProviderKind::TogetherAi => "together_ai",
+            ProviderKind::FireworksAi => "fireworks_ai",
+            ProviderKind::Xai => "xai",
+            ProviderKind::LmStudio => "lm_studio",
+            ProviderKind::HuggingFace => "huggingface",
+            ProviderKind::Ollama => "ollama",
+            ProviderKind::OllamaChat => "ollama_chat",
+            ProviderKind::Anthropic => "anthropic",
+            ProviderKind::Gemini => "gemini",
+            ProviderKind::VertexAi => "vertex_ai",
+            ProviderKind::Bedrock => "bedrock",
+        }
+    }
+
+    /// The base URL used when a deployment sets no `api_base`; `None` where one is required
+    /// (Azure, vLLM, Vertex AI, Bedrock derive theirs from the deployment).
+    pub fn default_api_base(self) -> Option<&'static str> {
+        Some(match self {
+            ProviderKind::OpenAi => "https://api.openai.com/v1",
+            ProviderKind::OpenRouter => "https://openrouter.ai/api/v1",
+            ProviderKind::Groq => "https://api.groq.com/openai/v1",
+            ProviderKind::Mistral => "https://api.mistral.ai/v1",
+            ProviderKind::NvidiaNim => "https://integrate.api.nvidia.com/v1",
+            ProviderKind::DeepSeek => "https://api.deepseek.com/v1",
+            ProviderKind::TogetherAi => "https://api.together.xyz/v1",
+            ProviderKind::FireworksAi => "https://api.fireworks.ai/inference/v1",
+            ProviderKind::Xai => "https://api.x.ai/v1",
+            ProviderKind::LmStudio => "http://localhost:1234/v1",
+            ProviderKind::HuggingFace => "https://router.huggingface.co/v1",
+            ProviderKind::Ollama | ProviderKind::OllamaChat => "http://localhost:11434",
+            ProviderKind::Anthropic => "https://api.anthropic.com",
+            ProviderKind::Gemini => "https://generativelanguage.googleapis.com",
+            ProviderKind::Azure
+            | ProviderKind::HostedVllm
+            | ProviderKind::VertexAi
+            | ProviderKind::Bedrock => return None,
+        })
+    }
+
+    /// The environment variable LiteLLM reads the API key from when a deployment sets no
+    /// `api_key`.
+    pub fn api_key_env(self) -> Option<&'static str> {
+        Some(match self {
+            ProviderKind::OpenAi => "OPENAI_API_KEY",
+            ProviderKind::Azure => "AZURE_API_KEY",
+            ProviderKind::HostedVllm => "HOSTED_VLLM_API_KEY",
+            ProviderKind::OpenRouter => "OPENROUTER_API_KEY",
+            ProviderKind::Groq => "GROQ_API_KEY",
+            ProviderKind::Mistral => "MISTRAL_API_KEY",
+            ProviderKind::NvidiaNim => "NVIDIA_NIM_API_KEY",
+            ProviderKind::DeepSeek => "DEEPSEEK_API_KEY",
+            ProviderKind::TogetherAi => "TOGETHERAI_API_KEY",
+            ProviderKind::FireworksAi => "FIREWORKS_AI_API_KEY",
+            ProviderKind::Xai => "XAI_API_KEY",
+            ProviderKind::LmStudio => "LM_STUDIO_API_KEY",
+            ProviderKind::HuggingFace => "HUGGINGFACE_API_KEY",
+            ProviderKind::Anthropic => "ANTHROPIC_API_KEY",
+            ProviderKind::Gemini => "GEMINI_API_KEY",
+            ProviderKind::Ollama
+            | ProviderKind::OllamaChat
+            | ProviderKind::VertexAi
+            | ProviderKind::Bedrock => return None,
+        })
+    }
+
+    /// The environment variable LiteLLM reads the base URL from when a deployment sets no
+    /// `api_base`.
+    pub fn api_base_env(self) -> Option<&'static str> {
+        Some(match self {
+            ProviderKind::OpenAi => "OPENAI_API_BASE",
+            ProviderKind::Azure => "AZURE_API_BASE",
+            ProviderKind::HostedVllm => "HOSTED_VLLM_API_BASE",
+            ProviderKind::LmStudio => "LM_STUDIO_API_BASE",
+            ProviderKind::Ollama | ProviderKind::OllamaChat => "OLLAMA_API_BASE",
+            _ => return None,
+        })
+    }
+
+    /// Splits `litellm_params.model` into provider and upstream model id, as LiteLLM does:
+    /// the text before the first `/` names the provider; with no `/`, the provider is OpenAI.
+    /// `openrouter/anthropic/claude-3.5-sonnet` is OpenRouter's `anthropic/claude-3.5-sonnet`.
+    pub fn split_model(model: &str) -> Result<(ProviderKind, &str), UnknownProvider> {
+        match model.split_once('/') {
+            None => Ok((ProviderKind::OpenAi, model)),
+            Some((prefix, rest)) => Ok((prefix.parse()?, rest)),
+        }
+    }
+}
+
+impl fmt::Display for ProviderKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A model prefix that names no provider llmgate knows.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown provider \"{0}\"")]
+pub struct UnknownProvider(pub String);
+
+impl FromStr for ProviderKind {
+    type Err = UnknownProvider;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ALL_PROVIDERS
+            .iter()
+            .copied()
+            .find(|p| p.as_str() == s)
+            .ok_or_else(|| UnknownProvider(s.to_owned()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_like_litellm() {
+        assert_eq!(
+            ProviderKind::split_model("gpt-4o").unwrap(),
+            (ProviderKind::OpenAi, "gpt-4o")
+        );
+        assert_eq!(
+            ProviderKind::split_model("openrouter/anthropic/claude-3.5-sonnet").unwrap(),
+            (ProviderKind::OpenRouter, "anthropic/claude-3.5-sonnet")
+        );
+        assert_eq!(
+            ProviderKind::split_model("foo/bar")
+                .unwrap_err()
+                .to_string(),
+            "unknown provider \"foo\""
+        );
+        for p in ALL_PROVIDERS {
+            assert_eq!(p.as_str().parse::<ProviderKind>().unwrap(), *p);
+        }
+    }
+}
