@@ -41,6 +41,10 @@ impl Endpoint {
 
 /// The typed body.
 #[derive(Debug, Clone, PartialEq)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "built once per request and held behind the Arc in LlmRequest"
+)]
 pub enum LlmBody {
     /// A chat completions request.
     Chat(ChatCompletionRequest),
