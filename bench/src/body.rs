@@ -1,0 +1,86 @@
+//! A response body that replays pre-built chunks without copying them.
+
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+
+/// Replays `&'static` chunks, one frame each.
+///
+/// A single chunk reports its exact length, so hyper sends `Content-Length`; several chunks report
+/// no length, so hyper sends them chunked, the way an SSE stream arrives from a real provider.
+/// Cloning a chunk built with [`Bytes::from_static`] copies a pointer, nothing more.
+#[derive(Debug)]
+pub struct Canned {
+    chunks: &'static [Bytes],
+    next: usize,
+}
+
+impl Canned {
+    /// A body made of `chunks`, sent in order.
+    pub fn new(chunks: &'static [Bytes]) -> Self {
+        Self { chunks, next: 0 }
+    }
+
+    fn remaining(&self) -> &'static [Bytes] {
+        self.chunks.get(self.next..).unwrap_or_default()
+    }
+}
+
+impl Body for Canned {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        let chunk = self.remaining().first().cloned();
+        self.next += 1;
+        Poll::Ready(chunk.map(|chunk| Ok(Frame::data(chunk))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.remaining().is_empty()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self.chunks {
+            [only] if self.next == 0 => SizeHint::with_exact(only.len() as u64),
+            [_] | [] => SizeHint::with_exact(0),
+            _ => SizeHint::default(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    static ONE: [Bytes; 1] = [Bytes::from_static(b"hello")];
+    static TWO: [Bytes; 2] = [Bytes::from_static(b"a"), Bytes::from_static(b"b")];
+
+    #[tokio::test]
+    async fn one_chunk_has_an_exact_length() {
+        let body = Canned::new(&ONE);
+        assert_eq!(body.size_hint().exact(), Some(5));
+        assert_eq!(body.collect().await.unwrap().to_bytes(), "hello");
+    }
+
+    #[tokio::test]
+    async fn several_chunks_have_no_length_and_arrive_in_order() {
+        let body = Canned::new(&TWO);
+        assert_eq!(body.size_hint().exact(), None);
+        assert_eq!(body.collect().await.unwrap().to_bytes(), "ab");
+    }
+
+    #[tokio::test]
+    async fn empty_body_ends_at_once() {
+        let body = Canned::new(&[]);
+        assert!(body.is_end_stream());
+        assert_eq!(body.size_hint().exact(), Some(0));
+    }
+}

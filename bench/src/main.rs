@@ -1,0 +1,129 @@
+//! `bench-upstream`: a mock OpenAI upstream fast enough to stay out of the benchmark's way.
+//!
+//! Run with: `cargo run --release -p llmgate-bench --bin bench-upstream -- --port 0 --threads 1`
+//!
+//! Once bound it prints `listening on http://ADDR` on stdout (bench/run reads the port from it).
+//! It speaks HTTP/1.1 with keep-alive and answers:
+//! - `POST /v1/chat/completions` (and `/chat/completions`): a fixed `chat.completion`, or with
+//!   `"stream": true` in the body an SSE stream of 8 `chat.completion.chunk` events, a usage chunk
+//!   when `"include_usage": true`, then `data: [DONE]`. The body is not parsed, only searched.
+//! - `GET /v1/models` (and `/models`): one model, `bench-model`.
+//!
+//! Every body is built once at start-up; a response copies no bytes.
+
+mod body;
+mod responses;
+
+use std::io::{self, Write};
+use std::net::IpAddr;
+use std::time::Duration;
+
+use clap::Parser;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+
+use responses::Answers;
+
+/// A fast mock OpenAI upstream for llmgate's benchmark.
+#[derive(Debug, Parser)]
+#[command(name = "bench-upstream", version)]
+struct Args {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: IpAddr,
+    /// Port to listen on; 0 picks a free one (the bound address is printed).
+    #[arg(long, default_value_t = 0)]
+    port: u16,
+    /// Worker threads of the (multi-thread) tokio runtime.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(args.threads.max(1))
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let listener = TcpListener::bind((args.host, args.port)).await?;
+        let mut out = io::stdout().lock();
+        writeln!(out, "listening on http://{}", listener.local_addr()?)?;
+        out.flush()?;
+        drop(out);
+        serve(listener, Answers::leak()).await
+    })
+}
+
+/// Accepts connections forever and serves each on its own task.
+async fn serve(listener: TcpListener, answers: &'static Answers) -> anyhow::Result<()> {
+    let mut http = http1::Builder::new();
+    http.keep_alive(true);
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(error) => {
+                // Out of file descriptors and the like: wait for connections to close.
+                eprintln!("bench-upstream: accept failed: {error}");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        // Small responses must leave at once, not wait for Nagle's algorithm.
+        stream.set_nodelay(true)?;
+        let connection = http.serve_connection(
+            TokioIo::new(stream),
+            service_fn(move |request| answers.answer(request)),
+        );
+        tokio::spawn(async move {
+            // A client that goes away mid-request is not the upstream's problem.
+            let _: Result<(), hyper::Error> = connection.await;
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
+    use http::Request;
+    use http_body_util::{BodyExt, Full};
+    use hyper::client::conn::http1 as client;
+    use tokio::net::TcpStream;
+
+    #[tokio::test]
+    async fn serves_both_shapes_over_one_keep_alive_connection() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(serve(listener, Answers::leak()));
+
+        let stream = TcpStream::connect(addr).await.unwrap();
+        let (mut sender, connection) = client::handshake(TokioIo::new(stream)).await.unwrap();
+        tokio::spawn(connection);
+
+        let post = |body: &'static str| {
+            Request::post("/v1/chat/completions")
+                .header("host", "bench")
+                .body(Full::new(Bytes::from_static(body.as_bytes())))
+                .unwrap()
+        };
+
+        let response = sender.send_request(post(r#"{"model":"m"}"#)).await.unwrap();
+        assert_eq!(response.status(), 200);
+        assert!(response.headers().contains_key(CONTENT_LENGTH));
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        assert!(body.starts_with(br#"{"id":"chatcmpl-bench","object":"chat.completion""#));
+
+        let response = sender
+            .send_request(post(r#"{"model":"m","stream":true}"#))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()[TRANSFER_ENCODING], "chunked");
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        assert!(body.ends_with(b"data: [DONE]\n\n"));
+    }
+}
