@@ -1,0 +1,165 @@
+use std::task::{Context, Poll};
+
+use http::{header, HeaderMap, Request, Response};
+use llmgate_core::{ApiError, BoxBody, Principal, Secret};
+use subtle::ConstantTimeEq;
+use tower::Service;
+
+use crate::{Error, ResponseFuture};
+
+/// Authenticates each request; see the crate docs.
+#[derive(Debug, Clone)]
+pub struct Auth<S> {
+    inner: S,
+    master_key: Option<Secret>,
+}
+
+impl<S> Auth<S> {
+    /// Wraps `inner`.
+    pub fn new(inner: S, master_key: Option<Secret>) -> Self {
+        Auth { inner, master_key }
+    }
+
+    fn authenticate(&self, headers: &HeaderMap) -> Result<Principal, Error> {
+        let Some(master) = &self.master_key else {
+            return Ok(Principal::Anonymous);
+        };
+        let presented = credential(headers)?.ok_or(Error::MissingKey)?;
+        if bool::from(presented.as_bytes().ct_eq(master.expose().as_bytes())) {
+            Ok(Principal::Master)
+        } else {
+            Err(Error::InvalidKey)
+        }
+    }
+}
+
+/// The credential a request presents: `Authorization: Bearer <key>`, else `x-api-key`, else
+/// `api-key`. `Ok(None)` when there is none; an `Authorization` header that is present but not
+/// `Bearer <key>` is an error rather than a silent fall-through to the other headers.
+pub fn credential(headers: &HeaderMap) -> Result<Option<&str>, Error> {
+    if let Some(v) = headers.get(header::AUTHORIZATION) {
+        let v = v.to_str().map_err(|_| Error::MalformedHeader)?;
+        let key = v
+            .strip_prefix("Bearer ")
+            .or_else(|| v.strip_prefix("bearer "))
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .ok_or(Error::MalformedHeader)?;
+        return Ok(Some(key));
+    }
+    for name in ["x-api-key", "api-key"] {
+        if let Some(v) = headers.get(name) {
+            let key = v.to_str().map_err(|_| Error::MalformedHeader)?.trim();
+            if !key.is_empty() {
+                return Ok(Some(key));
+            }
+        }
+    }
+    Ok(None)
+}
+
+impl<S, B> Service<Request<B>> for Auth<S>
+where
+    S: Service<Request<B>, Response = Response<BoxBody>> + Clone,
+{
+    type Response = Response<BoxBody>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        match self.authenticate(req.headers()) {
+            Ok(principal) => {
+                req.extensions_mut().insert(principal);
+                let clone = self.inner.clone();
+                let mut inner = std::mem::replace(&mut self.inner, clone);
+                ResponseFuture::Inner {
+                    fut: inner.call(req),
+                }
+            }
+            Err(e) => ResponseFuture::Reject {
+                response: Some(ApiError::from_contract(&e).to_response()),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+    use llmgate_core::body;
+    use tower::{service_fn, ServiceExt};
+
+    fn svc(
+        key: Option<&str>,
+    ) -> impl Service<Request<()>, Response = Response<BoxBody>, Error = std::convert::Infallible> + Clone
+    {
+        Auth::new(
+            service_fn(|req: Request<()>| async move {
+                let p = req.extensions().get::<Principal>().cloned();
+                Ok(Response::new(body::full(format!("{p:?}"))))
+            }),
+            key.map(Secret::new),
+        )
+    }
+
+    async fn call(key: Option<&str>, headers: &[(&str, &str)]) -> (u16, serde_json::Value) {
+        let mut req = Request::builder();
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let res = svc(key).oneshot(req.body(()).unwrap()).await.unwrap();
+        let status = res.status().as_u16();
+        let bytes = res.into_body().collect().await.unwrap().to_bytes();
+        let v = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&bytes).into()));
+        (status, v)
+    }
+
+    #[tokio::test]
+    async fn open_gateway_is_anonymous() {
+        assert_eq!(call(None, &[]).await, (200, "Some(Anonymous)".into()));
+    }
+
+    #[tokio::test]
+    async fn master_key_in_each_header() {
+        for h in ["authorization", "x-api-key", "api-key"] {
+            let v = if h == "authorization" {
+                "Bearer sk-m"
+            } else {
+                "sk-m"
+            };
+            assert_eq!(
+                call(Some("sk-m"), &[(h, v)]).await,
+                (200, "Some(Master)".into())
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn rejections_are_openai_shaped_401s() {
+        let (s, v) = call(Some("sk-m"), &[]).await;
+        assert_eq!(s, 401);
+        assert_eq!(v["error"]["type"], "authentication_error");
+        assert_eq!(v["error"]["code"], "missing_api_key");
+        let (s, v) = call(Some("sk-m"), &[("authorization", "Bearer sk-wrong")]).await;
+        assert_eq!(
+            (s, v["error"]["code"].as_str()),
+            (401, Some("invalid_api_key"))
+        );
+        let (s, v) = call(Some("sk-m"), &[("authorization", "sk-m")]).await;
+        assert_eq!(s, 401);
+        assert!(v["error"]["message"].as_str().unwrap().contains("Bearer"));
+        // A prefix of the key is not the key.
+        assert_eq!(
+            call(Some("sk-m"), &[("authorization", "Bearer sk-")])
+                .await
+                .0,
+            401
+        );
+    }
+}
