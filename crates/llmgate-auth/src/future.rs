@@ -9,16 +9,15 @@ use pin_project_lite::pin_project;
 pin_project! {
     /// Response future of [`Auth`](crate::Auth): the inner call, or an early 401.
     #[project = Proj]
+    #[allow(missing_docs)] // pin-project-lite takes no docs on variant fields
     pub enum ResponseFuture<F> {
         /// Authenticated: the inner service's future.
         Inner {
-            /// The inner future.
             #[pin]
             fut: F,
         },
         /// Rejected: the 401 to send.
         Reject {
-            /// Taken when polled.
             response: Option<Response<BoxBody>>,
         },
     }
