@@ -1,0 +1,281 @@
+//! The top of the file: sections, `include`, `environment_variables`; and the sidecar config.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use crate::env::{self, EnvLookup, Sources};
+use crate::model_list::model_list;
+use crate::node::{self, Node};
+use crate::problems::{index_path, key_path, Problem, Problems};
+use crate::schema::Config;
+use crate::settings::{
+    general_settings, litellm_settings, not_yet_active, router_settings, unenforced,
+};
+use crate::validate::validate;
+use crate::walk::Walk;
+use crate::Loaded;
+
+/// Walks a parsed document into a [`Config`], collecting every problem.
+pub(crate) fn load_tree(
+    root: Node,
+    base_dir: &Path,
+    process: &dyn EnvLookup,
+    dotenv: Result<HashMap<String, String>, String>,
+) -> Result<Loaded, Problems> {
+    let mut w = Walk::new(Sources {
+        config: BTreeMap::new(),
+        process,
+        dotenv: HashMap::new(),
+    });
+    match dotenv {
+        Ok(vars) => w.env.dotenv = vars,
+        Err(message) => w.report.error(".env", message),
+    }
+    let top = match root {
+        Node::Map(entries) => entries,
+        Node::Null => Vec::new(),
+        other => {
+            w.report.error(
+                "",
+                format!(
+                    "expected a mapping (model_list, router_settings, ...) at the top of the \
+                     file, found {}",
+                    other.kind()
+                ),
+            );
+            Vec::new()
+        }
+    };
+    let top = Node::Map(includes(&mut w, top, base_dir));
+    let sections = w.entries(&top, "");
+
+    let mut config = Config {
+        config_dir: base_dir.to_path_buf(),
+        ..Config::default()
+    };
+    // First, so references anywhere else can use them.
+    if let Some((_, vars)) = sections.iter().find(|(k, _)| *k == "environment_variables") {
+        config.environment_variables = environment_variables(&mut w, vars, "environment_variables");
+        w.env.config = config.environment_variables.clone();
+    }
+    for (key, value) in &sections {
+        let path = key_path("", key);
+        match *key {
+            "model_list" => config.model_list = model_list(&mut w, value, &path),
+            "router_settings" => config.router_settings = router_settings(&mut w, value, &path),
+            "litellm_settings" => config.litellm_settings = litellm_settings(&mut w, value, &path),
+            "general_settings" => config.general_settings = general_settings(&mut w, value, &path),
+            "environment_variables" | "include" => {}
+            "credential_list" => not_yet_active(&mut w, value, &path, "credential_list"),
+            "guardrails" => unenforced(&mut w, value, &path, "guardrails are"),
+            "callback_settings"
+            | "mcp_servers"
+            | "mcp_tools"
+            | "assistant_settings"
+            | "files_settings"
+            | "finetune_settings"
+            | "vector_store_registry"
+            | "prompts"
+            | "search_tools"
+            | "pass_through_endpoints" => w
+                .report
+                .warning(&path, "LiteLLM section not supported by llmgate, ignored"),
+            _ => w.report.unknown_key(&path),
+        }
+    }
+    if config.general_settings.master_key.is_none() {
+        config.general_settings.master_key = w
+            .env
+            .lookup("LITELLM_MASTER_KEY")
+            .map(llmgate_core::Secret::new);
+    }
+    validate(&config, &w.group_names, &w.refs, &mut w.report);
+
+    let has_errors = w.report.error_count() > 0;
+    let problems = w.report.into_sorted();
+    if has_errors {
+        Err(Problems(problems))
+    } else {
+        Ok(Loaded {
+            config,
+            notices: problems,
+        })
+    }
+}
+
+/// `environment_variables`: names to scalar values. A value may itself reference the process
+/// environment or `.env` (`os.environ/NAME`, `${NAME}`), but not the map it belongs to.
+fn environment_variables(w: &mut Walk<'_>, node: &Node, path: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for (name, value) in w.entries(node, path) {
+        let p = key_path(path, name);
+        if !env::is_var_name(name) {
+            w.report.error(&p, "not a valid environment variable name");
+            continue;
+        }
+        let Some(text) = value.scalar_text() else {
+            if !value.is_null() {
+                w.report.error(
+                    &p,
+                    format!(
+                        "expected a string, number or boolean, found {}",
+                        value.kind()
+                    ),
+                );
+            }
+            continue;
+        };
+        let resolved = if let Node::Str(_) = value {
+            let sources = &w.env;
+            match env::resolve(&text, &|n| sources.lookup_outside_config(n)) {
+                Ok(v) => Some(v),
+                Err(missing) => {
+                    for m in missing {
+                        w.report.error(&p, m.message());
+                    }
+                    None
+                }
+            }
+        } else {
+            Some(text)
+        };
+        if let Some(v) = resolved {
+            out.insert(name.to_owned(), v);
+        }
+    }
+    out
+}
+
+/// LiteLLM's `include: [file.yaml, ...]`: each file (relative to the config's directory) is
+/// read and its sections merged in; a list section (`model_list`) is extended, any other
+/// section replaced.
+fn includes(
+    w: &mut Walk<'_>,
+    mut top: Vec<(String, Node)>,
+    base_dir: &Path,
+) -> Vec<(String, Node)> {
+    let Some(pos) = top.iter().position(|(k, _)| k == "include") else {
+        return top;
+    };
+    let (_, include) = top.remove(pos);
+    let files: Vec<(String, String)> = match &include {
+        Node::Str(_) => w
+            .string(&include, "include")
+            .map(|f| ("include".to_owned(), f))
+            .into_iter()
+            .collect(),
+        _ => w
+            .items(&include, "include")
+            .iter()
+            .enumerate()
+            .filter_map(|(i, item)| {
+                let p = index_path("include", i);
+                w.non_empty_string(item, &p).map(|f| (p, f))
+            })
+            .collect(),
+    };
+    for (path, file) in files {
+        let full = base_dir.join(&file);
+        let text = match std::fs::read_to_string(&full) {
+            Ok(text) => text,
+            Err(e) => {
+                w.report
+                    .error(&path, format!("cannot read {}: {e}", full.display()));
+                continue;
+            }
+        };
+        let entries = match node::parse(&text) {
+            Ok(Node::Map(entries)) => entries,
+            Ok(Node::Null) => Vec::new(),
+            Ok(other) => {
+                w.report.error(
+                    &path,
+                    format!(
+                        "{file}: expected a mapping at the top, found {}",
+                        other.kind()
+                    ),
+                );
+                continue;
+            }
+            Err(problem) => {
+                w.report
+                    .error(&path, format!("{file}: {}", problem.message));
+                continue;
+            }
+        };
+        for (key, value) in entries {
+            if key == "include" {
+                w.report.error(
+                    &path,
+                    format!("{file}: an included file cannot include others"),
+                );
+                continue;
+            }
+            match top.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, existing)) => match (existing, value) {
+                    (Node::Seq(have), Node::Seq(more)) => have.extend(more),
+                    (slot, value) => *slot = value,
+                },
+                None => top.push((key, value)),
+            }
+        }
+    }
+    top
+}
+
+/// The config `litellm --model X --api_base Y` serves; see [`crate::sidecar`].
+pub(crate) fn sidecar(
+    model: &str,
+    api_base: Option<&str>,
+    api_key: Option<&str>,
+    env: &dyn EnvLookup,
+) -> Result<Loaded, Problems> {
+    let mut params = vec![("model".to_owned(), Node::Str(model.to_owned()))];
+    if let Some(base) = api_base {
+        params.push(("api_base".to_owned(), Node::Str(base.to_owned())));
+    }
+    if let Some(key) = api_key {
+        params.push(("api_key".to_owned(), Node::Str(key.to_owned())));
+    }
+    let entry = |name: &str| {
+        Node::Map(vec![
+            ("model_name".to_owned(), Node::Str(name.to_owned())),
+            ("litellm_params".to_owned(), Node::Map(params.clone())),
+        ])
+    };
+    let root = Node::Map(vec![(
+        "model_list".to_owned(),
+        Node::Seq(vec![entry(model), entry(crate::validate::CATCH_ALL)]),
+    )]);
+    match load_tree(root, Path::new(""), env, Ok(HashMap::new())) {
+        Ok(mut loaded) => {
+            loaded.notices = sidecar_paths(loaded.notices);
+            Ok(loaded)
+        }
+        Err(Problems(problems)) => Err(Problems(sidecar_paths(problems))),
+    }
+}
+
+/// Names the command-line flags instead of the generated entries; the catch-all entry repeats
+/// the first one's problems, so its own are dropped.
+fn sidecar_paths(problems: Vec<Problem>) -> Vec<Problem> {
+    const FLAGS: &[(&str, &str)] = &[
+        ("model_list[0].litellm_params.api_base", "--api_base"),
+        ("model_list[0].litellm_params.api_key", "--api_key"),
+        ("model_list[0].litellm_params", "--model"),
+        ("model_list[0].model_name", "--model"),
+    ];
+    let mut out: Vec<Problem> = Vec::new();
+    for mut p in problems {
+        if p.path.starts_with("model_list[1]") {
+            continue;
+        }
+        if let Some((_, flag)) = FLAGS.iter().find(|(prefix, _)| p.path.starts_with(prefix)) {
+            p.path = (*flag).to_owned();
+        }
+        if !out.contains(&p) {
+            out.push(p);
+        }
+    }
+    out
+}

@@ -1,0 +1,364 @@
+//! The typed config: LiteLLM's `config.yaml` sections with the names LiteLLM users write.
+//!
+//! Every value here is already resolved (environment references substituted, defaults for
+//! `api_key`/`api_base` filled in) and checked. Settings that this release reads but does not
+//! act on are typed too, so later releases only add behaviour; loading reports them as
+//! [`Severity::NotYetActive`](crate::Severity::NotYetActive) notices.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use http::{HeaderName, HeaderValue};
+use llmgate_core::{MockResponse, ModelInfo, ProviderKind, Secret};
+use serde_json::{Map, Value};
+
+/// The whole config file.
+#[derive(Clone, Default)]
+pub struct Config {
+    /// `model_list`: one entry per deployment; entries sharing a `model_name` form a model group.
+    pub model_list: Vec<ModelEntry>,
+    /// `router_settings`.
+    pub router_settings: RouterSettings,
+    /// `litellm_settings`.
+    pub litellm_settings: LitellmSettings,
+    /// `general_settings`.
+    pub general_settings: GeneralSettings,
+    /// `environment_variables`, values as text. They are used to resolve references in the
+    /// config and are never written into the process environment. Values may be secrets, so
+    /// `Config`'s `Debug` shows only the names.
+    pub environment_variables: BTreeMap<String, String>,
+    /// The directory the config was read from (relative `include` paths and `.env` are read
+    /// from here); empty for a config that has no file (the sidecar).
+    pub config_dir: PathBuf,
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("model_list", &self.model_list)
+            .field("router_settings", &self.router_settings)
+            .field("litellm_settings", &self.litellm_settings)
+            .field("general_settings", &self.general_settings)
+            .field(
+                "environment_variables",
+                &self.environment_variables.keys().collect::<Vec<_>>(),
+            )
+            .field("config_dir", &self.config_dir)
+            .finish()
+    }
+}
+
+/// One `model_list` entry: a deployment of the model group `model_name`.
+#[derive(Debug, Clone)]
+pub struct ModelEntry {
+    /// `model_name`: the public name clients ask for. `"*"` is LiteLLM's catch-all: the router
+    /// sends a request for any model no other group or alias matches to this group, and
+    /// `/v1/models` does not list it.
+    pub model_name: String,
+    /// The deployment id: `model_info.id` when given, else `"<model_name>-<index>"` (the
+    /// entry's position in `model_list`), which stays the same across restarts of one config.
+    pub id: String,
+    /// `litellm_params`, resolved.
+    pub litellm_params: LitellmParams,
+    /// `model_info` (cost fields given in `litellm_params` land here too).
+    pub model_info: ModelInfo,
+}
+
+/// A `model_list` entry's `litellm_params`, resolved.
+#[derive(Debug, Clone)]
+pub struct LitellmParams {
+    /// `model` as written: `<provider>/<model id>` (`openrouter/anthropic/claude-3.5-sonnet`).
+    pub model: String,
+    /// The provider named by `model`'s prefix (or `custom_llm_provider`); no prefix is OpenAI.
+    pub provider: ProviderKind,
+    /// The model id sent upstream: `model` without the provider prefix.
+    pub upstream_model: String,
+    /// `api_base`, else the provider's `api_base_env()` variable, else its default base URL.
+    pub api_base: Option<String>,
+    /// `api_key`, else the provider's `api_key_env()` variable when set.
+    pub api_key: Option<Secret>,
+    /// `api_version` (Azure), else `AZURE_API_VERSION` for Azure deployments.
+    pub api_version: Option<String>,
+    /// `organization`, sent as the `OpenAI-Organization` header.
+    pub organization: Option<String>,
+    /// `timeout`: the whole attempt's deadline.
+    pub timeout: Option<Duration>,
+    /// `stream_timeout`: the deadline for a stream's first byte.
+    pub stream_timeout: Option<Duration>,
+    /// `max_retries`.
+    pub max_retries: Option<u32>,
+    /// `rpm`: requests per minute this deployment allows.
+    pub rpm: Option<u64>,
+    /// `tpm`: tokens per minute this deployment allows.
+    pub tpm: Option<u64>,
+    /// `rpd`: requests per day (a llmgate extension, for free tiers).
+    pub rpd: Option<u64>,
+    /// `weight` for simple-shuffle.
+    pub weight: Option<f64>,
+    /// `extra_headers` and `headers` (both are sent; `extra_headers` wins on a clash), plus
+    /// `OpenAI-Organization` from `organization`.
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// `mock_response`: text, or one of LiteLLM's exception names mapped to a status.
+    pub mock_response: Option<MockResponse>,
+    /// `tags` (tag-based routing; not active yet).
+    pub tags: Vec<String>,
+    /// `region_name` (not active yet).
+    pub region_name: Option<String>,
+    /// `cooldown_time` for this deployment (not active yet).
+    pub cooldown_time: Option<Duration>,
+    /// `max_parallel_requests` for this deployment (not active yet).
+    pub max_parallel_requests: Option<u64>,
+    /// Every other key (`temperature`, `max_tokens`, `extra_body`, `drop_params`, ...): defaults
+    /// merged into the request body, as LiteLLM passes them to the call.
+    pub default_params: Map<String, Value>,
+}
+
+/// `router_settings.routing_strategy`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum RoutingStrategy {
+    /// `simple-shuffle` (the default): random, weighted by `weight` (else `rpm`, else `tpm`).
+    #[default]
+    SimpleShuffle,
+    /// `least-busy`.
+    LeastBusy,
+    /// `latency-based-routing`.
+    LatencyBasedRouting,
+    /// `usage-based-routing`.
+    UsageBasedRouting,
+    /// `usage-based-routing-v2`.
+    UsageBasedRoutingV2,
+    /// `cost-based-routing`.
+    CostBasedRouting,
+}
+
+impl RoutingStrategy {
+    /// Every strategy, in LiteLLM's documentation order.
+    pub const ALL: [RoutingStrategy; 6] = [
+        RoutingStrategy::SimpleShuffle,
+        RoutingStrategy::LeastBusy,
+        RoutingStrategy::LatencyBasedRouting,
+        RoutingStrategy::UsageBasedRouting,
+        RoutingStrategy::UsageBasedRoutingV2,
+        RoutingStrategy::CostBasedRouting,
+    ];
+
+    /// LiteLLM's name for the strategy.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RoutingStrategy::SimpleShuffle => "simple-shuffle",
+            RoutingStrategy::LeastBusy => "least-busy",
+            RoutingStrategy::LatencyBasedRouting => "latency-based-routing",
+            RoutingStrategy::UsageBasedRouting => "usage-based-routing",
+            RoutingStrategy::UsageBasedRoutingV2 => "usage-based-routing-v2",
+            RoutingStrategy::CostBasedRouting => "cost-based-routing",
+        }
+    }
+
+    /// Parses LiteLLM's name.
+    pub fn from_name(name: &str) -> Option<RoutingStrategy> {
+        RoutingStrategy::ALL
+            .into_iter()
+            .find(|s| s.as_str() == name)
+    }
+}
+
+/// One `fallbacks` item: `- primary: ["second", "third"]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fallback {
+    /// The model group the fallbacks apply to.
+    pub model_group: String,
+    /// The groups to try, in order.
+    pub fallbacks: Vec<String>,
+}
+
+/// A `model_group_alias` value: `alias: group` or `alias: {model: group, hidden: true}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelGroupAlias {
+    /// The model group the alias stands for.
+    pub model: String,
+    /// Whether `/v1/models` leaves the alias out.
+    pub hidden: bool,
+}
+
+/// `router_settings.retry_policy`: retries per error class.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[allow(non_snake_case)] // LiteLLM's key names, so a user can grep for them.
+pub struct RetryPolicy {
+    /// `AuthenticationErrorRetries`.
+    pub AuthenticationErrorRetries: Option<u32>,
+    /// `TimeoutErrorRetries`.
+    pub TimeoutErrorRetries: Option<u32>,
+    /// `RateLimitErrorRetries`.
+    pub RateLimitErrorRetries: Option<u32>,
+    /// `ContentPolicyViolationErrorRetries`.
+    pub ContentPolicyViolationErrorRetries: Option<u32>,
+    /// `InternalServerErrorRetries`.
+    pub InternalServerErrorRetries: Option<u32>,
+    /// `BadRequestErrorRetries`.
+    pub BadRequestErrorRetries: Option<u32>,
+}
+
+/// `router_settings.allowed_fails_policy`: failures per error class before a cooldown.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[allow(non_snake_case)] // LiteLLM's key names, so a user can grep for them.
+pub struct AllowedFailsPolicy {
+    /// `AuthenticationErrorAllowedFails`.
+    pub AuthenticationErrorAllowedFails: Option<u32>,
+    /// `TimeoutErrorAllowedFails`.
+    pub TimeoutErrorAllowedFails: Option<u32>,
+    /// `RateLimitErrorAllowedFails`.
+    pub RateLimitErrorAllowedFails: Option<u32>,
+    /// `ContentPolicyViolationErrorAllowedFails`.
+    pub ContentPolicyViolationErrorAllowedFails: Option<u32>,
+    /// `InternalServerErrorAllowedFails`.
+    pub InternalServerErrorAllowedFails: Option<u32>,
+    /// `BadRequestErrorAllowedFails`.
+    pub BadRequestErrorAllowedFails: Option<u32>,
+}
+
+/// `router_settings`.
+#[derive(Debug, Clone, Default)]
+pub struct RouterSettings {
+    /// `routing_strategy` (default `simple-shuffle`).
+    pub routing_strategy: RoutingStrategy,
+    /// `routing_strategy_args` (`ttl`, `lowest_latency_buffer`, ...), as given.
+    pub routing_strategy_args: Map<String, Value>,
+    /// `model_group_alias`: alias -> target group.
+    pub model_group_alias: BTreeMap<String, ModelGroupAlias>,
+    /// `num_retries`.
+    pub num_retries: Option<u32>,
+    /// `timeout`: default attempt deadline for deployments that set none.
+    pub timeout: Option<Duration>,
+    /// `stream_timeout`: default first-byte deadline for deployments that set none.
+    pub stream_timeout: Option<Duration>,
+    /// `allowed_fails` before a deployment cools down.
+    pub allowed_fails: Option<u32>,
+    /// `cooldown_time`.
+    pub cooldown_time: Option<Duration>,
+    /// `disable_cooldowns`.
+    pub disable_cooldowns: Option<bool>,
+    /// `retry_policy`.
+    pub retry_policy: Option<RetryPolicy>,
+    /// `allowed_fails_policy`.
+    pub allowed_fails_policy: Option<AllowedFailsPolicy>,
+    /// `fallbacks`.
+    pub fallbacks: Vec<Fallback>,
+    /// `default_fallbacks`: groups tried for any group without its own fallbacks.
+    pub default_fallbacks: Vec<String>,
+    /// `context_window_fallbacks`.
+    pub context_window_fallbacks: Vec<Fallback>,
+    /// `content_policy_fallbacks`.
+    pub content_policy_fallbacks: Vec<Fallback>,
+    /// `redis_host`.
+    pub redis_host: Option<String>,
+    /// `redis_port`.
+    pub redis_port: Option<u16>,
+    /// `redis_password`.
+    pub redis_password: Option<Secret>,
+    /// `enable_pre_call_checks`.
+    pub enable_pre_call_checks: Option<bool>,
+    /// `enable_tag_filtering`.
+    pub enable_tag_filtering: Option<bool>,
+}
+
+/// `litellm_settings.cache_params`.
+#[derive(Debug, Clone, Default)]
+pub struct CacheParams {
+    /// `type`: `local`, `redis`, `redis-semantic`, `s3`, `disk`, ...
+    pub cache_type: Option<String>,
+    /// `host`.
+    pub host: Option<String>,
+    /// `port`.
+    pub port: Option<u16>,
+    /// `password`.
+    pub password: Option<Secret>,
+    /// `ttl`.
+    pub ttl: Option<Duration>,
+    /// `namespace`.
+    pub namespace: Option<String>,
+    /// `supported_call_types`.
+    pub supported_call_types: Vec<String>,
+    /// `mode` (`default_off`: cache only when a request asks).
+    pub mode: Option<String>,
+}
+
+/// `litellm_settings`.
+#[derive(Debug, Clone, Default)]
+pub struct LitellmSettings {
+    /// `drop_params`: drop parameters the provider does not support.
+    pub drop_params: Option<bool>,
+    /// `num_retries`.
+    pub num_retries: Option<u32>,
+    /// `request_timeout`: default attempt deadline when neither the deployment nor
+    /// `router_settings.timeout` sets one.
+    pub request_timeout: Option<Duration>,
+    /// `fallbacks`.
+    pub fallbacks: Vec<Fallback>,
+    /// `default_fallbacks`.
+    pub default_fallbacks: Vec<String>,
+    /// `context_window_fallbacks`.
+    pub context_window_fallbacks: Vec<Fallback>,
+    /// `content_policy_fallbacks`.
+    pub content_policy_fallbacks: Vec<Fallback>,
+    /// `cache`: turn the response cache on.
+    pub cache: Option<bool>,
+    /// `cache_params`.
+    pub cache_params: Option<CacheParams>,
+    /// `success_callback`.
+    pub success_callback: Vec<String>,
+    /// `failure_callback`.
+    pub failure_callback: Vec<String>,
+    /// `callbacks`.
+    pub callbacks: Vec<String>,
+    /// `max_budget` in USD for the whole proxy.
+    pub max_budget: Option<f64>,
+    /// `budget_duration` (`30d`, `1h`, ...).
+    pub budget_duration: Option<String>,
+    /// `set_verbose`.
+    pub set_verbose: Option<bool>,
+    /// `json_logs`.
+    pub json_logs: Option<bool>,
+    /// `turn_off_message_logging`.
+    pub turn_off_message_logging: Option<bool>,
+}
+
+/// `general_settings`.
+#[derive(Debug, Clone, Default)]
+pub struct GeneralSettings {
+    /// `master_key`, else `LITELLM_MASTER_KEY` from the environment (as LiteLLM reads it).
+    pub master_key: Option<Secret>,
+    /// `database_url`.
+    pub database_url: Option<Secret>,
+    /// `database_connection_pool_limit`.
+    pub database_connection_pool_limit: Option<u32>,
+    /// `disable_spend_logs`.
+    pub disable_spend_logs: Option<bool>,
+    /// `max_parallel_requests` (refused until implemented: see the crate docs).
+    pub max_parallel_requests: Option<u64>,
+    /// `global_max_parallel_requests` (refused until implemented).
+    pub global_max_parallel_requests: Option<u64>,
+    /// `background_health_checks`.
+    pub background_health_checks: Option<bool>,
+    /// `health_check_interval`.
+    pub health_check_interval: Option<Duration>,
+    /// `allow_requests_on_db_unavailable`.
+    pub allow_requests_on_db_unavailable: Option<bool>,
+    /// `max_request_size_mb`: the request body limit in MiB; see
+    /// [`GeneralSettings::max_request_body_bytes`].
+    pub max_request_size_mb: Option<f64>,
+}
+
+impl GeneralSettings {
+    /// The request body limit used when `max_request_size_mb` is not set: 16 MiB.
+    pub const DEFAULT_MAX_REQUEST_BODY_BYTES: u64 = 16 * 1024 * 1024;
+
+    /// The request body limit in bytes: `max_request_size_mb` MiB, else 16 MiB.
+    pub fn max_request_body_bytes(&self) -> u64 {
+        match self.max_request_size_mb {
+            Some(mb) => (mb * 1024.0 * 1024.0).round() as u64,
+            None => Self::DEFAULT_MAX_REQUEST_BODY_BYTES,
+        }
+    }
+}

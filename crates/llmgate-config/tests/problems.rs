@@ -1,0 +1,512 @@
+//! Problems: every one reported at once, each with its path and severity.
+#![allow(
+    clippy::unwrap_used,
+    clippy::panic,
+    reason = "test helpers outside #[test] fns"
+)]
+
+mod common;
+
+use common::{all_problems, env, load_err};
+
+const MANY: &str = r#"
+model_list:
+  - model_name: ok
+    litellm_params:
+      model: openai/gpt-4o
+      api_key: sk-1
+  - litellm_params:
+      model: openai/x
+      api_key: k
+  - model_name: bad-provider
+    litellm_params:
+      model: foo/bar
+  - model_name: azure-no-base
+    litellm_params:
+      model: azure/gpt
+      api_key: k
+  - model_name: claude
+    litellm_params:
+      model: anthropic/claude-3-5-sonnet
+  - model_name: bad-types
+    litellm_params:
+      model: groq/llama
+      api_key: k
+      timeout: ten
+      rpm: -5
+      weight: heavy
+      extra_headers:
+        "Bad Header": x
+  - model_name: dup
+    litellm_params:
+      model: openai/gpt-4o-mini
+      api_key: k
+    model_info:
+      id: ok-0
+  - model_name: [not, a, string]
+    litellm_params: "openai/gpt-4o"
+router_settings:
+  routing_strategy: fastest
+  fallbacks:
+    - ok: ["ok", "missing-group"]
+  model_group_alias:
+    alias: nowhere
+general_settings:
+  master_key: 1234
+  allowed_ips: ["10.0.0.1"]
+litellm_settings:
+  max_budget: 100
+bogus_section: 1
+"#;
+
+const UNENFORCED: &str = "not implemented yet in llmgate; starting would leave this setting unenforced (remove it to run without it)";
+
+#[test]
+fn every_problem_is_reported_at_once() {
+    let want = vec![
+        "error: model_list[1].model_name: missing required key".to_owned(),
+        "error: model_list[2].litellm_params.model: unknown provider \"foo\"".to_owned(),
+        "error: model_list[3].litellm_params.api_base: api_base is required for azure".to_owned(),
+        "error: model_list[4].litellm_params.model: provider \"anthropic\" is not supported yet".to_owned(),
+        "error: model_list[5].litellm_params.timeout: expected a number of seconds, found a string".to_owned(),
+        "error: model_list[5].litellm_params.rpm: expected a whole number that is zero or more".to_owned(),
+        "error: model_list[5].litellm_params.weight: expected a number, found a string".to_owned(),
+        "error: model_list[5].litellm_params.extra_headers[\"Bad Header\"]: not a valid HTTP header name".to_owned(),
+        "error: model_list[6].model_info.id: duplicate deployment id \"ok-0\" (also used by model_list[0])".to_owned(),
+        "error: model_list[7].model_name: expected a string, found a list".to_owned(),
+        "error: model_list[7].litellm_params: expected a mapping, found a string".to_owned(),
+        "error: router_settings.routing_strategy: unknown routing strategy \"fastest\" (expected one of simple-shuffle, least-busy, latency-based-routing, usage-based-routing, usage-based-routing-v2, cost-based-routing)".to_owned(),
+        format!("error: general_settings.allowed_ips: IP allow-lists are {UNENFORCED}"),
+        format!("error: litellm_settings.max_budget: the proxy-wide max_budget is {UNENFORCED}"),
+        "error: router_settings.fallbacks[0].ok[0]: the fallbacks of \"ok\" must not contain \"ok\" itself".to_owned(),
+        "error: router_settings.fallbacks[0].ok[1]: unknown model group \"missing-group\"".to_owned(),
+        "error: router_settings.model_group_alias.alias: unknown model group \"nowhere\"".to_owned(),
+        "warning: general_settings.master_key: does not start with \"sk-\" (LiteLLM requires it; llmgate accepts it, but clients and tools may expect sk-)".to_owned(),
+        "warning: bogus_section: unknown key, ignored".to_owned(),
+        "not yet active: router_settings.fallbacks: not active yet in this llmgate release (fallbacks); accepted, has no effect".to_owned(),
+    ];
+    assert_eq!(load_err(MANY, &env(&[])), want);
+}
+
+/// One deployment with the given `litellm_params` lines (indented by six spaces).
+fn with_params(params: &str) -> String {
+    format!("model_list:\n  - model_name: m\n    litellm_params:\n{params}")
+}
+
+fn check(cases: &[(&str, String, &[&str])]) {
+    for (name, yaml, want) in cases {
+        let got = all_problems(yaml, &env(&[("OPENAI_API_KEY", "sk-x")]));
+        assert_eq!(got, *want, "case {name}:\n{yaml}");
+    }
+}
+
+#[test]
+fn providers() {
+    check(&[
+        (
+            "unknown provider",
+            with_params("      model: foo/bar\n"),
+            &["error: model_list[0].litellm_params.model: unknown provider \"foo\""],
+        ),
+        (
+            "anthropic",
+            with_params("      model: anthropic/claude-3-5-haiku\n"),
+            &["error: model_list[0].litellm_params.model: provider \"anthropic\" is not supported yet"],
+        ),
+        (
+            "gemini",
+            with_params("      model: gemini/gemini-2.0-flash\n"),
+            &["error: model_list[0].litellm_params.model: provider \"gemini\" is not supported yet"],
+        ),
+        (
+            "vertex",
+            with_params("      model: vertex_ai/gemini-pro\n"),
+            &["error: model_list[0].litellm_params.model: provider \"vertex_ai\" is not supported yet"],
+        ),
+        (
+            "bedrock",
+            with_params("      model: bedrock/anthropic.claude-v2\n      aws_region_name: us-east-1\n"),
+            &[
+                "error: model_list[0].litellm_params.model: provider \"bedrock\" is not supported yet",
+                "not yet active: model_list[0].litellm_params.aws_region_name: not active yet in this llmgate release (this provider's credentials); accepted, has no effect",
+            ],
+        ),
+        (
+            "azure without api_base",
+            with_params("      model: azure/gpt-4o\n      api_key: k\n"),
+            &["error: model_list[0].litellm_params.api_base: api_base is required for azure"],
+        ),
+        (
+            "hosted_vllm without api_base",
+            with_params("      model: hosted_vllm/qwen\n"),
+            &["error: model_list[0].litellm_params.api_base: api_base is required for hosted_vllm"],
+        ),
+        (
+            "azure mock needs no api_base",
+            with_params("      model: azure/gpt-4o\n      mock_response: hi\n"),
+            &[],
+        ),
+        (
+            "custom_llm_provider",
+            with_params("      model: my-model\n      custom_llm_provider: nope\n"),
+            &["error: model_list[0].litellm_params.model: custom_llm_provider: unknown provider \"nope\""],
+        ),
+        (
+            "empty model id",
+            with_params("      model: groq/\n"),
+            &["error: model_list[0].litellm_params.model: no model id after the provider prefix \"groq/\""],
+        ),
+        (
+            "missing model",
+            with_params("      api_key: k\n"),
+            &["error: model_list[0].litellm_params.model: missing required key"],
+        ),
+        (
+            "missing litellm_params",
+            "model_list:\n  - model_name: m\n".to_owned(),
+            &["error: model_list[0].litellm_params: missing required key"],
+        ),
+    ]);
+}
+
+#[test]
+fn value_types() {
+    let p = "model_list[0].litellm_params";
+    let cases: Vec<(&str, String, Vec<String>)> = vec![
+        ("timeout string", "timeout: ten", vec![format!("error: {p}.timeout: expected a number of seconds, found a string")]),
+        ("timeout list", "timeout: [1]", vec![format!("error: {p}.timeout: expected a number of seconds, found a list")]),
+        ("timeout bool", "timeout: true", vec![format!("error: {p}.timeout: expected a number of seconds, found a boolean")]),
+        ("timeout zero", "timeout: 0", vec![format!("error: {p}.timeout: expected a positive number of seconds")]),
+        ("timeout negative", "stream_timeout: -2.5", vec![format!("error: {p}.stream_timeout: expected a positive number of seconds")]),
+        ("rpm float", "rpm: 1.5", vec![format!("error: {p}.rpm: expected a whole number that is zero or more")]),
+        ("tpm map", "tpm: {a: 1}", vec![format!("error: {p}.tpm: expected a whole number, found a mapping")]),
+        ("weight negative", "weight: -1", vec![format!("error: {p}.weight: must not be negative")]),
+        ("api_key bool", "api_key: yes", vec![format!("error: {p}.api_key: expected a string, found a boolean (YAML reads a bare yes/no/on/off/y/n as a boolean; quote it)")]),
+        ("header value", "headers:\n        X-Key: \"a\\nb\"", vec![format!("error: {p}.headers.X-Key: not a valid HTTP header value (control characters or non-ASCII text)")]),
+        ("headers list", "extra_headers: [a]", vec![format!("error: {p}.extra_headers: expected a mapping, found a list")]),
+        ("mock map", "mock_response: {content: hi}", vec![format!("error: {p}.mock_response: expected a string (text, or a LiteLLM exception name such as litellm.RateLimitError), found a mapping")]),
+    ]
+    .into_iter()
+    .map(|(name, line, want)| (name, with_params(&format!("      model: openai/m\n      {line}\n")), want))
+    .collect();
+    for (name, yaml, want) in cases {
+        let got = all_problems(&yaml, &env(&[("OPENAI_API_KEY", "sk-x")]));
+        assert_eq!(got, want, "case {name}:\n{yaml}");
+    }
+}
+
+#[test]
+fn duplicate_ids() {
+    check(&[
+        (
+            "explicit ids",
+            "model_list:\n  - model_name: a\n    litellm_params: {model: openai/a}\n    model_info: {id: x}\n  - model_name: b\n    litellm_params: {model: openai/b}\n    model_info: {id: x}\n".to_owned(),
+            &["error: model_list[1].model_info.id: duplicate deployment id \"x\" (also used by model_list[0])"],
+        ),
+        (
+            "explicit id equal to a derived one",
+            "model_list:\n  - model_name: a\n    litellm_params: {model: openai/a}\n    model_info: {id: b-1}\n  - model_name: b\n    litellm_params: {model: openai/b}\n".to_owned(),
+            &["error: model_list[1].model_info.id: duplicate deployment id \"b-1\" (also used by model_list[0])"],
+        ),
+        (
+            "same group twice gets two ids",
+            "model_list:\n  - model_name: a\n    litellm_params: {model: openai/a}\n  - model_name: a\n    litellm_params: {model: openai/a}\n".to_owned(),
+            &[],
+        ),
+    ]);
+}
+
+#[test]
+fn unknown_and_repeated_keys_are_warnings() {
+    let yaml = r#"
+model_list:
+  - model_name: m
+    litelm_params: {}
+    litellm_params:
+      model: openai/m
+      model: openai/m2
+    model_info:
+      idd: x
+router_settings:
+  routing_strategy_argz: {}
+litellm_settings:
+  drop_param: true
+general_settings:
+  master_kee: sk-1
+mcp_servers: {}
+"#;
+    assert_eq!(
+        all_problems(yaml, &env(&[("OPENAI_API_KEY", "sk-x")])),
+        [
+            "warning: model_list[0].litelm_params: unknown key, ignored",
+            "warning: model_list[0].litellm_params.model: key given more than once; the last value is used",
+            "warning: model_list[0].model_info.idd: unknown key, ignored",
+            "warning: router_settings.routing_strategy_argz: unknown key, ignored",
+            "warning: litellm_settings.drop_param: unknown key, ignored",
+            "warning: general_settings.master_kee: unknown key, ignored",
+            "warning: mcp_servers: LiteLLM section not supported by llmgate, ignored",
+        ]
+    );
+}
+
+#[test]
+fn security_settings_that_would_go_unenforced_are_errors() {
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "general_settings",
+            "allowed_ips: [\"10.0.0.0/8\"]",
+            "IP allow-lists are",
+        ),
+        (
+            "general_settings",
+            "enforce_user_param: true",
+            "enforced request parameters are",
+        ),
+        (
+            "general_settings",
+            "enforced_params: [user]",
+            "enforced request parameters are",
+        ),
+        (
+            "general_settings",
+            "allowed_routes: [\"/chat/completions\"]",
+            "route restrictions are",
+        ),
+        (
+            "general_settings",
+            "admin_only_routes: [\"/key/generate\"]",
+            "route restrictions are",
+        ),
+        ("general_settings", "enable_jwt_auth: true", "JWT auth is"),
+        (
+            "general_settings",
+            "litellm_jwtauth: {admin_jwt_scope: admin}",
+            "JWT auth is",
+        ),
+        (
+            "general_settings",
+            "custom_auth: custom_auth.user_api_key_auth",
+            "custom auth is",
+        ),
+        (
+            "general_settings",
+            "max_parallel_requests: 10",
+            "parallel request limits are",
+        ),
+        (
+            "general_settings",
+            "global_max_parallel_requests: 100",
+            "parallel request limits are",
+        ),
+        (
+            "litellm_settings",
+            "max_budget: 50",
+            "the proxy-wide max_budget is",
+        ),
+        (
+            "litellm_settings",
+            "max_end_user_budget: 1",
+            "user budgets are",
+        ),
+        (
+            "router_settings",
+            "provider_budget_config: {openai: {budget_limit: 1}}",
+            "provider budgets are",
+        ),
+    ];
+    for (section, line, what) in cases {
+        let key = line.split(':').next().unwrap();
+        let yaml = format!("{section}:\n  {line}\n");
+        assert_eq!(
+            load_err(&yaml, &env(&[])),
+            [
+                format!("error: {section}.{key}: {what} {UNENFORCED}"),
+                "warning: model_list: no models configured: every model request will be answered with 404".to_owned(),
+            ],
+            "{yaml}"
+        );
+    }
+    // Turned off, they are harmless and load.
+    let off = "general_settings:\n  enforce_user_param: false\n  allowed_ips: []\n  enable_jwt_auth: no\n  max_parallel_requests: null\n";
+    assert_eq!(
+        all_problems(off, &env(&[])),
+        ["warning: model_list: no models configured: every model request will be answered with 404"]
+    );
+    // Keys that cannot authenticate the deployment are refused too.
+    assert_eq!(
+        load_err(&with_params("      model: azure/x\n      api_base: https://a\n      litellm_credential_name: azure-cred\n"), &env(&[])),
+        [format!("error: model_list[0].litellm_params.litellm_credential_name: credential_list credentials are {UNENFORCED}")]
+    );
+    assert_eq!(
+        load_err("model_list:\n  - model_name: m\n    litellm_params: {model: openai/m, api_key: k}\n    model_info: {team_id: t1}\n", &env(&[])),
+        [format!("error: model_list[0].model_info.team_id: team-only models are {UNENFORCED}")]
+    );
+}
+
+#[test]
+fn not_yet_active_settings_are_notices() {
+    let yaml = r#"
+model_list:
+  - model_name: m
+    litellm_params:
+      model: openai/m
+      api_key: k
+      max_retries: 2
+      tags: ["free"]
+      input_cost_per_token: 0.000001
+router_settings:
+  routing_strategy: latency-based-routing
+  num_retries: 3
+  cooldown_time: 60
+  allowed_fails: 2
+  disable_cooldowns: true
+  retry_policy:
+    RateLimitErrorRetries: 4
+  redis_host: localhost
+  redis_port: 6379
+  enable_pre_call_checks: false
+litellm_settings:
+  drop_params: true
+  cache: true
+  cache_params:
+    type: redis
+    ttl: 600
+  success_callback: ["langfuse"]
+  set_verbose: false
+general_settings:
+  master_key: sk-1234
+  database_url: postgresql://u:p@db/litellm
+  background_health_checks: true
+  health_check_interval: 300
+"#;
+    let nya = |path: &str, feature: &str| {
+        format!("not yet active: {path}: not active yet in this llmgate release ({feature}); accepted, has no effect")
+    };
+    assert_eq!(
+        all_problems(yaml, &env(&[])),
+        vec![
+            nya("model_list[0].litellm_params.max_retries", "retries"),
+            nya("model_list[0].litellm_params.tags", "tag-based routing"),
+            "not yet active: router_settings.routing_strategy: routing strategy \"latency-based-routing\" is not active yet in this llmgate release; requests use simple-shuffle".to_owned(),
+            nya("router_settings.num_retries", "retries"),
+            nya("router_settings.cooldown_time", "cooldowns"),
+            nya("router_settings.allowed_fails", "cooldowns"),
+            nya("router_settings.retry_policy", "retries"),
+            nya("router_settings.redis_host", "Redis"),
+            nya("router_settings.redis_port", "Redis"),
+            nya("litellm_settings.drop_params", "dropping unsupported parameters"),
+            nya("litellm_settings.cache", "response caching"),
+            nya("litellm_settings.cache_params", "response caching"),
+            nya("litellm_settings.success_callback", "logging callbacks"),
+            nya("general_settings.database_url", "database"),
+            nya("general_settings.background_health_checks", "background health checks"),
+            nya("general_settings.health_check_interval", "background health checks"),
+        ]
+    );
+}
+
+#[test]
+fn fallbacks_and_aliases_name_existing_groups() {
+    let base = "model_list:\n  - model_name: a\n    litellm_params: {model: openai/a}\n  - model_name: b\n    litellm_params: {model: openai/b}\n";
+    let nya = "not yet active: router_settings.fallbacks: not active yet in this llmgate release (fallbacks); accepted, has no effect";
+    check(&[
+        ("valid", format!("{base}router_settings:\n  fallbacks: [{{a: [b]}}]\n  model_group_alias: {{x: a}}\n"), &[nya]),
+        (
+            "target missing, source missing, self",
+            format!("{base}router_settings:\n  fallbacks:\n    - a: [a, c]\n    - z: b\n"),
+            &[
+                "error: router_settings.fallbacks[0].a[0]: the fallbacks of \"a\" must not contain \"a\" itself",
+                "error: router_settings.fallbacks[0].a[1]: unknown model group \"c\"",
+                "warning: router_settings.fallbacks[1].z: \"z\" is not a model group or alias, so these fallbacks never apply",
+                nya,
+            ],
+        ),
+        (
+            "not a one-key map",
+            format!("{base}litellm_settings:\n  fallbacks: [a, {{}}]\n  default_fallbacks: [nope]\n"),
+            &[
+                "error: litellm_settings.fallbacks[0]: expected a one-key mapping such as `gpt-4o: [\"gpt-4o-mini\"]`, found a string",
+                "error: litellm_settings.fallbacks[1]: expected a one-key mapping such as `gpt-4o: [\"gpt-4o-mini\"]`, found a mapping",
+                "error: litellm_settings.default_fallbacks[0]: unknown model group \"nope\"",
+                "not yet active: litellm_settings.fallbacks: not active yet in this llmgate release (fallbacks); accepted, has no effect",
+                "not yet active: litellm_settings.default_fallbacks: not active yet in this llmgate release (fallbacks); accepted, has no effect",
+            ],
+        ),
+        (
+            "group names with dots are quoted in paths",
+            format!("{base}router_settings:\n  fallbacks: [{{\"gpt-4.1\": [a]}}]\n"),
+            &[
+                "warning: router_settings.fallbacks[0][\"gpt-4.1\"]: \"gpt-4.1\" is not a model group or alias, so these fallbacks never apply",
+                nya,
+            ],
+        ),
+        (
+            "fallback to an alias is fine",
+            format!("{base}router_settings:\n  model_group_alias: {{x: b}}\n  fallbacks: [{{a: [x]}}]\n"),
+            &[nya],
+        ),
+        (
+            "aliases",
+            format!("{base}router_settings:\n  model_group_alias:\n    x: nope\n    x2: {{model: x}}\n    b: a\n    z: {{hidden: true}}\n"),
+            &[
+                "error: router_settings.model_group_alias.z.model: missing required key",
+                "error: router_settings.model_group_alias.x: unknown model group \"nope\"",
+                "error: router_settings.model_group_alias.x2.model: unknown model group \"x\" (an alias must name a model group, not another alias)",
+                "warning: router_settings.model_group_alias.b: the alias hides the model group \"b\": requests for it go to \"a\"",
+            ],
+        ),
+        (
+            "a catch-all group serves any fallback",
+            "model_list:\n  - model_name: \"*\"\n    litellm_params: {model: openai/a}\nrouter_settings:\n  fallbacks: [{anything: [whatever]}]\n".to_owned(),
+            &[nya],
+        ),
+    ]);
+}
+
+#[test]
+fn yaml_syntax_errors_give_line_and_column() {
+    let cases = [
+        (
+            "model_list:\n  - model_name: a\n   litellm_params: x\n",
+            "invalid YAML at line 3, column 4: ",
+        ),
+        ("model_list: [1, 2\n", "invalid YAML at line 1, column 13: "),
+        (
+            "general_settings:\n  master_key: 'sk-1\n",
+            "invalid YAML at line 3, column 1: ",
+        ),
+    ];
+    for (yaml, prefix) in cases {
+        let got = load_err(yaml, &env(&[]));
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert!(
+            got[0].starts_with(&format!("error: {prefix}")),
+            "{yaml:?}: {got:?}"
+        );
+    }
+}
+
+#[test]
+fn the_top_must_be_a_mapping() {
+    assert_eq!(
+        load_err("- model_name: a\n", &env(&[])),
+        [
+            "error: expected a mapping (model_list, router_settings, ...) at the top of the file, found a list",
+            "warning: model_list: no models configured: every model request will be answered with 404",
+        ]
+    );
+}
+
+#[test]
+fn request_size_limit() {
+    check(&[
+        ("zero", "general_settings:\n  max_request_size_mb: 0\nmodel_list: []\n".to_owned(), &[
+            "error: general_settings.max_request_size_mb: must be more than 0",
+            "warning: model_list: no models configured: every model request will be answered with 404",
+        ]),
+        ("text", "general_settings:\n  max_request_size_mb: big\nmodel_list: []\n".to_owned(), &[
+            "error: general_settings.max_request_size_mb: expected a number of MiB, found a string",
+            "warning: model_list: no models configured: every model request will be answered with 404",
+        ]),
+    ]);
+}
