@@ -1,0 +1,50 @@
+//! llmgate: an OpenAI-compatible LLM gateway, as a Tower stack built from LiteLLM's
+//! `config.yaml`.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let loaded = llmgate::load_config(std::path::Path::new("examples/quickstart.yaml"))?;
+//! let gateway = llmgate::Gateway::new(loaded.config)?;
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:4000").await?;
+//! llmgate::serve(listener, gateway, std::future::pending()).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! [`Gateway::service`] is a plain Tower service, so the same stack mounts in an axum or hyper
+//! application; each feature is also its own layer crate (`llmgate-auth`, `llmgate-router`,
+//! `llmgate-providers`) for teams that compose their own stack.
+
+pub mod parse;
+pub mod request_id;
+pub mod rescue;
+
+mod gateway;
+mod routes;
+mod serve;
+
+use bytes::Bytes;
+use http_body_util::combinators::UnsyncBoxBody;
+
+pub use gateway::{BuildError, Gateway, GatewayService};
+pub use llmgate_config as config;
+pub use llmgate_config::{Config, Loaded, Problems as ConfigProblems};
+pub use llmgate_core as core;
+pub use serve::{serve, SHUTDOWN_GRACE};
+
+/// The request body inner services see before parsing: any host's body, boxed.
+pub type ReqBody = UnsyncBoxBody<Bytes, llmgate_core::BoxError>;
+
+/// Loads and validates a LiteLLM `config.yaml` (with the `.env` beside it and the process
+/// environment). Every problem is reported at once.
+pub fn load_config(path: &std::path::Path) -> Result<Loaded, ConfigProblems> {
+    llmgate_config::load(path)
+}
+
+/// The config `llmgate --model X --api_base URL` serves: one model, no file.
+pub fn sidecar_config(
+    model: &str,
+    api_base: Option<&str>,
+    api_key: Option<&str>,
+) -> Result<Loaded, ConfigProblems> {
+    llmgate_config::sidecar(model, api_base, api_key, &llmgate_config::ProcessEnv)
+}

@@ -1,0 +1,97 @@
+//! [`RequestIdLayer`]: gives every request an id, a tracing span, and the
+//! `x-llmgate-request-id` response header.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::{HeaderValue, Request, Response};
+use llmgate_core::{headers, RequestId};
+use pin_project_lite::pin_project;
+use tower::{Layer, Service};
+use tracing::{field, Instrument, Span};
+
+/// Applies [`RequestIds`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RequestIdLayer;
+
+impl<S> Layer<S> for RequestIdLayer {
+    type Service = RequestIds<S>;
+    fn layer(&self, inner: S) -> RequestIds<S> {
+        RequestIds { inner }
+    }
+}
+
+/// Inserts a [`RequestId`] (a UUIDv7: time-ordered, so logs sort by it) and opens the request's
+/// span, with `model`, `deployment` and `key_alias` filled in by inner layers as they learn them.
+#[derive(Debug, Clone)]
+pub struct RequestIds<S> {
+    inner: S,
+}
+
+impl<S, B, ResB> Service<Request<B>> for RequestIds<S>
+where
+    S: Service<Request<B>, Response = Response<ResB>>,
+{
+    type Response = Response<ResB>;
+    type Error = S::Error;
+    type Future = ResponseFuture<tracing::instrument::Instrumented<S::Future>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        let id = uuid::Uuid::now_v7().hyphenated().to_string();
+        let header = HeaderValue::from_str(&id).ok();
+        let span = tracing::info_span!(
+            "request",
+            request_id = %id,
+            method = %req.method(),
+            path = %req.uri().path(),
+            model = field::Empty,
+            deployment = field::Empty,
+            key_alias = field::Empty,
+        );
+        req.extensions_mut().insert(RequestId(Arc::from(id)));
+        let fut = span.in_scope(|| self.inner.call(req));
+        ResponseFuture {
+            fut: fut.instrument(span),
+            header,
+        }
+    }
+}
+
+pin_project! {
+    /// Response future of [`RequestIds`].
+    pub struct ResponseFuture<F> {
+        #[pin]
+        fut: F,
+        header: Option<HeaderValue>,
+    }
+}
+
+impl<F, ResB, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<Response<ResB>, E>>,
+{
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let mut res = match this.fut.poll(cx) {
+            Poll::Ready(Ok(res)) => res,
+            other => return other,
+        };
+        if let Some(v) = this.header.take() {
+            res.headers_mut().insert(headers::REQUEST_ID, v);
+        }
+        Poll::Ready(Ok(res))
+    }
+}
+
+/// Records a field on the current request span (a no-op outside one).
+pub fn record(field: &'static str, value: &str) {
+    Span::current().record(field, value);
+}

@@ -1,0 +1,149 @@
+//! [`RescueLayer`]: the edge where anything that escaped becomes OpenAI-shaped JSON.
+//!
+//! Errors travel outward as [`ApiError`]s boxed in a [`BoxError`]; this layer renders each one
+//! once, with its status and `Retry-After`. A panic in any inner layer is caught here too and
+//! answered as a 500, so one bad request never takes a connection's other requests with it.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use futures_util::future::{CatchUnwind, FutureExt};
+use http::{Request, Response};
+use llmgate_core::{ApiError, BoxBody, BoxError, ErrorContract};
+use pin_project_lite::pin_project;
+use tower::{Layer, Service};
+
+/// Applies [`Rescue`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RescueLayer;
+
+impl<S> Layer<S> for RescueLayer {
+    type Service = Rescue<S>;
+    fn layer(&self, inner: S) -> Rescue<S> {
+        Rescue { inner }
+    }
+}
+
+/// Turns errors and panics into responses; its own error type is [`Infallible`].
+#[derive(Debug, Clone)]
+pub struct Rescue<S> {
+    inner: S,
+}
+
+impl<S, B> Service<Request<B>> for Rescue<S>
+where
+    S: Service<Request<B>, Response = Response<BoxBody>, Error = BoxError>,
+{
+    type Response = Response<BoxBody>;
+    type Error = Infallible;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        // Layers are always ready; an inner readiness error is reported on the call instead.
+        let _ = self.inner.poll_ready(cx);
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        match std::panic::catch_unwind(AssertUnwindSafe(|| self.inner.call(req))) {
+            Ok(fut) => ResponseFuture::Running {
+                fut: AssertUnwindSafe(fut).catch_unwind(),
+            },
+            Err(panic) => ResponseFuture::Panicked {
+                message: Some(panic_message(&*panic)),
+            },
+        }
+    }
+}
+
+pin_project! {
+    /// Response future of [`Rescue`].
+    #[project = Proj]
+    #[allow(missing_docs)] // pin-project-lite takes no docs on variant fields
+    pub enum ResponseFuture<F> {
+        /// The inner call, guarded against panics.
+        Running { #[pin] fut: CatchUnwind<AssertUnwindSafe<F>> },
+        /// The inner `call` itself panicked.
+        Panicked { message: Option<String> },
+    }
+}
+
+impl<F> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<Response<BoxBody>, BoxError>>,
+{
+    type Output = Result<Response<BoxBody>, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let res = match self.project() {
+            Proj::Running { fut } => match std::task::ready!(fut.poll(cx)) {
+                Ok(Ok(res)) => res,
+                Ok(Err(e)) => render(ApiError::from_box(e)),
+                Err(panic) => render_panic(&panic_message(&*panic)),
+            },
+            Proj::Panicked { message } => {
+                render_panic(message.as_deref().unwrap_or("unknown panic"))
+            }
+        };
+        Poll::Ready(Ok(res))
+    }
+}
+
+fn render(e: ApiError) -> Response<BoxBody> {
+    if e.status().is_server_error() {
+        tracing::warn!(status = e.status().as_u16(), origin = e.origin().as_str(), error = %e, "request failed");
+    } else {
+        tracing::debug!(status = e.status().as_u16(), origin = e.origin().as_str(), error = %e, "request rejected");
+    }
+    e.to_response()
+}
+
+fn render_panic(message: &str) -> Response<BoxBody> {
+    tracing::error!(panic = message, "a layer panicked while serving a request");
+    ApiError::internal("internal error: the gateway failed while serving this request")
+        .to_response()
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "unknown panic".to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::StatusCode;
+    use http_body_util::BodyExt;
+    use llmgate_core::Origin;
+    use tower::{service_fn, ServiceExt};
+
+    #[tokio::test]
+    async fn renders_errors_and_panics() {
+        let svc = Rescue {
+            inner: service_fn(|req: Request<&'static str>| async move {
+                match *req.body() {
+                    "err" => Err(
+                        ApiError::new(StatusCode::BAD_GATEWAY, Origin::Upstream, "down").boxed(),
+                    ),
+                    "other" => Err::<Response<BoxBody>, BoxError>("plain".into()),
+                    _ => panic!("boom"),
+                }
+            }),
+        };
+        for (body, status) in [("err", 502), ("other", 500), ("panic", 500)] {
+            let res = svc.clone().oneshot(Request::new(body)).await.unwrap();
+            assert_eq!(res.status(), status, "{body}");
+            let b = res.into_body().collect().await.unwrap().to_bytes();
+            let v: serde_json::Value = serde_json::from_slice(&b).unwrap();
+            assert!(v["error"]["message"].is_string(), "{v}");
+        }
+    }
+}

@@ -1,0 +1,115 @@
+//! The gateway's paths: which requests go through the LLM stack, which are answered directly.
+
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use futures_util::future::{self, Either, Ready};
+use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use llmgate_core::{body, ApiError, BoxBody, BoxError, ErrorType, Origin};
+use tower::util::BoxCloneSyncService;
+use tower::Service;
+
+use crate::ReqBody;
+
+/// A boxed inner stack.
+pub(crate) type Stack = BoxCloneSyncService<Request<ReqBody>, Response<BoxBody>, BoxError>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    Llm,
+    Models,
+    Liveliness,
+    Readiness,
+}
+
+fn route(path: &str) -> Option<(Route, Method)> {
+    Some(match path {
+        "/v1/chat/completions"
+        | "/chat/completions"
+        | "/v1/completions"
+        | "/completions"
+        | "/v1/embeddings"
+        | "/embeddings" => (Route::Llm, Method::POST),
+        "/v1/models" | "/models" => (Route::Models, Method::GET),
+        "/health/liveliness" | "/health/liveness" => (Route::Liveliness, Method::GET),
+        "/health/readiness" => (Route::Readiness, Method::GET),
+        _ => return None,
+    })
+}
+
+/// Sends each request where its path says.
+#[derive(Clone)]
+pub(crate) struct Dispatch {
+    pub(crate) llm: Stack,
+    pub(crate) models: Stack,
+    pub(crate) readiness: Bytes,
+}
+
+type Fut = Either<
+    <Stack as Service<Request<ReqBody>>>::Future,
+    Ready<Result<Response<BoxBody>, BoxError>>,
+>;
+
+impl Service<Request<ReqBody>> for Dispatch {
+    type Response = Response<BoxBody>;
+    type Error = BoxError;
+    type Future = Fut;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<ReqBody>) -> Fut {
+        let ready = |res| Either::Right(future::ready(Ok(res)));
+        let Some((route, method)) = route(req.uri().path()) else {
+            return ready(not_found(req.uri().path()));
+        };
+        let method_ok =
+            req.method() == method || (method == Method::GET && req.method() == Method::HEAD);
+        if !method_ok {
+            return ready(method_not_allowed(req.method(), &method));
+        }
+        match route {
+            Route::Llm => Either::Left(self.llm.call(req)),
+            Route::Models => Either::Left(self.models.call(req)),
+            // LiteLLM answers the JSON string "I'm alive!"; clients and probes check for it.
+            Route::Liveliness => ready(json(Bytes::from_static(b"\"I'm alive!\""))),
+            Route::Readiness => ready(json(self.readiness.clone())),
+        }
+    }
+}
+
+/// A 200 JSON response.
+pub(crate) fn json(bytes: Bytes) -> Response<BoxBody> {
+    let mut res = Response::new(body::full(bytes));
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    res
+}
+
+fn not_found(path: &str) -> Response<BoxBody> {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        Origin::Downstream,
+        format!("no route for {path}; llmgate serves /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/models and /health/*"),
+    )
+    .with_type(ErrorType::NOT_FOUND)
+    .with_code("not_found")
+    .to_response()
+}
+
+fn method_not_allowed(got: &Method, allowed: &Method) -> Response<BoxBody> {
+    let mut res = ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        Origin::Downstream,
+        format!("method {got} is not allowed here; use {allowed}"),
+    )
+    .with_code("method_not_allowed")
+    .to_response();
+    if let Ok(v) = HeaderValue::from_str(allowed.as_str()) {
+        res.headers_mut().insert(header::ALLOW, v);
+    }
+    res
+}

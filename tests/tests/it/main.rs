@@ -1,0 +1,8 @@
+//! Integration tests: the real gateway on 127.0.0.1:0 against in-process mock providers.
+//! One test binary (faster to link than one per file).
+
+mod auth;
+mod chat;
+mod errors;
+mod quickstart;
+mod stream;
