@@ -1,0 +1,80 @@
+//! The seam between the service and the wire formats providers speak.
+//!
+//! A dialect knows three things about its providers: how to build the upstream request (URL,
+//! auth header, body) from an [`llmgate_core::LlmRequest`] and a deployment; how to read a
+//! complete answer back into OpenAI's shape; and how to turn each upstream stream event into
+//! OpenAI stream chunks. Everything else (timeouts, the pooled client, error statuses, the
+//! response extensions, the SSE relay's framing and error event) lives in [`crate::service`]
+//! and [`crate::stream`] and is shared.
+//!
+//! This release has one dialect, [`openai_compat`](crate::openai_compat), whose answers need
+//! no translation. Anthropic, Gemini and Bedrock will each add a variant and a module.
+
+use llmgate_core::ProviderKind;
+
+/// Which wire format a provider speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Dialect {
+    /// OpenAI's API (chat completions, completions, embeddings), with per-provider URL and
+    /// auth quirks.
+    OpenAiCompat(Flavor),
+}
+
+/// The OpenAI-compatible providers' differences: where the endpoint lives and how the key is
+/// sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Flavor {
+    /// `{api_base}{path}`, `Authorization: Bearer`.
+    Standard,
+    /// Mistral: as standard, but its API rejects `stream_options` (422 `extra_forbidden`) and
+    /// sends usage in the last chunk of every stream unasked.
+    Mistral,
+    /// `{api_base}/openai/deployments/{model}{path}?api-version=..`, `api-key` header.
+    Azure,
+    /// Ollama's OpenAI-compatible API under `/v1`.
+    Ollama,
+}
+
+impl Dialect {
+    /// The dialect `kind` speaks in this release, if any.
+    pub(crate) fn of(kind: ProviderKind) -> Option<Dialect> {
+        let flavor = match kind {
+            ProviderKind::OpenAi
+            | ProviderKind::HostedVllm
+            | ProviderKind::OpenRouter
+            | ProviderKind::Groq
+            | ProviderKind::NvidiaNim
+            | ProviderKind::DeepSeek
+            | ProviderKind::TogetherAi
+            | ProviderKind::FireworksAi
+            | ProviderKind::Xai
+            | ProviderKind::LmStudio
+            | ProviderKind::HuggingFace => Flavor::Standard,
+            ProviderKind::Mistral => Flavor::Mistral,
+            ProviderKind::Azure => Flavor::Azure,
+            ProviderKind::Ollama | ProviderKind::OllamaChat => Flavor::Ollama,
+            // Anthropic, Gemini, Vertex AI, Bedrock: native dialects come next release.
+            _ => return None,
+        };
+        Some(Dialect::OpenAiCompat(flavor))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use llmgate_core::provider::ALL_PROVIDERS;
+
+    #[test]
+    fn openai_compatible_providers_are_served() {
+        let served: Vec<_> = ALL_PROVIDERS
+            .iter()
+            .filter(|p| Dialect::of(**p).is_some())
+            .map(|p| p.as_str())
+            .collect();
+        assert_eq!(served.len(), 15, "{served:?}");
+        for p in ["anthropic", "gemini", "vertex_ai", "bedrock"] {
+            assert!(!served.contains(&p), "{p}");
+        }
+    }
+}

@@ -1,0 +1,347 @@
+//! [`ProviderService`]: the Tower service at the bottom of the stack.
+//!
+//! Per request: read [`LlmRequest`] and [`Deployment`] from the extensions; answer a
+//! `mock_response` locally; otherwise build the upstream request with the provider's dialect,
+//! send it over the pooled [`UpstreamClient`] under the attempt's deadline, and answer with the
+//! provider's body (complete) or a [`Relay`] of its events (stream).
+//!
+//! Deadlines: the request's `timeout` wins; else, for a stream, the deployment's
+//! `stream_timeout`, then its `timeout`; else the client's default. For a complete answer the
+//! deadline covers the response head and body; for a stream, the time to the response head
+//! (after that, events flow as the provider sends them).
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
+use http::{Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use llmgate_core::{body, BoxBody, BoxError, Deployment, LlmRequest, UsageSlot};
+
+use crate::client::UpstreamClient;
+use crate::dialect::Dialect;
+use crate::error::{chain, Error};
+use crate::mock;
+use crate::openai_compat::{self, Answer};
+use crate::stream::Relay;
+use crate::upstream_error::{self, ERROR_BODY_LIMIT};
+
+/// The terminal service: calls the deployment's provider and answers in OpenAI's shape.
+///
+/// Cheap to clone (one `Arc`); always ready. The request body `B` is ignored: the body was
+/// parsed into the [`LlmRequest`] extension by the layers above.
+#[derive(Clone)]
+pub struct ProviderService {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    client: UpstreamClient,
+}
+
+impl fmt::Debug for ProviderService {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProviderService")
+            .field("client", &self.inner.client)
+            .finish()
+    }
+}
+
+impl ProviderService {
+    /// A service calling providers over `client`.
+    pub fn new(client: UpstreamClient) -> Self {
+        ProviderService {
+            inner: Arc::new(Inner { client }),
+        }
+    }
+}
+
+impl<B> tower::Service<Request<B>> for ProviderService {
+    type Response = Response<BoxBody>;
+    type Error = BoxError;
+    type Future = ResponseFuture;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<B>) -> ResponseFuture {
+        let llm = req.extensions().get::<LlmRequest>().cloned();
+        let dep = req.extensions().get::<Deployment>().cloned();
+        drop(req);
+        let inner = Arc::clone(&self.inner);
+        ResponseFuture {
+            inner: Box::pin(async move {
+                let llm = llm.ok_or(Error::MissingExtension("LlmRequest"))?;
+                let dep = dep.ok_or(Error::MissingExtension("Deployment"))?;
+                serve(&inner.client, llm, dep).await
+            }),
+        }
+    }
+}
+
+/// The future of [`ProviderService`]'s response. Boxed: it holds the upstream call's future,
+/// which hyper already boxes, and it is the stack's innermost future, allocated once per
+/// attempt.
+pub struct ResponseFuture {
+    inner: Pin<Box<dyn Future<Output = Result<Response<BoxBody>, Error>> + Send>>,
+}
+
+impl fmt::Debug for ResponseFuture {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}
+
+impl Future for ResponseFuture {
+    type Output = Result<Response<BoxBody>, BoxError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.inner.as_mut().poll(cx).map_err(Error::into_box)
+    }
+}
+
+async fn serve(
+    client: &UpstreamClient,
+    llm: LlmRequest,
+    dep: Deployment,
+) -> Result<Response<BoxBody>, Error> {
+    if let Some(m) = mock::pick(&llm, &dep) {
+        return mock::respond(m, &llm, &dep);
+    }
+    let Some(Dialect::OpenAiCompat(flavor)) = Dialect::of(dep.provider) else {
+        return Err(Error::Unsupported {
+            provider: dep.provider,
+            deployment: dep.id.clone(),
+        });
+    };
+    let req = openai_compat::build(flavor, &dep, &llm)?;
+    let stream = llm.is_stream();
+    let deadline = Deadline::pick(&llm, &dep, stream, client.default_timeout);
+    tracing::debug!(
+        deployment = %dep.id,
+        provider = %dep.provider,
+        endpoint = llm.endpoint().as_str(),
+        stream,
+        "calling upstream",
+    );
+    if stream {
+        call_stream(client, req, &llm, dep, deadline).await
+    } else {
+        call_complete(client, req, dep, deadline).await
+    }
+}
+
+/// An attempt's deadline and the setting that chose it.
+#[derive(Debug, Clone, Copy)]
+struct Deadline {
+    limit: Duration,
+    setting: &'static str,
+}
+
+impl Deadline {
+    fn pick(
+        llm: &LlmRequest,
+        dep: &Deployment,
+        stream: bool,
+        default: Option<Duration>,
+    ) -> Option<Deadline> {
+        let (limit, setting) = if let Some(t) = llm.gateway().timeout {
+            (t, "request timeout")
+        } else if let (true, Some(t)) = (stream, dep.stream_timeout) {
+            (t, "stream_timeout")
+        } else if let Some(t) = dep.timeout {
+            (t, "timeout")
+        } else {
+            (default?, "default timeout")
+        };
+        Some(Deadline { limit, setting })
+    }
+
+    async fn run<T>(
+        this: Option<Deadline>,
+        dep: &Deployment,
+        fut: impl Future<Output = Result<T, Error>>,
+    ) -> Result<T, Error> {
+        let Some(d) = this else {
+            return fut.await;
+        };
+        match tokio::time::timeout(d.limit, fut).await {
+            Ok(result) => result,
+            Err(_) => Err(Error::Timeout {
+                provider: dep.provider,
+                deployment: dep.id.clone(),
+                limit: d.limit,
+                setting: d.setting,
+            }),
+        }
+    }
+}
+
+async fn call_complete(
+    client: &UpstreamClient,
+    req: Request<http_body_util::Full<Bytes>>,
+    dep: Deployment,
+    deadline: Option<Deadline>,
+) -> Result<Response<BoxBody>, Error> {
+    let bytes = Deadline::run(deadline, &dep, async {
+        let res = send(client, req, &dep).await?;
+        let (parts, body) = res.into_parts();
+        if !parts.status.is_success() {
+            return Err(failure(&dep, parts.status, &parts.headers, body).await);
+        }
+        let collected = body.collect().await.map_err(|e| Error::InvalidResponse {
+            provider: dep.provider,
+            deployment: dep.id.clone(),
+            detail: format!("the body broke off: {}", chain(&e)),
+        })?;
+        Ok(collected.to_bytes())
+    })
+    .await?;
+
+    let usage = match openai_compat::read_answer(&bytes) {
+        Answer::Ok(usage) => usage,
+        Answer::Error => {
+            // A 200 carrying an error object: the provider failed after all.
+            return Err(upstream_error::from_response(
+                dep.provider,
+                dep.id.clone(),
+                StatusCode::BAD_GATEWAY,
+                &http::HeaderMap::new(),
+                &bytes,
+            ));
+        }
+        Answer::Invalid(detail) => {
+            return Err(Error::InvalidResponse {
+                provider: dep.provider,
+                deployment: dep.id.clone(),
+                detail,
+            })
+        }
+    };
+    let slot = UsageSlot::new();
+    if let Some(u) = usage {
+        slot.set(u);
+    }
+    let mut res = Response::new(body::full(bytes));
+    res.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    res.extensions_mut().insert(dep);
+    res.extensions_mut().insert(slot);
+    Ok(res)
+}
+
+async fn call_stream(
+    client: &UpstreamClient,
+    req: Request<http_body_util::Full<Bytes>>,
+    llm: &LlmRequest,
+    dep: Deployment,
+    deadline: Option<Deadline>,
+) -> Result<Response<BoxBody>, Error> {
+    let res = Deadline::run(deadline, &dep, async {
+        let res = send(client, req, &dep).await?;
+        if res.status().is_success() {
+            return Ok(res);
+        }
+        let (parts, body) = res.into_parts();
+        Err(failure(&dep, parts.status, &parts.headers, body).await)
+    })
+    .await?;
+
+    let is_sse = res
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| {
+            ct.trim_start()
+                .get(..17)
+                .is_some_and(|p| p.eq_ignore_ascii_case("text/event-stream"))
+        });
+    if !is_sse {
+        let ct = res
+            .headers()
+            .get(CONTENT_TYPE)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+            .unwrap_or_default();
+        return Err(Error::InvalidResponse {
+            provider: dep.provider,
+            deployment: dep.id.clone(),
+            detail: format!(
+                "a streaming request was answered with content-type `{ct}`, not an event stream"
+            ),
+        });
+    }
+
+    let slot = UsageSlot::new();
+    let relay = Relay::new(
+        res.into_body(),
+        slot.clone(),
+        !llm.include_usage(),
+        dep.provider,
+        dep.id.clone(),
+    );
+    let mut out = Response::new(BoxBody::new(relay));
+    let headers = out.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    out.extensions_mut().insert(dep);
+    out.extensions_mut().insert(slot);
+    Ok(out)
+}
+
+async fn send(
+    client: &UpstreamClient,
+    req: Request<http_body_util::Full<Bytes>>,
+    dep: &Deployment,
+) -> Result<Response<Incoming>, Error> {
+    client.inner.request(req).await.map_err(|e| {
+        let err = upstream_error::transport(dep.provider, dep.id.clone(), &e);
+        tracing::debug!(deployment = %dep.id, error = %err, "upstream unreachable");
+        err
+    })
+}
+
+/// The error for a non-2xx answer, with as much of its body as is worth reading.
+async fn failure(
+    dep: &Deployment,
+    status: StatusCode,
+    headers: &http::HeaderMap,
+    mut body: Incoming,
+) -> Error {
+    let mut buf = BytesMut::new();
+    while buf.len() < ERROR_BODY_LIMIT {
+        match body.frame().await {
+            Some(Ok(frame)) => {
+                if let Ok(data) = frame.into_data() {
+                    let room = ERROR_BODY_LIMIT - buf.len();
+                    buf.extend_from_slice(&data[..data.len().min(room)]);
+                }
+            }
+            // What was read is what there is: the status says enough on its own.
+            Some(Err(_)) | None => break,
+        }
+    }
+    tracing::debug!(deployment = %dep.id, %status, "upstream answered with an error");
+    upstream_error::from_response(dep.provider, dep.id.clone(), status, headers, &buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn clone_send_sync<T: Clone + Send + Sync + 'static>() {}
+    fn send<T: Send + 'static>() {}
+
+    #[test]
+    fn service_and_future_are_what_hosts_need() {
+        clone_send_sync::<ProviderService>();
+        send::<ResponseFuture>();
+        send::<Response<BoxBody>>();
+    }
+}
