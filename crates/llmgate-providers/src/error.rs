@@ -183,6 +183,9 @@ impl ErrorContract for Error {
         match self {
             Error::Upstream { code, .. } => code.as_deref().map(|c| Cow::Owned(c.to_owned())),
             Error::Timeout { .. } => Some(Cow::Borrowed("timeout")),
+            Error::Unreachable { .. } => Some(Cow::Borrowed("upstream_unreachable")),
+            Error::InvalidResponse { .. } => Some(Cow::Borrowed("invalid_upstream_response")),
+            Error::StreamEnded { .. } => Some(Cow::Borrowed("upstream_stream_broken")),
             _ => None,
         }
     }
