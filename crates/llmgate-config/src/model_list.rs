@@ -194,9 +194,37 @@ fn litellm_params(w: &mut Walk<'_>, node: &Node, path: &str) -> Option<(LitellmP
                 out.max_retries = w.u32(value, &p);
                 not_yet_active(w, value, &p, "retries");
             }
-            "rpm" => out.rpm = w.u64(value, &p),
-            "tpm" => out.tpm = w.u64(value, &p),
-            "rpd" => out.rpd = w.u64(value, &p),
+            "rpm" => {
+                out.rpm = w.u64(value, &p);
+                if out.rpm.is_some() {
+                    w.report.not_yet_active(
+                        &p,
+                        "used as a routing weight; not enforced as a limit in this llmgate release",
+                    );
+                }
+            }
+            "tpm" => {
+                out.tpm = w.u64(value, &p);
+                if out.tpm.is_some() {
+                    w.report.not_yet_active(
+                        &p,
+                        "used as a routing weight; not enforced as a limit in this llmgate release",
+                    );
+                }
+            }
+            "rpd" => {
+                out.rpd = w.u64(value, &p);
+                not_yet_active(w, value, &p, "daily request quotas (rpd)");
+            }
+            "drop_params" => not_yet_active(w, value, &p, "drop_params"),
+            "extra_body" => {
+                // LiteLLM merges extra_body's fields into the request body.
+                if let serde_json::Value::Object(fields) = w.json(value, &p) {
+                    out.default_params.extend(fields);
+                } else if !value.is_null() {
+                    w.report.error(&p, "expected a map of body fields");
+                }
+            }
             "weight" => out.weight = w.non_negative(value, &p),
             "mock_response" => raw.mock_response = mock_response(w, value, &p),
             "headers" => raw.headers = headers(w, value, &p),
@@ -294,6 +322,14 @@ fn litellm_params(w: &mut Walk<'_>, node: &Node, path: &str) -> Option<(LitellmP
             })
             .flatten()
     });
+    if let Some(base) = &out.api_base {
+        if !(base.starts_with("http://") || base.starts_with("https://")) {
+            w.report.error(
+                &key_path(path, "api_base"),
+                format!("\"{base}\" is not an http:// or https:// URL"),
+            );
+        }
+    }
     match &out.api_base {
         None if raw.saw_api_base => {}
         None if !has_mock => w.report.error(

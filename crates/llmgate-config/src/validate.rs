@@ -41,7 +41,7 @@ pub(crate) fn validate(
     if group_names.is_empty() {
         report.warning(
             "model_list",
-            "no models configured: every model request will be answered with 404",
+            "no models configured: every model request will be answered with 400 (model_not_found)",
         );
     }
     let groups: BTreeSet<&str> = group_names.iter().map(String::as_str).collect();

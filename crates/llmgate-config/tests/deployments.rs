@@ -163,8 +163,9 @@ fn other_params_become_defaults_and_internal_ones_do_not() {
         json!({
             "temperature": 0.1,
             "max_tokens": 256,
-            "drop_params": true,
-            "extra_body": {"reasoning": {"effort": "low"}},
+            // extra_body's fields are merged into the body, as LiteLLM does; drop_params is
+            // the gateway's, never sent upstream.
+            "reasoning": {"effort": "low"},
             "response_format": {"type": "json_object"},
         })
     );

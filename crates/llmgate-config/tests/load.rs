@@ -96,6 +96,8 @@ fn a_full_litellm_config_loads() {
     assert_eq!(
         shown(&loaded.notices),
         vec![
+            "not yet active: model_list[0].litellm_params.rpm: used as a routing weight; not enforced as a limit in this llmgate release",
+            "not yet active: model_list[0].litellm_params.tpm: used as a routing weight; not enforced as a limit in this llmgate release",
             "not yet active: router_settings.fallbacks: not active yet in this llmgate release (fallbacks); accepted, has no effect",
             "not yet active: router_settings.default_fallbacks: not active yet in this llmgate release (fallbacks); accepted, has no effect",
         ]
@@ -195,7 +197,7 @@ fn a_full_litellm_config_loads() {
         serde_json::json!({
             "max_tokens": 1024,
             "temperature": 0.3,
-            "extra_body": {"provider": {"order": ["Anthropic"]}}
+            "provider": {"order": ["Anthropic"]}
         })
     );
     assert_eq!(d[6].model_info.mode.as_deref(), Some("embedding"));
@@ -393,7 +395,7 @@ fn an_empty_or_missing_model_list_loads_with_a_warning() {
         assert!(loaded.config.deployments().is_empty());
         assert_eq!(
             shown(&loaded.notices),
-            ["warning: model_list: no models configured: every model request will be answered with 404"],
+            ["warning: model_list: no models configured: every model request will be answered with 400 (model_not_found)"],
             "{yaml:?}"
         );
     }

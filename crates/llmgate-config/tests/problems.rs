@@ -321,7 +321,7 @@ fn security_settings_that_would_go_unenforced_are_errors() {
             load_err(&yaml, &env(&[])),
             [
                 format!("error: {section}.{key}: {what} {UNENFORCED}"),
-                "warning: model_list: no models configured: every model request will be answered with 404".to_owned(),
+                "warning: model_list: no models configured: every model request will be answered with 400 (model_not_found)".to_owned(),
             ],
             "{yaml}"
         );
@@ -330,7 +330,7 @@ fn security_settings_that_would_go_unenforced_are_errors() {
     let off = "general_settings:\n  enforce_user_param: false\n  allowed_ips: []\n  enable_jwt_auth: no\n  max_parallel_requests: null\n";
     assert_eq!(
         all_problems(off, &env(&[])),
-        ["warning: model_list: no models configured: every model request will be answered with 404"]
+        ["warning: model_list: no models configured: every model request will be answered with 400 (model_not_found)"]
     );
     // Keys that cannot authenticate the deployment are refused too.
     assert_eq!(
@@ -492,7 +492,7 @@ fn the_top_must_be_a_mapping() {
         load_err("- model_name: a\n", &env(&[])),
         [
             "error: expected a mapping (model_list, router_settings, ...) at the top of the file, found a list",
-            "warning: model_list: no models configured: every model request will be answered with 404",
+            "warning: model_list: no models configured: every model request will be answered with 400 (model_not_found)",
         ]
     );
 }
@@ -502,11 +502,11 @@ fn request_size_limit() {
     check(&[
         ("zero", "general_settings:\n  max_request_size_mb: 0\nmodel_list: []\n".to_owned(), &[
             "error: general_settings.max_request_size_mb: must be more than 0",
-            "warning: model_list: no models configured: every model request will be answered with 404",
+            "warning: model_list: no models configured: every model request will be answered with 400 (model_not_found)",
         ]),
         ("text", "general_settings:\n  max_request_size_mb: big\nmodel_list: []\n".to_owned(), &[
             "error: general_settings.max_request_size_mb: expected a number of MiB, found a string",
-            "warning: model_list: no models configured: every model request will be answered with 404",
+            "warning: model_list: no models configured: every model request will be answered with 400 (model_not_found)",
         ]),
     ]);
 }

@@ -3,7 +3,7 @@
 //! puts [`ModelGroup`](llmgate_core::ModelGroup) and [`Deployment`](llmgate_core::Deployment)
 //! in the request's extensions for the provider service.
 //!
-//! Resolution order: an exact group name, then a `model_group_alias`, then the catch-all group
+//! Resolution order: a `model_group_alias` (checked first, as LiteLLM does), then an exact group name, then the catch-all group
 //! `"*"` (LiteLLM's wildcard, which `llmgate --model X` uses). A model that resolves to nothing
 //! is answered here with a 400 that names it and points at `/v1/models`.
 //!

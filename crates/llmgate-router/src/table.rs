@@ -61,13 +61,14 @@ impl ModelTable {
         table
     }
 
-    /// The group a requested model name resolves to: exact name, alias, then the catch-all.
+    /// The group a requested model name resolves to: alias (LiteLLM checks aliases first, so
+    /// an alias may hide a group of the same name), exact group name, then the catch-all.
     pub fn resolve(&self, model: &str) -> Option<&Arc<str>> {
-        if let Some((name, _)) = self.groups.get_key_value(model) {
-            return Some(name);
-        }
         if let Some(alias) = self.aliases.get(model) {
             return Some(&alias.target);
+        }
+        if let Some((name, _)) = self.groups.get_key_value(model) {
+            return Some(name);
         }
         self.groups.get_key_value(CATCH_ALL).map(|(name, _)| name)
     }
@@ -173,6 +174,12 @@ mod tests {
         assert_eq!(t.visible_models(), vec![("gpt".into(), "openai".into())]);
         let t = ModelTable::new([d("a", "gpt", None)], []);
         assert!(t.resolve("other").is_none());
+        // An alias named like a group hides the group, as in LiteLLM.
+        let t = ModelTable::new(
+            [d("a", "gpt", None), d("b", "mini", None)],
+            [("gpt".into(), "mini".into(), false)],
+        );
+        assert_eq!(t.resolve("gpt").map(|s| &**s), Some("mini"));
     }
 
     #[test]
