@@ -46,6 +46,11 @@ impl Config {
         spec.mock_response = p.mock_response.clone();
         spec.default_params = p.default_params.clone();
         spec.model_info = entry.model_info.clone();
+        spec.drop_params = p
+            .drop_params
+            .or(self.litellm_settings.drop_params)
+            .unwrap_or(false);
+        spec.aws = p.aws.clone();
         spec
     }
 

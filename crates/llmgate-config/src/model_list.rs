@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use http::{HeaderName, HeaderValue};
-use llmgate_core::{MockResponse, ModelInfo, ProviderKind, Secret};
+use llmgate_core::{AwsParams, MockResponse, ModelInfo, ProviderKind, Secret};
 use serde_json::Map;
 
 use crate::node::Node;
@@ -29,13 +29,7 @@ pub const MOCK_ERRORS: &[(&str, u16)] = &[
 
 /// Providers llmgate knows by name but cannot serve in this release.
 fn is_served(provider: ProviderKind) -> bool {
-    !matches!(
-        provider,
-        ProviderKind::Anthropic
-            | ProviderKind::Gemini
-            | ProviderKind::VertexAi
-            | ProviderKind::Bedrock
-    )
+    !matches!(provider, ProviderKind::VertexAi)
 }
 
 /// Walks `model_list`. Entries with errors are left out (the load fails anyway).
@@ -167,8 +161,11 @@ fn litellm_params(w: &mut Walk<'_>, node: &Node, path: &str) -> Option<(LitellmP
         cooldown_time: None,
         max_parallel_requests: None,
         default_params: Map::new(),
+        drop_params: None,
+        aws: None,
     };
     let mut costs: Costs = (None, None);
+    let mut aws = AwsParams::default();
     let errors_before = w.report.error_count();
     for (key, value) in w.entries(node, path) {
         let p = key_path(path, key);
@@ -216,7 +213,7 @@ fn litellm_params(w: &mut Walk<'_>, node: &Node, path: &str) -> Option<(LitellmP
                 out.rpd = w.u64(value, &p);
                 not_yet_active(w, value, &p, "daily request quotas (rpd)");
             }
-            "drop_params" => not_yet_active(w, value, &p, "drop_params"),
+            "drop_params" => out.drop_params = w.bool(value, &p),
             "extra_body" => {
                 // LiteLLM merges extra_body's fields into the request body.
                 if let serde_json::Value::Object(fields) = w.json(value, &p) {
@@ -266,6 +263,10 @@ fn litellm_params(w: &mut Walk<'_>, node: &Node, path: &str) -> Option<(LitellmP
             | "client_secret"
             | "azure_username"
             | "azure_password" => unenforced(w, value, &p, "Azure AD authentication is"),
+            "aws_access_key_id" => aws.access_key_id = w.secret(value, &p),
+            "aws_secret_access_key" => aws.secret_access_key = w.secret(value, &p),
+            "aws_session_token" => aws.session_token = w.secret(value, &p),
+            "aws_region_name" => aws.region = w.string(value, &p).map(Arc::from),
             k if k.starts_with("aws_") || k.starts_with("vertex_") => {
                 not_yet_active(w, value, &p, "this provider's credentials")
             }
@@ -312,6 +313,42 @@ fn litellm_params(w: &mut Walk<'_>, node: &Node, path: &str) -> Option<(LitellmP
             .flatten()
             .map(Secret::new)
     });
+    if provider == ProviderKind::Bedrock {
+        let env = |names: &[&str]| names.iter().find_map(|n| w.env.lookup(n));
+        let secret = |v: Option<String>| v.filter(|s| !s.is_empty()).map(Secret::new);
+        aws.access_key_id = aws
+            .access_key_id
+            .or_else(|| secret(env(&["AWS_ACCESS_KEY_ID"])));
+        aws.secret_access_key = aws
+            .secret_access_key
+            .or_else(|| secret(env(&["AWS_SECRET_ACCESS_KEY"])));
+        aws.session_token = aws
+            .session_token
+            .or_else(|| secret(env(&["AWS_SESSION_TOKEN"])));
+        aws.region = aws.region.or_else(|| {
+            env(&["AWS_REGION_NAME", "AWS_REGION", "AWS_DEFAULT_REGION"]).map(Arc::from)
+        });
+        if raw.api_base.is_none() && !raw.saw_api_base {
+            // Bedrock's runtime endpoint is derived from the region.
+            raw.api_base = aws
+                .region
+                .as_ref()
+                .map(|r| format!("https://bedrock-runtime.{r}.amazonaws.com"));
+        }
+        if aws.region.is_none() && raw.api_base.is_none() && !has_mock {
+            w.report.error(
+                &key_path(path, "aws_region_name"),
+                "bedrock needs a region: set aws_region_name (or AWS_REGION), or api_base",
+            );
+        }
+        if (aws.access_key_id.is_none() || aws.secret_access_key.is_none()) && !has_mock {
+            w.report.warning(
+                &key_path(path, "aws_access_key_id"),
+                "no AWS credentials (aws_access_key_id/aws_secret_access_key or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY): requests will be sent unsigned and refused",
+            );
+        }
+        out.aws = Some(aws);
+    }
     out.api_base = raw.api_base.take().or_else(|| {
         (!raw.saw_api_base)
             .then(|| {
@@ -332,7 +369,8 @@ fn litellm_params(w: &mut Walk<'_>, node: &Node, path: &str) -> Option<(LitellmP
     }
     match &out.api_base {
         None if raw.saw_api_base => {}
-        None if !has_mock => w.report.error(
+        // Bedrock's missing region was reported above.
+        None if !has_mock && provider != ProviderKind::Bedrock => w.report.error(
             &key_path(path, "api_base"),
             format!("api_base is required for {provider}"),
         ),

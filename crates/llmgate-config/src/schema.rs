@@ -110,9 +110,14 @@ pub struct LitellmParams {
     pub cooldown_time: Option<Duration>,
     /// `max_parallel_requests` for this deployment (not active yet).
     pub max_parallel_requests: Option<u64>,
-    /// Every other key (`temperature`, `max_tokens`, `extra_body`, `drop_params`, ...): defaults
+    /// Every other key (`temperature`, `max_tokens`, ...; `extra_body`'s fields): defaults
     /// merged into the request body, as LiteLLM passes them to the call.
     pub default_params: Map<String, Value>,
+    /// `drop_params` for this deployment (else `litellm_settings.drop_params`).
+    pub drop_params: Option<bool>,
+    /// Bedrock: `aws_access_key_id`, `aws_secret_access_key`, `aws_session_token`,
+    /// `aws_region_name`, else the standard `AWS_*` environment variables.
+    pub aws: Option<llmgate_core::AwsParams>,
 }
 
 /// `router_settings.routing_strategy`.

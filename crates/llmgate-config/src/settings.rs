@@ -191,7 +191,6 @@ pub(crate) fn litellm_settings(w: &mut Walk<'_>, node: &Node, path: &str) -> Lit
         match key {
             "drop_params" => {
                 out.drop_params = w.bool(value, &p);
-                not_yet_active(w, value, &p, "dropping unsupported parameters");
             }
             "num_retries" => {
                 out.num_retries = w.u32(value, &p);

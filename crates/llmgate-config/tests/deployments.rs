@@ -350,10 +350,10 @@ fn sidecar_serves_the_model_and_a_catch_all() {
 
 #[test]
 fn sidecar_problems_name_the_flags() {
-    let problems = sidecar("anthropic/claude-3-5-haiku", None, None, &env(&[])).unwrap_err();
+    let problems = sidecar("vertex_ai/gemini-pro", None, None, &env(&[])).unwrap_err();
     assert_eq!(
         problems.to_string(),
-        "error: --model: provider \"anthropic\" is not supported yet"
+        "error: --model: provider \"vertex_ai\" is not supported yet"
     );
     let problems =
         sidecar("hosted_vllm/qwen", None, Some("os.environ/NOPE"), &env(&[])).unwrap_err();

@@ -27,7 +27,7 @@ model_list:
       api_key: k
   - model_name: claude
     litellm_params:
-      model: anthropic/claude-3-5-sonnet
+      model: vertex_ai/gemini-pro
   - model_name: bad-types
     litellm_params:
       model: groq/llama
@@ -67,7 +67,7 @@ fn every_problem_is_reported_at_once() {
         "error: model_list[1].model_name: missing required key".to_owned(),
         "error: model_list[2].litellm_params.model: unknown provider \"foo\"".to_owned(),
         "error: model_list[3].litellm_params.api_base: api_base is required for azure".to_owned(),
-        "error: model_list[4].litellm_params.model: provider \"anthropic\" is not supported yet".to_owned(),
+        "error: model_list[4].litellm_params.model: provider \"vertex_ai\" is not supported yet".to_owned(),
         "error: model_list[5].litellm_params.timeout: expected a number of seconds, found a string".to_owned(),
         "error: model_list[5].litellm_params.rpm: expected a whole number that is zero or more".to_owned(),
         "error: model_list[5].litellm_params.weight: expected a number, found a string".to_owned(),
@@ -109,14 +109,14 @@ fn providers() {
             &["error: model_list[0].litellm_params.model: unknown provider \"foo\""],
         ),
         (
-            "anthropic",
+            "anthropic without a key",
             with_params("      model: anthropic/claude-3-5-haiku\n"),
-            &["error: model_list[0].litellm_params.model: provider \"anthropic\" is not supported yet"],
+            &["warning: model_list[0].litellm_params.api_key: no api_key, and ANTHROPIC_API_KEY is not set: the provider will refuse requests"],
         ),
         (
-            "gemini",
+            "gemini without a key",
             with_params("      model: gemini/gemini-2.0-flash\n"),
-            &["error: model_list[0].litellm_params.model: provider \"gemini\" is not supported yet"],
+            &["warning: model_list[0].litellm_params.api_key: no api_key, and GEMINI_API_KEY is not set: the provider will refuse requests"],
         ),
         (
             "vertex",
@@ -124,11 +124,11 @@ fn providers() {
             &["error: model_list[0].litellm_params.model: provider \"vertex_ai\" is not supported yet"],
         ),
         (
-            "bedrock",
-            with_params("      model: bedrock/anthropic.claude-v2\n      aws_region_name: us-east-1\n"),
+            "bedrock without a region or credentials",
+            with_params("      model: bedrock/anthropic.claude-v2\n"),
             &[
-                "error: model_list[0].litellm_params.model: provider \"bedrock\" is not supported yet",
-                "not yet active: model_list[0].litellm_params.aws_region_name: not active yet in this llmgate release (this provider's credentials); accepted, has no effect",
+                "error: model_list[0].litellm_params.aws_region_name: bedrock needs a region: set aws_region_name (or AWS_REGION), or api_base",
+                "warning: model_list[0].litellm_params.aws_access_key_id: no AWS credentials (aws_access_key_id/aws_secret_access_key or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY): requests will be sent unsigned and refused",
             ],
         ),
         (
@@ -394,7 +394,6 @@ general_settings:
             nya("router_settings.retry_policy", "retries"),
             nya("router_settings.redis_host", "Redis"),
             nya("router_settings.redis_port", "Redis"),
-            nya("litellm_settings.drop_params", "dropping unsupported parameters"),
             nya("litellm_settings.cache", "response caching"),
             nya("litellm_settings.cache_params", "response caching"),
             nya("litellm_settings.success_callback", "logging callbacks"),

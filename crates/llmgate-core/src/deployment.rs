@@ -105,6 +105,25 @@ pub struct DeploymentSpec {
     pub default_params: serde_json::Map<String, serde_json::Value>,
     /// `model_info`.
     pub model_info: ModelInfo,
+    /// `drop_params` (the deployment's, else `litellm_settings.drop_params`): drop request
+    /// parameters the provider does not support instead of failing with a 400.
+    pub drop_params: bool,
+    /// AWS credentials and region (Bedrock).
+    pub aws: Option<AwsParams>,
+}
+
+/// AWS credentials and region for Bedrock: `aws_access_key_id`, `aws_secret_access_key`,
+/// `aws_session_token`, `aws_region_name` (else the standard `AWS_*` environment variables).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AwsParams {
+    /// Access key id.
+    pub access_key_id: Option<Secret>,
+    /// Secret access key.
+    pub secret_access_key: Option<Secret>,
+    /// Session token, for temporary credentials.
+    pub session_token: Option<Secret>,
+    /// Region, such as `us-east-1`.
+    pub region: Option<Arc<str>>,
 }
 
 impl DeploymentSpec {
@@ -134,6 +153,8 @@ impl DeploymentSpec {
             mock_response: None,
             default_params: serde_json::Map::new(),
             model_info: ModelInfo::default(),
+            drop_params: false,
+            aws: None,
         }
     }
 }

@@ -20,7 +20,7 @@ pub mod sse;
 pub mod wire;
 
 pub use body::BoxBody;
-pub use deployment::{Deployment, DeploymentSpec, MockResponse, ModelInfo, Secret};
+pub use deployment::{AwsParams, Deployment, DeploymentSpec, MockResponse, ModelInfo, Secret};
 pub use error::{ApiError, BoxError, ErrorContract, ErrorType, Origin};
 pub use ext::{Attempts, CacheStatus, Cost, ModelGroup, Principal, RequestId, UsageSlot};
 pub use provider::{ProviderKind, UnknownProvider};

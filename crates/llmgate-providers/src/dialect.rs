@@ -12,12 +12,26 @@
 
 use llmgate_core::ProviderKind;
 
+use crate::native::NativeDialect;
+
 /// Which wire format a provider speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy)]
 pub(crate) enum Dialect {
     /// OpenAI's API (chat completions, completions, embeddings), with per-provider URL and
     /// auth quirks.
     OpenAiCompat(Flavor),
+    /// A provider with its own API, translated both ways (see [`crate::native`]).
+    #[allow(dead_code)] // Until the first native dialect lands in this same release.
+    Native(&'static dyn NativeDialect),
+}
+
+impl std::fmt::Debug for Dialect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Dialect::OpenAiCompat(flavor) => f.debug_tuple("OpenAiCompat").field(flavor).finish(),
+            Dialect::Native(_) => f.write_str("Native"),
+        }
+    }
 }
 
 /// The OpenAI-compatible providers' differences: where the endpoint lives and how the key is

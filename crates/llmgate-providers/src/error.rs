@@ -18,6 +18,8 @@ use llmgate_core::{ApiError, BoxError, ErrorContract, ErrorType, Origin, Provide
 /// |---|---|---|---|
 /// | [`Error::MissingExtension`] | 500 | no | internal |
 /// | [`Error::Unsupported`] | 501 | no | internal |
+/// | [`Error::UnsupportedParam`] | 400 | no | downstream |
+/// | [`Error::UnsupportedEndpoint`] | 400 | no | downstream |
 /// | [`Error::Config`] | 500 | no | internal |
 /// | [`Error::Tls`] | 500 | no | internal |
 /// | [`Error::Unreachable`] | 502 | yes | upstream |
@@ -45,6 +47,28 @@ pub enum Error {
         provider: ProviderKind,
         /// The deployment id.
         deployment: Arc<str>,
+    },
+
+    /// The request has a parameter the provider cannot take, and `drop_params` is off.
+    #[error("{provider} (deployment {deployment}) does not support the parameter `{param}`; set drop_params: true (in litellm_settings, the deployment's litellm_params, or the request) to drop it")]
+    UnsupportedParam {
+        /// The provider.
+        provider: ProviderKind,
+        /// The deployment id.
+        deployment: Arc<str>,
+        /// The parameter.
+        param: &'static str,
+    },
+
+    /// The provider has no such endpoint (Anthropic has no embeddings, for example).
+    #[error("{provider} (deployment {deployment}) does not serve {endpoint}")]
+    UnsupportedEndpoint {
+        /// The provider.
+        provider: ProviderKind,
+        /// The deployment id.
+        deployment: Arc<str>,
+        /// The endpoint, as `/v1/...`.
+        endpoint: &'static str,
     },
 
     /// The deployment cannot be called as configured (no `api_base` where one is required, an
@@ -159,6 +183,9 @@ impl ErrorContract for Error {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
             Error::Unsupported { .. } => StatusCode::NOT_IMPLEMENTED,
+            Error::UnsupportedParam { .. } | Error::UnsupportedEndpoint { .. } => {
+                StatusCode::BAD_REQUEST
+            }
             Error::Unreachable { .. }
             | Error::InvalidResponse { .. }
             | Error::StreamEnded { .. } => StatusCode::BAD_GATEWAY,
@@ -184,6 +211,8 @@ impl ErrorContract for Error {
             Error::Upstream { code, .. } => code.as_deref().map(|c| Cow::Owned(c.to_owned())),
             Error::Timeout { .. } => Some(Cow::Borrowed("timeout")),
             Error::Unreachable { .. } => Some(Cow::Borrowed("upstream_unreachable")),
+            Error::UnsupportedParam { .. } => Some(Cow::Borrowed("unsupported_parameter")),
+            Error::UnsupportedEndpoint { .. } => Some(Cow::Borrowed("unsupported_endpoint")),
             Error::InvalidResponse { .. } => Some(Cow::Borrowed("invalid_upstream_response")),
             Error::StreamEnded { .. } => Some(Cow::Borrowed("upstream_stream_broken")),
             _ => None,
@@ -192,6 +221,7 @@ impl ErrorContract for Error {
 
     fn param(&self) -> Option<Cow<'static, str>> {
         match self {
+            Error::UnsupportedParam { param, .. } => Some(Cow::Borrowed(param)),
             Error::Upstream { param, .. } => param.as_deref().map(|p| Cow::Owned(p.to_owned())),
             _ => None,
         }
@@ -201,6 +231,8 @@ impl ErrorContract for Error {
         match self {
             Error::MissingExtension(_)
             | Error::Unsupported { .. }
+            | Error::UnsupportedParam { .. }
+            | Error::UnsupportedEndpoint { .. }
             | Error::Config { .. }
             | Error::Tls(_) => false,
             Error::Unreachable { .. }
@@ -213,6 +245,9 @@ impl ErrorContract for Error {
 
     fn origin(&self) -> Origin {
         match self {
+            Error::UnsupportedParam { .. } | Error::UnsupportedEndpoint { .. } => {
+                Origin::Downstream
+            }
             Error::MissingExtension(_)
             | Error::Unsupported { .. }
             | Error::Config { .. }

@@ -115,11 +115,17 @@ async fn serve(
     if let Some(m) = mock::pick(&llm, &dep) {
         return mock::respond(m, &llm, &dep);
     }
-    let Some(Dialect::OpenAiCompat(flavor)) = Dialect::of(dep.provider) else {
-        return Err(Error::Unsupported {
-            provider: dep.provider,
-            deployment: dep.id.clone(),
-        });
+    let flavor = match Dialect::of(dep.provider) {
+        Some(Dialect::OpenAiCompat(flavor)) => flavor,
+        Some(Dialect::Native(dialect)) => {
+            return crate::native::service::serve(client, dialect, llm, dep).await
+        }
+        None => {
+            return Err(Error::Unsupported {
+                provider: dep.provider,
+                deployment: dep.id.clone(),
+            })
+        }
     };
     let req = openai_compat::build(flavor, &dep, &llm)?;
     let stream = llm.is_stream();
@@ -140,13 +146,13 @@ async fn serve(
 
 /// An attempt's deadline and the setting that chose it.
 #[derive(Debug, Clone, Copy)]
-struct Deadline {
+pub(crate) struct Deadline {
     limit: Duration,
     setting: &'static str,
 }
 
 impl Deadline {
-    fn pick(
+    pub(crate) fn pick(
         llm: &LlmRequest,
         dep: &Deployment,
         stream: bool,
@@ -164,7 +170,7 @@ impl Deadline {
         Some(Deadline { limit, setting })
     }
 
-    async fn run<T>(
+    pub(crate) async fn run<T>(
         this: Option<Deadline>,
         dep: &Deployment,
         fut: impl Future<Output = Result<T, Error>>,
@@ -295,7 +301,7 @@ async fn call_stream(
     Ok(out)
 }
 
-async fn send(
+pub(crate) async fn send(
     client: &UpstreamClient,
     req: Request<http_body_util::Full<Bytes>>,
     dep: &Deployment,
@@ -312,8 +318,16 @@ async fn failure(
     dep: &Deployment,
     status: StatusCode,
     headers: &http::HeaderMap,
-    mut body: Incoming,
+    body: Incoming,
 ) -> Error {
+    let buf = read_error_body(body).await;
+    tracing::debug!(deployment = %dep.id, %status, "upstream answered with an error");
+    upstream_error::from_response(dep.provider, dep.id.clone(), status, headers, &buf)
+}
+
+/// Up to [`ERROR_BODY_LIMIT`] bytes of an error answer's body: what was read is what there is,
+/// the status says enough on its own.
+pub(crate) async fn read_error_body(mut body: Incoming) -> BytesMut {
     let mut buf = BytesMut::new();
     while buf.len() < ERROR_BODY_LIMIT {
         match body.frame().await {
@@ -323,12 +337,10 @@ async fn failure(
                     buf.extend_from_slice(&data[..data.len().min(room)]);
                 }
             }
-            // What was read is what there is: the status says enough on its own.
             Some(Err(_)) | None => break,
         }
     }
-    tracing::debug!(deployment = %dep.id, %status, "upstream answered with an error");
-    upstream_error::from_response(dep.provider, dep.id.clone(), status, headers, &buf)
+    buf
 }
 
 #[cfg(test)]

@@ -1,0 +1,187 @@
+//! [`TranslatedRelay`]: a native provider's stream, translated event by event into OpenAI's
+//! SSE chunks as it arrives.
+//!
+//! Each upstream event goes through the dialect's [`Translator`]; the chunks it yields are
+//! framed as `data:` events at once. When the translator says the stream is done, the relay
+//! fills the [`UsageSlot`], sends a usage-only chunk (`choices: []`) if the client asked for
+//! `stream_options.include_usage`, then `data: [DONE]`. A broken upstream (body error, an end
+//! the translator does not accept, an error event) becomes one OpenAI error event and a clean
+//! end of the body.
+
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::BodyDataStream;
+use hyper::body::Incoming;
+use llmgate_core::sse;
+use llmgate_core::wire::ChatCompletionChunk;
+use llmgate_core::{BoxError, ProviderKind, UsageSlot};
+
+use super::{ndjson::Lines, Flow, Framing, NativeDialect, RawEvent, Translator};
+use crate::error::Error;
+
+/// A decoded upstream event stream.
+pub(crate) type EventStreamBox = Pin<Box<dyn Stream<Item = Result<RawEvent, String>> + Send>>;
+
+/// Decodes `body` by the dialect's framing.
+pub(crate) fn decode(
+    dialect: &'static dyn NativeDialect,
+    body: Incoming,
+) -> Option<EventStreamBox> {
+    match dialect.framing() {
+        Framing::Sse => Some(Box::pin(sse::decode(BodyDataStream::new(body)).map(|e| {
+            e.map(|e| RawEvent::Sse {
+                event: e.event,
+                data: e.data,
+            })
+            .map_err(|e| e.to_string())
+        }))),
+        Framing::Ndjson => Some(Box::pin(Lines::new(BodyDataStream::new(body)))),
+        Framing::AwsEventStream => dialect.decode_aws(body),
+    }
+}
+
+/// The streaming body of a native provider's answer.
+pub(crate) struct TranslatedRelay {
+    events: EventStreamBox,
+    translator: Box<dyn Translator>,
+    chunks: Vec<ChatCompletionChunk>,
+    pending: VecDeque<Bytes>,
+    slot: UsageSlot,
+    include_usage: bool,
+    /// id, model and created of the last chunk, for the usage chunk.
+    last: Option<(String, String, u64)>,
+    done: bool,
+    provider: ProviderKind,
+    deployment: Arc<str>,
+}
+
+impl TranslatedRelay {
+    pub(crate) fn new(
+        events: EventStreamBox,
+        translator: Box<dyn Translator>,
+        slot: UsageSlot,
+        include_usage: bool,
+        provider: ProviderKind,
+        deployment: Arc<str>,
+    ) -> Self {
+        TranslatedRelay {
+            events,
+            translator,
+            chunks: Vec::new(),
+            pending: VecDeque::new(),
+            slot,
+            include_usage,
+            last: None,
+            done: false,
+            provider,
+            deployment,
+        }
+    }
+
+    fn push_chunks(&mut self) {
+        for chunk in self.chunks.drain(..) {
+            match serde_json::to_vec(&chunk) {
+                Ok(json) => self.pending.push_back(sse::data(&json)),
+                Err(e) => tracing::error!(error = %e, "cannot serialise a stream chunk"),
+            }
+            self.last = Some((chunk.id, chunk.model, chunk.created));
+        }
+    }
+
+    fn finish(&mut self) {
+        self.push_chunks();
+        if let Some(usage) = self.translator.usage() {
+            self.slot.set(usage.clone());
+            if self.include_usage {
+                let (id, model, created) = self.last.clone().unwrap_or_default();
+                self.chunks.push(ChatCompletionChunk {
+                    id,
+                    object: "chat.completion.chunk".to_owned(),
+                    created,
+                    model,
+                    choices: Vec::new(),
+                    usage: Some(usage),
+                    extra: serde_json::Map::new(),
+                });
+                self.push_chunks();
+            }
+        }
+        self.pending.push_back(Bytes::from_static(sse::DONE));
+        self.done = true;
+    }
+
+    fn fail(&mut self, error: Error, cause: &str) {
+        self.push_chunks();
+        tracing::warn!(
+            provider = %self.provider,
+            deployment = %self.deployment,
+            %cause,
+            "upstream stream broke after its first event",
+        );
+        self.pending.push_back(sse::error(&error.into_api()));
+        self.done = true;
+    }
+
+    fn broken(&self) -> Error {
+        Error::StreamEnded {
+            provider: self.provider,
+            deployment: self.deployment.clone(),
+        }
+    }
+}
+
+impl Body for TranslatedRelay {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        loop {
+            if let Some(bytes) = this.pending.pop_front() {
+                return Poll::Ready(Some(Ok(Frame::data(bytes))));
+            }
+            if this.done {
+                return Poll::Ready(None);
+            }
+            match ready!(this.events.as_mut().poll_next(cx)) {
+                Some(Ok(event)) => match this.translator.event(event, &mut this.chunks) {
+                    Ok(Flow::Continue) => this.push_chunks(),
+                    Ok(Flow::Done) => this.finish(),
+                    Err(e) => {
+                        let cause = e.to_string();
+                        this.fail(e, &cause);
+                    }
+                },
+                Some(Err(cause)) => {
+                    let e = this.broken();
+                    this.fail(e, &cause);
+                }
+                None => {
+                    if this.translator.at_eof(&mut this.chunks) {
+                        this.finish();
+                    } else {
+                        let e = this.broken();
+                        this.fail(e, "the upstream closed the stream before its end event");
+                    }
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.done && self.pending.is_empty()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::default()
+    }
+}
