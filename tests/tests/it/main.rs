@@ -4,5 +4,6 @@
 mod auth;
 mod chat;
 mod errors;
+mod golden;
 mod quickstart;
 mod stream;
