@@ -6,6 +6,8 @@
 //! case's client request through the real gateway and checks what the upstream received and
 //! what the client got. The string `"<any>"` in an expected value matches anything.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::path::{Path, PathBuf};
 
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
