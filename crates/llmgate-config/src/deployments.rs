@@ -39,6 +39,7 @@ impl Config {
             .or(self.litellm_settings.request_timeout);
         spec.stream_timeout = p.stream_timeout.or(router.stream_timeout);
         spec.max_retries = p.max_retries;
+        spec.cooldown_time = p.cooldown_time;
         spec.rpm = p.rpm;
         spec.tpm = p.tpm;
         spec.rpd = p.rpd;

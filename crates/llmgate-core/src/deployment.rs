@@ -90,6 +90,9 @@ pub struct DeploymentSpec {
     pub stream_timeout: Option<Duration>,
     /// `max_retries`.
     pub max_retries: Option<u32>,
+    /// `cooldown_time`: how long this deployment is taken out of rotation after failing
+    /// (overrides `router_settings.cooldown_time`).
+    pub cooldown_time: Option<Duration>,
     /// `rpm` limit.
     pub rpm: Option<u64>,
     /// `tpm` limit.
@@ -146,6 +149,7 @@ impl DeploymentSpec {
             timeout: None,
             stream_timeout: None,
             max_retries: None,
+            cooldown_time: None,
             rpm: None,
             tpm: None,
             rpd: None,

@@ -362,3 +362,73 @@ mod tests {
         assert_eq!(back.status(), 400);
     }
 }
+
+/// LiteLLM's error classes, which `retry_policy` and `allowed_fails_policy` are keyed by
+/// (`RateLimitErrorRetries`, `TimeoutErrorAllowedFails`, ...).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorClass {
+    /// 400 (other than the two below).
+    BadRequest,
+    /// 400 with `context_length_exceeded`: the prompt is too long for the model.
+    ContextWindowExceeded,
+    /// A content-policy refusal.
+    ContentPolicyViolation,
+    /// 401 / 403.
+    Authentication,
+    /// 404.
+    NotFound,
+    /// 408 / 504 / a deadline passed.
+    Timeout,
+    /// 429.
+    RateLimit,
+    /// 5xx and unreachable upstreams.
+    InternalServer,
+}
+
+impl ErrorClass {
+    /// Classifies an error by its status and code.
+    pub fn of(e: &dyn ErrorContract) -> ErrorClass {
+        let code = e.code();
+        let code = code.as_deref().unwrap_or("");
+        if code == "context_length_exceeded" || code == "context_window_exceeded" {
+            return ErrorClass::ContextWindowExceeded;
+        }
+        if code == "content_policy_violation" || code == "content_filter" {
+            return ErrorClass::ContentPolicyViolation;
+        }
+        match e.status().as_u16() {
+            401 | 403 => ErrorClass::Authentication,
+            404 => ErrorClass::NotFound,
+            408 | 504 => ErrorClass::Timeout,
+            429 => ErrorClass::RateLimit,
+            400..=499 => ErrorClass::BadRequest,
+            _ => ErrorClass::InternalServer,
+        }
+    }
+
+    /// LiteLLM's name (`RateLimitError`, ...), as used in `retry_policy` keys.
+    pub fn litellm_name(self) -> &'static str {
+        match self {
+            ErrorClass::BadRequest => "BadRequestError",
+            ErrorClass::ContextWindowExceeded => "ContextWindowExceededError",
+            ErrorClass::ContentPolicyViolation => "ContentPolicyViolationError",
+            ErrorClass::Authentication => "AuthenticationError",
+            ErrorClass::NotFound => "NotFoundError",
+            ErrorClass::Timeout => "TimeoutError",
+            ErrorClass::RateLimit => "RateLimitError",
+            ErrorClass::InternalServer => "InternalServerError",
+        }
+    }
+
+    /// Every class.
+    pub const ALL: [ErrorClass; 8] = [
+        ErrorClass::BadRequest,
+        ErrorClass::ContextWindowExceeded,
+        ErrorClass::ContentPolicyViolation,
+        ErrorClass::Authentication,
+        ErrorClass::NotFound,
+        ErrorClass::Timeout,
+        ErrorClass::RateLimit,
+        ErrorClass::InternalServer,
+    ];
+}

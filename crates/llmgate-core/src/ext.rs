@@ -71,3 +71,55 @@ pub enum CacheStatus {
     /// Not in the cache; served by a provider.
     Miss,
 }
+
+/// Per-attempt instructions from the fallback layer to the router.
+#[derive(Debug, Clone, Default)]
+pub struct RouteHint {
+    /// Route this attempt to this group instead of resolving the requested model (a fallback
+    /// group).
+    pub group: Option<Arc<str>>,
+    /// Deployments already tried by this request: the router picks another one of the group
+    /// while any is healthy.
+    pub exclude: Vec<Arc<str>>,
+    /// Fail this attempt, on whichever deployment is picked, with this status without calling
+    /// the provider (`mock_testing_fallbacks`). Not counted against the deployment.
+    pub fail_with: Option<u16>,
+}
+
+/// Where the router reports what it chose for one attempt, so the fallback layer knows which
+/// deployment failed and whether the group has other healthy deployments left.
+#[derive(Debug, Clone, Default)]
+pub struct RouteSlot(Arc<OnceLock<Routed>>);
+
+/// What the router chose for an attempt.
+#[derive(Debug, Clone)]
+pub struct Routed {
+    /// The model group.
+    pub group: Arc<str>,
+    /// The deployment picked (`None` when none was available).
+    pub deployment: Option<crate::Deployment>,
+    /// Healthy deployments of the group not yet tried, after this pick.
+    pub alternatives: usize,
+}
+
+impl RouteSlot {
+    /// An empty slot.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Fills the slot; later calls are ignored.
+    pub fn set(&self, routed: Routed) {
+        let _ = self.0.set(routed);
+    }
+
+    /// What the router reported, if it ran.
+    pub fn get(&self) -> Option<&Routed> {
+        self.0.get()
+    }
+}
+
+/// Errors a master-key caller forces on named deployments for one request (header
+/// `x-llmgate-mock-error: <deployment id>=<status>[, ...]`), to test fallbacks on purpose.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ForcedErrors(pub Vec<(Arc<str>, u16)>);

@@ -21,8 +21,11 @@ pub mod wire;
 
 pub use body::BoxBody;
 pub use deployment::{AwsParams, Deployment, DeploymentSpec, MockResponse, ModelInfo, Secret};
-pub use error::{ApiError, BoxError, ErrorContract, ErrorType, Origin};
-pub use ext::{Attempts, CacheStatus, Cost, ModelGroup, Principal, RequestId, UsageSlot};
+pub use error::{ApiError, BoxError, ErrorClass, ErrorContract, ErrorType, Origin};
+pub use ext::{
+    Attempts, CacheStatus, Cost, ForcedErrors, ModelGroup, Principal, RequestId, RouteHint,
+    RouteSlot, Routed, UsageSlot,
+};
 pub use provider::{ProviderKind, UnknownProvider};
 pub use request::{Endpoint, GatewayParams, LlmBody, LlmRequest};
 pub use wire::Usage;

@@ -1,55 +1,239 @@
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
+use bytes::Bytes;
 use http::{HeaderValue, Response};
-use llmgate_core::{headers, ApiError, BoxBody, ModelGroup};
+use http_body::{Body, Frame, SizeHint};
+use llmgate_core::{
+    headers, ApiError, BoxBody, BoxError, ErrorClass, ErrorContract, ModelGroup, Origin, UsageSlot,
+};
 use pin_project_lite::pin_project;
+use tokio::time::Instant;
 
-pin_project! {
-    /// Response future of [`Router`](crate::Router): the inner call, whose response gets the
-    /// `x-llmgate-model-group` and `x-llmgate-deployment` headers, or an early 400.
-    #[project = Proj]
-    #[allow(missing_docs)] // pin-project-lite takes no docs on variant fields
-    pub enum ResponseFuture<F> {
-        /// Routed: the inner future, and what to say about it.
-        Inner { #[pin] fut: F, group: Arc<str>, deployment: Arc<str> },
-        /// Not routable: the answer.
-        Reject { response: Option<Response<BoxBody>> },
+use crate::state::CooldownReason;
+use crate::table::{Member, ModelTable};
+
+/// One attempt on a deployment: counted in flight from its start until its response (for a
+/// stream, its body) ends; its outcome feeds latency, usage and cooldowns.
+pub(crate) struct Attempt {
+    table: Arc<ModelTable>,
+    group: Arc<str>,
+    member: Member,
+    stream: bool,
+    started: Instant,
+}
+
+impl Attempt {
+    pub(crate) fn start(
+        table: Arc<ModelTable>,
+        group: Arc<str>,
+        member: Member,
+        stream: bool,
+    ) -> Self {
+        member.state.in_flight.fetch_add(1, Relaxed);
+        Attempt {
+            table,
+            group,
+            member,
+            stream,
+            started: Instant::now(),
+        }
+    }
+
+    fn succeeded(self, mut res: Response<BoxBody>) -> Response<BoxBody> {
+        let now = self.table.clock.now_ms();
+        let elapsed = self.started.elapsed();
+        let h = res.headers_mut();
+        if let Ok(v) = HeaderValue::from_str(&self.group) {
+            h.insert(headers::MODEL_GROUP, v);
+        }
+        if let Ok(v) = HeaderValue::from_str(&self.member.spec.id) {
+            h.insert(headers::DEPLOYMENT, v);
+        }
+        res.extensions_mut().insert(ModelGroup(self.group.clone()));
+        let usage = res.extensions().get::<UsageSlot>().cloned();
+        if self.stream {
+            self.member.state.record_ttft(elapsed, now);
+            // In flight until the stream ends (or the client goes away).
+            let guard = InFlight {
+                attempt: Some(self),
+                usage,
+            };
+            return res.map(|body| BoxBody::new(Guarded { body, guard }));
+        }
+        self.member.state.record_latency(elapsed, now);
+        InFlight {
+            attempt: Some(self),
+            usage,
+        }
+        .finish();
+        res
+    }
+
+    fn failed(self, e: &BoxError) {
+        self.member.state.in_flight.fetch_sub(1, Relaxed);
+        let Some(api) = e.downcast_ref::<ApiError>() else {
+            return;
+        };
+        // Only the provider's failures count against it, not the client's own mistakes.
+        if api.origin() != Origin::Upstream {
+            return;
+        }
+        let policy = self.table.policy();
+        if policy.disabled {
+            return;
+        }
+        let class = ErrorClass::of(api);
+        let Some(allowed) = policy.allowed(class) else {
+            return;
+        };
+        let now = self.table.clock.now_ms();
+        let fails = self.member.state.fails.add(self.table.clock.minute(now), 1);
+        if fails <= u64::from(allowed) {
+            return;
+        }
+        let base = self
+            .member
+            .spec
+            .cooldown_time
+            .unwrap_or(policy.cooldown_time);
+        let (for_, reason) = match class {
+            ErrorClass::RateLimit => (
+                api.retry_after().unwrap_or(base),
+                CooldownReason::RateLimited,
+            ),
+            ErrorClass::Authentication | ErrorClass::NotFound => {
+                (base, CooldownReason::Misconfigured)
+            }
+            _ => (base, CooldownReason::Failing),
+        };
+        let for_ = for_.min(Duration::from_secs(3600));
+        tracing::info!(
+            deployment = %self.member.spec.id,
+            status = api.status().as_u16(),
+            cooldown_s = for_.as_secs_f64(),
+            reason = reason.as_str(),
+            "deployment cooling down",
+        );
+        self.member.state.cool_down(now, for_, reason);
     }
 }
 
-impl<F, E> Future for ResponseFuture<F>
+/// Ends an attempt's in-flight count and records its tokens, once.
+struct InFlight {
+    attempt: Option<Attempt>,
+    usage: Option<UsageSlot>,
+}
+
+impl InFlight {
+    fn finish(&mut self) {
+        let Some(a) = self.attempt.take() else { return };
+        a.member.state.in_flight.fetch_sub(1, Relaxed);
+        if let Some(u) = self.usage.as_ref().and_then(UsageSlot::get) {
+            let minute = a.table.clock.minute(a.table.clock.now_ms());
+            a.member.state.tokens.add(minute, u.total_tokens);
+        }
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+pin_project! {
+    /// A stream's body, holding its attempt in flight until it ends or is dropped.
+    struct Guarded {
+        #[pin]
+        body: BoxBody,
+        guard: InFlight,
+    }
+}
+
+impl Body for Guarded {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.project();
+        let polled = this.body.poll_frame(cx);
+        if let Poll::Ready(None) = polled {
+            this.guard.finish();
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+pin_project! {
+    /// Response future of [`Router`](crate::Router).
+    #[project = Proj]
+    #[allow(missing_docs)] // pin-project-lite takes no docs on variant fields
+    pub enum ResponseFuture<F> {
+        /// Routed: the inner call.
+        Inner { #[pin] fut: F, attempt: Option<Attempt> },
+        /// Answered here: an early response (unknown model).
+        Respond { response: Option<Response<BoxBody>> },
+        /// Failed here: no deployment, or a forced failure.
+        Fail { error: Option<ApiError> },
+    }
+}
+
+impl<F> ResponseFuture<F> {
+    pub(crate) fn respond(e: ApiError) -> Self {
+        ResponseFuture::Respond {
+            response: Some(e.to_response()),
+        }
+    }
+
+    pub(crate) fn fail(e: ApiError) -> Self {
+        ResponseFuture::Fail { error: Some(e) }
+    }
+}
+
+impl<F> Future for ResponseFuture<F>
 where
-    F: Future<Output = Result<Response<BoxBody>, E>>,
+    F: Future<Output = Result<Response<BoxBody>, BoxError>>,
 {
-    type Output = Result<Response<BoxBody>, E>;
+    type Output = Result<Response<BoxBody>, BoxError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project() {
-            Proj::Inner {
-                fut,
-                group,
-                deployment,
-            } => {
-                let mut res = match fut.poll(cx) {
-                    Poll::Ready(Ok(res)) => res,
-                    other => return other,
+            Proj::Inner { fut, attempt } => {
+                let out = std::task::ready!(fut.poll(cx));
+                let Some(a) = attempt.take() else {
+                    return Poll::Ready(out);
                 };
-                let h = res.headers_mut();
-                if let Ok(v) = HeaderValue::from_str(group) {
-                    h.insert(headers::MODEL_GROUP, v);
-                }
-                if let Ok(v) = HeaderValue::from_str(deployment) {
-                    h.insert(headers::DEPLOYMENT, v);
-                }
-                res.extensions_mut().insert(ModelGroup(group.clone()));
-                Poll::Ready(Ok(res))
+                Poll::Ready(match out {
+                    Ok(res) => Ok(a.succeeded(res)),
+                    Err(e) => {
+                        a.failed(&e);
+                        Err(e)
+                    }
+                })
             }
-            Proj::Reject { response } => Poll::Ready(Ok(response.take().unwrap_or_else(|| {
+            Proj::Respond { response } => Poll::Ready(Ok(response.take().unwrap_or_else(|| {
                 ApiError::internal("router future polled after completion").to_response()
             }))),
+            Proj::Fail { error } => Poll::Ready(Err(error
+                .take()
+                .unwrap_or_else(|| ApiError::internal("router future polled after completion"))
+                .boxed())),
         }
     }
 }

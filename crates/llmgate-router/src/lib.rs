@@ -1,19 +1,33 @@
 //! Routing for llmgate: [`RouterLayer`] resolves the model a client asked for to a model group
-//! (several `model_list` entries with one `model_name`), picks one deployment of that group, and
-//! puts [`ModelGroup`](llmgate_core::ModelGroup) and [`Deployment`](llmgate_core::Deployment)
-//! in the request's extensions for the provider service.
+//! (several `model_list` entries with one `model_name`), picks one healthy deployment of that
+//! group, and puts [`ModelGroup`](llmgate_core::ModelGroup) and
+//! [`Deployment`](llmgate_core::Deployment) in the request's extensions for the provider
+//! service. It answers `x-llmgate-model-group` and `x-llmgate-deployment` on the response.
 //!
-//! Resolution order: a `model_group_alias` (checked first, as LiteLLM does), then an exact group name, then the catch-all group
-//! `"*"` (LiteLLM's wildcard, which `llmgate --model X` uses). A model that resolves to nothing
-//! is answered here with a 400 that names it and points at `/v1/models`.
+//! **Resolution**: a `model_group_alias` (checked first, as LiteLLM does), then an exact group
+//! name, then the catch-all group `"*"` (LiteLLM's wildcard, which `llmgate --model X` uses). A
+//! model that resolves to nothing is answered here with a 400 that names it and points at
+//! `/v1/models`. The fallback layer may name the group instead ([`RouteHint`](llmgate_core::RouteHint)).
 //!
-//! Picking within a group is LiteLLM's default `simple-shuffle`: random, weighted by `weight`,
-//! else by `rpm`, else by `tpm`, else uniform.
+//! **Picking** ([`Strategy`]): `simple-shuffle` (weighted by `weight`, else `rpm`, else `tpm`),
+//! `least-busy`, `latency-based-routing`, `usage-based-routing`. Only healthy deployments are
+//! candidates: not cooling down, and under their own `rpm`, `tpm` and `rpd` (requests per UTC
+//! day, a llmgate extension for free tiers). A deployment at a limit is skipped, never called.
+//! Deployments this request already tried are picked again only when no other is healthy.
+//!
+//! **Cooldowns** ([`CooldownPolicy`]): the router watches each attempt's outcome; a 429 takes
+//! the deployment out of rotation at once for its `Retry-After` (else `cooldown_time`), a wrong
+//! key or model (401/403/404) at once, timeouts and 5xx after `allowed_fails` in a minute. When
+//! every deployment of the group is out, the attempt fails with [`Error::NoDeployment`] (429
+//! when they are all rate limited, else 503) without calling anything, and says which
+//! deployments were skipped and why; the fallback layer then moves to the fallback groups.
+//!
+//! All live state is atomics behind `Arc`s ([`DeploymentState`]): no lock on the request path.
 //!
 //! ```
 //! use std::sync::Arc;
 //! use http::{Request, Response};
-//! use llmgate_core::{body, Deployment, Endpoint, LlmRequest, ProviderKind, DeploymentSpec};
+//! use llmgate_core::{body, BoxError, Deployment, DeploymentSpec, Endpoint, LlmRequest, ProviderKind};
 //! use llmgate_router::{ModelTable, RouterLayer};
 //! use tower::{service_fn, ServiceBuilder, ServiceExt};
 //!
@@ -26,7 +40,7 @@
 //!     .layer(RouterLayer::new(Arc::new(table)))
 //!     .service(service_fn(|req: Request<()>| async move {
 //!         let d = req.extensions().get::<Deployment>().unwrap();
-//!         Ok::<_, std::convert::Infallible>(Response::new(body::full(d.model.to_string())))
+//!         Ok::<_, BoxError>(Response::new(body::full(d.model.to_string())))
 //!     }));
 //!
 //! let parsed = LlmRequest::parse(Endpoint::Embeddings, br#"{"model":"fast","input":"x"}"#).unwrap();
@@ -38,12 +52,20 @@
 //! # }
 //! ```
 
+mod error;
 mod future;
 mod layer;
 mod service;
+mod state;
+mod strategy;
 mod table;
+#[cfg(test)]
+mod tests;
 
+pub use error::Error;
 pub use future::ResponseFuture;
 pub use layer::RouterLayer;
 pub use service::Router;
+pub use state::{CooldownReason, DeploymentState};
+pub use strategy::{CooldownPolicy, Strategy};
 pub use table::{ModelTable, CATCH_ALL};

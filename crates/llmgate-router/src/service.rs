@@ -2,10 +2,15 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::{Request, Response, StatusCode};
-use llmgate_core::{ApiError, BoxBody, Deployment, LlmRequest, ModelGroup, Origin};
+use llmgate_core::{
+    ApiError, BoxBody, BoxError, Deployment, ForcedErrors, LlmRequest, ModelGroup, Origin,
+    RouteHint, RouteSlot, Routed,
+};
 use tower::Service;
 
-use crate::{ModelTable, ResponseFuture};
+use crate::error::Error;
+use crate::future::{Attempt, ResponseFuture};
+use crate::ModelTable;
 
 /// Routes each request to a deployment; see the crate docs.
 #[derive(Debug, Clone)]
@@ -23,10 +28,10 @@ impl<S> Router<S> {
 
 impl<S, B> Service<Request<B>> for Router<S>
 where
-    S: Service<Request<B>, Response = Response<BoxBody>> + Clone,
+    S: Service<Request<B>, Response = Response<BoxBody>, Error = BoxError> + Clone,
 {
     type Response = Response<BoxBody>;
-    type Error = S::Error;
+    type Error = BoxError;
     type Future = ResponseFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
@@ -34,37 +39,72 @@ where
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
-        let reject = |e: ApiError| ResponseFuture::Reject {
-            response: Some(e.to_response()),
-        };
-        let Some(llm) = req.extensions().get::<LlmRequest>() else {
-            return reject(ApiError::internal(
+        let ext = req.extensions();
+        let Some(llm) = ext.get::<LlmRequest>() else {
+            return ResponseFuture::respond(ApiError::internal(
                 "router: the request has no parsed body (is the parse layer mounted?)",
             ));
         };
-        let model = llm.model();
-        let Some(group) = self.table.resolve(model).cloned() else {
-            return reject(unknown_model(model));
+        let hint = ext.get::<RouteHint>();
+        let group = match hint.and_then(|h| h.group.as_deref()) {
+            Some(g) => match self.table.group(g) {
+                Some(g) => g.clone(),
+                None => return ResponseFuture::fail(Error::UnknownGroup(g.into()).into()),
+            },
+            None => match self.table.resolve(llm.model()) {
+                Some(g) => g.clone(),
+                None => return ResponseFuture::respond(unknown_model(llm.model())),
+            },
         };
-        let Some(deployment) = self.table.pick(&group).cloned() else {
-            return reject(ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                Origin::Internal,
-                format!("model group \"{group}\" has no deployments"),
-            ));
+        let exclude = hint.map(|h| h.exclude.as_slice()).unwrap_or_default();
+        let picked = self.table.pick(&group, exclude, llm.is_stream());
+        let slot = ext.get::<RouteSlot>().cloned();
+        let picked = match picked {
+            Ok(p) => p,
+            Err(unavailable) => {
+                if let Some(slot) = slot {
+                    slot.set(Routed {
+                        group: group.clone(),
+                        deployment: None,
+                        alternatives: 0,
+                    });
+                }
+                tracing::debug!(%group, "no deployment available");
+                return ResponseFuture::fail(Error::unavailable(group, unavailable).into());
+            }
         };
+        let deployment = Deployment(picked.member.spec.clone());
+        if let Some(slot) = slot {
+            slot.set(Routed {
+                group: group.clone(),
+                deployment: Some(deployment.clone()),
+                alternatives: picked.alternatives,
+            });
+        }
         let span = tracing::Span::current();
         span.record("model", &*group);
         span.record("deployment", &*deployment.id);
-        let deployment_id = deployment.id.clone();
+
+        let forced = hint.and_then(|h| h.fail_with).or_else(|| {
+            ext.get::<ForcedErrors>().and_then(|f| {
+                f.0.iter()
+                    .find(|(id, _)| **id == *deployment.id)
+                    .map(|(_, s)| *s)
+            })
+        });
+        if let Some(status) = forced {
+            return ResponseFuture::fail(forced_error(status, &deployment));
+        }
+
+        let stream = llm.is_stream();
         req.extensions_mut().insert(ModelGroup(group.clone()));
-        req.extensions_mut().insert(Deployment(deployment));
+        req.extensions_mut().insert(deployment);
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
+        let attempt = Attempt::start(self.table.clone(), group, picked.member, stream);
         ResponseFuture::Inner {
             fut: inner.call(req),
-            group,
-            deployment: deployment_id,
+            attempt: Some(attempt),
         }
     }
 }
@@ -77,44 +117,16 @@ fn unknown_model(model: &str) -> ApiError {
     .with_param("model")
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use http_body_util::BodyExt;
-    use llmgate_core::{body, DeploymentSpec, Endpoint, ProviderKind};
-    use tower::{service_fn, ServiceExt};
-
-    #[tokio::test]
-    async fn unknown_model_is_a_400_that_points_at_models() {
-        let table = Arc::new(ModelTable::new(
-            [Arc::new(DeploymentSpec::new(
-                "a",
-                "gpt",
-                ProviderKind::OpenAi,
-                "m",
-            ))],
-            [],
-        ));
-        let svc = Router::new(
-            service_fn(|_req: Request<()>| async {
-                Ok::<_, std::convert::Infallible>(Response::new(body::empty()))
-            }),
-            table,
-        );
-        let mut req = Request::new(());
-        req.extensions_mut().insert(
-            LlmRequest::parse(Endpoint::Embeddings, br#"{"model":"nope","input":"x"}"#).unwrap(),
-        );
-        let res = svc.oneshot(req).await.unwrap();
-        assert_eq!(res.status(), 400);
-        let v: serde_json::Value =
-            serde_json::from_slice(&res.into_body().collect().await.unwrap().to_bytes()).unwrap();
-        assert_eq!(v["error"]["code"], "model_not_found");
-        assert_eq!(v["error"]["param"], "model");
-        let msg = v["error"]["message"].as_str().unwrap();
-        assert!(
-            msg.contains("\"nope\"") && msg.contains("/v1/models"),
-            "{msg}"
-        );
-    }
+/// The failure `mock_testing_fallbacks` or `x-llmgate-mock-error` asks for.
+fn forced_error(status: u16, d: &Deployment) -> ApiError {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    ApiError::new(
+        status,
+        Origin::Upstream,
+        format!(
+            "{} (deployment {}): mock failure requested for this request (mock_testing_fallbacks or x-llmgate-mock-error)",
+            d.provider, d.id
+        ),
+    )
+    .with_code("mock_error")
 }

@@ -1,26 +1,42 @@
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use llmgate_core::DeploymentSpec;
+
+use crate::state::{Clock, CooldownReason, DeploymentState};
+use crate::strategy::{CooldownPolicy, Strategy};
 
 /// The name of LiteLLM's wildcard group: requests for models no other group or alias names go
 /// to it. Hidden from `/v1/models`.
 pub const CATCH_ALL: &str = "*";
 
-/// The model groups, their deployments and aliases. Immutable once built; share it in an `Arc`.
-#[derive(Debug, Default)]
+/// The model groups, their deployments and live state, the aliases, the strategy and the
+/// cooldown policy. Share it in an `Arc`; its state is atomics, so every request reads it
+/// without locking.
+#[derive(Debug)]
 pub struct ModelTable {
     groups: HashMap<Arc<str>, Group>,
     /// Group names in config order, for `/v1/models`.
     order: Vec<Arc<str>>,
     aliases: HashMap<String, Alias>,
+    strategy: Strategy,
+    policy: CooldownPolicy,
+    pub(crate) clock: Clock,
 }
 
 #[derive(Debug)]
 struct Group {
-    deployments: Vec<Arc<DeploymentSpec>>,
-    /// Running totals of the weights, for a weighted pick by binary search.
-    cumulative: Vec<f64>,
+    members: Vec<Member>,
+}
+
+/// One deployment and its live state.
+#[derive(Debug, Clone)]
+pub(crate) struct Member {
+    pub(crate) spec: Arc<DeploymentSpec>,
+    pub(crate) state: Arc<DeploymentState>,
+    /// Its simple-shuffle weight.
+    weight: f64,
 }
 
 #[derive(Debug)]
@@ -29,28 +45,55 @@ struct Alias {
     hidden: bool,
 }
 
+/// A pick: the deployment, and how many other healthy untried ones the group has.
+#[derive(Debug, Clone)]
+pub(crate) struct Picked {
+    pub(crate) member: Member,
+    pub(crate) alternatives: usize,
+}
+
+/// Why nothing could be picked: each deployment and its reason.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Unavailable {
+    pub(crate) reasons: Vec<(Arc<str>, String)>,
+    /// Every deployment is rate limited (429s or its own rpm/tpm/rpd), so the answer is a 429.
+    pub(crate) all_rate_limited: bool,
+    /// The soonest a deployment comes back, if known.
+    pub(crate) retry_after: Option<Duration>,
+}
+
 impl ModelTable {
     /// Builds the table from deployments (grouped by `model_name`, in order) and aliases
-    /// `(alias, target group, hidden)`. Aliases whose target is not a group are ignored (config
-    /// validation reports them before this point).
+    /// `(alias, target group, hidden)`, with simple-shuffle and LiteLLM's default cooldowns.
+    /// Aliases whose target is not a group are ignored (config validation reports them).
     pub fn new(
         deployments: impl IntoIterator<Item = Arc<DeploymentSpec>>,
         aliases: impl IntoIterator<Item = (String, String, bool)>,
     ) -> Self {
-        let mut table = ModelTable::default();
-        for d in deployments {
-            let name = d.model_name.clone();
+        let mut table = ModelTable {
+            groups: HashMap::new(),
+            order: Vec::new(),
+            aliases: HashMap::new(),
+            strategy: Strategy::default(),
+            policy: CooldownPolicy::default(),
+            clock: Clock::new(),
+        };
+        for spec in deployments {
+            let name = spec.model_name.clone();
             let group = table.groups.entry(name.clone()).or_insert_with(|| {
                 table.order.push(name);
                 Group {
-                    deployments: Vec::new(),
-                    cumulative: Vec::new(),
+                    members: Vec::new(),
                 }
             });
-            group.deployments.push(d);
+            group.members.push(Member {
+                spec,
+                state: Arc::default(),
+                weight: 0.0,
+            });
         }
         for group in table.groups.values_mut() {
-            group.cumulative = cumulative_weights(&group.deployments);
+            set_weights(&mut group.members);
         }
         for (alias, target, hidden) in aliases {
             if let Some((name, _)) = table.groups.get_key_value(target.as_str()) {
@@ -59,6 +102,24 @@ impl ModelTable {
             }
         }
         table
+    }
+
+    /// Sets the routing strategy.
+    #[must_use]
+    pub fn with_strategy(mut self, strategy: Strategy) -> Self {
+        self.strategy = strategy;
+        self
+    }
+
+    /// Sets the cooldown policy.
+    #[must_use]
+    pub fn with_cooldown_policy(mut self, policy: CooldownPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    pub(crate) fn policy(&self) -> &CooldownPolicy {
+        &self.policy
     }
 
     /// The group a requested model name resolves to: alias (LiteLLM checks aliases first, so
@@ -73,28 +134,192 @@ impl ModelTable {
         self.groups.get_key_value(CATCH_ALL).map(|(name, _)| name)
     }
 
+    /// The group's name as stored, if it exists.
+    pub fn group(&self, name: &str) -> Option<&Arc<str>> {
+        self.groups.get_key_value(name).map(|(n, _)| n)
+    }
+
     /// The deployments of a group.
-    pub fn deployments(&self, group: &str) -> &[Arc<DeploymentSpec>] {
+    pub fn deployments(&self, group: &str) -> Vec<Arc<DeploymentSpec>> {
         self.groups
             .get(group)
-            .map(|g| g.deployments.as_slice())
+            .map(|g| g.members.iter().map(|m| m.spec.clone()).collect())
             .unwrap_or_default()
     }
 
-    /// Picks a deployment of `group` by simple-shuffle.
-    pub fn pick(&self, group: &str) -> Option<&Arc<DeploymentSpec>> {
-        let g = self.groups.get(group)?;
-        match g.deployments.len() {
-            0 => None,
-            1 => g.deployments.first(),
-            n => {
-                let total = g.cumulative.last().copied().unwrap_or(0.0);
-                if total <= 0.0 {
-                    return g.deployments.get(fastrand::usize(..n));
+    /// Every deployment with its state, in config order of groups.
+    pub fn all(&self) -> Vec<(Arc<DeploymentSpec>, Arc<DeploymentState>)> {
+        self.order
+            .iter()
+            .filter_map(|n| self.groups.get(n))
+            .flat_map(|g| g.members.iter().map(|m| (m.spec.clone(), m.state.clone())))
+            .collect()
+    }
+
+    /// Whether deployment `id` is cooling down now, and why.
+    pub fn cooling_down(&self, id: &str) -> Option<CooldownReason> {
+        let now = self.clock.now_ms();
+        self.member(id)
+            .and_then(|m| m.state.cooling(now))
+            .map(|(_, r)| r)
+    }
+
+    /// Takes deployment `id` out of rotation for `for_` (background health checks).
+    pub fn mark_unhealthy(&self, id: &str, for_: Duration) {
+        if let Some(m) = self.member(id) {
+            m.state
+                .cool_down(self.clock.now_ms(), for_, CooldownReason::Unhealthy);
+        }
+    }
+
+    /// Puts deployment `id` back in rotation if a health check had taken it out.
+    pub fn mark_healthy(&self, id: &str) {
+        if let Some(m) = self.member(id) {
+            if m.state.cooling(self.clock.now_ms()).map(|(_, r)| r)
+                == Some(CooldownReason::Unhealthy)
+            {
+                m.state.clear_cooldown();
+            }
+        }
+    }
+
+    fn member(&self, id: &str) -> Option<&Member> {
+        self.groups
+            .values()
+            .flat_map(|g| &g.members)
+            .find(|m| &*m.spec.id == id)
+    }
+
+    /// Picks a deployment of `group`: the healthy ones (not cooling down, under their
+    /// rpm/tpm/rpd) not in `exclude`, by the strategy; when every healthy one was already tried,
+    /// one of those again. Takes one request from the picked deployment's rpm and rpd.
+    pub(crate) fn pick(
+        &self,
+        group: &str,
+        exclude: &[Arc<str>],
+        stream: bool,
+    ) -> Result<Picked, Unavailable> {
+        let Some(g) = self.groups.get(group) else {
+            return Err(Unavailable::default());
+        };
+        let now = self.clock.now_ms();
+        let minute = self.clock.minute(now);
+        let day = self.clock.day(now);
+        let mut unavailable = Unavailable {
+            all_rate_limited: true,
+            ..Unavailable::default()
+        };
+        let mut fresh = Vec::with_capacity(g.members.len());
+        let mut tried = Vec::new();
+        for (i, m) in g.members.iter().enumerate() {
+            if let Some((until, reason)) = m.state.cooling(now) {
+                let wait = Duration::from_millis(until - now);
+                unavailable.retry_after =
+                    Some(unavailable.retry_after.map_or(wait, |w| w.min(wait)));
+                unavailable.all_rate_limited &= reason == CooldownReason::RateLimited;
+                unavailable.reasons.push((
+                    m.spec.id.clone(),
+                    format!(
+                        "cooling down for {:.1}s: {}",
+                        wait.as_secs_f64(),
+                        reason.as_str()
+                    ),
+                ));
+                continue;
+            }
+            if let Some(why) = at_limit(m, minute, day) {
+                unavailable.reasons.push((m.spec.id.clone(), why));
+                continue;
+            }
+            if exclude.iter().any(|e| **e == *m.spec.id) {
+                tried.push(i);
+            } else {
+                fresh.push(i);
+            }
+        }
+        let candidates = if fresh.is_empty() { tried } else { fresh };
+        // Take rpm/rpd from the chosen one; if another request took the last slot meanwhile,
+        // choose again among the rest.
+        let mut candidates = candidates;
+        while !candidates.is_empty() {
+            let k = self.choose(&g.members, &candidates, stream, now, minute);
+            let m = &g.members[candidates[k]];
+            match take_request(m, minute, day) {
+                Ok(()) => {
+                    return Ok(Picked {
+                        member: m.clone(),
+                        alternatives: candidates.len() - 1,
+                    })
                 }
-                let x = fastrand::f64() * total;
-                let i = g.cumulative.partition_point(|c| *c <= x).min(n - 1);
-                g.deployments.get(i)
+                Err(why) => unavailable
+                    .reasons
+                    .push((m.spec.id.clone(), why.to_owned())),
+            }
+            candidates.swap_remove(k);
+        }
+        if unavailable.reasons.is_empty() {
+            unavailable.all_rate_limited = false;
+        }
+        Err(unavailable)
+    }
+
+    /// Index into `candidates` chosen by the strategy.
+    fn choose(
+        &self,
+        members: &[Member],
+        candidates: &[usize],
+        stream: bool,
+        now: u64,
+        minute: u64,
+    ) -> usize {
+        if candidates.len() == 1 {
+            return 0;
+        }
+        let random = || fastrand::usize(..candidates.len());
+        match &self.strategy {
+            Strategy::SimpleShuffle => {
+                let total: f64 = candidates.iter().map(|&i| members[i].weight).sum();
+                if total <= 0.0 {
+                    return random();
+                }
+                let mut x = fastrand::f64() * total;
+                for (k, &i) in candidates.iter().enumerate() {
+                    x -= members[i].weight;
+                    if x < 0.0 {
+                        return k;
+                    }
+                }
+                candidates.len() - 1
+            }
+            Strategy::LeastBusy => {
+                let min = candidates
+                    .iter()
+                    .map(|&i| members[i].state.in_flight())
+                    .min()
+                    .unwrap_or(0);
+                pick_among(candidates, |i| members[i].state.in_flight() == min)
+            }
+            Strategy::LatencyBased { ttl, buffer } => {
+                let lat = |i: usize| members[i].state.latency(stream, now, *ttl);
+                // Unmeasured deployments first: that is how they get measured.
+                if candidates.iter().any(|&i| lat(i).is_none()) {
+                    return pick_among(candidates, |i| lat(i).is_none());
+                }
+                let best = candidates.iter().filter_map(|&i| lat(i)).min().unwrap_or(0);
+                let cutoff = best as f64 * (1.0 + buffer.max(0.0));
+                pick_among(candidates, |i| lat(i).is_some_and(|l| l as f64 <= cutoff))
+            }
+            Strategy::UsageBased => {
+                let load = |i: usize| {
+                    let m = &members[i];
+                    let used = m.state.tokens.get(minute) as f64;
+                    m.spec.tpm.map_or(used, |t| used / t.max(1) as f64)
+                };
+                let min = candidates
+                    .iter()
+                    .map(|&i| load(i))
+                    .fold(f64::INFINITY, f64::min);
+                pick_among(candidates, |i| load(i) <= min)
             }
         }
     }
@@ -103,9 +328,10 @@ impl ModelTable {
     /// aliases; the catch-all is left out. Each comes with the provider of its first deployment.
     pub fn visible_models(&self) -> Vec<(String, String)> {
         let owner = |group: &str| {
-            self.deployments(group)
-                .first()
-                .map(|d| d.provider.as_str().to_owned())
+            self.groups
+                .get(group)
+                .and_then(|g| g.members.first())
+                .map(|m| m.spec.provider.as_str().to_owned())
                 .unwrap_or_default()
         };
         let mut out: Vec<(String, String)> = self
@@ -125,81 +351,61 @@ impl ModelTable {
     }
 }
 
+/// A random index of `candidates` whose member satisfies `keep` (one always does).
+fn pick_among(candidates: &[usize], keep: impl Fn(usize) -> bool) -> usize {
+    let n = candidates.iter().filter(|&&i| keep(i)).count().max(1);
+    let mut nth = fastrand::usize(..n);
+    for (k, &i) in candidates.iter().enumerate() {
+        if keep(i) {
+            if nth == 0 {
+                return k;
+            }
+            nth -= 1;
+        }
+    }
+    0
+}
+
+/// Why a deployment is at its tpm limit (rpm and rpd are taken on pick).
+fn at_limit(m: &Member, minute: u64, _day: u64) -> Option<String> {
+    let tpm = m.spec.tpm?;
+    let used = m.state.tokens.get(minute);
+    (used >= tpm).then(|| format!("at its tpm limit ({used}/{tpm} tokens this minute)"))
+}
+
+/// Takes one request from the deployment's rpm and rpd, or says which is used up.
+fn take_request(m: &Member, minute: u64, day: u64) -> Result<(), &'static str> {
+    if let Some(rpm) = m.spec.rpm {
+        if !m.state.requests.try_take(minute, rpm) {
+            return Err("at its rpm limit for this minute");
+        }
+    } else {
+        m.state.requests.add(minute, 1);
+    }
+    if let Some(rpd) = m.spec.rpd {
+        if !m.state.daily.try_take(day, rpd) {
+            m.state.requests.give_back(minute);
+            return Err("at its rpd limit for today (UTC)");
+        }
+    }
+    Ok(())
+}
+
 /// LiteLLM's simple-shuffle weights: `weight` if any deployment sets one, else `rpm`, else
 /// `tpm`; all zero means uniform.
-fn cumulative_weights(ds: &[Arc<DeploymentSpec>]) -> Vec<f64> {
-    let by = |f: &dyn Fn(&DeploymentSpec) -> Option<f64>| {
-        ds.iter().any(|d| f(d).is_some()).then(|| {
-            ds.iter()
-                .map(|d| f(d).unwrap_or(0.0).max(0.0))
+fn set_weights(ms: &mut [Member]) {
+    let by = |ms: &[Member], f: &dyn Fn(&DeploymentSpec) -> Option<f64>| {
+        ms.iter().any(|m| f(&m.spec).is_some()).then(|| {
+            ms.iter()
+                .map(|m| f(&m.spec).unwrap_or(0.0).max(0.0))
                 .collect::<Vec<_>>()
         })
     };
-    let weights = by(&|d| d.weight)
-        .or_else(|| by(&|d| d.rpm.map(|r| r as f64)))
-        .or_else(|| by(&|d| d.tpm.map(|t| t as f64)))
-        .unwrap_or_else(|| vec![0.0; ds.len()]);
-    weights
-        .iter()
-        .scan(0.0, |acc, w| {
-            *acc += w;
-            Some(*acc)
-        })
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use llmgate_core::ProviderKind;
-
-    fn d(id: &str, group: &str, weight: Option<f64>) -> Arc<DeploymentSpec> {
-        let mut s = DeploymentSpec::new(id, group, ProviderKind::OpenAi, "m");
-        s.weight = weight;
-        Arc::new(s)
-    }
-
-    #[test]
-    fn resolves_exact_alias_then_catch_all() {
-        let t = ModelTable::new(
-            [d("a", "gpt", None), d("b", "*", None)],
-            [
-                ("g".into(), "gpt".into(), true),
-                ("bad".into(), "nope".into(), false),
-            ],
-        );
-        assert_eq!(t.resolve("gpt").map(|s| &**s), Some("gpt"));
-        assert_eq!(t.resolve("g").map(|s| &**s), Some("gpt"));
-        assert_eq!(t.resolve("anything").map(|s| &**s), Some("*"));
-        assert_eq!(t.visible_models(), vec![("gpt".into(), "openai".into())]);
-        let t = ModelTable::new([d("a", "gpt", None)], []);
-        assert!(t.resolve("other").is_none());
-        // An alias named like a group hides the group, as in LiteLLM.
-        let t = ModelTable::new(
-            [d("a", "gpt", None), d("b", "mini", None)],
-            [("gpt".into(), "mini".into(), false)],
-        );
-        assert_eq!(t.resolve("gpt").map(|s| &**s), Some("mini"));
-    }
-
-    #[test]
-    fn weights_split_traffic() {
-        let t = ModelTable::new([d("a", "g", Some(9.0)), d("b", "g", Some(1.0))], []);
-        fastrand::seed(7);
-        let a = (0..10_000)
-            .filter(|_| &*t.pick("g").unwrap().id == "a")
-            .count();
-        assert!((8_800..9_200).contains(&a), "{a}");
-    }
-
-    #[test]
-    fn zero_weight_is_never_picked_and_unweighted_is_uniform() {
-        let t = ModelTable::new([d("a", "g", Some(0.0)), d("b", "g", Some(1.0))], []);
-        assert!((0..1000).all(|_| &*t.pick("g").unwrap().id == "b"));
-        let t = ModelTable::new([d("a", "g", None), d("b", "g", None)], []);
-        let a = (0..4000)
-            .filter(|_| &*t.pick("g").unwrap().id == "a")
-            .count();
-        assert!((1_700..2_300).contains(&a), "{a}");
+    let weights = by(ms, &|d| d.weight)
+        .or_else(|| by(ms, &|d| d.rpm.map(|r| r as f64)))
+        .or_else(|| by(ms, &|d| d.tpm.map(|t| t as f64)))
+        .unwrap_or_else(|| vec![0.0; ms.len()]);
+    for (m, w) in ms.iter_mut().zip(weights) {
+        m.weight = w;
     }
 }

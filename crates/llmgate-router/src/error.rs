@@ -1,0 +1,98 @@
+//! The router's errors: what the client (or the fallback layer) gets when a group has no
+//! deployment to offer.
+
+use std::borrow::Cow;
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::StatusCode;
+use llmgate_core::{ApiError, ErrorContract, ErrorType, Origin};
+
+use crate::table::Unavailable;
+
+/// Why the router could not route a request.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Every deployment of the group is cooling down or at its limits.
+    #[error("{}", no_deployment_message(group, reasons))]
+    NoDeployment {
+        /// The group.
+        group: Arc<str>,
+        /// Each deployment and why it was skipped.
+        reasons: Vec<(Arc<str>, String)>,
+        /// All of them are rate limited (answered as 429, else 503).
+        rate_limited: bool,
+        /// When the first one comes back.
+        retry_after: Option<Duration>,
+    },
+    /// A fallback named a group that does not exist.
+    #[error("model group \"{0}\" does not exist")]
+    UnknownGroup(Arc<str>),
+}
+
+fn no_deployment_message(group: &str, reasons: &[(Arc<str>, String)]) -> String {
+    let mut m = format!("no deployment of model group \"{group}\" is available");
+    for (i, (id, why)) in reasons.iter().enumerate() {
+        let _ = write!(m, "{} {id}: {why}", if i == 0 { ":" } else { ";" });
+    }
+    m
+}
+
+impl Error {
+    pub(crate) fn unavailable(group: Arc<str>, u: Unavailable) -> Self {
+        Error::NoDeployment {
+            group,
+            reasons: u.reasons,
+            rate_limited: u.all_rate_limited,
+            retry_after: u.retry_after,
+        }
+    }
+}
+
+impl ErrorContract for Error {
+    fn status(&self) -> StatusCode {
+        match self {
+            Error::NoDeployment {
+                rate_limited: true, ..
+            } => StatusCode::TOO_MANY_REQUESTS,
+            Error::NoDeployment { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Error::UnknownGroup(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+    fn error_type(&self) -> ErrorType {
+        match self {
+            Error::NoDeployment {
+                rate_limited: true, ..
+            } => ErrorType::RATE_LIMIT,
+            Error::NoDeployment { .. } => ErrorType::API,
+            Error::UnknownGroup(_) => ErrorType::SERVER,
+        }
+    }
+    fn code(&self) -> Option<Cow<'static, str>> {
+        match self {
+            Error::NoDeployment { .. } => Some(Cow::Borrowed("no_deployment_available")),
+            Error::UnknownGroup(_) => None,
+        }
+    }
+    fn retryable(&self) -> bool {
+        // Another group may serve it; this group will not until a cooldown ends.
+        matches!(self, Error::NoDeployment { .. })
+    }
+    fn origin(&self) -> Origin {
+        Origin::Internal
+    }
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Error::NoDeployment { retry_after, .. } => *retry_after,
+            Error::UnknownGroup(_) => None,
+        }
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        ApiError::from_contract(&e)
+    }
+}

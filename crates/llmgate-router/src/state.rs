@@ -1,0 +1,264 @@
+//! What the router knows about each deployment while it runs: in flight, cooldown, recent
+//! failures, latency, and this minute's and day's usage. All atomics, no locks: every request
+//! reads them, so they stay off any shared mutex.
+//!
+//! Time comes from tokio's clock (`tokio::time::Instant`), so tests can pause and advance it.
+//! Windows are fixed: the failure and rpm/tpm counters reset at each minute of the table's life,
+//! the rpd counter at each UTC day. Under concurrency a window boundary can let a handful of
+//! requests be counted in the old window; limits are otherwise exact within one instance.
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::time::Instant;
+
+/// The table's clock: milliseconds since it was built, and the UTC day.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Clock {
+    base: Instant,
+    /// Unix milliseconds at `base`.
+    base_unix_ms: u64,
+}
+
+impl Clock {
+    pub(crate) fn new() -> Self {
+        Clock {
+            base: Instant::now(),
+            base_unix_ms: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(0),
+        }
+    }
+
+    /// Milliseconds since the table was built (never 0, so 0 can mean "never").
+    pub(crate) fn now_ms(&self) -> u64 {
+        self.base.elapsed().as_millis() as u64 + 1
+    }
+
+    pub(crate) fn minute(&self, now_ms: u64) -> u64 {
+        now_ms / 60_000
+    }
+
+    pub(crate) fn day(&self, now_ms: u64) -> u64 {
+        (self.base_unix_ms + now_ms) / 86_400_000
+    }
+}
+
+/// A counter that resets when its window (a minute or day index) changes.
+#[derive(Debug, Default)]
+pub(crate) struct Windowed {
+    window: AtomicU64,
+    count: AtomicU64,
+}
+
+impl Windowed {
+    /// The count in `window`.
+    pub(crate) fn get(&self, window: u64) -> u64 {
+        if self.window.load(Relaxed) == window {
+            self.count.load(Relaxed)
+        } else {
+            0
+        }
+    }
+
+    fn roll(&self, window: u64) {
+        let seen = self.window.load(Relaxed);
+        if seen != window
+            && self
+                .window
+                .compare_exchange(seen, window, Relaxed, Relaxed)
+                .is_ok()
+        {
+            self.count.store(0, Relaxed);
+        }
+    }
+
+    /// Adds `n` in `window`; returns the new count.
+    pub(crate) fn add(&self, window: u64, n: u64) -> u64 {
+        self.roll(window);
+        self.count.fetch_add(n, Relaxed) + n
+    }
+
+    /// Adds 1 unless that would pass `limit`; true when added.
+    pub(crate) fn try_take(&self, window: u64, limit: u64) -> bool {
+        self.roll(window);
+        if self.count.fetch_add(1, Relaxed) < limit {
+            true
+        } else {
+            self.count.fetch_sub(1, Relaxed);
+            false
+        }
+    }
+
+    /// Gives back one taken in `window` (an attempt that was not made).
+    pub(crate) fn give_back(&self, window: u64) {
+        if self.window.load(Relaxed) == window {
+            let _ = self
+                .count
+                .fetch_update(Relaxed, Relaxed, |c| c.checked_sub(1));
+        }
+    }
+}
+
+/// Why a deployment is cooling down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CooldownReason {
+    /// It answered 429.
+    RateLimited,
+    /// It failed more often this minute than `allowed_fails` allows.
+    Failing,
+    /// Its credentials or model id are wrong (401, 403, 404).
+    Misconfigured,
+    /// The background health check found it unhealthy.
+    Unhealthy,
+}
+
+impl CooldownReason {
+    fn code(self) -> u32 {
+        match self {
+            CooldownReason::RateLimited => 1,
+            CooldownReason::Failing => 2,
+            CooldownReason::Misconfigured => 3,
+            CooldownReason::Unhealthy => 4,
+        }
+    }
+
+    fn from_code(c: u32) -> Option<Self> {
+        Some(match c {
+            1 => CooldownReason::RateLimited,
+            2 => CooldownReason::Failing,
+            3 => CooldownReason::Misconfigured,
+            4 => CooldownReason::Unhealthy,
+            _ => return None,
+        })
+    }
+
+    /// A short description, for errors and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CooldownReason::RateLimited => "rate limited",
+            CooldownReason::Failing => "failing",
+            CooldownReason::Misconfigured => "misconfigured (auth or model id)",
+            CooldownReason::Unhealthy => "failed its health check",
+        }
+    }
+}
+
+/// One deployment's live state.
+#[derive(Debug, Default)]
+pub struct DeploymentState {
+    pub(crate) in_flight: AtomicU32,
+    cooldown_until_ms: AtomicU64,
+    cooldown_reason: AtomicU32,
+    pub(crate) fails: Windowed,
+    pub(crate) requests: Windowed,
+    pub(crate) tokens: Windowed,
+    pub(crate) daily: Windowed,
+    /// Exponentially weighted latency of complete answers, in microseconds (0: none yet).
+    latency_us: AtomicU64,
+    latency_at_ms: AtomicU64,
+    /// The same for the time to a stream's first byte.
+    ttft_us: AtomicU64,
+    ttft_at_ms: AtomicU64,
+}
+
+/// Weight of a new sample in the latency average.
+const EWMA_NEW: f64 = 0.3;
+
+fn ewma(cell: &AtomicU64, at: &AtomicU64, sample: Duration, now_ms: u64) {
+    let s = sample.as_micros().max(1) as u64;
+    let old = cell.load(Relaxed);
+    let new = if old == 0 {
+        s
+    } else {
+        (old as f64 * (1.0 - EWMA_NEW) + s as f64 * EWMA_NEW) as u64
+    };
+    cell.store(new.max(1), Relaxed);
+    at.store(now_ms, Relaxed);
+}
+
+impl DeploymentState {
+    /// Requests in flight.
+    pub fn in_flight(&self) -> u32 {
+        self.in_flight.load(Relaxed)
+    }
+
+    /// When the cooldown ends (table milliseconds) and why, if it is cooling down at `now_ms`.
+    pub(crate) fn cooling(&self, now_ms: u64) -> Option<(u64, CooldownReason)> {
+        let until = self.cooldown_until_ms.load(Relaxed);
+        (until > now_ms).then(|| {
+            let reason = CooldownReason::from_code(self.cooldown_reason.load(Relaxed))
+                .unwrap_or(CooldownReason::Failing);
+            (until, reason)
+        })
+    }
+
+    /// Takes the deployment out of rotation until `now_ms + for_`.
+    pub(crate) fn cool_down(&self, now_ms: u64, for_: Duration, reason: CooldownReason) {
+        let until = now_ms + for_.as_millis() as u64;
+        // A later end wins: never shorten a running cooldown.
+        let prev = self.cooldown_until_ms.fetch_max(until, Relaxed);
+        if until > prev {
+            self.cooldown_reason.store(reason.code(), Relaxed);
+        }
+    }
+
+    /// Ends a cooldown (a successful answer, or a passing health check).
+    pub(crate) fn clear_cooldown(&self) {
+        self.cooldown_until_ms.store(0, Relaxed);
+    }
+
+    /// Records a complete answer's latency.
+    pub(crate) fn record_latency(&self, d: Duration, now_ms: u64) {
+        ewma(&self.latency_us, &self.latency_at_ms, d, now_ms);
+    }
+
+    /// Records a stream's time to first byte.
+    pub(crate) fn record_ttft(&self, d: Duration, now_ms: u64) {
+        ewma(&self.ttft_us, &self.ttft_at_ms, d, now_ms);
+    }
+
+    /// The recent latency (time to first byte for streams) in microseconds, if measured within
+    /// `ttl`.
+    pub(crate) fn latency(&self, stream: bool, now_ms: u64, ttl: Duration) -> Option<u64> {
+        let (cell, at) = if stream {
+            (&self.ttft_us, &self.ttft_at_ms)
+        } else {
+            (&self.latency_us, &self.latency_at_ms)
+        };
+        let v = cell.load(Relaxed);
+        let age = now_ms.saturating_sub(at.load(Relaxed));
+        (v > 0 && age <= ttl.as_millis() as u64).then_some(v)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_reset_and_limits_hold() {
+        let w = Windowed::default();
+        assert!(w.try_take(1, 2));
+        assert!(w.try_take(1, 2));
+        assert!(!w.try_take(1, 2));
+        assert_eq!(w.get(1), 2);
+        assert!(w.try_take(2, 2), "a new window starts empty");
+        assert_eq!(w.get(1), 0);
+        w.give_back(2);
+        assert_eq!(w.get(2), 0);
+    }
+
+    #[test]
+    fn cooldowns_only_grow() {
+        let s = DeploymentState::default();
+        s.cool_down(100, Duration::from_secs(10), CooldownReason::RateLimited);
+        s.cool_down(100, Duration::from_secs(1), CooldownReason::Failing);
+        assert_eq!(
+            s.cooling(5_000),
+            Some((10_100, CooldownReason::RateLimited))
+        );
+        assert_eq!(s.cooling(10_100), None);
+    }
+}
