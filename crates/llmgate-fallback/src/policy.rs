@@ -1,0 +1,104 @@
+//! [`FallbackPolicy`]: how many retries, which fallback groups, how long to wait.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use llmgate_core::ErrorClass;
+use tower::retry::budget::TpsBudget;
+
+/// What the fallback layer does after a failed attempt. Built by the facade from
+/// `router_settings` / `litellm_settings`; each field names the LiteLLM key it comes from.
+#[derive(Debug, Clone)]
+pub struct FallbackPolicy {
+    /// `num_retries` (router_settings, else litellm_settings): retries within a group after a
+    /// retryable failure. LiteLLM's default is 2.
+    pub num_retries: u32,
+    /// `retry_policy`: retries per error class (`RateLimitErrorRetries`, ...), overriding
+    /// `num_retries` for that class.
+    pub retry_policy: HashMap<ErrorClass, u32>,
+    /// `fallbacks`: group -> groups to try, in order, when the group fails.
+    pub fallbacks: HashMap<String, Vec<String>>,
+    /// `default_fallbacks`: for groups without their own.
+    pub default_fallbacks: Vec<String>,
+    /// `context_window_fallbacks`: for prompts too long for the group.
+    pub context_window_fallbacks: HashMap<String, Vec<String>>,
+    /// `content_policy_fallbacks`: for content-policy refusals.
+    pub content_policy_fallbacks: HashMap<String, Vec<String>>,
+    /// First backoff before retrying the same deployment; doubles each time, with full jitter.
+    pub backoff_base: Duration,
+    /// The longest backoff.
+    pub backoff_max: Duration,
+    /// A `Retry-After` longer than this is not waited for: the attempt falls back or fails.
+    pub max_retry_after: Duration,
+    /// Bounds the extra load retries and fallbacks add (tower's `TpsBudget`: each request
+    /// deposits, each retry withdraws).
+    pub budget: Arc<TpsBudget>,
+}
+
+impl Default for FallbackPolicy {
+    fn default() -> Self {
+        FallbackPolicy {
+            num_retries: 2,
+            retry_policy: HashMap::new(),
+            fallbacks: HashMap::new(),
+            default_fallbacks: Vec::new(),
+            context_window_fallbacks: HashMap::new(),
+            content_policy_fallbacks: HashMap::new(),
+            backoff_base: Duration::from_millis(500),
+            backoff_max: Duration::from_secs(8),
+            max_retry_after: Duration::from_secs(60),
+            // Tower's defaults: retries may add 20 % to the request rate, at least 10 a second,
+            // measured over 10 s.
+            budget: Arc::new(TpsBudget::new(Duration::from_secs(10), 10, 0.2)),
+        }
+    }
+}
+
+impl FallbackPolicy {
+    /// Retries allowed in a group after a failure of `class`: the request's `num_retries`, else
+    /// `retry_policy` for the class, else the failed deployment's `max_retries`, else
+    /// `num_retries`.
+    pub(crate) fn retries(
+        &self,
+        class: ErrorClass,
+        request: Option<u32>,
+        deployment: Option<u32>,
+    ) -> u32 {
+        request
+            .or_else(|| self.retry_policy.get(&class).copied())
+            .or(deployment)
+            .unwrap_or(self.num_retries)
+    }
+
+    /// The groups `group` falls back to for a failure of `class`.
+    pub(crate) fn targets(&self, group: &str, class: ErrorClass) -> &[String] {
+        let table = match class {
+            ErrorClass::ContextWindowExceeded => &self.context_window_fallbacks,
+            ErrorClass::ContentPolicyViolation => &self.content_policy_fallbacks,
+            _ => &self.fallbacks,
+        };
+        match table.get(group) {
+            Some(t) => t,
+            None if !matches!(
+                class,
+                ErrorClass::ContextWindowExceeded | ErrorClass::ContentPolicyViolation
+            ) =>
+            {
+                &self.default_fallbacks
+            }
+            None => &[],
+        }
+    }
+
+    /// The wait before retrying the same deployment for the `n`th time (from 0): exponential
+    /// with full jitter, at least the provider's `Retry-After`.
+    pub(crate) fn backoff(&self, n: u32, retry_after: Option<Duration>) -> Duration {
+        let cap = self
+            .backoff_base
+            .saturating_mul(1u32 << n.min(16))
+            .min(self.backoff_max);
+        let jittered = cap.mul_f64(fastrand::f64());
+        retry_after.map_or(jittered, |r| r.max(jittered))
+    }
+}
