@@ -189,30 +189,10 @@ fn litellm_params(w: &mut Walk<'_>, node: &Node, path: &str) -> Option<(LitellmP
             "stream_timeout" => out.stream_timeout = w.seconds(value, &p),
             "max_retries" | "num_retries" => {
                 out.max_retries = w.u32(value, &p);
-                not_yet_active(w, value, &p, "retries");
             }
-            "rpm" => {
-                out.rpm = w.u64(value, &p);
-                if out.rpm.is_some() {
-                    w.report.not_yet_active(
-                        &p,
-                        "used as a routing weight; not enforced as a limit in this llmgate release",
-                    );
-                }
-            }
-            "tpm" => {
-                out.tpm = w.u64(value, &p);
-                if out.tpm.is_some() {
-                    w.report.not_yet_active(
-                        &p,
-                        "used as a routing weight; not enforced as a limit in this llmgate release",
-                    );
-                }
-            }
-            "rpd" => {
-                out.rpd = w.u64(value, &p);
-                not_yet_active(w, value, &p, "daily request quotas (rpd)");
-            }
+            "rpm" => out.rpm = w.u64(value, &p),
+            "tpm" => out.tpm = w.u64(value, &p),
+            "rpd" => out.rpd = w.u64(value, &p),
             "drop_params" => out.drop_params = w.bool(value, &p),
             "extra_body" => {
                 // LiteLLM merges extra_body's fields into the request body.
@@ -238,7 +218,6 @@ fn litellm_params(w: &mut Walk<'_>, node: &Node, path: &str) -> Option<(LitellmP
                 out.cooldown_time = w
                     .non_negative(value, &p)
                     .map(std::time::Duration::from_secs_f64);
-                not_yet_active(w, value, &p, "cooldowns");
             }
             "max_parallel_requests" => {
                 out.max_parallel_requests = w.u64(value, &p);

@@ -65,7 +65,6 @@ fn unsupported(w: &mut Walk<'_>, path: &str) {
 }
 
 const RETRIES: &str = "retries";
-const COOLDOWNS: &str = "cooldowns";
 const FALLBACKS: &str = "fallbacks";
 const REDIS: &str = "Redis";
 const CACHING: &str = "response caching";
@@ -82,9 +81,8 @@ pub(crate) fn router_settings(w: &mut Walk<'_>, node: &Node, path: &str) -> Rout
             "routing_strategy" => {
                 if let Some(name) = w.string(value, &p) {
                     match RoutingStrategy::from_name(&name) {
-                        Some(RoutingStrategy::SimpleShuffle) => {}
-                        Some(strategy) => {
-                            out.routing_strategy = strategy;
+                        Some(RoutingStrategy::CostBasedRouting) => {
+                            out.routing_strategy = RoutingStrategy::CostBasedRouting;
                             w.report.not_yet_active(
                                 &p,
                                 format!(
@@ -93,6 +91,7 @@ pub(crate) fn router_settings(w: &mut Walk<'_>, node: &Node, path: &str) -> Rout
                                 ),
                             );
                         }
+                        Some(strategy) => out.routing_strategy = strategy,
                         None => {
                             let all: Vec<&str> =
                                 RoutingStrategy::ALL.iter().map(|s| s.as_str()).collect();
@@ -109,37 +108,25 @@ pub(crate) fn router_settings(w: &mut Walk<'_>, node: &Node, path: &str) -> Rout
             }
             "routing_strategy_args" => {
                 out.routing_strategy_args = json_map(w, value, &p);
-                not_yet_active(w, value, &p, "routing strategies other than simple-shuffle");
             }
             "model_group_alias" => out.model_group_alias = aliases(w, value, &p),
-            "num_retries" => {
-                out.num_retries = w.u32(value, &p);
-                not_yet_active(w, value, &p, RETRIES);
-            }
+            "num_retries" => out.num_retries = w.u32(value, &p),
             "timeout" => out.timeout = w.seconds(value, &p),
             "stream_timeout" => out.stream_timeout = w.seconds(value, &p),
             "allowed_fails" => {
                 out.allowed_fails = w.u32(value, &p);
-                not_yet_active(w, value, &p, COOLDOWNS);
             }
             "cooldown_time" => {
                 out.cooldown_time = w.non_negative(value, &p).map(Duration::from_secs_f64);
-                not_yet_active(w, value, &p, COOLDOWNS);
             }
             "disable_cooldowns" => {
                 out.disable_cooldowns = w.bool(value, &p);
-                // Without cooldowns, `true` is what llmgate does already.
-                if out.disable_cooldowns == Some(false) {
-                    not_yet_active(w, value, &p, COOLDOWNS);
-                }
             }
             "retry_policy" => {
                 out.retry_policy = Some(retry_policy(w, value, &p));
-                not_yet_active(w, value, &p, RETRIES);
             }
             "allowed_fails_policy" => {
                 out.allowed_fails_policy = Some(allowed_fails_policy(w, value, &p));
-                not_yet_active(w, value, &p, COOLDOWNS);
             }
             "fallbacks" => out.fallbacks = fallbacks(w, value, &p),
             "context_window_fallbacks" => out.context_window_fallbacks = fallbacks(w, value, &p),
@@ -192,10 +179,7 @@ pub(crate) fn litellm_settings(w: &mut Walk<'_>, node: &Node, path: &str) -> Lit
             "drop_params" => {
                 out.drop_params = w.bool(value, &p);
             }
-            "num_retries" => {
-                out.num_retries = w.u32(value, &p);
-                not_yet_active(w, value, &p, RETRIES);
-            }
+            "num_retries" => out.num_retries = w.u32(value, &p),
             "request_timeout" => out.request_timeout = w.seconds(value, &p),
             "fallbacks" => out.fallbacks = fallbacks(w, value, &p),
             "context_window_fallbacks" => out.context_window_fallbacks = fallbacks(w, value, &p),
@@ -388,7 +372,6 @@ fn json_map(w: &mut Walk<'_>, node: &Node, path: &str) -> Map<String, serde_json
 
 /// `fallbacks`: a list of one-key maps, `- primary: ["second", "third"]`.
 fn fallbacks(w: &mut Walk<'_>, node: &Node, path: &str) -> Vec<Fallback> {
-    not_yet_active(w, node, path, FALLBACKS);
     let mut out = Vec::new();
     for (i, item) in w.items(node, path).iter().enumerate() {
         let ip = index_path(path, i);
@@ -447,7 +430,6 @@ fn group_list(w: &mut Walk<'_>, node: &Node, path: &str) -> Vec<(String, String)
 
 /// `default_fallbacks`: a list of model groups.
 fn default_fallbacks(w: &mut Walk<'_>, node: &Node, path: &str) -> Vec<String> {
-    not_yet_active(w, node, path, FALLBACKS);
     let targets = group_list(w, node, path);
     for (target_path, target) in &targets {
         w.refs.push(GroupRef::DefaultFallback {

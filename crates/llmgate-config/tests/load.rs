@@ -93,15 +93,7 @@ fn full_env() -> std::collections::HashMap<String, String> {
 fn a_full_litellm_config_loads() {
     let loaded = load_ok(FULL, &full_env());
     let config = &loaded.config;
-    assert_eq!(
-        shown(&loaded.notices),
-        vec![
-            "not yet active: model_list[0].litellm_params.rpm: used as a routing weight; not enforced as a limit in this llmgate release",
-            "not yet active: model_list[0].litellm_params.tpm: used as a routing weight; not enforced as a limit in this llmgate release",
-            "not yet active: router_settings.fallbacks: not active yet in this llmgate release (fallbacks); accepted, has no effect",
-            "not yet active: router_settings.default_fallbacks: not active yet in this llmgate release (fallbacks); accepted, has no effect",
-        ]
-    );
+    assert_eq!(shown(&loaded.notices), Vec::<String>::new());
 
     let d = config.deployments();
     let summary: Vec<_> = d

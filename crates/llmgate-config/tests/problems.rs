@@ -83,7 +83,6 @@ fn every_problem_is_reported_at_once() {
         "error: router_settings.model_group_alias.alias: unknown model group \"nowhere\"".to_owned(),
         "warning: general_settings.master_key: does not start with \"sk-\" (LiteLLM requires it; llmgate accepts it, but clients and tools may expect sk-)".to_owned(),
         "warning: bogus_section: unknown key, ignored".to_owned(),
-        "not yet active: router_settings.fallbacks: not active yet in this llmgate release (fallbacks); accepted, has no effect".to_owned(),
     ];
     assert_eq!(load_err(MANY, &env(&[])), want);
 }
@@ -385,21 +384,21 @@ general_settings:
     assert_eq!(
         all_problems(yaml, &env(&[])),
         vec![
-            nya("model_list[0].litellm_params.max_retries", "retries"),
             nya("model_list[0].litellm_params.tags", "tag-based routing"),
-            "not yet active: router_settings.routing_strategy: routing strategy \"latency-based-routing\" is not active yet in this llmgate release; requests use simple-shuffle".to_owned(),
-            nya("router_settings.num_retries", "retries"),
-            nya("router_settings.cooldown_time", "cooldowns"),
-            nya("router_settings.allowed_fails", "cooldowns"),
-            nya("router_settings.retry_policy", "retries"),
             nya("router_settings.redis_host", "Redis"),
             nya("router_settings.redis_port", "Redis"),
             nya("litellm_settings.cache", "response caching"),
             nya("litellm_settings.cache_params", "response caching"),
             nya("litellm_settings.success_callback", "logging callbacks"),
             nya("general_settings.database_url", "database"),
-            nya("general_settings.background_health_checks", "background health checks"),
-            nya("general_settings.health_check_interval", "background health checks"),
+            nya(
+                "general_settings.background_health_checks",
+                "background health checks"
+            ),
+            nya(
+                "general_settings.health_check_interval",
+                "background health checks"
+            ),
         ]
     );
 }
@@ -407,9 +406,8 @@ general_settings:
 #[test]
 fn fallbacks_and_aliases_name_existing_groups() {
     let base = "model_list:\n  - model_name: a\n    litellm_params: {model: openai/a}\n  - model_name: b\n    litellm_params: {model: openai/b}\n";
-    let nya = "not yet active: router_settings.fallbacks: not active yet in this llmgate release (fallbacks); accepted, has no effect";
     check(&[
-        ("valid", format!("{base}router_settings:\n  fallbacks: [{{a: [b]}}]\n  model_group_alias: {{x: a}}\n"), &[nya]),
+        ("valid", format!("{base}router_settings:\n  fallbacks: [{{a: [b]}}]\n  model_group_alias: {{x: a}}\n"), &[]),
         (
             "target missing, source missing, self",
             format!("{base}router_settings:\n  fallbacks:\n    - a: [a, c]\n    - z: b\n"),
@@ -417,7 +415,6 @@ fn fallbacks_and_aliases_name_existing_groups() {
                 "error: router_settings.fallbacks[0].a[0]: the fallbacks of \"a\" must not contain \"a\" itself",
                 "error: router_settings.fallbacks[0].a[1]: unknown model group \"c\"",
                 "warning: router_settings.fallbacks[1].z: \"z\" is not a model group or alias, so these fallbacks never apply",
-                nya,
             ],
         ),
         (
@@ -427,8 +424,6 @@ fn fallbacks_and_aliases_name_existing_groups() {
                 "error: litellm_settings.fallbacks[0]: expected a one-key mapping such as `gpt-4o: [\"gpt-4o-mini\"]`, found a string",
                 "error: litellm_settings.fallbacks[1]: expected a one-key mapping such as `gpt-4o: [\"gpt-4o-mini\"]`, found a mapping",
                 "error: litellm_settings.default_fallbacks[0]: unknown model group \"nope\"",
-                "not yet active: litellm_settings.fallbacks: not active yet in this llmgate release (fallbacks); accepted, has no effect",
-                "not yet active: litellm_settings.default_fallbacks: not active yet in this llmgate release (fallbacks); accepted, has no effect",
             ],
         ),
         (
@@ -436,13 +431,12 @@ fn fallbacks_and_aliases_name_existing_groups() {
             format!("{base}router_settings:\n  fallbacks: [{{\"gpt-4.1\": [a]}}]\n"),
             &[
                 "warning: router_settings.fallbacks[0][\"gpt-4.1\"]: \"gpt-4.1\" is not a model group or alias, so these fallbacks never apply",
-                nya,
             ],
         ),
         (
             "fallback to an alias is fine",
             format!("{base}router_settings:\n  model_group_alias: {{x: b}}\n  fallbacks: [{{a: [x]}}]\n"),
-            &[nya],
+            &[],
         ),
         (
             "aliases",
@@ -457,7 +451,7 @@ fn fallbacks_and_aliases_name_existing_groups() {
         (
             "a catch-all group serves any fallback",
             "model_list:\n  - model_name: \"*\"\n    litellm_params: {model: openai/a}\nrouter_settings:\n  fallbacks: [{anything: [whatever]}]\n".to_owned(),
-            &[nya],
+            &[],
         ),
     ]);
 }

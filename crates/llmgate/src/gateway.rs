@@ -12,6 +12,7 @@ use http_body_util::BodyExt;
 use llmgate_auth::AuthLayer;
 use llmgate_config::Config;
 use llmgate_core::{wire::ModelList, BoxBody, BoxError};
+use llmgate_fallback::FallbackLayer;
 use llmgate_providers::{ProviderService, UpstreamClient, UpstreamClientConfig};
 use llmgate_router::{ModelTable, RouterLayer};
 use tower::util::BoxCloneSyncService;
@@ -21,6 +22,7 @@ use crate::parse::ParseLayer;
 use crate::request_id::RequestIdLayer;
 use crate::rescue::RescueLayer;
 use crate::routes::{self, Dispatch};
+use crate::routing;
 use crate::ReqBody;
 
 /// Why a gateway could not be built from a config that loaded.
@@ -81,10 +83,11 @@ impl Gateway {
             .model_group_aliases()
             .into_iter()
             .map(|(alias, (target, hidden))| (alias, target, hidden));
-        let table = Arc::new(ModelTable::new(
-            deployments.into_iter().map(Arc::new),
-            aliases,
-        ));
+        let table = Arc::new(
+            ModelTable::new(deployments.into_iter().map(Arc::new), aliases)
+                .with_strategy(routing::strategy(&config))
+                .with_cooldown_policy(routing::cooldown_policy(&config)),
+        );
         let max_body =
             usize::try_from(config.general_settings.max_request_body_bytes()).unwrap_or(usize::MAX);
         let auth = AuthLayer::new(config.master_key());
@@ -95,6 +98,7 @@ impl Gateway {
         let llm = ServiceBuilder::new()
             .layer(ParseLayer::new(max_body))
             .layer(auth.clone())
+            .layer(FallbackLayer::new(routing::fallback_policy(&config)))
             .layer(RouterLayer::new(table.clone()))
             .service(provider);
 

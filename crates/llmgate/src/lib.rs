@@ -20,6 +20,7 @@ pub mod rescue;
 
 mod gateway;
 mod routes;
+mod routing;
 mod serve;
 
 use bytes::Bytes;

@@ -4,6 +4,9 @@ use http::Method;
 use llmgate_tests::{config_for, Behaviour, MockProvider, TestGateway};
 use serde_json::json;
 
+/// Retries and cooldowns off: these tests see one upstream answer passed on as it was.
+const NO_RETRIES: &str = "router_settings:\n  num_retries: 0\n  disable_cooldowns: true\n";
+
 #[tokio::test]
 async fn upstream_errors_keep_their_status_and_message() {
     let mock = MockProvider::start().await;
@@ -11,7 +14,11 @@ async fn upstream_errors_keep_their_status_and_message() {
         Behaviour::error(429, "Rate limit reached for requests").with_header("retry-after", "7"),
     );
     mock.push(Behaviour::error(500, "The server had an error"));
-    let gw = TestGateway::start(&config_for(&[("gpt", &mock.v1_url())], None)).await;
+    let yaml = format!(
+        "{}{NO_RETRIES}",
+        config_for(&[("gpt", &mock.v1_url())], None)
+    );
+    let gw = TestGateway::start(&yaml).await;
 
     let res = gw.chat("gpt", "hi").await;
     let e = res.openai_error(429);
@@ -53,7 +60,11 @@ async fn upstream_unreachable_is_a_502() {
 async fn invalid_upstream_body_is_a_502() {
     let mock = MockProvider::start().await;
     mock.push(Behaviour::InvalidBody);
-    let gw = TestGateway::start(&config_for(&[("gpt", &mock.v1_url())], None)).await;
+    let yaml = format!(
+        "{}{NO_RETRIES}",
+        config_for(&[("gpt", &mock.v1_url())], None)
+    );
+    let gw = TestGateway::start(&yaml).await;
     gw.chat("gpt", "hi").await.openai_error(502);
 }
 

@@ -1,0 +1,127 @@
+//! Turns `router_settings` and `litellm_settings` into the router's and the fallback layer's
+//! settings (the layer crates never see config types).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use llmgate_config::{Config, Fallback, RoutingStrategy};
+use llmgate_core::ErrorClass;
+use llmgate_fallback::FallbackPolicy;
+use llmgate_router::{CooldownPolicy, Strategy};
+
+/// LiteLLM's default `routing_strategy_args.ttl` for latency-based routing.
+const DEFAULT_LATENCY_TTL: Duration = Duration::from_secs(3600);
+
+/// `routing_strategy` with its `routing_strategy_args`. `cost-based-routing` is not implemented
+/// (config reports it) and uses simple-shuffle.
+pub(crate) fn strategy(config: &Config) -> Strategy {
+    let rs = &config.router_settings;
+    match rs.routing_strategy {
+        RoutingStrategy::LeastBusy => Strategy::LeastBusy,
+        RoutingStrategy::LatencyBasedRouting => {
+            let args = &rs.routing_strategy_args;
+            let ttl = args
+                .get("ttl")
+                .and_then(|v| v.as_f64())
+                .filter(|t| t.is_finite() && *t > 0.0)
+                .map_or(DEFAULT_LATENCY_TTL, Duration::from_secs_f64);
+            let buffer = args
+                .get("lowest_latency_buffer")
+                .and_then(|v| v.as_f64())
+                .filter(|b| b.is_finite() && *b >= 0.0)
+                .unwrap_or(0.0);
+            Strategy::LatencyBased { ttl, buffer }
+        }
+        RoutingStrategy::UsageBasedRouting | RoutingStrategy::UsageBasedRoutingV2 => {
+            Strategy::UsageBased
+        }
+        RoutingStrategy::SimpleShuffle | RoutingStrategy::CostBasedRouting => {
+            Strategy::SimpleShuffle
+        }
+    }
+}
+
+/// `allowed_fails`, `allowed_fails_policy`, `cooldown_time`, `disable_cooldowns`.
+pub(crate) fn cooldown_policy(config: &Config) -> CooldownPolicy {
+    let rs = &config.router_settings;
+    let mut p = CooldownPolicy {
+        disabled: rs.disable_cooldowns.unwrap_or(false),
+        ..CooldownPolicy::default()
+    };
+    if let Some(n) = rs.allowed_fails {
+        p.allowed_fails = n;
+    }
+    if let Some(t) = rs.cooldown_time {
+        p.cooldown_time = t;
+    }
+    if let Some(a) = &rs.allowed_fails_policy {
+        let per = [
+            (
+                ErrorClass::Authentication,
+                a.AuthenticationErrorAllowedFails,
+            ),
+            (ErrorClass::Timeout, a.TimeoutErrorAllowedFails),
+            (ErrorClass::RateLimit, a.RateLimitErrorAllowedFails),
+            (
+                ErrorClass::ContentPolicyViolation,
+                a.ContentPolicyViolationErrorAllowedFails,
+            ),
+            (
+                ErrorClass::InternalServer,
+                a.InternalServerErrorAllowedFails,
+            ),
+            (ErrorClass::BadRequest, a.BadRequestErrorAllowedFails),
+        ];
+        p.allowed_fails_per_class = per
+            .into_iter()
+            .filter_map(|(c, n)| n.map(|n| (c, n)))
+            .collect();
+    }
+    p
+}
+
+fn table(router: &[Fallback], litellm: &[Fallback]) -> HashMap<String, Vec<String>> {
+    // router_settings wins over litellm_settings for the same group.
+    litellm
+        .iter()
+        .chain(router)
+        .map(|f| (f.model_group.clone(), f.fallbacks.clone()))
+        .collect()
+}
+
+/// `num_retries`, `retry_policy` and the four kinds of fallbacks, from `router_settings` and
+/// `litellm_settings` (router_settings wins).
+pub(crate) fn fallback_policy(config: &Config) -> FallbackPolicy {
+    let rs = &config.router_settings;
+    let ls = &config.litellm_settings;
+    let mut p = FallbackPolicy::default();
+    if let Some(n) = rs.num_retries.or(ls.num_retries) {
+        p.num_retries = n;
+    }
+    if let Some(r) = &rs.retry_policy {
+        let per = [
+            (ErrorClass::Authentication, r.AuthenticationErrorRetries),
+            (ErrorClass::Timeout, r.TimeoutErrorRetries),
+            (ErrorClass::RateLimit, r.RateLimitErrorRetries),
+            (
+                ErrorClass::ContentPolicyViolation,
+                r.ContentPolicyViolationErrorRetries,
+            ),
+            (ErrorClass::InternalServer, r.InternalServerErrorRetries),
+            (ErrorClass::BadRequest, r.BadRequestErrorRetries),
+        ];
+        p.retry_policy = per
+            .into_iter()
+            .filter_map(|(c, n)| n.map(|n| (c, n)))
+            .collect();
+    }
+    p.fallbacks = table(&rs.fallbacks, &ls.fallbacks);
+    p.context_window_fallbacks = table(&rs.context_window_fallbacks, &ls.context_window_fallbacks);
+    p.content_policy_fallbacks = table(&rs.content_policy_fallbacks, &ls.content_policy_fallbacks);
+    p.default_fallbacks = if rs.default_fallbacks.is_empty() {
+        ls.default_fallbacks.clone()
+    } else {
+        rs.default_fallbacks.clone()
+    };
+    p
+}
