@@ -27,6 +27,14 @@ pub enum Error {
         /// When the first one comes back.
         retry_after: Option<Duration>,
     },
+    /// The prompt is longer than every deployment's `model_info.max_input_tokens`.
+    #[error("the prompt (~{prompt_tokens} tokens, estimated) is longer than any deployment of model group \"{group}\" accepts (model_info.max_input_tokens)")]
+    ContextWindow {
+        /// The group.
+        group: Arc<str>,
+        /// The estimate.
+        prompt_tokens: u64,
+    },
     /// A fallback named a group that does not exist.
     #[error("model group \"{0}\" does not exist")]
     UnknownGroup(Arc<str>),
@@ -42,6 +50,12 @@ fn no_deployment_message(group: &str, reasons: &[(Arc<str>, String)]) -> String 
 
 impl Error {
     pub(crate) fn unavailable(group: Arc<str>, u: Unavailable) -> Self {
+        if let Some(prompt_tokens) = u.context_window {
+            return Error::ContextWindow {
+                group,
+                prompt_tokens,
+            };
+        }
         Error::NoDeployment {
             group,
             reasons: u.reasons,
@@ -58,6 +72,7 @@ impl ErrorContract for Error {
                 rate_limited: true, ..
             } => StatusCode::TOO_MANY_REQUESTS,
             Error::NoDeployment { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Error::ContextWindow { .. } => StatusCode::BAD_REQUEST,
             Error::UnknownGroup(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -67,12 +82,15 @@ impl ErrorContract for Error {
                 rate_limited: true, ..
             } => ErrorType::RATE_LIMIT,
             Error::NoDeployment { .. } => ErrorType::API,
+            Error::ContextWindow { .. } => ErrorType::INVALID_REQUEST,
             Error::UnknownGroup(_) => ErrorType::SERVER,
         }
     }
     fn code(&self) -> Option<Cow<'static, str>> {
         match self {
             Error::NoDeployment { .. } => Some(Cow::Borrowed("no_deployment_available")),
+            // OpenAI's code, so clients and the fallback layer treat it as the provider's own.
+            Error::ContextWindow { .. } => Some(Cow::Borrowed("context_length_exceeded")),
             Error::UnknownGroup(_) => None,
         }
     }
@@ -81,12 +99,15 @@ impl ErrorContract for Error {
         matches!(self, Error::NoDeployment { .. })
     }
     fn origin(&self) -> Origin {
-        Origin::Internal
+        match self {
+            Error::ContextWindow { .. } => Origin::Downstream,
+            _ => Origin::Internal,
+        }
     }
     fn retry_after(&self) -> Option<Duration> {
         match self {
             Error::NoDeployment { retry_after, .. } => *retry_after,
-            Error::UnknownGroup(_) => None,
+            Error::ContextWindow { .. } | Error::UnknownGroup(_) => None,
         }
     }
 }

@@ -28,6 +28,8 @@ pub struct ModelTable {
 #[derive(Debug)]
 struct Group {
     members: Vec<Member>,
+    /// Some member declares `model_info.max_input_tokens`, so prompts are sized before picking.
+    sized: bool,
 }
 
 /// One deployment and its live state.
@@ -58,6 +60,8 @@ pub(crate) struct Unavailable {
     pub(crate) reasons: Vec<(Arc<str>, String)>,
     /// Every deployment is rate limited (429s or its own rpm/tpm/rpd), so the answer is a 429.
     pub(crate) all_rate_limited: bool,
+    /// Every deployment was skipped because the prompt is longer than its `max_input_tokens`.
+    pub(crate) context_window: Option<u64>,
     /// The soonest a deployment comes back, if known.
     pub(crate) retry_after: Option<Duration>,
 }
@@ -84,6 +88,7 @@ impl ModelTable {
                 table.order.push(name);
                 Group {
                     members: Vec::new(),
+                    sized: false,
                 }
             });
             group.members.push(Member {
@@ -94,6 +99,10 @@ impl ModelTable {
         }
         for group in table.groups.values_mut() {
             set_weights(&mut group.members);
+            group.sized = group
+                .members
+                .iter()
+                .any(|m| m.spec.model_info.max_input_tokens.is_some());
         }
         for (alias, target, hidden) in aliases {
             if let Some((name, _)) = table.groups.get_key_value(target.as_str()) {
@@ -198,10 +207,13 @@ impl ModelTable {
         group: &str,
         exclude: &[Arc<str>],
         stream: bool,
+        prompt_tokens: impl FnOnce() -> u64,
     ) -> Result<Picked, Unavailable> {
         let Some(g) = self.groups.get(group) else {
             return Err(Unavailable::default());
         };
+        let prompt = g.sized.then(prompt_tokens);
+        let mut too_long = 0;
         let now = self.clock.now_ms();
         let minute = self.clock.minute(now);
         let day = self.clock.day(now);
@@ -226,6 +238,16 @@ impl ModelTable {
                     ),
                 ));
                 continue;
+            }
+            if let (Some(p), Some(max)) = (prompt, m.spec.model_info.max_input_tokens) {
+                if p > max {
+                    too_long += 1;
+                    unavailable.reasons.push((
+                        m.spec.id.clone(),
+                        format!("the prompt (~{p} tokens) exceeds its max_input_tokens ({max})"),
+                    ));
+                    continue;
+                }
             }
             if let Some(why) = at_limit(m, minute, day) {
                 unavailable.reasons.push((m.spec.id.clone(), why));
@@ -257,8 +279,11 @@ impl ModelTable {
             }
             candidates.swap_remove(k);
         }
-        if unavailable.reasons.is_empty() {
+        if unavailable.reasons.is_empty() || too_long > 0 {
             unavailable.all_rate_limited = false;
+        }
+        if too_long == g.members.len() {
+            unavailable.context_window = prompt;
         }
         Err(unavailable)
     }

@@ -356,6 +356,35 @@ async fn a_retry_prefers_another_deployment_and_reports_what_it_picked() {
 }
 
 #[tokio::test]
+async fn a_prompt_longer_than_every_deployment_accepts_is_a_context_length_error_up_front() {
+    let mut small = d("small", "g");
+    small.model_info.max_input_tokens = Some(10);
+    let calls = Arc::new(AtomicUsize::new(0));
+    let c = calls.clone();
+    let mut svc = Router::new(
+        stub(move |_| {
+            c.fetch_add(1, Ordering::SeqCst);
+            None
+        }),
+        Arc::new(table(vec![small])),
+    );
+    assert_eq!(served_by(&mut svc, "g").await.unwrap(), "small");
+    let mut r = Request::new(());
+    let long = "word ".repeat(100);
+    let body = format!(r#"{{"model":"g","messages":[{{"role":"user","content":"{long}"}}]}}"#);
+    r.extensions_mut()
+        .insert(LlmRequest::parse(Endpoint::ChatCompletions, body.as_bytes()).unwrap());
+    let e = ApiError::from_box(svc.ready().await.unwrap().call(r).await.unwrap_err());
+    assert_eq!(e.status(), 400);
+    assert_eq!(e.code().as_deref(), Some("context_length_exceeded"));
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        1,
+        "the long prompt never reached the provider"
+    );
+}
+
+#[tokio::test]
 async fn forced_failures_do_not_count_against_the_deployment() {
     let mut svc = Router::new(stub(|_| None), Arc::new(table(vec![d("a", "g")])));
     for _ in 0..10 {
