@@ -1,0 +1,368 @@
+//! The Pingora host: serves any Tower HTTP service through Pingora's [`HttpServerApp`].
+//!
+//! Pingora's own `ServeHttp` wants the whole response as a `Vec<u8>`, which would buffer every
+//! stream. [`Host`] instead forwards the service's response body frame by frame, as frames
+//! arrive, so each SSE event reaches the client when the upstream sends it.
+//!
+//! Per request, [`Host`]:
+//!
+//! 1. reads the request header, then the whole request body, capped at
+//!    `max_request_body_bytes` (over the cap: a 413 with an OpenAI-shaped JSON error, the service
+//!    is not called, and the connection is closed);
+//! 2. builds an `http::Request<Full<Bytes>>` (method, URI, version, headers; the peer address as
+//!    a [`std::net::SocketAddr`] extension when the connection has one);
+//! 3. calls a clone of the service with `oneshot`;
+//! 4. writes the response header with the body's framing set from its `size_hint`
+//!    (`Content-Length` when exact, else `Transfer-Encoding: chunked` on HTTP/1.1), HTTP/1.1 as
+//!    the version on HTTP/1 connections;
+//! 5. writes each body frame as it comes; a body error mid-stream is logged and the response is
+//!    aborted (the HTTP/1 connection is closed, the HTTP/2 stream is reset), because the client
+//!    must be able to tell a cut stream from a finished one;
+//! 6. hands the connection back to Pingora for keep-alive when it is reusable.
+//!
+//! While it waits for the service and for body frames, it also watches the client: when the
+//! client goes away, the service's future and body are dropped, which cancels the upstream call.
+//!
+//! HTTP/2 works through the same code: over TLS when ALPN picks h2, and in cleartext with prior
+//! knowledge (`h2c`) when enabled with [`Host::h2c`].
+
+use std::convert::Infallible;
+use std::fmt::Display;
+use std::pin::pin;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::{Bytes, BytesMut};
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE, EXPECT, TRANSFER_ENCODING};
+use http::{HeaderValue, Method, Request, Response, StatusCode, Version};
+use http_body::Body;
+use http_body_util::{BodyExt, Full};
+use pingora_core::apps::{
+    HttpPersistentSettings, HttpServerApp, HttpServerOptions, ReusedHttpStream,
+};
+use pingora_core::protocols::http::ServerSession;
+use pingora_core::server::ShutdownWatch;
+use tower::{Service, ServiceExt};
+
+use crate::shutdown::InFlight;
+
+/// How long (seconds) an idle HTTP/1 connection stays open for its next request.
+const KEEPALIVE_SECONDS: u64 = 60;
+
+/// A Pingora [`HttpServerApp`] that serves a Tower HTTP service and streams its responses.
+///
+/// `S` is called once per request with the whole (size-capped) request body; its response
+/// body is forwarded frame by frame.
+pub struct Host<S> {
+    service: S,
+    max_request_body_bytes: usize,
+    options: HttpServerOptions,
+    in_flight: InFlight,
+}
+
+impl<S> Host<S> {
+    /// Serve `service`, refusing request bodies larger than `max_request_body_bytes` with a 413.
+    pub fn new(service: S, max_request_body_bytes: usize) -> Self {
+        Self {
+            service,
+            max_request_body_bytes,
+            options: HttpServerOptions::default(),
+            in_flight: InFlight::default(),
+        }
+    }
+
+    /// Accept cleartext HTTP/2 with prior knowledge (h2c) besides HTTP/1.x. Off by default.
+    ///
+    /// When on, Pingora peeks the first 24 bytes of every new connection for the HTTP/2
+    /// preface, so an HTTP/1 request shorter than that (only a header-less HTTP/1.0 one can be)
+    /// waits until the client sends more or gives up.
+    #[must_use]
+    pub fn h2c(mut self, enabled: bool) -> Self {
+        self.options.h2c = enabled;
+        self
+    }
+
+    /// The count of requests being served, for a graceful shutdown to wait on.
+    pub fn in_flight(&self) -> InFlight {
+        self.in_flight.clone()
+    }
+}
+
+#[async_trait]
+impl<S, B> HttpServerApp for Host<S>
+where
+    S: Service<Request<Full<Bytes>>, Response = Response<B>, Error = Infallible>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send,
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Display,
+{
+    async fn process_new_http(
+        self: &Arc<Self>,
+        mut session: ServerSession,
+        shutdown: &ShutdownWatch,
+    ) -> Option<ReusedHttpStream> {
+        match session.read_request().await {
+            Ok(true) => {}
+            // The client closed an idle keep-alive connection: normal.
+            Ok(false) => return None,
+            Err(e) => {
+                tracing::debug!(error = %e, "failed to read the request header");
+                return None;
+            }
+        }
+        if *shutdown.borrow() {
+            // Shutting down: answer this request, then close the connection.
+            session.set_keepalive(None);
+        } else if session.get_keepalive().is_some() {
+            // The client allows reuse (HTTP/1.1, or 1.0 with `Connection: keep-alive`):
+            // bound the idle time instead of Pingora's default of forever.
+            session.set_keepalive(Some(KEEPALIVE_SECONDS));
+        }
+        let _in_flight = self.in_flight.enter();
+
+        let body = match read_body(&mut session, self.max_request_body_bytes).await {
+            Ok(body) => body,
+            Err(ReadBodyError::TooLarge) => {
+                session.set_keepalive(None);
+                let response = too_large(self.max_request_body_bytes);
+                // The unread body is still arriving: do not watch the client for the end of
+                // it. The connection is closed either way; nothing more to do on error.
+                let _ = write_response(&mut session, response, false).await;
+                return finish(session).await;
+            }
+            Err(ReadBodyError::Read(e)) => {
+                tracing::debug!(error = %e, "failed to read the request body");
+                return None;
+            }
+        };
+        let request = to_request(&session, body);
+
+        let call = self.service.clone().oneshot(request);
+        let response = tokio::select! {
+            biased;
+            response = call => match response {
+                Ok(response) => response,
+                Err(never) => match never {},
+            },
+            gone = session.read_body_or_idle(true) => {
+                tracing::debug!(reason = ?gone.err(), "client went away before the response");
+                return None;
+            }
+        };
+        match write_response(&mut session, response, true).await {
+            Ok(()) => finish(session).await,
+            Err(Aborted) => None,
+        }
+    }
+
+    fn server_options(&self) -> Option<&HttpServerOptions> {
+        Some(&self.options)
+    }
+}
+
+/// Why the request body could not be handed to the service.
+enum ReadBodyError {
+    /// Larger than the cap (declared or read).
+    TooLarge,
+    /// The client's bytes could not be read.
+    Read(pingora_core::BError),
+}
+
+impl From<pingora_core::BError> for ReadBodyError {
+    fn from(e: pingora_core::BError) -> Self {
+        Self::Read(e)
+    }
+}
+
+/// Read the whole request body, refusing more than `limit` bytes.
+async fn read_body(session: &mut ServerSession, limit: usize) -> Result<Bytes, ReadBodyError> {
+    let declared = session
+        .get_header(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limit as u64) {
+        return Err(ReadBodyError::TooLarge);
+    }
+    if expects_continue(session) && !session.is_body_empty() {
+        session.write_continue_response().await?;
+    }
+    // Most bodies arrive in one chunk: keep it without copying.
+    let mut first: Option<Bytes> = None;
+    let mut rest = BytesMut::new();
+    let mut total = 0usize;
+    while let Some(chunk) = session.read_request_body().await? {
+        total = total.saturating_add(chunk.len());
+        if total > limit {
+            return Err(ReadBodyError::TooLarge);
+        }
+        match first.take() {
+            None if rest.is_empty() => first = Some(chunk),
+            None => rest.extend_from_slice(&chunk),
+            Some(earlier) => {
+                rest.reserve(earlier.len() + chunk.len());
+                rest.extend_from_slice(&earlier);
+                rest.extend_from_slice(&chunk);
+            }
+        }
+    }
+    Ok(first.unwrap_or_else(|| rest.freeze()))
+}
+
+/// An HTTP/1.1 request with `Expect: 100-continue`.
+fn expects_continue(session: &ServerSession) -> bool {
+    let header = session.req_header();
+    header.version == Version::HTTP_11
+        && header
+            .headers
+            .get(EXPECT)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"))
+}
+
+/// The request the service sees: the session's head, the peer address, and the body.
+fn to_request(session: &ServerSession, body: Bytes) -> Request<Full<Bytes>> {
+    let mut parts = session.req_header().as_owned_parts();
+    if let Some(peer) = session.client_addr().and_then(|a| a.as_inet()) {
+        parts.extensions.insert(*peer);
+    }
+    Request::from_parts(parts, Full::new(body))
+}
+
+/// The 413 answer for a body over the cap, shaped like OpenAI's errors.
+fn too_large(limit: usize) -> Response<Full<Bytes>> {
+    let body = format!(
+        "{{\"error\":{{\"message\":\"request body is larger than {limit} bytes\",\
+         \"type\":\"invalid_request_error\",\"param\":null,\"code\":\"request_too_large\"}}}}"
+    );
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = StatusCode::PAYLOAD_TOO_LARGE;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+/// The response was cut short; the connection must not be reused.
+struct Aborted;
+
+/// Write the response head, then each body frame as it arrives. With `watch_client`, stop as
+/// soon as the client goes away (which needs the request body to have been read).
+async fn write_response<B>(
+    session: &mut ServerSession,
+    response: Response<B>,
+    watch_client: bool,
+) -> Result<(), Aborted>
+where
+    B: Body<Data = Bytes> + Send,
+    B::Error: Display,
+{
+    let (mut head, body) = response.into_parts();
+    set_framing(session, &mut head, &body.size_hint());
+    if let Err(e) = session.write_response_header(Box::new(head.into())).await {
+        tracing::debug!(error = %e, "failed to write the response header");
+        return Err(Aborted);
+    }
+    let mut body = pin!(body);
+    loop {
+        let frame = tokio::select! {
+            biased;
+            // The error becomes text here: `B::Error` need not be `Send`.
+            frame = body.frame() => frame.map(|f| f.map_err(|e| e.to_string())),
+            gone = session.read_body_or_idle(true), if watch_client => {
+                tracing::debug!(reason = ?gone.err(), "client went away during the response body");
+                return Err(Aborted);
+            }
+        };
+        let frame = match frame {
+            None => return Ok(()),
+            Some(Ok(frame)) => frame,
+            Some(Err(e)) => {
+                tracing::warn!(
+                    error = %e,
+                    request = %session.request_summary(),
+                    "response body failed mid-stream; aborting the response"
+                );
+                break;
+            }
+        };
+        let written = match frame.into_data() {
+            // Mark the last frame as such when the body knows (a `Full` body does): HTTP/2
+            // then ends the stream with it instead of with an extra empty DATA frame.
+            Ok(data) => {
+                let end = body.is_end_stream();
+                session.write_response_body(data, end).await
+            }
+            Err(frame) => match frame.into_trailers() {
+                // HTTP/1 trailers are dropped by Pingora; HTTP/2 sends them.
+                Ok(trailers) => session.write_response_trailers(trailers).await,
+                Err(_) => Ok(()),
+            },
+        };
+        if let Err(e) = written {
+            tracing::debug!(error = %e, "failed to write the response body");
+            return Err(Aborted);
+        }
+    }
+    // Close the HTTP/1 connection (a chunked body then lacks its last chunk, a sized one its
+    // remaining bytes) or reset the HTTP/2 stream, so the client sees the cut.
+    session.shutdown().await;
+    Err(Aborted)
+}
+
+/// Set the version and the body framing headers: Pingora adds neither `Content-Length` nor
+/// `Transfer-Encoding`, and its HTTP/1 writer refuses any version but 0.9, 1.0 and 1.1.
+fn set_framing(
+    session: &ServerSession,
+    head: &mut http::response::Parts,
+    hint: &http_body::SizeHint,
+) {
+    let request = session.req_header();
+    let http2 = session.is_http2();
+    head.version = if http2 {
+        Version::HTTP_2
+    } else {
+        Version::HTTP_11
+    };
+    let status = head.status;
+    if status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED
+    {
+        head.headers.remove(CONTENT_LENGTH);
+        head.headers.remove(TRANSFER_ENCODING);
+        return;
+    }
+    if request.method == Method::HEAD {
+        // No body follows; the service's headers describe the GET it stands for.
+        return;
+    }
+    head.headers.remove(TRANSFER_ENCODING);
+    if let Some(len) = hint.exact() {
+        head.headers.insert(CONTENT_LENGTH, HeaderValue::from(len));
+        return;
+    }
+    head.headers.remove(CONTENT_LENGTH);
+    // HTTP/2 frames the body itself; an HTTP/1.0 client gets a body delimited by the close.
+    if !http2 && request.version == Version::HTTP_11 {
+        head.headers
+            .insert(TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
+    }
+}
+
+/// End the response and return the connection to Pingora if it can carry another request.
+async fn finish(session: ServerSession) -> Option<ReusedHttpStream> {
+    let settings = HttpPersistentSettings::for_session(&session);
+    match session.finish().await {
+        Ok(stream) => stream.map(|s| ReusedHttpStream::from_reusable_stream(s, settings)),
+        Err(e) => {
+            tracing::debug!(error = %e, "failed to finish the response");
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,72 @@
+//! Logging: `tracing` to stderr, human-readable or JSON, filtered by `RUST_LOG` or `--log-level`.
+//!
+//! Pingora logs through the `log` crate; the `tracing-log` bridge (installed by
+//! `tracing-subscriber`'s `init`) turns those records into events of the same stream, filtered
+//! by the same directives (targets such as `pingora_core`). Without `RUST_LOG`, Pingora's own
+//! lines are shown from `warn` up unless `--log-level` names `pingora_core`.
+
+use std::io::IsTerminal as _;
+
+use anyhow::Context as _;
+use tracing_subscriber::{fmt, EnvFilter};
+
+use crate::cli::{LogArgs, LogFormat};
+
+/// `--log-level`'s directives, with Pingora held to warnings unless they name it: its info
+/// lines narrate its own start-up and shutdown (including a "grace period 30s starts" that
+/// [`crate::shutdown`] usually cuts short), which says nothing an operator needs.
+fn directives(filter: &str) -> String {
+    if filter.contains("pingora") {
+        filter.to_owned()
+    } else {
+        format!("{filter},pingora_core=warn")
+    }
+}
+
+/// Install the global subscriber. `RUST_LOG`, when set, overrides `--log-level`.
+pub fn init(args: &LogArgs) -> anyhow::Result<()> {
+    let filter = match std::env::var(EnvFilter::DEFAULT_ENV) {
+        Ok(directives) if !directives.trim().is_empty() => EnvFilter::try_new(&directives)
+            .with_context(|| format!("RUST_LOG={directives:?} is not a valid log filter"))?,
+        _ => EnvFilter::try_new(directives(args.filter())).with_context(|| {
+            format!("--log-level {:?} is not a valid log filter", args.filter())
+        })?,
+    };
+    let builder = fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
+    let installed = match args.log_format {
+        LogFormat::Pretty => builder.try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init(),
+    };
+    installed
+        .map_err(|e| anyhow::anyhow!(e))
+        .context("installing the log subscriber")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pingora_is_held_to_warnings_unless_named() {
+        assert_eq!(directives("info"), "info,pingora_core=warn");
+        assert_eq!(
+            directives("llmgate=debug,info"),
+            "llmgate=debug,info,pingora_core=warn"
+        );
+        assert_eq!(
+            directives("info,pingora_core=debug"),
+            "info,pingora_core=debug"
+        );
+        for d in ["info", "debug", "trace", "warn", "error", "off"] {
+            assert!(EnvFilter::try_new(directives(d)).is_ok());
+        }
+    }
+}

@@ -1,0 +1,121 @@
+//! `llmgate`: the LLM gateway's binary. It parses a LiteLLM-compatible command line, loads the
+//! config through the `llmgate` facade, and serves the facade's Tower service on Pingora.
+//!
+//! Run with: `cargo run -p llmgate-server -- --config config.yaml --port 4000`
+
+mod cli;
+mod host;
+mod logging;
+mod shutdown;
+
+use std::io::Write as _;
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::Parser as _;
+use pingora_core::server::configuration::{Opt, ServerConf};
+use pingora_core::server::{RunArgs, Server};
+use pingora_core::services::listening;
+
+use crate::cli::{Cli, Command, ServeArgs, Source};
+use crate::host::Host;
+use crate::shutdown::Signals;
+
+/// After the grace period, how long Pingora waits for its runtimes to stop.
+const RUNTIME_SHUTDOWN_SECONDS: u64 = 1;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Err(e) = logging::init(&cli.log) {
+        eprintln!("llmgate: {e:#}");
+        return ExitCode::FAILURE;
+    }
+    let result = match cli.command {
+        Some(Command::Check { config }) => return check(&config),
+        None => serve(&cli.source, &cli.serve),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("llmgate: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `llmgate check --config FILE`: every notice and problem on stdout; exit 1 when invalid.
+fn check(path: &Path) -> ExitCode {
+    let mut out = std::io::stdout().lock();
+    let (report, code) = match llmgate::load_config(path) {
+        Ok(loaded) => match llmgate::Gateway::new(loaded.config) {
+            Ok(_) => {
+                for notice in &loaded.notices {
+                    let _ = writeln!(out, "{}: {notice}", notice.severity);
+                }
+                (format!("{}: valid", path.display()), ExitCode::SUCCESS)
+            }
+            Err(e) => (
+                format!("{}: invalid\n{e}", path.display()),
+                ExitCode::FAILURE,
+            ),
+        },
+        Err(problems) => (
+            format!("{}: invalid\n{problems}", path.display()),
+            ExitCode::FAILURE,
+        ),
+    };
+    let _ = writeln!(out, "{report}");
+    code
+}
+
+/// Load the config (or the one sidecar model), then serve it until a shutdown signal.
+fn serve(source: &Source, args: &ServeArgs) -> anyhow::Result<()> {
+    let loaded = match (&source.config, &source.model) {
+        (Some(path), _) => llmgate::load_config(path)
+            .map_err(|problems| anyhow::anyhow!("{} is invalid:\n{problems}", path.display()))?,
+        (None, Some(model)) => {
+            llmgate::sidecar_config(model, source.api_base.as_deref(), source.api_key.as_deref())
+                .map_err(|problems| {
+                    anyhow::anyhow!("--model {model} cannot be served:\n{problems}")
+                })?
+        }
+        (None, None) => anyhow::bail!("give --config FILE or --model PROVIDER/MODEL"),
+    };
+    for notice in &loaded.notices {
+        tracing::warn!(severity = %notice.severity, "config: {notice}");
+    }
+    // Spawns nothing, so it is built here, before Pingora's runtimes exist.
+    let gateway = llmgate::Gateway::new(loaded.config).context("building the gateway")?;
+
+    let address = args.listen_address();
+    // Pingora binds inside its runtime and panics there on failure, leaving a process that
+    // serves nothing: try the address here first so a taken port fails loudly at start-up.
+    drop(
+        std::net::TcpListener::bind(&address)
+            .with_context(|| format!("cannot listen on {address}"))?,
+    );
+
+    let host = Host::new(gateway.service(), gateway.max_request_body_bytes()).h2c(args.h2c);
+    let in_flight = host.in_flight();
+    let workers = args.workers();
+    let mut service = listening::Service::new("llmgate".to_string(), host);
+    service.add_tcp(&address);
+    service.threads = Some(workers);
+
+    let conf = ServerConf {
+        threads: workers,
+        grace_period_seconds: Some(args.graceful_shutdown_seconds),
+        graceful_shutdown_timeout_seconds: Some(RUNTIME_SHUTDOWN_SECONDS),
+        ..ServerConf::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(Opt::default(), conf);
+    server.bootstrap();
+    server.add_service(service);
+    tracing::info!(%address, workers, h2c = args.h2c, "llmgate listening on http://{address}");
+    server.run(RunArgs {
+        shutdown_signal: Box::new(Signals::new(in_flight, args.grace())),
+    });
+    tracing::info!("llmgate stopped");
+    Ok(())
+}
