@@ -292,11 +292,9 @@ pub(crate) fn general_settings(w: &mut Walk<'_>, node: &Node, path: &str) -> Gen
             }
             "background_health_checks" => {
                 out.background_health_checks = w.bool(value, &p);
-                not_yet_active(w, value, &p, HEALTH);
             }
             "health_check_interval" => {
                 out.health_check_interval = w.seconds(value, &p);
-                not_yet_active(w, value, &p, HEALTH);
             }
             "max_parallel_requests" => {
                 out.max_parallel_requests = w.u64(value, &p);

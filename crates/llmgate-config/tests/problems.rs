@@ -391,14 +391,6 @@ general_settings:
             nya("litellm_settings.cache_params", "response caching"),
             nya("litellm_settings.success_callback", "logging callbacks"),
             nya("general_settings.database_url", "database"),
-            nya(
-                "general_settings.background_health_checks",
-                "background health checks"
-            ),
-            nya(
-                "general_settings.health_check_interval",
-                "background health checks"
-            ),
         ]
     );
 }

@@ -18,11 +18,15 @@ use llmgate_router::{ModelTable, RouterLayer};
 use tower::util::BoxCloneSyncService;
 use tower::{service_fn, Service, ServiceBuilder};
 
+use crate::health::Health;
 use crate::parse::ParseLayer;
 use crate::request_id::RequestIdLayer;
 use crate::rescue::RescueLayer;
 use crate::routes::{self, Dispatch};
 use crate::routing;
+
+/// LiteLLM's default `health_check_interval`.
+const DEFAULT_HEALTH_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(300);
 use crate::ReqBody;
 
 /// Why a gateway could not be built from a config that loaded.
@@ -95,6 +99,17 @@ impl Gateway {
         let client = UpstreamClient::new(UpstreamClientConfig::default())
             .map_err(|e| BuildError::UpstreamClient(e.to_string()))?;
         let provider = ProviderService::new(client);
+        let background = config
+            .general_settings
+            .background_health_checks
+            .unwrap_or(false)
+            .then(|| {
+                config
+                    .general_settings
+                    .health_check_interval
+                    .unwrap_or(DEFAULT_HEALTH_CHECK_INTERVAL)
+            });
+        let health_checks = Health::new(table.clone(), provider.clone(), background);
         let llm = ServiceBuilder::new()
             .layer(ParseLayer::new(max_body))
             .layer(auth.clone())
@@ -127,10 +142,19 @@ impl Gateway {
             .to_string(),
         );
 
+        let checker = health_checks.clone();
+        let health = ServiceBuilder::new()
+            .layer(AuthLayer::new(config.master_key()))
+            .service(service_fn(move |_req: Request<ReqBody>| {
+                let checker = checker.clone();
+                async move { Ok::<_, BoxError>(routes::json(checker.report().await)) }
+            }));
         let dispatch = Dispatch {
             llm: BoxCloneSyncService::new(llm),
             models: BoxCloneSyncService::new(models),
             readiness,
+            health: BoxCloneSyncService::new(health),
+            health_checks,
         };
         let service = ServiceBuilder::new()
             .layer(RequestIdLayer)

@@ -19,6 +19,7 @@ pub mod request_id;
 pub mod rescue;
 
 mod gateway;
+mod health;
 mod routes;
 mod routing;
 mod serve;

@@ -20,6 +20,7 @@ enum Route {
     Models,
     Liveliness,
     Readiness,
+    Health,
 }
 
 fn route(path: &str) -> Option<(Route, Method)> {
@@ -33,6 +34,7 @@ fn route(path: &str) -> Option<(Route, Method)> {
         "/v1/models" | "/models" => (Route::Models, Method::GET),
         "/health/liveliness" | "/health/liveness" => (Route::Liveliness, Method::GET),
         "/health/readiness" => (Route::Readiness, Method::GET),
+        "/health" => (Route::Health, Method::GET),
         _ => return None,
     })
 }
@@ -43,6 +45,9 @@ pub(crate) struct Dispatch {
     pub(crate) llm: Stack,
     pub(crate) models: Stack,
     pub(crate) readiness: Bytes,
+    /// `/health` (behind the master key), and the background checks' lazy start.
+    pub(crate) health: Stack,
+    pub(crate) health_checks: crate::health::Health,
 }
 
 type Fut = Either<
@@ -60,6 +65,8 @@ impl Service<Request<ReqBody>> for Dispatch {
     }
 
     fn call(&mut self, req: Request<ReqBody>) -> Fut {
+        // Background health checks start with the first request, inside the host's runtime.
+        self.health_checks.start_background();
         let ready = |res| Either::Right(future::ready(Ok(res)));
         let Some((route, method)) = route(req.uri().path()) else {
             return ready(not_found(req.uri().path()));
@@ -75,6 +82,7 @@ impl Service<Request<ReqBody>> for Dispatch {
             // LiteLLM answers the JSON string "I'm alive!"; clients and probes check for it.
             Route::Liveliness => ready(json(Bytes::from_static(b"\"I'm alive!\""))),
             Route::Readiness => ready(json(self.readiness.clone())),
+            Route::Health => Either::Left(self.health.call(req)),
         }
     }
 }

@@ -5,5 +5,6 @@ mod auth;
 mod chat;
 mod errors;
 mod golden;
+mod health;
 mod quickstart;
 mod stream;
