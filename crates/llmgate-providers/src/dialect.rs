@@ -21,7 +21,6 @@ pub(crate) enum Dialect {
     /// auth quirks.
     OpenAiCompat(Flavor),
     /// A provider with its own API, translated both ways (see [`crate::native`]).
-    #[allow(dead_code)] // Until the first native dialect lands in this same release.
     Native(&'static dyn NativeDialect),
 }
 
@@ -67,6 +66,7 @@ impl Dialect {
             ProviderKind::Mistral => Flavor::Mistral,
             ProviderKind::Azure => Flavor::Azure,
             ProviderKind::Ollama | ProviderKind::OllamaChat => Flavor::Ollama,
+            ProviderKind::Anthropic => return Some(Dialect::Native(&crate::anthropic::DIALECT)),
             // Anthropic, Gemini, Vertex AI, Bedrock: native dialects come next release.
             _ => return None,
         };
@@ -86,9 +86,10 @@ mod tests {
             .filter(|p| Dialect::of(**p).is_some())
             .map(|p| p.as_str())
             .collect();
-        assert_eq!(served.len(), 15, "{served:?}");
-        for p in ["anthropic", "gemini", "vertex_ai", "bedrock"] {
+        assert_eq!(served.len(), 16, "{served:?}");
+        for p in ["gemini", "vertex_ai", "bedrock"] {
             assert!(!served.contains(&p), "{p}");
         }
+        assert!(served.contains(&"anthropic"));
     }
 }

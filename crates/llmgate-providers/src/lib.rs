@@ -52,6 +52,7 @@
 //! # }
 //! ```
 
+mod anthropic;
 mod client;
 mod dialect;
 mod error;

@@ -383,10 +383,10 @@ async fn missing_extensions_and_unsupported_providers() {
     let e = call_err(
         Endpoint::ChatCompletions,
         &chat("hi", false),
-        spec("claude-0", ProviderKind::Anthropic, "http://127.0.0.1:9"),
+        spec("vertex-0", ProviderKind::VertexAi, "http://127.0.0.1:9"),
     )
     .await;
     assert_eq!(e.status(), 501);
-    assert!(!llmgate_providers::supports(ProviderKind::Anthropic));
+    assert!(!llmgate_providers::supports(ProviderKind::VertexAi));
     assert!(llmgate_providers::supports(ProviderKind::OpenRouter));
 }

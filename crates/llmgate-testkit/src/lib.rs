@@ -66,6 +66,7 @@
 //! # }
 //! ```
 
+mod anthropic;
 mod behaviour;
 mod openai;
 mod server;

@@ -1,5 +1,6 @@
 //! OpenAI's wire format: what clients send and what they get back.
 
+pub mod anthropic;
 pub mod chat;
 pub mod completions;
 pub mod embeddings;
