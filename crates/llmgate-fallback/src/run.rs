@@ -127,8 +127,10 @@ where
         let last = failures.last().map(|f| &f.error);
         let downstream = last.is_some_and(|e| e.origin() == Origin::Downstream);
         let special = is_special(class);
-        // The client's own mistakes (a bad parameter) fail the same way everywhere.
-        let fallback_worthy = !downstream && (special || !matches!(class, ErrorClass::BadRequest));
+        // The client's own mistakes (a bad parameter) fail the same way everywhere. A prompt too
+        // long for the group (from the provider, or from the router's up-front check, which is
+        // the client's side of the line) or a content-policy refusal goes to its own fallbacks.
+        let fallback_worthy = special || (!downstream && !matches!(class, ErrorClass::BadRequest));
         let retry_worthy =
             !downstream && last.is_some_and(|e| e.retryable()) && routed.deployment.is_some();
 

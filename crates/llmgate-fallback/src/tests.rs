@@ -240,6 +240,46 @@ async fn context_window_errors_take_the_context_window_fallback() {
     );
 }
 
+#[tokio::test]
+async fn the_routers_up_front_context_window_error_takes_the_context_window_fallback() {
+    // The router's check fails before any deployment is picked, as the client's side of the line.
+    let router = service_fn(|req: Request<()>| async move {
+        let group = req
+            .extensions()
+            .get::<RouteHint>()
+            .and_then(|h| h.group.clone())
+            .unwrap_or_else(|| "primary".into());
+        let slot = req.extensions().get::<RouteSlot>().unwrap();
+        if &*group == "primary" {
+            slot.set(Routed {
+                group,
+                deployment: None,
+                alternatives: 0,
+            });
+            let e = ApiError::new(StatusCode::BAD_REQUEST, Origin::Downstream, "too long")
+                .with_code("context_length_exceeded");
+            return Err::<Response<BoxBody>, BoxError>(e.boxed());
+        }
+        let spec = DeploymentSpec::new("big", &*group, ProviderKind::OpenAi, "m");
+        slot.set(Routed {
+            group: group.clone(),
+            deployment: Some(Deployment(Arc::new(spec))),
+            alternatives: 0,
+        });
+        Ok(Response::new(body::full(group.to_string())))
+    });
+    let mut p = policy(&[("primary", &["general"])]);
+    p.context_window_fallbacks
+        .insert("primary".into(), vec!["long".into()]);
+    let svc = tower::ServiceBuilder::new()
+        .layer(FallbackLayer::new(p))
+        .service(router);
+    let res = svc.oneshot(req("")).await.unwrap();
+    assert_eq!(res.headers()["x-llmgate-fallbacks"], "1");
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(&body[..], b"long");
+}
+
 #[tokio::test(start_paused = true)]
 async fn fallback_chains_do_not_loop() {
     let script = Script::default()
