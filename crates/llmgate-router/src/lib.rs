@@ -13,7 +13,8 @@
 //! `least-busy`, `latency-based-routing`, `usage-based-routing`. Only healthy deployments are
 //! candidates: not cooling down, and under their own `rpm`, `tpm` and `rpd` (requests per UTC
 //! day, a llmgate extension for free tiers). A deployment at a limit is skipped, never called.
-//! Deployments this request already tried are picked again only when no other is healthy.
+//! Deployments this request already tried are picked again only when no other is healthy;
+//! once it has tried every deployment of the group, even one its own failure put in cooldown.
 //!
 //! **Cooldowns** ([`CooldownPolicy`]): the router watches each attempt's outcome; a 429 takes
 //! the deployment out of rotation at once for its `Retry-After` (else `cooldown_time`), a wrong

@@ -204,7 +204,7 @@ impl DeploymentState {
         }
     }
 
-    /// Ends a cooldown (a successful answer, or a passing health check).
+    /// Ends a cooldown (a passing health check).
     pub(crate) fn clear_cooldown(&self) {
         self.cooldown_until_ms.store(0, Relaxed);
     }

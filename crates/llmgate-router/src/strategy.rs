@@ -37,7 +37,9 @@ pub enum Strategy {
 /// - timeouts, 5xx and unreachable upstreams cool it down once it has failed more than
 ///   `allowed_fails` times in the current minute (per class with `allowed_fails_policy`);
 /// - other 4xx (the client's own mistakes) never do;
-/// - a successful answer ends its cooldown and clears nothing else.
+/// - a cooldown runs its full length: a success in the meantime (a request already in flight,
+///   or a retry that had nothing else left) does not end it, so one lucky answer under load does
+///   not put a rate-limited deployment straight back in rotation.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CooldownPolicy {
     /// `disable_cooldowns`.

@@ -223,8 +223,18 @@ impl ModelTable {
         };
         let mut fresh = Vec::with_capacity(g.members.len());
         let mut tried = Vec::new();
+        let was_tried = |m: &Member| exclude.iter().any(|e| **e == *m.spec.id);
+        // Cooling down after failing this request's own attempts; see `candidates` below.
+        let mut tried_cooling = Vec::new();
         for (i, m) in g.members.iter().enumerate() {
             if let Some((until, reason)) = m.state.cooling(now) {
+                let by_failures = matches!(
+                    reason,
+                    CooldownReason::RateLimited | CooldownReason::Failing
+                );
+                if by_failures && was_tried(m) {
+                    tried_cooling.push(i);
+                }
                 let wait = Duration::from_millis(until - now);
                 unavailable.retry_after =
                     Some(unavailable.retry_after.map_or(wait, |w| w.min(wait)));
@@ -253,13 +263,25 @@ impl ModelTable {
                 unavailable.reasons.push((m.spec.id.clone(), why));
                 continue;
             }
-            if exclude.iter().any(|e| **e == *m.spec.id) {
+            if was_tried(m) {
                 tried.push(i);
             } else {
                 fresh.push(i);
             }
         }
-        let candidates = if fresh.is_empty() { tried } else { fresh };
+        // A request that has tried every deployment of the group and retries anyway (the
+        // fallback layer backed off, with no fallback left) may have one cooling down after
+        // failures again: it failed this request too, and the cooldown exists to send traffic
+        // elsewhere, of which there is none. A health check's verdict still stands.
+        let candidates = if !fresh.is_empty() {
+            fresh
+        } else if !tried.is_empty() {
+            tried
+        } else if g.members.iter().all(was_tried) {
+            tried_cooling
+        } else {
+            Vec::new()
+        };
         // Take rpm/rpd from the chosen one; if another request took the last slot meanwhile,
         // choose again among the rest.
         let mut candidates = candidates;

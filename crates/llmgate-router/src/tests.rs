@@ -398,3 +398,78 @@ async fn forced_failures_do_not_count_against_the_deployment() {
     }
     assert_eq!(served_by(&mut svc, "g").await.unwrap(), "a");
 }
+
+#[tokio::test]
+async fn a_retry_that_tried_every_deployment_may_pick_one_it_put_in_cooldown() {
+    use std::sync::atomic::AtomicBool;
+    let fail_once = Arc::new(AtomicBool::new(true));
+    let f = fail_once.clone();
+    let mut svc = Router::new(
+        stub(move |_| {
+            f.swap(false, Ordering::SeqCst).then(|| {
+                ApiError::new(StatusCode::TOO_MANY_REQUESTS, Origin::Upstream, "slow down")
+            })
+        }),
+        Arc::new(table(vec![d("a", "g")])),
+    );
+    let retry = |exclude: &[&str]| {
+        let mut r = req("g");
+        r.extensions_mut().insert(RouteHint {
+            exclude: exclude.iter().map(|&e| e.into()).collect(),
+            ..Default::default()
+        });
+        r
+    };
+    assert_eq!(served_by(&mut svc, "g").await.unwrap_err().status(), 429);
+    // Cooling down: a new request is not routed to it ...
+    let e = served_by(&mut svc, "g").await.unwrap_err();
+    assert_eq!(e.code().as_deref(), Some("no_deployment_available"));
+    // ... but the request that tried it, retrying after its backoff with nothing else left, is.
+    let res = svc
+        .ready()
+        .await
+        .unwrap()
+        .call(retry(&["a"]))
+        .await
+        .unwrap();
+    assert_eq!(res.headers()["x-llmgate-deployment"], "a");
+
+    // Not when a health check took it out: that was not this request's doing.
+    let t = Arc::new(table(vec![d("a", "g")]));
+    let mut svc = Router::new(stub(|_| None), t.clone());
+    t.mark_unhealthy("a", Duration::from_secs(60));
+    let e = ApiError::from_box(
+        svc.ready()
+            .await
+            .unwrap()
+            .call(retry(&["a"]))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(e.code().as_deref(), Some("no_deployment_available"));
+
+    // In a group where another deployment is cooling down without this request having tried
+    // it, the retry does not go back to the one it tried.
+    let mut svc = Router::new(
+        stub(|_| {
+            Some(ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                Origin::Upstream,
+                "slow down",
+            ))
+        }),
+        Arc::new(table(vec![d("a", "g"), d("b", "g")])),
+    );
+    for _ in 0..2 {
+        let _ = served_by(&mut svc, "g").await;
+    }
+    let e = ApiError::from_box(
+        svc.ready()
+            .await
+            .unwrap()
+            .call(retry(&["a"]))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(e.code().as_deref(), Some("no_deployment_available"));
+}
