@@ -9,7 +9,9 @@
 //!   or the request's `num_retries` override it). A retry goes to another healthy deployment
 //!   of the group at once; only when none is left does it wait (exponential backoff with full
 //!   jitter, at least the provider's `Retry-After`) and try the same one again — and not even
-//!   then when a fallback group exists: a 429 goes to the fallback at once.
+//!   then when a fallback group exists: a 429 goes to the fallback at once. A 4xx is retried
+//!   only on another deployment of the group, never the same one: a 401/403 (another
+//!   deployment may hold a valid key, as LiteLLM assumes), or any class `retry_policy` names.
 //! - **Where it falls back**: after the group's retries, or at once when the router says the
 //!   whole group is cooling down, to `fallbacks[group]` (else `default_fallbacks`), or the
 //!   request's own `fallbacks`. A context-length error goes to `context_window_fallbacks`, a

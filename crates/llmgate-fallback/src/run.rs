@@ -131,8 +131,13 @@ where
         // long for the group (from the provider, or from the router's up-front check, which is
         // the client's side of the line) or a content-policy refusal goes to its own fallbacks.
         let fallback_worthy = special || (!downstream && !matches!(class, ErrorClass::BadRequest));
+        let retryable = last.is_some_and(|e| e.retryable());
+        // A 4xx is worth another deployment of the group (never the same one again) when
+        // `retry_policy` names its class, or for a wrong key, as LiteLLM does.
+        let another_worthy = routed.alternatives > 0
+            && (class == ErrorClass::Authentication || policy.retry_policy.contains_key(&class));
         let retry_worthy =
-            !downstream && last.is_some_and(|e| e.retryable()) && routed.deployment.is_some();
+            !downstream && (retryable || another_worthy) && routed.deployment.is_some();
 
         if retry_worthy && !special {
             let left = retries_left
@@ -144,7 +149,7 @@ where
                         *left -= 1;
                         continue;
                     }
-                } else {
+                } else if retryable {
                     extend_queue(&mut queue, &current, class);
                     let wait = policy.backoff(same_deployment_retries, retry_after);
                     // With a fallback available, do not sleep on a failing deployment.

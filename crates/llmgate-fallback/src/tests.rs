@@ -221,6 +221,22 @@ async fn client_errors_are_not_retried_nor_fallen_back() {
     assert_eq!(script.calls(), ["a"]);
 }
 
+#[tokio::test]
+async fn a_wrong_key_is_retried_on_another_deployment_only() {
+    let script = Script::default()
+        .group("primary", &["a", "b"])
+        .fail("a", 401);
+    let got = call(&script, policy(&[]), req("")).await.unwrap();
+    assert_eq!(got.0, "b");
+    assert_eq!(script.calls(), ["a", "b"]);
+
+    // Alone in its group: not the same deployment again.
+    let script = Script::default().group("primary", &["a"]).fail("a", 401);
+    let e = call(&script, policy(&[]), req("")).await.unwrap_err();
+    assert_eq!(e.status(), 401);
+    assert_eq!(script.calls(), ["a"]);
+}
+
 #[tokio::test(start_paused = true)]
 async fn context_window_errors_take_the_context_window_fallback() {
     let script = Script::default()
