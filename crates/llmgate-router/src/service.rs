@@ -47,7 +47,9 @@ where
         };
         let hint = ext.get::<RouteHint>();
         let group = match hint.and_then(|h| h.group.as_deref()) {
-            Some(g) => match self.table.group(g) {
+            // A fallback target: a group, else resolved as a requested model would be (an
+            // alias, or a name the catch-all serves), as config validation allows.
+            Some(g) => match self.table.group(g).or_else(|| self.table.resolve(g)) {
                 Some(g) => g.clone(),
                 None => return ResponseFuture::fail(Error::UnknownGroup(g.into()).into()),
             },

@@ -473,3 +473,21 @@ async fn a_retry_that_tried_every_deployment_may_pick_one_it_put_in_cooldown() {
     );
     assert_eq!(e.code().as_deref(), Some("no_deployment_available"));
 }
+
+#[tokio::test]
+async fn a_fallback_target_may_be_an_alias_or_a_name_the_catch_all_serves() {
+    let t = ModelTable::new(
+        [Arc::new(d("a", "gpt")), Arc::new(d("c", "*"))],
+        [("spare".into(), "gpt".into(), true)],
+    );
+    let mut svc = Router::new(stub(|_| None), Arc::new(t));
+    for (target, served) in [("spare", "a"), ("gpt", "a"), ("anything", "c")] {
+        let mut r = req("x");
+        r.extensions_mut().insert(RouteHint {
+            group: Some(target.into()),
+            ..Default::default()
+        });
+        let res = svc.ready().await.unwrap().call(r).await.unwrap();
+        assert_eq!(res.headers()["x-llmgate-deployment"], served, "{target}");
+    }
+}
