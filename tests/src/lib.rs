@@ -290,3 +290,68 @@ pub fn config_for(entries: &[(&str, &str)], master_key: Option<&str>) -> String 
     }
     y
 }
+
+impl TestGateway {
+    /// Like [`TestGateway::stream`], with extra request headers (`x-api-key`,
+    /// `anthropic-version`, ...).
+    pub async fn stream_with(
+        &self,
+        path: &str,
+        json: &Value,
+        headers: &[(&str, &str)],
+    ) -> TestStream {
+        let res = self
+            .client
+            .request(self.request(Method::POST, path, Bytes::from(json.to_string()), headers))
+            .await
+            .expect("gateway reachable");
+        let (parts, body) = res.into_parts();
+        TestStream {
+            status: parts.status,
+            headers: parts.headers,
+            body,
+            buf: String::new(),
+        }
+    }
+}
+
+impl TestStream {
+    /// The next complete SSE event as `(event name, data)` (the name is `message` when the
+    /// event has no `event:` line), or `None` at the end of the body. Panics on a body error.
+    pub async fn next_event(&mut self) -> Option<(String, String)> {
+        loop {
+            if let Some(i) = self.buf.find("\n\n") {
+                let event: String = self.buf.drain(..i + 2).collect();
+                let mut name = "message".to_owned();
+                let mut data = Vec::new();
+                for line in event.lines() {
+                    if let Some(n) = line.strip_prefix("event:") {
+                        name = n.trim().to_owned();
+                    } else if let Some(d) = line.strip_prefix("data:") {
+                        data.push(d.trim_start());
+                    }
+                }
+                if data.is_empty() {
+                    continue;
+                }
+                return Some((name, data.join("\n")));
+            }
+            match self.body.frame().await {
+                None => {
+                    assert!(
+                        self.buf.trim().is_empty(),
+                        "unterminated event: {:?}",
+                        self.buf
+                    );
+                    return None;
+                }
+                Some(Err(e)) => panic!("stream body error: {e}"),
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data() {
+                        self.buf.push_str(std::str::from_utf8(&data).unwrap());
+                    }
+                }
+            }
+        }
+    }
+}

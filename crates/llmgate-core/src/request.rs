@@ -92,7 +92,10 @@ const GATEWAY_KEYS: &[&str] = &[
 ];
 
 impl GatewayParams {
-    fn take_from(extra: &mut Map<String, Value>) -> Result<Self, ApiError> {
+    /// Takes the gateway-only keys out of a body's other fields (what [`LlmRequest::parse`]
+    /// does; also for endpoints that build their typed body themselves, such as
+    /// `/v1/messages`).
+    pub fn take_from(extra: &mut Map<String, Value>) -> Result<Self, ApiError> {
         let mut p = GatewayParams::default();
         if !GATEWAY_KEYS.iter().any(|k| extra.contains_key(*k)) {
             return Ok(p);

@@ -19,6 +19,7 @@ use tower::util::BoxCloneSyncService;
 use tower::{service_fn, Service, ServiceBuilder};
 
 use crate::health::Health;
+use crate::messages::MessagesLayer;
 use crate::parse::ParseLayer;
 use crate::request_id::RequestIdLayer;
 use crate::rescue::RescueLayer;
@@ -110,12 +111,19 @@ impl Gateway {
                     .unwrap_or(DEFAULT_HEALTH_CHECK_INTERVAL)
             });
         let health_checks = Health::new(table.clone(), provider.clone(), background);
-        let llm = ServiceBuilder::new()
-            .layer(ParseLayer::new(max_body))
+        // `/v1/messages` (Anthropic-format clients) translates its body and answer around the
+        // same inner stack as the OpenAI endpoints.
+        let inner = ServiceBuilder::new()
             .layer(auth.clone())
             .layer(FallbackLayer::new(routing::fallback_policy(&config)))
             .layer(RouterLayer::new(table.clone()))
             .service(provider);
+        let messages = ServiceBuilder::new()
+            .layer(MessagesLayer::new(max_body))
+            .service(inner.clone());
+        let llm = ServiceBuilder::new()
+            .layer(ParseLayer::new(max_body))
+            .service(inner);
 
         let created = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -151,6 +159,7 @@ impl Gateway {
             }));
         let dispatch = Dispatch {
             llm: BoxCloneSyncService::new(llm),
+            messages: BoxCloneSyncService::new(messages),
             models: BoxCloneSyncService::new(models),
             readiness,
             health: BoxCloneSyncService::new(health),

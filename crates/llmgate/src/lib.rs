@@ -14,6 +14,7 @@
 //! application; each feature is also its own layer crate (`llmgate-auth`, `llmgate-router`,
 //! `llmgate-providers`) for teams that compose their own stack.
 
+pub mod messages;
 pub mod parse;
 pub mod request_id;
 pub mod rescue;

@@ -17,6 +17,7 @@ pub(crate) type Stack = BoxCloneSyncService<Request<ReqBody>, Response<BoxBody>,
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Route {
     Llm,
+    Messages,
     Models,
     Liveliness,
     Readiness,
@@ -31,6 +32,7 @@ fn route(path: &str) -> Option<(Route, Method)> {
         | "/completions"
         | "/v1/embeddings"
         | "/embeddings" => (Route::Llm, Method::POST),
+        "/v1/messages" => (Route::Messages, Method::POST),
         "/v1/models" | "/models" => (Route::Models, Method::GET),
         "/health/liveliness" | "/health/liveness" => (Route::Liveliness, Method::GET),
         "/health/readiness" => (Route::Readiness, Method::GET),
@@ -43,6 +45,8 @@ fn route(path: &str) -> Option<(Route, Method)> {
 #[derive(Clone)]
 pub(crate) struct Dispatch {
     pub(crate) llm: Stack,
+    /// `/v1/messages`: Anthropic-format clients, over the same stack as `llm`.
+    pub(crate) messages: Stack,
     pub(crate) models: Stack,
     pub(crate) readiness: Bytes,
     /// `/health` (behind the master key), and the background checks' lazy start.
@@ -78,6 +82,7 @@ impl Service<Request<ReqBody>> for Dispatch {
         }
         match route {
             Route::Llm => Either::Left(self.llm.call(req)),
+            Route::Messages => Either::Left(self.messages.call(req)),
             Route::Models => Either::Left(self.models.call(req)),
             // LiteLLM answers the JSON string "I'm alive!"; clients and probes check for it.
             Route::Liveliness => ready(json(Bytes::from_static(b"\"I'm alive!\""))),
@@ -101,7 +106,7 @@ fn not_found(path: &str) -> Response<BoxBody> {
     ApiError::new(
         StatusCode::NOT_FOUND,
         Origin::Downstream,
-        format!("no route for {path}; llmgate serves /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/models and /health/*"),
+        format!("no route for {path}; llmgate serves /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/messages, /v1/models and /health/*"),
     )
     .with_type(ErrorType::NOT_FOUND)
     .with_code("not_found")

@@ -6,5 +6,6 @@ mod chat;
 mod errors;
 mod golden;
 mod health;
+mod messages;
 mod quickstart;
 mod stream;
