@@ -67,6 +67,7 @@ impl Dialect {
             ProviderKind::Azure => Flavor::Azure,
             ProviderKind::Ollama | ProviderKind::OllamaChat => Flavor::Ollama,
             ProviderKind::Anthropic => return Some(Dialect::Native(&crate::anthropic::DIALECT)),
+            ProviderKind::Gemini => return Some(Dialect::Native(&crate::gemini::DIALECT)),
             // Anthropic, Gemini, Vertex AI, Bedrock: native dialects come next release.
             _ => return None,
         };
@@ -86,10 +87,11 @@ mod tests {
             .filter(|p| Dialect::of(**p).is_some())
             .map(|p| p.as_str())
             .collect();
-        assert_eq!(served.len(), 16, "{served:?}");
-        for p in ["gemini", "vertex_ai", "bedrock"] {
+        assert_eq!(served.len(), 17, "{served:?}");
+        for p in ["vertex_ai", "bedrock"] {
             assert!(!served.contains(&p), "{p}");
         }
         assert!(served.contains(&"anthropic"));
+        assert!(served.contains(&"gemini"));
     }
 }

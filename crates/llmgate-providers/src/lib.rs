@@ -56,6 +56,7 @@ mod anthropic;
 mod client;
 mod dialect;
 mod error;
+mod gemini;
 mod mock;
 #[allow(dead_code)] // Until the first native dialect lands in this same release.
 mod native;

@@ -547,7 +547,7 @@ fn embed(text: &str, dims: usize) -> Vec<f32> {
 }
 
 /// Little-endian f32s in standard padded base64, as OpenAI sends `encoding_format: base64`.
-fn base64_f32(v: &[f32]) -> String {
+pub(crate) fn base64_f32(v: &[f32]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);

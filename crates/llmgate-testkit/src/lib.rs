@@ -68,6 +68,7 @@
 
 mod anthropic;
 mod behaviour;
+mod gemini;
 mod openai;
 mod server;
 

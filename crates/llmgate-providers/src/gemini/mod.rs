@@ -1,0 +1,319 @@
+//! Google AI Studio's Gemini API (`gemini/`), translated both ways.
+//!
+//! | OpenAI endpoint | Gemini method | notes |
+//! |---|---|---|
+//! | `/v1/chat/completions` | `POST {api_base}/v1beta/models/{model}:generateContent` | |
+//! | ... with `stream: true` | `...:streamGenerateContent?alt=sse` | SSE, translated event by event |
+//! | `/v1/completions` | `...:generateContent` | one string prompt as one user message; not streamed |
+//! | `/v1/embeddings` | `...:batchEmbedContents` | strings; `float` or `base64` |
+//!
+//! `api_base` defaults to `https://generativelanguage.googleapis.com`; a base that already ends
+//! in `/v1beta` or `/v1` is used as it is. A model id may be given as `models/...` or
+//! `tunedModels/...`. The key goes in the `x-goog-api-key` header (never in the URL, so it
+//! stays out of logs); the deployment's `headers` are added last and win.
+//!
+//! # The request
+//!
+//! - `system` and `developer` messages become `systemInstruction` (their text); `user` stays
+//!   `user`, `assistant` becomes `model`. Consecutive messages of the same role are merged into
+//!   one content, and so are consecutive tool answers (Gemini wants the answers to parallel
+//!   calls in one turn); a user message after tool answers starts a new content.
+//! - Content parts: `text`; `image_url` (`data:` URLs as `inlineData`, `http(s)://` and `gs://`
+//!   as `fileData` with a MIME type guessed from the extension, else `image/jpeg`);
+//!   `input_audio` as `inlineData` (`audio/<format>`); `file` (`file_data` as `inlineData`, a
+//!   `file_id` URI as `fileData`). Other part types are unsupported. Empty text is not sent.
+//! - Assistant `tool_calls` become `functionCall` parts (arguments parsed to an object); a call
+//!   id that carries a thought signature (`call_..__thought__<sig>`, as this dialect and
+//!   LiteLLM write them) sends it back as `thoughtSignature`, which Gemini 3 requires.
+//! - `tool` messages become `functionResponse` parts, named after the call they answer (looked
+//!   up by `tool_call_id`, else the message's `name`); the response is the content parsed as a
+//!   JSON object, else `{"content": <the value or text>}`.
+//! - `tools` become one `functionDeclarations` tool; parameter schemas are cleaned of what
+//!   Gemini rejects (see [`schema`]). OpenAI's `{"type": "web_search"}` is Gemini's
+//!   `googleSearch`; Gemini's own tools pass when named by the one key besides `type`, as in
+//!   `{"type": "code_execution", "codeExecution": {}}` (`googleSearch`, `codeExecution`,
+//!   `urlContext`, snake case too).
+//! - `tool_choice`: `auto`/`none`/`required` become `toolConfig.functionCallingConfig.mode`
+//!   `AUTO`/`NONE`/`ANY`; a named function is `ANY` with `allowedFunctionNames`.
+//! - `generationConfig`: `temperature`, `top_p` (`topP`), `top_k` (`topK`), `max_tokens` /
+//!   `max_completion_tokens` (`maxOutputTokens`, the latter wins), `stop` (`stopSequences`),
+//!   `seed`, `n` (`candidateCount`), `presence_penalty`, `frequency_penalty`;
+//!   `response_format` `json_object` is `responseMimeType: application/json`, `json_schema`
+//!   adds `responseSchema` (cleaned, see [`schema`]); `reasoning_effort` becomes
+//!   `thinkingConfig` (`thinkingLevel` for Gemini 3, a `thinkingBudget` before, as LiteLLM).
+//! - Gemini's own keys pass: `safety_settings`/`safetySettings` and
+//!   `cached_content`/`cachedContent` at the top level; `thinkingConfig`,
+//!   `responseModalities`, `mediaResolution`, `responseMimeType`, `responseSchema` and
+//!   `responseJsonSchema` into `generationConfig`.
+//! - Everything else (`logit_bias`, `logprobs`, `user`, `parallel_tool_calls: false` with
+//!   several tools, unknown keys, ...) is unsupported: dropped with `drop_params`, else a 400
+//!   naming it. The deployment's `default_params` fill what the client did not set.
+//!
+//! Not sent: a message's `name`, an assistant's `reasoning_content` and `refusal`, an image's
+//! `detail`, a part's `cache_control` (Gemini has no such fields; its caching is
+//! `cachedContent`). Legacy completions take one prompt string; several prompts or token ids
+//! are unsupported.
+//!
+//! # The answer
+//!
+//! Each candidate is a choice: its text parts joined as `content` (thought parts as
+//! `reasoning_content`), `functionCall` parts as `tool_calls` with generated `call_...` ids
+//! (carrying the part's thought signature, see above). `finish_reason`: `tool_calls` when the
+//! candidate called functions, else `STOP` is `stop`, `MAX_TOKENS` is `length`, `SAFETY`,
+//! `RECITATION`, `BLOCKLIST`, `PROHIBITED_CONTENT`, `SPII` (and the image ones) are
+//! `content_filter`, anything else `stop`. A prompt blocked by `promptFeedback.blockReason`
+//! (no candidates) is one choice with `content: null` and `finish_reason: content_filter`.
+//! The id is Gemini's `responseId` (else a generated `chatcmpl-...`), the model its
+//! `modelVersion` (else the deployment's model). Usage comes from `usageMetadata`; see
+//! [`answer::usage`] for how thoughts count. Not translated yet: image, audio and
+//! code-execution parts, grounding and citation metadata, logprobs.
+//!
+//! The stream sends each event's candidates as deltas when they arrive: the first chunk of a
+//! choice carries `role: "assistant"`, text is `content`, each function call is one fragment
+//! with its id and name and one with its arguments, and a candidate's `finishReason` is its
+//! final chunk. Gemini's stream has no end event: it ends after the last candidate finishes,
+//! which [`Translator::at_eof`] accepts. Usage is the last event's `usageMetadata`. An event
+//! with an `error` ends the stream with an error event.
+//!
+//! Errors are Google's `{"error": {"code", "message", "status", "details"}}`: the HTTP status is
+//! kept, the `status` (`INVALID_ARGUMENT`, `RESOURCE_EXHAUSTED`, ...) becomes the error's
+//! `code` and picks its `type`, and a `RetryInfo.retryDelay` detail serves as `Retry-After`
+//! when no header says otherwise (see [`error`]).
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http::header::{HeaderName, HeaderValue, CONTENT_TYPE};
+use http::{HeaderMap, Method, Request, StatusCode, Uri};
+use http_body_util::Full;
+use llmgate_core::{DeploymentSpec, LlmBody};
+
+use crate::error::Error;
+use crate::native::{Answered, Ctx, Framing, NativeDialect, Translator};
+
+mod answer;
+mod embeddings;
+mod error;
+mod params;
+mod request;
+mod schema;
+mod stream;
+mod tools;
+mod wire;
+
+/// Google AI Studio's Gemini API.
+#[derive(Debug)]
+pub(crate) struct Gemini;
+
+/// The dialect `gemini/` deployments speak.
+pub(crate) static DIALECT: Gemini = Gemini;
+
+/// Google's API key header.
+const API_KEY: HeaderName = HeaderName::from_static("x-goog-api-key");
+
+impl NativeDialect for Gemini {
+    fn build(&self, ctx: &Ctx<'_>) -> Result<Request<Full<Bytes>>, Error> {
+        let (call, body) = match ctx.llm.body() {
+            LlmBody::Chat(r) => {
+                let call = if ctx.llm.is_stream() {
+                    Call::Stream
+                } else {
+                    Call::Generate
+                };
+                (call, request::chat(ctx, r)?)
+            }
+            LlmBody::Completion(r) => {
+                if ctx.llm.is_stream() {
+                    return Err(Error::UnsupportedEndpoint {
+                        provider: ctx.dep.provider,
+                        deployment: ctx.dep.id.clone(),
+                        endpoint: "/v1/completions with stream: true",
+                    });
+                }
+                (Call::Generate, request::completion(ctx, r)?)
+            }
+            LlmBody::Embedding(r) => (Call::BatchEmbed, embeddings::body(ctx, r)?),
+        };
+        let uri = url(ctx.dep, call)?;
+        let mut req = Request::new(Full::new(body));
+        *req.method_mut() = Method::POST;
+        *req.uri_mut() = uri;
+        let headers = req.headers_mut();
+        headers.reserve(2 + ctx.dep.headers.len());
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if let Some(key) = ctx
+            .dep
+            .api_key
+            .as_ref()
+            .map(|k| k.expose())
+            .filter(|k| !k.is_empty())
+        {
+            let mut value = HeaderValue::from_str(key).map_err(|_| {
+                config(
+                    ctx.dep,
+                    "`api_key` contains characters that are not allowed in an HTTP header",
+                )
+            })?;
+            value.set_sensitive(true);
+            headers.insert(API_KEY, value);
+        }
+        // The deployment's headers win over ours (first occurrence replaces, repeats append).
+        for (i, (name, value)) in ctx.dep.headers.iter().enumerate() {
+            if ctx.dep.headers[..i].iter().any(|(n, _)| n == name) {
+                headers.append(name.clone(), value.clone());
+            } else {
+                headers.insert(name.clone(), value.clone());
+            }
+        }
+        Ok(req)
+    }
+
+    fn read_answer(&self, ctx: &Ctx<'_>, body: &[u8]) -> Result<Answered, Error> {
+        match ctx.llm.body() {
+            LlmBody::Chat(_) => answer::chat(ctx, body),
+            LlmBody::Completion(_) => answer::completion(ctx, body),
+            LlmBody::Embedding(r) => embeddings::read(ctx, r, body),
+        }
+    }
+
+    fn framing(&self) -> Framing {
+        Framing::Sse
+    }
+
+    fn translator(&self, ctx: &Ctx<'_>) -> Box<dyn Translator> {
+        Box::new(stream::ChatStream::new(ctx))
+    }
+
+    fn error(
+        &self,
+        dep: &DeploymentSpec,
+        status: StatusCode,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Error {
+        error::from_response(dep, status, headers, body)
+    }
+}
+
+/// Which Gemini method a request calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Call {
+    Generate,
+    Stream,
+    BatchEmbed,
+}
+
+/// `{api_base}/v1beta/{models/model}:{method}`.
+fn url(dep: &DeploymentSpec, call: Call) -> Result<Uri, Error> {
+    let base = dep
+        .api_base
+        .as_deref()
+        .or_else(|| dep.provider.default_api_base())
+        .ok_or_else(|| config(dep, "`api_base` is required"))?
+        .trim_end_matches('/');
+    let model = model_path(&dep.model);
+    let method = match call {
+        Call::Generate => ":generateContent",
+        Call::Stream => ":streamGenerateContent?alt=sse",
+        Call::BatchEmbed => ":batchEmbedContents",
+    };
+    let mut url = String::with_capacity(base.len() + model.len() + 48);
+    url.push_str(base);
+    if !(base.ends_with("/v1beta") || base.ends_with("/v1")) {
+        url.push_str("/v1beta");
+    }
+    url.push('/');
+    url.push_str(&model);
+    url.push_str(method);
+    let uri = Uri::try_from(url)
+        .map_err(|e| config(dep, format!("`api_base` does not make a valid URL: {e}")))?;
+    match uri.scheme_str() {
+        Some("http" | "https") if uri.authority().is_some() => Ok(uri),
+        _ => Err(config(
+            dep,
+            "`api_base` must be an absolute http:// or https:// URL",
+        )),
+    }
+}
+
+/// The model's resource name: `models/{id}` unless it already names one.
+fn model_path(model: &str) -> String {
+    if model.starts_with("models/") || model.starts_with("tunedModels/") {
+        model.to_owned()
+    } else {
+        format!("models/{model}")
+    }
+}
+
+fn config(dep: &DeploymentSpec, detail: impl Into<String>) -> Error {
+    Error::Config {
+        provider: dep.provider,
+        deployment: dep.id.clone(),
+        detail: detail.into(),
+    }
+}
+
+/// Unix seconds now.
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// `prefix` and 29 random alphanumerics, as OpenAI's ids look.
+fn new_id(prefix: &str) -> String {
+    let mut s = String::with_capacity(prefix.len() + 29);
+    s.push_str(prefix);
+    s.extend(std::iter::repeat_with(fastrand::alphanumeric).take(29));
+    s
+}
+
+/// The error for an answer that is not what the endpoint returns.
+fn invalid(dep: &DeploymentSpec, detail: impl Into<String>) -> Error {
+    Error::InvalidResponse {
+        provider: dep.provider,
+        deployment: dep.id.clone(),
+        detail: detail.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use llmgate_core::ProviderKind;
+
+    fn dep(base: Option<&str>, model: &str) -> DeploymentSpec {
+        let mut d = DeploymentSpec::new("g-0", "group", ProviderKind::Gemini, model);
+        d.api_base = base.map(Into::into);
+        d
+    }
+
+    #[test]
+    fn urls() {
+        let d = dep(None, "gemini-2.0-flash");
+        assert_eq!(
+            url(&d, Call::Generate).unwrap(),
+            "https://generativelanguage.googleapis.com/v1beta/models/gemini-2.0-flash:generateContent"
+        );
+        assert_eq!(
+            url(&d, Call::Stream).unwrap(),
+            "https://generativelanguage.googleapis.com/v1beta/models/gemini-2.0-flash\
+             :streamGenerateContent?alt=sse"
+        );
+        let d = dep(
+            Some("http://127.0.0.1:9/v1beta/"),
+            "models/text-embedding-004",
+        );
+        assert_eq!(
+            url(&d, Call::BatchEmbed).unwrap(),
+            "http://127.0.0.1:9/v1beta/models/text-embedding-004:batchEmbedContents"
+        );
+        let d = dep(Some("https://proxy.test/google"), "tunedModels/mine");
+        assert_eq!(
+            url(&d, Call::Generate).unwrap(),
+            "https://proxy.test/google/v1beta/tunedModels/mine:generateContent"
+        );
+        let d = dep(Some("proxy.test"), "m");
+        assert!(url(&d, Call::Generate).is_err());
+    }
+}
