@@ -44,8 +44,6 @@ pub(crate) enum Flavor {
     Mistral,
     /// `{api_base}/openai/deployments/{model}{path}?api-version=..`, `api-key` header.
     Azure,
-    /// Ollama's OpenAI-compatible API under `/v1`.
-    Ollama,
 }
 
 impl Dialect {
@@ -65,7 +63,9 @@ impl Dialect {
             | ProviderKind::HuggingFace => Flavor::Standard,
             ProviderKind::Mistral => Flavor::Mistral,
             ProviderKind::Azure => Flavor::Azure,
-            ProviderKind::Ollama | ProviderKind::OllamaChat => Flavor::Ollama,
+            ProviderKind::Ollama | ProviderKind::OllamaChat => {
+                return Some(Dialect::Native(&crate::ollama::DIALECT))
+            }
             ProviderKind::Anthropic => return Some(Dialect::Native(&crate::anthropic::DIALECT)),
             ProviderKind::Gemini => return Some(Dialect::Native(&crate::gemini::DIALECT)),
             // Anthropic, Gemini, Vertex AI, Bedrock: native dialects come next release.

@@ -24,7 +24,7 @@
 //!
 //! This release speaks the OpenAI-compatible dialect ([`supports`] says which providers): OpenAI,
 //! Azure OpenAI, OpenRouter, Groq, Mistral, NVIDIA NIM, DeepSeek, Together, Fireworks, xAI,
-//! LM Studio, Hugging Face, hosted vLLM and Ollama (through its OpenAI-compatible `/v1` API).
+//! LM Studio, Hugging Face and hosted vLLM. Ollama speaks its native API (`/api/chat`, ...).
 //! Native Anthropic, Gemini, Vertex AI and Bedrock dialects come next, each in its own module
 //! behind the same seam.
 //!
@@ -60,6 +60,7 @@ mod gemini;
 mod mock;
 #[allow(dead_code)] // Until the first native dialect lands in this same release.
 mod native;
+mod ollama;
 mod openai_compat;
 mod service;
 mod stream;

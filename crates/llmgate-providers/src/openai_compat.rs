@@ -106,12 +106,6 @@ pub(crate) fn url(flavor: Flavor, dep: &DeploymentSpec, endpoint: Endpoint) -> R
     url.push_str(base);
     match flavor {
         Flavor::Standard | Flavor::Mistral => url.push_str(path),
-        Flavor::Ollama => {
-            if !base.ends_with("/v1") {
-                url.push_str("/v1");
-            }
-            url.push_str(path);
-        }
         Flavor::Azure => {
             url.push_str("/openai/deployments/");
             url.push_str(&dep.model);
@@ -366,17 +360,6 @@ mod tests {
         assert_eq!(
             url(Flavor::Standard, &d, Endpoint::ChatCompletions).unwrap(),
             "https://example.test/v1/chat/completions"
-        );
-        let mut d = dep(ProviderKind::Ollama);
-        d.api_base = Some("http://localhost:11434".into());
-        assert_eq!(
-            url(Flavor::Ollama, &d, Endpoint::Embeddings).unwrap(),
-            "http://localhost:11434/v1/embeddings"
-        );
-        d.api_base = Some("http://localhost:11434/v1/".into());
-        assert_eq!(
-            url(Flavor::Ollama, &d, Endpoint::Completions).unwrap(),
-            "http://localhost:11434/v1/completions"
         );
         let mut d = dep(ProviderKind::Azure);
         d.api_base = Some("https://res.openai.azure.com/".into());

@@ -159,24 +159,7 @@ async fn auth_and_url_per_provider() {
         )
     );
 
-    // Ollama: its OpenAI-compatible API under /v1, added when the base lacks it; no key.
-    let mut d = spec("ol-0", ProviderKind::Ollama, &mock.base_url());
-    d.api_key = None;
-    call(Endpoint::ChatCompletions, &chat("hi", false), d)
-        .await
-        .unwrap();
-    let got = mock.last_request().unwrap();
-    assert_eq!(got.path, "/v1/chat/completions");
-    assert_eq!(got.header("authorization"), None);
-    let d = spec(
-        "ol-1",
-        ProviderKind::OllamaChat,
-        &format!("{}/v1/", mock.base_url()),
-    );
-    call(Endpoint::ChatCompletions, &chat("hi", false), d)
-        .await
-        .unwrap();
-    assert_eq!(mock.last_request().unwrap().path, "/v1/chat/completions");
+    // Ollama speaks its native API: see tests/ollama.rs.
 
     // Everyone else: Bearer, plus the deployment's headers (which win over ours).
     for provider in [

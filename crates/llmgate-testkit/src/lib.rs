@@ -69,6 +69,7 @@
 mod anthropic;
 mod behaviour;
 mod gemini;
+mod ollama;
 mod openai;
 mod server;
 

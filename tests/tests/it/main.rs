@@ -7,5 +7,6 @@ mod errors;
 mod golden;
 mod health;
 mod messages;
+mod ollama_sidecar;
 mod quickstart;
 mod stream;

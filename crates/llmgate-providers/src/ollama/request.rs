@@ -1,0 +1,393 @@
+//! The upstream request: URL, headers and the translated body.
+
+use bytes::Bytes;
+use http::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE};
+use http::{Method, Request, Uri};
+use http_body_util::Full;
+use llmgate_core::wire::{ChatCompletionRequest, CompletionRequest, EmbeddingRequest};
+use llmgate_core::{DeploymentSpec, Endpoint, LlmBody};
+use serde::ser::{SerializeMap, Serializer};
+use serde::Serialize;
+use serde_json::Value;
+
+use super::messages::{self, OutMessage};
+use super::params::{self, Resolved};
+use crate::error::Error;
+use crate::native::Ctx;
+
+/// The upstream request for `ctx.llm`.
+pub(super) fn build(ctx: &Ctx<'_>) -> Result<Request<Full<Bytes>>, Error> {
+    let dep = ctx.dep;
+    let (path, body) = match ctx.llm.body() {
+        LlmBody::Chat(r) => ("/api/chat", chat(ctx, r)?),
+        LlmBody::Completion(r) => ("/api/generate", generate(ctx, r)?),
+        LlmBody::Embedding(r) => ("/api/embed", embed(ctx, r)?),
+    };
+    let mut req = Request::new(Full::new(body));
+    *req.method_mut() = Method::POST;
+    *req.uri_mut() = url(dep, path)?;
+    let headers = req.headers_mut();
+    headers.reserve(2 + dep.headers.len());
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    if let Some(key) = dep
+        .api_key
+        .as_ref()
+        .map(|k| k.expose())
+        .filter(|k| !k.is_empty())
+    {
+        let mut value = HeaderValue::from_str(&format!("Bearer {key}")).map_err(|_| {
+            config(
+                dep,
+                "`api_key` contains characters that are not allowed in an HTTP header",
+            )
+        })?;
+        value.set_sensitive(true);
+        headers.insert(AUTHORIZATION, value);
+    }
+    // The deployment's headers win over ours (first occurrence replaces, repeats append).
+    for (i, (name, value)) in dep.headers.iter().enumerate() {
+        if dep.headers[..i].iter().any(|(n, _)| n == name) {
+            headers.append(name.clone(), value.clone());
+        } else {
+            headers.insert(name.clone(), value.clone());
+        }
+    }
+    Ok(req)
+}
+
+fn config(dep: &DeploymentSpec, detail: impl Into<String>) -> Error {
+    Error::Config {
+        provider: dep.provider,
+        deployment: dep.id.clone(),
+        detail: detail.into(),
+    }
+}
+
+fn unsupported_endpoint(ctx: &Ctx<'_>, endpoint: &'static str) -> Error {
+    Error::UnsupportedEndpoint {
+        provider: ctx.dep.provider,
+        deployment: ctx.dep.id.clone(),
+        endpoint,
+    }
+}
+
+/// `{api_base}{path}`, ignoring a trailing `/` or `/v1` on the base.
+pub(super) fn url(dep: &DeploymentSpec, path: &str) -> Result<Uri, Error> {
+    let base = dep
+        .api_base
+        .as_deref()
+        .or_else(|| dep.provider.default_api_base())
+        .unwrap_or("http://localhost:11434")
+        .trim_end_matches('/');
+    let base = base.strip_suffix("/v1").unwrap_or(base);
+    let uri = Uri::try_from(format!("{base}{path}"))
+        .map_err(|e| config(dep, format!("`api_base` does not make a valid URL: {e}")))?;
+    match uri.scheme_str() {
+        Some("http" | "https") if uri.authority().is_some() => Ok(uri),
+        _ => Err(config(
+            dep,
+            "`api_base` must be an absolute http:// or https:// URL",
+        )),
+    }
+}
+
+fn to_bytes(ctx: &Ctx<'_>, body: &impl Serialize) -> Result<Bytes, Error> {
+    let mut buf = Vec::with_capacity(1024);
+    serde_json::to_writer(&mut buf, body).map_err(|e| {
+        config(
+            ctx.dep,
+            format!("could not serialise the request body: {e}"),
+        )
+    })?;
+    Ok(Bytes::from(buf))
+}
+
+/// A present typed field as a parameter.
+fn typed<T: Serialize>(key: &'static str, v: Option<&T>) -> Option<(&'static str, Value)> {
+    v.and_then(|v| serde_json::to_value(v).ok())
+        .map(|v| (key, v))
+}
+
+/// `/api/chat`'s body.
+fn chat(ctx: &Ctx<'_>, r: &ChatCompletionRequest) -> Result<Bytes, Error> {
+    // Destructured without `..`: a field added to the wire type fails to compile here
+    // instead of being silently dropped.
+    let ChatCompletionRequest {
+        model: _,
+        messages,
+        stream,
+        stream_options: _,
+        tools,
+        tool_choice,
+        response_format,
+        max_tokens,
+        max_completion_tokens,
+        temperature,
+        top_p,
+        n,
+        stop,
+        seed,
+        user,
+        extra,
+    } = r;
+    let fields = [
+        typed("tools", tools.as_ref()),
+        typed("tool_choice", tool_choice.as_ref()),
+        typed("response_format", response_format.as_ref()),
+        typed("max_tokens", max_tokens.as_ref()),
+        typed("max_completion_tokens", max_completion_tokens.as_ref()),
+        typed("temperature", temperature.as_ref()),
+        typed("top_p", top_p.as_ref()),
+        typed("n", n.as_ref()),
+        typed("stop", stop.as_ref()),
+        typed("seed", seed.as_ref()),
+        typed("user", user.as_ref()),
+    ];
+    let client = fields
+        .into_iter()
+        .flatten()
+        .chain(extra.iter().map(|(k, v)| (k.as_str(), v.clone())));
+    let params = params::map(ctx, Endpoint::ChatCompletions, client)?;
+    let body = Body {
+        model: &ctx.dep.model,
+        payload: Payload::Chat(messages::translate(ctx, messages)?),
+        stream: Some(*stream == Some(true)),
+        params,
+    };
+    to_bytes(ctx, &body)
+}
+
+/// `/api/generate`'s body, for one string prompt.
+fn generate(ctx: &Ctx<'_>, r: &CompletionRequest) -> Result<Bytes, Error> {
+    let CompletionRequest {
+        model: _,
+        prompt,
+        stream,
+        stream_options: _,
+        max_tokens,
+        extra,
+    } = r;
+    if *stream == Some(true) {
+        // The relay frames chat chunks only; a `text_completion` stream needs its own.
+        return Err(unsupported_endpoint(
+            ctx,
+            "/v1/completions with stream: true",
+        ));
+    }
+    let prompt = match prompt {
+        Value::String(s) => s.as_str(),
+        Value::Array(items) => match items.as_slice() {
+            [Value::String(s)] => s.as_str(),
+            _ => {
+                return Err(unsupported_endpoint(
+                    ctx,
+                    "/v1/completions with several prompts or token ids",
+                ))
+            }
+        },
+        _ => {
+            return Err(unsupported_endpoint(
+                ctx,
+                "/v1/completions with a prompt that is not a string",
+            ))
+        }
+    };
+    let client = typed("max_tokens", max_tokens.as_ref())
+        .into_iter()
+        .chain(extra.iter().map(|(k, v)| (k.as_str(), v.clone())));
+    let params = params::map(ctx, Endpoint::Completions, client)?;
+    let body = Body {
+        model: &ctx.dep.model,
+        payload: Payload::Prompt(prompt),
+        stream: Some(false),
+        params,
+    };
+    to_bytes(ctx, &body)
+}
+
+/// `/api/embed`'s body: a string or a list of strings.
+fn embed(ctx: &Ctx<'_>, r: &EmbeddingRequest) -> Result<Bytes, Error> {
+    let EmbeddingRequest {
+        model: _,
+        input,
+        encoding_format: _,
+        dimensions,
+        extra,
+    } = r;
+    let strings = match input {
+        Value::String(_) => true,
+        Value::Array(items) => items.iter().all(Value::is_string),
+        _ => false,
+    };
+    if !strings {
+        return Err(unsupported_endpoint(
+            ctx,
+            "/v1/embeddings with token ids (Ollama embeds text)",
+        ));
+    }
+    let client = typed("dimensions", dimensions.as_ref())
+        .into_iter()
+        .chain(extra.iter().map(|(k, v)| (k.as_str(), v.clone())));
+    let params = params::map(ctx, Endpoint::Embeddings, client)?;
+    let body = Body {
+        model: &ctx.dep.model,
+        payload: Payload::Input(input),
+        stream: None,
+        params,
+    };
+    to_bytes(ctx, &body)
+}
+
+enum Payload<'a> {
+    Chat(Vec<OutMessage<'a>>),
+    Prompt(&'a str),
+    Input(&'a Value),
+}
+
+/// The body Ollama receives: the payload, `stream`, then what the parameters mapped to.
+struct Body<'a> {
+    model: &'a str,
+    payload: Payload<'a>,
+    stream: Option<bool>,
+    params: Resolved,
+}
+
+impl Serialize for Body<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(None)?;
+        map.serialize_entry("model", self.model)?;
+        match &self.payload {
+            Payload::Chat(messages) => map.serialize_entry("messages", messages)?,
+            Payload::Prompt(prompt) => map.serialize_entry("prompt", prompt)?,
+            Payload::Input(input) => map.serialize_entry("input", input)?,
+        }
+        if let Some(stream) = self.stream {
+            map.serialize_entry("stream", &stream)?;
+        }
+        let p = &self.params;
+        if let Some(tools) = &p.tools {
+            map.serialize_entry("tools", tools)?;
+        }
+        if let Some(format) = &p.format {
+            map.serialize_entry("format", format)?;
+        }
+        if !p.options.is_empty() {
+            map.serialize_entry("options", &p.options)?;
+        }
+        for (k, v) in &p.top {
+            map.serialize_entry(k, v)?;
+        }
+        map.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use llmgate_core::{LlmRequest, ProviderKind};
+    use serde_json::json;
+
+    fn dep() -> DeploymentSpec {
+        let mut d = DeploymentSpec::new("o-0", "g", ProviderKind::Ollama, "llama3.2");
+        d.api_base = Some("http://localhost:11434".into());
+        d
+    }
+
+    fn body(endpoint: Endpoint, v: Value, d: &DeploymentSpec) -> Result<Value, Error> {
+        let llm = LlmRequest::parse(endpoint, v.to_string().as_bytes()).unwrap();
+        let req = build(&Ctx::new(&llm, d))?;
+        let bytes = futures_util::FutureExt::now_or_never(http_body_util::BodyExt::collect(
+            req.into_body(),
+        ))
+        .unwrap()
+        .unwrap()
+        .to_bytes();
+        Ok(serde_json::from_slice(&bytes).unwrap())
+    }
+
+    #[test]
+    fn urls() {
+        let mut d = dep();
+        assert_eq!(
+            url(&d, "/api/chat").unwrap(),
+            "http://localhost:11434/api/chat"
+        );
+        d.api_base = Some("http://ollama:11434/v1/".into());
+        assert_eq!(
+            url(&d, "/api/embed").unwrap(),
+            "http://ollama:11434/api/embed"
+        );
+        d.api_base = None;
+        assert_eq!(
+            url(&d, "/api/generate").unwrap(),
+            "http://localhost:11434/api/generate"
+        );
+        d.api_base = Some("ollama:11434".into());
+        assert!(url(&d, "/api/chat").is_err());
+    }
+
+    #[test]
+    fn chat_body_is_translated() {
+        let mut d = dep();
+        d.default_params.insert("num_ctx".into(), json!(8192));
+        d.default_params.insert("temperature".into(), json!(0.1));
+        let v = body(
+            Endpoint::ChatCompletions,
+            json!({"model": "g", "messages": [{"role": "user", "content": "hi"}],
+                   "temperature": 0.7, "max_tokens": 5, "stop": ["a", "b"],
+                   "response_format": {"type": "json_object"}, "keep_alive": "1m",
+                   "stream_options": {"include_usage": true}}),
+            &d,
+        )
+        .unwrap();
+        assert_eq!(
+            v,
+            json!({"model": "llama3.2", "messages": [{"role": "user", "content": "hi"}],
+                   "stream": false, "format": "json", "keep_alive": "1m",
+                   "options": {"temperature": 0.7, "num_predict": 5, "stop": ["a", "b"],
+                               "num_ctx": 8192}})
+        );
+    }
+
+    #[test]
+    fn completions_and_embeddings() {
+        let d = dep();
+        let v = body(
+            Endpoint::Completions,
+            json!({"model": "g", "prompt": ["Once upon"], "max_tokens": 3, "raw": true}),
+            &d,
+        )
+        .unwrap();
+        assert_eq!(
+            v,
+            json!({"model": "llama3.2", "prompt": "Once upon", "stream": false,
+                   "options": {"num_predict": 3}, "raw": true})
+        );
+        for bad in [
+            json!({"model": "g", "prompt": "x", "stream": true}),
+            json!({"model": "g", "prompt": ["a", "b"]}),
+            json!({"model": "g", "prompt": [1, 2]}),
+        ] {
+            let e = body(Endpoint::Completions, bad, &d).unwrap_err();
+            assert!(matches!(e, Error::UnsupportedEndpoint { .. }), "{e}");
+        }
+        let v = body(
+            Endpoint::Embeddings,
+            json!({"model": "g", "input": ["a", "b"], "dimensions": 8,
+                   "encoding_format": "base64"}),
+            &d,
+        )
+        .unwrap();
+        assert_eq!(
+            v,
+            json!({"model": "llama3.2", "input": ["a", "b"], "dimensions": 8})
+        );
+        let e = body(
+            Endpoint::Embeddings,
+            json!({"model": "g", "input": [1, 2]}),
+            &d,
+        )
+        .unwrap_err();
+        assert!(matches!(e, Error::UnsupportedEndpoint { .. }), "{e}");
+    }
+}
