@@ -67,6 +67,7 @@ impl Dialect {
                 return Some(Dialect::Native(&crate::ollama::DIALECT))
             }
             ProviderKind::Anthropic => return Some(Dialect::Native(&crate::anthropic::DIALECT)),
+            ProviderKind::Bedrock => return Some(Dialect::Native(&crate::bedrock::DIALECT)),
             ProviderKind::Gemini => return Some(Dialect::Native(&crate::gemini::DIALECT)),
             // Anthropic, Gemini, Vertex AI, Bedrock: native dialects come next release.
             _ => return None,
@@ -87,11 +88,10 @@ mod tests {
             .filter(|p| Dialect::of(**p).is_some())
             .map(|p| p.as_str())
             .collect();
-        assert_eq!(served.len(), 17, "{served:?}");
-        for p in ["vertex_ai", "bedrock"] {
-            assert!(!served.contains(&p), "{p}");
-        }
+        assert_eq!(served.len(), 18, "{served:?}");
+        assert!(!served.contains(&"vertex_ai"));
         assert!(served.contains(&"anthropic"));
         assert!(served.contains(&"gemini"));
+        assert!(served.contains(&"bedrock"));
     }
 }

@@ -53,6 +53,7 @@
 //! ```
 
 mod anthropic;
+mod bedrock;
 mod client;
 mod dialect;
 mod error;

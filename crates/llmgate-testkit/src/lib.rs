@@ -67,6 +67,7 @@
 //! ```
 
 mod anthropic;
+pub mod bedrock;
 mod behaviour;
 mod gemini;
 mod ollama;
