@@ -22,6 +22,13 @@ use crate::cli::{Cli, Command, ServeArgs, Source};
 use crate::host::Host;
 use crate::shutdown::Signals;
 
+/// mimalloc instead of glibc's malloc: a request allocates a few hundred small objects (headers,
+/// JSON values, futures), and under load glibc's allocator showed as a quarter of all
+/// instructions in a callgrind profile of the gateway. mimalloc is Microsoft's, MIT, kept, and
+/// what many Rust proxies use for this reason.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// After the grace period, how long Pingora waits for its runtimes to stop.
 const RUNTIME_SHUTDOWN_SECONDS: u64 = 1;
 

@@ -24,7 +24,8 @@ impl<S> Layer<S> for RequestIdLayer {
 }
 
 /// Inserts a [`RequestId`] (a UUIDv7: time-ordered, so logs sort by it) and opens the request's
-/// span, with `model`, `deployment` and `key_alias` filled in by inner layers as they learn them.
+/// span (at DEBUG level), with `model`, `deployment` and `key_alias` filled in by inner layers as
+/// they learn them.
 #[derive(Debug, Clone)]
 pub struct RequestIds<S> {
     inner: S,
@@ -43,13 +44,17 @@ where
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
-        let id = uuid::Uuid::now_v7().hyphenated().to_string();
-        let header = HeaderValue::from_str(&id).ok();
-        let span = tracing::info_span!(
+        let mut buf = uuid::Uuid::encode_buffer();
+        let id: &str = uuid::Uuid::now_v7().hyphenated().encode_lower(&mut buf);
+        let header = HeaderValue::from_str(id).ok();
+        // DEBUG: at the default INFO level the span costs nothing (fmt subscribers format an
+        // enabled span's fields on every request). Errors are logged with the request id by the
+        // rescue layer whatever the level.
+        let span = tracing::debug_span!(
             "request",
-            request_id = %id,
+            request_id = id,
             method = %req.method(),
-            path = %req.uri().path(),
+            path = req.uri().path(),
             model = field::Empty,
             deployment = field::Empty,
             key_alias = field::Empty,

@@ -12,7 +12,7 @@ use std::task::{Context, Poll};
 
 use futures_util::future::{CatchUnwind, FutureExt};
 use http::{Request, Response};
-use llmgate_core::{ApiError, BoxBody, BoxError, ErrorContract};
+use llmgate_core::{ApiError, BoxBody, BoxError, ErrorContract, RequestId};
 use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 
@@ -48,12 +48,15 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
+        let id = req.extensions().get::<RequestId>().cloned();
         match std::panic::catch_unwind(AssertUnwindSafe(|| self.inner.call(req))) {
             Ok(fut) => ResponseFuture::Running {
                 fut: AssertUnwindSafe(fut).catch_unwind(),
+                id,
             },
             Err(panic) => ResponseFuture::Panicked {
                 message: Some(panic_message(&*panic)),
+                id,
             },
         }
     }
@@ -65,9 +68,9 @@ pin_project! {
     #[allow(missing_docs)] // pin-project-lite takes no docs on variant fields
     pub enum ResponseFuture<F> {
         /// The inner call, guarded against panics.
-        Running { #[pin] fut: CatchUnwind<AssertUnwindSafe<F>> },
+        Running { #[pin] fut: CatchUnwind<AssertUnwindSafe<F>>, id: Option<RequestId> },
         /// The inner `call` itself panicked.
-        Panicked { message: Option<String> },
+        Panicked { message: Option<String>, id: Option<RequestId> },
     }
 }
 
@@ -79,30 +82,36 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let res = match self.project() {
-            Proj::Running { fut } => match std::task::ready!(fut.poll(cx)) {
+            Proj::Running { fut, id } => match std::task::ready!(fut.poll(cx)) {
                 Ok(Ok(res)) => res,
-                Ok(Err(e)) => render(ApiError::from_box(e)),
-                Err(panic) => render_panic(&panic_message(&*panic)),
+                Ok(Err(e)) => render(ApiError::from_box(e), id.as_ref()),
+                Err(panic) => render_panic(&panic_message(&*panic), id.as_ref()),
             },
-            Proj::Panicked { message } => {
-                render_panic(message.as_deref().unwrap_or("unknown panic"))
+            Proj::Panicked { message, id } => {
+                render_panic(message.as_deref().unwrap_or("unknown panic"), id.as_ref())
             }
         };
         Poll::Ready(Ok(res))
     }
 }
 
-fn render(e: ApiError) -> Response<BoxBody> {
+fn render(e: ApiError, id: Option<&RequestId>) -> Response<BoxBody> {
+    let request_id = id.map_or("", |i| &*i.0);
     if e.status().is_server_error() {
-        tracing::warn!(status = e.status().as_u16(), origin = e.origin().as_str(), error = %e, "request failed");
+        tracing::warn!(request_id, status = e.status().as_u16(), origin = e.origin().as_str(), error = %e, "request failed");
     } else {
-        tracing::debug!(status = e.status().as_u16(), origin = e.origin().as_str(), error = %e, "request rejected");
+        tracing::debug!(request_id, status = e.status().as_u16(), origin = e.origin().as_str(), error = %e, "request rejected");
     }
     e.to_response()
 }
 
-fn render_panic(message: &str) -> Response<BoxBody> {
-    tracing::error!(panic = message, "a layer panicked while serving a request");
+fn render_panic(message: &str, id: Option<&RequestId>) -> Response<BoxBody> {
+    let request_id = id.map_or("", |i| &*i.0);
+    tracing::error!(
+        request_id,
+        panic = message,
+        "a layer panicked while serving a request"
+    );
     ApiError::internal("internal error: the gateway failed while serving this request")
         .to_response()
 }
