@@ -14,7 +14,7 @@ use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 use http::{Method, Request, Uri};
 use http_body_util::Full;
-use llmgate_core::wire::chat::StreamOptions;
+use llmgate_core::wire::chat::{Message, MessageContent, StreamOptions};
 use llmgate_core::wire::{ChatCompletionRequest, CompletionRequest, EmbeddingRequest};
 use llmgate_core::{DeploymentSpec, Endpoint, LlmBody, LlmRequest};
 use serde::ser::{SerializeMap, Serializer};
@@ -215,9 +215,29 @@ impl Serialize for Outgoing<'_> {
                     user,
                     extra,
                 } = r;
-                map.serialize_entry("messages", messages)?;
+                // Anthropic-only fields (from Anthropic-format clients) are not sent to
+                // OpenAI-compatible providers, which reject them; the copy is made only when
+                // one is present.
+                if messages.iter().any(has_anthropic_only) {
+                    map.serialize_entry("messages", &strip_messages(messages))?;
+                } else {
+                    map.serialize_entry("messages", messages)?;
+                }
                 self.stream(&mut map, *stream, stream_options.as_ref())?;
-                field(&mut map, d, "tools", tools.as_ref())?;
+                match tools {
+                    Some(t) if t.iter().any(|t| t.extra.contains_key("cache_control")) => {
+                        let t: Vec<_> = t
+                            .iter()
+                            .cloned()
+                            .map(|mut t| {
+                                t.extra.remove("cache_control");
+                                t
+                            })
+                            .collect();
+                        map.serialize_entry("tools", &t)?;
+                    }
+                    _ => field(&mut map, d, "tools", tools.as_ref())?,
+                }
                 field(&mut map, d, "tool_choice", tool_choice.as_ref())?;
                 field(&mut map, d, "response_format", response_format.as_ref())?;
                 field(&mut map, d, "max_tokens", max_tokens.as_ref())?;
@@ -289,6 +309,33 @@ impl Outgoing<'_> {
             ),
         }
     }
+}
+
+/// Message fields only Anthropic understands.
+const ANTHROPIC_ONLY: [&str; 2] = ["cache_control", "thinking_blocks"];
+
+fn has_anthropic_only(m: &Message) -> bool {
+    ANTHROPIC_ONLY.iter().any(|k| m.extra.contains_key(*k))
+        || matches!(&m.content, Some(MessageContent::Parts(parts))
+            if parts.iter().any(|p| p.extra.contains_key("cache_control")))
+}
+
+fn strip_messages(messages: &[Message]) -> Vec<Message> {
+    messages
+        .iter()
+        .cloned()
+        .map(|mut m| {
+            for k in ANTHROPIC_ONLY {
+                m.extra.remove(k);
+            }
+            if let Some(MessageContent::Parts(parts)) = &mut m.content {
+                for p in parts {
+                    p.extra.remove("cache_control");
+                }
+            }
+            m
+        })
+        .collect()
 }
 
 #[derive(Serialize)]
