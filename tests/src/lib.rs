@@ -291,6 +291,33 @@ pub fn config_for(entries: &[(&str, &str)], master_key: Option<&str>) -> String 
     y
 }
 
+/// One `model_list` entry (indented to follow `model_list:`) for an OpenAI-compatible
+/// deployment with a readable id: `model_info.id: <id>`, upstream model `<id>`, key
+/// `sk-<id>`. `params` are extra `litellm_params` lines, such as `"timeout: 3"` or `"rpm: 2"`.
+pub fn deployment(model_name: &str, id: &str, api_base: &str, params: &[&str]) -> String {
+    let mut y = format!(
+        "  - model_name: {model_name}\n    litellm_params:\n      model: openai/{id}\n      api_base: {api_base}\n      api_key: sk-{id}\n"
+    );
+    for p in params {
+        y.push_str(&format!("      {p}\n"));
+    }
+    y.push_str(&format!("    model_info:\n      id: {id}\n"));
+    y
+}
+
+impl TestResponse {
+    /// `(x-llmgate-deployment, x-llmgate-attempts, x-llmgate-fallbacks)`, as strings ("" when
+    /// a header is missing).
+    pub fn served_by(&self) -> (String, String, String) {
+        let h = |n: &str| self.header(n).unwrap_or_default().to_owned();
+        (
+            h("x-llmgate-deployment"),
+            h("x-llmgate-attempts"),
+            h("x-llmgate-fallbacks"),
+        )
+    }
+}
+
 impl TestGateway {
     /// Like [`TestGateway::stream`], with extra request headers (`x-api-key`,
     /// `anthropic-version`, ...).

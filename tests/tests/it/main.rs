@@ -4,9 +4,11 @@
 mod auth;
 mod chat;
 mod errors;
+mod fallback;
 mod golden;
 mod health;
 mod messages;
 mod ollama_sidecar;
 mod quickstart;
+mod routing;
 mod stream;
