@@ -1,6 +1,7 @@
 //! The Ollama dialect against the mock Ollama server: what Ollama receives (`/api/chat`,
-//! `/api/generate`, `/api/embed`), what the client gets back in OpenAI's shape, streams
-//! event by event, tools both ways, errors, and unsupported parameters.
+//! `/api/generate`, `/api/embed`), what the client gets back in OpenAI's shape, tools both
+//! ways, errors, and unsupported parameters. Streams are in `ollama/stream.rs`, embeddings
+//! and legacy completions in `ollama/endpoints.rs`.
 
 #![allow(
     clippy::unwrap_used,
@@ -10,14 +11,17 @@
 )]
 
 mod common;
+#[path = "ollama/endpoints.rs"]
+mod endpoints;
+#[path = "ollama/stream.rs"]
+mod stream;
 
 use std::time::Duration;
 
 use common::*;
 use http::{HeaderName, HeaderValue};
-use http_body_util::BodyExt;
 use llmgate_core::{DeploymentSpec, Endpoint, ErrorContract, ProviderKind};
-use llmgate_testkit::{Behaviour, Gate, MockProvider};
+use llmgate_testkit::{Behaviour, MockProvider};
 use serde_json::{json, Value};
 
 /// An Ollama deployment on `mock`, upstream model `upstream-model`, no key.
@@ -224,188 +228,6 @@ async fn tool_calls_both_ways() {
 }
 
 #[tokio::test]
-async fn stream_is_translated_chunk_by_chunk() {
-    let mock = MockProvider::start_ollama().await;
-    let mut body = chat("hello there", true);
-    body["stream_options"] = json!({"include_usage": true});
-    let res = call(Endpoint::ChatCompletions, &body, ollama(&mock))
-        .await
-        .unwrap();
-    assert_eq!(res.headers()["content-type"], "text/event-stream");
-    let slot = usage_of(&res);
-    let chunks = common::chunks(&bytes(res).await);
-    assert_eq!(mock.last_request().unwrap().json["stream"], true);
-    // Role + first word, 4 more words, the finish chunk, the usage chunk.
-    assert_eq!(chunks.len(), 7, "{chunks:#?}");
-    assert_eq!(
-        chunks[0]["choices"][0]["delta"],
-        json!({"role": "assistant", "content": "mock "})
-    );
-    assert_eq!(streamed_text(&chunks), "mock reply to: hello there");
-    let id = &chunks[0]["id"];
-    for c in &chunks {
-        assert_eq!(&c["id"], id);
-        assert_eq!(c["object"], "chat.completion.chunk");
-        assert_eq!(c["model"], "upstream-model");
-    }
-    assert_eq!(
-        chunks[5]["choices"],
-        json!([{"index": 0, "delta": {}, "finish_reason": "stop"}])
-    );
-    assert_eq!(chunks[6]["choices"], json!([]));
-    assert_eq!(
-        chunks[6]["usage"],
-        json!({"prompt_tokens": 2, "completion_tokens": 5, "total_tokens": 7})
-    );
-    assert_eq!(total(slot.get()), 7);
-
-    // Without include_usage: no usage chunk, but metering still gets it.
-    let res = call(
-        Endpoint::ChatCompletions,
-        &chat("hello there", true),
-        ollama(&mock),
-    )
-    .await
-    .unwrap();
-    let slot = usage_of(&res);
-    let plain = common::chunks(&bytes(res).await);
-    assert_eq!(plain.len(), 6);
-    assert!(plain.iter().all(|c| c.get("usage").is_none()));
-    assert_eq!(total(slot.get()), 7);
-}
-
-#[tokio::test]
-async fn stream_events_go_out_as_they_arrive() {
-    let mock = MockProvider::start_ollama().await;
-    let gate = Gate::new();
-    mock.push(Behaviour::gated(&gate, 1));
-    let res = call(
-        Endpoint::ChatCompletions,
-        &chat("hello there", true),
-        ollama(&mock),
-    )
-    .await
-    .unwrap();
-    let mut body = res.into_body();
-    // The first line's chunk reaches the client while Ollama holds the rest.
-    let first = tokio::time::timeout(Duration::from_secs(5), body.frame())
-        .await
-        .expect("the first chunk is not held back")
-        .unwrap()
-        .unwrap()
-        .into_data()
-        .unwrap();
-    let first = sse_data(&first);
-    assert_eq!(first.len(), 1);
-    let v: Value = serde_json::from_str(&first[0]).unwrap();
-    assert_eq!(v["choices"][0]["delta"]["content"], "mock ");
-    assert!(!gate.is_released());
-    gate.release();
-    let rest = body.collect().await.unwrap().to_bytes();
-    let rest = chunks(&rest);
-    assert_eq!(rest.last().unwrap()["choices"][0]["finish_reason"], "stop");
-}
-
-#[tokio::test]
-async fn streamed_tool_call() {
-    let mock = MockProvider::start_ollama().await;
-    mock.push(Behaviour::ndjson(&[
-        json!({"model": "qwen3", "created_at": "2025-05-27T22:54:57Z",
-               "message": {"role": "assistant", "content": "", "thinking": "Let me check"},
-               "done": false}),
-        json!({"model": "qwen3", "created_at": "2025-05-27T22:54:58Z",
-               "message": {"role": "assistant", "content": "", "tool_calls": [
-                   {"id": "call_abc", "function": {"index": 0, "name": "get_weather",
-                                                    "arguments": {"city": "Toronto"}}},
-                   {"function": {"index": 1, "name": "get_time", "arguments": {}}}]},
-               "done": false}),
-        json!({"model": "qwen3", "created_at": "2025-05-27T22:54:59Z",
-               "message": {"role": "assistant", "content": ""}, "done": true,
-               "done_reason": "stop", "prompt_eval_count": 30, "eval_count": 9}),
-    ]));
-    let res = call(
-        Endpoint::ChatCompletions,
-        &chat("weather?", true),
-        ollama(&mock),
-    )
-    .await
-    .unwrap();
-    let slot = usage_of(&res);
-    let chunks = chunks(&bytes(res).await);
-    let deltas: Vec<Value> = chunks
-        .iter()
-        .map(|c| c["choices"][0]["delta"].clone())
-        .collect();
-    assert_eq!(
-        deltas[0],
-        json!({"role": "assistant", "content": "", "reasoning_content": "Let me check"})
-    );
-    assert_eq!(
-        deltas[1],
-        json!({"tool_calls": [{"index": 0, "id": "call_abc", "type": "function",
-                               "function": {"name": "get_weather", "arguments": ""}}]})
-    );
-    assert_eq!(
-        deltas[2],
-        json!({"tool_calls": [{"index": 0,
-                               "function": {"arguments": "{\"city\":\"Toronto\"}"}}]})
-    );
-    assert_eq!(deltas[3]["tool_calls"][0]["index"], 1);
-    assert_eq!(deltas[3]["tool_calls"][0]["function"]["name"], "get_time");
-    assert!(deltas[3]["tool_calls"][0]["id"]
-        .as_str()
-        .unwrap()
-        .starts_with("call_"));
-    assert_eq!(deltas[4]["tool_calls"][0]["function"]["arguments"], "{}");
-    assert_eq!(chunks[5]["choices"][0]["finish_reason"], "tool_calls");
-    assert_eq!(chunks.len(), 6);
-    assert_eq!(chunks[0]["created"], 1_748_386_497);
-    assert_eq!(total(slot.get()), 39);
-}
-
-/// The `data:` payloads of a stream that ended with an error event.
-async fn broken_stream(mock: &MockProvider) -> (Vec<String>, Value) {
-    let res = call(
-        Endpoint::ChatCompletions,
-        &chat("hello there", true),
-        ollama(mock),
-    )
-    .await
-    .unwrap();
-    assert_eq!(res.status(), 200);
-    let mut data = sse_data(&bytes(res).await);
-    let last: Value = serde_json::from_str(&data.pop().unwrap()).unwrap();
-    assert!(!data.iter().any(|d| d == "[DONE]"), "{data:?}");
-    (data, last["error"].clone())
-}
-
-#[tokio::test]
-async fn streams_that_break_end_with_an_error_event() {
-    let mock = MockProvider::start_ollama().await;
-    mock.push(Behaviour::ndjson(&[
-        json!({"model": "m", "created_at": "2025-05-27T22:54:57Z",
-               "message": {"role": "assistant", "content": "Hel"}, "done": false}),
-        json!({"error": "an error was encountered while running the model: unexpected EOF"}),
-    ]));
-    let (data, error) = broken_stream(&mock).await;
-    assert_eq!(data.len(), 1);
-    assert!(error["message"]
-        .as_str()
-        .unwrap()
-        .contains("an error was encountered while running the model"));
-
-    mock.push(Behaviour::cut_after(2));
-    let (data, error) = broken_stream(&mock).await;
-    assert_eq!(data.len(), 2);
-    assert_eq!(error["code"], "upstream_stream_broken");
-
-    mock.push(Behaviour::InvalidBody);
-    let (data, error) = broken_stream(&mock).await;
-    assert!(data.is_empty());
-    assert_eq!(error["code"], "invalid_upstream_response");
-}
-
-#[tokio::test]
 async fn ollama_errors_keep_status_and_message() {
     let mock = MockProvider::start_ollama().await;
     for (status, message, retryable, code) in [
@@ -525,108 +347,6 @@ async fn unsupported_parameters_fail_unless_dropped() {
     );
     let e = call_err(Endpoint::ChatCompletions, &body, ollama(&mock)).await;
     assert_eq!(e.param().as_deref(), Some("image_url (remote)"));
-}
-
-#[tokio::test]
-async fn embeddings_floats_and_base64() {
-    let mock = MockProvider::start_ollama().await;
-    let res = call(
-        Endpoint::Embeddings,
-        &json!({"model": "group", "input": ["hello world", "bye"], "dimensions": 4}),
-        ollama(&mock),
-    )
-    .await
-    .unwrap();
-    assert_eq!(total(usage_of(&res).get()), 3);
-    let v = json(&bytes(res).await);
-    let got = mock.last_request().unwrap();
-    assert_eq!(got.path, "/api/embed");
-    assert_eq!(
-        got.json,
-        json!({"model": "upstream-model", "input": ["hello world", "bye"], "dimensions": 4})
-    );
-    assert_eq!(v["object"], "list");
-    assert_eq!(v["model"], "upstream-model");
-    assert_eq!(v["usage"], json!({"prompt_tokens": 3, "total_tokens": 3}));
-    let data = v["data"].as_array().unwrap();
-    assert_eq!(data.len(), 2);
-    assert_eq!(data[1]["object"], "embedding");
-    assert_eq!(data[1]["index"], 1);
-    let floats: Vec<f64> = data[0]["embedding"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap())
-        .collect();
-    assert_eq!(floats.len(), 4);
-
-    // base64 (what OpenAI's Python SDK asks for by default): the same floats, as f32 bytes.
-    let res = call(
-        Endpoint::Embeddings,
-        &json!({"model": "group", "input": "hello world", "dimensions": 4,
-                "encoding_format": "base64"}),
-        ollama(&mock),
-    )
-    .await
-    .unwrap();
-    let v = json(&bytes(res).await);
-    assert!(mock
-        .last_request()
-        .unwrap()
-        .json
-        .get("encoding_format")
-        .is_none());
-    let b64 = v["data"][0]["embedding"].as_str().unwrap();
-    assert_eq!(b64.len(), 24, "4 f32 = 16 bytes = 24 base64 characters");
-
-    let e = call_err(
-        Endpoint::Embeddings,
-        &json!({"model": "group", "input": [[1, 2, 3]]}),
-        ollama(&mock),
-    )
-    .await;
-    assert_eq!(e.status(), 400);
-    assert_eq!(e.code().as_deref(), Some("unsupported_endpoint"));
-}
-
-#[tokio::test]
-async fn legacy_completions_use_generate() {
-    let mock = MockProvider::start_ollama().await;
-    let res = call(
-        Endpoint::Completions,
-        &json!({"model": "group", "prompt": "Once upon a time", "max_tokens": 3}),
-        ollama(&mock),
-    )
-    .await
-    .unwrap();
-    let v = json(&bytes(res).await);
-    let got = mock.last_request().unwrap();
-    assert_eq!(got.path, "/api/generate");
-    assert_eq!(
-        got.json,
-        json!({"model": "upstream-model", "prompt": "Once upon a time", "stream": false,
-               "options": {"num_predict": 3}})
-    );
-    assert!(v["id"].as_str().unwrap().starts_with("cmpl-"));
-    assert_eq!(v["object"], "text_completion");
-    assert_eq!(
-        v["choices"],
-        json!([{"text": "mock reply to:", "index": 0, "logprobs": null,
-                "finish_reason": "length"}])
-    );
-    assert_eq!(
-        v["usage"],
-        json!({"prompt_tokens": 4, "completion_tokens": 3, "total_tokens": 7})
-    );
-
-    let e = call_err(
-        Endpoint::Completions,
-        &json!({"model": "group", "prompt": "x", "stream": true}),
-        ollama(&mock),
-    )
-    .await;
-    assert_eq!(e.status(), 400);
-    assert_eq!(e.code().as_deref(), Some("unsupported_endpoint"));
 }
 
 #[tokio::test]
