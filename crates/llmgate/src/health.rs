@@ -67,13 +67,20 @@ impl Health {
         });
     }
 
-    /// The `/health` answer: the background results when there are some, else fresh checks.
+    /// The `/health` answer: the background results when there are some, else fresh checks
+    /// (which, with background checks on, count as a round: they feed the cooldowns too).
     pub(crate) async fn report(&self) -> Bytes {
         self.start_background();
         if let Some(last) = self.last.lock().ok().and_then(|l| l.clone()) {
             return last;
         }
-        self.check_all(None).await
+        let report = self.check_all(self.background).await;
+        if self.background.is_some() {
+            if let Ok(mut last) = self.last.lock() {
+                *last = Some(report.clone());
+            }
+        }
+        report
     }
 
     /// Checks every deployment at once. With `feed_cooldowns`, a failed one is taken out of

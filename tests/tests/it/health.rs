@@ -1,6 +1,8 @@
 //! `/health`: every deployment called, healthy and unhealthy listed; background checks take a
 //! failing deployment out of rotation.
 
+#![allow(clippy::unwrap_used)]
+
 use llmgate_tests::{MockProvider, TestGateway};
 
 fn config(ok: &str, dead: &str, extra: &str) -> String {
@@ -21,7 +23,11 @@ general_settings:
 }
 
 fn dead_base() -> String {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     format!("http://127.0.0.1:{port}/v1")
 }
 
@@ -37,7 +43,13 @@ async fn health_calls_each_deployment_and_needs_the_master_key() {
     assert_eq!(v["healthy_count"], 2, "{v}");
     assert_eq!(v["unhealthy_count"], 1, "{v}");
     assert_eq!(v["unhealthy_endpoints"][0]["id"], "bad-0");
-    assert!(v["unhealthy_endpoints"][0]["error"].as_str().unwrap().contains("reach"), "{v}");
+    assert!(
+        v["unhealthy_endpoints"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("reach"),
+        "{v}"
+    );
     assert!(!res.text().contains("sk-1"), "keys never appear in /health");
     // The check is a one-token chat completion.
     let up = mock.last_request().unwrap();
@@ -65,6 +77,12 @@ async fn background_checks_take_a_failing_deployment_out_of_rotation() {
     assert_eq!(report["unhealthy_count"], 1, "{report}");
     // "bad" is cooling down: answered at once, naming the health check.
     let e = gw.chat("bad", "hi").await.openai_error(503);
-    assert!(e["message"].as_str().unwrap().contains("failed its health check"), "{e}");
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("failed its health check"),
+        "{e}"
+    );
     assert_eq!(gw.chat("good", "hi").await.status, 200);
 }
