@@ -59,7 +59,6 @@ mod dialect;
 mod error;
 mod gemini;
 mod mock;
-#[allow(dead_code)] // Until the first native dialect lands in this same release.
 mod native;
 mod ollama;
 mod openai_compat;
