@@ -15,7 +15,7 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{ready, Context, Poll};
+use std::task::{Context, Poll};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use futures_util::Stream;
@@ -35,6 +35,7 @@ pin_project! {
         #[pin]
         events: EventStream<BodyDataStream<Incoming>>,
         state: State,
+        batch: BytesMut,
         slot: UsageSlot,
         strip_usage_chunk: bool,
         provider: ProviderKind,
@@ -62,6 +63,7 @@ impl Relay {
         Relay {
             events: sse::decode(BodyDataStream::new(body)),
             state: State::Streaming,
+            batch: BytesMut::new(),
             slot,
             strip_usage_chunk,
             provider,
@@ -79,27 +81,39 @@ impl Body for Relay {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let mut this = self.project();
+        // Events already decoded go out together in one frame (one write to the client); the
+        // frame is sent as soon as the upstream has nothing more ready, so no event waits.
         loop {
             match *this.state {
-                State::Done => return Poll::Ready(None),
+                State::Done => return Poll::Ready(take(this.batch)),
                 State::Draining => match this.events.as_mut().poll_next(cx) {
                     Poll::Ready(Some(_)) => continue,
                     Poll::Ready(None) | Poll::Pending => {
                         *this.state = State::Done;
-                        return Poll::Ready(None);
+                        return Poll::Ready(take(this.batch));
                     }
                 },
                 State::Streaming => {}
             }
-            let failure = match ready!(this.events.as_mut().poll_next(cx)) {
-                Some(Ok(event)) => match relay(&event, this.slot, *this.strip_usage_chunk) {
-                    Relayed::Skip => continue,
-                    Relayed::Done => {
-                        *this.state = State::Draining;
-                        return Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(sse::DONE)))));
+            let polled = match this.events.as_mut().poll_next(cx) {
+                Poll::Pending if this.batch.is_empty() => return Poll::Pending,
+                Poll::Pending => return Poll::Ready(take(this.batch)),
+                Poll::Ready(polled) => polled,
+            };
+            let failure = match polled {
+                Some(Ok(event)) => {
+                    match relay(&event, this.slot, *this.strip_usage_chunk, this.batch) {
+                        Relayed::Continue => {}
+                        Relayed::Done => {
+                            this.batch.put_slice(sse::DONE);
+                            *this.state = State::Draining;
+                        }
                     }
-                    Relayed::Data(bytes) => return Poll::Ready(Some(Ok(Frame::data(bytes)))),
-                },
+                    if this.batch.len() >= BATCH_LIMIT {
+                        return Poll::Ready(take(this.batch));
+                    }
+                    continue;
+                }
                 Some(Err(e)) => chain(&e),
                 None => "the upstream closed the stream without `[DONE]`".to_owned(),
             };
@@ -115,7 +129,8 @@ impl Body for Relay {
                 deployment: this.deployment.clone(),
             }
             .into_api();
-            return Poll::Ready(Some(Ok(Frame::data(sse::error(&e)))));
+            this.batch.put_slice(&sse::error(&e));
+            return Poll::Ready(take(this.batch));
         }
     }
 
@@ -128,21 +143,30 @@ impl Body for Relay {
     }
 }
 
-enum Relayed {
-    Skip,
-    Done,
-    Data(Bytes),
+/// A frame is sent once this many bytes of events are waiting, even if more are ready.
+const BATCH_LIMIT: usize = 16 * 1024;
+
+/// The waiting events as one frame, if any.
+fn take(batch: &mut BytesMut) -> Option<Result<Frame<Bytes>, BoxError>> {
+    (!batch.is_empty()).then(|| Ok(Frame::data(batch.split().freeze())))
 }
 
-fn relay(event: &Event, slot: &UsageSlot, strip_usage_chunk: bool) -> Relayed {
+enum Relayed {
+    /// Framed into the batch, or skipped.
+    Continue,
+    /// `[DONE]`.
+    Done,
+}
+
+fn relay(event: &Event, slot: &UsageSlot, strip_usage_chunk: bool, out: &mut BytesMut) -> Relayed {
     let data = event.data.as_str();
     if data.is_empty() {
-        return Relayed::Skip;
+        return Relayed::Continue;
     }
     // OpenAI's events are unnamed ("message"); an `error` event's data is an error body the
     // SDKs raise. Anything else (pings, provider-specific events) is not OpenAI's.
     if !matches!(event.event.as_str(), "" | "message" | "error") {
-        return Relayed::Skip;
+        return Relayed::Continue;
     }
     if data.trim_end() == "[DONE]" {
         return Relayed::Done;
@@ -150,25 +174,22 @@ fn relay(event: &Event, slot: &UsageSlot, strip_usage_chunk: bool) -> Relayed {
     if let Some((usage, usage_only)) = chunk_usage(data) {
         slot.set(usage);
         if usage_only && strip_usage_chunk {
-            return Relayed::Skip;
+            return Relayed::Continue;
         }
     }
-    Relayed::Data(frame(data))
+    frame(data, out);
+    Relayed::Continue
 }
 
-/// `data: ...\n\n`, one `data:` line per line of `data` (compact JSON has one).
-fn frame(data: &str) -> Bytes {
-    if !data.contains('\n') {
-        return sse::data(data.as_bytes());
-    }
-    let mut b = BytesMut::with_capacity(data.len() + 16);
+/// Appends `data: ...\n\n`, one `data:` line per line of `data` (compact JSON has one).
+fn frame(data: &str, out: &mut BytesMut) {
+    out.reserve(data.len() + 8);
     for line in data.split('\n') {
-        b.put_slice(b"data: ");
-        b.put_slice(line.trim_end_matches('\r').as_bytes());
-        b.put_u8(b'\n');
+        out.put_slice(b"data: ");
+        out.put_slice(line.trim_end_matches('\r').as_bytes());
+        out.put_u8(b'\n');
     }
-    b.put_u8(b'\n');
-    b.freeze()
+    out.put_u8(b'\n');
 }
 
 #[cfg(test)]
@@ -184,44 +205,38 @@ mod tests {
         }
     }
 
+    /// Relays one event; returns what was framed and the outcome.
+    fn one(name: &str, data: &str, slot: &UsageSlot, strip: bool) -> (String, bool) {
+        let mut out = BytesMut::new();
+        let done = matches!(
+            relay(&event(name, data), slot, strip, &mut out),
+            Relayed::Done
+        );
+        (String::from_utf8(out.to_vec()).unwrap(), done)
+    }
+
     #[test]
     fn relays_strips_and_stops() {
         let slot = UsageSlot::new();
         let chunk = r#"{"choices":[{"index":0,"delta":{"content":"hi"}}],"usage":null}"#;
-        let Relayed::Data(b) = relay(&event("message", chunk), &slot, true) else {
-            panic!()
-        };
-        assert_eq!(&b[..], format!("data: {chunk}\n\n").as_bytes());
+        assert_eq!(
+            one("message", chunk, &slot, true),
+            (format!("data: {chunk}\n\n"), false)
+        );
         let usage =
             r#"{"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}}"#;
-        assert!(matches!(
-            relay(&event("message", usage), &slot, true),
-            Relayed::Skip
-        ));
+        assert_eq!(one("message", usage, &slot, true), (String::new(), false));
         assert_eq!(slot.get().unwrap().total_tokens, 3);
-        assert!(matches!(
-            relay(&event("message", usage), &UsageSlot::new(), false),
-            Relayed::Data(_)
-        ));
-        assert!(matches!(
-            relay(&event("message", "[DONE]"), &slot, true),
-            Relayed::Done
-        ));
-        assert!(matches!(
-            relay(&event("ping", "{}"), &slot, true),
-            Relayed::Skip
-        ));
-        assert!(matches!(
-            relay(&event("message", ""), &slot, true),
-            Relayed::Skip
-        ));
+        assert!(!one("message", usage, &UsageSlot::new(), false).0.is_empty());
+        assert_eq!(one("message", "[DONE]", &slot, true), (String::new(), true));
+        assert_eq!(one("ping", "{}", &slot, true), (String::new(), false));
+        assert_eq!(one("message", "", &slot, true), (String::new(), false));
     }
 
     #[test]
     fn frames_multiline_data() {
-        assert_eq!(
-            &frame("{\n\"a\":1\n}")[..],
-            b"data: {\ndata: \"a\":1\ndata: }\n\n"
-        );
+        let mut out = BytesMut::new();
+        frame("{\n\"a\":1\n}", &mut out);
+        assert_eq!(&out[..], b"data: {\ndata: \"a\":1\ndata: }\n\n");
     }
 }

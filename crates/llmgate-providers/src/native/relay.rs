@@ -8,12 +8,11 @@
 //! the translator does not accept, an error event) becomes one OpenAI error event and a clean
 //! end of the body.
 
-use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{ready, Context, Poll};
+use std::task::{Context, Poll};
 
-use bytes::Bytes;
+use bytes::{BufMut, Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyDataStream;
@@ -24,6 +23,9 @@ use llmgate_core::{BoxError, ProviderKind, UsageSlot};
 
 use super::{ndjson::Lines, Flow, Framing, NativeDialect, RawEvent, Translator};
 use crate::error::Error;
+
+/// A frame is sent once this many bytes of events are waiting, even if more are ready.
+const BATCH_LIMIT: usize = 16 * 1024;
 
 /// A decoded upstream event stream.
 pub(crate) type EventStreamBox = Pin<Box<dyn Stream<Item = Result<RawEvent, String>> + Send>>;
@@ -51,7 +53,9 @@ pub(crate) struct TranslatedRelay {
     events: EventStreamBox,
     translator: Box<dyn Translator>,
     chunks: Vec<ChatCompletionChunk>,
-    pending: VecDeque<Bytes>,
+    /// Framed events not yet handed to the host: sent together as one frame as soon as the
+    /// upstream has nothing more ready.
+    pending: BytesMut,
     slot: UsageSlot,
     include_usage: bool,
     /// id, model and created of the last chunk, for the usage chunk.
@@ -74,7 +78,7 @@ impl TranslatedRelay {
             events,
             translator,
             chunks: Vec::new(),
-            pending: VecDeque::new(),
+            pending: BytesMut::new(),
             slot,
             include_usage,
             last: None,
@@ -87,7 +91,12 @@ impl TranslatedRelay {
     fn push_chunks(&mut self) {
         for chunk in self.chunks.drain(..) {
             match serde_json::to_vec(&chunk) {
-                Ok(json) => self.pending.push_back(sse::data(&json)),
+                Ok(json) => {
+                    self.pending.reserve(json.len() + 8);
+                    self.pending.put_slice(b"data: ");
+                    self.pending.put_slice(&json);
+                    self.pending.put_slice(b"\n\n");
+                }
                 Err(e) => tracing::error!(error = %e, "cannot serialise a stream chunk"),
             }
             self.last = Some((chunk.id, chunk.model, chunk.created));
@@ -112,7 +121,7 @@ impl TranslatedRelay {
                 self.push_chunks();
             }
         }
-        self.pending.push_back(Bytes::from_static(sse::DONE));
+        self.pending.put_slice(sse::DONE);
         self.done = true;
     }
 
@@ -124,8 +133,13 @@ impl TranslatedRelay {
             %cause,
             "upstream stream broke after its first event",
         );
-        self.pending.push_back(sse::error(&error.into_api()));
+        self.pending.put_slice(&sse::error(&error.into_api()));
         self.done = true;
+    }
+
+    /// The waiting events as one frame, if any.
+    fn take(&mut self) -> Option<Result<Frame<Bytes>, BoxError>> {
+        (!self.pending.is_empty()).then(|| Ok(Frame::data(self.pending.split().freeze())))
     }
 
     fn broken(&self) -> Error {
@@ -146,13 +160,15 @@ impl Body for TranslatedRelay {
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
         loop {
-            if let Some(bytes) = this.pending.pop_front() {
-                return Poll::Ready(Some(Ok(Frame::data(bytes))));
-            }
             if this.done {
-                return Poll::Ready(None);
+                return Poll::Ready(this.take());
             }
-            match ready!(this.events.as_mut().poll_next(cx)) {
+            let polled = match this.events.as_mut().poll_next(cx) {
+                Poll::Pending if this.pending.is_empty() => return Poll::Pending,
+                Poll::Pending => return Poll::Ready(this.take()),
+                Poll::Ready(polled) => polled,
+            };
+            match polled {
                 Some(Ok(event)) => match this.translator.event(event, &mut this.chunks) {
                     Ok(Flow::Continue) => this.push_chunks(),
                     Ok(Flow::Done) => this.finish(),
@@ -173,6 +189,9 @@ impl Body for TranslatedRelay {
                         this.fail(e, "the upstream closed the stream before its end event");
                     }
                 }
+            }
+            if this.pending.len() >= BATCH_LIMIT {
+                return Poll::Ready(this.take());
             }
         }
     }
