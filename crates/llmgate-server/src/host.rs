@@ -33,7 +33,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
-use http::header::{CONTENT_LENGTH, CONTENT_TYPE, EXPECT, TRANSFER_ENCODING};
+use http::header::{CONTENT_LENGTH, EXPECT, TRANSFER_ENCODING};
 use http::{HeaderValue, Method, Request, Response, StatusCode, Version};
 use http_body::Body;
 use http_body_util::{BodyExt, Full};
@@ -231,17 +231,15 @@ fn to_request(session: &ServerSession, body: Bytes) -> Request<Full<Bytes>> {
     Request::from_parts(parts, Full::new(body))
 }
 
-/// The 413 answer for a body over the cap, shaped like OpenAI's errors.
-fn too_large(limit: usize) -> Response<Full<Bytes>> {
-    let body = format!(
-        "{{\"error\":{{\"message\":\"request body is larger than {limit} bytes\",\
-         \"type\":\"invalid_request_error\",\"param\":null,\"code\":\"request_too_large\"}}}}"
-    );
-    let mut response = Response::new(Full::new(Bytes::from(body)));
-    *response.status_mut() = StatusCode::PAYLOAD_TOO_LARGE;
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+/// The 413 answer for a body over the cap: the gateway's own error, with a request id like
+/// every other response.
+fn too_large(limit: usize) -> Response<llmgate::core::BoxBody> {
+    let mut response = llmgate::core::ApiError::payload_too_large(limit).to_response();
+    if let Some(id) = llmgate::request_id::header_value() {
+        response
+            .headers_mut()
+            .insert(llmgate::core::headers::REQUEST_ID, id);
+    }
     response
 }
 

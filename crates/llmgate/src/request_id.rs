@@ -44,8 +44,8 @@ where
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
-        let mut buf = uuid::Uuid::encode_buffer();
-        let id: &str = uuid::Uuid::now_v7().hyphenated().encode_lower(&mut buf);
+        let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
+        let id = new_id(&mut buf);
         let header = HeaderValue::from_str(id).ok();
         // DEBUG: at the default INFO level the span costs nothing (fmt subscribers format an
         // enabled span's fields on every request). Errors are logged with the request id by the
@@ -94,6 +94,19 @@ where
         }
         Poll::Ready(Ok(res))
     }
+}
+
+/// A fresh request id (a UUIDv7), written into `buf` (from `uuid::Uuid::encode_buffer()`).
+/// Hosts that answer before the stack runs (a body over the limit) use it too, so every
+/// response carries an `x-llmgate-request-id`.
+pub fn new_id(buf: &mut [u8; uuid::fmt::Hyphenated::LENGTH]) -> &str {
+    uuid::Uuid::now_v7().hyphenated().encode_lower(buf)
+}
+
+/// The `x-llmgate-request-id` header for a response made outside the stack.
+pub fn header_value() -> Option<HeaderValue> {
+    let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    HeaderValue::from_str(new_id(&mut buf)).ok()
 }
 
 /// Records a field on the current request span (a no-op outside one).

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use http::header::CONTENT_TYPE;
 use http_body_util::channel::Channel;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -241,6 +242,7 @@ async fn oversize_body_gets_413_without_calling_the_service() {
     assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(response.headers()["content-type"], "application/json");
     assert_eq!(response.headers()["connection"], "close");
+    assert!(response.headers().contains_key("x-llmgate-request-id"));
     assert_eq!(
         text(response).await,
         "{\"error\":{\"message\":\"request body is larger than 16 bytes\",\
