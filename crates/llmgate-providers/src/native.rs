@@ -15,7 +15,8 @@
 //! [`Error::UnsupportedParam`] naming the parameter, before anything is sent.
 
 use bytes::Bytes;
-use http::{HeaderMap, Request, StatusCode};
+use http::header::{HeaderName, HeaderValue, CONTENT_TYPE};
+use http::{HeaderMap, Method, Request, StatusCode, Uri};
 use http_body_util::Full;
 use llmgate_core::wire::ChatCompletionChunk;
 use llmgate_core::{DeploymentSpec, LlmRequest, Usage};
@@ -61,6 +62,66 @@ impl<'a> Ctx<'a> {
             })
         }
     }
+}
+
+/// How a dialect sends the deployment's `api_key`.
+#[derive(Debug, Clone)]
+pub(crate) enum KeyHeader {
+    /// `Authorization: Bearer <key>`.
+    Bearer,
+    /// The key alone in this header (`x-api-key`, `x-goog-api-key`).
+    Plain(HeaderName),
+}
+
+/// A JSON `POST` to `uri` with `extra` headers (such as `anthropic-version`), the deployment's
+/// key as `key` says (when it has one), and the deployment's own headers, which win over ours
+/// (the first occurrence of a name replaces, repeats append). The key's header is marked
+/// sensitive so it is never logged.
+pub(crate) fn json_post(
+    dep: &DeploymentSpec,
+    uri: Uri,
+    body: Bytes,
+    key: KeyHeader,
+    extra: &[(HeaderName, HeaderValue)],
+) -> Result<Request<Full<Bytes>>, Error> {
+    let mut req = Request::new(Full::new(body));
+    *req.method_mut() = Method::POST;
+    *req.uri_mut() = uri;
+    let headers = req.headers_mut();
+    headers.reserve(2 + extra.len() + dep.headers.len());
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    for (name, value) in extra {
+        headers.insert(name.clone(), value.clone());
+    }
+    if let Some(k) = dep
+        .api_key
+        .as_ref()
+        .map(|k| k.expose())
+        .filter(|k| !k.is_empty())
+    {
+        let (name, value) = match &key {
+            KeyHeader::Bearer => (
+                http::header::AUTHORIZATION,
+                HeaderValue::from_str(&format!("Bearer {k}")),
+            ),
+            KeyHeader::Plain(name) => (name.clone(), HeaderValue::from_str(k)),
+        };
+        let mut value = value.map_err(|_| Error::Config {
+            provider: dep.provider,
+            deployment: dep.id.clone(),
+            detail: "`api_key` contains characters that are not allowed in an HTTP header".into(),
+        })?;
+        value.set_sensitive(true);
+        headers.insert(name, value);
+    }
+    for (i, (name, value)) in dep.headers.iter().enumerate() {
+        if dep.headers[..i].iter().any(|(n, _)| n == name) {
+            headers.append(name.clone(), value.clone());
+        } else {
+            headers.insert(name.clone(), value.clone());
+        }
+    }
+    Ok(req)
 }
 
 /// A complete answer in OpenAI's shape.

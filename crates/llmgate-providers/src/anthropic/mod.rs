@@ -18,14 +18,14 @@
 //! [`Error::UnsupportedEndpoint`].
 
 use bytes::Bytes;
-use http::header::{HeaderName, HeaderValue, CONTENT_TYPE};
-use http::{HeaderMap, Method, Request, StatusCode, Uri};
+use http::header::{HeaderName, HeaderValue};
+use http::{HeaderMap, Request, StatusCode, Uri};
 use http_body_util::Full;
 use llmgate_core::wire::anthropic::API_VERSION;
 use llmgate_core::{DeploymentSpec, Endpoint, LlmBody};
 
 use crate::error::Error;
-use crate::native::{Answered, Ctx, Framing, NativeDialect, Translator};
+use crate::native::{Answered, Ctx, Framing, KeyHeader, NativeDialect, Translator};
 
 mod answer;
 mod conversation;
@@ -65,38 +65,13 @@ impl NativeDialect for Anthropic {
             )
         })?;
 
-        let mut req = Request::new(Full::new(Bytes::from(json)));
-        *req.method_mut() = Method::POST;
-        *req.uri_mut() = url(ctx.dep)?;
-        let headers = req.headers_mut();
-        headers.reserve(3 + ctx.dep.headers.len());
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        headers.insert(ANTHROPIC_VERSION, HeaderValue::from_static(API_VERSION));
-        if let Some(key) = ctx
-            .dep
-            .api_key
-            .as_ref()
-            .map(|k| k.expose())
-            .filter(|k| !k.is_empty())
-        {
-            let mut value = HeaderValue::from_str(key).map_err(|_| {
-                config(
-                    ctx.dep,
-                    "`api_key` contains characters that are not allowed in an HTTP header",
-                )
-            })?;
-            value.set_sensitive(true);
-            headers.insert(X_API_KEY, value);
-        }
-        // The deployment's headers win over ours (first occurrence replaces, repeats append).
-        for (i, (name, value)) in ctx.dep.headers.iter().enumerate() {
-            if ctx.dep.headers[..i].iter().any(|(n, _)| n == name) {
-                headers.append(name.clone(), value.clone());
-            } else {
-                headers.insert(name.clone(), value.clone());
-            }
-        }
-        Ok(req)
+        crate::native::json_post(
+            ctx.dep,
+            url(ctx.dep)?,
+            Bytes::from(json),
+            KeyHeader::Plain(X_API_KEY),
+            &[(ANTHROPIC_VERSION, HeaderValue::from_static(API_VERSION))],
+        )
     }
 
     fn read_answer(&self, ctx: &Ctx<'_>, body: &[u8]) -> Result<Answered, Error> {

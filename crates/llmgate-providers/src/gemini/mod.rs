@@ -83,13 +83,13 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use http::header::{HeaderName, HeaderValue, CONTENT_TYPE};
-use http::{HeaderMap, Method, Request, StatusCode, Uri};
+use http::header::HeaderName;
+use http::{HeaderMap, Request, StatusCode, Uri};
 use http_body_util::Full;
 use llmgate_core::{DeploymentSpec, LlmBody};
 
 use crate::error::Error;
-use crate::native::{Answered, Ctx, Framing, NativeDialect, Translator};
+use crate::native::{Answered, Ctx, Framing, KeyHeader, NativeDialect, Translator};
 
 mod answer;
 mod embeddings;
@@ -135,37 +135,7 @@ impl NativeDialect for Gemini {
             LlmBody::Embedding(r) => (Call::BatchEmbed, embeddings::body(ctx, r)?),
         };
         let uri = url(ctx.dep, call)?;
-        let mut req = Request::new(Full::new(body));
-        *req.method_mut() = Method::POST;
-        *req.uri_mut() = uri;
-        let headers = req.headers_mut();
-        headers.reserve(2 + ctx.dep.headers.len());
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        if let Some(key) = ctx
-            .dep
-            .api_key
-            .as_ref()
-            .map(|k| k.expose())
-            .filter(|k| !k.is_empty())
-        {
-            let mut value = HeaderValue::from_str(key).map_err(|_| {
-                config(
-                    ctx.dep,
-                    "`api_key` contains characters that are not allowed in an HTTP header",
-                )
-            })?;
-            value.set_sensitive(true);
-            headers.insert(API_KEY, value);
-        }
-        // The deployment's headers win over ours (first occurrence replaces, repeats append).
-        for (i, (name, value)) in ctx.dep.headers.iter().enumerate() {
-            if ctx.dep.headers[..i].iter().any(|(n, _)| n == name) {
-                headers.append(name.clone(), value.clone());
-            } else {
-                headers.insert(name.clone(), value.clone());
-            }
-        }
-        Ok(req)
+        crate::native::json_post(ctx.dep, uri, body, KeyHeader::Plain(API_KEY), &[])
     }
 
     fn read_answer(&self, ctx: &Ctx<'_>, body: &[u8]) -> Result<Answered, Error> {

@@ -1,8 +1,7 @@
 //! The upstream request: URL, headers and the translated body.
 
 use bytes::Bytes;
-use http::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE};
-use http::{Method, Request, Uri};
+use http::{Request, Uri};
 use http_body_util::Full;
 use llmgate_core::wire::{ChatCompletionRequest, CompletionRequest, EmbeddingRequest};
 use llmgate_core::{DeploymentSpec, Endpoint, LlmBody};
@@ -13,7 +12,7 @@ use serde_json::Value;
 use super::messages::{self, OutMessage};
 use super::params::{self, Resolved};
 use crate::error::Error;
-use crate::native::Ctx;
+use crate::native::{Ctx, KeyHeader};
 
 /// The upstream request for `ctx.llm`.
 pub(super) fn build(ctx: &Ctx<'_>) -> Result<Request<Full<Bytes>>, Error> {
@@ -23,36 +22,7 @@ pub(super) fn build(ctx: &Ctx<'_>) -> Result<Request<Full<Bytes>>, Error> {
         LlmBody::Completion(r) => ("/api/generate", generate(ctx, r)?),
         LlmBody::Embedding(r) => ("/api/embed", embed(ctx, r)?),
     };
-    let mut req = Request::new(Full::new(body));
-    *req.method_mut() = Method::POST;
-    *req.uri_mut() = url(dep, path)?;
-    let headers = req.headers_mut();
-    headers.reserve(2 + dep.headers.len());
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    if let Some(key) = dep
-        .api_key
-        .as_ref()
-        .map(|k| k.expose())
-        .filter(|k| !k.is_empty())
-    {
-        let mut value = HeaderValue::from_str(&format!("Bearer {key}")).map_err(|_| {
-            config(
-                dep,
-                "`api_key` contains characters that are not allowed in an HTTP header",
-            )
-        })?;
-        value.set_sensitive(true);
-        headers.insert(AUTHORIZATION, value);
-    }
-    // The deployment's headers win over ours (first occurrence replaces, repeats append).
-    for (i, (name, value)) in dep.headers.iter().enumerate() {
-        if dep.headers[..i].iter().any(|(n, _)| n == name) {
-            headers.append(name.clone(), value.clone());
-        } else {
-            headers.insert(name.clone(), value.clone());
-        }
-    }
-    Ok(req)
+    crate::native::json_post(dep, url(dep, path)?, body, KeyHeader::Bearer, &[])
 }
 
 fn config(dep: &DeploymentSpec, detail: impl Into<String>) -> Error {
