@@ -28,9 +28,9 @@
 //!   variable is an error naming the path and the variable.
 //! - `litellm_params.model` is `<provider>/<model id>` (no prefix: OpenAI). A deployment with
 //!   no `api_key` takes the provider's key variable (`OPENAI_API_KEY`, ...), one with no
-//!   `api_base` the provider's base variable, else its default URL. Anthropic, Gemini, Vertex
-//!   AI and Bedrock are known but not served by this release, which refuses to start with them.
-//! - Keys later releases implement (retries, cooldowns, fallbacks, caching, callbacks, ...) are
+//!   `api_base` the provider's base variable, else its default URL. Vertex AI is known
+//!   but not served by this release, which refuses to start with it.
+//! - Keys later releases implement (caching, budgets, rate limits, callbacks, ...) are
 //!   read, checked and reported once each as [`Severity::NotYetActive`]. Security and spending
 //!   controls that llmgate does not enforce yet (`allowed_ips`, JWT auth, `max_budget`,
 //!   parallel request limits, ...) are errors: ignoring them would leave the gateway more open

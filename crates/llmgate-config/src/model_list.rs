@@ -27,7 +27,7 @@ pub const MOCK_ERRORS: &[(&str, u16)] = &[
     ("litellm.APIConnectionError", 500),
 ];
 
-/// Providers llmgate knows by name but cannot serve in this release.
+/// Whether llmgate serves `provider` (all but Vertex AI, known by name only).
 fn is_served(provider: ProviderKind) -> bool {
     !matches!(provider, ProviderKind::VertexAi)
 }
@@ -320,10 +320,14 @@ fn litellm_params(w: &mut Walk<'_>, node: &Node, path: &str) -> Option<(LitellmP
                 "bedrock needs a region: set aws_region_name (or AWS_REGION), or api_base",
             );
         }
-        if (aws.access_key_id.is_none() || aws.secret_access_key.is_none()) && !has_mock {
+        // An `api_key` is sent as a Bedrock API key (bearer) instead of signing.
+        if (aws.access_key_id.is_none() || aws.secret_access_key.is_none())
+            && out.api_key.is_none()
+            && !has_mock
+        {
             w.report.warning(
                 &key_path(path, "aws_access_key_id"),
-                "no AWS credentials (aws_access_key_id/aws_secret_access_key or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY): requests will be sent unsigned and refused",
+                "no AWS credentials (aws_access_key_id/aws_secret_access_key or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY) and no api_key (a Bedrock API key): requests will be sent unsigned and refused",
             );
         }
         out.aws = Some(aws);

@@ -127,7 +127,7 @@ fn providers() {
             with_params("      model: bedrock/anthropic.claude-v2\n"),
             &[
                 "error: model_list[0].litellm_params.aws_region_name: bedrock needs a region: set aws_region_name (or AWS_REGION), or api_base",
-                "warning: model_list[0].litellm_params.aws_access_key_id: no AWS credentials (aws_access_key_id/aws_secret_access_key or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY): requests will be sent unsigned and refused",
+                "warning: model_list[0].litellm_params.aws_access_key_id: no AWS credentials (aws_access_key_id/aws_secret_access_key or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY) and no api_key (a Bedrock API key): requests will be sent unsigned and refused",
             ],
         ),
         (

@@ -7,8 +7,10 @@
 //! response extensions, the SSE relay's framing and error event) lives in [`crate::service`]
 //! and [`crate::stream`] and is shared.
 //!
-//! This release has one dialect, [`openai_compat`](crate::openai_compat), whose answers need
-//! no translation. Anthropic, Gemini and Bedrock will each add a variant and a module.
+//! Two kinds: [`openai_compat`](crate::openai_compat) for the providers that speak OpenAI's API
+//! (answers need no translation, only URL and auth quirks), and the native dialects behind
+//! [`crate::native::NativeDialect`] (Anthropic, Gemini, Ollama, Bedrock), which translate both
+//! ways. Vertex AI has none yet.
 
 use llmgate_core::ProviderKind;
 
@@ -69,7 +71,7 @@ impl Dialect {
             ProviderKind::Anthropic => return Some(Dialect::Native(&crate::anthropic::DIALECT)),
             ProviderKind::Bedrock => return Some(Dialect::Native(&crate::bedrock::DIALECT)),
             ProviderKind::Gemini => return Some(Dialect::Native(&crate::gemini::DIALECT)),
-            // Anthropic, Gemini, Vertex AI, Bedrock: native dialects come next release.
+            // Vertex AI: no dialect yet (config refuses it).
             _ => return None,
         };
         Some(Dialect::OpenAiCompat(flavor))

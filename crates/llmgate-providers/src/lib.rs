@@ -22,11 +22,11 @@
 //!
 //! # Dialects
 //!
-//! This release speaks the OpenAI-compatible dialect ([`supports`] says which providers): OpenAI,
-//! Azure OpenAI, OpenRouter, Groq, Mistral, NVIDIA NIM, DeepSeek, Together, Fireworks, xAI,
-//! LM Studio, Hugging Face and hosted vLLM. Ollama speaks its native API (`/api/chat`, ...).
-//! Native Anthropic, Gemini, Vertex AI and Bedrock dialects come next, each in its own module
-//! behind the same seam.
+//! OpenAI's API as it is for OpenAI, Azure OpenAI, OpenRouter, Groq, Mistral, NVIDIA NIM,
+//! DeepSeek, Together, Fireworks, xAI, LM Studio, Hugging Face and hosted vLLM; native dialects,
+//! translated both ways, for Anthropic (Messages API), Gemini (generateContent), Ollama
+//! (`/api/chat`, `/api/generate`, `/api/embed`) and Bedrock (Converse, SigV4). [`supports`] says
+//! which providers this build serves; Vertex AI is not served yet.
 //!
 //! # Example
 //!
@@ -72,8 +72,8 @@ pub use service::{ProviderService, ResponseFuture};
 
 use llmgate_core::ProviderKind;
 
-/// Whether this release can call `kind` (the providers that speak OpenAI's API). Deployments
-/// of other providers still answer a `mock_response`; a real call fails with a 501.
+/// Whether this build can call `kind` (every provider but Vertex AI). Deployments of other
+/// providers still answer a `mock_response`; a real call fails with a 501.
 ///
 /// Config validation should reject deployments for which this is false, naming the entry.
 pub fn supports(kind: ProviderKind) -> bool {
