@@ -5,8 +5,9 @@ pub mod chat;
 pub mod completions;
 pub mod embeddings;
 pub mod models;
+mod usage_de;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::{Map, Value};
 
 pub use chat::{ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, Message};
@@ -15,7 +16,10 @@ pub use embeddings::{EmbeddingRequest, EmbeddingResponse};
 pub use models::{ModelList, ModelObject};
 
 /// Token usage, as OpenAI reports it; also the [`crate::ext`] value metering reads.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+///
+/// Deserialised by hand ([`usage_de`]): serde's `flatten` buffers every key of the object in an
+/// intermediate map first, which made reading one usage chunk cost ~17,000 instructions.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Usage {
     /// Input tokens.
     #[serde(default)]
@@ -38,7 +42,7 @@ pub struct Usage {
 }
 
 /// `usage.prompt_tokens_details`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct PromptTokensDetails {
     /// Input tokens read from the provider's prompt cache.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -49,7 +53,7 @@ pub struct PromptTokensDetails {
 }
 
 /// `usage.completion_tokens_details`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct CompletionTokensDetails {
     /// Output tokens spent on reasoning.
     #[serde(default, skip_serializing_if = "Option::is_none")]
