@@ -62,6 +62,34 @@ impl ProviderService {
     }
 }
 
+impl ProviderService {
+    /// A health probe cheaper than a completion, for providers that have one: Ollama's
+    /// `GET /api/tags` (a one-token chat would load the model into memory). `None` for the
+    /// others, which a caller checks with a one-token request instead.
+    pub async fn probe(&self, dep: &llmgate_core::DeploymentSpec) -> Option<Result<(), BoxError>> {
+        if !matches!(
+            dep.provider,
+            llmgate_core::ProviderKind::Ollama | llmgate_core::ProviderKind::OllamaChat
+        ) {
+            return None;
+        }
+        Some(self.probe_ollama(dep).await.map_err(Error::into_box))
+    }
+
+    async fn probe_ollama(&self, dep: &llmgate_core::DeploymentSpec) -> Result<(), Error> {
+        let mut req = Request::new(http_body_util::Full::new(Bytes::new()));
+        *req.method_mut() = http::Method::GET;
+        *req.uri_mut() = crate::ollama::tags_url(dep)?;
+        let dep = Deployment(Arc::new(dep.clone()));
+        let res = send(&self.inner.client, req, &dep).await?;
+        if res.status().is_success() {
+            return Ok(());
+        }
+        let (parts, body) = res.into_parts();
+        Err(failure(&dep, parts.status, &parts.headers, body).await)
+    }
+}
+
 impl<B> tower::Service<Request<B>> for ProviderService {
     type Response = Response<BoxBody>;
     type Error = BoxError;

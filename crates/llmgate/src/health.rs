@@ -1,6 +1,6 @@
-//! `GET /health`: calls every deployment the cheapest way that proves it answers — a one-token
-//! chat completion (an embedding of "ping" for embedding models), as LiteLLM does — and lists
-//! `healthy_endpoints` and `unhealthy_endpoints`.
+//! `GET /health`: calls every deployment the cheapest way that proves it answers — Ollama's
+//! `GET /api/tags`, else a one-token chat completion (an embedding of "ping" for embedding
+//! models), as LiteLLM does — and lists `healthy_endpoints` and `unhealthy_endpoints`.
 //!
 //! With `general_settings.background_health_checks: true`, the same checks run every
 //! `health_check_interval` seconds (LiteLLM's default: 300) in the background: a deployment that
@@ -122,6 +122,11 @@ impl Health {
         if matches!(spec.mock_response, Some(MockResponse::Text(_))) {
             return Ok(());
         }
+        let limit = spec.timeout.unwrap_or(CHECK_TIMEOUT);
+        if let Ok(Some(probed)) = tokio::time::timeout(limit, self.provider.probe(&spec)).await {
+            // A cheaper probe than a completion (Ollama's /api/tags).
+            return probed.map_err(ApiError::from_box);
+        }
         let embedding = spec.model_info.mode.as_deref() == Some("embedding");
         let (endpoint, body) = if embedding {
             (
@@ -136,7 +141,6 @@ impl Health {
             )
         };
         let llm = LlmRequest::parse(endpoint, body.to_string().as_bytes())?;
-        let limit = spec.timeout.unwrap_or(CHECK_TIMEOUT);
         let mut req = Request::new(Bytes::new());
         req.extensions_mut().insert(llm);
         req.extensions_mut().insert(Deployment(spec.clone()));

@@ -86,3 +86,23 @@ async fn background_checks_take_a_failing_deployment_out_of_rotation() {
     );
     assert_eq!(gw.chat("good", "hi").await.status, 200);
 }
+
+#[tokio::test]
+async fn ollama_is_probed_with_api_tags_not_a_completion() {
+    let ollama = MockProvider::start_ollama().await;
+    let yaml = format!(
+        "model_list:\n  - model_name: local\n    litellm_params: {{model: ollama/llama3.2, api_base: {}}}\ngeneral_settings:\n  master_key: sk-master\n",
+        ollama.base_url()
+    );
+    let gw = TestGateway::start(&yaml).await.with_key("sk-master");
+    let v = gw.get("/health").await.json();
+    assert_eq!(v["healthy_count"], 1, "{v}");
+    let probe = ollama.last_request().unwrap();
+    assert_eq!(
+        (probe.method.as_str(), probe.path.as_str()),
+        ("GET", "/api/tags")
+    );
+    drop(ollama);
+    let v = gw.get("/health").await.json();
+    assert_eq!(v["unhealthy_count"], 1, "{v}");
+}

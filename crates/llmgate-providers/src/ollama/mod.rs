@@ -84,6 +84,11 @@ pub(crate) struct Ollama;
 /// The dialect `ollama/` and `ollama_chat/` deployments speak.
 pub(crate) static DIALECT: Ollama = Ollama;
 
+/// `GET {api_base}/api/tags`: Ollama's model list, its cheapest health probe.
+pub(crate) fn tags_url(dep: &DeploymentSpec) -> Result<http::Uri, Error> {
+    request::url(dep, "/api/tags")
+}
+
 impl NativeDialect for Ollama {
     fn build(&self, ctx: &Ctx<'_>) -> Result<Request<Full<Bytes>>, Error> {
         request::build(ctx)
