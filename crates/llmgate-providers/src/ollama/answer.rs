@@ -196,28 +196,11 @@ struct EmbeddingUsage {
     total_tokens: u64,
 }
 
-/// OpenAI's `base64` encoding of an embedding: the little-endian `f32`s, base64 (standard
-/// alphabet, padded). Ollama's vectors are float32s, so narrowing loses nothing.
+/// OpenAI's `base64` encoding of an embedding. Ollama's vectors are float32s, so narrowing
+/// loses nothing.
 fn base64_f32(v: &[f64]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let bytes: Vec<u8> = v.iter().flat_map(|x| (*x as f32).to_le_bytes()).collect();
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk.first().copied().unwrap_or(0),
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for (i, shift) in [18u32, 12, 6, 0].into_iter().enumerate() {
-            if i <= chunk.len() {
-                out.push(char::from(ALPHABET[((n >> shift) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+    let narrow: Vec<f32> = v.iter().map(|x| *x as f32).collect();
+    crate::mock::base64_f32(&narrow)
 }
 
 #[cfg(test)]
