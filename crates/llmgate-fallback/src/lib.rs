@@ -20,8 +20,8 @@
 //!   after the list it came from; no group is visited twice, so chains cannot loop.
 //! - **What is not**: the client's own mistakes (400 for a bad parameter, a downstream error)
 //!   fail at once, the same everywhere.
-//! - **Budget**: every request deposits into tower's `TpsBudget` and every retry or fallback
-//!   withdraws, so an outage adds at most ~20 % (and at least 10/s) extra load instead of
+//! - **Budget**: every request deposits into a [`RetryBudget`] (tower's rule, lock-free) and
+//!   every retry or fallback withdraws, so an outage adds at most ~20 % (and at least 10/s) extra load instead of
 //!   multiplying it.
 //! - **Streams**: a stream fails over only before its first byte (its response head); after
 //!   that the provider ends it with an error event.
@@ -67,6 +67,7 @@
 //! # }
 //! ```
 
+mod budget;
 mod layer;
 mod policy;
 mod run;
@@ -74,6 +75,7 @@ mod service;
 #[cfg(test)]
 mod tests;
 
+pub use budget::RetryBudget;
 pub use layer::FallbackLayer;
 pub use policy::FallbackPolicy;
 pub use service::{Fallback, ResponseFuture, MOCK_ERROR_HEADER};

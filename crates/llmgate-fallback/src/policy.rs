@@ -4,8 +4,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::RetryBudget;
 use llmgate_core::ErrorClass;
-use tower::retry::budget::TpsBudget;
 
 /// What the fallback layer does after a failed attempt. Built by the facade from
 /// `router_settings` / `litellm_settings`; each field names the LiteLLM key it comes from.
@@ -31,9 +31,9 @@ pub struct FallbackPolicy {
     pub backoff_max: Duration,
     /// A `Retry-After` longer than this is not waited for: the attempt falls back or fails.
     pub max_retry_after: Duration,
-    /// Bounds the extra load retries and fallbacks add (tower's `TpsBudget`: each request
-    /// deposits, each retry withdraws).
-    pub budget: Arc<TpsBudget>,
+    /// Bounds the extra load retries and fallbacks add: each request deposits, each retry or
+    /// fallback withdraws ([`RetryBudget`], lock-free).
+    pub budget: Arc<RetryBudget>,
 }
 
 impl Default for FallbackPolicy {
@@ -50,7 +50,7 @@ impl Default for FallbackPolicy {
             max_retry_after: Duration::from_secs(60),
             // Tower's defaults: retries may add 20 % to the request rate, at least 10 a second,
             // measured over 10 s.
-            budget: Arc::new(TpsBudget::new(Duration::from_secs(10), 10, 0.2)),
+            budget: Arc::new(RetryBudget::new(Duration::from_secs(10), 10, 0.2)),
         }
     }
 }

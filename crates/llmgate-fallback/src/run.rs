@@ -10,7 +10,6 @@ use llmgate_core::{
     headers, ApiError, Attempts, BoxBody, BoxError, ErrorClass, ErrorContract, LlmRequest, Origin,
     RouteHint, RouteSlot,
 };
-use tower::retry::budget::Budget as _;
 use tower::{Service, ServiceExt};
 
 use crate::FallbackPolicy;

@@ -334,11 +334,7 @@ async fn request_fallbacks_and_mock_testing_fallbacks() {
 async fn the_retry_budget_bounds_extra_load() {
     let script = Script::default().group("primary", &["a"]).fail("a", 500);
     let mut p = policy(&[]);
-    p.budget = Arc::new(tower::retry::budget::TpsBudget::new(
-        Duration::from_secs(10),
-        0,
-        0.0,
-    ));
+    p.budget = Arc::new(crate::RetryBudget::new(Duration::from_secs(10), 0, 0.0));
     let e = call(&script, p, req("")).await.unwrap_err();
     assert_eq!(e.status(), 500);
     assert_eq!(script.calls(), ["a"], "an empty budget allows no retry");
