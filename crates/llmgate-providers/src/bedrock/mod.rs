@@ -76,16 +76,8 @@ impl NativeDialect for Bedrock {
                 };
                 (op, request::converse(ctx, req)?)
             }
-            LlmBody::Completion(req) => {
-                if ctx.llm.is_stream() {
-                    return Err(Error::UnsupportedEndpoint {
-                        provider: ctx.dep.provider,
-                        deployment: ctx.dep.id.clone(),
-                        endpoint: "/v1/completions with `stream: true`",
-                    });
-                }
-                (Operation::Converse, request::converse_prompt(ctx, req)?)
-            }
+            // Streamed completions are refused before this (native::service).
+            LlmBody::Completion(req) => (Operation::Converse, request::converse_prompt(ctx, req)?),
             LlmBody::Embedding(req) => (Operation::Invoke, embeddings::build(ctx, req)?),
         };
         let uri = url(ctx.dep, operation)?;

@@ -122,16 +122,8 @@ impl NativeDialect for Gemini {
                 };
                 (call, request::chat(ctx, r)?)
             }
-            LlmBody::Completion(r) => {
-                if ctx.llm.is_stream() {
-                    return Err(Error::UnsupportedEndpoint {
-                        provider: ctx.dep.provider,
-                        deployment: ctx.dep.id.clone(),
-                        endpoint: "/v1/completions with stream: true",
-                    });
-                }
-                (Call::Generate, request::completion(ctx, r)?)
-            }
+            // Streamed completions are refused before this (native::service).
+            LlmBody::Completion(r) => (Call::Generate, request::completion(ctx, r)?),
             LlmBody::Embedding(r) => (Call::BatchEmbed, embeddings::body(ctx, r)?),
         };
         let uri = url(ctx.dep, call)?;

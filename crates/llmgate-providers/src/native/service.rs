@@ -5,7 +5,7 @@ use bytes::Bytes;
 use http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
 use http::Response;
 use http_body_util::BodyExt;
-use llmgate_core::{body, BoxBody, Deployment, LlmRequest, UsageSlot};
+use llmgate_core::{body, BoxBody, Deployment, Endpoint, LlmRequest, UsageSlot};
 
 use super::relay::{self, TranslatedRelay};
 use super::{Ctx, NativeDialect};
@@ -21,8 +21,16 @@ pub(crate) async fn serve(
     dep: Deployment,
 ) -> Result<Response<BoxBody>, Error> {
     let ctx = Ctx::new(&llm, &dep);
-    let req = dialect.build(&ctx)?;
     let stream = llm.is_stream();
+    if stream && llm.endpoint() == Endpoint::Completions {
+        // The relay frames chat chunks; a `text_completion` stream would need its own.
+        return Err(Error::UnsupportedEndpoint {
+            provider: dep.provider,
+            deployment: dep.id.clone(),
+            endpoint: "/v1/completions with stream: true",
+        });
+    }
+    let req = dialect.build(&ctx)?;
     let deadline = Deadline::pick(&llm, &dep, stream, client.default_timeout);
     tracing::debug!(
         deployment = %dep.id,

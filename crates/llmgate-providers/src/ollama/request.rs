@@ -132,18 +132,12 @@ fn generate(ctx: &Ctx<'_>, r: &CompletionRequest) -> Result<Bytes, Error> {
     let CompletionRequest {
         model: _,
         prompt,
-        stream,
+        stream: _,
         stream_options: _,
         max_tokens,
         extra,
     } = r;
-    if *stream == Some(true) {
-        // The relay frames chat chunks only; a `text_completion` stream needs its own.
-        return Err(unsupported_endpoint(
-            ctx,
-            "/v1/completions with stream: true",
-        ));
-    }
+    // A streamed completion is refused before this (native::service).
     let prompt = match prompt {
         Value::String(s) => s.as_str(),
         Value::Array(items) => match items.as_slice() {
@@ -334,7 +328,6 @@ mod tests {
                    "options": {"num_predict": 3}, "raw": true})
         );
         for bad in [
-            json!({"model": "g", "prompt": "x", "stream": true}),
             json!({"model": "g", "prompt": ["a", "b"]}),
             json!({"model": "g", "prompt": [1, 2]}),
         ] {
