@@ -118,16 +118,9 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        let declared = req
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        if declared.is_some_and(|n| n > self.limit as u64) {
+        if let Some(error) = crate::parse::declared_too_large(req.headers(), self.limit) {
             return ResponseFuture::Done {
-                response: Some(response::from_api_error(&ApiError::payload_too_large(
-                    self.limit,
-                ))),
+                response: Some(response::from_api_error(&error)),
             };
         }
         let clone = self.inner.clone();
@@ -191,11 +184,7 @@ where
                     let bytes = match collected {
                         Ok(c) => c.to_bytes(),
                         Err(e) => {
-                            let error = if e.is::<http_body_util::LengthLimitError>() {
-                                ApiError::payload_too_large(limit)
-                            } else {
-                                ApiError::bad_request(format!("failed to read request body: {e}"))
-                            };
+                            let error = crate::parse::body_read_error(&e, limit);
                             self.set(done(response::from_api_error(&error)));
                             continue;
                         }

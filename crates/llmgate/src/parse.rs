@@ -48,6 +48,26 @@ pub struct Parse<S> {
     limit: usize,
 }
 
+/// The 413 for a request whose `Content-Length` already says it is over `limit`.
+pub(crate) fn declared_too_large(headers: &http::HeaderMap, limit: usize) -> Option<ApiError> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    declared
+        .is_some_and(|n| n > limit as u64)
+        .then(|| ApiError::payload_too_large(limit))
+}
+
+/// The error for a body that could not be read under `limit`: 413 past it, else 400.
+pub(crate) fn body_read_error(e: &BoxError, limit: usize) -> ApiError {
+    if e.is::<http_body_util::LengthLimitError>() {
+        ApiError::payload_too_large(limit)
+    } else {
+        ApiError::bad_request(format!("failed to read request body: {e}"))
+    }
+}
+
 /// The OpenAI endpoint a path names, with or without the `/v1` prefix.
 pub fn endpoint_for_path(path: &str) -> Option<Endpoint> {
     match path.strip_prefix("/v1").unwrap_or(path) {
@@ -78,15 +98,8 @@ where
                 error: Some(ApiError::internal("parse layer mounted on a non-LLM path")),
             };
         };
-        let declared = req
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        if declared.is_some_and(|n| n > self.limit as u64) {
-            return ResponseFuture::Failed {
-                error: Some(ApiError::payload_too_large(self.limit)),
-            };
+        if let Some(error) = declared_too_large(req.headers(), self.limit) {
+            return ResponseFuture::Failed { error: Some(error) };
         }
         let clone = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, clone);
@@ -143,11 +156,7 @@ where
                     let bytes = match collected {
                         Ok(c) => c.to_bytes(),
                         Err(e) => {
-                            let error = if e.is::<http_body_util::LengthLimitError>() {
-                                ApiError::payload_too_large(limit)
-                            } else {
-                                ApiError::bad_request(format!("failed to read request body: {e}"))
-                            };
+                            let error = body_read_error(&e, limit);
                             self.set(ResponseFuture::Failed { error: Some(error) });
                             continue;
                         }
