@@ -148,14 +148,6 @@ impl ModelTable {
         self.groups.get_key_value(name).map(|(n, _)| n)
     }
 
-    /// The deployments of a group.
-    pub fn deployments(&self, group: &str) -> Vec<Arc<DeploymentSpec>> {
-        self.groups
-            .get(group)
-            .map(|g| g.members.iter().map(|m| m.spec.clone()).collect())
-            .unwrap_or_default()
-    }
-
     /// Every deployment with its state, in config order of groups.
     pub fn all(&self) -> Vec<(Arc<DeploymentSpec>, Arc<DeploymentState>)> {
         self.order
@@ -163,14 +155,6 @@ impl ModelTable {
             .filter_map(|n| self.groups.get(n))
             .flat_map(|g| g.members.iter().map(|m| (m.spec.clone(), m.state.clone())))
             .collect()
-    }
-
-    /// Whether deployment `id` is cooling down now, and why.
-    pub fn cooling_down(&self, id: &str) -> Option<CooldownReason> {
-        let now = self.clock.now_ms();
-        self.member(id)
-            .and_then(|m| m.state.cooling(now))
-            .map(|(_, r)| r)
     }
 
     /// Takes deployment `id` out of rotation for `for_` (background health checks).

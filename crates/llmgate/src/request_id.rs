@@ -10,7 +10,7 @@ use http::{HeaderValue, Request, Response};
 use llmgate_core::{headers, RequestId};
 use pin_project_lite::pin_project;
 use tower::{Layer, Service};
-use tracing::{field, Instrument, Span};
+use tracing::{field, Instrument};
 
 /// Applies [`RequestIds`].
 #[derive(Debug, Clone, Copy, Default)]
@@ -107,9 +107,4 @@ pub fn new_id(buf: &mut [u8; uuid::fmt::Hyphenated::LENGTH]) -> &str {
 pub fn header_value() -> Option<HeaderValue> {
     let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
     HeaderValue::from_str(new_id(&mut buf)).ok()
-}
-
-/// Records a field on the current request span (a no-op outside one).
-pub fn record(field: &'static str, value: &str) {
-    Span::current().record(field, value);
 }
