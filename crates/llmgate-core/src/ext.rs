@@ -14,13 +14,25 @@ use crate::wire::Usage;
 pub struct RequestId(pub Arc<str>);
 
 /// Who is calling.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum Principal {
     /// No master key is configured: the gateway is open.
     Anonymous,
     /// The caller presented the master key.
     Master,
+    /// The caller presented a virtual key; its settings as loaded (spend is a snapshot).
+    Key(Arc<crate::VirtualKey>),
+}
+
+impl Principal {
+    /// The virtual key, when the caller used one.
+    pub fn key(&self) -> Option<&crate::VirtualKey> {
+        match self {
+            Principal::Key(k) => Some(k),
+            _ => None,
+        }
+    }
 }
 
 /// The model group the request was routed to, after aliases.

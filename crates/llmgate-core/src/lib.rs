@@ -6,6 +6,7 @@
 //! - [`ext`]: the other extension types layers use to talk to each other.
 //! - [`error`]: the one error contract, and OpenAI's error body.
 //! - [`sse`]: server-sent events in and out.
+//! - [`key`]: virtual keys and the clock budgets are judged by.
 //! - [`DeploymentSpec`] and [`ProviderKind`]: what a `model_list` entry resolves to.
 //!
 //! This crate depends on no other llmgate crate; everything else depends on it.
@@ -14,6 +15,7 @@ pub mod body;
 pub mod deployment;
 pub mod error;
 pub mod ext;
+pub mod key;
 pub mod provider;
 pub mod request;
 pub mod sse;
@@ -26,6 +28,7 @@ pub use ext::{
     Attempts, CacheStatus, Cost, ForcedErrors, ModelGroup, Principal, RequestId, RouteHint,
     RouteSlot, Routed, UsageSlot,
 };
+pub use key::{Clock, ManualClock, SharedClock, SystemClock, VirtualKey};
 pub use provider::{ProviderKind, UnknownProvider};
 pub use request::{Endpoint, GatewayParams, LlmBody, LlmRequest};
 pub use wire::Usage;
