@@ -3,33 +3,99 @@ use std::borrow::Cow;
 use http::StatusCode;
 use llmgate_core::{ErrorContract, ErrorType, Origin};
 
-/// Why a request was not authenticated.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// Why a request was not let through.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// No credential in any header the gateway reads.
     #[error("missing API key: send it as `Authorization: Bearer <key>` (or `x-api-key: <key>`)")]
     MissingKey,
-    /// A credential that matches no key.
+    /// A credential that matches no key (or a deleted one).
     #[error("invalid API key")]
     InvalidKey,
     /// An `Authorization` header that is not `Bearer <key>`.
     #[error("malformed Authorization header: expected `Bearer <key>`")]
     MalformedHeader,
+    /// The key's `expires` has passed.
+    #[error("API key expired at {0} (Unix seconds); ask for a new one")]
+    Expired(i64),
+    /// The key is blocked.
+    #[error("API key is blocked")]
+    Blocked,
+    /// The key may not call this model.
+    #[error(
+        "key not allowed to access model {model}. This key can only access models={allowed:?}"
+    )]
+    ModelNotAllowed {
+        /// The model asked for.
+        model: String,
+        /// The models the key may call.
+        allowed: Vec<String>,
+    },
+    /// The key spent its budget for this period (LiteLLM: 400, `budget_exceeded`).
+    #[error("Budget has been exceeded! Current cost: {spend}, Max budget: {max_budget}{}", reset_note(*.reset_at))]
+    BudgetExceeded {
+        /// Spend in this period, USD.
+        spend: f64,
+        /// The budget, USD.
+        max_budget: f64,
+        /// When spend resets, if it does.
+        reset_at: Option<i64>,
+    },
+    /// The key spent its budget for this model in this period.
+    #[error("Budget has been exceeded for model {model}! Current cost: {spend}, Max budget: {max_budget}")]
+    ModelBudgetExceeded {
+        /// The model group.
+        model: String,
+        /// Spend on it in this period, USD.
+        spend: f64,
+        /// The budget for it, USD.
+        max_budget: f64,
+    },
+    /// The key store did not answer and `allow_requests_on_db_unavailable` is off.
+    #[error("cannot check the API key: {0}")]
+    StoreUnavailable(String),
+}
+
+fn reset_note(at: Option<i64>) -> String {
+    at.map(|t| format!("; spend resets at {t} (Unix seconds)"))
+        .unwrap_or_default()
 }
 
 impl ErrorContract for Error {
     fn status(&self) -> StatusCode {
-        StatusCode::UNAUTHORIZED
+        match self {
+            Error::ModelNotAllowed { .. } => StatusCode::FORBIDDEN,
+            Error::BudgetExceeded { .. } | Error::ModelBudgetExceeded { .. } => {
+                StatusCode::BAD_REQUEST
+            }
+            Error::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::UNAUTHORIZED,
+        }
     }
     fn error_type(&self) -> ErrorType {
-        ErrorType::AUTHENTICATION
+        match self {
+            Error::ModelNotAllowed { .. } => ErrorType::other("key_model_access_denied"),
+            Error::BudgetExceeded { .. } | Error::ModelBudgetExceeded { .. } => {
+                ErrorType::other("budget_exceeded")
+            }
+            Error::StoreUnavailable(_) => ErrorType::SERVER,
+            _ => ErrorType::AUTHENTICATION,
+        }
     }
     fn code(&self) -> Option<Cow<'static, str>> {
         Some(Cow::Borrowed(match self {
             Error::MissingKey => "missing_api_key",
             Error::InvalidKey | Error::MalformedHeader => "invalid_api_key",
+            Error::Expired(_) => "expired_api_key",
+            Error::Blocked => "blocked_api_key",
+            Error::ModelNotAllowed { .. } => "model_not_allowed",
+            Error::BudgetExceeded { .. } | Error::ModelBudgetExceeded { .. } => "budget_exceeded",
+            Error::StoreUnavailable(_) => "key_store_unavailable",
         }))
+    }
+    fn param(&self) -> Option<Cow<'static, str>> {
+        matches!(self, Error::ModelNotAllowed { .. }).then_some(Cow::Borrowed("model"))
     }
     fn retryable(&self) -> bool {
         false

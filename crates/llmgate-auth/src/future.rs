@@ -6,24 +6,33 @@ use http::Response;
 use llmgate_core::BoxBody;
 use pin_project_lite::pin_project;
 
+/// A virtual-key lookup followed by the inner call.
+pub(crate) type LookupFuture<E> =
+    Pin<Box<dyn Future<Output = Result<Response<BoxBody>, E>> + Send>>;
+
 pin_project! {
-    /// Response future of [`Auth`](crate::Auth): the inner call, or an early 401.
+    /// Response future of [`Auth`](crate::Auth): the inner call, an early rejection, or a
+    /// virtual-key lookup and then the inner call.
     #[project = Proj]
     #[allow(missing_docs)] // pin-project-lite takes no docs on variant fields
-    pub enum ResponseFuture<F> {
-        /// Authenticated: the inner service's future.
+    pub enum ResponseFuture<F, E> {
+        /// Authenticated (master key, open gateway): the inner service's future.
         Inner {
             #[pin]
             fut: F,
         },
-        /// Rejected: the 401 to send.
+        /// A virtual key: looked up (usually in the cache), then the inner call.
+        Lookup {
+            fut: LookupFuture<E>,
+        },
+        /// Rejected: the answer to send.
         Reject {
             response: Option<Response<BoxBody>>,
         },
     }
 }
 
-impl<F, E> Future for ResponseFuture<F>
+impl<F, E> Future for ResponseFuture<F, E>
 where
     F: Future<Output = Result<Response<BoxBody>, E>>,
 {
@@ -32,6 +41,7 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project() {
             Proj::Inner { fut } => fut.poll(cx),
+            Proj::Lookup { fut } => fut.as_mut().poll(cx),
             Proj::Reject { response } => match response.take() {
                 Some(r) => Poll::Ready(Ok(r)),
                 // Polled after completion: a caller bug, answered rather than panicking.

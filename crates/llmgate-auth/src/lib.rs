@@ -6,6 +6,12 @@
 //! constant time. With no master key configured, every caller is
 //! [`Principal::Anonymous`](llmgate_core::Principal::Anonymous).
 //!
+//! Virtual keys ([`AuthLayer::with_keys`]) are looked up by their SHA-256 ([`hash_key`]) in a
+//! [`KeyStore`] through [`Keys`], a bounded cache with a short TTL, so the request path does not
+//! wait on a database. A key that is unknown, deleted, blocked or expired is a 401; a model the
+//! key may not call is a 403 naming the models it may; a spent budget is LiteLLM's 400
+//! `budget_exceeded`; a store that cannot be reached is a 503 (see `docs/keys.md`).
+//!
 //! ```
 //! use http::{Request, Response};
 //! use llmgate_auth::AuthLayer;
@@ -29,12 +35,23 @@
 //! # }
 //! ```
 
+#[cfg(any(test, feature = "conformance"))]
+pub mod conformance;
 mod error;
 mod future;
+mod keys;
 mod layer;
+mod secret;
 mod service;
+mod store;
 
 pub use error::Error;
 pub use future::ResponseFuture;
+pub use keys::{Keys, DEFAULT_CACHE_CAPACITY, DEFAULT_CACHE_TTL};
 pub use layer::AuthLayer;
+pub use secret::{generate_secret, hash_key, key_name};
 pub use service::{credential, Auth};
+pub use store::{
+    alias_conflict, matches_filter, Invalidation, Invalidations, KeyFilter, KeyStore,
+    MemoryKeyStore, StoreError,
+};

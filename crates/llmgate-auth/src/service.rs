@@ -1,34 +1,62 @@
 use std::task::{Context, Poll};
 
 use http::{header, HeaderMap, Request, Response};
-use llmgate_core::{ApiError, BoxBody, Principal, Secret};
+use llmgate_core::{ApiError, BoxBody, LlmRequest, Principal, Secret};
 use subtle::ConstantTimeEq;
 use tower::Service;
 
-use crate::{Error, ResponseFuture};
+use crate::{Error, Keys, ResponseFuture};
 
 /// Authenticates each request; see the crate docs.
 #[derive(Debug, Clone)]
 pub struct Auth<S> {
     inner: S,
     master_key: Option<Secret>,
+    keys: Option<Keys>,
+}
+
+/// What the synchronous part of authentication decided.
+enum Verdict<'a> {
+    Let(Principal),
+    Reject(Error),
+    /// A virtual key: look it up.
+    Lookup(&'a str),
 }
 
 impl<S> Auth<S> {
-    /// Wraps `inner`.
+    /// Wraps `inner`: the master key only.
     pub fn new(inner: S, master_key: Option<Secret>) -> Self {
-        Auth { inner, master_key }
+        Auth {
+            inner,
+            master_key,
+            keys: None,
+        }
     }
 
-    fn authenticate(&self, headers: &HeaderMap) -> Result<Principal, Error> {
+    /// Wraps `inner`: the master key and virtual keys.
+    pub fn with_keys(inner: S, master_key: Option<Secret>, keys: Option<Keys>) -> Self {
+        Auth {
+            inner,
+            master_key,
+            keys,
+        }
+    }
+
+    fn verdict<'h>(&self, headers: &'h HeaderMap) -> Verdict<'h> {
         let Some(master) = &self.master_key else {
-            return Ok(Principal::Anonymous);
+            return Verdict::Let(Principal::Anonymous);
         };
-        let presented = credential(headers)?.ok_or(Error::MissingKey)?;
+        let presented = match credential(headers) {
+            Ok(Some(k)) => k,
+            Ok(None) => return Verdict::Reject(Error::MissingKey),
+            Err(e) => return Verdict::Reject(e),
+        };
         if bool::from(presented.as_bytes().ct_eq(master.expose().as_bytes())) {
-            Ok(Principal::Master)
+            Verdict::Let(Principal::Master)
+        } else if self.keys.is_some() {
+            Verdict::Lookup(presented)
         } else {
-            Err(Error::InvalidKey)
+            Verdict::Reject(Error::InvalidKey)
         }
     }
 }
@@ -60,29 +88,54 @@ pub fn credential(headers: &HeaderMap) -> Result<Option<&str>, Error> {
 
 impl<S, B> Service<Request<B>> for Auth<S>
 where
-    S: Service<Request<B>, Response = Response<BoxBody>> + Clone,
+    S: Service<Request<B>, Response = Response<BoxBody>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    B: Send + 'static,
 {
     type Response = Response<BoxBody>;
     type Error = S::Error;
-    type Future = ResponseFuture<S::Future>;
+    type Future = ResponseFuture<S::Future, S::Error>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
-        match self.authenticate(req.headers()) {
-            Ok(principal) => {
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        match self.verdict(req.headers()) {
+            Verdict::Let(principal) => {
                 req.extensions_mut().insert(principal);
-                let clone = self.inner.clone();
-                let mut inner = std::mem::replace(&mut self.inner, clone);
                 ResponseFuture::Inner {
                     fut: inner.call(req),
                 }
             }
-            Err(e) => ResponseFuture::Reject {
+            Verdict::Reject(e) => ResponseFuture::Reject {
                 response: Some(ApiError::from_contract(&e).to_response()),
             },
+            Verdict::Lookup(secret) => {
+                let secret = secret.to_string();
+                let Some(keys) = self.keys.clone() else {
+                    return ResponseFuture::Reject {
+                        response: Some(ApiError::from_contract(&Error::InvalidKey).to_response()),
+                    };
+                };
+                ResponseFuture::Lookup {
+                    fut: Box::pin(async move {
+                        let model = req
+                            .extensions()
+                            .get::<LlmRequest>()
+                            .map(|r| r.model().to_string());
+                        match keys.authenticate(&secret, model.as_deref()).await {
+                            Ok(key) => {
+                                req.extensions_mut().insert(Principal::Key(key));
+                                inner.call(req).await
+                            }
+                            Err(e) => Ok(ApiError::from_contract(&e).to_response()),
+                        }
+                    }),
+                }
+            }
         }
     }
 }

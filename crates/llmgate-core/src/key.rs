@@ -46,6 +46,8 @@ pub struct VirtualKey {
     pub model_tpm_limit: HashMap<String, u64>,
     /// USD per budget period, per model group.
     pub model_max_budget: HashMap<String, f64>,
+    /// USD spent in the current budget period, per model group.
+    pub model_spend: HashMap<String, f64>,
     /// Free-form JSON the caller attached.
     pub metadata: serde_json::Value,
     /// Team the key belongs to.

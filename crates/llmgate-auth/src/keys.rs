@@ -1,0 +1,242 @@
+//! [`Keys`]: virtual-key lookups for the request path, through a bounded, short-lived cache in
+//! front of a [`KeyStore`].
+//!
+//! A request's key is hashed, looked up in the cache and, on a miss, in the store (concurrent
+//! misses for one key make one store call). Entries live `ttl` (10 s by default); a change made
+//! through this instance, or announced by another instance through the store's
+//! [`KeyStore::subscribe`], drops the entry at once. Spend charged through this instance is
+//! added to the cached entry as well, so a key's budget holds here without waiting for the TTL;
+//! spend charged by other instances is seen when the entry is reloaded.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use llmgate_core::{SharedClock, SystemClock, VirtualKey};
+use moka::future::Cache;
+
+use crate::{Error, Invalidation, KeyStore, StoreError};
+
+/// How long a looked-up key is trusted before it is read again.
+pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(10);
+/// How many keys the cache holds.
+pub const DEFAULT_CACHE_CAPACITY: u64 = 100_000;
+
+/// A key as cached: its record when loaded, plus what this instance charged it since.
+#[derive(Debug)]
+struct Entry {
+    key: Arc<VirtualKey>,
+    /// f64 bits: spend charged through this instance since the record was loaded.
+    charged: AtomicU64,
+}
+
+impl Entry {
+    fn spend(&self) -> f64 {
+        self.key.spend + f64::from_bits(self.charged.load(Ordering::Relaxed))
+    }
+
+    fn charge(&self, cost: f64) {
+        let _ = self
+            .charged
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |bits| {
+                Some((f64::from_bits(bits) + cost).to_bits())
+            });
+    }
+}
+
+/// Virtual keys for the auth layer: a store and the cache in front of it. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Keys {
+    store: Arc<dyn KeyStore>,
+    /// `None` caches "no such key", so a flood of wrong keys does not reach the store.
+    cache: Cache<String, Option<Arc<Entry>>>,
+    clock: SharedClock,
+    allow_on_store_error: bool,
+}
+
+impl Keys {
+    /// Keys from `store`, cached for [`DEFAULT_CACHE_TTL`].
+    pub fn new(store: Arc<dyn KeyStore>) -> Self {
+        Keys {
+            store,
+            cache: build_cache(DEFAULT_CACHE_TTL, DEFAULT_CACHE_CAPACITY),
+            clock: Arc::new(SystemClock),
+            allow_on_store_error: false,
+        }
+    }
+
+    /// How long a looked-up key is trusted (`general_settings.user_api_key_cache_ttl`).
+    pub fn with_cache_ttl(mut self, ttl: Duration) -> Self {
+        self.cache = build_cache(ttl, DEFAULT_CACHE_CAPACITY);
+        self
+    }
+
+    /// The clock expiry and budget periods are judged by.
+    pub fn with_clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Let requests through when the store cannot be reached
+    /// (`general_settings.allow_requests_on_db_unavailable`). Such a request runs as a key
+    /// without limits; the default is to refuse it with a 503.
+    pub fn allow_requests_on_store_error(mut self, allow: bool) -> Self {
+        self.allow_on_store_error = allow;
+        self
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn KeyStore> {
+        &self.store
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &SharedClock {
+        &self.clock
+    }
+
+    /// Resolves a presented secret to its key, checking that it may be used now: not deleted,
+    /// blocked or expired, within budget and (when `model` is given) allowed that model.
+    pub async fn authenticate(
+        &self,
+        secret: &str,
+        model: Option<&str>,
+    ) -> Result<Arc<VirtualKey>, Error> {
+        let token = crate::hash_key(secret);
+        let entry = match self.lookup(&token).await {
+            Ok(Some(e)) => e,
+            Ok(None) => return Err(Error::InvalidKey),
+            Err(e) if self.allow_on_store_error => {
+                tracing::warn!(error = %e, "key store unavailable; letting the request through (allow_requests_on_db_unavailable)");
+                return Ok(Arc::new(VirtualKey {
+                    token,
+                    ..VirtualKey::default()
+                }));
+            }
+            Err(e) => return Err(Error::StoreUnavailable(e.to_string())),
+        };
+        let key = &entry.key;
+        let now = self.clock.now();
+        if key.blocked {
+            return Err(Error::Blocked);
+        }
+        if let Some(at) = key.expires.filter(|_| key.expired(now)) {
+            return Err(Error::Expired(at));
+        }
+        if let Some(model) = model {
+            if !key.allows_model(model) {
+                return Err(Error::ModelNotAllowed {
+                    model: model.to_string(),
+                    allowed: key.models.clone(),
+                });
+            }
+            if let Some(max) = key.model_max_budget.get(model) {
+                let spend = key.model_spend.get(model).copied().unwrap_or(0.0);
+                if spend >= *max {
+                    return Err(Error::ModelBudgetExceeded {
+                        model: model.to_string(),
+                        spend,
+                        max_budget: *max,
+                    });
+                }
+            }
+        }
+        if let Some(max) = key.max_budget {
+            let spend = entry.spend();
+            if spend >= max {
+                return Err(Error::BudgetExceeded {
+                    spend,
+                    max_budget: max,
+                    reset_at: key.budget_reset_at,
+                });
+            }
+        }
+        Ok(key.clone())
+    }
+
+    /// The key with this token, from the cache or the store; resets its spend first when its
+    /// budget period has ended.
+    async fn lookup(&self, token: &str) -> Result<Option<Arc<Entry>>, StoreError> {
+        let store = &self.store;
+        let entry = self
+            .cache
+            .try_get_with_by_ref(token, async {
+                let key = store.get(token).await?;
+                Ok::<_, StoreError>(key.map(|k| {
+                    Arc::new(Entry {
+                        key: Arc::new(k),
+                        charged: AtomicU64::new(0f64.to_bits()),
+                    })
+                }))
+            })
+            .await
+            .map_err(|e: Arc<StoreError>| StoreError::Unavailable(e.to_string()))?;
+        let now = self.clock.now();
+        match entry {
+            Some(e) if e.key.budget_due(now) => {
+                let next = e.key.next_budget_reset(now).unwrap_or(i64::MAX);
+                store.reset_budget(token, now, next).await?;
+                self.cache.invalidate(token).await;
+                let fresh = store.get(token).await?.map(|k| {
+                    Arc::new(Entry {
+                        key: Arc::new(k),
+                        charged: AtomicU64::new(0f64.to_bits()),
+                    })
+                });
+                self.cache.insert(token.to_string(), fresh.clone()).await;
+                Ok(fresh)
+            }
+            other => Ok(other),
+        }
+    }
+
+    /// Records `cost` USD against the key in this instance's cache (the store is charged by
+    /// whoever writes the spend: [`Keys::charge`] or the metering sink).
+    pub async fn note_spend(&self, token: &str, cost: f64) {
+        if let Some(Some(entry)) = self.cache.get(token).await {
+            entry.charge(cost);
+        }
+    }
+
+    /// Charges `cost` USD to the key (and to its spend on `model`) in the store and here.
+    pub async fn charge(&self, token: &str, model: &str, cost: f64) -> Result<(), StoreError> {
+        self.store.add_spend(token, model, cost).await?;
+        self.note_spend(token, cost).await;
+        Ok(())
+    }
+
+    /// Forgets a key here and tells other instances to forget it: call after changing it.
+    pub async fn changed(&self, token: &str) {
+        self.cache.invalidate(token).await;
+        if let Err(e) = self.store.publish(token).await {
+            tracing::warn!(error = %e, "could not tell other instances that a key changed; they see it within the cache TTL");
+        }
+    }
+
+    /// Forgets every cached key (tests, and after a lost invalidation feed).
+    pub fn forget_all(&self) {
+        self.cache.invalidate_all();
+    }
+
+    /// Follows the store's invalidations from other instances until the feed ends. Spawn it once,
+    /// inside the runtime that serves requests; does nothing for a store no one else shares.
+    pub async fn follow_invalidations(self) {
+        let Some(mut feed) = self.store.subscribe() else {
+            return;
+        };
+        while let Some(change) = feed.next().await {
+            match change {
+                Invalidation::Token(token) => self.cache.invalidate(&token).await,
+                Invalidation::All => self.cache.invalidate_all(),
+            }
+        }
+    }
+}
+
+fn build_cache(ttl: Duration, capacity: u64) -> Cache<String, Option<Arc<Entry>>> {
+    Cache::builder()
+        .max_capacity(capacity)
+        .time_to_live(ttl)
+        .build()
+}
