@@ -89,6 +89,12 @@ pub(crate) fn load_tree(
             .lookup("LITELLM_MASTER_KEY")
             .map(llmgate_core::Secret::new);
     }
+    if config.general_settings.database_url.is_none() {
+        config.general_settings.database_url = w
+            .env
+            .lookup("DATABASE_URL")
+            .map(llmgate_core::Secret::new);
+    }
     validate(&config, &w.group_names, &w.refs, &mut w.report);
 
     let has_errors = w.report.error_count() > 0;

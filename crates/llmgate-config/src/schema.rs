@@ -334,7 +334,7 @@ pub struct LitellmSettings {
 pub struct GeneralSettings {
     /// `master_key`, else `LITELLM_MASTER_KEY` from the environment (as LiteLLM reads it).
     pub master_key: Option<Secret>,
-    /// `database_url`.
+    /// `database_url`, else `DATABASE_URL` from the environment (as LiteLLM reads it).
     pub database_url: Option<Secret>,
     /// `database_connection_pool_limit`.
     pub database_connection_pool_limit: Option<u32>,
@@ -350,6 +350,8 @@ pub struct GeneralSettings {
     pub health_check_interval: Option<Duration>,
     /// `allow_requests_on_db_unavailable`.
     pub allow_requests_on_db_unavailable: Option<bool>,
+    /// `user_api_key_cache_ttl`: how long a looked-up virtual key is trusted.
+    pub user_api_key_cache_ttl: Option<Duration>,
     /// `max_request_size_mb`: the request body limit in MiB; see
     /// [`GeneralSettings::max_request_body_bytes`].
     pub max_request_size_mb: Option<f64>,

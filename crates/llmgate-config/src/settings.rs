@@ -276,11 +276,12 @@ pub(crate) fn general_settings(w: &mut Walk<'_>, node: &Node, path: &str) -> Gen
             }
             "database_url" => {
                 out.database_url = w.secret(value, &p);
-                not_yet_active(w, value, &p, DATABASE);
             }
             "database_connection_pool_limit" => {
                 out.database_connection_pool_limit = w.u32(value, &p);
-                not_yet_active(w, value, &p, DATABASE);
+                if out.database_connection_pool_limit == Some(0) {
+                    w.report.error(&p, "must be at least 1");
+                }
             }
             "disable_spend_logs" => {
                 out.disable_spend_logs = w.bool(value, &p);
@@ -288,7 +289,9 @@ pub(crate) fn general_settings(w: &mut Walk<'_>, node: &Node, path: &str) -> Gen
             }
             "allow_requests_on_db_unavailable" => {
                 out.allow_requests_on_db_unavailable = w.bool(value, &p);
-                not_yet_active(w, value, &p, DATABASE);
+            }
+            "user_api_key_cache_ttl" => {
+                out.user_api_key_cache_ttl = w.seconds(value, &p);
             }
             "background_health_checks" => {
                 out.background_health_checks = w.bool(value, &p);

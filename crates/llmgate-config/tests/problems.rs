@@ -390,7 +390,6 @@ general_settings:
             nya("litellm_settings.cache", "response caching"),
             nya("litellm_settings.cache_params", "response caching"),
             nya("litellm_settings.success_callback", "logging callbacks"),
-            nya("general_settings.database_url", "database"),
         ]
     );
 }
