@@ -1,0 +1,282 @@
+//! llmgate's SQL backends: [`Store`] keeps virtual keys ([`KeyStore`]) in SQLite, the embedded
+//! default, or in PostgreSQL, for several gateway instances sharing keys.
+//!
+//! [`Store::open`] picks the backend by the URL's scheme, connects (giving up after
+//! [`StoreOptions::connect_timeout`], with an [`OpenError`] naming the database, never its
+//! password), runs the embedded migrations, and answers a store ready to use:
+//!
+//! | URL | backend |
+//! |---|---|
+//! | `sqlite://llmgate.db`, `sqlite:llmgate.db`, `sqlite::memory:` | SQLite (file created if missing, WAL) |
+//! | `postgres://user:pw@host:5432/db`, `postgresql://...` | PostgreSQL (pool of [`StoreOptions::pool_limit`]) |
+//!
+//! A SQLite file belongs to one gateway instance; several instances need PostgreSQL, whose
+//! [`KeyStore::publish`]/[`KeyStore::subscribe`] carry invalidations between them over
+//! `LISTEN`/`NOTIFY`. Both backends share one schema shape (`llmgate_keys`,
+//! `llmgate_key_model_spend`; times as BIGINT Unix seconds, lists and maps as JSON text) and
+//! pass `llmgate_auth::conformance`. See `docs/keys.md`.
+//!
+//! ```
+//! use llmgate_auth::KeyStore;
+//! use llmgate_store::{Store, StoreOptions};
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let store = Store::open("sqlite::memory:", &StoreOptions::new()).await?;
+//! assert_eq!(store.backend(), "sqlite");
+//! assert!(store.get("no-such-token").await?.is_none());
+//!
+//! // The auth layer takes it as a shared trait object.
+//! let _keys: std::sync::Arc<dyn KeyStore> = std::sync::Arc::new(store);
+//! # Ok(()) }
+//! ```
+
+use std::path::Path;
+use std::time::Duration;
+
+use llmgate_auth::{Invalidations, KeyFilter, KeyStore, StoreError};
+use llmgate_core::VirtualKey;
+
+mod keys;
+mod postgres;
+mod sql;
+mod sqlite;
+
+/// Connections a PostgreSQL pool opens at most, as LiteLLM's `database_connection_pool_limit`.
+pub const DEFAULT_POOL_LIMIT: u32 = 10;
+
+/// How long [`Store::open`] waits for the database, and a request for a pooled connection.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How [`Store::open`] connects.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    pool_limit: u32,
+    connect_timeout: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            pool_limit: DEFAULT_POOL_LIMIT,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+        }
+    }
+}
+
+impl StoreOptions {
+    /// [`DEFAULT_POOL_LIMIT`] connections, [`DEFAULT_CONNECT_TIMEOUT`].
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Connections the pool opens at most (`database_connection_pool_limit`); at least 1.
+    #[must_use]
+    pub fn pool_limit(mut self, limit: u32) -> Self {
+        self.pool_limit = limit.max(1);
+        self
+    }
+
+    /// How long opening waits for the database, and later how long a call waits for a pooled
+    /// connection before failing with [`StoreError::Unavailable`].
+    #[must_use]
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+}
+
+/// Why [`Store::open`] failed. The messages name the database (host, port and database, or
+/// the file) and never a password.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpenError {
+    /// Neither `sqlite:` nor `postgres:`/`postgresql:`.
+    #[error("database URL {url:?} is not supported: use sqlite://FILE or postgres://HOST/DB")]
+    UnsupportedUrl {
+        /// The URL without credentials.
+        url: String,
+    },
+    /// The URL could not be parsed.
+    #[error("database URL {url:?} is not valid: {reason}")]
+    InvalidUrl {
+        /// The URL without credentials.
+        url: String,
+        /// The driver's reason.
+        reason: String,
+    },
+    /// The database refused the connection, did not answer in time, or rejected the login.
+    #[error("cannot connect to the key database at {target}: {reason}")]
+    Connect {
+        /// The database: `postgres://host:port/db` or `sqlite://path`.
+        target: String,
+        /// The driver's reason.
+        reason: String,
+    },
+    /// The schema could not be brought up to date.
+    #[error("cannot migrate the key database at {target}: {reason}")]
+    Migrate {
+        /// The database: `postgres://host:port/db` or `sqlite://path`.
+        target: String,
+        /// The driver's reason.
+        reason: String,
+    },
+}
+
+impl OpenError {
+    fn timeout(target: &str, after: Duration) -> Self {
+        OpenError::Connect {
+            target: target.to_string(),
+            reason: format!("no answer within {after:?}"),
+        }
+    }
+
+    fn migrate(target: &str, e: sqlx::migrate::MigrateError) -> Self {
+        OpenError::Migrate {
+            target: target.to_string(),
+            reason: e.to_string(),
+        }
+    }
+}
+
+/// Virtual keys in SQLite or PostgreSQL: a [`KeyStore`]. Cloning shares the connection pool.
+#[derive(Debug, Clone)]
+pub struct Store(Backend);
+
+#[derive(Debug, Clone)]
+enum Backend {
+    Sqlite(sqlite::SqliteKeys),
+    Postgres(postgres::PgKeys),
+}
+
+/// Runs `$e` with `$s` bound to the backend.
+macro_rules! on_backend {
+    ($self:ident, $s:ident => $e:expr) => {
+        match &$self.0 {
+            Backend::Sqlite($s) => $e,
+            Backend::Postgres($s) => $e,
+        }
+    };
+}
+
+impl Store {
+    /// Opens the database `url` names (see the crate docs for the schemes), creating a SQLite
+    /// file if missing, and brings its schema up to date.
+    pub async fn open(url: &str, options: &StoreOptions) -> Result<Store, OpenError> {
+        let scheme = url.split_once(':').map(|(s, _)| s.to_ascii_lowercase());
+        match scheme.as_deref() {
+            Some("sqlite") => Ok(Store(Backend::Sqlite(
+                sqlite::SqliteKeys::open_url(url, options).await?,
+            ))),
+            Some("postgres" | "postgresql") => Ok(Store(Backend::Postgres(
+                postgres::PgKeys::open(url, options).await?,
+            ))),
+            _ => Err(OpenError::UnsupportedUrl { url: redact(url) }),
+        }
+    }
+
+    /// Opens (or creates) the SQLite file at `path`, as [`Store::open`] with a `sqlite:` URL
+    /// but without escaping the path into one. Its directory must exist.
+    pub async fn open_sqlite(path: &Path, options: &StoreOptions) -> Result<Store, OpenError> {
+        Ok(Store(Backend::Sqlite(
+            sqlite::SqliteKeys::open_path(path, options).await?,
+        )))
+    }
+
+    /// Closes the pool: waits for calls in flight, then every later call fails with
+    /// [`StoreError::Unavailable`]. For a clean shutdown (SQLite checkpoints its WAL).
+    pub async fn close(&self) {
+        on_backend!(self, s => s.pool.close().await)
+    }
+}
+
+#[async_trait::async_trait]
+impl KeyStore for Store {
+    async fn insert(&self, key: &VirtualKey) -> Result<(), StoreError> {
+        on_backend!(self, s => s.insert(key).await)
+    }
+
+    async fn get(&self, token: &str) -> Result<Option<VirtualKey>, StoreError> {
+        on_backend!(self, s => s.get(token).await)
+    }
+
+    async fn get_by_alias(&self, alias: &str) -> Result<Option<VirtualKey>, StoreError> {
+        on_backend!(self, s => s.get_by_alias(alias).await)
+    }
+
+    async fn update(&self, key: &VirtualKey) -> Result<bool, StoreError> {
+        on_backend!(self, s => s.update(key).await)
+    }
+
+    async fn delete(&self, tokens: &[String]) -> Result<Vec<String>, StoreError> {
+        on_backend!(self, s => s.delete(tokens).await)
+    }
+
+    async fn list(&self, filter: &KeyFilter) -> Result<Vec<VirtualKey>, StoreError> {
+        on_backend!(self, s => s.list(filter).await)
+    }
+
+    async fn rotate(
+        &self,
+        old: &str,
+        new_token: &str,
+        new_name: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        on_backend!(self, s => s.rotate(old, new_token, new_name, now).await)
+    }
+
+    async fn add_spend(&self, token: &str, model: &str, cost: f64) -> Result<(), StoreError> {
+        on_backend!(self, s => s.add_spend(token, model, cost).await)
+    }
+
+    async fn reset_budget(&self, token: &str, now: i64, next: i64) -> Result<bool, StoreError> {
+        on_backend!(self, s => s.reset_budget(token, now, next).await)
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        on_backend!(self, s => s.ping().await)
+    }
+
+    /// PostgreSQL: `NOTIFY llmgate_keys, '<token>'`. SQLite: nothing (one instance).
+    async fn publish(&self, token: &str) -> Result<(), StoreError> {
+        on_backend!(self, s => s.publish(token).await)
+    }
+
+    /// PostgreSQL: spawns a `LISTEN llmgate_keys` task on the current runtime and streams what
+    /// other instances publish, and [`Invalidation::All`](llmgate_auth::Invalidation::All)
+    /// after it had to reconnect. SQLite: `None`, a file has one instance.
+    fn subscribe(&self) -> Option<Invalidations> {
+        on_backend!(self, s => s.subscribe())
+    }
+
+    fn backend(&self) -> &'static str {
+        on_backend!(self, s => s.backend())
+    }
+}
+
+/// `url` without user, password or query (which may carry `password=`), for messages.
+fn redact(url: &str) -> String {
+    let url = url.split(['?', '#']).next().unwrap_or_default();
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    format!("{scheme}://{host}{path}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn redact_drops_credentials_and_query() {
+        assert_eq!(
+            redact("postgres://u:secret@db.example:5432/keys?password=x"),
+            "postgres://db.example:5432/keys"
+        );
+        assert_eq!(redact("postgresql://db/keys"), "postgresql://db/keys");
+        assert_eq!(redact("mysql://u:p@h/db"), "mysql://h/db");
+        assert_eq!(redact("sqlite:llmgate.db"), "sqlite:llmgate.db");
+    }
+}
