@@ -9,16 +9,18 @@ use bytes::Bytes;
 use http::{Request, Response};
 use http_body::Body;
 use http_body_util::BodyExt;
-use llmgate_auth::AuthLayer;
+use llmgate_auth::{AuthLayer, KeyStore, Keys, MemoryKeyStore};
 use llmgate_config::Config;
-use llmgate_core::{wire::ModelList, BoxBody, BoxError};
+use llmgate_core::{wire::ModelList, BoxBody, BoxError, Principal, SharedClock, SystemClock};
 use llmgate_fallback::FallbackLayer;
 use llmgate_providers::{ProviderService, UpstreamClient, UpstreamClientConfig};
 use llmgate_router::{ModelTable, RouterLayer};
 use tower::util::BoxCloneSyncService;
 use tower::{service_fn, Service, ServiceBuilder};
 
+use crate::background::Background;
 use crate::health::Health;
+use crate::keys::{api::KeyApi, KeyAdmin};
 use crate::messages::MessagesLayer;
 use crate::parse::ParseLayer;
 use crate::request_id::RequestIdLayer;
@@ -47,6 +49,43 @@ pub enum BuildError {
     /// The upstream HTTP client could not be built (TLS roots, connector).
     #[error("cannot build the upstream HTTP client: {0}")]
     UpstreamClient(String),
+    /// The key store (`database_url`, or `llmgate.db` beside the config) could not be opened.
+    #[error(transparent)]
+    Store(#[from] crate::store::OpenStoreError),
+}
+
+/// Builds a [`Gateway`] with parts a config cannot name: a key store, a clock.
+pub struct GatewayBuilder {
+    config: Config,
+    key_store: Option<Arc<dyn KeyStore>>,
+    clock: SharedClock,
+}
+
+impl std::fmt::Debug for GatewayBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GatewayBuilder")
+            .field("key_store", &self.key_store)
+            .finish_non_exhaustive()
+    }
+}
+
+impl GatewayBuilder {
+    /// Virtual keys live in `store` (else, with a master key, in memory).
+    pub fn key_store(mut self, store: Arc<dyn KeyStore>) -> Self {
+        self.key_store = Some(store);
+        self
+    }
+
+    /// The clock key expiry and budget periods are judged by (tests move it by hand).
+    pub fn clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Builds the stack. Spawns nothing, so it may be called outside a runtime.
+    pub fn build(self) -> Result<Gateway, BuildError> {
+        Gateway::build(self)
+    }
 }
 
 /// The gateway: cheap to clone, shareable across threads and runtimes.
@@ -55,6 +94,7 @@ pub struct Gateway {
     service: BoxCloneSyncService<Request<ReqBody>, Response<BoxBody>, Infallible>,
     max_body: usize,
     table: Arc<ModelTable>,
+    keys: Option<KeyAdmin>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -72,7 +112,48 @@ impl Gateway {
     /// The layers, outermost first (see `docs/architecture.md`): request id and span, rescue
     /// (errors and panics to OpenAI JSON), path dispatch, then for LLM calls: body limit + parse,
     /// auth, router, provider.
+    ///
+    /// With a master key, virtual keys are kept in memory (lost on restart): use
+    /// [`Gateway::open`] for the configured database, or [`Gateway::builder`] to pass a store.
     pub fn new(config: Config) -> Result<Gateway, BuildError> {
+        Gateway::builder(config).build()
+    }
+
+    /// A builder, for a key store or clock of the caller's.
+    pub fn builder(config: Config) -> GatewayBuilder {
+        GatewayBuilder {
+            config,
+            key_store: None,
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    /// Opens the configured key store (when there is a master key: `database_url`, else SQLite
+    /// in `llmgate.db` beside the config), runs its migrations, and builds the gateway. Fails
+    /// when the database cannot be reached. The store's I/O runs on the calling runtime.
+    pub async fn open(config: Config) -> Result<Gateway, BuildError> {
+        let store = match config.master_key() {
+            Some(_) => Some(crate::store::open_key_store(&config).await?),
+            None => None,
+        };
+        let mut builder = Gateway::builder(config);
+        if let Some(store) = store {
+            builder = builder.key_store(store);
+        }
+        builder.build()
+    }
+
+    /// Virtual-key management (`None` without a master key), as the `/key/*` API does it.
+    pub fn key_admin(&self) -> Option<&KeyAdmin> {
+        self.keys.as_ref()
+    }
+
+    fn build(builder: GatewayBuilder) -> Result<Gateway, BuildError> {
+        let GatewayBuilder {
+            config,
+            key_store,
+            clock,
+        } = builder;
         let deployments = config.deployments();
         if let Some(d) = deployments
             .iter()
@@ -95,7 +176,26 @@ impl Gateway {
         );
         let max_body =
             usize::try_from(config.general_settings.max_request_body_bytes()).unwrap_or(usize::MAX);
-        let auth = AuthLayer::new(config.master_key());
+        let tasks = Background::default();
+        let keys = config.master_key().map(|_| {
+            let store = key_store.unwrap_or_else(|| Arc::new(MemoryKeyStore::new()));
+            let general = &config.general_settings;
+            let mut keys = Keys::new(store)
+                .with_clock(clock)
+                .allow_requests_on_store_error(
+                    general.allow_requests_on_db_unavailable.unwrap_or(false),
+                );
+            if let Some(ttl) = general.user_api_key_cache_ttl {
+                keys = keys.with_cache_ttl(ttl);
+            }
+            tasks.add(keys.clone().follow_invalidations());
+            keys
+        });
+        let mut auth = AuthLayer::new(config.master_key());
+        if let Some(keys) = &keys {
+            auth = auth.with_keys(keys.clone());
+        }
+        let key_admin = keys.map(KeyAdmin::new);
 
         let client = UpstreamClient::new(UpstreamClientConfig::default())
             .map_err(|e| BuildError::UpstreamClient(e.to_string()))?;
@@ -133,17 +233,35 @@ impl Gateway {
             serde_json::to_vec(&ModelList::new(table.visible_models(), created))
                 .unwrap_or_default(),
         );
-        let models =
-            ServiceBuilder::new()
-                .layer(auth)
-                .service(service_fn(move |_req: Request<ReqBody>| {
-                    let body = models_json.clone();
-                    async move { Ok::<_, BoxError>(routes::json(body)) }
-                }));
+        let visible = table.visible_models();
+        let models = ServiceBuilder::new()
+            .layer(auth.clone())
+            .service(service_fn(move |req: Request<ReqBody>| {
+                // A key limited to some models sees only those.
+                let body = match req.extensions().get::<Principal>().and_then(Principal::key) {
+                    Some(key) if !key.models.is_empty() => {
+                        let allowed: Vec<_> = visible
+                            .iter()
+                            .filter(|(name, _)| key.allows_model(name))
+                            .cloned()
+                            .collect();
+                        Bytes::from(
+                            serde_json::to_vec(&ModelList::new(allowed, created))
+                                .unwrap_or_default(),
+                        )
+                    }
+                    _ => models_json.clone(),
+                };
+                async move { Ok::<_, BoxError>(routes::json(body)) }
+            }));
+        let key_api = ServiceBuilder::new().layer(auth).service(KeyApi {
+            admin: key_admin.clone(),
+            max_body,
+        });
         let readiness = Bytes::from(
             serde_json::json!({
                 "status": "healthy",
-                "db": "Not connected",
+                "db": if key_admin.is_some() { "connected" } else { "Not connected" },
                 "cache": null,
                 "llmgate_version": env!("CARGO_PKG_VERSION"),
             })
@@ -164,6 +282,8 @@ impl Gateway {
             readiness,
             health: BoxCloneSyncService::new(health),
             health_checks,
+            keys: BoxCloneSyncService::new(key_api),
+            background: tasks,
         };
         let service = ServiceBuilder::new()
             .layer(RequestIdLayer)
@@ -173,6 +293,7 @@ impl Gateway {
             service: BoxCloneSyncService::new(service),
             max_body,
             table,
+            keys: key_admin,
         })
     }
 

@@ -14,21 +14,25 @@
 //! application; each feature is also its own layer crate (`llmgate-auth`, `llmgate-router`,
 //! `llmgate-providers`) for teams that compose their own stack.
 
+pub mod keys;
 pub mod messages;
 pub mod parse;
 pub mod request_id;
 pub mod rescue;
 
+mod background;
 mod gateway;
 mod health;
 mod routes;
 mod routing;
 mod serve;
+pub mod store;
 
 use bytes::Bytes;
 use http_body_util::combinators::UnsyncBoxBody;
 
-pub use gateway::{BuildError, Gateway, GatewayService};
+pub use gateway::{BuildError, Gateway, GatewayBuilder, GatewayService};
+pub use llmgate_auth as auth;
 pub use llmgate_config as config;
 pub use llmgate_config::{Config, Loaded, Problems as ConfigProblems};
 pub use llmgate_core as core;

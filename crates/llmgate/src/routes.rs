@@ -22,6 +22,7 @@ enum Route {
     Liveliness,
     Readiness,
     Health,
+    Keys,
 }
 
 fn route(path: &str) -> Option<(Route, Method)> {
@@ -37,6 +38,8 @@ fn route(path: &str) -> Option<(Route, Method)> {
         "/health/liveliness" | "/health/liveness" => (Route::Liveliness, Method::GET),
         "/health/readiness" => (Route::Readiness, Method::GET),
         "/health" => (Route::Health, Method::GET),
+        // The key API checks its own methods (GET for info and list, POST for the rest).
+        p if p.starts_with("/key/") => (Route::Keys, Method::POST),
         _ => return None,
     })
 }
@@ -52,6 +55,10 @@ pub(crate) struct Dispatch {
     /// `/health` (behind the master key), and the background checks' lazy start.
     pub(crate) health: Stack,
     pub(crate) health_checks: crate::health::Health,
+    /// `/key/*`: virtual-key management.
+    pub(crate) keys: Stack,
+    /// Tasks started with the first request.
+    pub(crate) background: crate::background::Background,
 }
 
 type Fut = Either<
@@ -71,12 +78,14 @@ impl Service<Request<ReqBody>> for Dispatch {
     fn call(&mut self, req: Request<ReqBody>) -> Fut {
         // Background health checks start with the first request, inside the host's runtime.
         self.health_checks.start_background();
+        self.background.start();
         let ready = |res| Either::Right(future::ready(Ok(res)));
         let Some((route, method)) = route(req.uri().path()) else {
             return ready(not_found(req.uri().path()));
         };
-        let method_ok =
-            req.method() == method || (method == Method::GET && req.method() == Method::HEAD);
+        let method_ok = route == Route::Keys
+            || req.method() == method
+            || (method == Method::GET && req.method() == Method::HEAD);
         if !method_ok {
             return ready(method_not_allowed(req.method(), &method));
         }
@@ -88,6 +97,7 @@ impl Service<Request<ReqBody>> for Dispatch {
             Route::Liveliness => ready(json(Bytes::from_static(b"\"I'm alive!\""))),
             Route::Readiness => ready(json(self.readiness.clone())),
             Route::Health => Either::Left(self.health.call(req)),
+            Route::Keys => Either::Left(self.keys.call(req)),
         }
     }
 }
@@ -106,7 +116,7 @@ fn not_found(path: &str) -> Response<BoxBody> {
     ApiError::new(
         StatusCode::NOT_FOUND,
         Origin::Downstream,
-        format!("no route for {path}; llmgate serves /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/messages, /v1/models and /health/*"),
+        format!("no route for {path}; llmgate serves /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/messages, /v1/models, /health/* and /key/*"),
     )
     .with_type(ErrorType::NOT_FOUND)
     .with_code("not_found")

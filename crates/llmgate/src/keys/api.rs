@@ -1,0 +1,183 @@
+//! The `/key/*` endpoints over [`KeyAdmin`]. They sit behind the auth layer: the master key may
+//! do everything; a virtual key may read its own `/key/info`.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Limited};
+use llmgate_core::{ApiError, BoxBody, BoxError, ErrorType, Origin, Principal};
+use serde_json::{Map, Value};
+use tower::Service;
+
+use super::KeyAdmin;
+use crate::routes::json;
+use crate::ReqBody;
+
+/// The `/key/*` service.
+#[derive(Clone, Debug)]
+pub(crate) struct KeyApi {
+    /// `None` when the gateway has no master key (and so no virtual keys).
+    pub(crate) admin: Option<KeyAdmin>,
+    pub(crate) max_body: usize,
+}
+
+type Fut = Pin<Box<dyn Future<Output = Result<Response<BoxBody>, BoxError>> + Send>>;
+
+impl Service<Request<ReqBody>> for KeyApi {
+    type Response = Response<BoxBody>;
+    type Error = BoxError;
+    type Future = Fut;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<ReqBody>) -> Fut {
+        let api = self.clone();
+        Box::pin(async move {
+            Ok(match api.handle(req).await {
+                Ok(v) => json(Bytes::from(serde_json::to_vec(&v).unwrap_or_default())),
+                Err(e) => e.to_response(),
+            })
+        })
+    }
+}
+
+enum Op {
+    Generate,
+    Info,
+    Update,
+    Delete,
+    List,
+    Regenerate(Option<String>),
+    Block(bool),
+}
+
+fn op(method: &Method, path: &str) -> Result<Op, ApiError> {
+    let rest = path.strip_prefix("/key/").unwrap_or_default();
+    let (op, want) = match rest {
+        "generate" => (Op::Generate, Method::POST),
+        "info" => (Op::Info, Method::GET),
+        "update" => (Op::Update, Method::POST),
+        "delete" => (Op::Delete, Method::POST),
+        "list" => (Op::List, Method::GET),
+        "regenerate" => (Op::Regenerate(None), Method::POST),
+        "block" => (Op::Block(true), Method::POST),
+        "unblock" => (Op::Block(false), Method::POST),
+        _ => match rest.strip_suffix("/regenerate") {
+            Some(key) if !key.is_empty() && !key.contains('/') => {
+                (Op::Regenerate(Some(key.to_string())), Method::POST)
+            }
+            _ => {
+                return Err(ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    Origin::Downstream,
+                    format!("no route for {path}; the key API is /key/generate, /key/info, /key/update, /key/delete, /key/list, /key/regenerate, /key/block and /key/unblock"),
+                )
+                .with_type(ErrorType::NOT_FOUND)
+                .with_code("not_found"))
+            }
+        },
+    };
+    if method != want {
+        return Err(ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            Origin::Downstream,
+            format!("method {method} is not allowed on {path}; use {want}"),
+        )
+        .with_code("method_not_allowed"));
+    }
+    Ok(op)
+}
+
+impl KeyApi {
+    async fn handle(self, req: Request<ReqBody>) -> Result<Value, ApiError> {
+        let (parts, body) = req.into_parts();
+        let op = op(&parts.method, parts.uri.path())?;
+        let Some(admin) = &self.admin else {
+            return Err(ApiError::bad_request(
+                "virtual keys need a master key: set general_settings.master_key (or LITELLM_MASTER_KEY)",
+            )
+            .with_code("no_master_key"));
+        };
+        let query: Vec<(String, String)> = parts
+            .uri
+            .query()
+            .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+            .unwrap_or_default();
+        let own = match parts.extensions.get::<Principal>() {
+            Some(Principal::Key(k)) => Some(k.token.clone()),
+            _ => None,
+        };
+        if let Some(own) = own {
+            // A virtual key may read its own info, nothing else.
+            let asked = query
+                .iter()
+                .find(|(k, _)| k == "key")
+                .map(|(_, v)| v.clone());
+            return match (&op, asked) {
+                (Op::Info, None) => admin.info(&own).await,
+                (Op::Info, Some(k)) if super::token_of(&k) == own => admin.info(&k).await,
+                _ => Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    Origin::Downstream,
+                    "only the master key may manage keys; a virtual key may read its own /key/info",
+                )
+                .with_type(ErrorType::PERMISSION)
+                .with_code("master_key_required")),
+            };
+        }
+        match op {
+            Op::Info => {
+                let key = query
+                    .iter()
+                    .find(|(k, _)| k == "key")
+                    .map(|(_, v)| v.as_str())
+                    .ok_or_else(|| ApiError::bad_request("give the key: /key/info?key=sk-..."))?;
+                admin.info(key).await
+            }
+            Op::List => admin.list(&query).await,
+            op => {
+                let body = read_object(body, self.max_body).await?;
+                match op {
+                    Op::Generate => admin.generate(&body).await,
+                    Op::Update => admin.update(&body).await,
+                    Op::Delete => admin.delete(&body).await,
+                    Op::Regenerate(key) => admin.regenerate(key.as_deref(), &body).await,
+                    Op::Block(b) => admin.set_blocked(&body, b).await,
+                    Op::Info | Op::List => Err(ApiError::internal("unreachable key route")),
+                }
+            }
+        }
+    }
+}
+
+type Collecting =
+    Pin<Box<dyn Future<Output = Result<http_body_util::Collected<Bytes>, BoxError>> + Send>>;
+
+/// The capped body, as a boxed future made outside any `async` block: proving an `async` block
+/// that holds `Collect<Limited<_>>` is `Send` trips a known rustc limitation.
+fn collect(body: ReqBody, limit: usize) -> Collecting {
+    Box::pin(Limited::new(body, limit).collect())
+}
+
+/// The body as a JSON object; an empty body is `{}`.
+async fn read_object(body: ReqBody, limit: usize) -> Result<Map<String, Value>, ApiError> {
+    let bytes = collect(body, limit)
+        .await
+        .map_err(|e| crate::parse::body_read_error(&e, limit))?
+        .to_bytes();
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Map::new());
+    }
+    match serde_json::from_slice(&bytes) {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(_) => Err(ApiError::bad_request("the body must be a JSON object")),
+        Err(e) => Err(ApiError::bad_request(format!(
+            "the body is not valid JSON: {e}"
+        ))),
+    }
+}

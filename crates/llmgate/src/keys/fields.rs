@@ -1,0 +1,275 @@
+//! The fields of LiteLLM's `/key/generate` and `/key/update` bodies, applied to a
+//! [`VirtualKey`], and the key as `/key/info` shows it.
+
+use std::collections::HashMap;
+
+use llmgate_core::VirtualKey;
+use serde_json::{json, Map, Value};
+
+/// Fields a body may set (besides `key`, which names or chooses the secret).
+pub(crate) const FIELDS: &[&str] = &[
+    "models",
+    "max_budget",
+    "budget_duration",
+    "duration",
+    "rpm_limit",
+    "tpm_limit",
+    "max_parallel_requests",
+    "metadata",
+    "key_alias",
+    "team_id",
+    "user_id",
+    "tags",
+    "model_max_budget",
+    "model_rpm_limit",
+    "model_tpm_limit",
+    "blocked",
+];
+
+/// Sets one field from its JSON value; `null` clears it. `now` anchors `duration` (expiry) and
+/// `budget_duration` (the first reset).
+pub(crate) fn apply(key: &mut VirtualKey, field: &str, v: &Value, now: i64) -> Result<(), String> {
+    match field {
+        "models" => key.models = strings(v, field)?,
+        "tags" => key.tags = strings(v, field)?,
+        "max_budget" => key.max_budget = opt_money(v, field)?,
+        "budget_duration" => {
+            key.budget_duration = opt_duration(v, field)?;
+            key.budget_reset_at = key.budget_duration.map(|d| now.saturating_add(d));
+        }
+        "duration" => {
+            key.expires = opt_duration(v, field)?.map(|d| now.saturating_add(d));
+        }
+        "rpm_limit" => key.rpm_limit = opt_count(v, field)?,
+        "tpm_limit" => key.tpm_limit = opt_count(v, field)?,
+        "max_parallel_requests" => key.max_parallel_requests = opt_count(v, field)?,
+        "metadata" => {
+            key.metadata = match v {
+                Value::Null => Value::Null,
+                Value::Object(_) => v.clone(),
+                _ => return Err(format!("{field} must be a JSON object")),
+            }
+        }
+        "key_alias" => key.key_alias = opt_string(v, field)?,
+        "team_id" => key.team_id = opt_string(v, field)?,
+        "user_id" => key.user_id = opt_string(v, field)?,
+        "model_max_budget" => {
+            key.model_max_budget = map(v, field, |x| money(x).ok_or("a number >= 0"))?;
+        }
+        "model_rpm_limit" => key.model_rpm_limit = map(v, field, |x| count(x).ok_or("a count"))?,
+        "model_tpm_limit" => key.model_tpm_limit = map(v, field, |x| count(x).ok_or("a count"))?,
+        "blocked" => {
+            key.blocked = match v {
+                Value::Null => false,
+                Value::Bool(b) => *b,
+                _ => return Err(format!("{field} must be true or false")),
+            }
+        }
+        _ => {
+            return Err(format!(
+                "unknown field \"{field}\"; llmgate's key API takes key, {}",
+                FIELDS.join(", ")
+            ))
+        }
+    }
+    Ok(())
+}
+
+/// Applies every field of a request body but `skip` (the fields that name the key).
+pub(crate) fn apply_all(
+    key: &mut VirtualKey,
+    body: &Map<String, Value>,
+    skip: &[&str],
+    now: i64,
+) -> Result<(), String> {
+    let mut problems = Vec::new();
+    for (field, v) in body.iter().filter(|(f, _)| !skip.contains(&f.as_str())) {
+        if let Err(e) = apply(key, field, v, now) {
+            problems.push(e);
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("; "))
+    }
+}
+
+fn strings(v: &Value, field: &str) -> Result<Vec<String>, String> {
+    match v {
+        Value::Null => Ok(Vec::new()),
+        Value::Array(items) => items
+            .iter()
+            .map(|i| i.as_str().map(str::to_string))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| format!("{field} must be a list of strings")),
+        _ => Err(format!("{field} must be a list of strings")),
+    }
+}
+
+fn opt_string(v: &Value, field: &str) -> Result<Option<String>, String> {
+    match v {
+        Value::Null => Ok(None),
+        Value::String(s) if !s.is_empty() => Ok(Some(s.clone())),
+        _ => Err(format!("{field} must be a non-empty string or null")),
+    }
+}
+
+fn money(v: &Value) -> Option<f64> {
+    v.as_f64().filter(|x| x.is_finite() && *x >= 0.0)
+}
+
+fn opt_money(v: &Value, field: &str) -> Result<Option<f64>, String> {
+    match v {
+        Value::Null => Ok(None),
+        _ => money(v)
+            .map(Some)
+            .ok_or_else(|| format!("{field} must be a number of USD >= 0, or null")),
+    }
+}
+
+fn count(v: &Value) -> Option<u64> {
+    v.as_u64().or_else(|| {
+        v.as_f64()
+            .filter(|f| f.fract() == 0.0 && *f >= 0.0)
+            .map(|f| f as u64)
+    })
+}
+
+fn opt_count(v: &Value, field: &str) -> Result<Option<u64>, String> {
+    match v {
+        Value::Null => Ok(None),
+        _ => count(v)
+            .map(Some)
+            .ok_or_else(|| format!("{field} must be a whole number >= 0, or null")),
+    }
+}
+
+fn opt_duration(v: &Value, field: &str) -> Result<Option<i64>, String> {
+    match v {
+        Value::Null => Ok(None),
+        Value::Number(n) => n
+            .as_i64()
+            .filter(|s| *s > 0)
+            .map(Some)
+            .ok_or_else(|| format!("{field} must be a positive number of seconds")),
+        Value::String(s) => parse_duration(s).map(Some).ok_or_else(|| {
+            format!("{field} \"{s}\" is not a duration: use e.g. 30s, 10m, 1h, 7d, 2w or 1mo")
+        }),
+        _ => Err(format!("{field} must be a duration such as \"30d\"")),
+    }
+}
+
+/// LiteLLM's durations: `<n>s`, `m`, `h`, `d`, `w`, `mo` (30 days), or plain seconds.
+pub(crate) fn parse_duration(s: &str) -> Option<i64> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (n, unit) = s.split_at(split);
+    let n: i64 = n.parse().ok().filter(|n| *n > 0)?;
+    let unit_secs = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3_600,
+        "d" => 86_400,
+        "w" => 7 * 86_400,
+        "mo" => 30 * 86_400,
+        _ => return None,
+    };
+    n.checked_mul(unit_secs)
+}
+
+fn map<T>(
+    v: &Value,
+    field: &str,
+    each: impl Fn(&Value) -> Result<T, &'static str>,
+) -> Result<HashMap<String, T>, String> {
+    match v {
+        Value::Null => Ok(HashMap::new()),
+        Value::Object(m) => m
+            .iter()
+            .map(|(k, x)| {
+                each(x)
+                    .map(|t| (k.clone(), t))
+                    .map_err(|what| format!("{field}.{k} must be {what}"))
+            })
+            .collect(),
+        _ => Err(format!("{field} must be an object of model name to value")),
+    }
+}
+
+/// Unix seconds as RFC 3339, the way LiteLLM's API shows times.
+pub(crate) fn time(t: Option<i64>) -> Value {
+    use time::format_description::well_known::Rfc3339;
+    t.and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .map_or(Value::Null, Value::String)
+}
+
+/// The key's settings and state, as `/key/info` and `/key/generate` show them. Never the secret.
+pub(crate) fn view(k: &VirtualKey) -> Value {
+    json!({
+        "token": k.token,
+        "key_name": k.key_name,
+        "key_alias": k.key_alias,
+        "spend": k.spend,
+        "max_budget": k.max_budget,
+        "budget_duration": k.budget_duration.map(|d| format!("{d}s")),
+        "budget_reset_at": time(k.budget_reset_at),
+        "expires": time(k.expires),
+        "models": k.models,
+        "rpm_limit": k.rpm_limit,
+        "tpm_limit": k.tpm_limit,
+        "max_parallel_requests": k.max_parallel_requests,
+        "model_rpm_limit": k.model_rpm_limit,
+        "model_tpm_limit": k.model_tpm_limit,
+        "model_max_budget": k.model_max_budget,
+        "model_spend": k.model_spend,
+        "metadata": if k.metadata.is_null() { json!({}) } else { k.metadata.clone() },
+        "team_id": k.team_id,
+        "user_id": k.user_id,
+        "tags": k.tags,
+        "blocked": k.blocked,
+        "created_at": time(Some(k.created_at)),
+        "updated_at": time(Some(k.updated_at)),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30s"), Some(30));
+        assert_eq!(parse_duration("1h"), Some(3600));
+        assert_eq!(parse_duration("30d"), Some(30 * 86_400));
+        assert_eq!(parse_duration("1mo"), Some(30 * 86_400));
+        assert_eq!(parse_duration("90"), Some(90));
+        for bad in ["", "d", "0d", "-1d", "3y", "1.5h"] {
+            assert_eq!(parse_duration(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn fields_apply_and_clear() {
+        let mut k = VirtualKey::default();
+        let body = json!({"models": ["a"], "max_budget": 5, "duration": "1h",
+            "budget_duration": "1d", "model_rpm_limit": {"a": 3}, "key_alias": "ci"});
+        apply_all(&mut k, body.as_object().unwrap(), &[], 100).unwrap();
+        assert_eq!(k.models, vec!["a"]);
+        assert_eq!(
+            (k.max_budget, k.expires, k.budget_reset_at),
+            (Some(5.0), Some(3_700), Some(86_500))
+        );
+        assert_eq!(k.model_rpm_limit.get("a"), Some(&3));
+        apply(&mut k, "max_budget", &Value::Null, 100).unwrap();
+        assert_eq!(k.max_budget, None);
+        let bad = json!({"max_budget": -1, "soft_budget": 3, "rpm_limit": "x"});
+        let err = apply_all(&mut k, bad.as_object().unwrap(), &[], 100).unwrap_err();
+        assert!(
+            err.contains("max_budget") && err.contains("soft_budget") && err.contains("rpm_limit"),
+            "{err}"
+        );
+        assert_eq!(time(Some(0)), json!("1970-01-01T00:00:00Z"));
+    }
+}

@@ -1,0 +1,137 @@
+//! Opening the configured key store: `general_settings.database_url` (or `DATABASE_URL`), else
+//! the embedded default, SQLite in `llmgate.db` beside the config.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use llmgate_auth::{Invalidations, KeyFilter, KeyStore, StoreError};
+use llmgate_config::Config;
+use llmgate_core::VirtualKey;
+use tokio::runtime::Handle;
+
+/// The database file used when no `database_url` is configured.
+pub const DEFAULT_DATABASE_FILE: &str = "llmgate.db";
+
+/// Why the key store could not be opened (the message names the database, never a password).
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct OpenStoreError(#[from] pub llmgate_store::OpenError);
+
+/// Opens (and migrates) the key store `config` names: `general_settings.database_url` (or
+/// `DATABASE_URL`), else SQLite in [`DEFAULT_DATABASE_FILE`] beside the config. The store's I/O
+/// then runs on the runtime this is called from, whichever runtime later calls it: a host like
+/// Pingora serves from runtimes of its own that stop before the process writes its last records.
+pub async fn open_key_store(config: &Config) -> Result<Arc<dyn KeyStore>, OpenStoreError> {
+    let mut options = llmgate_store::StoreOptions::new();
+    if let Some(limit) = config.general_settings.database_connection_pool_limit {
+        options = options.pool_limit(limit);
+    }
+    let store = match &config.general_settings.database_url {
+        Some(url) => llmgate_store::Store::open(url.expose(), &options).await?,
+        None => {
+            let path: PathBuf = config.config_dir.join(DEFAULT_DATABASE_FILE);
+            llmgate_store::Store::open_sqlite(&path, &options).await?
+        }
+    };
+    Ok(Arc::new(OnRuntime {
+        inner: Arc::new(store),
+        handle: Handle::current(),
+    }))
+}
+
+/// A store whose every call runs as a task on one runtime.
+#[derive(Debug)]
+struct OnRuntime {
+    inner: Arc<dyn KeyStore>,
+    handle: Handle,
+}
+
+impl OnRuntime {
+    async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(
+                Arc<dyn KeyStore>,
+            ) -> std::pin::Pin<
+                Box<dyn std::future::Future<Output = Result<T, StoreError>> + Send>,
+            > + Send
+            + 'static,
+    ) -> Result<T, StoreError> {
+        let inner = self.inner.clone();
+        match self.handle.spawn(f(inner)).await {
+            Ok(r) => r,
+            Err(e) => Err(StoreError::Unavailable(format!("store task failed: {e}"))),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl KeyStore for OnRuntime {
+    async fn insert(&self, key: &VirtualKey) -> Result<(), StoreError> {
+        let key = key.clone();
+        self.run(move |s| Box::pin(async move { s.insert(&key).await }))
+            .await
+    }
+    async fn get(&self, token: &str) -> Result<Option<VirtualKey>, StoreError> {
+        let token = token.to_string();
+        self.run(move |s| Box::pin(async move { s.get(&token).await }))
+            .await
+    }
+    async fn get_by_alias(&self, alias: &str) -> Result<Option<VirtualKey>, StoreError> {
+        let alias = alias.to_string();
+        self.run(move |s| Box::pin(async move { s.get_by_alias(&alias).await }))
+            .await
+    }
+    async fn update(&self, key: &VirtualKey) -> Result<bool, StoreError> {
+        let key = key.clone();
+        self.run(move |s| Box::pin(async move { s.update(&key).await }))
+            .await
+    }
+    async fn delete(&self, tokens: &[String]) -> Result<Vec<String>, StoreError> {
+        let tokens = tokens.to_vec();
+        self.run(move |s| Box::pin(async move { s.delete(&tokens).await }))
+            .await
+    }
+    async fn list(&self, filter: &KeyFilter) -> Result<Vec<VirtualKey>, StoreError> {
+        let filter = filter.clone();
+        self.run(move |s| Box::pin(async move { s.list(&filter).await }))
+            .await
+    }
+    async fn rotate(
+        &self,
+        old: &str,
+        new_token: &str,
+        new_name: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let (old, new_token, new_name) =
+            (old.to_string(), new_token.to_string(), new_name.to_string());
+        self.run(move |s| Box::pin(async move { s.rotate(&old, &new_token, &new_name, now).await }))
+            .await
+    }
+    async fn add_spend(&self, token: &str, model: &str, cost: f64) -> Result<(), StoreError> {
+        let (token, model) = (token.to_string(), model.to_string());
+        self.run(move |s| Box::pin(async move { s.add_spend(&token, &model, cost).await }))
+            .await
+    }
+    async fn reset_budget(&self, token: &str, now: i64, next: i64) -> Result<bool, StoreError> {
+        let token = token.to_string();
+        self.run(move |s| Box::pin(async move { s.reset_budget(&token, now, next).await }))
+            .await
+    }
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.run(move |s| Box::pin(async move { s.ping().await }))
+            .await
+    }
+    async fn publish(&self, token: &str) -> Result<(), StoreError> {
+        let token = token.to_string();
+        self.run(move |s| Box::pin(async move { s.publish(&token).await }))
+            .await
+    }
+    fn subscribe(&self) -> Option<Invalidations> {
+        let _guard = self.handle.enter();
+        self.inner.subscribe()
+    }
+    fn backend(&self) -> &'static str {
+        self.inner.backend()
+    }
+}
