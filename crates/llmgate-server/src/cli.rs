@@ -46,6 +46,89 @@ pub enum Command {
         #[arg(long, short = 'c', value_name = "FILE")]
         config: PathBuf,
     },
+    /// Manage virtual keys in the config's key store, without the HTTP API.
+    Keys {
+        /// The config.yaml whose database holds the keys (`database_url`, else llmgate.db
+        /// beside it).
+        #[arg(long, short = 'c', value_name = "FILE", global = true)]
+        config: Option<PathBuf>,
+        /// What to do.
+        #[command(subcommand)]
+        action: KeysAction,
+    },
+}
+
+/// `llmgate keys ...`.
+#[derive(Debug, Subcommand)]
+pub enum KeysAction {
+    /// Create a key and print it (the secret is shown once).
+    Create(Box<KeySettings>),
+    /// List keys, newest first.
+    List {
+        /// Only this user's keys.
+        #[arg(long = "user_id", visible_alias = "user-id")]
+        user_id: Option<String>,
+        /// Only this team's keys.
+        #[arg(long = "team_id", visible_alias = "team-id")]
+        team_id: Option<String>,
+        /// Page (1-based).
+        #[arg(long, default_value_t = 1)]
+        page: u32,
+        /// Keys per page (at most 100).
+        #[arg(long, default_value_t = 100)]
+        size: u32,
+    },
+    /// Show one key's settings and spend.
+    Info {
+        /// The key's secret (sk-...) or token.
+        key: String,
+    },
+    /// Delete keys, by secret, token or alias.
+    Delete {
+        /// Secrets (sk-...) or tokens.
+        keys: Vec<String>,
+        /// Aliases.
+        #[arg(long = "alias")]
+        aliases: Vec<String>,
+    },
+}
+
+/// The settings of `llmgate keys create`, named as in `/key/generate`.
+#[derive(Debug, Args)]
+pub struct KeySettings {
+    /// Models the key may call (repeat, or comma-separated); all when absent.
+    #[arg(long = "models", value_delimiter = ',')]
+    pub models: Vec<String>,
+    /// A name for the key.
+    #[arg(long = "key_alias", visible_alias = "alias")]
+    pub key_alias: Option<String>,
+    /// USD the key may spend per budget period.
+    #[arg(long = "max_budget", visible_alias = "max-budget")]
+    pub max_budget: Option<f64>,
+    /// Budget period, e.g. 30d or 1h.
+    #[arg(long = "budget_duration", visible_alias = "budget-duration")]
+    pub budget_duration: Option<String>,
+    /// How long the key works, e.g. 90d.
+    #[arg(long = "duration")]
+    pub duration: Option<String>,
+    /// Requests per minute.
+    #[arg(long = "rpm_limit", visible_alias = "rpm-limit")]
+    pub rpm_limit: Option<u64>,
+    /// Tokens per minute.
+    #[arg(long = "tpm_limit", visible_alias = "tpm-limit")]
+    pub tpm_limit: Option<u64>,
+    /// Requests in flight at once.
+    #[arg(
+        long = "max_parallel_requests",
+        visible_alias = "max-parallel-requests"
+    )]
+    pub max_parallel_requests: Option<u64>,
+    /// The user the key belongs to.
+    #[arg(long = "user_id", visible_alias = "user-id")]
+    pub user_id: Option<String>,
+    /// The team the key belongs to.
+    #[arg(long = "team_id", visible_alias = "team-id")]
+    pub team_id: Option<String>,
 }
 
 /// Where the model list comes from: a config file, or a single model (sidecar mode).
@@ -254,9 +337,49 @@ mod tests {
         let cli = parse(&["check", "--config", "c.yaml"]).unwrap();
         match cli.command {
             Some(Command::Check { config }) => assert_eq!(config, PathBuf::from("c.yaml")),
-            None => panic!("expected check"),
+            _ => panic!("expected check"),
         }
         assert!(parse(&["check"]).is_err());
+    }
+
+    #[test]
+    fn keys_subcommands() {
+        let cli = parse(&[
+            "keys",
+            "create",
+            "-c",
+            "c.yaml",
+            "--models",
+            "a,b",
+            "--max_budget",
+            "5",
+            "--alias",
+            "ci",
+        ])
+        .unwrap();
+        match cli.command {
+            Some(Command::Keys {
+                config,
+                action: KeysAction::Create(s),
+            }) => {
+                assert_eq!(config, Some(PathBuf::from("c.yaml")));
+                assert_eq!(s.models, vec!["a", "b"]);
+                assert_eq!(
+                    (s.max_budget, s.key_alias.as_deref()),
+                    (Some(5.0), Some("ci"))
+                );
+            }
+            other => panic!("expected keys create, got {other:?}"),
+        }
+        let cli = parse(&[
+            "keys", "--config", "c.yaml", "delete", "sk-1", "--alias", "x",
+        ])
+        .unwrap();
+        assert!(matches!(
+            cli.command,
+            Some(Command::Keys { action: KeysAction::Delete { ref keys, ref aliases }, .. })
+                if keys == &["sk-1"] && aliases == &["x"]
+        ));
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 mod cli;
 mod host;
+mod keys_cmd;
 mod logging;
 mod shutdown;
 
@@ -40,6 +41,7 @@ fn main() -> ExitCode {
     }
     let result = match cli.command {
         Some(Command::Check { config }) => return check(&config),
+        Some(Command::Keys { config, action }) => keys_cmd::run(config.as_deref(), action),
         None => serve(&cli.source, &cli.serve),
     };
     match result {
@@ -92,8 +94,18 @@ fn serve(source: &Source, args: &ServeArgs) -> anyhow::Result<()> {
     for notice in &loaded.notices {
         tracing::warn!(severity = %notice.severity, "config: {notice}");
     }
-    // Spawns nothing, so it is built here, before Pingora's runtimes exist.
-    let gateway = llmgate::Gateway::new(loaded.config).context("building the gateway")?;
+    // The gateway's state (the key store's connections, its background tasks) lives on a
+    // runtime of its own: Pingora's runtimes do not exist yet, and they stop before the
+    // process is done with the database.
+    let state = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("llmgate-state")
+        .enable_all()
+        .build()
+        .context("starting the state runtime")?;
+    let gateway = state
+        .block_on(llmgate::Gateway::open(loaded.config))
+        .context("building the gateway")?;
 
     let address = args.listen_address();
     // Pingora binds inside its runtime and panics there on failure, leaving a process that
