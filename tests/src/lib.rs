@@ -382,3 +382,22 @@ impl TestStream {
         }
     }
 }
+
+/// The machine's PostgreSQL (`LLMGATE_TEST_POSTGRES`, default
+/// `postgres://postgres@127.0.0.1:5432/test`) when it answers within a second; `None` (and a
+/// line saying the test is skipped) when it does not, so the suite passes without it.
+pub async fn postgres_url() -> Option<String> {
+    let url = std::env::var("LLMGATE_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+    let reachable = tokio::time::timeout(
+        std::time::Duration::from_secs(1),
+        tokio::net::TcpStream::connect("127.0.0.1:5432"),
+    )
+    .await
+    .is_ok_and(|r| r.is_ok());
+    if !reachable {
+        eprintln!("skipped: PostgreSQL is not reachable at 127.0.0.1:5432");
+        return None;
+    }
+    Some(url)
+}

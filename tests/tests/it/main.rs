@@ -7,6 +7,7 @@ mod errors;
 mod fallback;
 mod golden;
 mod health;
+mod keys;
 mod messages;
 mod ollama_sidecar;
 mod quickstart;
