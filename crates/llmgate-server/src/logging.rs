@@ -14,13 +14,18 @@ use crate::cli::{LogArgs, LogFormat};
 
 /// `--log-level`'s directives, with Pingora held to warnings unless they name it: its info
 /// lines narrate its own start-up and shutdown (including a "grace period 30s starts" that
-/// [`crate::shutdown`] usually cuts short), which says nothing an operator needs.
+/// [`crate::shutdown`] usually cuts short), which says nothing an operator needs. sqlx likewise:
+/// at info it logs every PostgreSQL notice, such as "relation already exists, skipping" from the
+/// migrations run at each start.
 fn directives(filter: &str) -> String {
-    if filter.contains("pingora") {
-        filter.to_owned()
-    } else {
-        format!("{filter},pingora_core=warn")
+    let mut out = filter.to_owned();
+    for (target, quiet) in [("pingora", "pingora_core=warn"), ("sqlx", "sqlx=warn")] {
+        if !filter.contains(target) {
+            out.push(',');
+            out.push_str(quiet);
+        }
     }
+    out
 }
 
 /// Install the global subscriber. `RUST_LOG`, when set, overrides `--log-level`.
@@ -55,16 +60,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn pingora_is_held_to_warnings_unless_named() {
-        assert_eq!(directives("info"), "info,pingora_core=warn");
+    fn pingora_and_sqlx_are_held_to_warnings_unless_named() {
+        assert_eq!(directives("info"), "info,pingora_core=warn,sqlx=warn");
         assert_eq!(
             directives("llmgate=debug,info"),
-            "llmgate=debug,info,pingora_core=warn"
+            "llmgate=debug,info,pingora_core=warn,sqlx=warn"
         );
         assert_eq!(
             directives("info,pingora_core=debug"),
-            "info,pingora_core=debug"
+            "info,pingora_core=debug,sqlx=warn"
         );
+        assert_eq!(directives("sqlx=info"), "sqlx=info,pingora_core=warn");
         for d in ["info", "debug", "trace", "warn", "error", "off"] {
             assert!(EnvFilter::try_new(directives(d)).is_ok());
         }
