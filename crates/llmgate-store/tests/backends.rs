@@ -309,6 +309,7 @@ async fn unreachable_postgres_fails_fast_without_the_password() {
     .await
     .unwrap_err();
     let msg = err.to_string();
+    eprintln!("{msg}");
     assert!(matches!(err, OpenError::Connect { .. }), "{msg}");
     assert!(msg.contains("127.0.0.1:1/test"), "{msg}");
     assert!(!msg.contains("hunter2"), "{msg}");
