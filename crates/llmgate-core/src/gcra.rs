@@ -176,7 +176,9 @@ mod tests {
         let o = c.check(now, 500, 1000, MIN);
         assert!(!o.admitted && o.remaining == 400, "{o:?}");
         assert!(!c.check(now, 1001, 1000, MIN).admitted);
-        assert!(check(0.0, now, 1001, 1000, MIN).retry_after_us.is_infinite());
+        assert!(check(0.0, now, 1001, 1000, MIN)
+            .retry_after_us
+            .is_infinite());
         // 500 of the 600 were not used: given back.
         c.adjust(now, -500, 1000, MIN);
         assert_eq!(c.used(now, 1000, MIN), 100);
