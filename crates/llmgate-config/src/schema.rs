@@ -359,6 +359,9 @@ pub struct GeneralSettings {
     /// `llmgate_rate_limit_failure_policy` (llmgate's own): what rate limiting does while Redis
     /// is unreachable; `open` by default.
     pub llmgate_rate_limit_failure_policy: Option<FailurePolicy>,
+    /// `llmgate_rate_limit_redis_prefix` (llmgate's own): prepended to every rate-limit key in
+    /// Redis (default `llmgate:rl:`), for gateways that share a Redis but not their limits.
+    pub llmgate_rate_limit_redis_prefix: Option<String>,
     /// `background_health_checks`.
     pub background_health_checks: Option<bool>,
     /// `health_check_interval`.

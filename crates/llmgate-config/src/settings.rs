@@ -295,6 +295,9 @@ pub(crate) fn general_settings(w: &mut Walk<'_>, node: &Node, path: &str) -> Gen
             "global_max_parallel_requests" => {
                 out.global_max_parallel_requests = w.u64(value, &p);
             }
+            "llmgate_rate_limit_redis_prefix" => {
+                out.llmgate_rate_limit_redis_prefix = w.string(value, &p);
+            }
             "llmgate_rate_limit_failure_policy" => {
                 out.llmgate_rate_limit_failure_policy = match w.string(value, &p).as_deref() {
                     None => None,

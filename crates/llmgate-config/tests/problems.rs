@@ -485,7 +485,7 @@ fn request_size_limit() {
 
 #[test]
 fn rate_limit_settings_are_active() {
-    let yaml = "model_list: []\nrouter_settings:\n  redis_host: 127.0.0.1\n  redis_port: 6379\n  redis_password: pw\ngeneral_settings:\n  max_parallel_requests: 10\n  global_max_parallel_requests: 100\n  llmgate_rate_limit_failure_policy: closed\n";
+    let yaml = "model_list: []\nrouter_settings:\n  redis_host: 127.0.0.1\n  redis_port: 6379\n  redis_password: pw\ngeneral_settings:\n  max_parallel_requests: 10\n  global_max_parallel_requests: 100\n  llmgate_rate_limit_failure_policy: closed\n  llmgate_rate_limit_redis_prefix: \"team-a:\"\n";
     assert_eq!(
         all_problems(yaml, &env(&[])),
         ["warning: model_list: no models configured: every model request will be answered with 400 (model_not_found)"]

@@ -358,6 +358,59 @@ mod tests {
         assert!(started.elapsed() < Duration::from_millis(50), "backs off");
     }
 
+    /// Three layers, each with its own store and connection (three gateway instances), one
+    /// key with `rpm_limit` 7 and `tpm_limit` 1000: a concurrent burst admits exactly 7.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn three_instances_admit_exactly_the_limit_together() {
+        use http::{Request, Response};
+        use llmgate_core::{body, BoxBody, Principal, VirtualKey};
+        use tower::{service_fn, Layer, Service, ServiceExt};
+
+        if local().await.is_none() {
+            return;
+        }
+        let p = prefix("three");
+        let instances: Vec<_> = (0..3)
+            .map(|_| {
+                let mut cfg = RedisConfig::new("redis://127.0.0.1:6379");
+                cfg.prefix.clone_from(&p);
+                let layer = crate::RateLimitLayer::new(Arc::new(RedisStore::new(cfg).unwrap()));
+                let inner = service_fn(|_r: Request<()>| async {
+                    Ok::<_, std::convert::Infallible>(Response::new(body::full("ok")))
+                });
+                layer.layer(inner)
+            })
+            .collect();
+        let key = Principal::Key(Arc::new(VirtualKey {
+            token: "shared-key".into(),
+            rpm_limit: Some(7),
+            ..VirtualKey::default()
+        }));
+        let calls: Vec<_> = (0..30)
+            .map(|i| {
+                let mut svc = instances[i % 3].clone();
+                let key = key.clone();
+                tokio::spawn(async move {
+                    let mut req = Request::new(());
+                    req.extensions_mut().insert(key);
+                    let res: Response<BoxBody> =
+                        svc.ready().await.unwrap().call(req).await.unwrap();
+                    res.status().as_u16()
+                })
+            })
+            .collect();
+        let mut statuses = Vec::new();
+        for c in calls {
+            statuses.push(c.await.unwrap());
+        }
+        assert_eq!(
+            statuses.iter().filter(|s| **s == 200).count(),
+            7,
+            "{statuses:?}"
+        );
+        assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 23);
+    }
+
     #[test]
     fn a_malformed_url_is_refused_up_front() {
         assert!(RedisStore::new(RedisConfig::new("not a url")).is_err());

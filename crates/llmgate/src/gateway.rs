@@ -47,6 +47,9 @@ pub enum BuildError {
     /// The upstream HTTP client could not be built (TLS roots, connector).
     #[error("cannot build the upstream HTTP client: {0}")]
     UpstreamClient(String),
+    /// The rate limiter's store could not be set up (a Redis URL that does not parse).
+    #[error("cannot set up rate limiting: {0}")]
+    RateLimit(String),
 }
 
 /// The gateway: cheap to clone, shareable across threads and runtimes.
@@ -71,7 +74,7 @@ impl Gateway {
     ///
     /// The layers, outermost first (see `docs/architecture.md`): request id and span, rescue
     /// (errors and panics to OpenAI JSON), path dispatch, then for LLM calls: body limit + parse,
-    /// auth, router, provider.
+    /// auth, rate limit, fallback, router, provider.
     pub fn new(config: Config) -> Result<Gateway, BuildError> {
         let deployments = config.deployments();
         if let Some(d) = deployments
@@ -96,6 +99,7 @@ impl Gateway {
         let max_body =
             usize::try_from(config.general_settings.max_request_body_bytes()).unwrap_or(usize::MAX);
         let auth = AuthLayer::new(config.master_key());
+        let ratelimit = crate::ratelimit::layer(&config)?;
 
         let client = UpstreamClient::new(UpstreamClientConfig::default())
             .map_err(|e| BuildError::UpstreamClient(e.to_string()))?;
@@ -115,6 +119,7 @@ impl Gateway {
         // same inner stack as the OpenAI endpoints.
         let inner = ServiceBuilder::new()
             .layer(auth.clone())
+            .layer(ratelimit)
             .layer(FallbackLayer::new(routing::fallback_policy(&config)))
             .layer(RouterLayer::new(table.clone()))
             .service(provider);

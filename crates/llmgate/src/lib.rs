@@ -21,6 +21,7 @@ pub mod rescue;
 
 mod gateway;
 mod health;
+mod ratelimit;
 mod routes;
 mod routing;
 mod serve;

@@ -10,5 +10,6 @@ mod health;
 mod messages;
 mod ollama_sidecar;
 mod quickstart;
+mod ratelimit;
 mod routing;
 mod stream;
