@@ -90,10 +90,8 @@ pub(crate) fn load_tree(
             .map(llmgate_core::Secret::new);
     }
     if config.general_settings.database_url.is_none() {
-        config.general_settings.database_url = w
-            .env
-            .lookup("DATABASE_URL")
-            .map(llmgate_core::Secret::new);
+        config.general_settings.database_url =
+            w.env.lookup("DATABASE_URL").map(llmgate_core::Secret::new);
     }
     validate(&config, &w.group_names, &w.refs, &mut w.report);
 
