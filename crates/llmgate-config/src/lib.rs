@@ -33,7 +33,7 @@
 //! - Keys later releases implement (caching, budgets, rate limits, callbacks, ...) are
 //!   read, checked and reported once each as [`Severity::NotYetActive`]. Security and spending
 //!   controls that llmgate does not enforce yet (`allowed_ips`, JWT auth, `max_budget`,
-//!   parallel request limits, ...) are errors: ignoring them would leave the gateway more open
+//!   per-deployment `max_parallel_requests`, ...) are errors: ignoring them would leave the gateway more open
 //!   than configured. Unknown keys are warnings.
 //! - `include: [other.yaml]` merges other files, as LiteLLM does.
 //!
@@ -83,8 +83,9 @@ pub use env::{EnvLookup, ProcessEnv};
 pub use model_list::MOCK_ERRORS;
 pub use problems::{Problem, Problems, Severity};
 pub use schema::{
-    AllowedFailsPolicy, CacheParams, Config, Fallback, GeneralSettings, LitellmParams,
-    LitellmSettings, ModelEntry, ModelGroupAlias, RetryPolicy, RouterSettings, RoutingStrategy,
+    AllowedFailsPolicy, CacheParams, Config, FailurePolicy, Fallback, GeneralSettings,
+    LitellmParams, LitellmSettings, ModelEntry, ModelGroupAlias, RetryPolicy, RouterSettings,
+    RoutingStrategy,
 };
 
 /// A config that loaded, with what is worth telling the operator at start-up.

@@ -262,6 +262,8 @@ pub struct RouterSettings {
     pub redis_port: Option<u16>,
     /// `redis_password`.
     pub redis_password: Option<Secret>,
+    /// `redis_url` (`redis://[:password@]host:port[/db]`), instead of host, port and password.
+    pub redis_url: Option<Secret>,
     /// `enable_pre_call_checks`.
     pub enable_pre_call_checks: Option<bool>,
     /// `enable_tag_filtering`.
@@ -329,6 +331,16 @@ pub struct LitellmSettings {
     pub turn_off_message_logging: Option<bool>,
 }
 
+/// What rate limiting does while its Redis is unreachable
+/// (`general_settings.llmgate_rate_limit_failure_policy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailurePolicy {
+    /// Admit requests unlimited, counted and logged.
+    Open,
+    /// Refuse them with a 503.
+    Closed,
+}
+
 /// `general_settings`.
 #[derive(Debug, Clone, Default)]
 pub struct GeneralSettings {
@@ -340,10 +352,16 @@ pub struct GeneralSettings {
     pub database_connection_pool_limit: Option<u32>,
     /// `disable_spend_logs`.
     pub disable_spend_logs: Option<bool>,
-    /// `max_parallel_requests` (refused until implemented: see the crate docs).
+    /// `max_parallel_requests`: requests in flight at once per caller whose key sets none.
     pub max_parallel_requests: Option<u64>,
-    /// `global_max_parallel_requests` (refused until implemented).
+    /// `global_max_parallel_requests`: requests in flight at once through the gateway.
     pub global_max_parallel_requests: Option<u64>,
+    /// `llmgate_rate_limit_failure_policy` (llmgate's own): what rate limiting does while Redis
+    /// is unreachable; `open` by default.
+    pub llmgate_rate_limit_failure_policy: Option<FailurePolicy>,
+    /// `llmgate_rate_limit_redis_prefix` (llmgate's own): prepended to every rate-limit key in
+    /// Redis (default `llmgate:rl:`), for gateways that share a Redis but not their limits.
+    pub llmgate_rate_limit_redis_prefix: Option<String>,
     /// `background_health_checks`.
     pub background_health_checks: Option<bool>,
     /// `health_check_interval`.

@@ -17,8 +17,8 @@ use serde_json::Map;
 use crate::node::Node;
 use crate::problems::{index_path, key_path};
 use crate::schema::{
-    AllowedFailsPolicy, CacheParams, Fallback, GeneralSettings, LitellmSettings, ModelGroupAlias,
-    RetryPolicy, RouterSettings, RoutingStrategy,
+    AllowedFailsPolicy, CacheParams, FailurePolicy, Fallback, GeneralSettings, LitellmSettings,
+    ModelGroupAlias, RetryPolicy, RouterSettings, RoutingStrategy,
 };
 use crate::validate::GroupRef;
 use crate::walk::Walk;
@@ -66,7 +66,6 @@ fn unsupported(w: &mut Walk<'_>, path: &str) {
 
 const RETRIES: &str = "retries";
 const FALLBACKS: &str = "fallbacks";
-const REDIS: &str = "Redis";
 const CACHING: &str = "response caching";
 const CALLBACKS: &str = "logging callbacks";
 const HEALTH: &str = "background health checks";
@@ -132,18 +131,11 @@ pub(crate) fn router_settings(w: &mut Walk<'_>, node: &Node, path: &str) -> Rout
             "context_window_fallbacks" => out.context_window_fallbacks = fallbacks(w, value, &p),
             "content_policy_fallbacks" => out.content_policy_fallbacks = fallbacks(w, value, &p),
             "default_fallbacks" => out.default_fallbacks = default_fallbacks(w, value, &p),
-            "redis_host" => {
-                out.redis_host = w.string(value, &p);
-                not_yet_active(w, value, &p, REDIS);
-            }
-            "redis_port" => {
-                out.redis_port = w.port(value, &p);
-                not_yet_active(w, value, &p, REDIS);
-            }
-            "redis_password" => {
-                out.redis_password = w.secret(value, &p);
-                not_yet_active(w, value, &p, REDIS);
-            }
+            // Redis for rate-limit counters shared by instances (docs/rate-limits.md).
+            "redis_host" => out.redis_host = w.string(value, &p),
+            "redis_port" => out.redis_port = w.port(value, &p),
+            "redis_password" => out.redis_password = w.secret(value, &p),
+            "redis_url" => out.redis_url = w.secret(value, &p),
             "enable_pre_call_checks" => {
                 out.enable_pre_call_checks = w.bool(value, &p);
                 not_yet_active(w, value, &p, "pre-call checks");
@@ -153,7 +145,7 @@ pub(crate) fn router_settings(w: &mut Walk<'_>, node: &Node, path: &str) -> Rout
                 not_yet_active(w, value, &p, "tag-based routing");
             }
             "provider_budget_config" => unenforced(w, value, &p, "provider budgets are"),
-            "redis_url" | "cache_responses" | "caching_groups" | "cache_kwargs" => {
+            "cache_responses" | "caching_groups" | "cache_kwargs" => {
                 not_yet_active(w, value, &p, CACHING)
             }
             "model_group_retry_policy" | "retry_after" => not_yet_active(w, value, &p, RETRIES),
@@ -299,13 +291,26 @@ pub(crate) fn general_settings(w: &mut Walk<'_>, node: &Node, path: &str) -> Gen
             "health_check_interval" => {
                 out.health_check_interval = w.seconds(value, &p);
             }
-            "max_parallel_requests" => {
-                out.max_parallel_requests = w.u64(value, &p);
-                unenforced(w, value, &p, "parallel request limits are");
-            }
+            "max_parallel_requests" => out.max_parallel_requests = w.u64(value, &p),
             "global_max_parallel_requests" => {
                 out.global_max_parallel_requests = w.u64(value, &p);
-                unenforced(w, value, &p, "parallel request limits are");
+            }
+            "llmgate_rate_limit_redis_prefix" => {
+                out.llmgate_rate_limit_redis_prefix = w.string(value, &p);
+            }
+            "llmgate_rate_limit_failure_policy" => {
+                out.llmgate_rate_limit_failure_policy = match w.string(value, &p).as_deref() {
+                    None => None,
+                    Some("open") => Some(FailurePolicy::Open),
+                    Some("closed") => Some(FailurePolicy::Closed),
+                    Some(other) => {
+                        w.report.error(
+                            &p,
+                            format!("unknown policy \"{other}\" (expected open or closed)"),
+                        );
+                        None
+                    }
+                };
             }
             "allowed_ips" => unenforced(w, value, &p, "IP allow-lists are"),
             "enforce_user_param" | "enforced_params" => {

@@ -288,16 +288,6 @@ fn security_settings_that_would_go_unenforced_are_errors() {
             "custom auth is",
         ),
         (
-            "general_settings",
-            "max_parallel_requests: 10",
-            "parallel request limits are",
-        ),
-        (
-            "general_settings",
-            "global_max_parallel_requests: 100",
-            "parallel request limits are",
-        ),
-        (
             "litellm_settings",
             "max_budget: 50",
             "the proxy-wide max_budget is",
@@ -385,8 +375,6 @@ general_settings:
         all_problems(yaml, &env(&[])),
         vec![
             nya("model_list[0].litellm_params.tags", "tag-based routing"),
-            nya("router_settings.redis_host", "Redis"),
-            nya("router_settings.redis_port", "Redis"),
             nya("litellm_settings.cache", "response caching"),
             nya("litellm_settings.cache_params", "response caching"),
             nya("litellm_settings.success_callback", "logging callbacks"),
@@ -493,4 +481,21 @@ fn request_size_limit() {
             "warning: model_list: no models configured: every model request will be answered with 400 (model_not_found)",
         ]),
     ]);
+}
+
+#[test]
+fn rate_limit_settings_are_active() {
+    let yaml = "model_list: []\nrouter_settings:\n  redis_host: 127.0.0.1\n  redis_port: 6379\n  redis_password: pw\ngeneral_settings:\n  max_parallel_requests: 10\n  global_max_parallel_requests: 100\n  llmgate_rate_limit_failure_policy: closed\n  llmgate_rate_limit_redis_prefix: \"team-a:\"\n";
+    assert_eq!(
+        all_problems(yaml, &env(&[])),
+        ["warning: model_list: no models configured: every model request will be answered with 400 (model_not_found)"]
+    );
+    let bad = "model_list: []\ngeneral_settings:\n  llmgate_rate_limit_failure_policy: maybe\n";
+    assert_eq!(
+        load_err(bad, &env(&[])),
+        [
+            "error: general_settings.llmgate_rate_limit_failure_policy: unknown policy \"maybe\" (expected open or closed)",
+            "warning: model_list: no models configured: every model request will be answered with 400 (model_not_found)",
+        ]
+    );
 }

@@ -7,6 +7,7 @@
 //! - [`error`]: the one error contract, and OpenAI's error body.
 //! - [`sse`]: server-sent events in and out.
 //! - [`key`]: virtual keys and the clock budgets are judged by.
+//! - [`gcra`]: the rate-limit algorithm every limiter counts with (lock-free cell, formula).
 //! - [`DeploymentSpec`] and [`ProviderKind`]: what a `model_list` entry resolves to.
 //!
 //! This crate depends on no other llmgate crate; everything else depends on it.
@@ -15,6 +16,7 @@ pub mod body;
 pub mod deployment;
 pub mod error;
 pub mod ext;
+pub mod gcra;
 pub mod key;
 pub mod provider;
 pub mod request;
@@ -49,4 +51,16 @@ pub mod headers {
     pub const CACHE: &str = "x-llmgate-cache";
     /// Cost in USD.
     pub const RESPONSE_COST: &str = "x-llmgate-response-cost";
+    /// The caller's request limit (per minute) that is closest to running out.
+    pub const RATELIMIT_LIMIT_REQUESTS: &str = "x-ratelimit-limit-requests";
+    /// Requests left under that limit.
+    pub const RATELIMIT_REMAINING_REQUESTS: &str = "x-ratelimit-remaining-requests";
+    /// Time until that limit is fully replenished (`1s`, `6m0s`, `20ms`, as OpenAI writes it).
+    pub const RATELIMIT_RESET_REQUESTS: &str = "x-ratelimit-reset-requests";
+    /// The caller's token limit (per minute) that is closest to running out.
+    pub const RATELIMIT_LIMIT_TOKENS: &str = "x-ratelimit-limit-tokens";
+    /// Tokens left under that limit.
+    pub const RATELIMIT_REMAINING_TOKENS: &str = "x-ratelimit-remaining-tokens";
+    /// Time until that limit is fully replenished.
+    pub const RATELIMIT_RESET_TOKENS: &str = "x-ratelimit-reset-tokens";
 }

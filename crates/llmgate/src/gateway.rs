@@ -52,6 +52,9 @@ pub enum BuildError {
     /// The key store (`database_url`, or `llmgate.db` beside the config) could not be opened.
     #[error(transparent)]
     Store(#[from] crate::store::OpenStoreError),
+    /// The rate limiter's store could not be set up (a Redis URL that does not parse).
+    #[error("cannot set up rate limiting: {0}")]
+    RateLimit(String),
 }
 
 /// Builds a [`Gateway`] with parts a config cannot name: a key store, a clock.
@@ -111,7 +114,7 @@ impl Gateway {
     ///
     /// The layers, outermost first (see `docs/architecture.md`): request id and span, rescue
     /// (errors and panics to OpenAI JSON), path dispatch, then for LLM calls: body limit + parse,
-    /// auth, router, provider.
+    /// auth, rate limit, fallback, router, provider.
     ///
     /// With a master key, virtual keys are kept in memory (lost on restart): use
     /// [`Gateway::open`] for the configured database, or [`Gateway::builder`] to pass a store.
@@ -196,6 +199,7 @@ impl Gateway {
             auth = auth.with_keys(keys.clone());
         }
         let key_admin = keys.map(KeyAdmin::new);
+        let ratelimit = crate::ratelimit::layer(&config)?;
 
         let client = UpstreamClient::new(UpstreamClientConfig::default())
             .map_err(|e| BuildError::UpstreamClient(e.to_string()))?;
@@ -215,6 +219,7 @@ impl Gateway {
         // same inner stack as the OpenAI endpoints.
         let inner = ServiceBuilder::new()
             .layer(auth.clone())
+            .layer(ratelimit)
             .layer(FallbackLayer::new(routing::fallback_policy(&config)))
             .layer(RouterLayer::new(table.clone()))
             .service(provider);

@@ -23,6 +23,7 @@ pub mod rescue;
 mod background;
 mod gateway;
 mod health;
+mod ratelimit;
 mod routes;
 mod routing;
 mod serve;

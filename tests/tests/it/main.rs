@@ -11,5 +11,6 @@ mod keys;
 mod messages;
 mod ollama_sidecar;
 mod quickstart;
+mod ratelimit;
 mod routing;
 mod stream;

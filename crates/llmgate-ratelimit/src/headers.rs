@@ -1,0 +1,88 @@
+//! `x-ratelimit-*` response headers, as OpenAI sends them.
+
+use std::time::Duration;
+
+use http::{HeaderMap, HeaderValue};
+use llmgate_core::headers as names;
+
+use crate::plan::{LimitName, Unit};
+use crate::store::{Check, CheckState};
+
+/// A duration as OpenAI writes it in `x-ratelimit-reset-*`: `20ms`, `1s`, `8.571s`, `6m0s`,
+/// `1h2m3s`.
+pub fn duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms < 1000 {
+        return format!("{ms}ms");
+    }
+    let secs = d.as_secs();
+    let frac = (ms % 1000) as u64;
+    let s = secs % 60;
+    let sec = if frac == 0 {
+        format!("{s}s")
+    } else {
+        let f = format!("{s}.{frac:03}");
+        format!("{}s", f.trim_end_matches('0'))
+    };
+    match (secs / 3600, (secs / 60) % 60) {
+        (0, 0) => sec,
+        (0, m) => format!("{m}m{sec}"),
+        (h, m) => format!("{h}h{m}m{sec}"),
+    }
+}
+
+/// The headers for one request: for requests and for tokens, the applying limit with the
+/// fewest units left. Nothing when no rate limit applies.
+pub(crate) fn build(names: &[LimitName], checks: &[Check], states: &[CheckState]) -> HeaderMap {
+    let mut out = HeaderMap::new();
+    for (unit, [limit, remaining, reset]) in [
+        (
+            Unit::Requests,
+            [
+                names::RATELIMIT_LIMIT_REQUESTS,
+                names::RATELIMIT_REMAINING_REQUESTS,
+                names::RATELIMIT_RESET_REQUESTS,
+            ],
+        ),
+        (
+            Unit::Tokens,
+            [
+                names::RATELIMIT_LIMIT_TOKENS,
+                names::RATELIMIT_REMAINING_TOKENS,
+                names::RATELIMIT_RESET_TOKENS,
+            ],
+        ),
+    ] {
+        let tightest = names
+            .iter()
+            .zip(checks.iter().zip(states))
+            .filter(|(n, _)| n.unit() == unit)
+            .map(|(_, cs)| cs)
+            .min_by_key(|(c, s)| (s.remaining, c.limit));
+        if let Some((c, s)) = tightest {
+            out.insert(limit, HeaderValue::from(c.limit));
+            out.insert(remaining, HeaderValue::from(s.remaining));
+            if let Ok(v) = HeaderValue::from_str(&duration(s.reset)) {
+                out.insert(reset, v);
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_like_openai_s() {
+        let d = |ms| duration(Duration::from_millis(ms));
+        assert_eq!(d(0), "0ms");
+        assert_eq!(d(20), "20ms");
+        assert_eq!(d(1000), "1s");
+        assert_eq!(d(8571), "8.571s");
+        assert_eq!(d(1500), "1.5s");
+        assert_eq!(d(360_000), "6m0s");
+        assert_eq!(d(3_723_000), "1h2m3s");
+    }
+}

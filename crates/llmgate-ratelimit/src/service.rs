@@ -1,0 +1,61 @@
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::{Request, Response};
+use llmgate_core::{BoxBody, LlmRequest, Principal};
+use tower::Service;
+
+use crate::future::{Pending, ResponseFuture};
+use crate::layer::Shared;
+use crate::plan::Plan;
+
+/// Rate-limits each request; see the crate docs.
+#[derive(Debug, Clone)]
+pub struct RateLimit<S> {
+    inner: S,
+    shared: Arc<Shared>,
+}
+
+impl<S> RateLimit<S> {
+    pub(crate) fn new(inner: S, shared: Arc<Shared>) -> Self {
+        RateLimit { inner, shared }
+    }
+}
+
+impl<S, B> Service<Request<B>> for RateLimit<S>
+where
+    S: Service<Request<B>, Response = Response<BoxBody>> + Clone,
+{
+    type Response = Response<BoxBody>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S, B>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let plan = Plan::build(
+            req.extensions().get::<Principal>(),
+            req.extensions().get::<LlmRequest>(),
+            self.shared.globals,
+        );
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        if plan.checks.is_empty() {
+            return ResponseFuture::Inner {
+                fut: inner.call(req),
+                admitted: None,
+            };
+        }
+        ResponseFuture::Acquire {
+            acquire: self.shared.store.acquire(&plan.checks),
+            pending: Some(Pending {
+                inner,
+                req,
+                plan,
+                shared: self.shared.clone(),
+            }),
+        }
+    }
+}
