@@ -199,6 +199,9 @@ mod tests {
         let denied = check(100.0 + MIN, 100.0, 1, 10, MIN);
         assert!(!denied.admitted && denied.remaining == 0);
         assert!((denied.reset_us - MIN).abs() < 1e-6);
-        assert!(!check(0.0, 1.0, 1, 0, MIN).admitted, "a zero limit admits nothing");
+        assert!(
+            !check(0.0, 1.0, 1, 0, MIN).admitted,
+            "a zero limit admits nothing"
+        );
     }
 }

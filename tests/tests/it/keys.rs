@@ -535,3 +535,28 @@ fn tempdir() -> std::path::PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+#[tokio::test]
+async fn a_keys_rate_limits_apply() {
+    let mock = MockProvider::start().await;
+    let gw = TestGateway::start(&yaml(&mock, "")).await;
+    let (secret, _) = generate(&gw.handle().with_key(MASTER), json!({"rpm_limit": 2})).await;
+    let user = gw.handle().with_key(&secret);
+    let first = user.chat("gpt", "hi").await;
+    assert_eq!(first.status, 200);
+    assert_eq!(first.header("x-ratelimit-limit-requests"), Some("2"));
+    assert_eq!(user.chat("gpt", "hi").await.status, 200);
+    let e = user.chat("gpt", "hi").await;
+    assert_eq!(e.status, 429);
+    assert!(e.header("retry-after").is_some());
+    // Another key has its own budget of requests; the master key has none.
+    let (other, _) = generate(&gw.handle().with_key(MASTER), json!({"rpm_limit": 2})).await;
+    assert_eq!(
+        gw.handle().with_key(&other).chat("gpt", "hi").await.status,
+        200
+    );
+    assert_eq!(
+        gw.handle().with_key(MASTER).chat("gpt", "hi").await.status,
+        200
+    );
+}
