@@ -52,6 +52,9 @@ pub enum BuildError {
     /// The key store (`database_url`, or `llmgate.db` beside the config) could not be opened.
     #[error(transparent)]
     Store(#[from] crate::store::OpenStoreError),
+    /// The response cache could not be set up (`litellm_settings.cache_params`).
+    #[error("cannot set up the response cache: {0}")]
+    Cache(String),
 }
 
 /// Builds a [`Gateway`] with parts a config cannot name: a key store, a clock.
@@ -111,7 +114,7 @@ impl Gateway {
     ///
     /// The layers, outermost first (see `docs/architecture.md`): request id and span, rescue
     /// (errors and panics to OpenAI JSON), path dispatch, then for LLM calls: body limit + parse,
-    /// auth, router, provider.
+    /// auth, cache, fallback, router, provider.
     ///
     /// With a master key, virtual keys are kept in memory (lost on restart): use
     /// [`Gateway::open`] for the configured database, or [`Gateway::builder`] to pass a store.
@@ -211,10 +214,13 @@ impl Gateway {
                     .unwrap_or(DEFAULT_HEALTH_CHECK_INTERVAL)
             });
         let health_checks = Health::new(table.clone(), provider.clone(), background);
+        let cache = crate::cache::layer(&config, &table)?;
+        let cache_kind = cache.as_ref().map(|c| c.store_kind());
         // `/v1/messages` (Anthropic-format clients) translates its body and answer around the
         // same inner stack as the OpenAI endpoints.
         let inner = ServiceBuilder::new()
             .layer(auth.clone())
+            .option_layer(cache)
             .layer(FallbackLayer::new(routing::fallback_policy(&config)))
             .layer(RouterLayer::new(table.clone()))
             .service(provider);
@@ -262,7 +268,7 @@ impl Gateway {
             serde_json::json!({
                 "status": "healthy",
                 "db": if key_admin.is_some() { "connected" } else { "Not connected" },
-                "cache": null,
+                "cache": cache_kind,
                 "llmgate_version": env!("CARGO_PKG_VERSION"),
             })
             .to_string(),
