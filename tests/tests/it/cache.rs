@@ -351,3 +351,50 @@ async fn an_unreachable_redis_serves_misses() {
     }
     assert_eq!(mock.request_count(), 3);
 }
+
+#[tokio::test]
+async fn anthropic_clients_get_hits_in_their_own_shape() {
+    let mock = MockProvider::start().await;
+    let gw = cached(&mock, &["type: local"]).await;
+    let headers = &[("anthropic-version", "2023-06-01")];
+    let body = json!({"model": "gpt", "max_tokens": 64,
+        "messages": [{"role": "user", "content": "hello there"}]});
+    let first = gw
+        .send(
+            http::Method::POST,
+            "/v1/messages",
+            body.to_string(),
+            headers,
+        )
+        .await;
+    assert_eq!((first.status.as_u16(), cache_header(&first)), (200, "miss"));
+    let second = gw
+        .send(
+            http::Method::POST,
+            "/v1/messages",
+            body.to_string(),
+            headers,
+        )
+        .await;
+    assert_eq!(cache_header(&second), "hit");
+    assert_eq!(second.json()["type"], "message");
+    assert_eq!(second.json()["content"], first.json()["content"]);
+
+    let mut streamed = body.clone();
+    streamed["stream"] = json!(true);
+    let mut s = gw.stream_with("/v1/messages", &streamed, headers).await;
+    let mut original = Vec::new();
+    while let Some(e) = s.next_event().await {
+        original.push(e);
+    }
+    let mut s = gw.stream_with("/v1/messages", &streamed, headers).await;
+    assert_eq!(s.headers["x-llmgate-cache"], "hit");
+    let mut replay = Vec::new();
+    while let Some(e) = s.next_event().await {
+        replay.push(e);
+    }
+    let names = |v: &[(String, String)]| v.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
+    assert_eq!(names(&replay), names(&original));
+    assert_eq!(replay.last().map(|(n, _)| n.as_str()), Some("message_stop"));
+    assert_eq!(mock.request_count(), 2);
+}
