@@ -66,6 +66,7 @@
 //! assert!(loaded.notices.is_empty());
 //! ```
 
+mod cache;
 mod deployments;
 mod env;
 mod load;

@@ -273,22 +273,34 @@ pub struct RouterSettings {
 /// `litellm_settings.cache_params`.
 #[derive(Debug, Clone, Default)]
 pub struct CacheParams {
-    /// `type`: `local`, `redis`, `redis-semantic`, `s3`, `disk`, ...
+    /// `type`: `local` or `redis` (LiteLLM's proxy defaults to `redis`; its other backends,
+    /// `redis-semantic`, `s3`, `disk`, ..., are refused).
     pub cache_type: Option<String>,
-    /// `host`.
+    /// `host` (Redis; else `REDIS_HOST` from the environment, as LiteLLM does).
     pub host: Option<String>,
-    /// `port`.
+    /// `port` (Redis; else `REDIS_PORT`).
     pub port: Option<u16>,
-    /// `password`.
+    /// `password` (Redis; else `REDIS_PASSWORD`).
     pub password: Option<Secret>,
-    /// `ttl`.
+    /// `url` / `redis_url`: `redis://...` (else `REDIS_URL`); wins over host, port, password.
+    pub url: Option<Secret>,
+    /// `ttl`: how long answers are kept.
     pub ttl: Option<Duration>,
-    /// `namespace`.
+    /// `namespace`: prefix of every key.
     pub namespace: Option<String>,
-    /// `supported_call_types`.
+    /// `supported_call_types`: LiteLLM's call type names (`completion`, `acompletion`,
+    /// `text_completion`, `atext_completion`, `embedding`, `aembedding`, ...).
     pub supported_call_types: Vec<String>,
-    /// `mode` (`default_off`: cache only when a request asks).
+    /// `mode` (`default_on`, or `default_off`: cache only when a request asks).
     pub mode: Option<String>,
+    /// `max_size_in_memory`: entries the local cache holds.
+    pub max_size_in_memory: Option<u64>,
+    /// `max_size_in_memory_mb` (llmgate): megabytes the local cache holds.
+    pub max_size_in_memory_mb: Option<f64>,
+    /// `max_size_per_item`: the largest answer stored, in kilobytes.
+    pub max_size_per_item: Option<u64>,
+    /// `per_key` (llmgate): keep separate entries per virtual key.
+    pub per_key: Option<bool>,
 }
 
 /// `litellm_settings`.

@@ -17,8 +17,8 @@ use serde_json::Map;
 use crate::node::Node;
 use crate::problems::{index_path, key_path};
 use crate::schema::{
-    AllowedFailsPolicy, CacheParams, FailurePolicy, Fallback, GeneralSettings, LitellmSettings,
-    ModelGroupAlias, RetryPolicy, RouterSettings, RoutingStrategy,
+    AllowedFailsPolicy, FailurePolicy, Fallback, GeneralSettings, LitellmSettings, ModelGroupAlias,
+    RetryPolicy, RouterSettings, RoutingStrategy,
 };
 use crate::validate::GroupRef;
 use crate::walk::Walk;
@@ -177,14 +177,8 @@ pub(crate) fn litellm_settings(w: &mut Walk<'_>, node: &Node, path: &str) -> Lit
             "context_window_fallbacks" => out.context_window_fallbacks = fallbacks(w, value, &p),
             "content_policy_fallbacks" => out.content_policy_fallbacks = fallbacks(w, value, &p),
             "default_fallbacks" => out.default_fallbacks = default_fallbacks(w, value, &p),
-            "cache" => {
-                out.cache = w.bool(value, &p);
-                not_yet_active(w, value, &p, CACHING);
-            }
-            "cache_params" => {
-                out.cache_params = Some(cache_params(w, value, &p));
-                not_yet_active(w, value, &p, CACHING);
-            }
+            "cache" => out.cache = w.bool(value, &p),
+            "cache_params" => out.cache_params = Some(crate::cache::cache_params(w, value, &p)),
             "success_callback" => {
                 out.success_callback = w.string_list(value, &p);
                 not_yet_active(w, value, &p, CALLBACKS);
@@ -237,6 +231,12 @@ pub(crate) fn litellm_settings(w: &mut Walk<'_>, node: &Node, path: &str) -> Lit
             "mcp_aliases" | "ssl_verify" => unsupported(w, &p),
             _ => w.report.unknown_key(&p),
         }
+    }
+    if out.cache_params.is_some() && out.cache != Some(true) {
+        w.report.warning(
+            &key_path(path, "cache_params"),
+            "has no effect without `cache: true` (as in LiteLLM)",
+        );
     }
     out
 }
@@ -482,28 +482,6 @@ fn aliases(w: &mut Walk<'_>, node: &Node, path: &str) -> BTreeMap<String, ModelG
                 name: model.clone(),
             });
             out.insert(alias.to_owned(), ModelGroupAlias { model, hidden });
-        }
-    }
-    out
-}
-
-fn cache_params(w: &mut Walk<'_>, node: &Node, path: &str) -> CacheParams {
-    let mut out = CacheParams::default();
-    for (key, value) in w.entries(node, path) {
-        let p = key_path(path, key);
-        match key {
-            "type" => out.cache_type = w.string(value, &p),
-            "host" => out.host = w.string(value, &p),
-            "port" => out.port = w.port(value, &p),
-            "password" => out.password = w.secret(value, &p),
-            "ttl" => out.ttl = w.seconds(value, &p),
-            "namespace" => out.namespace = w.string(value, &p),
-            "supported_call_types" => out.supported_call_types = w.string_list(value, &p),
-            "mode" => out.mode = w.string(value, &p),
-            _ => {
-                // Backend-specific options (s3_bucket_name, similarity_threshold, ...).
-                let _ = w.json(value, &p);
-            }
         }
     }
     out

@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{all_problems, env, load_err};
+use common::{all_problems, env, load_err, load_ok};
 
 const MANY: &str = r#"
 model_list:
@@ -375,8 +375,6 @@ general_settings:
         all_problems(yaml, &env(&[])),
         vec![
             nya("model_list[0].litellm_params.tags", "tag-based routing"),
-            nya("litellm_settings.cache", "response caching"),
-            nya("litellm_settings.cache_params", "response caching"),
             nya("litellm_settings.success_callback", "logging callbacks"),
         ]
     );
@@ -497,5 +495,56 @@ fn rate_limit_settings_are_active() {
             "error: general_settings.llmgate_rate_limit_failure_policy: unknown policy \"maybe\" (expected open or closed)",
             "warning: model_list: no models configured: every model request will be answered with 400 (model_not_found)",
         ]
+    );
+}
+
+#[test]
+fn cache_params_are_checked_and_redis_reads_the_environment() {
+    let m = "model_list:\n  - model_name: m\n    litellm_params: {model: openai/m, api_key: k}\n";
+    let yaml = format!(
+        "{m}litellm_settings:\n  cache: true\n  cache_params:\n    type: s3\n    mode: sometimes\n    supported_call_types: [completion, nonsense]\n    s3_bucket_name: b\n"
+    );
+    assert_eq!(
+        all_problems(&yaml, &env(&[])),
+        [
+            "error: litellm_settings.cache_params.type: cache type \"s3\" is not supported by llmgate: use \"local\" (in memory) or \"redis\"",
+            "error: litellm_settings.cache_params.mode: unknown mode \"sometimes\": expected default_on or default_off",
+            "error: litellm_settings.cache_params.supported_call_types: unknown call type \"nonsense\": expected some of completion, acompletion, text_completion, atext_completion, embedding, aembedding, transcription, atranscription, rerank, arerank, speech, aspeech, responses, aresponses",
+            "not yet active: litellm_settings.cache_params.s3_bucket_name: not active yet in this llmgate release (this cache setting); accepted, has no effect",
+        ]
+    );
+
+    // `cache: true` alone is LiteLLM's Redis cache, found through REDIS_* variables.
+    let yaml = format!("{m}litellm_settings:\n  cache: true\n  cache_params: {{ttl: 60}}\n");
+    let loaded = load_ok(
+        &yaml,
+        &env(&[
+            ("REDIS_HOST", "redis.internal"),
+            ("REDIS_PORT", "6380"),
+            ("REDIS_PASSWORD", "pw"),
+        ]),
+    );
+    let p = loaded.config.litellm_settings.cache_params.unwrap();
+    assert_eq!(
+        (p.cache_type, p.host.as_deref(), p.port),
+        (None, Some("redis.internal"), Some(6380))
+    );
+    assert_eq!(p.password.unwrap().expose(), "pw");
+    assert_eq!(p.ttl, Some(std::time::Duration::from_secs(60)));
+
+    // A local cache ignores them; params without `cache: true` do nothing, said once.
+    let yaml =
+        format!("{m}litellm_settings:\n  cache_params: {{type: local, max_size_in_memory: 10}}\n");
+    assert_eq!(
+        all_problems(&yaml, &env(&[("REDIS_HOST", "x")])),
+        ["warning: litellm_settings.cache_params: has no effect without `cache: true` (as in LiteLLM)"]
+    );
+    let loaded = load_ok(
+        &format!("{m}litellm_settings:\n  cache: true\n  cache_params: {{type: local}}\n"),
+        &env(&[("REDIS_HOST", "x")]),
+    );
+    assert_eq!(
+        loaded.config.litellm_settings.cache_params.unwrap().host,
+        None
     );
 }

@@ -244,7 +244,8 @@ impl KeyStore for Store {
 
     /// PostgreSQL: spawns a `LISTEN llmgate_keys` task on the current runtime and streams what
     /// other instances publish, and [`Invalidation::All`](llmgate_auth::Invalidation::All)
-    /// after it had to reconnect. SQLite: `None`, a file has one instance.
+    /// each time it starts listening (the first time included: keys cached before then may
+    /// have missed a notification). SQLite: `None`, a file has one instance.
     fn subscribe(&self) -> Option<Invalidations> {
         on_backend!(self, s => s.subscribe())
     }

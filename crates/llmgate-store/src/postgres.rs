@@ -94,10 +94,10 @@ impl PgKeys {
 
 crate::keys::key_store_impl!(PgKeys, sqlx::Postgres);
 
-/// Forwards notifications until the receiver is gone. After any reconnect it sends
-/// [`Invalidation::All`]: notifications sent while it was away are lost.
+/// Forwards notifications until the receiver is gone. Each time it starts listening, the first
+/// time included, it sends [`Invalidation::All`]: keys cached before then may have missed a
+/// notification (sent before the first LISTEN, or while it was reconnecting).
 async fn listen_loop(pool: PgPool, tx: mpsc::Sender<Invalidation>) {
-    let mut connected_before = false;
     loop {
         if pool.is_closed() || tx.is_closed() {
             return;
@@ -115,10 +115,9 @@ async fn listen_loop(pool: PgPool, tx: mpsc::Sender<Invalidation>) {
             tokio::time::sleep(RECONNECT_DELAY).await;
             continue;
         }
-        if connected_before && tx.send(Invalidation::All).await.is_err() {
+        if tx.send(Invalidation::All).await.is_err() {
             return;
         }
-        connected_before = true;
         loop {
             let received = tokio::select! {
                 r = listener.try_recv() => r,

@@ -55,6 +55,9 @@ pub enum BuildError {
     /// The rate limiter's store could not be set up (a Redis URL that does not parse).
     #[error("cannot set up rate limiting: {0}")]
     RateLimit(String),
+    /// The response cache could not be set up (`litellm_settings.cache_params`).
+    #[error("cannot set up the response cache: {0}")]
+    Cache(String),
 }
 
 /// Builds a [`Gateway`] with parts a config cannot name: a key store, a clock.
@@ -98,6 +101,7 @@ pub struct Gateway {
     max_body: usize,
     table: Arc<ModelTable>,
     keys: Option<KeyAdmin>,
+    background: Background,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -114,7 +118,7 @@ impl Gateway {
     ///
     /// The layers, outermost first (see `docs/architecture.md`): request id and span, rescue
     /// (errors and panics to OpenAI JSON), path dispatch, then for LLM calls: body limit + parse,
-    /// auth, rate limit, fallback, router, provider.
+    /// auth, rate limit, cache, fallback, router, provider.
     ///
     /// With a master key, virtual keys are kept in memory (lost on restart): use
     /// [`Gateway::open`] for the configured database, or [`Gateway::builder`] to pass a store.
@@ -143,7 +147,11 @@ impl Gateway {
         if let Some(store) = store {
             builder = builder.key_store(store);
         }
-        builder.build()
+        let gateway = builder.build()?;
+        // Inside a runtime already: follow other instances' key changes from now, not from the
+        // first request.
+        gateway.background.start();
+        Ok(gateway)
     }
 
     /// Virtual-key management (`None` without a master key), as the `/key/*` API does it.
@@ -215,11 +223,14 @@ impl Gateway {
                     .unwrap_or(DEFAULT_HEALTH_CHECK_INTERVAL)
             });
         let health_checks = Health::new(table.clone(), provider.clone(), background);
+        let cache = crate::cache::layer(&config, &table)?;
+        let cache_kind = cache.as_ref().map(|c| c.store_kind());
         // `/v1/messages` (Anthropic-format clients) translates its body and answer around the
         // same inner stack as the OpenAI endpoints.
         let inner = ServiceBuilder::new()
             .layer(auth.clone())
             .layer(ratelimit)
+            .option_layer(cache)
             .layer(FallbackLayer::new(routing::fallback_policy(&config)))
             .layer(RouterLayer::new(table.clone()))
             .service(provider);
@@ -267,7 +278,7 @@ impl Gateway {
             serde_json::json!({
                 "status": "healthy",
                 "db": if key_admin.is_some() { "connected" } else { "Not connected" },
-                "cache": null,
+                "cache": cache_kind,
                 "llmgate_version": env!("CARGO_PKG_VERSION"),
             })
             .to_string(),
@@ -288,7 +299,7 @@ impl Gateway {
             health: BoxCloneSyncService::new(health),
             health_checks,
             keys: BoxCloneSyncService::new(key_api),
-            background: tasks,
+            background: tasks.clone(),
         };
         let service = ServiceBuilder::new()
             .layer(RequestIdLayer)
@@ -299,6 +310,7 @@ impl Gateway {
             max_body,
             table,
             keys: key_admin,
+            background: tasks,
         })
     }
 

@@ -21,6 +21,7 @@ pub mod request_id;
 pub mod rescue;
 
 mod background;
+mod cache;
 mod gateway;
 mod health;
 mod ratelimit;
