@@ -13,6 +13,7 @@ use llmgate_auth::{AuthLayer, KeyStore, Keys, MemoryKeyStore};
 use llmgate_config::Config;
 use llmgate_core::{wire::ModelList, BoxBody, BoxError, Principal, SharedClock, SystemClock};
 use llmgate_fallback::FallbackLayer;
+use llmgate_metering::{Meter, SpendSink};
 use llmgate_providers::{ProviderService, UpstreamClient, UpstreamClientConfig};
 use llmgate_router::{ModelTable, RouterLayer};
 use tower::util::BoxCloneSyncService;
@@ -22,6 +23,7 @@ use crate::background::Background;
 use crate::health::Health;
 use crate::keys::{api::KeyApi, KeyAdmin};
 use crate::messages::MessagesLayer;
+use crate::meter;
 use crate::parse::ParseLayer;
 use crate::request_id::RequestIdLayer;
 use crate::rescue::RescueLayer;
@@ -52,6 +54,9 @@ pub enum BuildError {
     /// The key store (`database_url`, or `llmgate.db` beside the config) could not be opened.
     #[error(transparent)]
     Store(#[from] crate::store::OpenStoreError),
+    /// The price file could not be used.
+    #[error("{0}")]
+    Prices(String),
 }
 
 /// Builds a [`Gateway`] with parts a config cannot name: a key store, a clock.
@@ -59,6 +64,7 @@ pub struct GatewayBuilder {
     config: Config,
     key_store: Option<Arc<dyn KeyStore>>,
     clock: SharedClock,
+    spend_sink: Option<Arc<dyn SpendSink>>,
 }
 
 impl std::fmt::Debug for GatewayBuilder {
@@ -73,6 +79,13 @@ impl GatewayBuilder {
     /// Virtual keys live in `store` (else, with a master key, in memory).
     pub fn key_store(mut self, store: Arc<dyn KeyStore>) -> Self {
         self.key_store = Some(store);
+        self
+    }
+
+    /// Spend records go to `sink` (see `docs/cost-tracking.md`); without one they are counted
+    /// in the metrics but not kept.
+    pub fn spend_sink(mut self, sink: Arc<dyn SpendSink>) -> Self {
+        self.spend_sink = Some(sink);
         self
     }
 
@@ -95,6 +108,7 @@ pub struct Gateway {
     max_body: usize,
     table: Arc<ModelTable>,
     keys: Option<KeyAdmin>,
+    meter: Meter,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -111,7 +125,7 @@ impl Gateway {
     ///
     /// The layers, outermost first (see `docs/architecture.md`): request id and span, rescue
     /// (errors and panics to OpenAI JSON), path dispatch, then for LLM calls: body limit + parse,
-    /// auth, router, provider.
+    /// auth, metering, fallback, router, provider.
     ///
     /// With a master key, virtual keys are kept in memory (lost on restart): use
     /// [`Gateway::open`] for the configured database, or [`Gateway::builder`] to pass a store.
@@ -125,6 +139,7 @@ impl Gateway {
             config,
             key_store: None,
             clock: Arc::new(SystemClock),
+            spend_sink: None,
         }
     }
 
@@ -153,8 +168,9 @@ impl Gateway {
             config,
             key_store,
             clock,
+            spend_sink,
         } = builder;
-        let deployments = config.deployments();
+        let deployments: Vec<_> = config.deployments().into_iter().map(Arc::new).collect();
         if let Some(d) = deployments
             .iter()
             .find(|d| !llmgate_providers::supports(d.provider))
@@ -170,7 +186,7 @@ impl Gateway {
             .into_iter()
             .map(|(alias, (target, hidden))| (alias, target, hidden));
         let table = Arc::new(
-            ModelTable::new(deployments.into_iter().map(Arc::new), aliases)
+            ModelTable::new(deployments.iter().cloned(), aliases)
                 .with_strategy(routing::strategy(&config))
                 .with_cooldown_policy(routing::cooldown_policy(&config)),
         );
@@ -196,6 +212,7 @@ impl Gateway {
             auth = auth.with_keys(keys.clone());
         }
         let key_admin = keys.map(KeyAdmin::new);
+        let meter = meter::meter(&config, &deployments, spend_sink)?;
 
         let client = UpstreamClient::new(UpstreamClientConfig::default())
             .map_err(|e| BuildError::UpstreamClient(e.to_string()))?;
@@ -214,7 +231,9 @@ impl Gateway {
         // `/v1/messages` (Anthropic-format clients) translates its body and answer around the
         // same inner stack as the OpenAI endpoints.
         let inner = ServiceBuilder::new()
+            .map_response(meter::count_rejections(meter.metrics().clone()))
             .layer(auth.clone())
+            .layer(meter.layer())
             .layer(FallbackLayer::new(routing::fallback_policy(&config)))
             .layer(RouterLayer::new(table.clone()))
             .service(provider);
@@ -284,6 +303,8 @@ impl Gateway {
             health_checks,
             keys: BoxCloneSyncService::new(key_api),
             background: tasks,
+            meter: meter.clone(),
+            table: table.clone(),
         };
         let service = ServiceBuilder::new()
             .layer(RequestIdLayer)
@@ -294,6 +315,7 @@ impl Gateway {
             max_body,
             table,
             keys: key_admin,
+            meter,
         })
     }
 
@@ -308,6 +330,23 @@ impl Gateway {
     /// body before calling the service.
     pub fn max_request_body_bytes(&self) -> usize {
         self.max_body
+    }
+
+    /// Writes every spend record queued so far; returns once they are written.
+    pub async fn flush_spend(&self) {
+        self.meter.flush().await;
+    }
+
+    /// Writes every queued spend record and stops the spend writer: call it once the host has
+    /// stopped serving (the `llmgate` binary does, after Pingora's `run` returns; [`crate::serve`]
+    /// does when it returns). Works from any runtime, even one built for this call.
+    pub async fn shutdown(&self) {
+        self.meter.shutdown().await;
+    }
+
+    /// The metering: prices, spend queue and metrics.
+    pub fn meter(&self) -> &Meter {
+        &self.meter
     }
 
     /// The model names clients may use, with their providers.

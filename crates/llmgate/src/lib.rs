@@ -23,6 +23,7 @@ pub mod rescue;
 mod background;
 mod gateway;
 mod health;
+mod meter;
 mod routes;
 mod routing;
 mod serve;
@@ -36,6 +37,7 @@ pub use llmgate_auth as auth;
 pub use llmgate_config as config;
 pub use llmgate_config::{Config, Loaded, Problems as ConfigProblems};
 pub use llmgate_core as core;
+pub use llmgate_metering as metering;
 pub use serve::{serve, SHUTDOWN_GRACE};
 
 /// The request body inner services see before parsing: any host's body, boxed.

@@ -9,6 +9,7 @@ mod golden;
 mod health;
 mod keys;
 mod messages;
+mod metering;
 mod ollama_sidecar;
 mod quickstart;
 mod routing;
