@@ -286,7 +286,6 @@ pub(crate) fn general_settings(w: &mut Walk<'_>, node: &Node, path: &str) -> Gen
             }
             "disable_spend_logs" => {
                 out.disable_spend_logs = w.bool(value, &p);
-                not_yet_active(w, value, &p, "spend logs");
             }
             "allow_requests_on_db_unavailable" => {
                 out.allow_requests_on_db_unavailable = w.bool(value, &p);

@@ -29,6 +29,8 @@ use crate::request_id::RequestIdLayer;
 use crate::rescue::RescueLayer;
 use crate::routes::{self, Dispatch};
 use crate::routing;
+use crate::spend;
+use crate::store::Database;
 
 /// LiteLLM's default `health_check_interval`.
 const DEFAULT_HEALTH_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(300);
@@ -63,6 +65,7 @@ pub enum BuildError {
 pub struct GatewayBuilder {
     config: Config,
     key_store: Option<Arc<dyn KeyStore>>,
+    database: Option<Database>,
     clock: SharedClock,
     spend_sink: Option<Arc<dyn SpendSink>>,
 }
@@ -79,6 +82,14 @@ impl GatewayBuilder {
     /// Virtual keys live in `store` (else, with a master key, in memory).
     pub fn key_store(mut self, store: Arc<dyn KeyStore>) -> Self {
         self.key_store = Some(store);
+        self
+    }
+
+    /// Keys and spend live in `db`: its key store, its spend log as the spend sink (unless
+    /// [`GatewayBuilder::spend_sink`] names another) and the spend endpoints over it.
+    pub fn database(mut self, db: Database) -> Self {
+        self.key_store = Some(db.key_store());
+        self.database = Some(db);
         self
     }
 
@@ -138,6 +149,7 @@ impl Gateway {
         GatewayBuilder {
             config,
             key_store: None,
+            database: None,
             clock: Arc::new(SystemClock),
             spend_sink: None,
         }
@@ -147,13 +159,13 @@ impl Gateway {
     /// in `llmgate.db` beside the config), runs its migrations, and builds the gateway. Fails
     /// when the database cannot be reached. The store's I/O runs on the calling runtime.
     pub async fn open(config: Config) -> Result<Gateway, BuildError> {
-        let store = match config.master_key() {
-            Some(_) => Some(crate::store::open_key_store(&config).await?),
+        let db = match config.master_key() {
+            Some(_) => Some(crate::store::open_database(&config).await?),
             None => None,
         };
         let mut builder = Gateway::builder(config);
-        if let Some(store) = store {
-            builder = builder.key_store(store);
+        if let Some(db) = db {
+            builder = builder.database(db);
         }
         builder.build()
     }
@@ -167,6 +179,7 @@ impl Gateway {
         let GatewayBuilder {
             config,
             key_store,
+            database,
             clock,
             spend_sink,
         } = builder;
@@ -211,6 +224,8 @@ impl Gateway {
         if let Some(keys) = &keys {
             auth = auth.with_keys(keys.clone());
         }
+        let spend_sink =
+            spend_sink.or_else(|| spend::sink(&config, database.as_ref(), keys.as_ref()));
         let key_admin = keys.map(KeyAdmin::new);
         let meter = meter::meter(&config, &deployments, spend_sink)?;
 
@@ -273,6 +288,7 @@ impl Gateway {
                 };
                 async move { Ok::<_, BoxError>(routes::json(body)) }
             }));
+        let spend_api = spend::api(&config, database, auth.clone());
         let key_api = ServiceBuilder::new().layer(auth).service(KeyApi {
             admin: key_admin.clone(),
             max_body,
@@ -302,6 +318,7 @@ impl Gateway {
             health: BoxCloneSyncService::new(health),
             health_checks,
             keys: BoxCloneSyncService::new(key_api),
+            spend: spend_api,
             background: tasks,
             meter: meter.clone(),
             table: table.clone(),

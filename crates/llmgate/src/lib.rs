@@ -27,6 +27,7 @@ mod meter;
 mod routes;
 mod routing;
 mod serve;
+mod spend;
 pub mod store;
 
 use bytes::Bytes;
@@ -39,6 +40,7 @@ pub use llmgate_config::{Config, Loaded, Problems as ConfigProblems};
 pub use llmgate_core as core;
 pub use llmgate_metering as metering;
 pub use serve::{serve, SHUTDOWN_GRACE};
+pub use spend::StoreSpendSink;
 
 /// The request body inner services see before parsing: any host's body, boxed.
 pub type ReqBody = UnsyncBoxBody<Bytes, llmgate_core::BoxError>;

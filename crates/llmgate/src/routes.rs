@@ -24,6 +24,7 @@ enum Route {
     Health,
     Keys,
     Metrics,
+    Spend,
 }
 
 fn route(path: &str) -> Option<(Route, Method)> {
@@ -42,6 +43,7 @@ fn route(path: &str) -> Option<(Route, Method)> {
         // The key API checks its own methods (GET for info and list, POST for the rest).
         p if p.starts_with("/key/") => (Route::Keys, Method::POST),
         "/metrics" | "/metrics/" => (Route::Metrics, Method::GET),
+        p if crate::spend::api::is_spend_path(p) => (Route::Spend, Method::GET),
         _ => return None,
     })
 }
@@ -59,6 +61,8 @@ pub(crate) struct Dispatch {
     pub(crate) health_checks: crate::health::Health,
     /// `/key/*`: virtual-key management.
     pub(crate) keys: Stack,
+    /// `/spend/logs`, `/global/spend/*`.
+    pub(crate) spend: Stack,
     /// Tasks started with the first request.
     pub(crate) background: crate::background::Background,
     /// Started with the first request, like the health checks.
@@ -105,6 +109,7 @@ impl Service<Request<ReqBody>> for Dispatch {
             Route::Readiness => ready(json(self.readiness.clone())),
             Route::Health => Either::Left(self.health.call(req)),
             Route::Keys => Either::Left(self.keys.call(req)),
+            Route::Spend => Either::Left(self.spend.call(req)),
             Route::Metrics => ready(crate::meter::render(self.meter.metrics(), &self.table)),
         }
     }
@@ -124,7 +129,7 @@ fn not_found(path: &str) -> Response<BoxBody> {
     ApiError::new(
         StatusCode::NOT_FOUND,
         Origin::Downstream,
-        format!("no route for {path}; llmgate serves /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/messages, /v1/models, /health/*, /key/* and /metrics"),
+        format!("no route for {path}; llmgate serves /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/messages, /v1/models, /health/*, /metrics, /key/* and the spend endpoints"),
     )
     .with_type(ErrorType::NOT_FOUND)
     .with_code("not_found")

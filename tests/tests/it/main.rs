@@ -13,4 +13,5 @@ mod metering;
 mod ollama_sidecar;
 mod quickstart;
 mod routing;
+mod spend;
 mod stream;
