@@ -31,7 +31,8 @@ pub(crate) const INSERT_LOGS: &str = "INSERT INTO llmgate_spend_logs (request_id
 pub(crate) const INSERT_LOGS_TAIL: &str =
     " ON CONFLICT (request_id) DO NOTHING RETURNING request_id";
 
-/// Every column, for reading logs back.
+/// Every column, for reading logs back: newest first, and within one millisecond by request
+/// id, descending (the gateway's ids are UUIDv7, ordered by time).
 pub(crate) const SELECT_LOGS: &str = "SELECT request_id, key_token, key_alias, team_id, \
     user_id, requested_model, model_group, deployment, provider, upstream_model, endpoint, \
     prompt_tokens, completion_tokens, total_tokens, cached_tokens, cache_creation_tokens, \
@@ -39,7 +40,7 @@ pub(crate) const SELECT_LOGS: &str = "SELECT request_id, key_token, key_alias, t
     end_time, latency_ms, ttft_ms, tags FROM llmgate_spend_logs \
     WHERE ($1 IS NULL OR key_token = $1) AND ($2 IS NULL OR request_id = $2) \
     AND ($3 IS NULL OR start_time >= $3) AND ($4 IS NULL OR start_time < $4) \
-    ORDER BY start_time DESC, request_id ASC LIMIT $5";
+    ORDER BY start_time DESC, request_id DESC LIMIT $5";
 
 /// `$1`/`$2`: the range; unknown costs (NULL) add nothing.
 pub(crate) const SPEND_BY_MODEL: &str = "SELECT COALESCE(model_group, requested_model) AS model, \

@@ -150,6 +150,7 @@ async fn endpoints(gw: &TestGateway, gateway: &llmgate::Gateway) {
         )
         .await;
     assert_eq!(res.status, 200);
+    let tagged_id = res.header("x-llmgate-request-id").unwrap().to_owned();
     gateway.flush_spend().await;
 
     // /spend/logs by key (secret or token), newest first.
@@ -158,8 +159,15 @@ async fn endpoints(gw: &TestGateway, gateway: &llmgate::Gateway) {
     let logs = logs.json();
     let logs = logs.as_array().unwrap();
     assert_eq!(logs.len(), 3);
+    let mut logged: Vec<_> = logs
+        .iter()
+        .map(|l| l["request_id"].as_str().unwrap())
+        .collect();
+    logged.sort_unstable();
+    let mut sent: Vec<_> = ids.iter().map(String::as_str).collect();
+    sent.sort_unstable();
+    assert_eq!(logged, sent);
     let l = &logs[0];
-    assert_eq!(l["request_id"], ids[2].as_str());
     assert_eq!(l["api_key"], a_token.as_str());
     assert_eq!(l["spend"], COST);
     assert_eq!(l["total_tokens"], 5);
@@ -193,7 +201,7 @@ async fn endpoints(gw: &TestGateway, gateway: &llmgate::Gateway) {
     assert_eq!(one[0]["request_id"], ids[0].as_str());
     // Tags.
     let tagged = admin
-        .get(&format!("/spend/logs?api_key={b}&limit=1"))
+        .get(&format!("/spend/logs?api_key={b}&request_id={tagged_id}"))
         .await
         .json();
     assert_eq!(tagged[0]["request_tags"], json!(["batch-job"]));

@@ -233,10 +233,10 @@ impl SpendApi {
 /// LiteLLM's spend-log names where it has them (`api_key` is the key's token, `spend` 0 when
 /// the cost is unknown, `cache_hit` the strings `"True"`/`"False"`), then llmgate's own.
 fn log_view(l: &SpendLog) -> Value {
-    let call_type = match l.endpoint.as_str() {
-        "/v1/chat/completions" | "/v1/messages" => "acompletion",
-        "/v1/completions" => "atext_completion",
-        "/v1/embeddings" => "aembedding",
+    let call_type = match l.endpoint.trim_start_matches("/v1") {
+        "/chat/completions" | "/messages" => "acompletion",
+        "/completions" => "atext_completion",
+        "/embeddings" => "aembedding",
         _ => "",
     };
     json!({
