@@ -86,7 +86,7 @@ pub use problems::{Problem, Problems, Severity};
 pub use schema::{
     AllowedFailsPolicy, CacheParams, Config, FailurePolicy, Fallback, GeneralSettings,
     LitellmParams, LitellmSettings, ModelEntry, ModelGroupAlias, RetryPolicy, RouterSettings,
-    RoutingStrategy,
+    RoutingStrategy, SpendQueueFull,
 };
 
 /// A config that loaded, with what is worth telling the operator at start-up.

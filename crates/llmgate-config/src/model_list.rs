@@ -503,6 +503,15 @@ fn model_info(w: &mut Walk<'_>, node: &Node, path: &str) -> (Option<String>, Mod
             "max_output_tokens" => max_output_tokens = w.u64(value, &p),
             "input_cost_per_token" => info.input_cost_per_token = w.non_negative(value, &p),
             "output_cost_per_token" => info.output_cost_per_token = w.non_negative(value, &p),
+            "cache_read_input_token_cost" => {
+                info.cache_read_input_token_cost = w.non_negative(value, &p)
+            }
+            "cache_creation_input_token_cost" => {
+                info.cache_creation_input_token_cost = w.non_negative(value, &p)
+            }
+            "output_cost_per_reasoning_token" => {
+                info.output_cost_per_reasoning_token = w.non_negative(value, &p)
+            }
             "team_id" | "team_public_model_name" => {
                 unenforced(w, value, &p, "team-only models are")
             }

@@ -341,6 +341,10 @@ pub struct LitellmSettings {
     pub json_logs: Option<bool>,
     /// `turn_off_message_logging`.
     pub turn_off_message_logging: Option<bool>,
+    /// `model_cost_map_path` (llmgate): a price file in LiteLLM's
+    /// `model_prices_and_context_window.json` format whose entries replace the bundled ones;
+    /// relative to the config file's directory.
+    pub model_cost_map_path: Option<String>,
 }
 
 /// What rate limiting does while its Redis is unreachable
@@ -385,6 +389,24 @@ pub struct GeneralSettings {
     /// `max_request_size_mb`: the request body limit in MiB; see
     /// [`GeneralSettings::max_request_body_bytes`].
     pub max_request_size_mb: Option<f64>,
+    /// `proxy_batch_write_at`: the longest a spend record waits before it is written.
+    pub proxy_batch_write_at: Option<Duration>,
+    /// `spend_batch_size` (llmgate): spend records per write.
+    pub spend_batch_size: Option<u64>,
+    /// `spend_queue_size` (llmgate): spend records that may wait to be written.
+    pub spend_queue_size: Option<u64>,
+    /// `spend_queue_full` (llmgate): what a full spend queue does.
+    pub spend_queue_full: Option<SpendQueueFull>,
+}
+
+/// `general_settings.spend_queue_full`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpendQueueFull {
+    /// `reject`: answer new requests 503 until there is room (every served request is
+    /// recorded).
+    Reject,
+    /// `drop`: serve them and drop their records (counted).
+    Drop,
 }
 
 impl GeneralSettings {

@@ -18,7 +18,7 @@ use crate::node::Node;
 use crate::problems::{index_path, key_path};
 use crate::schema::{
     AllowedFailsPolicy, FailurePolicy, Fallback, GeneralSettings, LitellmSettings, ModelGroupAlias,
-    RetryPolicy, RouterSettings, RoutingStrategy,
+    RetryPolicy, RouterSettings, RoutingStrategy, SpendQueueFull,
 };
 use crate::validate::GroupRef;
 use crate::walk::Walk;
@@ -207,6 +207,7 @@ pub(crate) fn litellm_settings(w: &mut Walk<'_>, node: &Node, path: &str) -> Lit
                 out.json_logs = w.bool(value, &p);
                 not_yet_active(w, value, &p, "JSON logs");
             }
+            "model_cost_map_path" => out.model_cost_map_path = w.non_empty_string(value, &p),
             // llmgate logs no message content, so this is already in effect.
             "turn_off_message_logging" => out.turn_off_message_logging = w.bool(value, &p),
             "max_end_user_budget" | "max_internal_user_budget" => {
@@ -277,7 +278,6 @@ pub(crate) fn general_settings(w: &mut Walk<'_>, node: &Node, path: &str) -> Gen
             }
             "disable_spend_logs" => {
                 out.disable_spend_logs = w.bool(value, &p);
-                not_yet_active(w, value, &p, "spend logs");
             }
             "allow_requests_on_db_unavailable" => {
                 out.allow_requests_on_db_unavailable = w.bool(value, &p);
@@ -321,8 +321,30 @@ pub(crate) fn general_settings(w: &mut Walk<'_>, node: &Node, path: &str) -> Gen
             }
             "enable_jwt_auth" | "litellm_jwtauth" => unenforced(w, value, &p, "JWT auth is"),
             "custom_auth" => unenforced(w, value, &p, "custom auth is"),
+            "proxy_batch_write_at" => {
+                out.proxy_batch_write_at = w.seconds(value, &p);
+                if out.proxy_batch_write_at.is_some_and(|d| d.is_zero()) {
+                    w.report.error(&p, "must be more than 0 seconds");
+                    out.proxy_batch_write_at = None;
+                }
+            }
+            "spend_batch_size" => out.spend_batch_size = positive(w, value, &p),
+            "spend_queue_size" => out.spend_queue_size = positive(w, value, &p),
+            "spend_queue_full" => {
+                out.spend_queue_full = match w.string(value, &p).as_deref() {
+                    None => None,
+                    Some("reject") => Some(SpendQueueFull::Reject),
+                    Some("drop") => Some(SpendQueueFull::Drop),
+                    Some(other) => {
+                        w.report.error(
+                            &p,
+                            format!("unknown policy \"{other}\" (expected reject or drop)"),
+                        );
+                        None
+                    }
+                }
+            }
             "database_connection_timeout"
-            | "proxy_batch_write_at"
             | "disable_error_logs"
             | "store_model_in_db"
             | "maximum_spend_logs_retention_period"
@@ -359,6 +381,16 @@ pub(crate) fn general_settings(w: &mut Walk<'_>, node: &Node, path: &str) -> Gen
         }
     }
     out
+}
+
+/// A count that must be at least 1.
+fn positive(w: &mut Walk<'_>, node: &Node, path: &str) -> Option<u64> {
+    let n = w.u64(node, path)?;
+    if n == 0 {
+        w.report.error(path, "must be at least 1");
+        return None;
+    }
+    Some(n)
 }
 
 fn json_map(w: &mut Walk<'_>, node: &Node, path: &str) -> Map<String, serde_json::Value> {

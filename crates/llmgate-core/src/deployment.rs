@@ -48,6 +48,12 @@ pub struct ModelInfo {
     pub input_cost_per_token: Option<f64>,
     /// `output_cost_per_token` in USD.
     pub output_cost_per_token: Option<f64>,
+    /// `cache_read_input_token_cost` in USD: input tokens read from the provider's prompt cache.
+    pub cache_read_input_token_cost: Option<f64>,
+    /// `cache_creation_input_token_cost` in USD: input tokens written to the prompt cache.
+    pub cache_creation_input_token_cost: Option<f64>,
+    /// `output_cost_per_reasoning_token` in USD.
+    pub output_cost_per_reasoning_token: Option<f64>,
 }
 
 /// What LiteLLM's `mock_response` asks for: an answer without calling any provider.

@@ -2,8 +2,8 @@
 //!
 //! On the request: [`RequestId`], [`crate::LlmRequest`], [`Principal`], [`ModelGroup`],
 //! [`crate::Deployment`] (per attempt). On the response: [`crate::Deployment`] (who answered),
-//! [`ModelGroup`], [`Attempts`], [`UsageSlot`] (filled when the body ends), [`Cost`],
-//! [`CacheStatus`].
+//! [`ModelGroup`], [`Attempts`], [`UsageSlot`] (filled when the body ends), [`UpstreamTime`],
+//! [`Cost`], [`CacheStatus`].
 
 use std::sync::{Arc, OnceLock};
 
@@ -70,6 +70,11 @@ impl UsageSlot {
         self.0.get()
     }
 }
+
+/// How long the deployment that answered took to send its response head, as the router timed
+/// the attempt (on the response). Metering subtracts it to find the gateway's own overhead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UpstreamTime(pub std::time::Duration);
 
 /// The response's cost in USD, when priced.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -28,7 +28,7 @@ pub use deployment::{AwsParams, Deployment, DeploymentSpec, MockResponse, ModelI
 pub use error::{ApiError, BoxError, ErrorClass, ErrorContract, ErrorType, Origin};
 pub use ext::{
     Attempts, CacheStatus, Cost, ForcedErrors, ModelGroup, Principal, RequestId, RouteHint,
-    RouteSlot, Routed, UsageSlot,
+    RouteSlot, Routed, UpstreamTime, UsageSlot,
 };
 pub use key::{Clock, ManualClock, SharedClock, SystemClock, VirtualKey};
 pub use provider::{ProviderKind, UnknownProvider};

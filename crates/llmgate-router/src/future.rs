@@ -9,7 +9,8 @@ use bytes::Bytes;
 use http::{HeaderValue, Response};
 use http_body::{Body, Frame, SizeHint};
 use llmgate_core::{
-    headers, ApiError, BoxBody, BoxError, ErrorClass, ErrorContract, ModelGroup, Origin, UsageSlot,
+    headers, ApiError, BoxBody, BoxError, ErrorClass, ErrorContract, ModelGroup, Origin,
+    UpstreamTime, UsageSlot,
 };
 use pin_project_lite::pin_project;
 use tokio::time::Instant;
@@ -55,6 +56,7 @@ impl Attempt {
             h.insert(headers::DEPLOYMENT, v);
         }
         res.extensions_mut().insert(ModelGroup(self.group.clone()));
+        res.extensions_mut().insert(UpstreamTime(elapsed));
         let usage = res.extensions().get::<UsageSlot>().cloned();
         if self.stream {
             self.member.state.record_ttft(elapsed, now);

@@ -157,6 +157,16 @@ impl ModelTable {
             .collect()
     }
 
+    /// Every deployment with whether it is cooling down now, and why (`None`: in rotation);
+    /// for metrics scraped now and then, not for the request path.
+    pub fn cooldowns(&self) -> Vec<(Arc<DeploymentSpec>, Option<CooldownReason>)> {
+        let now = self.clock.now_ms();
+        self.all()
+            .into_iter()
+            .map(|(spec, state)| (spec, state.cooling(now).map(|(_, r)| r)))
+            .collect()
+    }
+
     /// Takes deployment `id` out of rotation for `for_` (background health checks).
     pub fn mark_unhealthy(&self, id: &str, for_: Duration) {
         if let Some(m) = self.member(id) {

@@ -135,6 +135,9 @@ fn serve(source: &Source, args: &ServeArgs) -> anyhow::Result<()> {
     server.run(RunArgs {
         shutdown_signal: Box::new(Signals::new(in_flight, args.grace())),
     });
+    // Pingora's runtimes are gone (in-flight requests have ended); the spend writer runs on its
+    // own thread: wait for it to write what is still queued.
+    state.block_on(gateway.shutdown());
     tracing::info!("llmgate stopped");
     Ok(())
 }

@@ -16,6 +16,12 @@
 //! `llmgate_key_model_spend`; times as BIGINT Unix seconds, lists and maps as JSON text) and
 //! pass `llmgate_auth::conformance`. See `docs/keys.md`.
 //!
+//! The same database keeps the spend log: [`Store`] is the metering layer's [`SpendSink`]
+//! (each batch of records stored and charged to its keys in one transaction, idempotent per
+//! request id) and answers the spend endpoints' queries ([`Store::spend_logs`],
+//! [`Store::spend_by_model`], [`Store::spend_by_key`], [`Store::spend_total`]). See
+//! `docs/cost-tracking.md`.
+//!
 //! ```
 //! use llmgate_auth::KeyStore;
 //! use llmgate_store::{Store, StoreOptions};
@@ -34,12 +40,16 @@ use std::path::Path;
 use std::time::Duration;
 
 use llmgate_auth::{Invalidations, KeyFilter, KeyStore, StoreError};
-use llmgate_core::VirtualKey;
+use llmgate_core::{BoxError, VirtualKey};
+use llmgate_metering::{SpendRecord, SpendSink};
 
 mod keys;
 mod postgres;
+mod spend;
 mod sql;
 mod sqlite;
+
+pub use spend::{Charge, KeySpend, LogFilter, ModelSpend, SpendLog, SpendRange};
 
 /// Connections a PostgreSQL pool opens at most, as LiteLLM's `database_connection_pool_limit`.
 pub const DEFAULT_POOL_LIMIT: u32 = 10;
@@ -186,6 +196,62 @@ impl Store {
     /// [`StoreError::Unavailable`]. For a clean shutdown (SQLite checkpoints its WAL).
     pub async fn close(&self) {
         on_backend!(self, s => s.pool.close().await)
+    }
+
+    /// Writes a batch of spend records and charges their keys, in one transaction (see
+    /// [`SpendSink`]): inserts the records into `llmgate_spend_logs` (when `keep_logs`; off
+    /// for `disable_spend_logs`), skipping request ids already there, and adds the cost of
+    /// each record inserted to its key's spend and to its spend on the record's model group
+    /// (else the model asked for). Answers what was charged, per key, so a key cache can
+    /// follow.
+    ///
+    /// A batch written again (a retry after a commit whose answer was lost) charges nothing
+    /// twice: only rows actually inserted are charged. Without logs there is nothing to
+    /// recognise a retry by, so such a retry would charge again.
+    pub async fn write_spend(
+        &self,
+        batch: &[SpendRecord],
+        keep_logs: bool,
+    ) -> Result<Vec<Charge>, StoreError> {
+        on_backend!(self, s => s.write_spend(batch, keep_logs).await)
+    }
+
+    /// Spend log rows matching `filter`, newest first.
+    pub async fn spend_logs(&self, filter: &LogFilter) -> Result<Vec<SpendLog>, StoreError> {
+        on_backend!(self, s => s.spend_logs(filter).await)
+    }
+
+    /// Total spend per model group in `range`, largest first, at most `limit`.
+    pub async fn spend_by_model(
+        &self,
+        range: SpendRange,
+        limit: u32,
+    ) -> Result<Vec<ModelSpend>, StoreError> {
+        on_backend!(self, s => s.spend_by_model(range, limit).await)
+    }
+
+    /// Total spend per key in `range`, largest first, at most `limit`.
+    pub async fn spend_by_key(
+        &self,
+        range: SpendRange,
+        limit: u32,
+    ) -> Result<Vec<KeySpend>, StoreError> {
+        on_backend!(self, s => s.spend_by_key(range, limit).await)
+    }
+
+    /// Total spend in `range` (unknown costs left out).
+    pub async fn spend_total(&self, range: SpendRange) -> Result<f64, StoreError> {
+        on_backend!(self, s => s.spend_total(range).await)
+    }
+}
+
+/// Stores the batch in `llmgate_spend_logs` and charges key spend in one transaction
+/// ([`Store::write_spend`] with logs kept).
+#[async_trait::async_trait]
+impl SpendSink for Store {
+    async fn write(&self, batch: &[SpendRecord]) -> Result<(), BoxError> {
+        self.write_spend(batch, true).await?;
+        Ok(())
     }
 }
 

@@ -13,11 +13,18 @@ use tokio::sync::mpsc;
 use crate::sql::{unavailable, Embedded};
 use crate::{OpenError, StoreOptions};
 
-const MIGRATIONS: Embedded = Embedded(&[(
-    1,
-    "keys",
-    include_str!("../migrations/postgres/0001_keys.sql"),
-)]);
+const MIGRATIONS: Embedded = Embedded(&[
+    (
+        1,
+        "keys",
+        include_str!("../migrations/postgres/0001_keys.sql"),
+    ),
+    (
+        2,
+        "spend logs",
+        include_str!("../migrations/postgres/0002_spend_logs.sql"),
+    ),
+]);
 
 /// The `NOTIFY` channel; the payload is the changed key's token.
 pub(crate) const CHANNEL: &str = "llmgate_keys";
@@ -93,6 +100,7 @@ impl PgKeys {
 }
 
 crate::keys::key_store_impl!(PgKeys, sqlx::Postgres);
+crate::spend::spend_impl!(PgKeys, sqlx::Postgres);
 
 /// Forwards notifications until the receiver is gone. Each time it starts listening, the first
 /// time included, it sends [`Invalidation::All`]: keys cached before then may have missed a

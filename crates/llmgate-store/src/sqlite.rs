@@ -13,11 +13,18 @@ use sqlx::sqlite::{
 use crate::sql::Embedded;
 use crate::{OpenError, StoreOptions};
 
-const MIGRATIONS: Embedded = Embedded(&[(
-    1,
-    "keys",
-    include_str!("../migrations/sqlite/0001_keys.sql"),
-)]);
+const MIGRATIONS: Embedded = Embedded(&[
+    (
+        1,
+        "keys",
+        include_str!("../migrations/sqlite/0001_keys.sql"),
+    ),
+    (
+        2,
+        "spend logs",
+        include_str!("../migrations/sqlite/0002_spend_logs.sql"),
+    ),
+]);
 
 /// How long a writer waits for another writer's transaction before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -96,3 +103,4 @@ impl SqliteKeys {
 }
 
 crate::keys::key_store_impl!(SqliteKeys, sqlx::Sqlite);
+crate::spend::spend_impl!(SqliteKeys, sqlx::Sqlite);

@@ -13,6 +13,7 @@ use llmgate_auth::{AuthLayer, KeyStore, Keys, MemoryKeyStore};
 use llmgate_config::Config;
 use llmgate_core::{wire::ModelList, BoxBody, BoxError, Principal, SharedClock, SystemClock};
 use llmgate_fallback::FallbackLayer;
+use llmgate_metering::{Meter, SpendSink};
 use llmgate_providers::{ProviderService, UpstreamClient, UpstreamClientConfig};
 use llmgate_router::{ModelTable, RouterLayer};
 use tower::util::BoxCloneSyncService;
@@ -22,11 +23,14 @@ use crate::background::Background;
 use crate::health::Health;
 use crate::keys::{api::KeyApi, KeyAdmin};
 use crate::messages::MessagesLayer;
+use crate::meter;
 use crate::parse::ParseLayer;
 use crate::request_id::RequestIdLayer;
 use crate::rescue::RescueLayer;
 use crate::routes::{self, Dispatch};
 use crate::routing;
+use crate::spend;
+use crate::store::Database;
 
 /// LiteLLM's default `health_check_interval`.
 const DEFAULT_HEALTH_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(300);
@@ -58,13 +62,18 @@ pub enum BuildError {
     /// The response cache could not be set up (`litellm_settings.cache_params`).
     #[error("cannot set up the response cache: {0}")]
     Cache(String),
+    /// The price file could not be used.
+    #[error("{0}")]
+    Prices(String),
 }
 
 /// Builds a [`Gateway`] with parts a config cannot name: a key store, a clock.
 pub struct GatewayBuilder {
     config: Config,
     key_store: Option<Arc<dyn KeyStore>>,
+    database: Option<Database>,
     clock: SharedClock,
+    spend_sink: Option<Arc<dyn SpendSink>>,
 }
 
 impl std::fmt::Debug for GatewayBuilder {
@@ -79,6 +88,21 @@ impl GatewayBuilder {
     /// Virtual keys live in `store` (else, with a master key, in memory).
     pub fn key_store(mut self, store: Arc<dyn KeyStore>) -> Self {
         self.key_store = Some(store);
+        self
+    }
+
+    /// Keys and spend live in `db`: its key store, its spend log as the spend sink (unless
+    /// [`GatewayBuilder::spend_sink`] names another) and the spend endpoints over it.
+    pub fn database(mut self, db: Database) -> Self {
+        self.key_store = Some(db.key_store());
+        self.database = Some(db);
+        self
+    }
+
+    /// Spend records go to `sink` (see `docs/cost-tracking.md`); without one they are counted
+    /// in the metrics but not kept.
+    pub fn spend_sink(mut self, sink: Arc<dyn SpendSink>) -> Self {
+        self.spend_sink = Some(sink);
         self
     }
 
@@ -102,6 +126,7 @@ pub struct Gateway {
     table: Arc<ModelTable>,
     keys: Option<KeyAdmin>,
     background: Background,
+    meter: Meter,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -118,7 +143,7 @@ impl Gateway {
     ///
     /// The layers, outermost first (see `docs/architecture.md`): request id and span, rescue
     /// (errors and panics to OpenAI JSON), path dispatch, then for LLM calls: body limit + parse,
-    /// auth, rate limit, cache, fallback, router, provider.
+    /// auth, rate limit, metering, cache, fallback, router, provider.
     ///
     /// With a master key, virtual keys are kept in memory (lost on restart): use
     /// [`Gateway::open`] for the configured database, or [`Gateway::builder`] to pass a store.
@@ -131,7 +156,9 @@ impl Gateway {
         GatewayBuilder {
             config,
             key_store: None,
+            database: None,
             clock: Arc::new(SystemClock),
+            spend_sink: None,
         }
     }
 
@@ -139,13 +166,13 @@ impl Gateway {
     /// in `llmgate.db` beside the config), runs its migrations, and builds the gateway. Fails
     /// when the database cannot be reached. The store's I/O runs on the calling runtime.
     pub async fn open(config: Config) -> Result<Gateway, BuildError> {
-        let store = match config.master_key() {
-            Some(_) => Some(crate::store::open_key_store(&config).await?),
+        let db = match config.master_key() {
+            Some(_) => Some(crate::store::open_database(&config).await?),
             None => None,
         };
         let mut builder = Gateway::builder(config);
-        if let Some(store) = store {
-            builder = builder.key_store(store);
+        if let Some(db) = db {
+            builder = builder.database(db);
         }
         let gateway = builder.build()?;
         // Inside a runtime already: follow other instances' key changes from now, not from the
@@ -163,9 +190,11 @@ impl Gateway {
         let GatewayBuilder {
             config,
             key_store,
+            database,
             clock,
+            spend_sink,
         } = builder;
-        let deployments = config.deployments();
+        let deployments: Vec<_> = config.deployments().into_iter().map(Arc::new).collect();
         if let Some(d) = deployments
             .iter()
             .find(|d| !llmgate_providers::supports(d.provider))
@@ -181,7 +210,7 @@ impl Gateway {
             .into_iter()
             .map(|(alias, (target, hidden))| (alias, target, hidden));
         let table = Arc::new(
-            ModelTable::new(deployments.into_iter().map(Arc::new), aliases)
+            ModelTable::new(deployments.iter().cloned(), aliases)
                 .with_strategy(routing::strategy(&config))
                 .with_cooldown_policy(routing::cooldown_policy(&config)),
         );
@@ -206,8 +235,11 @@ impl Gateway {
         if let Some(keys) = &keys {
             auth = auth.with_keys(keys.clone());
         }
+        let spend_sink =
+            spend_sink.or_else(|| spend::sink(&config, database.as_ref(), keys.as_ref()));
         let key_admin = keys.map(KeyAdmin::new);
         let ratelimit = crate::ratelimit::layer(&config)?;
+        let meter = meter::meter(&config, &deployments, spend_sink)?;
 
         let client = UpstreamClient::new(UpstreamClientConfig::default())
             .map_err(|e| BuildError::UpstreamClient(e.to_string()))?;
@@ -228,8 +260,10 @@ impl Gateway {
         // `/v1/messages` (Anthropic-format clients) translates its body and answer around the
         // same inner stack as the OpenAI endpoints.
         let inner = ServiceBuilder::new()
+            .map_response(meter::count_rejections(meter.metrics().clone()))
             .layer(auth.clone())
             .layer(ratelimit)
+            .layer(meter.layer())
             .option_layer(cache)
             .layer(FallbackLayer::new(routing::fallback_policy(&config)))
             .layer(RouterLayer::new(table.clone()))
@@ -270,6 +304,7 @@ impl Gateway {
                 };
                 async move { Ok::<_, BoxError>(routes::json(body)) }
             }));
+        let spend_api = spend::api(&config, database, auth.clone());
         let key_api = ServiceBuilder::new().layer(auth).service(KeyApi {
             admin: key_admin.clone(),
             max_body,
@@ -299,7 +334,10 @@ impl Gateway {
             health: BoxCloneSyncService::new(health),
             health_checks,
             keys: BoxCloneSyncService::new(key_api),
+            spend: spend_api,
             background: tasks.clone(),
+            meter: meter.clone(),
+            table: table.clone(),
         };
         let service = ServiceBuilder::new()
             .layer(RequestIdLayer)
@@ -311,6 +349,7 @@ impl Gateway {
             table,
             keys: key_admin,
             background: tasks,
+            meter,
         })
     }
 
@@ -325,6 +364,23 @@ impl Gateway {
     /// body before calling the service.
     pub fn max_request_body_bytes(&self) -> usize {
         self.max_body
+    }
+
+    /// Writes every spend record queued so far; returns once they are written.
+    pub async fn flush_spend(&self) {
+        self.meter.flush().await;
+    }
+
+    /// Writes every queued spend record and stops the spend writer: call it once the host has
+    /// stopped serving (the `llmgate` binary does, after Pingora's `run` returns; [`crate::serve`]
+    /// does when it returns). Works from any runtime, even one built for this call.
+    pub async fn shutdown(&self) {
+        self.meter.shutdown().await;
+    }
+
+    /// The metering: prices, spend queue and metrics.
+    pub fn meter(&self) -> &Meter {
+        &self.meter
     }
 
     /// The model names clients may use, with their providers.

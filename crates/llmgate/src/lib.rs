@@ -24,10 +24,12 @@ mod background;
 mod cache;
 mod gateway;
 mod health;
+mod meter;
 mod ratelimit;
 mod routes;
 mod routing;
 mod serve;
+mod spend;
 pub mod store;
 
 use bytes::Bytes;
@@ -38,7 +40,9 @@ pub use llmgate_auth as auth;
 pub use llmgate_config as config;
 pub use llmgate_config::{Config, Loaded, Problems as ConfigProblems};
 pub use llmgate_core as core;
+pub use llmgate_metering as metering;
 pub use serve::{serve, SHUTDOWN_GRACE};
+pub use spend::StoreSpendSink;
 
 /// The request body inner services see before parsing: any host's body, boxed.
 pub type ReqBody = UnsyncBoxBody<Bytes, llmgate_core::BoxError>;

@@ -23,6 +23,8 @@ enum Route {
     Readiness,
     Health,
     Keys,
+    Metrics,
+    Spend,
 }
 
 fn route(path: &str) -> Option<(Route, Method)> {
@@ -40,6 +42,8 @@ fn route(path: &str) -> Option<(Route, Method)> {
         "/health" => (Route::Health, Method::GET),
         // The key API checks its own methods (GET for info and list, POST for the rest).
         p if p.starts_with("/key/") => (Route::Keys, Method::POST),
+        "/metrics" | "/metrics/" => (Route::Metrics, Method::GET),
+        p if crate::spend::api::is_spend_path(p) => (Route::Spend, Method::GET),
         _ => return None,
     })
 }
@@ -57,8 +61,14 @@ pub(crate) struct Dispatch {
     pub(crate) health_checks: crate::health::Health,
     /// `/key/*`: virtual-key management.
     pub(crate) keys: Stack,
+    /// `/spend/logs`, `/global/spend/*`.
+    pub(crate) spend: Stack,
     /// Tasks started with the first request.
     pub(crate) background: crate::background::Background,
+    /// Started with the first request, like the health checks.
+    pub(crate) meter: llmgate_metering::Meter,
+    /// For `/metrics`: deployment states.
+    pub(crate) table: std::sync::Arc<llmgate_router::ModelTable>,
 }
 
 type Fut = Either<
@@ -79,6 +89,7 @@ impl Service<Request<ReqBody>> for Dispatch {
         // Background health checks start with the first request, inside the host's runtime.
         self.health_checks.start_background();
         self.background.start();
+        self.meter.start();
         let ready = |res| Either::Right(future::ready(Ok(res)));
         let Some((route, method)) = route(req.uri().path()) else {
             return ready(not_found(req.uri().path()));
@@ -98,6 +109,8 @@ impl Service<Request<ReqBody>> for Dispatch {
             Route::Readiness => ready(json(self.readiness.clone())),
             Route::Health => Either::Left(self.health.call(req)),
             Route::Keys => Either::Left(self.keys.call(req)),
+            Route::Spend => Either::Left(self.spend.call(req)),
+            Route::Metrics => ready(crate::meter::render(self.meter.metrics(), &self.table)),
         }
     }
 }
@@ -116,7 +129,7 @@ fn not_found(path: &str) -> Response<BoxBody> {
     ApiError::new(
         StatusCode::NOT_FOUND,
         Origin::Downstream,
-        format!("no route for {path}; llmgate serves /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/messages, /v1/models, /health/* and /key/*"),
+        format!("no route for {path}; llmgate serves /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/messages, /v1/models, /health/*, /metrics, /key/* and the spend endpoints"),
     )
     .with_type(ErrorType::NOT_FOUND)
     .with_code("not_found")

@@ -15,8 +15,11 @@ use crate::Gateway;
 /// How long in-flight requests may run after `shutdown` resolves.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
-/// Serves `gateway` on `listener` until `shutdown` resolves, then stops accepting and lets
-/// in-flight requests (streams included) finish for up to [`SHUTDOWN_GRACE`].
+/// Serves `gateway` on `listener` until `shutdown` resolves, then stops accepting, lets
+/// in-flight requests (streams included) finish for up to [`SHUTDOWN_GRACE`], and writes the
+/// spend records still queued ([`Gateway::shutdown`]). To serve one gateway on several
+/// listeners, call [`Gateway::shutdown`] yourself after the last one stopped and use the
+/// [`Gateway::service`] with your own server.
 pub async fn serve(
     listener: TcpListener,
     gateway: Gateway,
@@ -25,6 +28,8 @@ pub async fn serve(
     let builder = auto::Builder::new(TokioExecutor::new());
     let graceful = GracefulShutdown::new();
     let service = TowerToHyperService::new(gateway.service());
+    let spend = gateway.clone();
+    drop(gateway);
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -56,5 +61,6 @@ pub async fn serve(
     {
         tracing::warn!("in-flight requests still running after the grace period; closing them");
     }
+    spend.shutdown().await;
     Ok(())
 }

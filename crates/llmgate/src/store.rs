@@ -22,6 +22,12 @@ pub struct OpenStoreError(#[from] pub llmgate_store::OpenError);
 /// then runs on the runtime this is called from, whichever runtime later calls it: a host like
 /// Pingora serves from runtimes of its own that stop before the process writes its last records.
 pub async fn open_key_store(config: &Config) -> Result<Arc<dyn KeyStore>, OpenStoreError> {
+    Ok(open_database(config).await?.key_store())
+}
+
+/// Opens (and migrates) the database `config` names, as [`open_key_store`], for keys and
+/// spend alike.
+pub async fn open_database(config: &Config) -> Result<Database, OpenStoreError> {
     let mut options = llmgate_store::StoreOptions::new();
     if let Some(limit) = config.general_settings.database_connection_pool_limit {
         options = options.pool_limit(limit);
@@ -33,10 +39,50 @@ pub async fn open_key_store(config: &Config) -> Result<Arc<dyn KeyStore>, OpenSt
             llmgate_store::Store::open_sqlite(&path, &options).await?
         }
     };
-    Ok(Arc::new(OnRuntime {
-        inner: Arc::new(store),
-        handle: Handle::current(),
-    }))
+    Ok(Database::new(store, Handle::current()))
+}
+
+/// The gateway's database (keys and spend), with the runtime its I/O runs on. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Database {
+    store: llmgate_store::Store,
+    handle: Handle,
+}
+
+impl Database {
+    /// `store`, whose every call will run as a task on `handle`'s runtime (which must outlive
+    /// the gateway, its last spend records included).
+    pub fn new(store: llmgate_store::Store, handle: Handle) -> Self {
+        Database { store, handle }
+    }
+
+    /// The store, for calls made on a runtime of the caller's choosing.
+    pub fn store(&self) -> &llmgate_store::Store {
+        &self.store
+    }
+
+    /// The keys in it, as the auth layer takes them.
+    pub fn key_store(&self) -> Arc<dyn KeyStore> {
+        Arc::new(OnRuntime {
+            inner: Arc::new(self.store.clone()),
+            handle: self.handle.clone(),
+        })
+    }
+
+    /// Runs `f` on the store's runtime.
+    pub(crate) async fn run<T, F>(
+        &self,
+        f: impl FnOnce(llmgate_store::Store) -> F,
+    ) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: std::future::Future<Output = Result<T, StoreError>> + Send + 'static,
+    {
+        match self.handle.spawn(f(self.store.clone())).await {
+            Ok(r) => r,
+            Err(e) => Err(StoreError::Unavailable(format!("store task failed: {e}"))),
+        }
+    }
 }
 
 /// A store whose every call runs as a task on one runtime.

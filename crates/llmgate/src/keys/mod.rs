@@ -245,7 +245,7 @@ impl KeyAdmin {
 }
 
 /// A secret (`sk-...`) is hashed; a 64-character hex string is taken as the token itself.
-fn token_of(key: &str) -> String {
+pub(crate) fn token_of(key: &str) -> String {
     if key.len() == 64 && key.bytes().all(|b| b.is_ascii_hexdigit()) {
         key.to_ascii_lowercase()
     } else {

@@ -1,0 +1,279 @@
+//! The end of a metered request: its record and its metrics, exactly once.
+//!
+//! A [`Guard`] travels with the request from [`crate::Metering::call`] to the end of its
+//! response (for a stream, the end of the body). Whatever ends it — the response, an error,
+//! the client going away — finishes it once, with what is known by then.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use http::Extensions;
+use llmgate_core::{
+    Attempts, CacheStatus, Deployment, LlmRequest, ModelGroup, Principal, UpstreamTime, UsageSlot,
+};
+use serde_json::Value;
+use tokio::time::Instant;
+
+use crate::cost::Tokens;
+use crate::layer::Meter;
+use crate::metrics::{
+    AttemptKind, AttemptLabels, CacheLabels, CacheResult, Group, Latency, Outcome, StatusClass,
+    Target, TokenKind, TokenLabels,
+};
+use crate::queue::Slot;
+use crate::record::SpendRecord;
+
+/// Status recorded for a request whose client went away before its response head.
+pub(crate) const CLIENT_CLOSED: u16 = 499;
+
+/// What the request looked like when it reached metering.
+pub(crate) struct Started {
+    pub(crate) meter: Meter,
+    pub(crate) slot: Slot,
+    pub(crate) at: Instant,
+    pub(crate) time: SystemTime,
+    pub(crate) request_id: Option<Arc<str>>,
+    pub(crate) llm: Option<LlmRequest>,
+    pub(crate) principal: Option<Principal>,
+}
+
+/// What the response says, as far as it is known.
+#[derive(Default)]
+pub(crate) struct Answer {
+    pub(crate) status: u16,
+    pub(crate) deployment: Option<Deployment>,
+    pub(crate) group: Option<Arc<str>>,
+    pub(crate) attempts: Attempts,
+    pub(crate) cache: Option<CacheStatus>,
+    pub(crate) usage: Option<UsageSlot>,
+    pub(crate) upstream: Option<Duration>,
+    /// When the response head reached metering.
+    pub(crate) head: Option<Instant>,
+    /// When a stream's first body frame passed.
+    pub(crate) first_byte: Option<Instant>,
+    pub(crate) stream: bool,
+}
+
+impl Answer {
+    /// Reads a response's extensions.
+    pub(crate) fn of(status: u16, ext: &Extensions) -> Answer {
+        Answer {
+            status,
+            deployment: ext.get::<Deployment>().cloned(),
+            group: ext.get::<ModelGroup>().map(|g| g.0.clone()),
+            attempts: ext.get::<Attempts>().copied().unwrap_or_default(),
+            cache: ext.get::<CacheStatus>().copied(),
+            usage: ext.get::<UsageSlot>().cloned(),
+            upstream: ext.get::<UpstreamTime>().map(|t| t.0),
+            head: Some(Instant::now()),
+            first_byte: None,
+            stream: false,
+        }
+    }
+}
+
+/// Finishes the request once: explicitly, or when dropped.
+pub(crate) struct Guard {
+    started: Option<Started>,
+    pub(crate) answer: Answer,
+}
+
+impl Guard {
+    pub(crate) fn new(started: Started) -> Guard {
+        started.meter.inner.metrics.in_flight.inc();
+        Guard {
+            started: Some(started),
+            answer: Answer {
+                status: CLIENT_CLOSED,
+                ..Answer::default()
+            },
+        }
+    }
+
+    /// Records the request; returns its cost when known.
+    pub(crate) fn finish(&mut self) -> Option<f64> {
+        let started = self.started.take()?;
+        finish(started, &self.answer)
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+fn finish(s: Started, a: &Answer) -> Option<f64> {
+    let inner = &s.meter.inner;
+    let m = &inner.metrics;
+    m.in_flight.dec();
+    let now = Instant::now();
+    let latency = now.saturating_duration_since(s.at);
+    let tokens = a.usage.as_ref().and_then(UsageSlot::get).map(Tokens::of);
+    let cache_hit = a.cache == Some(CacheStatus::Hit);
+    let succeeded = (200..400).contains(&a.status);
+    let cost = if cache_hit {
+        Some(0.0)
+    } else if !succeeded && tokens.is_none() {
+        // Providers do not bill a failed call.
+        Some(0.0)
+    } else {
+        match (&a.deployment, tokens) {
+            (Some(d), Some(t)) => inner.prices.price(d).and_then(|p| t.cost(&p)),
+            _ => None,
+        }
+    };
+    let tokens = tokens.unwrap_or_default();
+    let llm = s.llm.as_ref();
+    let requested = llm.map(|l| l.model().to_owned()).unwrap_or_default();
+
+    // Metrics: labels from the config's names only.
+    let group = a.group.clone().unwrap_or_else(|| {
+        inner
+            .groups
+            .get(requested.as_str())
+            .cloned()
+            .unwrap_or_else(|| inner.other.clone())
+    });
+    let deployment = a
+        .deployment
+        .as_ref()
+        .map(|d| d.id.clone())
+        .unwrap_or_else(|| inner.none.clone());
+    let outcome = Outcome {
+        model_group: group.clone(),
+        deployment: deployment.clone(),
+        status_class: StatusClass::of(a.status),
+    };
+    m.requests.get_or_create(&outcome).inc();
+    if !succeeded {
+        m.failures.get_or_create(&outcome).inc();
+    }
+    let target = Target {
+        model_group: group.clone(),
+        deployment,
+    };
+    for (kind, n) in [
+        (TokenKind::input, tokens.prompt),
+        (TokenKind::output, tokens.completion),
+        (TokenKind::cache_read, tokens.cache_read),
+        (TokenKind::cache_creation, tokens.cache_creation),
+        (TokenKind::reasoning, tokens.reasoning),
+    ] {
+        if n > 0 {
+            m.tokens
+                .get_or_create(&TokenLabels {
+                    model_group: target.model_group.clone(),
+                    deployment: target.deployment.clone(),
+                    token_type: kind,
+                })
+                .inc_by(n);
+        }
+    }
+    match cost {
+        Some(c) if c > 0.0 => {
+            m.spend.get_or_create(&target).inc_by(c);
+        }
+        Some(_) => {}
+        None => {
+            m.unpriced.get_or_create(&target).inc();
+        }
+    }
+    m.duration
+        .get_or_create(&Latency {
+            model_group: group.clone(),
+            stream: a.stream,
+        })
+        .observe(latency.as_secs_f64());
+    if let Some(up) = a.upstream {
+        m.upstream.get_or_create(&target).observe(up.as_secs_f64());
+        if a.attempts.attempts <= 1 {
+            if let Some(head) = a.head {
+                let overhead = head.saturating_duration_since(s.at).saturating_sub(up);
+                m.overhead.observe(overhead.as_secs_f64());
+            }
+        }
+    }
+    let ttft = a.first_byte.map(|t| t.saturating_duration_since(s.at));
+    if let Some(t) = ttft {
+        m.ttft
+            .get_or_create(&Group {
+                model_group: group.clone(),
+            })
+            .observe(t.as_secs_f64());
+    }
+    let extra = a.attempts.attempts.saturating_sub(1);
+    let fallbacks = a.attempts.fallbacks.min(extra);
+    for (kind, n) in [
+        (AttemptKind::retry, extra - fallbacks),
+        (AttemptKind::fallback, fallbacks),
+    ] {
+        if n > 0 {
+            m.attempts
+                .get_or_create(&AttemptLabels {
+                    model_group: group.clone(),
+                    kind,
+                })
+                .inc_by(u64::from(n));
+        }
+    }
+    if let Some(c) = a.cache {
+        let result = match c {
+            CacheStatus::Hit => CacheResult::hit,
+            CacheStatus::Miss => CacheResult::miss,
+        };
+        m.cache
+            .get_or_create(&CacheLabels {
+                model_group: group,
+                result,
+            })
+            .inc();
+    }
+
+    let key = s.principal.as_ref().and_then(Principal::key);
+    let record = SpendRecord {
+        request_id: s.request_id.unwrap_or_else(|| Arc::from("")),
+        key_token: key.map(|k| k.token.clone()),
+        key_alias: key.and_then(|k| k.key_alias.clone()),
+        team_id: key.and_then(|k| k.team_id.clone()),
+        user_id: key.and_then(|k| k.user_id.clone()),
+        requested_model: requested,
+        model_group: a.group.clone(),
+        deployment: a.deployment.as_ref().map(|d| d.id.clone()),
+        provider: a.deployment.as_ref().map(|d| d.provider.to_string()),
+        upstream_model: a.deployment.as_ref().map(|d| d.model.clone()),
+        endpoint: llm.map_or("", |l| l.endpoint().path()),
+        tokens,
+        cost,
+        status: a.status,
+        stream: a.stream,
+        cache_hit,
+        attempts: a.attempts.attempts,
+        fallbacks: a.attempts.fallbacks,
+        start_time: s.time,
+        end_time: s.time + latency,
+        latency,
+        time_to_first_token: ttft,
+        tags: tags(llm, key.map(|k| k.tags.as_slice()).unwrap_or_default()),
+    };
+    s.slot.send(record);
+    cost
+}
+
+/// The request's `metadata.tags` and `tags`, then the key's, each once.
+fn tags(llm: Option<&LlmRequest>, key_tags: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut add = |t: &str| {
+        if !t.is_empty() && !out.iter().any(|o| o == t) {
+            out.push(t.to_owned());
+        }
+    };
+    if let Some(g) = llm.map(LlmRequest::gateway) {
+        if let Some(Value::Array(items)) = g.metadata.as_ref().and_then(|m| m.get("tags")) {
+            items.iter().filter_map(Value::as_str).for_each(&mut add);
+        }
+        g.tags.iter().for_each(|t| add(t));
+    }
+    key_tags.iter().for_each(|t| add(t));
+    out
+}

@@ -1,0 +1,97 @@
+//! [`ResponseFuture`] of [`crate::Metering`].
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+use http::{HeaderValue, Response};
+use llmgate_core::{headers, ApiError, BoxBody, BoxError, Cost, ErrorContract};
+use pin_project_lite::pin_project;
+
+use crate::body::ResponseBody;
+use crate::finish::{Answer, Guard};
+
+pin_project! {
+    /// The inner call, metered; or the 503 of a full spend queue.
+    #[project = Proj]
+    #[allow(missing_docs)] // pin-project-lite takes no docs on variant fields
+    pub enum ResponseFuture<F> {
+        /// Metered: the inner service's future.
+        Metered {
+            #[pin]
+            fut: F,
+            guard: Option<Guard>,
+            stream: bool,
+        },
+        /// Refused: the response to send.
+        Rejected {
+            response: Option<Response<BoxBody>>,
+        },
+    }
+}
+
+impl<F> ResponseFuture<F> {
+    pub(crate) fn metered(fut: F, guard: Guard, stream: bool) -> Self {
+        ResponseFuture::Metered {
+            fut,
+            guard: Some(guard),
+            stream,
+        }
+    }
+
+    pub(crate) fn rejected(response: Response<BoxBody>) -> Self {
+        ResponseFuture::Rejected {
+            response: Some(response),
+        }
+    }
+}
+
+impl<F> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<Response<BoxBody>, BoxError>>,
+{
+    type Output = Result<Response<BoxBody>, BoxError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let (fut, guard, stream) = match self.project() {
+            Proj::Metered { fut, guard, stream } => (fut, guard, *stream),
+            Proj::Rejected { response } => {
+                return Poll::Ready(Ok(response.take().unwrap_or_else(|| {
+                    ApiError::internal("metering future polled after completion").to_response()
+                })))
+            }
+        };
+        let result = ready!(fut.poll(cx));
+        // Dropped with the future (the client went away) the guard records a 499.
+        let Some(mut guard) = guard.take() else {
+            return Poll::Ready(result);
+        };
+        Poll::Ready(match result {
+            Ok(mut res) => {
+                guard.answer = Answer::of(res.status().as_u16(), res.extensions());
+                if stream && res.status().is_success() {
+                    // Usage and cost are known when the body ends.
+                    guard.answer.stream = true;
+                    return Poll::Ready(Ok(
+                        res.map(|body| BoxBody::new(ResponseBody::new(body, guard)))
+                    ));
+                }
+                if let Some(cost) = guard.finish() {
+                    res.extensions_mut().insert(Cost(cost));
+                    if let Ok(v) = HeaderValue::from_str(&cost.to_string()) {
+                        res.headers_mut().insert(headers::RESPONSE_COST, v);
+                    }
+                }
+                Ok(res)
+            }
+            Err(e) => {
+                let status = e
+                    .downcast_ref::<ApiError>()
+                    .map_or(500, |a| a.status().as_u16());
+                guard.answer.status = status;
+                guard.finish();
+                Err(e)
+            }
+        })
+    }
+}

@@ -1,0 +1,176 @@
+//! [`Meter`] (prices, the spend queue and the metrics, shared) and [`MeteringLayer`].
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use tower::Layer;
+
+use crate::metrics::Metrics;
+use crate::prices::PriceTable;
+use crate::queue::{QueueConfig, SpendQueue};
+use crate::service::Metering;
+use crate::sink::SpendSink;
+
+/// What every metered request shares: the price table, the spend queue and the metrics.
+/// Cheap to clone. Building it spawns nothing: the spend writer starts with the first record.
+#[derive(Clone, Debug)]
+pub struct Meter {
+    pub(crate) inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Inner {
+    pub(crate) prices: PriceTable,
+    pub(crate) queue: SpendQueue,
+    pub(crate) metrics: Arc<Metrics>,
+    /// Model names clients may send (groups and aliases) -> the group's label.
+    pub(crate) groups: HashMap<String, Arc<str>>,
+    /// The label of a model name the config does not know.
+    pub(crate) other: Arc<str>,
+    /// The deployment label when none answered.
+    pub(crate) none: Arc<str>,
+    /// [`Meter::start`] ran.
+    pub(crate) started: std::sync::atomic::AtomicBool,
+}
+
+/// Builds a [`Meter`].
+#[derive(Debug)]
+#[must_use]
+pub struct MeterBuilder {
+    sink: Arc<dyn SpendSink>,
+    prices: Option<PriceTable>,
+    queue: QueueConfig,
+    groups: HashMap<String, Arc<str>>,
+}
+
+impl std::fmt::Debug for dyn SpendSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SpendSink")
+    }
+}
+
+impl Meter {
+    /// A meter writing its records into `sink`, with LiteLLM's bundled prices and the default
+    /// queue settings.
+    pub fn builder(sink: Arc<dyn SpendSink>) -> MeterBuilder {
+        MeterBuilder {
+            sink,
+            prices: None,
+            queue: QueueConfig::default(),
+            groups: HashMap::new(),
+        }
+    }
+
+    /// The layer that meters requests with this meter.
+    pub fn layer(&self) -> MeteringLayer {
+        MeteringLayer {
+            meter: self.clone(),
+        }
+    }
+
+    /// The metrics registry (for `GET /metrics`, and for counting what other layers refuse).
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.inner.metrics
+    }
+
+    /// The spend queue.
+    pub fn queue(&self) -> &SpendQueue {
+        &self.inner.queue
+    }
+
+    /// The price table.
+    pub fn prices(&self) -> &PriceTable {
+        &self.inner.prices
+    }
+
+    /// Starts the spend writer and, on another thread, parses the price table, so the first
+    /// request does neither. Idempotent; without it both happen on first use.
+    pub fn start(&self) {
+        if self
+            .inner
+            .started
+            .swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            return;
+        }
+        self.inner.queue.start();
+        let meter = self.clone();
+        let spawned = std::thread::Builder::new()
+            .name("llmgate-prices".into())
+            .spawn(move || meter.inner.prices.warm());
+        if let Err(e) = spawned {
+            tracing::debug!(error = %e, "prices will be parsed on first use");
+        }
+    }
+
+    /// Writes every record queued so far; returns once they are written.
+    pub async fn flush(&self) {
+        self.inner.queue.flush().await;
+    }
+
+    /// Writes every queued record and stops the writer (see [`SpendQueue::shutdown`]).
+    pub async fn shutdown(&self) {
+        self.inner.queue.shutdown().await;
+    }
+}
+
+impl MeterBuilder {
+    /// The price table (default: LiteLLM's bundled one).
+    pub fn prices(mut self, prices: PriceTable) -> Self {
+        self.prices = Some(prices);
+        self
+    }
+
+    /// The spend queue's settings.
+    pub fn queue(mut self, config: QueueConfig) -> Self {
+        self.queue = config;
+        self
+    }
+
+    /// Model names clients may send, each with the group it routes to: metrics label a
+    /// failed request (which no group answered) with its group, and any other name `other`,
+    /// so clients cannot grow the label set. A served request is labelled with the group that
+    /// served it.
+    pub fn model_names(mut self, names: impl IntoIterator<Item = (String, Arc<str>)>) -> Self {
+        self.groups.extend(names);
+        self
+    }
+
+    /// The meter.
+    pub fn build(self) -> Meter {
+        let metrics = Arc::new(Metrics::new());
+        let queue = SpendQueue::with_counters(self.sink, self.queue, metrics.queue.clone());
+        Meter {
+            inner: Arc::new(Inner {
+                prices: self.prices.unwrap_or_else(PriceTable::bundled),
+                queue,
+                metrics,
+                groups: self.groups,
+                other: Arc::from("other"),
+                none: Arc::from("none"),
+                started: std::sync::atomic::AtomicBool::new(false),
+            }),
+        }
+    }
+}
+
+/// Meters every request: see the crate docs.
+#[derive(Clone, Debug)]
+pub struct MeteringLayer {
+    meter: Meter,
+}
+
+impl MeteringLayer {
+    /// The layer of `meter`.
+    pub fn new(meter: &Meter) -> Self {
+        meter.layer()
+    }
+}
+
+impl<S> Layer<S> for MeteringLayer {
+    type Service = Metering<S>;
+
+    fn layer(&self, inner: S) -> Metering<S> {
+        Metering::new(inner, self.meter.clone())
+    }
+}

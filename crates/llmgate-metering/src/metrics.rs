@@ -1,0 +1,342 @@
+//! [`Metrics`]: the gateway's Prometheus metrics, in one registry, rendered as text for
+//! `GET /metrics`. Names and labels are documented in `docs/metrics.md`.
+//!
+//! Every label is a small, bounded set: model groups and deployments come from the config
+//! (a model name the config does not know is `other`), status classes are `2xx` .. `5xx`.
+//! Updating a labelled metric takes the family's read lock (prometheus-client's `RwLock`),
+//! shared between requests; no request waits on another.
+
+use std::fmt::{self, Write as _};
+use std::sync::Arc;
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::{Registry, Unit};
+
+use crate::queue::QueueCounters;
+
+/// `2xx`, `4xx`, ... of an HTTP status.
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub enum StatusClass {
+    S2xx,
+    S3xx,
+    S4xx,
+    S5xx,
+}
+
+impl EncodeLabelValue for StatusClass {
+    fn encode(&self, e: &mut LabelValueEncoder<'_>) -> fmt::Result {
+        e.write_str(self.as_str())
+    }
+}
+
+impl StatusClass {
+    /// `2xx`, `3xx`, `4xx` or `5xx`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StatusClass::S2xx => "2xx",
+            StatusClass::S3xx => "3xx",
+            StatusClass::S4xx => "4xx",
+            StatusClass::S5xx => "5xx",
+        }
+    }
+
+    /// The class of `status`.
+    pub fn of(status: u16) -> Self {
+        match status {
+            0..=299 => StatusClass::S2xx,
+            300..=399 => StatusClass::S3xx,
+            400..=499 => StatusClass::S4xx,
+            _ => StatusClass::S5xx,
+        }
+    }
+}
+
+/// Labels of per-deployment metrics.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct Target {
+    pub(crate) model_group: Arc<str>,
+    pub(crate) deployment: Arc<str>,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct Outcome {
+    pub(crate) model_group: Arc<str>,
+    pub(crate) deployment: Arc<str>,
+    pub(crate) status_class: StatusClass,
+}
+
+/// Kinds of tokens.
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types, missing_docs)]
+pub(crate) enum TokenKind {
+    input,
+    output,
+    cache_read,
+    cache_creation,
+    reasoning,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct TokenLabels {
+    pub(crate) model_group: Arc<str>,
+    pub(crate) deployment: Arc<str>,
+    pub(crate) token_type: TokenKind,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct Group {
+    pub(crate) model_group: Arc<str>,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct Latency {
+    pub(crate) model_group: Arc<str>,
+    pub(crate) stream: bool,
+}
+
+/// Why the gateway answered a request itself with an error before any provider saw it.
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+pub enum Rejection {
+    /// 429 from the gateway's rate limiter.
+    rate_limit,
+    /// 401 or 403 from authentication.
+    auth,
+    /// 503: the spend queue was full.
+    spend_queue_full,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RejectionLabels {
+    reason: Rejection,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct AttemptLabels {
+    pub(crate) model_group: Arc<str>,
+    pub(crate) kind: AttemptKind,
+}
+
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+pub(crate) enum AttemptKind {
+    retry,
+    fallback,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct CacheLabels {
+    pub(crate) model_group: Arc<str>,
+    pub(crate) result: CacheResult,
+}
+
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+pub(crate) enum CacheResult {
+    hit,
+    miss,
+}
+
+type F64Counter = Counter<f64, std::sync::atomic::AtomicU64>;
+
+/// The registry and every metric in it. Shared behind an `Arc`.
+pub struct Metrics {
+    registry: Registry,
+    pub(crate) requests: Family<Outcome, Counter>,
+    pub(crate) failures: Family<Outcome, Counter>,
+    pub(crate) tokens: Family<TokenLabels, Counter>,
+    pub(crate) spend: Family<Target, F64Counter>,
+    pub(crate) unpriced: Family<Target, Counter>,
+    pub(crate) duration: Family<Latency, Histogram>,
+    pub(crate) upstream: Family<Target, Histogram>,
+    pub(crate) overhead: Histogram,
+    pub(crate) ttft: Family<Group, Histogram>,
+    pub(crate) in_flight: Gauge,
+    deployment_state: Family<Target, Gauge>,
+    pub(crate) attempts: Family<AttemptLabels, Counter>,
+    pub(crate) cache: Family<CacheLabels, Counter>,
+    rejections: Family<RejectionLabels, Counter>,
+    pub(crate) queue: QueueCounters,
+}
+
+impl fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+/// Buckets of 5 ms .. 82 s, doubling.
+fn request_buckets() -> Histogram {
+    Histogram::new(exponential_buckets(0.005, 2.0, 15))
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// A registry with every llmgate metric, all at zero.
+    pub fn new() -> Self {
+        let mut m = Metrics {
+            registry: Registry::with_prefix("llmgate"),
+            requests: Family::default(),
+            failures: Family::default(),
+            tokens: Family::default(),
+            spend: Family::default(),
+            unpriced: Family::default(),
+            duration: Family::new_with_constructor(request_buckets),
+            upstream: Family::new_with_constructor(request_buckets),
+            // 50 µs .. 0.8 s: the gateway's own time is small.
+            overhead: Histogram::new(exponential_buckets(0.00005, 2.0, 15)),
+            ttft: Family::new_with_constructor(request_buckets),
+            in_flight: Gauge::default(),
+            deployment_state: Family::default(),
+            attempts: Family::default(),
+            cache: Family::default(),
+            rejections: Family::default(),
+            queue: QueueCounters::default(),
+        };
+        m.queue.rejected = m.rejections.get_or_create_owned(&RejectionLabels {
+            reason: Rejection::spend_queue_full,
+        });
+        let r = &mut m.registry;
+        r.register(
+            "requests",
+            "LLM requests answered, by model group, deployment and status class",
+            m.requests.clone(),
+        );
+        r.register(
+            "request_failures",
+            "LLM requests answered with an error status (4xx, 5xx)",
+            m.failures.clone(),
+        );
+        r.register(
+            "tokens",
+            "Tokens by type: input (cache reads and writes included), output (reasoning included), cache_read, cache_creation, reasoning",
+            m.tokens.clone(),
+        );
+        r.register(
+            "spend_usd",
+            "Spend in USD (requests with an unknown price count 0 here and in llmgate_unpriced_requests)",
+            m.spend.clone(),
+        );
+        r.register(
+            "unpriced_requests",
+            "Requests whose cost is unknown: no price for the model, or no usage reported",
+            m.unpriced.clone(),
+        );
+        r.register_with_unit(
+            "request_duration",
+            "Time from the request reaching metering to the end of its response (a stream's last byte)",
+            Unit::Seconds,
+            m.duration.clone(),
+        );
+        r.register_with_unit(
+            "upstream_duration",
+            "Time the deployment that answered took to send its response head",
+            Unit::Seconds,
+            m.upstream.clone(),
+        );
+        r.register_with_unit(
+            "overhead_duration",
+            "The gateway's own time before the response head, first-attempt successes only",
+            Unit::Seconds,
+            m.overhead.clone(),
+        );
+        r.register_with_unit(
+            "time_to_first_token",
+            "Streams: time from the request to the first byte of the response body",
+            Unit::Seconds,
+            m.ttft.clone(),
+        );
+        r.register(
+            "in_flight_requests",
+            "LLM requests being answered now (streams until their body ends)",
+            m.in_flight.clone(),
+        );
+        r.register(
+            "deployment_state",
+            "0: in rotation; 1: cooling down (read from the router when scraped)",
+            m.deployment_state.clone(),
+        );
+        r.register(
+            "extra_attempts",
+            "Attempts beyond the first for requests that succeeded: retries in the group, and attempts on fallback groups",
+            m.attempts.clone(),
+        );
+        r.register(
+            "cache_lookups",
+            "Response cache lookups by result",
+            m.cache.clone(),
+        );
+        r.register(
+            "gateway_rejections",
+            "Requests the gateway refused itself: rate limits (429), auth (401/403), a full spend queue (503)",
+            m.rejections.clone(),
+        );
+        r.register(
+            "spend_queue_depth",
+            "Spend records waiting to be written",
+            m.queue.depth.clone(),
+        );
+        r.register(
+            "spend_records_dropped",
+            "Spend records dropped: queue full (policy drop), after shutdown, or unwritable at shutdown",
+            m.queue.dropped.clone(),
+        );
+        r.register(
+            "spend_records_written",
+            "Spend records the sink stored",
+            m.queue.written.clone(),
+        );
+        r.register(
+            "spend_write_failures",
+            "Failed spend batch writes (each is retried)",
+            m.queue.write_failures.clone(),
+        );
+        m
+    }
+
+    /// Counts a request the gateway refused itself.
+    pub fn rejected(&self, why: Rejection) {
+        self.rejections
+            .get_or_create(&RejectionLabels { reason: why })
+            .inc();
+    }
+
+    /// Sets a deployment's state gauge (the facade calls it from the router's view when
+    /// scraped).
+    pub fn set_deployment_state(
+        &self,
+        model_group: &Arc<str>,
+        deployment: &Arc<str>,
+        cooling: bool,
+    ) {
+        self.deployment_state
+            .get_or_create(&Target {
+                model_group: model_group.clone(),
+                deployment: deployment.clone(),
+            })
+            .set(i64::from(cooling));
+    }
+
+    /// The metrics in the OpenMetrics text format (which Prometheus reads); see
+    /// [`Metrics::CONTENT_TYPE`].
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(16 * 1024);
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+
+    /// The content type of [`Metrics::render`].
+    pub const CONTENT_TYPE: &'static str =
+        "application/openmetrics-text; version=1.0.0; charset=utf-8";
+}

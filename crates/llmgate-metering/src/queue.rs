@@ -1,0 +1,458 @@
+//! [`SpendQueue`]: a bounded queue of spend records, drained in batches into a [`SpendSink`] by
+//! one writer on its own thread.
+//!
+//! - **Bounded**: at most `capacity` records wait (a tokio `mpsc` channel: lock-free on the
+//!   sending side).
+//! - **Batched**: the writer writes when `batch_size` records are waiting, or `interval` after
+//!   the oldest waiting record arrived (LiteLLM's `proxy_batch_write_at`), whichever is first.
+//! - **Full**: [`QueueFull::Reject`] (the default) reserves each request's place in the queue
+//!   before the request goes on; when there is none, the request is answered 503 and counted
+//!   (`llmgate_spend_queue_rejected_total`), so a request that is served is always recorded.
+//!   [`QueueFull::Drop`] serves it anyway and drops its record, counted
+//!   (`llmgate_spend_records_dropped_total`) and logged.
+//! - **Its own thread**: the writer runs on a thread with its own tokio runtime, started on
+//!   first use, so it outlives the host's runtimes (Pingora stops its own before `run`
+//!   returns) and [`SpendQueue::shutdown`] can drain it after the server stopped.
+//! - **Shutdown** writes everything queued, retrying a failing sink until `shutdown_timeout`;
+//!   records still arriving afterwards (a stream cut off by the host) are dropped and counted.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use crate::record::SpendRecord;
+use crate::sink::SpendSink;
+
+/// What to do with a request when the spend queue is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum QueueFull {
+    /// Answer 503 (`Retry-After: 1`) before serving it: every served request is recorded.
+    #[default]
+    Reject,
+    /// Serve it and drop its record (counted and logged).
+    Drop,
+}
+
+/// The queue's settings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct QueueConfig {
+    /// Records that may wait (for [`QueueFull::Reject`], requests in flight hold a place too).
+    pub capacity: usize,
+    /// Records per write.
+    pub batch_size: usize,
+    /// Longest a record waits before it is written.
+    pub interval: Duration,
+    /// What a full queue does.
+    pub on_full: QueueFull,
+    /// How long shutdown keeps retrying a failing sink.
+    pub shutdown_timeout: Duration,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        QueueConfig {
+            capacity: 65_536,
+            batch_size: 512,
+            // LiteLLM's default `proxy_batch_write_at`.
+            interval: Duration::from_secs(10),
+            on_full: QueueFull::Reject,
+            shutdown_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The queue's counters, shared with the metrics registry.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct QueueCounters {
+    pub(crate) depth: Gauge,
+    pub(crate) dropped: Counter,
+    pub(crate) rejected: Counter,
+    pub(crate) written: Counter,
+    pub(crate) write_failures: Counter,
+}
+
+enum Control {
+    Flush(oneshot::Sender<()>),
+    Shutdown(oneshot::Sender<()>),
+}
+
+struct Shared {
+    config: QueueConfig,
+    tx: mpsc::Sender<SpendRecord>,
+    rx: Mutex<Option<mpsc::Receiver<SpendRecord>>>,
+    sink: Arc<dyn SpendSink>,
+    control: OnceLock<Option<mpsc::UnboundedSender<Control>>>,
+    /// Senders between checking `finished` and sending (see [`Slot::send`]).
+    sending: AtomicUsize,
+    /// The writer has drained for the last time.
+    finished: AtomicBool,
+    counters: QueueCounters,
+}
+
+/// The spend queue. Cheap to clone; spawns nothing until the first record (or
+/// [`SpendQueue::start`]).
+#[derive(Clone)]
+pub struct SpendQueue {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for SpendQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SpendQueue")
+            .field("config", &self.shared.config)
+            .field("depth", &self.depth())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A place in the queue for one record, taken when the request starts.
+pub(crate) struct Slot {
+    shared: Arc<Shared>,
+    permit: Option<mpsc::OwnedPermit<SpendRecord>>,
+}
+
+/// The queue has no place for the request's record ([`QueueFull::Reject`]).
+#[derive(Debug)]
+pub(crate) struct NoPlace;
+
+impl SpendQueue {
+    /// A queue writing into `sink`.
+    pub fn new(sink: Arc<dyn SpendSink>, config: QueueConfig) -> Self {
+        Self::with_counters(sink, config, QueueCounters::default())
+    }
+
+    pub(crate) fn with_counters(
+        sink: Arc<dyn SpendSink>,
+        mut config: QueueConfig,
+        counters: QueueCounters,
+    ) -> Self {
+        config.capacity = config.capacity.max(1);
+        config.batch_size = config.batch_size.clamp(1, config.capacity);
+        let (tx, rx) = mpsc::channel(config.capacity);
+        SpendQueue {
+            shared: Arc::new(Shared {
+                config,
+                tx,
+                rx: Mutex::new(Some(rx)),
+                sink,
+                control: OnceLock::new(),
+                sending: AtomicUsize::new(0),
+                finished: AtomicBool::new(false),
+                counters,
+            }),
+        }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &QueueConfig {
+        &self.shared.config
+    }
+
+    /// Records waiting to be written.
+    pub fn depth(&self) -> i64 {
+        self.shared.counters.depth.get()
+    }
+
+    /// Records dropped: a full queue under [`QueueFull::Drop`], after shutdown, or unwritable
+    /// at shutdown.
+    pub fn dropped(&self) -> u64 {
+        self.shared.counters.dropped.get()
+    }
+
+    /// Requests refused because the queue was full ([`QueueFull::Reject`]).
+    pub fn rejected(&self) -> u64 {
+        self.shared.counters.rejected.get()
+    }
+
+    /// Starts the writer thread if it is not running. Called on first use; hosts may call it
+    /// earlier.
+    pub fn start(&self) {
+        self.control();
+    }
+
+    fn control(&self) -> Option<&mpsc::UnboundedSender<Control>> {
+        self.shared
+            .control
+            .get_or_init(|| spawn_writer(&self.shared))
+            .as_ref()
+    }
+
+    /// Takes a place for one record: under [`QueueFull::Reject`] a reserved place, or
+    /// [`NoPlace`] when the queue is full or shut down.
+    pub(crate) fn reserve(&self) -> Result<Slot, NoPlace> {
+        self.control();
+        let permit = match self.shared.config.on_full {
+            QueueFull::Drop => None,
+            QueueFull::Reject => match self.shared.tx.clone().try_reserve_owned() {
+                Ok(p) => Some(p),
+                Err(_) => {
+                    self.shared.counters.rejected.inc();
+                    return Err(NoPlace);
+                }
+            },
+        };
+        Ok(Slot {
+            shared: self.shared.clone(),
+            permit,
+        })
+    }
+
+    /// Sends one record (for callers outside the layer: a record built by hand).
+    pub fn send(&self, record: SpendRecord) {
+        self.control();
+        Slot {
+            shared: self.shared.clone(),
+            permit: None,
+        }
+        .send(record);
+    }
+
+    /// Writes every record queued so far, and returns once they are written (or the writer is
+    /// gone).
+    pub async fn flush(&self) {
+        let (done, wait) = oneshot::channel();
+        if let Some(c) = self.control() {
+            if c.send(Control::Flush(done)).is_ok() {
+                let _ = wait.await;
+            }
+        }
+    }
+
+    /// Stops the writer after it wrote everything queued (retrying a failing sink up to
+    /// `shutdown_timeout`). Later records are dropped and counted. Works from any runtime,
+    /// even one built only for this call.
+    pub async fn shutdown(&self) {
+        let (done, wait) = oneshot::channel();
+        if let Some(c) = self.control() {
+            if c.send(Control::Shutdown(done)).is_ok() {
+                let _ = wait.await;
+            }
+        }
+    }
+}
+
+impl Slot {
+    /// Queues the record in its place; without one, in a free place if any, else drops it
+    /// (counted).
+    pub(crate) fn send(self, record: SpendRecord) {
+        let s = &self.shared;
+        // Either the writer sees `sending > 0` and waits for this send before its last drain,
+        // or this sees `finished` and counts the record: none is lost uncounted.
+        s.sending.fetch_add(1, SeqCst);
+        let sent = if s.finished.load(SeqCst) {
+            false
+        } else if let Some(p) = self.permit {
+            p.send(record);
+            true
+        } else {
+            s.tx.try_send(record).is_ok()
+        };
+        if sent {
+            s.counters.depth.inc();
+        }
+        s.sending.fetch_sub(1, SeqCst);
+        if !sent {
+            s.counters.dropped.inc();
+            drop_warning(s.finished.load(SeqCst));
+        }
+    }
+}
+
+/// Logs a dropped record, at most once a second.
+fn drop_warning(after_shutdown: bool) {
+    static LAST: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    if LAST.swap(now, SeqCst) != now {
+        if after_shutdown {
+            tracing::warn!("spend record dropped: the spend queue was already shut down");
+        } else {
+            tracing::warn!(
+                "spend record dropped: the spend queue is full (see llmgate_spend_records_dropped_total)"
+            );
+        }
+    }
+}
+
+fn spawn_writer(shared: &Arc<Shared>) -> Option<mpsc::UnboundedSender<Control>> {
+    let rx = shared.rx.lock().ok()?.take()?;
+    let (control, control_rx) = mpsc::unbounded_channel();
+    let writer = Writer {
+        rx,
+        control: control_rx,
+        shared: shared.clone(),
+        buf: Vec::with_capacity(shared.config.batch_size),
+        stop: None,
+        flushed: Vec::new(),
+    };
+    let spawned = std::thread::Builder::new()
+        .name("llmgate-spend-writer".into())
+        .spawn(move || {
+            match tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .build()
+            {
+                Ok(rt) => rt.block_on(writer.run()),
+                Err(e) => tracing::error!(error = %e, "the spend writer cannot start its runtime"),
+            }
+        });
+    match spawned {
+        Ok(_) => Some(control),
+        Err(e) => {
+            tracing::error!(error = %e, "the spend writer thread cannot start; spend records will not be written");
+            None
+        }
+    }
+}
+
+struct Writer {
+    rx: mpsc::Receiver<SpendRecord>,
+    control: mpsc::UnboundedReceiver<Control>,
+    shared: Arc<Shared>,
+    buf: Vec<SpendRecord>,
+    /// A shutdown asked for while a failing batch was being retried.
+    stop: Option<oneshot::Sender<()>>,
+    /// Flushes asked for meanwhile, answered once the buffer is written.
+    flushed: Vec<oneshot::Sender<()>>,
+}
+
+impl Writer {
+    async fn run(mut self) {
+        let config = self.shared.config;
+        let mut due: Option<Instant> = None;
+        loop {
+            if let Some(done) = self.stop.take() {
+                self.finish(Instant::now() + config.shutdown_timeout).await;
+                let _ = done.send(());
+                return;
+            }
+            let room = config.batch_size.saturating_sub(self.buf.len()).max(1);
+            tokio::select! {
+                biased;
+                ctl = self.control.recv() => match ctl {
+                    Some(Control::Flush(done)) => {
+                        self.drain();
+                        self.write_all(None).await;
+                        due = None;
+                        let _ = done.send(());
+                    }
+                    Some(Control::Shutdown(done)) => {
+                        self.finish(Instant::now() + config.shutdown_timeout).await;
+                        let _ = done.send(());
+                        return;
+                    }
+                    None => {
+                        self.finish(Instant::now() + config.shutdown_timeout).await;
+                        return;
+                    }
+                },
+                n = self.rx.recv_many(&mut self.buf, room) => {
+                    self.shared.counters.depth.dec_by(n as i64);
+                    if n == 0 {
+                        self.finish(Instant::now() + config.shutdown_timeout).await;
+                        return;
+                    }
+                    if self.buf.len() >= config.batch_size {
+                        self.write_all(None).await;
+                        due = None;
+                    } else if due.is_none() {
+                        due = Some(Instant::now() + config.interval);
+                    }
+                }
+                () = sleep_until(due), if due.is_some() => {
+                    self.write_all(None).await;
+                    due = None;
+                }
+            }
+        }
+    }
+
+    /// Moves every queued record into the buffer.
+    fn drain(&mut self) {
+        while let Ok(r) = self.rx.try_recv() {
+            self.shared.counters.depth.dec();
+            self.buf.push(r);
+        }
+    }
+
+    /// The last drain: no more sends after this, then everything written.
+    async fn finish(&mut self, deadline: Instant) {
+        self.rx.close();
+        self.shared.finished.store(true, SeqCst);
+        while self.shared.sending.load(SeqCst) != 0 {
+            std::thread::yield_now();
+        }
+        self.drain();
+        self.write_all(Some(deadline)).await;
+        if !self.buf.is_empty() {
+            let lost = self.buf.len();
+            self.shared.counters.dropped.inc_by(lost as u64);
+            tracing::error!(
+                lost,
+                "spend records could not be written before the shutdown deadline"
+            );
+            self.buf.clear();
+        }
+    }
+
+    /// Writes the buffer in batches. A failed batch is retried with backoff until it is
+    /// written, or until `deadline` (shutdown); meanwhile records wait in the queue.
+    async fn write_all(&mut self, mut deadline: Option<Instant>) {
+        let config = self.shared.config;
+        while !self.buf.is_empty() {
+            let n = self.buf.len().min(config.batch_size);
+            let mut backoff = Duration::from_millis(50);
+            loop {
+                match self.shared.sink.write(&self.buf[..n]).await {
+                    Ok(()) => {
+                        self.shared.counters.written.inc_by(n as u64);
+                        self.buf.drain(..n);
+                        break;
+                    }
+                    Err(e) => {
+                        self.shared.counters.write_failures.inc();
+                        tracing::warn!(error = %e, records = n, "spend batch write failed; retrying");
+                        let now = Instant::now();
+                        // A shutdown does not wait for the sink forever.
+                        while let Ok(c) = self.control.try_recv() {
+                            match c {
+                                Control::Flush(done) => self.flushed.push(done),
+                                Control::Shutdown(done) => {
+                                    self.stop = Some(done);
+                                    deadline = deadline.or(Some(now + config.shutdown_timeout));
+                                }
+                            }
+                        }
+                        if deadline.is_some_and(|d| now >= d) {
+                            return;
+                        }
+                        let wait = deadline.map_or(backoff, |d| backoff.min(d - now));
+                        tokio::time::sleep(wait).await;
+                        backoff = (backoff * 2).min(config.interval.max(Duration::from_secs(1)));
+                    }
+                }
+            }
+        }
+        for done in self.flushed.drain(..) {
+            let _ = done.send(());
+        }
+    }
+}
+
+async fn sleep_until(due: Option<Instant>) {
+    match due {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+#[path = "queue_tests.rs"]
+mod tests;

@@ -1,0 +1,76 @@
+//! [`SpendRecord`]: what one request cost, and who and what it was for.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+
+use crate::cost::Tokens;
+
+/// One request's spend record, built when its response (for a stream, its body) ends.
+///
+/// A store writes these in batches ([`crate::SpendSink`]); the same batch charges each key's
+/// spend: the records carry the key's token (its hash) and the cost.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SpendRecord {
+    /// The request's id (`x-llmgate-request-id`).
+    pub request_id: Arc<str>,
+    /// The virtual key's token (SHA-256 of the secret, lowercase hex); `None` for the master
+    /// key and an open gateway.
+    pub key_token: Option<String>,
+    /// The key's alias.
+    pub key_alias: Option<String>,
+    /// The key's team.
+    pub team_id: Option<String>,
+    /// The key's user.
+    pub user_id: Option<String>,
+    /// The model the client asked for.
+    pub requested_model: String,
+    /// The model group that served it (`None` when the request failed before routing).
+    pub model_group: Option<Arc<str>>,
+    /// The deployment id that answered.
+    pub deployment: Option<Arc<str>>,
+    /// Its provider (`openai`, `anthropic`, ...).
+    pub provider: Option<String>,
+    /// The model id sent upstream.
+    pub upstream_model: Option<Arc<str>>,
+    /// The endpoint, such as `/v1/chat/completions`.
+    pub endpoint: &'static str,
+    /// Token counts (zero when the provider reported none).
+    pub tokens: Tokens,
+    /// Cost in USD. `None`: unknown (no price for the model, or no usage reported); a failed
+    /// request and a cache hit cost 0.
+    pub cost: Option<f64>,
+    /// The HTTP status the client got (200 for a stream that started, even if it broke later).
+    pub status: u16,
+    /// Whether the answer was streamed.
+    pub stream: bool,
+    /// Served from the gateway's cache.
+    pub cache_hit: bool,
+    /// Attempts made (1 when the first succeeded; 0 when none reached a provider).
+    pub attempts: u32,
+    /// Of those, on fallback groups.
+    pub fallbacks: u32,
+    /// When the request reached metering.
+    pub start_time: SystemTime,
+    /// When its response (for a stream, the body) ended.
+    pub end_time: SystemTime,
+    /// `end_time - start_time`, measured on a monotonic clock.
+    pub latency: Duration,
+    /// A stream's time to its first byte.
+    pub time_to_first_token: Option<Duration>,
+    /// The request's `metadata.tags` and `tags`, then the key's tags.
+    pub tags: Vec<String>,
+}
+
+impl SpendRecord {
+    /// The cost to charge: unknown counts as 0 (and is recorded as unknown).
+    pub fn charge(&self) -> f64 {
+        self.cost.unwrap_or(0.0)
+    }
+
+    /// Whether the client got a success.
+    pub fn succeeded(&self) -> bool {
+        (200..400).contains(&self.status)
+    }
+}

@@ -1,0 +1,465 @@
+//! Spend: the spend log (`llmgate_spend_logs`) the metering writer fills in batches, the key
+//! charges made in the same transaction, and the queries behind the spend endpoints.
+//!
+//! A batch is written by [`Store::write_spend`](crate::Store::write_spend) in one transaction:
+//! a multi-row `INSERT ... ON CONFLICT (request_id) DO NOTHING RETURNING request_id`, then, for
+//! the rows actually inserted, `spend = spend + cost` on their keys (`llmgate_keys`, and
+//! `llmgate_key_model_spend` under the record's model group, else the model asked for). A
+//! batch written twice (the writer retries after a commit whose answer was lost) inserts
+//! nothing the second time and so charges nothing twice.
+//!
+//! Times are Unix milliseconds (UTC) in `BIGINT` columns: ranges are plain integer
+//! comparisons on the `start_time` index, the same on both backends.
+
+use std::collections::HashSet;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use llmgate_metering::SpendRecord;
+use serde::Serialize;
+
+/// Records per `INSERT` statement: 29 parameters each, under SQLite's 32,766 and
+/// PostgreSQL's 65,535 bound parameters per statement.
+pub(crate) const INSERT_CHUNK: usize = 500;
+
+/// The log's columns, in the order [`push_record`] binds them.
+pub(crate) const INSERT_LOGS: &str = "INSERT INTO llmgate_spend_logs (request_id, key_token, \
+    key_alias, team_id, user_id, requested_model, model_group, deployment, provider, \
+    upstream_model, endpoint, prompt_tokens, completion_tokens, total_tokens, cached_tokens, \
+    cache_creation_tokens, reasoning_tokens, cost, status, stream, cache_hit, attempts, \
+    fallbacks, start_time, end_time, latency_ms, ttft_ms, tags) ";
+
+pub(crate) const INSERT_LOGS_TAIL: &str =
+    " ON CONFLICT (request_id) DO NOTHING RETURNING request_id";
+
+/// Every column, for reading logs back: newest first, and within one millisecond by request
+/// id, descending (the gateway's ids are UUIDv7, ordered by time).
+pub(crate) const SELECT_LOGS: &str = "SELECT request_id, key_token, key_alias, team_id, \
+    user_id, requested_model, model_group, deployment, provider, upstream_model, endpoint, \
+    prompt_tokens, completion_tokens, total_tokens, cached_tokens, cache_creation_tokens, \
+    reasoning_tokens, cost, status, stream, cache_hit, attempts, fallbacks, start_time, \
+    end_time, latency_ms, ttft_ms, tags FROM llmgate_spend_logs \
+    WHERE ($1 IS NULL OR key_token = $1) AND ($2 IS NULL OR request_id = $2) \
+    AND ($3 IS NULL OR start_time >= $3) AND ($4 IS NULL OR start_time < $4) \
+    ORDER BY start_time DESC, request_id DESC LIMIT $5";
+
+/// `$1`/`$2`: the range; unknown costs (NULL) add nothing.
+pub(crate) const SPEND_BY_MODEL: &str = "SELECT COALESCE(model_group, requested_model) AS model, \
+    COALESCE(SUM(cost), CAST(0 AS DOUBLE PRECISION)) AS total FROM llmgate_spend_logs \
+    WHERE ($1 IS NULL OR start_time >= $1) AND ($2 IS NULL OR start_time < $2) \
+    GROUP BY COALESCE(model_group, requested_model) ORDER BY total DESC, model ASC LIMIT $3";
+
+/// The key's current alias when it still exists, else the one its logs carry.
+pub(crate) const SPEND_BY_KEY: &str = "SELECT s.token AS token, \
+    COALESCE(k.key_alias, s.alias) AS key_alias, s.total AS total FROM (\
+    SELECT key_token AS token, MAX(key_alias) AS alias, \
+    COALESCE(SUM(cost), CAST(0 AS DOUBLE PRECISION)) AS total FROM llmgate_spend_logs \
+    WHERE key_token IS NOT NULL AND ($1 IS NULL OR start_time >= $1) \
+    AND ($2 IS NULL OR start_time < $2) GROUP BY key_token) s \
+    LEFT JOIN llmgate_keys k ON k.token = s.token ORDER BY s.total DESC, s.token ASC LIMIT $3";
+
+pub(crate) const SPEND_TOTAL: &str = "SELECT COALESCE(SUM(cost), CAST(0 AS DOUBLE PRECISION)) \
+    AS total FROM llmgate_spend_logs \
+    WHERE ($1 IS NULL OR start_time >= $1) AND ($2 IS NULL OR start_time < $2)";
+
+/// A time range over the logs' `start_time`, in Unix milliseconds: `from` inclusive, `until`
+/// exclusive; `None` is open.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SpendRange {
+    /// Earliest start time included.
+    pub from_ms: Option<i64>,
+    /// First start time no longer included.
+    pub until_ms: Option<i64>,
+}
+
+/// Which logs [`Store::spend_logs`](crate::Store::spend_logs) answers; every filter given must
+/// hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogFilter {
+    /// The key's token (SHA-256 of its secret).
+    pub key_token: Option<String>,
+    /// One request.
+    pub request_id: Option<String>,
+    /// Requests started in this range.
+    pub range: SpendRange,
+    /// At most this many, newest first.
+    pub limit: u32,
+}
+
+/// One row of the spend log, as stored.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SpendLog {
+    /// The request's id.
+    pub request_id: String,
+    /// The key's token; `None` for the master key and an open gateway.
+    pub key_token: Option<String>,
+    /// The key's alias when the request was made.
+    pub key_alias: Option<String>,
+    /// The key's team.
+    pub team_id: Option<String>,
+    /// The key's user.
+    pub user_id: Option<String>,
+    /// The model the client asked for.
+    pub requested_model: String,
+    /// The model group that served it.
+    pub model_group: Option<String>,
+    /// The deployment id that answered.
+    pub deployment: Option<String>,
+    /// Its provider.
+    pub provider: Option<String>,
+    /// The model id sent upstream.
+    pub upstream_model: Option<String>,
+    /// The endpoint, such as `/v1/chat/completions`.
+    pub endpoint: String,
+    /// Input tokens.
+    pub prompt_tokens: i64,
+    /// Output tokens.
+    pub completion_tokens: i64,
+    /// Input and output tokens.
+    pub total_tokens: i64,
+    /// Input tokens read from the provider's cache.
+    pub cached_tokens: i64,
+    /// Input tokens written to the provider's cache.
+    pub cache_creation_tokens: i64,
+    /// Output tokens spent reasoning.
+    pub reasoning_tokens: i64,
+    /// USD; `None` is unknown.
+    pub cost: Option<f64>,
+    /// The HTTP status the client got.
+    pub status: i32,
+    /// Streamed.
+    pub stream: bool,
+    /// Served from the gateway's cache.
+    pub cache_hit: bool,
+    /// Attempts made.
+    pub attempts: i32,
+    /// Of those, on fallback groups.
+    pub fallbacks: i32,
+    /// Unix milliseconds.
+    pub start_time: i64,
+    /// Unix milliseconds.
+    pub end_time: i64,
+    /// Milliseconds.
+    pub latency_ms: i64,
+    /// A stream's time to first byte, milliseconds.
+    pub ttft_ms: Option<i64>,
+    /// The request's and the key's tags.
+    pub tags: Vec<String>,
+}
+
+/// A model's total spend.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ModelSpend {
+    /// The model group (the model asked for, when no group served it).
+    pub model: String,
+    /// USD, unknown costs left out.
+    pub spend: f64,
+}
+
+/// A key's total spend.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct KeySpend {
+    /// The key's token.
+    pub token: String,
+    /// Its alias (as it is now, else as its logs recorded it).
+    pub key_alias: Option<String>,
+    /// USD, unknown costs left out.
+    pub spend: f64,
+}
+
+/// What one batch charged a key: the sum of its records that were new.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Charge {
+    /// The key's token.
+    pub token: String,
+    /// USD.
+    pub cost: f64,
+    /// USD per model (group, else the model asked for).
+    pub per_model: Vec<(String, f64)>,
+}
+
+/// The model a record's cost is charged under: its group, else the model asked for.
+pub(crate) fn charge_model(r: &SpendRecord) -> &str {
+    r.model_group.as_deref().unwrap_or(&r.requested_model)
+}
+
+/// Sums the charges of `records` per key (and per model), in the order keys first appear,
+/// skipping records without a key or with nothing to charge. `new` says which records count:
+/// the first record of each inserted request id.
+pub(crate) fn charges<'a>(
+    records: impl IntoIterator<Item = &'a SpendRecord>,
+    mut new: impl FnMut(&SpendRecord) -> bool,
+) -> Vec<Charge> {
+    let mut out: Vec<Charge> = Vec::new();
+    for r in records {
+        if !new(r) {
+            continue;
+        }
+        let (Some(token), cost) = (&r.key_token, r.charge()) else {
+            continue;
+        };
+        if cost == 0.0 {
+            continue;
+        }
+        let i = match out.iter().position(|c| &c.token == token) {
+            Some(i) => i,
+            None => {
+                out.push(Charge {
+                    token: token.clone(),
+                    cost: 0.0,
+                    per_model: Vec::new(),
+                });
+                out.len() - 1
+            }
+        };
+        let c = &mut out[i];
+        c.cost += cost;
+        let model = charge_model(r);
+        match c.per_model.iter_mut().find(|(m, _)| m == model) {
+            Some((_, m)) => *m += cost,
+            None => c.per_model.push((model.to_owned(), cost)),
+        }
+    }
+    out
+}
+
+/// Which records of `batch` were inserted, given the request ids the insert returned: the
+/// first record of each such id (a batch naming one id twice stores and charges it once).
+pub(crate) fn inserted_filter(returned: HashSet<String>) -> impl FnMut(&SpendRecord) -> bool {
+    let mut left = returned;
+    move |r| left.remove(r.request_id.as_ref())
+}
+
+pub(crate) fn millis(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+pub(crate) fn duration_ms(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+pub(crate) fn count(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+pub(crate) fn tags_json(tags: &[String]) -> String {
+    serde_json::to_string(tags).unwrap_or_else(|_| "[]".to_string())
+}
+
+pub(crate) fn tags_of(text: &str) -> Vec<String> {
+    serde_json::from_str(text).unwrap_or_default()
+}
+
+/// Binds one record's values in [`INSERT_LOGS`]'s column order.
+macro_rules! push_record {
+    ($b:ident, $r:ident) => {{
+        use $crate::spend::{count, duration_ms, millis, tags_json};
+        let t = &$r.tokens;
+        $b.push_bind($r.request_id.as_ref())
+            .push_bind($r.key_token.as_deref())
+            .push_bind($r.key_alias.as_deref())
+            .push_bind($r.team_id.as_deref())
+            .push_bind($r.user_id.as_deref())
+            .push_bind($r.requested_model.as_str())
+            .push_bind($r.model_group.as_deref())
+            .push_bind($r.deployment.as_deref())
+            .push_bind($r.provider.as_deref())
+            .push_bind($r.upstream_model.as_deref())
+            .push_bind($r.endpoint)
+            .push_bind(count(t.prompt))
+            .push_bind(count(t.completion))
+            .push_bind(count(t.prompt.saturating_add(t.completion)))
+            .push_bind(count(t.cache_read))
+            .push_bind(count(t.cache_creation))
+            .push_bind(count(t.reasoning))
+            .push_bind($r.cost)
+            .push_bind(i32::from($r.status))
+            .push_bind($r.stream)
+            .push_bind($r.cache_hit)
+            .push_bind(i32::try_from($r.attempts).unwrap_or(i32::MAX))
+            .push_bind(i32::try_from($r.fallbacks).unwrap_or(i32::MAX))
+            .push_bind(millis($r.start_time))
+            .push_bind(millis($r.end_time))
+            .push_bind(duration_ms($r.latency))
+            .push_bind($r.time_to_first_token.map(duration_ms))
+            .push_bind(tags_json(&$r.tags));
+    }};
+}
+pub(crate) use push_record;
+
+/// The spend methods, written once for both backends, like
+/// [`key_store_impl!`](crate::keys::key_store_impl).
+macro_rules! spend_impl {
+    ($store:ty, $db:ty) => {
+        impl $store {
+            pub(crate) async fn write_spend(
+                &self,
+                batch: &[llmgate_metering::SpendRecord],
+                keep_logs: bool,
+            ) -> Result<Vec<$crate::spend::Charge>, llmgate_auth::StoreError> {
+                use sqlx::Row as _;
+                use $crate::sql::unavailable;
+                let mut tx = self.pool.begin().await.map_err(unavailable)?;
+                let charges = if keep_logs {
+                    let mut returned = std::collections::HashSet::new();
+                    for chunk in batch.chunks($crate::spend::INSERT_CHUNK) {
+                        let mut q = sqlx::QueryBuilder::<$db>::new($crate::spend::INSERT_LOGS);
+                        q.push_values(chunk, |mut b, r| $crate::spend::push_record!(b, r));
+                        q.push($crate::spend::INSERT_LOGS_TAIL);
+                        let rows = q.build().fetch_all(&mut *tx).await.map_err(unavailable)?;
+                        for row in rows {
+                            returned.insert(
+                                row.try_get::<String, _>("request_id")
+                                    .map_err(unavailable)?,
+                            );
+                        }
+                    }
+                    $crate::spend::charges(batch, $crate::spend::inserted_filter(returned))
+                } else {
+                    $crate::spend::charges(batch, |_| true)
+                };
+                let mut charged = Vec::with_capacity(charges.len());
+                for c in charges {
+                    let done = sqlx::query($crate::sql::ADD_SPEND)
+                        .bind(&c.token)
+                        .bind(c.cost)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(unavailable)?;
+                    if done.rows_affected() == 0 {
+                        // The key was deleted since: its log rows stay, nothing to charge.
+                        continue;
+                    }
+                    for (model, cost) in &c.per_model {
+                        sqlx::query($crate::sql::ADD_MODEL_SPEND)
+                            .bind(&c.token)
+                            .bind(model)
+                            .bind(*cost)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(unavailable)?;
+                    }
+                    charged.push(c);
+                }
+                tx.commit().await.map_err(unavailable)?;
+                Ok(charged)
+            }
+
+            pub(crate) async fn spend_logs(
+                &self,
+                filter: &$crate::spend::LogFilter,
+            ) -> Result<Vec<$crate::spend::SpendLog>, llmgate_auth::StoreError> {
+                use sqlx::Row as _;
+                let rows = sqlx::query($crate::spend::SELECT_LOGS)
+                    .bind(&filter.key_token)
+                    .bind(&filter.request_id)
+                    .bind(filter.range.from_ms)
+                    .bind(filter.range.until_ms)
+                    .bind(i64::from(filter.limit))
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err($crate::sql::unavailable)?;
+                let read = |r: &<$db as sqlx::Database>::Row| -> Result<_, sqlx::Error> {
+                    Ok($crate::spend::SpendLog {
+                        request_id: r.try_get("request_id")?,
+                        key_token: r.try_get("key_token")?,
+                        key_alias: r.try_get("key_alias")?,
+                        team_id: r.try_get("team_id")?,
+                        user_id: r.try_get("user_id")?,
+                        requested_model: r.try_get("requested_model")?,
+                        model_group: r.try_get("model_group")?,
+                        deployment: r.try_get("deployment")?,
+                        provider: r.try_get("provider")?,
+                        upstream_model: r.try_get("upstream_model")?,
+                        endpoint: r.try_get("endpoint")?,
+                        prompt_tokens: r.try_get("prompt_tokens")?,
+                        completion_tokens: r.try_get("completion_tokens")?,
+                        total_tokens: r.try_get("total_tokens")?,
+                        cached_tokens: r.try_get("cached_tokens")?,
+                        cache_creation_tokens: r.try_get("cache_creation_tokens")?,
+                        reasoning_tokens: r.try_get("reasoning_tokens")?,
+                        cost: r.try_get("cost")?,
+                        status: r.try_get("status")?,
+                        stream: r.try_get("stream")?,
+                        cache_hit: r.try_get("cache_hit")?,
+                        attempts: r.try_get("attempts")?,
+                        fallbacks: r.try_get("fallbacks")?,
+                        start_time: r.try_get("start_time")?,
+                        end_time: r.try_get("end_time")?,
+                        latency_ms: r.try_get("latency_ms")?,
+                        ttft_ms: r.try_get("ttft_ms")?,
+                        tags: $crate::spend::tags_of(r.try_get::<&str, _>("tags")?),
+                    })
+                };
+                rows.iter()
+                    .map(read)
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err($crate::sql::unavailable)
+            }
+
+            pub(crate) async fn spend_by_model(
+                &self,
+                range: $crate::spend::SpendRange,
+                limit: u32,
+            ) -> Result<Vec<$crate::spend::ModelSpend>, llmgate_auth::StoreError> {
+                use sqlx::Row as _;
+                let rows = sqlx::query($crate::spend::SPEND_BY_MODEL)
+                    .bind(range.from_ms)
+                    .bind(range.until_ms)
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err($crate::sql::unavailable)?;
+                rows.iter()
+                    .map(|r| {
+                        Ok($crate::spend::ModelSpend {
+                            model: r.try_get("model")?,
+                            spend: r.try_get("total")?,
+                        })
+                    })
+                    .collect::<Result<Vec<_>, sqlx::Error>>()
+                    .map_err($crate::sql::unavailable)
+            }
+
+            pub(crate) async fn spend_by_key(
+                &self,
+                range: $crate::spend::SpendRange,
+                limit: u32,
+            ) -> Result<Vec<$crate::spend::KeySpend>, llmgate_auth::StoreError> {
+                use sqlx::Row as _;
+                let rows = sqlx::query($crate::spend::SPEND_BY_KEY)
+                    .bind(range.from_ms)
+                    .bind(range.until_ms)
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err($crate::sql::unavailable)?;
+                rows.iter()
+                    .map(|r| {
+                        Ok($crate::spend::KeySpend {
+                            token: r.try_get("token")?,
+                            key_alias: r.try_get("key_alias")?,
+                            spend: r.try_get("total")?,
+                        })
+                    })
+                    .collect::<Result<Vec<_>, sqlx::Error>>()
+                    .map_err($crate::sql::unavailable)
+            }
+
+            pub(crate) async fn spend_total(
+                &self,
+                range: $crate::spend::SpendRange,
+            ) -> Result<f64, llmgate_auth::StoreError> {
+                use sqlx::Row as _;
+                let row = sqlx::query($crate::spend::SPEND_TOTAL)
+                    .bind(range.from_ms)
+                    .bind(range.until_ms)
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err($crate::sql::unavailable)?;
+                row.try_get("total").map_err($crate::sql::unavailable)
+            }
+        }
+    };
+}
+pub(crate) use spend_impl;

@@ -1,0 +1,293 @@
+//! LiteLLM's spend endpoints over the gateway's database. They sit behind the auth layer and
+//! answer the master key only (a virtual key gets 403):
+//!
+//! - `GET /spend/logs?api_key=&request_id=&start_date=&end_date=&limit=`: log rows, newest
+//!   first (`limit` default [`DEFAULT_LOG_LIMIT`], at most [`MAX_LIMIT`]);
+//! - `GET /global/spend/models?limit=&start_date=&end_date=`: `[{"model", "total_spend"}]`;
+//! - `GET /global/spend/keys?limit=&start_date=&end_date=`:
+//!   `[{"api_key", "key_alias", "total_spend"}]`;
+//! - `GET /global/spend?start_date=&end_date=`: `{"spend", "max_budget"}`.
+//!
+//! Dates are `YYYY-MM-DD` in UTC, both ends included, over each request's start time.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode};
+use llmgate_core::{ApiError, BoxBody, BoxError, ErrorType, Origin, Principal};
+use llmgate_store::{LogFilter, SpendLog, SpendRange};
+use serde_json::{json, Value};
+use tower::Service;
+
+use super::{day_start_ms, rfc3339_ms};
+use crate::routes::json;
+use crate::store::Database;
+use crate::ReqBody;
+
+/// `/spend/logs` rows answered without a `limit`.
+pub(crate) const DEFAULT_LOG_LIMIT: u32 = 1000;
+/// `/global/spend/models` and `/global/spend/keys` rows answered without a `limit`.
+pub(crate) const DEFAULT_TOP_LIMIT: u32 = 10;
+/// The largest `limit` any spend endpoint takes.
+pub(crate) const MAX_LIMIT: u32 = 10_000;
+
+const DAY_MS: i64 = 86_400_000;
+
+/// The spend endpoints' service.
+#[derive(Clone, Debug)]
+pub(crate) struct SpendApi {
+    /// `None` without a database (no master key): the endpoints answer 400.
+    pub(crate) db: Option<Database>,
+    /// `litellm_settings.max_budget`, reported by `/global/spend`.
+    pub(crate) max_budget: Option<f64>,
+}
+
+type Fut = Pin<Box<dyn Future<Output = Result<Response<BoxBody>, BoxError>> + Send>>;
+
+impl Service<Request<ReqBody>> for SpendApi {
+    type Response = Response<BoxBody>;
+    type Error = BoxError;
+    type Future = Fut;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<ReqBody>) -> Fut {
+        let api = self.clone();
+        Box::pin(async move {
+            Ok(match api.handle(req).await {
+                Ok(v) => json(Bytes::from(serde_json::to_vec(&v).unwrap_or_default())),
+                Err(e) => e.to_response(),
+            })
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op {
+    Logs,
+    Models,
+    Keys,
+    Total,
+}
+
+/// Whether `path` is a spend endpoint.
+pub(crate) fn is_spend_path(path: &str) -> bool {
+    op(path).is_some()
+}
+
+fn op(path: &str) -> Option<Op> {
+    Some(match path.trim_end_matches('/') {
+        "/spend/logs" => Op::Logs,
+        "/global/spend/models" => Op::Models,
+        "/global/spend/keys" => Op::Keys,
+        "/global/spend" => Op::Total,
+        _ => return None,
+    })
+}
+
+/// A request's query parameters.
+struct Query(Vec<(String, String)>);
+
+impl Query {
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, v)| k == name && !v.is_empty())
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn limit(&self, default: u32) -> Result<u32, ApiError> {
+        match self.get("limit") {
+            None => Ok(default),
+            Some(v) => match v.parse::<u32>() {
+                Ok(n) if n >= 1 => Ok(n.min(MAX_LIMIT)),
+                _ => Err(ApiError::bad_request(format!(
+                    "limit must be a whole number from 1 to {MAX_LIMIT}, not {v:?}"
+                ))),
+            },
+        }
+    }
+
+    /// `start_date` and `end_date`, both included.
+    fn range(&self) -> Result<SpendRange, ApiError> {
+        let day = |name: &str| -> Result<Option<i64>, ApiError> {
+            self.get(name)
+                .map(|v| {
+                    day_start_ms(v).ok_or_else(|| {
+                        ApiError::bad_request(format!(
+                            "{name} must be a date as YYYY-MM-DD (UTC), not {v:?}"
+                        ))
+                    })
+                })
+                .transpose()
+        };
+        let range = SpendRange {
+            from_ms: day("start_date")?,
+            until_ms: day("end_date")?.map(|d| d + DAY_MS),
+        };
+        if let (Some(from), Some(until)) = (range.from_ms, range.until_ms) {
+            if until <= from {
+                return Err(ApiError::bad_request(
+                    "end_date must not be before start_date",
+                ));
+            }
+        }
+        Ok(range)
+    }
+}
+
+impl SpendApi {
+    async fn handle(self, req: Request<ReqBody>) -> Result<Value, ApiError> {
+        let Some(op) = op(req.uri().path()) else {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                Origin::Downstream,
+                format!("no route for {}", req.uri().path()),
+            )
+            .with_type(ErrorType::NOT_FOUND)
+            .with_code("not_found"));
+        };
+        if req.method() != Method::GET && req.method() != Method::HEAD {
+            return Err(ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                Origin::Downstream,
+                format!("method {} is not allowed here; use GET", req.method()),
+            )
+            .with_code("method_not_allowed"));
+        }
+        if let Some(Principal::Key(_)) = req.extensions().get::<Principal>() {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                Origin::Downstream,
+                "only the master key may read spend",
+            )
+            .with_type(ErrorType::PERMISSION)
+            .with_code("master_key_required"));
+        }
+        let Some(db) = &self.db else {
+            return Err(ApiError::bad_request(
+                "spend is kept in the database, which the gateway opens with a master key: set general_settings.master_key (and database_url for PostgreSQL)",
+            )
+            .with_code("no_database"));
+        };
+        let query = Query(
+            req.uri()
+                .query()
+                .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+                .unwrap_or_default(),
+        );
+        let range = query.range()?;
+        match op {
+            Op::Logs => {
+                let filter = LogFilter {
+                    key_token: query.get("api_key").map(crate::keys::token_of),
+                    request_id: query.get("request_id").map(str::to_owned),
+                    range,
+                    limit: query.limit(DEFAULT_LOG_LIMIT)?,
+                };
+                let logs = db
+                    .run(move |s| async move { s.spend_logs(&filter).await })
+                    .await
+                    .map_err(store_error)?;
+                Ok(Value::Array(logs.iter().map(log_view).collect()))
+            }
+            Op::Models => {
+                let limit = query.limit(DEFAULT_TOP_LIMIT)?;
+                let rows = db
+                    .run(move |s| async move { s.spend_by_model(range, limit).await })
+                    .await
+                    .map_err(store_error)?;
+                Ok(rows
+                    .into_iter()
+                    .map(|m| json!({"model": m.model, "total_spend": m.spend}))
+                    .collect())
+            }
+            Op::Keys => {
+                let limit = query.limit(DEFAULT_TOP_LIMIT)?;
+                let rows = db
+                    .run(move |s| async move { s.spend_by_key(range, limit).await })
+                    .await
+                    .map_err(store_error)?;
+                Ok(rows
+                    .into_iter()
+                    .map(|k| {
+                        json!({"api_key": k.token, "key_alias": k.key_alias, "total_spend": k.spend})
+                    })
+                    .collect())
+            }
+            Op::Total => {
+                let spend = db
+                    .run(move |s| async move { s.spend_total(range).await })
+                    .await
+                    .map_err(store_error)?;
+                Ok(json!({"spend": spend, "max_budget": self.max_budget}))
+            }
+        }
+    }
+}
+
+/// LiteLLM's spend-log names where it has them (`api_key` is the key's token, `spend` 0 when
+/// the cost is unknown, `cache_hit` the strings `"True"`/`"False"`), then llmgate's own.
+fn log_view(l: &SpendLog) -> Value {
+    let call_type = match l.endpoint.trim_start_matches("/v1") {
+        "/chat/completions" | "/messages" => "acompletion",
+        "/completions" => "atext_completion",
+        "/embeddings" => "aembedding",
+        _ => "",
+    };
+    json!({
+        "request_id": l.request_id,
+        "call_type": call_type,
+        "api_key": l.key_token.clone().unwrap_or_default(),
+        "spend": l.cost.unwrap_or(0.0),
+        "total_tokens": l.total_tokens,
+        "prompt_tokens": l.prompt_tokens,
+        "completion_tokens": l.completion_tokens,
+        "startTime": rfc3339_ms(l.start_time),
+        "endTime": rfc3339_ms(l.end_time),
+        "model": l.upstream_model.as_deref().unwrap_or(&l.requested_model),
+        "model_id": l.deployment,
+        "model_group": l.model_group.as_deref().unwrap_or(&l.requested_model),
+        "custom_llm_provider": l.provider,
+        "user": l.user_id.clone().unwrap_or_default(),
+        "team_id": l.team_id,
+        "metadata": {
+            "user_api_key": l.key_token,
+            "user_api_key_alias": l.key_alias,
+            "user_api_key_team_id": l.team_id,
+            "user_api_key_user_id": l.user_id,
+            "status_code": l.status,
+        },
+        "cache_hit": if l.cache_hit { "True" } else { "False" },
+        "request_tags": l.tags,
+        "status": if (200..400).contains(&l.status) { "success" } else { "failure" },
+        // llmgate's own.
+        "cost": l.cost,
+        "requested_model": l.requested_model,
+        "endpoint": l.endpoint,
+        "key_alias": l.key_alias,
+        "status_code": l.status,
+        "stream": l.stream,
+        "cached_tokens": l.cached_tokens,
+        "cache_creation_tokens": l.cache_creation_tokens,
+        "reasoning_tokens": l.reasoning_tokens,
+        "attempts": l.attempts,
+        "fallbacks": l.fallbacks,
+        "latency_ms": l.latency_ms,
+        "time_to_first_token_ms": l.ttft_ms,
+    })
+}
+
+fn store_error(e: llmgate_auth::StoreError) -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        Origin::Internal,
+        format!("the spend database is unavailable: {e}"),
+    )
+    .with_type(ErrorType::SERVER)
+    .with_code("store_unavailable")
+}
