@@ -4,8 +4,9 @@
 //!   deployment's `model_info` prices over both.
 //! - Spend queue: `general_settings.proxy_batch_write_at` (seconds), `spend_batch_size`,
 //!   `spend_queue_size`, `spend_queue_full` (`reject` | `drop`).
-//! - Sink: the one given to [`crate::GatewayBuilder::spend_sink`]; without one, records are
-//!   built and counted (metrics, cost header) but not kept.
+//! - Sink: the one given to [`crate::GatewayBuilder::spend_sink`], else the gateway's
+//!   database ([`crate::StoreSpendSink`], see `spend/`); without either, records are built and
+//!   counted (metrics, cost header) but not kept.
 
 use std::sync::Arc;
 

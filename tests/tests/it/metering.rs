@@ -489,3 +489,46 @@ async fn metrics_are_prometheus_text_that_a_parser_reads() {
     );
     assert!(sample(&scrape, "llmgate_overhead_duration_seconds", &[]).unwrap() >= 2.0);
 }
+
+#[tokio::test]
+async fn a_virtual_keys_record_carries_its_token_alias_and_tags() {
+    let mock = MockProvider::start().await;
+    let yaml = format!(
+        "model_list:\n{}general_settings:\n  master_key: sk-master\n",
+        entry(
+            "gpt",
+            &format!(
+                "model: openai/gpt-x, api_base: {}, api_key: k",
+                mock.v1_url()
+            ),
+            "input_cost_per_token: 0.000001, output_cost_per_token: 0.000002"
+        )
+    );
+    let (client, gw, sink) = start(&yaml).await;
+    let admin = client.handle().with_key("sk-master");
+    let res = admin
+        .post(
+            "/key/generate",
+            &json!({"key_alias": "billing", "tags": ["team-b"]}),
+        )
+        .await;
+    assert_eq!(res.status, 200, "{}", res.text());
+    let v = res.json();
+    let key = v["key"].as_str().unwrap().to_owned();
+    let user = client.handle().with_key(&key);
+    let res = user
+        .post(
+            "/v1/chat/completions",
+            &json!({"model": "gpt", "messages": [{"role": "user", "content": "x y"}],
+                "tags": ["nightly"]}),
+        )
+        .await;
+    assert_eq!(res.status, 200, "{}", res.text());
+    let rec = only_record(&gw, &sink).await;
+    let token = rec.key_token.clone().unwrap();
+    assert_eq!(token.len(), 64, "the key's SHA-256, never the secret");
+    assert!(!token.contains(&key[3..]));
+    assert_eq!(rec.key_alias.as_deref(), Some("billing"));
+    assert_eq!(rec.tags, ["nightly", "team-b"]);
+    assert!(rec.cost.is_some_and(|c| c > 0.0));
+}
