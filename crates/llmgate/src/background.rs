@@ -1,4 +1,4 @@
-//! Work the gateway does beside requests (following key invalidations, writing spend), started
+//! Work the gateway does beside requests (following other instances' key changes), started
 //! once, from inside the runtime that serves requests: `Gateway::new` spawns nothing, because a
 //! host such as Pingora builds the gateway before its runtimes exist.
 
