@@ -3,20 +3,14 @@
 
 #![allow(clippy::unwrap_used, clippy::panic, reason = "test helpers")]
 
-use std::net::{SocketAddr, TcpListener};
-use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+mod support;
 
-use bytes::Bytes;
-use http::{Request, StatusCode};
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
+use std::time::Duration;
+
+use http::StatusCode;
+use http_body_util::BodyExt;
 use llmgate_testkit::{Behaviour, Gate, MockProvider};
-use tokio::net::TcpStream;
-
-const BIN: &str = env!("CARGO_BIN_EXE_llmgate");
+use support::{chat, check, send, sigterm, start, text, wait_exit, write_config};
 
 const GOOD: &str = r#"
 model_list:
@@ -35,24 +29,6 @@ model_list:
   - litellm_params:
       model: openai/second
 "#;
-
-fn write_config(name: &str, text: &str) -> PathBuf {
-    let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("llmgate-server-{}-{name}.yaml", std::process::id()));
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
-fn check(config: &PathBuf) -> (ExitStatus, String) {
-    let output = Command::new(BIN)
-        .args(["check", "--config"])
-        .arg(config)
-        .env_remove("RUST_LOG")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8(output.stdout).unwrap();
-    (output.status, stdout)
-}
 
 #[test]
 fn check_accepts_a_good_config() {
@@ -78,103 +54,6 @@ fn check_lists_every_problem_and_exits_1() {
         stdout.lines().count() >= 3,
         "one line per problem: {stdout}"
     );
-}
-
-/// The child, killed if the test fails before it stops on its own.
-struct Gateway(Child);
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Start the binary on a free port. The port is found by binding `127.0.0.1:0` and letting go,
-/// so another process could take it in between: then the binary exits and we try again.
-async fn start(config: &PathBuf) -> (Gateway, SocketAddr) {
-    for _ in 0..3 {
-        let addr = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap();
-        let child = Command::new(BIN)
-            .arg("--config")
-            .arg(config)
-            .args(["--host", "127.0.0.1", "--port", &addr.port().to_string()])
-            .args(["--num_workers", "1", "--graceful-shutdown-seconds", "30"])
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut gateway = Gateway(child);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if gateway.0.try_wait().unwrap().is_some() {
-                break; // lost the port (or failed): try another
-            }
-            if TcpStream::connect(addr).await.is_ok() {
-                return (gateway, addr);
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-    panic!("llmgate did not start");
-}
-
-async fn connect(addr: SocketAddr) -> hyper::client::conn::http1::SendRequest<Full<Bytes>> {
-    let tcp = TcpStream::connect(addr).await.unwrap();
-    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    sender
-}
-
-async fn send(addr: SocketAddr, body: String) -> http::Response<Incoming> {
-    let request = Request::post("/v1/chat/completions")
-        .header("host", "127.0.0.1")
-        .header("content-type", "application/json")
-        .body(Full::new(Bytes::from(body)))
-        .unwrap();
-    connect(addr).await.send_request(request).await.unwrap()
-}
-
-fn chat(model: &str, stream: bool) -> String {
-    serde_json::json!({
-        "model": model,
-        "stream": stream,
-        "messages": [{"role": "user", "content": "hi"}],
-    })
-    .to_string()
-}
-
-async fn text(response: http::Response<Incoming>) -> String {
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    String::from_utf8(bytes.to_vec()).unwrap()
-}
-
-fn sigterm(gateway: &Gateway) {
-    let pid = gateway.0.id().to_string();
-    assert!(Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
-}
-
-async fn wait_exit(gateway: &mut Gateway, within: Duration) -> ExitStatus {
-    let deadline = Instant::now() + within;
-    loop {
-        if let Some(status) = gateway.0.try_wait().unwrap() {
-            return status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "llmgate still running after {within:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 #[tokio::test]

@@ -1,0 +1,153 @@
+//! Helpers for the tests that run the real `llmgate` binary: write a config, start the binary on
+//! a free port, talk HTTP/1.1 to it, send it signals, wait for it to exit. Each test file that
+//! needs them says `mod support;`.
+
+#![allow(dead_code, reason = "each test binary uses its own subset")]
+#![allow(clippy::unwrap_used, clippy::panic, reason = "test helpers")]
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::Request;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_llmgate");
+
+pub fn write_config(name: &str, text: &str) -> PathBuf {
+    let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("llmgate-server-{}-{name}.yaml", std::process::id()));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+pub fn check(config: &PathBuf) -> (ExitStatus, String) {
+    let output = Command::new(BIN)
+        .args(["check", "--config"])
+        .arg(config)
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    (output.status, stdout)
+}
+
+/// The child, killed if the test fails before it stops on its own.
+pub struct Gateway(pub Child);
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Start the binary on a free port. The port is found by binding `127.0.0.1:0` and letting go,
+/// so another process could take it in between: then the binary exits and we try again.
+pub async fn start(config: &PathBuf) -> (Gateway, SocketAddr) {
+    start_with(config, &[], &[]).await
+}
+
+/// [`start`] with extra command-line arguments (not ones it already passes) and
+/// environment variables.
+pub async fn start_with(
+    config: &PathBuf,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (Gateway, SocketAddr) {
+    for _ in 0..3 {
+        let addr = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let child = Command::new(BIN)
+            .arg("--config")
+            .arg(config)
+            .args(["--host", "127.0.0.1", "--port", &addr.port().to_string()])
+            .args(["--num_workers", "1", "--graceful-shutdown-seconds", "30"])
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut gateway = Gateway(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if gateway.0.try_wait().unwrap().is_some() {
+                break; // lost the port (or failed): try another
+            }
+            if TcpStream::connect(addr).await.is_ok() {
+                return (gateway, addr);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    panic!("llmgate did not start");
+}
+
+pub async fn connect(addr: SocketAddr) -> hyper::client::conn::http1::SendRequest<Full<Bytes>> {
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    sender
+}
+
+pub async fn send(addr: SocketAddr, body: String) -> http::Response<Incoming> {
+    let request = Request::post("/v1/chat/completions")
+        .header("host", "127.0.0.1")
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body)))
+        .unwrap();
+    connect(addr).await.send_request(request).await.unwrap()
+}
+
+pub fn chat(model: &str, stream: bool) -> String {
+    serde_json::json!({
+        "model": model,
+        "stream": stream,
+        "messages": [{"role": "user", "content": "hi"}],
+    })
+    .to_string()
+}
+
+pub async fn text(response: http::Response<Incoming>) -> String {
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    String::from_utf8(bytes.to_vec()).unwrap()
+}
+
+pub fn sigterm(gateway: &Gateway) {
+    signal(gateway, "TERM");
+}
+
+/// Send the signal `name` (`TERM`, `INT`, `HUP`, `QUIT`, ...) to the binary with `kill`.
+pub fn signal(gateway: &Gateway, name: &str) {
+    let pid = gateway.0.id().to_string();
+    assert!(Command::new("kill")
+        .args([&format!("-{name}"), &pid])
+        .status()
+        .unwrap()
+        .success());
+}
+
+pub async fn wait_exit(gateway: &mut Gateway, within: Duration) -> ExitStatus {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(status) = gateway.0.try_wait().unwrap() {
+            return status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "llmgate still running after {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
