@@ -7,12 +7,14 @@
 //! - [`error`]: the one error contract, and OpenAI's error body.
 //! - [`sse`]: server-sent events in and out.
 //! - [`key`]: virtual keys and the clock budgets are judged by.
+//! - [`cutoff`]: the signal that ends streams in flight when the gateway stops.
 //! - [`gcra`]: the rate-limit algorithm every limiter counts with (lock-free cell, formula).
 //! - [`DeploymentSpec`] and [`ProviderKind`]: what a `model_list` entry resolves to.
 //!
 //! This crate depends on no other llmgate crate; everything else depends on it.
 
 pub mod body;
+pub mod cutoff;
 pub mod deployment;
 pub mod error;
 pub mod ext;
@@ -24,6 +26,7 @@ pub mod sse;
 pub mod wire;
 
 pub use body::BoxBody;
+pub use cutoff::{CutoffWatch, StreamCutoff};
 pub use deployment::{AwsParams, Deployment, DeploymentSpec, MockResponse, ModelInfo, Secret};
 pub use error::{ApiError, BoxError, ErrorClass, ErrorContract, ErrorType, Origin};
 pub use ext::{

@@ -19,6 +19,9 @@
 //!   headers, body bytes, parsed JSON): [`MockProvider::requests`],
 //!   [`MockProvider::last_request`], [`MockProvider::request_count`].
 //!
+//! - **Faults.** [`FaultProxy`] sits in front of Redis, PostgreSQL or a provider and cuts, stalls
+//!   and restores it on the test's word.
+//!
 //! Default answers are deterministic: chat replies `"mock reply to: <last user message>"`,
 //! with the request's model echoed and tokens counted as whitespace-separated words.
 //!
@@ -72,7 +75,9 @@ mod behaviour;
 mod gemini;
 mod ollama;
 mod openai;
+mod proxy;
 mod server;
 
 pub use behaviour::{Behaviour, Gate};
+pub use proxy::{FaultProxy, Mode as FaultMode};
 pub use server::{MockProvider, Recorded};

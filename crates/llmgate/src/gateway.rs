@@ -11,7 +11,9 @@ use http_body::Body;
 use http_body_util::BodyExt;
 use llmgate_auth::{AuthLayer, KeyStore, Keys, MemoryKeyStore};
 use llmgate_config::Config;
-use llmgate_core::{wire::ModelList, BoxBody, BoxError, Principal, SharedClock, SystemClock};
+use llmgate_core::{
+    wire::ModelList, BoxBody, BoxError, Principal, SharedClock, StreamCutoff, SystemClock,
+};
 use llmgate_fallback::FallbackLayer;
 use llmgate_metering::{Meter, SpendSink};
 use llmgate_providers::{ProviderService, UpstreamClient, UpstreamClientConfig};
@@ -127,6 +129,7 @@ pub struct Gateway {
     keys: Option<KeyAdmin>,
     background: Background,
     meter: Meter,
+    cutoff: StreamCutoff,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -244,6 +247,8 @@ impl Gateway {
         let client = UpstreamClient::new(UpstreamClientConfig::default())
             .map_err(|e| BuildError::UpstreamClient(e.to_string()))?;
         let provider = ProviderService::new(client);
+        // Fired by `cut_streams` when a stop's grace period runs out.
+        let cutoff = StreamCutoff::new();
         let background = config
             .general_settings
             .background_health_checks
@@ -350,6 +355,7 @@ impl Gateway {
             keys: key_admin,
             background: tasks,
             meter,
+            cutoff,
         })
     }
 
@@ -364,6 +370,18 @@ impl Gateway {
     /// body before calling the service.
     pub fn max_request_body_bytes(&self) -> usize {
         self.max_body
+    }
+
+    /// Ends every stream in flight now, each with an error event in its client's dialect: the
+    /// host calls it just before its grace period for a stop runs out, so no stream is cut at
+    /// the socket without a word. Streams that start afterwards end at once the same way.
+    pub fn cut_streams(&self) {
+        self.cutoff.cut();
+    }
+
+    /// The cutoff [`Gateway::cut_streams`] fires, for the stream bodies that watch it.
+    pub fn stream_cutoff(&self) -> &StreamCutoff {
+        &self.cutoff
     }
 
     /// Writes every spend record queued so far; returns once they are written.

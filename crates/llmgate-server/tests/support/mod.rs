@@ -150,4 +150,3 @@ pub async fn wait_exit(gateway: &mut Gateway, within: Duration) -> ExitStatus {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
-
