@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use llmgate_core::{SharedClock, SystemClock, VirtualKey};
+use llmgate_core::{ModelAccess, SharedClock, SystemClock, VirtualKey};
 use moka::future::Cache;
 
 use crate::{Error, Invalidation, KeyStore, StoreError};
@@ -98,10 +98,14 @@ impl Keys {
 
     /// Resolves a presented secret to its key, checking that it may be used now: not deleted,
     /// blocked or expired, within budget and (when `model` is given) allowed that model.
+    /// `group` is the model group `model` resolves to (an alias's target, or the catch-all),
+    /// when known: LiteLLM's rule lets a key call a name when either is on its list
+    /// ([`ModelAccess::permits`]).
     pub async fn authenticate(
         &self,
         secret: &str,
         model: Option<&str>,
+        group: Option<&str>,
     ) -> Result<Arc<VirtualKey>, Error> {
         let token = crate::hash_key(secret);
         let entry = match self.lookup(&token).await {
@@ -125,7 +129,8 @@ impl Keys {
             return Err(Error::Expired(at));
         }
         if let Some(model) = model {
-            if !key.allows_model(model) {
+            let group = group.unwrap_or(model);
+            if !ModelAccess::new(key.clone()).permits(model, group) {
                 return Err(Error::ModelNotAllowed {
                     model: model.to_string(),
                     allowed: key.models.clone(),

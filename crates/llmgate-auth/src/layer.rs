@@ -1,4 +1,6 @@
-use llmgate_core::Secret;
+use std::sync::Arc;
+
+use llmgate_core::{ResolveModel, Secret};
 use tower::Layer;
 
 use crate::service::Auth;
@@ -9,6 +11,7 @@ use crate::Keys;
 pub struct AuthLayer {
     master_key: Option<Secret>,
     keys: Option<Keys>,
+    resolver: Option<Arc<dyn ResolveModel>>,
 }
 
 impl AuthLayer {
@@ -18,6 +21,7 @@ impl AuthLayer {
         AuthLayer {
             master_key,
             keys: None,
+            resolver: None,
         }
     }
 
@@ -27,6 +31,16 @@ impl AuthLayer {
         self.keys = Some(keys);
         self
     }
+
+    /// Judges a virtual key's `models` against the model group a requested name resolves to
+    /// as well as the name itself (LiteLLM's rule: a key allowed `gpt-4` may call an alias of
+    /// it). Without a resolver only the name as requested is judged here; the router judges
+    /// every attempt either way (see [`llmgate_core::ModelAccess`]).
+    #[must_use]
+    pub fn with_model_resolver(mut self, resolver: Arc<dyn ResolveModel>) -> Self {
+        self.resolver = Some(resolver);
+        self
+    }
 }
 
 impl<S> Layer<S> for AuthLayer {
@@ -34,5 +48,6 @@ impl<S> Layer<S> for AuthLayer {
 
     fn layer(&self, inner: S) -> Auth<S> {
         Auth::with_keys(inner, self.master_key.clone(), self.keys.clone())
+            .with_model_resolver(self.resolver.clone())
     }
 }

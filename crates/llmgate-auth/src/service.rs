@@ -1,7 +1,8 @@
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::{header, HeaderMap, Request, Response};
-use llmgate_core::{ApiError, BoxBody, LlmRequest, Principal, Secret};
+use llmgate_core::{ApiError, BoxBody, LlmRequest, ModelAccess, Principal, ResolveModel, Secret};
 use subtle::ConstantTimeEq;
 use tower::Service;
 
@@ -13,6 +14,7 @@ pub struct Auth<S> {
     inner: S,
     master_key: Option<Secret>,
     keys: Option<Keys>,
+    resolver: Option<Arc<dyn ResolveModel>>,
 }
 
 /// What the synchronous part of authentication decided.
@@ -30,6 +32,7 @@ impl<S> Auth<S> {
             inner,
             master_key,
             keys: None,
+            resolver: None,
         }
     }
 
@@ -39,7 +42,15 @@ impl<S> Auth<S> {
             inner,
             master_key,
             keys,
+            resolver: None,
         }
+    }
+
+    /// See [`AuthLayer::with_model_resolver`](crate::AuthLayer::with_model_resolver).
+    #[must_use]
+    pub fn with_model_resolver(mut self, resolver: Option<Arc<dyn ResolveModel>>) -> Self {
+        self.resolver = resolver;
+        self
     }
 
     fn verdict<'h>(&self, headers: &'h HeaderMap) -> Verdict<'h> {
@@ -115,6 +126,7 @@ where
             },
             Verdict::Lookup(secret) => {
                 let secret = secret.to_string();
+                let resolver = self.resolver.clone();
                 let Some(keys) = self.keys.clone() else {
                     return ResponseFuture::Reject {
                         response: Some(ApiError::from_contract(&Error::InvalidKey).to_response()),
@@ -126,8 +138,17 @@ where
                             .extensions()
                             .get::<LlmRequest>()
                             .map(|r| r.model().to_string());
-                        match keys.authenticate(&secret, model.as_deref()).await {
+                        let group = model
+                            .as_deref()
+                            .zip(resolver.as_ref())
+                            .and_then(|(m, r)| r.resolve_group(m));
+                        match keys
+                            .authenticate(&secret, model.as_deref(), group.as_deref())
+                            .await
+                        {
                             Ok(key) => {
+                                // The router holds every attempt (fallbacks included) to it.
+                                req.extensions_mut().insert(ModelAccess::new(key.clone()));
                                 req.extensions_mut().insert(Principal::Key(key));
                                 inner.call(req).await
                             }

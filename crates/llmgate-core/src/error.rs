@@ -119,6 +119,13 @@ pub trait ErrorContract: std::error::Error + Send + Sync + 'static {
     fn retry_after(&self) -> Option<Duration> {
         None
     }
+    /// Whether the failure says something about the deployment's health, so that it counts
+    /// toward the deployment's failures per minute and cooldown. By default every upstream
+    /// failure does; a deadline the caller chose (the request's `timeout`) does not: a caller
+    /// who allows 10 ms must not take a shared deployment out of rotation for everyone else.
+    fn counts_against_deployment(&self) -> bool {
+        self.origin() == Origin::Upstream
+    }
 }
 
 /// The concrete error that travels through the stack and is rendered at the edge.
@@ -132,6 +139,7 @@ pub struct ApiError {
     retryable: bool,
     origin: Origin,
     retry_after: Option<Duration>,
+    counts_against_deployment: bool,
 }
 
 impl ApiError {
@@ -146,6 +154,7 @@ impl ApiError {
             retryable: status_is_retryable(status),
             origin,
             retry_after: None,
+            counts_against_deployment: origin == Origin::Upstream,
         }
     }
 
@@ -160,6 +169,7 @@ impl ApiError {
             retryable: e.retryable(),
             origin: e.origin(),
             retry_after: e.retry_after(),
+            counts_against_deployment: e.counts_against_deployment(),
         }
     }
 
@@ -225,6 +235,21 @@ impl ApiError {
     #[must_use]
     pub fn with_retry_after(mut self, d: Option<Duration>) -> Self {
         self.retry_after = d;
+        self
+    }
+
+    /// Overrides whether the failure counts against the deployment's health (see
+    /// [`ErrorContract::counts_against_deployment`]).
+    #[must_use]
+    pub fn with_counts_against_deployment(mut self, counts: bool) -> Self {
+        self.counts_against_deployment = counts;
+        self
+    }
+
+    /// Replaces the message, keeping everything else.
+    #[must_use]
+    pub fn with_message(mut self, message: impl Into<String>) -> Self {
+        self.message = message.into();
         self
     }
 
@@ -299,6 +324,9 @@ impl ErrorContract for ApiError {
     }
     fn retry_after(&self) -> Option<Duration> {
         self.retry_after
+    }
+    fn counts_against_deployment(&self) -> bool {
+        self.counts_against_deployment
     }
 }
 

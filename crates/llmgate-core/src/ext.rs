@@ -1,10 +1,12 @@
 //! Extension types: how layers talk to each other through `http::Extensions`.
 //!
-//! On the request: [`RequestId`], [`crate::LlmRequest`], [`Principal`], [`ModelGroup`],
+//! On the request: [`RequestId`], [`crate::LlmRequest`], [`Principal`],
+//! [`crate::ModelAccess`], [`ModelGroup`],
 //! [`crate::Deployment`] (per attempt). On the response: [`crate::Deployment`] (who answered),
 //! [`ModelGroup`], [`Attempts`], [`UsageSlot`] (filled when the body ends), [`UpstreamTime`],
 //! [`Cost`], [`CacheStatus`].
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use crate::wire::Usage;
@@ -104,9 +106,16 @@ pub struct RouteHint {
 }
 
 /// Where the router reports what it chose for one attempt, so the fallback layer knows which
-/// deployment failed and whether the group has other healthy deployments left.
+/// deployment failed, whether the group has other healthy deployments left, and whether the
+/// attempt was refused because the caller may not reach the group ([`crate::ModelAccess`]).
 #[derive(Debug, Clone, Default)]
-pub struct RouteSlot(Arc<OnceLock<Routed>>);
+pub struct RouteSlot(Arc<SlotInner>);
+
+#[derive(Debug, Default)]
+struct SlotInner {
+    routed: OnceLock<Routed>,
+    denied: AtomicBool,
+}
 
 /// What the router chose for an attempt.
 #[derive(Debug, Clone)]
@@ -127,12 +136,25 @@ impl RouteSlot {
 
     /// Fills the slot; later calls are ignored.
     pub fn set(&self, routed: Routed) {
-        let _ = self.0.set(routed);
+        let _ = self.0.routed.set(routed);
+    }
+
+    /// Fills the slot for an attempt the router refused without calling anything: the caller
+    /// may not reach `routed.group` (nor the name the attempt asked for).
+    pub fn deny(&self, routed: Routed) {
+        if self.0.routed.set(routed).is_ok() {
+            self.0.denied.store(true, Ordering::Relaxed);
+        }
     }
 
     /// What the router reported, if it ran.
     pub fn get(&self) -> Option<&Routed> {
-        self.0.get()
+        self.0.routed.get()
+    }
+
+    /// Whether the router refused the attempt because the caller may not reach the group.
+    pub fn denied(&self) -> bool {
+        self.0.denied.load(Ordering::Relaxed)
     }
 }
 

@@ -13,6 +13,7 @@
 //!
 //! This crate depends on no other llmgate crate; everything else depends on it.
 
+pub mod access;
 pub mod body;
 pub mod cutoff;
 pub mod deployment;
@@ -25,6 +26,7 @@ pub mod request;
 pub mod sse;
 pub mod wire;
 
+pub use access::{ModelAccess, ModelPermission, ResolveModel};
 pub use body::BoxBody;
 pub use cutoff::{CutoffWatch, StreamCutoff};
 pub use deployment::{AwsParams, Deployment, DeploymentSpec, MockResponse, ModelInfo, Secret};
@@ -50,6 +52,9 @@ pub mod headers {
     pub const ATTEMPTS: &str = "x-llmgate-attempts";
     /// Fallback attempts made.
     pub const FALLBACKS: &str = "x-llmgate-fallbacks";
+    /// Fallback groups skipped because the caller may not reach them (a virtual key's
+    /// `models`), comma-separated, as the request or the config named them.
+    pub const FALLBACKS_SKIPPED: &str = "x-llmgate-fallbacks-skipped";
     /// `hit` or `miss`.
     pub const CACHE: &str = "x-llmgate-cache";
     /// Cost in USD.

@@ -58,6 +58,8 @@ where
     let mut same_deployment_retries = 0u32;
     let mut failures: Vec<Failed> = Vec::new();
     let mut attempts = Attempts::default();
+    // Fallback groups the caller may not reach: refused by the router, never called.
+    let mut skipped: Vec<Arc<str>> = Vec::new();
 
     loop {
         attempts.attempts += 1;
@@ -82,6 +84,9 @@ where
                 let h = res.headers_mut();
                 h.insert(headers::ATTEMPTS, HeaderValue::from(attempts.attempts));
                 h.insert(headers::FALLBACKS, HeaderValue::from(attempts.fallbacks));
+                if !skipped.is_empty() {
+                    h.insert(headers::FALLBACKS_SKIPPED, skipped_header(&skipped));
+                }
                 res.extensions_mut().insert(attempts);
                 return Ok(res);
             }
@@ -91,6 +96,25 @@ where
             // The router did not run (a wiring or config error): nothing to retry.
             return Err(error.boxed());
         };
+        if slot.denied() {
+            // The requested model itself: the client's 403. A fallback group: skipped, not an
+            // attempt, and the next one in line goes instead (on the budget already withdrawn).
+            let Some(asked) = group.take() else {
+                return Err(error.boxed());
+            };
+            tracing::debug!(group = %asked, "fallback skipped: the caller may not reach it");
+            skipped.push(asked);
+            attempts.attempts -= 1;
+            attempts.fallbacks -= 1;
+            let Some(next) = queue.pop_front() else {
+                return Err(give_up(failures, &skipped).boxed());
+            };
+            let next: Arc<str> = Arc::from(next);
+            visited.push(next.clone());
+            group = Some(next);
+            attempts.fallbacks += 1;
+            continue;
+        }
         if original.is_none() {
             original = Some(routed.group.clone());
             visited.push(routed.group.clone());
@@ -184,8 +208,27 @@ where
                 }
             }
         }
-        return Err(give_up(failures).boxed());
+        return Err(give_up(failures, &skipped).boxed());
     }
+}
+
+/// `x-llmgate-fallbacks-skipped`: the names as written, comma-separated; a character a header
+/// cannot carry (names may come from the request body) becomes `?`.
+fn skipped_header(skipped: &[Arc<str>]) -> HeaderValue {
+    let joined = skipped.iter().map(|s| &**s).collect::<Vec<_>>().join(", ");
+    HeaderValue::from_str(&joined).unwrap_or_else(|_| {
+        let clean: String = joined
+            .chars()
+            .map(|c| {
+                if c == ' ' || c.is_ascii_graphic() {
+                    c
+                } else {
+                    '?'
+                }
+            })
+            .collect();
+        HeaderValue::from_str(&clean).unwrap_or(HeaderValue::from_static("?"))
+    })
 }
 
 /// Failures that go to their own fallback lists and are never retried in the group.
@@ -197,8 +240,22 @@ fn is_special(class: ErrorClass) -> bool {
 }
 
 /// The error the client gets when nothing is left: the only failure as it was, or the last
-/// one's status with every attempt listed.
-fn give_up(mut failures: Vec<Failed>) -> ApiError {
+/// one's status with every attempt listed; either way naming the fallbacks skipped because the
+/// caller may not reach them.
+fn give_up(failures: Vec<Failed>, skipped: &[Arc<str>]) -> ApiError {
+    let e = last_failure(failures);
+    if skipped.is_empty() {
+        return e;
+    }
+    let names = skipped.iter().map(|s| &**s).collect::<Vec<_>>().join(", ");
+    let msg = format!(
+        "{}; fallbacks skipped because this key may not call them: {names}",
+        e.message()
+    );
+    e.with_message(msg)
+}
+
+fn last_failure(mut failures: Vec<Failed>) -> ApiError {
     if failures.len() == 1 {
         return failures.remove(0).error;
     }

@@ -12,6 +12,11 @@ use http::StatusCode;
 use llmgate_core::error::status_is_retryable;
 use llmgate_core::{ApiError, BoxError, ErrorContract, ErrorType, Origin, ProviderKind};
 
+/// [`Error::Timeout`]'s `setting` when the deadline was the request's own `timeout` (the
+/// caller's choice): such a timeout is the caller's problem and does not count against the
+/// deployment's health ([`ErrorContract::counts_against_deployment`]).
+pub const REQUEST_TIMEOUT: &str = "request timeout";
+
 /// What can go wrong in the provider service.
 ///
 /// | variant | status | retryable | origin |
@@ -110,7 +115,9 @@ pub enum Error {
         deployment: Arc<str>,
         /// The deadline that passed.
         limit: Duration,
-        /// Which setting set it: `timeout`, `stream_timeout`, or the request's `timeout`.
+        /// Which setting set it: `timeout`, `stream_timeout`, the client's default, or the
+        /// request's own `timeout` ([`REQUEST_TIMEOUT`], which never counts against the
+        /// deployment).
         setting: &'static str,
     },
 
@@ -262,6 +269,13 @@ impl ErrorContract for Error {
             _ => None,
         }
     }
+
+    fn counts_against_deployment(&self) -> bool {
+        match self {
+            Error::Timeout { setting, .. } => *setting != REQUEST_TIMEOUT,
+            _ => self.origin() == Origin::Upstream,
+        }
+    }
 }
 
 /// The text of an error and its sources, `"a: b: c"`, skipping repeats (hyper's errors
@@ -300,6 +314,22 @@ mod tests {
             e.message(),
             "groq (deployment g-0): the upstream did not answer within 250ms (`timeout`)"
         );
+        assert!(
+            e.counts_against_deployment(),
+            "the deployment's own deadline"
+        );
+        let e = Error::Timeout {
+            provider: ProviderKind::Groq,
+            deployment: "g-0".into(),
+            limit: Duration::from_millis(10),
+            setting: REQUEST_TIMEOUT,
+        }
+        .into_api();
+        assert_eq!(
+            (e.status(), e.retryable()),
+            (StatusCode::REQUEST_TIMEOUT, true)
+        );
+        assert!(!e.counts_against_deployment(), "the caller's own deadline");
 
         let e = Error::Upstream {
             provider: ProviderKind::OpenRouter,

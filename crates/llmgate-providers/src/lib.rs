@@ -67,7 +67,7 @@ mod stream;
 mod upstream_error;
 
 pub use client::{UpstreamClient, UpstreamClientConfig};
-pub use error::Error;
+pub use error::{Error, REQUEST_TIMEOUT};
 pub use service::{ProviderService, ResponseFuture};
 
 use llmgate_core::ProviderKind;

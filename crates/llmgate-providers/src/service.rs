@@ -187,7 +187,7 @@ impl Deadline {
         default: Option<Duration>,
     ) -> Option<Deadline> {
         let (limit, setting) = if let Some(t) = llm.gateway().timeout {
-            (t, "request timeout")
+            (t, crate::error::REQUEST_TIMEOUT)
         } else if let (true, Some(t)) = (stream, dep.stream_timeout) {
             (t, "stream_timeout")
         } else if let Some(t) = dep.timeout {

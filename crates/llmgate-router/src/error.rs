@@ -38,6 +38,28 @@ pub enum Error {
     /// A fallback named a group that does not exist.
     #[error("model group \"{0}\" does not exist")]
     UnknownGroup(Arc<str>),
+    /// The caller may not reach the group (a virtual key's `models`): the attempt was refused
+    /// before anything was called.
+    #[error(
+        "key not allowed to access model {model}{}. {allowed}",
+        via(model, group)
+    )]
+    ModelNotAllowed {
+        /// The name the attempt asked for (the requested model or a fallback).
+        model: String,
+        /// The group it resolves to.
+        group: Arc<str>,
+        /// What the caller may reach (the refusing list's own description).
+        allowed: String,
+    },
+}
+
+fn via(model: &str, group: &str) -> String {
+    if model == group {
+        String::new()
+    } else {
+        format!(" (model group \"{group}\")")
+    }
 }
 
 fn no_deployment_message(group: &str, reasons: &[(Arc<str>, String)]) -> String {
@@ -74,6 +96,7 @@ impl ErrorContract for Error {
             Error::NoDeployment { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Error::ContextWindow { .. } => StatusCode::BAD_REQUEST,
             Error::UnknownGroup(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Error::ModelNotAllowed { .. } => StatusCode::FORBIDDEN,
         }
     }
     fn error_type(&self) -> ErrorType {
@@ -84,6 +107,8 @@ impl ErrorContract for Error {
             Error::NoDeployment { .. } => ErrorType::API,
             Error::ContextWindow { .. } => ErrorType::INVALID_REQUEST,
             Error::UnknownGroup(_) => ErrorType::SERVER,
+            // The auth layer's type for the same refusal, so clients see one shape.
+            Error::ModelNotAllowed { .. } => ErrorType::other("key_model_access_denied"),
         }
     }
     fn code(&self) -> Option<Cow<'static, str>> {
@@ -92,7 +117,11 @@ impl ErrorContract for Error {
             // OpenAI's code, so clients and the fallback layer treat it as the provider's own.
             Error::ContextWindow { .. } => Some(Cow::Borrowed("context_length_exceeded")),
             Error::UnknownGroup(_) => None,
+            Error::ModelNotAllowed { .. } => Some(Cow::Borrowed("model_not_allowed")),
         }
+    }
+    fn param(&self) -> Option<Cow<'static, str>> {
+        matches!(self, Error::ModelNotAllowed { .. }).then_some(Cow::Borrowed("model"))
     }
     fn retryable(&self) -> bool {
         // Another group may serve it; this group will not until a cooldown ends.
@@ -100,14 +129,16 @@ impl ErrorContract for Error {
     }
     fn origin(&self) -> Origin {
         match self {
-            Error::ContextWindow { .. } => Origin::Downstream,
+            Error::ContextWindow { .. } | Error::ModelNotAllowed { .. } => Origin::Downstream,
             _ => Origin::Internal,
         }
     }
     fn retry_after(&self) -> Option<Duration> {
         match self {
             Error::NoDeployment { retry_after, .. } => *retry_after,
-            Error::ContextWindow { .. } | Error::UnknownGroup(_) => None,
+            Error::ContextWindow { .. }
+            | Error::UnknownGroup(_)
+            | Error::ModelNotAllowed { .. } => None,
         }
     }
 }

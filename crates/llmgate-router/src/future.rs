@@ -9,8 +9,8 @@ use bytes::Bytes;
 use http::{HeaderValue, Response};
 use http_body::{Body, Frame, SizeHint};
 use llmgate_core::{
-    headers, ApiError, BoxBody, BoxError, ErrorClass, ErrorContract, ModelGroup, Origin,
-    UpstreamTime, UsageSlot,
+    headers, ApiError, BoxBody, BoxError, ErrorClass, ErrorContract, ModelGroup, UpstreamTime,
+    UsageSlot,
 };
 use pin_project_lite::pin_project;
 use tokio::time::Instant;
@@ -76,13 +76,15 @@ impl Attempt {
         res
     }
 
+    /// Counts a failure against the deployment when it says something about its health.
+    /// The attempt's in-flight count ends when `self` drops, here.
     fn failed(self, e: &BoxError) {
-        self.member.state.in_flight.fetch_sub(1, Relaxed);
         let Some(api) = e.downcast_ref::<ApiError>() else {
             return;
         };
-        // Only the provider's failures count against it, not the client's own mistakes.
-        if api.origin() != Origin::Upstream {
+        // Only the provider's own failures count against it: not the client's mistakes, and
+        // not a deadline the client chose.
+        if !api.counts_against_deployment() {
             return;
         }
         let policy = self.table.policy();
@@ -125,6 +127,15 @@ impl Attempt {
     }
 }
 
+/// The attempt's in-flight count ends when it drops, whichever way it ends: answered,
+/// failed, or abandoned by a client that went away (the response future or the stream's body
+/// dropped). An abandoned attempt counts as nothing else: no failure, no latency sample.
+impl Drop for Attempt {
+    fn drop(&mut self) {
+        self.member.state.in_flight.fetch_sub(1, Relaxed);
+    }
+}
+
 /// Ends an attempt's in-flight count and records its tokens, once.
 struct InFlight {
     attempt: Option<Attempt>,
@@ -133,8 +144,8 @@ struct InFlight {
 
 impl InFlight {
     fn finish(&mut self) {
+        // Dropping `a` at the end ends its in-flight count.
         let Some(a) = self.attempt.take() else { return };
-        a.member.state.in_flight.fetch_sub(1, Relaxed);
         if let Some(u) = self.usage.as_ref().and_then(UsageSlot::get) {
             let minute = a.table.clock.minute(a.table.clock.now_ms());
             a.member.state.tokens.add(minute, u.total_tokens);

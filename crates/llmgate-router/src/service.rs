@@ -3,8 +3,8 @@ use std::task::{Context, Poll};
 
 use http::{Request, Response, StatusCode};
 use llmgate_core::{
-    ApiError, BoxBody, BoxError, Deployment, ForcedErrors, LlmRequest, ModelGroup, Origin,
-    RouteHint, RouteSlot, Routed,
+    ApiError, BoxBody, BoxError, Deployment, ForcedErrors, LlmRequest, ModelAccess, ModelGroup,
+    Origin, RouteHint, RouteSlot, Routed,
 };
 use tower::Service;
 
@@ -58,11 +58,23 @@ where
                 None => return ResponseFuture::respond(unknown_model(llm.model())),
             },
         };
+        let slot = ext.get::<RouteSlot>().cloned();
+        // Every attempt, the first and each fallback, is held to the caller's models.
+        if let Some(refused) = refuse(ext.get::<ModelAccess>(), hint, llm, &group) {
+            if let Some(slot) = &slot {
+                slot.deny(Routed {
+                    group: group.clone(),
+                    deployment: None,
+                    alternatives: 0,
+                });
+            }
+            tracing::debug!(%group, "the caller may not reach this group");
+            return ResponseFuture::fail(refused.into());
+        }
         let exclude = hint.map(|h| h.exclude.as_slice()).unwrap_or_default();
         let picked = self.table.pick(&group, exclude, llm.is_stream(), || {
             estimate_prompt_tokens(llm)
         });
-        let slot = ext.get::<RouteSlot>().cloned();
         let picked = match picked {
             Ok(p) => p,
             Err(unavailable) => {
@@ -111,6 +123,26 @@ where
             attempt: Some(attempt),
         }
     }
+}
+
+/// The refusal when `access` does not permit the name this attempt asks for (a fallback
+/// target, else the requested model), resolved to `group`.
+fn refuse(
+    access: Option<&ModelAccess>,
+    hint: Option<&RouteHint>,
+    llm: &LlmRequest,
+    group: &Arc<str>,
+) -> Option<Error> {
+    let access = access?;
+    let asked = hint
+        .and_then(|h| h.group.as_deref())
+        .unwrap_or_else(|| llm.model());
+    let list = access.refusing(asked, group)?;
+    Some(Error::ModelNotAllowed {
+        model: asked.to_owned(),
+        group: group.clone(),
+        allowed: list.describe(),
+    })
 }
 
 /// A cheap estimate of the prompt's tokens: about four characters a token (OpenAI's rule of

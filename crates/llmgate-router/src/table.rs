@@ -2,7 +2,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use llmgate_core::DeploymentSpec;
+use llmgate_core::{DeploymentSpec, ResolveModel};
 
 use crate::state::{Clock, CooldownReason, DeploymentState};
 use crate::strategy::{CooldownPolicy, Strategy};
@@ -430,6 +430,13 @@ fn take_request(m: &Member, minute: u64, day: u64) -> Result<(), &'static str> {
         }
     }
     Ok(())
+}
+
+/// The auth layer judges a requested model by the group it resolves to, as the router will.
+impl ResolveModel for ModelTable {
+    fn resolve_group(&self, model: &str) -> Option<Arc<str>> {
+        self.resolve(model).cloned()
+    }
 }
 
 /// LiteLLM's simple-shuffle weights: `weight` if any deployment sets one, else `rpm`, else

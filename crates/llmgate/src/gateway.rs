@@ -12,7 +12,8 @@ use http_body_util::BodyExt;
 use llmgate_auth::{AuthLayer, KeyStore, Keys, MemoryKeyStore};
 use llmgate_config::Config;
 use llmgate_core::{
-    wire::ModelList, BoxBody, BoxError, Principal, SharedClock, StreamCutoff, SystemClock,
+    wire::ModelList, BoxBody, BoxError, ModelAccess, Principal, SharedClock, StreamCutoff,
+    SystemClock,
 };
 use llmgate_fallback::FallbackLayer;
 use llmgate_metering::{Meter, SpendSink};
@@ -234,7 +235,8 @@ impl Gateway {
             tasks.add(keys.clone().follow_invalidations());
             keys
         });
-        let mut auth = AuthLayer::new(config.master_key());
+        // A key's `models` are judged by the group a name resolves to as well (aliases).
+        let mut auth = AuthLayer::new(config.master_key()).with_model_resolver(table.clone());
         if let Some(keys) = &keys {
             auth = auth.with_keys(keys.clone());
         }
@@ -289,15 +291,23 @@ impl Gateway {
                 .unwrap_or_default(),
         );
         let visible = table.visible_models();
+        let resolver = table.clone();
         let models = ServiceBuilder::new()
             .layer(auth.clone())
             .service(service_fn(move |req: Request<ReqBody>| {
                 // A key limited to some models sees only those.
                 let body = match req.extensions().get::<Principal>().and_then(Principal::key) {
                     Some(key) if !key.models.is_empty() => {
+                        let access = req.extensions().get::<ModelAccess>();
                         let allowed: Vec<_> = visible
                             .iter()
-                            .filter(|(name, _)| key.allows_model(name))
+                            .filter(|(name, _)| {
+                                // The same rule as a call: the name or the group it names.
+                                let group = resolver.resolve(name);
+                                access.is_none_or(|a| {
+                                    a.permits(name, group.map_or(name.as_str(), |g| &**g))
+                                })
+                            })
                             .cloned()
                             .collect();
                         Bytes::from(

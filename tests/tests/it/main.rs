@@ -1,7 +1,9 @@
 //! Integration tests: the real gateway on 127.0.0.1:0 against in-process mock providers.
 //! One test binary (faster to link than one per file).
 
+mod access;
 mod auth;
+mod blame;
 mod cache;
 mod chat;
 mod errors;
