@@ -17,3 +17,4 @@ mod ratelimit;
 mod routing;
 mod spend;
 mod stream;
+mod stream_spend;
