@@ -6,6 +6,7 @@
 //! - [`ext`]: the other extension types layers use to talk to each other.
 //! - [`error`]: the one error contract, and OpenAI's error body.
 //! - [`sse`]: server-sent events in and out.
+//! - [`tokens`]: token counts the gateway works out itself (prompt tokens, estimates).
 //! - [`key`]: virtual keys and the clock budgets are judged by.
 //! - [`cutoff`]: the signal that ends streams in flight when the gateway stops.
 //! - [`gcra`]: the rate-limit algorithm every limiter counts with (lock-free cell, formula).
@@ -24,6 +25,7 @@ pub mod key;
 pub mod provider;
 pub mod request;
 pub mod sse;
+pub mod tokens;
 pub mod wire;
 
 pub use access::{ModelAccess, ModelPermission, ResolveModel};

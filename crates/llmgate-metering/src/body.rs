@@ -1,4 +1,4 @@
-//! [`ResponseBody`]: a stream's body, finishing its request's record when it ends.
+//! [`ResponseBody`]: a metered answer's body, finishing its request's record when it ends.
 
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
@@ -12,9 +12,11 @@ use tokio::time::Instant;
 use crate::finish::Guard;
 
 pin_project! {
-    /// A streamed response's body. Frames pass through untouched; the first data frame's time
-    /// is the time to first token; at the end of the body, or when it is dropped (the client
-    /// went away), the request is recorded with the usage the provider reported by then.
+    /// A streamed response's body (or an answer's whose provider reported no usage). Frames
+    /// pass through untouched and are counted on the way (the text relayed, how a stream
+    /// ended: see `tally.rs`); the first data frame's time is the time to first token. At the
+    /// end of the body, or when it is dropped (the client went away), the request is recorded
+    /// with the usage the provider reported by then, else with the estimate from what passed.
     pub struct ResponseBody {
         #[pin]
         body: BoxBody,
@@ -36,19 +38,33 @@ impl Body for ResponseBody {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let this = self.project();
-        let frame = ready!(this.body.poll_frame(cx));
-        match &frame {
-            Some(Ok(f)) if f.is_data() => {
-                this.guard
-                    .answer
-                    .first_byte
-                    .get_or_insert_with(Instant::now);
+        let mut this = self.project();
+        let frame = ready!(this.body.as_mut().poll_frame(cx));
+        let answer = &mut this.guard.answer;
+        let ended = match &frame {
+            Some(Ok(f)) => {
+                if let Some(data) = f.data_ref() {
+                    answer.first_byte.get_or_insert_with(Instant::now);
+                    if let Some(t) = answer.tally.as_mut() {
+                        t.feed(data);
+                    }
+                }
+                // A host may stop polling once the body says it is done (a complete answer
+                // after its one frame): that is its end too.
+                this.body.is_end_stream()
             }
-            Some(Ok(_)) => {}
-            Some(Err(_)) | None => {
-                this.guard.finish();
+            Some(Err(_)) => {
+                answer.body_failed = true;
+                true
             }
+            None => true,
+        };
+        if ended {
+            if let Some(t) = answer.tally.as_mut() {
+                t.end();
+            }
+            answer.ended = true;
+            this.guard.finish();
         }
         Poll::Ready(frame)
     }

@@ -9,7 +9,8 @@ use std::time::{Duration, SystemTime};
 
 use http::Extensions;
 use llmgate_core::{
-    Attempts, CacheStatus, Deployment, LlmRequest, ModelGroup, Principal, UpstreamTime, UsageSlot,
+    tokens, Attempts, CacheStatus, Deployment, LlmRequest, ModelGroup, Principal, UpstreamTime,
+    UsageSlot,
 };
 use serde_json::Value;
 use tokio::time::Instant;
@@ -17,11 +18,12 @@ use tokio::time::Instant;
 use crate::cost::Tokens;
 use crate::layer::Meter;
 use crate::metrics::{
-    AttemptKind, AttemptLabels, CacheLabels, CacheResult, Group, Latency, Outcome, StatusClass,
-    Target, TokenKind, TokenLabels,
+    AttemptKind, AttemptLabels, CacheLabels, CacheResult, EndingLabels, Group, Latency,
+    StatusClass, StatusLabels, Target, TokenKind, TokenLabels,
 };
 use crate::queue::Slot;
-use crate::record::SpendRecord;
+use crate::record::{Outcome, SpendRecord};
+use crate::tally::Tally;
 
 /// Status recorded for a request whose client went away before its response head.
 pub(crate) const CLIENT_CLOSED: u16 = 499;
@@ -52,6 +54,13 @@ pub(crate) struct Answer {
     /// When a stream's first body frame passed.
     pub(crate) first_byte: Option<Instant>,
     pub(crate) stream: bool,
+    /// What passed through the body, when metering wrapped it (a stream, or an answer that
+    /// reported no usage).
+    pub(crate) tally: Option<Tally>,
+    /// The body reached its end (`false` while it is sent, and when it was dropped before).
+    pub(crate) ended: bool,
+    /// The body failed.
+    pub(crate) body_failed: bool,
 }
 
 impl Answer {
@@ -68,6 +77,31 @@ impl Answer {
             head: Some(Instant::now()),
             first_byte: None,
             stream: false,
+            tally: None,
+            ended: false,
+            body_failed: false,
+        }
+    }
+
+    /// How the request ended, as far as the answer and its body tell.
+    fn outcome(&self) -> Outcome {
+        if self.status == CLIENT_CLOSED {
+            return Outcome::ClientClosed;
+        }
+        if !(200..400).contains(&self.status) {
+            return Outcome::Error;
+        }
+        let Some(t) = &self.tally else {
+            return Outcome::Success;
+        };
+        if let Some(e) = t.error {
+            e
+        } else if self.body_failed {
+            Outcome::UpstreamError
+        } else if self.ended || t.done {
+            Outcome::Success
+        } else {
+            Outcome::ClientClosed
         }
     }
 }
@@ -90,6 +124,17 @@ impl Guard {
         }
     }
 
+    /// Whether a complete answer must be counted to be charged: the provider reported no
+    /// usage, it is not from the cache, and it has text (not embeddings).
+    pub(crate) fn answer_needs_count(&self) -> bool {
+        let a = &self.answer;
+        let reported = a.usage.as_ref().is_some_and(|u| u.get().is_some());
+        let llm = self.started.as_ref().and_then(|s| s.llm.as_ref());
+        !reported
+            && a.cache != Some(CacheStatus::Hit)
+            && llm.is_some_and(|l| l.endpoint() != llmgate_core::Endpoint::Embeddings)
+    }
+
     /// Records the request; returns its cost when known.
     pub(crate) fn finish(&mut self) -> Option<f64> {
         let started = self.started.take()?;
@@ -103,35 +148,122 @@ impl Drop for Guard {
     }
 }
 
+/// What a request is charged: its tokens, whether they are estimated, its cost.
+struct Charge {
+    tokens: Tokens,
+    estimated: bool,
+    cost: Option<f64>,
+}
+
+impl Charge {
+    /// By the usage the provider reported; else, for an answer that was served (a success
+    /// status, not from the cache), by an estimate: the prompt counted from the request, the
+    /// completion from the text the body relayed. A failed request without usage costs 0
+    /// (providers do not bill it), a cache hit 0.
+    fn of(s: &Started, a: &Answer) -> Charge {
+        let inner = &s.meter.inner;
+        let reported = a.usage.as_ref().and_then(UsageSlot::get).map(Tokens::of);
+        let cache_hit = a.cache == Some(CacheStatus::Hit);
+        let served = (200..400).contains(&a.status) && !cache_hit;
+        let (tokens, estimated) = match (reported, &s.llm) {
+            (Some(t), _) => (Some(t), false),
+            (None, Some(llm)) if served => (Some(estimate(llm, a)), true),
+            (None, _) => (None, false),
+        };
+        let cost = if cache_hit {
+            Some(0.0)
+        } else if !served && tokens.is_none() {
+            Some(0.0)
+        } else {
+            match (&a.deployment, tokens) {
+                (Some(d), Some(t)) => inner.prices.price(d).and_then(|p| t.cost(&p)),
+                _ => None,
+            }
+        };
+        Charge {
+            tokens: tokens.unwrap_or_default(),
+            estimated,
+            cost,
+        }
+    }
+}
+
+/// The gateway's own count of an answer without usage: the prompt for the deployment's model
+/// (the requested one before routing), the completion from the relayed text.
+fn estimate(llm: &LlmRequest, a: &Answer) -> Tokens {
+    let model = a
+        .deployment
+        .as_ref()
+        .map_or(llm.model(), |d| d.model.as_ref());
+    Tokens {
+        prompt: tokens::prompt_tokens(llm, model),
+        completion: a
+            .tally
+            .as_ref()
+            .map_or(0, |t| tokens::estimate_bytes(t.text_bytes)),
+        ..Tokens::default()
+    }
+}
+
 fn finish(s: Started, a: &Answer) -> Option<f64> {
     let inner = &s.meter.inner;
-    let m = &inner.metrics;
-    m.in_flight.dec();
-    let now = Instant::now();
-    let latency = now.saturating_duration_since(s.at);
-    let tokens = a.usage.as_ref().and_then(UsageSlot::get).map(Tokens::of);
-    let cache_hit = a.cache == Some(CacheStatus::Hit);
-    let succeeded = (200..400).contains(&a.status);
-    let cost = if cache_hit {
-        Some(0.0)
-    } else if !succeeded && tokens.is_none() {
-        // Providers do not bill a failed call.
-        Some(0.0)
-    } else {
-        match (&a.deployment, tokens) {
-            (Some(d), Some(t)) => inner.prices.price(d).and_then(|p| t.cost(&p)),
-            _ => None,
-        }
-    };
-    let tokens = tokens.unwrap_or_default();
+    inner.metrics.in_flight.dec();
+    let latency = Instant::now().saturating_duration_since(s.at);
+    let charge = Charge::of(&s, a);
+    let outcome = a.outcome();
     let llm = s.llm.as_ref();
     let requested = llm.map(|l| l.model().to_owned()).unwrap_or_default();
+    let ttft = a.first_byte.map(|t| t.saturating_duration_since(s.at));
+    observe(&s, a, &requested, &charge, outcome, latency, ttft);
 
-    // Metrics: labels from the config's names only.
+    let key = s.principal.as_ref().and_then(Principal::key);
+    let record = SpendRecord {
+        request_id: s.request_id.clone().unwrap_or_else(|| Arc::from("")),
+        key_token: key.map(|k| k.token.clone()),
+        key_alias: key.and_then(|k| k.key_alias.clone()),
+        team_id: key.and_then(|k| k.team_id.clone()),
+        user_id: key.and_then(|k| k.user_id.clone()),
+        requested_model: requested,
+        model_group: a.group.clone(),
+        deployment: a.deployment.as_ref().map(|d| d.id.clone()),
+        provider: a.deployment.as_ref().map(|d| d.provider.to_string()),
+        upstream_model: a.deployment.as_ref().map(|d| d.model.clone()),
+        endpoint: llm.map_or("", |l| l.endpoint().path()),
+        tokens: charge.tokens,
+        cost: charge.cost,
+        status: a.status,
+        outcome,
+        usage_estimated: charge.estimated,
+        stream: a.stream,
+        cache_hit: a.cache == Some(CacheStatus::Hit),
+        attempts: a.attempts.attempts,
+        fallbacks: a.attempts.fallbacks,
+        start_time: s.time,
+        end_time: s.time + latency,
+        latency,
+        time_to_first_token: ttft,
+        tags: tags(llm, key.map(|k| k.tags.as_slice()).unwrap_or_default()),
+    };
+    s.slot.send(record);
+    charge.cost
+}
+
+/// Updates the metrics, labelled with the config's names only.
+fn observe(
+    s: &Started,
+    a: &Answer,
+    requested: &str,
+    charge: &Charge,
+    outcome: Outcome,
+    latency: Duration,
+    ttft: Option<Duration>,
+) {
+    let inner = &s.meter.inner;
+    let m = &inner.metrics;
     let group = a.group.clone().unwrap_or_else(|| {
         inner
             .groups
-            .get(requested.as_str())
+            .get(requested)
             .cloned()
             .unwrap_or_else(|| inner.other.clone())
     });
@@ -140,19 +272,67 @@ fn finish(s: Started, a: &Answer) -> Option<f64> {
         .as_ref()
         .map(|d| d.id.clone())
         .unwrap_or_else(|| inner.none.clone());
-    let outcome = Outcome {
+    let labels = StatusLabels {
         model_group: group.clone(),
         deployment: deployment.clone(),
         status_class: StatusClass::of(a.status),
     };
-    m.requests.get_or_create(&outcome).inc();
-    if !succeeded {
-        m.failures.get_or_create(&outcome).inc();
+    m.requests.get_or_create(&labels).inc();
+    if !(200..400).contains(&a.status) {
+        m.failures.get_or_create(&labels).inc();
     }
     let target = Target {
         model_group: group.clone(),
         deployment,
     };
+    observe_tokens(m, &target, charge);
+    if a.stream {
+        m.stream_endings
+            .get_or_create(&EndingLabels {
+                model_group: group.clone(),
+                outcome,
+            })
+            .inc();
+    }
+    m.duration
+        .get_or_create(&Latency {
+            model_group: group.clone(),
+            stream: a.stream,
+        })
+        .observe(latency.as_secs_f64());
+    if let Some(up) = a.upstream {
+        m.upstream.get_or_create(&target).observe(up.as_secs_f64());
+        if a.attempts.attempts <= 1 {
+            if let Some(head) = a.head {
+                let overhead = head.saturating_duration_since(s.at).saturating_sub(up);
+                m.overhead.observe(overhead.as_secs_f64());
+            }
+        }
+    }
+    if let Some(t) = ttft {
+        m.ttft
+            .get_or_create(&Group {
+                model_group: group.clone(),
+            })
+            .observe(t.as_secs_f64());
+    }
+    observe_attempts(m, &group, a);
+    if let Some(c) = a.cache {
+        let result = match c {
+            CacheStatus::Hit => CacheResult::hit,
+            CacheStatus::Miss => CacheResult::miss,
+        };
+        m.cache
+            .get_or_create(&CacheLabels {
+                model_group: group,
+                result,
+            })
+            .inc();
+    }
+}
+
+fn observe_tokens(m: &crate::Metrics, target: &Target, charge: &Charge) {
+    let tokens = &charge.tokens;
     for (kind, n) in [
         (TokenKind::input, tokens.prompt),
         (TokenKind::output, tokens.completion),
@@ -170,38 +350,21 @@ fn finish(s: Started, a: &Answer) -> Option<f64> {
                 .inc_by(n);
         }
     }
-    match cost {
+    if charge.estimated {
+        m.estimated.get_or_create(target).inc();
+    }
+    match charge.cost {
         Some(c) if c > 0.0 => {
-            m.spend.get_or_create(&target).inc_by(c);
+            m.spend.get_or_create(target).inc_by(c);
         }
         Some(_) => {}
         None => {
-            m.unpriced.get_or_create(&target).inc();
+            m.unpriced.get_or_create(target).inc();
         }
     }
-    m.duration
-        .get_or_create(&Latency {
-            model_group: group.clone(),
-            stream: a.stream,
-        })
-        .observe(latency.as_secs_f64());
-    if let Some(up) = a.upstream {
-        m.upstream.get_or_create(&target).observe(up.as_secs_f64());
-        if a.attempts.attempts <= 1 {
-            if let Some(head) = a.head {
-                let overhead = head.saturating_duration_since(s.at).saturating_sub(up);
-                m.overhead.observe(overhead.as_secs_f64());
-            }
-        }
-    }
-    let ttft = a.first_byte.map(|t| t.saturating_duration_since(s.at));
-    if let Some(t) = ttft {
-        m.ttft
-            .get_or_create(&Group {
-                model_group: group.clone(),
-            })
-            .observe(t.as_secs_f64());
-    }
+}
+
+fn observe_attempts(m: &crate::Metrics, group: &Arc<str>, a: &Answer) {
     let extra = a.attempts.attempts.saturating_sub(1);
     let fallbacks = a.attempts.fallbacks.min(extra);
     for (kind, n) in [
@@ -217,47 +380,6 @@ fn finish(s: Started, a: &Answer) -> Option<f64> {
                 .inc_by(u64::from(n));
         }
     }
-    if let Some(c) = a.cache {
-        let result = match c {
-            CacheStatus::Hit => CacheResult::hit,
-            CacheStatus::Miss => CacheResult::miss,
-        };
-        m.cache
-            .get_or_create(&CacheLabels {
-                model_group: group,
-                result,
-            })
-            .inc();
-    }
-
-    let key = s.principal.as_ref().and_then(Principal::key);
-    let record = SpendRecord {
-        request_id: s.request_id.unwrap_or_else(|| Arc::from("")),
-        key_token: key.map(|k| k.token.clone()),
-        key_alias: key.and_then(|k| k.key_alias.clone()),
-        team_id: key.and_then(|k| k.team_id.clone()),
-        user_id: key.and_then(|k| k.user_id.clone()),
-        requested_model: requested,
-        model_group: a.group.clone(),
-        deployment: a.deployment.as_ref().map(|d| d.id.clone()),
-        provider: a.deployment.as_ref().map(|d| d.provider.to_string()),
-        upstream_model: a.deployment.as_ref().map(|d| d.model.clone()),
-        endpoint: llm.map_or("", |l| l.endpoint().path()),
-        tokens,
-        cost,
-        status: a.status,
-        stream: a.stream,
-        cache_hit,
-        attempts: a.attempts.attempts,
-        fallbacks: a.attempts.fallbacks,
-        start_time: s.time,
-        end_time: s.time + latency,
-        latency,
-        time_to_first_token: ttft,
-        tags: tags(llm, key.map(|k| k.tags.as_slice()).unwrap_or_default()),
-    };
-    s.slot.send(record);
-    cost
 }
 
 /// The request's `metadata.tags` and `tags`, then the key's, each once.

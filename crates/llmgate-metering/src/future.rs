@@ -10,6 +10,7 @@ use pin_project_lite::pin_project;
 
 use crate::body::ResponseBody;
 use crate::finish::{Answer, Guard};
+use crate::tally::Tally;
 
 pin_project! {
     /// The inner call, metered; or the 503 of a full spend queue.
@@ -69,12 +70,23 @@ where
         Poll::Ready(match result {
             Ok(mut res) => {
                 guard.answer = Answer::of(res.status().as_u16(), res.extensions());
-                if stream && res.status().is_success() {
-                    // Usage and cost are known when the body ends.
-                    guard.answer.stream = true;
-                    return Poll::Ready(Ok(
-                        res.map(|body| BoxBody::new(ResponseBody::new(body, guard)))
-                    ));
+                if res.status().is_success() {
+                    // Usage and cost are known when the body ends; an answer that reported no
+                    // usage is counted as its body passes.
+                    let tally = if stream {
+                        guard.answer.stream = true;
+                        Some(Tally::stream())
+                    } else if guard.answer_needs_count() {
+                        Some(Tally::answer())
+                    } else {
+                        None
+                    };
+                    if tally.is_some() {
+                        guard.answer.tally = tally;
+                        return Poll::Ready(Ok(
+                            res.map(|body| BoxBody::new(ResponseBody::new(body, guard)))
+                        ));
+                    }
                 }
                 if let Some(cost) = guard.finish() {
                     res.extensions_mut().insert(Cost(cost));

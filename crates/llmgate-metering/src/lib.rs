@@ -12,6 +12,10 @@
 //! - prices the tokens ([`Tokens::cost`]) from the [`PriceTable`] (LiteLLM's bundled price map,
 //!   an override file, the deployment's own `model_info` prices); a model without a price
 //!   gets an unknown cost and one warning, never a silent zero; a cache hit costs 0;
+//! - without a usage report (a stream the client dropped, a server that omits `usage`), charges
+//!   an estimate: the prompt counted from the request, the completion from the text the body
+//!   relayed, marked [`SpendRecord::usage_estimated`]; and records how the request ended
+//!   ([`Outcome`]);
 //! - answers a complete response with `x-llmgate-response-cost` (a stream's cost is known only
 //!   after its last byte, so streams carry no such header);
 //! - builds a [`SpendRecord`] and queues it ([`SpendQueue`]): bounded, written in batches by a
@@ -74,6 +78,7 @@ mod queue;
 mod record;
 mod service;
 mod sink;
+mod tally;
 
 pub use body::ResponseBody;
 pub use cost::Tokens;
@@ -82,6 +87,6 @@ pub use layer::{Meter, MeterBuilder, MeteringLayer};
 pub use metrics::{Metrics, Rejection, StatusClass};
 pub use prices::{ModelPrice, PriceFileError, PriceTable};
 pub use queue::{QueueConfig, QueueFull, SpendQueue};
-pub use record::SpendRecord;
+pub use record::{Outcome, SpendRecord};
 pub use service::Metering;
 pub use sink::{MemorySink, SpendSink};

@@ -17,6 +17,7 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::{Registry, Unit};
 
 use crate::queue::QueueCounters;
+use crate::record::Outcome;
 
 /// `2xx`, `4xx`, ... of an HTTP status.
 #[derive(Debug, Clone, Copy, Hash, PartialEq, Eq)]
@@ -64,10 +65,23 @@ pub(crate) struct Target {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub(crate) struct Outcome {
+pub(crate) struct StatusLabels {
     pub(crate) model_group: Arc<str>,
     pub(crate) deployment: Arc<str>,
     pub(crate) status_class: StatusClass,
+}
+
+/// Labels of how streams ended.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct EndingLabels {
+    pub(crate) model_group: Arc<str>,
+    pub(crate) outcome: Outcome,
+}
+
+impl EncodeLabelValue for Outcome {
+    fn encode(&self, e: &mut LabelValueEncoder<'_>) -> fmt::Result {
+        e.write_str(self.as_str())
+    }
 }
 
 /// Kinds of tokens.
@@ -147,8 +161,10 @@ type F64Counter = Counter<f64, std::sync::atomic::AtomicU64>;
 /// The registry and every metric in it. Shared behind an `Arc`.
 pub struct Metrics {
     registry: Registry,
-    pub(crate) requests: Family<Outcome, Counter>,
-    pub(crate) failures: Family<Outcome, Counter>,
+    pub(crate) requests: Family<StatusLabels, Counter>,
+    pub(crate) failures: Family<StatusLabels, Counter>,
+    pub(crate) stream_endings: Family<EndingLabels, Counter>,
+    pub(crate) estimated: Family<Target, Counter>,
     pub(crate) tokens: Family<TokenLabels, Counter>,
     pub(crate) spend: Family<Target, F64Counter>,
     pub(crate) unpriced: Family<Target, Counter>,
@@ -188,6 +204,8 @@ impl Metrics {
             registry: Registry::with_prefix("llmgate"),
             requests: Family::default(),
             failures: Family::default(),
+            stream_endings: Family::default(),
+            estimated: Family::default(),
             tokens: Family::default(),
             spend: Family::default(),
             unpriced: Family::default(),
@@ -216,6 +234,16 @@ impl Metrics {
             "request_failures",
             "LLM requests answered with an error status (4xx, 5xx)",
             m.failures.clone(),
+        );
+        r.register(
+            "stream_endings",
+            "Streams by how they ended: success, client_closed, upstream_error (an error event), gateway_shutdown",
+            m.stream_endings.clone(),
+        );
+        r.register(
+            "estimated_usage_requests",
+            "Requests charged by the gateway's estimate: the provider reported no usage (a stream ended early, a server that omits usage)",
+            m.estimated.clone(),
         );
         r.register(
             "tokens",

@@ -24,6 +24,8 @@ fn record(i: usize) -> SpendRecord {
         tokens: Tokens::default(),
         cost: Some(0.0),
         status: 200,
+        outcome: crate::Outcome::Success,
+        usage_estimated: false,
         stream: false,
         cache_hit: false,
         attempts: 1,

@@ -41,8 +41,14 @@ pub struct SpendRecord {
     /// Cost in USD. `None`: unknown (no price for the model, or no usage reported); a failed
     /// request and a cache hit cost 0.
     pub cost: Option<f64>,
-    /// The HTTP status the client got (200 for a stream that started, even if it broke later).
+    /// The HTTP status the client got (200 for a stream that started, even if it broke later:
+    /// [`SpendRecord::outcome`] says how it ended).
     pub status: u16,
+    /// How the request ended: a success, or which way it did not.
+    pub outcome: Outcome,
+    /// The token counts (and so the cost) are the gateway's estimate: the provider reported no
+    /// usage (a stream that ended before its usage event, a server that omits `usage`).
+    pub usage_estimated: bool,
     /// Whether the answer was streamed.
     pub stream: bool,
     /// Served from the gateway's cache.
@@ -69,8 +75,46 @@ impl SpendRecord {
         self.cost.unwrap_or(0.0)
     }
 
-    /// Whether the client got a success.
+    /// Whether the request succeeded: a success status and, for a stream, a complete one.
     pub fn succeeded(&self) -> bool {
-        (200..400).contains(&self.status)
+        self.outcome.is_success()
+    }
+}
+
+/// How a metered request ended. The spend log keeps LiteLLM's `status` (`success` when this
+/// is [`Outcome::Success`], else `failure`) and this as its detail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Outcome {
+    /// Answered with a success status; a stream ran to its end.
+    Success,
+    /// The client went away: before the answer's head (status 499), or while a stream (or an
+    /// answer's body) was being sent.
+    ClientClosed,
+    /// A stream that started failed: the upstream broke off, and the client got an error event
+    /// (or the body failed).
+    UpstreamError,
+    /// A stream cut when the gateway stopped (the `gateway_shutting_down` error event).
+    GatewayShutdown,
+    /// Answered with an error status.
+    Error,
+}
+
+impl Outcome {
+    /// `success`, `client_closed`, `upstream_error`, `gateway_shutdown` or `error`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Success => "success",
+            Outcome::ClientClosed => "client_closed",
+            Outcome::UpstreamError => "upstream_error",
+            Outcome::GatewayShutdown => "gateway_shutdown",
+            Outcome::Error => "error",
+        }
+    }
+
+    /// Whether this is [`Outcome::Success`].
+    pub fn is_success(self) -> bool {
+        self == Outcome::Success
     }
 }

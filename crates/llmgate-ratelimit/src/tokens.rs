@@ -3,104 +3,35 @@
 //! `reserve = prompt tokens + output allowance`, settled with the real usage when the response
 //! ends:
 //!
-//! - **Prompt tokens**, counted with OpenAI's own tokenizer (`o200k_base` for gpt-4o, gpt-4.1,
-//!   gpt-5, o1/o3/o4; `cl100k_base` for gpt-4 and gpt-3.5) when the requested model name (after
-//!   any `provider/` prefix) is one of those families and the `tiktoken` feature is on (the
-//!   default). Chat messages add OpenAI's framing: 3 tokens per message, 3 to prime the reply.
-//!   For every other model the estimate is one token per 4 bytes of UTF-8 text, rounded up (the
-//!   usual rule of thumb for English; settlement corrects it). Images, audio and tool
-//!   definitions are not counted.
+//! - **Prompt tokens**: [`llmgate_core::tokens::prompt_tokens`] for the requested model name
+//!   (OpenAI's tokenizer for OpenAI's model families with the `tiktoken` feature, the default;
+//!   else one token per 4 bytes of text; OpenAI's chat framing; tool definitions included).
 //! - **Output allowance**: `max_completion_tokens`, else `max_tokens`, times `n`. A request that
 //!   sets neither reserves its prompt only; its completion is charged when it ends.
 //!
 //! The model name here is the one the client sent (a model group or alias): the deployment is
 //! chosen later, by the router.
 
-use llmgate_core::wire::chat::MessageContent;
-use llmgate_core::{LlmBody, LlmRequest};
-use serde_json::Value;
+use llmgate_core::{tokens, LlmBody, LlmRequest};
 
 /// Tokens to reserve for `req`.
 pub fn reserve(req: &LlmRequest) -> u64 {
-    let counter = Counter::for_model(req.model());
-    let (prompt, output) = match req.body() {
+    let prompt = tokens::prompt_tokens(req, req.model());
+    let output = match req.body() {
         LlmBody::Chat(c) => {
-            let mut prompt = 3;
-            for m in &c.messages {
-                prompt += 3;
-                if let Some(content) = &m.content {
-                    prompt += match content {
-                        MessageContent::Text(t) => counter.count(t),
-                        MessageContent::Parts(parts) => parts
-                            .iter()
-                            .filter_map(|p| p.text.as_deref())
-                            .map(|t| counter.count(t))
-                            .sum(),
-                    };
-                }
-                for call in m.tool_calls.iter().flatten() {
-                    if let Some(f) = &call.function {
-                        prompt += f.name.as_deref().map_or(0, |n| counter.count(n));
-                        prompt += f.arguments.as_deref().map_or(0, |a| counter.count(a));
-                    }
-                }
-            }
             let n = u64::from(c.n.unwrap_or(1).max(1));
-            let out = c.max_completion_tokens.or(c.max_tokens).unwrap_or(0);
-            (prompt, out.saturating_mul(n))
+            c.max_completion_tokens
+                .or(c.max_tokens)
+                .unwrap_or(0)
+                .saturating_mul(n)
         }
-        LlmBody::Completion(c) => (counter.value(&c.prompt), c.max_tokens.unwrap_or(0)),
-        LlmBody::Embedding(e) => (counter.value(&e.input), 0),
+        LlmBody::Completion(c) => c.max_tokens.unwrap_or(0),
+        LlmBody::Embedding(_) => 0,
     };
     prompt.saturating_add(output)
 }
 
-/// Counts tokens in text for one model family.
-#[derive(Clone, Copy)]
-enum Counter {
-    #[cfg(feature = "tiktoken")]
-    Bpe(&'static tiktoken_rs::CoreBPE),
-    Estimate,
-}
-
-impl Counter {
-    fn for_model(model: &str) -> Self {
-        #[cfg(feature = "tiktoken")]
-        {
-            let id = model.rsplit('/').next().unwrap_or(model);
-            if let Some(bpe) = tiktoken_rs::tokenizer::get_tokenizer(id)
-                .and_then(|t| tiktoken_rs::bpe_for_tokenizer(t).ok())
-            {
-                return Counter::Bpe(bpe);
-            }
-        }
-        let _ = model;
-        Counter::Estimate
-    }
-
-    fn count(self, text: &str) -> u64 {
-        match self {
-            #[cfg(feature = "tiktoken")]
-            Counter::Bpe(bpe) => bpe.count_ordinary(text) as u64,
-            Counter::Estimate => estimate(text),
-        }
-    }
-
-    /// A `prompt` or `input`: a string, a list of strings, a token list or a list of those.
-    fn value(self, v: &Value) -> u64 {
-        match v {
-            Value::String(s) => self.count(s),
-            Value::Number(_) => 1,
-            Value::Array(items) => items.iter().map(|i| self.value(i)).sum(),
-            _ => 0,
-        }
-    }
-}
-
-/// The estimate for models without a known tokenizer: one token per 4 bytes, rounded up.
-pub fn estimate(text: &str) -> u64 {
-    (text.len() as u64).div_ceil(4)
-}
+pub use llmgate_core::tokens::estimate;
 
 #[cfg(test)]
 mod tests {

@@ -73,7 +73,7 @@ where
         }
         let exclude = hint.map(|h| h.exclude.as_slice()).unwrap_or_default();
         let picked = self.table.pick(&group, exclude, llm.is_stream(), || {
-            estimate_prompt_tokens(llm)
+            llmgate_core::tokens::prompt_tokens(llm, llm.model())
         });
         let picked = match picked {
             Ok(p) => p,
@@ -143,26 +143,6 @@ fn refuse(
         group: group.clone(),
         allowed: list.describe(),
     })
-}
-
-/// A cheap estimate of the prompt's tokens: about four characters a token (OpenAI's rule of
-/// thumb for English), counting message text, tool definitions and embedding input.
-fn estimate_prompt_tokens(llm: &LlmRequest) -> u64 {
-    use llmgate_core::LlmBody;
-    let chars = match llm.body() {
-        LlmBody::Chat(c) => {
-            c.messages
-                .iter()
-                .map(|m| m.content.as_ref().map_or(0, |c| c.text().len()))
-                .sum::<usize>()
-                + c.tools
-                    .as_ref()
-                    .map_or(0, |t| serde_json::to_string(t).map_or(0, |s| s.len()))
-        }
-        LlmBody::Completion(c) => c.prompt.to_string().len(),
-        LlmBody::Embedding(e) => e.input.to_string().len(),
-    };
-    (chars as u64).div_ceil(4)
 }
 
 fn unknown_model(model: &str) -> ApiError {

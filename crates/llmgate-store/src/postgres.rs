@@ -24,6 +24,11 @@ const MIGRATIONS: Embedded = Embedded(&[
         "spend logs",
         include_str!("../migrations/postgres/0002_spend_logs.sql"),
     ),
+    (
+        3,
+        "spend outcome",
+        include_str!("../migrations/postgres/0003_spend_outcome.sql"),
+    ),
 ]);
 
 /// The `NOTIFY` channel; the payload is the changed key's token.

@@ -17,7 +17,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use llmgate_metering::SpendRecord;
 use serde::Serialize;
 
-/// Records per `INSERT` statement: 29 parameters each, under SQLite's 32,766 and
+/// Records per `INSERT` statement: 30 parameters each, under SQLite's 32,766 and
 /// PostgreSQL's 65,535 bound parameters per statement.
 pub(crate) const INSERT_CHUNK: usize = 500;
 
@@ -26,7 +26,7 @@ pub(crate) const INSERT_LOGS: &str = "INSERT INTO llmgate_spend_logs (request_id
     key_alias, team_id, user_id, requested_model, model_group, deployment, provider, \
     upstream_model, endpoint, prompt_tokens, completion_tokens, total_tokens, cached_tokens, \
     cache_creation_tokens, reasoning_tokens, cost, status, stream, cache_hit, attempts, \
-    fallbacks, start_time, end_time, latency_ms, ttft_ms, tags) ";
+    fallbacks, start_time, end_time, latency_ms, ttft_ms, tags, outcome, usage_estimated) ";
 
 pub(crate) const INSERT_LOGS_TAIL: &str =
     " ON CONFLICT (request_id) DO NOTHING RETURNING request_id";
@@ -37,7 +37,7 @@ pub(crate) const SELECT_LOGS: &str = "SELECT request_id, key_token, key_alias, t
     user_id, requested_model, model_group, deployment, provider, upstream_model, endpoint, \
     prompt_tokens, completion_tokens, total_tokens, cached_tokens, cache_creation_tokens, \
     reasoning_tokens, cost, status, stream, cache_hit, attempts, fallbacks, start_time, \
-    end_time, latency_ms, ttft_ms, tags FROM llmgate_spend_logs \
+    end_time, latency_ms, ttft_ms, tags, outcome, usage_estimated FROM llmgate_spend_logs \
     WHERE ($1 IS NULL OR key_token = $1) AND ($2 IS NULL OR request_id = $2) \
     AND ($3 IS NULL OR start_time >= $3) AND ($4 IS NULL OR start_time < $4) \
     ORDER BY start_time DESC, request_id DESC LIMIT $5";
@@ -126,6 +126,11 @@ pub struct SpendLog {
     pub cost: Option<f64>,
     /// The HTTP status the client got.
     pub status: i32,
+    /// How the request ended (`success`, `client_closed`, `upstream_error`,
+    /// `gateway_shutdown`, `error`); `None` for rows written before llmgate recorded it.
+    pub outcome: Option<String>,
+    /// The tokens and cost are the gateway's estimate (the provider reported no usage).
+    pub usage_estimated: bool,
     /// Streamed.
     pub stream: bool,
     /// Served from the gateway's cache.
@@ -282,7 +287,9 @@ macro_rules! push_record {
             .push_bind(millis($r.end_time))
             .push_bind(duration_ms($r.latency))
             .push_bind($r.time_to_first_token.map(duration_ms))
-            .push_bind(tags_json(&$r.tags));
+            .push_bind(tags_json(&$r.tags))
+            .push_bind($r.outcome.as_str())
+            .push_bind($r.usage_estimated);
     }};
 }
 pub(crate) use push_record;
@@ -389,6 +396,8 @@ macro_rules! spend_impl {
                         latency_ms: r.try_get("latency_ms")?,
                         ttft_ms: r.try_get("ttft_ms")?,
                         tags: $crate::spend::tags_of(r.try_get::<&str, _>("tags")?),
+                        outcome: r.try_get("outcome")?,
+                        usage_estimated: r.try_get("usage_estimated")?,
                     })
                 };
                 rows.iter()

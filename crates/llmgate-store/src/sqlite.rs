@@ -24,6 +24,11 @@ const MIGRATIONS: Embedded = Embedded(&[
         "spend logs",
         include_str!("../migrations/sqlite/0002_spend_logs.sql"),
     ),
+    (
+        3,
+        "spend outcome",
+        include_str!("../migrations/sqlite/0003_spend_outcome.sql"),
+    ),
 ]);
 
 /// How long a writer waits for another writer's transaction before failing.

@@ -110,6 +110,8 @@ fn record(id: &str, key: Option<&str>, group: &str, cost: Option<f64>, minute: u
         },
         cost,
         status: 200,
+        outcome: llmgate_metering::Outcome::Success,
+        usage_estimated: false,
         stream: false,
         cache_hit: false,
         attempts: 1,

@@ -19,3 +19,4 @@ mod ratelimit;
 mod routing;
 mod spend;
 mod stream;
+mod stream_spend;

@@ -231,8 +231,15 @@ impl SpendApi {
 }
 
 /// LiteLLM's spend-log names where it has them (`api_key` is the key's token, `spend` 0 when
-/// the cost is unknown, `cache_hit` the strings `"True"`/`"False"`), then llmgate's own.
+/// the cost is unknown, `cache_hit` the strings `"True"`/`"False"`, `status` `success` only
+/// for a request that succeeded to its end), then llmgate's own.
 fn log_view(l: &SpendLog) -> Value {
+    // Rows written before outcomes were recorded: read from the status.
+    let outcome = l.outcome.as_deref().unwrap_or(match l.status {
+        200..=399 => "success",
+        499 => "client_closed",
+        _ => "error",
+    });
     let call_type = match l.endpoint.trim_start_matches("/v1") {
         "/chat/completions" | "/messages" => "acompletion",
         "/completions" => "atext_completion",
@@ -264,13 +271,15 @@ fn log_view(l: &SpendLog) -> Value {
         },
         "cache_hit": if l.cache_hit { "True" } else { "False" },
         "request_tags": l.tags,
-        "status": if (200..400).contains(&l.status) { "success" } else { "failure" },
+        "status": if outcome == "success" { "success" } else { "failure" },
         // llmgate's own.
         "cost": l.cost,
         "requested_model": l.requested_model,
         "endpoint": l.endpoint,
         "key_alias": l.key_alias,
         "status_code": l.status,
+        "outcome": outcome,
+        "usage_estimated": l.usage_estimated,
         "stream": l.stream,
         "cached_tokens": l.cached_tokens,
         "cache_creation_tokens": l.cache_creation_tokens,
