@@ -112,6 +112,12 @@ impl Meter {
     pub async fn shutdown(&self) {
         self.inner.queue.shutdown().await;
     }
+
+    /// [`Meter::shutdown`], retrying a failing sink only until `deadline` (see
+    /// [`SpendQueue::shutdown_by`]).
+    pub async fn shutdown_by(&self, deadline: std::time::Instant) {
+        self.inner.queue.shutdown_by(deadline).await;
+    }
 }
 
 impl MeterBuilder {

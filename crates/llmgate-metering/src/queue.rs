@@ -78,7 +78,9 @@ pub(crate) struct QueueCounters {
 
 enum Control {
     Flush(oneshot::Sender<()>),
-    Shutdown(oneshot::Sender<()>),
+    /// Stop: write what is queued, retrying a failing sink until the deadline (else
+    /// `shutdown_timeout` from now).
+    Shutdown(oneshot::Sender<()>, Option<Instant>),
 }
 
 struct Shared {
@@ -227,9 +229,19 @@ impl SpendQueue {
     /// `shutdown_timeout`). Later records are dropped and counted. Works from any runtime,
     /// even one built only for this call.
     pub async fn shutdown(&self) {
+        self.stop(None).await;
+    }
+
+    /// [`SpendQueue::shutdown`], but a failing sink is retried only until `deadline` (a host's
+    /// grace period for a stop ends then) if that comes before `shutdown_timeout`.
+    pub async fn shutdown_by(&self, deadline: std::time::Instant) {
+        self.stop(Some(Instant::from_std(deadline))).await;
+    }
+
+    async fn stop(&self, deadline: Option<Instant>) {
         let (done, wait) = oneshot::channel();
         if let Some(c) = self.control() {
-            if c.send(Control::Shutdown(done)).is_ok() {
+            if c.send(Control::Shutdown(done, deadline)).is_ok() {
                 let _ = wait.await;
             }
         }
@@ -317,8 +329,8 @@ struct Writer {
     control: mpsc::UnboundedReceiver<Control>,
     shared: Arc<Shared>,
     buf: Vec<SpendRecord>,
-    /// A shutdown asked for while a failing batch was being retried.
-    stop: Option<oneshot::Sender<()>>,
+    /// A shutdown asked for while a failing batch was being retried, and its deadline.
+    stop: Option<(oneshot::Sender<()>, Instant)>,
     /// Flushes asked for meanwhile, answered once the buffer is written.
     flushed: Vec<oneshot::Sender<()>>,
 }
@@ -328,8 +340,8 @@ impl Writer {
         let config = self.shared.config;
         let mut due: Option<Instant> = None;
         loop {
-            if let Some(done) = self.stop.take() {
-                self.finish(Instant::now() + config.shutdown_timeout).await;
+            if let Some((done, deadline)) = self.stop.take() {
+                self.finish(deadline).await;
                 let _ = done.send(());
                 return;
             }
@@ -343,8 +355,9 @@ impl Writer {
                         due = None;
                         let _ = done.send(());
                     }
-                    Some(Control::Shutdown(done)) => {
-                        self.finish(Instant::now() + config.shutdown_timeout).await;
+                    Some(Control::Shutdown(done, by)) => {
+                        let latest = Instant::now() + config.shutdown_timeout;
+                        self.finish(by.map_or(latest, |by| by.min(latest))).await;
                         let _ = done.send(());
                         return;
                     }
@@ -424,9 +437,12 @@ impl Writer {
                         while let Ok(c) = self.control.try_recv() {
                             match c {
                                 Control::Flush(done) => self.flushed.push(done),
-                                Control::Shutdown(done) => {
-                                    self.stop = Some(done);
-                                    deadline = deadline.or(Some(now + config.shutdown_timeout));
+                                Control::Shutdown(done, by) => {
+                                    let latest = now + config.shutdown_timeout;
+                                    let by = by.map_or(latest, |by| by.min(latest));
+                                    let by = deadline.map_or(by, |d| d.min(by));
+                                    self.stop = Some((done, by));
+                                    deadline = Some(by);
                                 }
                             }
                         }

@@ -396,6 +396,12 @@ impl Gateway {
         self.meter.shutdown().await;
     }
 
+    /// [`Gateway::shutdown`] bounded by the host's grace period: a failing spend sink (the
+    /// database down) is retried only until `deadline`.
+    pub async fn shutdown_by(&self, deadline: std::time::Instant) {
+        self.meter.shutdown_by(deadline).await;
+    }
+
     /// The metering: prices, spend queue and metrics.
     pub fn meter(&self) -> &Meter {
         &self.meter

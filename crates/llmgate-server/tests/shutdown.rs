@@ -1,0 +1,274 @@
+//! Stopping the real `llmgate` binary with real signals loses no spend: SIGTERM, SIGINT and
+//! SIGHUP drain, write every queued spend record, and only then exit; a record the database
+//! cannot take by then goes to the spill file, which the next start replays once.
+//!
+//! The PostgreSQL tests use the machine's server at `postgres://postgres@127.0.0.1:5432/test`,
+//! shared with other tests: each run makes its own key and counts only that key's rows.
+
+#![allow(clippy::unwrap_used, clippy::panic, reason = "test helpers")]
+
+mod support;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use llmgate::auth::KeyStore as _;
+use llmgate_store::{LogFilter, Store, StoreOptions};
+use llmgate_testkit::{Behaviour, Gate, MockProvider};
+use serde_json::{json, Value};
+use support::{connect, signal, start_with, wait_exit};
+
+const MASTER: &str = "sk-master-shutdown";
+const PG_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+/// A directory of its own per test: the config, the SQLite database beside it, the spill files.
+fn test_dir(name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("shutdown-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A priced model on a mock upstream (which reports usage), a master key, and `extra` general
+/// settings (such as a `database_url`).
+fn write_config(dir: &Path, upstream: &MockProvider, extra: &str) -> PathBuf {
+    let text = format!(
+        "model_list:\n  - model_name: priced\n    litellm_params:\n      model: openai/gpt-x\n      \
+         api_base: {}\n      api_key: sk-test\n    model_info:\n      \
+         input_cost_per_token: 0.000001\n      output_cost_per_token: 0.000002\n\
+         general_settings:\n  master_key: {MASTER}\n{extra}",
+        upstream.v1_url()
+    );
+    let path = dir.join("config.yaml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+async fn post(addr: SocketAddr, path: &str, bearer: &str, body: &Value) -> (StatusCode, Value) {
+    let request = Request::post(path)
+        .header("host", "127.0.0.1")
+        .header("content-type", "application/json")
+        .header("authorization", format!("Bearer {bearer}"))
+        .body(Full::new(Bytes::from(body.to_string())))
+        .unwrap();
+    let response = connect(addr).await.send_request(request).await.unwrap();
+    let status = response.status();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+/// A new virtual key: (secret, token).
+async fn generate_key(addr: SocketAddr) -> (String, String) {
+    let alias = format!("shutdown-{}-{}", std::process::id(), uuid_ish());
+    let (status, body) = post(addr, "/key/generate", MASTER, &json!({"key_alias": alias})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    (
+        body["key"].as_str().unwrap().to_owned(),
+        body["token"].as_str().unwrap().to_owned(),
+    )
+}
+
+fn uuid_ish() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+}
+
+/// `n` chat requests with `key` over 10 kept-alive connections, each answered 200; returns the
+/// sum of their `x-llmgate-response-cost`.
+async fn answered_requests(addr: SocketAddr, key: &str, n: usize) -> f64 {
+    const CONNECTIONS: usize = 10;
+    let mut tasks = Vec::new();
+    for c in 0..CONNECTIONS {
+        let key = key.to_owned();
+        let count = n / CONNECTIONS + usize::from(c < n % CONNECTIONS);
+        tasks.push(tokio::spawn(async move {
+            let mut sender = connect(addr).await;
+            let mut cost = 0.0;
+            for _ in 0..count {
+                let body =
+                    json!({"model": "priced", "messages": [{"role": "user", "content": "hi"}]});
+                let request = Request::post("/v1/chat/completions")
+                    .header("host", "127.0.0.1")
+                    .header("content-type", "application/json")
+                    .header("authorization", format!("Bearer {key}"))
+                    .body(Full::new(Bytes::from(body.to_string())))
+                    .unwrap();
+                sender.ready().await.unwrap();
+                let response = sender.send_request(request).await.unwrap();
+                assert_eq!(response.status(), StatusCode::OK);
+                let one: f64 = response.headers()["x-llmgate-response-cost"]
+                    .to_str()
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                response.into_body().collect().await.unwrap();
+                cost += one;
+            }
+            cost
+        }));
+    }
+    let mut total = 0.0;
+    for t in tasks {
+        total += t.await.unwrap();
+    }
+    assert!(total > 0.0, "the model is priced");
+    total
+}
+
+/// The key's spend-log rows (count, summed cost) and the key's spend, as stored.
+async fn stored(store: &Store, token: &str) -> (usize, f64, f64) {
+    let logs = store
+        .spend_logs(&LogFilter {
+            key_token: Some(token.to_owned()),
+            limit: 100_000,
+            ..LogFilter::default()
+        })
+        .await
+        .unwrap();
+    let mut ids: Vec<_> = logs.iter().map(|l| l.request_id.clone()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), logs.len(), "a request id stored twice");
+    let cost = logs.iter().filter_map(|l| l.cost).sum();
+    let key = store.get(token).await.unwrap().unwrap();
+    (logs.len(), cost, key.spend)
+}
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1e-9)
+}
+
+/// 1,000 answered requests, then `sig` at once: the process exits 0 and every record is stored
+/// and charged.
+async fn stop_loses_no_spend(name: &str, sig: &str, database: Option<&str>) {
+    let (store, token, charged) = answer_then_stop(name, sig, database).await;
+    let (rows, cost, spend) = stored(&store, &token).await;
+    assert_eq!(rows, 1000, "{sig}: spend rows written");
+    assert!(
+        close(cost, charged),
+        "{sig}: logged {cost}, answered {charged}"
+    );
+    assert!(
+        close(spend, charged),
+        "{sig}: key spend {spend}, answered {charged}"
+    );
+}
+
+async fn open_store(dir: &Path, database: Option<&str>) -> Store {
+    match database {
+        Some(url) => Store::open(url, &StoreOptions::new()).await.unwrap(),
+        None => Store::open_sqlite(&dir.join("llmgate.db"), &StoreOptions::new())
+            .await
+            .unwrap(),
+    }
+}
+
+/// 1,000 answered requests with a new key, then `sig`: the store, the key's token, and what
+/// the answers said they cost.
+async fn answer_then_stop(name: &str, sig: &str, database: Option<&str>) -> (Store, String, f64) {
+    let upstream = MockProvider::start().await;
+    let dir = test_dir(name);
+    let extra = database.map_or(String::new(), |url| format!("  database_url: {url}\n"));
+    let config = write_config(&dir, &upstream, &extra);
+    let (mut gateway, addr) = start_with(&config, &[], &[]).await;
+    let (key, token) = generate_key(addr).await;
+
+    let charged = answered_requests(addr, &key, 1000).await;
+    signal(&gateway, sig);
+    let status = wait_exit(&mut gateway, Duration::from_secs(20)).await;
+    assert!(status.success(), "{sig}: {status}");
+    (open_store(&dir, database).await, token, charged)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_writes_every_spend_record_sqlite() {
+    stop_loses_no_spend("term-sqlite", "TERM", None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_writes_every_spend_record_postgres() {
+    stop_loses_no_spend("term-pg", "TERM", Some(PG_URL)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigint_writes_every_spend_record() {
+    stop_loses_no_spend("int-sqlite", "INT", None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_is_a_graceful_stop_that_writes_every_spend_record() {
+    stop_loses_no_spend("hup-sqlite", "HUP", None).await;
+}
+
+/// A second signal does not wait for a stream that never ends: the process exits within about
+/// a second and a half, with 1, and the records already queued are written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_signal_exits_at_once_and_still_writes_the_queued_records() {
+    let upstream = MockProvider::start().await;
+    let dir = test_dir("second-signal");
+    let config = write_config(&dir, &upstream, "");
+    let (mut gateway, addr) = start_with(&config, &[], &[]).await;
+    let (key, token) = generate_key(addr).await;
+    let charged = answered_requests(addr, &key, 100).await;
+
+    // A stream held at the upstream after its first event.
+    let gate = Gate::new();
+    upstream.set_default(Behaviour::gated(&gate, 1));
+    let body = json!({"model": "priced", "stream": true,
+        "messages": [{"role": "user", "content": "hi"}]});
+    let (status, _) = tokio::join!(
+        async {
+            let request = Request::post("/v1/chat/completions")
+                .header("host", "127.0.0.1")
+                .header("content-type", "application/json")
+                .header("authorization", format!("Bearer {key}"))
+                .body(Full::new(Bytes::from(body.to_string())))
+                .unwrap();
+            let response = connect(addr).await.send_request(request).await.unwrap();
+            let status = response.status();
+            // Hold the stream open: the test ends before it does.
+            std::mem::forget(response);
+            status
+        },
+        gate.wait_for_arrivals(1)
+    );
+    assert_eq!(status, StatusCode::OK);
+
+    signal(&gateway, "TERM");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        gateway.0.try_wait().unwrap().is_none(),
+        "waits for the stream"
+    );
+    let second = std::time::Instant::now();
+    signal(&gateway, "TERM");
+    let status = wait_exit(&mut gateway, Duration::from_secs(5)).await;
+    assert_eq!(status.code(), Some(1), "{status}");
+    assert!(
+        second.elapsed() < Duration::from_secs(3),
+        "exited {:?} after the second signal",
+        second.elapsed()
+    );
+    gate.release();
+
+    let store = open_store(&dir, None).await;
+    let (rows, cost, spend) = stored(&store, &token).await;
+    assert!(
+        rows >= 100,
+        "the answered requests' records are written: {rows}"
+    );
+    assert!(
+        cost >= charged * (1.0 - 1e-9) && close(spend, cost),
+        "{cost} {spend} {charged}"
+    );
+}
