@@ -74,6 +74,7 @@ mod queue;
 mod record;
 mod service;
 mod sink;
+mod spill;
 
 pub use body::ResponseBody;
 pub use cost::Tokens;

@@ -18,12 +18,13 @@ use http::{Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use llmgate::auth::KeyStore as _;
 use llmgate_store::{LogFilter, Store, StoreOptions};
-use llmgate_testkit::{Behaviour, Gate, MockProvider};
+use llmgate_testkit::{Behaviour, FaultProxy, Gate, MockProvider};
 use serde_json::{json, Value};
 use support::{connect, signal, start_with, wait_exit};
 
 const MASTER: &str = "sk-master-shutdown";
 const PG_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+const PG_ADDR: &str = "127.0.0.1:5432";
 
 /// A directory of its own per test: the config, the SQLite database beside it, the spill files.
 fn test_dir(name: &str) -> PathBuf {
@@ -271,4 +272,86 @@ async fn a_second_signal_exits_at_once_and_still_writes_the_queued_records() {
         cost >= charged * (1.0 - 1e-9) && close(spend, cost),
         "{cost} {spend} {charged}"
     );
+}
+
+fn spill_files(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut files: Vec<_> = entries
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// PostgreSQL away at the stop: the records go to the spill file, the exit is still within the
+/// grace period; the next start (database back) writes each exactly once, even when the file
+/// is replayed twice (a crash before its removal).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_the_database_cannot_take_at_a_stop_are_spilled_and_replayed_once() {
+    let upstream = MockProvider::start().await;
+    let proxy = FaultProxy::start(PG_ADDR.parse().unwrap()).await.unwrap();
+    let dir = test_dir("spill-pg");
+    let url = format!("postgres://postgres@{}/test", proxy.addr());
+    let config = write_config(&dir, &upstream, &format!("  database_url: {url}\n"));
+    let spill_dir = dir.join("llmgate-spill");
+    let grace = ["--graceful-shutdown-seconds", "3"];
+    let (mut gateway, addr) = start_with(&config, &grace, &[]).await;
+    let (key, token) = generate_key(addr).await;
+    let charged = answered_requests(addr, &key, 200).await;
+
+    proxy.cut();
+    let stopped = std::time::Instant::now();
+    signal(&gateway, "TERM");
+    let status = wait_exit(&mut gateway, Duration::from_secs(10)).await;
+    assert!(status.success(), "{status}");
+    // The stop gives up on the database 2.81 s after the signal (0.19 s before the 3 s grace
+    // ends), spills and exits; 0.5 s is left for this test's polling on a busy machine.
+    assert!(
+        stopped.elapsed() < Duration::from_millis(3500),
+        "{:?}",
+        stopped.elapsed()
+    );
+    let files = spill_files(&spill_dir);
+    assert_eq!(files.len(), 1, "{files:?}");
+    let lines = std::fs::read_to_string(&files[0]).unwrap().lines().count();
+    assert_eq!(lines, 200);
+    let copy = std::fs::read(&files[0]).unwrap();
+
+    proxy.restore();
+    let store = Store::open(PG_URL, &StoreOptions::new()).await.unwrap();
+    assert_eq!(
+        stored(&store, &token).await.0,
+        0,
+        "nothing reached the database"
+    );
+    for round in 0..2 {
+        let (mut gateway, _addr) = start_with(&config, &grace, &[]).await;
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !spill_files(&spill_dir).is_empty() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "round {round}: not replayed"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let (rows, cost, spend) = stored(&store, &token).await;
+        assert_eq!(rows, 200, "round {round}");
+        assert!(
+            close(cost, charged),
+            "round {round}: logged {cost}, answered {charged}"
+        );
+        assert!(
+            close(spend, charged),
+            "round {round}: key spend {spend}, answered {charged}"
+        );
+        signal(&gateway, "TERM");
+        assert!(wait_exit(&mut gateway, Duration::from_secs(10))
+            .await
+            .success());
+        // As if the first replay had crashed before removing the file.
+        std::fs::write(spill_dir.join("spend-0000000000000-0-0.jsonl"), &copy).unwrap();
+    }
 }

@@ -179,8 +179,9 @@ impl Gateway {
         }
         let gateway = builder.build()?;
         // Inside a runtime already: follow other instances' key changes from now, not from the
-        // first request.
+        // first request; and the spend writer replays what the last stop spilled now.
         gateway.background.start();
+        gateway.meter.start();
         Ok(gateway)
     }
 
