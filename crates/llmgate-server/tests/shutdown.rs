@@ -355,3 +355,64 @@ async fn records_the_database_cannot_take_at_a_stop_are_spilled_and_replayed_onc
         std::fs::write(spill_dir.join("spend-0000000000000-0-0.jsonl"), &copy).unwrap();
     }
 }
+
+/// A stream that outlasts the grace period is cut near its end (`Gateway::cut_streams`), and
+/// the process still writes the spend records and exits 0 within the grace period, not after
+/// it (Pingora alone ends the process a second or more after the grace period).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_outlasting_the_grace_period_is_cut_and_the_stop_ends_within_it() {
+    let upstream = MockProvider::start().await;
+    let dir = test_dir("grace-end");
+    let config = write_config(&dir, &upstream, "");
+    let grace = ["--graceful-shutdown-seconds", "2"];
+    let (mut gateway, addr) = start_with(&config, &grace, &[]).await;
+    let (key, token) = generate_key(addr).await;
+    let charged = answered_requests(addr, &key, 100).await;
+
+    let gate = Gate::new();
+    upstream.set_default(Behaviour::gated(&gate, 1));
+    let body = json!({"model": "priced", "stream": true,
+        "messages": [{"role": "user", "content": "hi"}]});
+    let request = Request::post("/v1/chat/completions")
+        .header("host", "127.0.0.1")
+        .header("content-type", "application/json")
+        .header("authorization", format!("Bearer {key}"))
+        .body(Full::new(Bytes::from(body.to_string())))
+        .unwrap();
+    let response = connect(addr).await.send_request(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    gate.wait_for_arrivals(1).await;
+    let reader = tokio::spawn(async move { response.into_body().collect().await });
+
+    let stopped = std::time::Instant::now();
+    signal(&gateway, "TERM");
+    let status = wait_exit(&mut gateway, Duration::from_secs(10)).await;
+    let took = stopped.elapsed();
+    assert!(status.success(), "{status}");
+    // Cut 1.5 s in, written, exited by 2 s; 0.4 s for this test's polling on a busy machine.
+    assert!(
+        took >= Duration::from_millis(1400),
+        "waited for the stream: {took:?}"
+    );
+    assert!(
+        took < Duration::from_millis(2400),
+        "exited within the grace: {took:?}"
+    );
+    // The client's stream is over (with an error event once the relays watch the cutoff).
+    tokio::time::timeout(Duration::from_secs(2), reader)
+        .await
+        .expect("the client's stream ended with the process")
+        .unwrap()
+        .ok();
+    gate.release();
+
+    let (rows, cost, spend) = stored(&open_store(&dir, None).await, &token).await;
+    assert!(
+        rows >= 100,
+        "the answered requests' records are written: {rows}"
+    );
+    assert!(
+        cost >= charged * (1.0 - 1e-9) && close(spend, cost),
+        "{cost} {spend} {charged}"
+    );
+}
