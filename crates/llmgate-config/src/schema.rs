@@ -397,6 +397,10 @@ pub struct GeneralSettings {
     pub spend_queue_size: Option<u64>,
     /// `spend_queue_full` (llmgate): what a full spend queue does.
     pub spend_queue_full: Option<SpendQueueFull>,
+    /// `spend_spill_dir` (llmgate): where spend records the database did not take by the end
+    /// of a stop are kept for the next start (relative to the config's directory); default
+    /// `llmgate-spill` beside the config.
+    pub spend_spill_dir: Option<std::path::PathBuf>,
 }
 
 /// `general_settings.spend_queue_full`.

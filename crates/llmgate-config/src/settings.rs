@@ -330,6 +330,15 @@ pub(crate) fn general_settings(w: &mut Walk<'_>, node: &Node, path: &str) -> Gen
             }
             "spend_batch_size" => out.spend_batch_size = positive(w, value, &p),
             "spend_queue_size" => out.spend_queue_size = positive(w, value, &p),
+            "spend_spill_dir" => {
+                out.spend_spill_dir = match w.string(value, &p) {
+                    Some(dir) if dir.trim().is_empty() => {
+                        w.report.error(&p, "must name a directory");
+                        None
+                    }
+                    dir => dir.map(std::path::PathBuf::from),
+                };
+            }
             "spend_queue_full" => {
                 out.spend_queue_full = match w.string(value, &p).as_deref() {
                     None => None,

@@ -420,3 +420,29 @@ model_list:
         ["warning: x-common: unknown key, ignored"]
     );
 }
+
+#[test]
+fn spend_spill_dir_is_known_and_must_name_a_directory() {
+    let loaded = load_ok(
+        "general_settings:\n  master_key: sk-1\n  spend_spill_dir: /var/lib/llmgate/spill\n",
+        &env(&[]),
+    );
+    assert_eq!(
+        loaded.config.general_settings.spend_spill_dir,
+        Some(PathBuf::from("/var/lib/llmgate/spill"))
+    );
+    assert!(
+        shown(&loaded.notices)
+            .iter()
+            .all(|n| !n.contains("spend_spill_dir")),
+        "{:?}",
+        shown(&loaded.notices)
+    );
+    let problems = common::load_err("general_settings:\n  spend_spill_dir: \"\"\n", &env(&[]));
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("spend_spill_dir") && p.contains("directory")),
+        "{problems:?}"
+    );
+}

@@ -40,6 +40,7 @@ pub struct MeterBuilder {
     sink: Arc<dyn SpendSink>,
     prices: Option<PriceTable>,
     queue: QueueConfig,
+    spill: Option<std::path::PathBuf>,
     groups: HashMap<String, Arc<str>>,
 }
 
@@ -57,6 +58,7 @@ impl Meter {
             sink,
             prices: None,
             queue: QueueConfig::default(),
+            spill: None,
             groups: HashMap::new(),
         }
     }
@@ -112,6 +114,12 @@ impl Meter {
     pub async fn shutdown(&self) {
         self.inner.queue.shutdown().await;
     }
+
+    /// [`Meter::shutdown`], retrying a failing sink only until `deadline` (see
+    /// [`SpendQueue::shutdown_by`]).
+    pub async fn shutdown_by(&self, deadline: std::time::Instant) {
+        self.inner.queue.shutdown_by(deadline).await;
+    }
 }
 
 impl MeterBuilder {
@@ -127,6 +135,14 @@ impl MeterBuilder {
         self
     }
 
+    /// Where the spend records the sink has not taken by the end of a shutdown go, to be
+    /// replayed by the next start (see [`SpendQueue::with_spill`]); without it they are
+    /// dropped and counted.
+    pub fn spill_dir(mut self, dir: std::path::PathBuf) -> Self {
+        self.spill = Some(dir);
+        self
+    }
+
     /// Model names clients may send, each with the group it routes to: metrics label a
     /// failed request (which no group answered) with its group, and any other name `other`,
     /// so clients cannot grow the label set. A served request is labelled with the group that
@@ -139,7 +155,8 @@ impl MeterBuilder {
     /// The meter.
     pub fn build(self) -> Meter {
         let metrics = Arc::new(Metrics::new());
-        let queue = SpendQueue::with_counters(self.sink, self.queue, metrics.queue.clone());
+        let queue =
+            SpendQueue::with_counters(self.sink, self.queue, self.spill, metrics.queue.clone());
         Meter {
             inner: Arc::new(Inner {
                 prices: self.prices.unwrap_or_else(PriceTable::bundled),

@@ -78,6 +78,7 @@ mod queue;
 mod record;
 mod service;
 mod sink;
+mod spill;
 mod tally;
 
 pub use body::ResponseBody;

@@ -325,6 +325,16 @@ impl Metrics {
             m.queue.written.clone(),
         );
         r.register(
+            "spend_records_spilled",
+            "Spend records the sink had not taken by the end of a shutdown, written to the spill directory",
+            m.queue.spilled.clone(),
+        );
+        r.register(
+            "spend_records_replayed",
+            "Spilled spend records the sink took at a later start",
+            m.queue.replayed.clone(),
+        );
+        r.register(
             "spend_write_failures",
             "Failed spend batch writes (each is retried)",
             m.queue.write_failures.clone(),

@@ -13,9 +13,14 @@
 //! - **Its own thread**: the writer runs on a thread with its own tokio runtime, started on
 //!   first use, so it outlives the host's runtimes (Pingora stops its own before `run`
 //!   returns) and [`SpendQueue::shutdown`] can drain it after the server stopped.
-//! - **Shutdown** writes everything queued, retrying a failing sink until `shutdown_timeout`;
-//!   records still arriving afterwards (a stream cut off by the host) are dropped and counted.
+//! - **Shutdown** writes everything queued, retrying a failing sink until `shutdown_timeout`
+//!   (or the host's earlier deadline, [`SpendQueue::shutdown_by`]). With a spill directory
+//!   ([`SpendQueue::with_spill`]), what the sink still has not taken then is written there
+//!   (see `spill.rs`) and replayed by the next writer to start, before anything else; without
+//!   one it is dropped and counted. Records still arriving after the shutdown (a stream cut
+//!   off by the host) are dropped and counted.
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -27,6 +32,7 @@ use tokio::time::Instant;
 
 use crate::record::SpendRecord;
 use crate::sink::SpendSink;
+use crate::spill::Spill;
 
 /// What to do with a request when the spend queue is full.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -74,11 +80,15 @@ pub(crate) struct QueueCounters {
     pub(crate) rejected: Counter,
     pub(crate) written: Counter,
     pub(crate) write_failures: Counter,
+    pub(crate) spilled: Counter,
+    pub(crate) replayed: Counter,
 }
 
 enum Control {
     Flush(oneshot::Sender<()>),
-    Shutdown(oneshot::Sender<()>),
+    /// Stop: write what is queued, retrying a failing sink until the deadline (else
+    /// `shutdown_timeout` from now).
+    Shutdown(oneshot::Sender<()>, Option<Instant>),
 }
 
 struct Shared {
@@ -86,6 +96,7 @@ struct Shared {
     tx: mpsc::Sender<SpendRecord>,
     rx: Mutex<Option<mpsc::Receiver<SpendRecord>>>,
     sink: Arc<dyn SpendSink>,
+    spill: Option<Spill>,
     control: OnceLock<Option<mpsc::UnboundedSender<Control>>>,
     /// Senders between checking `finished` and sending (see [`Slot::send`]).
     sending: AtomicUsize,
@@ -123,12 +134,20 @@ pub(crate) struct NoPlace;
 impl SpendQueue {
     /// A queue writing into `sink`.
     pub fn new(sink: Arc<dyn SpendSink>, config: QueueConfig) -> Self {
-        Self::with_counters(sink, config, QueueCounters::default())
+        Self::with_counters(sink, config, None, QueueCounters::default())
+    }
+
+    /// A queue writing into `sink` that spills to `dir` what `sink` has not taken by the end of
+    /// a shutdown, and replays what an earlier shutdown spilled there when its writer starts.
+    /// `sink` must skip records whose request id it already stored (see [`SpendSink`]).
+    pub fn with_spill(sink: Arc<dyn SpendSink>, config: QueueConfig, dir: PathBuf) -> Self {
+        Self::with_counters(sink, config, Some(dir), QueueCounters::default())
     }
 
     pub(crate) fn with_counters(
         sink: Arc<dyn SpendSink>,
         mut config: QueueConfig,
+        spill: Option<PathBuf>,
         counters: QueueCounters,
     ) -> Self {
         config.capacity = config.capacity.max(1);
@@ -140,6 +159,7 @@ impl SpendQueue {
                 tx,
                 rx: Mutex::new(Some(rx)),
                 sink,
+                spill: spill.map(Spill::new),
                 control: OnceLock::new(),
                 sending: AtomicUsize::new(0),
                 finished: AtomicBool::new(false),
@@ -159,9 +179,19 @@ impl SpendQueue {
     }
 
     /// Records dropped: a full queue under [`QueueFull::Drop`], after shutdown, or unwritable
-    /// at shutdown.
+    /// at shutdown (and not spilled).
     pub fn dropped(&self) -> u64 {
         self.shared.counters.dropped.get()
+    }
+
+    /// Records written to the spill directory at shutdown.
+    pub fn spilled(&self) -> u64 {
+        self.shared.counters.spilled.get()
+    }
+
+    /// Spilled records the sink took at a later start (their files removed).
+    pub fn replayed(&self) -> u64 {
+        self.shared.counters.replayed.get()
     }
 
     /// Requests refused because the queue was full ([`QueueFull::Reject`]).
@@ -227,9 +257,19 @@ impl SpendQueue {
     /// `shutdown_timeout`). Later records are dropped and counted. Works from any runtime,
     /// even one built only for this call.
     pub async fn shutdown(&self) {
+        self.stop(None).await;
+    }
+
+    /// [`SpendQueue::shutdown`], but a failing sink is retried only until `deadline` (a host's
+    /// grace period for a stop ends then) if that comes before `shutdown_timeout`.
+    pub async fn shutdown_by(&self, deadline: std::time::Instant) {
+        self.stop(Some(Instant::from_std(deadline))).await;
+    }
+
+    async fn stop(&self, deadline: Option<Instant>) {
         let (done, wait) = oneshot::channel();
         if let Some(c) = self.control() {
-            if c.send(Control::Shutdown(done)).is_ok() {
+            if c.send(Control::Shutdown(done, deadline)).is_ok() {
                 let _ = wait.await;
             }
         }
@@ -291,6 +331,8 @@ fn spawn_writer(shared: &Arc<Shared>) -> Option<mpsc::UnboundedSender<Control>> 
         buf: Vec::with_capacity(shared.config.batch_size),
         stop: None,
         flushed: Vec::new(),
+        replaying: Vec::new(),
+        replay_left: 0,
     };
     let spawned = std::thread::Builder::new()
         .name("llmgate-spend-writer".into())
@@ -317,19 +359,25 @@ struct Writer {
     control: mpsc::UnboundedReceiver<Control>,
     shared: Arc<Shared>,
     buf: Vec<SpendRecord>,
-    /// A shutdown asked for while a failing batch was being retried.
-    stop: Option<oneshot::Sender<()>>,
+    /// A shutdown asked for while a failing batch was being retried, and its deadline.
+    stop: Option<(oneshot::Sender<()>, Instant)>,
     /// Flushes asked for meanwhile, answered once the buffer is written.
     flushed: Vec<oneshot::Sender<()>>,
+    /// Spill files being replayed (their records are in the buffer): removed once the buffer
+    /// is written, or spilled again.
+    replaying: Vec<PathBuf>,
+    /// Replayed records still at the front of the buffer.
+    replay_left: usize,
 }
 
 impl Writer {
     async fn run(mut self) {
         let config = self.shared.config;
+        self.replay().await;
         let mut due: Option<Instant> = None;
         loop {
-            if let Some(done) = self.stop.take() {
-                self.finish(Instant::now() + config.shutdown_timeout).await;
+            if let Some((done, deadline)) = self.stop.take() {
+                self.finish(deadline).await;
                 let _ = done.send(());
                 return;
             }
@@ -343,8 +391,9 @@ impl Writer {
                         due = None;
                         let _ = done.send(());
                     }
-                    Some(Control::Shutdown(done)) => {
-                        self.finish(Instant::now() + config.shutdown_timeout).await;
+                    Some(Control::Shutdown(done, by)) => {
+                        let latest = Instant::now() + config.shutdown_timeout;
+                        self.finish(by.map_or(latest, |by| by.min(latest))).await;
                         let _ = done.send(());
                         return;
                     }
@@ -392,14 +441,71 @@ impl Writer {
         self.drain();
         self.write_all(Some(deadline)).await;
         if !self.buf.is_empty() {
-            let lost = self.buf.len();
-            self.shared.counters.dropped.inc_by(lost as u64);
-            tracing::error!(
-                lost,
-                "spend records could not be written before the shutdown deadline"
-            );
-            self.buf.clear();
+            self.spill();
         }
+    }
+
+    /// Writes the spill files an earlier shutdown left, before any new record.
+    async fn replay(&mut self) {
+        let Some(spill) = &self.shared.spill else {
+            return;
+        };
+        let files = spill.pending();
+        if files.is_empty() {
+            return;
+        }
+        let records: usize = files.iter().map(|f| f.records.len()).sum();
+        tracing::info!(files = files.len(), records, dir = %spill.dir().display(),
+            "replaying the spend records an earlier stop spilled");
+        for f in files {
+            self.replaying.push(f.path);
+            self.buf.extend(f.records);
+        }
+        self.replay_left = records;
+        self.write_all(None).await;
+    }
+
+    /// The buffer could not be written by the shutdown deadline: to the spill directory, else
+    /// dropped (counted).
+    fn spill(&mut self) {
+        let n = self.buf.len();
+        let written = self
+            .shared
+            .spill
+            .as_ref()
+            .map(|s| (s.dir(), s.write(&self.buf)));
+        match written {
+            Some((_, Ok(file))) => {
+                self.shared.counters.spilled.inc_by(n as u64);
+                tracing::warn!(records = n, file = %file.display(),
+                    "spend records could not be written before the shutdown deadline; spilled, the next start writes them");
+                // Their unwritten records are in the new file; the rest are stored.
+                self.remove_replayed();
+            }
+            Some((dir, Err(e))) => {
+                self.shared.counters.dropped.inc_by(n as u64);
+                tracing::error!(lost = n, dir = %dir.display(), error = %e,
+                    "spend records could not be written before the shutdown deadline, nor spilled");
+            }
+            None => {
+                self.shared.counters.dropped.inc_by(n as u64);
+                tracing::error!(
+                    lost = n,
+                    "spend records could not be written before the shutdown deadline"
+                );
+            }
+        }
+        self.buf.clear();
+    }
+
+    /// Removes the spill files being replayed: their records are stored or spilled again.
+    fn remove_replayed(&mut self) {
+        if let Some(spill) = &self.shared.spill {
+            for path in self.replaying.drain(..) {
+                spill.remove(&path);
+            }
+        }
+        self.replay_left = 0;
     }
 
     /// Writes the buffer in batches. A failed batch is retried with backoff until it is
@@ -410,9 +516,21 @@ impl Writer {
             let n = self.buf.len().min(config.batch_size);
             let mut backoff = Duration::from_millis(50);
             loop {
-                match self.shared.sink.write(&self.buf[..n]).await {
+                // At shutdown, a write still running at the deadline is abandoned: its records
+                // are spilled (if it did commit, the replay skips them: once per request id).
+                let write = self.shared.sink.write(&self.buf[..n]);
+                let written = match deadline {
+                    Some(d) => tokio::time::timeout_at(d, write)
+                        .await
+                        .unwrap_or_else(|_| Err("the shutdown deadline passed".into())),
+                    None => write.await,
+                };
+                match written {
                     Ok(()) => {
                         self.shared.counters.written.inc_by(n as u64);
+                        let replayed = n.min(self.replay_left);
+                        self.replay_left -= replayed;
+                        self.shared.counters.replayed.inc_by(replayed as u64);
                         self.buf.drain(..n);
                         break;
                     }
@@ -424,9 +542,12 @@ impl Writer {
                         while let Ok(c) = self.control.try_recv() {
                             match c {
                                 Control::Flush(done) => self.flushed.push(done),
-                                Control::Shutdown(done) => {
-                                    self.stop = Some(done);
-                                    deadline = deadline.or(Some(now + config.shutdown_timeout));
+                                Control::Shutdown(done, by) => {
+                                    let latest = now + config.shutdown_timeout;
+                                    let by = by.map_or(latest, |by| by.min(latest));
+                                    let by = deadline.map_or(by, |d| d.min(by));
+                                    self.stop = Some((done, by));
+                                    deadline = Some(by);
                                 }
                             }
                         }
@@ -439,6 +560,9 @@ impl Writer {
                     }
                 }
             }
+        }
+        if !self.replaying.is_empty() {
+            self.remove_replayed();
         }
         for done in self.flushed.drain(..) {
             let _ = done.send(());

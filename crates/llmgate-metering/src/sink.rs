@@ -18,6 +18,11 @@ use crate::record::SpendRecord;
 ///   the same records (backing off, up to the batch interval), while new records wait in the
 ///   queue; so a failed write must have changed nothing. Records are never dropped because a
 ///   write failed, except at shutdown after [`crate::SpendQueue`]'s deadline (counted, logged).
+/// - **Once per request id.** A record whose request id the sink already stored is skipped
+///   and charges nothing: the writer may hand a record over twice (a retry after a commit
+///   whose answer was lost; a spill file replayed again after a crash, see
+///   [`crate::SpendQueue::with_spill`]). The SQL store keeps this rule while it keeps spend
+///   logs; [`MemorySink`] keeps every record it is given.
 /// - **One call at a time.** The writer never calls `write` concurrently.
 ///
 /// It runs on the spend writer's own thread and runtime, not on the request path.

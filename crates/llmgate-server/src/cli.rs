@@ -179,8 +179,8 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u16).range(1..))]
     pub num_workers: Option<u16>,
 
-    /// After SIGTERM or SIGINT, how long requests in flight (streams included) may take to
-    /// finish before they are cut.
+    /// After SIGTERM, SIGINT or SIGHUP, how long requests in flight (streams included) may take
+    /// to finish before they are cut; the spend records are written within it too.
     #[arg(
         long = "graceful-shutdown-seconds",
         visible_alias = "graceful_shutdown_seconds",

@@ -21,7 +21,7 @@ use pingora_core::services::listening;
 
 use crate::cli::{Cli, Command, ServeArgs, Source};
 use crate::host::Host;
-use crate::shutdown::Signals;
+use crate::shutdown::{Signals, PINGORA_BACKSTOP};
 
 /// mimalloc instead of glibc's malloc: a request allocates a few hundred small objects (headers,
 /// JSON values, futures), and under load glibc's allocator showed as a quarter of all
@@ -122,9 +122,14 @@ fn serve(source: &Source, args: &ServeArgs) -> anyhow::Result<()> {
     service.add_tcp(&address);
     service.threads = Some(workers);
 
+    // Our stop (`shutdown::Signals`) exits the process within the grace period, spend written;
+    // Pingora's own grace timer is only a backstop behind it.
+    let backstop = args
+        .graceful_shutdown_seconds
+        .saturating_add(PINGORA_BACKSTOP.as_secs());
     let conf = ServerConf {
         threads: workers,
-        grace_period_seconds: Some(args.graceful_shutdown_seconds),
+        grace_period_seconds: Some(backstop),
         graceful_shutdown_timeout_seconds: Some(RUNTIME_SHUTDOWN_SECONDS),
         ..ServerConf::default()
     };
@@ -133,11 +138,11 @@ fn serve(source: &Source, args: &ServeArgs) -> anyhow::Result<()> {
     server.add_service(service);
     tracing::info!(%address, workers, h2c = args.h2c, "llmgate listening on http://{address}");
     server.run(RunArgs {
-        shutdown_signal: Box::new(Signals::new(in_flight, args.grace())),
+        shutdown_signal: Box::new(Signals::new(in_flight, args.grace(), gateway.clone())),
     });
-    // Pingora's runtimes are gone (in-flight requests have ended); the spend writer runs on its
-    // own thread: wait for it to write what is still queued.
-    state.block_on(gateway.shutdown());
-    tracing::info!("llmgate stopped");
+    // Only reached when the stop did not end the process in time (it exits once the spend is
+    // written): write what is still queued, briefly, and go.
+    tracing::warn!("the stop outlasted its grace period; exiting");
+    state.block_on(gateway.shutdown_by(std::time::Instant::now() + shutdown::HURRY_WRITE));
     Ok(())
 }

@@ -1,14 +1,28 @@
-//! Graceful shutdown: count the requests in flight, and on SIGTERM or SIGINT let them finish.
+//! Graceful stop: count the requests in flight, and on SIGTERM, SIGINT or SIGHUP let them
+//! finish, write every spend record, then exit.
 //!
 //! Pingora's own SIGTERM handling stops accepting connections and then sleeps for the whole
-//! `grace_period_seconds`, busy or idle. [`Signals`] keeps Pingora's behaviour as the upper
-//! bound (the grace period is our `--graceful-shutdown-seconds`) and ends the process as soon as
-//! no request is in flight, so an idle gateway stops at once and a streaming one stops when its
-//! last stream ends. A second signal during the wait exits at once.
+//! grace period, busy or idle, before its `run` returns. [`Signals`] takes over the stop: at
+//! the first signal Pingora stops accepting, and a task of ours ([`stop`]) runs the stop to its
+//! end and exits the process itself, before Pingora's own (longer) grace timer could:
+//!
+//! 1. **Drain**: wait until no request is in flight (an idle gateway stops at once).
+//! 2. **Cutoff**: if streams are still running [`cut_lead`] before the grace period ends, end
+//!    them ([`llmgate::Gateway::cut_streams`]: each gets an error event in its client's
+//!    dialect and is metered) and give them half of that lead to finish.
+//! 3. **Flush**: write every queued spend record ([`llmgate::Gateway::shutdown_by`]),
+//!    retrying a failing database until the grace period's last moments; what still cannot be
+//!    written is left to the spend writer's spill file, which the next start replays.
+//! 4. **Exit** with 0.
+//!
+//! SIGHUP is a graceful stop like SIGTERM until llmgate reloads its config on it. A second
+//! signal during the drain cuts the streams at once, gives them [`HURRY_STREAMS`], writes the
+//! spend records for at most [`HURRY_WRITE`] (spilling the rest) and exits with 1. A third
+//! signal exits at once, with 1, losing what is still queued.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use pingora_core::server::{ShutdownSignal, ShutdownSignalWatch};
@@ -67,78 +81,186 @@ impl Drop for InFlightGuard {
     }
 }
 
-/// Pingora's shutdown trigger: SIGTERM and SIGINT both mean "drain, then exit".
+/// After a second signal: how long cut streams get to end.
+pub const HURRY_STREAMS: Duration = Duration::from_millis(250);
+/// After a second signal: how long the spend writer may try the database before it spills.
+pub const HURRY_WRITE: Duration = Duration::from_secs(1);
+/// Pingora's own grace timer runs this much longer than ours: ours always ends the process
+/// first; Pingora's is a backstop only.
+pub const PINGORA_BACKSTOP: Duration = Duration::from_secs(5);
+
+/// How long before the grace period ends the streams still running are cut: 1 s, or a quarter
+/// of a grace period shorter than 4 s. Half of it is left for them to end and be metered, the
+/// rest for writing their records.
+pub fn cut_lead(grace: Duration) -> Duration {
+    (grace / 4).min(Duration::from_secs(1))
+}
+
+/// Pingora's shutdown trigger: SIGTERM, SIGINT and SIGHUP all mean "drain, flush, exit".
 pub struct Signals {
     in_flight: InFlight,
     grace: Duration,
+    gateway: llmgate::Gateway,
 }
 
 impl Signals {
-    /// Drain `in_flight` for at most `grace` after the first signal.
-    pub fn new(in_flight: InFlight, grace: Duration) -> Self {
-        Self { in_flight, grace }
+    /// Drain `in_flight` for at most `grace` after the first signal, then write `gateway`'s
+    /// spend records and exit.
+    pub fn new(in_flight: InFlight, grace: Duration, gateway: llmgate::Gateway) -> Self {
+        Self {
+            in_flight,
+            grace,
+            gateway,
+        }
+    }
+}
+
+/// The three stop signals, listened to together.
+struct StopSignals {
+    term: Signal,
+    int: Signal,
+    hup: Signal,
+}
+
+impl StopSignals {
+    fn listen() -> std::io::Result<Self> {
+        Ok(StopSignals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+            hup: signal(SignalKind::hangup())?,
+        })
+    }
+
+    /// The next stop signal's name.
+    async fn next(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.term.recv() => "SIGTERM",
+            _ = self.int.recv() => "SIGINT",
+            _ = self.hup.recv() => "SIGHUP",
+        }
     }
 }
 
 #[async_trait]
 impl ShutdownSignalWatch for Signals {
     async fn recv(&self) -> ShutdownSignal {
-        let (mut term, mut int) = match (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) {
-            (Ok(term), Ok(int)) => (term, int),
-            (Err(e), _) | (_, Err(e)) => {
-                tracing::error!(error = %e, "cannot listen for SIGTERM/SIGINT; stop the process with SIGKILL");
+        let mut signals = match StopSignals::listen() {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM/SIGINT/SIGHUP; stop the process with SIGKILL");
                 return std::future::pending().await;
             }
         };
-        let name = tokio::select! {
-            _ = term.recv() => "SIGTERM",
-            _ = int.recv() => "SIGINT",
-        };
+        let name = signals.next().await;
         tracing::info!(
             signal = name,
             in_flight = self.in_flight.count(),
             grace_seconds = self.grace.as_secs(),
             "shutting down: no new connections; waiting for the requests in flight"
         );
-        // Runs on Pingora's server runtime, which lives until the grace period ends.
-        tokio::spawn(exit_when_drained(self.in_flight.clone(), term, int));
+        // Runs on Pingora's server runtime, which lives until Pingora's (longer) grace timer
+        // ends; `stop` exits the process before that.
+        let stop = Stop {
+            in_flight: self.in_flight.clone(),
+            gateway: self.gateway.clone(),
+            end: Instant::now() + self.grace,
+            lead: cut_lead(self.grace),
+        };
+        tokio::spawn(stop.run(signals));
         ShutdownSignal::GracefulTerminate
     }
 }
 
-/// Exit the process once nothing is in flight, or at once on a second signal. If neither
-/// happens, Pingora ends the process when the grace period is over.
-async fn exit_when_drained(in_flight: InFlight, mut term: Signal, mut int: Signal) {
-    let drained = async {
-        loop {
-            in_flight.idle().await;
-            tokio::time::sleep(SETTLE).await;
-            if in_flight.count() == 0 {
-                return;
+/// One stop, from the first signal to the process's exit.
+struct Stop {
+    in_flight: InFlight,
+    gateway: llmgate::Gateway,
+    /// When the grace period ends.
+    end: Instant,
+    /// [`cut_lead`] of the grace period.
+    lead: Duration,
+}
+
+impl Stop {
+    /// Drain (cutting streams near the end, or at once on a second signal), write the spend
+    /// records, exit. A third signal exits at once.
+    async fn run(self, mut signals: StopSignals) {
+        let cut_at = self.end - self.lead;
+        let mut hurried = false;
+        tokio::select! {
+            () = drained(&self.in_flight) => {
+                tracing::info!("all requests finished; writing the spend records");
+            }
+            () = tokio::time::sleep_until(cut_at.into()) => {
+                self.cut(self.end - self.lead / 2).await;
+            }
+            name = signals.next() => {
+                tracing::warn!(signal = name, in_flight = self.in_flight.count(),
+                    "second signal: cutting the requests in flight and exiting");
+                hurried = true;
+                self.cut(Instant::now() + HURRY_STREAMS).await;
             }
         }
-    };
-    tokio::select! {
-        () = drained => {
-            tracing::info!("all requests finished; exiting");
-            std::process::exit(0);
+        let write_by = if hurried {
+            Instant::now() + HURRY_WRITE
+        } else {
+            self.end - self.lead / 4
+        };
+        tokio::select! {
+            () = self.gateway.shutdown_by(write_by) => {}
+            name = signals.next() => {
+                tracing::warn!(signal = name, "another signal: exiting without writing the spend records still queued");
+                std::process::exit(1);
+            }
         }
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+        tracing::info!("llmgate stopped");
+        std::process::exit(if hurried { 1 } else { 0 });
     }
-    tracing::warn!(
-        in_flight = in_flight.count(),
-        "second signal: exiting without waiting for the requests in flight"
-    );
-    std::process::exit(1);
+
+    /// Ends the streams still running and waits until `until` for them to be done.
+    async fn cut(&self, until: Instant) {
+        let left = self.in_flight.count();
+        if left > 0 {
+            tracing::warn!(
+                in_flight = left,
+                "grace period ending: cutting the streams still running"
+            );
+        }
+        self.gateway.cut_streams();
+        if tokio::time::timeout_at(until.into(), drained(&self.in_flight))
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                in_flight = self.in_flight.count(),
+                "requests still running after the cutoff; exiting without them"
+            );
+        }
+    }
+}
+
+/// Resolves once nothing has been in flight for [`SETTLE`].
+async fn drained(in_flight: &InFlight) {
+    loop {
+        in_flight.idle().await;
+        tokio::time::sleep(SETTLE).await;
+        if in_flight.count() == 0 {
+            return;
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn streams_are_cut_a_second_before_the_end_or_a_quarter_of_a_short_grace() {
+        assert_eq!(cut_lead(Duration::from_secs(30)), Duration::from_secs(1));
+        assert_eq!(cut_lead(Duration::from_secs(4)), Duration::from_secs(1));
+        assert_eq!(cut_lead(Duration::from_secs(2)), Duration::from_millis(500));
+        assert_eq!(cut_lead(Duration::ZERO), Duration::ZERO);
+    }
 
     #[tokio::test]
     async fn idle_resolves_when_the_last_guard_drops() {

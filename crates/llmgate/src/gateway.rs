@@ -180,8 +180,9 @@ impl Gateway {
         }
         let gateway = builder.build()?;
         // Inside a runtime already: follow other instances' key changes from now, not from the
-        // first request.
+        // first request; and the spend writer replays what the last stop spilled now.
         gateway.background.start();
+        gateway.meter.start();
         Ok(gateway)
     }
 
@@ -404,6 +405,12 @@ impl Gateway {
     /// does when it returns). Works from any runtime, even one built for this call.
     pub async fn shutdown(&self) {
         self.meter.shutdown().await;
+    }
+
+    /// [`Gateway::shutdown`] bounded by the host's grace period: a failing spend sink (the
+    /// database down) is retried only until `deadline`.
+    pub async fn shutdown_by(&self, deadline: std::time::Instant) {
+        self.meter.shutdown_by(deadline).await;
     }
 
     /// The metering: prices, spend queue and metrics.

@@ -7,6 +7,9 @@
 //! - Sink: the one given to [`crate::GatewayBuilder::spend_sink`], else the gateway's
 //!   database ([`crate::StoreSpendSink`], see `spend/`); without either, records are built and
 //!   counted (metrics, cost header) but not kept.
+//! - Spill: with a sink, what it has not taken by the end of a stop goes to
+//!   `general_settings.spend_spill_dir` ([`DEFAULT_SPILL_DIR`] beside the config), replayed at
+//!   the next start.
 
 use std::sync::Arc;
 
@@ -20,6 +23,9 @@ use llmgate_metering::{
 use llmgate_router::ModelTable;
 
 use crate::BuildError;
+
+/// The spill directory when `spend_spill_dir` is not set, beside the config.
+pub(crate) const DEFAULT_SPILL_DIR: &str = "llmgate-spill";
 
 /// Builds the meter from the config.
 pub(crate) fn meter(
@@ -64,7 +70,18 @@ pub(crate) fn meter(
             .into_iter()
             .map(|(alias, (target, _hidden))| (alias, Arc::from(target))),
     );
-    Ok(Meter::builder(sink.unwrap_or_else(|| Arc::new(Discard)))
+    let spill = sink.is_some().then(|| {
+        config.config_dir.join(
+            g.spend_spill_dir
+                .as_deref()
+                .unwrap_or(DEFAULT_SPILL_DIR.as_ref()),
+        )
+    });
+    let mut builder = Meter::builder(sink.unwrap_or_else(|| Arc::new(Discard)));
+    if let Some(dir) = spill {
+        builder = builder.spill_dir(dir);
+    }
+    Ok(builder
         .prices(prices)
         .queue(queue)
         .model_names(names)

@@ -53,8 +53,8 @@ pub async fn start(config: &PathBuf) -> (Gateway, SocketAddr) {
     start_with(config, &[], &[]).await
 }
 
-/// [`start`] with extra command-line arguments (not ones it already passes) and
-/// environment variables.
+/// [`start`] with extra command-line arguments and environment variables. It passes
+/// `--num_workers 1` and `--graceful-shutdown-seconds 30` unless `args` give their own.
 pub async fn start_with(
     config: &PathBuf,
     args: &[&str],
@@ -69,7 +69,7 @@ pub async fn start_with(
             .arg("--config")
             .arg(config)
             .args(["--host", "127.0.0.1", "--port", &addr.port().to_string()])
-            .args(["--num_workers", "1", "--graceful-shutdown-seconds", "30"])
+            .args(defaults(args))
             .args(args)
             .env("RUST_LOG", "warn")
             .envs(env.iter().copied())
@@ -89,6 +89,20 @@ pub async fn start_with(
         }
     }
     panic!("llmgate did not start");
+}
+
+/// The arguments [`start_with`] adds unless `args` set them.
+fn defaults(args: &[&str]) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    for (flag, value) in [
+        ("--num_workers", "1"),
+        ("--graceful-shutdown-seconds", "30"),
+    ] {
+        if !args.iter().any(|a| a.starts_with(flag)) {
+            out.extend([flag, value]);
+        }
+    }
+    out
 }
 
 pub async fn connect(addr: SocketAddr) -> hyper::client::conn::http1::SendRequest<Full<Bytes>> {
