@@ -401,6 +401,21 @@ pub struct GeneralSettings {
     /// of a stop are kept for the next start (relative to the config's directory); default
     /// `llmgate-spill` beside the config.
     pub spend_spill_dir: Option<std::path::PathBuf>,
+    /// `llmgate_request_header_timeout` (llmgate's own): the longest a client may take to send
+    /// a whole request header; see [`GeneralSettings::request_header_timeout`].
+    pub llmgate_request_header_timeout: Option<Duration>,
+    /// `llmgate_request_body_timeout` (llmgate's own): the longest a client may take to send a
+    /// whole request body; see [`GeneralSettings::request_body_timeout`].
+    pub llmgate_request_body_timeout: Option<Duration>,
+    /// `llmgate_max_header_bytes` (llmgate's own): the largest request header (request line and
+    /// fields) in bytes; see [`GeneralSettings::max_header_bytes`].
+    pub llmgate_max_header_bytes: Option<u64>,
+    /// `llmgate_max_headers` (llmgate's own): the most header fields in a request; see
+    /// [`GeneralSettings::max_headers`].
+    pub llmgate_max_headers: Option<u64>,
+    /// `llmgate_max_connections` (llmgate's own): client connections open at once; see
+    /// [`GeneralSettings::max_connections`].
+    pub llmgate_max_connections: Option<u64>,
 }
 
 /// `general_settings.spend_queue_full`.
@@ -423,5 +438,53 @@ impl GeneralSettings {
             Some(mb) => (mb * 1024.0 * 1024.0).round() as u64,
             None => Self::DEFAULT_MAX_REQUEST_BODY_BYTES,
         }
+    }
+
+    /// `llmgate_request_header_timeout` when not set: 30 s.
+    pub const DEFAULT_REQUEST_HEADER_TIMEOUT: Duration = Duration::from_secs(30);
+    /// `llmgate_request_body_timeout` when not set: 60 s.
+    pub const DEFAULT_REQUEST_BODY_TIMEOUT: Duration = Duration::from_secs(60);
+    /// `llmgate_max_header_bytes` when not set: 64 KiB.
+    pub const DEFAULT_MAX_HEADER_BYTES: u64 = 64 * 1024;
+    /// The largest `llmgate_max_header_bytes`: the HTTP/1 parser's own ceiling (1 MiB - 1).
+    pub const MAX_HEADER_BYTES_CEILING: u64 = 1024 * 1024 - 1;
+    /// The smallest `llmgate_max_header_bytes`: 1 KiB.
+    pub const MAX_HEADER_BYTES_FLOOR: u64 = 1024;
+    /// `llmgate_max_headers` when not set: 100 (hyper's default).
+    pub const DEFAULT_MAX_HEADERS: u64 = 100;
+    /// The largest `llmgate_max_headers`: the HTTP/1 parser's own ceiling.
+    pub const MAX_HEADERS_CEILING: u64 = 256;
+    /// `llmgate_max_connections` when not set: 10,000.
+    pub const DEFAULT_MAX_CONNECTIONS: u64 = 10_000;
+
+    /// The deadline for a whole request header, from a new connection's accept or from the
+    /// first byte of the next request on a kept-alive one.
+    pub fn request_header_timeout(&self) -> Duration {
+        self.llmgate_request_header_timeout
+            .unwrap_or(Self::DEFAULT_REQUEST_HEADER_TIMEOUT)
+    }
+
+    /// The deadline for a whole request body, from the end of its header.
+    pub fn request_body_timeout(&self) -> Duration {
+        self.llmgate_request_body_timeout
+            .unwrap_or(Self::DEFAULT_REQUEST_BODY_TIMEOUT)
+    }
+
+    /// The largest request header in bytes (request line and fields).
+    pub fn max_header_bytes(&self) -> u64 {
+        self.llmgate_max_header_bytes
+            .unwrap_or(Self::DEFAULT_MAX_HEADER_BYTES)
+    }
+
+    /// The most header fields in one request.
+    pub fn max_headers(&self) -> u64 {
+        self.llmgate_max_headers
+            .unwrap_or(Self::DEFAULT_MAX_HEADERS)
+    }
+
+    /// Client connections open at once; the next one is refused with a 503.
+    pub fn max_connections(&self) -> u64 {
+        self.llmgate_max_connections
+            .unwrap_or(Self::DEFAULT_MAX_CONNECTIONS)
     }
 }

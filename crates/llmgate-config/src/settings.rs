@@ -328,6 +328,26 @@ pub(crate) fn general_settings(w: &mut Walk<'_>, node: &Node, path: &str) -> Gen
                     out.proxy_batch_write_at = None;
                 }
             }
+            "llmgate_request_header_timeout" => {
+                out.llmgate_request_header_timeout = w.seconds(value, &p);
+            }
+            "llmgate_request_body_timeout" => {
+                out.llmgate_request_body_timeout = w.seconds(value, &p);
+            }
+            "llmgate_max_header_bytes" => {
+                out.llmgate_max_header_bytes = within(
+                    w,
+                    value,
+                    &p,
+                    GeneralSettings::MAX_HEADER_BYTES_FLOOR,
+                    GeneralSettings::MAX_HEADER_BYTES_CEILING,
+                );
+            }
+            "llmgate_max_headers" => {
+                out.llmgate_max_headers =
+                    within(w, value, &p, 1, GeneralSettings::MAX_HEADERS_CEILING);
+            }
+            "llmgate_max_connections" => out.llmgate_max_connections = positive(w, value, &p),
             "spend_batch_size" => out.spend_batch_size = positive(w, value, &p),
             "spend_queue_size" => out.spend_queue_size = positive(w, value, &p),
             "spend_spill_dir" => {
@@ -390,6 +410,17 @@ pub(crate) fn general_settings(w: &mut Walk<'_>, node: &Node, path: &str) -> Gen
         }
     }
     out
+}
+
+/// A whole number from `low` to `high`, both included.
+fn within(w: &mut Walk<'_>, node: &Node, path: &str, low: u64, high: u64) -> Option<u64> {
+    let n = w.u64(node, path)?;
+    if !(low..=high).contains(&n) {
+        w.report
+            .error(path, format!("must be from {low} to {high}"));
+        return None;
+    }
+    Some(n)
 }
 
 /// A count that must be at least 1.

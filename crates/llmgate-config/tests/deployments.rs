@@ -279,6 +279,28 @@ fn request_body_limit() {
 }
 
 #[test]
+fn http_limits() {
+    let g = GeneralSettings::default();
+    assert_eq!(g.request_header_timeout(), Duration::from_secs(30));
+    assert_eq!(g.request_body_timeout(), Duration::from_secs(60));
+    assert_eq!(g.max_header_bytes(), 64 * 1024);
+    assert_eq!(g.max_headers(), 100);
+    assert_eq!(g.max_connections(), 10_000);
+    let loaded = load_ok(
+        "general_settings:\n  llmgate_request_header_timeout: 2.5\n  \
+         llmgate_request_body_timeout: 90\n  llmgate_max_header_bytes: 8192\n  \
+         llmgate_max_headers: 256\n  llmgate_max_connections: 50000\n",
+        &env(&[]),
+    );
+    let g = &loaded.config.general_settings;
+    assert_eq!(g.request_header_timeout(), Duration::from_millis(2500));
+    assert_eq!(g.request_body_timeout(), Duration::from_secs(90));
+    assert_eq!(g.max_header_bytes(), 8192);
+    assert_eq!(g.max_headers(), 256);
+    assert_eq!(g.max_connections(), 50_000);
+}
+
+#[test]
 fn sidecar_serves_the_model_and_a_catch_all() {
     let loaded = sidecar(
         "ollama/llama3.2",

@@ -482,6 +482,22 @@ fn request_size_limit() {
 }
 
 #[test]
+fn http_limits_are_checked() {
+    let yaml = "model_list: []\ngeneral_settings:\n  llmgate_request_header_timeout: 1e300\n  llmgate_request_body_timeout: 0\n  llmgate_max_header_bytes: 2000000\n  llmgate_max_headers: 0\n  llmgate_max_connections: 0\n";
+    assert_eq!(
+        load_err(yaml, &env(&[])),
+        [
+            "error: general_settings.llmgate_request_header_timeout: number of seconds too large",
+            "error: general_settings.llmgate_request_body_timeout: expected a positive number of seconds",
+            "error: general_settings.llmgate_max_header_bytes: must be from 1024 to 1048575",
+            "error: general_settings.llmgate_max_headers: must be from 1 to 256",
+            "error: general_settings.llmgate_max_connections: must be at least 1",
+            "warning: model_list: no models configured: every model request will be answered with 400 (model_not_found)",
+        ]
+    );
+}
+
+#[test]
 fn rate_limit_settings_are_active() {
     let yaml = "model_list: []\nrouter_settings:\n  redis_host: 127.0.0.1\n  redis_port: 6379\n  redis_password: pw\ngeneral_settings:\n  max_parallel_requests: 10\n  global_max_parallel_requests: 100\n  llmgate_rate_limit_failure_policy: closed\n  llmgate_rate_limit_redis_prefix: \"team-a:\"\n";
     assert_eq!(

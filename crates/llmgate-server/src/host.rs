@@ -4,11 +4,24 @@
 //! stream. [`Host`] instead forwards the service's response body frame by frame, as frames
 //! arrive, so each SSE event reaches the client when the upstream sends it.
 //!
+//! Per connection, [`Host`] counts the connections open and refuses one past
+//! `llmgate_max_connections` with a 503 (OpenAI's JSON error shape, `Retry-After`,
+//! `Connection: close`) written before reading anything, then closes it. It wraps the
+//! connection's stream in a [`conn::Conn`] that lets it bound the header Pingora reads.
+//!
 //! Per request, [`Host`]:
 //!
-//! 1. reads the request header, then the whole request body, capped at
-//!    `max_request_body_bytes` (over the cap: a 413 with an OpenAI-shaped JSON error, the service
-//!    is not called, and the connection is closed);
+//! 1. reads the request header within `llmgate_request_header_timeout` (from the accept of a new
+//!    connection, or from the first byte of a kept-alive connection's next request), at most
+//!    `llmgate_max_header_bytes` and `llmgate_max_headers` fields; then the whole request body
+//!    within `llmgate_request_body_timeout` and capped at `max_request_body_bytes`. Every
+//!    refusal is an OpenAI-shaped JSON error after which the connection is closed: 408 for a
+//!    deadline (a connection that sent nothing is closed without one), 431 for the header
+//!    caps, 413 for the body cap, 400 for anything Pingora cannot parse (bad request line,
+//!    invalid `Content-Length`, a TLS ClientHello on the plain port). Where Pingora's session
+//!    cannot answer (its header read failed), the answer is written under it on the stream;
+//!    [`error`] has them all. Requests pipelined behind another (HTTP/1.1) are kept and served
+//!    in order, each after the previous answer;
 //! 2. builds an `http::Request<Full<Bytes>>` (method, URI, version, headers; the peer address as
 //!    a [`std::net::SocketAddr`] extension when the connection has one);
 //! 3. calls a clone of the service with `oneshot`;
@@ -29,6 +42,7 @@
 use std::convert::Infallible;
 use std::fmt::Display;
 use std::pin::pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -37,59 +51,155 @@ use http::header::{CONTENT_LENGTH, EXPECT, TRANSFER_ENCODING};
 use http::{HeaderValue, Method, Request, Response, StatusCode, Version};
 use http_body::Body;
 use http_body_util::{BodyExt, Full};
+use llmgate::HttpLimits;
 use pingora_core::apps::{
-    HttpPersistentSettings, HttpServerApp, HttpServerOptions, ReusedHttpStream,
+    HttpPersistentSettings, HttpServerApp, HttpServerOptions, ReusedHttpStream, ServerApp,
 };
 use pingora_core::protocols::http::ServerSession;
+use pingora_core::protocols::Stream;
 use pingora_core::server::ShutdownWatch;
 use tower::{Service, ServiceExt};
 
+use crate::host::conn::{Conn, ConnState};
+use crate::host::error::{header_error, raw_answer, HostError};
 use crate::shutdown::InFlight;
+
+mod conn;
+mod error;
 
 /// How long (seconds) an idle HTTP/1 connection stays open for its next request.
 const KEEPALIVE_SECONDS: u64 = 60;
 
-/// A Pingora [`HttpServerApp`] that serves a Tower HTTP service and streams its responses.
+/// A Pingora [`ServerApp`] that serves a Tower HTTP service and streams its responses.
 ///
 /// `S` is called once per request with the whole (size-capped) request body; its response
 /// body is forwarded frame by frame.
 pub struct Host<S> {
+    requests: Arc<Requests<S>>,
+    open: Arc<AtomicUsize>,
+    /// The 503 for a connection past the cap, rendered once.
+    refusal: Bytes,
+}
+
+/// The per-request half of [`Host`]: Pingora's HTTP/1 and HTTP/2 sessions call it.
+#[derive(Clone)]
+pub struct Requests<S> {
     service: S,
     max_request_body_bytes: usize,
+    limits: HttpLimits,
     options: HttpServerOptions,
     in_flight: InFlight,
 }
 
-impl<S> Host<S> {
-    /// Serve `service`, refusing request bodies larger than `max_request_body_bytes` with a 413.
+impl<S: Clone> Host<S> {
+    /// Serve `service`, refusing request bodies larger than `max_request_body_bytes` with a 413,
+    /// with the default [`HttpLimits`].
     pub fn new(service: S, max_request_body_bytes: usize) -> Self {
-        Self {
+        Self::from_requests(Requests {
             service,
             max_request_body_bytes,
+            limits: HttpLimits::default(),
             options: HttpServerOptions::default(),
             in_flight: InFlight::default(),
+        })
+    }
+
+    fn from_requests(requests: Requests<S>) -> Self {
+        let refusal = raw_answer(
+            &HostError::TooManyConnections(requests.limits.max_connections),
+            false,
+        );
+        Self {
+            requests: Arc::new(requests),
+            open: Arc::new(AtomicUsize::new(0)),
+            refusal,
         }
+    }
+
+    fn with(self, change: impl FnOnce(&mut Requests<S>)) -> Self {
+        let mut requests = Arc::unwrap_or_clone(self.requests);
+        change(&mut requests);
+        Self::from_requests(requests)
+    }
+
+    /// Bound clients by `limits` (deadlines for the request header and body, header size and
+    /// count, open connections).
+    #[must_use]
+    pub fn limits(self, limits: HttpLimits) -> Self {
+        self.with(|r| r.limits = limits)
     }
 
     /// Accept cleartext HTTP/2 with prior knowledge (h2c) besides HTTP/1.x. Off by default.
     ///
     /// When on, Pingora peeks the first 24 bytes of every new connection for the HTTP/2
     /// preface, so an HTTP/1 request shorter than that (only a header-less HTTP/1.0 one can be)
-    /// waits until the client sends more or gives up.
+    /// waits until the client sends more, gives up, or the header deadline passes.
     #[must_use]
-    pub fn h2c(mut self, enabled: bool) -> Self {
-        self.options.h2c = enabled;
-        self
+    pub fn h2c(self, enabled: bool) -> Self {
+        self.with(|r| r.options.h2c = enabled)
     }
 
     /// The count of requests being served, for a graceful shutdown to wait on.
     pub fn in_flight(&self) -> InFlight {
-        self.in_flight.clone()
+        self.requests.in_flight.clone()
     }
 }
 
 #[async_trait]
-impl<S, B> HttpServerApp for Host<S>
+impl<S> ServerApp for Host<S>
+where
+    Requests<S>: HttpServerApp + Send + Sync + 'static,
+    S: Send + Sync + 'static,
+{
+    async fn process_new(
+        self: &Arc<Self>,
+        stream: Stream,
+        shutdown: &ShutdownWatch,
+    ) -> Option<Stream> {
+        let limits = &self.requests.limits;
+        let Some(_open) = Open::enter(&self.open, limits.max_connections) else {
+            tracing::debug!(
+                max = limits.max_connections,
+                "connection refused: llmgate_max_connections are open"
+            );
+            let mut refused = Conn::refused(stream, self.refusal.clone());
+            pingora_core::protocols::Shutdown::shutdown(&mut refused).await;
+            return None;
+        };
+        let conn: Stream = Box::new(Conn::new(stream, limits.request_header_timeout));
+        // Pingora's HTTP handling (h2c and ALPN, the HTTP/1 keep-alive loop) on the wrapped
+        // stream; it hands each request to `Requests::process_new_http`.
+        self.requests.process_new(conn, shutdown).await
+    }
+
+    async fn cleanup(&self) {
+        self.requests.cleanup().await;
+    }
+}
+
+/// One open connection, counted while it lives.
+struct Open(Arc<AtomicUsize>);
+
+impl Open {
+    /// Count one more connection, unless `max` are open already.
+    fn enter(open: &Arc<AtomicUsize>, max: usize) -> Option<Self> {
+        let before = open.fetch_add(1, Ordering::AcqRel);
+        if before >= max {
+            open.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        Some(Self(open.clone()))
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+#[async_trait]
+impl<S, B> HttpServerApp for Requests<S>
 where
     S: Service<Request<Full<Bytes>>, Response = Response<B>, Error = Infallible>
         + Clone
@@ -105,14 +215,14 @@ where
         mut session: ServerSession,
         shutdown: &ShutdownWatch,
     ) -> Option<ReusedHttpStream> {
-        match session.read_request().await {
-            Ok(true) => {}
-            // The client closed an idle keep-alive connection: normal.
-            Ok(false) => return None,
-            Err(e) => {
-                tracing::debug!(error = %e, "failed to read the request header");
-                return None;
-            }
+        // Requests written behind this one (HTTP/1.1 pipelining) are kept for the next round
+        // instead of closing the connection; each is answered after this one, in order.
+        session.set_pipelining_enabled(true);
+        let conn = session.stream().and_then(Conn::state_of);
+        match read_header(&mut session, conn.as_deref(), &self.limits).await {
+            Header::Read => {}
+            Header::Closed => return None,
+            Header::Refused(error) => return refuse(session, conn.as_deref(), &error).await,
         }
         if *shutdown.borrow() {
             // Shutting down: answer this request, then close the connection.
@@ -124,23 +234,43 @@ where
         }
         let _in_flight = self.in_flight.enter();
 
-        let body = match read_body(&mut session, self.max_request_body_bytes).await {
-            Ok(body) => body,
-            Err(ReadBodyError::TooLarge) => {
-                session.set_keepalive(None);
-                let response = too_large(self.max_request_body_bytes);
-                // The unread body is still arriving: do not watch the client for the end of
-                // it. The connection is closed either way; nothing more to do on error.
-                let _ = write_response(&mut session, response, false).await;
-                return finish(session).await;
-            }
-            Err(ReadBodyError::Read(e)) => {
+        let limit = self.max_request_body_bytes;
+        let deadline = self.limits.request_body_timeout;
+        let read = tokio::time::timeout(deadline, read_body(&mut session, limit)).await;
+        let refused = match read {
+            Ok(Ok(body)) => return self.serve(session, body).await,
+            Ok(Err(ReadBodyError::TooLarge)) => too_large(limit),
+            Err(_elapsed) => HostError::BodyTimeout(deadline).to_response(),
+            Ok(Err(ReadBodyError::Read(e))) => {
                 tracing::debug!(error = %e, "failed to read the request body");
                 return None;
             }
         };
-        let request = to_request(&session, body);
+        session.set_keepalive(None);
+        if let Some(conn) = &conn {
+            // The unread body may still be arriving.
+            conn.linger_on_close();
+        }
+        // Do not watch the client for the end of the unread body. The connection is closed
+        // either way; nothing more to do on error.
+        let _ = write_response(&mut session, refused, false).await;
+        finish(session).await
+    }
 
+    fn server_options(&self) -> Option<&HttpServerOptions> {
+        Some(&self.options)
+    }
+}
+
+impl<S, B> Requests<S>
+where
+    S: Service<Request<Full<Bytes>>, Response = Response<B>, Error = Infallible> + Clone,
+    B: Body<Data = Bytes> + Send,
+    B::Error: Display,
+{
+    /// Call the service with the request and write its response, watching the client.
+    async fn serve(&self, mut session: ServerSession, body: Bytes) -> Option<ReusedHttpStream> {
+        let request = to_request(&session, body);
         let call = self.service.clone().oneshot(request);
         let response = tokio::select! {
             biased;
@@ -158,10 +288,105 @@ where
             Err(Aborted) => None,
         }
     }
+}
 
-    fn server_options(&self) -> Option<&HttpServerOptions> {
-        Some(&self.options)
+/// How reading a request header ended.
+enum Header {
+    /// Read and within the caps.
+    Read,
+    /// The client left (or sent nothing before the deadline): close without an answer.
+    Closed,
+    /// Answer this, then close.
+    Refused(HostError),
+}
+
+/// Read the request header within the header deadline and caps. `conn` is `None` on HTTP/2
+/// (its header is already read) and on streams the host did not wrap.
+async fn read_header(
+    session: &mut ServerSession,
+    conn: Option<&ConnState>,
+    limits: &HttpLimits,
+) -> Header {
+    let Some(conn) = conn else {
+        return match session.read_request().await {
+            Ok(true) => within_caps(session, limits),
+            Ok(false) => Header::Closed,
+            Err(e) => {
+                tracing::debug!(error = %e, "failed to read the request header");
+                Header::Closed
+            }
+        };
+    };
+    let seen = conn.received();
+    conn.start_header(limits.max_header_bytes);
+    // From the accept on a new connection; from the first byte of the next request on a
+    // kept-alive one (waiting for it is bounded by the keep-alive timeout).
+    let deadline = async {
+        if seen > 0 {
+            conn.received_more_than(seen).await;
+        }
+        tokio::time::sleep(limits.request_header_timeout).await;
+    };
+    let read = tokio::select! {
+        biased;
+        read = session.read_request() => Some(read),
+        () = deadline => None,
+    };
+    conn.end_header();
+    match read {
+        Some(Ok(true)) => within_caps(session, limits),
+        Some(Ok(false)) => Header::Closed,
+        None if conn.received() > seen => {
+            Header::Refused(HostError::HeaderTimeout(limits.request_header_timeout))
+        }
+        None => Header::Closed,
+        Some(Err(_)) if conn.header_over_budget() => {
+            Header::Refused(HostError::HeaderTooLarge(limits.max_header_bytes))
+        }
+        Some(Err(e)) if *e.etype() == pingora_core::ErrorType::ReadError => {
+            tracing::debug!(error = %e, "failed to read the request header");
+            Header::Closed
+        }
+        Some(Err(e)) => Header::Refused(header_error(
+            &e,
+            limits.max_header_bytes,
+            limits.max_headers,
+        )),
     }
+}
+
+/// Answer `error` to a request whose header could not be read (or broke a cap), then close.
+async fn refuse(
+    mut session: ServerSession,
+    conn: Option<&ConnState>,
+    error: &HostError,
+) -> Option<ReusedHttpStream> {
+    tracing::debug!(%error, "request refused at its header");
+    match conn {
+        // Pingora's HTTP/1 session may hold no request to answer: write under it.
+        Some(conn) => {
+            conn.answer_on_close(raw_answer(error, true));
+            session.shutdown().await;
+        }
+        None => {
+            session.set_keepalive(None);
+            let _ = write_response(&mut session, error.to_response(), false).await;
+        }
+    }
+    None
+}
+
+/// A header Pingora read, against `llmgate_max_header_bytes` and `llmgate_max_headers`.
+fn within_caps(session: &ServerSession, limits: &HttpLimits) -> Header {
+    if let Some(h1) = session.as_http1() {
+        if h1.get_headers_raw_bytes().len() > limits.max_header_bytes {
+            return Header::Refused(HostError::HeaderTooLarge(limits.max_header_bytes));
+        }
+    }
+    if session.req_header().headers.len() > limits.max_headers {
+        return Header::Refused(HostError::TooManyHeaders(limits.max_headers));
+    }
+    Header::Read
 }
 
 /// Why the request body could not be handed to the service.

@@ -115,7 +115,9 @@ fn serve(source: &Source, args: &ServeArgs) -> anyhow::Result<()> {
             .with_context(|| format!("cannot listen on {address}"))?,
     );
 
-    let host = Host::new(gateway.service(), gateway.max_request_body_bytes()).h2c(args.h2c);
+    let host = Host::new(gateway.service(), gateway.max_request_body_bytes())
+        .limits(gateway.http_limits())
+        .h2c(args.h2c);
     let in_flight = host.in_flight();
     let workers = args.workers();
     let mut service = listening::Service::new("llmgate".to_string(), host);

@@ -25,6 +25,7 @@ use tower::{service_fn, Service, ServiceBuilder};
 use crate::background::Background;
 use crate::health::Health;
 use crate::keys::{api::KeyApi, KeyAdmin};
+use crate::limits::HttpLimits;
 use crate::messages::MessagesLayer;
 use crate::meter;
 use crate::parse::ParseLayer;
@@ -126,6 +127,7 @@ impl GatewayBuilder {
 pub struct Gateway {
     service: BoxCloneSyncService<Request<ReqBody>, Response<BoxBody>, Infallible>,
     max_body: usize,
+    http_limits: HttpLimits,
     table: Arc<ModelTable>,
     keys: Option<KeyAdmin>,
     background: Background,
@@ -362,6 +364,7 @@ impl Gateway {
         Ok(Gateway {
             service: BoxCloneSyncService::new(service),
             max_body,
+            http_limits: HttpLimits::from_settings(&config.general_settings),
             table,
             keys: key_admin,
             background: tasks,
@@ -381,6 +384,12 @@ impl Gateway {
     /// body before calling the service.
     pub fn max_request_body_bytes(&self) -> usize {
         self.max_body
+    }
+
+    /// The bounds on clients a host enforces (header and body deadlines, header size and
+    /// count, open connections) from `general_settings`.
+    pub fn http_limits(&self) -> HttpLimits {
+        self.http_limits
     }
 
     /// Ends every stream in flight now, each with an error event in its client's dialect: the

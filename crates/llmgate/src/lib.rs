@@ -24,6 +24,7 @@ mod background;
 mod cache;
 mod gateway;
 mod health;
+mod limits;
 mod meter;
 mod ratelimit;
 mod routes;
@@ -36,6 +37,7 @@ use bytes::Bytes;
 use http_body_util::combinators::UnsyncBoxBody;
 
 pub use gateway::{BuildError, Gateway, GatewayBuilder, GatewayService};
+pub use limits::HttpLimits;
 pub use llmgate_auth as auth;
 pub use llmgate_config as config;
 pub use llmgate_config::{Config, Loaded, Problems as ConfigProblems};

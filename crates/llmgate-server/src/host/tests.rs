@@ -24,7 +24,7 @@ type StreamBody = Channel<Bytes, std::io::Error>;
 /// Serve `host` in this runtime; returns its address and the shutdown switch.
 fn serve<S>(host: Host<S>) -> (SocketAddr, watch::Sender<bool>)
 where
-    Host<S>: HttpServerApp + Send + Sync + 'static,
+    Host<S>: ServerApp + Send + Sync + 'static,
 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
