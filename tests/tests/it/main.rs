@@ -6,6 +6,7 @@ mod cache;
 mod chat;
 mod errors;
 mod fallback;
+mod fuzz_regressions;
 mod golden;
 mod health;
 mod keys;
