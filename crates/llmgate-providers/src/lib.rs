@@ -57,6 +57,10 @@ mod bedrock;
 mod client;
 mod dialect;
 mod error;
+/// Entry points for the fuzz targets (`fuzz/`) and their regression test; not a stable API.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod gemini;
 mod mock;
 mod native;

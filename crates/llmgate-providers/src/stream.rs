@@ -151,14 +151,19 @@ fn take(batch: &mut BytesMut) -> Option<Result<Frame<Bytes>, BoxError>> {
     (!batch.is_empty()).then(|| Ok(Frame::data(batch.split().freeze())))
 }
 
-enum Relayed {
+pub(crate) enum Relayed {
     /// Framed into the batch, or skipped.
     Continue,
     /// `[DONE]`.
     Done,
 }
 
-fn relay(event: &Event, slot: &UsageSlot, strip_usage_chunk: bool, out: &mut BytesMut) -> Relayed {
+pub(crate) fn relay(
+    event: &Event,
+    slot: &UsageSlot,
+    strip_usage_chunk: bool,
+    out: &mut BytesMut,
+) -> Relayed {
     let data = event.data.as_str();
     if data.is_empty() {
         return Relayed::Continue;

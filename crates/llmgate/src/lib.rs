@@ -14,6 +14,10 @@
 //! application; each feature is also its own layer crate (`llmgate-auth`, `llmgate-router`,
 //! `llmgate-providers`) for teams that compose their own stack.
 
+/// Entry points for the fuzz targets (`fuzz/`) and their regression test; not a stable API.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod keys;
 pub mod messages;
 pub mod parse;

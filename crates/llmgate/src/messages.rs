@@ -68,9 +68,9 @@ use llmgate_core::{ApiError, BoxBody, BoxError};
 use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 
-mod request;
-mod response;
-mod stream;
+pub(crate) mod request;
+pub(crate) mod response;
+pub(crate) mod stream;
 
 /// Applies [`Messages`].
 #[derive(Debug, Clone, Copy)]

@@ -8,6 +8,7 @@ mod cache;
 mod chat;
 mod errors;
 mod fallback;
+mod fuzz_regressions;
 mod golden;
 mod health;
 mod keys;

@@ -115,6 +115,17 @@ impl NativeDialect for Bedrock {
     }
 }
 
+/// The event-stream decoder over any stream of reads (the gateway feeds it a response body
+/// through [`eventstream::decode`]; the fuzz targets feed it bytes from memory).
+#[cfg(feature = "fuzzing")]
+pub(crate) fn frames<S, E>(reads: S) -> EventStreamBox
+where
+    S: futures_util::Stream<Item = Result<Bytes, E>> + Send + 'static,
+    E: std::fmt::Display + 'static,
+{
+    Box::pin(eventstream::Frames::new(reads))
+}
+
 /// The model id sent upstream: the deployment's model without LiteLLM's `converse/` route.
 fn model_id(dep: &DeploymentSpec) -> &str {
     dep.model.strip_prefix("converse/").unwrap_or(&dep.model)
