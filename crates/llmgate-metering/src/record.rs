@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::cost::Tokens;
 
@@ -83,7 +83,7 @@ impl SpendRecord {
 
 /// How a metered request ended. The spend log keeps LiteLLM's `status` (`success` when this
 /// is [`Outcome::Success`], else `failure`) and this as its detail.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Outcome {

@@ -23,7 +23,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use crate::cost::Tokens;
-use crate::record::SpendRecord;
+use crate::record::{Outcome, SpendRecord};
 
 /// The endpoints a record names, so a replayed record needs no allocation that lives forever.
 const ENDPOINTS: &[&str] = &[
@@ -226,6 +226,11 @@ struct Line {
     #[serde(default)]
     cost_bits: Option<u64>,
     status: u16,
+    /// Absent in a line spilled before outcomes were recorded: judged from `status` then.
+    #[serde(default)]
+    outcome: Option<Outcome>,
+    #[serde(default)]
+    usage_estimated: bool,
     stream: bool,
     cache_hit: bool,
     attempts: u32,
@@ -254,6 +259,8 @@ impl Line {
             tokens,
             cost,
             status,
+            outcome,
+            usage_estimated,
             stream,
             cache_hit,
             attempts,
@@ -285,6 +292,8 @@ impl Line {
             cost: *cost,
             cost_bits: cost.map(f64::to_bits),
             status: *status,
+            outcome: Some(*outcome),
+            usage_estimated: *usage_estimated,
             stream: *stream,
             cache_hit: *cache_hit,
             attempts: *attempts,
@@ -319,6 +328,12 @@ impl Line {
             },
             cost: self.cost_bits.map(f64::from_bits).or(self.cost),
             status: self.status,
+            outcome: self.outcome.unwrap_or(if (200..400).contains(&self.status) {
+                Outcome::Success
+            } else {
+                Outcome::Error
+            }),
+            usage_estimated: self.usage_estimated,
             stream: self.stream,
             cache_hit: self.cache_hit,
             attempts: self.attempts,

@@ -29,6 +29,9 @@ fn record(i: usize) -> SpendRecord {
         },
         cost: Some(0.1 + i as f64 * 1e-7),
         status: 200,
+        // Not the outcome `status` implies, so a round trip shows it is carried.
+        outcome: crate::record::Outcome::ClientClosed,
+        usage_estimated: i % 2 == 0,
         stream: true,
         cache_hit: false,
         attempts: 2,
