@@ -170,9 +170,8 @@ impl Charge {
             (None, Some(llm)) if served => (Some(estimate(llm, a)), true),
             (None, _) => (None, false),
         };
-        let cost = if cache_hit {
-            Some(0.0)
-        } else if !served && tokens.is_none() {
+        let cost = if cache_hit || (!served && tokens.is_none()) {
+            // A cache hit is free; providers do not bill a failed call.
             Some(0.0)
         } else {
             match (&a.deployment, tokens) {
