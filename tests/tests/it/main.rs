@@ -15,5 +15,6 @@ mod ollama_sidecar;
 mod quickstart;
 mod ratelimit;
 mod routing;
+mod serve_limits;
 mod spend;
 mod stream;
