@@ -42,7 +42,6 @@
 use std::convert::Infallible;
 use std::fmt::Display;
 use std::pin::pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -51,7 +50,7 @@ use http::header::{CONTENT_LENGTH, EXPECT, TRANSFER_ENCODING};
 use http::{HeaderValue, Method, Request, Response, StatusCode, Version};
 use http_body::Body;
 use http_body_util::{BodyExt, Full};
-use llmgate::HttpLimits;
+use llmgate::{raw_answer, HostError, HttpLimits, OpenConnections};
 use pingora_core::apps::{
     HttpPersistentSettings, HttpServerApp, HttpServerOptions, ReusedHttpStream, ServerApp,
 };
@@ -60,12 +59,13 @@ use pingora_core::protocols::Stream;
 use pingora_core::server::ShutdownWatch;
 use tower::{Service, ServiceExt};
 
-use crate::host::conn::{Conn, ConnState};
-use crate::host::error::{header_error, raw_answer, HostError};
+use crate::host::conn::Conn;
+use crate::host::header::{read_header, refuse, Header};
 use crate::shutdown::InFlight;
 
 mod conn;
 mod error;
+mod header;
 
 /// How long (seconds) an idle HTTP/1 connection stays open for its next request.
 const KEEPALIVE_SECONDS: u64 = 60;
@@ -76,7 +76,7 @@ const KEEPALIVE_SECONDS: u64 = 60;
 /// body is forwarded frame by frame.
 pub struct Host<S> {
     requests: Arc<Requests<S>>,
-    open: Arc<AtomicUsize>,
+    open: OpenConnections,
     /// The 503 for a connection past the cap, rendered once.
     refusal: Bytes,
 }
@@ -111,7 +111,7 @@ impl<S: Clone> Host<S> {
         );
         Self {
             requests: Arc::new(requests),
-            open: Arc::new(AtomicUsize::new(0)),
+            open: OpenConnections::default(),
             refusal,
         }
     }
@@ -157,7 +157,7 @@ where
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
         let limits = &self.requests.limits;
-        let Some(_open) = Open::enter(&self.open, limits.max_connections) else {
+        let Some(_open) = self.open.try_open(limits.max_connections) else {
             tracing::debug!(
                 max = limits.max_connections,
                 "connection refused: llmgate_max_connections are open"
@@ -174,27 +174,6 @@ where
 
     async fn cleanup(&self) {
         self.requests.cleanup().await;
-    }
-}
-
-/// One open connection, counted while it lives.
-struct Open(Arc<AtomicUsize>);
-
-impl Open {
-    /// Count one more connection, unless `max` are open already.
-    fn enter(open: &Arc<AtomicUsize>, max: usize) -> Option<Self> {
-        let before = open.fetch_add(1, Ordering::AcqRel);
-        if before >= max {
-            open.fetch_sub(1, Ordering::AcqRel);
-            return None;
-        }
-        Some(Self(open.clone()))
-    }
-}
-
-impl Drop for Open {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -288,105 +267,6 @@ where
             Err(Aborted) => None,
         }
     }
-}
-
-/// How reading a request header ended.
-enum Header {
-    /// Read and within the caps.
-    Read,
-    /// The client left (or sent nothing before the deadline): close without an answer.
-    Closed,
-    /// Answer this, then close.
-    Refused(HostError),
-}
-
-/// Read the request header within the header deadline and caps. `conn` is `None` on HTTP/2
-/// (its header is already read) and on streams the host did not wrap.
-async fn read_header(
-    session: &mut ServerSession,
-    conn: Option<&ConnState>,
-    limits: &HttpLimits,
-) -> Header {
-    let Some(conn) = conn else {
-        return match session.read_request().await {
-            Ok(true) => within_caps(session, limits),
-            Ok(false) => Header::Closed,
-            Err(e) => {
-                tracing::debug!(error = %e, "failed to read the request header");
-                Header::Closed
-            }
-        };
-    };
-    let seen = conn.received();
-    conn.start_header(limits.max_header_bytes);
-    // From the accept on a new connection; from the first byte of the next request on a
-    // kept-alive one (waiting for it is bounded by the keep-alive timeout).
-    let deadline = async {
-        if seen > 0 {
-            conn.received_more_than(seen).await;
-        }
-        tokio::time::sleep(limits.request_header_timeout).await;
-    };
-    let read = tokio::select! {
-        biased;
-        read = session.read_request() => Some(read),
-        () = deadline => None,
-    };
-    conn.end_header();
-    match read {
-        Some(Ok(true)) => within_caps(session, limits),
-        Some(Ok(false)) => Header::Closed,
-        None if conn.received() > seen => {
-            Header::Refused(HostError::HeaderTimeout(limits.request_header_timeout))
-        }
-        None => Header::Closed,
-        Some(Err(_)) if conn.header_over_budget() => {
-            Header::Refused(HostError::HeaderTooLarge(limits.max_header_bytes))
-        }
-        Some(Err(e)) if *e.etype() == pingora_core::ErrorType::ReadError => {
-            tracing::debug!(error = %e, "failed to read the request header");
-            Header::Closed
-        }
-        Some(Err(e)) => Header::Refused(header_error(
-            &e,
-            limits.max_header_bytes,
-            limits.max_headers,
-        )),
-    }
-}
-
-/// Answer `error` to a request whose header could not be read (or broke a cap), then close.
-async fn refuse(
-    mut session: ServerSession,
-    conn: Option<&ConnState>,
-    error: &HostError,
-) -> Option<ReusedHttpStream> {
-    tracing::debug!(%error, "request refused at its header");
-    match conn {
-        // Pingora's HTTP/1 session may hold no request to answer: write under it.
-        Some(conn) => {
-            conn.answer_on_close(raw_answer(error, true));
-            session.shutdown().await;
-        }
-        None => {
-            session.set_keepalive(None);
-            let _ = write_response(&mut session, error.to_response(), false).await;
-        }
-    }
-    None
-}
-
-/// A header Pingora read, against `llmgate_max_header_bytes` and `llmgate_max_headers`.
-fn within_caps(session: &ServerSession, limits: &HttpLimits) -> Header {
-    if let Some(h1) = session.as_http1() {
-        if h1.get_headers_raw_bytes().len() > limits.max_header_bytes {
-            return Header::Refused(HostError::HeaderTooLarge(limits.max_header_bytes));
-        }
-    }
-    if session.req_header().headers.len() > limits.max_headers {
-        return Header::Refused(HostError::TooManyHeaders(limits.max_headers));
-    }
-    Header::Read
 }
 
 /// Why the request body could not be handed to the service.

@@ -204,6 +204,69 @@ async fn a_silent_connection_is_closed_at_the_header_deadline() {
     );
 }
 
+/// One answer sized by `Content-Length` from a connection that stays open.
+async fn read_one(tcp: &mut TcpStream) -> String {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let text = String::from_utf8_lossy(&out).into_owned();
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let length: usize = header(&text, "content-length").unwrap().parse().unwrap();
+            if body.len() >= length {
+                assert!(!head.is_empty());
+                return text;
+            }
+        }
+        let n = tokio::time::timeout(Duration::from_secs(5), tcp.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(n > 0, "closed after {text:?}");
+        out.extend_from_slice(&buf[..n]);
+    }
+}
+
+/// The header deadline of a kept-alive connection's next request starts at its first byte: a
+/// client may idle between requests (up to the keep-alive timeout), but not trickle.
+#[tokio::test]
+async fn a_kept_alive_connection_may_idle_past_the_header_deadline() {
+    let config = config("keepalive", "  llmgate_request_header_timeout: 1\n");
+    let (_gateway, addr) = start(&config).await;
+    let mut tcp = TcpStream::connect(addr).await.unwrap();
+    let request = b"GET /health/liveliness HTTP/1.1\r\nHost: x\r\n\r\n";
+    tcp.write_all(request).await.unwrap();
+    assert_eq!(status(&read_one(&mut tcp).await), 200);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    tcp.write_all(request).await.unwrap();
+    assert_eq!(status(&read_one(&mut tcp).await), 200);
+
+    // The next one trickled: 408 a deadline after its first byte.
+    let started = Instant::now();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    for byte in b"GET /health/liveliness HTTP/1.1\r\n".iter() {
+        if tcp.write_all(&[*byte]).await.is_err() {
+            break;
+        }
+        match tokio::time::timeout(Duration::from_millis(400), tcp.read(&mut buf)).await {
+            Err(_) => continue,
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => out.extend_from_slice(&buf[..n]),
+        }
+    }
+    let rest = read_to_close(&mut tcp, Duration::from_secs(3))
+        .await
+        .unwrap();
+    out.extend_from_slice(rest.as_bytes());
+    let raw = String::from_utf8_lossy(&out).into_owned();
+    assert_error(&raw, 408);
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
 /// A body trickled one byte a second gets a 408 at the body deadline: a trickle is never idle,
 /// so only a deadline for the whole body stops it.
 #[tokio::test]

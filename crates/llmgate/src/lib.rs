@@ -41,7 +41,7 @@ use bytes::Bytes;
 use http_body_util::combinators::UnsyncBoxBody;
 
 pub use gateway::{BuildError, Gateway, GatewayBuilder, GatewayService};
-pub use limits::HttpLimits;
+pub use limits::{raw_answer, HostError, HttpLimits, OpenConnection, OpenConnections};
 pub use llmgate_auth as auth;
 pub use llmgate_config as config;
 pub use llmgate_config::{Config, Loaded, Problems as ConfigProblems};

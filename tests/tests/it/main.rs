@@ -18,6 +18,7 @@ mod ollama_sidecar;
 mod quickstart;
 mod ratelimit;
 mod routing;
+mod serve_limits;
 mod spend;
 mod stream;
 mod stream_spend;
