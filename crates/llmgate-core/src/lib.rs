@@ -7,6 +7,7 @@
 //! - [`error`]: the one error contract, and OpenAI's error body.
 //! - [`sse`]: server-sent events in and out.
 //! - [`key`]: virtual keys and the clock budgets are judged by.
+//! - [`seconds`]: numbers of seconds turned into a `Duration` without a panic, with one bound.
 //! - [`cutoff`]: the signal that ends streams in flight when the gateway stops.
 //! - [`gcra`]: the rate-limit algorithm every limiter counts with (lock-free cell, formula).
 //! - [`DeploymentSpec`] and [`ProviderKind`]: what a `model_list` entry resolves to.
@@ -22,6 +23,7 @@ pub mod gcra;
 pub mod key;
 pub mod provider;
 pub mod request;
+pub mod seconds;
 pub mod sse;
 pub mod wire;
 

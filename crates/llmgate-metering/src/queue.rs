@@ -323,13 +323,22 @@ struct Writer {
     flushed: Vec<oneshot::Sender<()>>,
 }
 
+/// `at + d`, or a century on if that overflows the clock (a `QueueConfig` built in code may
+/// hold any `Duration`; `Instant + Duration` panics on overflow).
+fn later(at: Instant, d: Duration) -> Instant {
+    at.checked_add(d)
+        .or_else(|| at.checked_add(Duration::from_secs(llmgate_core::seconds::MAX_SECONDS)))
+        .unwrap_or(at)
+}
+
 impl Writer {
     async fn run(mut self) {
         let config = self.shared.config;
         let mut due: Option<Instant> = None;
         loop {
             if let Some(done) = self.stop.take() {
-                self.finish(Instant::now() + config.shutdown_timeout).await;
+                self.finish(later(Instant::now(), config.shutdown_timeout))
+                    .await;
                 let _ = done.send(());
                 return;
             }
@@ -344,26 +353,26 @@ impl Writer {
                         let _ = done.send(());
                     }
                     Some(Control::Shutdown(done)) => {
-                        self.finish(Instant::now() + config.shutdown_timeout).await;
+                        self.finish(later(Instant::now(), config.shutdown_timeout)).await;
                         let _ = done.send(());
                         return;
                     }
                     None => {
-                        self.finish(Instant::now() + config.shutdown_timeout).await;
+                        self.finish(later(Instant::now(), config.shutdown_timeout)).await;
                         return;
                     }
                 },
                 n = self.rx.recv_many(&mut self.buf, room) => {
                     self.shared.counters.depth.dec_by(n as i64);
                     if n == 0 {
-                        self.finish(Instant::now() + config.shutdown_timeout).await;
+                        self.finish(later(Instant::now(), config.shutdown_timeout)).await;
                         return;
                     }
                     if self.buf.len() >= config.batch_size {
                         self.write_all(None).await;
                         due = None;
                     } else if due.is_none() {
-                        due = Some(Instant::now() + config.interval);
+                        due = Some(later(Instant::now(), config.interval));
                     }
                 }
                 () = sleep_until(due), if due.is_some() => {
@@ -426,7 +435,8 @@ impl Writer {
                                 Control::Flush(done) => self.flushed.push(done),
                                 Control::Shutdown(done) => {
                                     self.stop = Some(done);
-                                    deadline = deadline.or(Some(now + config.shutdown_timeout));
+                                    deadline =
+                                        deadline.or(Some(later(now, config.shutdown_timeout)));
                                 }
                             }
                         }

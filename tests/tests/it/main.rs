@@ -2,6 +2,7 @@
 //! One test binary (faster to link than one per file).
 
 mod auth;
+mod bounds;
 mod cache;
 mod chat;
 mod errors;
