@@ -111,3 +111,37 @@ general_settings:
     assert!(status.success(), "{status}: {stdout}");
 }
 
+/// `llmgate keys create` goes through the key API's checks: a value out of range fails (exit 1)
+/// naming the field, and stores nothing.
+#[test]
+fn keys_create_refuses_out_of_range_values() {
+    let db = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("bounds-keys-{}.db", std::process::id()));
+    let config = write_config(
+        "bounds-keys",
+        &format!(
+            "{MODEL}general_settings:\n  master_key: sk-master-bounds\n  database_url: sqlite://{}\n",
+            db.display()
+        ),
+    );
+    for (flag, value) in [
+        ("--duration", "9223372036854775807s"),
+        ("--budget_duration", "9999d"),
+        ("--max_budget", "NaN"),
+        ("--rpm_limit", "18446744073709551615"),
+    ] {
+        let output = std::process::Command::new(support::BIN)
+            .args(["keys", "--config"])
+            .arg(&config)
+            .args(["create", flag, value])
+            .env_remove("RUST_LOG")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{flag} {value}: {stderr}");
+        assert!(
+            stderr.contains(flag.trim_start_matches("--")),
+            "{flag} {value}: {stderr}"
+        );
+    }
+}

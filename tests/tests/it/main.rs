@@ -9,6 +9,7 @@ mod errors;
 mod fallback;
 mod golden;
 mod health;
+mod key_bounds;
 mod keys;
 mod messages;
 mod metering;
