@@ -242,6 +242,7 @@ impl Keys {
 fn build_cache(ttl: Duration, capacity: u64) -> Cache<String, Option<Arc<Entry>>> {
     Cache::builder()
         .max_capacity(capacity)
-        .time_to_live(ttl)
+        // moka panics on a time to live over 1,000 years: hold it to the gateway's bound.
+        .time_to_live(ttl.min(Duration::from_secs(llmgate_core::seconds::MAX_SECONDS)))
         .build()
 }

@@ -110,10 +110,17 @@ fn seconds(v: &Value, param: &'static str) -> Result<Option<Duration>, ApiError>
         return Ok(None);
     }
     v.as_f64()
-        .filter(|s| s.is_finite() && *s >= 0.0)
-        .and_then(|s| Duration::try_from_secs_f64(s).ok())
+        .and_then(llmgate_core::seconds::seconds)
         .map(Some)
-        .ok_or_else(|| invalid(param, "a non-negative number of seconds"))
+        .ok_or_else(|| {
+            invalid(
+                param,
+                &format!(
+                    "a non-negative number of seconds, at most {}",
+                    llmgate_core::seconds::MAX_SECONDS_TEXT
+                ),
+            )
+        })
 }
 
 fn invalid(param: &'static str, expected: &str) -> ApiError {
@@ -173,6 +180,9 @@ mod tests {
             (json!("no-cache"), "cache"),
             (json!({"no-cache": "yes"}), "cache.no-cache"),
             (json!({"ttl": -1}), "cache.ttl"),
+            (json!({"ttl": 1e300}), "cache.ttl"),
+            (json!({"ttl": 1e18}), "cache.ttl"),
+            (json!({"s-maxage": 1e300}), "cache.s-maxage"),
             (json!({"namespace": 3}), "cache.namespace"),
         ] {
             let e = read(field, None).unwrap_err();

@@ -77,7 +77,7 @@ pub(crate) fn cache_params(w: &mut Walk<'_>, node: &Node, path: &str) -> CachePa
                 }
             }
             "max_size_in_memory" => out.max_size_in_memory = w.u64(value, &p),
-            "max_size_in_memory_mb" => out.max_size_in_memory_mb = w.non_negative(value, &p),
+            "max_size_in_memory_mb" => out.max_size_in_memory_mb = w.mebibytes(value, &p),
             "max_size_per_item" => out.max_size_per_item = w.u64(value, &p),
             "per_key" => out.per_key = w.bool(value, &p),
             // Options of LiteLLM backends llmgate does not have (s3_bucket_name,

@@ -10,7 +10,6 @@
 //! - a LiteLLM key llmgate does not support, or a key nobody knows: a warning.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use serde_json::Map;
 
@@ -106,7 +105,7 @@ pub(crate) fn router_settings(w: &mut Walk<'_>, node: &Node, path: &str) -> Rout
                 }
             }
             "routing_strategy_args" => {
-                out.routing_strategy_args = json_map(w, value, &p);
+                out.routing_strategy_args = routing_strategy_args(w, value, &p);
             }
             "model_group_alias" => out.model_group_alias = aliases(w, value, &p),
             "num_retries" => out.num_retries = w.u32(value, &p),
@@ -116,7 +115,7 @@ pub(crate) fn router_settings(w: &mut Walk<'_>, node: &Node, path: &str) -> Rout
                 out.allowed_fails = w.u32(value, &p);
             }
             "cooldown_time" => {
-                out.cooldown_time = w.non_negative(value, &p).map(Duration::from_secs_f64);
+                out.cooldown_time = w.non_negative_seconds(value, &p);
             }
             "disable_cooldowns" => {
                 out.disable_cooldowns = w.bool(value, &p);
@@ -261,11 +260,7 @@ pub(crate) fn general_settings(w: &mut Walk<'_>, node: &Node, path: &str) -> Gen
                 }
             }
             "max_request_size_mb" => {
-                out.max_request_size_mb = w.number(value, &p, "a number of MiB");
-                if out.max_request_size_mb.is_some_and(|mb| mb <= 0.0) {
-                    w.report.error(&p, "must be more than 0");
-                    out.max_request_size_mb = None;
-                }
+                out.max_request_size_mb = w.mebibytes(value, &p);
             }
             "database_url" => {
                 out.database_url = w.secret(value, &p);
@@ -431,6 +426,30 @@ fn positive(w: &mut Walk<'_>, node: &Node, path: &str) -> Option<u64> {
         return None;
     }
     Some(n)
+}
+
+/// `routing_strategy_args`, kept as given once the values the router reads are checked:
+/// `ttl` (seconds) and `lowest_latency_buffer` (a non-negative fraction).
+fn routing_strategy_args(
+    w: &mut Walk<'_>,
+    node: &Node,
+    path: &str,
+) -> Map<String, serde_json::Value> {
+    if let Node::Map(entries) = node {
+        for (k, v) in entries {
+            let p = key_path(path, k);
+            match k.as_str() {
+                "ttl" => {
+                    w.seconds(v, &p);
+                }
+                "lowest_latency_buffer" => {
+                    w.non_negative(v, &p);
+                }
+                _ => {}
+            }
+        }
+    }
+    json_map(w, node, path)
 }
 
 fn json_map(w: &mut Walk<'_>, node: &Node, path: &str) -> Map<String, serde_json::Value> {

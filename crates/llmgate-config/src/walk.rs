@@ -8,13 +8,17 @@
 use std::collections::{BTreeSet, HashSet};
 use std::time::Duration;
 
-use llmgate_core::Secret;
+use llmgate_core::{seconds, Secret};
 use serde_json::Value;
 
 use crate::env::{self, Sources};
 use crate::node::Node;
 use crate::problems::{index_path, key_path, Report};
 use crate::validate::GroupRef;
+
+/// The largest size in MiB a setting accepts (`max_request_size_mb`,
+/// `max_size_in_memory_mb`): 1 TiB.
+pub(crate) const MAX_MIB: f64 = 1_048_576.0;
 
 /// Everything a walk needs: the environment sources, the report, and what cross-section
 /// checks need afterwards.
@@ -241,7 +245,8 @@ impl Walk<'_> {
         }
     }
 
-    /// A positive number of seconds (integer or float), as LiteLLM's `timeout`.
+    /// A positive number of seconds (integer or float), as LiteLLM's `timeout`, at most
+    /// [`seconds::MAX_SECONDS`] (100 years).
     pub(crate) fn seconds(&mut self, node: &Node, path: &str) -> Option<Duration> {
         let v = self.number(node, path, "a number of seconds")?;
         if v <= 0.0 {
@@ -249,13 +254,44 @@ impl Walk<'_> {
                 .error(path, "expected a positive number of seconds");
             return None;
         }
-        match Duration::try_from_secs_f64(v) {
-            Ok(d) => Some(d),
-            Err(_) => {
-                self.report.error(path, "number of seconds too large");
-                None
-            }
+        self.bounded_seconds(v, path)
+    }
+
+    /// A number of seconds that may be zero (`cooldown_time: 0`), at most
+    /// [`seconds::MAX_SECONDS`].
+    pub(crate) fn non_negative_seconds(&mut self, node: &Node, path: &str) -> Option<Duration> {
+        let v = self.number(node, path, "a number of seconds")?;
+        if v < 0.0 {
+            self.report.error(path, "must not be negative");
+            return None;
         }
+        self.bounded_seconds(v, path)
+    }
+
+    fn bounded_seconds(&mut self, v: f64, path: &str) -> Option<Duration> {
+        let d = seconds::seconds(v);
+        if d.is_none() {
+            self.report.error(
+                path,
+                format!("too many seconds: at most {}", seconds::MAX_SECONDS_TEXT),
+            );
+        }
+        d
+    }
+
+    /// A positive number of MiB, at most [`MAX_MIB`] (1 TiB).
+    pub(crate) fn mebibytes(&mut self, node: &Node, path: &str) -> Option<f64> {
+        let mb = self.number(node, path, "a number of MiB")?;
+        if mb <= 0.0 {
+            self.report.error(path, "must be more than 0");
+            return None;
+        }
+        if mb > MAX_MIB {
+            self.report
+                .error(path, "too large: at most 1048576 MiB (1 TiB)");
+            return None;
+        }
+        Some(mb)
     }
 
     /// A list of strings; a single string is a list of one (LiteLLM's callbacks accept both).
@@ -348,6 +384,8 @@ mod tests {
             ("true", "t: expected a number of seconds, found a boolean"),
             ("0", "t: expected a positive number of seconds"),
             ("-1", "t: expected a positive number of seconds"),
+            ("1e300", "t: too many seconds: at most 3155760000 (100 years)"),
+            ("1e18", "t: too many seconds: at most 3155760000 (100 years)"),
             ("os.environ/UNSET", "t: environment variable UNSET is not set (looked in environment_variables, the process environment and .env)"),
         ];
         for (yaml, want) in bad {

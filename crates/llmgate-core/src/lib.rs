@@ -8,6 +8,7 @@
 //! - [`sse`]: server-sent events in and out.
 //! - [`tokens`]: token counts the gateway works out itself (prompt tokens, estimates).
 //! - [`key`]: virtual keys and the clock budgets are judged by.
+//! - [`seconds`]: numbers of seconds turned into a `Duration` without a panic, with one bound.
 //! - [`cutoff`]: the signal that ends streams in flight when the gateway stops.
 //! - [`gcra`]: the rate-limit algorithm every limiter counts with (lock-free cell, formula).
 //! - [`DeploymentSpec`] and [`ProviderKind`]: what a `model_list` entry resolves to.
@@ -24,6 +25,7 @@ pub mod gcra;
 pub mod key;
 pub mod provider;
 pub mod request;
+pub mod seconds;
 pub mod sse;
 pub mod tokens;
 pub mod wire;

@@ -113,11 +113,20 @@ impl GatewayParams {
                 .ok_or_else(|| field_error("mock_testing_fallbacks", "a boolean"))?;
         }
         if let Some(v) = extra.remove("timeout") {
-            let secs = v
+            let timeout = v
                 .as_f64()
-                .filter(|s| s.is_finite() && *s > 0.0)
-                .ok_or_else(|| field_error("timeout", "a positive number of seconds"))?;
-            p.timeout = Some(Duration::from_secs_f64(secs));
+                .filter(|s| *s > 0.0)
+                .and_then(crate::seconds::seconds)
+                .ok_or_else(|| {
+                    field_error(
+                        "timeout",
+                        &format!(
+                            "a positive number of seconds, at most {}",
+                            crate::seconds::MAX_SECONDS_TEXT
+                        ),
+                    )
+                })?;
+            p.timeout = Some(timeout);
         }
         if let Some(v) = extra.remove("num_retries") {
             let n = v

@@ -370,6 +370,14 @@ struct Writer {
     replay_left: usize,
 }
 
+/// `at + d`, or a century on if that overflows the clock (a `QueueConfig` built in code may
+/// hold any `Duration`; `Instant + Duration` panics on overflow).
+fn later(at: Instant, d: Duration) -> Instant {
+    at.checked_add(d)
+        .or_else(|| at.checked_add(Duration::from_secs(llmgate_core::seconds::MAX_SECONDS)))
+        .unwrap_or(at)
+}
+
 impl Writer {
     async fn run(mut self) {
         let config = self.shared.config;
@@ -392,27 +400,27 @@ impl Writer {
                         let _ = done.send(());
                     }
                     Some(Control::Shutdown(done, by)) => {
-                        let latest = Instant::now() + config.shutdown_timeout;
+                        let latest = later(Instant::now(), config.shutdown_timeout);
                         self.finish(by.map_or(latest, |by| by.min(latest))).await;
                         let _ = done.send(());
                         return;
                     }
                     None => {
-                        self.finish(Instant::now() + config.shutdown_timeout).await;
+                        self.finish(later(Instant::now(), config.shutdown_timeout)).await;
                         return;
                     }
                 },
                 n = self.rx.recv_many(&mut self.buf, room) => {
                     self.shared.counters.depth.dec_by(n as i64);
                     if n == 0 {
-                        self.finish(Instant::now() + config.shutdown_timeout).await;
+                        self.finish(later(Instant::now(), config.shutdown_timeout)).await;
                         return;
                     }
                     if self.buf.len() >= config.batch_size {
                         self.write_all(None).await;
                         due = None;
                     } else if due.is_none() {
-                        due = Some(Instant::now() + config.interval);
+                        due = Some(later(Instant::now(), config.interval));
                     }
                 }
                 () = sleep_until(due), if due.is_some() => {
@@ -543,7 +551,7 @@ impl Writer {
                             match c {
                                 Control::Flush(done) => self.flushed.push(done),
                                 Control::Shutdown(done, by) => {
-                                    let latest = now + config.shutdown_timeout;
+                                    let latest = later(now, config.shutdown_timeout);
                                     let by = by.map_or(latest, |by| by.min(latest));
                                     let by = deadline.map_or(by, |d| d.min(by));
                                     self.stop = Some((done, by));

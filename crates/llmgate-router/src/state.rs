@@ -196,7 +196,8 @@ impl DeploymentState {
 
     /// Takes the deployment out of rotation until `now_ms + for_`.
     pub(crate) fn cool_down(&self, now_ms: u64, for_: Duration, reason: CooldownReason) {
-        let until = now_ms + for_.as_millis() as u64;
+        let for_ms = u64::try_from(for_.as_millis()).unwrap_or(u64::MAX);
+        let until = now_ms.saturating_add(for_ms);
         // A later end wins: never shorten a running cooldown.
         let prev = self.cooldown_until_ms.fetch_max(until, Relaxed);
         if until > prev {

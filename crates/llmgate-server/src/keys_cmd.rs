@@ -72,7 +72,15 @@ fn settings_body(s: KeySettings) -> Map<String, Value> {
         put("models", json!(s.models));
     }
     put("key_alias", json!(s.key_alias));
-    put("max_budget", json!(s.max_budget));
+    // A NaN or infinite budget has no JSON number: pass it as written, for the key API to
+    // refuse (json! would make it null, an unlimited key).
+    put(
+        "max_budget",
+        s.max_budget.map_or(Value::Null, |b| {
+            serde_json::Number::from_f64(b)
+                .map_or_else(|| Value::String(b.to_string()), Value::Number)
+        }),
+    );
     put("budget_duration", json!(s.budget_duration));
     put("duration", json!(s.duration));
     put("rpm_limit", json!(s.rpm_limit));

@@ -23,8 +23,9 @@ pub(crate) fn strategy(config: &Config) -> Strategy {
             let ttl = args
                 .get("ttl")
                 .and_then(|v| v.as_f64())
-                .filter(|t| t.is_finite() && *t > 0.0)
-                .map_or(DEFAULT_LATENCY_TTL, Duration::from_secs_f64);
+                .filter(|t| *t > 0.0)
+                .and_then(llmgate_core::seconds::seconds)
+                .unwrap_or(DEFAULT_LATENCY_TTL);
             let buffer = args
                 .get("lowest_latency_buffer")
                 .and_then(|v| v.as_f64())

@@ -4,6 +4,7 @@
 mod access;
 mod auth;
 mod blame;
+mod bounds;
 mod cache;
 mod chat;
 mod errors;
@@ -11,6 +12,7 @@ mod fallback;
 mod fuzz_regressions;
 mod golden;
 mod health;
+mod key_bounds;
 mod keys;
 mod messages;
 mod metering;

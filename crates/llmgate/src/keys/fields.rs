@@ -26,38 +26,59 @@ pub(crate) const FIELDS: &[&str] = &[
     "blocked",
 ];
 
+/// The longest `duration` (key lifetime): 100 years, the gateway's bound on any seconds value.
+pub(crate) const MAX_DURATION_SECS: i64 = 3_155_760_000;
+/// The longest `budget_duration`: 366 days (a yearly budget; longer never resets in practice).
+pub(crate) const MAX_BUDGET_DURATION_SECS: i64 = 366 * 86_400;
+/// The largest `rpm_limit`, `tpm_limit`, `max_parallel_requests` and per-model limit.
+pub(crate) const MAX_LIMIT: u64 = 1_000_000_000_000;
+/// The largest `max_budget` and per-model budget, in USD.
+pub(crate) const MAX_BUDGET_USD: f64 = 1e12;
+/// The most bytes `metadata` may take serialized as JSON.
+pub(crate) const MAX_METADATA_BYTES: usize = 16 * 1024;
+/// The longest `key_alias`, `team_id`, `user_id`, model name, tag or map key, in bytes.
+pub(crate) const MAX_NAME_BYTES: usize = 256;
+/// The most `models` (and entries in a per-model map).
+pub(crate) const MAX_MODELS: usize = 1_000;
+/// The most `tags`.
+pub(crate) const MAX_TAGS: usize = 100;
+
+/// A field's value refused: the field (OpenAI's `param`) and the message naming it.
+#[derive(Debug)]
+pub(crate) struct Invalid {
+    /// The first field refused.
+    pub(crate) param: String,
+    /// Every refusal, joined.
+    pub(crate) message: String,
+}
+
 /// Sets one field from its JSON value; `null` clears it. `now` anchors `duration` (expiry) and
 /// `budget_duration` (the first reset).
 pub(crate) fn apply(key: &mut VirtualKey, field: &str, v: &Value, now: i64) -> Result<(), String> {
     match field {
-        "models" => key.models = strings(v, field)?,
-        "tags" => key.tags = strings(v, field)?,
+        "models" => key.models = strings(v, field, MAX_MODELS)?,
+        "tags" => key.tags = strings(v, field, MAX_TAGS)?,
         "max_budget" => key.max_budget = opt_money(v, field)?,
         "budget_duration" => {
-            key.budget_duration = opt_duration(v, field)?;
+            key.budget_duration = opt_duration(v, field, MAX_BUDGET_DURATION_SECS, "366 days")?;
             key.budget_reset_at = key.budget_duration.map(|d| now.saturating_add(d));
         }
         "duration" => {
-            key.expires = opt_duration(v, field)?.map(|d| now.saturating_add(d));
+            key.expires = opt_duration(v, field, MAX_DURATION_SECS, "100 years")?
+                .map(|d| now.saturating_add(d));
         }
         "rpm_limit" => key.rpm_limit = opt_count(v, field)?,
         "tpm_limit" => key.tpm_limit = opt_count(v, field)?,
         "max_parallel_requests" => key.max_parallel_requests = opt_count(v, field)?,
-        "metadata" => {
-            key.metadata = match v {
-                Value::Null => Value::Null,
-                Value::Object(_) => v.clone(),
-                _ => return Err(format!("{field} must be a JSON object")),
-            }
-        }
+        "metadata" => key.metadata = metadata(v, field)?,
         "key_alias" => key.key_alias = opt_string(v, field)?,
         "team_id" => key.team_id = opt_string(v, field)?,
         "user_id" => key.user_id = opt_string(v, field)?,
         "model_max_budget" => {
-            key.model_max_budget = map(v, field, |x| money(x).ok_or("a number >= 0"))?;
+            key.model_max_budget = map(v, field, |x| money(x).ok_or(MONEY))?;
         }
-        "model_rpm_limit" => key.model_rpm_limit = map(v, field, |x| count(x).ok_or("a count"))?,
-        "model_tpm_limit" => key.model_tpm_limit = map(v, field, |x| count(x).ok_or("a count"))?,
+        "model_rpm_limit" => key.model_rpm_limit = map(v, field, |x| count(x).ok_or(COUNT))?,
+        "model_tpm_limit" => key.model_tpm_limit = map(v, field, |x| count(x).ok_or(COUNT))?,
         "blocked" => {
             key.blocked = match v {
                 Value::Null => false,
@@ -81,42 +102,77 @@ pub(crate) fn apply_all(
     body: &Map<String, Value>,
     skip: &[&str],
     now: i64,
-) -> Result<(), String> {
+) -> Result<(), Invalid> {
     let mut problems = Vec::new();
+    let mut param = None;
     for (field, v) in body.iter().filter(|(f, _)| !skip.contains(&f.as_str())) {
         if let Err(e) = apply(key, field, v, now) {
+            param.get_or_insert_with(|| field.clone());
             problems.push(e);
         }
     }
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(problems.join("; "))
+    match param {
+        None => Ok(()),
+        Some(param) => Err(Invalid {
+            param,
+            message: problems.join("; "),
+        }),
     }
 }
 
-fn strings(v: &Value, field: &str) -> Result<Vec<String>, String> {
+/// What a budget must be.
+const MONEY: &str = "a number of USD from 0 to 1000000000000";
+/// What a limit must be.
+const COUNT: &str = "a whole number from 0 to 1000000000000";
+
+fn name_ok(s: &str) -> bool {
+    !s.is_empty() && s.len() <= MAX_NAME_BYTES
+}
+
+fn strings(v: &Value, field: &str, max: usize) -> Result<Vec<String>, String> {
+    let wrong = || {
+        format!("{field} must be a list of at most {max} strings of 1 to {MAX_NAME_BYTES} bytes")
+    };
     match v {
         Value::Null => Ok(Vec::new()),
-        Value::Array(items) => items
+        Value::Array(items) if items.len() <= max => items
             .iter()
-            .map(|i| i.as_str().map(str::to_string))
+            .map(|i| i.as_str().filter(|s| name_ok(s)).map(str::to_string))
             .collect::<Option<Vec<_>>>()
-            .ok_or_else(|| format!("{field} must be a list of strings")),
-        _ => Err(format!("{field} must be a list of strings")),
+            .ok_or_else(wrong),
+        _ => Err(wrong()),
     }
 }
 
 fn opt_string(v: &Value, field: &str) -> Result<Option<String>, String> {
     match v {
         Value::Null => Ok(None),
-        Value::String(s) if !s.is_empty() => Ok(Some(s.clone())),
-        _ => Err(format!("{field} must be a non-empty string or null")),
+        Value::String(s) if name_ok(s) => Ok(Some(s.clone())),
+        _ => Err(format!(
+            "{field} must be a non-empty string of at most {MAX_NAME_BYTES} bytes, or null"
+        )),
+    }
+}
+
+fn metadata(v: &Value, field: &str) -> Result<Value, String> {
+    match v {
+        Value::Null => Ok(Value::Null),
+        Value::Object(_) => {
+            let size = serde_json::to_vec(v).map_or(usize::MAX, |b| b.len());
+            if size > MAX_METADATA_BYTES {
+                return Err(format!(
+                    "{field} is {size} bytes as JSON; at most {MAX_METADATA_BYTES} are kept"
+                ));
+            }
+            Ok(v.clone())
+        }
+        _ => Err(format!("{field} must be a JSON object")),
     }
 }
 
 fn money(v: &Value) -> Option<f64> {
-    v.as_f64().filter(|x| x.is_finite() && *x >= 0.0)
+    v.as_f64()
+        .filter(|x| x.is_finite() && (0.0..=MAX_BUDGET_USD).contains(x))
 }
 
 fn opt_money(v: &Value, field: &str) -> Result<Option<f64>, String> {
@@ -124,16 +180,24 @@ fn opt_money(v: &Value, field: &str) -> Result<Option<f64>, String> {
         Value::Null => Ok(None),
         _ => money(v)
             .map(Some)
-            .ok_or_else(|| format!("{field} must be a number of USD >= 0, or null")),
+            .ok_or_else(|| format!("{field} must be {MONEY}, or null")),
     }
 }
 
+/// A whole number from 0 to [`MAX_LIMIT`] (`5` and `5.0` alike; never clamped).
 fn count(v: &Value) -> Option<u64> {
-    v.as_u64().or_else(|| {
-        v.as_f64()
-            .filter(|f| f.fract() == 0.0 && *f >= 0.0)
-            .map(|f| f as u64)
-    })
+    let n = match v.as_u64() {
+        Some(n) => n,
+        None => {
+            let f = v.as_f64().filter(|f| f.fract() == 0.0 && *f >= 0.0)?;
+            // Exact: MAX_LIMIT is below 2^53, so any f64 within it is a whole u64.
+            if f > MAX_LIMIT as f64 {
+                return None;
+            }
+            f as u64
+        }
+    };
+    (n <= MAX_LIMIT).then_some(n)
 }
 
 fn opt_count(v: &Value, field: &str) -> Result<Option<u64>, String> {
@@ -141,23 +205,27 @@ fn opt_count(v: &Value, field: &str) -> Result<Option<u64>, String> {
         Value::Null => Ok(None),
         _ => count(v)
             .map(Some)
-            .ok_or_else(|| format!("{field} must be a whole number >= 0, or null")),
+            .ok_or_else(|| format!("{field} must be {COUNT}, or null")),
     }
 }
 
-fn opt_duration(v: &Value, field: &str) -> Result<Option<i64>, String> {
-    match v {
-        Value::Null => Ok(None),
-        Value::Number(n) => n
-            .as_i64()
-            .filter(|s| *s > 0)
-            .map(Some)
-            .ok_or_else(|| format!("{field} must be a positive number of seconds")),
-        Value::String(s) => parse_duration(s).map(Some).ok_or_else(|| {
+fn opt_duration(v: &Value, field: &str, max: i64, max_text: &str) -> Result<Option<i64>, String> {
+    let secs = match v {
+        Value::Null => return Ok(None),
+        Value::Number(n) => n.as_i64().filter(|s| *s > 0).ok_or_else(|| {
+            format!("{field} must be a positive number of seconds, at most {max} ({max_text})")
+        })?,
+        Value::String(s) => parse_duration(s).ok_or_else(|| {
             format!("{field} \"{s}\" is not a duration: use e.g. 30s, 10m, 1h, 7d, 2w or 1mo")
-        }),
-        _ => Err(format!("{field} must be a duration such as \"30d\"")),
+        })?,
+        _ => return Err(format!("{field} must be a duration such as \"30d\"")),
+    };
+    if secs > max {
+        return Err(format!(
+            "{field} is too long: at most {max} seconds ({max_text})"
+        ));
     }
+    Ok(Some(secs))
 }
 
 /// LiteLLM's durations: `<n>s`, `m`, `h`, `d`, `w`, `mo` (30 days), or plain seconds.
@@ -185,15 +253,22 @@ fn map<T>(
 ) -> Result<HashMap<String, T>, String> {
     match v {
         Value::Null => Ok(HashMap::new()),
-        Value::Object(m) => m
+        Value::Object(m) if m.len() <= MAX_MODELS => m
             .iter()
             .map(|(k, x)| {
+                if !name_ok(k) {
+                    return Err(format!(
+                        "{field}: a model name must have 1 to {MAX_NAME_BYTES} bytes"
+                    ));
+                }
                 each(x)
                     .map(|t| (k.clone(), t))
                     .map_err(|what| format!("{field}.{k} must be {what}"))
             })
             .collect(),
-        _ => Err(format!("{field} must be an object of model name to value")),
+        _ => Err(format!(
+            "{field} must be an object of at most {MAX_MODELS} model names to values"
+        )),
     }
 }
 
@@ -265,7 +340,9 @@ mod tests {
         apply(&mut k, "max_budget", &Value::Null, 100).unwrap();
         assert_eq!(k.max_budget, None);
         let bad = json!({"max_budget": -1, "soft_budget": 3, "rpm_limit": "x"});
-        let err = apply_all(&mut k, bad.as_object().unwrap(), &[], 100).unwrap_err();
+        let err = apply_all(&mut k, bad.as_object().unwrap(), &[], 100)
+            .unwrap_err()
+            .message;
         assert!(
             err.contains("max_budget") && err.contains("soft_budget") && err.contains("rpm_limit"),
             "{err}"

@@ -50,7 +50,7 @@ impl KeyAdmin {
             updated_at: now,
             ..VirtualKey::default()
         };
-        fields::apply_all(&mut key, body, &["key"], now).map_err(bad)?;
+        fields::apply_all(&mut key, body, &["key"], now).map_err(invalid)?;
         self.keys.store().insert(&key).await.map_err(store_error)?;
         // A caller-chosen key may have been looked up (and cached as unknown) before.
         self.keys.changed(&key.token).await;
@@ -72,7 +72,7 @@ impl KeyAdmin {
     pub async fn update(&self, body: &Map<String, Value>) -> Result<Value, ApiError> {
         let mut k = self.find(key_field(body)?).await?;
         let now = self.now();
-        fields::apply_all(&mut k, body, &["key"], now).map_err(bad)?;
+        fields::apply_all(&mut k, body, &["key"], now).map_err(invalid)?;
         k.updated_at = now;
         if !self.keys.store().update(&k).await.map_err(store_error)? {
             return Err(not_found());
@@ -190,6 +190,11 @@ impl KeyAdmin {
             None => key_field(body)?,
         };
         let old = self.find(old).await?;
+        let mut changes = body.clone();
+        changes.remove("key");
+        changes.remove("new_key");
+        // Refuse bad changes before the old secret stops working.
+        fields::apply_all(&mut old.clone(), &changes, &[], self.now()).map_err(invalid)?;
         let secret = match body.get("new_key") {
             None | Some(Value::Null) => generate_secret(),
             Some(Value::String(s)) => chosen_secret(s)?,
@@ -208,9 +213,6 @@ impl KeyAdmin {
         }
         self.keys.changed(&old.token).await;
         self.keys.changed(&token).await;
-        let mut changes = body.clone();
-        changes.remove("key");
-        changes.remove("new_key");
         let mut view = if changes.is_empty() {
             fields::view(&self.find(&token).await?)
         } else {
@@ -272,6 +274,11 @@ fn chosen_secret(s: &str) -> Result<String, ApiError> {
 
 fn bad(message: impl Into<String>) -> ApiError {
     ApiError::bad_request(message).with_code("invalid_key_request")
+}
+
+/// A field's value refused: a 400 naming it as `param`.
+fn invalid(e: fields::Invalid) -> ApiError {
+    bad(e.message).with_param(e.param)
 }
 
 fn not_found() -> ApiError {

@@ -1,0 +1,53 @@
+//! Seconds written as numbers (a request's `timeout`, a config's `cooldown_time`) turned into a
+//! [`Duration`] without a panic.
+//!
+//! [`Duration::from_secs_f64`] panics on a negative, infinite, NaN or too large value, and a
+//! `Duration` that fits can still overflow a clock (`Instant::now() + d` panics past about 292
+//! billion years, moka refuses a time to live over 1,000 years). Every number of seconds the
+//! gateway accepts goes through [`seconds`], which refuses anything over [`MAX_SECONDS`]
+//! (100 years): far beyond any real timeout or interval, and small enough for every clock.
+
+use std::time::Duration;
+
+/// The largest number of seconds accepted anywhere: 100 years of 365.25 days.
+pub const MAX_SECONDS: u64 = 3_155_760_000;
+
+/// How [`MAX_SECONDS`] reads in a message.
+pub const MAX_SECONDS_TEXT: &str = "3155760000 (100 years)";
+
+/// `secs` as a [`Duration`], or `None` if it is NaN, infinite, negative or over
+/// [`MAX_SECONDS`]. Zero is accepted (callers that need a positive value check that).
+#[must_use]
+pub fn seconds(secs: f64) -> Option<Duration> {
+    // Exact: MAX_SECONDS is below 2^53.
+    let max = MAX_SECONDS as f64;
+    if !(0.0..=max).contains(&secs) {
+        return None;
+    }
+    Duration::try_from_secs_f64(secs).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_what_would_panic_or_overflow_a_clock() {
+        for bad in [
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            -1.0,
+            -0.001,
+            1e300,
+            1e18,
+            3_155_760_000.5,
+        ] {
+            assert_eq!(seconds(bad), None, "{bad}");
+        }
+        assert_eq!(seconds(0.0), Some(Duration::ZERO));
+        assert_eq!(seconds(1.5), Some(Duration::from_millis(1500)));
+        let max = seconds(3_155_760_000.0).unwrap();
+        assert!(std::time::Instant::now().checked_add(max).is_some());
+    }
+}
