@@ -10,7 +10,7 @@ use http::{HeaderValue, Response};
 use http_body::{Body, Frame, SizeHint};
 use llmgate_core::{
     headers, ApiError, BoxBody, BoxError, ErrorClass, ErrorContract, ModelGroup, Origin,
-    UpstreamTime, UsageSlot,
+    StreamFailure, UpstreamTime, UsageSlot,
 };
 use pin_project_lite::pin_project;
 use tokio::time::Instant;
@@ -60,10 +60,12 @@ impl Attempt {
         let usage = res.extensions().get::<UsageSlot>().cloned();
         if self.stream {
             self.member.state.record_ttft(elapsed, now);
-            // In flight until the stream ends (or the client goes away).
+            // In flight until the stream ends (or the client goes away); a failure after the
+            // head (idle, broken, invalid) counts against the deployment when it ends.
             let guard = InFlight {
                 attempt: Some(self),
                 usage,
+                failure: res.extensions().get::<StreamFailure>().cloned(),
             };
             return res.map(|body| BoxBody::new(Guarded { body, guard }));
         }
@@ -71,6 +73,7 @@ impl Attempt {
         InFlight {
             attempt: Some(self),
             usage,
+            failure: None,
         }
         .finish();
         res
@@ -78,9 +81,14 @@ impl Attempt {
 
     fn failed(self, e: &BoxError) {
         self.member.state.in_flight.fetch_sub(1, Relaxed);
-        let Some(api) = e.downcast_ref::<ApiError>() else {
-            return;
-        };
+        if let Some(api) = e.downcast_ref::<ApiError>() {
+            self.count_failure(api);
+        }
+    }
+
+    /// Counts a failure of this attempt against its deployment, cooling it down once past its
+    /// allowance.
+    fn count_failure(&self, api: &ApiError) {
         // Only the provider's failures count against it, not the client's own mistakes.
         if api.origin() != Origin::Upstream {
             return;
@@ -125,10 +133,11 @@ impl Attempt {
     }
 }
 
-/// Ends an attempt's in-flight count and records its tokens, once.
+/// Ends an attempt's in-flight count and records its tokens (and a stream's failure), once.
 struct InFlight {
     attempt: Option<Attempt>,
     usage: Option<UsageSlot>,
+    failure: Option<StreamFailure>,
 }
 
 impl InFlight {
@@ -138,6 +147,9 @@ impl InFlight {
         if let Some(u) = self.usage.as_ref().and_then(UsageSlot::get) {
             let minute = a.table.clock.minute(a.table.clock.now_ms());
             a.member.state.tokens.add(minute, u.total_tokens);
+        }
+        if let Some(api) = self.failure.as_ref().and_then(StreamFailure::get) {
+            a.count_failure(api);
         }
     }
 }

@@ -14,6 +14,7 @@ mod metering;
 mod ollama_sidecar;
 mod quickstart;
 mod ratelimit;
+mod relay_faults;
 mod routing;
 mod spend;
 mod stream;
