@@ -38,6 +38,7 @@ impl Config {
             .or(router.timeout)
             .or(self.litellm_settings.request_timeout);
         spec.stream_timeout = p.stream_timeout.or(router.stream_timeout);
+        spec.stream_idle_timeout = p.stream_idle_timeout.or(router.stream_idle_timeout);
         spec.max_retries = p.max_retries;
         spec.cooldown_time = p.cooldown_time;
         spec.rpm = p.rpm;

@@ -149,6 +149,7 @@ fn litellm_params(w: &mut Walk<'_>, node: &Node, path: &str) -> Option<(LitellmP
         organization: None,
         timeout: None,
         stream_timeout: None,
+        stream_idle_timeout: None,
         max_retries: None,
         rpm: None,
         tpm: None,
@@ -187,6 +188,7 @@ fn litellm_params(w: &mut Walk<'_>, node: &Node, path: &str) -> Option<(LitellmP
             "organization" => raw.organization = w.string(value, &p),
             "timeout" | "request_timeout" => out.timeout = w.seconds(value, &p),
             "stream_timeout" => out.stream_timeout = w.seconds(value, &p),
+            "stream_idle_timeout" => out.stream_idle_timeout = w.seconds(value, &p),
             "max_retries" | "num_retries" => {
                 out.max_retries = w.u32(value, &p);
             }

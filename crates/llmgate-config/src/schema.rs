@@ -87,6 +87,8 @@ pub struct LitellmParams {
     pub timeout: Option<Duration>,
     /// `stream_timeout`: the deadline for a stream's first byte.
     pub stream_timeout: Option<Duration>,
+    /// `stream_idle_timeout` (llmgate's own): the longest wait between two stream events.
+    pub stream_idle_timeout: Option<Duration>,
     /// `max_retries`.
     pub max_retries: Option<u32>,
     /// `rpm`: requests per minute this deployment allows.
@@ -238,6 +240,9 @@ pub struct RouterSettings {
     pub timeout: Option<Duration>,
     /// `stream_timeout`: default first-byte deadline for deployments that set none.
     pub stream_timeout: Option<Duration>,
+    /// `stream_idle_timeout` (llmgate's own): default idle timeout between stream events for
+    /// deployments that set none.
+    pub stream_idle_timeout: Option<Duration>,
     /// `allowed_fails` before a deployment cools down.
     pub allowed_fails: Option<u32>,
     /// `cooldown_time`.
@@ -389,6 +394,9 @@ pub struct GeneralSettings {
     /// `max_request_size_mb`: the request body limit in MiB; see
     /// [`GeneralSettings::max_request_body_bytes`].
     pub max_request_size_mb: Option<f64>,
+    /// `max_response_size_mb`: the largest upstream answer (and stream event) in MiB; see
+    /// [`GeneralSettings::max_response_body_bytes`].
+    pub max_response_size_mb: Option<f64>,
     /// `proxy_batch_write_at`: the longest a spend record waits before it is written.
     pub proxy_batch_write_at: Option<Duration>,
     /// `spend_batch_size` (llmgate): spend records per write.
@@ -431,6 +439,18 @@ pub enum SpendQueueFull {
 impl GeneralSettings {
     /// The request body limit used when `max_request_size_mb` is not set: 16 MiB.
     pub const DEFAULT_MAX_REQUEST_BODY_BYTES: u64 = 16 * 1024 * 1024;
+
+    /// The upstream answer limit used when `max_response_size_mb` is not set: 64 MiB.
+    pub const DEFAULT_MAX_RESPONSE_BODY_BYTES: u64 = 64 * 1024 * 1024;
+
+    /// The largest complete upstream answer, and stream event, in bytes:
+    /// `max_response_size_mb` MiB, else 64 MiB.
+    pub fn max_response_body_bytes(&self) -> u64 {
+        match self.max_response_size_mb {
+            Some(mb) => (mb * 1024.0 * 1024.0).round() as u64,
+            None => Self::DEFAULT_MAX_RESPONSE_BODY_BYTES,
+        }
+    }
 
     /// The request body limit in bytes: `max_request_size_mb` MiB, else 16 MiB.
     pub fn max_request_body_bytes(&self) -> u64 {

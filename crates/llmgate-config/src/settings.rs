@@ -111,6 +111,7 @@ pub(crate) fn router_settings(w: &mut Walk<'_>, node: &Node, path: &str) -> Rout
             "num_retries" => out.num_retries = w.u32(value, &p),
             "timeout" => out.timeout = w.seconds(value, &p),
             "stream_timeout" => out.stream_timeout = w.seconds(value, &p),
+            "stream_idle_timeout" => out.stream_idle_timeout = w.seconds(value, &p),
             "allowed_fails" => {
                 out.allowed_fails = w.u32(value, &p);
             }
@@ -262,6 +263,17 @@ pub(crate) fn general_settings(w: &mut Walk<'_>, node: &Node, path: &str) -> Gen
             "max_request_size_mb" => {
                 out.max_request_size_mb = w.mebibytes(value, &p);
             }
+            "max_response_size_mb" => {
+                out.max_response_size_mb = w.number(value, &p, "a number of MiB");
+                if out
+                    .max_response_size_mb
+                    .is_some_and(|mb| !(mb > 0.0 && mb <= 1024.0 * 1024.0))
+                {
+                    w.report
+                        .error(&p, "must be more than 0 and at most 1048576 (1 TiB)");
+                    out.max_response_size_mb = None;
+                }
+            }
             "database_url" => {
                 out.database_url = w.secret(value, &p);
             }
@@ -381,8 +393,7 @@ pub(crate) fn general_settings(w: &mut Walk<'_>, node: &Node, path: &str) -> Gen
             | "alert_types"
             | "alert_to_webhook_url"
             | "spend_report_frequency" => not_yet_active(w, value, &p, "alerting"),
-            "max_response_size_mb"
-            | "public_routes"
+            "public_routes"
             | "litellm_key_header_name"
             | "user_header_name"
             | "key_management_system"

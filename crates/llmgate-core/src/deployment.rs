@@ -92,8 +92,12 @@ pub struct DeploymentSpec {
     pub headers: Vec<(HeaderName, HeaderValue)>,
     /// `timeout`: the whole attempt's deadline.
     pub timeout: Option<Duration>,
-    /// `stream_timeout`: deadline for a stream's first byte.
+    /// `stream_timeout`: deadline for a stream's first byte (and, when `stream_idle_timeout` is
+    /// not set, the idle timeout between its events).
     pub stream_timeout: Option<Duration>,
+    /// `stream_idle_timeout` (llmgate's own): the longest wait between two events of a stream
+    /// after its head (the deployment's, else `router_settings.stream_idle_timeout`).
+    pub stream_idle_timeout: Option<Duration>,
     /// `max_retries`.
     pub max_retries: Option<u32>,
     /// `cooldown_time`: how long this deployment is taken out of rotation after failing
@@ -154,6 +158,7 @@ impl DeploymentSpec {
             headers: Vec::new(),
             timeout: None,
             stream_timeout: None,
+            stream_idle_timeout: None,
             max_retries: None,
             cooldown_time: None,
             rpm: None,

@@ -3,8 +3,8 @@
 //! On the request: [`RequestId`], [`crate::LlmRequest`], [`Principal`],
 //! [`crate::ModelAccess`], [`ModelGroup`],
 //! [`crate::Deployment`] (per attempt). On the response: [`crate::Deployment`] (who answered),
-//! [`ModelGroup`], [`Attempts`], [`UsageSlot`] (filled when the body ends), [`UpstreamTime`],
-//! [`Cost`], [`CacheStatus`].
+//! [`ModelGroup`], [`Attempts`], [`UsageSlot`] (filled when the body ends), [`StreamFailure`],
+//! [`UpstreamTime`], [`Cost`], [`CacheStatus`].
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -69,6 +69,29 @@ impl UsageSlot {
 
     /// The usage, if known yet.
     pub fn get(&self) -> Option<&Usage> {
+        self.0.get()
+    }
+}
+
+/// Where a stream's relay reports the error that ended it after its head (an idle upstream,
+/// invalid events, a broken connection), so the router can count it against the deployment
+/// when the body ends. Never set when the client goes away. Filled at most once.
+#[derive(Debug, Clone, Default)]
+pub struct StreamFailure(Arc<OnceLock<crate::ApiError>>);
+
+impl StreamFailure {
+    /// An empty slot.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records the error; later calls are ignored.
+    pub fn set(&self, error: crate::ApiError) {
+        let _ = self.0.set(error);
+    }
+
+    /// The error that ended the stream, if one did.
+    pub fn get(&self) -> Option<&crate::ApiError> {
         self.0.get()
     }
 }

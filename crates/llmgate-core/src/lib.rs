@@ -37,7 +37,7 @@ pub use deployment::{AwsParams, Deployment, DeploymentSpec, MockResponse, ModelI
 pub use error::{ApiError, BoxError, ErrorClass, ErrorContract, ErrorType, Origin};
 pub use ext::{
     Attempts, CacheStatus, Cost, ForcedErrors, ModelGroup, Principal, RequestId, RouteHint,
-    RouteSlot, Routed, UpstreamTime, UsageSlot,
+    RouteSlot, Routed, StreamFailure, UpstreamTime, UsageSlot,
 };
 pub use key::{Clock, ManualClock, SharedClock, SystemClock, VirtualKey};
 pub use provider::{ProviderKind, UnknownProvider};

@@ -4,7 +4,10 @@
 //! lone CR (also when a CRLF is split across reads), a leading BOM is skipped, `:` lines are
 //! comments, `data:` lines of one event are joined with `\n`, `event:` names it (`message`
 //! when unnamed), `id:` and `retry:` are kept, and an event missing its blank line at the end of
-//! the stream is not dispatched. It works on bytes, scanning for line ends with `memchr`; the
+//! the stream is not dispatched. One event (its unfinished line plus the data gathered so far)
+//! may hold at most a limit of bytes ([`DEFAULT_EVENT_LIMIT`], or [`decode_limited`]'s): an
+//! upstream sending one endless line ends the stream with [`EventStreamError::TooLarge`]
+//! instead of growing memory without bound. It works on bytes, scanning for line ends with `memchr`; the
 //! `eventsource-stream` crate used before parsed each line character by character with `nom`
 //! and cost ~6,000 instructions an event in a callgrind profile, more than the rest of the
 //! gateway's work on a streamed request.
@@ -62,13 +65,20 @@ pub struct Event {
     pub retry: Option<Duration>,
 }
 
+/// The most bytes one event may hold with [`decode`]: 64 MiB (llmgate's default
+/// `max_response_size_mb`).
+pub const DEFAULT_EVENT_LIMIT: usize = 64 * 1024 * 1024;
+
 /// Why decoding stopped.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum EventStreamError<E> {
     /// The byte stream failed.
     Transport(E),
     /// A line was not UTF-8.
     Utf8,
+    /// One event grew past the limit, in bytes.
+    TooLarge(usize),
 }
 
 impl<E: fmt::Display> fmt::Display for EventStreamError<E> {
@@ -76,6 +86,9 @@ impl<E: fmt::Display> fmt::Display for EventStreamError<E> {
         match self {
             EventStreamError::Transport(e) => write!(f, "the event stream broke: {e}"),
             EventStreamError::Utf8 => f.write_str("the event stream is not valid UTF-8"),
+            EventStreamError::TooLarge(limit) => {
+                write!(f, "one stream event is larger than {limit} bytes")
+            }
         }
     }
 }
@@ -84,7 +97,7 @@ impl<E: std::error::Error + 'static> std::error::Error for EventStreamError<E> {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             EventStreamError::Transport(e) => Some(e),
-            EventStreamError::Utf8 => None,
+            EventStreamError::Utf8 | EventStreamError::TooLarge(_) => None,
         }
     }
 }
@@ -105,16 +118,29 @@ pin_project! {
         after_cr: bool,
         started: bool,
         done: bool,
+        limit: usize,
     }
 }
 
-/// Decodes a stream of byte chunks (an upstream body) into events.
+/// Decodes a stream of byte chunks (an upstream body) into events, each at most
+/// [`DEFAULT_EVENT_LIMIT`] bytes.
 pub fn decode<S, B, E>(chunks: S) -> EventStream<S>
 where
     S: Stream<Item = Result<B, E>>,
     B: Buf,
 {
+    decode_limited(chunks, DEFAULT_EVENT_LIMIT)
+}
+
+/// Decodes like [`decode`], each event at most `limit` bytes (its data plus the line being
+/// read); a larger one ends the stream with [`EventStreamError::TooLarge`].
+pub fn decode_limited<S, B, E>(chunks: S, limit: usize) -> EventStream<S>
+where
+    S: Stream<Item = Result<B, E>>,
+    B: Buf,
+{
     EventStream {
+        limit,
         inner: chunks,
         buf: BytesMut::new(),
         event: String::new(),
@@ -168,6 +194,12 @@ where
             if *this.done {
                 // An event without its closing blank line is not dispatched.
                 return Poll::Ready(None);
+            }
+            if this.buf.len().saturating_add(this.data.len()) > *this.limit {
+                *this.done = true;
+                this.buf.clear();
+                this.data.clear();
+                return Poll::Ready(Some(Err(EventStreamError::TooLarge(*this.limit))));
             }
             match ready!(this.inner.as_mut().poll_next(cx)) {
                 Some(Ok(mut chunk)) => {
@@ -362,6 +394,34 @@ mod tests {
             got.as_slice(),
             [Ok(_), Err(EventStreamError::Transport(_))]
         ));
+    }
+
+    #[tokio::test]
+    async fn an_endless_line_or_event_ends_the_stream_at_the_limit() {
+        // One line that never ends: the decoder stops once it holds more than the limit.
+        let endless =
+            stream::iter((0..100).map(|_| Ok::<_, std::io::Error>(Bytes::from(vec![b'x'; 100]))));
+        let got: Vec<_> = decode_limited(endless, 1000).collect().await;
+        assert!(
+            matches!(got.as_slice(), [Err(EventStreamError::TooLarge(1000))]),
+            "{got:?}"
+        );
+        // Many short data lines of one event count together.
+        let lines = stream::iter(
+            (0..100).map(|_| Ok::<_, std::io::Error>(Bytes::from_static(b"data: 0123456789\n"))),
+        );
+        let got: Vec<_> = decode_limited(lines, 500).collect().await;
+        assert!(matches!(
+            got.as_slice(),
+            [Err(EventStreamError::TooLarge(500))]
+        ));
+        // Events under the limit pass, however many.
+        let small = stream::iter(
+            (0..100).map(|_| Ok::<_, std::io::Error>(Bytes::from_static(b"data: 0123456789\n\n"))),
+        );
+        let got: Vec<_> = decode_limited(small, 64).collect().await;
+        assert_eq!(got.len(), 100);
+        assert!(got.iter().all(Result::is_ok));
     }
 
     #[test]

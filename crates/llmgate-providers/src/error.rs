@@ -31,6 +31,10 @@ pub const REQUEST_TIMEOUT: &str = "request timeout";
 /// | [`Error::Timeout`] | 408 | yes | upstream |
 /// | [`Error::InvalidResponse`] | 502 | yes | upstream |
 /// | [`Error::StreamEnded`] | 502 | yes | upstream |
+/// | [`Error::InvalidStream`] | 502 | yes | upstream |
+/// | [`Error::StreamIdle`] | 408 | yes | upstream |
+/// | [`Error::ResponseTooLarge`] | 502 | yes | upstream |
+/// | [`Error::ShuttingDown`] | 503 | yes | internal |
 /// | [`Error::Upstream`] | the provider's | as the status says | upstream |
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -143,6 +147,54 @@ pub enum Error {
         deployment: Arc<str>,
     },
 
+    /// A stream event that is not what the dialect sends (for OpenAI's: a `data:` that is not
+    /// a JSON object nor `[DONE]`).
+    #[error(
+        "{provider} (deployment {deployment}): the upstream sent an invalid stream event: {detail}"
+    )]
+    InvalidStream {
+        /// The provider.
+        provider: ProviderKind,
+        /// The deployment id.
+        deployment: Arc<str>,
+        /// What was wrong (never the event itself).
+        detail: String,
+    },
+
+    /// No stream event arrived for the idle timeout after the response head.
+    #[error(
+        "{provider} (deployment {deployment}): the upstream sent no stream event for {limit:?} \
+         (`{setting}`)"
+    )]
+    StreamIdle {
+        /// The provider.
+        provider: ProviderKind,
+        /// The deployment id.
+        deployment: Arc<str>,
+        /// The idle timeout that passed.
+        limit: Duration,
+        /// Which setting set it: `stream_idle_timeout`, `stream_timeout` or the default.
+        setting: &'static str,
+    },
+
+    /// The answer (or one stream event) is larger than `max_response_size_mb`.
+    #[error(
+        "{provider} (deployment {deployment}): the upstream answer is larger than the \
+         {limit}-byte limit (`max_response_size_mb`)"
+    )]
+    ResponseTooLarge {
+        /// The provider.
+        provider: ProviderKind,
+        /// The deployment id.
+        deployment: Arc<str>,
+        /// The limit in bytes.
+        limit: u64,
+    },
+
+    /// The gateway is stopping and ended the stream before its grace period ran out.
+    #[error("the gateway is shutting down")]
+    ShuttingDown,
+
     /// The provider answered with an error status (or a mock error was asked for).
     #[error("{provider} (deployment {deployment}): {message}")]
     Upstream {
@@ -195,8 +247,11 @@ impl ErrorContract for Error {
             }
             Error::Unreachable { .. }
             | Error::InvalidResponse { .. }
-            | Error::StreamEnded { .. } => StatusCode::BAD_GATEWAY,
-            Error::Timeout { .. } => StatusCode::REQUEST_TIMEOUT,
+            | Error::StreamEnded { .. }
+            | Error::InvalidStream { .. }
+            | Error::ResponseTooLarge { .. } => StatusCode::BAD_GATEWAY,
+            Error::Timeout { .. } | Error::StreamIdle { .. } => StatusCode::REQUEST_TIMEOUT,
+            Error::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             Error::Upstream { status, .. } => *status,
         }
     }
@@ -204,7 +259,7 @@ impl ErrorContract for Error {
     fn error_type(&self) -> ErrorType {
         match self {
             Error::MissingExtension(_) | Error::Config { .. } | Error::Tls(_) => ErrorType::SERVER,
-            Error::Timeout { .. } => ErrorType::TIMEOUT,
+            Error::Timeout { .. } | Error::StreamIdle { .. } => ErrorType::TIMEOUT,
             Error::Upstream {
                 error_type: Some(t),
                 ..
@@ -222,6 +277,10 @@ impl ErrorContract for Error {
             Error::UnsupportedEndpoint { .. } => Some(Cow::Borrowed("unsupported_endpoint")),
             Error::InvalidResponse { .. } => Some(Cow::Borrowed("invalid_upstream_response")),
             Error::StreamEnded { .. } => Some(Cow::Borrowed("upstream_stream_broken")),
+            Error::InvalidStream { .. } => Some(Cow::Borrowed("upstream_invalid_stream")),
+            Error::StreamIdle { .. } => Some(Cow::Borrowed("stream_idle_timeout")),
+            Error::ResponseTooLarge { .. } => Some(Cow::Borrowed("upstream_response_too_large")),
+            Error::ShuttingDown => Some(Cow::Borrowed("gateway_shutting_down")),
             _ => None,
         }
     }
@@ -245,7 +304,11 @@ impl ErrorContract for Error {
             Error::Unreachable { .. }
             | Error::Timeout { .. }
             | Error::InvalidResponse { .. }
-            | Error::StreamEnded { .. } => true,
+            | Error::StreamEnded { .. }
+            | Error::InvalidStream { .. }
+            | Error::StreamIdle { .. }
+            | Error::ResponseTooLarge { .. }
+            | Error::ShuttingDown => true,
             Error::Upstream { status, .. } => status_is_retryable(*status),
         }
     }
@@ -258,7 +321,8 @@ impl ErrorContract for Error {
             Error::MissingExtension(_)
             | Error::Unsupported { .. }
             | Error::Config { .. }
-            | Error::Tls(_) => Origin::Internal,
+            | Error::Tls(_)
+            | Error::ShuttingDown => Origin::Internal,
             _ => Origin::Upstream,
         }
     }

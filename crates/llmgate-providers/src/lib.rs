@@ -66,13 +66,16 @@ mod mock;
 mod native;
 mod ollama;
 mod openai_compat;
+mod redact;
 mod service;
 mod stream;
 mod upstream_error;
+mod watch;
 
 pub use client::{UpstreamClient, UpstreamClientConfig};
 pub use error::{Error, REQUEST_TIMEOUT};
-pub use service::{ProviderService, ResponseFuture};
+pub use service::{ProviderService, ResponseFuture, DEFAULT_MAX_RESPONSE_BYTES};
+pub use watch::DEFAULT_STREAM_IDLE_TIMEOUT;
 
 use llmgate_core::ProviderKind;
 

@@ -8,7 +8,14 @@
 //! Deadlines: the request's `timeout` wins; else, for a stream, the deployment's
 //! `stream_timeout`, then its `timeout`; else the client's default. For a complete answer the
 //! deadline covers the response head and body; for a stream, the time to the response head
-//! (after that, events flow as the provider sends them).
+//! (after that, events flow as the provider sends them, each within the stream's idle timeout:
+//! see [`crate::watch`]).
+//!
+//! Sizes: a complete answer larger than [`ProviderService::max_response_bytes`] (64 MiB by
+//! default, `general_settings.max_response_size_mb`) is refused with a 502
+//! `upstream_response_too_large`, judged by its `Content-Length` before anything is read and
+//! by counting while reading (never buffering past the limit); the same limit bounds one
+//! stream event.
 
 use std::fmt;
 use std::future::Future;
@@ -22,15 +29,22 @@ use http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
 use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use llmgate_core::{body, BoxBody, BoxError, Deployment, LlmRequest, UsageSlot};
+use llmgate_core::{
+    body, BoxBody, BoxError, Deployment, LlmRequest, StreamCutoff, StreamFailure, UsageSlot,
+};
 
 use crate::client::UpstreamClient;
 use crate::dialect::Dialect;
 use crate::error::{chain, Error};
 use crate::mock;
 use crate::openai_compat::{self, Answer};
+use crate::redact;
 use crate::stream::Relay;
 use crate::upstream_error::{self, ERROR_BODY_LIMIT};
+use crate::watch::StreamWatch;
+
+/// The largest complete upstream answer (and stream event) read by default: 64 MiB.
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
 
 /// The terminal service: calls the deployment's provider and answers in OpenAI's shape.
 ///
@@ -41,15 +55,28 @@ pub struct ProviderService {
     inner: Arc<Inner>,
 }
 
-struct Inner {
-    client: UpstreamClient,
+#[derive(Clone)]
+pub(crate) struct Inner {
+    pub(crate) client: UpstreamClient,
+    /// The largest complete answer, and stream event, read.
+    pub(crate) max_response: usize,
+    /// Fired when the gateway stops: every stream in flight ends.
+    pub(crate) cutoff: StreamCutoff,
+}
+
+impl Inner {
+    /// The watch for a stream of `dep` whose head just arrived.
+    pub(crate) fn watch(&self, dep: &llmgate_core::DeploymentSpec) -> StreamWatch {
+        StreamWatch::new(dep, &self.cutoff)
+    }
 }
 
 impl fmt::Debug for ProviderService {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ProviderService")
             .field("client", &self.inner.client)
-            .finish()
+            .field("max_response", &self.inner.max_response)
+            .finish_non_exhaustive()
     }
 }
 
@@ -57,8 +84,29 @@ impl ProviderService {
     /// A service calling providers over `client`.
     pub fn new(client: UpstreamClient) -> Self {
         ProviderService {
-            inner: Arc::new(Inner { client }),
+            inner: Arc::new(Inner {
+                client,
+                max_response: DEFAULT_MAX_RESPONSE_BYTES,
+                cutoff: StreamCutoff::new(),
+            }),
         }
+    }
+
+    /// The largest complete answer (and stream event) read from a provider, in bytes (default
+    /// [`DEFAULT_MAX_RESPONSE_BYTES`]). A larger answer fails with a 502
+    /// `upstream_response_too_large`; a larger stream event ends its stream with that error.
+    #[must_use]
+    pub fn max_response_bytes(mut self, limit: usize) -> Self {
+        Arc::make_mut(&mut self.inner).max_response = limit;
+        self
+    }
+
+    /// Streams watch `cutoff`: once it fires, each ends at once with a 503
+    /// `gateway_shutting_down` error event and a clean end of its body.
+    #[must_use]
+    pub fn stream_cutoff(mut self, cutoff: StreamCutoff) -> Self {
+        Arc::make_mut(&mut self.inner).cutoff = cutoff;
+        self
     }
 }
 
@@ -108,7 +156,7 @@ impl<B> tower::Service<Request<B>> for ProviderService {
             inner: Box::pin(async move {
                 let llm = llm.ok_or(Error::MissingExtension("LlmRequest"))?;
                 let dep = dep.ok_or(Error::MissingExtension("Deployment"))?;
-                serve(&inner.client, llm, dep).await
+                serve(&inner, llm, dep).await
             }),
         }
     }
@@ -136,17 +184,18 @@ impl Future for ResponseFuture {
 }
 
 async fn serve(
-    client: &UpstreamClient,
+    inner: &Inner,
     llm: LlmRequest,
     dep: Deployment,
 ) -> Result<Response<BoxBody>, Error> {
+    let client = &inner.client;
     if let Some(m) = mock::pick(&llm, &dep) {
         return mock::respond(m, &llm, &dep);
     }
     let flavor = match Dialect::of(dep.provider) {
         Some(Dialect::OpenAiCompat(flavor)) => flavor,
         Some(Dialect::Native(dialect)) => {
-            return crate::native::service::serve(client, dialect, llm, dep).await
+            return crate::native::service::serve(inner, dialect, llm, dep).await
         }
         None => {
             return Err(Error::Unsupported {
@@ -166,9 +215,9 @@ async fn serve(
         "calling upstream",
     );
     if stream {
-        call_stream(client, req, &llm, dep, deadline).await
+        call_stream(inner, req, &llm, dep, deadline).await
     } else {
-        call_complete(client, req, dep, deadline).await
+        call_complete(inner, req, dep, deadline).await
     }
 }
 
@@ -219,23 +268,18 @@ impl Deadline {
 }
 
 async fn call_complete(
-    client: &UpstreamClient,
+    inner: &Inner,
     req: Request<http_body_util::Full<Bytes>>,
     dep: Deployment,
     deadline: Option<Deadline>,
 ) -> Result<Response<BoxBody>, Error> {
     let bytes = Deadline::run(deadline, &dep, async {
-        let res = send(client, req, &dep).await?;
+        let res = send(&inner.client, req, &dep).await?;
         let (parts, body) = res.into_parts();
         if !parts.status.is_success() {
             return Err(failure(&dep, parts.status, &parts.headers, body).await);
         }
-        let collected = body.collect().await.map_err(|e| Error::InvalidResponse {
-            provider: dep.provider,
-            deployment: dep.id.clone(),
-            detail: format!("the body broke off: {}", chain(&e)),
-        })?;
-        Ok(collected.to_bytes())
+        read_answer_body(&dep, &parts.headers, body, inner.max_response).await
     })
     .await?;
 
@@ -243,13 +287,14 @@ async fn call_complete(
         Answer::Ok(usage) => usage,
         Answer::Error => {
             // A 200 carrying an error object: the provider failed after all.
-            return Err(upstream_error::from_response(
+            let e = upstream_error::from_response(
                 dep.provider,
                 dep.id.clone(),
                 StatusCode::BAD_GATEWAY,
                 &http::HeaderMap::new(),
                 &bytes,
-            ));
+            );
+            return Err(redact::error(e, &dep));
         }
         Answer::Invalid(detail) => {
             return Err(Error::InvalidResponse {
@@ -272,14 +317,14 @@ async fn call_complete(
 }
 
 async fn call_stream(
-    client: &UpstreamClient,
+    inner: &Inner,
     req: Request<http_body_util::Full<Bytes>>,
     llm: &LlmRequest,
     dep: Deployment,
     deadline: Option<Deadline>,
 ) -> Result<Response<BoxBody>, Error> {
     let res = Deadline::run(deadline, &dep, async {
-        let res = send(client, req, &dep).await?;
+        let res = send(&inner.client, req, &dep).await?;
         if res.status().is_success() {
             return Ok(res);
         }
@@ -313,12 +358,15 @@ async fn call_stream(
     }
 
     let slot = UsageSlot::new();
+    let failure = StreamFailure::new();
     let relay = Relay::new(
         res.into_body(),
         slot.clone(),
         !llm.include_usage(),
-        dep.provider,
-        dep.id.clone(),
+        inner.watch(&dep),
+        inner.max_response,
+        dep.clone(),
+        failure.clone(),
     );
     let mut out = Response::new(BoxBody::new(relay));
     let headers = out.headers_mut();
@@ -326,6 +374,7 @@ async fn call_stream(
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     out.extensions_mut().insert(dep);
     out.extensions_mut().insert(slot);
+    out.extensions_mut().insert(failure);
     Ok(out)
 }
 
@@ -335,7 +384,10 @@ pub(crate) async fn send(
     dep: &Deployment,
 ) -> Result<Response<Incoming>, Error> {
     client.inner.request(req).await.map_err(|e| {
-        let err = upstream_error::transport(dep.provider, dep.id.clone(), &e);
+        let err = redact::error(
+            upstream_error::transport(dep.provider, dep.id.clone(), &e),
+            dep,
+        );
         tracing::debug!(deployment = %dep.id, error = %err, "upstream unreachable");
         err
     })
@@ -350,7 +402,49 @@ async fn failure(
 ) -> Error {
     let buf = read_error_body(body).await;
     tracing::debug!(deployment = %dep.id, %status, "upstream answered with an error");
-    upstream_error::from_response(dep.provider, dep.id.clone(), status, headers, &buf)
+    let e = upstream_error::from_response(dep.provider, dep.id.clone(), status, headers, &buf);
+    redact::error(e, dep)
+}
+
+/// A complete answer's body, at most `limit` bytes: a larger `Content-Length` is refused before
+/// anything is read, and reading stops as soon as the body passes the limit.
+pub(crate) async fn read_answer_body(
+    dep: &Deployment,
+    headers: &http::HeaderMap,
+    mut body: Incoming,
+    limit: usize,
+) -> Result<Bytes, Error> {
+    let too_large = || Error::ResponseTooLarge {
+        provider: dep.provider,
+        deployment: dep.id.clone(),
+        limit: u64::try_from(limit).unwrap_or(u64::MAX),
+    };
+    let length = headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if length.is_some_and(|n| n > u64::try_from(limit).unwrap_or(u64::MAX)) {
+        return Err(too_large());
+    }
+    let capacity = length
+        .and_then(|n| usize::try_from(n).ok())
+        .unwrap_or(0)
+        .min(limit);
+    let mut buf = BytesMut::with_capacity(capacity);
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| Error::InvalidResponse {
+            provider: dep.provider,
+            deployment: dep.id.clone(),
+            detail: format!("the body broke off: {}", chain(&e)),
+        })?;
+        if let Ok(data) = frame.into_data() {
+            if buf.len().saturating_add(data.len()) > limit {
+                return Err(too_large());
+            }
+            buf.extend_from_slice(&data);
+        }
+    }
+    Ok(buf.freeze())
 }
 
 /// Up to [`ERROR_BODY_LIMIT`] bytes of an error answer's body: what was read is what there is,

@@ -10,8 +10,15 @@
 //!   gateway asked for it, to meter the stream);
 //! - ends after `data: [DONE]`, reading what the upstream already sent so the connection can
 //!   go back to the pool, but never waiting for more;
+//! - checks each event's data is a JSON object (or `[DONE]`) before it goes out: anything else
+//!   (the OpenAI SDKs would raise `JSONDecodeError`) ends the stream with an
+//!   `upstream_invalid_stream` error event. The check is one pass of serde_json's parser into
+//!   [`serde::de::IgnoredAny`], which allocates nothing (about as costly as a `memchr` scan of
+//!   the event per byte, a few hundred nanoseconds for a typical chunk);
 //! - turns a broken upstream (body error, or end without `[DONE]`) into one OpenAI-shaped error
-//!   event (`502`, "upstream stream ended before completion") and a clean end of the body.
+//!   event (`502`, "upstream stream ended before completion") and a clean end of the body;
+//! - ends with an error event when the [`StreamWatch`] says so: no event for the idle timeout
+//!   (`stream_idle_timeout`), or the gateway's cutoff at a stop (`gateway_shutting_down`).
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -22,15 +29,18 @@ use futures_util::Stream;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyDataStream;
 use hyper::body::Incoming;
-use llmgate_core::sse::{self, Event, EventStream};
-use llmgate_core::{BoxError, ProviderKind, UsageSlot};
+use llmgate_core::sse::{self, Event, EventStream, EventStreamError};
+use llmgate_core::{BoxError, Deployment, DeploymentSpec, ProviderKind, StreamFailure, UsageSlot};
 use pin_project_lite::pin_project;
 
 use crate::error::{chain, Error};
 use crate::openai_compat::chunk_usage;
+use crate::redact;
+use crate::watch::StreamWatch;
 
 pin_project! {
     /// An OpenAI stream relayed from an upstream body.
+    #[project = RelayProj]
     pub(crate) struct Relay {
         #[pin]
         events: EventStream<BodyDataStream<Incoming>>,
@@ -40,6 +50,12 @@ pin_project! {
         strip_usage_chunk: bool,
         provider: ProviderKind,
         deployment: Arc<str>,
+        // The deployment, to redact its secrets from error events.
+        dep: Deployment,
+        watch: StreamWatch,
+        event_limit: usize,
+        // Where the error that ends the stream is reported, for the router.
+        failure: StreamFailure,
     }
 }
 
@@ -52,22 +68,29 @@ enum State {
 }
 
 impl Relay {
-    /// Relays `body`; `strip_usage_chunk` when the client did not ask for usage.
+    /// Relays `body`; `strip_usage_chunk` when the client did not ask for usage; each event at
+    /// most `event_limit` bytes.
     pub(crate) fn new(
         body: Incoming,
         slot: UsageSlot,
         strip_usage_chunk: bool,
-        provider: ProviderKind,
-        deployment: Arc<str>,
+        watch: StreamWatch,
+        event_limit: usize,
+        dep: Deployment,
+        failure: StreamFailure,
     ) -> Self {
         Relay {
-            events: sse::decode(BodyDataStream::new(body)),
+            events: sse::decode_limited(BodyDataStream::new(body), event_limit),
             state: State::Streaming,
             batch: BytesMut::new(),
             slot,
             strip_usage_chunk,
-            provider,
-            deployment,
+            provider: dep.provider,
+            deployment: dep.id.clone(),
+            dep,
+            watch,
+            event_limit,
+            failure,
         }
     }
 }
@@ -95,18 +118,51 @@ impl Body for Relay {
                 },
                 State::Streaming => {}
             }
+            if this.watch.is_cut() {
+                fail(
+                    &mut this,
+                    Error::ShuttingDown,
+                    "the gateway is shutting down",
+                );
+                return Poll::Ready(take(this.batch));
+            }
             let polled = match this.events.as_mut().poll_next(cx) {
-                Poll::Pending if this.batch.is_empty() => return Poll::Pending,
-                Poll::Pending => return Poll::Ready(take(this.batch)),
-                Poll::Ready(polled) => polled,
+                Poll::Pending => match this.watch.poll_stop(cx, *this.provider, this.deployment) {
+                    Poll::Pending if this.batch.is_empty() => return Poll::Pending,
+                    Poll::Pending => return Poll::Ready(take(this.batch)),
+                    Poll::Ready(e) => {
+                        let cause = e.to_string();
+                        fail(&mut this, e, &cause);
+                        return Poll::Ready(take(this.batch));
+                    }
+                },
+                Poll::Ready(polled) => {
+                    this.watch.event();
+                    polled
+                }
             };
-            let failure = match polled {
+            let (e, cause) = match polled {
                 Some(Ok(event)) => {
-                    match relay(&event, this.slot, *this.strip_usage_chunk, this.batch) {
+                    match relay(
+                        &event,
+                        this.slot,
+                        *this.strip_usage_chunk,
+                        this.dep,
+                        this.batch,
+                    ) {
                         Relayed::Continue => {}
                         Relayed::Done => {
                             this.batch.put_slice(sse::DONE);
                             *this.state = State::Draining;
+                        }
+                        Relayed::Invalid(detail) => {
+                            let e = Error::InvalidStream {
+                                provider: *this.provider,
+                                deployment: this.deployment.clone(),
+                                detail: detail.to_owned(),
+                            };
+                            fail(&mut this, e, detail);
+                            return Poll::Ready(take(this.batch));
                         }
                     }
                     if this.batch.len() >= BATCH_LIMIT {
@@ -114,22 +170,21 @@ impl Body for Relay {
                     }
                     continue;
                 }
-                Some(Err(e)) => chain(&e),
-                None => "the upstream closed the stream without `[DONE]`".to_owned(),
+                Some(Err(EventStreamError::TooLarge(_))) => (
+                    Error::ResponseTooLarge {
+                        provider: *this.provider,
+                        deployment: this.deployment.clone(),
+                        limit: u64::try_from(*this.event_limit).unwrap_or(u64::MAX),
+                    },
+                    "one stream event is larger than the limit".to_owned(),
+                ),
+                Some(Err(e)) => (broken(&this), chain(&e)),
+                None => (
+                    broken(&this),
+                    "the upstream closed the stream without `[DONE]`".to_owned(),
+                ),
             };
-            *this.state = State::Done;
-            tracing::warn!(
-                provider = %this.provider,
-                deployment = %this.deployment,
-                cause = %failure,
-                "upstream stream broke after its first event",
-            );
-            let e = Error::StreamEnded {
-                provider: *this.provider,
-                deployment: this.deployment.clone(),
-            }
-            .into_api();
-            this.batch.put_slice(&sse::error(&e));
+            fail(&mut this, e, &cause);
             return Poll::Ready(take(this.batch));
         }
     }
@@ -146,6 +201,31 @@ impl Body for Relay {
 /// A frame is sent once this many bytes of events are waiting, even if more are ready.
 const BATCH_LIMIT: usize = 16 * 1024;
 
+/// The error for an upstream that broke off.
+fn broken(this: &RelayProj<'_>) -> Error {
+    Error::StreamEnded {
+        provider: *this.provider,
+        deployment: this.deployment.clone(),
+    }
+}
+
+/// Ends the stream with `e` as one error event after the events already waiting.
+fn fail(this: &mut RelayProj<'_>, e: Error, cause: &str) {
+    *this.state = State::Done;
+    let e = redact::error(e, this.dep);
+    let cause = redact::redact(cause, this.dep);
+    tracing::warn!(
+        provider = %this.provider,
+        deployment = %this.deployment,
+        code = llmgate_core::ErrorContract::code(&e).as_deref().unwrap_or_default(),
+        %cause,
+        "upstream stream ended with an error after its first event",
+    );
+    let api = e.into_api();
+    this.batch.put_slice(&sse::error(&api));
+    this.failure.set(api);
+}
+
 /// The waiting events as one frame, if any.
 fn take(batch: &mut BytesMut) -> Option<Result<Frame<Bytes>, BoxError>> {
     (!batch.is_empty()).then(|| Ok(Frame::data(batch.split().freeze())))
@@ -156,12 +236,15 @@ pub(crate) enum Relayed {
     Continue,
     /// `[DONE]`.
     Done,
+    /// Not a JSON object: why.
+    Invalid(&'static str),
 }
 
 pub(crate) fn relay(
     event: &Event,
     slot: &UsageSlot,
     strip_usage_chunk: bool,
+    dep: &DeploymentSpec,
     out: &mut BytesMut,
 ) -> Relayed {
     let data = event.data.as_str();
@@ -176,14 +259,32 @@ pub(crate) fn relay(
     if data.trim_end() == "[DONE]" {
         return Relayed::Done;
     }
+    if let Err(why) = json_object(data) {
+        return Relayed::Invalid(why);
+    }
     if let Some((usage, usage_only)) = chunk_usage(data) {
         slot.set(usage);
         if usage_only && strip_usage_chunk {
             return Relayed::Continue;
         }
     }
-    frame(data, out);
+    if event.event == "error" || data.contains("\"error\"") {
+        // The upstream's own error, passed on: without the deployment's secrets.
+        frame(&redact::redact(data, dep), out);
+    } else {
+        frame(data, out);
+    }
     Relayed::Continue
+}
+
+/// Checks `data` is one JSON object without parsing it into values (nothing is allocated).
+fn json_object(data: &str) -> Result<(), &'static str> {
+    if !data.trim_start().starts_with('{') {
+        return Err("its data is not a JSON object");
+    }
+    serde_json::from_str::<serde::de::IgnoredAny>(data)
+        .map(drop)
+        .map_err(|_| "its data is not valid JSON")
 }
 
 /// Appends `data: ...\n\n`, one `data:` line per line of `data` (compact JSON has one).
@@ -210,11 +311,15 @@ mod tests {
         }
     }
 
+    fn dep() -> DeploymentSpec {
+        DeploymentSpec::new("d", "g", ProviderKind::OpenAi, "m")
+    }
+
     /// Relays one event; returns what was framed and the outcome.
     fn one(name: &str, data: &str, slot: &UsageSlot, strip: bool) -> (String, bool) {
         let mut out = BytesMut::new();
         let done = matches!(
-            relay(&event(name, data), slot, strip, &mut out),
+            relay(&event(name, data), slot, strip, &dep(), &mut out),
             Relayed::Done
         );
         (String::from_utf8(out.to_vec()).unwrap(), done)
@@ -236,6 +341,18 @@ mod tests {
         assert_eq!(one("message", "[DONE]", &slot, true), (String::new(), true));
         assert_eq!(one("ping", "{}", &slot, true), (String::new(), false));
         assert_eq!(one("message", "", &slot, true), (String::new(), false));
+        for bad in ["{\"a\": nope", "42", "[{}]", "\"x\"", "{} {}", "null"] {
+            let mut out = BytesMut::new();
+            assert!(
+                matches!(
+                    relay(&event("message", bad), &slot, true, &dep(), &mut out),
+                    Relayed::Invalid(_)
+                ),
+                "{bad}"
+            );
+            assert!(out.is_empty());
+        }
+        assert!(json_object(" {\"a\":[1,{\"b\":null}]} ").is_ok());
     }
 
     #[test]

@@ -164,9 +164,9 @@ async fn cut_mid_stream_ends_with_one_error_event() {
 }
 
 #[tokio::test]
-async fn invalid_event_data_is_forwarded_as_sent() {
-    // The relay does not parse chunks: a malformed one reaches the client as the upstream sent
-    // it, and the stream ends normally with [DONE].
+async fn invalid_event_data_ends_the_stream_with_an_error_event() {
+    // A `data:` that is not JSON never reaches the client (the OpenAI SDK would raise
+    // JSONDecodeError): one OpenAI error event instead, then a clean end without [DONE].
     let mock = MockProvider::start().await;
     mock.push(Behaviour::InvalidBody);
     let res = call(
@@ -177,7 +177,53 @@ async fn invalid_event_data_is_forwarded_as_sent() {
     .await
     .unwrap();
     let data = sse_data(&bytes(res).await);
-    assert_eq!(data, ["{\"id\": this is not json", "[DONE]"]);
+    assert_eq!(data.len(), 1, "{data:?}");
+    let err: Value = serde_json::from_str(&data[0]).unwrap();
+    assert_eq!(err["error"]["code"], "upstream_invalid_stream", "{err}");
+    assert!(
+        !err["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("this is not json"),
+        "{err}"
+    );
+
+    // JSON that is not an object (a number, an array) is as invalid, after valid chunks.
+    for bad in ["42", "[1,2]", "\"text\"", "{\"id\":1} trailing"] {
+        let good = r#"{"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"a"}}]}"#;
+        mock.push(raw_sse(&format!(
+            "data: {good}\n\ndata: {bad}\n\ndata: [DONE]\n\n"
+        )));
+        let res = call(
+            Endpoint::ChatCompletions,
+            &chat("hi", true),
+            spec("oa-0", ProviderKind::OpenAi, &mock.v1_url()),
+        )
+        .await
+        .unwrap();
+        let data = sse_data(&bytes(res).await);
+        assert_eq!(data.len(), 2, "{bad}: {data:?}");
+        assert_eq!(data[0], good);
+        let err: Value = serde_json::from_str(&data[1]).unwrap();
+        assert_eq!(
+            err["error"]["code"], "upstream_invalid_stream",
+            "{bad}: {err}"
+        );
+    }
+}
+
+/// A 200 event stream with exactly this body.
+fn raw_sse(body: &str) -> Behaviour {
+    let mut headers = http::HeaderMap::new();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/event-stream"),
+    );
+    Behaviour::Status {
+        status: http::StatusCode::OK,
+        body: bytes::Bytes::from(body.to_owned()),
+        headers,
+    }
 }
 
 #[tokio::test]

@@ -373,3 +373,59 @@ async fn missing_extensions_and_unsupported_providers() {
     assert!(!llmgate_providers::supports(ProviderKind::VertexAi));
     assert!(llmgate_providers::supports(ProviderKind::OpenRouter));
 }
+
+#[tokio::test]
+async fn upstream_errors_that_echo_the_key_are_redacted() {
+    // An upstream echoing the Authorization header it received (and its key) in its error:
+    // the client's error (and so every log line made from it) carries no key.
+    let mock = MockProvider::start().await;
+    let key = "plain-provider-key-0123";
+    let mut d = spec("echo-0", ProviderKind::OpenAi, &mock.v1_url());
+    d.api_key = Some(llmgate_core::Secret::new(key));
+    let echoes = [
+        format!("Invalid Authorization header: Bearer {key}"),
+        format!("key {key} was revoked"),
+        "Incorrect API key provided: sk-proj-abcdefghijklmnop1234".to_owned(),
+    ];
+    for message in &echoes {
+        mock.push(Behaviour::error(401, message.as_str()));
+        let e = call_err(Endpoint::ChatCompletions, &chat("hi", false), d.clone()).await;
+        assert_eq!(e.status(), 401);
+        let text = e.message().to_owned();
+        assert!(!text.contains(key), "{text}");
+        assert!(!text.contains("sk-proj-abcdefghijklmnop1234"), "{text}");
+        assert!(text.contains("[REDACTED]"), "{text}");
+        assert!(!e.to_string().contains(key));
+    }
+
+    // The same inside a stream's error event, and on a native dialect.
+    let anthropic = MockProvider::start_anthropic().await;
+    let mut a = spec("ant-0", ProviderKind::Anthropic, &anthropic.base_url());
+    a.api_key = Some(llmgate_core::Secret::new(key));
+    anthropic.push(Behaviour::json(
+        401,
+        &json!({"type": "error", "error": {"type": "authentication_error",
+            "message": format!("invalid x-api-key: {key}")}}),
+    ));
+    let e = call_err(Endpoint::ChatCompletions, &chat("hi", false), a).await;
+    assert!(!e.message().contains(key), "{}", e.message());
+
+    let body = format!(
+        "data: {{\"error\":{{\"message\":\"upstream said: Bearer {key}\",\"type\":\"server_error\"}}}}\n\n"
+    );
+    let mut headers = http::HeaderMap::new();
+    headers.insert(
+        "content-type",
+        http::HeaderValue::from_static("text/event-stream"),
+    );
+    mock.push(Behaviour::Status {
+        status: http::StatusCode::OK,
+        body: body.into(),
+        headers,
+    });
+    let res = call(Endpoint::ChatCompletions, &chat("hi", true), d)
+        .await
+        .unwrap();
+    let text = String::from_utf8(bytes(res).await.to_vec()).unwrap();
+    assert!(!text.contains(key), "{text}");
+}

@@ -9,8 +9,8 @@ use bytes::Bytes;
 use http::{HeaderValue, Response};
 use http_body::{Body, Frame, SizeHint};
 use llmgate_core::{
-    headers, ApiError, BoxBody, BoxError, ErrorClass, ErrorContract, ModelGroup, UpstreamTime,
-    UsageSlot,
+    headers, ApiError, BoxBody, BoxError, ErrorClass, ErrorContract, ModelGroup, StreamFailure,
+    UpstreamTime, UsageSlot,
 };
 use pin_project_lite::pin_project;
 use tokio::time::Instant;
@@ -60,10 +60,12 @@ impl Attempt {
         let usage = res.extensions().get::<UsageSlot>().cloned();
         if self.stream {
             self.member.state.record_ttft(elapsed, now);
-            // In flight until the stream ends (or the client goes away).
+            // In flight until the stream ends (or the client goes away); a failure after the
+            // head (idle, broken, invalid) counts against the deployment when it ends.
             let guard = InFlight {
                 attempt: Some(self),
                 usage,
+                failure: res.extensions().get::<StreamFailure>().cloned(),
             };
             return res.map(|body| BoxBody::new(Guarded { body, guard }));
         }
@@ -71,6 +73,7 @@ impl Attempt {
         InFlight {
             attempt: Some(self),
             usage,
+            failure: None,
         }
         .finish();
         res
@@ -79,9 +82,14 @@ impl Attempt {
     /// Counts a failure against the deployment when it says something about its health.
     /// The attempt's in-flight count ends when `self` drops, here.
     fn failed(self, e: &BoxError) {
-        let Some(api) = e.downcast_ref::<ApiError>() else {
-            return;
-        };
+        if let Some(api) = e.downcast_ref::<ApiError>() {
+            self.count_failure(api);
+        }
+    }
+
+    /// Counts a failure of this attempt against its deployment, cooling it down once past its
+    /// allowance.
+    fn count_failure(&self, api: &ApiError) {
         // Only the provider's own failures count against it: not the client's mistakes, and
         // not a deadline the client chose.
         if !api.counts_against_deployment() {
@@ -136,10 +144,11 @@ impl Drop for Attempt {
     }
 }
 
-/// Ends an attempt's in-flight count and records its tokens, once.
+/// Ends an attempt's in-flight count and records its tokens (and a stream's failure), once.
 struct InFlight {
     attempt: Option<Attempt>,
     usage: Option<UsageSlot>,
+    failure: Option<StreamFailure>,
 }
 
 impl InFlight {
@@ -149,6 +158,9 @@ impl InFlight {
         if let Some(u) = self.usage.as_ref().and_then(UsageSlot::get) {
             let minute = a.table.clock.minute(a.table.clock.now_ms());
             a.member.state.tokens.add(minute, u.total_tokens);
+        }
+        if let Some(api) = self.failure.as_ref().and_then(StreamFailure::get) {
+            a.count_failure(api);
         }
     }
 }

@@ -251,9 +251,14 @@ impl Gateway {
 
         let client = UpstreamClient::new(UpstreamClientConfig::default())
             .map_err(|e| BuildError::UpstreamClient(e.to_string()))?;
-        let provider = ProviderService::new(client);
-        // Fired by `cut_streams` when a stop's grace period runs out.
+        // Fired by `cut_streams` when a stop's grace period runs out: every stream relay
+        // watches it.
         let cutoff = StreamCutoff::new();
+        let max_response = usize::try_from(config.general_settings.max_response_body_bytes())
+            .unwrap_or(usize::MAX);
+        let provider = ProviderService::new(client)
+            .max_response_bytes(max_response)
+            .stream_cutoff(cutoff.clone());
         let background = config
             .general_settings
             .background_health_checks

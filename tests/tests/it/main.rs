@@ -19,6 +19,7 @@ mod metering;
 mod ollama_sidecar;
 mod quickstart;
 mod ratelimit;
+mod relay_faults;
 mod routing;
 mod serve_limits;
 mod spend;

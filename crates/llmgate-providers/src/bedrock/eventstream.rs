@@ -18,12 +18,12 @@ use std::task::{ready, Context, Poll};
 
 use aws_smithy_eventstream::frame::read_message_from;
 use bytes::{Bytes, BytesMut};
-use futures_util::Stream;
+use futures_util::{Stream, StreamExt};
 use http_body_util::BodyDataStream;
 use hyper::body::Incoming;
 use pin_project_lite::pin_project;
 
-use crate::native::relay::EventStreamBox;
+use crate::native::relay::{Broken, EventStreamBox};
 use crate::native::RawEvent;
 
 /// The largest message accepted (AWS's event-stream limit is 16 MiB).
@@ -34,7 +34,7 @@ const MIN_MESSAGE_LEN: usize = 16;
 
 /// Decodes a ConverseStream body.
 pub(super) fn decode(body: Incoming) -> EventStreamBox {
-    Box::pin(Frames::new(BodyDataStream::new(body)))
+    Box::pin(Frames::new(BodyDataStream::new(body)).map(|e| e.map_err(Broken::Cause)))
 }
 
 pin_project! {

@@ -7,25 +7,29 @@ use bytes::{Buf, Bytes, BytesMut};
 use futures_util::Stream;
 use pin_project_lite::pin_project;
 
+use super::relay::Broken;
 use super::RawEvent;
 
 pin_project! {
     /// Splits a byte stream into lines; blank lines are skipped, a last line without a newline
-    /// is still a line.
+    /// is still a line. A line longer than the limit ends the stream with
+    /// [`Broken::TooLarge`].
     pub(crate) struct Lines<S> {
         #[pin]
         inner: S,
         buf: BytesMut,
         done: bool,
+        limit: usize,
     }
 }
 
 impl<S> Lines<S> {
-    pub(crate) fn new(inner: S) -> Self {
+    pub(crate) fn new(inner: S, limit: usize) -> Self {
         Lines {
             inner,
             buf: BytesMut::new(),
             done: false,
+            limit,
         }
     }
 }
@@ -49,13 +53,18 @@ where
     S: Stream<Item = Result<Bytes, E>>,
     E: std::fmt::Display,
 {
-    type Item = Result<RawEvent, String>;
+    type Item = Result<RawEvent, Broken>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let mut this = self.project();
         loop {
             if let Some(line) = take_line(this.buf) {
                 return Poll::Ready(Some(Ok(RawEvent::Line(line))));
+            }
+            if this.buf.len() > *this.limit {
+                *this.done = true;
+                this.buf.clear();
+                return Poll::Ready(Some(Err(Broken::TooLarge)));
             }
             if *this.done {
                 let rest = this.buf.split().freeze();
@@ -73,7 +82,7 @@ where
                         data.advance(n);
                     }
                 }
-                Some(Err(e)) => return Poll::Ready(Some(Err(e.to_string()))),
+                Some(Err(e)) => return Poll::Ready(Some(Err(Broken::Cause(e.to_string())))),
                 None => *this.done = true,
             }
         }
@@ -92,7 +101,7 @@ mod tests {
             Ok(Bytes::from_static(b":2}\r\n\n")),
             Ok(Bytes::from_static(b"{\"c\":3}")),
         ];
-        let lines: Vec<_> = Lines::new(stream::iter(parts))
+        let lines: Vec<_> = Lines::new(stream::iter(parts), 1024)
             .map(|l| match l.unwrap() {
                 RawEvent::Line(b) => String::from_utf8(b.to_vec()).unwrap(),
                 other => panic!("{other:?}"),
@@ -100,5 +109,13 @@ mod tests {
             .collect()
             .await;
         assert_eq!(lines, ["{\"a\":1}", "{\"b\":2}", "{\"c\":3}"]);
+    }
+
+    #[tokio::test]
+    async fn an_endless_line_ends_the_stream_at_the_limit() {
+        let endless =
+            stream::iter((0..100).map(|_| Ok::<_, std::io::Error>(Bytes::from(vec![b'x'; 100]))));
+        let got: Vec<_> = Lines::new(endless, 1000).collect().await;
+        assert_eq!(got, [Err(Broken::TooLarge)]);
     }
 }

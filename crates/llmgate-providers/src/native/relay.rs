@@ -5,8 +5,9 @@
 //! framed as `data:` events at once. When the translator says the stream is done, the relay
 //! fills the [`UsageSlot`], sends a usage-only chunk (`choices: []`) if the client asked for
 //! `stream_options.include_usage`, then `data: [DONE]`. A broken upstream (body error, an end
-//! the translator does not accept, an error event) becomes one OpenAI error event and a clean
-//! end of the body.
+//! the translator does not accept, an error event, an event past the size limit) becomes one
+//! OpenAI error event and a clean end of the body; so does the [`StreamWatch`] firing (no event
+//! for the idle timeout, or the gateway's cutoff at a stop).
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -19,31 +20,48 @@ use http_body_util::BodyDataStream;
 use hyper::body::Incoming;
 use llmgate_core::sse;
 use llmgate_core::wire::ChatCompletionChunk;
-use llmgate_core::{BoxError, ProviderKind, UsageSlot};
+use llmgate_core::{BoxError, Deployment, ProviderKind, StreamFailure, UsageSlot};
 
 use super::{ndjson::Lines, Flow, Framing, NativeDialect, RawEvent, Translator};
 use crate::error::Error;
+use crate::redact;
+use crate::watch::StreamWatch;
 
 /// A frame is sent once this many bytes of events are waiting, even if more are ready.
 const BATCH_LIMIT: usize = 16 * 1024;
 
 /// A decoded upstream event stream.
-pub(crate) type EventStreamBox = Pin<Box<dyn Stream<Item = Result<RawEvent, String>> + Send>>;
+pub(crate) type EventStreamBox = Pin<Box<dyn Stream<Item = Result<RawEvent, Broken>> + Send>>;
 
-/// Decodes `body` by the dialect's framing.
+/// Why a decoded stream stopped early.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Broken {
+    /// The body or its framing broke: the cause.
+    Cause(String),
+    /// One event grew past the size limit.
+    TooLarge,
+}
+
+/// Decodes `body` by the dialect's framing, each event at most `event_limit` bytes.
 pub(crate) fn decode(
     dialect: &'static dyn NativeDialect,
     body: Incoming,
+    event_limit: usize,
 ) -> Option<EventStreamBox> {
     match dialect.framing() {
-        Framing::Sse => Some(Box::pin(sse::decode(BodyDataStream::new(body)).map(|e| {
-            e.map(|e| RawEvent::Sse {
-                event: e.event,
-                data: e.data,
-            })
-            .map_err(|e| e.to_string())
-        }))),
-        Framing::Ndjson => Some(Box::pin(Lines::new(BodyDataStream::new(body)))),
+        Framing::Sse => Some(Box::pin(
+            sse::decode_limited(BodyDataStream::new(body), event_limit).map(|e| {
+                e.map(|e| RawEvent::Sse {
+                    event: e.event,
+                    data: e.data,
+                })
+                .map_err(|e| match e {
+                    sse::EventStreamError::TooLarge(_) => Broken::TooLarge,
+                    other => Broken::Cause(other.to_string()),
+                })
+            }),
+        )),
+        Framing::Ndjson => Some(Box::pin(Lines::new(BodyDataStream::new(body), event_limit))),
         Framing::AwsEventStream => dialect.decode_aws(body),
     }
 }
@@ -63,16 +81,28 @@ pub(crate) struct TranslatedRelay {
     done: bool,
     provider: ProviderKind,
     deployment: Arc<str>,
+    /// The deployment, to redact its secrets from an error event.
+    dep: Deployment,
+    watch: StreamWatch,
+    event_limit: usize,
+    /// Where the error that ends the stream is reported, for the router.
+    failure: StreamFailure,
 }
 
 impl TranslatedRelay {
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "a private constructor with one caller; each argument is a distinct part"
+    )]
     pub(crate) fn new(
         events: EventStreamBox,
         translator: Box<dyn Translator>,
         slot: UsageSlot,
         include_usage: bool,
-        provider: ProviderKind,
-        deployment: Arc<str>,
+        watch: StreamWatch,
+        event_limit: usize,
+        dep: Deployment,
+        failure: StreamFailure,
     ) -> Self {
         TranslatedRelay {
             events,
@@ -83,8 +113,12 @@ impl TranslatedRelay {
             include_usage,
             last: None,
             done: false,
-            provider,
-            deployment,
+            provider: dep.provider,
+            deployment: dep.id.clone(),
+            dep,
+            watch,
+            event_limit,
+            failure,
         }
     }
 
@@ -127,13 +161,18 @@ impl TranslatedRelay {
 
     fn fail(&mut self, error: Error, cause: &str) {
         self.push_chunks();
+        let error = redact::error(error, &self.dep);
+        let cause = redact::redact(cause, &self.dep);
         tracing::warn!(
             provider = %self.provider,
             deployment = %self.deployment,
+            code = llmgate_core::ErrorContract::code(&error).as_deref().unwrap_or_default(),
             %cause,
-            "upstream stream broke after its first event",
+            "upstream stream ended with an error after its first event",
         );
-        self.pending.put_slice(&sse::error(&error.into_api()));
+        let api = error.into_api();
+        self.pending.put_slice(&sse::error(&api));
+        self.failure.set(api);
         self.done = true;
     }
 
@@ -163,10 +202,24 @@ impl Body for TranslatedRelay {
             if this.done {
                 return Poll::Ready(this.take());
             }
+            if this.watch.is_cut() {
+                this.fail(Error::ShuttingDown, "the gateway is shutting down");
+                continue;
+            }
             let polled = match this.events.as_mut().poll_next(cx) {
-                Poll::Pending if this.pending.is_empty() => return Poll::Pending,
-                Poll::Pending => return Poll::Ready(this.take()),
-                Poll::Ready(polled) => polled,
+                Poll::Pending => match this.watch.poll_stop(cx, this.provider, &this.deployment) {
+                    Poll::Pending if this.pending.is_empty() => return Poll::Pending,
+                    Poll::Pending => return Poll::Ready(this.take()),
+                    Poll::Ready(e) => {
+                        let cause = e.to_string();
+                        this.fail(e, &cause);
+                        continue;
+                    }
+                },
+                Poll::Ready(polled) => {
+                    this.watch.event();
+                    polled
+                }
             };
             match polled {
                 Some(Ok(event)) => match this.translator.event(event, &mut this.chunks) {
@@ -177,7 +230,15 @@ impl Body for TranslatedRelay {
                         this.fail(e, &cause);
                     }
                 },
-                Some(Err(cause)) => {
+                Some(Err(Broken::TooLarge)) => {
+                    let e = Error::ResponseTooLarge {
+                        provider: this.provider,
+                        deployment: this.deployment.clone(),
+                        limit: u64::try_from(this.event_limit).unwrap_or(u64::MAX),
+                    };
+                    this.fail(e, "one stream event is larger than the limit");
+                }
+                Some(Err(Broken::Cause(cause))) => {
                     let e = this.broken();
                     this.fail(e, &cause);
                 }

@@ -4,22 +4,22 @@
 use bytes::Bytes;
 use http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
 use http::Response;
-use http_body_util::BodyExt;
-use llmgate_core::{body, BoxBody, Deployment, Endpoint, LlmRequest, UsageSlot};
+use llmgate_core::{body, BoxBody, Deployment, Endpoint, LlmRequest, StreamFailure, UsageSlot};
 
 use super::relay::{self, TranslatedRelay};
 use super::{Ctx, NativeDialect};
-use crate::client::UpstreamClient;
-use crate::error::{chain, Error};
-use crate::service::{read_error_body, send, Deadline};
+use crate::error::Error;
+use crate::redact;
+use crate::service::{read_answer_body, read_error_body, send, Deadline, Inner};
 
 /// Serves `llm` on `dep` through `dialect`.
 pub(crate) async fn serve(
-    client: &UpstreamClient,
+    inner: &Inner,
     dialect: &'static dyn NativeDialect,
     llm: LlmRequest,
     dep: Deployment,
 ) -> Result<Response<BoxBody>, Error> {
+    let client = &inner.client;
     let ctx = Ctx::new(&llm, &dep);
     let stream = llm.is_stream();
     if stream && llm.endpoint() == Endpoint::Completions {
@@ -47,47 +47,48 @@ pub(crate) async fn serve(
         let (parts, body) = res.into_parts();
         let buf = read_error_body(body).await;
         tracing::debug!(deployment = %dep.id, status = %parts.status, "upstream answered with an error");
-        Err(dialect.error(&dep, parts.status, &parts.headers, &buf))
+        Err(redact::error(
+            dialect.error(&dep, parts.status, &parts.headers, &buf),
+            &dep,
+        ))
     };
 
     if stream {
         let res = Deadline::run(deadline, &dep, call).await?;
         let events =
-            relay::decode(dialect, res.into_body()).ok_or_else(|| Error::InvalidResponse {
-                provider: dep.provider,
-                deployment: dep.id.clone(),
-                detail: "the dialect cannot decode its stream framing".to_owned(),
+            relay::decode(dialect, res.into_body(), inner.max_response).ok_or_else(|| {
+                Error::InvalidResponse {
+                    provider: dep.provider,
+                    deployment: dep.id.clone(),
+                    detail: "the dialect cannot decode its stream framing".to_owned(),
+                }
             })?;
         let slot = UsageSlot::new();
+        let failure = StreamFailure::new();
         let relay = TranslatedRelay::new(
             events,
             dialect.translator(&ctx),
             slot.clone(),
             llm.include_usage(),
-            dep.provider,
-            dep.id.clone(),
+            inner.watch(&dep),
+            inner.max_response,
+            dep.clone(),
+            failure.clone(),
         );
         let mut out = Response::new(BoxBody::new(relay));
         let headers = out.headers_mut();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
         headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
         out.extensions_mut().insert(slot);
+        out.extensions_mut().insert(failure);
         out.extensions_mut().insert(dep);
         return Ok(out);
     }
 
     let bytes: Bytes = Deadline::run(deadline, &dep, async {
         let res = call.await?;
-        let collected = res
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| Error::InvalidResponse {
-                provider: dep.provider,
-                deployment: dep.id.clone(),
-                detail: format!("the body broke off: {}", chain(&e)),
-            })?;
-        Ok(collected.to_bytes())
+        let (parts, body) = res.into_parts();
+        read_answer_body(&dep, &parts.headers, body, inner.max_response).await
     })
     .await?;
     let answered = dialect.read_answer(&ctx, &bytes)?;
