@@ -215,9 +215,7 @@ fn litellm_params(w: &mut Walk<'_>, node: &Node, path: &str) -> Option<(LitellmP
                 not_yet_active(w, value, &p, "region-based routing");
             }
             "cooldown_time" => {
-                out.cooldown_time = w
-                    .non_negative(value, &p)
-                    .map(std::time::Duration::from_secs_f64);
+                out.cooldown_time = w.non_negative_seconds(value, &p);
             }
             "max_parallel_requests" => {
                 out.max_parallel_requests = w.u64(value, &p);

@@ -10,7 +10,6 @@
 //! - a LiteLLM key llmgate does not support, or a key nobody knows: a warning.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use serde_json::Map;
 
@@ -116,7 +115,7 @@ pub(crate) fn router_settings(w: &mut Walk<'_>, node: &Node, path: &str) -> Rout
                 out.allowed_fails = w.u32(value, &p);
             }
             "cooldown_time" => {
-                out.cooldown_time = w.non_negative(value, &p).map(Duration::from_secs_f64);
+                out.cooldown_time = w.non_negative_seconds(value, &p);
             }
             "disable_cooldowns" => {
                 out.disable_cooldowns = w.bool(value, &p);

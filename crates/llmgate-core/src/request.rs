@@ -113,11 +113,13 @@ impl GatewayParams {
                 .ok_or_else(|| field_error("mock_testing_fallbacks", "a boolean"))?;
         }
         if let Some(v) = extra.remove("timeout") {
-            let secs = v
+            // `try_`: a finite but huge number (1e300) does not fit a Duration.
+            let timeout = v
                 .as_f64()
                 .filter(|s| s.is_finite() && *s > 0.0)
+                .and_then(|s| Duration::try_from_secs_f64(s).ok())
                 .ok_or_else(|| field_error("timeout", "a positive number of seconds"))?;
-            p.timeout = Some(Duration::from_secs_f64(secs));
+            p.timeout = Some(timeout);
         }
         if let Some(v) = extra.remove("num_retries") {
             let n = v
