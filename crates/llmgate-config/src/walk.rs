@@ -205,19 +205,6 @@ impl Walk<'_> {
         Some(v)
     }
 
-    /// A number of seconds that is zero or more (`cooldown_time`); too large for a duration
-    /// (1e300) is reported, not a panic.
-    pub(crate) fn non_negative_seconds(&mut self, node: &Node, path: &str) -> Option<Duration> {
-        let v = self.non_negative(node, path)?;
-        match Duration::try_from_secs_f64(v) {
-            Ok(d) => Some(d),
-            Err(_) => {
-                self.report.error(path, "number of seconds too large");
-                None
-            }
-        }
-    }
-
     /// A whole number that is zero or more (`100` and `100.0` both read as 100).
     pub(crate) fn u64(&mut self, node: &Node, path: &str) -> Option<u64> {
         if let Node::Num(n) = node {
