@@ -328,11 +328,13 @@ impl Line {
             },
             cost: self.cost_bits.map(f64::from_bits).or(self.cost),
             status: self.status,
-            outcome: self.outcome.unwrap_or(if (200..400).contains(&self.status) {
-                Outcome::Success
-            } else {
-                Outcome::Error
-            }),
+            outcome: self
+                .outcome
+                .unwrap_or(if (200..400).contains(&self.status) {
+                    Outcome::Success
+                } else {
+                    Outcome::Error
+                }),
             usage_estimated: self.usage_estimated,
             stream: self.stream,
             cache_hit: self.cache_hit,

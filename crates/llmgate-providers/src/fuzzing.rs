@@ -18,12 +18,14 @@ use bytes::{Bytes, BytesMut};
 use futures_util::{stream, Stream, StreamExt};
 use http::{HeaderMap, StatusCode};
 use http_body::Body;
-use llmgate_core::{sse, UsageSlot};
+use llmgate_core::{sse, Deployment, StreamCutoff, StreamFailure, UsageSlot};
 use llmgate_core::{AwsParams, DeploymentSpec, Endpoint, LlmRequest, ProviderKind, Secret};
 
 use crate::dialect::Flavor;
-use crate::native::relay::{EventStreamBox, TranslatedRelay};
+use crate::native::relay::{Broken, EventStreamBox, TranslatedRelay};
 use crate::native::{ndjson::Lines, Ctx, Framing, NativeDialect, RawEvent};
+use crate::service::DEFAULT_MAX_RESPONSE_BYTES;
+use crate::watch::StreamWatch;
 
 /// The providers with a native dialect.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -172,12 +174,12 @@ fn collect<B: Body<Data = Bytes> + Unpin>(mut body: B) -> (Vec<u8>, bool) {
 
 /// The NDJSON framing (Ollama's streams): the lines, or the error that ended them.
 pub fn ndjson(chunks: Vec<Bytes>) -> Vec<Result<Bytes, String>> {
-    drain(Lines::new(reads(chunks)))
+    drain(Lines::new(reads(chunks), DEFAULT_MAX_RESPONSE_BYTES))
         .into_iter()
         .map(|item| match item {
             Ok(RawEvent::Line(line)) => Ok(line),
             Ok(other) => Err(format!("not a line: {other:?}")),
-            Err(e) => Err(e),
+            Err(e) => Err(format!("{e:?}")),
         })
         .collect()
 }
@@ -194,7 +196,7 @@ pub fn aws_frames(chunks: Vec<Bytes>) -> Vec<Result<(String, Bytes), String>> {
                 ..
             }) => Ok((event_type, payload)),
             Ok(other) => Err(format!("not an AWS message: {other:?}")),
-            Err(e) => Err(e),
+            Err(e) => Err(format!("{e:?}")),
         })
         .collect()
 }
@@ -236,11 +238,12 @@ pub fn openai_answer(body: &[u8]) -> bool {
 /// `[DONE]`: the bytes the client would get.
 pub fn openai_stream(chunks: Vec<Bytes>, strip_usage_chunk: bool) -> Vec<u8> {
     let slot = UsageSlot::new();
+    let dep = DeploymentSpec::new("fuzz-0", "fuzz", ProviderKind::OpenAi, "gpt-4o");
     let mut out = BytesMut::new();
     for event in drain(sse::decode(reads(chunks))) {
         let Ok(event) = event else { break };
         if matches!(
-            crate::stream::relay(&event, &slot, strip_usage_chunk, &mut out),
+            crate::stream::relay(&event, &slot, strip_usage_chunk, &dep, &mut out),
             crate::stream::Relayed::Done
         ) {
             break;
@@ -294,9 +297,9 @@ pub fn native_stream(
                 event: e.event,
                 data: e.data,
             })
-            .map_err(|e| e.to_string())
+            .map_err(|e| Broken::Cause(e.to_string()))
         })),
-        Framing::Ndjson => Box::pin(Lines::new(reads(chunks))),
+        Framing::Ndjson => Box::pin(Lines::new(reads(chunks), DEFAULT_MAX_RESPONSE_BYTES)),
         Framing::AwsEventStream => crate::bedrock::frames(reads(chunks)),
     };
     let ctx = Ctx::new(llm, &dep);
@@ -305,8 +308,10 @@ pub fn native_stream(
         dialect.translator(&ctx),
         UsageSlot::new(),
         llm.include_usage(),
-        dep.provider,
-        Arc::clone(&dep.id),
+        StreamWatch::new(&dep, &StreamCutoff::new()),
+        DEFAULT_MAX_RESPONSE_BYTES,
+        Deployment(Arc::new(dep.clone())),
+        StreamFailure::new(),
     );
     collect(relay).0
 }

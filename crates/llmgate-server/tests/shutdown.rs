@@ -419,11 +419,10 @@ async fn a_stream_outlasting_the_grace_period_is_cut_and_the_stop_ends_within_it
     );
 }
 
-/// The cut stream ends with an error event and is recorded. Ignored until the stream relays
-/// watch `Gateway::stream_cutoff` and metering charges a cut stream (other branches of issue
-/// 12 items 2 and 13): then it must pass.
+/// A stream still running when the grace period ends gets the `gateway_shutting_down` error
+/// event before its end (not a cut at the socket), and is recorded as cut with a cost
+/// (issue 12 item 13).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the stream relays to end on Gateway::cut_streams (issue 12 item 13, relay side)"]
 async fn a_stream_cut_at_the_grace_end_gets_an_error_event_and_is_recorded() {
     let upstream = MockProvider::start().await;
     let dir = test_dir("grace-cut-event");
@@ -458,9 +457,27 @@ async fn a_stream_cut_at_the_grace_end_gets_an_error_event_and_is_recorded() {
         .unwrap_or_default();
     gate.release();
     assert!(
-        text.contains("\"error\""),
+        text.contains("\"error\"") && text.contains("gateway_shutting_down"),
         "an error event before the end: {text}"
     );
-    let (rows, _cost, _spend) = stored(&open_store(&dir, None).await, &token).await;
+    let store = open_store(&dir, None).await;
+    let (rows, cost, spend) = stored(&store, &token).await;
     assert_eq!(rows, 1, "the cut stream is recorded");
+    assert!(
+        cost > 0.0 && close(cost, spend),
+        "charged: cost {cost}, key spend {spend}"
+    );
+    let logs = store
+        .spend_logs(&LogFilter {
+            key_token: Some(token.clone()),
+            limit: 10,
+            ..LogFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        logs[0].outcome.as_deref(),
+        Some("gateway_shutdown"),
+        "{logs:?}"
+    );
 }

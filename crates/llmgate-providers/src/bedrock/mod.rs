@@ -123,7 +123,10 @@ where
     S: futures_util::Stream<Item = Result<Bytes, E>> + Send + 'static,
     E: std::fmt::Display + 'static,
 {
-    Box::pin(eventstream::Frames::new(reads))
+    use futures_util::StreamExt as _;
+    Box::pin(
+        eventstream::Frames::new(reads).map(|e| e.map_err(crate::native::relay::Broken::Cause)),
+    )
 }
 
 /// The model id sent upstream: the deployment's model without LiteLLM's `converse/` route.
