@@ -487,7 +487,7 @@ fn http_limits_are_checked() {
     assert_eq!(
         load_err(yaml, &env(&[])),
         [
-            "error: general_settings.llmgate_request_header_timeout: number of seconds too large",
+            "error: general_settings.llmgate_request_header_timeout: too many seconds: at most 3155760000 (100 years)",
             "error: general_settings.llmgate_request_body_timeout: expected a positive number of seconds",
             "error: general_settings.llmgate_max_header_bytes: must be from 1024 to 1048575",
             "error: general_settings.llmgate_max_headers: must be from 1 to 256",

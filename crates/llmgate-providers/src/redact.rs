@@ -146,9 +146,21 @@ fn patterns(text: &str) -> Option<String> {
         let at_word_start = i == 0 || !token_byte(bytes[i - 1]);
         if at_word_start && token_byte(bytes[i]) {
             let end = token_end(bytes, i);
+            // A sentence's full stop after a key is not part of it.
+            let key_end = end
+                - bytes[i..end]
+                    .iter()
+                    .rev()
+                    .take_while(|b| **b == b'.')
+                    .count();
             let word = &text[i..end];
-            if key_shaped(word) {
-                spans.push((i, end));
+            // `secret=value` is one token: the name ends at the `=`.
+            let name_end = bytes[i..end]
+                .iter()
+                .position(|b| *b == b'=')
+                .map_or(end, |n| i + n);
+            if key_shaped(&text[i..key_end]) {
+                spans.push((i, key_end));
             } else if word.eq_ignore_ascii_case("bearer") {
                 // `Bearer <token>`: the token after the spaces.
                 let start = end + bytes[end..].iter().take_while(|b| **b == b' ').count();
@@ -158,9 +170,9 @@ fn patterns(text: &str) -> Option<String> {
                     i = token_to;
                     continue;
                 }
-            } else if names_a_secret(word) {
+            } else if names_a_secret(&text[i..name_end]) {
                 // `key: value`, `"token": "value"`, `secret=value`.
-                let mut j = end;
+                let mut j = name_end;
                 while j < bytes.len() && matches!(bytes[j], b'"' | b'\'' | b' ' | b'\\') {
                     j += 1;
                 }

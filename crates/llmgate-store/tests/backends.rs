@@ -154,7 +154,7 @@ async fn sqlite_opens_in_wal_mode_and_migrates_once() {
         .fetch_one(&mut conn)
         .await
         .unwrap();
-    assert_eq!(applied, 2, "keys, spend logs");
+    assert_eq!(applied, 3, "keys, spend logs, spend outcome");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

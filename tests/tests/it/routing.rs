@@ -204,13 +204,15 @@ async fn latency_based_prefers_the_fast_deployment_and_remeasures_after_ttl() {
     assert_eq!((slow.request_count(), fast.request_count()), (2, 22));
 }
 
-#[tokio::test(start_paused = true)]
+/// On the real clock: a paused one jumps to the relay's idle timer while the mock's bytes are
+/// still on their way over loopback, which ends the stream with a spurious idle timeout.
+#[tokio::test]
 async fn latency_based_ranks_streams_by_time_to_first_byte() {
-    // "late" answers its head after 200 ms; "steady" at once, then one event every 500 ms,
+    // "late" answers its head after 200 ms; "steady" at once, then one event every 100 ms,
     // so its whole answer is the slower one.
     let (late, steady) = (MockProvider::start().await, MockProvider::start().await);
     late.set_default(Behaviour::Ok.delayed(Duration::from_millis(200)));
-    steady.set_default(Behaviour::Ok.paced(Duration::from_millis(500)));
+    steady.set_default(Behaviour::Ok.paced(Duration::from_millis(100)));
     let yaml = config(
         &[
             deployment("gpt", "late", &late.v1_url(), &[]),
