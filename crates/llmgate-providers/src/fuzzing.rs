@@ -111,7 +111,7 @@ pub fn sample_request(b: u8) -> Option<LlmRequest> {
 /// of the family the endpoint needs (`selector` picks between Titan and Cohere embeddings).
 fn deployment(native: Native, llm: &LlmRequest, selector: u8) -> DeploymentSpec {
     let model = match (native, llm.endpoint()) {
-        (Native::Bedrock, Endpoint::Embeddings) if selector % 2 == 0 => {
+        (Native::Bedrock, Endpoint::Embeddings) if selector.is_multiple_of(2) => {
             "amazon.titan-embed-text-v2:0"
         }
         (Native::Bedrock, Endpoint::Embeddings) => "cohere.embed-english-v3",

@@ -2,6 +2,8 @@
 //! the header count cap and the connection cap (issue 12, item 3). Raw TCP, so the test sees
 //! exactly what a client sees.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
