@@ -390,7 +390,10 @@ mod tests {
         ))];
         let got: Vec<_> = decode(stream::iter(bad)).collect().await;
         // Nothing after the error, whether it came in the same read or a later one.
-        assert!(matches!(got.as_slice(), [Err(EventStreamError::Utf8)]), "{got:?}");
+        assert!(
+            matches!(got.as_slice(), [Err(EventStreamError::Utf8)]),
+            "{got:?}"
+        );
         let broken = vec![
             Ok(Bytes::from_static(b"data: a\n\n")),
             Err(std::io::Error::other("reset")),
