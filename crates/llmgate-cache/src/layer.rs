@@ -130,6 +130,11 @@ impl CacheLayer {
         self.store.kind()
     }
 
+    /// The store (readiness pings it).
+    pub fn store(&self) -> &Arc<dyn CacheStore> {
+        &self.store
+    }
+
     pub(crate) fn caches(&self, e: Endpoint) -> bool {
         self.endpoints[index(e)]
     }

@@ -207,6 +207,20 @@ impl CacheStore for RedisStore {
     fn kind(&self) -> &'static str {
         "redis"
     }
+
+    fn ping(&self) -> StoreFuture<()> {
+        let inner = self.inner.clone();
+        Box::pin(async move {
+            let mut conn = inner.manager()?;
+            redis::cmd("PING")
+                .query_async::<()>(&mut conn)
+                .await
+                .map_err(|e| inner.failed(&e))?;
+            // Answered: requests need not wait out the rest of the skip window.
+            inner.down_until.store(0, Ordering::Relaxed);
+            Ok(())
+        })
+    }
 }
 
 #[cfg(test)]

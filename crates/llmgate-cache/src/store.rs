@@ -32,6 +32,11 @@ pub trait CacheStore: Send + Sync + fmt::Debug + 'static {
 
     /// A short name for logs and `/health/readiness` (`local`, `redis`).
     fn kind(&self) -> &'static str;
+
+    /// Whether the store answers now, for readiness. A store without I/O always does.
+    fn ping(&self) -> StoreFuture<()> {
+        Box::pin(future::ready(Ok(())))
+    }
 }
 
 /// The in-memory store (`cache_params.type: local`): a [moka] cache bounded by both a number

@@ -79,6 +79,7 @@ mod record;
 mod service;
 mod sink;
 mod spill;
+mod status;
 mod tally;
 
 pub use body::ResponseBody;
@@ -91,3 +92,4 @@ pub use queue::{QueueConfig, QueueFull, SpendQueue};
 pub use record::{Outcome, SpendRecord};
 pub use service::Metering;
 pub use sink::{MemorySink, SpendSink};
+pub use status::{WriteFailure, WriterStatus};

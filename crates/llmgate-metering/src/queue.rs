@@ -103,6 +103,7 @@ struct Shared {
     /// The writer has drained for the last time.
     finished: AtomicBool,
     counters: QueueCounters,
+    health: crate::status::Health,
 }
 
 /// The spend queue. Cheap to clone; spawns nothing until the first record (or
@@ -164,6 +165,7 @@ impl SpendQueue {
                 sending: AtomicUsize::new(0),
                 finished: AtomicBool::new(false),
                 counters,
+                health: Default::default(),
             }),
         }
     }
@@ -176,6 +178,16 @@ impl SpendQueue {
     /// Records waiting to be written.
     pub fn depth(&self) -> i64 {
         self.shared.counters.depth.get()
+    }
+
+    /// The writer's state, for readiness: records not yet written, and the sink's failure
+    /// while it fails.
+    pub fn status(&self) -> crate::status::WriterStatus {
+        self.shared.health.status(
+            self.depth(),
+            self.shared.config.capacity,
+            self.shared.tx.capacity() == 0,
+        )
     }
 
     /// Records dropped: a full queue under [`QueueFull::Drop`], after shutdown, or unwritable
@@ -451,6 +463,7 @@ impl Writer {
         if !self.buf.is_empty() {
             self.spill();
         }
+        self.shared.health.buffered(self.buf.len());
     }
 
     /// Writes the spill files an earlier shutdown left, before any new record.
@@ -523,6 +536,7 @@ impl Writer {
         while !self.buf.is_empty() {
             let n = self.buf.len().min(config.batch_size);
             let mut backoff = Duration::from_millis(50);
+            self.shared.health.buffered(self.buf.len());
             loop {
                 // At shutdown, a write still running at the deadline is abandoned: its records
                 // are spilled (if it did commit, the replay skips them: once per request id).
@@ -540,10 +554,13 @@ impl Writer {
                         self.replay_left -= replayed;
                         self.shared.counters.replayed.inc_by(replayed as u64);
                         self.buf.drain(..n);
+                        self.shared.health.wrote();
+                        self.shared.health.buffered(self.buf.len());
                         break;
                     }
                     Err(e) => {
                         self.shared.counters.write_failures.inc();
+                        self.shared.health.failed(e.to_string());
                         tracing::warn!(error = %e, records = n, "spend batch write failed; retrying");
                         let now = Instant::now();
                         // A shutdown does not wait for the sink forever.

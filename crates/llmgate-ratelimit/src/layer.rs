@@ -113,6 +113,16 @@ impl RateLimitLayer {
         self
     }
 
+    /// The store the counters live in (readiness pings it).
+    pub fn store(&self) -> &Arc<dyn LimiterStore> {
+        &self.store
+    }
+
+    /// What happens to requests while the store cannot answer.
+    pub fn failure_policy(&self) -> FailurePolicy {
+        self.policy
+    }
+
     /// The counters of every service this layer builds.
     pub fn stats(&self) -> Arc<Stats> {
         self.stats.clone()

@@ -83,4 +83,6 @@ pub use plan::LimitName;
 #[cfg(feature = "redis")]
 pub use redis::{RedisConfig, RedisStore};
 pub use service::RateLimit;
-pub use store::{Acquire, Check, CheckState, Kind, LimiterStore, Settle, StoreError, Verdict};
+pub use store::{
+    Acquire, Check, CheckState, Kind, LimiterStore, Ping, Settle, StoreError, Verdict,
+};

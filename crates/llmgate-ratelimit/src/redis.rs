@@ -312,6 +312,24 @@ impl LimiterStore for RedisStore {
     fn unsettled(&self) -> usize {
         self.inner.unsettled.load(Ordering::Acquire)
     }
+
+    fn ping(&self) -> crate::store::Ping {
+        let inner = self.inner.clone();
+        Box::pin(async move {
+            // Past the fail-fast window: readiness asks Redis itself, and a good answer lets
+            // requests use it again at once.
+            inner.down_until_ms.store(0, Ordering::Relaxed);
+            let mut conn = inner.conn().await?;
+            redis::cmd("PING")
+                .query_async::<()>(&mut conn)
+                .await
+                .map_err(|e| inner.failed(e))
+        })
+    }
+
+    fn backend(&self) -> &'static str {
+        "redis"
+    }
 }
 
 #[cfg(test)]

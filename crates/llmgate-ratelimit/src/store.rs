@@ -146,4 +146,17 @@ pub trait LimiterStore: Send + Sync + fmt::Debug + 'static {
     fn unsettled(&self) -> usize {
         0
     }
+
+    /// Whether the store answers now, for readiness. A store without I/O always does.
+    fn ping(&self) -> Ping {
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    /// A short name for readiness and logs (`memory`, `redis`).
+    fn backend(&self) -> &'static str {
+        "memory"
+    }
 }
+
+/// The answer of [`LimiterStore::ping`].
+pub type Ping = Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send + 'static>>;

@@ -29,6 +29,7 @@ use crate::limits::HttpLimits;
 use crate::messages::MessagesLayer;
 use crate::meter;
 use crate::parse::ParseLayer;
+use crate::readiness::{self, Readiness};
 use crate::request_id::RequestIdLayer;
 use crate::rescue::RescueLayer;
 use crate::routes::{self, Dispatch};
@@ -245,8 +246,10 @@ impl Gateway {
         }
         let spend_sink =
             spend_sink.or_else(|| spend::sink(&config, database.as_ref(), keys.as_ref()));
+        let key_store = keys.as_ref().map(|k| k.store().clone());
         let key_admin = keys.map(KeyAdmin::new);
         let ratelimit = crate::ratelimit::layer(&config)?;
+        let limiter = (ratelimit.store().clone(), ratelimit.failure_policy());
         let meter = meter::meter(&config, &deployments, spend_sink)?;
 
         let client = UpstreamClient::new(UpstreamClientConfig::default())
@@ -271,7 +274,17 @@ impl Gateway {
             });
         let health_checks = Health::new(table.clone(), provider.clone(), background);
         let cache = crate::cache::layer(&config, &table)?;
-        let cache_kind = cache.as_ref().map(|c| c.store_kind());
+        let readiness = Readiness::new(readiness::Parts {
+            keys: key_store,
+            allow_without_keys: config
+                .general_settings
+                .allow_requests_on_db_unavailable
+                .unwrap_or(false),
+            limiter: limiter.0,
+            limiter_policy: limiter.1,
+            cache: cache.as_ref().map(|c| c.store().clone()),
+            spend: meter.queue().clone(),
+        });
         // `/v1/messages` (Anthropic-format clients) translates its body and answer around the
         // same inner stack as the OpenAI endpoints.
         let inner = ServiceBuilder::new()
@@ -332,16 +345,6 @@ impl Gateway {
             admin: key_admin.clone(),
             max_body,
         });
-        let readiness = Bytes::from(
-            serde_json::json!({
-                "status": "healthy",
-                "db": if key_admin.is_some() { "connected" } else { "Not connected" },
-                "cache": cache_kind,
-                "llmgate_version": env!("CARGO_PKG_VERSION"),
-            })
-            .to_string(),
-        );
-
         let checker = health_checks.clone();
         let health = ServiceBuilder::new()
             .layer(AuthLayer::new(config.master_key()))
@@ -353,7 +356,10 @@ impl Gateway {
             llm: BoxCloneSyncService::new(llm),
             messages: BoxCloneSyncService::new(messages),
             models: BoxCloneSyncService::new(models),
-            readiness,
+            readiness: BoxCloneSyncService::new(service_fn(move |_req: Request<ReqBody>| {
+                let readiness = readiness.clone();
+                async move { Ok::<_, BoxError>(readiness.answer().await) }
+            })),
             health: BoxCloneSyncService::new(health),
             health_checks,
             keys: BoxCloneSyncService::new(key_api),

@@ -31,6 +31,7 @@ mod health;
 mod limits;
 mod meter;
 mod ratelimit;
+mod readiness;
 mod routes;
 mod routing;
 mod serve;

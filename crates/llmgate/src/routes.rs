@@ -55,7 +55,8 @@ pub(crate) struct Dispatch {
     /// `/v1/messages`: Anthropic-format clients, over the same stack as `llm`.
     pub(crate) messages: Stack,
     pub(crate) models: Stack,
-    pub(crate) readiness: Bytes,
+    /// `/health/readiness`: pings the backends (see `readiness.rs`).
+    pub(crate) readiness: Stack,
     /// `/health` (behind the master key), and the background checks' lazy start.
     pub(crate) health: Stack,
     pub(crate) health_checks: crate::health::Health,
@@ -106,7 +107,7 @@ impl Service<Request<ReqBody>> for Dispatch {
             Route::Models => Either::Left(self.models.call(req)),
             // LiteLLM answers the JSON string "I'm alive!"; clients and probes check for it.
             Route::Liveliness => ready(json(Bytes::from_static(b"\"I'm alive!\""))),
-            Route::Readiness => ready(json(self.readiness.clone())),
+            Route::Readiness => Either::Left(self.readiness.call(req)),
             Route::Health => Either::Left(self.health.call(req)),
             Route::Keys => Either::Left(self.keys.call(req)),
             Route::Spend => Either::Left(self.spend.call(req)),

@@ -1,0 +1,239 @@
+//! `/health/readiness`: whether this instance can serve requests now, judged by what it
+//! depends on (see `docs/health.md`).
+//!
+//! - **Key store** (with a master key): pinged. Down means virtual keys cannot be checked, so
+//!   the answer is 503, unless `allow_requests_on_db_unavailable` lets requests through.
+//! - **Rate-limit store** (Redis when configured): pinged. Down is 503 under the `closed`
+//!   failure policy (every limited request is refused), a degradation under `open`.
+//! - **Cache store** (Redis when configured): pinged. Down is a degradation (a miss).
+//! - **Spend writer**: records not yet written and the sink's last error while it fails (a
+//!   degradation); a full queue under `spend_queue_full: reject` refuses requests, so 503.
+//!
+//! The probes run together, each given up after [`PROBE_TIMEOUT`]; the answer is kept for
+//! [`ANSWER_TTL`] and concurrent callers share one run, so a probe storm costs the backends
+//! one ping a second. The body keeps LiteLLM's fields (`status`, `db`, `cache`) and adds
+//! `checks` with one entry per backend.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http::{Response, StatusCode};
+use llmgate_auth::KeyStore;
+use llmgate_cache::CacheStore;
+use llmgate_core::BoxBody;
+use llmgate_metering::{QueueFull, SpendQueue};
+use llmgate_ratelimit::{FailurePolicy, LimiterStore};
+use serde_json::{json, Map, Value};
+
+/// How long each backend has to answer a ping.
+pub(crate) const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long an answer is reused.
+pub(crate) const ANSWER_TTL: Duration = Duration::from_secs(1);
+/// The longest error text shown.
+const MAX_ERROR: usize = 300;
+
+/// The parts readiness looks at. Cheap to clone.
+#[derive(Clone)]
+pub(crate) struct Readiness {
+    inner: Arc<Inner>,
+}
+
+pub(crate) struct Parts {
+    /// The key store, when there is a master key.
+    pub(crate) keys: Option<Arc<dyn KeyStore>>,
+    pub(crate) allow_without_keys: bool,
+    pub(crate) limiter: Arc<dyn LimiterStore>,
+    pub(crate) limiter_policy: FailurePolicy,
+    pub(crate) cache: Option<Arc<dyn CacheStore>>,
+    pub(crate) spend: SpendQueue,
+}
+
+struct Inner {
+    parts: Parts,
+    last: tokio::sync::Mutex<Option<(Instant, StatusCode, Bytes)>>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Level {
+    Healthy,
+    Degraded,
+    Unhealthy,
+}
+
+impl Readiness {
+    pub(crate) fn new(parts: Parts) -> Self {
+        Readiness {
+            inner: Arc::new(Inner {
+                parts,
+                last: tokio::sync::Mutex::new(None),
+            }),
+        }
+    }
+
+    /// The answer: 200 while the instance can serve, else 503; the same JSON body either way.
+    pub(crate) async fn answer(&self) -> Response<BoxBody> {
+        let mut last = self.inner.last.lock().await;
+        let (status, body) = match &*last {
+            Some((at, status, body)) if at.elapsed() < ANSWER_TTL => (*status, body.clone()),
+            _ => {
+                let (status, body) = self.inner.check().await;
+                *last = Some((Instant::now(), status, body.clone()));
+                (status, body)
+            }
+        };
+        drop(last);
+        let mut res = crate::routes::json(body);
+        *res.status_mut() = status;
+        res
+    }
+}
+
+/// Runs `ping` for at most [`PROBE_TIMEOUT`].
+async fn probe<E: std::fmt::Display>(
+    ping: impl std::future::Future<Output = Result<(), E>>,
+) -> Result<(), String> {
+    match tokio::time::timeout(PROBE_TIMEOUT, ping).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(shorten(e.to_string())),
+        Err(_) => Err(format!("no answer within {} ms", PROBE_TIMEOUT.as_millis())),
+    }
+}
+
+fn shorten(mut s: String) -> String {
+    if s.len() > MAX_ERROR {
+        let mut end = MAX_ERROR;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+        s.push('…');
+    }
+    s
+}
+
+/// `{"backend", "status": "ok"|"error", "error"?}`.
+fn entry(backend: &str, result: &Result<(), String>) -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert("backend".into(), backend.into());
+    match result {
+        Ok(()) => m.insert("status".into(), "ok".into()),
+        Err(e) => {
+            m.insert("error".into(), e.as_str().into());
+            m.insert("status".into(), "error".into())
+        }
+    };
+    m
+}
+
+impl Inner {
+    async fn check(&self) -> (StatusCode, Bytes) {
+        let p = &self.parts;
+        let keys = async {
+            match &p.keys {
+                Some(store) => Some(probe(store.ping()).await),
+                None => None,
+            }
+        };
+        let cache = async {
+            match &p.cache {
+                Some(store) => Some(probe(store.ping()).await),
+                None => None,
+            }
+        };
+        let (keys, limiter, cache) = tokio::join!(keys, probe(p.limiter.ping()), cache);
+
+        let mut level = Level::Healthy;
+        let mut checks = Map::new();
+        let db = match (&p.keys, &keys) {
+            (Some(store), Some(result)) => {
+                checks.insert("key_store".into(), entry(store.backend(), result).into());
+                if result.is_ok() {
+                    "connected"
+                } else {
+                    level = level.max(if p.allow_without_keys {
+                        Level::Degraded
+                    } else {
+                        Level::Unhealthy
+                    });
+                    "disconnected"
+                }
+            }
+            _ => "Not connected",
+        };
+
+        let mut rl = entry(p.limiter.backend(), &limiter);
+        let policy = match p.limiter_policy {
+            FailurePolicy::Open => "open",
+            FailurePolicy::Closed => "closed",
+        };
+        rl.insert("failure_policy".into(), policy.into());
+        checks.insert("rate_limit".into(), rl.into());
+        if limiter.is_err() {
+            level = level.max(match p.limiter_policy {
+                FailurePolicy::Open => Level::Degraded,
+                FailurePolicy::Closed => Level::Unhealthy,
+            });
+        }
+
+        if let (Some(store), Some(result)) = (&p.cache, &cache) {
+            checks.insert("cache".into(), entry(store.kind(), result).into());
+            if result.is_err() {
+                level = level.max(Level::Degraded);
+            }
+        }
+
+        let (spend, spend_level) = spend_writer(&p.spend);
+        checks.insert("spend_writer".into(), spend);
+        level = level.max(spend_level);
+
+        let (status, word) = match level {
+            Level::Healthy => (StatusCode::OK, "healthy"),
+            Level::Degraded => (StatusCode::OK, "degraded"),
+            Level::Unhealthy => (StatusCode::SERVICE_UNAVAILABLE, "unhealthy"),
+        };
+        let body = json!({
+            "status": word,
+            "db": db,
+            "cache": p.cache.as_ref().map(|c| c.kind()),
+            "llmgate_version": env!("CARGO_PKG_VERSION"),
+            "checks": checks,
+        });
+        (status, Bytes::from(body.to_string()))
+    }
+}
+
+fn spend_writer(queue: &SpendQueue) -> (Value, Level) {
+    let s = queue.status();
+    let refusing = s.full && queue.config().on_full == QueueFull::Reject;
+    let level = if refusing {
+        Level::Unhealthy
+    } else if s.failing.is_some() || s.full {
+        Level::Degraded
+    } else {
+        Level::Healthy
+    };
+    let mut m = Map::new();
+    let word = match (&s.failing, s.full) {
+        (_, true) => "full",
+        (Some(_), false) => "failing",
+        (None, false) => "ok",
+    };
+    m.insert("status".into(), word.into());
+    m.insert("unwritten".into(), s.unwritten.into());
+    m.insert("capacity".into(), s.capacity.into());
+    if let Some(f) = &s.failing {
+        let since = f
+            .since
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let for_secs = SystemTime::now()
+            .duration_since(f.since)
+            .map_or(0, |d| d.as_secs());
+        m.insert("last_error".into(), shorten(f.error.clone()).into());
+        m.insert("failing_since".into(), since.into());
+        m.insert("failing_for_seconds".into(), for_secs.into());
+        m.insert("failed_writes".into(), f.attempts.into());
+    }
+    (m.into(), level)
+}
