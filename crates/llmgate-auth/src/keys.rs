@@ -53,6 +53,8 @@ pub struct Keys {
     cache: Cache<String, Option<Arc<Entry>>>,
     clock: SharedClock,
     allow_on_store_error: bool,
+    /// Budgets as every instance sees them (see `ledger.rs`); `None`: the cached record only.
+    budgets: Option<crate::hold::Budgets>,
 }
 
 impl Keys {
@@ -63,7 +65,24 @@ impl Keys {
             cache: build_cache(DEFAULT_CACHE_TTL, DEFAULT_CACHE_CAPACITY),
             clock: Arc::new(SystemClock),
             allow_on_store_error: false,
+            budgets: None,
         }
+    }
+
+    /// Holds keys with a budget to `ledger`: each request reserves `estimate`'s USD for it when
+    /// admitted and settles its real cost when it ends (see [`crate::BudgetLedger`]).
+    pub fn with_budget_ledger(
+        mut self,
+        ledger: Arc<dyn crate::BudgetLedger>,
+        estimate: crate::CostEstimate,
+    ) -> Self {
+        self.budgets = Some(crate::hold::Budgets::new(ledger, estimate));
+        self
+    }
+
+    /// The budget ledger, if any.
+    pub fn budget_ledger(&self) -> Option<&crate::hold::Budgets> {
+        self.budgets.as_ref()
     }
 
     /// How long a looked-up key is trusted (`general_settings.user_api_key_cache_ttl`).

@@ -39,16 +39,22 @@
 pub mod conformance;
 mod error;
 mod future;
+mod hold;
 mod keys;
 mod layer;
+mod ledger;
 mod secret;
 mod service;
 mod store;
 
 pub use error::Error;
 pub use future::ResponseFuture;
+pub use hold::{Budgets, CostEstimate};
 pub use keys::{Keys, DEFAULT_CACHE_CAPACITY, DEFAULT_CACHE_TTL};
 pub use layer::AuthLayer;
+#[cfg(any(test, feature = "conformance"))]
+pub use ledger::conformance as ledger_conformance;
+pub use ledger::{Admission, Budget, BudgetLedger, MemoryLedger};
 pub use secret::{generate_secret, hash_key, key_name};
 pub use service::{credential, Auth};
 pub use store::{

@@ -142,18 +142,30 @@ where
                             .as_deref()
                             .zip(resolver.as_ref())
                             .and_then(|(m, r)| r.resolve_group(m));
-                        match keys
+                        let key = match keys
                             .authenticate(&secret, model.as_deref(), group.as_deref())
                             .await
                         {
-                            Ok(key) => {
-                                // The router holds every attempt (fallbacks included) to it.
-                                req.extensions_mut().insert(ModelAccess::new(key.clone()));
-                                req.extensions_mut().insert(Principal::Key(key));
-                                inner.call(req).await
+                            Ok(key) => key,
+                            Err(e) => return Ok(ApiError::from_contract(&e).to_response()),
+                        };
+                        // A key with a budget reserves the request's estimated cost in the
+                        // ledger every instance shares; metering settles it.
+                        if let Some(budgets) = keys.budget_ledger() {
+                            let estimate = budgets.estimate(req.extensions().get::<LlmRequest>());
+                            let now = keys.clock().now();
+                            match budgets.hold(&key, model.as_deref(), estimate, now).await {
+                                Ok(Some(hold)) => {
+                                    req.extensions_mut().insert(hold);
+                                }
+                                Ok(None) => {}
+                                Err(e) => return Ok(ApiError::from_contract(&e).to_response()),
                             }
-                            Err(e) => Ok(ApiError::from_contract(&e).to_response()),
                         }
+                        // The router holds every attempt (fallbacks included) to it.
+                        req.extensions_mut().insert(ModelAccess::new(key.clone()));
+                        req.extensions_mut().insert(Principal::Key(key));
+                        inner.call(req).await
                     }),
                 }
             }

@@ -17,6 +17,7 @@
 
 pub mod access;
 pub mod body;
+pub mod budget;
 pub mod cutoff;
 pub mod deployment;
 pub mod error;
@@ -32,6 +33,7 @@ pub mod wire;
 
 pub use access::{ModelAccess, ModelPermission, ResolveModel};
 pub use body::BoxBody;
+pub use budget::BudgetHold;
 pub use cutoff::{CutoffWatch, StreamCutoff};
 pub use deployment::{AwsParams, Deployment, DeploymentSpec, MockResponse, ModelInfo, Secret};
 pub use error::{ApiError, BoxError, ErrorClass, ErrorContract, ErrorType, Origin};

@@ -37,6 +37,8 @@ pub(crate) struct Started {
     pub(crate) request_id: Option<Arc<str>>,
     pub(crate) llm: Option<LlmRequest>,
     pub(crate) principal: Option<Principal>,
+    /// The key's budget reservation, settled with the cost.
+    pub(crate) hold: Option<llmgate_core::BudgetHold>,
 }
 
 /// What the response says, as far as it is known.
@@ -209,6 +211,9 @@ fn finish(s: Started, a: &Answer) -> Option<f64> {
     inner.metrics.in_flight.dec();
     let latency = Instant::now().saturating_duration_since(s.at);
     let charge = Charge::of(&s, a);
+    if let Some(hold) = &s.hold {
+        hold.settle(charge.cost);
+    }
     let outcome = a.outcome();
     let llm = s.llm.as_ref();
     let requested = llm.map(|l| l.model().to_owned()).unwrap_or_default();

@@ -4,7 +4,9 @@ use std::task::{Context, Poll};
 use std::time::SystemTime;
 
 use http::{Request, Response, StatusCode};
-use llmgate_core::{ApiError, BoxBody, BoxError, LlmRequest, Origin, Principal, RequestId};
+use llmgate_core::{
+    ApiError, BoxBody, BoxError, BudgetHold, LlmRequest, Origin, Principal, RequestId,
+};
 use tokio::time::Instant;
 use tower::Service;
 
@@ -38,10 +40,11 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: Request<B>) -> Self::Future {
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
         let Ok(slot) = self.meter.inner.queue.reserve() else {
             return ResponseFuture::rejected(queue_full());
         };
+        let hold = req.extensions_mut().remove::<BudgetHold>();
         let ext = req.extensions();
         let llm = ext.get::<LlmRequest>().cloned();
         let stream = llm.as_ref().is_some_and(LlmRequest::is_stream);
@@ -53,6 +56,7 @@ where
             request_id: ext.get::<RequestId>().map(|r| r.0.clone()),
             llm,
             principal: ext.get::<Principal>().cloned(),
+            hold,
         });
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);

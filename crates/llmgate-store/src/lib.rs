@@ -44,11 +44,13 @@ use llmgate_core::{BoxError, VirtualKey};
 use llmgate_metering::{SpendRecord, SpendSink};
 
 mod keys;
+mod ledger;
 mod postgres;
 mod spend;
 mod sql;
 mod sqlite;
 
+pub use ledger::PgLedger;
 pub use spend::{Charge, KeySpend, LogFilter, ModelSpend, SpendLog, SpendRange};
 
 /// Connections a PostgreSQL pool opens at most, as LiteLLM's `database_connection_pool_limit`.
@@ -190,6 +192,15 @@ impl Store {
         Ok(Store(Backend::Sqlite(
             sqlite::SqliteKeys::open_path(path, options).await?,
         )))
+    }
+
+    /// A budget ledger in this database that every instance sharing it sees: PostgreSQL only
+    /// (a SQLite file serves one instance, whose ledger can live in memory).
+    pub fn budget_ledger(&self) -> Option<ledger::PgLedger> {
+        match &self.0 {
+            Backend::Postgres(pg) => Some(ledger::PgLedger::new(pg.pool.clone())),
+            Backend::Sqlite(_) => None,
+        }
     }
 
     /// Closes the pool: waits for calls in flight, then every later call fails with

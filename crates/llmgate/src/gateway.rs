@@ -225,6 +225,11 @@ impl Gateway {
         let max_body =
             usize::try_from(config.general_settings.max_request_body_bytes()).unwrap_or(usize::MAX);
         let tasks = Background::default();
+        let group_prices = crate::budget::GroupPrices::default();
+        let mut ledger = match config.master_key() {
+            Some(_) => Some(crate::budget::ledger(&config, database.as_ref())?),
+            None => None,
+        };
         let keys = config.master_key().map(|_| {
             let store = key_store.unwrap_or_else(|| Arc::new(MemoryKeyStore::new()));
             let general = &config.general_settings;
@@ -235,6 +240,10 @@ impl Gateway {
                 );
             if let Some(ttl) = general.user_api_key_cache_ttl {
                 keys = keys.with_cache_ttl(ttl);
+            }
+            if let Some(ledger) = ledger.take() {
+                let estimate = crate::budget::estimator(table.clone(), group_prices.clone());
+                keys = keys.with_budget_ledger(ledger, estimate);
             }
             tasks.add(keys.clone().follow_invalidations());
             keys
@@ -251,6 +260,7 @@ impl Gateway {
         let ratelimit = crate::ratelimit::layer(&config)?;
         let limiter = (ratelimit.store().clone(), ratelimit.failure_policy());
         let meter = meter::meter(&config, &deployments, spend_sink)?;
+        crate::budget::group_prices(&group_prices, meter.prices(), &deployments);
 
         let client = UpstreamClient::new(UpstreamClientConfig::default())
             .map_err(|e| BuildError::UpstreamClient(e.to_string()))?;

@@ -25,6 +25,7 @@ pub mod request_id;
 pub mod rescue;
 
 mod background;
+mod budget;
 mod cache;
 mod gateway;
 mod health;

@@ -37,7 +37,7 @@ pub(crate) fn layer(config: &Config) -> Result<RateLimitLayer, BuildError> {
 
 /// `redis_url`, else one built from `redis_host` (port 6379 unless `redis_port`) and
 /// `redis_password`.
-fn redis_url(config: &Config) -> Option<String> {
+pub(crate) fn redis_url(config: &Config) -> Option<String> {
     let rs = &config.router_settings;
     if let Some(url) = &rs.redis_url {
         return Some(url.expose().to_owned());

@@ -61,6 +61,11 @@ impl Database {
         &self.store
     }
 
+    /// The runtime its I/O runs on.
+    pub(crate) fn handle(&self) -> &Handle {
+        &self.handle
+    }
+
     /// The keys in it, as the auth layer takes them.
     pub fn key_store(&self) -> Arc<dyn KeyStore> {
         Arc::new(OnRuntime {

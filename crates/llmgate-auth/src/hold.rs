@@ -1,0 +1,220 @@
+//! [`Budgets`]: reserving a request's estimated cost against its key's budgets in a
+//! [`BudgetLedger`] when it is admitted, and settling it through a [`BudgetHold`] when metering
+//! knows its cost.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use llmgate_core::{BudgetHold, LlmRequest, VirtualKey};
+
+use crate::{Admission, Budget, BudgetLedger, Error};
+
+/// Estimates a request's cost in USD before it is sent (its prompt at the model's input
+/// price, its `max_tokens`, or a default, at the output price). Only the reservation uses it;
+/// the real cost is settled later.
+pub type CostEstimate = Arc<dyn Fn(&LlmRequest) -> f64 + Send + Sync>;
+
+/// How long a ledger entry outlives its period (or, without one, lasts after its last use).
+const ENTRY_SLACK: i64 = 86_400;
+const NO_PERIOD_TTL: i64 = 7 * 86_400;
+/// Settlements are retried this many times, waiting 250 ms doubling in between (about a
+/// minute in all), so a ledger blip does not leave a reservation behind.
+const SETTLE_TRIES: u32 = 8;
+
+/// A ledger and how requests are estimated for it. Cheap to clone.
+#[derive(Clone)]
+pub struct Budgets {
+    ledger: Arc<dyn BudgetLedger>,
+    estimate: CostEstimate,
+    errors: Arc<AtomicU64>,
+    lost: Arc<AtomicU64>,
+}
+
+impl std::fmt::Debug for Budgets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Budgets")
+            .field("ledger", &self.ledger)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Budgets {
+    pub(crate) fn new(ledger: Arc<dyn BudgetLedger>, estimate: CostEstimate) -> Self {
+        Budgets {
+            ledger,
+            estimate,
+            errors: Arc::default(),
+            lost: Arc::default(),
+        }
+    }
+
+    /// The ledger.
+    pub fn ledger(&self) -> &Arc<dyn BudgetLedger> {
+        &self.ledger
+    }
+
+    /// Reservations the ledger could not answer (the request was judged by the key's cached
+    /// record alone).
+    pub fn errors(&self) -> u64 {
+        self.errors.load(Ordering::Relaxed)
+    }
+
+    /// Settlements given up after every retry (their reservation stays until the entry expires).
+    pub fn lost_settlements(&self) -> u64 {
+        self.lost.load(Ordering::Relaxed)
+    }
+
+    /// The request's estimated cost.
+    pub fn estimate(&self, req: Option<&LlmRequest>) -> f64 {
+        let e = req.map_or(0.0, |r| (self.estimate)(r));
+        if e.is_finite() && e > 0.0 {
+            e
+        } else {
+            0.0
+        }
+    }
+
+    /// Reserves `estimate` against `key`'s budgets (for `model` too, when it has one). `None`
+    /// when the key has no budget, or the ledger did not answer (logged, counted).
+    pub async fn hold(
+        &self,
+        key: &VirtualKey,
+        model: Option<&str>,
+        estimate: f64,
+        now: i64,
+    ) -> Result<Option<BudgetHold>, Error> {
+        let budgets = budgets_of(key, model, now);
+        if budgets.is_empty() {
+            return Ok(None);
+        }
+        match self.ledger.reserve(&budgets, estimate).await {
+            Ok(Admission::Admitted) => Ok(Some(self.settler(budgets, estimate))),
+            Ok(Admission::Denied { index, spend }) => {
+                Err(denied(key, &budgets, index, spend, model))
+            }
+            Err(e) => {
+                let n = self.errors.fetch_add(1, Ordering::Relaxed);
+                if n.is_power_of_two() || n == 0 {
+                    tracing::warn!(error = %e, errors = n + 1, "budget ledger unavailable; judging the key's budget by its cached record");
+                }
+                Ok(None)
+            }
+        }
+    }
+
+    fn settler(&self, budgets: Vec<Budget>, estimate: f64) -> BudgetHold {
+        let ledger = self.ledger.clone();
+        let lost = self.lost.clone();
+        BudgetHold::new(move |cost| {
+            let cost = cost.filter(|c| c.is_finite() && *c > 0.0).unwrap_or(0.0);
+            let Ok(rt) = tokio::runtime::Handle::try_current() else {
+                lost.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!("budget settlement lost: no runtime to send it on");
+                return;
+            };
+            rt.spawn(async move {
+                let mut wait = Duration::from_millis(250);
+                for attempt in 1..=SETTLE_TRIES {
+                    match ledger.settle(&budgets, estimate, cost).await {
+                        Ok(()) => return,
+                        Err(e) if attempt == SETTLE_TRIES => {
+                            lost.fetch_add(1, Ordering::Relaxed);
+                            tracing::warn!(error = %e, "budget settlement lost after retries; its reservation stays until the entry expires");
+                        }
+                        Err(_) => {
+                            tokio::time::sleep(wait).await;
+                            wait *= 2;
+                        }
+                    }
+                }
+            });
+        })
+    }
+}
+
+/// The budgets `key` holds a request for `model` to, named with their period.
+fn budgets_of(key: &VirtualKey, model: Option<&str>, now: i64) -> Vec<Budget> {
+    let period = key.budget_reset_at.unwrap_or(0);
+    let expires_at = key
+        .budget_reset_at
+        .map_or(now.saturating_add(NO_PERIOD_TTL), |t| {
+            t.saturating_add(ENTRY_SLACK)
+        });
+    let mut out = Vec::new();
+    if let Some(max) = key.max_budget {
+        out.push(Budget {
+            id: format!("{}:{period}", key.token),
+            max,
+            known: key.spend,
+            expires_at,
+        });
+    }
+    if let Some((model, max)) = model.and_then(|m| key.model_max_budget.get_key_value(m)) {
+        out.push(Budget {
+            id: format!("{}:{period}:m:{model}", key.token),
+            max: *max,
+            known: key.model_spend.get(model).copied().unwrap_or(0.0),
+            expires_at,
+        });
+    }
+    out
+}
+
+fn denied(
+    key: &VirtualKey,
+    budgets: &[Budget],
+    index: usize,
+    spend: f64,
+    model: Option<&str>,
+) -> Error {
+    let max_budget = budgets.get(index).map_or(0.0, |b| b.max);
+    match (index, key.max_budget, model) {
+        (0, Some(_), _) | (_, _, None) => Error::BudgetExceeded {
+            spend,
+            max_budget,
+            reset_at: key.budget_reset_at,
+        },
+        (_, _, Some(model)) => Error::ModelBudgetExceeded {
+            model: model.to_string(),
+            spend,
+            max_budget,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn budgets_are_named_by_key_period_and_model() {
+        let key = VirtualKey {
+            token: "t".into(),
+            max_budget: Some(1.0),
+            spend: 0.25,
+            budget_reset_at: Some(1_000),
+            model_max_budget: [("m".to_string(), 0.5)].into_iter().collect(),
+            model_spend: [("m".to_string(), 0.125)].into_iter().collect(),
+            ..VirtualKey::default()
+        };
+        let b = budgets_of(&key, Some("m"), 10);
+        assert_eq!(b.len(), 2);
+        assert_eq!(
+            (b[0].id.as_str(), b[0].max, b[0].known),
+            ("t:1000", 1.0, 0.25)
+        );
+        assert_eq!(
+            (b[1].id.as_str(), b[1].max, b[1].known),
+            ("t:1000:m:m", 0.5, 0.125)
+        );
+        assert_eq!(b[0].expires_at, 1_000 + ENTRY_SLACK);
+        assert!(budgets_of(&key, Some("other"), 10).len() == 1);
+        let open = VirtualKey::default();
+        assert!(budgets_of(&open, Some("m"), 10).is_empty());
+        assert!(matches!(
+            denied(&key, &b, 1, 0.5, Some("m")),
+            Error::ModelBudgetExceeded { .. }
+        ));
+    }
+}

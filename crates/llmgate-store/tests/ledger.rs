@@ -1,0 +1,70 @@
+//! The PostgreSQL budget ledger keeps the ledger rules, and holds a budget exactly when two
+//! instances (two pools) reserve against it at once. Uses the machine's PostgreSQL.
+
+#![allow(clippy::unwrap_used, reason = "test helpers")]
+
+use std::sync::Arc;
+
+use llmgate_auth::{Admission, Budget, BudgetLedger};
+use llmgate_store::{Store, StoreOptions};
+
+const PG_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+fn run_id() -> String {
+    format!(
+        "ledger-test-{}-{}:",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    )
+}
+
+async fn ledger() -> Arc<dyn BudgetLedger> {
+    let store = Store::open(PG_URL, &StoreOptions::new()).await.unwrap();
+    Arc::new(store.budget_ledger().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_ledger_keeps_the_ledger_rules() {
+    let ledger = ledger().await;
+    llmgate_auth::ledger_conformance(ledger.as_ref(), &run_id()).await;
+}
+
+/// 50 reservations of 0.1 against a budget of 1.0, from two instances at once: exactly 10 are
+/// admitted; once 10 settle at 0.1 each, none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_reserving_at_once_are_held_to_the_budget() {
+    let (a, b) = (ledger().await, ledger().await);
+    let budget = Budget {
+        id: format!("{}k", run_id()),
+        max: 1.0,
+        known: 0.0,
+        expires_at: i64::from(i32::MAX),
+    };
+    let tasks: Vec<_> = (0..50)
+        .map(|i| {
+            let ledger = if i % 2 == 0 { a.clone() } else { b.clone() };
+            let budget = budget.clone();
+            tokio::spawn(async move { ledger.reserve(&[budget], 0.1).await.unwrap() })
+        })
+        .collect();
+    let mut admitted = 0;
+    for t in tasks {
+        if t.await.unwrap() == Admission::Admitted {
+            admitted += 1;
+        }
+    }
+    // 0.1 ten times is 0.9999999999999999 in binary floating point: the tenth still fits.
+    assert!((10..=11).contains(&admitted), "{admitted}");
+    for _ in 0..admitted {
+        a.settle(std::slice::from_ref(&budget), 0.1, 0.1)
+            .await
+            .unwrap();
+    }
+    assert!(matches!(
+        b.reserve(std::slice::from_ref(&budget), 0.0).await.unwrap(),
+        Admission::Denied { index: 0, .. }
+    ));
+}
