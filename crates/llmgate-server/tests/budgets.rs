@@ -18,7 +18,7 @@ use http::{Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use llmgate_testkit::{Behaviour, MockProvider};
 use serde_json::{json, Value};
-use support::{connect, start_with, write_config, Gateway};
+use support::{connect, postgres_up, redis_up, start_with, write_config, Gateway};
 
 const MASTER: &str = "sk-master-budgets";
 const PG_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
@@ -92,6 +92,9 @@ async fn budget_key(addr: SocketAddr, requests: f64) -> String {
 /// than the budget allows plus one (a request is admitted while anything is left), and then
 /// every instance refuses at once.
 async fn burst_is_held_to_the_budget(name: &str, extra: &str) {
+    if !postgres_up().await || (extra.contains("redis") && !redis_up().await) {
+        return;
+    }
     let (upstream, gateways) = three(name, extra, Duration::from_millis(300)).await;
     let addrs: Vec<SocketAddr> = gateways.iter().map(|(_, a)| *a).collect();
     let key = budget_key(addrs[0], 20.0).await;
@@ -151,6 +154,9 @@ async fn burst_is_held_to_the_budget(name: &str, extra: &str) {
 /// instance is followed by refusals everywhere (within a second), and what was paid is the
 /// budget, give or take the request in flight when it ran out.
 async fn steady_load_stops_everywhere(name: &str, extra: &str) {
+    if !postgres_up().await || (extra.contains("redis") && !redis_up().await) {
+        return;
+    }
     let (upstream, gateways) = three(name, extra, Duration::from_millis(50)).await;
     let addrs: Vec<SocketAddr> = gateways.iter().map(|(_, a)| *a).collect();
     let key = budget_key(addrs[0], 10.0).await;
@@ -216,6 +222,9 @@ async fn steady_load_over_three_instances_stops_everywhere_on_postgres() {
 /// per period), and the new period is held to the budget like the first.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_budget_reset_reaches_every_instance_with_redis() {
+    if !postgres_up().await || !redis_up().await {
+        return;
+    }
     let (upstream, gateways) = three(
         "budget-reset-redis",
         "router_settings:\n  redis_url: redis://127.0.0.1:6379\n",

@@ -17,7 +17,7 @@ use http::{Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use llmgate_testkit::{FaultProxy, MockProvider};
 use serde_json::Value;
-use support::{chat, connect, start, write_config};
+use support::{chat, connect, postgres_up, redis_up, start, write_config};
 
 const MASTER: &str = "sk-master-readiness";
 const PG_ADDR: &str = "127.0.0.1:5432";
@@ -78,6 +78,9 @@ async fn master_chat(addr: SocketAddr) -> StatusCode {
 /// restored: 200 again, and the spend written.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readiness_follows_the_key_store_and_the_spend_writer() {
+    if !postgres_up().await {
+        return;
+    }
     let upstream = MockProvider::start().await;
     let pg = FaultProxy::start(PG_ADDR.parse().unwrap()).await.unwrap();
     let path = config(
@@ -156,6 +159,9 @@ async fn readiness_follows_the_key_store_and_the_spend_writer() {
 /// stays 200 while saying the database is away.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readiness_stays_up_when_requests_are_allowed_without_the_database() {
+    if !postgres_up().await {
+        return;
+    }
     let upstream = MockProvider::start().await;
     let pg = FaultProxy::start(PG_ADDR.parse().unwrap()).await.unwrap();
     let path = config(
@@ -188,6 +194,9 @@ async fn readiness_stays_up_when_requests_are_allowed_without_the_database() {
 /// only degrades (a broken cache is a miss).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readiness_follows_redis() {
+    if !redis_up().await {
+        return;
+    }
     let upstream = MockProvider::start().await;
     let limiter = FaultProxy::start(REDIS_ADDR.parse().unwrap())
         .await

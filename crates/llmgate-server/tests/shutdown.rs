@@ -198,6 +198,9 @@ async fn sigterm_writes_every_spend_record_sqlite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_writes_every_spend_record_postgres() {
+    if !support::postgres_up().await {
+        return;
+    }
     stop_loses_no_spend("term-pg", "TERM", Some(PG_URL)).await;
 }
 
@@ -291,6 +294,9 @@ fn spill_files(dir: &Path) -> Vec<PathBuf> {
 /// is replayed twice (a crash before its removal).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn records_the_database_cannot_take_at_a_stop_are_spilled_and_replayed_once() {
+    if !support::postgres_up().await {
+        return;
+    }
     let upstream = MockProvider::start().await;
     let proxy = FaultProxy::start(PG_ADDR.parse().unwrap()).await.unwrap();
     let dir = test_dir("spill-pg");

