@@ -69,6 +69,7 @@
 mod cache;
 mod deployments;
 mod env;
+mod general;
 mod load;
 mod model_list;
 mod node;

@@ -4,13 +4,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use crate::env::{self, EnvLookup, Sources};
+use crate::general::general_settings;
 use crate::model_list::model_list;
 use crate::node::{self, Node};
 use crate::problems::{index_path, key_path, Problem, Problems};
 use crate::schema::Config;
-use crate::settings::{
-    general_settings, litellm_settings, not_yet_active, router_settings, unenforced,
-};
+use crate::settings::{litellm_settings, not_yet_active, router_settings, unenforced};
 use crate::validate::validate;
 use crate::walk::Walk;
 use crate::Loaded;

@@ -16,8 +16,8 @@ use serde_json::Map;
 use crate::node::Node;
 use crate::problems::{index_path, key_path};
 use crate::schema::{
-    AllowedFailsPolicy, FailurePolicy, Fallback, GeneralSettings, LitellmSettings, ModelGroupAlias,
-    RetryPolicy, RouterSettings, RoutingStrategy, SpendQueueFull,
+    AllowedFailsPolicy, Fallback, LitellmSettings, ModelGroupAlias, RetryPolicy, RouterSettings,
+    RoutingStrategy,
 };
 use crate::validate::GroupRef;
 use crate::walk::Walk;
@@ -58,7 +58,7 @@ pub(crate) fn unenforced(w: &mut Walk<'_>, value: &Node, path: &str, what: &str)
     }
 }
 
-fn unsupported(w: &mut Walk<'_>, path: &str) {
+pub(crate) fn unsupported(w: &mut Walk<'_>, path: &str) {
     w.report
         .warning(path, "LiteLLM setting not supported by llmgate, ignored");
 }
@@ -67,8 +67,8 @@ const RETRIES: &str = "retries";
 const FALLBACKS: &str = "fallbacks";
 const CACHING: &str = "response caching";
 const CALLBACKS: &str = "logging callbacks";
-const HEALTH: &str = "background health checks";
-const DATABASE: &str = "database";
+pub(crate) const HEALTH: &str = "background health checks";
+pub(crate) const DATABASE: &str = "database";
 
 /// `router_settings`.
 pub(crate) fn router_settings(w: &mut Walk<'_>, node: &Node, path: &str) -> RouterSettings {
@@ -240,203 +240,6 @@ pub(crate) fn litellm_settings(w: &mut Walk<'_>, node: &Node, path: &str) -> Lit
         );
     }
     out
-}
-
-/// `general_settings`.
-pub(crate) fn general_settings(w: &mut Walk<'_>, node: &Node, path: &str) -> GeneralSettings {
-    let mut out = GeneralSettings::default();
-    for (key, value) in w.entries(node, path) {
-        let p = key_path(path, key);
-        match key {
-            "master_key" => {
-                out.master_key = w.secret(value, &p);
-                if let Some(k) = &out.master_key {
-                    if !k.expose().starts_with("sk-") {
-                        w.report.warning(
-                            &p,
-                            "does not start with \"sk-\" (LiteLLM requires it; llmgate accepts \
-                             it, but clients and tools may expect sk-)",
-                        );
-                    }
-                }
-            }
-            "max_request_size_mb" => {
-                out.max_request_size_mb = w.mebibytes(value, &p);
-            }
-            "max_response_size_mb" => {
-                out.max_response_size_mb = w.number(value, &p, "a number of MiB");
-                if out
-                    .max_response_size_mb
-                    .is_some_and(|mb| !(mb > 0.0 && mb <= 1024.0 * 1024.0))
-                {
-                    w.report
-                        .error(&p, "must be more than 0 and at most 1048576 (1 TiB)");
-                    out.max_response_size_mb = None;
-                }
-            }
-            "database_url" => {
-                out.database_url = w.secret(value, &p);
-            }
-            "database_connection_pool_limit" => {
-                out.database_connection_pool_limit = w.u32(value, &p);
-                if out.database_connection_pool_limit == Some(0) {
-                    w.report.error(&p, "must be at least 1");
-                }
-            }
-            "disable_spend_logs" => {
-                out.disable_spend_logs = w.bool(value, &p);
-            }
-            "allow_requests_on_db_unavailable" => {
-                out.allow_requests_on_db_unavailable = w.bool(value, &p);
-            }
-            "user_api_key_cache_ttl" => {
-                out.user_api_key_cache_ttl = w.seconds(value, &p);
-            }
-            "background_health_checks" => {
-                out.background_health_checks = w.bool(value, &p);
-            }
-            "health_check_interval" => {
-                out.health_check_interval = w.seconds(value, &p);
-            }
-            "max_parallel_requests" => out.max_parallel_requests = w.u64(value, &p),
-            "global_max_parallel_requests" => {
-                out.global_max_parallel_requests = w.u64(value, &p);
-            }
-            "llmgate_rate_limit_redis_prefix" => {
-                out.llmgate_rate_limit_redis_prefix = w.string(value, &p);
-            }
-            "llmgate_rate_limit_failure_policy" => {
-                out.llmgate_rate_limit_failure_policy = match w.string(value, &p).as_deref() {
-                    None => None,
-                    Some("open") => Some(FailurePolicy::Open),
-                    Some("closed") => Some(FailurePolicy::Closed),
-                    Some(other) => {
-                        w.report.error(
-                            &p,
-                            format!("unknown policy \"{other}\" (expected open or closed)"),
-                        );
-                        None
-                    }
-                };
-            }
-            "allowed_ips" => unenforced(w, value, &p, "IP allow-lists are"),
-            "enforce_user_param" | "enforced_params" => {
-                unenforced(w, value, &p, "enforced request parameters are")
-            }
-            "allowed_routes" | "admin_only_routes" => {
-                unenforced(w, value, &p, "route restrictions are")
-            }
-            "enable_jwt_auth" | "litellm_jwtauth" => unenforced(w, value, &p, "JWT auth is"),
-            "custom_auth" => unenforced(w, value, &p, "custom auth is"),
-            "proxy_batch_write_at" => {
-                out.proxy_batch_write_at = w.seconds(value, &p);
-                if out.proxy_batch_write_at.is_some_and(|d| d.is_zero()) {
-                    w.report.error(&p, "must be more than 0 seconds");
-                    out.proxy_batch_write_at = None;
-                }
-            }
-            "llmgate_request_header_timeout" => {
-                out.llmgate_request_header_timeout = w.seconds(value, &p);
-            }
-            "llmgate_request_body_timeout" => {
-                out.llmgate_request_body_timeout = w.seconds(value, &p);
-            }
-            "llmgate_max_header_bytes" => {
-                out.llmgate_max_header_bytes = within(
-                    w,
-                    value,
-                    &p,
-                    GeneralSettings::MAX_HEADER_BYTES_FLOOR,
-                    GeneralSettings::MAX_HEADER_BYTES_CEILING,
-                );
-            }
-            "llmgate_max_headers" => {
-                out.llmgate_max_headers =
-                    within(w, value, &p, 1, GeneralSettings::MAX_HEADERS_CEILING);
-            }
-            "llmgate_max_connections" => out.llmgate_max_connections = positive(w, value, &p),
-            "spend_batch_size" => out.spend_batch_size = positive(w, value, &p),
-            "spend_queue_size" => out.spend_queue_size = positive(w, value, &p),
-            "spend_spill_dir" => {
-                out.spend_spill_dir = match w.string(value, &p) {
-                    Some(dir) if dir.trim().is_empty() => {
-                        w.report.error(&p, "must name a directory");
-                        None
-                    }
-                    dir => dir.map(std::path::PathBuf::from),
-                };
-            }
-            "spend_queue_full" => {
-                out.spend_queue_full = match w.string(value, &p).as_deref() {
-                    None => None,
-                    Some("reject") => Some(SpendQueueFull::Reject),
-                    Some("drop") => Some(SpendQueueFull::Drop),
-                    Some(other) => {
-                        w.report.error(
-                            &p,
-                            format!("unknown policy \"{other}\" (expected reject or drop)"),
-                        );
-                        None
-                    }
-                }
-            }
-            "database_connection_timeout"
-            | "disable_error_logs"
-            | "store_model_in_db"
-            | "maximum_spend_logs_retention_period"
-            | "maximum_spend_logs_retention_interval"
-            | "disable_adding_master_key_hash_to_db"
-            | "use_redis_transaction_buffer" => not_yet_active(w, value, &p, DATABASE),
-            "health_check_details" => not_yet_active(w, value, &p, HEALTH),
-            "alerting"
-            | "alerting_threshold"
-            | "alert_types"
-            | "alert_to_webhook_url"
-            | "spend_report_frequency" => not_yet_active(w, value, &p, "alerting"),
-            "public_routes"
-            | "litellm_key_header_name"
-            | "user_header_name"
-            | "key_management_system"
-            | "key_management_settings"
-            | "disable_master_key_return"
-            | "disable_reset_budget"
-            | "forward_openai_org_id"
-            | "forward_client_headers_to_llm_api"
-            | "infer_model_from_keys"
-            | "reject_clientside_metadata_tags"
-            | "proxy_budget_rescheduler_min_time"
-            | "proxy_budget_rescheduler_max_time"
-            | "disable_retry_on_max_parallel_request_limit_error"
-            | "enable_oauth2_auth"
-            | "pass_through_endpoints" => not_yet_active(w, value, &p, "this LiteLLM setting"),
-            "ui_access_mode" | "ui_username" | "ui_password" | "custom_sso" | "block_robots" => {
-                unsupported(w, &p)
-            }
-            _ => w.report.unknown_key(&p),
-        }
-    }
-    out
-}
-
-/// A whole number from `low` to `high`, both included.
-fn within(w: &mut Walk<'_>, node: &Node, path: &str, low: u64, high: u64) -> Option<u64> {
-    let n = w.u64(node, path)?;
-    if !(low..=high).contains(&n) {
-        w.report
-            .error(path, format!("must be from {low} to {high}"));
-        return None;
-    }
-    Some(n)
-}
-
-/// A count that must be at least 1.
-fn positive(w: &mut Walk<'_>, node: &Node, path: &str) -> Option<u64> {
-    let n = w.u64(node, path)?;
-    if n == 0 {
-        w.report.error(path, "must be at least 1");
-        return None;
-    }
-    Some(n)
 }
 
 /// `routing_strategy_args`, kept as given once the values the router reads are checked:
