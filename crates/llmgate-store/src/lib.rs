@@ -49,6 +49,7 @@ mod postgres;
 mod spend;
 mod sql;
 mod sqlite;
+mod usage;
 
 pub use ledger::PgLedger;
 pub use spend::{Charge, KeySpend, LogFilter, ModelSpend, SpendLog, SpendRange};
@@ -201,6 +202,18 @@ impl Store {
             Backend::Postgres(pg) => Some(ledger::PgLedger::new(pg.pool.clone())),
             Backend::Sqlite(_) => None,
         }
+    }
+
+    /// Adds the requests this instance `sent` to each deployment on UTC `day` (days since the
+    /// epoch) since its last call, and returns the day's totals for every deployment: what
+    /// every instance on this database sent, for the router's `rpd`. Forgets days over a week
+    /// old.
+    pub async fn sync_deployment_usage(
+        &self,
+        day: i64,
+        sent: &[(String, u64)],
+    ) -> Result<Vec<(String, u64)>, StoreError> {
+        on_backend!(self, s => s.sync_deployment_usage(day, sent).await)
     }
 
     /// Closes the pool: waits for calls in flight, then every later call fails with

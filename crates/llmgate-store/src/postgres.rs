@@ -34,6 +34,11 @@ const MIGRATIONS: Embedded = Embedded(&[
         "budget ledger",
         include_str!("../migrations/postgres/0004_budget_ledger.sql"),
     ),
+    (
+        6,
+        "deployment usage",
+        include_str!("../migrations/postgres/0006_deployment_usage.sql"),
+    ),
 ]);
 
 /// The `NOTIFY` channel; the payload is the changed key's token.
@@ -111,6 +116,7 @@ impl PgKeys {
 
 crate::keys::key_store_impl!(PgKeys, sqlx::Postgres);
 crate::spend::spend_impl!(PgKeys, sqlx::Postgres);
+crate::usage::usage_impl!(PgKeys);
 
 /// Forwards notifications until the receiver is gone. Each time it starts listening, the first
 /// time included, it sends [`Invalidation::All`]: keys cached before then may have missed a

@@ -29,6 +29,11 @@ const MIGRATIONS: Embedded = Embedded(&[
         "spend outcome",
         include_str!("../migrations/sqlite/0003_spend_outcome.sql"),
     ),
+    (
+        6,
+        "deployment usage",
+        include_str!("../migrations/sqlite/0006_deployment_usage.sql"),
+    ),
 ]);
 
 /// How long a writer waits for another writer's transaction before failing.
@@ -109,3 +114,4 @@ impl SqliteKeys {
 
 crate::keys::key_store_impl!(SqliteKeys, sqlx::Sqlite);
 crate::spend::spend_impl!(SqliteKeys, sqlx::Sqlite);
+crate::usage::usage_impl!(SqliteKeys);
