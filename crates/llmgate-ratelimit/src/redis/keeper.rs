@@ -41,6 +41,9 @@ async fn run(store: Weak<Inner>) {
     loop {
         tick.tick().await;
         let Some(inner) = store.upgrade() else { return };
+        if !probe(&inner).await {
+            continue;
+        }
         resend(&inner).await;
         if renewed.elapsed() >= inner.config.parallel_lease / 4 {
             match renew(&inner).await {
@@ -48,6 +51,30 @@ async fn run(store: Weak<Inner>) {
                 Err(e) => tracing::debug!(error = %e, "rate-limit lease renewal failed"),
             }
         }
+    }
+}
+
+/// While checks fail fast after a failure, asks Redis itself (one `PING` per tick, past the
+/// fail-fast window): when it answers, requests use it again at once instead of waiting out
+/// the window. Returns whether Redis is usable now.
+async fn probe(inner: &Inner) -> bool {
+    if !inner.failing_fast() {
+        return true;
+    }
+    let ping = async {
+        let mut conn = inner.manager().await?;
+        redis::cmd("PING")
+            .query_async::<()>(&mut conn)
+            .await
+            .map_err(|e| inner.failed(e))
+    };
+    match ping.await {
+        Ok(()) => {
+            inner.down_until_ms.store(0, Ordering::Relaxed);
+            tracing::info!("rate-limit Redis answers again");
+            true
+        }
+        Err(_) => false,
     }
 }
 

@@ -150,9 +150,14 @@ fn unix_ms() -> u64 {
 
 impl Inner {
     async fn conn(&self) -> Result<ConnectionManager, StoreError> {
-        if unix_ms() < self.down_until_ms.load(Ordering::Relaxed) {
+        if self.failing_fast() {
             return Err(StoreError("Redis failed less than a second ago".into()));
         }
+        self.manager().await
+    }
+
+    /// The connection, even while checks fail fast (for the keeper's probe).
+    async fn manager(&self) -> Result<ConnectionManager, StoreError> {
         let conn = self
             .conn
             .get_or_try_init(|| async {
@@ -167,7 +172,13 @@ impl Inner {
         Ok(conn.clone())
     }
 
+    /// Whether checks fail fast now (Redis failed less than [`BACKOFF`] ago).
+    fn failing_fast(&self) -> bool {
+        unix_ms() < self.down_until_ms.load(Ordering::Relaxed)
+    }
+
     fn failed(&self, e: redis::RedisError) -> StoreError {
+        tracing::debug!(error = %e, kind = ?e.kind(), io = e.is_io_error(), "rate-limit Redis call failed");
         self.down_until_ms
             .store(unix_ms() + BACKOFF.as_millis() as u64, Ordering::Relaxed);
         StoreError(e.to_string())
