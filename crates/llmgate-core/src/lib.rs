@@ -21,13 +21,13 @@ pub mod cutoff;
 pub mod deployment;
 pub mod error;
 pub mod ext;
-pub mod window;
 pub mod key;
 pub mod provider;
 pub mod request;
 pub mod seconds;
 pub mod sse;
 pub mod tokens;
+pub mod window;
 pub mod wire;
 
 pub use access::{ModelAccess, ModelPermission, ResolveModel};

@@ -34,7 +34,9 @@
 //! atomics, each packing a granule tag (32 bits) and a count (32 bits): a check adds its cost
 //! to its granule first, then sums the ring, and takes the cost back out if the sum passed the
 //! limit. No lock; concurrent checks near the limit can both see the other's cost and both be
-//! denied (the limit is never passed, a caller may be denied a moment early under a race).
+//! denied (the limit is never passed, a caller may be denied a moment early under a race). A
+//! granule counts up to 2³² − 1 units (four billion tokens a second for one key): more
+//! saturates.
 
 use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 
@@ -355,7 +357,10 @@ mod tests {
         let g = (1u64 << 32) - 1;
         let t = g * SEC;
         assert!(c.check(t, 1, 1, MIN).admitted);
-        assert!(!c.check(t + SEC, 1, 1, MIN).admitted, "next granule, across the wrap");
+        assert!(
+            !c.check(t + SEC, 1, 1, MIN).admitted,
+            "next granule, across the wrap"
+        );
         assert!(c.check(t + 61 * SEC, 1, 1, MIN).admitted);
     }
 }

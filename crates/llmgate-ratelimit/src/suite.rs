@@ -79,7 +79,11 @@ pub(crate) async fn run(store: Arc<dyn LimiterStore>, prefix: &str) {
         let v = acquire(s, &c).await;
         assert_eq!(v.denied, None, "recovered after Retry-After: request {i}");
     }
-    assert_eq!(acquire(s, &c).await.denied, Some(0), "the whole limit came back");
+    assert_eq!(
+        acquire(s, &c).await.denied,
+        Some(0),
+        "the whole limit came back"
+    );
 
     // All or nothing: a denial by the second check takes nothing from the first.
     let two = [rate(k("aon-a"), 10, 1), rate(k("aon-b"), 1, 1)];

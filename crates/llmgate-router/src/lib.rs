@@ -62,9 +62,9 @@ mod service;
 mod state;
 mod strategy;
 mod table;
-mod usage;
 #[cfg(test)]
 mod tests;
+mod usage;
 
 pub use error::Error;
 pub use future::ResponseFuture;

@@ -282,7 +282,11 @@ impl ModelTable {
         while !candidates.is_empty() {
             let k = self.choose(&g.members, &candidates, stream, now, now_us);
             let m = &g.members[candidates[k]];
-            match m.state.usage.take_request(m.spec.rpm, m.spec.rpd, now_us, day) {
+            match m
+                .state
+                .usage
+                .take_request(m.spec.rpm, m.spec.rpd, now_us, day)
+            {
                 Ok(()) => {
                     return Ok(Picked {
                         member: m.clone(),

@@ -35,7 +35,13 @@ fn unique() -> String {
 
 /// A config for one instance: the mock as model `m`, keys in the SQLite file named by `prefix`,
 /// rate limits in the Redis at `redis` under `prefix`, and `extra` general settings.
-fn config(name: &str, upstream: &MockProvider, redis: SocketAddr, prefix: &str, extra: &str) -> std::path::PathBuf {
+fn config(
+    name: &str,
+    upstream: &MockProvider,
+    redis: SocketAddr,
+    prefix: &str,
+    extra: &str,
+) -> std::path::PathBuf {
     let db = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
         .join(format!("{}.db", prefix.replace(':', "-")));
     write_config(
@@ -62,7 +68,10 @@ async fn post(addr: SocketAddr, path: &str, bearer: &str, body: &Value) -> (Stat
     let response = connect(addr).await.send_request(request).await.unwrap();
     let status = response.status();
     let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
 }
 
 /// A virtual key with `settings`.
@@ -174,7 +183,11 @@ async fn a_redis_cut_while_slots_are_held_heals_within_seconds_of_restore() {
     tokio::time::timeout(Duration::from_secs(10), gate.wait_for_arrivals(3))
         .await
         .unwrap();
-    assert_eq!(chat(b, &key).await, StatusCode::TOO_MANY_REQUESTS, "3 in flight");
+    assert_eq!(
+        chat(b, &key).await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "3 in flight"
+    );
 
     proxy.cut();
     gate.release();
@@ -184,7 +197,11 @@ async fn a_redis_cut_while_slots_are_held_heals_within_seconds_of_restore() {
     upstream.set_default(Behaviour::Ok);
     // The policy holds during the fault.
     assert_eq!(chat(a, &key).await, StatusCode::OK, "A fails open");
-    assert_eq!(chat(b, &key).await, StatusCode::SERVICE_UNAVAILABLE, "B fails closed");
+    assert_eq!(
+        chat(b, &key).await,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "B fails closed"
+    );
     tokio::time::sleep(Duration::from_secs(3)).await;
     proxy.restore();
     let restored = Instant::now();
@@ -235,9 +252,21 @@ async fn a_redis_cut_while_slots_are_held_heals_within_seconds_of_restore() {
     }
 
     let m = metrics(a).await;
-    assert!(sample(&m, "llmgate_rate_limiter_fail_open_admissions_total") >= 1.0, "{m}");
-    assert!(sample(&m, "llmgate_rate_limiter_errors_total{op=\"settle\"}") >= 2.0, "{m}");
+    assert!(
+        sample(&m, "llmgate_rate_limiter_fail_open_admissions_total") >= 1.0,
+        "{m}"
+    );
+    assert!(
+        sample(&m, "llmgate_rate_limiter_errors_total{op=\"settle\"}") >= 2.0,
+        "{m}"
+    );
     let m = metrics(b).await;
-    assert!(sample(&m, "llmgate_rate_limiter_errors_total{op=\"check\"}") >= 1.0, "{m}");
-    assert_eq!(sample(&m, "llmgate_rate_limiter_fail_open_admissions_total"), 0.0);
+    assert!(
+        sample(&m, "llmgate_rate_limiter_errors_total{op=\"check\"}") >= 1.0,
+        "{m}"
+    );
+    assert_eq!(
+        sample(&m, "llmgate_rate_limiter_fail_open_admissions_total"),
+        0.0
+    );
 }

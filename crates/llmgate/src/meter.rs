@@ -18,8 +18,8 @@ use http::{header, HeaderValue, Response, StatusCode};
 use llmgate_config::{Config, SpendQueueFull};
 use llmgate_core::{body, BoxBody, BoxError, Deployment, DeploymentSpec};
 use llmgate_metering::{
-    Meter, Metrics, PriceTable, QueueConfig, QueueFull, RateLimiterTotals, Rejection,
-    SpendRecord, SpendSink,
+    Meter, Metrics, PriceTable, QueueConfig, QueueFull, RateLimiterTotals, Rejection, SpendRecord,
+    SpendSink,
 };
 use llmgate_ratelimit::{LimiterStore, Stats};
 use llmgate_router::ModelTable;

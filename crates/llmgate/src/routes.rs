@@ -113,7 +113,11 @@ impl Service<Request<ReqBody>> for Dispatch {
             Route::Health => Either::Left(self.health.call(req)),
             Route::Keys => Either::Left(self.keys.call(req)),
             Route::Spend => Either::Left(self.spend.call(req)),
-            Route::Metrics => ready(crate::meter::render(self.meter.metrics(), &self.table, &self.limiter)),
+            Route::Metrics => ready(crate::meter::render(
+                self.meter.metrics(),
+                &self.table,
+                &self.limiter,
+            )),
         }
     }
 }

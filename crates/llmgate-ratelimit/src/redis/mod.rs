@@ -321,7 +321,9 @@ impl LimiterStore for RedisStore {
             }
             Err(_) => {
                 // No runtime to send it from now: the keeper sends it.
-                self.inner.settlements_failed.fetch_add(1, Ordering::Relaxed);
+                self.inner
+                    .settlements_failed
+                    .fetch_add(1, Ordering::Relaxed);
                 self.inner.enqueue(settle);
             }
         }

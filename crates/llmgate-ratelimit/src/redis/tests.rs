@@ -75,8 +75,7 @@ async fn three_instances_admit_exactly_the_limit_together() {
             tokio::spawn(async move {
                 let mut req = Request::new(());
                 req.extensions_mut().insert(key);
-                let res: Response<BoxBody> =
-                    svc.ready().await.unwrap().call(req).await.unwrap();
+                let res: Response<BoxBody> = svc.ready().await.unwrap().call(req).await.unwrap();
                 res.status().as_u16()
             })
         })
