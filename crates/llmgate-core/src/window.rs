@@ -352,6 +352,33 @@ mod tests {
     }
 
     #[test]
+    fn threads_racing_on_one_window_never_pass_the_limit() {
+        let c = WindowCell::new();
+        let admitted = std::sync::atomic::AtomicU64::new(0);
+        std::thread::scope(|s| {
+            for t in 0..4u64 {
+                let (c, admitted) = (&c, &admitted);
+                s.spawn(move || {
+                    for i in 0..2000u64 {
+                        // Two granules, so the ring is read across slots too.
+                        let now = 10 * SEC + (i % 2) * SEC + t;
+                        if c.check(now, 1, 100, MIN).admitted {
+                            admitted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        }
+                    }
+                });
+            }
+        });
+        let n = admitted.into_inner();
+        assert!((90..=100).contains(&n), "{n}");
+        assert_eq!(
+            c.used(12 * SEC, MIN),
+            n,
+            "what was counted is what was admitted"
+        );
+    }
+
+    #[test]
     fn tags_survive_the_32_bit_wrap() {
         let c = WindowCell::new();
         let g = (1u64 << 32) - 1;

@@ -287,11 +287,6 @@ mod tests {
         s.sweep();
         assert!(s.is_empty(), "an empty window is dropped");
     }
-}
-
-#[cfg(test)]
-mod window_tests {
-    use super::*;
 
     /// The scenario on a simulated clock: `rpm_limit: 30`, a burst of 30, then one
     /// request a second for three minutes. No window of 60 s may hold more than 30 admissions,

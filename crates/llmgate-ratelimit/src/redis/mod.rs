@@ -106,6 +106,8 @@ struct Inner {
     slots_reclaimed: AtomicU64,
     settlements_failed: AtomicU64,
     settlements_lost: AtomicU64,
+    /// Unix ms of the last settlement warning (at most one a second).
+    last_warn_ms: AtomicU64,
 }
 
 impl RedisStore {
@@ -131,6 +133,7 @@ impl RedisStore {
                 slots_reclaimed: AtomicU64::new(0),
                 settlements_failed: AtomicU64::new(0),
                 settlements_lost: AtomicU64::new(0),
+                last_warn_ms: AtomicU64::new(0),
             }),
         })
     }
@@ -258,7 +261,9 @@ impl Inner {
     async fn settle(self: Arc<Self>, settle: Settle) {
         if let Err(e) = self.send(&settle).await {
             let n = self.settlements_failed.fetch_add(1, Ordering::Relaxed) + 1;
-            tracing::warn!(error = %e, failed = n, "rate-limit settlement failed: Redis unavailable; sent again when it answers");
+            if self.may_warn() {
+                tracing::warn!(error = %e, failed = n, "rate-limit settlement failed: Redis unavailable; sent again when it answers");
+            }
             self.enqueue(settle);
         }
         self.unsettled.fetch_sub(1, Ordering::AcqRel);
@@ -268,10 +273,23 @@ impl Inner {
         let mut q = self.queued.lock().unwrap_or_else(|p| p.into_inner());
         if q.len() >= MAX_QUEUED {
             let n = self.settlements_lost.fetch_add(1, Ordering::Relaxed) + 1;
-            tracing::warn!(lost = n, "rate-limit settlement lost: retry queue full; its slots free themselves when their lease ends");
+            if self.may_warn() {
+                tracing::warn!(lost = n, "rate-limit settlement lost: retry queue full; its slots free themselves when their lease ends");
+            }
             return;
         }
         q.push_back(settle);
+    }
+
+    /// Whether a warning may be logged now (at most one a second).
+    fn may_warn(&self) -> bool {
+        let now = unix_ms();
+        let last = self.last_warn_ms.load(Ordering::Relaxed);
+        now.saturating_sub(last) >= 1000
+            && self
+                .last_warn_ms
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
     }
 
     fn queued(&self) -> usize {
