@@ -9,7 +9,7 @@
 //! ```text
 //! used   = Σ count of granules tagged n − 60 ..= n + 1     (the last W, rounded out to granules)
 //! admit  iff  used + c ≤ L        then the granule n counts c more
-//! a granule's units stop counting at  (tag + 61) · g  =  tag·g + g + W
+//! a granule's units stop counting at  (tag + 61) · g  ≥  tag·g + g + W    (g = ⌈W / 60⌉)
 //! deny:  retry after the time when enough of the oldest granules have left for c to fit
 //! remaining = L − used (after this cost)      reset = when the newest granule leaves
 //! ```
@@ -47,9 +47,10 @@ pub const GRANULES: u64 = 60;
 /// and one ahead (a check whose clock read a moment later).
 pub const SLOTS: usize = GRANULES as usize + 2;
 
-/// The granule length for `window_us`, in microseconds.
+/// The granule length for `window_us`, in microseconds: rounded up, so that 60 granules are
+/// never shorter than the window (a unit is never counted for less than `W`).
 pub fn granule_us(window_us: u64) -> u64 {
-    (window_us / GRANULES).max(1)
+    window_us.div_ceil(GRANULES).max(1)
 }
 
 /// The granule `now_us` falls in.
@@ -376,6 +377,18 @@ mod tests {
             n,
             "what was counted is what was admitted"
         );
+    }
+
+    #[test]
+    fn a_window_not_divisible_into_granules_still_counts_a_whole_window() {
+        // 1 s = 60 granules of 16 667 µs (rounded up; 60 of 16 666 µs would be 40 µs short):
+        // a unit admitted late in its granule still counts a full second later.
+        let w = SEC;
+        let c = WindowCell::new();
+        let t = 16_666 * 11 - 1;
+        assert!(c.check(t, 1, 1, w).admitted);
+        assert!(!c.check(t + w - 1, 1, 1, w).admitted);
+        assert_eq!(c.used(t + w, w), 1, "counted for the whole window");
     }
 
     #[test]

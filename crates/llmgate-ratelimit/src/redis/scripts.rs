@@ -1,7 +1,7 @@
 //! The Lua scripts the Redis store runs. Each runs atomically on the server, on the server's
 //! clock (`TIME`, microseconds since `ARGV[1]` seconds), so instances' clocks do not matter.
 //!
-//! Rate counters are a hash per limit: one field per granule (`⌊now / (window / 60)⌋`, written
+//! Rate counters are a hash per limit: one field per granule (`⌊now / ⌈window / 60⌉⌋`, written
 //! with `%d`) holding the units counted in it, the formula of [`llmgate_core::window`]. Parallel
 //! counters are a sorted set of the requests in flight, each scored with the end of its lease.
 
@@ -22,7 +22,7 @@ for i = 1, #KEYS do
   local window, cost = tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4])
   local ok, remaining, reset, retry = false, 0, 0, -1
   if kind == 'r' then
-    local gran = math.max(1, math.floor(window / N))
+    local gran = math.max(1, math.ceil(window / N))
     local g = math.floor(now / gran)
     local h = redis.call('HGETALL', KEYS[i])
     local live, used, stale, newest = {}, 0, {}, -1
@@ -103,7 +103,7 @@ for i = 1, #KEYS do
   if i <= rates then
     local a = 4 + (i - 1) * 3
     local window, delta = tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
-    local gran = math.max(1, math.floor(window / N))
+    local gran = math.max(1, math.ceil(window / N))
     if delta >= 0 then
       redis.call('HINCRBY', KEYS[i], string.format('%d', math.floor(now / gran)), delta)
       local ttl = math.ceil((window + 2 * gran) / 1000) + 1000
