@@ -153,6 +153,23 @@ async fn two_instances_admit_at_most_rpm_limit_in_any_window() {
 /// exact again (three in flight, the fourth refused on either instance).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_cut_while_slots_are_held_heals_within_seconds_of_restore() {
+    redis_blip(Fault::Cut).await;
+}
+
+/// The same with Redis stalled instead of cut (a partition without resets: every call waits
+/// for the 500 ms timeout) for 3 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_stall_while_slots_are_held_heals_within_seconds_of_restore() {
+    redis_blip(Fault::Stall).await;
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Fault {
+    Cut,
+    Stall,
+}
+
+async fn redis_blip(fault: Fault) {
     let upstream = MockProvider::start().await;
     let proxy = FaultProxy::start(REDIS_ADDR.parse().unwrap())
         .await
@@ -189,7 +206,10 @@ async fn a_redis_cut_while_slots_are_held_heals_within_seconds_of_restore() {
         "3 in flight"
     );
 
-    proxy.cut();
+    match fault {
+        Fault::Cut => proxy.cut(),
+        Fault::Stall => proxy.stall(),
+    }
     gate.release();
     for h in held {
         assert_eq!(h.await.unwrap(), StatusCode::OK);
@@ -229,7 +249,7 @@ async fn a_redis_cut_while_slots_are_held_heals_within_seconds_of_restore() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let healed = restored.elapsed();
-    eprintln!("B admits {b_admits:?} and every lost slot is free {healed:?} after Redis came back");
+    eprintln!("{fault:?}: B admits {b_admits:?} and every lost slot is free {healed:?} after Redis came back");
 
     // Exact again: three held in flight, the fourth refused, on either instance.
     let gate = Gate::new();

@@ -269,7 +269,17 @@ impl Inner {
         self.unsettled.fetch_sub(1, Ordering::AcqRel);
     }
 
-    fn enqueue(&self, settle: Settle) {
+    /// Queues a settlement that failed, to be sent again. A call that timed out may still
+    /// run on Redis later (a stalled connection delivers it when it resumes), so only what is
+    /// safe to apply twice is sent again: slot releases (removing a member twice is removing
+    /// it once) and tokens used beyond a reservation (counted twice is counted too much, never
+    /// too little). Unused tokens are not given back again: the reservation stays counted until
+    /// it leaves the window.
+    fn enqueue(&self, mut settle: Settle) {
+        settle.adjust.retain(|a| a.3 > 0);
+        if settle.is_empty() {
+            return;
+        }
         let mut q = self.queued.lock().unwrap_or_else(|p| p.into_inner());
         if q.len() >= MAX_QUEUED {
             let n = self.settlements_lost.fetch_add(1, Ordering::Relaxed) + 1;
