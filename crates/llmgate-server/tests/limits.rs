@@ -98,6 +98,40 @@ async fn metrics(addr: SocketAddr) -> String {
     String::from_utf8(bytes.to_vec()).unwrap()
 }
 
+/// Sends one request with `key` to each of `addrs` and holds them at the provider. Returns the
+/// gate holding them once all have arrived; `None` (after letting them go) if any was answered
+/// before arriving, i.e. refused.
+async fn hold<const N: usize>(
+    upstream: &MockProvider,
+    key: &str,
+    addrs: [SocketAddr; N],
+) -> Option<(Gate, Vec<tokio::task::JoinHandle<StatusCode>>)> {
+    let gate = Gate::new();
+    upstream.set_default(Behaviour::gated(&gate, 0));
+    let held: Vec<_> = addrs
+        .into_iter()
+        .map(|addr| {
+            let key = key.to_owned();
+            tokio::spawn(async move { chat(addr, &key).await })
+        })
+        .collect();
+    let started = Instant::now();
+    while gate.arrivals() < N {
+        if held.iter().any(|h| h.is_finished()) || started.elapsed() > Duration::from_secs(10) {
+            gate.release();
+            let mut statuses = Vec::new();
+            for h in held {
+                statuses.push(h.await.unwrap());
+            }
+            upstream.set_default(Behaviour::Ok);
+            eprintln!("not all held: {statuses:?}");
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Some((gate, held))
+}
+
 /// The value of the sample `name` (with its labels, as rendered) in `/metrics`.
 fn sample(text: &str, name: &str) -> f64 {
     text.lines()
@@ -148,9 +182,10 @@ async fn two_instances_admit_at_most_rpm_limit_in_any_window() {
 /// `global_max_parallel_requests: 4` on two instances (A fails open, B fails closed). Three
 /// requests are held in flight, Redis is cut, they finish while it is away (their releases
 /// fail), and it is restored 3 s later. During the cut A admits without limits and B refuses
-/// with a 503; within 3 s of the restore B admits the key again and both instances have sent
-/// their lost releases again (`llmgate_rate_limiter_slots_reclaimed_total`), and the limits are
-/// exact again (three in flight, the fourth refused on either instance).
+/// with a 503; within 3 s of the restore both admit the key through Redis again (B's 200s are
+/// counted; A's add no limiter error) and the limits are exact again: three held in flight,
+/// the fourth refused on either instance. After a cut, the slots were freed by the releases
+/// sent again (`llmgate_rate_limiter_slots_reclaimed_total`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_cut_while_slots_are_held_heals_within_seconds_of_restore() {
     redis_blip(Fault::Cut).await;
@@ -176,9 +211,16 @@ async fn redis_blip(fault: Fault) {
         .unwrap();
     let prefix = format!("llmgate-test:rl:blip:{}:", unique());
     let limits = "  global_max_parallel_requests: 4\n";
-    let open = config("limits-blip-open", &upstream, proxy.addr(), &prefix, limits);
+    // Config files are named per process and test: the two faults run at once.
+    let open = config(
+        &format!("limits-{fault:?}-open"),
+        &upstream,
+        proxy.addr(),
+        &prefix,
+        limits,
+    );
     let closed = config(
-        "limits-blip-closed",
+        &format!("limits-{fault:?}-closed"),
         &upstream,
         proxy.addr(),
         &prefix,
@@ -188,18 +230,9 @@ async fn redis_blip(fault: Fault) {
     let (_b, b) = start(&closed).await;
     let key = generate_key(a, json!({"max_parallel_requests": 3})).await;
 
-    let gate = Gate::new();
-    upstream.set_default(Behaviour::gated(&gate, 0));
-    let held: Vec<_> = [a, a, b]
-        .into_iter()
-        .map(|addr| {
-            let key = key.clone();
-            tokio::spawn(async move { chat(addr, &key).await })
-        })
-        .collect();
-    tokio::time::timeout(Duration::from_secs(10), gate.wait_for_arrivals(3))
+    let (gate, held) = hold(&upstream, &key, [a, a, b])
         .await
-        .unwrap();
+        .expect("three in flight");
     assert_eq!(
         chat(b, &key).await,
         StatusCode::TOO_MANY_REQUESTS,
@@ -226,51 +259,59 @@ async fn redis_blip(fault: Fault) {
     proxy.restore();
     let restored = Instant::now();
 
-    // B (closed) admits only what the limiter admits: a 200 means Redis counted it. Both
-    // instances have sent their lost releases again (A's two requests held two slots each, B's
-    // one two).
-    let mut b_admits = None;
+    // B (closed) admits only what the limiter admits: a 200 means Redis counted it. A (open)
+    // admits through Redis when its request adds no check error.
+    let check_errors = |m: String| sample(&m, "llmgate_rate_limiter_errors_total{op=\"check\"}");
     loop {
-        if b_admits.is_none() && chat(b, &key).await == StatusCode::OK {
-            b_admits = Some(restored.elapsed());
-        }
-        let reclaimed = |m: String| sample(&m, "llmgate_rate_limiter_slots_reclaimed_total");
-        if b_admits.is_some()
-            && reclaimed(metrics(a).await) >= 4.0
-            && reclaimed(metrics(b).await) >= 2.0
-        {
+        let b_ok = chat(b, &key).await == StatusCode::OK;
+        let before = check_errors(metrics(a).await);
+        let a_ok =
+            chat(a, &key).await == StatusCode::OK && check_errors(metrics(a).await) == before;
+        if a_ok && b_ok {
             break;
         }
         assert!(
             restored.elapsed() < Duration::from_secs(3),
-            "not healed {:?} after Redis came back (B admits after {b_admits:?})",
+            "{fault:?}: not admitting through Redis {:?} after it came back (A {a_ok}, B {b_ok})",
             restored.elapsed()
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let healed = restored.elapsed();
-    eprintln!("{fault:?}: B admits {b_admits:?} and every lost slot is free {healed:?} after Redis came back");
+    let admitting = restored.elapsed();
 
-    // Exact again: three held in flight, the fourth refused, on either instance.
-    let gate = Gate::new();
-    upstream.set_default(Behaviour::gated(&gate, 0));
-    let held: Vec<_> = [b, a, b]
-        .into_iter()
-        .map(|addr| {
-            let key = key.clone();
-            tokio::spawn(async move { chat(addr, &key).await })
-        })
-        .collect();
-    tokio::time::timeout(Duration::from_secs(10), gate.wait_for_arrivals(3))
-        .await
-        .unwrap();
+    // Exact again once every lost release is through: three held in flight, the fourth
+    // refused on either instance.
+    let (gate, held) = loop {
+        if let Some(h) = hold(&upstream, &key, [b, a, b]).await {
+            break h;
+        }
+        assert!(
+            restored.elapsed() < Duration::from_secs(3),
+            "{fault:?}: slots still held {:?} after Redis came back",
+            restored.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let exact = restored.elapsed();
     assert_eq!(chat(a, &key).await, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(chat(b, &key).await, StatusCode::TOO_MANY_REQUESTS);
     gate.release();
     for h in held {
         assert_eq!(h.await.unwrap(), StatusCode::OK);
     }
+    eprintln!(
+        "{fault:?}: admitting through Redis {admitting:?} and exact {exact:?} after it came back"
+    );
 
+    if let Fault::Cut = fault {
+        // Nothing sent during a cut reached Redis: every lost release was sent again.
+        let reclaimed = |m: String| sample(&m, "llmgate_rate_limiter_slots_reclaimed_total");
+        assert!(
+            reclaimed(metrics(a).await) >= 4.0,
+            "A's two requests, two slots each"
+        );
+        assert!(reclaimed(metrics(b).await) >= 2.0, "B's one request");
+    }
     let m = metrics(a).await;
     assert!(
         sample(&m, "llmgate_rate_limiter_fail_open_admissions_total") >= 1.0,

@@ -214,10 +214,15 @@ impl Inner {
                 Kind::Parallel => inv.arg("p").arg(c.limit).arg(0).arg(1),
             };
         }
-        let out: Vec<i64> = inv
-            .invoke_async(&mut conn)
-            .await
-            .map_err(|e| self.failed(e))?;
+        let out: Vec<i64> = match inv.invoke_async(&mut conn).await {
+            Ok(out) => out,
+            Err(e) => {
+                if e.is_timeout() || e.is_connection_dropped() {
+                    self.release_unknown(lease, &checks);
+                }
+                return Err(self.failed(e));
+            }
+        };
         let verdict = verdict(&out, checks.len(), lease)?;
         self.slots_reclaimed
             .fetch_add(out[2].max(0) as u64, Ordering::Relaxed);
@@ -232,6 +237,26 @@ impl Inner {
             }
         }
         Ok(verdict)
+    }
+
+    /// A check whose answer was lost (timed out, connection dropped) may still have run, or
+    /// run later (a stalled connection delivers it when it resumes), taking parallel slots that
+    /// nobody holds: their release is queued like a failed settlement, so they are freed once
+    /// Redis answers instead of when their lease ends. Removing a slot that was never taken
+    /// does nothing.
+    fn release_unknown(&self, lease: u64, checks: &[Check]) {
+        let release: Vec<Arc<str>> = checks
+            .iter()
+            .filter(|c| c.kind == Kind::Parallel)
+            .map(|c| c.key.clone())
+            .collect();
+        if !release.is_empty() {
+            self.enqueue(Settle {
+                lease,
+                release,
+                ..Settle::default()
+            });
+        }
     }
 
     /// Sends one settlement; returns the slots it released.
