@@ -5,7 +5,12 @@
 //! The Redis is the machine's (`127.0.0.1:6379`); it sits behind a [`FaultProxy`] the test cuts
 //! and restores. Keys in Redis are under a prefix unique to each test run.
 
-#![allow(clippy::unwrap_used, clippy::panic, reason = "test helpers")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test helpers"
+)]
 
 mod support;
 
