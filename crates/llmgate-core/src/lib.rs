@@ -10,7 +10,7 @@
 //! - [`key`]: virtual keys and the clock budgets are judged by.
 //! - [`seconds`]: numbers of seconds turned into a `Duration` without a panic, with one bound.
 //! - [`cutoff`]: the signal that ends streams in flight when the gateway stops.
-//! - [`gcra`]: the rate-limit algorithm every limiter counts with (lock-free cell, formula).
+//! - [`window`]: the sliding window every rate limit counts with (lock-free cell, formula).
 //! - [`DeploymentSpec`] and [`ProviderKind`]: what a `model_list` entry resolves to.
 //!
 //! This crate depends on no other llmgate crate; everything else depends on it.
@@ -22,13 +22,13 @@ pub mod cutoff;
 pub mod deployment;
 pub mod error;
 pub mod ext;
-pub mod gcra;
 pub mod key;
 pub mod provider;
 pub mod request;
 pub mod seconds;
 pub mod sse;
 pub mod tokens;
+pub mod window;
 pub mod wire;
 
 pub use access::{ModelAccess, ModelPermission, ResolveModel};

@@ -86,7 +86,7 @@ pub use body::ResponseBody;
 pub use cost::Tokens;
 pub use future::ResponseFuture;
 pub use layer::{Meter, MeterBuilder, MeteringLayer};
-pub use metrics::{Metrics, Rejection, StatusClass};
+pub use metrics::{Metrics, RateLimiterTotals, Rejection, StatusClass};
 pub use prices::{ModelPrice, PriceFileError, PriceTable};
 pub use queue::{QueueConfig, QueueFull, SpendQueue};
 pub use record::{Outcome, SpendRecord};

@@ -178,6 +178,48 @@ pub struct Metrics {
     pub(crate) cache: Family<CacheLabels, Counter>,
     rejections: Family<RejectionLabels, Counter>,
     pub(crate) queue: QueueCounters,
+    limiter: LimiterCounters,
+}
+
+/// The rate limiter's fault counters, read from the limiter when scraped.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RateLimiterTotals {
+    /// Requests admitted without the limiter because its store failed (fail-open policy).
+    pub fail_open: u64,
+    /// Checks the store could not answer (either policy).
+    pub check_errors: u64,
+    /// Settlements (slot releases, token settlements) the store could not take when sent.
+    pub settle_errors: u64,
+    /// Parallel slots freed by the store rather than by their request: expired leases and
+    /// releases sent again after a fault.
+    pub slots_reclaimed: u64,
+}
+
+#[derive(Debug, Default)]
+struct LimiterCounters {
+    fail_open: Counter,
+    errors: Family<LimiterErrorLabels, Counter>,
+    reclaimed: Counter,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LimiterErrorLabels {
+    op: LimiterOp,
+}
+
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+enum LimiterOp {
+    check,
+    settle,
+}
+
+/// Moves a counter up to `total` (counters never go down; a smaller total is ignored).
+fn catch_up(c: &Counter, total: u64) {
+    let cur = c.get();
+    if total > cur {
+        c.inc_by(total - cur);
+    }
 }
 
 impl fmt::Debug for Metrics {
@@ -220,6 +262,7 @@ impl Metrics {
             cache: Family::default(),
             rejections: Family::default(),
             queue: QueueCounters::default(),
+            limiter: LimiterCounters::default(),
         };
         m.queue.rejected = m.rejections.get_or_create_owned(&RejectionLabels {
             reason: Rejection::spend_queue_full,
@@ -339,7 +382,35 @@ impl Metrics {
             "Failed spend batch writes (each is retried)",
             m.queue.write_failures.clone(),
         );
+        r.register(
+            "rate_limiter_fail_open_admissions",
+            "Requests admitted without rate limits because the limiter's store (Redis) failed (policy open)",
+            m.limiter.fail_open.clone(),
+        );
+        r.register(
+            "rate_limiter_errors",
+            "Rate-limiter store failures: check (a request's check) or settle (a slot release or token settlement, sent again later)",
+            m.limiter.errors.clone(),
+        );
+        r.register(
+            "rate_limiter_slots_reclaimed",
+            "Parallel slots freed by the limiter rather than their request: expired leases, releases sent again after a fault",
+            m.limiter.reclaimed.clone(),
+        );
         m
+    }
+
+    /// Sets the rate limiter's fault counters (the facade calls it when scraped).
+    pub fn set_rate_limiter(&self, t: RateLimiterTotals) {
+        let l = &self.limiter;
+        catch_up(&l.fail_open, t.fail_open);
+        catch_up(&l.reclaimed, t.slots_reclaimed);
+        for (op, n) in [
+            (LimiterOp::check, t.check_errors),
+            (LimiterOp::settle, t.settle_errors),
+        ] {
+            catch_up(&l.errors.get_or_create(&LimiterErrorLabels { op }), n);
+        }
     }
 
     /// Counts a request the gateway refused itself.

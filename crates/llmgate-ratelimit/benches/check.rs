@@ -62,6 +62,7 @@ fn run(
                     assert!(v.denied.is_none());
                     store.finish(Settle {
                         lease: v.lease,
+                        at: v.at,
                         release: release.clone(),
                         adjust: Vec::new(),
                     });

@@ -124,6 +124,7 @@ where
     }
     let mut settle = Settle {
         lease: verdict.lease,
+        at: verdict.at,
         ..Settle::default()
     };
     for (c, n) in plan.checks.iter().zip(&plan.names) {

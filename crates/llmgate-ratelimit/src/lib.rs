@@ -9,9 +9,10 @@
 //! ([`RateLimitLayer::global_max_parallel_requests`]). A request with no limit passes straight
 //! through, without touching the store.
 //!
-//! **Algorithm**: rates are GCRA ([`llmgate_core::gcra`], where the formula is): exact, a burst
-//! of the full limit from idle, no window-boundary doubling. Parallel limits are counters, given
-//! back when the response body ends, is dropped (the client went away) or the call fails.
+//! **Algorithm**: rates are a sliding window ([`llmgate_core::window`], where the formula is):
+//! never more than the limit in any span of the window, a burst of the full limit from idle,
+//! then nothing until that burst leaves the window. Parallel limits are counters, given back
+//! when the response body ends, is dropped (the client went away) or the call fails.
 //!
 //! **Tokens**: a tpm limit reserves the request's estimate before the call ([`tokens`]: the
 //! model's real tokenizer where known, plus `max_tokens`), and settles it with the provider's
@@ -84,5 +85,6 @@ pub use plan::LimitName;
 pub use redis::{RedisConfig, RedisStore};
 pub use service::RateLimit;
 pub use store::{
-    Acquire, Check, CheckState, Kind, LimiterStore, Ping, Settle, StoreError, Verdict,
+    Acquire, Check, CheckState, Kind, LimiterStore, Ping, Settle, StoreCounters, StoreError,
+    Verdict,
 };

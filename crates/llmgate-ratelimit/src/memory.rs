@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dashmap::DashMap;
-use llmgate_core::gcra::{GcraCell, Outcome};
+use llmgate_core::window::{self, Outcome, WindowCell};
 use tokio::time::Instant;
 
 use crate::store::{Acquire, Check, CheckState, Kind, LimiterStore, Settle, Verdict};
@@ -15,7 +15,8 @@ const SWEEP_EVERY: u64 = 1 << 14;
 
 #[derive(Debug)]
 enum Cell {
-    Rate(GcraCell),
+    /// The window and the window length it counts in (microseconds).
+    Rate(Box<(WindowCell, u64)>),
     Parallel(AtomicU64),
 }
 
@@ -23,8 +24,8 @@ enum Cell {
 ///
 /// The map is a [`DashMap`] (shards, each behind its own read-write lock): a check takes a
 /// shard's read lock only long enough to find its cell, and the cells themselves are atomics
-/// ([`GcraCell`], a counter), so no lock is shared by all requests and none is held across a
-/// count. Idle counters (a full bucket, no request in flight) are swept now and then, so the
+/// ([`WindowCell`], a counter), so no lock is shared by all requests and none is held across a
+/// count. Idle counters (an empty window, no request in flight) are swept now and then, so the
 /// map holds only keys in use.
 ///
 /// Time is tokio's clock, so tests can pause and advance it.
@@ -51,9 +52,9 @@ impl MemoryStore {
         }
     }
 
-    /// Microseconds on this store's clock (starting at one second, so 0 is "idle").
-    fn now_us(&self) -> f64 {
-        self.origin.elapsed().as_secs_f64() * 1e6 + 1e6
+    /// Microseconds on this store's clock (starting at one second).
+    fn now_us(&self) -> u64 {
+        self.origin.elapsed().as_micros() as u64 + 1_000_000
     }
 
     /// Counters held (for tests and metrics).
@@ -75,17 +76,17 @@ impl MemoryStore {
             .cells
             .entry(check.key.clone())
             .or_insert_with(|| match check.kind {
-                Kind::Rate { .. } => Cell::Rate(GcraCell::new()),
+                Kind::Rate { window, .. } => Cell::Rate(Box::new((WindowCell::new(), us(window)))),
                 Kind::Parallel => Cell::Parallel(AtomicU64::new(0)),
             })
             .downgrade();
         f(&c)
     }
 
-    fn take(&self, check: &Check, now: f64) -> (bool, CheckState) {
+    fn take(&self, check: &Check, now: u64) -> (bool, CheckState) {
         self.with_cell(check, |cell| match (cell, check.kind) {
             (Cell::Rate(g), Kind::Rate { window, cost }) => {
-                state_of(g.check(now, cost, check.limit, us(window)))
+                state_of(g.0.check(now, cost, check.limit, us(window)))
             }
             (Cell::Parallel(n), Kind::Parallel) => {
                 let taken = n
@@ -105,19 +106,26 @@ impl MemoryStore {
         })
     }
 
-    fn undo(&self, check: &Check, now: f64) {
+    fn undo(&self, check: &Check, now: u64) {
         match check.kind {
             Kind::Rate { window, cost } => {
-                self.adjust(&check.key, check.limit, window, -(cost as i64), now)
+                self.adjust(&check.key, check.limit, window, -(cost as i64), now, now)
             }
             Kind::Parallel => self.release(&check.key),
         }
     }
 
-    fn adjust(&self, key: &str, limit: u64, window: Duration, delta: i64, now: f64) {
+    /// Settles `delta` units of a reservation made at `at`: given back from its granule, or
+    /// counted now.
+    fn adjust(&self, key: &str, limit: u64, window: Duration, delta: i64, now: u64, at: u64) {
+        let w = us(window);
         if let Some(c) = self.cells.get(key) {
             if let Cell::Rate(g) = &*c {
-                g.adjust(now, delta, limit, us(window));
+                if delta < 0 {
+                    g.0.give_back(window::granule(at, w), delta.unsigned_abs());
+                } else {
+                    g.0.add(now, delta as u64, w);
+                }
             }
         } else if delta > 0 {
             let check = Check {
@@ -127,7 +135,7 @@ impl MemoryStore {
             };
             self.with_cell(&check, |c| {
                 if let Cell::Rate(g) = c {
-                    g.adjust(now, delta, limit, us(window));
+                    g.0.add(now, delta as u64, w);
                 }
             });
         }
@@ -141,29 +149,31 @@ impl MemoryStore {
         }
     }
 
-    /// Drops counters that hold nothing: full buckets and parallel counters at zero. Each
+    /// Drops counters that hold nothing: empty windows and parallel counters at zero. Each
     /// shard is locked in turn, briefly.
     pub fn sweep(&self) {
         let now = self.now_us();
         self.cells.retain(|_, c| match c {
-            Cell::Rate(g) => g.tat() > now,
+            Cell::Rate(g) => g.0.used(now, g.1) > 0,
             Cell::Parallel(n) => n.load(Ordering::Acquire) > 0,
         });
     }
 }
 
-fn us(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e6
+fn us(d: Duration) -> u64 {
+    d.as_micros() as u64
 }
 
 fn state_of(o: Outcome) -> (bool, CheckState) {
-    let retry_after = (!o.admitted && o.retry_after_us.is_finite())
-        .then(|| Duration::from_micros(o.retry_after_us.ceil() as u64));
+    let retry_after = o
+        .retry_after_us
+        .filter(|_| !o.admitted)
+        .map(Duration::from_micros);
     (
         o.admitted,
         CheckState {
             remaining: o.remaining,
-            reset: Duration::from_micros(o.reset_us.ceil() as u64),
+            reset: Duration::from_micros(o.reset_us),
             retry_after,
         },
     )
@@ -177,6 +187,7 @@ impl LimiterStore for MemoryStore {
         let now = self.now_us();
         let mut verdict = Verdict {
             states: Vec::with_capacity(checks.len()),
+            at: now,
             ..Verdict::default()
         };
         for (i, check) in checks.iter().enumerate() {
@@ -203,17 +214,17 @@ impl LimiterStore for MemoryStore {
             self.release(key);
         }
         for (key, limit, window, delta) in &settle.adjust {
-            self.adjust(key, *limit, *window, *delta, now);
+            self.adjust(key, *limit, *window, *delta, now, settle.at);
         }
     }
 }
 
 impl MemoryStore {
-    fn peek(&self, check: &Check, now: f64) -> CheckState {
+    fn peek(&self, check: &Check, now: u64) -> CheckState {
         match self.cells.get(&check.key).as_deref() {
             Some(Cell::Rate(g)) => match check.kind {
                 Kind::Rate { window, cost } => {
-                    state_of(g.peek(now, cost, check.limit, us(window))).1
+                    state_of(g.0.peek(now, cost, check.limit, us(window))).1
                 }
                 Kind::Parallel => CheckState::default(),
             },
@@ -223,12 +234,13 @@ impl MemoryStore {
             },
             None => match check.kind {
                 Kind::Rate { window, cost } => {
-                    state_of(llmgate_core::gcra::check(
-                        0.0,
+                    state_of(window::describe(
+                        &mut [],
                         now,
                         cost,
                         check.limit,
                         us(window),
+                        false,
                     ))
                     .1
                 }
@@ -271,8 +283,56 @@ mod tests {
         });
         s.sweep();
         assert_eq!(s.len(), 1);
-        tokio::time::advance(Duration::from_secs(7)).await;
+        tokio::time::advance(Duration::from_secs(61)).await;
         s.sweep();
-        assert!(s.is_empty(), "a full bucket is dropped");
+        assert!(s.is_empty(), "an empty window is dropped");
+    }
+
+    /// The scenario on a simulated clock: `rpm_limit: 30`, a burst of 30, then one
+    /// request a second for three minutes. No window of 60 s may hold more than 30 admissions,
+    /// and the limit is reached (not merely respected) in the first minute.
+    #[tokio::test(start_paused = true)]
+    async fn a_burst_then_one_a_second_admits_at_most_the_limit_in_any_minute() {
+        let s = MemoryStore::new();
+        let c = [Check {
+            key: "k".into(),
+            limit: 30,
+            kind: Kind::Rate {
+                window: Duration::from_secs(60),
+                cost: 1,
+            },
+        }];
+        let start = Instant::now();
+        let mut admitted = Vec::new();
+        for _ in 0..30 {
+            if s.acquire(&c).await.unwrap().denied.is_none() {
+                admitted.push(Duration::ZERO);
+            }
+        }
+        assert_eq!(admitted.len(), 30, "the burst is the whole limit");
+        for _ in 0..180 {
+            tokio::time::advance(Duration::from_secs(1)).await;
+            if s.acquire(&c).await.unwrap().denied.is_none() {
+                admitted.push(start.elapsed());
+            }
+        }
+        // Every window [t, t + 60 s) that starts at an admission.
+        let worst = admitted
+            .iter()
+            .map(|&t| {
+                admitted
+                    .iter()
+                    .filter(|&&u| u >= t && u < t + Duration::from_secs(60))
+                    .count()
+            })
+            .max()
+            .unwrap();
+        assert_eq!(worst, 30, "admissions: {admitted:?}");
+        // After the burst has left the window the caller gets its rate back: one a second.
+        let last_minute = admitted
+            .iter()
+            .filter(|&&t| t > Duration::from_secs(120))
+            .count();
+        assert!(last_minute >= 29, "{last_minute}: {admitted:?}");
     }
 }

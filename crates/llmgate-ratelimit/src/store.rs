@@ -10,7 +10,8 @@ use std::time::Duration;
 /// What one check counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
-    /// A rate (GCRA, see [`llmgate_core::gcra`]): `cost` units against `limit` per `window`.
+    /// A rate (a sliding window, see [`llmgate_core::window`]): `cost` units against `limit`
+    /// per `window`.
     Rate {
         /// The window (60 s for rpm and tpm).
         window: Duration,
@@ -53,6 +54,8 @@ pub struct Verdict {
     pub denied: Option<usize>,
     /// Identifies this request's parallel slots to the store, for [`Settle::lease`].
     pub lease: u64,
+    /// When the checks were counted, in the store's clock (microseconds), for [`Settle::at`].
+    pub at: u64,
 }
 
 /// What to do when a request ends: give back its parallel slots and settle its token
@@ -61,6 +64,9 @@ pub struct Verdict {
 pub struct Settle {
     /// The lease of the [`Verdict`].
     pub lease: u64,
+    /// The [`Verdict::at`]: reservations given back are taken out of the granule they were
+    /// counted in.
+    pub at: u64,
     /// Parallel counters to give one slot back to.
     pub release: Vec<Arc<str>>,
     /// Rate counters to move by `delta` units (negative: given back): key, limit, window, delta.
@@ -131,7 +137,8 @@ impl Future for Acquire {
 /// - `acquire` is all or nothing: either every check passes and all are taken, or the first
 ///   failing one is reported in [`Verdict::denied`] and nothing is taken (a store may briefly
 ///   hold a slot while undoing, so it can deny too much, never admit too much).
-/// - Rates follow [`llmgate_core::gcra`] exactly; counters expire once idle.
+/// - Rates follow [`llmgate_core::window`]: never more than `limit` in any span of `window`;
+///   counters expire once idle.
 /// - `finish` never blocks the caller: a store that needs I/O does it in the background, and
 ///   counts and logs what fails.
 pub trait LimiterStore: Send + Sync + fmt::Debug + 'static {
@@ -156,6 +163,25 @@ pub trait LimiterStore: Send + Sync + fmt::Debug + 'static {
     fn backend(&self) -> &'static str {
         "memory"
     }
+
+    /// What the store counted about its own faults and repairs, for metrics.
+    fn counters(&self) -> StoreCounters {
+        StoreCounters::default()
+    }
+}
+
+/// A store's own counters (all zero for a store without I/O).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreCounters {
+    /// Parallel slots freed by the store rather than by their request's release: leases that
+    /// expired (an instance died, or a release was lost) and releases sent again after a fault.
+    pub slots_reclaimed: u64,
+    /// Releases and settlements that could not be sent when their request ended (queued and
+    /// sent again once the store answers).
+    pub settlements_failed: u64,
+    /// Settlements given up on (the retry queue was full, or the store never came back
+    /// within the lease); their slots free themselves when the lease ends.
+    pub settlements_lost: u64,
 }
 
 /// The answer of [`LimiterStore::ping`].

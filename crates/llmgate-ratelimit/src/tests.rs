@@ -98,16 +98,22 @@ async fn rpm_is_hit_with_an_openai_429_and_recovers() {
         msg.contains("the key's rpm_limit (3 requests per minute)"),
         "{msg}"
     );
-    assert_eq!(h["retry-after"], "20");
+    // A sliding window: the three leave it a minute (and at most a one-second granule) later.
+    assert_eq!(h["retry-after"], "61");
     assert_eq!(h["x-ratelimit-remaining-requests"], "0");
-    assert_eq!(h["x-ratelimit-reset-requests"], "1m0s");
+    assert_eq!(h["x-ratelimit-reset-requests"], "1m1s");
     assert!(
         !h.contains_key("x-ratelimit-limit-tokens"),
         "no token limit applies"
     );
 
+    // Nothing refills before then (a token bucket would admit one every 20 s).
     tokio::time::advance(Duration::from_secs(20)).await;
-    assert_eq!(done(&mut svc, req(&who, "m", None)).await.0, 200);
+    assert_eq!(done(&mut svc, req(&who, "m", None)).await.0, 429);
+    tokio::time::advance(Duration::from_secs(41)).await;
+    for _ in 0..3 {
+        assert_eq!(done(&mut svc, req(&who, "m", None)).await.0, 200);
+    }
     assert_eq!(done(&mut svc, req(&who, "m", None)).await.0, 429);
     // Another key is not affected.
     let other = key(|k| k.rpm_limit = Some(3));
@@ -136,7 +142,7 @@ async fn model_limits_apply_to_their_model_only() {
         msg.contains("request too large") && msg.contains("model_tpm_limit"),
         "{msg}"
     );
-    tokio::time::advance(Duration::from_secs(60)).await;
+    tokio::time::advance(Duration::from_secs(61)).await;
     assert_eq!(done(&mut svc, req(&who, "gpt-x", None)).await.0, 200);
 }
 

@@ -156,8 +156,8 @@ impl InFlight {
         // Dropping `a` at the end ends its in-flight count.
         let Some(a) = self.attempt.take() else { return };
         if let Some(u) = self.usage.as_ref().and_then(UsageSlot::get) {
-            let minute = a.table.clock.minute(a.table.clock.now_ms());
-            a.member.state.tokens.add(minute, u.total_tokens);
+            let now_us = a.table.clock.now_us();
+            a.member.state.usage.add_tokens(now_us, u.total_tokens);
         }
         if let Some(api) = self.failure.as_ref().and_then(StreamFailure::get) {
             a.count_failure(api);

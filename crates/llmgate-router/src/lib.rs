@@ -13,6 +13,8 @@
 //! `least-busy`, `latency-based-routing`, `usage-based-routing`. Only healthy deployments are
 //! candidates: not cooling down, and under their own `rpm`, `tpm` and `rpd` (requests per UTC
 //! day, a llmgate extension for free tiers). A deployment at a limit is skipped, never called.
+//! `rpm` and `tpm` are the sliding window of [`llmgate_core::window`] (no more than the limit
+//! in any 60 s), the rate-limit layer's definition too.
 //! Deployments this request already tried are picked again only when no other is healthy;
 //! once it has tried every deployment of the group, even one its own failure put in cooldown.
 //!
@@ -62,6 +64,7 @@ mod strategy;
 mod table;
 #[cfg(test)]
 mod tests;
+mod usage;
 
 pub use error::Error;
 pub use future::ResponseFuture;

@@ -1,16 +1,17 @@
 //! What the router knows about each deployment while it runs: in flight, cooldown, recent
-//! failures, latency, and this minute's and day's usage. All atomics, no locks: every request
-//! reads them, so they stay off any shared mutex.
+//! failures, latency, and its rpm/tpm/rpd usage ([`Usage`]). All atomics, no locks: every
+//! request reads them, so they stay off any shared mutex.
 //!
 //! Time comes from tokio's clock (`tokio::time::Instant`), so tests can pause and advance it.
-//! Windows are fixed: the failure and rpm/tpm counters reset at each minute of the table's life,
-//! the rpd counter at each UTC day. Under concurrency a window boundary can let a handful of
-//! requests be counted in the old window; limits are otherwise exact within one instance.
+//! The failure counter resets at each minute of the table's life (`allowed_fails` per minute);
+//! rpm and tpm are sliding windows and rpd a UTC day (see `usage.rs`).
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::time::Instant;
+
+use crate::usage::Usage;
 
 /// The table's clock: milliseconds since it was built, and the UTC day.
 #[derive(Debug, Clone, Copy)]
@@ -36,6 +37,11 @@ impl Clock {
         self.base.elapsed().as_millis() as u64 + 1
     }
 
+    /// Microseconds since the table was built, for the usage windows.
+    pub(crate) fn now_us(&self) -> u64 {
+        self.base.elapsed().as_micros() as u64 + 1_000
+    }
+
     pub(crate) fn minute(&self, now_ms: u64) -> u64 {
         now_ms / 60_000
     }
@@ -53,15 +59,6 @@ pub(crate) struct Windowed {
 }
 
 impl Windowed {
-    /// The count in `window`.
-    pub(crate) fn get(&self, window: u64) -> u64 {
-        if self.window.load(Relaxed) == window {
-            self.count.load(Relaxed)
-        } else {
-            0
-        }
-    }
-
     fn roll(&self, window: u64) {
         let seen = self.window.load(Relaxed);
         if seen != window
@@ -88,15 +85,6 @@ impl Windowed {
         } else {
             self.count.fetch_sub(1, Relaxed);
             false
-        }
-    }
-
-    /// Gives back one taken in `window` (an attempt that was not made).
-    pub(crate) fn give_back(&self, window: u64) {
-        if self.window.load(Relaxed) == window {
-            let _ = self
-                .count
-                .fetch_update(Relaxed, Relaxed, |c| c.checked_sub(1));
         }
     }
 }
@@ -152,9 +140,7 @@ pub struct DeploymentState {
     cooldown_until_ms: AtomicU64,
     cooldown_reason: AtomicU32,
     pub(crate) fails: Windowed,
-    pub(crate) requests: Windowed,
-    pub(crate) tokens: Windowed,
-    pub(crate) daily: Windowed,
+    pub(crate) usage: Usage,
     /// Exponentially weighted latency of complete answers, in microseconds (0: none yet).
     latency_us: AtomicU64,
     latency_at_ms: AtomicU64,
@@ -244,11 +230,9 @@ mod tests {
         assert!(w.try_take(1, 2));
         assert!(w.try_take(1, 2));
         assert!(!w.try_take(1, 2));
-        assert_eq!(w.get(1), 2);
+        assert_eq!(w.add(1, 0), 2);
         assert!(w.try_take(2, 2), "a new window starts empty");
-        assert_eq!(w.get(1), 0);
-        w.give_back(2);
-        assert_eq!(w.get(2), 0);
+        assert_eq!(w.add(2, 0), 1);
     }
 
     #[test]

@@ -23,7 +23,7 @@ pub enum Strategy {
         /// `routing_strategy_args.lowest_latency_buffer`.
         buffer: f64,
     },
-    /// `usage-based-routing` (and `-v2`): lowest tokens used this minute, relative to the
+    /// `usage-based-routing` (and `-v2`): lowest tokens used in the last minute, relative to the
     /// deployment's `tpm` when it has one.
     UsageBased,
 }

@@ -209,7 +209,7 @@ impl ModelTable {
         let prompt = g.sized.then(prompt_tokens);
         let mut too_long = 0;
         let now = self.clock.now_ms();
-        let minute = self.clock.minute(now);
+        let now_us = self.clock.now_us();
         let day = self.clock.day(now);
         let mut unavailable = Unavailable {
             all_rate_limited: true,
@@ -253,7 +253,7 @@ impl ModelTable {
                     continue;
                 }
             }
-            if let Some(why) = at_limit(m, minute, day) {
+            if let Some(why) = at_limit(m, now_us) {
                 unavailable.reasons.push((m.spec.id.clone(), why));
                 continue;
             }
@@ -280,9 +280,13 @@ impl ModelTable {
         // choose again among the rest.
         let mut candidates = candidates;
         while !candidates.is_empty() {
-            let k = self.choose(&g.members, &candidates, stream, now, minute);
+            let k = self.choose(&g.members, &candidates, stream, now, now_us);
             let m = &g.members[candidates[k]];
-            match take_request(m, minute, day) {
+            match m
+                .state
+                .usage
+                .take_request(m.spec.rpm, m.spec.rpd, now_us, day)
+            {
                 Ok(()) => {
                     return Ok(Picked {
                         member: m.clone(),
@@ -311,7 +315,7 @@ impl ModelTable {
         candidates: &[usize],
         stream: bool,
         now: u64,
-        minute: u64,
+        now_us: u64,
     ) -> usize {
         if candidates.len() == 1 {
             return 0;
@@ -353,7 +357,7 @@ impl ModelTable {
             Strategy::UsageBased => {
                 let load = |i: usize| {
                     let m = &members[i];
-                    let used = m.state.tokens.get(minute) as f64;
+                    let used = m.state.usage.tokens(now_us) as f64;
                     m.spec.tpm.map_or(used, |t| used / t.max(1) as f64)
                 };
                 let min = candidates
@@ -408,28 +412,10 @@ fn pick_among(candidates: &[usize], keep: impl Fn(usize) -> bool) -> usize {
 }
 
 /// Why a deployment is at its tpm limit (rpm and rpd are taken on pick).
-fn at_limit(m: &Member, minute: u64, _day: u64) -> Option<String> {
+fn at_limit(m: &Member, now_us: u64) -> Option<String> {
     let tpm = m.spec.tpm?;
-    let used = m.state.tokens.get(minute);
-    (used >= tpm).then(|| format!("at its tpm limit ({used}/{tpm} tokens this minute)"))
-}
-
-/// Takes one request from the deployment's rpm and rpd, or says which is used up.
-fn take_request(m: &Member, minute: u64, day: u64) -> Result<(), &'static str> {
-    if let Some(rpm) = m.spec.rpm {
-        if !m.state.requests.try_take(minute, rpm) {
-            return Err("at its rpm limit for this minute");
-        }
-    } else {
-        m.state.requests.add(minute, 1);
-    }
-    if let Some(rpd) = m.spec.rpd {
-        if !m.state.daily.try_take(day, rpd) {
-            m.state.requests.give_back(minute);
-            return Err("at its rpd limit for today (UTC)");
-        }
-    }
-    Ok(())
+    let used = m.state.usage.tokens(now_us);
+    (used >= tpm).then(|| format!("at its tpm limit ({used}/{tpm} tokens in the last minute)"))
 }
 
 /// The auth layer judges a requested model by the group it resolves to, as the router will.

@@ -326,6 +326,43 @@ async fn rpm_and_rpd_limits_skip_the_deployment_instead_of_calling_it() {
     assert_eq!(served_by(&mut svc, "g").await.unwrap(), "a");
 }
 
+/// A deployment's `rpm` is the same sliding window as a key's `rpm_limit`: a burst of 30
+/// late in a minute, then one request a second, reaches the provider no more than 30 times in
+/// any 60 s (fixed minutes let 30 more through as the next minute began).
+#[tokio::test(start_paused = true)]
+async fn deployment_rpm_holds_in_any_minute() {
+    let mut a = d("a", "g");
+    a.rpm = Some(30);
+    let mut svc = Router::new(stub(|_| None), Arc::new(table(vec![a])));
+    let start = tokio::time::Instant::now();
+    tokio::time::advance(Duration::from_secs(50)).await;
+    let mut served = Vec::new();
+    for _ in 0..30 {
+        if served_by(&mut svc, "g").await.is_ok() {
+            served.push(start.elapsed());
+        }
+    }
+    assert_eq!(served.len(), 30);
+    for _ in 0..150 {
+        tokio::time::advance(Duration::from_secs(1)).await;
+        if served_by(&mut svc, "g").await.is_ok() {
+            served.push(start.elapsed());
+        }
+    }
+    let worst = served
+        .iter()
+        .map(|&t| {
+            served
+                .iter()
+                .filter(|&&u| u >= t && u < t + Duration::from_secs(60))
+                .count()
+        })
+        .max()
+        .unwrap();
+    assert_eq!(worst, 30, "{served:?}");
+    assert!(served.len() >= 55, "the rate comes back: {}", served.len());
+}
+
 #[tokio::test]
 async fn a_retry_prefers_another_deployment_and_reports_what_it_picked() {
     let mut svc = Router::new(

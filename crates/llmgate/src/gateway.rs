@@ -259,6 +259,10 @@ impl Gateway {
         let key_admin = keys.map(KeyAdmin::new);
         let ratelimit = crate::ratelimit::layer(&config)?;
         let limiter = (ratelimit.store().clone(), ratelimit.failure_policy());
+        let limiter_view = crate::meter::LimiterView {
+            stats: ratelimit.stats(),
+            store: ratelimit.store().clone(),
+        };
         let meter = meter::meter(&config, &deployments, spend_sink)?;
         crate::budget::group_prices(&group_prices, meter.prices(), &deployments);
 
@@ -377,6 +381,7 @@ impl Gateway {
             background: tasks.clone(),
             meter: meter.clone(),
             table: table.clone(),
+            limiter: limiter_view,
         };
         let service = ServiceBuilder::new()
             .layer(RequestIdLayer)

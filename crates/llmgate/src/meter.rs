@@ -18,8 +18,10 @@ use http::{header, HeaderValue, Response, StatusCode};
 use llmgate_config::{Config, SpendQueueFull};
 use llmgate_core::{body, BoxBody, BoxError, Deployment, DeploymentSpec};
 use llmgate_metering::{
-    Meter, Metrics, PriceTable, QueueConfig, QueueFull, Rejection, SpendRecord, SpendSink,
+    Meter, Metrics, PriceTable, QueueConfig, QueueFull, RateLimiterTotals, Rejection, SpendRecord,
+    SpendSink,
 };
+use llmgate_ratelimit::{LimiterStore, Stats};
 use llmgate_router::ModelTable;
 
 use crate::BuildError;
@@ -117,11 +119,36 @@ pub(crate) fn count_rejections(
     }
 }
 
-/// `GET /metrics`: the router's deployment states as of now, then every metric.
-pub(crate) fn render(metrics: &Metrics, table: &ModelTable) -> Response<BoxBody> {
+/// What `/metrics` reads from the rate limiter when scraped.
+#[derive(Clone)]
+pub(crate) struct LimiterView {
+    pub(crate) stats: Arc<Stats>,
+    pub(crate) store: Arc<dyn LimiterStore>,
+}
+
+impl LimiterView {
+    fn totals(&self) -> RateLimiterTotals {
+        let store = self.store.counters();
+        RateLimiterTotals {
+            fail_open: self.stats.failed_open(),
+            check_errors: self.stats.store_errors(),
+            settle_errors: store.settlements_failed,
+            slots_reclaimed: store.slots_reclaimed,
+        }
+    }
+}
+
+/// `GET /metrics`: the router's deployment states and the limiter's counters as of now, then
+/// every metric.
+pub(crate) fn render(
+    metrics: &Metrics,
+    table: &ModelTable,
+    limiter: &LimiterView,
+) -> Response<BoxBody> {
     for (spec, cooling) in table.cooldowns() {
         metrics.set_deployment_state(&spec.model_name, &spec.id, cooling.is_some());
     }
+    metrics.set_rate_limiter(limiter.totals());
     let mut res = Response::new(body::full(Bytes::from(metrics.render())));
     res.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -70,6 +70,8 @@ pub(crate) struct Dispatch {
     pub(crate) meter: llmgate_metering::Meter,
     /// For `/metrics`: deployment states.
     pub(crate) table: std::sync::Arc<llmgate_router::ModelTable>,
+    /// For `/metrics`: the rate limiter's fault counters.
+    pub(crate) limiter: crate::meter::LimiterView,
 }
 
 type Fut = Either<
@@ -111,7 +113,11 @@ impl Service<Request<ReqBody>> for Dispatch {
             Route::Health => Either::Left(self.health.call(req)),
             Route::Keys => Either::Left(self.keys.call(req)),
             Route::Spend => Either::Left(self.spend.call(req)),
-            Route::Metrics => ready(crate::meter::render(self.meter.metrics(), &self.table)),
+            Route::Metrics => ready(crate::meter::render(
+                self.meter.metrics(),
+                &self.table,
+                &self.limiter,
+            )),
         }
     }
 }

@@ -248,7 +248,7 @@ async fn usage_based_routing_sends_the_next_request_to_the_less_used_deployment(
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_deployment_at_its_rpm_limit_is_skipped_until_the_next_minute() {
+async fn a_deployment_at_its_rpm_limit_is_skipped_until_its_requests_leave_the_window() {
     let (limited, spare) = (MockProvider::start().await, MockProvider::start().await);
     // Weights come from rpm, so "spare" (no rpm) weighs 0: picked only when "limited" is out.
     let yaml = config(
@@ -275,7 +275,12 @@ async fn a_deployment_at_its_rpm_limit_is_skipped_until_the_next_minute() {
     );
     assert_eq!((limited.request_count(), spare.request_count()), (2, 3));
 
-    tokio::time::sleep(Duration::from_secs(60)).await;
+    // rpm is a sliding window (counted in one-second granules): the two leave it 61 s later,
+    // not at the start of a new minute.
+    tokio::time::sleep(Duration::from_secs(59)).await;
+    let res = gw.chat("gpt", "hi").await;
+    assert_eq!(res.header("x-llmgate-deployment"), Some("spare"));
+    tokio::time::sleep(Duration::from_secs(2)).await;
     let res = gw.chat("gpt", "hi").await;
     assert_eq!(res.header("x-llmgate-deployment"), Some("limited"));
 }
@@ -327,7 +332,8 @@ async fn a_deployment_past_its_tpm_is_skipped() {
         assert_eq!(res.header("x-llmgate-deployment"), Some("spare"));
     }
     assert_eq!(small.request_count(), 1);
-    tokio::time::sleep(Duration::from_secs(60)).await;
+    // The tokens leave the sliding window 61 s after they were counted.
+    tokio::time::sleep(Duration::from_secs(61)).await;
     let res = gw.chat("gpt", "hi").await;
     assert_eq!(res.header("x-llmgate-deployment"), Some("small"));
 }

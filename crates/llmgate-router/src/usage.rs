@@ -1,0 +1,64 @@
+//! [`Usage`]: where a deployment's `rpm`, `tpm` and `rpd` are counted, the one interface the
+//! router's picking goes through for them.
+//!
+//! `rpm` and `tpm` are the sliding window of [`llmgate_core::window`], the same definition the
+//! rate-limit layer uses for keys and models: no more than the limit in any 60 s. `rpd` is a
+//! quota per UTC day, as providers count it. Counted in this instance's memory (atomics, no
+//! lock); a shared backend (Redis) replaces this type's insides without changing its callers.
+
+use llmgate_core::window::WindowCell;
+
+use crate::state::Windowed;
+
+/// A minute, in microseconds.
+const MINUTE_US: u64 = 60_000_000;
+
+/// One deployment's usage counters.
+#[derive(Debug, Default)]
+pub(crate) struct Usage {
+    requests: WindowCell,
+    tokens: WindowCell,
+    daily: Windowed,
+}
+
+impl Usage {
+    /// Takes one request from `rpm` (when set) and `rpd` (when set) at `now_us` on UTC day
+    /// `day`, or says which is used up (and takes nothing).
+    pub(crate) fn take_request(
+        &self,
+        rpm: Option<u64>,
+        rpd: Option<u64>,
+        now_us: u64,
+        day: u64,
+    ) -> Result<(), &'static str> {
+        let taken = match rpm {
+            Some(rpm) => {
+                let o = self.requests.check(now_us, 1, rpm, MINUTE_US);
+                if !o.admitted {
+                    return Err("at its rpm limit (requests in the last minute)");
+                }
+                Some(o.granule)
+            }
+            None => None,
+        };
+        if let Some(rpd) = rpd {
+            if !self.daily.try_take(day, rpd) {
+                if let Some(g) = taken {
+                    self.requests.give_back(g, 1);
+                }
+                return Err("at its rpd limit for today (UTC)");
+            }
+        }
+        Ok(())
+    }
+
+    /// Tokens counted in the last minute.
+    pub(crate) fn tokens(&self, now_us: u64) -> u64 {
+        self.tokens.used(now_us, MINUTE_US)
+    }
+
+    /// Counts `n` tokens an answer used.
+    pub(crate) fn add_tokens(&self, now_us: u64, n: u64) {
+        self.tokens.add(now_us, n, MINUTE_US);
+    }
+}
