@@ -77,6 +77,12 @@ impl Windowed {
         self.count.fetch_add(n, Relaxed) + n
     }
 
+    /// Raises the count in `window` to at least `n` (a count from elsewhere, never lowering).
+    pub(crate) fn raise(&self, window: u64, n: u64) {
+        self.roll(window);
+        self.count.fetch_max(n, Relaxed);
+    }
+
     /// Adds 1 unless that would pass `limit`; true when added.
     pub(crate) fn try_take(&self, window: u64, limit: u64) -> bool {
         self.roll(window);

@@ -157,6 +157,54 @@ impl ModelTable {
             .collect()
     }
 
+    /// For keeping `rpd` counts across restarts (and sharing them through a database): today
+    /// (UTC days since the epoch) and, for each deployment with an `rpd`, the requests it took
+    /// since the last call. Hand back what could not be kept with
+    /// [`ModelTable::untake_daily_sent`].
+    pub fn take_daily_sent(&self) -> (u64, Vec<(Arc<str>, u64)>) {
+        let day = self.clock.day(self.clock.now_ms());
+        let sent = self
+            .rpd_members()
+            .map(|m| (m.spec.id.clone(), m.state.usage.take_unsynced()))
+            .collect();
+        (day, sent)
+    }
+
+    /// Gives back counts from [`ModelTable::take_daily_sent`] that were not kept: the next call
+    /// hands them out again.
+    pub fn untake_daily_sent(&self, sent: &[(Arc<str>, u64)]) {
+        for (id, n) in sent {
+            if let Some(m) = self.member(id) {
+                m.state.usage.untake_unsynced(*n);
+            }
+        }
+    }
+
+    /// Raises each deployment's `rpd` count for `day` to the kept total (every instance's
+    /// requests that day), if `day` is still today.
+    pub fn restore_daily(&self, day: u64, totals: &[(String, u64)]) {
+        if self.clock.day(self.clock.now_ms()) != day {
+            return;
+        }
+        for (id, total) in totals {
+            if let Some(m) = self.member(id).filter(|m| m.spec.rpd.is_some()) {
+                m.state.usage.raise_daily(day, *total);
+            }
+        }
+    }
+
+    /// Whether any deployment has an `rpd`.
+    pub fn has_daily_limits(&self) -> bool {
+        self.rpd_members().next().is_some()
+    }
+
+    fn rpd_members(&self) -> impl Iterator<Item = &Member> {
+        self.groups
+            .values()
+            .flat_map(|g| g.members.iter())
+            .filter(|m| m.spec.rpd.is_some())
+    }
+
     /// Every deployment with whether it is cooling down now, and why (`None`: in rotation);
     /// for metrics scraped now and then, not for the request path.
     pub fn cooldowns(&self) -> Vec<(Arc<DeploymentSpec>, Option<CooldownReason>)> {

@@ -6,6 +6,9 @@
 //! quota per UTC day, as providers count it. Counted in this instance's memory (atomics, no
 //! lock); a shared backend (Redis) replaces this type's insides without changing its callers.
 
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering::Relaxed;
+
 use llmgate_core::window::WindowCell;
 
 use crate::state::Windowed;
@@ -19,6 +22,8 @@ pub(crate) struct Usage {
     requests: WindowCell,
     tokens: WindowCell,
     daily: Windowed,
+    /// Requests taken from `rpd` since they were last handed out to be kept (`daily_sent`).
+    unsynced: AtomicU64,
 }
 
 impl Usage {
@@ -48,8 +53,26 @@ impl Usage {
                 }
                 return Err("at its rpd limit for today (UTC)");
             }
+            self.unsynced.fetch_add(1, Relaxed);
         }
         Ok(())
+    }
+
+    /// Hands out the `rpd` requests taken since the last call, to be kept.
+    pub(crate) fn take_unsynced(&self) -> u64 {
+        self.unsynced.swap(0, Relaxed)
+    }
+
+    /// Takes back requests handed out but not kept (the write failed).
+    pub(crate) fn untake_unsynced(&self, n: u64) {
+        self.unsynced.fetch_add(n, Relaxed);
+    }
+
+    /// Raises today's `rpd` count to `total` (every instance's requests as kept) plus those
+    /// taken here since they were handed out.
+    pub(crate) fn raise_daily(&self, day: u64, total: u64) {
+        let pending = self.unsynced.load(Relaxed);
+        self.daily.raise(day, total.saturating_add(pending));
     }
 
     /// Tokens counted in the last minute.

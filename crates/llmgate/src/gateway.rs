@@ -134,6 +134,8 @@ pub struct Gateway {
     background: Background,
     meter: Meter,
     cutoff: StreamCutoff,
+    /// Deployments' `rpd` counts kept in the database, when any deployment has one.
+    daily: Option<crate::daily::DailyUsage>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -182,6 +184,12 @@ impl Gateway {
             builder = builder.database(db);
         }
         let gateway = builder.build()?;
+        // Today's `rpd` counts before the first request is routed.
+        if let Some(daily) = &gateway.daily {
+            if let Err(e) = daily.sync().await {
+                tracing::warn!(error = %e, "cannot read today's deployment rpd counts; counting from zero until the database answers");
+            }
+        }
         // Inside a runtime already: follow other instances' key changes from now, not from the
         // first request; and the spend writer replays what the last stop spilled now.
         gateway.background.start();
@@ -354,6 +362,10 @@ impl Gateway {
                 };
                 async move { Ok::<_, BoxError>(routes::json(body)) }
             }));
+        let daily = crate::daily::DailyUsage::new(&table, database.as_ref());
+        if let Some(daily) = daily.clone() {
+            tasks.add(daily.run());
+        }
         let spend_api = spend::api(&config, database, auth.clone());
         let key_api = ServiceBuilder::new().layer(auth).service(KeyApi {
             admin: key_admin.clone(),
@@ -396,6 +408,7 @@ impl Gateway {
             background: tasks,
             meter,
             cutoff,
+            daily,
         })
     }
 
@@ -445,7 +458,21 @@ impl Gateway {
     /// [`Gateway::shutdown`] bounded by the host's grace period: a failing spend sink (the
     /// database down) is retried only until `deadline`.
     pub async fn shutdown_by(&self, deadline: std::time::Instant) {
-        self.meter.shutdown_by(deadline).await;
+        let daily = async {
+            if let Some(daily) = &self.daily {
+                let by = tokio::time::Instant::from_std(deadline);
+                match tokio::time::timeout_at(by, daily.sync()).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => {
+                        tracing::warn!(error = %e, "deployment rpd counts not written at the stop; up to a second of them is lost")
+                    }
+                    Err(_) => {
+                        tracing::warn!("deployment rpd counts not written by the stop's deadline")
+                    }
+                }
+            }
+        };
+        tokio::join!(self.meter.shutdown_by(deadline), daily);
     }
 
     /// The metering: prices, spend queue and metrics.
