@@ -9,8 +9,8 @@ use std::time::{Duration, SystemTime};
 
 use http::Extensions;
 use llmgate_core::{
-    tokens, Attempts, CacheStatus, Deployment, LlmRequest, ModelGroup, Principal, UpstreamTime,
-    UsageSlot,
+    tokens, ApiError, Attempts, CacheStatus, Deployment, FailedAttempt, FailedAttempts,
+    FailureClass, LlmRequest, ModelGroup, Principal, StreamFailure, UpstreamTime, UsageSlot,
 };
 use serde_json::Value;
 use tokio::time::Instant;
@@ -18,8 +18,8 @@ use tokio::time::Instant;
 use crate::cost::Tokens;
 use crate::layer::Meter;
 use crate::metrics::{
-    AttemptKind, AttemptLabels, CacheLabels, CacheResult, EndingLabels, Group, Latency,
-    StatusClass, StatusLabels, Target, TokenKind, TokenLabels,
+    AttemptFailure, AttemptKind, AttemptLabels, CacheLabels, CacheResult, ClassLabel, EndingLabels,
+    FailureLabels, Group, Latency, StatusClass, StatusLabels, Target, TokenKind, TokenLabels,
 };
 use crate::queue::Slot;
 use crate::record::{Outcome, SpendRecord};
@@ -46,6 +46,12 @@ pub(crate) struct Answer {
     pub(crate) deployment: Option<Deployment>,
     pub(crate) group: Option<Arc<str>>,
     pub(crate) attempts: Attempts,
+    /// Attempts that failed before the last one, each against its own deployment.
+    pub(crate) earlier: Vec<FailedAttempt>,
+    /// The class of the error the request failed with (an error, not a response).
+    pub(crate) class: Option<FailureClass>,
+    /// Where a stream's relay reports the error that broke it after its head.
+    pub(crate) stream_failure: Option<StreamFailure>,
     pub(crate) cache: Option<CacheStatus>,
     pub(crate) usage: Option<UsageSlot>,
     pub(crate) upstream: Option<Duration>,
@@ -71,6 +77,12 @@ impl Answer {
             deployment: ext.get::<Deployment>().cloned(),
             group: ext.get::<ModelGroup>().map(|g| g.0.clone()),
             attempts: ext.get::<Attempts>().copied().unwrap_or_default(),
+            earlier: ext
+                .get::<FailedAttempts>()
+                .map(|f| f.0.clone())
+                .unwrap_or_default(),
+            class: None,
+            stream_failure: ext.get::<StreamFailure>().cloned(),
             cache: ext.get::<CacheStatus>().copied(),
             usage: ext.get::<UsageSlot>().cloned(),
             upstream: ext.get::<UpstreamTime>().map(|t| t.0),
@@ -80,6 +92,40 @@ impl Answer {
             tally: None,
             ended: false,
             body_failed: false,
+        }
+    }
+
+    /// Reads a failed request's error: its status, class and attribution (the group and
+    /// deployment its last attempt reached, its attempts, its earlier failed attempts).
+    pub(crate) fn failed(&mut self, e: &ApiError) {
+        use llmgate_core::ErrorContract as _;
+        self.status = e.status().as_u16();
+        self.class = Some(FailureClass::of(e));
+        if let Some(a) = e.attribution() {
+            self.group = Some(a.group.clone());
+            self.deployment = a.deployment.clone();
+            self.attempts = a.attempts;
+            self.earlier = a.earlier.clone();
+        }
+    }
+
+    /// Why the request failed (`None` for a success): the error's class; for an error
+    /// response, its status's; for a stream, how it ended.
+    fn failure_class(&self, outcome: Outcome) -> Option<FailureClass> {
+        match outcome {
+            Outcome::Success => None,
+            Outcome::ClientClosed => Some(FailureClass::ClientClosed),
+            Outcome::GatewayShutdown => Some(FailureClass::Gateway),
+            Outcome::UpstreamError => Some(
+                self.stream_failure
+                    .as_ref()
+                    .and_then(StreamFailure::get)
+                    .map_or(FailureClass::Upstream5xx, |e| FailureClass::of(e)),
+            ),
+            _ => Some(
+                self.class
+                    .unwrap_or_else(|| FailureClass::for_status(self.status)),
+            ),
         }
     }
 
@@ -210,10 +256,17 @@ fn finish(s: Started, a: &Answer) -> Option<f64> {
     let latency = Instant::now().saturating_duration_since(s.at);
     let charge = Charge::of(&s, a);
     let outcome = a.outcome();
+    let class = a.failure_class(outcome);
     let llm = s.llm.as_ref();
     let requested = llm.map(|l| l.model().to_owned()).unwrap_or_default();
     let ttft = a.first_byte.map(|t| t.saturating_duration_since(s.at));
-    observe(&s, a, &requested, &charge, outcome, latency, ttft);
+    let ended = Ended {
+        outcome,
+        class,
+        latency,
+        ttft,
+    };
+    observe(&s, a, &requested, &charge, &ended);
 
     let key = s.principal.as_ref().and_then(Principal::key);
     let record = SpendRecord {
@@ -232,6 +285,7 @@ fn finish(s: Started, a: &Answer) -> Option<f64> {
         cost: charge.cost,
         status: a.status,
         outcome,
+        error_class: class,
         usage_estimated: charge.estimated,
         stream: a.stream,
         cache_hit: a.cache == Some(CacheStatus::Hit),
@@ -247,16 +301,22 @@ fn finish(s: Started, a: &Answer) -> Option<f64> {
     charge.cost
 }
 
-/// Updates the metrics, labelled with the config's names only.
-fn observe(
-    s: &Started,
-    a: &Answer,
-    requested: &str,
-    charge: &Charge,
+/// How a request ended.
+struct Ended {
     outcome: Outcome,
+    class: Option<FailureClass>,
     latency: Duration,
     ttft: Option<Duration>,
-) {
+}
+
+/// Updates the metrics, labelled with the config's names only.
+fn observe(s: &Started, a: &Answer, requested: &str, charge: &Charge, ended: &Ended) {
+    let Ended {
+        outcome,
+        class,
+        latency,
+        ttft,
+    } = *ended;
     let inner = &s.meter.inner;
     let m = &inner.metrics;
     let group = a.group.clone().unwrap_or_else(|| {
@@ -278,12 +338,21 @@ fn observe(
     };
     m.requests.get_or_create(&labels).inc();
     if !(200..400).contains(&a.status) {
-        m.failures.get_or_create(&labels).inc();
+        let error_class = ClassLabel(class.unwrap_or_else(|| FailureClass::for_status(a.status)));
+        m.failures
+            .get_or_create(&FailureLabels {
+                model_group: labels.model_group,
+                deployment: labels.deployment,
+                status_class: labels.status_class,
+                error_class,
+            })
+            .inc();
     }
     let target = Target {
         model_group: group.clone(),
         deployment,
     };
+    observe_upstream(m, &target, a, class);
     observe_tokens(m, &target, charge);
     if a.stream {
         m.stream_endings
@@ -361,6 +430,37 @@ fn observe_tokens(m: &crate::Metrics, target: &Target, charge: &Charge) {
             m.unpriced.get_or_create(target).inc();
         }
     }
+}
+
+/// Counts each attempt that reached a deployment against it: the earlier failed ones, then
+/// the last one, failed with `class` unless that is the client's doing or the gateway's own.
+fn observe_upstream(m: &crate::Metrics, last: &Target, a: &Answer, class: Option<FailureClass>) {
+    for f in &a.earlier {
+        let target = Target {
+            model_group: f.group.clone(),
+            deployment: f.deployment.clone(),
+        };
+        m.upstream_attempts.get_or_create(&target).inc();
+        count_failure(m, target, f.class);
+    }
+    if a.deployment.is_none() {
+        return;
+    }
+    m.upstream_attempts.get_or_create(last).inc();
+    match class {
+        None | Some(FailureClass::ClientClosed | FailureClass::Gateway) => {}
+        Some(c) => count_failure(m, last.clone(), c),
+    }
+}
+
+fn count_failure(m: &crate::Metrics, target: Target, class: FailureClass) {
+    m.upstream_failures
+        .get_or_create(&AttemptFailure {
+            model_group: target.model_group,
+            deployment: target.deployment,
+            error_class: ClassLabel(class),
+        })
+        .inc();
 }
 
 fn observe_attempts(m: &crate::Metrics, group: &Arc<str>, a: &Answer) {

@@ -29,6 +29,11 @@ const MIGRATIONS: Embedded = Embedded(&[
         "spend outcome",
         include_str!("../migrations/postgres/0003_spend_outcome.sql"),
     ),
+    (
+        4,
+        "spend error class",
+        include_str!("../migrations/postgres/0004_spend_error_class.sql"),
+    ),
 ]);
 
 /// The `NOTIFY` channel; the payload is the changed key's token.

@@ -29,6 +29,11 @@ const MIGRATIONS: Embedded = Embedded(&[
         "spend outcome",
         include_str!("../migrations/sqlite/0003_spend_outcome.sql"),
     ),
+    (
+        4,
+        "spend error class",
+        include_str!("../migrations/sqlite/0004_spend_error_class.sql"),
+    ),
 ]);
 
 /// How long a writer waits for another writer's transaction before failing.

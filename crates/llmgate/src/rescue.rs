@@ -12,7 +12,7 @@ use std::task::{Context, Poll};
 
 use futures_util::future::{CatchUnwind, FutureExt};
 use http::{Request, Response};
-use llmgate_core::{ApiError, BoxBody, BoxError, ErrorContract, RequestId};
+use llmgate_core::{ApiError, BoxBody, BoxError, ErrorContract, FailureClass, RequestId};
 use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 
@@ -95,12 +95,22 @@ where
     }
 }
 
+/// Logs the error with what it is attributed to (the model group and deployment its last
+/// attempt reached, its attempts, its class), then renders it.
 fn render(e: ApiError, id: Option<&RequestId>) -> Response<BoxBody> {
     let request_id = id.map_or("", |i| &*i.0);
-    if e.status().is_server_error() {
-        tracing::warn!(request_id, status = e.status().as_u16(), origin = e.origin().as_str(), error = %e, "request failed");
+    let a = e.attribution();
+    let model_group = a.map_or("", |a| &*a.group);
+    let deployment = a.and_then(|a| a.deployment.as_ref()).map_or("", |d| &*d.id);
+    let attempts = a.map_or(0, |a| a.attempts.attempts);
+    let error_class = FailureClass::of(&e).as_str();
+    let status = e.status().as_u16();
+    let origin = e.origin().as_str();
+    // A provider's failure is logged as one whatever its status (a 429, a timeout's 408).
+    if e.status().is_server_error() || e.origin() == llmgate_core::Origin::Upstream {
+        tracing::warn!(request_id, status, origin, error_class, model_group, deployment, attempts, error = %e, "request failed");
     } else {
-        tracing::debug!(request_id, status = e.status().as_u16(), origin = e.origin().as_str(), error = %e, "request rejected");
+        tracing::debug!(request_id, status, origin, error_class, model_group, deployment, attempts, error = %e, "request rejected");
     }
     e.to_response()
 }
