@@ -342,8 +342,13 @@ async fn failures_are_attributed_on_postgres() {
         .await
         .unwrap();
     let url = format!("{PG_URL}?options=-c%20search_path%3D{schema}");
-    failures_are_attributed("postgres", Some(&url)).await;
+    // Run apart, so the schema is dropped whether the body passes or panics.
+    let outcome =
+        tokio::spawn(async move { failures_are_attributed("postgres", Some(&url)).await }).await;
     conn.execute(format!("DROP SCHEMA {schema} CASCADE").as_str())
         .await
         .unwrap();
+    if let Err(e) = outcome {
+        std::panic::resume_unwind(e.into_panic());
+    }
 }

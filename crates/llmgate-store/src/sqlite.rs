@@ -29,10 +29,11 @@ const MIGRATIONS: Embedded = Embedded(&[
         "spend outcome",
         include_str!("../migrations/sqlite/0003_spend_outcome.sql"),
     ),
+    // Version 4 is the budget ledger's (issue 13, item 3), written on another branch.
     (
-        4,
+        5,
         "spend error class",
-        include_str!("../migrations/sqlite/0004_spend_error_class.sql"),
+        include_str!("../migrations/sqlite/0005_spend_error_class.sql"),
     ),
 ]);
 

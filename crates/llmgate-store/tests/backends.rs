@@ -154,7 +154,10 @@ async fn sqlite_opens_in_wal_mode_and_migrates_once() {
         .fetch_one(&mut conn)
         .await
         .unwrap();
-    assert_eq!(applied, 3, "keys, spend logs, spend outcome");
+    assert_eq!(
+        applied, 4,
+        "keys, spend logs, spend outcome, spend error class"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
