@@ -220,4 +220,26 @@ mod tests {
             assert_eq!(FailureClass::parse(c.as_str()), Some(c));
         }
     }
+
+    #[test]
+    fn an_attributed_error_answers_with_the_headers_a_success_has() {
+        let plain = ApiError::new(StatusCode::BAD_GATEWAY, Origin::Upstream, "down");
+        assert!(plain
+            .to_response()
+            .headers()
+            .get(crate::headers::ATTEMPTS)
+            .is_none());
+        let mut a = Attribution::attempt(Arc::from("smart"), None);
+        a.attempts = Attempts {
+            attempts: 3,
+            fallbacks: 1,
+        };
+        let res = plain.with_attribution(a).to_response();
+        let h = res.headers();
+        assert_eq!(h[crate::headers::MODEL_GROUP], "smart");
+        assert_eq!(h[crate::headers::ATTEMPTS], "3");
+        assert_eq!(h[crate::headers::FALLBACKS], "1");
+        // No deployment was tried: no deployment header.
+        assert!(h.get(crate::headers::DEPLOYMENT).is_none());
+    }
 }
