@@ -331,27 +331,11 @@ fn observe(s: &Started, a: &Answer, requested: &str, charge: &Charge, ended: &En
         .as_ref()
         .map(|d| d.id.clone())
         .unwrap_or_else(|| inner.none.clone());
-    let labels = StatusLabels {
-        model_group: group.clone(),
-        deployment: deployment.clone(),
-        status_class: StatusClass::of(a.status),
-    };
-    m.requests.get_or_create(&labels).inc();
-    if !(200..400).contains(&a.status) {
-        let error_class = ClassLabel(class.unwrap_or_else(|| FailureClass::for_status(a.status)));
-        m.failures
-            .get_or_create(&FailureLabels {
-                model_group: labels.model_group,
-                deployment: labels.deployment,
-                status_class: labels.status_class,
-                error_class,
-            })
-            .inc();
-    }
     let target = Target {
         model_group: group.clone(),
         deployment,
     };
+    observe_requests(m, &target, a.status, class);
     observe_upstream(m, &target, a, class);
     observe_tokens(m, &target, charge);
     if a.stream {
@@ -429,6 +413,29 @@ fn observe_tokens(m: &crate::Metrics, target: &Target, charge: &Charge) {
         None => {
             m.unpriced.get_or_create(target).inc();
         }
+    }
+}
+
+/// Counts the request under the deployment it reached last; a failed one also by its class.
+fn observe_requests(m: &crate::Metrics, t: &Target, status: u16, class: Option<FailureClass>) {
+    let status_class = StatusClass::of(status);
+    m.requests
+        .get_or_create(&StatusLabels {
+            model_group: t.model_group.clone(),
+            deployment: t.deployment.clone(),
+            status_class,
+        })
+        .inc();
+    if !(200..400).contains(&status) {
+        let class = class.unwrap_or_else(|| FailureClass::for_status(status));
+        m.failures
+            .get_or_create(&FailureLabels {
+                model_group: t.model_group.clone(),
+                deployment: t.deployment.clone(),
+                status_class,
+                error_class: ClassLabel(class),
+            })
+            .inc();
     }
 }
 
