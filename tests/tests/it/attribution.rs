@@ -300,3 +300,46 @@ async fn a_fallback_chain_that_fails_everywhere_names_its_last_deployment() {
         assert!(line.contains(field), "{field} missing: {line}");
     }
 }
+
+// `/v1/messages` renders its errors itself (in Anthropic's shape): the headers and the log
+// line are there too.
+#[tokio::test(flavor = "current_thread")]
+async fn a_messages_error_is_attributed_and_logged() {
+    use tracing_subscriber::util::SubscriberInitExt;
+    let logs = Captured::default();
+    let writer = logs.clone();
+    let _guard = tracing_subscriber::fmt()
+        .with_max_level(tracing_subscriber::filter::LevelFilter::WARN)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish()
+        .set_default();
+
+    let mock = MockProvider::start().await;
+    mock.set_default(Behaviour::error(500, "down"));
+    let yaml = format!(
+        "model_list:\n{}router_settings:\n  num_retries: 0\n  disable_cooldowns: true\n",
+        entry("gpt", &mock.v1_url())
+    );
+    let (client, _gw, _sink) = start(&yaml).await;
+    let body = json!({"model": "gpt", "max_tokens": 16,
+        "messages": [{"role": "user", "content": "hi"}]});
+    let res = client.post("/v1/messages", &body).await;
+    assert_eq!(res.status, 500, "{}", res.text());
+    assert_eq!(res.json()["type"], "error", "{}", res.text());
+    assert_eq!(res.header("x-llmgate-deployment"), Some("gpt-0"));
+    assert_eq!(res.header("x-llmgate-attempts"), Some("1"));
+
+    let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let line = logs
+        .lines()
+        .find(|l| l.contains("request failed"))
+        .unwrap_or_else(|| panic!("no failure logged: {logs}"));
+    for field in [
+        "status=500",
+        "deployment=\"gpt-0\"",
+        "error_class=\"upstream_5xx\"",
+    ] {
+        assert!(line.contains(field), "{field} missing: {line}");
+    }
+}
