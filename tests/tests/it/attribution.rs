@@ -343,3 +343,40 @@ async fn a_messages_error_is_attributed_and_logged() {
         assert!(line.contains(field), "{field} missing: {line}");
     }
 }
+
+/// What a client chooses cannot make a healthy deployment look failing: a request's own
+/// `timeout` and a failure it forces (`mock_testing_fallbacks`) are attributed to the
+/// deployment (headers, record, request counters) but are not its failures per attempt.
+#[tokio::test]
+async fn a_clients_own_deadline_or_forced_failure_is_not_the_deployments() {
+    let mock = MockProvider::start().await;
+    mock.set_default(Behaviour::Ok.delayed(std::time::Duration::from_secs(2)));
+    let yaml = format!(
+        "model_list:\n{}router_settings:\n  num_retries: 0\n",
+        entry("gpt", &mock.v1_url())
+    );
+    let (client, gw, sink) = start(&yaml).await;
+    let mut body = chat_body("gpt", "hi");
+    body["timeout"] = json!(0.05);
+    let res = client.post("/v1/chat/completions", &body).await;
+    assert_eq!(res.status, 408, "{}", res.text());
+    assert_eq!(res.header("x-llmgate-deployment"), Some("gpt-0"));
+    let mut body = chat_body("gpt", "hi");
+    body["mock_testing_fallbacks"] = json!(true);
+    let res = client.post("/v1/chat/completions", &body).await;
+    assert_eq!(res.status, 500, "{}", res.text());
+    assert_eq!(res.header("x-llmgate-deployment"), Some("gpt-0"));
+
+    let r = records(&gw, &sink, 2).await;
+    assert_eq!(class(&r[0]), Some("timeout"));
+    assert_eq!(class(&r[1]), Some("upstream_5xx"));
+    let text = client.get("/metrics").await.text();
+    let gpt = [("model_group", "gpt"), ("deployment", "gpt-0")];
+    assert_eq!(metric(&text, "llmgate_request_failures_total", &gpt), 2.0);
+    assert_eq!(metric(&text, "llmgate_upstream_attempts_total", &gpt), 2.0);
+    assert_eq!(
+        metric(&text, "llmgate_upstream_failures_total", &gpt),
+        0.0,
+        "{text}"
+    );
+}
