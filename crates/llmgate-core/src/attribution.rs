@@ -153,6 +153,10 @@ pub struct FailedAttempt {
     pub deployment: Arc<str>,
     /// Why it failed.
     pub class: FailureClass,
+    /// Whether the failure says something about the deployment's health
+    /// ([`crate::ErrorContract::counts_against_deployment`]): not a deadline the caller chose,
+    /// not a failure the request forced. Only those count as the deployment's failures.
+    pub counts: bool,
 }
 
 /// Response extension: the attempts that failed before the one that answered, each against its

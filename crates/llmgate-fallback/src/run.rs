@@ -274,6 +274,7 @@ fn failed_attempts(failures: &[Failed]) -> Vec<FailedAttempt> {
                 group: a.group.clone(),
                 deployment: d.id.clone(),
                 class: FailureClass::of(&f.error),
+                counts: f.error.counts_against_deployment(),
             })
         })
         .collect()

@@ -9,8 +9,9 @@ use std::time::{Duration, SystemTime};
 
 use http::Extensions;
 use llmgate_core::{
-    tokens, ApiError, Attempts, CacheStatus, Deployment, FailedAttempt, FailedAttempts,
-    FailureClass, LlmRequest, ModelGroup, Principal, StreamFailure, UpstreamTime, UsageSlot,
+    tokens, ApiError, Attempts, CacheStatus, Deployment, ErrorContract as _, FailedAttempt,
+    FailedAttempts, FailureClass, LlmRequest, ModelGroup, Principal, StreamFailure, UpstreamTime,
+    UsageSlot,
 };
 use serde_json::Value;
 use tokio::time::Instant;
@@ -52,6 +53,9 @@ pub(crate) struct Answer {
     pub(crate) class: Option<FailureClass>,
     /// Where a stream's relay reports the error that broke it after its head.
     pub(crate) stream_failure: Option<StreamFailure>,
+    /// The failed request's error says nothing about the deployment's health (the caller's
+    /// own deadline, a failure the request forced).
+    pub(crate) not_deployments: bool,
     pub(crate) cache: Option<CacheStatus>,
     pub(crate) usage: Option<UsageSlot>,
     pub(crate) upstream: Option<Duration>,
@@ -83,6 +87,7 @@ impl Answer {
                 .unwrap_or_default(),
             class: None,
             stream_failure: ext.get::<StreamFailure>().cloned(),
+            not_deployments: false,
             cache: ext.get::<CacheStatus>().copied(),
             usage: ext.get::<UsageSlot>().cloned(),
             upstream: ext.get::<UpstreamTime>().map(|t| t.0),
@@ -98,9 +103,9 @@ impl Answer {
     /// Reads a failed request's error: its status, class and attribution (the group and
     /// deployment its last attempt reached, its attempts, its earlier failed attempts).
     pub(crate) fn failed(&mut self, e: &ApiError) {
-        use llmgate_core::ErrorContract as _;
         self.status = e.status().as_u16();
         self.class = Some(FailureClass::of(e));
+        self.not_deployments = !e.counts_against_deployment();
         if let Some(a) = e.attribution() {
             self.group = Some(a.group.clone());
             self.deployment = a.deployment.clone();
@@ -440,7 +445,9 @@ fn observe_requests(m: &crate::Metrics, t: &Target, status: u16, class: Option<F
 }
 
 /// Counts each attempt that reached a deployment against it: the earlier failed ones, then
-/// the last one, failed with `class` unless that is the client's doing or the gateway's own.
+/// the last one; as a failure only when it says something about the deployment's health (as
+/// cooldowns judge it: not the caller's own deadline, not a forced failure) and is neither
+/// the client's leaving nor the gateway's own failure.
 fn observe_upstream(m: &crate::Metrics, last: &Target, a: &Answer, class: Option<FailureClass>) {
     for f in &a.earlier {
         let target = Target {
@@ -448,12 +455,22 @@ fn observe_upstream(m: &crate::Metrics, last: &Target, a: &Answer, class: Option
             deployment: f.deployment.clone(),
         };
         m.upstream_attempts.get_or_create(&target).inc();
-        count_failure(m, target, f.class);
+        if f.counts {
+            count_failure(m, target, f.class);
+        }
     }
     if a.deployment.is_none() {
         return;
     }
     m.upstream_attempts.get_or_create(last).inc();
+    let stream_not_deployments = a
+        .stream_failure
+        .as_ref()
+        .and_then(StreamFailure::get)
+        .is_some_and(|e| !e.counts_against_deployment());
+    if a.not_deployments || stream_not_deployments {
+        return;
+    }
     match class {
         None | Some(FailureClass::ClientClosed | FailureClass::Gateway) => {}
         Some(c) => count_failure(m, last.clone(), c),

@@ -169,4 +169,6 @@ fn forced_error(status: u16, d: &Deployment) -> ApiError {
         ),
     )
     .with_code("mock_error")
+    // Forced by the request: never the deployment's failure (cooldowns, metrics).
+    .with_counts_against_deployment(false)
 }
