@@ -18,6 +18,7 @@ use bytes::Bytes;
 use http::{header, HeaderValue, Response, StatusCode};
 use serde::{Deserialize, Serialize};
 
+use crate::attribution::Attribution;
 use crate::body::{self, BoxBody};
 
 /// The error type carried through Tower services.
@@ -135,11 +136,16 @@ pub struct ApiError {
     error_type: ErrorType,
     code: Option<Cow<'static, str>>,
     param: Option<Cow<'static, str>>,
-    message: String,
+    /// Boxed (16 bytes, not a `String`'s 24): keeps `ApiError` under clippy's
+    /// `result_large_err` bound with the attribution added.
+    message: Box<str>,
     retryable: bool,
     origin: Origin,
     retry_after: Option<Duration>,
     counts_against_deployment: bool,
+    /// What the request reached: set by the router and the fallback layer, read by metering
+    /// and rendered as the `x-llmgate-*` headers. Boxed: only failed requests pay for it.
+    attribution: Option<Box<Attribution>>,
 }
 
 impl ApiError {
@@ -150,11 +156,12 @@ impl ApiError {
             error_type: ErrorType::for_status(status),
             code: None,
             param: None,
-            message: message.into(),
+            message: message.into().into_boxed_str(),
             retryable: status_is_retryable(status),
             origin,
             retry_after: None,
             counts_against_deployment: origin == Origin::Upstream,
+            attribution: None,
         }
     }
 
@@ -165,11 +172,12 @@ impl ApiError {
             error_type: e.error_type(),
             code: e.code(),
             param: e.param(),
-            message: e.to_string(),
+            message: e.to_string().into_boxed_str(),
             retryable: e.retryable(),
             origin: e.origin(),
             retry_after: e.retry_after(),
             counts_against_deployment: e.counts_against_deployment(),
+            attribution: None,
         }
     }
 
@@ -249,8 +257,31 @@ impl ApiError {
     /// Replaces the message, keeping everything else.
     #[must_use]
     pub fn with_message(mut self, message: impl Into<String>) -> Self {
-        self.message = message.into();
+        self.message = message.into().into_boxed_str();
         self
+    }
+
+    /// Attributes the failure: the group and deployment the request reached last, its
+    /// attempts, its earlier failed attempts (see [`crate::attribution`]).
+    #[must_use]
+    pub fn with_attribution(mut self, a: Attribution) -> Self {
+        self.attribution = Some(Box::new(a));
+        self
+    }
+
+    /// What the failed request reached, when a router saw it.
+    pub fn attribution(&self) -> Option<&Attribution> {
+        self.attribution.as_deref()
+    }
+
+    /// The attribution, to complete it (the fallback layer sets the request's attempts).
+    pub fn attribution_mut(&mut self) -> Option<&mut Attribution> {
+        self.attribution.as_deref_mut()
+    }
+
+    /// Takes the attribution out.
+    pub fn take_attribution(&mut self) -> Option<Attribution> {
+        self.attribution.take().map(|b| *b)
     }
 
     /// The message.
@@ -272,7 +303,10 @@ impl ApiError {
         Bytes::from(serde_json::to_vec(&body).unwrap_or_default())
     }
 
-    /// The response the client sees: status, JSON body, and `Retry-After` when known.
+    /// The response the client sees: status, JSON body, `Retry-After` when known, and when
+    /// the request reached a model group the headers a success carries
+    /// (`x-llmgate-model-group`, `x-llmgate-deployment` when a deployment was tried,
+    /// `x-llmgate-attempts`, `x-llmgate-fallbacks`).
     pub fn to_response(&self) -> Response<BoxBody> {
         let mut res = Response::new(body::full(self.to_json()));
         *res.status_mut() = self.status;
@@ -285,6 +319,23 @@ impl ApiError {
             let secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);
             res.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+        }
+        if let Some(a) = &self.attribution {
+            let h = res.headers_mut();
+            if let Ok(v) = HeaderValue::from_str(&a.group) {
+                h.insert(crate::headers::MODEL_GROUP, v);
+            }
+            if let Some(Ok(v)) = a.deployment.as_ref().map(|d| HeaderValue::from_str(&d.id)) {
+                h.insert(crate::headers::DEPLOYMENT, v);
+            }
+            h.insert(
+                crate::headers::ATTEMPTS,
+                HeaderValue::from(a.attempts.attempts),
+            );
+            h.insert(
+                crate::headers::FALLBACKS,
+                HeaderValue::from(a.attempts.fallbacks),
+            );
         }
         res
     }

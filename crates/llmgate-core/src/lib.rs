@@ -5,6 +5,7 @@
 //! - [`LlmRequest`]: the body, parsed once at the edge and kept in the request's extensions.
 //! - [`ext`]: the other extension types layers use to talk to each other.
 //! - [`error`]: the one error contract, and OpenAI's error body.
+//! - [`attribution`]: which deployment a request reached, its attempts, why it failed.
 //! - [`sse`]: server-sent events in and out.
 //! - [`tokens`]: token counts the gateway works out itself (prompt tokens, estimates).
 //! - [`key`]: virtual keys and the clock budgets are judged by.
@@ -16,6 +17,7 @@
 //! This crate depends on no other llmgate crate; everything else depends on it.
 
 pub mod access;
+pub mod attribution;
 pub mod body;
 pub mod budget;
 pub mod cutoff;
@@ -32,6 +34,7 @@ pub mod window;
 pub mod wire;
 
 pub use access::{ModelAccess, ModelPermission, ResolveModel};
+pub use attribution::{Attribution, FailedAttempt, FailedAttempts, FailureClass};
 pub use body::BoxBody;
 pub use budget::BudgetHold;
 pub use cutoff::{CutoffWatch, StreamCutoff};

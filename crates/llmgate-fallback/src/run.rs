@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use http::{HeaderValue, Request, Response};
 use llmgate_core::{
-    headers, ApiError, Attempts, BoxBody, BoxError, ErrorClass, ErrorContract, LlmRequest, Origin,
-    RouteHint, RouteSlot,
+    headers, ApiError, Attempts, Attribution, BoxBody, BoxError, ErrorClass, ErrorContract,
+    FailedAttempt, FailedAttempts, FailureClass, LlmRequest, Origin, RouteHint, RouteSlot,
 };
 use tower::{Service, ServiceExt};
 
@@ -88,6 +88,10 @@ where
                     h.insert(headers::FALLBACKS_SKIPPED, skipped_header(&skipped));
                 }
                 res.extensions_mut().insert(attempts);
+                if !failures.is_empty() {
+                    res.extensions_mut()
+                        .insert(FailedAttempts(failed_attempts(&failures)));
+                }
                 return Ok(res);
             }
             Err(e) => ApiError::from_box(e),
@@ -107,7 +111,7 @@ where
             attempts.attempts -= 1;
             attempts.fallbacks -= 1;
             let Some(next) = queue.pop_front() else {
-                return Err(give_up(failures, &skipped).boxed());
+                return Err(give_up(failures, &skipped, attempts).boxed());
             };
             let next: Arc<str> = Arc::from(next);
             visited.push(next.clone());
@@ -208,7 +212,7 @@ where
                 }
             }
         }
-        return Err(give_up(failures, &skipped).boxed());
+        return Err(give_up(failures, &skipped, attempts).boxed());
     }
 }
 
@@ -242,8 +246,12 @@ fn is_special(class: ErrorClass) -> bool {
 /// The error the client gets when nothing is left: the only failure as it was, or the last
 /// one's status with every attempt listed; either way naming the fallbacks skipped because the
 /// caller may not reach them.
-fn give_up(failures: Vec<Failed>, skipped: &[Arc<str>]) -> ApiError {
-    let e = last_failure(failures);
+fn give_up(failures: Vec<Failed>, skipped: &[Arc<str>], attempts: Attempts) -> ApiError {
+    let attribution = attribution(&failures, attempts);
+    let mut e = last_failure(failures);
+    if let Some(a) = attribution {
+        e = e.with_attribution(a);
+    }
     if skipped.is_empty() {
         return e;
     }
@@ -253,6 +261,33 @@ fn give_up(failures: Vec<Failed>, skipped: &[Arc<str>]) -> ApiError {
         e.message()
     );
     e.with_message(msg)
+}
+
+/// The failed attempts that reached a deployment, each against its own.
+fn failed_attempts(failures: &[Failed]) -> Vec<FailedAttempt> {
+    failures
+        .iter()
+        .filter_map(|f| {
+            let a = f.error.attribution()?;
+            let d = a.deployment.as_ref()?;
+            Some(FailedAttempt {
+                group: a.group.clone(),
+                deployment: d.id.clone(),
+                class: FailureClass::of(&f.error),
+                counts: f.error.counts_against_deployment(),
+            })
+        })
+        .collect()
+}
+
+/// The request's attribution when it fails: the last attempt's group and deployment (as the
+/// router attributed it), the request's attempt counts, and the failed attempts before it.
+fn attribution(failures: &[Failed], attempts: Attempts) -> Option<Attribution> {
+    let (last, earlier) = failures.split_last()?;
+    let mut a = last.error.attribution()?.clone();
+    a.attempts = attempts;
+    a.earlier = failed_attempts(earlier);
+    Some(a)
 }
 
 fn last_failure(mut failures: Vec<Failed>) -> ApiError {

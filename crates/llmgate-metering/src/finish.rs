@@ -9,7 +9,8 @@ use std::time::{Duration, SystemTime};
 
 use http::Extensions;
 use llmgate_core::{
-    tokens, Attempts, CacheStatus, Deployment, LlmRequest, ModelGroup, Principal, UpstreamTime,
+    tokens, ApiError, Attempts, CacheStatus, Deployment, ErrorContract as _, FailedAttempt,
+    FailedAttempts, FailureClass, LlmRequest, ModelGroup, Principal, StreamFailure, UpstreamTime,
     UsageSlot,
 };
 use serde_json::Value;
@@ -18,8 +19,8 @@ use tokio::time::Instant;
 use crate::cost::Tokens;
 use crate::layer::Meter;
 use crate::metrics::{
-    AttemptKind, AttemptLabels, CacheLabels, CacheResult, EndingLabels, Group, Latency,
-    StatusClass, StatusLabels, Target, TokenKind, TokenLabels,
+    AttemptFailure, AttemptKind, AttemptLabels, CacheLabels, CacheResult, ClassLabel, EndingLabels,
+    FailureLabels, Group, Latency, StatusClass, StatusLabels, Target, TokenKind, TokenLabels,
 };
 use crate::queue::Slot;
 use crate::record::{Outcome, SpendRecord};
@@ -48,6 +49,15 @@ pub(crate) struct Answer {
     pub(crate) deployment: Option<Deployment>,
     pub(crate) group: Option<Arc<str>>,
     pub(crate) attempts: Attempts,
+    /// Attempts that failed before the last one, each against its own deployment.
+    pub(crate) earlier: Vec<FailedAttempt>,
+    /// The class of the error the request failed with (an error, not a response).
+    pub(crate) class: Option<FailureClass>,
+    /// Where a stream's relay reports the error that broke it after its head.
+    pub(crate) stream_failure: Option<StreamFailure>,
+    /// The failed request's error says nothing about the deployment's health (the caller's
+    /// own deadline, a failure the request forced).
+    pub(crate) not_deployments: bool,
     pub(crate) cache: Option<CacheStatus>,
     pub(crate) usage: Option<UsageSlot>,
     pub(crate) upstream: Option<Duration>,
@@ -73,6 +83,13 @@ impl Answer {
             deployment: ext.get::<Deployment>().cloned(),
             group: ext.get::<ModelGroup>().map(|g| g.0.clone()),
             attempts: ext.get::<Attempts>().copied().unwrap_or_default(),
+            earlier: ext
+                .get::<FailedAttempts>()
+                .map(|f| f.0.clone())
+                .unwrap_or_default(),
+            class: None,
+            stream_failure: ext.get::<StreamFailure>().cloned(),
+            not_deployments: false,
             cache: ext.get::<CacheStatus>().copied(),
             usage: ext.get::<UsageSlot>().cloned(),
             upstream: ext.get::<UpstreamTime>().map(|t| t.0),
@@ -82,6 +99,40 @@ impl Answer {
             tally: None,
             ended: false,
             body_failed: false,
+        }
+    }
+
+    /// Reads a failed request's error: its status, class and attribution (the group and
+    /// deployment its last attempt reached, its attempts, its earlier failed attempts).
+    pub(crate) fn failed(&mut self, e: &ApiError) {
+        self.status = e.status().as_u16();
+        self.class = Some(FailureClass::of(e));
+        self.not_deployments = !e.counts_against_deployment();
+        if let Some(a) = e.attribution() {
+            self.group = Some(a.group.clone());
+            self.deployment = a.deployment.clone();
+            self.attempts = a.attempts;
+            self.earlier = a.earlier.clone();
+        }
+    }
+
+    /// Why the request failed (`None` for a success): the error's class; for an error
+    /// response, its status's; for a stream, how it ended.
+    fn failure_class(&self, outcome: Outcome) -> Option<FailureClass> {
+        match outcome {
+            Outcome::Success => None,
+            Outcome::ClientClosed => Some(FailureClass::ClientClosed),
+            Outcome::GatewayShutdown => Some(FailureClass::Gateway),
+            Outcome::UpstreamError => Some(
+                self.stream_failure
+                    .as_ref()
+                    .and_then(StreamFailure::get)
+                    .map_or(FailureClass::Upstream5xx, |e| FailureClass::of(e)),
+            ),
+            _ => Some(
+                self.class
+                    .unwrap_or_else(|| FailureClass::for_status(self.status)),
+            ),
         }
     }
 
@@ -215,10 +266,17 @@ fn finish(s: Started, a: &Answer) -> Option<f64> {
         hold.settle(charge.cost);
     }
     let outcome = a.outcome();
+    let class = a.failure_class(outcome);
     let llm = s.llm.as_ref();
     let requested = llm.map(|l| l.model().to_owned()).unwrap_or_default();
     let ttft = a.first_byte.map(|t| t.saturating_duration_since(s.at));
-    observe(&s, a, &requested, &charge, outcome, latency, ttft);
+    let ended = Ended {
+        outcome,
+        class,
+        latency,
+        ttft,
+    };
+    observe(&s, a, &requested, &charge, &ended);
 
     let key = s.principal.as_ref().and_then(Principal::key);
     let record = SpendRecord {
@@ -237,6 +295,7 @@ fn finish(s: Started, a: &Answer) -> Option<f64> {
         cost: charge.cost,
         status: a.status,
         outcome,
+        error_class: class,
         usage_estimated: charge.estimated,
         stream: a.stream,
         cache_hit: a.cache == Some(CacheStatus::Hit),
@@ -252,16 +311,22 @@ fn finish(s: Started, a: &Answer) -> Option<f64> {
     charge.cost
 }
 
-/// Updates the metrics, labelled with the config's names only.
-fn observe(
-    s: &Started,
-    a: &Answer,
-    requested: &str,
-    charge: &Charge,
+/// How a request ended.
+struct Ended {
     outcome: Outcome,
+    class: Option<FailureClass>,
     latency: Duration,
     ttft: Option<Duration>,
-) {
+}
+
+/// Updates the metrics, labelled with the config's names only.
+fn observe(s: &Started, a: &Answer, requested: &str, charge: &Charge, ended: &Ended) {
+    let Ended {
+        outcome,
+        class,
+        latency,
+        ttft,
+    } = *ended;
     let inner = &s.meter.inner;
     let m = &inner.metrics;
     let group = a.group.clone().unwrap_or_else(|| {
@@ -276,19 +341,12 @@ fn observe(
         .as_ref()
         .map(|d| d.id.clone())
         .unwrap_or_else(|| inner.none.clone());
-    let labels = StatusLabels {
-        model_group: group.clone(),
-        deployment: deployment.clone(),
-        status_class: StatusClass::of(a.status),
-    };
-    m.requests.get_or_create(&labels).inc();
-    if !(200..400).contains(&a.status) {
-        m.failures.get_or_create(&labels).inc();
-    }
     let target = Target {
         model_group: group.clone(),
         deployment,
     };
+    observe_requests(m, &target, a.status, class);
+    observe_upstream(m, &target, a, class);
     observe_tokens(m, &target, charge);
     if a.stream {
         m.stream_endings
@@ -366,6 +424,72 @@ fn observe_tokens(m: &crate::Metrics, target: &Target, charge: &Charge) {
             m.unpriced.get_or_create(target).inc();
         }
     }
+}
+
+/// Counts the request under the deployment it reached last; a failed one also by its class.
+fn observe_requests(m: &crate::Metrics, t: &Target, status: u16, class: Option<FailureClass>) {
+    let status_class = StatusClass::of(status);
+    m.requests
+        .get_or_create(&StatusLabels {
+            model_group: t.model_group.clone(),
+            deployment: t.deployment.clone(),
+            status_class,
+        })
+        .inc();
+    if !(200..400).contains(&status) {
+        let class = class.unwrap_or_else(|| FailureClass::for_status(status));
+        m.failures
+            .get_or_create(&FailureLabels {
+                model_group: t.model_group.clone(),
+                deployment: t.deployment.clone(),
+                status_class,
+                error_class: ClassLabel(class),
+            })
+            .inc();
+    }
+}
+
+/// Counts each attempt that reached a deployment against it: the earlier failed ones, then
+/// the last one; as a failure only when it says something about the deployment's health (as
+/// cooldowns judge it: not the caller's own deadline, not a forced failure) and is neither
+/// the client's leaving nor the gateway's own failure.
+fn observe_upstream(m: &crate::Metrics, last: &Target, a: &Answer, class: Option<FailureClass>) {
+    for f in &a.earlier {
+        let target = Target {
+            model_group: f.group.clone(),
+            deployment: f.deployment.clone(),
+        };
+        m.upstream_attempts.get_or_create(&target).inc();
+        if f.counts {
+            count_failure(m, target, f.class);
+        }
+    }
+    if a.deployment.is_none() {
+        return;
+    }
+    m.upstream_attempts.get_or_create(last).inc();
+    let stream_not_deployments = a
+        .stream_failure
+        .as_ref()
+        .and_then(StreamFailure::get)
+        .is_some_and(|e| !e.counts_against_deployment());
+    if a.not_deployments || stream_not_deployments {
+        return;
+    }
+    match class {
+        None | Some(FailureClass::ClientClosed | FailureClass::Gateway) => {}
+        Some(c) => count_failure(m, last.clone(), c),
+    }
+}
+
+fn count_failure(m: &crate::Metrics, target: Target, class: FailureClass) {
+    m.upstream_failures
+        .get_or_create(&AttemptFailure {
+            model_group: target.model_group,
+            deployment: target.deployment,
+            error_class: ClassLabel(class),
+        })
+        .inc();
 }
 
 fn observe_attempts(m: &crate::Metrics, group: &Arc<str>, a: &Answer) {

@@ -5,7 +5,7 @@ use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
 use http::{HeaderValue, Response};
-use llmgate_core::{headers, ApiError, BoxBody, BoxError, Cost, ErrorContract};
+use llmgate_core::{headers, ApiError, BoxBody, BoxError, Cost};
 use pin_project_lite::pin_project;
 
 use crate::body::ResponseBody;
@@ -97,10 +97,10 @@ where
                 Ok(res)
             }
             Err(e) => {
-                let status = e
-                    .downcast_ref::<ApiError>()
-                    .map_or(500, |a| a.status().as_u16());
-                guard.answer.status = status;
+                match e.downcast_ref::<ApiError>() {
+                    Some(api) => guard.answer.failed(api),
+                    None => guard.answer.failed(&ApiError::internal(e.to_string())),
+                }
                 guard.finish();
                 Err(e)
             }

@@ -16,6 +16,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::{Registry, Unit};
 
+use llmgate_core::FailureClass;
+
 use crate::queue::QueueCounters;
 use crate::record::Outcome;
 
@@ -69,6 +71,33 @@ pub(crate) struct StatusLabels {
     pub(crate) model_group: Arc<str>,
     pub(crate) deployment: Arc<str>,
     pub(crate) status_class: StatusClass,
+}
+
+/// Why a request or an attempt failed, as a label ([`FailureClass::as_str`]).
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq)]
+pub(crate) struct ClassLabel(pub(crate) FailureClass);
+
+impl EncodeLabelValue for ClassLabel {
+    fn encode(&self, e: &mut LabelValueEncoder<'_>) -> fmt::Result {
+        e.write_str(self.0.as_str())
+    }
+}
+
+/// Labels of failed requests.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct FailureLabels {
+    pub(crate) model_group: Arc<str>,
+    pub(crate) deployment: Arc<str>,
+    pub(crate) status_class: StatusClass,
+    pub(crate) error_class: ClassLabel,
+}
+
+/// Labels of failed attempts.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct AttemptFailure {
+    pub(crate) model_group: Arc<str>,
+    pub(crate) deployment: Arc<str>,
+    pub(crate) error_class: ClassLabel,
 }
 
 /// Labels of how streams ended.
@@ -162,7 +191,9 @@ type F64Counter = Counter<f64, std::sync::atomic::AtomicU64>;
 pub struct Metrics {
     registry: Registry,
     pub(crate) requests: Family<StatusLabels, Counter>,
-    pub(crate) failures: Family<StatusLabels, Counter>,
+    pub(crate) failures: Family<FailureLabels, Counter>,
+    pub(crate) upstream_attempts: Family<Target, Counter>,
+    pub(crate) upstream_failures: Family<AttemptFailure, Counter>,
     pub(crate) stream_endings: Family<EndingLabels, Counter>,
     pub(crate) estimated: Family<Target, Counter>,
     pub(crate) tokens: Family<TokenLabels, Counter>,
@@ -246,6 +277,8 @@ impl Metrics {
             registry: Registry::with_prefix("llmgate"),
             requests: Family::default(),
             failures: Family::default(),
+            upstream_attempts: Family::default(),
+            upstream_failures: Family::default(),
             stream_endings: Family::default(),
             estimated: Family::default(),
             tokens: Family::default(),
@@ -275,8 +308,18 @@ impl Metrics {
         );
         r.register(
             "request_failures",
-            "LLM requests answered with an error status (4xx, 5xx)",
+            "LLM requests answered with an error status (4xx, 5xx), by the deployment their last attempt reached and error class",
             m.failures.clone(),
+        );
+        r.register(
+            "upstream_attempts",
+            "Attempts that reached a deployment (retries and fallbacks each count against their own deployment)",
+            m.upstream_attempts.clone(),
+        );
+        r.register(
+            "upstream_failures",
+            "Attempts that failed, by their own deployment and error class, also when a later attempt succeeded",
+            m.upstream_failures.clone(),
         );
         r.register(
             "stream_endings",

@@ -25,6 +25,7 @@ fn record(i: usize) -> SpendRecord {
         cost: Some(0.0),
         status: 200,
         outcome: crate::Outcome::Success,
+        error_class: None,
         usage_estimated: false,
         stream: false,
         cache_hit: false,

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use llmgate_core::FailureClass;
 use serde::{Deserialize, Serialize};
 
 use crate::cost::Tokens;
@@ -28,7 +29,8 @@ pub struct SpendRecord {
     pub requested_model: String,
     /// The model group that served it (`None` when the request failed before routing).
     pub model_group: Option<Arc<str>>,
-    /// The deployment id that answered.
+    /// The deployment id that answered; for a failed request, the deployment its last attempt
+    /// reached (`None` when none did).
     pub deployment: Option<Arc<str>>,
     /// Its provider (`openai`, `anthropic`, ...).
     pub provider: Option<String>,
@@ -46,6 +48,9 @@ pub struct SpendRecord {
     pub status: u16,
     /// How the request ended: a success, or which way it did not.
     pub outcome: Outcome,
+    /// Why it failed (`None` for a success): the error's class, a broken stream's, or
+    /// `client_closed` ([`FailureClass`]).
+    pub error_class: Option<FailureClass>,
     /// The token counts (and so the cost) are the gateway's estimate: the provider reported no
     /// usage (a stream that ended before its usage event, a server that omits `usage`).
     pub usage_estimated: bool,

@@ -20,6 +20,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use llmgate_core::FailureClass;
 use serde::{Deserialize, Serialize};
 
 use crate::cost::Tokens;
@@ -231,6 +232,9 @@ struct Line {
     outcome: Option<Outcome>,
     #[serde(default)]
     usage_estimated: bool,
+    /// Absent in a line spilled before failures were classed.
+    #[serde(default)]
+    error_class: Option<FailureClass>,
     stream: bool,
     cache_hit: bool,
     attempts: u32,
@@ -260,6 +264,7 @@ impl Line {
             cost,
             status,
             outcome,
+            error_class,
             usage_estimated,
             stream,
             cache_hit,
@@ -294,6 +299,7 @@ impl Line {
             status: *status,
             outcome: Some(*outcome),
             usage_estimated: *usage_estimated,
+            error_class: *error_class,
             stream: *stream,
             cache_hit: *cache_hit,
             attempts: *attempts,
@@ -336,6 +342,7 @@ impl Line {
                     Outcome::Error
                 }),
             usage_estimated: self.usage_estimated,
+            error_class: self.error_class,
             stream: self.stream,
             cache_hit: self.cache_hit,
             attempts: self.attempts,

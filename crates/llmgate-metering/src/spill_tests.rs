@@ -31,6 +31,7 @@ fn record(i: usize) -> SpendRecord {
         status: 200,
         // Not the outcome `status` implies, so a round trip shows it is carried.
         outcome: crate::record::Outcome::ClientClosed,
+        error_class: Some(llmgate_core::FailureClass::ClientClosed),
         usage_estimated: i.is_multiple_of(2),
         stream: true,
         cache_hit: false,

@@ -9,8 +9,8 @@ use bytes::Bytes;
 use http::{HeaderValue, Response};
 use http_body::{Body, Frame, SizeHint};
 use llmgate_core::{
-    headers, ApiError, BoxBody, BoxError, ErrorClass, ErrorContract, ModelGroup, StreamFailure,
-    UpstreamTime, UsageSlot,
+    headers, ApiError, Attribution, BoxBody, BoxError, Deployment, ErrorClass, ErrorContract,
+    ModelGroup, StreamFailure, UpstreamTime, UsageSlot,
 };
 use pin_project_lite::pin_project;
 use tokio::time::Instant;
@@ -79,12 +79,15 @@ impl Attempt {
         res
     }
 
-    /// Counts a failure against the deployment when it says something about its health.
-    /// The attempt's in-flight count ends when `self` drops, here.
-    fn failed(self, e: &BoxError) {
-        if let Some(api) = e.downcast_ref::<ApiError>() {
-            self.count_failure(api);
-        }
+    /// Counts a failure against the deployment when it says something about its health, and
+    /// attributes it to the group and deployment. The attempt's in-flight count ends when
+    /// `self` drops, here.
+    fn failed(self, e: BoxError) -> BoxError {
+        let api = ApiError::from_box(e);
+        self.count_failure(&api);
+        let deployment = Deployment(self.member.spec.clone());
+        api.with_attribution(Attribution::attempt(self.group.clone(), Some(deployment)))
+            .boxed()
     }
 
     /// Counts a failure of this attempt against its deployment, cooling it down once past its
@@ -246,10 +249,7 @@ where
                 };
                 Poll::Ready(match out {
                     Ok(res) => Ok(a.succeeded(res)),
-                    Err(e) => {
-                        a.failed(&e);
-                        Err(e)
-                    }
+                    Err(e) => Err(a.failed(e)),
                 })
             }
             Proj::Respond { response } => Poll::Ready(Ok(response.take().unwrap_or_else(|| {

@@ -3,8 +3,8 @@ use std::task::{Context, Poll};
 
 use http::{Request, Response, StatusCode};
 use llmgate_core::{
-    ApiError, BoxBody, BoxError, Deployment, ForcedErrors, LlmRequest, ModelAccess, ModelGroup,
-    Origin, RouteHint, RouteSlot, Routed,
+    ApiError, Attribution, BoxBody, BoxError, Deployment, ForcedErrors, LlmRequest, ModelAccess,
+    ModelGroup, Origin, RouteHint, RouteSlot, Routed,
 };
 use tower::Service;
 
@@ -86,7 +86,8 @@ where
                     });
                 }
                 tracing::debug!(%group, "no deployment available");
-                return ResponseFuture::fail(Error::unavailable(group, unavailable).into());
+                let e = ApiError::from(Error::unavailable(group.clone(), unavailable));
+                return ResponseFuture::fail(e.with_attribution(Attribution::attempt(group, None)));
             }
         };
         let deployment = Deployment(picked.member.spec.clone());
@@ -109,7 +110,10 @@ where
             })
         });
         if let Some(status) = forced {
-            return ResponseFuture::fail(forced_error(status, &deployment));
+            let e = forced_error(status, &deployment);
+            return ResponseFuture::fail(
+                e.with_attribution(Attribution::attempt(group, Some(deployment))),
+            );
         }
 
         let stream = llm.is_stream();
@@ -165,4 +169,6 @@ fn forced_error(status: u16, d: &Deployment) -> ApiError {
         ),
     )
     .with_code("mock_error")
+    // Forced by the request: never the deployment's failure (cooldowns, metrics).
+    .with_counts_against_deployment(false)
 }

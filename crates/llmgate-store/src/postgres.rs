@@ -35,6 +35,11 @@ const MIGRATIONS: Embedded = Embedded(&[
         include_str!("../migrations/postgres/0004_budget_ledger.sql"),
     ),
     (
+        5,
+        "spend error class",
+        include_str!("../migrations/postgres/0005_spend_error_class.sql"),
+    ),
+    (
         6,
         "deployment usage",
         include_str!("../migrations/postgres/0006_deployment_usage.sql"),

@@ -17,7 +17,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use llmgate_metering::SpendRecord;
 use serde::Serialize;
 
-/// Records per `INSERT` statement: 30 parameters each, under SQLite's 32,766 and
+/// Records per `INSERT` statement: 31 parameters each, under SQLite's 32,766 and
 /// PostgreSQL's 65,535 bound parameters per statement.
 pub(crate) const INSERT_CHUNK: usize = 500;
 
@@ -26,7 +26,8 @@ pub(crate) const INSERT_LOGS: &str = "INSERT INTO llmgate_spend_logs (request_id
     key_alias, team_id, user_id, requested_model, model_group, deployment, provider, \
     upstream_model, endpoint, prompt_tokens, completion_tokens, total_tokens, cached_tokens, \
     cache_creation_tokens, reasoning_tokens, cost, status, stream, cache_hit, attempts, \
-    fallbacks, start_time, end_time, latency_ms, ttft_ms, tags, outcome, usage_estimated) ";
+    fallbacks, start_time, end_time, latency_ms, ttft_ms, tags, outcome, usage_estimated, \
+    error_class) ";
 
 pub(crate) const INSERT_LOGS_TAIL: &str =
     " ON CONFLICT (request_id) DO NOTHING RETURNING request_id";
@@ -37,7 +38,8 @@ pub(crate) const SELECT_LOGS: &str = "SELECT request_id, key_token, key_alias, t
     user_id, requested_model, model_group, deployment, provider, upstream_model, endpoint, \
     prompt_tokens, completion_tokens, total_tokens, cached_tokens, cache_creation_tokens, \
     reasoning_tokens, cost, status, stream, cache_hit, attempts, fallbacks, start_time, \
-    end_time, latency_ms, ttft_ms, tags, outcome, usage_estimated FROM llmgate_spend_logs \
+    end_time, latency_ms, ttft_ms, tags, outcome, usage_estimated, error_class \
+    FROM llmgate_spend_logs \
     WHERE ($1 IS NULL OR key_token = $1) AND ($2 IS NULL OR request_id = $2) \
     AND ($3 IS NULL OR start_time >= $3) AND ($4 IS NULL OR start_time < $4) \
     ORDER BY start_time DESC, request_id DESC LIMIT $5";
@@ -131,6 +133,10 @@ pub struct SpendLog {
     pub outcome: Option<String>,
     /// The tokens and cost are the gateway's estimate (the provider reported no usage).
     pub usage_estimated: bool,
+    /// Why a failed request failed (`rate_limited`, `timeout`, `upstream_5xx`, `connect`,
+    /// `no_deployment`, `client_closed`, ...); `None` for a success and for rows written
+    /// before llmgate recorded it.
+    pub error_class: Option<String>,
     /// Streamed.
     pub stream: bool,
     /// Served from the gateway's cache.
@@ -289,7 +295,8 @@ macro_rules! push_record {
             .push_bind($r.time_to_first_token.map(duration_ms))
             .push_bind(tags_json(&$r.tags))
             .push_bind($r.outcome.as_str())
-            .push_bind($r.usage_estimated);
+            .push_bind($r.usage_estimated)
+            .push_bind($r.error_class.map(llmgate_core::FailureClass::as_str));
     }};
 }
 pub(crate) use push_record;
@@ -398,6 +405,7 @@ macro_rules! spend_impl {
                         tags: $crate::spend::tags_of(r.try_get::<&str, _>("tags")?),
                         outcome: r.try_get("outcome")?,
                         usage_estimated: r.try_get("usage_estimated")?,
+                        error_class: r.try_get("error_class")?,
                     })
                 };
                 rows.iter()

@@ -29,6 +29,12 @@ const MIGRATIONS: Embedded = Embedded(&[
         "spend outcome",
         include_str!("../migrations/sqlite/0003_spend_outcome.sql"),
     ),
+    // Version 4 (the budget ledger) is PostgreSQL's only: one instance keeps budgets in memory.
+    (
+        5,
+        "spend error class",
+        include_str!("../migrations/sqlite/0005_spend_error_class.sql"),
+    ),
     (
         6,
         "deployment usage",

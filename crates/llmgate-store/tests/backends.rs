@@ -155,8 +155,8 @@ async fn sqlite_opens_in_wal_mode_and_migrates_once() {
         .await
         .unwrap();
     assert_eq!(
-        applied, 4,
-        "keys, spend logs, spend outcome, deployment usage"
+        applied, 5,
+        "keys, spend logs, spend outcome, spend error class, deployment usage"
     );
 }
 

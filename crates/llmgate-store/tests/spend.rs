@@ -111,6 +111,7 @@ fn record(id: &str, key: Option<&str>, group: &str, cost: Option<f64>, minute: u
         cost,
         status: 200,
         outcome: llmgate_metering::Outcome::Success,
+        error_class: None,
         usage_estimated: false,
         stream: false,
         cache_hit: false,

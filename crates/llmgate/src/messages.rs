@@ -64,7 +64,7 @@ use bytes::Bytes;
 use http::{header, Request, Response, StatusCode};
 use http_body::Body;
 use http_body_util::{combinators::Collect, BodyExt, Limited};
-use llmgate_core::{ApiError, BoxBody, BoxError};
+use llmgate_core::{ApiError, BoxBody, BoxError, RequestId};
 use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 
@@ -148,7 +148,7 @@ pin_project! {
             #[pin] collect: Collect<Limited<B>>,
             state: Option<(http::request::Parts, S, usize)>,
         },
-        Calling { #[pin] fut: S::Future },
+        Calling { #[pin] fut: S::Future, id: Option<RequestId> },
         Collecting {
             #[pin] collect: Collect<BoxBody>,
             parts: Option<http::response::Parts>,
@@ -192,14 +192,20 @@ where
                     match request::to_llm(&bytes) {
                         Ok(llm) => {
                             parts.extensions.insert(llm);
+                            let id = parts.extensions.get::<RequestId>().cloned();
                             let fut = inner.call(Request::from_parts(parts, bytes));
-                            ResponseFuture::Calling { fut }
+                            ResponseFuture::Calling { fut, id }
                         }
                         Err(error) => done(response::from_api_error(&error)),
                     }
                 }
-                Proj::Calling { fut } => match std::task::ready!(fut.poll(cx)) {
-                    Err(e) => done(response::from_api_error(&ApiError::from_box(e))),
+                Proj::Calling { fut, id } => match std::task::ready!(fut.poll(cx)) {
+                    Err(e) => {
+                        // Rendered here, not by the rescue layer: logged here too.
+                        let e = ApiError::from_box(e);
+                        crate::rescue::log_failure(&e, id.as_ref());
+                        done(response::from_api_error(&e))
+                    }
                     Ok(res) if res.status().is_success() && is_event_stream(&res) => {
                         done(stream::translate(res))
                     }

@@ -279,6 +279,7 @@ fn log_view(l: &SpendLog) -> Value {
         "key_alias": l.key_alias,
         "status_code": l.status,
         "outcome": outcome,
+        "error_class": l.error_class,
         "usage_estimated": l.usage_estimated,
         "stream": l.stream,
         "cached_tokens": l.cached_tokens,
