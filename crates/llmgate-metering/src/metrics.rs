@@ -231,6 +231,8 @@ struct LimiterCounters {
     fail_open: Counter,
     errors: Family<LimiterErrorLabels, Counter>,
     reclaimed: Counter,
+    budget_errors: Counter,
+    budget_lost: Counter,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -436,11 +438,28 @@ impl Metrics {
             m.limiter.errors.clone(),
         );
         r.register(
+            "budget_ledger_errors",
+            "Budget reservations the shared ledger could not answer (the key's cached record judged the request)",
+            m.limiter.budget_errors.clone(),
+        );
+        r.register(
+            "budget_settlements_lost",
+            "Budget settlements given up after every retry (their reservation stays until the period's entry expires)",
+            m.limiter.budget_lost.clone(),
+        );
+        r.register(
             "rate_limiter_slots_reclaimed",
             "Parallel slots freed by the limiter rather than their request: expired leases, releases sent again after a fault",
             m.limiter.reclaimed.clone(),
         );
         m
+    }
+
+    /// Sets the budget ledger's fault counters: reservations it could not answer, settlements
+    /// lost (the facade calls it when scraped).
+    pub fn set_budget_ledger(&self, errors: u64, lost: u64) {
+        catch_up(&self.limiter.budget_errors, errors);
+        catch_up(&self.limiter.budget_lost, lost);
     }
 
     /// Sets the rate limiter's fault counters (the facade calls it when scraped).

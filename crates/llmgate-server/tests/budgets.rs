@@ -275,3 +275,64 @@ async fn a_budget_reset_reaches_every_instance_with_redis() {
     );
     assert_eq!(upstream.request_count(), before + more);
 }
+
+async fn metric(addr: SocketAddr, name: &str) -> f64 {
+    let request = Request::get("/metrics")
+        .header("host", "127.0.0.1")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let response = connect(addr).await.send_request(request).await.unwrap();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let text = String::from_utf8(bytes.to_vec()).unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// Redis away: a budgeted key's request is judged by its cached record (the gateway keeps
+/// serving), and the ledger's failure is counted in `/metrics`; Redis back: the ledger holds
+/// the budget again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ledger_outage_is_counted_and_requests_fall_back_to_the_record() {
+    if !postgres_up().await || !redis_up().await {
+        return;
+    }
+    let redis = llmgate_testkit::FaultProxy::start("127.0.0.1:6379".parse().unwrap())
+        .await
+        .unwrap();
+    let upstream = MockProvider::start().await;
+    upstream.set_default(Behaviour::reply(REPLY));
+    let config = write_config(
+        "budget-ledger-outage",
+        &format!(
+            "model_list:\n  - model_name: priced\n    litellm_params:\n      model: openai/gpt-x\n      \
+             api_base: {}\n      api_key: sk-test\n    model_info:\n      \
+             input_cost_per_token: 0.000001\n      output_cost_per_token: 0.000002\n\
+             general_settings:\n  master_key: {MASTER}\n  database_url: {PG_URL}\n\
+             router_settings:\n  redis_url: redis://{}\n",
+            upstream.v1_url(),
+            redis.addr()
+        ),
+    );
+    let (_gateway, addr) = start_with(&config, &[], &[]).await;
+    let key = budget_key(addr, 3.0).await;
+    assert_eq!(ask(addr, &key).await.0, StatusCode::OK);
+    assert_eq!(
+        metric(addr, "llmgate_budget_ledger_errors_total").await,
+        0.0
+    );
+
+    redis.cut();
+    assert_eq!(ask(addr, &key).await.0, StatusCode::OK);
+    assert!(metric(addr, "llmgate_budget_ledger_errors_total").await >= 1.0);
+
+    redis.restore();
+    // Back: the ledger knows the first request's cost; whatever the outage spent unseen, the
+    // budget (worth 3) stops the key within two more.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let mut paid = 0;
+    while ask(addr, &key).await.0 == StatusCode::OK {
+        paid += 1;
+        assert!(paid <= 2, "{paid} more paid after the outage");
+    }
+}

@@ -264,12 +264,14 @@ impl Gateway {
         let spend_sink =
             spend_sink.or_else(|| spend::sink(&config, database.as_ref(), keys.as_ref()));
         let key_store = keys.as_ref().map(|k| k.store().clone());
+        let budgets = keys.as_ref().and_then(|k| k.budget_ledger().cloned());
         let key_admin = keys.map(KeyAdmin::new);
         let ratelimit = crate::ratelimit::layer(&config)?;
         let limiter = (ratelimit.store().clone(), ratelimit.failure_policy());
         let limiter_view = crate::meter::LimiterView {
             stats: ratelimit.stats(),
             store: ratelimit.store().clone(),
+            budgets,
         };
         let meter = meter::meter(&config, &deployments, spend_sink)?;
         crate::budget::group_prices(&group_prices, meter.prices(), &deployments);

@@ -124,6 +124,8 @@ pub(crate) fn count_rejections(
 pub(crate) struct LimiterView {
     pub(crate) stats: Arc<Stats>,
     pub(crate) store: Arc<dyn LimiterStore>,
+    /// The keys' budget ledger, with a master key.
+    pub(crate) budgets: Option<llmgate_auth::Budgets>,
 }
 
 impl LimiterView {
@@ -149,6 +151,9 @@ pub(crate) fn render(
         metrics.set_deployment_state(&spec.model_name, &spec.id, cooling.is_some());
     }
     metrics.set_rate_limiter(limiter.totals());
+    if let Some(b) = &limiter.budgets {
+        metrics.set_budget_ledger(b.errors(), b.lost_settlements());
+    }
     let mut res = Response::new(body::full(Bytes::from(metrics.render())));
     res.headers_mut().insert(
         header::CONTENT_TYPE,
