@@ -13,33 +13,15 @@ mod support;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http::{Request, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http::StatusCode;
 use llmgate_testkit::{Behaviour, MockProvider};
 use serde_json::{json, Value};
-use support::{connect, postgres_up, redis_up, start_with, write_config, Gateway};
+use support::{post, postgres_up, redis_up, start_with, write_config, Gateway};
 
 const MASTER: &str = "sk-master-budgets";
 const PG_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 const COST: f64 = 0.000_021;
 const REPLY: &str = "one two three four five six seven eight nine ten";
-
-async fn post(addr: SocketAddr, path: &str, bearer: &str, body: &Value) -> (StatusCode, Value) {
-    let request = Request::post(path)
-        .header("host", "127.0.0.1")
-        .header("content-type", "application/json")
-        .header("authorization", format!("Bearer {bearer}"))
-        .body(Full::new(Bytes::from(body.to_string())))
-        .unwrap();
-    let response = connect(addr).await.send_request(request).await.unwrap();
-    let status = response.status();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
-}
 
 async fn ask(addr: SocketAddr, key: &str) -> (StatusCode, Value) {
     let body = json!({
@@ -277,13 +259,7 @@ async fn a_budget_reset_reaches_every_instance_with_redis() {
 }
 
 async fn metric(addr: SocketAddr, name: &str) -> f64 {
-    let request = Request::get("/metrics")
-        .header("host", "127.0.0.1")
-        .body(Full::new(Bytes::new()))
-        .unwrap();
-    let response = connect(addr).await.send_request(request).await.unwrap();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    let text = String::from_utf8(bytes.to_vec()).unwrap();
+    let (_, text) = support::get(addr, "/metrics").await;
     text.lines()
         .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
         .unwrap_or(0.0)

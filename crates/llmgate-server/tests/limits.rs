@@ -22,7 +22,7 @@ use http::{Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use llmgate_testkit::{Behaviour, FaultProxy, Gate, MockProvider};
 use serde_json::{json, Value};
-use support::{connect, start, write_config};
+use support::{connect, post, start, write_config};
 
 const MASTER: &str = "sk-master-limits";
 const REDIS_ADDR: &str = "127.0.0.1:6379";
@@ -60,22 +60,6 @@ fn config(
             upstream.v1_url(),
             db.display()
         ),
-    )
-}
-
-async fn post(addr: SocketAddr, path: &str, bearer: &str, body: &Value) -> (StatusCode, Value) {
-    let request = Request::post(path)
-        .header("host", "127.0.0.1")
-        .header("content-type", "application/json")
-        .header("authorization", format!("Bearer {bearer}"))
-        .body(Full::new(Bytes::from(body.to_string())))
-        .unwrap();
-    let response = connect(addr).await.send_request(request).await.unwrap();
-    let status = response.status();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
     )
 }
 

@@ -19,8 +19,8 @@ use http_body_util::{BodyExt, Full};
 use llmgate::auth::KeyStore as _;
 use llmgate_store::{LogFilter, Store, StoreOptions};
 use llmgate_testkit::{Behaviour, FaultProxy, Gate, MockProvider};
-use serde_json::{json, Value};
-use support::{connect, signal, start_with, wait_exit};
+use serde_json::json;
+use support::{connect, post, signal, start_with, wait_exit};
 
 const MASTER: &str = "sk-master-shutdown";
 const PG_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
@@ -48,22 +48,6 @@ fn write_config(dir: &Path, upstream: &MockProvider, extra: &str) -> PathBuf {
     let path = dir.join("config.yaml");
     std::fs::write(&path, text).unwrap();
     path
-}
-
-async fn post(addr: SocketAddr, path: &str, bearer: &str, body: &Value) -> (StatusCode, Value) {
-    let request = Request::post(path)
-        .header("host", "127.0.0.1")
-        .header("content-type", "application/json")
-        .header("authorization", format!("Bearer {bearer}"))
-        .body(Full::new(Bytes::from(body.to_string())))
-        .unwrap();
-    let response = connect(addr).await.send_request(request).await.unwrap();
-    let status = response.status();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
 }
 
 /// A new virtual key: (secret, token).

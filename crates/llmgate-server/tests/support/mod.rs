@@ -186,3 +186,37 @@ pub async fn postgres_up() -> bool {
 pub async fn redis_up() -> bool {
     service_up("127.0.0.1:6379", "Redis").await
 }
+
+/// POSTs `body` as JSON to `path` with `Authorization: Bearer <bearer>`: the status and the
+/// answer as JSON (null when it is not).
+pub async fn post(
+    addr: SocketAddr,
+    path: &str,
+    bearer: &str,
+    body: &serde_json::Value,
+) -> (http::StatusCode, serde_json::Value) {
+    let request = Request::post(path)
+        .header("host", "127.0.0.1")
+        .header("content-type", "application/json")
+        .header("authorization", format!("Bearer {bearer}"))
+        .body(Full::new(Bytes::from(body.to_string())))
+        .unwrap();
+    let response = connect(addr).await.send_request(request).await.unwrap();
+    let status = response.status();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+/// GETs `path`: the status and the body as text.
+pub async fn get(addr: SocketAddr, path: &str) -> (http::StatusCode, String) {
+    let request = Request::get(path)
+        .header("host", "127.0.0.1")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let response = connect(addr).await.send_request(request).await.unwrap();
+    let status = response.status();
+    (status, text(response).await)
+}
