@@ -135,6 +135,9 @@ impl Attempt {
             "deployment cooling down",
         );
         self.member.state.cool_down(now, for_, reason);
+        let until = now.saturating_add(u64::try_from(for_.as_millis()).unwrap_or(u64::MAX));
+        self.table
+            .announce_cooldown(&self.member.spec.id, until, reason);
     }
 }
 

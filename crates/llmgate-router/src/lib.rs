@@ -72,4 +72,4 @@ pub use layer::RouterLayer;
 pub use service::Router;
 pub use state::{CooldownReason, DeploymentState};
 pub use strategy::{CooldownPolicy, Strategy};
-pub use table::{ModelTable, CATCH_ALL};
+pub use table::{CooldownEvent, CooldownHook, ModelTable, CATCH_ALL};

@@ -42,6 +42,16 @@ impl Clock {
         self.base.elapsed().as_micros() as u64 + 1_000
     }
 
+    /// Table milliseconds as Unix milliseconds.
+    pub(crate) fn unix_ms(&self, table_ms: u64) -> u64 {
+        self.base_unix_ms.saturating_add(table_ms)
+    }
+
+    /// Unix milliseconds as table milliseconds (0 for a time before the table was built).
+    pub(crate) fn table_ms(&self, unix_ms: u64) -> u64 {
+        unix_ms.saturating_sub(self.base_unix_ms)
+    }
+
     pub(crate) fn minute(&self, now_ms: u64) -> u64 {
         now_ms / 60_000
     }
@@ -109,7 +119,8 @@ pub enum CooldownReason {
 }
 
 impl CooldownReason {
-    fn code(self) -> u32 {
+    /// A small number standing for the reason (for messages between instances).
+    pub fn code(self) -> u32 {
         match self {
             CooldownReason::RateLimited => 1,
             CooldownReason::Failing => 2,
@@ -118,7 +129,8 @@ impl CooldownReason {
         }
     }
 
-    fn from_code(c: u32) -> Option<Self> {
+    /// The reason [`CooldownReason::code`] stands for.
+    pub fn from_code(c: u32) -> Option<Self> {
         Some(match c {
             1 => CooldownReason::RateLimited,
             2 => CooldownReason::Failing,

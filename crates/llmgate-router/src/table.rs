@@ -23,7 +23,31 @@ pub struct ModelTable {
     strategy: Strategy,
     policy: CooldownPolicy,
     pub(crate) clock: Clock,
+    /// Told of each cooldown this instance starts (to share it with other instances).
+    cooldown_hook: Option<Hook>,
 }
+
+struct Hook(CooldownHook);
+
+impl std::fmt::Debug for Hook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CooldownHook")
+    }
+}
+
+/// A cooldown this instance started: deployment `id` out of rotation until `until_unix_ms`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CooldownEvent {
+    /// The deployment id.
+    pub id: Arc<str>,
+    /// When it ends, Unix milliseconds.
+    pub until_unix_ms: u64,
+    /// Why.
+    pub reason: CooldownReason,
+}
+
+/// Called with each [`CooldownEvent`], on the request path: it must not block.
+pub type CooldownHook = Arc<dyn Fn(CooldownEvent) + Send + Sync>;
 
 #[derive(Debug)]
 struct Group {
@@ -81,6 +105,7 @@ impl ModelTable {
             strategy: Strategy::default(),
             policy: CooldownPolicy::default(),
             clock: Clock::new(),
+            cooldown_hook: None,
         };
         for spec in deployments {
             let name = spec.model_name.clone();
@@ -155,6 +180,35 @@ impl ModelTable {
             .filter_map(|n| self.groups.get(n))
             .flat_map(|g| g.members.iter().map(|m| (m.spec.clone(), m.state.clone())))
             .collect()
+    }
+
+    /// Calls `hook` with each cooldown this instance starts after a failure, so other instances
+    /// can learn of it ([`ModelTable::apply_cooldown`]).
+    #[must_use]
+    pub fn with_cooldown_hook(mut self, hook: CooldownHook) -> Self {
+        self.cooldown_hook = Some(Hook(hook));
+        self
+    }
+
+    pub(crate) fn announce_cooldown(&self, id: &Arc<str>, until_ms: u64, reason: CooldownReason) {
+        if let Some(Hook(hook)) = &self.cooldown_hook {
+            hook(CooldownEvent {
+                id: id.clone(),
+                until_unix_ms: self.clock.unix_ms(until_ms),
+                reason,
+            });
+        }
+    }
+
+    /// Applies a cooldown another instance started: deployment `id` is skipped until
+    /// `until_unix_ms` (a later end already running here wins). Not announced again.
+    pub fn apply_cooldown(&self, id: &str, until_unix_ms: u64, reason: CooldownReason) {
+        let now = self.clock.now_ms();
+        let until = self.clock.table_ms(until_unix_ms);
+        if let Some(m) = self.member(id).filter(|_| until > now) {
+            m.state
+                .cool_down(now, Duration::from_millis(until - now), reason);
+        }
     }
 
     /// For keeping `rpd` counts across restarts (and sharing them through a database): today

@@ -221,18 +221,13 @@ impl Gateway {
                 provider: d.provider.to_string(),
             });
         }
-        let aliases = config
-            .model_group_aliases()
-            .into_iter()
-            .map(|(alias, (target, hidden))| (alias, target, hidden));
-        let table = Arc::new(
-            ModelTable::new(deployments.iter().cloned(), aliases)
-                .with_strategy(routing::strategy(&config))
-                .with_cooldown_policy(routing::cooldown_policy(&config)),
-        );
+        let (table, shared_cooldowns) = routing::model_table(&config, &deployments)?;
         let max_body =
             usize::try_from(config.general_settings.max_request_body_bytes()).unwrap_or(usize::MAX);
         let tasks = Background::default();
+        if let Some(task) = shared_cooldowns {
+            tasks.add(task.run(table.clone()));
+        }
         let group_prices = crate::budget::GroupPrices::default();
         let mut ledger = match config.master_key() {
             Some(_) => Some(crate::budget::ledger(&config, database.as_ref())?),

@@ -27,6 +27,7 @@ pub mod rescue;
 mod background;
 mod budget;
 mod cache;
+mod cooldowns;
 mod daily;
 mod gateway;
 mod health;

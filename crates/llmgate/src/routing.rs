@@ -7,13 +7,48 @@ use std::time::Duration;
 use llmgate_config::{Config, Fallback, RoutingStrategy};
 use llmgate_core::ErrorClass;
 use llmgate_fallback::FallbackPolicy;
-use llmgate_router::{CooldownPolicy, Strategy};
+use std::sync::Arc;
+
+use llmgate_core::DeploymentSpec;
+use llmgate_router::{CooldownPolicy, ModelTable, Strategy};
+
+use crate::cooldowns::SharedCooldowns;
+use crate::gateway::BuildError;
 
 /// LiteLLM's default `routing_strategy_args.ttl` for latency-based routing.
 const DEFAULT_LATENCY_TTL: Duration = Duration::from_secs(3600);
 
 /// `routing_strategy` with its `routing_strategy_args`. `cost-based-routing` is not implemented
 /// (config reports it) and uses simple-shuffle.
+/// The model table for `config`'s deployments and aliases, with its strategy and cooldown
+/// policy; with Redis, its cooldowns shared with every instance on it (the returned task).
+pub(crate) fn model_table(
+    config: &Config,
+    deployments: &[Arc<DeploymentSpec>],
+) -> Result<(Arc<ModelTable>, Option<SharedCooldowns>), BuildError> {
+    let aliases = config
+        .model_group_aliases()
+        .into_iter()
+        .map(|(alias, (target, hidden))| (alias, target, hidden));
+    let mut table = ModelTable::new(deployments.iter().cloned(), aliases)
+        .with_strategy(strategy(config))
+        .with_cooldown_policy(cooldown_policy(config));
+    let shared = match crate::ratelimit::redis_url(config) {
+        Some(url) => {
+            let prefix = config
+                .general_settings
+                .llmgate_rate_limit_redis_prefix
+                .as_deref();
+            let (hook, task) = crate::cooldowns::shared(&url, prefix)
+                .map_err(|e| BuildError::RateLimit(format!("router_settings.redis_*: {e}")))?;
+            table = table.with_cooldown_hook(hook);
+            Some(task)
+        }
+        None => None,
+    };
+    Ok((Arc::new(table), shared))
+}
+
 pub(crate) fn strategy(config: &Config) -> Strategy {
     let rs = &config.router_settings;
     match rs.routing_strategy {

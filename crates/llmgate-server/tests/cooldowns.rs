@@ -1,0 +1,72 @@
+//! Cooldowns are shared through Redis: when one instance takes a deployment out of rotation
+//! (here after a 429), the others skip it too, instead of each calling it until it fails there
+//! as well. Two real `llmgate` processes on the machine's Redis, under a prefix of their own.
+
+#![allow(clippy::unwrap_used, clippy::panic, reason = "test helpers")]
+
+mod support;
+
+use std::time::Duration;
+
+use http::StatusCode;
+use llmgate_testkit::{Behaviour, MockProvider};
+use serde_json::json;
+use support::{post, redis_up, start_with, write_config};
+
+const MASTER: &str = "sk-master-cooldowns";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_429_on_one_instance_cools_the_deployment_down_on_every_instance() {
+    if !redis_up().await {
+        return;
+    }
+    let flaky = MockProvider::start().await;
+    flaky.set_default(Behaviour::error(429, "rate limited"));
+    let good = MockProvider::start().await;
+    let prefix = format!("llmgate:test:cooldowns:{}:", std::process::id());
+    let config = write_config(
+        "cooldowns-shared",
+        &format!(
+            "model_list:\n  - model_name: flaky\n    litellm_params:\n      model: openai/x\n      \
+             api_base: {}\n      api_key: sk-test\n  - model_name: good\n    litellm_params:\n      \
+             model: openai/y\n      api_base: {}\n      api_key: sk-test\n\
+             router_settings:\n  redis_url: redis://127.0.0.1:6379\n  allowed_fails: 0\n  \
+             cooldown_time: 30\n  num_retries: 0\n  fallbacks: [{{flaky: [good]}}]\n\
+             general_settings:\n  master_key: {MASTER}\n  llmgate_rate_limit_redis_prefix: \"{prefix}\"\n",
+            flaky.v1_url(),
+            good.v1_url()
+        ),
+    );
+    let (_a, a) = start_with(&config, &[], &[]).await;
+    let (_b, b) = start_with(&config, &[], &[]).await;
+    let body = json!({"model": "flaky", "messages": [{"role": "user", "content": "hi"}]});
+    // Each instance's subscription is up once it has served a request.
+    for addr in [a, b] {
+        let (status, _) = post(
+            addr,
+            "/v1/chat/completions",
+            MASTER,
+            &json!({"model": "good", "messages": [{"role": "user", "content": "hi"}]}),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let (status, answer) = post(a, "/v1/chat/completions", MASTER, &body).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(flaky.request_count(), 1, "the first call meets the 429");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // The other instance never calls it: the cooldown came through Redis.
+    for _ in 0..3 {
+        let (status, answer) = post(b, "/v1/chat/completions", MASTER, &body).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+    }
+    assert_eq!(
+        flaky.request_count(),
+        1,
+        "instance b called the cooling deployment"
+    );
+    assert_eq!(good.request_count(), 2 + 1 + 3);
+}
