@@ -25,14 +25,13 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::gauge::Gauge;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use crate::record::SpendRecord;
 use crate::sink::SpendSink;
 use crate::spill::Spill;
+pub(crate) use crate::status::QueueCounters;
 
 /// What to do with a request when the spend queue is full.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -70,18 +69,6 @@ impl Default for QueueConfig {
             shutdown_timeout: Duration::from_secs(10),
         }
     }
-}
-
-/// The queue's counters, shared with the metrics registry.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct QueueCounters {
-    pub(crate) depth: Gauge,
-    pub(crate) dropped: Counter,
-    pub(crate) rejected: Counter,
-    pub(crate) written: Counter,
-    pub(crate) write_failures: Counter,
-    pub(crate) spilled: Counter,
-    pub(crate) replayed: Counter,
 }
 
 enum Control {

@@ -1,8 +1,24 @@
-//! [`WriterStatus`]: how the spend writer is doing, for `/health/readiness`.
+//! [`WriterStatus`]: how the spend writer is doing, for `/health/readiness`; and the queue's
+//! counters for `/metrics`.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::SystemTime;
+
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+
+/// The queue's counters, shared with the metrics registry.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct QueueCounters {
+    pub(crate) depth: Gauge,
+    pub(crate) dropped: Counter,
+    pub(crate) rejected: Counter,
+    pub(crate) written: Counter,
+    pub(crate) write_failures: Counter,
+    pub(crate) spilled: Counter,
+    pub(crate) replayed: Counter,
+}
 
 /// A snapshot of the spend writer ([`crate::SpendQueue::status`]).
 #[derive(Debug, Clone, PartialEq)]
