@@ -18,8 +18,8 @@ pub type CostEstimate = Arc<dyn Fn(&LlmRequest) -> f64 + Send + Sync>;
 /// How long a ledger entry outlives its period (or, without one, lasts after its last use).
 const ENTRY_SLACK: i64 = 86_400;
 const NO_PERIOD_TTL: i64 = 7 * 86_400;
-/// Settlements are retried this many times, waiting 250 ms doubling in between (about a
-/// minute in all), so a ledger blip does not leave a reservation behind.
+/// Settlements are tried this many times, waiting 250 ms doubling in between (about 32 s
+/// of waiting in all), so a ledger blip does not leave a reservation behind.
 const SETTLE_TRIES: u32 = 8;
 
 /// A ledger and how requests are estimated for it. Cheap to clone.
