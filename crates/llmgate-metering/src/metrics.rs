@@ -233,6 +233,19 @@ struct LimiterCounters {
     reclaimed: Counter,
     budget_errors: Counter,
     budget_lost: Counter,
+    router_shared: Family<RouterSharedLabels, Counter>,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouterSharedLabels {
+    part: RouterShared,
+}
+
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+enum RouterShared {
+    usage,
+    cooldowns,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -448,6 +461,11 @@ impl Metrics {
             m.limiter.budget_lost.clone(),
         );
         r.register(
+            "router_shared_errors",
+            "Router state the shared store (Redis) could not share: usage (a deployment's rpm/tpm/rpd take, routed on this instance's counters) or cooldowns (a failed connection to the cooldown channel)",
+            m.limiter.router_shared.clone(),
+        );
+        r.register(
             "rate_limiter_slots_reclaimed",
             "Parallel slots freed by the limiter rather than their request: expired leases, releases sent again after a fault",
             m.limiter.reclaimed.clone(),
@@ -460,6 +478,24 @@ impl Metrics {
     pub fn set_budget_ledger(&self, errors: u64, lost: u64) {
         catch_up(&self.limiter.budget_errors, errors);
         catch_up(&self.limiter.budget_lost, lost);
+    }
+
+    /// Sets the router's shared-state fault counters: deployment usage takes and cooldown
+    /// channel connections that failed (the facade calls it when scraped).
+    pub fn set_router_shared(&self, usage_errors: u64, cooldown_errors: u64) {
+        let f = &self.limiter.router_shared;
+        catch_up(
+            &f.get_or_create(&RouterSharedLabels {
+                part: RouterShared::usage,
+            }),
+            usage_errors,
+        );
+        catch_up(
+            &f.get_or_create(&RouterSharedLabels {
+                part: RouterShared::cooldowns,
+            }),
+            cooldown_errors,
+        );
     }
 
     /// Sets the rate limiter's fault counters (the facade calls it when scraped).

@@ -15,6 +15,7 @@ use llmgate_core::{
 use pin_project_lite::pin_project;
 use tokio::time::Instant;
 
+use crate::shared::Settle;
 use crate::state::CooldownReason;
 use crate::table::{Member, ModelTable};
 
@@ -26,6 +27,8 @@ pub(crate) struct Attempt {
     member: Member,
     stream: bool,
     started: Instant,
+    /// The shared store's time of the take that reserved a token against `tpm`, until settled.
+    reserved: Option<u64>,
 }
 
 impl Attempt {
@@ -34,6 +37,7 @@ impl Attempt {
         group: Arc<str>,
         member: Member,
         stream: bool,
+        reserved: Option<u64>,
     ) -> Self {
         member.state.in_flight.fetch_add(1, Relaxed);
         Attempt {
@@ -42,6 +46,14 @@ impl Attempt {
             member,
             stream,
             started: Instant::now(),
+            reserved,
+        }
+    }
+
+    /// Settles the `tpm` reservation with the tokens used (once).
+    fn settle(&mut self, tokens: u64) {
+        if let (Some(at), Some(shared)) = (self.reserved.take(), &self.table.shared) {
+            shared.settle(&self.member.spec, Settle { at, tokens });
         }
     }
 
@@ -147,6 +159,7 @@ impl Attempt {
 impl Drop for Attempt {
     fn drop(&mut self) {
         self.member.state.in_flight.fetch_sub(1, Relaxed);
+        self.settle(0);
     }
 }
 
@@ -160,10 +173,13 @@ struct InFlight {
 impl InFlight {
     fn finish(&mut self) {
         // Dropping `a` at the end ends its in-flight count.
-        let Some(a) = self.attempt.take() else { return };
+        let Some(mut a) = self.attempt.take() else {
+            return;
+        };
         if let Some(u) = self.usage.as_ref().and_then(UsageSlot::get) {
             let now_us = a.table.clock.now_us();
             a.member.state.usage.add_tokens(now_us, u.total_tokens);
+            a.settle(u.total_tokens);
         }
         if let Some(api) = self.failure.as_ref().and_then(StreamFailure::get) {
             a.count_failure(api);
@@ -222,8 +238,13 @@ pin_project! {
         Respond { response: Option<Response<BoxBody>> },
         /// Failed here: no deployment, or a forced failure.
         Fail { error: Option<ApiError> },
+        /// Waiting for the shared store before sending (see `shared.rs`): boxed, as the store's
+        /// own answer is, and only for deployments whose limits are shared.
+        Shared { fut: SharedFuture },
     }
 }
+
+type SharedFuture = Pin<Box<dyn Future<Output = Result<Response<BoxBody>, BoxError>> + Send>>;
 
 impl<F> ResponseFuture<F> {
     pub(crate) fn respond(e: ApiError) -> Self {
@@ -234,6 +255,12 @@ impl<F> ResponseFuture<F> {
 
     pub(crate) fn fail(e: ApiError) -> Self {
         ResponseFuture::Fail { error: Some(e) }
+    }
+
+    pub(crate) fn shared(
+        f: impl Future<Output = Result<Response<BoxBody>, BoxError>> + Send + 'static,
+    ) -> Self {
+        ResponseFuture::Shared { fut: Box::pin(f) }
     }
 }
 
@@ -262,6 +289,7 @@ where
                 .take()
                 .unwrap_or_else(|| ApiError::internal("router future polled after completion"))
                 .boxed())),
+            Proj::Shared { fut } => fut.as_mut().poll(cx),
         }
     }
 }

@@ -25,6 +25,11 @@
 //! when they are all rate limited, else 503) without calling anything, and says which
 //! deployments were skipped and why; the fallback layer then moves to the fallback groups.
 //!
+//! **Shared limits** ([`SharedUsage`]): with a store every instance shares (Redis), a
+//! deployment's `rpm`, `tpm` and `rpd` are taken there too before it is sent, so N instances
+//! together send a provider exactly its limits; a store that is away leaves routing on this
+//! instance's counters.
+//!
 //! All live state is atomics behind `Arc`s ([`DeploymentState`]): no lock on the request path.
 //!
 //! ```
@@ -59,6 +64,9 @@ mod error;
 mod future;
 mod layer;
 mod service;
+mod shared;
+#[cfg(test)]
+mod shared_tests;
 mod state;
 mod strategy;
 mod table;
@@ -70,6 +78,7 @@ pub use error::Error;
 pub use future::ResponseFuture;
 pub use layer::RouterLayer;
 pub use service::Router;
+pub use shared::{Settle, SharedError, SharedUsage, TakeFuture, Taken};
 pub use state::{CooldownReason, DeploymentState};
 pub use strategy::{CooldownPolicy, Strategy};
 pub use table::{CooldownEvent, CooldownHook, ModelTable, CATCH_ALL};

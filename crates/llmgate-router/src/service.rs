@@ -10,6 +10,8 @@ use tower::Service;
 
 use crate::error::Error;
 use crate::future::{Attempt, ResponseFuture};
+use crate::shared::Taken;
+use crate::table::{Picked, Unavailable};
 use crate::ModelTable;
 
 /// Routes each request to a deployment; see the crate docs.
@@ -28,7 +30,9 @@ impl<S> Router<S> {
 
 impl<S, B> Service<Request<B>> for Router<S>
 where
-    S: Service<Request<B>, Response = Response<BoxBody>, Error = BoxError> + Clone,
+    S: Service<Request<B>, Response = Response<BoxBody>, Error = BoxError> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    B: Send + 'static,
 {
     type Response = Response<BoxBody>;
     type Error = BoxError;
@@ -38,7 +42,7 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+    fn call(&mut self, req: Request<B>) -> Self::Future {
         let ext = req.extensions();
         let Some(llm) = ext.get::<LlmRequest>() else {
             return ResponseFuture::respond(ApiError::internal(
@@ -72,63 +76,155 @@ where
             return ResponseFuture::fail(refused.into());
         }
         let exclude = hint.map(|h| h.exclude.as_slice()).unwrap_or_default();
-        let picked = self.table.pick(&group, exclude, llm.is_stream(), || {
+        let stream = llm.is_stream();
+        let picked = self.table.pick(&group, exclude, stream, || {
             llmgate_core::tokens::prompt_tokens(llm, llm.model())
         });
         let picked = match picked {
             Ok(p) => p,
             Err(unavailable) => {
-                if let Some(slot) = slot {
-                    slot.set(Routed {
-                        group: group.clone(),
-                        deployment: None,
-                        alternatives: 0,
-                    });
-                }
-                tracing::debug!(%group, "no deployment available");
-                let e = ApiError::from(Error::unavailable(group.clone(), unavailable));
-                return ResponseFuture::fail(e.with_attribution(Attribution::attempt(group, None)));
+                return ResponseFuture::fail(no_deployment(group, unavailable, slot));
             }
         };
-        let deployment = Deployment(picked.member.spec.clone());
-        if let Some(slot) = slot {
-            slot.set(Routed {
-                group: group.clone(),
-                deployment: Some(deployment.clone()),
-                alternatives: picked.alternatives,
-            });
+        let clone = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, clone);
+        if picked.shared(&self.table).is_none() {
+            return send(self.table.clone(), inner, req, group, picked, slot, None);
         }
-        let span = tracing::Span::current();
-        span.record("model", &*group);
-        span.record("deployment", &*deployment.id);
+        // The deployment's limits are shared with other instances: one round trip to the store
+        // before sending (see `shared.rs`).
+        let exclude = exclude.to_vec();
+        let table = self.table.clone();
+        ResponseFuture::shared(async move {
+            let (req, taken) = take_shared(&table, req, &group, &exclude, stream, picked).await;
+            match taken {
+                Ok((picked, reserved)) => {
+                    send(table, inner, req, group, picked, slot, reserved).await
+                }
+                Err(unavailable) => Err(no_deployment(group, unavailable, slot).boxed()),
+            }
+        })
+    }
+}
 
-        let forced = hint.and_then(|h| h.fail_with).or_else(|| {
+/// Takes `picked` from the shared store; when the store says it is at a limit across the
+/// instances, picks again among the rest (each refusal skips that deployment here for a
+/// moment), until one is taken or none is left. A store that cannot answer leaves the local
+/// pick standing. Returns the pick and, when its `tpm` was reserved, the store's time of it
+/// (with the request, held by value: a reference held across the wait would need `B: Sync`).
+async fn take_shared<B>(
+    table: &ModelTable,
+    req: Request<B>,
+    group: &Arc<str>,
+    exclude: &[Arc<str>],
+    stream: bool,
+    picked: Picked,
+) -> (Request<B>, Result<(Picked, Option<u64>), Unavailable>) {
+    let llm = req.extensions().get::<LlmRequest>();
+    let taken = take_loop(table, llm, group, exclude, stream, picked).await;
+    (req, taken)
+}
+
+async fn take_loop(
+    table: &ModelTable,
+    llm: Option<&LlmRequest>,
+    group: &Arc<str>,
+    exclude: &[Arc<str>],
+    stream: bool,
+    mut picked: Picked,
+) -> Result<(Picked, Option<u64>), Unavailable> {
+    loop {
+        let Some(shared) = picked.shared(table) else {
+            return Ok((picked, None));
+        };
+        match shared.take(&picked.member.spec, picked.day).await {
+            Ok(Taken::Admitted { at }) => {
+                let reserved = picked.member.spec.tpm.map(|_| at);
+                return Ok((picked, reserved));
+            }
+            Ok(Taken::Denied { limit, retry_after }) => {
+                table.shared_denied(&picked, limit, retry_after);
+                picked = table.pick(group, exclude, stream, || {
+                    llm.map_or(0, |llm| {
+                        llmgate_core::tokens::prompt_tokens(llm, llm.model())
+                    })
+                })?;
+            }
+            Err(e) => {
+                table.shared_failed(&e);
+                return Ok((picked, None));
+            }
+        }
+    }
+}
+
+/// The failure when no deployment of `group` can take the request.
+fn no_deployment(group: Arc<str>, unavailable: Unavailable, slot: Option<RouteSlot>) -> ApiError {
+    if let Some(slot) = slot {
+        slot.set(Routed {
+            group: group.clone(),
+            deployment: None,
+            alternatives: 0,
+        });
+    }
+    tracing::debug!(%group, "no deployment available");
+    let e = ApiError::from(Error::unavailable(group.clone(), unavailable));
+    e.with_attribution(Attribution::attempt(group, None))
+}
+
+/// Sends the request to the picked deployment (or fails it as the request or config forces).
+fn send<S, B>(
+    table: Arc<ModelTable>,
+    mut inner: S,
+    mut req: Request<B>,
+    group: Arc<str>,
+    picked: Picked,
+    slot: Option<RouteSlot>,
+    reserved: Option<u64>,
+) -> ResponseFuture<S::Future>
+where
+    S: Service<Request<B>, Response = Response<BoxBody>, Error = BoxError>,
+{
+    let deployment = Deployment(picked.member.spec.clone());
+    if let Some(slot) = slot {
+        slot.set(Routed {
+            group: group.clone(),
+            deployment: Some(deployment.clone()),
+            alternatives: picked.alternatives,
+        });
+    }
+    let span = tracing::Span::current();
+    span.record("model", &*group);
+    span.record("deployment", &*deployment.id);
+
+    let ext = req.extensions();
+    let forced = ext
+        .get::<RouteHint>()
+        .and_then(|h| h.fail_with)
+        .or_else(|| {
             ext.get::<ForcedErrors>().and_then(|f| {
                 f.0.iter()
                     .find(|(id, _)| **id == *deployment.id)
                     .map(|(_, s)| *s)
             })
         });
-        if let Some(status) = forced {
-            let e = forced_error(status, &deployment);
-            return ResponseFuture::fail(
-                e.with_attribution(Attribution::attempt(group, Some(deployment))),
-            );
-        }
-
-        let stream = llm.is_stream();
-        req.extensions_mut().insert(ModelGroup(group.clone()));
-        req.extensions_mut().insert(deployment);
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-        let attempt = Attempt::start(self.table.clone(), group, picked.member, stream);
-        ResponseFuture::Inner {
-            fut: inner.call(req),
-            attempt: Some(attempt),
-        }
+    let stream = ext.get::<LlmRequest>().is_some_and(LlmRequest::is_stream);
+    // Started before a forced failure so that a reservation is settled (given back) either way.
+    let attempt = Attempt::start(table, group.clone(), picked.member, stream, reserved);
+    if let Some(status) = forced {
+        let e = forced_error(status, &deployment);
+        drop(attempt);
+        return ResponseFuture::fail(
+            e.with_attribution(Attribution::attempt(group, Some(deployment))),
+        );
+    }
+    req.extensions_mut().insert(ModelGroup(group));
+    req.extensions_mut().insert(deployment);
+    ResponseFuture::Inner {
+        fut: inner.call(req),
+        attempt: Some(attempt),
     }
 }
-
 /// The refusal when `access` does not permit the name this attempt asks for (a fallback
 /// target, else the requested model), resolved to `group`.
 fn refuse(

@@ -93,6 +93,15 @@ impl Windowed {
         self.count.fetch_max(n, Relaxed);
     }
 
+    /// Takes back one added in `window` (nothing once the window has moved on).
+    pub(crate) fn give_back(&self, window: u64) {
+        if self.window.load(Relaxed) == window {
+            let _ = self
+                .count
+                .fetch_update(Relaxed, Relaxed, |n| n.checked_sub(1));
+        }
+    }
+
     /// Adds 1 unless that would pass `limit`; true when added.
     pub(crate) fn try_take(&self, window: u64, limit: u64) -> bool {
         self.roll(window);

@@ -1,11 +1,14 @@
 use std::collections::HashMap;
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 
 use llmgate_core::{DeploymentSpec, ResolveModel};
 
+use crate::shared::SharedUsage;
 use crate::state::{Clock, CooldownReason, DeploymentState};
 use crate::strategy::{CooldownPolicy, Strategy};
+use crate::usage::LocalTake;
 
 /// The name of LiteLLM's wildcard group: requests for models no other group or alias names go
 /// to it. Hidden from `/v1/models`.
@@ -25,6 +28,10 @@ pub struct ModelTable {
     pub(crate) clock: Clock,
     /// Told of each cooldown this instance starts (to share it with other instances).
     cooldown_hook: Option<Hook>,
+    /// Deployment counters shared with other instances (see `shared.rs`).
+    pub(crate) shared: Option<Arc<dyn SharedUsage>>,
+    /// Takes and settlements the shared store could not answer.
+    pub(crate) shared_errors: AtomicU64,
 }
 
 struct Hook(CooldownHook);
@@ -76,6 +83,21 @@ struct Alias {
 pub(crate) struct Picked {
     pub(crate) member: Member,
     pub(crate) alternatives: usize,
+    /// What was taken from its local counters, and on which UTC day.
+    pub(crate) local: LocalTake,
+    pub(crate) day: u64,
+}
+
+impl Picked {
+    /// Whether the pick must also be taken from the shared store: it has one, and the
+    /// deployment sets a limit.
+    pub(crate) fn shared<'a>(&self, table: &'a ModelTable) -> Option<&'a Arc<dyn SharedUsage>> {
+        let s = &self.member.spec;
+        table
+            .shared
+            .as_ref()
+            .filter(|_| s.rpm.is_some() || s.tpm.is_some() || s.rpd.is_some())
+    }
 }
 
 /// Why nothing could be picked: each deployment and its reason.
@@ -106,6 +128,8 @@ impl ModelTable {
             policy: CooldownPolicy::default(),
             clock: Clock::new(),
             cooldown_hook: None,
+            shared: None,
+            shared_errors: AtomicU64::new(0),
         };
         for spec in deployments {
             let name = spec.model_name.clone();
@@ -389,10 +413,12 @@ impl ModelTable {
                 .usage
                 .take_request(m.spec.rpm, m.spec.rpd, now_us, day)
             {
-                Ok(()) => {
+                Ok(local) => {
                     return Ok(Picked {
                         member: m.clone(),
                         alternatives: candidates.len() - 1,
+                        local,
+                        day,
                     })
                 }
                 Err(why) => unavailable
@@ -513,8 +539,14 @@ fn pick_among(candidates: &[usize], keep: impl Fn(usize) -> bool) -> usize {
     0
 }
 
-/// Why a deployment is at its tpm limit (rpm and rpd are taken on pick).
+/// Why a deployment is at its tpm limit (rpm and rpd are taken on pick), or at a limit the
+/// shared store counts across instances.
 fn at_limit(m: &Member, now_us: u64) -> Option<String> {
+    if let Some(limit) = m.state.usage.blocked(now_us) {
+        return Some(format!(
+            "at its {limit} limit across the instances sharing its counters"
+        ));
+    }
     let tpm = m.spec.tpm?;
     let used = m.state.usage.tokens(now_us);
     (used >= tpm).then(|| format!("at its tpm limit ({used}/{tpm} tokens in the last minute)"))

@@ -14,11 +14,11 @@ use tower::{service_fn, Service, ServiceExt};
 
 use crate::{CooldownPolicy, ModelTable, Router, Strategy};
 
-fn d(id: &str, group: &str) -> DeploymentSpec {
+pub(crate) fn d(id: &str, group: &str) -> DeploymentSpec {
     DeploymentSpec::new(id, group, ProviderKind::OpenAi, "m")
 }
 
-fn req(model: &str) -> Request<()> {
+pub(crate) fn req(model: &str) -> Request<()> {
     let mut r = Request::new(());
     let body = format!(r#"{{"model":"{model}","messages":[{{"role":"user","content":"hi"}}]}}"#);
     r.extensions_mut()
@@ -27,7 +27,7 @@ fn req(model: &str) -> Request<()> {
 }
 
 /// A provider stub: answers with the deployment id, or fails as `fail` says for that id.
-fn stub(
+pub(crate) fn stub(
     fail: impl Fn(&str) -> Option<ApiError> + Clone + Send + 'static,
 ) -> impl Service<
     Request<()>,
@@ -47,7 +47,7 @@ fn stub(
     })
 }
 
-async fn served_by<S>(svc: &mut S, model: &str) -> Result<String, ApiError>
+pub(crate) async fn served_by<S>(svc: &mut S, model: &str) -> Result<String, ApiError>
 where
     S: Service<Request<()>, Response = Response<BoxBody>, Error = BoxError>,
 {

@@ -8,6 +8,7 @@
 
 use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
 
 use llmgate_core::window::WindowCell;
 
@@ -24,7 +25,27 @@ pub(crate) struct Usage {
     daily: Windowed,
     /// Requests taken from `rpd` since they were last handed out to be kept (`daily_sent`).
     unsynced: AtomicU64,
+    /// Until when (table microseconds) the shared store said a limit is used up.
+    blocked_until_us: AtomicU64,
+    /// Which: an index into [`LIMITS`].
+    blocked_limit: AtomicU64,
 }
+
+/// What one local take took, to undo it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct LocalTake {
+    /// The rpm granule taken from, if any.
+    granule: Option<u64>,
+    /// Whether one request was taken from `rpd`.
+    daily: bool,
+}
+
+/// The limits a shared denial can name.
+const LIMITS: [&str; 3] = ["rpm", "tpm", "rpd"];
+
+/// The longest a deployment is skipped here after the shared store denied it: then the store is
+/// asked again (another instance's reservations may have been given back meanwhile).
+const MAX_BLOCK_US: u64 = 1_000_000;
 
 impl Usage {
     /// Takes one request from `rpm` (when set) and `rpd` (when set) at `now_us` on UTC day
@@ -35,7 +56,7 @@ impl Usage {
         rpd: Option<u64>,
         now_us: u64,
         day: u64,
-    ) -> Result<(), &'static str> {
+    ) -> Result<LocalTake, &'static str> {
         let taken = match rpm {
             Some(rpm) => {
                 let o = self.requests.check(now_us, 1, rpm, MINUTE_US);
@@ -55,7 +76,43 @@ impl Usage {
             }
             self.unsynced.fetch_add(1, Relaxed);
         }
-        Ok(())
+        Ok(LocalTake {
+            granule: taken,
+            daily: rpd.is_some(),
+        })
+    }
+
+    /// Undoes a [`Usage::take_request`] (the shared store refused the request).
+    pub(crate) fn untake_request(&self, t: LocalTake, day: u64) {
+        if let Some(g) = t.granule {
+            self.requests.give_back(g, 1);
+        }
+        if t.daily {
+            self.daily.give_back(day);
+            // Not yet handed out to be kept, unless a sync took it meanwhile: then the next
+            // sync keeps one more than was sent today, a count too high by one, never too low.
+            let _ = self
+                .unsynced
+                .fetch_update(Relaxed, Relaxed, |n| n.checked_sub(1));
+        }
+    }
+
+    /// Skips the deployment here until `retry_after` from `now_us` (at most a second): the
+    /// shared store said `limit` is used up across the instances.
+    pub(crate) fn block(&self, now_us: u64, limit: &str, retry_after: Option<Duration>) {
+        let for_us = retry_after
+            .map_or(MAX_BLOCK_US, |d| d.as_micros() as u64)
+            .clamp(1, MAX_BLOCK_US);
+        let code = LIMITS.iter().position(|l| *l == limit).unwrap_or(0) as u64;
+        self.blocked_limit.store(code, Relaxed);
+        self.blocked_until_us
+            .fetch_max(now_us.saturating_add(for_us), Relaxed);
+    }
+
+    /// The limit the shared store last said is used up, while the deployment is skipped for it.
+    pub(crate) fn blocked(&self, now_us: u64) -> Option<&'static str> {
+        (self.blocked_until_us.load(Relaxed) > now_us)
+            .then(|| LIMITS[self.blocked_limit.load(Relaxed) as usize % LIMITS.len()])
     }
 
     /// Hands out the `rpd` requests taken since the last call, to be kept.

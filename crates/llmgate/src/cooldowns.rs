@@ -6,6 +6,8 @@
 //! event, one task publishes and subscribes, and with Redis away each instance goes on with
 //! its own cooldowns (reconnecting every second).
 
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,6 +26,27 @@ pub(crate) struct SharedCooldowns {
     channel: String,
     instance: u64,
     rx: mpsc::UnboundedReceiver<CooldownEvent>,
+    link: Arc<Link>,
+}
+
+/// Whether the cooldown channel is subscribed, and how often its connection failed (for
+/// readiness and metrics).
+#[derive(Debug, Default)]
+pub(crate) struct Link {
+    up: AtomicBool,
+    failures: AtomicU64,
+}
+
+impl Link {
+    /// Subscribed now.
+    pub(crate) fn is_up(&self) -> bool {
+        self.up.load(Relaxed)
+    }
+
+    /// Connections or subscriptions that failed since start.
+    pub(crate) fn failures(&self) -> u64 {
+        self.failures.load(Relaxed)
+    }
 }
 
 /// The hook for the table and the task that shares what it is told, when `url` is set.
@@ -44,6 +67,7 @@ pub(crate) fn shared(
             channel,
             instance: fastrand::u64(..),
             rx,
+            link: Arc::default(),
         },
     ))
 }
@@ -68,6 +92,11 @@ fn decode(text: &str) -> Option<(u64, String, u64, CooldownReason)> {
 }
 
 impl SharedCooldowns {
+    /// The channel's state, read by readiness and metrics.
+    pub(crate) fn link(&self) -> Arc<Link> {
+        self.link.clone()
+    }
+
     /// Publishes this instance's cooldowns and applies the others' to `table`, until the
     /// runtime stops.
     pub(crate) async fn run(mut self, table: Arc<ModelTable>) {
@@ -76,6 +105,8 @@ impl SharedCooldowns {
             match self.session(&table).await {
                 Ok(()) => return,
                 Err(e) => {
+                    self.link.up.store(false, Relaxed);
+                    self.link.failures.fetch_add(1, Relaxed);
                     if !failing {
                         tracing::warn!(error = %e, "cannot share cooldowns through Redis; each instance keeps its own until it answers");
                     }
@@ -92,15 +123,19 @@ impl SharedCooldowns {
         let mut sub = self.client.get_async_pubsub().await?;
         sub.subscribe(&self.channel).await?;
         let mut messages = sub.on_message();
+        self.link.up.store(true, Relaxed);
+        // A connection that stalls (no error, no answer) is found by a ping every second.
+        let mut ping = tokio::time::interval(RECONNECT);
         loop {
             tokio::select! {
                 event = self.rx.recv() => {
                     let Some(event) = event else { return Ok(()) };
-                    redis::cmd("PUBLISH")
-                        .arg(&self.channel)
-                        .arg(encode(self.instance, &event))
-                        .query_async::<i64>(&mut publish)
-                        .await?;
+                    let mut publish_cmd = redis::cmd("PUBLISH");
+                    publish_cmd.arg(&self.channel).arg(encode(self.instance, &event));
+                    within(publish_cmd.query_async::<i64>(&mut publish)).await?;
+                }
+                _ = ping.tick() => {
+                    within(redis::cmd("PING").query_async::<String>(&mut publish)).await?;
                 }
                 msg = messages.next() => {
                     let Some(msg) = msg else {
@@ -119,6 +154,20 @@ impl SharedCooldowns {
             }
         }
     }
+}
+
+/// `f`, failed as a timeout after [`RECONNECT`].
+async fn within<T>(
+    f: impl std::future::Future<Output = redis::RedisResult<T>>,
+) -> redis::RedisResult<T> {
+    tokio::time::timeout(RECONNECT, f)
+        .await
+        .unwrap_or_else(|_| {
+            Err(redis::RedisError::from((
+                redis::ErrorKind::Io,
+                "Redis did not answer within a second",
+            )))
+        })
 }
 
 #[cfg(test)]

@@ -221,10 +221,13 @@ impl Gateway {
                 provider: d.provider.to_string(),
             });
         }
-        let (table, shared_cooldowns) = routing::model_table(&config, &deployments)?;
+        let ratelimit = crate::ratelimit::layer(&config)?;
+        let shared_usage = crate::shared_usage::LimiterUsage::new(ratelimit.store());
+        let (table, shared_cooldowns) = routing::model_table(&config, &deployments, shared_usage)?;
         let max_body =
             usize::try_from(config.general_settings.max_request_body_bytes()).unwrap_or(usize::MAX);
         let tasks = Background::default();
+        let cooldown_link = shared_cooldowns.as_ref().map(|c| c.link());
         if let Some(task) = shared_cooldowns {
             tasks.add(task.run(table.clone()));
         }
@@ -261,12 +264,12 @@ impl Gateway {
         let key_store = keys.as_ref().map(|k| k.store().clone());
         let budgets = keys.as_ref().and_then(|k| k.budget_ledger().cloned());
         let key_admin = keys.map(KeyAdmin::new);
-        let ratelimit = crate::ratelimit::layer(&config)?;
         let limiter = (ratelimit.store().clone(), ratelimit.failure_policy());
         let limiter_view = crate::meter::LimiterView {
             stats: ratelimit.stats(),
             store: ratelimit.store().clone(),
             budgets,
+            cooldowns: cooldown_link.clone(),
         };
         let meter = meter::meter(&config, &deployments, spend_sink)?;
         crate::budget::group_prices(&group_prices, meter.prices(), &deployments);
@@ -303,6 +306,12 @@ impl Gateway {
             limiter_policy: limiter.1,
             cache: cache.as_ref().map(|c| c.store().clone()),
             spend: meter.queue().clone(),
+            router: (table.shared_backend().is_some() || cooldown_link.is_some()).then(|| {
+                readiness::RouterShared {
+                    usage: table.shared_backend().is_some(),
+                    cooldowns: cooldown_link.clone(),
+                }
+            }),
         });
         // `/v1/messages` (Anthropic-format clients) translates its body and answer around the
         // same inner stack as the OpenAI endpoints.

@@ -38,6 +38,7 @@ mod readiness;
 mod routes;
 mod routing;
 mod serve;
+mod shared_usage;
 mod spend;
 pub mod store;
 

@@ -126,6 +126,8 @@ pub(crate) struct LimiterView {
     pub(crate) store: Arc<dyn LimiterStore>,
     /// The keys' budget ledger, with a master key.
     pub(crate) budgets: Option<llmgate_auth::Budgets>,
+    /// The router's cooldown channel, with Redis.
+    pub(crate) cooldowns: Option<Arc<crate::cooldowns::Link>>,
 }
 
 impl LimiterView {
@@ -151,6 +153,10 @@ pub(crate) fn render(
         metrics.set_deployment_state(&spec.model_name, &spec.id, cooling.is_some());
     }
     metrics.set_rate_limiter(limiter.totals());
+    metrics.set_router_shared(
+        table.shared_errors(),
+        limiter.cooldowns.as_ref().map_or(0, |l| l.failures()),
+    );
     if let Some(b) = &limiter.budgets {
         metrics.set_budget_ledger(b.errors(), b.lost_settlements());
     }

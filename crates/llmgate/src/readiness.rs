@@ -6,6 +6,9 @@
 //! - **Rate-limit store** (Redis when configured): pinged. Down is 503 under the `closed`
 //!   failure policy (every limited request is refused), a degradation under `open`.
 //! - **Cache store** (Redis when configured): pinged. Down is a degradation (a miss).
+//! - **Router's shared state** (with Redis): deployments' rpm/tpm/rpd counted in the rate
+//!   limiter's store (its ping) and cooldowns on the Redis channel (subscribed or not). Down is
+//!   a degradation: routing goes on from this instance's own counters and cooldowns.
 //! - **Spend writer**: records not yet written and the sink's last error while it fails (a
 //!   degradation); a full queue under `spend_queue_full: reject` refuses requests, so 503.
 //!
@@ -47,6 +50,16 @@ pub(crate) struct Parts {
     pub(crate) limiter_policy: FailurePolicy,
     pub(crate) cache: Option<Arc<dyn CacheStore>>,
     pub(crate) spend: SpendQueue,
+    /// The router's state shared through Redis, when configured.
+    pub(crate) router: Option<RouterShared>,
+}
+
+/// What the router shares through Redis.
+pub(crate) struct RouterShared {
+    /// Deployments' rpm/tpm/rpd are counted in the rate limiter's store.
+    pub(crate) usage: bool,
+    /// The cooldown channel.
+    pub(crate) cooldowns: Option<Arc<crate::cooldowns::Link>>,
 }
 
 struct Inner {
@@ -183,6 +196,12 @@ impl Inner {
             }
         }
 
+        if let Some(r) = &p.router {
+            let (entry, router_level) = router(r, p.limiter.backend(), &limiter);
+            checks.insert("router".into(), entry);
+            level = level.max(router_level);
+        }
+
         let (spend, spend_level) = spend_writer(&p.spend);
         checks.insert("spend_writer".into(), spend);
         level = level.max(spend_level);
@@ -201,6 +220,38 @@ impl Inner {
         });
         (status, Bytes::from(body.to_string()))
     }
+}
+
+/// `{"backend", "status", "shared_usage"?, "cooldowns"?, "error"?}`: `shared_usage` follows the
+/// limiter store's ping; `cooldowns` is `subscribed`, `connecting` (never failed yet) or
+/// `disconnected`.
+fn router(r: &RouterShared, backend: &str, limiter: &Result<(), String>) -> (Value, Level) {
+    let mut m = Map::new();
+    m.insert("backend".into(), backend.into());
+    let mut ok = true;
+    if r.usage {
+        m.insert(
+            "shared_usage".into(),
+            if limiter.is_ok() { "ok" } else { "error" }.into(),
+        );
+        if let Err(e) = limiter {
+            m.insert("error".into(), e.as_str().into());
+            ok = false;
+        }
+    }
+    if let Some(link) = &r.cooldowns {
+        let word = match (link.is_up(), link.failures()) {
+            (true, _) => "subscribed",
+            (false, 0) => "connecting",
+            (false, _) => {
+                ok = false;
+                "disconnected"
+            }
+        };
+        m.insert("cooldowns".into(), word.into());
+    }
+    m.insert("status".into(), if ok { "ok" } else { "error" }.into());
+    (m.into(), if ok { Level::Healthy } else { Level::Degraded })
 }
 
 fn spend_writer(queue: &SpendQueue) -> (Value, Level) {

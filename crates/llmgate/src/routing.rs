@@ -10,7 +10,7 @@ use llmgate_fallback::FallbackPolicy;
 use std::sync::Arc;
 
 use llmgate_core::DeploymentSpec;
-use llmgate_router::{CooldownPolicy, ModelTable, Strategy};
+use llmgate_router::{CooldownPolicy, ModelTable, SharedUsage, Strategy};
 
 use crate::cooldowns::SharedCooldowns;
 use crate::gateway::BuildError;
@@ -21,10 +21,12 @@ const DEFAULT_LATENCY_TTL: Duration = Duration::from_secs(3600);
 /// `routing_strategy` with its `routing_strategy_args`. `cost-based-routing` is not implemented
 /// (config reports it) and uses simple-shuffle.
 /// The model table for `config`'s deployments and aliases, with its strategy and cooldown
-/// policy; with Redis, its cooldowns shared with every instance on it (the returned task).
+/// policy; with Redis, its cooldowns shared with every instance on it (the returned task), and
+/// its deployments' rpm/tpm/rpd counted in `usage` (the rate limiter's Redis store).
 pub(crate) fn model_table(
     config: &Config,
     deployments: &[Arc<DeploymentSpec>],
+    usage: Option<Arc<dyn SharedUsage>>,
 ) -> Result<(Arc<ModelTable>, Option<SharedCooldowns>), BuildError> {
     let aliases = config
         .model_group_aliases()
@@ -33,6 +35,9 @@ pub(crate) fn model_table(
     let mut table = ModelTable::new(deployments.iter().cloned(), aliases)
         .with_strategy(strategy(config))
         .with_cooldown_policy(cooldown_policy(config));
+    if let Some(usage) = usage {
+        table = table.with_shared_usage(usage);
+    }
     let shared = match crate::ratelimit::redis_url(config) {
         Some(url) => {
             let prefix = config
