@@ -126,7 +126,7 @@ impl ModelTable {
     pub(crate) fn shared_failed(&self, e: &SharedError) {
         let n = self.shared_errors.fetch_add(1, Relaxed);
         // The first failure, then one in a thousand: a store that is away fails every take.
-        if n % 1000 == 0 {
+        if n.is_multiple_of(1000) {
             tracing::warn!(error = %e, "deployment limits counted on this instance only until the shared store answers");
         }
     }

@@ -222,7 +222,7 @@ impl Gateway {
             });
         }
         let ratelimit = crate::ratelimit::layer(&config)?;
-        let shared_usage = crate::shared_usage::LimiterUsage::new(ratelimit.store());
+        let shared_usage = crate::shared_usage::LimiterUsage::over(ratelimit.store());
         let (table, shared_cooldowns) = routing::model_table(&config, &deployments, shared_usage)?;
         let max_body =
             usize::try_from(config.general_settings.max_request_body_bytes()).unwrap_or(usize::MAX);

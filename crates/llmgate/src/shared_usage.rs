@@ -34,7 +34,7 @@ pub(crate) struct LimiterUsage {
 impl LimiterUsage {
     /// Shares through `store` when it is shared itself (Redis); an in-memory store would
     /// only count twice what the router counts already.
-    pub(crate) fn new(store: &Arc<dyn LimiterStore>) -> Option<Arc<dyn SharedUsage>> {
+    pub(crate) fn over(store: &Arc<dyn LimiterStore>) -> Option<Arc<dyn SharedUsage>> {
         (store.backend() != "memory").then(|| {
             Arc::new(LimiterUsage {
                 store: store.clone(),
