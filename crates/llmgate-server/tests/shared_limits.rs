@@ -197,8 +197,9 @@ async fn without_redis_the_database_carries_rpd_between_instances() {
 
 /// Redis cut under two instances: requests keep being routed (each instance on its own
 /// counters), `llmgate_router_shared_errors_total{part="usage"}` counts the takes that failed
-/// and readiness says the router is degraded; once Redis is back, readiness is healthy again
-/// within a few seconds and takes stop failing.
+/// and readiness says the router is degraded; Redis stalled: no request waits much more than
+/// the store's timeout; once Redis is back, readiness is healthy again within a few seconds
+/// and takes stop failing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn routing_goes_on_while_redis_is_away_and_says_so() {
     if !redis_up().await || !postgres_up().await {
@@ -239,6 +240,20 @@ async fn routing_goes_on_while_redis_is_away_and_says_so() {
         assert!(shared_errors(addr).await > 0);
     }
 
+    // A Redis that hangs instead: no request waits for it longer than its timeout (500 ms),
+    // and after a failure the next second's takes do not wait at all.
+    redis.stall();
+    for i in 0..6 {
+        let started = Instant::now();
+        let (status, body) = ask([a, b][i % 2]).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert!(
+            started.elapsed() < Duration::from_millis(1200),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+
     redis.restore();
     let restored = Instant::now();
     for addr in [a, b] {
@@ -256,7 +271,7 @@ async fn routing_goes_on_while_redis_is_away_and_says_so() {
         assert_eq!(ask(a).await.0, StatusCode::OK);
     }
     assert_eq!(shared_errors(a).await, before);
-    assert_eq!(upstream.request_count(), 2 + 20 + 5);
+    assert_eq!(upstream.request_count(), 2 + 20 + 6 + 5);
 }
 
 /// Polls readiness until its `status` is `want` (200 either way for these two).
