@@ -69,6 +69,7 @@ mod openai_compat;
 mod redact;
 mod service;
 mod stream;
+mod upstream;
 mod upstream_error;
 mod watch;
 

@@ -22,25 +22,21 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
-use http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
+use bytes::Bytes;
+use http::header::CONTENT_TYPE;
 use http::{Request, Response, StatusCode};
-use http_body_util::BodyExt;
-use hyper::body::Incoming;
-use llmgate_core::{
-    body, BoxBody, BoxError, Deployment, LlmRequest, StreamCutoff, StreamFailure, UsageSlot,
-};
+use llmgate_core::{BoxBody, BoxError, Deployment, LlmRequest, StreamCutoff};
 
 use crate::client::UpstreamClient;
 use crate::dialect::Dialect;
-use crate::error::{chain, Error};
+use crate::error::Error;
 use crate::mock;
 use crate::openai_compat::{self, Answer};
 use crate::redact;
 use crate::stream::Relay;
-use crate::upstream_error::{self, ERROR_BODY_LIMIT};
+use crate::upstream::{self, Deadline, StreamSlots};
+use crate::upstream_error;
 use crate::watch::StreamWatch;
 
 /// The largest complete upstream answer (and stream event) read by default: 64 MiB.
@@ -129,12 +125,8 @@ impl ProviderService {
         *req.method_mut() = http::Method::GET;
         *req.uri_mut() = crate::ollama::tags_url(dep)?;
         let dep = Deployment(Arc::new(dep.clone()));
-        let res = send(&self.inner.client, req, &dep).await?;
-        if res.status().is_success() {
-            return Ok(());
-        }
-        let (parts, body) = res.into_parts();
-        Err(failure(&dep, parts.status, &parts.headers, body).await)
+        upstream::call(&self.inner.client, req, &dep, &upstream::openai_error).await?;
+        Ok(())
     }
 }
 
@@ -221,52 +213,6 @@ async fn serve(
     }
 }
 
-/// An attempt's deadline and the setting that chose it.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Deadline {
-    limit: Duration,
-    setting: &'static str,
-}
-
-impl Deadline {
-    pub(crate) fn pick(
-        llm: &LlmRequest,
-        dep: &Deployment,
-        stream: bool,
-        default: Option<Duration>,
-    ) -> Option<Deadline> {
-        let (limit, setting) = if let Some(t) = llm.gateway().timeout {
-            (t, crate::error::REQUEST_TIMEOUT)
-        } else if let (true, Some(t)) = (stream, dep.stream_timeout) {
-            (t, "stream_timeout")
-        } else if let Some(t) = dep.timeout {
-            (t, "timeout")
-        } else {
-            (default?, "default timeout")
-        };
-        Some(Deadline { limit, setting })
-    }
-
-    pub(crate) async fn run<T>(
-        this: Option<Deadline>,
-        dep: &Deployment,
-        fut: impl Future<Output = Result<T, Error>>,
-    ) -> Result<T, Error> {
-        let Some(d) = this else {
-            return fut.await;
-        };
-        match tokio::time::timeout(d.limit, fut).await {
-            Ok(result) => result,
-            Err(_) => Err(Error::Timeout {
-                provider: dep.provider,
-                deployment: dep.id.clone(),
-                limit: d.limit,
-                setting: d.setting,
-            }),
-        }
-    }
-}
-
 async fn call_complete(
     inner: &Inner,
     req: Request<http_body_util::Full<Bytes>>,
@@ -274,12 +220,9 @@ async fn call_complete(
     deadline: Option<Deadline>,
 ) -> Result<Response<BoxBody>, Error> {
     let bytes = Deadline::run(deadline, &dep, async {
-        let res = send(&inner.client, req, &dep).await?;
+        let res = upstream::call(&inner.client, req, &dep, &upstream::openai_error).await?;
         let (parts, body) = res.into_parts();
-        if !parts.status.is_success() {
-            return Err(failure(&dep, parts.status, &parts.headers, body).await);
-        }
-        read_answer_body(&dep, &parts.headers, body, inner.max_response).await
+        upstream::collect(&dep, &parts.headers, body, inner.max_response).await
     })
     .await?;
 
@@ -304,16 +247,7 @@ async fn call_complete(
             })
         }
     };
-    let slot = UsageSlot::new();
-    if let Some(u) = usage {
-        slot.set(u);
-    }
-    let mut res = Response::new(body::full(bytes));
-    res.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    res.extensions_mut().insert(dep);
-    res.extensions_mut().insert(slot);
-    Ok(res)
+    Ok(upstream::answer(bytes, usage, dep))
 }
 
 async fn call_stream(
@@ -323,14 +257,11 @@ async fn call_stream(
     dep: Deployment,
     deadline: Option<Deadline>,
 ) -> Result<Response<BoxBody>, Error> {
-    let res = Deadline::run(deadline, &dep, async {
-        let res = send(&inner.client, req, &dep).await?;
-        if res.status().is_success() {
-            return Ok(res);
-        }
-        let (parts, body) = res.into_parts();
-        Err(failure(&dep, parts.status, &parts.headers, body).await)
-    })
+    let res = Deadline::run(
+        deadline,
+        &dep,
+        upstream::call(&inner.client, req, &dep, &upstream::openai_error),
+    )
     .await?;
 
     let is_sse = res
@@ -357,112 +288,17 @@ async fn call_stream(
         });
     }
 
-    let slot = UsageSlot::new();
-    let failure = StreamFailure::new();
+    let slots = StreamSlots::default();
     let relay = Relay::new(
         res.into_body(),
-        slot.clone(),
+        slots.usage.clone(),
         !llm.include_usage(),
         inner.watch(&dep),
         inner.max_response,
         dep.clone(),
-        failure.clone(),
+        slots.failure.clone(),
     );
-    let mut out = Response::new(BoxBody::new(relay));
-    let headers = out.headers_mut();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
-    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    out.extensions_mut().insert(dep);
-    out.extensions_mut().insert(slot);
-    out.extensions_mut().insert(failure);
-    Ok(out)
-}
-
-pub(crate) async fn send(
-    client: &UpstreamClient,
-    req: Request<http_body_util::Full<Bytes>>,
-    dep: &Deployment,
-) -> Result<Response<Incoming>, Error> {
-    client.inner.request(req).await.map_err(|e| {
-        let err = redact::error(
-            upstream_error::transport(dep.provider, dep.id.clone(), &e),
-            dep,
-        );
-        tracing::debug!(deployment = %dep.id, error = %err, "upstream unreachable");
-        err
-    })
-}
-
-/// The error for a non-2xx answer, with as much of its body as is worth reading.
-async fn failure(
-    dep: &Deployment,
-    status: StatusCode,
-    headers: &http::HeaderMap,
-    body: Incoming,
-) -> Error {
-    let buf = read_error_body(body).await;
-    tracing::debug!(deployment = %dep.id, %status, "upstream answered with an error");
-    let e = upstream_error::from_response(dep.provider, dep.id.clone(), status, headers, &buf);
-    redact::error(e, dep)
-}
-
-/// A complete answer's body, at most `limit` bytes: a larger `Content-Length` is refused before
-/// anything is read, and reading stops as soon as the body passes the limit.
-pub(crate) async fn read_answer_body(
-    dep: &Deployment,
-    headers: &http::HeaderMap,
-    mut body: Incoming,
-    limit: usize,
-) -> Result<Bytes, Error> {
-    let too_large = || Error::ResponseTooLarge {
-        provider: dep.provider,
-        deployment: dep.id.clone(),
-        limit: u64::try_from(limit).unwrap_or(u64::MAX),
-    };
-    let length = headers
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    if length.is_some_and(|n| n > u64::try_from(limit).unwrap_or(u64::MAX)) {
-        return Err(too_large());
-    }
-    let capacity = length
-        .and_then(|n| usize::try_from(n).ok())
-        .unwrap_or(0)
-        .min(limit);
-    let mut buf = BytesMut::with_capacity(capacity);
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| Error::InvalidResponse {
-            provider: dep.provider,
-            deployment: dep.id.clone(),
-            detail: format!("the body broke off: {}", chain(&e)),
-        })?;
-        if let Ok(data) = frame.into_data() {
-            if buf.len().saturating_add(data.len()) > limit {
-                return Err(too_large());
-            }
-            buf.extend_from_slice(&data);
-        }
-    }
-    Ok(buf.freeze())
-}
-
-/// Up to [`ERROR_BODY_LIMIT`] bytes of an error answer's body: what was read is what there is,
-/// the status says enough on its own.
-pub(crate) async fn read_error_body(mut body: Incoming) -> BytesMut {
-    let mut buf = BytesMut::new();
-    while buf.len() < ERROR_BODY_LIMIT {
-        match body.frame().await {
-            Some(Ok(frame)) => {
-                if let Ok(data) = frame.into_data() {
-                    let room = ERROR_BODY_LIMIT - buf.len();
-                    buf.extend_from_slice(&data[..data.len().min(room)]);
-                }
-            }
-            Some(Err(_)) | None => break,
-        }
-    }
-    buf
+    Ok(upstream::stream(BoxBody::new(relay), slots, dep))
 }
 
 #[cfg(test)]

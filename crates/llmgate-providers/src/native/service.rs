@@ -2,15 +2,14 @@
 //! OpenAI-compatible path, with the dialect translating both ways.
 
 use bytes::Bytes;
-use http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
-use http::Response;
-use llmgate_core::{body, BoxBody, Deployment, Endpoint, LlmRequest, StreamFailure, UsageSlot};
+use http::{HeaderMap, Response};
+use llmgate_core::{BoxBody, Deployment, DeploymentSpec, Endpoint, LlmRequest};
 
 use super::relay::{self, TranslatedRelay};
 use super::{Ctx, NativeDialect};
 use crate::error::Error;
-use crate::redact;
-use crate::service::{read_answer_body, read_error_body, send, Deadline, Inner};
+use crate::service::Inner;
+use crate::upstream::{self, Deadline, StreamSlots};
 
 /// Serves `llm` on `dep` through `dialect`.
 pub(crate) async fn serve(
@@ -39,19 +38,8 @@ pub(crate) async fn serve(
         stream,
         "calling upstream (native dialect)",
     );
-    let call = async {
-        let res = send(client, req, &dep).await?;
-        if res.status().is_success() {
-            return Ok(res);
-        }
-        let (parts, body) = res.into_parts();
-        let buf = read_error_body(body).await;
-        tracing::debug!(deployment = %dep.id, status = %parts.status, "upstream answered with an error");
-        Err(redact::error(
-            dialect.error(&dep, parts.status, &parts.headers, &buf),
-            &dep,
-        ))
-    };
+    let read_error = |d: &DeploymentSpec, s, h: &HeaderMap, b: &[u8]| dialect.error(d, s, h, b);
+    let call = upstream::call(client, req, &dep, &read_error);
 
     if stream {
         let res = Deadline::run(deadline, &dep, call).await?;
@@ -63,43 +51,26 @@ pub(crate) async fn serve(
                     detail: "the dialect cannot decode its stream framing".to_owned(),
                 }
             })?;
-        let slot = UsageSlot::new();
-        let failure = StreamFailure::new();
+        let slots = StreamSlots::default();
         let relay = TranslatedRelay::new(
             events,
             dialect.translator(&ctx),
-            slot.clone(),
+            slots.usage.clone(),
             llm.include_usage(),
             inner.watch(&dep),
             inner.max_response,
             dep.clone(),
-            failure.clone(),
+            slots.failure.clone(),
         );
-        let mut out = Response::new(BoxBody::new(relay));
-        let headers = out.headers_mut();
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
-        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-        out.extensions_mut().insert(slot);
-        out.extensions_mut().insert(failure);
-        out.extensions_mut().insert(dep);
-        return Ok(out);
+        return Ok(upstream::stream(BoxBody::new(relay), slots, dep));
     }
 
     let bytes: Bytes = Deadline::run(deadline, &dep, async {
         let res = call.await?;
         let (parts, body) = res.into_parts();
-        read_answer_body(&dep, &parts.headers, body, inner.max_response).await
+        upstream::collect(&dep, &parts.headers, body, inner.max_response).await
     })
     .await?;
     let answered = dialect.read_answer(&ctx, &bytes)?;
-    let slot = UsageSlot::new();
-    if let Some(u) = answered.usage {
-        slot.set(u);
-    }
-    let mut res = Response::new(body::full(answered.json));
-    res.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    res.extensions_mut().insert(slot);
-    res.extensions_mut().insert(dep);
-    Ok(res)
+    Ok(upstream::answer(answered.json, answered.usage, dep))
 }
