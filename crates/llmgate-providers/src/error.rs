@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use http::StatusCode;
 use llmgate_core::error::status_is_retryable;
-use llmgate_core::{ApiError, BoxError, ErrorContract, ErrorType, Origin, ProviderKind};
+use llmgate_core::{
+    ApiError, BoxError, DeploymentSpec, ErrorContract, ErrorType, Origin, ProviderKind,
+};
 
 /// [`Error::Timeout`]'s `setting` when the deadline was the request's own `timeout` (the
 /// caller's choice): such a timeout is the caller's problem and does not count against the
@@ -218,6 +220,34 @@ pub enum Error {
 }
 
 impl Error {
+    /// [`Error::Config`]: `dep` cannot be called as configured, because of `detail`.
+    pub(crate) fn config(dep: &DeploymentSpec, detail: impl Into<String>) -> Error {
+        Error::Config {
+            provider: dep.provider,
+            deployment: dep.id.clone(),
+            detail: detail.into(),
+        }
+    }
+
+    /// [`Error::InvalidResponse`]: `dep` answered with something that is not what the
+    /// endpoint returns, as `detail` says.
+    pub(crate) fn invalid(dep: &DeploymentSpec, detail: impl Into<String>) -> Error {
+        Error::InvalidResponse {
+            provider: dep.provider,
+            deployment: dep.id.clone(),
+            detail: detail.into(),
+        }
+    }
+
+    /// [`Error::UnsupportedEndpoint`]: `dep`'s provider does not serve `endpoint`.
+    pub(crate) fn unsupported_endpoint(dep: &DeploymentSpec, endpoint: &'static str) -> Error {
+        Error::UnsupportedEndpoint {
+            provider: dep.provider,
+            deployment: dep.id.clone(),
+            endpoint,
+        }
+    }
+
     /// The error as the value the stack carries.
     pub fn into_api(self) -> ApiError {
         ApiError::from_contract(&self)

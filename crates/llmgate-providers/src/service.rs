@@ -1,15 +1,10 @@
-//! [`ProviderService`]: the Tower service at the bottom of the stack.
+//! [`ProviderService`]: the Tower service at the bottom of the stack, and its one `serve`.
 //!
 //! Per request: read [`LlmRequest`] and [`Deployment`] from the extensions; answer a
-//! `mock_response` locally; otherwise build the upstream request with the provider's dialect,
-//! send it over the pooled [`UpstreamClient`] under the attempt's deadline, and answer with the
-//! provider's body (complete) or a [`Relay`] of its events (stream).
-//!
-//! Deadlines: the request's `timeout` wins; else, for a stream, the deployment's
-//! `stream_timeout`, then its `timeout`; else the client's default. For a complete answer the
-//! deadline covers the response head and body; for a stream, the time to the response head
-//! (after that, events flow as the provider sends them, each within the stream's idle timeout:
-//! see [`crate::watch`]).
+//! `mock_response` locally; otherwise find the provider's [`Dialect`], let it build the
+//! upstream request, send it over the pooled [`UpstreamClient`] under the attempt's deadline
+//! ([`crate::upstream`]), and answer with what the dialect reads from the complete body, or
+//! with the stream relayed as the dialect says ([`Streaming`]).
 //!
 //! Sizes: a complete answer larger than [`ProviderService::max_response_bytes`] (64 MiB by
 //! default, `general_settings.max_response_size_mb`) is refused with a 502
@@ -24,19 +19,19 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use http::header::CONTENT_TYPE;
-use http::{Request, Response, StatusCode};
-use llmgate_core::{BoxBody, BoxError, Deployment, LlmRequest, StreamCutoff};
+use http::{HeaderMap, Request, Response};
+use hyper::body::Incoming;
+use llmgate_core::{
+    BoxBody, BoxError, Deployment, DeploymentSpec, Endpoint, LlmRequest, StreamCutoff,
+};
 
 use crate::client::UpstreamClient;
-use crate::dialect::Dialect;
+use crate::dialect::passthrough::{self, Relay};
+use crate::dialect::relay::{self, TranslatedRelay};
+use crate::dialect::{self, Ctx, Dialect, Streaming};
 use crate::error::Error;
 use crate::mock;
-use crate::openai_compat::{self, Answer};
-use crate::redact;
-use crate::stream::Relay;
 use crate::upstream::{self, Deadline, StreamSlots};
-use crate::upstream_error;
 use crate::watch::StreamWatch;
 
 /// The largest complete upstream answer (and stream event) read by default: 64 MiB.
@@ -124,8 +119,7 @@ impl ProviderService {
         let mut req = Request::new(http_body_util::Full::new(Bytes::new()));
         *req.method_mut() = http::Method::GET;
         *req.uri_mut() = crate::ollama::tags_url(dep)?;
-        let dep = Deployment(Arc::new(dep.clone()));
-        upstream::call(&self.inner.client, req, &dep, &upstream::openai_error).await?;
+        upstream::call(&self.inner.client, req, dep, &upstream::openai_error).await?;
         Ok(())
     }
 }
@@ -175,30 +169,35 @@ impl Future for ResponseFuture {
     }
 }
 
+/// Serves `llm` on `dep`: a mock answers locally; otherwise the deployment's dialect builds the
+/// upstream request, [`upstream`] sends it under the attempt's deadline, and the dialect reads
+/// the answer (complete) or says how its stream reaches the client.
 async fn serve(
     inner: &Inner,
     llm: LlmRequest,
     dep: Deployment,
 ) -> Result<Response<BoxBody>, Error> {
-    let client = &inner.client;
     if let Some(m) = mock::pick(&llm, &dep) {
         return mock::respond(m, &llm, &dep);
     }
-    let flavor = match Dialect::of(dep.provider) {
-        Some(Dialect::OpenAiCompat(flavor)) => flavor,
-        Some(Dialect::Native(dialect)) => {
-            return crate::native::service::serve(inner, dialect, llm, dep).await
-        }
-        None => {
-            return Err(Error::Unsupported {
-                provider: dep.provider,
-                deployment: dep.id.clone(),
-            })
-        }
+    let Some(dialect) = dialect::of(dep.provider) else {
+        return Err(Error::Unsupported {
+            provider: dep.provider,
+            deployment: dep.id.clone(),
+        });
     };
-    let req = openai_compat::build(flavor, &dep, &llm)?;
+    let ctx = Ctx::new(&llm, &dep);
     let stream = llm.is_stream();
-    let deadline = Deadline::pick(&llm, &dep, stream, client.default_timeout);
+    if stream
+        && llm.endpoint() == Endpoint::Completions
+        && matches!(dialect.stream(), Streaming::Translate { .. })
+    {
+        // The translating relay frames chat chunks; a `text_completion` stream would need its
+        // own.
+        return Err(ctx.unsupported_endpoint("/v1/completions with stream: true"));
+    }
+    let req = dialect.build(&ctx)?;
+    let deadline = Deadline::pick(&llm, &dep, stream, inner.client.default_timeout);
     tracing::debug!(
         deployment = %dep.id,
         provider = %dep.provider,
@@ -206,99 +205,65 @@ async fn serve(
         stream,
         "calling upstream",
     );
+    let read_error = |d: &DeploymentSpec, status, headers: &HeaderMap, body: &[u8]| {
+        dialect.error(d, status, headers, body)
+    };
+    let call = upstream::call(&inner.client, req, &dep, &read_error);
     if stream {
-        call_stream(inner, req, &llm, dep, deadline).await
-    } else {
-        call_complete(inner, req, dep, deadline).await
+        let res = Deadline::run(deadline, &dep, call).await?;
+        let slots = StreamSlots::default();
+        let body = stream_body(inner, dialect, &ctx, res, &slots, &dep)?;
+        return Ok(upstream::stream(body, slots, dep));
     }
-}
-
-async fn call_complete(
-    inner: &Inner,
-    req: Request<http_body_util::Full<Bytes>>,
-    dep: Deployment,
-    deadline: Option<Deadline>,
-) -> Result<Response<BoxBody>, Error> {
     let bytes = Deadline::run(deadline, &dep, async {
-        let res = upstream::call(&inner.client, req, &dep, &upstream::openai_error).await?;
-        let (parts, body) = res.into_parts();
+        let (parts, body) = call.await?.into_parts();
         upstream::collect(&dep, &parts.headers, body, inner.max_response).await
     })
     .await?;
-
-    let usage = match openai_compat::read_answer(&bytes) {
-        Answer::Ok(usage) => usage,
-        Answer::Error => {
-            // A 200 carrying an error object: the provider failed after all.
-            let e = upstream_error::from_response(
-                dep.provider,
-                dep.id.clone(),
-                StatusCode::BAD_GATEWAY,
-                &http::HeaderMap::new(),
-                &bytes,
-            );
-            return Err(redact::error(e, &dep));
-        }
-        Answer::Invalid(detail) => {
-            return Err(Error::InvalidResponse {
-                provider: dep.provider,
-                deployment: dep.id.clone(),
-                detail,
-            })
-        }
-    };
-    Ok(upstream::answer(bytes, usage, dep))
+    let answered = dialect.read_answer(&ctx, bytes)?;
+    Ok(upstream::answer(answered.json, answered.usage, dep))
 }
 
-async fn call_stream(
+/// The client's body for a 2xx stream answer, as the dialect's [`Streaming`] says.
+fn stream_body(
     inner: &Inner,
-    req: Request<http_body_util::Full<Bytes>>,
-    llm: &LlmRequest,
-    dep: Deployment,
-    deadline: Option<Deadline>,
-) -> Result<Response<BoxBody>, Error> {
-    let res = Deadline::run(
-        deadline,
-        &dep,
-        upstream::call(&inner.client, req, &dep, &upstream::openai_error),
-    )
-    .await?;
-
-    let is_sse = res
-        .headers()
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| {
-            ct.trim_start()
-                .get(..17)
-                .is_some_and(|p| p.eq_ignore_ascii_case("text/event-stream"))
-        });
-    if !is_sse {
-        let ct = res
-            .headers()
-            .get(CONTENT_TYPE)
-            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-            .unwrap_or_default();
-        return Err(Error::InvalidResponse {
-            provider: dep.provider,
-            deployment: dep.id.clone(),
-            detail: format!(
-                "a streaming request was answered with content-type `{ct}`, not an event stream"
-            ),
-        });
+    dialect: &'static dyn Dialect,
+    ctx: &Ctx<'_>,
+    res: Response<Incoming>,
+    slots: &StreamSlots,
+    dep: &Deployment,
+) -> Result<BoxBody, Error> {
+    match dialect.stream() {
+        Streaming::PassThrough => {
+            passthrough::check_content_type(res.headers(), ctx.dep)?;
+            Ok(BoxBody::new(Relay::new(
+                res.into_body(),
+                slots.usage.clone(),
+                !ctx.llm.include_usage(),
+                inner.watch(ctx.dep),
+                inner.max_response,
+                dep.clone(),
+                slots.failure.clone(),
+            )))
+        }
+        Streaming::Translate {
+            framing,
+            translator,
+        } => {
+            let events = relay::decode(dialect, framing, res.into_body(), inner.max_response)
+                .ok_or_else(|| ctx.invalid("the dialect cannot decode its stream framing"))?;
+            Ok(BoxBody::new(TranslatedRelay::new(
+                events,
+                translator(ctx),
+                slots.usage.clone(),
+                ctx.llm.include_usage(),
+                inner.watch(ctx.dep),
+                inner.max_response,
+                dep.clone(),
+                slots.failure.clone(),
+            )))
+        }
     }
-
-    let slots = StreamSlots::default();
-    let relay = Relay::new(
-        res.into_body(),
-        slots.usage.clone(),
-        !llm.include_usage(),
-        inner.watch(&dep),
-        inner.max_response,
-        dep.clone(),
-        slots.failure.clone(),
-    );
-    Ok(upstream::stream(BoxBody::new(relay), slots, dep))
 }
 
 #[cfg(test)]

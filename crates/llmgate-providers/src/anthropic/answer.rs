@@ -15,8 +15,8 @@ use llmgate_core::wire::{self, ChatCompletion, PromptTokensDetails, Usage};
 use serde_json::{json, Map, Value};
 
 use super::{json_mode, JSON_TOOL};
+use crate::dialect::{Answered, Ctx};
 use crate::error::Error;
-use crate::native::{Answered, Ctx};
 
 /// Reads a complete answer.
 pub(crate) fn read(ctx: &Ctx<'_>, body: &[u8]) -> Result<Answered, Error> {

@@ -24,8 +24,8 @@ use http_body_util::Full;
 use llmgate_core::wire::anthropic::API_VERSION;
 use llmgate_core::{DeploymentSpec, Endpoint, LlmBody};
 
+use crate::dialect::{Answered, Ctx, Dialect, Framing, KeyHeader, Streaming};
 use crate::error::Error;
-use crate::native::{Answered, Ctx, Framing, KeyHeader, NativeDialect, Translator};
 
 mod answer;
 mod conversation;
@@ -51,21 +51,17 @@ pub(crate) struct Anthropic;
 /// The dialect, registered in [`crate::dialect::Dialect::of`].
 pub(crate) static DIALECT: Anthropic = Anthropic;
 
-impl NativeDialect for Anthropic {
+impl Dialect for Anthropic {
     fn build(&self, ctx: &Ctx<'_>) -> Result<Request<Full<Bytes>>, Error> {
         let chat = match (ctx.llm.endpoint(), ctx.llm.body()) {
             (Endpoint::ChatCompletions, LlmBody::Chat(chat)) => chat,
             (endpoint, _) => return Err(unsupported_endpoint(ctx.dep, endpoint)),
         };
         let body = request::body(ctx, chat)?;
-        let json = serde_json::to_vec(&body).map_err(|e| {
-            config(
-                ctx.dep,
-                format!("could not serialise the request body: {e}"),
-            )
-        })?;
+        let json = serde_json::to_vec(&body)
+            .map_err(|e| ctx.config(format!("could not serialise the request body: {e}")))?;
 
-        crate::native::json_post(
+        crate::dialect::json_post(
             ctx.dep,
             url(ctx.dep)?,
             Bytes::from(json),
@@ -74,16 +70,16 @@ impl NativeDialect for Anthropic {
         )
     }
 
-    fn read_answer(&self, ctx: &Ctx<'_>, body: &[u8]) -> Result<Answered, Error> {
+    fn read_answer(&self, ctx: &Ctx<'_>, body: Bytes) -> Result<Answered, Error> {
+        let body = &body[..];
         answer::read(ctx, body)
     }
 
-    fn framing(&self) -> Framing {
-        Framing::Sse
-    }
-
-    fn translator(&self, ctx: &Ctx<'_>) -> Box<dyn Translator> {
-        Box::new(stream::MessagesTranslator::new(ctx))
+    fn stream(&self) -> Streaming {
+        Streaming::Translate {
+            framing: Framing::Sse,
+            translator: |ctx| Box::new(stream::MessagesTranslator::new(ctx)),
+        }
     }
 
     fn error(

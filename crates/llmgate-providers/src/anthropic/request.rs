@@ -29,8 +29,8 @@ use serde_json::{json, Map, Value};
 
 use super::conversation::conversation;
 use super::{DEFAULT_MAX_TOKENS, JSON_TOOL};
+use crate::dialect::Ctx;
 use crate::error::Error;
-use crate::native::Ctx;
 
 /// OpenAI parameters Anthropic has no equivalent for.
 const UNSUPPORTED: &[&str] = &[

@@ -27,8 +27,8 @@ use serde_json::{json, Map, Value};
 
 use super::answer::{finish_reason, now, openai_usage};
 use super::{error, json_mode, JSON_TOOL};
+use crate::dialect::{Ctx, Flow, RawEvent, Translator};
 use crate::error::Error;
-use crate::native::{Ctx, Flow, RawEvent, Translator};
 
 /// What a content block (by its Anthropic index) turned into.
 #[derive(Debug, Clone, Copy)]

@@ -17,8 +17,8 @@ use llmgate_core::wire::{EmbeddingRequest, Usage};
 use serde_json::{json, Map, Value};
 
 use super::{config, model_id};
+use crate::dialect::{Answered, Ctx};
 use crate::error::Error;
-use crate::native::{Answered, Ctx};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Family {

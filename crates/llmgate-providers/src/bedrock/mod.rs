@@ -27,9 +27,9 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use llmgate_core::{DeploymentSpec, LlmBody};
 
+use crate::dialect::relay::EventStreamBox;
+use crate::dialect::{Answered, Ctx, Dialect, Framing, Streaming};
 use crate::error::Error;
-use crate::native::relay::EventStreamBox;
-use crate::native::{Answered, Ctx, Framing, NativeDialect, Translator};
 
 mod answer;
 mod embeddings;
@@ -65,7 +65,7 @@ impl Operation {
     }
 }
 
-impl NativeDialect for Bedrock {
+impl Dialect for Bedrock {
     fn build(&self, ctx: &Ctx<'_>) -> Result<Request<Full<Bytes>>, Error> {
         let (operation, body) = match ctx.llm.body() {
             LlmBody::Chat(req) => {
@@ -76,7 +76,7 @@ impl NativeDialect for Bedrock {
                 };
                 (op, request::converse(ctx, req)?)
             }
-            // Streamed completions are refused before this (native::service).
+            // Streamed completions are refused before this (service::serve).
             LlmBody::Completion(req) => (Operation::Converse, request::converse_prompt(ctx, req)?),
             LlmBody::Embedding(req) => (Operation::Invoke, embeddings::build(ctx, req)?),
         };
@@ -84,7 +84,8 @@ impl NativeDialect for Bedrock {
         sign::request(ctx.dep, uri, operation == Operation::ConverseStream, body)
     }
 
-    fn read_answer(&self, ctx: &Ctx<'_>, body: &[u8]) -> Result<Answered, Error> {
+    fn read_answer(&self, ctx: &Ctx<'_>, body: Bytes) -> Result<Answered, Error> {
+        let body = &body[..];
         match ctx.llm.body() {
             LlmBody::Embedding(req) => embeddings::read(ctx, req, body),
             LlmBody::Completion(_) => answer::read_completion(ctx, body),
@@ -92,12 +93,11 @@ impl NativeDialect for Bedrock {
         }
     }
 
-    fn framing(&self) -> Framing {
-        Framing::AwsEventStream
-    }
-
-    fn translator(&self, ctx: &Ctx<'_>) -> Box<dyn Translator> {
-        Box::new(stream::ConverseStream::new(ctx.dep))
+    fn stream(&self) -> Streaming {
+        Streaming::Translate {
+            framing: Framing::AwsEventStream,
+            translator: |ctx| Box::new(stream::ConverseStream::new(ctx.dep)),
+        }
     }
 
     fn error(
@@ -125,7 +125,7 @@ where
 {
     use futures_util::StreamExt as _;
     Box::pin(
-        eventstream::Frames::new(reads).map(|e| e.map_err(crate::native::relay::Broken::Cause)),
+        eventstream::Frames::new(reads).map(|e| e.map_err(crate::dialect::relay::Broken::Cause)),
     )
 }
 

@@ -22,8 +22,8 @@ use llmgate_core::wire::{ChatCompletionRequest, CompletionRequest, Message};
 use serde_json::{json, Map, Value};
 
 use super::{config, messages, model_id};
+use crate::dialect::Ctx;
 use crate::error::Error;
-use crate::native::Ctx;
 
 /// OpenAI parameters that Converse cannot take (some only for certain values, see
 /// [`is_harmless`]).

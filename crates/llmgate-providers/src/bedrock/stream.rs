@@ -25,8 +25,8 @@ use std::sync::Arc;
 
 use super::answer::{finish_reason, TokenUsage};
 use super::{error, model_id, new_id, now};
+use crate::dialect::{Flow, RawEvent, Translator};
 use crate::error::Error;
-use crate::native::{Flow, RawEvent, Translator};
 
 /// The translator of one ConverseStream.
 pub(super) struct ConverseStream {

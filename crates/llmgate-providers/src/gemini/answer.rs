@@ -9,8 +9,8 @@ use serde_json::{json, Map, Value};
 use super::request::THOUGHT_SIGNATURE_SEPARATOR;
 use super::wire::{Candidate, Part, Response, UsageMetadata};
 use super::{invalid, new_id, now};
+use crate::dialect::{Answered, Ctx};
 use crate::error::Error;
-use crate::native::{Answered, Ctx};
 
 /// Parses a `generateContent` body; an `error` object in a 2xx answer is the provider failing
 /// after all.

@@ -17,8 +17,8 @@ use serde_json::{json, Map, Value};
 
 use super::wire::Embeddings;
 use super::{invalid, model_path, params};
+use crate::dialect::{Answered, Ctx};
 use crate::error::Error;
-use crate::native::{Answered, Ctx};
 
 /// The `batchEmbedContents` body.
 pub(super) fn body(ctx: &Ctx<'_>, r: &EmbeddingRequest) -> Result<Bytes, Error> {

@@ -88,8 +88,8 @@ use http::{HeaderMap, Request, StatusCode, Uri};
 use http_body_util::Full;
 use llmgate_core::{DeploymentSpec, LlmBody};
 
+use crate::dialect::{Answered, Ctx, Dialect, Framing, KeyHeader, Streaming};
 use crate::error::Error;
-use crate::native::{Answered, Ctx, Framing, KeyHeader, NativeDialect, Translator};
 
 mod answer;
 mod embeddings;
@@ -111,7 +111,7 @@ pub(crate) static DIALECT: Gemini = Gemini;
 /// Google's API key header.
 const API_KEY: HeaderName = HeaderName::from_static("x-goog-api-key");
 
-impl NativeDialect for Gemini {
+impl Dialect for Gemini {
     fn build(&self, ctx: &Ctx<'_>) -> Result<Request<Full<Bytes>>, Error> {
         let (call, body) = match ctx.llm.body() {
             LlmBody::Chat(r) => {
@@ -122,15 +122,16 @@ impl NativeDialect for Gemini {
                 };
                 (call, request::chat(ctx, r)?)
             }
-            // Streamed completions are refused before this (native::service).
+            // Streamed completions are refused before this (service::serve).
             LlmBody::Completion(r) => (Call::Generate, request::completion(ctx, r)?),
             LlmBody::Embedding(r) => (Call::BatchEmbed, embeddings::body(ctx, r)?),
         };
         let uri = url(ctx.dep, call)?;
-        crate::native::json_post(ctx.dep, uri, body, KeyHeader::Plain(API_KEY), &[])
+        crate::dialect::json_post(ctx.dep, uri, body, KeyHeader::Plain(API_KEY), &[])
     }
 
-    fn read_answer(&self, ctx: &Ctx<'_>, body: &[u8]) -> Result<Answered, Error> {
+    fn read_answer(&self, ctx: &Ctx<'_>, body: Bytes) -> Result<Answered, Error> {
+        let body = &body[..];
         match ctx.llm.body() {
             LlmBody::Chat(_) => answer::chat(ctx, body),
             LlmBody::Completion(_) => answer::completion(ctx, body),
@@ -138,12 +139,11 @@ impl NativeDialect for Gemini {
         }
     }
 
-    fn framing(&self) -> Framing {
-        Framing::Sse
-    }
-
-    fn translator(&self, ctx: &Ctx<'_>) -> Box<dyn Translator> {
-        Box::new(stream::ChatStream::new(ctx))
+    fn stream(&self) -> Streaming {
+        Streaming::Translate {
+            framing: Framing::Sse,
+            translator: |ctx| Box::new(stream::ChatStream::new(ctx)),
+        }
     }
 
     fn error(

@@ -12,8 +12,8 @@ use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use super::{schema, tools};
+use crate::dialect::Ctx;
 use crate::error::Error;
-use crate::native::Ctx;
 
 /// Gemini's own `generationConfig` fields, passed as they are when a client or a deployment
 /// names them.

@@ -9,8 +9,8 @@ use llmgate_core::wire::{ChatCompletionRequest, CompletionRequest};
 use serde_json::{json, Map, Value};
 
 use super::params;
+use crate::dialect::Ctx;
 use crate::error::Error;
-use crate::native::Ctx;
 
 /// What separates a tool call's id from the thought signature it carries (LiteLLM's format,
 /// so ids survive a round trip through either gateway).

@@ -16,8 +16,8 @@ use serde_json::{Map, Value};
 use super::answer::{self, index, Read};
 use super::now;
 use super::wire::Response;
+use crate::dialect::{Ctx, Flow, RawEvent, Translator};
 use crate::error::Error;
-use crate::native::{Ctx, Flow, RawEvent, Translator};
 
 /// One stream's state.
 pub(super) struct ChatStream {

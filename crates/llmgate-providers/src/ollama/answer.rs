@@ -10,8 +10,8 @@ use serde_json::{json, Map, Value};
 
 use super::wire::{self, Chunk, Embeddings};
 use super::{invalid, new_id, now};
+use crate::dialect::{Answered, Ctx};
 use crate::error::Error;
-use crate::native::{Answered, Ctx};
 
 /// Reads a 2xx body for the request's endpoint.
 pub(super) fn read(ctx: &Ctx<'_>, body: &[u8]) -> Result<Answered, Error> {

@@ -66,8 +66,8 @@ use http::{HeaderMap, Request, StatusCode};
 use http_body_util::Full;
 use llmgate_core::DeploymentSpec;
 
+use crate::dialect::{Answered, Ctx, Dialect, Framing, Streaming};
 use crate::error::Error;
-use crate::native::{Answered, Ctx, Framing, NativeDialect, Translator};
 
 mod answer;
 mod error;
@@ -89,21 +89,21 @@ pub(crate) fn tags_url(dep: &DeploymentSpec) -> Result<http::Uri, Error> {
     request::url(dep, "/api/tags")
 }
 
-impl NativeDialect for Ollama {
+impl Dialect for Ollama {
     fn build(&self, ctx: &Ctx<'_>) -> Result<Request<Full<Bytes>>, Error> {
         request::build(ctx)
     }
 
-    fn read_answer(&self, ctx: &Ctx<'_>, body: &[u8]) -> Result<Answered, Error> {
+    fn read_answer(&self, ctx: &Ctx<'_>, body: Bytes) -> Result<Answered, Error> {
+        let body = &body[..];
         answer::read(ctx, body)
     }
 
-    fn framing(&self) -> Framing {
-        Framing::Ndjson
-    }
-
-    fn translator(&self, ctx: &Ctx<'_>) -> Box<dyn Translator> {
-        Box::new(stream::ChatStream::new(ctx))
+    fn stream(&self) -> Streaming {
+        Streaming::Translate {
+            framing: Framing::Ndjson,
+            translator: |ctx| Box::new(stream::ChatStream::new(ctx)),
+        }
     }
 
     fn error(

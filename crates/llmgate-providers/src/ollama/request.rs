@@ -11,8 +11,8 @@ use serde_json::Value;
 
 use super::messages::{self, OutMessage};
 use super::params::{self, Resolved};
+use crate::dialect::{Ctx, KeyHeader};
 use crate::error::Error;
-use crate::native::{Ctx, KeyHeader};
 
 /// The upstream request for `ctx.llm`.
 pub(super) fn build(ctx: &Ctx<'_>) -> Result<Request<Full<Bytes>>, Error> {
@@ -22,7 +22,7 @@ pub(super) fn build(ctx: &Ctx<'_>) -> Result<Request<Full<Bytes>>, Error> {
         LlmBody::Completion(r) => ("/api/generate", generate(ctx, r)?),
         LlmBody::Embedding(r) => ("/api/embed", embed(ctx, r)?),
     };
-    crate::native::json_post(dep, url(dep, path)?, body, KeyHeader::Bearer, &[])
+    crate::dialect::json_post(dep, url(dep, path)?, body, KeyHeader::Bearer, &[])
 }
 
 fn config(dep: &DeploymentSpec, detail: impl Into<String>) -> Error {
@@ -137,7 +137,7 @@ fn generate(ctx: &Ctx<'_>, r: &CompletionRequest) -> Result<Bytes, Error> {
         max_tokens,
         extra,
     } = r;
-    // A streamed completion is refused before this (native::service).
+    // A streamed completion is refused before this (service::serve).
     let prompt = match prompt {
         Value::String(s) => s.as_str(),
         Value::Array(items) => match items.as_slice() {

@@ -22,8 +22,8 @@ use serde_json::{Map, Value};
 
 use super::wire::{self, Chunk};
 use super::{new_id, now};
+use crate::dialect::{Ctx, Flow, RawEvent, Translator};
 use crate::error::Error;
-use crate::native::{Ctx, Flow, RawEvent, Translator};
 
 /// The state of one chat stream.
 pub(super) struct ChatStream {
