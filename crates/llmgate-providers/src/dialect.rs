@@ -37,7 +37,7 @@ pub(crate) mod ndjson;
 pub(crate) mod passthrough;
 pub(crate) mod relay;
 
-pub(crate) use ctx::{json_post, Ctx, KeyHeader};
+pub(crate) use ctx::{api_base, json_post, now, upstream_uri, Ctx, KeyHeader};
 
 /// The dialect `kind` speaks in this release, if any (Vertex AI has none yet: config refuses
 /// it).

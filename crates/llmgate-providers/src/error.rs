@@ -239,6 +239,17 @@ impl Error {
         }
     }
 
+    /// [`Error::UnsupportedParam`]: `dep`'s provider cannot take `param` (whatever
+    /// `drop_params` says: dialects ask [`crate::dialect::Ctx::unsupported`] first where the
+    /// parameter may be dropped).
+    pub(crate) fn unsupported_param(dep: &DeploymentSpec, param: &'static str) -> Error {
+        Error::UnsupportedParam {
+            provider: dep.provider,
+            deployment: dep.id.clone(),
+            param,
+        }
+    }
+
     /// [`Error::UnsupportedEndpoint`]: `dep`'s provider does not serve `endpoint`.
     pub(crate) fn unsupported_endpoint(dep: &DeploymentSpec, endpoint: &'static str) -> Error {
         Error::UnsupportedEndpoint {

@@ -156,11 +156,8 @@ pub(crate) async fn collect(
         .min(limit);
     let mut buf = BytesMut::with_capacity(capacity);
     while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| Error::InvalidResponse {
-            provider: dep.provider,
-            deployment: dep.id.clone(),
-            detail: format!("the body broke off: {}", chain(&e)),
-        })?;
+        let frame =
+            frame.map_err(|e| Error::invalid(dep, format!("the body broke off: {}", chain(&e))))?;
         if let Ok(data) = frame.into_data() {
             if buf.len().saturating_add(data.len()) > limit {
                 return Err(too_large());

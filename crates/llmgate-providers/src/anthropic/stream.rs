@@ -25,8 +25,9 @@ use llmgate_core::wire::{ChatCompletionChunk, Usage};
 use llmgate_core::ProviderKind;
 use serde_json::{json, Map, Value};
 
-use super::answer::{finish_reason, now, openai_usage};
+use super::answer::{finish_reason, openai_usage};
 use super::{error, json_mode, JSON_TOOL};
+use crate::dialect::now;
 use crate::dialect::{Ctx, Flow, RawEvent, Translator};
 use crate::error::Error;
 

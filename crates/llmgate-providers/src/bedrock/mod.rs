@@ -28,7 +28,7 @@ use hyper::body::Incoming;
 use llmgate_core::{DeploymentSpec, LlmBody};
 
 use crate::dialect::relay::EventStreamBox;
-use crate::dialect::{Answered, Ctx, Dialect, Framing, Streaming};
+use crate::dialect::{upstream_uri, Answered, Ctx, Dialect, Framing, Streaming};
 use crate::error::Error;
 
 mod answer;
@@ -140,7 +140,7 @@ fn url(dep: &DeploymentSpec, operation: Operation) -> Result<Uri, Error> {
         .api_base
         .as_deref()
         .ok_or_else(|| {
-            config(
+            Error::config(
                 dep,
                 "bedrock needs `aws_region_name` (or AWS_REGION) or `api_base`",
             )
@@ -154,15 +154,7 @@ fn url(dep: &DeploymentSpec, operation: Operation) -> Result<Uri, Error> {
     percent_encode(model, &mut url);
     url.push('/');
     url.push_str(op);
-    let uri = Uri::try_from(url)
-        .map_err(|e| config(dep, format!("`api_base` does not make a valid URL: {e}")))?;
-    match uri.scheme_str() {
-        Some("http" | "https") if uri.authority().is_some() => Ok(uri),
-        _ => Err(config(
-            dep,
-            "`api_base` must be an absolute http:// or https:// URL",
-        )),
-    }
+    upstream_uri(dep, url)
 }
 
 /// Percent-encodes everything but RFC 3986's unreserved characters (so `:` and `/` in model
@@ -178,21 +170,6 @@ fn percent_encode(s: &str, out: &mut String) {
             out.push(char::from(HEX[usize::from(b & 0xf)]));
         }
     }
-}
-
-fn config(dep: &DeploymentSpec, detail: impl Into<String>) -> Error {
-    Error::Config {
-        provider: dep.provider,
-        deployment: dep.id.clone(),
-        detail: detail.into(),
-    }
-}
-
-/// Unix seconds now.
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 /// A fresh OpenAI-style id, `{prefix}-` and 24 random alphanumerics (Bedrock's answers have

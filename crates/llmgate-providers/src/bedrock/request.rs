@@ -21,7 +21,7 @@ use llmgate_core::wire::chat::{MessageContent, Tool};
 use llmgate_core::wire::{ChatCompletionRequest, CompletionRequest, Message};
 use serde_json::{json, Map, Value};
 
-use super::{config, messages, model_id};
+use super::{messages, model_id};
 use crate::dialect::Ctx;
 use crate::error::Error;
 
@@ -151,11 +151,7 @@ pub(super) fn converse_prompt(ctx: &Ctx<'_>, req: &CompletionRequest) -> Result<
         _ => None,
     };
     let Some(prompt) = prompt else {
-        return Err(Error::UnsupportedEndpoint {
-            provider: ctx.dep.provider,
-            deployment: ctx.dep.id.clone(),
-            endpoint: "/v1/completions with several prompts or token ids",
-        });
+        return Err(ctx.unsupported_endpoint("/v1/completions with several prompts or token ids"));
     };
     let messages = [Message {
         role: "user".to_owned(),
@@ -288,12 +284,7 @@ fn body(
     }
     serde_json::to_vec(&Value::Object(body))
         .map(Bytes::from)
-        .map_err(|e| {
-            config(
-                ctx.dep,
-                format!("could not serialise the request body: {e}"),
-            )
-        })
+        .map_err(|e| ctx.config(format!("could not serialise the request body: {e}")))
 }
 
 /// LiteLLM's thinking budgets for `reasoning_effort` on Anthropic models.

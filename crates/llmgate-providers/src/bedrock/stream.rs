@@ -24,7 +24,8 @@ use serde_json::{json, Map, Value};
 use std::sync::Arc;
 
 use super::answer::{finish_reason, TokenUsage};
-use super::{error, model_id, new_id, now};
+use super::{error, model_id, new_id};
+use crate::dialect::now;
 use crate::dialect::{Flow, RawEvent, Translator};
 use crate::error::Error;
 

@@ -53,12 +53,38 @@ impl<'a> Ctx<'a> {
             tracing::debug!(provider = %self.dep.provider, param, "dropping unsupported parameter");
             Ok(())
         } else {
-            Err(Error::UnsupportedParam {
-                provider: self.dep.provider,
-                deployment: self.dep.id.clone(),
-                param,
-            })
+            Err(Error::unsupported_param(self.dep, param))
         }
+    }
+}
+
+/// Unix seconds now (an answer's `created`).
+pub(crate) fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// The deployment's `api_base`, else its provider's default, without trailing `/`s; `None`
+/// when neither is set (each dialect says what that means).
+pub(crate) fn api_base(dep: &DeploymentSpec) -> Option<&str> {
+    dep.api_base
+        .as_deref()
+        .or_else(|| dep.provider.default_api_base())
+        .map(|base| base.trim_end_matches('/'))
+}
+
+/// `url`, made from the deployment's `api_base`, as the upstream's URI: it must be an absolute
+/// `http://` or `https://` URL, else [`Error::Config`] names `api_base`.
+pub(crate) fn upstream_uri(dep: &DeploymentSpec, url: String) -> Result<Uri, Error> {
+    let uri = Uri::try_from(url)
+        .map_err(|e| Error::config(dep, format!("`api_base` does not make a valid URL: {e}")))?;
+    match uri.scheme_str() {
+        Some("http" | "https") if uri.authority().is_some() => Ok(uri),
+        _ => Err(Error::config(
+            dep,
+            "`api_base` must be an absolute http:// or https:// URL",
+        )),
     }
 }
 
@@ -104,10 +130,11 @@ pub(crate) fn json_post(
             ),
             KeyHeader::Plain(name) => (name.clone(), HeaderValue::from_str(k)),
         };
-        let mut value = value.map_err(|_| Error::Config {
-            provider: dep.provider,
-            deployment: dep.id.clone(),
-            detail: "`api_key` contains characters that are not allowed in an HTTP header".into(),
+        let mut value = value.map_err(|_| {
+            Error::config(
+                dep,
+                "`api_key` contains characters that are not allowed in an HTTP header",
+            )
         })?;
         value.set_sensitive(true);
         headers.insert(name, value);

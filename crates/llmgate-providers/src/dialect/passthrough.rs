@@ -61,13 +61,10 @@ pub(crate) fn check_content_type(headers: &HeaderMap, dep: &DeploymentSpec) -> R
         .get(CONTENT_TYPE)
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
         .unwrap_or_default();
-    Err(Error::InvalidResponse {
-        provider: dep.provider,
-        deployment: dep.id.clone(),
-        detail: format!(
-            "a streaming request was answered with content-type `{ct}`, not an event stream"
-        ),
-    })
+    Err(Error::invalid(
+        dep,
+        format!("a streaming request was answered with content-type `{ct}`, not an event stream"),
+    ))
 }
 
 pin_project! {

@@ -80,15 +80,15 @@
 //! `code` and picks its `type`, and a `RetryInfo.retryDelay` detail serves as `Retry-After`
 //! when no header says otherwise (see [`error`]).
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use bytes::Bytes;
 use http::header::HeaderName;
 use http::{HeaderMap, Request, StatusCode, Uri};
 use http_body_util::Full;
 use llmgate_core::{DeploymentSpec, LlmBody};
 
-use crate::dialect::{Answered, Ctx, Dialect, Framing, KeyHeader, Streaming};
+use crate::dialect::{
+    api_base, upstream_uri, Answered, Ctx, Dialect, Framing, KeyHeader, Streaming,
+};
 use crate::error::Error;
 
 mod answer;
@@ -167,12 +167,7 @@ enum Call {
 
 /// `{api_base}/v1beta/{models/model}:{method}`.
 fn url(dep: &DeploymentSpec, call: Call) -> Result<Uri, Error> {
-    let base = dep
-        .api_base
-        .as_deref()
-        .or_else(|| dep.provider.default_api_base())
-        .ok_or_else(|| config(dep, "`api_base` is required"))?
-        .trim_end_matches('/');
+    let base = api_base(dep).ok_or_else(|| Error::config(dep, "`api_base` is required"))?;
     let model = model_path(&dep.model);
     let method = match call {
         Call::Generate => ":generateContent",
@@ -187,15 +182,7 @@ fn url(dep: &DeploymentSpec, call: Call) -> Result<Uri, Error> {
     url.push('/');
     url.push_str(&model);
     url.push_str(method);
-    let uri = Uri::try_from(url)
-        .map_err(|e| config(dep, format!("`api_base` does not make a valid URL: {e}")))?;
-    match uri.scheme_str() {
-        Some("http" | "https") if uri.authority().is_some() => Ok(uri),
-        _ => Err(config(
-            dep,
-            "`api_base` must be an absolute http:// or https:// URL",
-        )),
-    }
+    upstream_uri(dep, url)
 }
 
 /// The model's resource name: `models/{id}` unless it already names one.
@@ -207,36 +194,12 @@ fn model_path(model: &str) -> String {
     }
 }
 
-fn config(dep: &DeploymentSpec, detail: impl Into<String>) -> Error {
-    Error::Config {
-        provider: dep.provider,
-        deployment: dep.id.clone(),
-        detail: detail.into(),
-    }
-}
-
-/// Unix seconds now.
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 /// `prefix` and 29 random alphanumerics, as OpenAI's ids look.
 fn new_id(prefix: &str) -> String {
     let mut s = String::with_capacity(prefix.len() + 29);
     s.push_str(prefix);
     s.extend(std::iter::repeat_with(fastrand::alphanumeric).take(29));
     s
-}
-
-/// The error for an answer that is not what the endpoint returns.
-fn invalid(dep: &DeploymentSpec, detail: impl Into<String>) -> Error {
-    Error::InvalidResponse {
-        provider: dep.provider,
-        deployment: dep.id.clone(),
-        detail: detail.into(),
-    }
 }
 
 #[cfg(test)]

@@ -44,11 +44,7 @@ pub(super) fn completion(ctx: &Ctx<'_>, r: &CompletionRequest) -> Result<Bytes, 
     };
     let Some(prompt) = prompt else {
         // Several prompts (one answer each) or token ids: Gemini takes one text.
-        return Err(Error::UnsupportedParam {
-            provider: ctx.dep.provider,
-            deployment: ctx.dep.id.clone(),
-            param: "prompt",
-        });
+        return Err(Error::unsupported_param(ctx.dep, "prompt"));
     };
     let mut body = Map::new();
     body.insert(
@@ -60,12 +56,9 @@ pub(super) fn completion(ctx: &Ctx<'_>, r: &CompletionRequest) -> Result<Bytes, 
 }
 
 fn encode(ctx: &Ctx<'_>, body: &Map<String, Value>) -> Result<Bytes, Error> {
-    serde_json::to_vec(body).map(Bytes::from).map_err(|e| {
-        super::config(
-            ctx.dep,
-            format!("could not serialise the request body: {e}"),
-        )
-    })
+    serde_json::to_vec(body)
+        .map(Bytes::from)
+        .map_err(|e| ctx.config(format!("could not serialise the request body: {e}")))
 }
 
 /// Who speaks a content, and whether it answers tool calls (answers are merged only with

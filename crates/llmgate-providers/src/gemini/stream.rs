@@ -14,8 +14,8 @@ use llmgate_core::{ProviderKind, Usage};
 use serde_json::{Map, Value};
 
 use super::answer::{self, index, Read};
-use super::now;
 use super::wire::Response;
+use crate::dialect::now;
 use crate::dialect::{Ctx, Flow, RawEvent, Translator};
 use crate::error::Error;
 

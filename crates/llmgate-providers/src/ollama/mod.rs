@@ -59,8 +59,6 @@
 //!
 //! Ollama's health probe is `GET {api_base}/api/tags` (the list of local models).
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use bytes::Bytes;
 use http::{HeaderMap, Request, StatusCode};
 use http_body_util::Full;
@@ -117,26 +115,10 @@ impl Dialect for Ollama {
     }
 }
 
-/// Unix seconds now.
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 /// `prefix` and 29 random alphanumerics, as OpenAI's ids look.
 fn new_id(prefix: &str) -> String {
     let mut s = String::with_capacity(prefix.len() + 29);
     s.push_str(prefix);
     s.extend(std::iter::repeat_with(fastrand::alphanumeric).take(29));
     s
-}
-
-/// The error for an answer that is not what the endpoint returns.
-fn invalid(ctx: &Ctx<'_>, detail: impl Into<String>) -> Error {
-    Error::InvalidResponse {
-        provider: ctx.dep.provider,
-        deployment: ctx.dep.id.clone(),
-        detail: detail.into(),
-    }
 }

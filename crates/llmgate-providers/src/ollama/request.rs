@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use super::messages::{self, OutMessage};
 use super::params::{self, Resolved};
-use crate::dialect::{Ctx, KeyHeader};
+use crate::dialect::{api_base, upstream_uri, Ctx, KeyHeader};
 use crate::error::Error;
 
 /// The upstream request for `ctx.llm`.
@@ -25,50 +25,17 @@ pub(super) fn build(ctx: &Ctx<'_>) -> Result<Request<Full<Bytes>>, Error> {
     crate::dialect::json_post(dep, url(dep, path)?, body, KeyHeader::Bearer, &[])
 }
 
-fn config(dep: &DeploymentSpec, detail: impl Into<String>) -> Error {
-    Error::Config {
-        provider: dep.provider,
-        deployment: dep.id.clone(),
-        detail: detail.into(),
-    }
-}
-
-fn unsupported_endpoint(ctx: &Ctx<'_>, endpoint: &'static str) -> Error {
-    Error::UnsupportedEndpoint {
-        provider: ctx.dep.provider,
-        deployment: ctx.dep.id.clone(),
-        endpoint,
-    }
-}
-
 /// `{api_base}{path}`, ignoring a trailing `/` or `/v1` on the base.
 pub(super) fn url(dep: &DeploymentSpec, path: &str) -> Result<Uri, Error> {
-    let base = dep
-        .api_base
-        .as_deref()
-        .or_else(|| dep.provider.default_api_base())
-        .unwrap_or("http://localhost:11434")
-        .trim_end_matches('/');
+    let base = api_base(dep).unwrap_or("http://localhost:11434");
     let base = base.strip_suffix("/v1").unwrap_or(base);
-    let uri = Uri::try_from(format!("{base}{path}"))
-        .map_err(|e| config(dep, format!("`api_base` does not make a valid URL: {e}")))?;
-    match uri.scheme_str() {
-        Some("http" | "https") if uri.authority().is_some() => Ok(uri),
-        _ => Err(config(
-            dep,
-            "`api_base` must be an absolute http:// or https:// URL",
-        )),
-    }
+    upstream_uri(dep, format!("{base}{path}"))
 }
 
 fn to_bytes(ctx: &Ctx<'_>, body: &impl Serialize) -> Result<Bytes, Error> {
     let mut buf = Vec::with_capacity(1024);
-    serde_json::to_writer(&mut buf, body).map_err(|e| {
-        config(
-            ctx.dep,
-            format!("could not serialise the request body: {e}"),
-        )
-    })?;
+    serde_json::to_writer(&mut buf, body)
+        .map_err(|e| ctx.config(format!("could not serialise the request body: {e}")))?;
     Ok(Bytes::from(buf))
 }
 
@@ -143,17 +110,15 @@ fn generate(ctx: &Ctx<'_>, r: &CompletionRequest) -> Result<Bytes, Error> {
         Value::Array(items) => match items.as_slice() {
             [Value::String(s)] => s.as_str(),
             _ => {
-                return Err(unsupported_endpoint(
-                    ctx,
-                    "/v1/completions with several prompts or token ids",
-                ))
+                return Err(
+                    ctx.unsupported_endpoint("/v1/completions with several prompts or token ids")
+                )
             }
         },
         _ => {
-            return Err(unsupported_endpoint(
-                ctx,
-                "/v1/completions with a prompt that is not a string",
-            ))
+            return Err(
+                ctx.unsupported_endpoint("/v1/completions with a prompt that is not a string")
+            )
         }
     };
     let client = typed("max_tokens", max_tokens.as_ref())
@@ -184,10 +149,7 @@ fn embed(ctx: &Ctx<'_>, r: &EmbeddingRequest) -> Result<Bytes, Error> {
         _ => false,
     };
     if !strings {
-        return Err(unsupported_endpoint(
-            ctx,
-            "/v1/embeddings with token ids (Ollama embeds text)",
-        ));
+        return Err(ctx.unsupported_endpoint("/v1/embeddings with token ids (Ollama embeds text)"));
     }
     let client = typed("dimensions", dimensions.as_ref())
         .into_iter()

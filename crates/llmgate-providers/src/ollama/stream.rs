@@ -20,8 +20,9 @@ use llmgate_core::wire::ChatCompletionChunk;
 use llmgate_core::{ProviderKind, Usage};
 use serde_json::{Map, Value};
 
+use super::new_id;
 use super::wire::{self, Chunk};
-use super::{new_id, now};
+use crate::dialect::now;
 use crate::dialect::{Ctx, Flow, RawEvent, Translator};
 use crate::error::Error;
 

@@ -18,6 +18,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::Flavor;
+use crate::dialect::{api_base, upstream_uri};
 use crate::error::Error;
 use crate::AZURE_DEFAULT_API_VERSION;
 
@@ -74,17 +75,12 @@ pub(crate) fn build(
 
 /// The endpoint's URL for the deployment.
 pub(crate) fn url(flavor: Flavor, dep: &DeploymentSpec, endpoint: Endpoint) -> Result<Uri, Error> {
-    let base = dep
-        .api_base
-        .as_deref()
-        .or_else(|| dep.provider.default_api_base())
-        .ok_or_else(|| {
-            Error::config(
-                dep,
-                format!("`api_base` is required for provider `{}`", dep.provider),
-            )
-        })?
-        .trim_end_matches('/');
+    let base = api_base(dep).ok_or_else(|| {
+        Error::config(
+            dep,
+            format!("`api_base` is required for provider `{}`", dep.provider),
+        )
+    })?;
     let path = endpoint.path();
     let mut url = String::with_capacity(base.len() + path.len() + 64);
     url.push_str(base);
@@ -102,15 +98,7 @@ pub(crate) fn url(flavor: Flavor, dep: &DeploymentSpec, endpoint: Endpoint) -> R
             );
         }
     }
-    let uri = Uri::try_from(url)
-        .map_err(|e| Error::config(dep, format!("`api_base` does not make a valid URL: {e}")))?;
-    match uri.scheme_str() {
-        Some("http" | "https") if uri.authority().is_some() => Ok(uri),
-        _ => Err(Error::config(
-            dep,
-            "`api_base` must be an absolute http:// or https:// URL",
-        )),
-    }
+    upstream_uri(dep, url)
 }
 
 /// What to do with `stream_options`.
