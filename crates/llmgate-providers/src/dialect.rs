@@ -34,10 +34,12 @@ use crate::error::Error;
 
 mod ctx;
 pub(crate) mod ndjson;
+mod params;
 pub(crate) mod passthrough;
 pub(crate) mod relay;
 
 pub(crate) use ctx::{api_base, json_post, now, upstream_uri, Ctx, KeyHeader};
+pub(crate) use params::Params;
 
 /// The dialect `kind` speaks in this release, if any (Vertex AI has none yet: config refuses
 /// it).

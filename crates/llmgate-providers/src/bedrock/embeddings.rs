@@ -39,17 +39,10 @@ fn family(ctx: &Ctx<'_>) -> Result<Family, Error> {
     }
 }
 
-/// The client's value for `key`, else the deployment's default.
-fn param<'a>(ctx: &'a Ctx<'_>, req: &'a EmbeddingRequest, key: &str) -> Option<&'a Value> {
-    req.extra
-        .get(key)
-        .filter(|v| !v.is_null())
-        .or_else(|| ctx.dep.default_params.get(key).filter(|v| !v.is_null()))
-}
-
 /// The `InvokeModel` body.
 pub(super) fn build(ctx: &Ctx<'_>, req: &EmbeddingRequest) -> Result<Bytes, Error> {
     let family = family(ctx)?;
+    let params = ctx.params();
     let texts: Vec<&str> = match &req.input {
         Value::String(s) => vec![s.as_str()],
         Value::Array(items) if items.iter().all(Value::is_string) => {
@@ -62,10 +55,9 @@ pub(super) fn build(ctx: &Ctx<'_>, req: &EmbeddingRequest) -> Result<Bytes, Erro
             ctx.unsupported("encoding_format")?;
         }
     }
-    let dimensions = req
-        .dimensions
-        .map(Value::from)
-        .or_else(|| ctx.dep.default_params.get("dimensions").cloned());
+    let dimensions = params.or(req.dimensions.map(Value::from), "dimensions", |v| {
+        Some(v.clone())
+    });
     let mut body = Map::new();
     match family {
         Family::Titan => {
@@ -85,7 +77,8 @@ pub(super) fn build(ctx: &Ctx<'_>, req: &EmbeddingRequest) -> Result<Bytes, Erro
         }
         Family::Cohere => {
             body.insert("texts".into(), json!(texts));
-            let input_type = param(ctx, req, "input_type")
+            let input_type = params
+                .get("input_type")
                 .cloned()
                 .unwrap_or_else(|| json!("search_document"));
             body.insert("input_type".into(), input_type);
@@ -94,13 +87,8 @@ pub(super) fn build(ctx: &Ctx<'_>, req: &EmbeddingRequest) -> Result<Bytes, Erro
             }
         }
     }
-    let defaults = ctx
-        .dep
-        .default_params
-        .iter()
-        .filter(|(k, _)| !req.extra.contains_key(*k));
-    for (key, value) in req.extra.iter().chain(defaults) {
-        match key.as_str() {
+    for (key, value) in params.raw_entries() {
+        match key {
             "model" | "input" | "encoding_format" | "dimensions" | "input_type" => {}
             "user" => ctx.unsupported("user")?,
             _ if value.is_null() => {}

@@ -5,8 +5,9 @@ use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, CONTENT_TYPE};
 use http::{Method, Request, Uri};
 use http_body_util::Full;
-use llmgate_core::{DeploymentSpec, LlmRequest};
+use llmgate_core::{DeploymentSpec, LlmBody, LlmRequest};
 
+use super::Params;
 use crate::error::Error;
 
 /// What a dialect is given to build a request or read an answer.
@@ -28,6 +29,17 @@ impl<'a> Ctx<'a> {
             dep,
             drop_params: llm.gateway().drop_params.unwrap_or(dep.drop_params),
         }
+    }
+
+    /// The request's parameters over the deployment's defaults: its typed fields are read by
+    /// the dialect, the rest through this view (see [`Params`]).
+    pub(crate) fn params(&self) -> Params<'a> {
+        let extra = match self.llm.body() {
+            LlmBody::Chat(r) => &r.extra,
+            LlmBody::Completion(r) => &r.extra,
+            LlmBody::Embedding(r) => &r.extra,
+        };
+        Params::new(self, extra)
     }
 
     /// [`Error::Config`] for this deployment: it cannot be called as configured.
