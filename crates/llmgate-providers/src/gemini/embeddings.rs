@@ -23,7 +23,7 @@ use crate::error::Error;
 /// The `batchEmbedContents` body.
 pub(super) fn body(ctx: &Ctx<'_>, r: &EmbeddingRequest) -> Result<Bytes, Error> {
     let texts = inputs(ctx, &r.input)?;
-    let mut p = params::defaults(ctx.dep);
+    let mut p = Map::new();
     let EmbeddingRequest {
         model: _,
         input: _,
@@ -31,14 +31,14 @@ pub(super) fn body(ctx: &Ctx<'_>, r: &EmbeddingRequest) -> Result<Bytes, Error> 
         dimensions,
         extra,
     } = r;
-    p.remove("input");
     if let Some(f) = encoding_format {
         p.insert("encoding_format".to_owned(), json!(f));
     }
     if let Some(d) = dimensions {
         p.insert("dimensions".to_owned(), json!(d));
     }
-    params::client_extra(&mut p, extra);
+    // `input` is the request itself (Gemini's `content`), never a parameter.
+    let p = params::gather(ctx, p, extra, &["input"]);
 
     let mut common = Map::new();
     for (key, value) in p {

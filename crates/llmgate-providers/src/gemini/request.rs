@@ -31,7 +31,7 @@ pub(super) fn chat(ctx: &Ctx<'_>, r: &ChatCompletionRequest) -> Result<Bytes, Er
     if let Some(system) = system {
         body.insert("systemInstruction".to_owned(), system);
     }
-    params::apply(ctx, params::of_chat(ctx.dep, r), &mut body)?;
+    params::apply(ctx, params::of_chat(ctx, r), &mut body)?;
     encode(ctx, &body)
 }
 
@@ -51,7 +51,7 @@ pub(super) fn completion(ctx: &Ctx<'_>, r: &CompletionRequest) -> Result<Bytes, 
         "contents".to_owned(),
         json!([{"role": "user", "parts": [{"text": prompt}]}]),
     );
-    params::apply(ctx, params::of_completion(ctx.dep, r), &mut body)?;
+    params::apply(ctx, params::of_completion(ctx, r), &mut body)?;
     encode(ctx, &body)
 }
 
