@@ -76,3 +76,34 @@ impl Dialect for OpenAiCompat {
         Streaming::PassThrough
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use llmgate_core::{DeploymentSpec, Endpoint, LlmRequest, ProviderKind};
+
+    #[test]
+    fn a_complete_answer_passes_through_without_a_copy() {
+        let dep = DeploymentSpec::new("d", "g", ProviderKind::OpenAi, "m");
+        let llm = LlmRequest::parse(Endpoint::ChatCompletions, br#"{"model":"g","messages":[]}"#)
+            .unwrap();
+        let body = Bytes::from_static(
+            br#"{"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}}"#,
+        );
+        let ptr = body.as_ptr();
+        let answered = STANDARD
+            .read_answer(&Ctx::new(&llm, &dep), body.clone())
+            .unwrap();
+        assert_eq!(answered.json.as_ptr(), ptr, "the same bytes, not a copy");
+        assert_eq!(answered.json, body);
+        assert_eq!(answered.usage.unwrap().total_tokens, 3);
+        let e = STANDARD
+            .read_answer(
+                &Ctx::new(&llm, &dep),
+                Bytes::from_static(br#"{"error":{"message":"sk-abcdefghijklmnop1234 broke"}}"#),
+            )
+            .unwrap_err();
+        assert!(e.to_string().contains("[REDACTED] broke"), "{e}");
+        assert_eq!(llmgate_core::ErrorContract::status(&e), 502);
+    }
+}
