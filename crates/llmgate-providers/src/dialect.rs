@@ -1,28 +1,53 @@
 //! The seam between the service and the wire formats providers speak: each provider is served
 //! through one [`Dialect`], found by [`of`]. The OpenAI-compatible providers (OpenAI, Azure,
-//! OpenRouter, Groq, Mistral, ...) are one dialect with three flavors whose answers pass through
+//! OpenRouter, Groq, Mistral, ...) are one dialect in three flavors whose answers pass through
 //! untranslated; Anthropic, Gemini, Ollama's native API and Bedrock each translate the request
 //! out and the answer (and each stream event) back into OpenAI's shape.
 //!
-//! What a dialect writes (one folder, registered in [`of`]): how to build its upstream request
-//! from an OpenAI request ([`Dialect::build`]), how to turn a complete answer into OpenAI's JSON
-//! ([`Dialect::read_answer`]), how its stream reaches the client ([`Dialect::stream`]: relayed
-//! as it is, or decoded by its [`Framing`] and turned into OpenAI chunks by a [`Translator`]),
-//! and, when its error bodies are its own, how to read them ([`Dialect::error`]). It holds its
-//! mapping tables and URL rule; the helpers it needs come with its [`Ctx`]: errors that name the
-//! provider and deployment ([`Ctx::config`], [`Ctx::invalid`], [`Ctx::unsupported`], ...), the
-//! parameter view, the `api_base` rule and [`json_post`].
+//! # When each hook runs
 //!
-//! Everything else is shared and lives in [`crate::service`] (the one `serve`: mocks, the
-//! dialect's choice, the order of the steps) and [`crate::upstream`] (deadlines, the pooled
-//! client, error bodies and statuses, the size limit, the response's headers and extensions),
-//! [`relay`] (the relay that frames translated chunks as SSE, the final usage chunk, `[DONE]`,
-//! the error event when a stream breaks) and [`passthrough`] (the relay of an OpenAI stream as
-//! it is).
+//! ```text
+//! serve(llm, dep)                                     (crate::service, the one serving path)
+//!   mock_response?          -> answered locally; no dialect, no network
+//!   of(provider)            -> None: 501 unsupported
+//!   stream()                   stream requests: Translate + /v1/completions is a 400 here
+//!   build(ctx)              -> the upstream request; errors here mean nothing was sent
+//!   upstream::call             under the attempt's deadline
+//!     non-2xx               -> error(dep, status, headers, first 64 KiB)    -> redacted, Err
+//!     2xx, complete         -> upstream::collect (size-capped) -> read_answer(ctx, body)
+//!     2xx, stream           -> stream(): PassThrough -> passthrough::Relay
+//!                                        Translate   -> framing (or decode_aws) -> relay
+//!   upstream::answer / upstream::stream: headers, UsageSlot, StreamFailure, Deployment
+//! ```
+//!
+//! # What a dialect writes, and what it gets
+//!
+//! A dialect holds its mapping tables and its URL rule, nothing else: [`Dialect::build`] (the
+//! upstream request), [`Dialect::read_answer`] (a complete answer as OpenAI's JSON),
+//! [`Dialect::stream`] (relayed as it is, or decoded by its [`Framing`] and turned into OpenAI
+//! chunks by a [`Translator`]), and, only when its error bodies are its own,
+//! [`Dialect::error`]. What it needs comes with its [`Ctx`]: the errors that name the provider
+//! and deployment ([`Ctx::config`], [`Ctx::invalid`], [`Ctx::unsupported_endpoint`]), the
+//! parameter view ([`Ctx::params`]: typed field, else the client's other fields, else the
+//! deployment's `default_params`; [`Params::refuse`] honours `drop_params`), the `api_base`
+//! rule ([`api_base`], [`upstream_uri`]), the JSON request ([`json_post`]) and [`now`].
+//!
+//! Everything else is shared: [`crate::service`] (the order above), [`crate::upstream`]
+//! (deadlines, the pooled client, error bodies, the size limit, the response's headers and
+//! extensions), [`relay`] (translated chunks framed as SSE, the final usage chunk, `[DONE]`,
+//! the error event when a stream breaks, the idle timeout and the stop cutoff) and
+//! [`passthrough`] (the same for an OpenAI stream relayed as it is).
 //!
 //! Parameters a provider cannot take: with `drop_params` (request, deployment or
 //! `litellm_settings`) a dialect drops them; without it, it fails the request with
 //! [`Error::UnsupportedParam`] naming the parameter, before anything is sent.
+//!
+//! # Adding a provider
+//!
+//! One folder, `src/<name>/`, whose `mod.rs` documents the mapping and holds a `static DIALECT`
+//! implementing [`Dialect`]; then `mod <name>;` in `lib.rs` and its `ProviderKind`s in [`of`].
+//! A provider that speaks OpenAI's API needs no folder: add its kind to [`of`]'s standard arm
+//! (or a [`Flavor`](crate::openai_compat::Flavor) when its URL or auth differs).
 
 use bytes::Bytes;
 use http::{HeaderMap, Request, StatusCode};
@@ -171,7 +196,12 @@ impl std::fmt::Debug for Streaming {
 /// A provider's wire format: the hooks [`crate::service`]'s `serve` calls, in this order.
 /// Implementations are `static`s, one per dialect folder, registered in [`of`].
 pub(crate) trait Dialect: Send + Sync + 'static {
-    /// Called first, before anything is sent: the upstream request (URL, auth headers, body)
+    /// Called first for a stream request, before anything is sent (to refuse what it cannot
+    /// stream) and once the 2xx head has arrived: how the stream reaches the client. No
+    /// default.
+    fn stream(&self) -> Streaming;
+
+    /// Called before anything is sent: the upstream request (URL, auth headers, body)
     /// for `ctx.llm`. An endpoint the provider does not have is
     /// [`Error::UnsupportedEndpoint`]; a parameter it cannot take goes through
     /// [`Ctx::unsupported`]. No default.
@@ -195,11 +225,6 @@ pub(crate) trait Dialect: Send + Sync + 'static {
     /// OpenAI JSON the client gets, and its usage. Returning `body` itself passes it through
     /// without a copy. A body that does not parse is [`Error::InvalidResponse`]. No default.
     fn read_answer(&self, ctx: &Ctx<'_>, body: Bytes) -> Result<Answered, Error>;
-
-    /// Called for a stream request, before anything is sent (to refuse what it cannot
-    /// stream) and once the 2xx head has arrived: how the stream reaches the client. No
-    /// default.
-    fn stream(&self) -> Streaming;
 
     /// Called for [`Framing::AwsEventStream`] only, with the 2xx body: its decoded events.
     /// The default (`None`) fails the request with an invalid-response error; only Bedrock

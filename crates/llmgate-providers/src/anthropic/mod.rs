@@ -50,7 +50,7 @@ const ANTHROPIC_VERSION: HeaderName = HeaderName::from_static("anthropic-version
 #[derive(Debug)]
 pub(crate) struct Anthropic;
 
-/// The dialect, registered in [`crate::dialect::Dialect::of`].
+/// The dialect, registered in [`crate::dialect::of`].
 pub(crate) static DIALECT: Anthropic = Anthropic;
 
 impl Dialect for Anthropic {

@@ -72,8 +72,8 @@
 //! choice carries `role: "assistant"`, text is `content`, each function call is one fragment
 //! with its id and name and one with its arguments, and a candidate's `finishReason` is its
 //! final chunk. Gemini's stream has no end event: it ends after the last candidate finishes,
-//! which [`Translator::at_eof`] accepts. Usage is the last event's `usageMetadata`. An event
-//! with an `error` ends the stream with an error event.
+//! which [`Translator::at_eof`](crate::dialect::Translator::at_eof) accepts. Usage is the last
+//! event's `usageMetadata`. An event with an `error` ends the stream with an error event.
 //!
 //! Errors are Google's `{"error": {"code", "message", "status", "details"}}`: the HTTP status is
 //! kept, the `status` (`INVALID_ARGUMENT`, `RESOURCE_EXHAUSTED`, ...) becomes the error's
