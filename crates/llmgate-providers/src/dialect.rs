@@ -226,6 +226,15 @@ pub(crate) trait Dialect: Send + Sync + 'static {
     /// without a copy. A body that does not parse is [`Error::InvalidResponse`]. No default.
     fn read_answer(&self, ctx: &Ctx<'_>, body: Bytes) -> Result<Answered, Error>;
 
+    /// Called by [`crate::ProviderService::probe`] (health checks), never on the request path:
+    /// a request cheaper than a completion whose 2xx answer says the deployment is up (Ollama's
+    /// `GET /api/tags`: a one-token chat would load the model into memory). Any other answer
+    /// is read as an OpenAI-style error. The default (`None`) leaves the caller to check with a
+    /// one-token request.
+    fn probe(&self, _dep: &DeploymentSpec) -> Option<Result<Request<Full<Bytes>>, Error>> {
+        None
+    }
+
     /// Called for [`Framing::AwsEventStream`] only, with the 2xx body: its decoded events.
     /// The default (`None`) fails the request with an invalid-response error; only Bedrock
     /// implements it.

@@ -18,7 +18,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use bytes::Bytes;
 use http::{HeaderMap, Request, Response};
 use hyper::body::Incoming;
 use llmgate_core::{
@@ -105,22 +104,15 @@ impl ProviderService {
     /// A health probe cheaper than a completion, for providers that have one: Ollama's
     /// `GET /api/tags` (a one-token chat would load the model into memory). `None` for the
     /// others, which a caller checks with a one-token request instead.
-    pub async fn probe(&self, dep: &llmgate_core::DeploymentSpec) -> Option<Result<(), BoxError>> {
-        if !matches!(
-            dep.provider,
-            llmgate_core::ProviderKind::Ollama | llmgate_core::ProviderKind::OllamaChat
-        ) {
-            return None;
-        }
-        Some(self.probe_ollama(dep).await.map_err(Error::into_box))
-    }
-
-    async fn probe_ollama(&self, dep: &llmgate_core::DeploymentSpec) -> Result<(), Error> {
-        let mut req = Request::new(http_body_util::Full::new(Bytes::new()));
-        *req.method_mut() = http::Method::GET;
-        *req.uri_mut() = crate::ollama::tags_url(dep)?;
-        upstream::call(&self.inner.client, req, dep, &upstream::openai_error).await?;
-        Ok(())
+    pub async fn probe(&self, dep: &DeploymentSpec) -> Option<Result<(), BoxError>> {
+        let req = dialect::of(dep.provider)?.probe(dep)?;
+        let probed = match req {
+            Ok(req) => upstream::call(&self.inner.client, req, dep, &upstream::openai_error)
+                .await
+                .map(drop),
+            Err(e) => Err(e),
+        };
+        Some(probed.map_err(Error::into_box))
     }
 }
 

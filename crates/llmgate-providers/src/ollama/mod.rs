@@ -82,11 +82,6 @@ pub(crate) struct Ollama;
 /// The dialect `ollama/` and `ollama_chat/` deployments speak.
 pub(crate) static DIALECT: Ollama = Ollama;
 
-/// `GET {api_base}/api/tags`: Ollama's model list, its cheapest health probe.
-pub(crate) fn tags_url(dep: &DeploymentSpec) -> Result<http::Uri, Error> {
-    request::url(dep, "/api/tags")
-}
-
 impl Dialect for Ollama {
     fn build(&self, ctx: &Ctx<'_>) -> Result<Request<Full<Bytes>>, Error> {
         request::build(ctx)
@@ -102,6 +97,17 @@ impl Dialect for Ollama {
             framing: Framing::Ndjson,
             translator: |ctx| Box::new(stream::ChatStream::new(ctx)),
         }
+    }
+
+    /// `GET {api_base}/api/tags`: Ollama's model list, its cheapest health probe (no key, no
+    /// body).
+    fn probe(&self, dep: &DeploymentSpec) -> Option<Result<Request<Full<Bytes>>, Error>> {
+        Some(request::url(dep, "/api/tags").map(|uri| {
+            let mut req = Request::new(Full::new(Bytes::new()));
+            *req.method_mut() = http::Method::GET;
+            *req.uri_mut() = uri;
+            req
+        }))
     }
 
     fn error(
