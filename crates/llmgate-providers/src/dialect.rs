@@ -18,6 +18,9 @@
 //!     2xx, stream           -> stream(): PassThrough -> passthrough::Relay
 //!                                        Translate   -> framing (or decode_aws) -> relay
 //!   upstream::answer / upstream::stream: headers, UsageSlot, StreamFailure, Deployment
+//!
+//! ProviderService::probe(dep)                         (health checks, never a request's path)
+//!   probe(dep)              -> None: the caller sends a one-token request instead
 //! ```
 //!
 //! # What a dialect writes, and what it gets

@@ -219,6 +219,35 @@ pub enum Error {
     },
 }
 
+/// The provider and deployment an error names, kept by what outlives the request's borrow of
+/// its [`DeploymentSpec`] (the stream translators). Cheap to clone: one `Arc`.
+#[derive(Debug, Clone)]
+pub(crate) struct Named {
+    /// The provider.
+    pub(crate) provider: ProviderKind,
+    /// The deployment id.
+    pub(crate) deployment: Arc<str>,
+}
+
+impl Named {
+    /// `dep`'s provider and id.
+    pub(crate) fn of(dep: &DeploymentSpec) -> Self {
+        Named {
+            provider: dep.provider,
+            deployment: dep.id.clone(),
+        }
+    }
+
+    /// [`Error::InvalidResponse`] about this deployment, as `detail` says.
+    pub(crate) fn invalid(&self, detail: impl Into<String>) -> Error {
+        Error::InvalidResponse {
+            provider: self.provider,
+            deployment: self.deployment.clone(),
+            detail: detail.into(),
+        }
+    }
+}
+
 impl Error {
     /// [`Error::Config`]: `dep` cannot be called as configured, because of `detail`.
     pub(crate) fn config(dep: &DeploymentSpec, detail: impl Into<String>) -> Error {
@@ -232,11 +261,7 @@ impl Error {
     /// [`Error::InvalidResponse`]: `dep` answered with something that is not what the
     /// endpoint returns, as `detail` says.
     pub(crate) fn invalid(dep: &DeploymentSpec, detail: impl Into<String>) -> Error {
-        Error::InvalidResponse {
-            provider: dep.provider,
-            deployment: dep.id.clone(),
-            detail: detail.into(),
-        }
+        Named::of(dep).invalid(detail)
     }
 
     /// [`Error::UnsupportedParam`]: `dep`'s provider cannot take `param` (whatever
