@@ -79,7 +79,7 @@ impl Deadline {
 
 /// Sends `req` over the pooled client. A transport failure is [`Error::Unreachable`],
 /// redacted of `dep`'s secrets.
-pub(crate) async fn send(
+async fn send(
     client: &UpstreamClient,
     req: Request<Full<Bytes>>,
     dep: &DeploymentSpec,
@@ -170,7 +170,7 @@ pub(crate) async fn collect(
 
 /// Up to [`ERROR_BODY_LIMIT`] bytes of an error answer's body: what was read is what there is,
 /// the status says enough on its own.
-pub(crate) async fn read_error_body(mut body: Incoming) -> BytesMut {
+async fn read_error_body(mut body: Incoming) -> BytesMut {
     let mut buf = BytesMut::new();
     while buf.len() < ERROR_BODY_LIMIT {
         match body.frame().await {
