@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use http::StatusCode;
 use llmgate_core::error::status_is_retryable;
-use llmgate_core::{ApiError, BoxError, ErrorContract, ErrorType, Origin, ProviderKind};
+use llmgate_core::{
+    ApiError, BoxError, DeploymentSpec, ErrorContract, ErrorType, Origin, ProviderKind,
+};
 
 /// [`Error::Timeout`]'s `setting` when the deadline was the request's own `timeout` (the
 /// caller's choice): such a timeout is the caller's problem and does not count against the
@@ -217,7 +219,71 @@ pub enum Error {
     },
 }
 
+/// The provider and deployment an error names, kept by what outlives the request's borrow of
+/// its [`DeploymentSpec`] (the stream translators). Cheap to clone: one `Arc`.
+#[derive(Debug, Clone)]
+pub(crate) struct Named {
+    /// The provider.
+    pub(crate) provider: ProviderKind,
+    /// The deployment id.
+    pub(crate) deployment: Arc<str>,
+}
+
+impl Named {
+    /// `dep`'s provider and id.
+    pub(crate) fn of(dep: &DeploymentSpec) -> Self {
+        Named {
+            provider: dep.provider,
+            deployment: dep.id.clone(),
+        }
+    }
+
+    /// [`Error::InvalidResponse`] about this deployment, as `detail` says.
+    pub(crate) fn invalid(&self, detail: impl Into<String>) -> Error {
+        Error::InvalidResponse {
+            provider: self.provider,
+            deployment: self.deployment.clone(),
+            detail: detail.into(),
+        }
+    }
+}
+
 impl Error {
+    /// [`Error::Config`]: `dep` cannot be called as configured, because of `detail`.
+    pub(crate) fn config(dep: &DeploymentSpec, detail: impl Into<String>) -> Error {
+        Error::Config {
+            provider: dep.provider,
+            deployment: dep.id.clone(),
+            detail: detail.into(),
+        }
+    }
+
+    /// [`Error::InvalidResponse`]: `dep` answered with something that is not what the
+    /// endpoint returns, as `detail` says.
+    pub(crate) fn invalid(dep: &DeploymentSpec, detail: impl Into<String>) -> Error {
+        Named::of(dep).invalid(detail)
+    }
+
+    /// [`Error::UnsupportedParam`]: `dep`'s provider cannot take `param` (whatever
+    /// `drop_params` says: dialects ask [`crate::dialect::Ctx::unsupported`] first where the
+    /// parameter may be dropped).
+    pub(crate) fn unsupported_param(dep: &DeploymentSpec, param: &'static str) -> Error {
+        Error::UnsupportedParam {
+            provider: dep.provider,
+            deployment: dep.id.clone(),
+            param,
+        }
+    }
+
+    /// [`Error::UnsupportedEndpoint`]: `dep`'s provider does not serve `endpoint`.
+    pub(crate) fn unsupported_endpoint(dep: &DeploymentSpec, endpoint: &'static str) -> Error {
+        Error::UnsupportedEndpoint {
+            provider: dep.provider,
+            deployment: dep.id.clone(),
+            endpoint,
+        }
+    }
+
     /// The error as the value the stack carries.
     pub fn into_api(self) -> ApiError {
         ApiError::from_contract(&self)

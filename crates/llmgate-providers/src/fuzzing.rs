@@ -21,9 +21,9 @@ use http_body::Body;
 use llmgate_core::{sse, Deployment, StreamCutoff, StreamFailure, UsageSlot};
 use llmgate_core::{AwsParams, DeploymentSpec, Endpoint, LlmRequest, ProviderKind, Secret};
 
-use crate::dialect::Flavor;
-use crate::native::relay::{Broken, EventStreamBox, TranslatedRelay};
-use crate::native::{ndjson::Lines, Ctx, Framing, NativeDialect, RawEvent};
+use crate::dialect::passthrough::{self, Relayed};
+use crate::dialect::relay::{Broken, EventStreamBox, TranslatedRelay};
+use crate::dialect::{ndjson::Lines, Ctx, Dialect, Framing, RawEvent, Streaming};
 use crate::service::DEFAULT_MAX_RESPONSE_BYTES;
 use crate::watch::StreamWatch;
 
@@ -54,7 +54,7 @@ impl Native {
         Native::ALL[usize::from(b) % Native::ALL.len()]
     }
 
-    fn dialect(self) -> &'static dyn NativeDialect {
+    fn dialect(self) -> &'static dyn Dialect {
         match self {
             Native::Anthropic => &crate::anthropic::DIALECT,
             Native::Gemini => &crate::gemini::DIALECT,
@@ -205,16 +205,18 @@ pub fn aws_frames(chunks: Vec<Bytes>) -> Vec<Result<(String, Bytes), String>> {
 /// each native one. Returns how many built (the others refused `llm` with an error).
 pub fn build_upstream(llm: &LlmRequest) -> usize {
     let mut built = 0;
-    for (flavor, kind) in [
-        (Flavor::Standard, ProviderKind::OpenAi),
-        (Flavor::Mistral, ProviderKind::Mistral),
-        (Flavor::Azure, ProviderKind::Azure),
+    for kind in [
+        ProviderKind::OpenAi,
+        ProviderKind::Mistral,
+        ProviderKind::Azure,
     ] {
         let mut dep = DeploymentSpec::new("fuzz-0", "fuzz", kind, "gpt-4o");
         dep.api_key = Some(Secret::new("sk-fuzz"));
         dep.api_base = Some("https://example.invalid/v1".into());
         dep.api_version = Some("2024-10-21".into());
-        built += usize::from(crate::openai_compat::build(flavor, &dep, llm).is_ok());
+        let built_one = crate::dialect::of(kind)
+            .is_some_and(|dialect| dialect.build(&Ctx::new(llm, &dep)).is_ok());
+        built += usize::from(built_one);
     }
     for native in Native::ALL {
         for selector in 0..2 {
@@ -234,7 +236,7 @@ pub fn openai_answer(body: &[u8]) -> bool {
     )
 }
 
-/// Relays an OpenAI-compatible stream as [`crate::stream`] does, event by event, until
+/// Relays an OpenAI-compatible stream as [`crate::dialect::passthrough`] does, event by event, until
 /// `[DONE]`: the bytes the client would get.
 pub fn openai_stream(chunks: Vec<Bytes>, strip_usage_chunk: bool) -> Vec<u8> {
     let slot = UsageSlot::new();
@@ -243,8 +245,8 @@ pub fn openai_stream(chunks: Vec<Bytes>, strip_usage_chunk: bool) -> Vec<u8> {
     for event in drain(sse::decode(reads(chunks))) {
         let Ok(event) = event else { break };
         if matches!(
-            crate::stream::relay(&event, &slot, strip_usage_chunk, &dep, &mut out),
-            crate::stream::Relayed::Done
+            passthrough::relay(&event, &slot, strip_usage_chunk, &dep, &mut out),
+            Relayed::Done
         ) {
             break;
         }
@@ -275,7 +277,7 @@ pub fn native_answer(
         let _ = dialect.error(&dep, status, &headers, body).into_api();
     }
     let ctx = Ctx::new(llm, &dep);
-    match dialect.read_answer(&ctx, body) {
+    match dialect.read_answer(&ctx, Bytes::copy_from_slice(body)) {
         Ok(answered) => Ok(answered.json.to_vec()),
         Err(e) => Err(e.to_string()),
     }
@@ -290,8 +292,14 @@ pub fn native_stream(
     chunks: Vec<Bytes>,
 ) -> Vec<u8> {
     let dep = deployment(native, llm, selector);
-    let dialect = native.dialect();
-    let events: EventStreamBox = match dialect.framing() {
+    let Streaming::Translate {
+        framing,
+        translator,
+    } = native.dialect().stream()
+    else {
+        return Vec::new();
+    };
+    let events: EventStreamBox = match framing {
         Framing::Sse => Box::pin(sse::decode(reads(chunks)).map(|e| {
             e.map(|e| RawEvent::Sse {
                 event: e.event,
@@ -305,7 +313,7 @@ pub fn native_stream(
     let ctx = Ctx::new(llm, &dep);
     let relay = TranslatedRelay::new(
         events,
-        dialect.translator(&ctx),
+        translator(&ctx),
         UsageSlot::new(),
         llm.include_usage(),
         StreamWatch::new(&dep, &StreamCutoff::new()),

@@ -63,12 +63,11 @@ mod error;
 pub mod fuzzing;
 mod gemini;
 mod mock;
-mod native;
 mod ollama;
 mod openai_compat;
 mod redact;
 mod service;
-mod stream;
+mod upstream;
 mod upstream_error;
 mod watch;
 
@@ -84,7 +83,7 @@ use llmgate_core::ProviderKind;
 ///
 /// Config validation should reject deployments for which this is false, naming the entry.
 pub fn supports(kind: ProviderKind) -> bool {
-    dialect::Dialect::of(kind).is_some()
+    dialect::of(kind).is_some()
 }
 
 /// The Azure OpenAI `api-version` used when a deployment sets no `api_version`: the most recent

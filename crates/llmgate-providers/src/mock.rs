@@ -10,8 +10,6 @@
 //! Usage is estimated at four characters per token (plus four per chat message), which is what
 //! OpenAI's own rule of thumb gives for English text.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use bytes::Bytes;
 use futures_util::stream;
 use http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
@@ -26,6 +24,7 @@ use llmgate_core::{
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::dialect::now;
 use crate::error::Error;
 
 /// Components of a mock embedding when the request sets no `dimensions`.
@@ -203,12 +202,6 @@ pub(crate) fn respond(
     res.extensions_mut().insert(dep.clone());
     res.extensions_mut().insert(slot);
     Ok(res)
-}
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 /// `prefix` and 29 random alphanumerics, as OpenAI's ids look.

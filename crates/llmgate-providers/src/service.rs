@@ -1,15 +1,10 @@
-//! [`ProviderService`]: the Tower service at the bottom of the stack.
+//! [`ProviderService`]: the Tower service at the bottom of the stack, and its one `serve`.
 //!
 //! Per request: read [`LlmRequest`] and [`Deployment`] from the extensions; answer a
-//! `mock_response` locally; otherwise build the upstream request with the provider's dialect,
-//! send it over the pooled [`UpstreamClient`] under the attempt's deadline, and answer with the
-//! provider's body (complete) or a [`Relay`] of its events (stream).
-//!
-//! Deadlines: the request's `timeout` wins; else, for a stream, the deployment's
-//! `stream_timeout`, then its `timeout`; else the client's default. For a complete answer the
-//! deadline covers the response head and body; for a stream, the time to the response head
-//! (after that, events flow as the provider sends them, each within the stream's idle timeout:
-//! see [`crate::watch`]).
+//! `mock_response` locally; otherwise find the provider's [`Dialect`], let it build the
+//! upstream request, send it over the pooled [`UpstreamClient`] under the attempt's deadline
+//! ([`crate::upstream`]), and answer with what the dialect reads from the complete body, or
+//! with the stream relayed as the dialect says ([`Streaming`]).
 //!
 //! Sizes: a complete answer larger than [`ProviderService::max_response_bytes`] (64 MiB by
 //! default, `general_settings.max_response_size_mb`) is refused with a 502
@@ -22,25 +17,20 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
-use http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
-use http::{Request, Response, StatusCode};
-use http_body_util::BodyExt;
+use http::{HeaderMap, Request, Response};
 use hyper::body::Incoming;
 use llmgate_core::{
-    body, BoxBody, BoxError, Deployment, LlmRequest, StreamCutoff, StreamFailure, UsageSlot,
+    BoxBody, BoxError, Deployment, DeploymentSpec, Endpoint, LlmRequest, StreamCutoff,
 };
 
 use crate::client::UpstreamClient;
-use crate::dialect::Dialect;
-use crate::error::{chain, Error};
+use crate::dialect::passthrough::{self, Relay};
+use crate::dialect::relay::{self, TranslatedRelay};
+use crate::dialect::{self, Ctx, Dialect, Streaming};
+use crate::error::Error;
 use crate::mock;
-use crate::openai_compat::{self, Answer};
-use crate::redact;
-use crate::stream::Relay;
-use crate::upstream_error::{self, ERROR_BODY_LIMIT};
+use crate::upstream::{self, Deadline, StreamSlots};
 use crate::watch::StreamWatch;
 
 /// The largest complete upstream answer (and stream event) read by default: 64 MiB.
@@ -114,27 +104,15 @@ impl ProviderService {
     /// A health probe cheaper than a completion, for providers that have one: Ollama's
     /// `GET /api/tags` (a one-token chat would load the model into memory). `None` for the
     /// others, which a caller checks with a one-token request instead.
-    pub async fn probe(&self, dep: &llmgate_core::DeploymentSpec) -> Option<Result<(), BoxError>> {
-        if !matches!(
-            dep.provider,
-            llmgate_core::ProviderKind::Ollama | llmgate_core::ProviderKind::OllamaChat
-        ) {
-            return None;
-        }
-        Some(self.probe_ollama(dep).await.map_err(Error::into_box))
-    }
-
-    async fn probe_ollama(&self, dep: &llmgate_core::DeploymentSpec) -> Result<(), Error> {
-        let mut req = Request::new(http_body_util::Full::new(Bytes::new()));
-        *req.method_mut() = http::Method::GET;
-        *req.uri_mut() = crate::ollama::tags_url(dep)?;
-        let dep = Deployment(Arc::new(dep.clone()));
-        let res = send(&self.inner.client, req, &dep).await?;
-        if res.status().is_success() {
-            return Ok(());
-        }
-        let (parts, body) = res.into_parts();
-        Err(failure(&dep, parts.status, &parts.headers, body).await)
+    pub async fn probe(&self, dep: &DeploymentSpec) -> Option<Result<(), BoxError>> {
+        let req = dialect::of(dep.provider)?.probe(dep)?;
+        let probed = match req {
+            Ok(req) => upstream::call(&self.inner.client, req, dep, &upstream::openai_error)
+                .await
+                .map(drop),
+            Err(e) => Err(e),
+        };
+        Some(probed.map_err(Error::into_box))
     }
 }
 
@@ -183,30 +161,35 @@ impl Future for ResponseFuture {
     }
 }
 
+/// Serves `llm` on `dep`: a mock answers locally; otherwise the deployment's dialect builds the
+/// upstream request, [`upstream`] sends it under the attempt's deadline, and the dialect reads
+/// the answer (complete) or says how its stream reaches the client.
 async fn serve(
     inner: &Inner,
     llm: LlmRequest,
     dep: Deployment,
 ) -> Result<Response<BoxBody>, Error> {
-    let client = &inner.client;
     if let Some(m) = mock::pick(&llm, &dep) {
         return mock::respond(m, &llm, &dep);
     }
-    let flavor = match Dialect::of(dep.provider) {
-        Some(Dialect::OpenAiCompat(flavor)) => flavor,
-        Some(Dialect::Native(dialect)) => {
-            return crate::native::service::serve(inner, dialect, llm, dep).await
-        }
-        None => {
-            return Err(Error::Unsupported {
-                provider: dep.provider,
-                deployment: dep.id.clone(),
-            })
-        }
+    let Some(dialect) = dialect::of(dep.provider) else {
+        return Err(Error::Unsupported {
+            provider: dep.provider,
+            deployment: dep.id.clone(),
+        });
     };
-    let req = openai_compat::build(flavor, &dep, &llm)?;
+    let ctx = Ctx::new(&llm, &dep);
     let stream = llm.is_stream();
-    let deadline = Deadline::pick(&llm, &dep, stream, client.default_timeout);
+    if stream
+        && llm.endpoint() == Endpoint::Completions
+        && matches!(dialect.stream(), Streaming::Translate { .. })
+    {
+        // The translating relay frames chat chunks; a `text_completion` stream would need its
+        // own.
+        return Err(ctx.unsupported_endpoint("/v1/completions with stream: true"));
+    }
+    let req = dialect.build(&ctx)?;
+    let deadline = Deadline::pick(&llm, &dep, stream, inner.client.default_timeout);
     tracing::debug!(
         deployment = %dep.id,
         provider = %dep.provider,
@@ -214,255 +197,65 @@ async fn serve(
         stream,
         "calling upstream",
     );
+    let read_error = |d: &DeploymentSpec, status, headers: &HeaderMap, body: &[u8]| {
+        dialect.error(d, status, headers, body)
+    };
+    let call = upstream::call(&inner.client, req, &dep, &read_error);
     if stream {
-        call_stream(inner, req, &llm, dep, deadline).await
-    } else {
-        call_complete(inner, req, dep, deadline).await
+        let res = Deadline::run(deadline, &dep, call).await?;
+        let slots = StreamSlots::default();
+        let body = stream_body(inner, dialect, &ctx, res, &slots, &dep)?;
+        return Ok(upstream::stream(body, slots, dep));
     }
-}
-
-/// An attempt's deadline and the setting that chose it.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Deadline {
-    limit: Duration,
-    setting: &'static str,
-}
-
-impl Deadline {
-    pub(crate) fn pick(
-        llm: &LlmRequest,
-        dep: &Deployment,
-        stream: bool,
-        default: Option<Duration>,
-    ) -> Option<Deadline> {
-        let (limit, setting) = if let Some(t) = llm.gateway().timeout {
-            (t, crate::error::REQUEST_TIMEOUT)
-        } else if let (true, Some(t)) = (stream, dep.stream_timeout) {
-            (t, "stream_timeout")
-        } else if let Some(t) = dep.timeout {
-            (t, "timeout")
-        } else {
-            (default?, "default timeout")
-        };
-        Some(Deadline { limit, setting })
-    }
-
-    pub(crate) async fn run<T>(
-        this: Option<Deadline>,
-        dep: &Deployment,
-        fut: impl Future<Output = Result<T, Error>>,
-    ) -> Result<T, Error> {
-        let Some(d) = this else {
-            return fut.await;
-        };
-        match tokio::time::timeout(d.limit, fut).await {
-            Ok(result) => result,
-            Err(_) => Err(Error::Timeout {
-                provider: dep.provider,
-                deployment: dep.id.clone(),
-                limit: d.limit,
-                setting: d.setting,
-            }),
-        }
-    }
-}
-
-async fn call_complete(
-    inner: &Inner,
-    req: Request<http_body_util::Full<Bytes>>,
-    dep: Deployment,
-    deadline: Option<Deadline>,
-) -> Result<Response<BoxBody>, Error> {
     let bytes = Deadline::run(deadline, &dep, async {
-        let res = send(&inner.client, req, &dep).await?;
-        let (parts, body) = res.into_parts();
-        if !parts.status.is_success() {
-            return Err(failure(&dep, parts.status, &parts.headers, body).await);
-        }
-        read_answer_body(&dep, &parts.headers, body, inner.max_response).await
+        let (parts, body) = call.await?.into_parts();
+        upstream::collect(&dep, &parts.headers, body, inner.max_response).await
     })
     .await?;
-
-    let usage = match openai_compat::read_answer(&bytes) {
-        Answer::Ok(usage) => usage,
-        Answer::Error => {
-            // A 200 carrying an error object: the provider failed after all.
-            let e = upstream_error::from_response(
-                dep.provider,
-                dep.id.clone(),
-                StatusCode::BAD_GATEWAY,
-                &http::HeaderMap::new(),
-                &bytes,
-            );
-            return Err(redact::error(e, &dep));
-        }
-        Answer::Invalid(detail) => {
-            return Err(Error::InvalidResponse {
-                provider: dep.provider,
-                deployment: dep.id.clone(),
-                detail,
-            })
-        }
-    };
-    let slot = UsageSlot::new();
-    if let Some(u) = usage {
-        slot.set(u);
-    }
-    let mut res = Response::new(body::full(bytes));
-    res.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    res.extensions_mut().insert(dep);
-    res.extensions_mut().insert(slot);
-    Ok(res)
+    let answered = dialect.read_answer(&ctx, bytes)?;
+    Ok(upstream::answer(answered.json, answered.usage, dep))
 }
 
-async fn call_stream(
+/// The client's body for a 2xx stream answer, as the dialect's [`Streaming`] says.
+fn stream_body(
     inner: &Inner,
-    req: Request<http_body_util::Full<Bytes>>,
-    llm: &LlmRequest,
-    dep: Deployment,
-    deadline: Option<Deadline>,
-) -> Result<Response<BoxBody>, Error> {
-    let res = Deadline::run(deadline, &dep, async {
-        let res = send(&inner.client, req, &dep).await?;
-        if res.status().is_success() {
-            return Ok(res);
+    dialect: &'static dyn Dialect,
+    ctx: &Ctx<'_>,
+    res: Response<Incoming>,
+    slots: &StreamSlots,
+    dep: &Deployment,
+) -> Result<BoxBody, Error> {
+    match dialect.stream() {
+        Streaming::PassThrough => {
+            passthrough::check_content_type(res.headers(), ctx.dep)?;
+            Ok(BoxBody::new(Relay::new(
+                res.into_body(),
+                slots.usage.clone(),
+                !ctx.llm.include_usage(),
+                inner.watch(ctx.dep),
+                inner.max_response,
+                dep.clone(),
+                slots.failure.clone(),
+            )))
         }
-        let (parts, body) = res.into_parts();
-        Err(failure(&dep, parts.status, &parts.headers, body).await)
-    })
-    .await?;
-
-    let is_sse = res
-        .headers()
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| {
-            ct.trim_start()
-                .get(..17)
-                .is_some_and(|p| p.eq_ignore_ascii_case("text/event-stream"))
-        });
-    if !is_sse {
-        let ct = res
-            .headers()
-            .get(CONTENT_TYPE)
-            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-            .unwrap_or_default();
-        return Err(Error::InvalidResponse {
-            provider: dep.provider,
-            deployment: dep.id.clone(),
-            detail: format!(
-                "a streaming request was answered with content-type `{ct}`, not an event stream"
-            ),
-        });
-    }
-
-    let slot = UsageSlot::new();
-    let failure = StreamFailure::new();
-    let relay = Relay::new(
-        res.into_body(),
-        slot.clone(),
-        !llm.include_usage(),
-        inner.watch(&dep),
-        inner.max_response,
-        dep.clone(),
-        failure.clone(),
-    );
-    let mut out = Response::new(BoxBody::new(relay));
-    let headers = out.headers_mut();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
-    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    out.extensions_mut().insert(dep);
-    out.extensions_mut().insert(slot);
-    out.extensions_mut().insert(failure);
-    Ok(out)
-}
-
-pub(crate) async fn send(
-    client: &UpstreamClient,
-    req: Request<http_body_util::Full<Bytes>>,
-    dep: &Deployment,
-) -> Result<Response<Incoming>, Error> {
-    client.inner.request(req).await.map_err(|e| {
-        let err = redact::error(
-            upstream_error::transport(dep.provider, dep.id.clone(), &e),
-            dep,
-        );
-        tracing::debug!(deployment = %dep.id, error = %err, "upstream unreachable");
-        err
-    })
-}
-
-/// The error for a non-2xx answer, with as much of its body as is worth reading.
-async fn failure(
-    dep: &Deployment,
-    status: StatusCode,
-    headers: &http::HeaderMap,
-    body: Incoming,
-) -> Error {
-    let buf = read_error_body(body).await;
-    tracing::debug!(deployment = %dep.id, %status, "upstream answered with an error");
-    let e = upstream_error::from_response(dep.provider, dep.id.clone(), status, headers, &buf);
-    redact::error(e, dep)
-}
-
-/// A complete answer's body, at most `limit` bytes: a larger `Content-Length` is refused before
-/// anything is read, and reading stops as soon as the body passes the limit.
-pub(crate) async fn read_answer_body(
-    dep: &Deployment,
-    headers: &http::HeaderMap,
-    mut body: Incoming,
-    limit: usize,
-) -> Result<Bytes, Error> {
-    let too_large = || Error::ResponseTooLarge {
-        provider: dep.provider,
-        deployment: dep.id.clone(),
-        limit: u64::try_from(limit).unwrap_or(u64::MAX),
-    };
-    let length = headers
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    if length.is_some_and(|n| n > u64::try_from(limit).unwrap_or(u64::MAX)) {
-        return Err(too_large());
-    }
-    let capacity = length
-        .and_then(|n| usize::try_from(n).ok())
-        .unwrap_or(0)
-        .min(limit);
-    let mut buf = BytesMut::with_capacity(capacity);
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| Error::InvalidResponse {
-            provider: dep.provider,
-            deployment: dep.id.clone(),
-            detail: format!("the body broke off: {}", chain(&e)),
-        })?;
-        if let Ok(data) = frame.into_data() {
-            if buf.len().saturating_add(data.len()) > limit {
-                return Err(too_large());
-            }
-            buf.extend_from_slice(&data);
+        Streaming::Translate {
+            framing,
+            translator,
+        } => {
+            let events = relay::decode(dialect, framing, res.into_body(), inner.max_response)
+                .ok_or_else(|| ctx.invalid("the dialect cannot decode its stream framing"))?;
+            Ok(BoxBody::new(TranslatedRelay::new(
+                events,
+                translator(ctx),
+                slots.usage.clone(),
+                ctx.llm.include_usage(),
+                inner.watch(ctx.dep),
+                inner.max_response,
+                dep.clone(),
+                slots.failure.clone(),
+            )))
         }
     }
-    Ok(buf.freeze())
-}
-
-/// Up to [`ERROR_BODY_LIMIT`] bytes of an error answer's body: what was read is what there is,
-/// the status says enough on its own.
-pub(crate) async fn read_error_body(mut body: Incoming) -> BytesMut {
-    let mut buf = BytesMut::new();
-    while buf.len() < ERROR_BODY_LIMIT {
-        match body.frame().await {
-            Some(Ok(frame)) => {
-                if let Ok(data) = frame.into_data() {
-                    let room = ERROR_BODY_LIMIT - buf.len();
-                    buf.extend_from_slice(&data[..data.len().min(room)]);
-                }
-            }
-            Some(Err(_)) | None => break,
-        }
-    }
-    buf
 }
 
 #[cfg(test)]

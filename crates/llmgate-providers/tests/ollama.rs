@@ -373,3 +373,24 @@ async fn usage_has_no_invented_details() {
         json!({"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0})
     );
 }
+
+/// Health probes: Ollama's `GET /api/tags` (no model is loaded); `None` for providers that
+/// have no cheaper probe than a completion.
+#[tokio::test]
+async fn probe_asks_ollama_for_its_tags_and_no_one_else() {
+    let mock = MockProvider::start_ollama().await;
+    let svc = service();
+    svc.probe(&ollama(&mock)).await.unwrap().unwrap();
+    let seen = mock.last_request().unwrap();
+    assert_eq!(
+        (seen.method.as_str(), seen.path.as_str()),
+        ("GET", "/api/tags")
+    );
+
+    let down = spec("ol-1", ProviderKind::OllamaChat, &refused_base().await);
+    let e = llmgate_core::ApiError::from_box(svc.probe(&down).await.unwrap().unwrap_err());
+    assert_eq!(e.status(), 502, "{}", e.message());
+
+    let openai = spec("oa-0", ProviderKind::OpenAi, &mock.base_url());
+    assert!(svc.probe(&openai).await.is_none());
+}

@@ -120,6 +120,33 @@ async fn legacy_completions_stream() {
     );
 }
 
+/// A dialect that translates its stream frames chat chunks only: a streamed `/v1/completions`
+/// is refused before anything is sent (an OpenAI-compatible one relays it, as above).
+#[tokio::test]
+async fn translated_dialects_refuse_a_completions_stream_before_sending() {
+    let nothing_listens = refused_base().await;
+    for provider in [
+        ProviderKind::Anthropic,
+        ProviderKind::Gemini,
+        ProviderKind::Ollama,
+        ProviderKind::Bedrock,
+    ] {
+        let e = call_err(
+            Endpoint::Completions,
+            &json!({"model": "g", "prompt": "one two", "stream": true}),
+            spec("n-0", provider, &nothing_listens),
+        )
+        .await;
+        assert_eq!(e.status(), 400, "{provider}");
+        assert!(
+            e.message()
+                .ends_with("does not serve /v1/completions with stream: true"),
+            "{provider}: {}",
+            e.message()
+        );
+    }
+}
+
 #[tokio::test]
 async fn mistral_gets_no_stream_options() {
     let mock = MockProvider::start().await;

@@ -6,8 +6,6 @@
 //! send back on the next turn), as LiteLLM names them. A `tool_use` of [`JSON_TOOL`] (the
 //! `response_format` tool) becomes the text content instead.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use bytes::Bytes;
 use llmgate_core::wire::anthropic::{self, ContentBlock, Message};
 use llmgate_core::wire::chat::{Choice, FunctionCall, MessageContent, ToolCall};
@@ -15,16 +13,14 @@ use llmgate_core::wire::{self, ChatCompletion, PromptTokensDetails, Usage};
 use serde_json::{json, Map, Value};
 
 use super::{json_mode, JSON_TOOL};
+use crate::dialect::now;
+use crate::dialect::{Answered, Ctx};
 use crate::error::Error;
-use crate::native::{Answered, Ctx};
 
 /// Reads a complete answer.
 pub(crate) fn read(ctx: &Ctx<'_>, body: &[u8]) -> Result<Answered, Error> {
-    let msg: Message = serde_json::from_slice(body).map_err(|e| Error::InvalidResponse {
-        provider: ctx.dep.provider,
-        deployment: ctx.dep.id.clone(),
-        detail: format!("not an Anthropic message: {e}"),
-    })?;
+    let msg: Message = serde_json::from_slice(body)
+        .map_err(|e| ctx.invalid(format!("not an Anthropic message: {e}")))?;
     let json_tool = json_mode(ctx);
     let mut text = String::new();
     let mut reasoning = String::new();
@@ -108,11 +104,8 @@ pub(crate) fn read(ctx: &Ctx<'_>, body: &[u8]) -> Result<Answered, Error> {
         usage: Some(usage.clone()),
         extra: Map::new(),
     };
-    let json = serde_json::to_vec(&completion).map_err(|e| Error::InvalidResponse {
-        provider: ctx.dep.provider,
-        deployment: ctx.dep.id.clone(),
-        detail: format!("could not serialise the translated answer: {e}"),
-    })?;
+    let json = serde_json::to_vec(&completion)
+        .map_err(|e| ctx.invalid(format!("could not serialise the translated answer: {e}")))?;
     Ok(Answered {
         json: Bytes::from(json),
         usage: Some(usage),
@@ -154,12 +147,6 @@ pub(crate) fn openai_usage(u: &anthropic::Usage) -> Usage {
         completion_tokens_details: None,
         extra,
     }
-}
-
-pub(crate) fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 #[cfg(test)]

@@ -14,8 +14,8 @@ use llmgate_core::wire::chat::{ContentPart, MessageContent, ToolCall};
 use llmgate_core::wire::Message;
 use serde_json::{json, Map, Value};
 
+use crate::dialect::Ctx;
 use crate::error::Error;
-use crate::native::Ctx;
 
 /// The system prompt and the turns.
 pub(super) fn conversation(

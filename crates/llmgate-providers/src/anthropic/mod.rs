@@ -24,8 +24,10 @@ use http_body_util::Full;
 use llmgate_core::wire::anthropic::API_VERSION;
 use llmgate_core::{DeploymentSpec, Endpoint, LlmBody};
 
+use crate::dialect::{
+    api_base, upstream_uri, Answered, Ctx, Dialect, Framing, KeyHeader, Streaming,
+};
 use crate::error::Error;
-use crate::native::{Answered, Ctx, Framing, KeyHeader, NativeDialect, Translator};
 
 mod answer;
 mod conversation;
@@ -48,24 +50,24 @@ const ANTHROPIC_VERSION: HeaderName = HeaderName::from_static("anthropic-version
 #[derive(Debug)]
 pub(crate) struct Anthropic;
 
-/// The dialect, registered in [`crate::dialect::Dialect::of`].
+/// The dialect, registered in [`crate::dialect::of`].
 pub(crate) static DIALECT: Anthropic = Anthropic;
 
-impl NativeDialect for Anthropic {
+impl Dialect for Anthropic {
     fn build(&self, ctx: &Ctx<'_>) -> Result<Request<Full<Bytes>>, Error> {
         let chat = match (ctx.llm.endpoint(), ctx.llm.body()) {
             (Endpoint::ChatCompletions, LlmBody::Chat(chat)) => chat,
-            (endpoint, _) => return Err(unsupported_endpoint(ctx.dep, endpoint)),
+            (Endpoint::Completions, _) => return Err(ctx.unsupported_endpoint("/v1/completions")),
+            (Endpoint::Embeddings, _) => return Err(ctx.unsupported_endpoint("/v1/embeddings")),
+            (Endpoint::ChatCompletions, _) => {
+                return Err(ctx.unsupported_endpoint("/v1/chat/completions"))
+            }
         };
         let body = request::body(ctx, chat)?;
-        let json = serde_json::to_vec(&body).map_err(|e| {
-            config(
-                ctx.dep,
-                format!("could not serialise the request body: {e}"),
-            )
-        })?;
+        let json = serde_json::to_vec(&body)
+            .map_err(|e| ctx.config(format!("could not serialise the request body: {e}")))?;
 
-        crate::native::json_post(
+        crate::dialect::json_post(
             ctx.dep,
             url(ctx.dep)?,
             Bytes::from(json),
@@ -74,16 +76,16 @@ impl NativeDialect for Anthropic {
         )
     }
 
-    fn read_answer(&self, ctx: &Ctx<'_>, body: &[u8]) -> Result<Answered, Error> {
+    fn read_answer(&self, ctx: &Ctx<'_>, body: Bytes) -> Result<Answered, Error> {
+        let body = &body[..];
         answer::read(ctx, body)
     }
 
-    fn framing(&self) -> Framing {
-        Framing::Sse
-    }
-
-    fn translator(&self, ctx: &Ctx<'_>) -> Box<dyn Translator> {
-        Box::new(stream::MessagesTranslator::new(ctx))
+    fn stream(&self) -> Streaming {
+        Streaming::Translate {
+            framing: Framing::Sse,
+            translator: |ctx| Box::new(stream::MessagesTranslator::new(ctx)),
+        }
     }
 
     fn error(
@@ -100,12 +102,7 @@ impl NativeDialect for Anthropic {
 /// `{api_base}/v1/messages`. A base that already ends in `/v1` gets `/messages`; one that
 /// already ends in `/v1/messages` is used as it is.
 pub(crate) fn url(dep: &DeploymentSpec) -> Result<Uri, Error> {
-    let base = dep
-        .api_base
-        .as_deref()
-        .or_else(|| dep.provider.default_api_base())
-        .ok_or_else(|| config(dep, "`api_base` is required"))?
-        .trim_end_matches('/');
+    let base = api_base(dep).ok_or_else(|| Error::config(dep, "`api_base` is required"))?;
     let url = if base.ends_with("/v1/messages") {
         base.to_owned()
     } else if base.ends_with("/v1") {
@@ -113,35 +110,7 @@ pub(crate) fn url(dep: &DeploymentSpec) -> Result<Uri, Error> {
     } else {
         format!("{base}/v1/messages")
     };
-    let uri = Uri::try_from(url)
-        .map_err(|e| config(dep, format!("`api_base` does not make a valid URL: {e}")))?;
-    match uri.scheme_str() {
-        Some("http" | "https") if uri.authority().is_some() => Ok(uri),
-        _ => Err(config(
-            dep,
-            "`api_base` must be an absolute http:// or https:// URL",
-        )),
-    }
-}
-
-fn config(dep: &DeploymentSpec, detail: impl Into<String>) -> Error {
-    Error::Config {
-        provider: dep.provider,
-        deployment: dep.id.clone(),
-        detail: detail.into(),
-    }
-}
-
-fn unsupported_endpoint(dep: &DeploymentSpec, endpoint: Endpoint) -> Error {
-    Error::UnsupportedEndpoint {
-        provider: dep.provider,
-        deployment: dep.id.clone(),
-        endpoint: match endpoint {
-            Endpoint::ChatCompletions => "/v1/chat/completions",
-            Endpoint::Completions => "/v1/completions",
-            Endpoint::Embeddings => "/v1/embeddings",
-        },
-    }
+    upstream_uri(dep, url)
 }
 
 /// Whether the request asked for `response_format` JSON, answered through [`JSON_TOOL`].

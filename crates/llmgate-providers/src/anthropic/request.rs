@@ -29,8 +29,8 @@ use serde_json::{json, Map, Value};
 
 use super::conversation::conversation;
 use super::{DEFAULT_MAX_TOKENS, JSON_TOOL};
+use crate::dialect::Ctx;
 use crate::error::Error;
-use crate::native::Ctx;
 
 /// OpenAI parameters Anthropic has no equivalent for.
 const UNSUPPORTED: &[&str] = &[
@@ -90,19 +90,13 @@ pub(crate) fn body(ctx: &Ctx<'_>, chat: &ChatCompletionRequest) -> Result<Messag
         stop,
         seed,
         user,
-        extra,
+        extra: _, // Read through `ctx.params()`.
     } = chat;
-    let defaults = &ctx.dep.default_params;
-    let get = |key: &str| extra.get(key).or_else(|| defaults.get(key));
+    let params = ctx.params();
+    let get = |key: &str| params.raw(key);
 
-    for key in UNSUPPORTED {
-        if get(key).is_some_and(|v| !v.is_null()) {
-            ctx.unsupported(key)?;
-        }
-    }
-    let n = n
-        .map(u64::from)
-        .or_else(|| get("n").and_then(Value::as_u64));
+    params.refuse(UNSUPPORTED)?;
+    let n = params.or(n.map(u64::from), "n", Value::as_u64);
     if n.is_some_and(|n| n > 1) {
         ctx.unsupported("n")?;
     }
@@ -194,10 +188,15 @@ pub(crate) fn body(ctx: &Ctx<'_>, chat: &ChatCompletionRequest) -> Result<Messag
             }
         };
     }
-    let asked_max = max_completion_tokens
-        .or(*max_tokens)
-        .or_else(|| get("max_completion_tokens").and_then(Value::as_u64))
-        .or_else(|| get("max_tokens").and_then(Value::as_u64));
+    let asked_max = params.or(
+        params.or(
+            max_completion_tokens.or(*max_tokens),
+            "max_completion_tokens",
+            Value::as_u64,
+        ),
+        "max_tokens",
+        Value::as_u64,
+    );
     let max_tokens = match asked_max {
         Some(m) => m,
         // Anthropic requires max_tokens > budget_tokens; a defaulted limit leaves room.
@@ -224,20 +223,15 @@ pub(crate) fn body(ctx: &Ctx<'_>, chat: &ChatCompletionRequest) -> Result<Messag
     }
     .filter(|s: &Vec<String>| !s.is_empty());
 
-    let user = user
-        .clone()
-        .or_else(|| get("user").and_then(Value::as_str).map(str::to_owned));
+    let user = params.or(user.clone(), "user", |v| v.as_str().map(str::to_owned));
 
     // Everything else the client (or the deployment) sent: Anthropic's own parameters
     // (`service_tier`, `container`, `mcp_servers`, ...) pass through; a name Anthropic does
     // not know fails there, with its message naming the field.
     let mut rest = Map::new();
-    for (k, v) in extra.iter().chain(defaults.iter()) {
-        if !HANDLED.contains(&k.as_str())
-            && !UNSUPPORTED.contains(&k.as_str())
-            && !rest.contains_key(k)
-        {
-            rest.insert(k.clone(), v.clone());
+    for (k, v) in params.raw_entries() {
+        if !HANDLED.contains(&k) && !UNSUPPORTED.contains(&k) {
+            rest.insert(k.to_owned(), v.clone());
         }
     }
     let metadata = match (user, rest.remove("metadata")) {
@@ -252,8 +246,8 @@ pub(crate) fn body(ctx: &Ctx<'_>, chat: &ChatCompletionRequest) -> Result<Messag
         system,
         stop_sequences,
         stream: stream.filter(|s| *s),
-        temperature: temperature.or_else(|| get("temperature").and_then(Value::as_f64)),
-        top_p: top_p.or_else(|| get("top_p").and_then(Value::as_f64)),
+        temperature: params.or(*temperature, "temperature", Value::as_f64),
+        top_p: params.or(*top_p, "top_p", Value::as_f64),
         top_k: get("top_k").and_then(Value::as_u64),
         tools: tools_out,
         tool_choice: choice,

@@ -17,18 +17,17 @@
 //! A `tool_use` of [`JSON_TOOL`] (the `response_format` tool) streams as `delta.content`.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use llmgate_core::wire::anthropic::{self, BlockDelta, ContentBlock, StreamEvent};
 use llmgate_core::wire::chat::{ChunkChoice, Delta, FunctionCall, ToolCall};
 use llmgate_core::wire::{ChatCompletionChunk, Usage};
-use llmgate_core::ProviderKind;
 use serde_json::{json, Map, Value};
 
-use super::answer::{finish_reason, now, openai_usage};
+use super::answer::{finish_reason, openai_usage};
 use super::{error, json_mode, JSON_TOOL};
-use crate::error::Error;
-use crate::native::{Ctx, Flow, RawEvent, Translator};
+use crate::dialect::now;
+use crate::dialect::{Ctx, Flow, RawEvent, Translator};
+use crate::error::{Error, Named};
 
 /// What a content block (by its Anthropic index) turned into.
 #[derive(Debug, Clone, Copy)]
@@ -44,8 +43,7 @@ enum Kind {
 
 /// One stream's state.
 pub(crate) struct MessagesTranslator {
-    provider: ProviderKind,
-    deployment: Arc<str>,
+    named: Named,
     id: String,
     model: String,
     created: u64,
@@ -58,8 +56,7 @@ pub(crate) struct MessagesTranslator {
 impl MessagesTranslator {
     pub(crate) fn new(ctx: &Ctx<'_>) -> Self {
         MessagesTranslator {
-            provider: ctx.dep.provider,
-            deployment: ctx.dep.id.clone(),
+            named: Named::of(ctx.dep),
             id: String::new(),
             model: ctx.dep.model.to_string(),
             created: now(),
@@ -132,14 +129,6 @@ impl MessagesTranslator {
             },
             None,
         )
-    }
-
-    fn invalid(&self, detail: String) -> Error {
-        Error::InvalidResponse {
-            provider: self.provider,
-            deployment: self.deployment.clone(),
-            detail,
-        }
     }
 
     fn start_block(&mut self, index: u32, block: ContentBlock, out: &mut Vec<ChatCompletionChunk>) {
@@ -223,10 +212,14 @@ impl Translator for MessagesTranslator {
         out: &mut Vec<ChatCompletionChunk>,
     ) -> Result<Flow, Error> {
         let RawEvent::Sse { event: name, data } = event else {
-            return Err(self.invalid("expected a server-sent event".to_owned()));
+            return Err(self
+                .named
+                .invalid("expected a server-sent event".to_owned()));
         };
-        let event: StreamEvent = serde_json::from_str(&data)
-            .map_err(|e| self.invalid(format!("a `{name}` event that does not parse: {e}")))?;
+        let event: StreamEvent = serde_json::from_str(&data).map_err(|e| {
+            self.named
+                .invalid(format!("a `{name}` event that does not parse: {e}"))
+        })?;
         match event {
             StreamEvent::MessageStart { message } => {
                 self.id = message.id;
@@ -262,8 +255,8 @@ impl Translator for MessagesTranslator {
             StreamEvent::MessageStop => return Ok(Flow::Done),
             StreamEvent::Error { error } => {
                 return Err(error::from_event(
-                    self.provider,
-                    self.deployment.clone(),
+                    self.named.provider,
+                    self.named.deployment.clone(),
                     error,
                 ))
             }
@@ -280,6 +273,7 @@ impl Translator for MessagesTranslator {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use llmgate_core::ProviderKind;
     use llmgate_core::{DeploymentSpec, Endpoint, ErrorContract, LlmRequest};
 
     fn run(req: Value, events: &[Value]) -> (Vec<Value>, Result<Flow, Error>, Option<Usage>) {

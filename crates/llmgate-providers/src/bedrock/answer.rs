@@ -12,9 +12,10 @@ use llmgate_core::wire::{PromptTokensDetails, Usage};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::{model_id, new_id, now};
+use super::{model_id, new_id};
+use crate::dialect::now;
+use crate::dialect::{Answered, Ctx};
 use crate::error::Error;
-use crate::native::{Answered, Ctx};
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -102,21 +103,13 @@ struct Read {
     usage: Option<Usage>,
 }
 
-fn invalid(ctx: &Ctx<'_>, detail: String) -> Error {
-    Error::InvalidResponse {
-        provider: ctx.dep.provider,
-        deployment: ctx.dep.id.clone(),
-        detail,
-    }
-}
-
 fn read(ctx: &Ctx<'_>, body: &[u8]) -> Result<Read, Error> {
     let res: ConverseResponse = serde_json::from_slice(body)
-        .map_err(|e| invalid(ctx, format!("not a Converse answer: {e}")))?;
+        .map_err(|e| ctx.invalid(format!("not a Converse answer: {e}")))?;
     let message = res
         .output
         .message
-        .ok_or_else(|| invalid(ctx, "the answer has no `output.message`".to_owned()))?;
+        .ok_or_else(|| ctx.invalid("the answer has no `output.message`".to_owned()))?;
     let mut text: Option<String> = None;
     let mut reasoning: Option<String> = None;
     let mut tool_calls = Vec::new();
@@ -161,7 +154,7 @@ fn read(ctx: &Ctx<'_>, body: &[u8]) -> Result<Read, Error> {
 fn encode(ctx: &Ctx<'_>, v: &Value) -> Result<Bytes, Error> {
     serde_json::to_vec(v)
         .map(Bytes::from)
-        .map_err(|e| invalid(ctx, format!("cannot serialise the answer: {e}")))
+        .map_err(|e| ctx.invalid(format!("cannot serialise the answer: {e}")))
 }
 
 /// A chat answer as `chat.completion`.

@@ -16,9 +16,9 @@ use bytes::Bytes;
 use llmgate_core::wire::{EmbeddingRequest, Usage};
 use serde_json::{json, Map, Value};
 
-use super::{config, model_id};
+use super::model_id;
+use crate::dialect::{Answered, Ctx};
 use crate::error::Error;
-use crate::native::{Answered, Ctx};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Family {
@@ -33,54 +33,36 @@ fn family(ctx: &Ctx<'_>) -> Result<Family, Error> {
     } else if model.contains("cohere.embed") {
         Ok(Family::Cohere)
     } else {
-        Err(unsupported_endpoint(
-            ctx,
+        Err(ctx.unsupported_endpoint(
             "/v1/embeddings (only Amazon Titan and Cohere embedding models are translated)",
         ))
     }
 }
 
-fn unsupported_endpoint(ctx: &Ctx<'_>, endpoint: &'static str) -> Error {
-    Error::UnsupportedEndpoint {
-        provider: ctx.dep.provider,
-        deployment: ctx.dep.id.clone(),
-        endpoint,
-    }
-}
-
-/// The client's value for `key`, else the deployment's default.
-fn param<'a>(ctx: &'a Ctx<'_>, req: &'a EmbeddingRequest, key: &str) -> Option<&'a Value> {
-    req.extra
-        .get(key)
-        .filter(|v| !v.is_null())
-        .or_else(|| ctx.dep.default_params.get(key).filter(|v| !v.is_null()))
-}
-
 /// The `InvokeModel` body.
 pub(super) fn build(ctx: &Ctx<'_>, req: &EmbeddingRequest) -> Result<Bytes, Error> {
     let family = family(ctx)?;
+    let params = ctx.params();
     let texts: Vec<&str> = match &req.input {
         Value::String(s) => vec![s.as_str()],
         Value::Array(items) if items.iter().all(Value::is_string) => {
             items.iter().filter_map(Value::as_str).collect()
         }
-        _ => return Err(unsupported_endpoint(ctx, "/v1/embeddings with token ids")),
+        _ => return Err(ctx.unsupported_endpoint("/v1/embeddings with token ids")),
     };
     if let Some(f) = req.encoding_format.as_deref() {
         if f != "float" && f != "base64" {
             ctx.unsupported("encoding_format")?;
         }
     }
-    let dimensions = req
-        .dimensions
-        .map(Value::from)
-        .or_else(|| ctx.dep.default_params.get("dimensions").cloned());
+    let dimensions = params.or(req.dimensions.map(Value::from), "dimensions", |v| {
+        Some(v.clone())
+    });
     let mut body = Map::new();
     match family {
         Family::Titan => {
             let [text] = texts.as_slice() else {
-                return Err(unsupported_endpoint(
-                    ctx,
+                return Err(ctx.unsupported_endpoint(
                     "/v1/embeddings with several inputs (Titan embeds one text per call)",
                 ));
             };
@@ -95,7 +77,8 @@ pub(super) fn build(ctx: &Ctx<'_>, req: &EmbeddingRequest) -> Result<Bytes, Erro
         }
         Family::Cohere => {
             body.insert("texts".into(), json!(texts));
-            let input_type = param(ctx, req, "input_type")
+            let input_type = params
+                .get("input_type")
                 .cloned()
                 .unwrap_or_else(|| json!("search_document"));
             body.insert("input_type".into(), input_type);
@@ -104,13 +87,8 @@ pub(super) fn build(ctx: &Ctx<'_>, req: &EmbeddingRequest) -> Result<Bytes, Erro
             }
         }
     }
-    let defaults = ctx
-        .dep
-        .default_params
-        .iter()
-        .filter(|(k, _)| !req.extra.contains_key(*k));
-    for (key, value) in req.extra.iter().chain(defaults) {
-        match key.as_str() {
+    for (key, value) in params.raw_entries() {
+        match key {
             "model" | "input" | "encoding_format" | "dimensions" | "input_type" => {}
             "user" => ctx.unsupported("user")?,
             _ if value.is_null() => {}
@@ -121,32 +99,19 @@ pub(super) fn build(ctx: &Ctx<'_>, req: &EmbeddingRequest) -> Result<Bytes, Erro
     }
     serde_json::to_vec(&Value::Object(body))
         .map(Bytes::from)
-        .map_err(|e| {
-            config(
-                ctx.dep,
-                format!("could not serialise the request body: {e}"),
-            )
-        })
-}
-
-fn invalid(ctx: &Ctx<'_>, detail: impl Into<String>) -> Error {
-    Error::InvalidResponse {
-        provider: ctx.dep.provider,
-        deployment: ctx.dep.id.clone(),
-        detail: detail.into(),
-    }
+        .map_err(|e| ctx.config(format!("could not serialise the request body: {e}")))
 }
 
 /// The `InvokeModel` answer as OpenAI's embeddings `list`.
 pub(super) fn read(ctx: &Ctx<'_>, req: &EmbeddingRequest, body: &[u8]) -> Result<Answered, Error> {
     let v: Value = serde_json::from_slice(body)
-        .map_err(|e| invalid(ctx, format!("not an embeddings answer: {e}")))?;
+        .map_err(|e| ctx.invalid(format!("not an embeddings answer: {e}")))?;
     let (vectors, tokens): (Vec<&Value>, Option<u64>) = match family(ctx)? {
         Family::Titan => {
             let e = v
                 .get("embedding")
                 .filter(|e| e.is_array())
-                .ok_or_else(|| invalid(ctx, "the answer has no `embedding` list"))?;
+                .ok_or_else(|| ctx.invalid("the answer has no `embedding` list"))?;
             (
                 vec![e],
                 v.get("inputTextTokenCount").and_then(Value::as_u64),
@@ -156,7 +121,7 @@ pub(super) fn read(ctx: &Ctx<'_>, req: &EmbeddingRequest, body: &[u8]) -> Result
             let list = v
                 .get("embeddings")
                 .and_then(|e| e.as_array().or_else(|| e.get("float")?.as_array()))
-                .ok_or_else(|| invalid(ctx, "the answer has no `embeddings` list"))?;
+                .ok_or_else(|| ctx.invalid("the answer has no `embeddings` list"))?;
             (list.iter().collect(), None)
         }
     };
@@ -166,7 +131,7 @@ pub(super) fn read(ctx: &Ctx<'_>, req: &EmbeddingRequest, body: &[u8]) -> Result
         let floats = vector
             .as_array()
             .filter(|a| a.iter().all(Value::is_number))
-            .ok_or_else(|| invalid(ctx, "an embedding is not a list of numbers"))?;
+            .ok_or_else(|| ctx.invalid("an embedding is not a list of numbers"))?;
         let embedding = if base64 {
             Value::String(floats_base64(floats))
         } else {
@@ -188,7 +153,7 @@ pub(super) fn read(ctx: &Ctx<'_>, req: &EmbeddingRequest, body: &[u8]) -> Result
     });
     let json = serde_json::to_vec(&out)
         .map(Bytes::from)
-        .map_err(|e| invalid(ctx, format!("cannot serialise the answer: {e}")))?;
+        .map_err(|e| ctx.invalid(format!("cannot serialise the answer: {e}")))?;
     Ok(Answered { json, usage })
 }
 

@@ -23,8 +23,8 @@ use http_body_util::BodyDataStream;
 use hyper::body::Incoming;
 use pin_project_lite::pin_project;
 
-use crate::native::relay::{Broken, EventStreamBox};
-use crate::native::RawEvent;
+use crate::dialect::relay::{Broken, EventStreamBox};
+use crate::dialect::RawEvent;
 
 /// The largest message accepted (AWS's event-stream limit is 16 MiB).
 const MAX_MESSAGE_LEN: usize = 16 * 1024 * 1024;

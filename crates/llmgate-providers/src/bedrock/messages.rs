@@ -14,8 +14,8 @@ use llmgate_core::wire::chat::{ContentPart, MessageContent, Tool, ToolCall};
 use llmgate_core::wire::Message;
 use serde_json::{json, Map, Value};
 
+use crate::dialect::Ctx;
 use crate::error::Error;
-use crate::native::Ctx;
 
 /// `system` blocks and the `messages` turns.
 pub(super) struct Conversation {

@@ -27,9 +27,9 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use llmgate_core::{DeploymentSpec, LlmBody};
 
+use crate::dialect::relay::EventStreamBox;
+use crate::dialect::{upstream_uri, Answered, Ctx, Dialect, Framing, Streaming};
 use crate::error::Error;
-use crate::native::relay::EventStreamBox;
-use crate::native::{Answered, Ctx, Framing, NativeDialect, Translator};
 
 mod answer;
 mod embeddings;
@@ -65,7 +65,7 @@ impl Operation {
     }
 }
 
-impl NativeDialect for Bedrock {
+impl Dialect for Bedrock {
     fn build(&self, ctx: &Ctx<'_>) -> Result<Request<Full<Bytes>>, Error> {
         let (operation, body) = match ctx.llm.body() {
             LlmBody::Chat(req) => {
@@ -76,7 +76,7 @@ impl NativeDialect for Bedrock {
                 };
                 (op, request::converse(ctx, req)?)
             }
-            // Streamed completions are refused before this (native::service).
+            // Streamed completions are refused before this (service::serve).
             LlmBody::Completion(req) => (Operation::Converse, request::converse_prompt(ctx, req)?),
             LlmBody::Embedding(req) => (Operation::Invoke, embeddings::build(ctx, req)?),
         };
@@ -84,7 +84,8 @@ impl NativeDialect for Bedrock {
         sign::request(ctx.dep, uri, operation == Operation::ConverseStream, body)
     }
 
-    fn read_answer(&self, ctx: &Ctx<'_>, body: &[u8]) -> Result<Answered, Error> {
+    fn read_answer(&self, ctx: &Ctx<'_>, body: Bytes) -> Result<Answered, Error> {
+        let body = &body[..];
         match ctx.llm.body() {
             LlmBody::Embedding(req) => embeddings::read(ctx, req, body),
             LlmBody::Completion(_) => answer::read_completion(ctx, body),
@@ -92,12 +93,11 @@ impl NativeDialect for Bedrock {
         }
     }
 
-    fn framing(&self) -> Framing {
-        Framing::AwsEventStream
-    }
-
-    fn translator(&self, ctx: &Ctx<'_>) -> Box<dyn Translator> {
-        Box::new(stream::ConverseStream::new(ctx.dep))
+    fn stream(&self) -> Streaming {
+        Streaming::Translate {
+            framing: Framing::AwsEventStream,
+            translator: |ctx| Box::new(stream::ConverseStream::new(ctx.dep)),
+        }
     }
 
     fn error(
@@ -125,7 +125,7 @@ where
 {
     use futures_util::StreamExt as _;
     Box::pin(
-        eventstream::Frames::new(reads).map(|e| e.map_err(crate::native::relay::Broken::Cause)),
+        eventstream::Frames::new(reads).map(|e| e.map_err(crate::dialect::relay::Broken::Cause)),
     )
 }
 
@@ -140,7 +140,7 @@ fn url(dep: &DeploymentSpec, operation: Operation) -> Result<Uri, Error> {
         .api_base
         .as_deref()
         .ok_or_else(|| {
-            config(
+            Error::config(
                 dep,
                 "bedrock needs `aws_region_name` (or AWS_REGION) or `api_base`",
             )
@@ -154,15 +154,7 @@ fn url(dep: &DeploymentSpec, operation: Operation) -> Result<Uri, Error> {
     percent_encode(model, &mut url);
     url.push('/');
     url.push_str(op);
-    let uri = Uri::try_from(url)
-        .map_err(|e| config(dep, format!("`api_base` does not make a valid URL: {e}")))?;
-    match uri.scheme_str() {
-        Some("http" | "https") if uri.authority().is_some() => Ok(uri),
-        _ => Err(config(
-            dep,
-            "`api_base` must be an absolute http:// or https:// URL",
-        )),
-    }
+    upstream_uri(dep, url)
 }
 
 /// Percent-encodes everything but RFC 3986's unreserved characters (so `:` and `/` in model
@@ -178,21 +170,6 @@ fn percent_encode(s: &str, out: &mut String) {
             out.push(char::from(HEX[usize::from(b & 0xf)]));
         }
     }
-}
-
-fn config(dep: &DeploymentSpec, detail: impl Into<String>) -> Error {
-    Error::Config {
-        provider: dep.provider,
-        deployment: dep.id.clone(),
-        detail: detail.into(),
-    }
-}
-
-/// Unix seconds now.
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 /// A fresh OpenAI-style id, `{prefix}-` and 24 random alphanumerics (Bedrock's answers have

@@ -21,9 +21,9 @@ use llmgate_core::wire::chat::{MessageContent, Tool};
 use llmgate_core::wire::{ChatCompletionRequest, CompletionRequest, Message};
 use serde_json::{json, Map, Value};
 
-use super::{config, messages, model_id};
+use super::{messages, model_id};
+use crate::dialect::{Ctx, Params};
 use crate::error::Error;
-use crate::native::Ctx;
 
 /// OpenAI parameters that Converse cannot take (some only for certain values, see
 /// [`is_harmless`]).
@@ -77,40 +77,14 @@ const STRUCTURE: &[&str] = &[
     "max_completion_tokens",
 ];
 
-/// The parameters of one request: the client's, then the deployment's defaults.
-struct Params<'a> {
-    client: Map<String, Value>,
-    defaults: &'a Map<String, Value>,
-}
-
-impl Params<'_> {
-    /// The client's value, else the default; `null` counts as absent.
-    fn get(&self, key: &str) -> Option<&Value> {
-        self.client
-            .get(key)
-            .filter(|v| !v.is_null())
-            .or_else(|| self.defaults.get(key).filter(|v| !v.is_null()))
-    }
-
-    /// The output limit: the client's (`max_completion_tokens` first), else the default's.
-    fn max_tokens(&self) -> Option<&Value> {
-        fn pick(m: &Map<String, Value>) -> Option<&Value> {
-            ["max_completion_tokens", "max_tokens"]
-                .iter()
-                .find_map(|k| m.get(*k).filter(|v| !v.is_null()))
-        }
-        pick(&self.client).or_else(|| pick(self.defaults))
-    }
-
-    /// Every parameter set, the client's first, each key once.
-    fn entries(&self) -> impl Iterator<Item = (&str, &Value)> {
-        let client = self.client.iter().filter(|(_, v)| !v.is_null());
-        let defaults = self
-            .defaults
+/// The output limit: the client's (`max_completion_tokens` first), else the default's.
+fn max_tokens<'a>(client: &'a Map<String, Value>, ctx: &Ctx<'a>) -> Option<&'a Value> {
+    fn pick(m: &Map<String, Value>) -> Option<&Value> {
+        ["max_completion_tokens", "max_tokens"]
             .iter()
-            .filter(|(k, v)| !v.is_null() && self.client.get(*k).is_none_or(Value::is_null));
-        client.chain(defaults).map(|(k, v)| (k.as_str(), v))
+            .find_map(|k| m.get(*k).filter(|v| !v.is_null()))
     }
+    pick(client).or_else(|| pick(&ctx.dep.default_params))
 }
 
 fn put<T: serde::Serialize>(map: &mut Map<String, Value>, key: &str, value: Option<&T>) {
@@ -136,11 +110,7 @@ pub(super) fn converse(ctx: &Ctx<'_>, req: &ChatCompletionRequest) -> Result<Byt
     put(&mut client, "user", req.user.as_ref());
     put(&mut client, "tool_choice", req.tool_choice.as_ref());
     put(&mut client, "response_format", req.response_format.as_ref());
-    let params = Params {
-        client,
-        defaults: &ctx.dep.default_params,
-    };
-    body(ctx, &req.messages, req.tools.as_deref(), &params)
+    body(ctx, &req.messages, req.tools.as_deref(), &client)
 }
 
 /// The Converse body for a legacy completions request: its prompt as one user message.
@@ -151,11 +121,7 @@ pub(super) fn converse_prompt(ctx: &Ctx<'_>, req: &CompletionRequest) -> Result<
         _ => None,
     };
     let Some(prompt) = prompt else {
-        return Err(Error::UnsupportedEndpoint {
-            provider: ctx.dep.provider,
-            deployment: ctx.dep.id.clone(),
-            endpoint: "/v1/completions with several prompts or token ids",
-        });
+        return Err(ctx.unsupported_endpoint("/v1/completions with several prompts or token ids"));
     };
     let messages = [Message {
         role: "user".to_owned(),
@@ -167,11 +133,7 @@ pub(super) fn converse_prompt(ctx: &Ctx<'_>, req: &CompletionRequest) -> Result<
     }];
     let mut client = req.extra.clone();
     put(&mut client, "max_tokens", req.max_tokens.as_ref());
-    let params = Params {
-        client,
-        defaults: &ctx.dep.default_params,
-    };
-    body(ctx, &messages, None, &params)
+    body(ctx, &messages, None, &client)
 }
 
 /// Whether an OpenAI parameter's value asks for nothing Converse would have to do.
@@ -197,8 +159,10 @@ fn body(
     ctx: &Ctx<'_>,
     messages: &[Message],
     tools: Option<&[Tool]>,
-    params: &Params<'_>,
+    client: &Map<String, Value>,
 ) -> Result<Bytes, Error> {
+    // The typed fields are in `client` already (see `put`): one view reads them all.
+    let params = Params::new(ctx, client);
     let model = model_id(ctx.dep);
     let conversation = messages::conversation(ctx, messages)?;
     let mut body = Map::new();
@@ -222,7 +186,7 @@ fn body(
     }
 
     let mut inference = Map::new();
-    if let Some(max) = params.max_tokens() {
+    if let Some(max) = max_tokens(client, ctx) {
         inference.insert("maxTokens".into(), max.clone());
     }
     let mut additional = Map::new();
@@ -288,12 +252,7 @@ fn body(
     }
     serde_json::to_vec(&Value::Object(body))
         .map(Bytes::from)
-        .map_err(|e| {
-            config(
-                ctx.dep,
-                format!("could not serialise the request body: {e}"),
-            )
-        })
+        .map_err(|e| ctx.config(format!("could not serialise the request body: {e}")))
 }
 
 /// LiteLLM's thinking budgets for `reasoning_effort` on Anthropic models.

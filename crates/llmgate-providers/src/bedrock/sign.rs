@@ -21,7 +21,6 @@ use http::{Method, Request, Uri};
 use http_body_util::Full;
 use llmgate_core::DeploymentSpec;
 
-use super::config;
 use crate::error::Error;
 
 /// The SigV4 service name of Bedrock's runtime API.
@@ -45,7 +44,7 @@ pub(super) fn request(
     let host = uri
         .authority()
         .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-        .ok_or_else(|| config(dep, "`api_base` has no host"))?;
+        .ok_or_else(|| Error::config(dep, "`api_base` has no host"))?;
     let mut req = Request::new(Full::new(body.clone()));
     *req.method_mut() = Method::POST;
     *req.uri_mut() = uri;
@@ -75,7 +74,7 @@ pub(super) fn request(
     if let Some(keys) = keys(dep) {
         let region = region(dep)?;
         sign_with(&mut req, &body, keys, &region, SERVICE, SystemTime::now())
-            .map_err(|e| config(dep, format!("could not sign the request: {e}")))?;
+            .map_err(|e| Error::config(dep, format!("could not sign the request: {e}")))?;
     } else if let Some(key) = dep
         .api_key
         .as_ref()
@@ -84,7 +83,7 @@ pub(super) fn request(
     {
         // A Bedrock API key (AWS_BEARER_TOKEN_BEDROCK).
         let mut value = HeaderValue::from_str(&format!("Bearer {key}")).map_err(|_| {
-            config(
+            Error::config(
                 dep,
                 "`api_key` contains characters that are not allowed in an HTTP header",
             )
@@ -127,7 +126,7 @@ pub(super) fn region(dep: &DeploymentSpec) -> Result<Cow<'_, str>, Error> {
         .and_then(|uri| uri.host().and_then(region_of_host).map(str::to_owned))
         .map(Cow::Owned)
         .ok_or_else(|| {
-            config(
+            Error::config(
                 dep,
                 "cannot tell the AWS region to sign for: set `aws_region_name` (the `api_base` \
                  host is not bedrock-runtime.{region}.amazonaws.com)",

@@ -19,22 +19,20 @@
 use llmgate_core::wire::chat::{ChunkChoice, Delta, FunctionCall, ToolCall};
 use llmgate_core::wire::{ChatCompletionChunk, Usage};
 use llmgate_core::DeploymentSpec;
-use llmgate_core::ProviderKind;
 use serde_json::{json, Map, Value};
-use std::sync::Arc;
 
 use super::answer::{finish_reason, TokenUsage};
-use super::{error, model_id, new_id, now};
-use crate::error::Error;
-use crate::native::{Flow, RawEvent, Translator};
+use super::{error, model_id, new_id};
+use crate::dialect::now;
+use crate::dialect::{Flow, RawEvent, Translator};
+use crate::error::{Error, Named};
 
 /// The translator of one ConverseStream.
 pub(super) struct ConverseStream {
     id: String,
     model: String,
     created: u64,
-    provider: ProviderKind,
-    deployment: Arc<str>,
+    named: Named,
     /// The role chunk went out.
     started: bool,
     /// Converse content-block index -> OpenAI tool-call index.
@@ -49,20 +47,11 @@ impl ConverseStream {
             id: new_id("chatcmpl"),
             model: model_id(dep).to_owned(),
             created: now(),
-            provider: dep.provider,
-            deployment: dep.id.clone(),
+            named: Named::of(dep),
             started: false,
             tool_blocks: Vec::new(),
             stopped: false,
             usage: None,
-        }
-    }
-
-    fn invalid(&self, detail: String) -> Error {
-        Error::InvalidResponse {
-            provider: self.provider,
-            deployment: self.deployment.clone(),
-            detail,
         }
     }
 
@@ -193,18 +182,18 @@ impl Translator for ConverseStream {
             payload,
         } = event
         else {
-            return Err(self.invalid("not an event-stream message".to_owned()));
+            return Err(self.named.invalid("not an event-stream message".to_owned()));
         };
         if message_type == "exception" || message_type == "error" {
             return Err(error::from_stream(
-                self.provider,
-                self.deployment.clone(),
+                self.named.provider,
+                self.named.deployment.clone(),
                 &event_type,
                 &payload,
             ));
         }
         let v: Value = serde_json::from_slice(&payload).map_err(|e| {
-            self.invalid(format!(
+            self.named.invalid(format!(
                 "the `{event_type}` event's payload is not JSON: {e}"
             ))
         })?;
@@ -254,6 +243,7 @@ impl Translator for ConverseStream {
 mod tests {
     use super::*;
     use bytes::Bytes;
+    use llmgate_core::ProviderKind;
 
     fn ev(t: &str, payload: Value) -> RawEvent {
         RawEvent::Aws {

@@ -6,17 +6,18 @@ use bytes::Bytes;
 use llmgate_core::wire::{CompletionTokensDetails, PromptTokensDetails, Usage};
 use serde_json::{json, Map, Value};
 
+use super::new_id;
 use super::request::THOUGHT_SIGNATURE_SEPARATOR;
 use super::wire::{Candidate, Part, Response, UsageMetadata};
-use super::{invalid, new_id, now};
+use crate::dialect::now;
+use crate::dialect::{Answered, Ctx};
 use crate::error::Error;
-use crate::native::{Answered, Ctx};
 
 /// Parses a `generateContent` body; an `error` object in a 2xx answer is the provider failing
 /// after all.
 fn parse(ctx: &Ctx<'_>, body: &[u8]) -> Result<Response, Error> {
     let r: Response = serde_json::from_slice(body)
-        .map_err(|e| invalid(ctx.dep, format!("not a GenerateContentResponse: {e}")))?;
+        .map_err(|e| ctx.invalid(format!("not a GenerateContentResponse: {e}")))?;
     if let Some(error) = &r.error {
         return Err(super::error::from_value(
             ctx.dep.provider,
@@ -33,10 +34,9 @@ pub(super) fn chat(ctx: &Ctx<'_>, body: &[u8]) -> Result<Answered, Error> {
     let r = parse(ctx, body)?;
     let choices: Vec<Value> = if r.candidates.is_empty() {
         if r.block_reason().is_none() {
-            return Err(invalid(
-                ctx.dep,
-                "the answer has no candidates and no promptFeedback.blockReason",
-            ));
+            return Err(
+                ctx.invalid("the answer has no candidates and no promptFeedback.blockReason")
+            );
         }
         // The prompt itself was blocked.
         vec![json!({
@@ -69,7 +69,7 @@ pub(super) fn completion(ctx: &Ctx<'_>, body: &[u8]) -> Result<Answered, Error> 
     let r = parse(ctx, body)?;
     let choices: Vec<Value> = if r.candidates.is_empty() {
         if r.block_reason().is_none() {
-            return Err(invalid(ctx.dep, "the answer has no candidates"));
+            return Err(ctx.invalid("the answer has no candidates"));
         }
         vec![json!({"text": "", "index": 0, "logprobs": null, "finish_reason": "content_filter"})]
     } else {
@@ -106,7 +106,7 @@ fn encode(
     usage: Option<Usage>,
 ) -> Result<Answered, Error> {
     let json = serde_json::to_vec(out)
-        .map_err(|e| invalid(ctx.dep, format!("could not serialise the answer: {e}")))?;
+        .map_err(|e| ctx.invalid(format!("could not serialise the answer: {e}")))?;
     Ok(Answered {
         json: Bytes::from(json),
         usage,

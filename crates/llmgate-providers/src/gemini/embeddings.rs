@@ -16,14 +16,14 @@ use llmgate_core::wire::{EmbeddingRequest, Usage};
 use serde_json::{json, Map, Value};
 
 use super::wire::Embeddings;
-use super::{invalid, model_path, params};
+use super::{model_path, params};
+use crate::dialect::{Answered, Ctx};
 use crate::error::Error;
-use crate::native::{Answered, Ctx};
 
 /// The `batchEmbedContents` body.
 pub(super) fn body(ctx: &Ctx<'_>, r: &EmbeddingRequest) -> Result<Bytes, Error> {
     let texts = inputs(ctx, &r.input)?;
-    let mut p = params::defaults(ctx.dep);
+    let mut p = Map::new();
     let EmbeddingRequest {
         model: _,
         input: _,
@@ -31,14 +31,14 @@ pub(super) fn body(ctx: &Ctx<'_>, r: &EmbeddingRequest) -> Result<Bytes, Error> 
         dimensions,
         extra,
     } = r;
-    p.remove("input");
     if let Some(f) = encoding_format {
         p.insert("encoding_format".to_owned(), json!(f));
     }
     if let Some(d) = dimensions {
         p.insert("dimensions".to_owned(), json!(d));
     }
-    params::client_extra(&mut p, extra);
+    // `input` is the request itself (Gemini's `content`), never a parameter.
+    let p = params::gather(ctx, p, extra, &["input"]);
 
     let mut common = Map::new();
     for (key, value) in p {
@@ -75,12 +75,7 @@ pub(super) fn body(ctx: &Ctx<'_>, r: &EmbeddingRequest) -> Result<Bytes, Error> 
         .collect();
     serde_json::to_vec(&json!({ "requests": requests }))
         .map(Bytes::from)
-        .map_err(|e| {
-            super::config(
-                ctx.dep,
-                format!("could not serialise the request body: {e}"),
-            )
-        })
+        .map_err(|e| ctx.config(format!("could not serialise the request body: {e}")))
 }
 
 /// The input strings; token ids are not text.
@@ -90,19 +85,15 @@ fn inputs<'a>(ctx: &Ctx<'_>, input: &'a Value) -> Result<Vec<&'a str>, Error> {
         Value::Array(items) => items.iter().map(Value::as_str).collect(),
         _ => None,
     };
-    texts.ok_or_else(|| Error::UnsupportedParam {
-        provider: ctx.dep.provider,
-        deployment: ctx.dep.id.clone(),
-        param: "input",
-    })
+    texts.ok_or_else(|| Error::unsupported_param(ctx.dep, "input"))
 }
 
 /// OpenAI's embeddings `list` for a `batchEmbedContents` answer.
 pub(super) fn read(ctx: &Ctx<'_>, r: &EmbeddingRequest, body: &[u8]) -> Result<Answered, Error> {
     let answer: Embeddings = serde_json::from_slice(body)
-        .map_err(|e| invalid(ctx.dep, format!("not a batchEmbedContents answer: {e}")))?;
+        .map_err(|e| ctx.invalid(format!("not a batchEmbedContents answer: {e}")))?;
     let Some(embeddings) = answer.embeddings else {
-        return Err(invalid(ctx.dep, "the answer has no `embeddings`"));
+        return Err(ctx.invalid("the answer has no `embeddings`"));
     };
     let base64 = r.encoding_format.as_deref() == Some("base64");
     let data: Vec<Value> = embeddings
@@ -144,7 +135,7 @@ pub(super) fn read(ctx: &Ctx<'_>, r: &EmbeddingRequest, body: &[u8]) -> Result<A
         "usage": {"prompt_tokens": prompt, "total_tokens": prompt},
     });
     let json = serde_json::to_vec(&out)
-        .map_err(|e| invalid(ctx.dep, format!("could not serialise the answer: {e}")))?;
+        .map_err(|e| ctx.invalid(format!("could not serialise the answer: {e}")))?;
     Ok(Answered {
         json: Bytes::from(json),
         usage: Some(usage),

@@ -72,15 +72,13 @@
 //! choice carries `role: "assistant"`, text is `content`, each function call is one fragment
 //! with its id and name and one with its arguments, and a candidate's `finishReason` is its
 //! final chunk. Gemini's stream has no end event: it ends after the last candidate finishes,
-//! which [`Translator::at_eof`] accepts. Usage is the last event's `usageMetadata`. An event
-//! with an `error` ends the stream with an error event.
+//! which [`Translator::at_eof`](crate::dialect::Translator::at_eof) accepts. Usage is the last
+//! event's `usageMetadata`. An event with an `error` ends the stream with an error event.
 //!
 //! Errors are Google's `{"error": {"code", "message", "status", "details"}}`: the HTTP status is
 //! kept, the `status` (`INVALID_ARGUMENT`, `RESOURCE_EXHAUSTED`, ...) becomes the error's
 //! `code` and picks its `type`, and a `RetryInfo.retryDelay` detail serves as `Retry-After`
 //! when no header says otherwise (see [`error`]).
-
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http::header::HeaderName;
@@ -88,8 +86,10 @@ use http::{HeaderMap, Request, StatusCode, Uri};
 use http_body_util::Full;
 use llmgate_core::{DeploymentSpec, LlmBody};
 
+use crate::dialect::{
+    api_base, upstream_uri, Answered, Ctx, Dialect, Framing, KeyHeader, Streaming,
+};
 use crate::error::Error;
-use crate::native::{Answered, Ctx, Framing, KeyHeader, NativeDialect, Translator};
 
 mod answer;
 mod embeddings;
@@ -111,7 +111,7 @@ pub(crate) static DIALECT: Gemini = Gemini;
 /// Google's API key header.
 const API_KEY: HeaderName = HeaderName::from_static("x-goog-api-key");
 
-impl NativeDialect for Gemini {
+impl Dialect for Gemini {
     fn build(&self, ctx: &Ctx<'_>) -> Result<Request<Full<Bytes>>, Error> {
         let (call, body) = match ctx.llm.body() {
             LlmBody::Chat(r) => {
@@ -122,15 +122,16 @@ impl NativeDialect for Gemini {
                 };
                 (call, request::chat(ctx, r)?)
             }
-            // Streamed completions are refused before this (native::service).
+            // Streamed completions are refused before this (service::serve).
             LlmBody::Completion(r) => (Call::Generate, request::completion(ctx, r)?),
             LlmBody::Embedding(r) => (Call::BatchEmbed, embeddings::body(ctx, r)?),
         };
         let uri = url(ctx.dep, call)?;
-        crate::native::json_post(ctx.dep, uri, body, KeyHeader::Plain(API_KEY), &[])
+        crate::dialect::json_post(ctx.dep, uri, body, KeyHeader::Plain(API_KEY), &[])
     }
 
-    fn read_answer(&self, ctx: &Ctx<'_>, body: &[u8]) -> Result<Answered, Error> {
+    fn read_answer(&self, ctx: &Ctx<'_>, body: Bytes) -> Result<Answered, Error> {
+        let body = &body[..];
         match ctx.llm.body() {
             LlmBody::Chat(_) => answer::chat(ctx, body),
             LlmBody::Completion(_) => answer::completion(ctx, body),
@@ -138,12 +139,11 @@ impl NativeDialect for Gemini {
         }
     }
 
-    fn framing(&self) -> Framing {
-        Framing::Sse
-    }
-
-    fn translator(&self, ctx: &Ctx<'_>) -> Box<dyn Translator> {
-        Box::new(stream::ChatStream::new(ctx))
+    fn stream(&self) -> Streaming {
+        Streaming::Translate {
+            framing: Framing::Sse,
+            translator: |ctx| Box::new(stream::ChatStream::new(ctx)),
+        }
     }
 
     fn error(
@@ -167,12 +167,7 @@ enum Call {
 
 /// `{api_base}/v1beta/{models/model}:{method}`.
 fn url(dep: &DeploymentSpec, call: Call) -> Result<Uri, Error> {
-    let base = dep
-        .api_base
-        .as_deref()
-        .or_else(|| dep.provider.default_api_base())
-        .ok_or_else(|| config(dep, "`api_base` is required"))?
-        .trim_end_matches('/');
+    let base = api_base(dep).ok_or_else(|| Error::config(dep, "`api_base` is required"))?;
     let model = model_path(&dep.model);
     let method = match call {
         Call::Generate => ":generateContent",
@@ -187,15 +182,7 @@ fn url(dep: &DeploymentSpec, call: Call) -> Result<Uri, Error> {
     url.push('/');
     url.push_str(&model);
     url.push_str(method);
-    let uri = Uri::try_from(url)
-        .map_err(|e| config(dep, format!("`api_base` does not make a valid URL: {e}")))?;
-    match uri.scheme_str() {
-        Some("http" | "https") if uri.authority().is_some() => Ok(uri),
-        _ => Err(config(
-            dep,
-            "`api_base` must be an absolute http:// or https:// URL",
-        )),
-    }
+    upstream_uri(dep, url)
 }
 
 /// The model's resource name: `models/{id}` unless it already names one.
@@ -207,36 +194,12 @@ fn model_path(model: &str) -> String {
     }
 }
 
-fn config(dep: &DeploymentSpec, detail: impl Into<String>) -> Error {
-    Error::Config {
-        provider: dep.provider,
-        deployment: dep.id.clone(),
-        detail: detail.into(),
-    }
-}
-
-/// Unix seconds now.
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 /// `prefix` and 29 random alphanumerics, as OpenAI's ids look.
 fn new_id(prefix: &str) -> String {
     let mut s = String::with_capacity(prefix.len() + 29);
     s.push_str(prefix);
     s.extend(std::iter::repeat_with(fastrand::alphanumeric).take(29));
     s
-}
-
-/// The error for an answer that is not what the endpoint returns.
-fn invalid(dep: &DeploymentSpec, detail: impl Into<String>) -> Error {
-    Error::InvalidResponse {
-        provider: dep.provider,
-        deployment: dep.id.clone(),
-        detail: detail.into(),
-    }
 }
 
 #[cfg(test)]

@@ -1,19 +1,20 @@
 //! OpenAI request parameters to Gemini's `generationConfig`, `tools`, `toolConfig` and the
 //! other top-level fields (see the table in [`super`]).
 //!
-//! The parameters are gathered into one map first: the deployment's `default_params`, then
-//! the client's values over them, so the client wins and both go through the same rules.
+//! The parameters are gathered into one map first, through the shared view
+//! ([`crate::dialect::Params`]): the client's typed fields, then its other fields (a `null`
+//! among them hides the default), then the deployment's `default_params` for the keys the
+//! client did not send; so the client wins and both go through the same rules.
 
 use std::sync::{Mutex, PoisonError};
 
 use llmgate_core::wire::{ChatCompletionRequest, CompletionRequest};
-use llmgate_core::DeploymentSpec;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use super::{schema, tools};
+use crate::dialect::{Ctx, Params};
 use crate::error::Error;
-use crate::native::Ctx;
 
 /// Gemini's own `generationConfig` fields, passed as they are when a client or a deployment
 /// names them.
@@ -31,8 +32,8 @@ const GENERATION_CONFIG: &[&str] = &[
 const NOT_PARAMS: &[&str] = &["model", "messages", "prompt", "stream", "stream_options"];
 
 /// A chat request's parameters over the deployment's defaults.
-pub(super) fn of_chat(dep: &DeploymentSpec, r: &ChatCompletionRequest) -> Map<String, Value> {
-    let mut p = defaults(dep);
+pub(super) fn of_chat(ctx: &Ctx<'_>, r: &ChatCompletionRequest) -> Map<String, Value> {
+    let mut p = Map::new();
     // Destructured without `..`: a field added to the wire type fails to compile here
     // instead of being silently left out.
     let ChatCompletionRequest {
@@ -64,13 +65,12 @@ pub(super) fn of_chat(dep: &DeploymentSpec, r: &ChatCompletionRequest) -> Map<St
     set(&mut p, "stop", stop);
     set(&mut p, "seed", seed);
     set(&mut p, "user", user);
-    client_extra(&mut p, extra);
-    p
+    gather(ctx, p, extra, &[])
 }
 
 /// A legacy completion's parameters over the deployment's defaults.
-pub(super) fn of_completion(dep: &DeploymentSpec, r: &CompletionRequest) -> Map<String, Value> {
-    let mut p = defaults(dep);
+pub(super) fn of_completion(ctx: &Ctx<'_>, r: &CompletionRequest) -> Map<String, Value> {
+    let mut p = Map::new();
     let CompletionRequest {
         model: _,
         prompt: _,
@@ -80,26 +80,24 @@ pub(super) fn of_completion(dep: &DeploymentSpec, r: &CompletionRequest) -> Map<
         extra,
     } = r;
     set(&mut p, "max_tokens", max_tokens);
-    client_extra(&mut p, extra);
-    p
+    gather(ctx, p, extra, &[])
 }
 
-/// The deployment's defaults, without the keys that are the request itself.
-pub(super) fn defaults(dep: &DeploymentSpec) -> Map<String, Value> {
-    let mut p = dep.default_params.clone();
-    for key in NOT_PARAMS {
-        p.remove(*key);
-    }
-    p
-}
-
-/// The client's other fields, over the defaults.
-pub(super) fn client_extra(p: &mut Map<String, Value>, extra: &Map<String, Value>) {
-    for (k, v) in extra {
-        if !NOT_PARAMS.contains(&k.as_str()) {
-            p.insert(k.clone(), v.clone());
+/// `typed` (the client's typed fields that are set), then the client's other fields `extra`
+/// and the deployment's defaults as [`Params::raw_entries`] reads them, without the keys that
+/// are the request itself (and without `skip`).
+pub(super) fn gather(
+    ctx: &Ctx<'_>,
+    mut typed: Map<String, Value>,
+    extra: &Map<String, Value>,
+    skip: &[&str],
+) -> Map<String, Value> {
+    for (k, v) in Params::new(ctx, extra).raw_entries() {
+        if !NOT_PARAMS.contains(&k) && !skip.contains(&k) && !typed.contains_key(k) {
+            typed.insert(k.to_owned(), v.clone());
         }
     }
+    typed
 }
 
 fn set<T: Serialize>(p: &mut Map<String, Value>, key: &str, value: &Option<T>) {
@@ -316,7 +314,7 @@ fn intern(key: &str) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use llmgate_core::{Endpoint, LlmBody, LlmRequest, ProviderKind};
+    use llmgate_core::{DeploymentSpec, Endpoint, LlmBody, LlmRequest, ProviderKind};
 
     fn mapped(
         v: Value,
@@ -335,7 +333,7 @@ mod tests {
             panic!()
         };
         let mut body = Map::new();
-        apply(&ctx, of_chat(&dep, r), &mut body).map(|()| body)
+        apply(&ctx, of_chat(&ctx, r), &mut body).map(|()| body)
     }
 
     fn chat(extra: Value) -> Value {

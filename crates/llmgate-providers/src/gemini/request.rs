@@ -9,8 +9,8 @@ use llmgate_core::wire::{ChatCompletionRequest, CompletionRequest};
 use serde_json::{json, Map, Value};
 
 use super::params;
+use crate::dialect::Ctx;
 use crate::error::Error;
-use crate::native::Ctx;
 
 /// What separates a tool call's id from the thought signature it carries (LiteLLM's format,
 /// so ids survive a round trip through either gateway).
@@ -31,7 +31,7 @@ pub(super) fn chat(ctx: &Ctx<'_>, r: &ChatCompletionRequest) -> Result<Bytes, Er
     if let Some(system) = system {
         body.insert("systemInstruction".to_owned(), system);
     }
-    params::apply(ctx, params::of_chat(ctx.dep, r), &mut body)?;
+    params::apply(ctx, params::of_chat(ctx, r), &mut body)?;
     encode(ctx, &body)
 }
 
@@ -44,28 +44,21 @@ pub(super) fn completion(ctx: &Ctx<'_>, r: &CompletionRequest) -> Result<Bytes, 
     };
     let Some(prompt) = prompt else {
         // Several prompts (one answer each) or token ids: Gemini takes one text.
-        return Err(Error::UnsupportedParam {
-            provider: ctx.dep.provider,
-            deployment: ctx.dep.id.clone(),
-            param: "prompt",
-        });
+        return Err(Error::unsupported_param(ctx.dep, "prompt"));
     };
     let mut body = Map::new();
     body.insert(
         "contents".to_owned(),
         json!([{"role": "user", "parts": [{"text": prompt}]}]),
     );
-    params::apply(ctx, params::of_completion(ctx.dep, r), &mut body)?;
+    params::apply(ctx, params::of_completion(ctx, r), &mut body)?;
     encode(ctx, &body)
 }
 
 fn encode(ctx: &Ctx<'_>, body: &Map<String, Value>) -> Result<Bytes, Error> {
-    serde_json::to_vec(body).map(Bytes::from).map_err(|e| {
-        super::config(
-            ctx.dep,
-            format!("could not serialise the request body: {e}"),
-        )
-    })
+    serde_json::to_vec(body)
+        .map(Bytes::from)
+        .map_err(|e| ctx.config(format!("could not serialise the request body: {e}")))
 }
 
 /// Who speaks a content, and whether it answers tool calls (answers are merged only with

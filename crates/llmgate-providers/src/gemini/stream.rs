@@ -10,14 +10,14 @@ use std::sync::Arc;
 
 use llmgate_core::wire::chat::{ChunkChoice, Delta, FunctionCall, ToolCall};
 use llmgate_core::wire::ChatCompletionChunk;
-use llmgate_core::{ProviderKind, Usage};
+use llmgate_core::Usage;
 use serde_json::{Map, Value};
 
 use super::answer::{self, index, Read};
-use super::now;
 use super::wire::Response;
-use crate::error::Error;
-use crate::native::{Ctx, Flow, RawEvent, Translator};
+use crate::dialect::now;
+use crate::dialect::{Ctx, Flow, RawEvent, Translator};
+use crate::error::{Error, Named};
 
 /// One stream's state.
 pub(super) struct ChatStream {
@@ -34,8 +34,7 @@ pub(super) struct ChatStream {
 /// What the chunks and errors need to know about the deployment (the translator outlives
 /// the request's borrow of it).
 struct Dep {
-    provider: ProviderKind,
-    id: Arc<str>,
+    named: Named,
     model: Arc<str>,
 }
 
@@ -50,8 +49,7 @@ impl ChatStream {
     pub(super) fn new(ctx: &Ctx<'_>) -> Self {
         ChatStream {
             dep: Dep {
-                provider: ctx.dep.provider,
-                id: ctx.dep.id.clone(),
+                named: Named::of(ctx.dep),
                 model: ctx.dep.model.clone(),
             },
             id: None,
@@ -60,14 +58,6 @@ impl ChatStream {
             choices: Vec::new(),
             blocked: false,
             usage: None,
-        }
-    }
-
-    fn invalid(&self, detail: String) -> Error {
-        Error::InvalidResponse {
-            provider: self.dep.provider,
-            deployment: self.dep.id.clone(),
-            detail,
         }
     }
 
@@ -201,20 +191,23 @@ impl Translator for ChatStream {
         out: &mut Vec<ChatCompletionChunk>,
     ) -> Result<Flow, Error> {
         let RawEvent::Sse { data, .. } = event else {
-            return Err(self.invalid("an event that is not SSE".to_owned()));
+            return Err(self
+                .dep
+                .named
+                .invalid("an event that is not SSE".to_owned()));
         };
         if data.trim().is_empty() {
             return Ok(Flow::Continue);
         }
         let r: Response = serde_json::from_str(&data).map_err(|e| {
-            self.invalid(format!(
+            self.dep.named.invalid(format!(
                 "a stream event is not a GenerateContentResponse: {e}"
             ))
         })?;
         if let Some(error) = &r.error {
             return Err(super::error::from_value(
-                self.dep.provider,
-                self.dep.id.clone(),
+                self.dep.named.provider,
+                self.dep.named.deployment.clone(),
                 None,
                 error,
             ));
@@ -236,6 +229,7 @@ impl Translator for ChatStream {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use llmgate_core::ProviderKind;
     use llmgate_core::{DeploymentSpec, Endpoint, LlmRequest};
     use serde_json::json;
 

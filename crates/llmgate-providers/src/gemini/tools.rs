@@ -4,8 +4,8 @@
 use serde_json::{json, Map, Value};
 
 use super::schema;
+use crate::dialect::Ctx;
 use crate::error::Error;
-use crate::native::Ctx;
 
 /// OpenAI `tools` as one `functionDeclarations` tool, plus Gemini's own tools.
 pub(super) fn tools(

@@ -8,10 +8,11 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 
+use super::new_id;
 use super::wire::{self, Chunk, Embeddings};
-use super::{invalid, new_id, now};
+use crate::dialect::now;
+use crate::dialect::{Answered, Ctx};
 use crate::error::Error;
-use crate::native::{Answered, Ctx};
 
 /// Reads a 2xx body for the request's endpoint.
 pub(super) fn read(ctx: &Ctx<'_>, body: &[u8]) -> Result<Answered, Error> {
@@ -29,7 +30,7 @@ pub(super) fn read(ctx: &Ctx<'_>, body: &[u8]) -> Result<Answered, Error> {
 /// failure.
 fn parse(ctx: &Ctx<'_>, body: &[u8]) -> Result<Chunk, Error> {
     let chunk: Chunk = serde_json::from_slice(body)
-        .map_err(|e| invalid(ctx, format!("the body is not Ollama's JSON answer: {e}")))?;
+        .map_err(|e| ctx.invalid(format!("the body is not Ollama's JSON answer: {e}")))?;
     if chunk.error_message().is_some() {
         return Err(super::error::from_response(
             ctx.dep.provider,
@@ -63,7 +64,7 @@ fn answered(value: &Value, usage: Option<Usage>) -> Answered {
 
 fn chat(ctx: &Ctx<'_>, chunk: Chunk) -> Result<Answered, Error> {
     let Some(message) = chunk.message.as_ref() else {
-        return Err(invalid(ctx, "the answer has no `message`"));
+        return Err(ctx.invalid("the answer has no `message`"));
     };
     let calls = message.tool_calls.as_deref().unwrap_or_default();
     let text = message.content.as_deref().unwrap_or_default();
@@ -103,7 +104,7 @@ fn chat(ctx: &Ctx<'_>, chunk: Chunk) -> Result<Answered, Error> {
 
 fn completion(ctx: &Ctx<'_>, chunk: Chunk) -> Result<Answered, Error> {
     let Some(text) = chunk.response.as_deref() else {
-        return Err(invalid(ctx, "the answer has no `response`"));
+        return Err(ctx.invalid("the answer has no `response`"));
     };
     let usage = chunk.usage();
     let body = json!({
@@ -123,22 +124,18 @@ fn completion(ctx: &Ctx<'_>, chunk: Chunk) -> Result<Answered, Error> {
 }
 
 fn embeddings(ctx: &Ctx<'_>, body: &[u8], base64: bool) -> Result<Answered, Error> {
-    let answer: Embeddings<'_> = serde_json::from_slice(body).map_err(|e| {
-        invalid(
-            ctx,
-            format!("the body is not Ollama's embeddings answer: {e}"),
-        )
-    })?;
+    let answer: Embeddings<'_> = serde_json::from_slice(body)
+        .map_err(|e| ctx.invalid(format!("the body is not Ollama's embeddings answer: {e}")))?;
     let mut data = Vec::with_capacity(answer.embeddings.len());
     for (index, raw) in answer.embeddings.iter().enumerate() {
         let embedding = if base64 {
             let floats: Vec<f64> = serde_json::from_str(raw.get())
-                .map_err(|e| invalid(ctx, format!("embedding {index} is not a vector: {e}")))?;
+                .map_err(|e| ctx.invalid(format!("embedding {index} is not a vector: {e}")))?;
             Embedded::Base64(base64_f32(&floats))
         } else if raw.get().starts_with('[') {
             Embedded::Floats(raw)
         } else {
-            return Err(invalid(ctx, format!("embedding {index} is not a vector")));
+            return Err(ctx.invalid(format!("embedding {index} is not a vector")));
         };
         data.push(EmbeddingOut {
             object: "embedding",
@@ -157,7 +154,7 @@ fn embeddings(ctx: &Ctx<'_>, body: &[u8], base64: bool) -> Result<Answered, Erro
         },
     };
     let json = serde_json::to_vec(&list)
-        .map_err(|e| invalid(ctx, format!("the embeddings cannot be written: {e}")))?;
+        .map_err(|e| ctx.invalid(format!("the embeddings cannot be written: {e}")))?;
     Ok(Answered {
         json: Bytes::from(json),
         usage: Some(Usage {

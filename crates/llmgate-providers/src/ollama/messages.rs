@@ -7,8 +7,8 @@ use llmgate_core::wire::Message;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::dialect::Ctx;
 use crate::error::Error;
-use crate::native::Ctx;
 
 /// One message as Ollama takes it.
 #[derive(Debug, Serialize)]

@@ -59,15 +59,13 @@
 //!
 //! Ollama's health probe is `GET {api_base}/api/tags` (the list of local models).
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use bytes::Bytes;
 use http::{HeaderMap, Request, StatusCode};
 use http_body_util::Full;
 use llmgate_core::DeploymentSpec;
 
+use crate::dialect::{Answered, Ctx, Dialect, Framing, Streaming};
 use crate::error::Error;
-use crate::native::{Answered, Ctx, Framing, NativeDialect, Translator};
 
 mod answer;
 mod error;
@@ -84,26 +82,32 @@ pub(crate) struct Ollama;
 /// The dialect `ollama/` and `ollama_chat/` deployments speak.
 pub(crate) static DIALECT: Ollama = Ollama;
 
-/// `GET {api_base}/api/tags`: Ollama's model list, its cheapest health probe.
-pub(crate) fn tags_url(dep: &DeploymentSpec) -> Result<http::Uri, Error> {
-    request::url(dep, "/api/tags")
-}
-
-impl NativeDialect for Ollama {
+impl Dialect for Ollama {
     fn build(&self, ctx: &Ctx<'_>) -> Result<Request<Full<Bytes>>, Error> {
         request::build(ctx)
     }
 
-    fn read_answer(&self, ctx: &Ctx<'_>, body: &[u8]) -> Result<Answered, Error> {
+    fn read_answer(&self, ctx: &Ctx<'_>, body: Bytes) -> Result<Answered, Error> {
+        let body = &body[..];
         answer::read(ctx, body)
     }
 
-    fn framing(&self) -> Framing {
-        Framing::Ndjson
+    fn stream(&self) -> Streaming {
+        Streaming::Translate {
+            framing: Framing::Ndjson,
+            translator: |ctx| Box::new(stream::ChatStream::new(ctx)),
+        }
     }
 
-    fn translator(&self, ctx: &Ctx<'_>) -> Box<dyn Translator> {
-        Box::new(stream::ChatStream::new(ctx))
+    /// `GET {api_base}/api/tags`: Ollama's model list, its cheapest health probe (no key, no
+    /// body).
+    fn probe(&self, dep: &DeploymentSpec) -> Option<Result<Request<Full<Bytes>>, Error>> {
+        Some(request::url(dep, "/api/tags").map(|uri| {
+            let mut req = Request::new(Full::new(Bytes::new()));
+            *req.method_mut() = http::Method::GET;
+            *req.uri_mut() = uri;
+            req
+        }))
     }
 
     fn error(
@@ -117,26 +121,10 @@ impl NativeDialect for Ollama {
     }
 }
 
-/// Unix seconds now.
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 /// `prefix` and 29 random alphanumerics, as OpenAI's ids look.
 fn new_id(prefix: &str) -> String {
     let mut s = String::with_capacity(prefix.len() + 29);
     s.push_str(prefix);
     s.extend(std::iter::repeat_with(fastrand::alphanumeric).take(29));
     s
-}
-
-/// The error for an answer that is not what the endpoint returns.
-fn invalid(ctx: &Ctx<'_>, detail: impl Into<String>) -> Error {
-    Error::InvalidResponse {
-        provider: ctx.dep.provider,
-        deployment: ctx.dep.id.clone(),
-        detail: detail.into(),
-    }
 }

@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 use llmgate_core::Endpoint;
 use serde_json::{Map, Value};
 
+use crate::dialect::Ctx;
 use crate::error::Error;
-use crate::native::Ctx;
 
 /// OpenAI parameters Ollama has nothing for. The names are what the error shows.
 const UNSUPPORTED: &[&str] = &[

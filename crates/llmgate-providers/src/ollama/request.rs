@@ -11,8 +11,8 @@ use serde_json::Value;
 
 use super::messages::{self, OutMessage};
 use super::params::{self, Resolved};
+use crate::dialect::{api_base, upstream_uri, Ctx, KeyHeader};
 use crate::error::Error;
-use crate::native::{Ctx, KeyHeader};
 
 /// The upstream request for `ctx.llm`.
 pub(super) fn build(ctx: &Ctx<'_>) -> Result<Request<Full<Bytes>>, Error> {
@@ -22,53 +22,20 @@ pub(super) fn build(ctx: &Ctx<'_>) -> Result<Request<Full<Bytes>>, Error> {
         LlmBody::Completion(r) => ("/api/generate", generate(ctx, r)?),
         LlmBody::Embedding(r) => ("/api/embed", embed(ctx, r)?),
     };
-    crate::native::json_post(dep, url(dep, path)?, body, KeyHeader::Bearer, &[])
-}
-
-fn config(dep: &DeploymentSpec, detail: impl Into<String>) -> Error {
-    Error::Config {
-        provider: dep.provider,
-        deployment: dep.id.clone(),
-        detail: detail.into(),
-    }
-}
-
-fn unsupported_endpoint(ctx: &Ctx<'_>, endpoint: &'static str) -> Error {
-    Error::UnsupportedEndpoint {
-        provider: ctx.dep.provider,
-        deployment: ctx.dep.id.clone(),
-        endpoint,
-    }
+    crate::dialect::json_post(dep, url(dep, path)?, body, KeyHeader::Bearer, &[])
 }
 
 /// `{api_base}{path}`, ignoring a trailing `/` or `/v1` on the base.
 pub(super) fn url(dep: &DeploymentSpec, path: &str) -> Result<Uri, Error> {
-    let base = dep
-        .api_base
-        .as_deref()
-        .or_else(|| dep.provider.default_api_base())
-        .unwrap_or("http://localhost:11434")
-        .trim_end_matches('/');
+    let base = api_base(dep).unwrap_or("http://localhost:11434");
     let base = base.strip_suffix("/v1").unwrap_or(base);
-    let uri = Uri::try_from(format!("{base}{path}"))
-        .map_err(|e| config(dep, format!("`api_base` does not make a valid URL: {e}")))?;
-    match uri.scheme_str() {
-        Some("http" | "https") if uri.authority().is_some() => Ok(uri),
-        _ => Err(config(
-            dep,
-            "`api_base` must be an absolute http:// or https:// URL",
-        )),
-    }
+    upstream_uri(dep, format!("{base}{path}"))
 }
 
 fn to_bytes(ctx: &Ctx<'_>, body: &impl Serialize) -> Result<Bytes, Error> {
     let mut buf = Vec::with_capacity(1024);
-    serde_json::to_writer(&mut buf, body).map_err(|e| {
-        config(
-            ctx.dep,
-            format!("could not serialise the request body: {e}"),
-        )
-    })?;
+    serde_json::to_writer(&mut buf, body)
+        .map_err(|e| ctx.config(format!("could not serialise the request body: {e}")))?;
     Ok(Bytes::from(buf))
 }
 
@@ -137,23 +104,21 @@ fn generate(ctx: &Ctx<'_>, r: &CompletionRequest) -> Result<Bytes, Error> {
         max_tokens,
         extra,
     } = r;
-    // A streamed completion is refused before this (native::service).
+    // A streamed completion is refused before this (service::serve).
     let prompt = match prompt {
         Value::String(s) => s.as_str(),
         Value::Array(items) => match items.as_slice() {
             [Value::String(s)] => s.as_str(),
             _ => {
-                return Err(unsupported_endpoint(
-                    ctx,
-                    "/v1/completions with several prompts or token ids",
-                ))
+                return Err(
+                    ctx.unsupported_endpoint("/v1/completions with several prompts or token ids")
+                )
             }
         },
         _ => {
-            return Err(unsupported_endpoint(
-                ctx,
-                "/v1/completions with a prompt that is not a string",
-            ))
+            return Err(
+                ctx.unsupported_endpoint("/v1/completions with a prompt that is not a string")
+            )
         }
     };
     let client = typed("max_tokens", max_tokens.as_ref())
@@ -184,10 +149,7 @@ fn embed(ctx: &Ctx<'_>, r: &EmbeddingRequest) -> Result<Bytes, Error> {
         _ => false,
     };
     if !strings {
-        return Err(unsupported_endpoint(
-            ctx,
-            "/v1/embeddings with token ids (Ollama embeds text)",
-        ));
+        return Err(ctx.unsupported_endpoint("/v1/embeddings with token ids (Ollama embeds text)"));
     }
     let client = typed("dimensions", dimensions.as_ref())
         .into_iter()

@@ -17,18 +17,18 @@ use std::sync::Arc;
 use http::{HeaderMap, StatusCode};
 use llmgate_core::wire::chat::{ChunkChoice, Delta, FunctionCall, ToolCall};
 use llmgate_core::wire::ChatCompletionChunk;
-use llmgate_core::{ProviderKind, Usage};
+use llmgate_core::Usage;
 use serde_json::{Map, Value};
 
+use super::new_id;
 use super::wire::{self, Chunk};
-use super::{new_id, now};
-use crate::error::Error;
-use crate::native::{Ctx, Flow, RawEvent, Translator};
+use crate::dialect::now;
+use crate::dialect::{Ctx, Flow, RawEvent, Translator};
+use crate::error::{Error, Named};
 
 /// The state of one chat stream.
 pub(super) struct ChatStream {
-    provider: ProviderKind,
-    deployment: Arc<str>,
+    named: Named,
     /// The deployment's model, until Ollama names its own.
     upstream_model: Arc<str>,
     id: String,
@@ -43,8 +43,7 @@ pub(super) struct ChatStream {
 impl ChatStream {
     pub(super) fn new(ctx: &Ctx<'_>) -> Self {
         ChatStream {
-            provider: ctx.dep.provider,
-            deployment: ctx.dep.id.clone(),
+            named: Named::of(ctx.dep),
             upstream_model: ctx.dep.model.clone(),
             id: new_id("chatcmpl-"),
             created: None,
@@ -88,8 +87,8 @@ impl ChatStream {
     fn upstream_error(&self, line: &[u8]) -> Error {
         // Ollama's mid-stream failures are the model runner's: a server error.
         super::error::from_response(
-            self.provider,
-            self.deployment.clone(),
+            self.named.provider,
+            self.named.deployment.clone(),
             StatusCode::INTERNAL_SERVER_ERROR,
             &HeaderMap::new(),
             line,
@@ -106,12 +105,10 @@ impl Translator for ChatStream {
         let RawEvent::Line(line) = event else {
             return Ok(Flow::Continue);
         };
-        let mut chunk: Chunk =
-            serde_json::from_slice(&line).map_err(|e| Error::InvalidResponse {
-                provider: self.provider,
-                deployment: self.deployment.clone(),
-                detail: format!("a stream line is not Ollama's JSON: {e}"),
-            })?;
+        let mut chunk: Chunk = serde_json::from_slice(&line).map_err(|e| {
+            self.named
+                .invalid(format!("a stream line is not Ollama's JSON: {e}"))
+        })?;
         if chunk.error_message().is_some() {
             return Err(self.upstream_error(&line));
         }
@@ -190,6 +187,7 @@ impl Translator for ChatStream {
 mod tests {
     use super::*;
     use bytes::Bytes;
+    use llmgate_core::ProviderKind;
     use llmgate_core::{DeploymentSpec, Endpoint, ErrorContract, LlmRequest};
     use serde_json::json;
 

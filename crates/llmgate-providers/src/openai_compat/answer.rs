@@ -1,5 +1,5 @@
-//! Reading OpenAI-compatible answers cheaply: a complete body's validity and usage, and the
-//! usage in a stream chunk, without building the rest of either.
+//! Reading an OpenAI-compatible answer cheaply: a complete body's validity and usage, without
+//! building the rest of it.
 
 use llmgate_core::wire::Usage;
 use serde::de::IgnoredAny;
@@ -45,59 +45,6 @@ pub(crate) fn read_answer(bytes: &[u8]) -> Answer {
     }
 }
 
-/// A stream event's usage, if it carries one, and whether it is the usage-only chunk (empty
-/// `choices`) that the client did not ask for. Chunks without a `"usage": {` are not parsed.
-pub(crate) fn chunk_usage(data: &str) -> Option<(Usage, bool)> {
-    if !has_usage_object(data) {
-        return None;
-    }
-    #[derive(Deserialize)]
-    struct Chunk {
-        #[serde(default)]
-        choices: Option<Vec<IgnoredAny>>,
-        #[serde(default)]
-        usage: Option<Usage>,
-        /// Groq reports usage here.
-        #[serde(default)]
-        x_groq: Option<XGroq>,
-    }
-    #[derive(Deserialize)]
-    struct XGroq {
-        #[serde(default)]
-        usage: Option<Usage>,
-    }
-    let chunk: Chunk = serde_json::from_str(data).ok()?;
-    let usage_only = chunk.choices.as_ref().is_some_and(Vec::is_empty) && chunk.usage.is_some();
-    let usage = chunk.usage.or_else(|| chunk.x_groq.and_then(|x| x.usage))?;
-    Some((usage, usage_only))
-}
-
-/// Whether `"usage"` appears as a key followed by an object (OpenAI sends `"usage":null` in
-/// every chunk of a stream that asked for usage; those are skipped without parsing).
-fn has_usage_object(data: &str) -> bool {
-    const KEY: &str = "\"usage\"";
-    let bytes = data.as_bytes();
-    let mut from = 0;
-    while let Some(i) = data.get(from..).and_then(|rest| rest.find(KEY)) {
-        let mut j = from + i + KEY.len();
-        from = j;
-        while bytes.get(j).is_some_and(u8::is_ascii_whitespace) {
-            j += 1;
-        }
-        if bytes.get(j) != Some(&b':') {
-            continue;
-        }
-        j += 1;
-        while bytes.get(j).is_some_and(u8::is_ascii_whitespace) {
-            j += 1;
-        }
-        if bytes.get(j) == Some(&b'{') {
-            return true;
-        }
-    }
-    false
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -123,28 +70,5 @@ mod tests {
             read_answer(br#"{"error":{"message":"x"}}"#),
             Answer::Error
         ));
-    }
-
-    #[test]
-    fn finds_usage_chunks_cheaply() {
-        assert!(
-            chunk_usage(r#"{"choices":[{"delta":{"content":"\"usage\": {"}}],"usage":null}"#)
-                .is_none()
-        );
-        let (u, only) = chunk_usage(
-            r#"{"choices":[],"usage" : {"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}}"#,
-        )
-        .unwrap();
-        assert_eq!((u.total_tokens, only), (3, true));
-        let (u, only) = chunk_usage(
-            r#"{"choices":[{"delta":{}}],"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}"#,
-        )
-        .unwrap();
-        assert_eq!((u.total_tokens, only), (2, false));
-        let (u, only) = chunk_usage(
-            r#"{"choices":[{"delta":{}}],"x_groq":{"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}}"#,
-        )
-        .unwrap();
-        assert_eq!((u.total_tokens, only), (2, false));
     }
 }

@@ -1,14 +1,10 @@
-//! The OpenAI-compatible dialect: URL, auth and body of the upstream request, and the cheap
-//! reads of its answers (usage, validity).
-//!
-//! Answers need no translation: a complete body is passed through byte for byte, and each
-//! stream event is forwarded as it came.
+//! The upstream request of the OpenAI-compatible dialect: URL, auth and body.
 //!
 //! The body is written straight from the client's typed request (no copy of the messages):
 //! `model` replaced by the deployment's upstream model id, the deployment's `default_params`
 //! added for keys the client did not send, and for streams `stream_options.include_usage: true`
 //! so that usage can be metered (the usage-only chunk is removed again from what the client
-//! sees when it did not ask for it; see [`crate::stream`]).
+//! sees when it did not ask for it; see [`crate::dialect::passthrough`]).
 
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
@@ -21,13 +17,10 @@ use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::dialect::Flavor;
+use super::Flavor;
+use crate::dialect::{api_base, upstream_uri};
 use crate::error::Error;
 use crate::AZURE_DEFAULT_API_VERSION;
-
-mod answer;
-
-pub(crate) use answer::{chunk_usage, read_answer, Answer};
 
 /// Azure's auth header.
 const API_KEY: HeaderName = HeaderName::from_static("api-key");
@@ -61,7 +54,7 @@ pub(crate) fn build(
             ),
         };
         let mut value = value.map_err(|_| {
-            config(
+            Error::config(
                 dep,
                 "`api_key` contains characters that are not allowed in an HTTP header",
             )
@@ -80,27 +73,14 @@ pub(crate) fn build(
     Ok(req)
 }
 
-fn config(dep: &DeploymentSpec, detail: impl Into<String>) -> Error {
-    Error::Config {
-        provider: dep.provider,
-        deployment: dep.id.clone(),
-        detail: detail.into(),
-    }
-}
-
 /// The endpoint's URL for the deployment.
 pub(crate) fn url(flavor: Flavor, dep: &DeploymentSpec, endpoint: Endpoint) -> Result<Uri, Error> {
-    let base = dep
-        .api_base
-        .as_deref()
-        .or_else(|| dep.provider.default_api_base())
-        .ok_or_else(|| {
-            config(
-                dep,
-                format!("`api_base` is required for provider `{}`", dep.provider),
-            )
-        })?
-        .trim_end_matches('/');
+    let base = api_base(dep).ok_or_else(|| {
+        Error::config(
+            dep,
+            format!("`api_base` is required for provider `{}`", dep.provider),
+        )
+    })?;
     let path = endpoint.path();
     let mut url = String::with_capacity(base.len() + path.len() + 64);
     url.push_str(base);
@@ -118,15 +98,7 @@ pub(crate) fn url(flavor: Flavor, dep: &DeploymentSpec, endpoint: Endpoint) -> R
             );
         }
     }
-    let uri = Uri::try_from(url)
-        .map_err(|e| config(dep, format!("`api_base` does not make a valid URL: {e}")))?;
-    match uri.scheme_str() {
-        Some("http" | "https") if uri.authority().is_some() => Ok(uri),
-        _ => Err(config(
-            dep,
-            "`api_base` must be an absolute http:// or https:// URL",
-        )),
-    }
+    upstream_uri(dep, url)
 }
 
 /// What to do with `stream_options`.
@@ -155,7 +127,7 @@ pub(crate) fn body(flavor: Flavor, dep: &DeploymentSpec, llm: &LlmRequest) -> Re
     };
     let mut buf = Vec::with_capacity(1024);
     serde_json::to_writer(&mut buf, &out)
-        .map_err(|e| config(dep, format!("could not serialise the request body: {e}")))?;
+        .map_err(|e| Error::config(dep, format!("could not serialise the request body: {e}")))?;
     Ok(Bytes::from(buf))
 }
 

@@ -22,7 +22,7 @@ use llmgate_core::sse;
 use llmgate_core::wire::ChatCompletionChunk;
 use llmgate_core::{BoxError, Deployment, ProviderKind, StreamFailure, UsageSlot};
 
-use super::{ndjson::Lines, Flow, Framing, NativeDialect, RawEvent, Translator};
+use super::{ndjson::Lines, Dialect, Flow, Framing, RawEvent, Translator};
 use crate::error::Error;
 use crate::redact;
 use crate::watch::StreamWatch;
@@ -42,13 +42,15 @@ pub(crate) enum Broken {
     TooLarge,
 }
 
-/// Decodes `body` by the dialect's framing, each event at most `event_limit` bytes.
+/// Decodes `body` by `framing`, each event at most `event_limit` bytes (AWS's event stream by
+/// the dialect's [`Dialect::decode_aws`]).
 pub(crate) fn decode(
-    dialect: &'static dyn NativeDialect,
+    dialect: &'static dyn Dialect,
+    framing: Framing,
     body: Incoming,
     event_limit: usize,
 ) -> Option<EventStreamBox> {
-    match dialect.framing() {
+    match framing {
         Framing::Sse => Some(Box::pin(
             sse::decode_limited(BodyDataStream::new(body), event_limit).map(|e| {
                 e.map(|e| RawEvent::Sse {

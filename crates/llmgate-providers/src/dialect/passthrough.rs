@@ -1,6 +1,7 @@
-//! The streaming response body: upstream SSE events relayed one by one as they arrive.
+//! [`Streaming::PassThrough`](super::Streaming::PassThrough): an upstream that speaks OpenAI's
+//! SSE, its events relayed one by one as they arrive.
 //!
-//! [`Relay`] decodes the upstream body with [`llmgate_core::sse::decode`] and re-frames each
+//! The answer must be `text/event-stream` ([`check_content_type`]). [`Relay`] then decodes the upstream body with [`llmgate_core::sse::decode`] and re-frames each
 //! event's data as a `data:` event at once; nothing is buffered beyond the event being decoded.
 //! On the way it:
 //!
@@ -26,6 +27,8 @@ use std::task::{Context, Poll};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use futures_util::Stream;
+use http::header::CONTENT_TYPE;
+use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyDataStream;
 use hyper::body::Incoming;
@@ -33,10 +36,36 @@ use llmgate_core::sse::{self, Event, EventStream, EventStreamError};
 use llmgate_core::{BoxError, Deployment, DeploymentSpec, ProviderKind, StreamFailure, UsageSlot};
 use pin_project_lite::pin_project;
 
+use llmgate_core::wire::Usage;
+use serde::de::IgnoredAny;
+use serde::Deserialize;
+
 use crate::error::{chain, Error};
-use crate::openai_compat::chunk_usage;
 use crate::redact;
 use crate::watch::StreamWatch;
+
+/// Refuses a 2xx answer to a stream request that is not an event stream.
+pub(crate) fn check_content_type(headers: &HeaderMap, dep: &DeploymentSpec) -> Result<(), Error> {
+    let is_sse = headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| {
+            ct.trim_start()
+                .get(..17)
+                .is_some_and(|p| p.eq_ignore_ascii_case("text/event-stream"))
+        });
+    if is_sse {
+        return Ok(());
+    }
+    let ct = headers
+        .get(CONTENT_TYPE)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .unwrap_or_default();
+    Err(Error::invalid(
+        dep,
+        format!("a streaming request was answered with content-type `{ct}`, not an event stream"),
+    ))
+}
 
 pin_project! {
     /// An OpenAI stream relayed from an upstream body.
@@ -298,6 +327,59 @@ fn frame(data: &str, out: &mut BytesMut) {
     out.put_u8(b'\n');
 }
 
+/// A stream event's usage, if it carries one, and whether it is the usage-only chunk (empty
+/// `choices`) that the client did not ask for. Chunks without a `"usage": {` are not parsed.
+pub(crate) fn chunk_usage(data: &str) -> Option<(Usage, bool)> {
+    if !has_usage_object(data) {
+        return None;
+    }
+    #[derive(Deserialize)]
+    struct Chunk {
+        #[serde(default)]
+        choices: Option<Vec<IgnoredAny>>,
+        #[serde(default)]
+        usage: Option<Usage>,
+        /// Groq reports usage here.
+        #[serde(default)]
+        x_groq: Option<XGroq>,
+    }
+    #[derive(Deserialize)]
+    struct XGroq {
+        #[serde(default)]
+        usage: Option<Usage>,
+    }
+    let chunk: Chunk = serde_json::from_str(data).ok()?;
+    let usage_only = chunk.choices.as_ref().is_some_and(Vec::is_empty) && chunk.usage.is_some();
+    let usage = chunk.usage.or_else(|| chunk.x_groq.and_then(|x| x.usage))?;
+    Some((usage, usage_only))
+}
+
+/// Whether `"usage"` appears as a key followed by an object (OpenAI sends `"usage":null` in
+/// every chunk of a stream that asked for usage; those are skipped without parsing).
+fn has_usage_object(data: &str) -> bool {
+    const KEY: &str = "\"usage\"";
+    let bytes = data.as_bytes();
+    let mut from = 0;
+    while let Some(i) = data.get(from..).and_then(|rest| rest.find(KEY)) {
+        let mut j = from + i + KEY.len();
+        from = j;
+        while bytes.get(j).is_some_and(u8::is_ascii_whitespace) {
+            j += 1;
+        }
+        if bytes.get(j) != Some(&b':') {
+            continue;
+        }
+        j += 1;
+        while bytes.get(j).is_some_and(u8::is_ascii_whitespace) {
+            j += 1;
+        }
+        if bytes.get(j) == Some(&b'{') {
+            return true;
+        }
+    }
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -360,5 +442,28 @@ mod tests {
         let mut out = BytesMut::new();
         frame("{\n\"a\":1\n}", &mut out);
         assert_eq!(&out[..], b"data: {\ndata: \"a\":1\ndata: }\n\n");
+    }
+
+    #[test]
+    fn finds_usage_chunks_cheaply() {
+        assert!(
+            chunk_usage(r#"{"choices":[{"delta":{"content":"\"usage\": {"}}],"usage":null}"#)
+                .is_none()
+        );
+        let (u, only) = chunk_usage(
+            r#"{"choices":[],"usage" : {"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}}"#,
+        )
+        .unwrap();
+        assert_eq!((u.total_tokens, only), (3, true));
+        let (u, only) = chunk_usage(
+            r#"{"choices":[{"delta":{}}],"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}"#,
+        )
+        .unwrap();
+        assert_eq!((u.total_tokens, only), (2, false));
+        let (u, only) = chunk_usage(
+            r#"{"choices":[{"delta":{}}],"x_groq":{"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}}"#,
+        )
+        .unwrap();
+        assert_eq!((u.total_tokens, only), (2, false));
     }
 }
