@@ -69,7 +69,9 @@
 
 mod budget;
 mod layer;
+mod plan;
 mod policy;
+mod report;
 mod run;
 mod service;
 #[cfg(test)]

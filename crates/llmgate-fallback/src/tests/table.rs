@@ -267,12 +267,14 @@ fn deployment(id: &str, group: &str) -> Deployment {
     )))
 }
 
-/// A fallback group's name as the table spells it.
-fn known(group: &str) -> &'static str {
-    ["backup", "long", "safe", "mine"]
-        .into_iter()
-        .find(|k| *k == group)
-        .unwrap_or("(unexpected group)")
+/// A fallback group's name as the tests spell it.
+pub(crate) fn known(group: &str) -> &'static str {
+    [
+        "backup", "long", "safe", "mine", "second", "local", "b", "closed", "open", "other",
+    ]
+    .into_iter()
+    .find(|k| *k == group)
+    .unwrap_or("(unexpected group)")
 }
 
 /// Runs the row through the layer: the first attempt fails as the row says, a second one (if
