@@ -57,8 +57,7 @@
 //!     }
 //!     Ok(Response::new(body::full("from backup")))
 //! });
-//! let mut policy = FallbackPolicy::default();
-//! policy.fallbacks.insert("primary".into(), vec!["backup".into()]);
+//! let policy = FallbackPolicy::default().fallbacks([("primary".into(), vec!["backup".into()])]);
 //! let svc = ServiceBuilder::new().layer(FallbackLayer::new(policy)).service(router);
 //!
 //! let res = svc.oneshot(Request::new(())).await.unwrap();

@@ -8,8 +8,7 @@ use crate::RetryBudget;
 use llmgate_core::ErrorClass;
 
 /// What the fallback layer does after a failed attempt. Built by the facade from
-/// `router_settings` / `litellm_settings`; each field (and its setter) names the LiteLLM key it
-/// comes from.
+/// `router_settings` / `litellm_settings`; each setter names the LiteLLM key it comes from.
 ///
 /// ```
 /// use llmgate_fallback::FallbackPolicy;
@@ -21,29 +20,16 @@ use llmgate_core::ErrorClass;
 /// ```
 #[derive(Debug, Clone)]
 pub struct FallbackPolicy {
-    /// `num_retries` (router_settings, else litellm_settings): retries within a group after a
-    /// retryable failure. LiteLLM's default is 2.
-    pub num_retries: u32,
-    /// `retry_policy`: retries per error class (`RateLimitErrorRetries`, ...), overriding
-    /// `num_retries` for that class.
-    pub retry_policy: HashMap<ErrorClass, u32>,
-    /// `fallbacks`: group -> groups to try, in order, when the group fails.
-    pub fallbacks: HashMap<String, Vec<String>>,
-    /// `default_fallbacks`: for groups without their own.
-    pub default_fallbacks: Vec<String>,
-    /// `context_window_fallbacks`: for prompts too long for the group.
-    pub context_window_fallbacks: HashMap<String, Vec<String>>,
-    /// `content_policy_fallbacks`: for content-policy refusals.
-    pub content_policy_fallbacks: HashMap<String, Vec<String>>,
-    /// First backoff before retrying the same deployment; doubles each time, with full jitter.
-    pub backoff_base: Duration,
-    /// The longest backoff.
-    pub backoff_max: Duration,
-    /// A `Retry-After` longer than this is not waited for: the attempt falls back or fails.
-    pub max_retry_after: Duration,
-    /// Bounds the extra load retries and fallbacks add: each request deposits, each retry or
-    /// fallback withdraws ([`RetryBudget`], lock-free).
-    pub budget: Arc<RetryBudget>,
+    pub(crate) num_retries: u32,
+    pub(crate) retry_policy: HashMap<ErrorClass, u32>,
+    pub(crate) fallbacks: HashMap<String, Vec<String>>,
+    pub(crate) default_fallbacks: Vec<String>,
+    pub(crate) context_window_fallbacks: HashMap<String, Vec<String>>,
+    pub(crate) content_policy_fallbacks: HashMap<String, Vec<String>>,
+    pub(crate) backoff_base: Duration,
+    pub(crate) backoff_max: Duration,
+    pub(crate) max_retry_after: Duration,
+    pub(crate) budget: Arc<RetryBudget>,
 }
 
 impl Default for FallbackPolicy {
