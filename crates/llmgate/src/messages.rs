@@ -63,7 +63,8 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use http::{header, Request, Response, StatusCode};
 use http_body::Body;
-use http_body_util::{combinators::Collect, BodyExt, Limited};
+use http_body_util::{combinators::Collect, BodyExt};
+use llmgate_core::body::{read_capped, ReadCapped};
 use llmgate_core::{ApiError, BoxBody, BoxError, RequestId};
 use pin_project_lite::pin_project;
 use tower::{Layer, Service};
@@ -118,7 +119,7 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        if let Some(error) = crate::parse::declared_too_large(req.headers(), self.limit) {
+        if let Some(error) = llmgate_core::body::declared_too_large(req.headers(), self.limit) {
             return ResponseFuture::Done {
                 response: Some(response::from_api_error(&error)),
             };
@@ -127,8 +128,8 @@ where
         let inner = std::mem::replace(&mut self.inner, clone);
         let (parts, body) = req.into_parts();
         ResponseFuture::Reading {
-            collect: Limited::new(body, self.limit).collect(),
-            state: Some((parts, inner, self.limit)),
+            read: read_capped(body, self.limit),
+            state: Some((parts, inner)),
         }
     }
 }
@@ -145,8 +146,8 @@ pin_project! {
         B::Error: Into<BoxError>,
     {
         Reading {
-            #[pin] collect: Collect<Limited<B>>,
-            state: Option<(http::request::Parts, S, usize)>,
+            #[pin] read: ReadCapped<B>,
+            state: Option<(http::request::Parts, S)>,
         },
         Calling { #[pin] fut: S::Future, id: Option<RequestId> },
         Collecting {
@@ -176,21 +177,13 @@ where
                     });
                     return Poll::Ready(Ok(res));
                 }
-                Proj::Reading { collect, state } => {
-                    let collected = std::task::ready!(collect.poll(cx));
-                    let Some((mut parts, mut inner, limit)) = state.take() else {
+                Proj::Reading { read, state } => {
+                    let read = std::task::ready!(read.poll(cx));
+                    let Some((mut parts, mut inner)) = state.take() else {
                         return Poll::Ready(Err(ApiError::internal("messages state lost").boxed()));
                     };
-                    let bytes = match collected {
-                        Ok(c) => c.to_bytes(),
-                        Err(e) => {
-                            let error = crate::parse::body_read_error(&e, limit);
-                            self.set(done(response::from_api_error(&error)));
-                            continue;
-                        }
-                    };
-                    match request::to_llm(&bytes) {
-                        Ok(llm) => {
+                    match read.and_then(|bytes| request::to_llm(&bytes).map(|llm| (bytes, llm))) {
+                        Ok((bytes, llm)) => {
                             parts.extensions.insert(llm);
                             let id = parts.extensions.get::<RequestId>().cloned();
                             let fut = inner.call(Request::from_parts(parts, bytes));
@@ -203,7 +196,7 @@ where
                     Err(e) => {
                         // Rendered here, not by the rescue layer: logged here too.
                         let e = ApiError::from_box(e);
-                        crate::rescue::log_failure(&e, id.as_ref());
+                        llmgate_core::log_failure(&e, id.as_ref());
                         done(response::from_api_error(&e))
                     }
                     Ok(res) if res.status().is_success() && is_event_stream(&res) => {
