@@ -16,8 +16,8 @@
 
 use std::sync::Arc;
 
-use crate::error::{ErrorClass, ErrorContract, Origin};
-use crate::ext::Attempts;
+use crate::error::{ApiError, ErrorClass, ErrorContract, Origin};
+use crate::ext::{Attempts, RequestId};
 use crate::Deployment;
 
 /// Why a request, or one attempt of it, failed: a small fixed set of `snake_case` names,
@@ -189,6 +189,28 @@ impl Attribution {
             },
             earlier: Vec::new(),
         }
+    }
+}
+
+/// The request's log line for an error: with what it is attributed to (the model group and
+/// deployment its last attempt reached, its attempts, its class). WARN for a provider's
+/// failure or a 5xx, else DEBUG. Called once per failed request by whichever layer renders
+/// the error (the facade's rescue layer, or an inbound dialect that answers in its own shape);
+/// logged under the target `llmgate::rescue`, where filters have always found it.
+pub fn log_failure(e: &ApiError, id: Option<&RequestId>) {
+    let request_id = id.map_or("", |i| &*i.0);
+    let a = e.attribution();
+    let model_group = a.map_or("", |a| &*a.group);
+    let deployment = a.and_then(|a| a.deployment.as_ref()).map_or("", |d| &*d.id);
+    let attempts = a.map_or(0, |a| a.attempts.attempts);
+    let error_class = FailureClass::of(e).as_str();
+    let status = e.status().as_u16();
+    let origin = e.origin().as_str();
+    // A provider's failure is logged as one whatever its status (a 429, a timeout's 408).
+    if e.status().is_server_error() || e.origin() == Origin::Upstream {
+        tracing::warn!(target: "llmgate::rescue", request_id, status, origin, error_class, model_group, deployment, attempts, error = %e, "request failed");
+    } else {
+        tracing::debug!(target: "llmgate::rescue", request_id, status, origin, error_class, model_group, deployment, attempts, error = %e, "request rejected");
     }
 }
 

@@ -5,7 +5,9 @@
 //! - [`LlmRequest`]: the body, parsed once at the edge and kept in the request's extensions.
 //! - [`ext`]: the other extension types layers use to talk to each other.
 //! - [`error`]: the one error contract, and OpenAI's error body.
-//! - [`attribution`]: which deployment a request reached, its attempts, why it failed.
+//! - [`attribution`]: which deployment a request reached, its attempts, why it failed, and the
+//!   log line of a failed request.
+//! - [`body`]: the response body type, and request bodies read whole under a byte cap.
 //! - [`sse`]: server-sent events in and out.
 //! - [`tokens`]: token counts the gateway works out itself (prompt tokens, estimates).
 //! - [`key`]: virtual keys and the clock budgets are judged by.
@@ -34,7 +36,7 @@ pub mod window;
 pub mod wire;
 
 pub use access::{ModelAccess, ModelPermission, ResolveModel};
-pub use attribution::{Attribution, FailedAttempt, FailedAttempts, FailureClass};
+pub use attribution::{log_failure, Attribution, FailedAttempt, FailedAttempts, FailureClass};
 pub use body::BoxBody;
 pub use budget::BudgetHold;
 pub use cutoff::{CutoffWatch, StreamCutoff};

@@ -33,6 +33,11 @@
 //! The answer carries `x-llmgate-attempts` and `x-llmgate-fallbacks`. When everything failed,
 //! the client gets the last failure's status with every attempt listed in the message.
 //!
+//! Inside, the decision after each failure is a pure, synchronous plan (`plan.rs`: retry
+//! another deployment, retry the same one after a wait, fall back to a group, or give up),
+//! tested as a table of error class x alternatives x budget without a service or a clock; the
+//! layer's async part (`run.rs`) only sends the attempts and sleeps where the plan says.
+//!
 //! ```
 //! use std::sync::Arc;
 //! use std::sync::atomic::{AtomicUsize, Ordering};
@@ -57,8 +62,7 @@
 //!     }
 //!     Ok(Response::new(body::full("from backup")))
 //! });
-//! let mut policy = FallbackPolicy::default();
-//! policy.fallbacks.insert("primary".into(), vec!["backup".into()]);
+//! let policy = FallbackPolicy::default().fallbacks([("primary".into(), vec!["backup".into()])]);
 //! let svc = ServiceBuilder::new().layer(FallbackLayer::new(policy)).service(router);
 //!
 //! let res = svc.oneshot(Request::new(())).await.unwrap();
@@ -69,7 +73,9 @@
 
 mod budget;
 mod layer;
+mod plan;
 mod policy;
+mod report;
 mod run;
 mod service;
 #[cfg(test)]

@@ -8,35 +8,33 @@ use crate::RetryBudget;
 use llmgate_core::ErrorClass;
 
 /// What the fallback layer does after a failed attempt. Built by the facade from
-/// `router_settings` / `litellm_settings`; each field names the LiteLLM key it comes from.
+/// `router_settings` / `litellm_settings`; each setter names the LiteLLM key it comes from.
+///
+/// ```
+/// use llmgate_fallback::FallbackPolicy;
+///
+/// let policy = FallbackPolicy::default()
+///     .num_retries(1)
+///     .fallbacks([("gpt-4o".to_owned(), vec!["claude".to_owned(), "local".to_owned()])]);
+/// # let _ = policy;
+/// ```
 #[derive(Debug, Clone)]
 pub struct FallbackPolicy {
-    /// `num_retries` (router_settings, else litellm_settings): retries within a group after a
-    /// retryable failure. LiteLLM's default is 2.
-    pub num_retries: u32,
-    /// `retry_policy`: retries per error class (`RateLimitErrorRetries`, ...), overriding
-    /// `num_retries` for that class.
-    pub retry_policy: HashMap<ErrorClass, u32>,
-    /// `fallbacks`: group -> groups to try, in order, when the group fails.
-    pub fallbacks: HashMap<String, Vec<String>>,
-    /// `default_fallbacks`: for groups without their own.
-    pub default_fallbacks: Vec<String>,
-    /// `context_window_fallbacks`: for prompts too long for the group.
-    pub context_window_fallbacks: HashMap<String, Vec<String>>,
-    /// `content_policy_fallbacks`: for content-policy refusals.
-    pub content_policy_fallbacks: HashMap<String, Vec<String>>,
-    /// First backoff before retrying the same deployment; doubles each time, with full jitter.
-    pub backoff_base: Duration,
-    /// The longest backoff.
-    pub backoff_max: Duration,
-    /// A `Retry-After` longer than this is not waited for: the attempt falls back or fails.
-    pub max_retry_after: Duration,
-    /// Bounds the extra load retries and fallbacks add: each request deposits, each retry or
-    /// fallback withdraws ([`RetryBudget`], lock-free).
-    pub budget: Arc<RetryBudget>,
+    pub(crate) num_retries: u32,
+    pub(crate) retry_policy: HashMap<ErrorClass, u32>,
+    pub(crate) fallbacks: HashMap<String, Vec<String>>,
+    pub(crate) default_fallbacks: Vec<String>,
+    pub(crate) context_window_fallbacks: HashMap<String, Vec<String>>,
+    pub(crate) content_policy_fallbacks: HashMap<String, Vec<String>>,
+    pub(crate) backoff_base: Duration,
+    pub(crate) backoff_max: Duration,
+    pub(crate) max_retry_after: Duration,
+    pub(crate) budget: Arc<RetryBudget>,
 }
 
 impl Default for FallbackPolicy {
+    /// Two retries per group, no fallbacks, a backoff from 0.5 s up to 8 s, a `Retry-After` up
+    /// to a minute waited for, and tower's retry budget.
     fn default() -> Self {
         FallbackPolicy {
             num_retries: 2,
@@ -56,6 +54,82 @@ impl Default for FallbackPolicy {
 }
 
 impl FallbackPolicy {
+    /// `num_retries` (router_settings, else litellm_settings): retries within a group after a
+    /// retryable failure. LiteLLM's default is 2.
+    #[must_use]
+    pub fn num_retries(mut self, n: u32) -> Self {
+        self.num_retries = n;
+        self
+    }
+
+    /// `retry_policy`: retries per error class (`RateLimitErrorRetries`, ...), overriding
+    /// `num_retries` for that class. A 4xx class named here is also retried on another
+    /// deployment of the group (never the same one).
+    #[must_use]
+    pub fn retry_policy(mut self, per_class: impl IntoIterator<Item = (ErrorClass, u32)>) -> Self {
+        self.retry_policy = per_class.into_iter().collect();
+        self
+    }
+
+    /// `fallbacks`: group -> groups to try, in order, when the group fails.
+    #[must_use]
+    pub fn fallbacks(mut self, table: impl IntoIterator<Item = (String, Vec<String>)>) -> Self {
+        self.fallbacks = table.into_iter().collect();
+        self
+    }
+
+    /// `default_fallbacks`: for groups without their own `fallbacks`.
+    #[must_use]
+    pub fn default_fallbacks(mut self, groups: Vec<String>) -> Self {
+        self.default_fallbacks = groups;
+        self
+    }
+
+    /// `context_window_fallbacks`: for prompts too long for the group.
+    #[must_use]
+    pub fn context_window_fallbacks(
+        mut self,
+        table: impl IntoIterator<Item = (String, Vec<String>)>,
+    ) -> Self {
+        self.context_window_fallbacks = table.into_iter().collect();
+        self
+    }
+
+    /// `content_policy_fallbacks`: for content-policy refusals.
+    #[must_use]
+    pub fn content_policy_fallbacks(
+        mut self,
+        table: impl IntoIterator<Item = (String, Vec<String>)>,
+    ) -> Self {
+        self.content_policy_fallbacks = table.into_iter().collect();
+        self
+    }
+
+    /// The first backoff before retrying the same deployment (it doubles each time, with full
+    /// jitter), and the longest.
+    #[must_use]
+    pub fn backoff(mut self, base: Duration, max: Duration) -> Self {
+        self.backoff_base = base;
+        self.backoff_max = max;
+        self
+    }
+
+    /// A `Retry-After` longer than this is not waited for: the attempt falls back or fails.
+    #[must_use]
+    pub fn max_retry_after(mut self, max: Duration) -> Self {
+        self.max_retry_after = max;
+        self
+    }
+
+    /// Bounds the extra load retries and fallbacks add: each request deposits, each retry or
+    /// fallback withdraws ([`RetryBudget`], lock-free). Share one between layers to bound them
+    /// together.
+    #[must_use]
+    pub fn budget(mut self, budget: Arc<RetryBudget>) -> Self {
+        self.budget = budget;
+        self
+    }
+
     /// Retries allowed in a group after a failure of `class`: the request's `num_retries`, else
     /// `retry_policy` for the class, else the failed deployment's `max_retries`, else
     /// `num_retries`.
@@ -92,13 +166,18 @@ impl FallbackPolicy {
     }
 
     /// The wait before retrying the same deployment for the `n`th time (from 0): exponential
-    /// with full jitter, at least the provider's `Retry-After`.
-    pub(crate) fn backoff(&self, n: u32, retry_after: Option<Duration>) -> Duration {
+    /// with full jitter (`jitter` in [0, 1)), at least the provider's `Retry-After`.
+    pub(crate) fn backoff_for(
+        &self,
+        n: u32,
+        retry_after: Option<Duration>,
+        jitter: f64,
+    ) -> Duration {
         let cap = self
             .backoff_base
             .saturating_mul(1u32 << n.min(16))
             .min(self.backoff_max);
-        let jittered = cap.mul_f64(fastrand::f64());
+        let jittered = cap.mul_f64(jitter);
         retry_after.map_or(jittered, |r| r.max(jittered))
     }
 }

@@ -14,6 +14,8 @@ use tower::{service_fn, Service, ServiceExt};
 
 use crate::{FallbackLayer, FallbackPolicy};
 
+pub(crate) mod table;
+
 /// A stand-in router: groups of deployment ids, each scripted to fail with a status or answer.
 #[derive(Clone, Default)]
 struct Script {

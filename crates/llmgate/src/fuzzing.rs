@@ -176,13 +176,13 @@ fn reads(chunks: Vec<Bytes>) -> impl futures_util::Stream<Item = Result<Bytes, I
 
 /// Parses and translates a `/v1/messages` request body, as the layer does.
 pub fn messages_request(body: &[u8]) -> Result<LlmRequest, ApiError> {
-    crate::messages::request::to_llm(body)
+    crate::messages::fuzzing::to_llm(body)
 }
 
 /// A complete OpenAI answer as the Anthropic message the client gets: status and body.
 pub fn messages_answer(body: &[u8]) -> (u16, Vec<u8>) {
     let (parts, ()) = Response::new(()).into_parts();
-    let res = crate::messages::response::complete(parts, body);
+    let res = crate::messages::fuzzing::complete(parts, body);
     let status = res.status().as_u16();
     (status, collect(res.into_body()))
 }
@@ -195,7 +195,7 @@ pub fn messages_stream(reads: Vec<Bytes>) -> Vec<u8> {
             .map(|b| Ok::<_, Infallible>(Frame::data(b))),
     );
     let body = BoxBody::new(StreamBody::new(frames).map_err(|e| match e {}));
-    let res = crate::messages::stream::translate(Response::new(body));
+    let res = crate::messages::fuzzing::translate(Response::new(body));
     collect(res.into_body())
 }
 

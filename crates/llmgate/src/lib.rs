@@ -19,7 +19,6 @@
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod keys;
-pub mod messages;
 pub mod parse;
 pub mod request_id;
 pub mod rescue;
@@ -51,6 +50,7 @@ pub use llmgate_auth as auth;
 pub use llmgate_config as config;
 pub use llmgate_config::{Config, Loaded, Problems as ConfigProblems};
 pub use llmgate_core as core;
+pub use llmgate_messages as messages;
 pub use llmgate_metering as metering;
 pub use serve::{serve, SHUTDOWN_GRACE};
 pub use spend::StoreSpendSink;

@@ -11,9 +11,9 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use http::{header, Request, Response};
+use http::{Request, Response};
 use http_body::Body;
-use http_body_util::{combinators::Collect, BodyExt, Limited};
+use llmgate_core::body::{declared_too_large, read_capped, ReadCapped};
 use llmgate_core::{ApiError, BoxBody, BoxError, Endpoint, LlmRequest};
 use pin_project_lite::pin_project;
 use tower::{Layer, Service};
@@ -46,26 +46,6 @@ impl<S> Layer<S> for ParseLayer {
 pub struct Parse<S> {
     inner: S,
     limit: usize,
-}
-
-/// The 413 for a request whose `Content-Length` already says it is over `limit`.
-pub(crate) fn declared_too_large(headers: &http::HeaderMap, limit: usize) -> Option<ApiError> {
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    declared
-        .is_some_and(|n| n > limit as u64)
-        .then(|| ApiError::payload_too_large(limit))
-}
-
-/// The error for a body that could not be read under `limit`: 413 past it, else 400.
-pub(crate) fn body_read_error(e: &BoxError, limit: usize) -> ApiError {
-    if e.is::<http_body_util::LengthLimitError>() {
-        ApiError::payload_too_large(limit)
-    } else {
-        ApiError::bad_request(format!("failed to read request body: {e}"))
-    }
 }
 
 /// The OpenAI endpoint a path names, with or without the `/v1` prefix.
@@ -105,8 +85,8 @@ where
         let inner = std::mem::replace(&mut self.inner, clone);
         let (parts, body) = req.into_parts();
         ResponseFuture::Reading {
-            collect: Limited::new(body, self.limit).collect(),
-            state: Some((parts, inner, endpoint, self.limit)),
+            read: read_capped(body, self.limit),
+            state: Some((parts, inner, endpoint)),
         }
     }
 }
@@ -122,8 +102,8 @@ pin_project! {
         B::Error: Into<BoxError>,
     {
         Reading {
-            #[pin] collect: Collect<Limited<B>>,
-            state: Option<(http::request::Parts, S, Endpoint, usize)>,
+            #[pin] read: ReadCapped<B>,
+            state: Option<(http::request::Parts, S, Endpoint)>,
         },
         Calling { #[pin] fut: S::Future },
         Failed { error: Option<ApiError> },
@@ -148,21 +128,15 @@ where
                     });
                     return Poll::Ready(Ok(e.to_response()));
                 }
-                Proj::Reading { collect, state } => {
-                    let collected = std::task::ready!(collect.poll(cx));
-                    let Some((mut parts, mut inner, endpoint, limit)) = state.take() else {
+                Proj::Reading { read, state } => {
+                    let read = std::task::ready!(read.poll(cx));
+                    let Some((mut parts, mut inner, endpoint)) = state.take() else {
                         return Poll::Ready(Err(ApiError::internal("parse state lost").boxed()));
                     };
-                    let bytes = match collected {
-                        Ok(c) => c.to_bytes(),
-                        Err(e) => {
-                            let error = body_read_error(&e, limit);
-                            self.set(ResponseFuture::Failed { error: Some(error) });
-                            continue;
-                        }
-                    };
-                    match LlmRequest::parse(endpoint, &bytes) {
-                        Ok(parsed) => {
+                    match read.and_then(|bytes| {
+                        LlmRequest::parse(endpoint, &bytes).map(|parsed| (bytes, parsed))
+                    }) {
+                        Ok((bytes, parsed)) => {
                             parts.extensions.insert(parsed);
                             let fut = inner.call(Request::from_parts(parts, bytes));
                             ResponseFuture::Calling { fut }

@@ -12,7 +12,7 @@ use std::task::{Context, Poll};
 
 use futures_util::future::{CatchUnwind, FutureExt};
 use http::{Request, Response};
-use llmgate_core::{ApiError, BoxBody, BoxError, ErrorContract, FailureClass, RequestId};
+use llmgate_core::{log_failure, ApiError, BoxBody, BoxError, RequestId};
 use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 
@@ -98,27 +98,6 @@ where
 fn render(e: ApiError, id: Option<&RequestId>) -> Response<BoxBody> {
     log_failure(&e, id);
     e.to_response()
-}
-
-/// The request's log line for an error: with what it is attributed to (the model group and
-/// deployment its last attempt reached, its attempts, its class). WARN for a provider's
-/// failure or a 5xx, else DEBUG. Also called by the layers that render errors themselves
-/// (the `/v1/messages` dialect).
-pub(crate) fn log_failure(e: &ApiError, id: Option<&RequestId>) {
-    let request_id = id.map_or("", |i| &*i.0);
-    let a = e.attribution();
-    let model_group = a.map_or("", |a| &*a.group);
-    let deployment = a.and_then(|a| a.deployment.as_ref()).map_or("", |d| &*d.id);
-    let attempts = a.map_or(0, |a| a.attempts.attempts);
-    let error_class = FailureClass::of(e).as_str();
-    let status = e.status().as_u16();
-    let origin = e.origin().as_str();
-    // A provider's failure is logged as one whatever its status (a 429, a timeout's 408).
-    if e.status().is_server_error() || e.origin() == llmgate_core::Origin::Upstream {
-        tracing::warn!(request_id, status, origin, error_class, model_group, deployment, attempts, error = %e, "request failed");
-    } else {
-        tracing::debug!(request_id, status, origin, error_class, model_group, deployment, attempts, error = %e, "request rejected");
-    }
 }
 
 fn render_panic(message: &str, id: Option<&RequestId>) -> Response<BoxBody> {

@@ -137,7 +137,7 @@ pub(crate) fn fallback_policy(config: &Config) -> FallbackPolicy {
     let ls = &config.litellm_settings;
     let mut p = FallbackPolicy::default();
     if let Some(n) = rs.num_retries.or(ls.num_retries) {
-        p.num_retries = n;
+        p = p.num_retries(n);
     }
     if let Some(r) = &rs.retry_policy {
         let per = [
@@ -151,18 +151,21 @@ pub(crate) fn fallback_policy(config: &Config) -> FallbackPolicy {
             (ErrorClass::InternalServer, r.InternalServerErrorRetries),
             (ErrorClass::BadRequest, r.BadRequestErrorRetries),
         ];
-        p.retry_policy = per
-            .into_iter()
-            .filter_map(|(c, n)| n.map(|n| (c, n)))
-            .collect();
+        p = p.retry_policy(per.into_iter().filter_map(|(c, n)| n.map(|n| (c, n))));
     }
-    p.fallbacks = table(&rs.fallbacks, &ls.fallbacks);
-    p.context_window_fallbacks = table(&rs.context_window_fallbacks, &ls.context_window_fallbacks);
-    p.content_policy_fallbacks = table(&rs.content_policy_fallbacks, &ls.content_policy_fallbacks);
-    p.default_fallbacks = if rs.default_fallbacks.is_empty() {
+    let default_fallbacks = if rs.default_fallbacks.is_empty() {
         ls.default_fallbacks.clone()
     } else {
         rs.default_fallbacks.clone()
     };
-    p
+    p.fallbacks(table(&rs.fallbacks, &ls.fallbacks))
+        .context_window_fallbacks(table(
+            &rs.context_window_fallbacks,
+            &ls.context_window_fallbacks,
+        ))
+        .content_policy_fallbacks(table(
+            &rs.content_policy_fallbacks,
+            &ls.content_policy_fallbacks,
+        ))
+        .default_fallbacks(default_fallbacks)
 }

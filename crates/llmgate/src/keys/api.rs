@@ -7,7 +7,6 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Limited};
 use llmgate_core::{ApiError, BoxBody, BoxError, ErrorType, Origin, Principal};
 use serde_json::{Map, Value};
 use tower::Service;
@@ -155,21 +154,17 @@ impl KeyApi {
     }
 }
 
-type Collecting =
-    Pin<Box<dyn Future<Output = Result<http_body_util::Collected<Bytes>, BoxError>> + Send>>;
+type Reading = Pin<Box<dyn Future<Output = Result<Bytes, ApiError>> + Send>>;
 
 /// The capped body, as a boxed future made outside any `async` block: proving an `async` block
 /// that holds `Collect<Limited<_>>` is `Send` trips a known rustc limitation.
-fn collect(body: ReqBody, limit: usize) -> Collecting {
-    Box::pin(Limited::new(body, limit).collect())
+fn read(body: ReqBody, limit: usize) -> Reading {
+    Box::pin(llmgate_core::body::read_capped(body, limit))
 }
 
 /// The body as a JSON object; an empty body is `{}`.
 async fn read_object(body: ReqBody, limit: usize) -> Result<Map<String, Value>, ApiError> {
-    let bytes = collect(body, limit)
-        .await
-        .map_err(|e| crate::parse::body_read_error(&e, limit))?
-        .to_bytes();
+    let bytes = read(body, limit).await?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(Map::new());
     }
