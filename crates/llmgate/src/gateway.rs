@@ -3,42 +3,31 @@
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body::Body;
 use http_body_util::BodyExt;
-use llmgate_auth::{AuthLayer, KeyStore, Keys, MemoryKeyStore};
+use llmgate_auth::KeyStore;
 use llmgate_config::Config;
-use llmgate_core::{
-    wire::ModelList, BoxBody, BoxError, ModelAccess, Principal, SharedClock, StreamCutoff,
-    SystemClock,
-};
+use llmgate_core::{BoxBody, BoxError, DeploymentSpec, SharedClock, StreamCutoff, SystemClock};
 use llmgate_fallback::FallbackLayer;
 use llmgate_metering::{Meter, SpendSink};
-use llmgate_providers::{ProviderService, UpstreamClient, UpstreamClientConfig};
 use llmgate_router::{ModelTable, RouterLayer};
 use tower::util::BoxCloneSyncService;
-use tower::{service_fn, Service, ServiceBuilder};
+use tower::{Service, ServiceBuilder};
 
+use crate::admin;
 use crate::background::Background;
-use crate::health::Health;
-use crate::keys::{api::KeyApi, KeyAdmin};
+use crate::build;
+use crate::keys::KeyAdmin;
 use crate::limits::HttpLimits;
-use crate::messages::MessagesLayer;
-use crate::meter;
-use crate::parse::ParseLayer;
-use crate::readiness::{self, Readiness};
+use crate::parts::{Given, Parts};
 use crate::request_id::RequestIdLayer;
 use crate::rescue::RescueLayer;
-use crate::routes::{self, Dispatch};
-use crate::routing;
-use crate::spend;
+use crate::routes::Dispatch;
+use crate::stack::{self, Layers};
 use crate::store::Database;
-
-/// LiteLLM's default `health_check_interval`.
-const DEFAULT_HEALTH_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(300);
 use crate::ReqBody;
 
 /// Why a gateway could not be built from a config that loaded.
@@ -123,6 +112,22 @@ impl GatewayBuilder {
     }
 }
 
+/// The deployments `config` lists, each one a provider this build serves.
+fn deployments(config: &Config) -> Result<Vec<Arc<DeploymentSpec>>, BuildError> {
+    let deployments: Vec<_> = config.deployments().into_iter().map(Arc::new).collect();
+    if let Some(d) = deployments
+        .iter()
+        .find(|d| !llmgate_providers::supports(d.provider))
+    {
+        return Err(BuildError::UnsupportedProvider {
+            model_name: d.model_name.to_string(),
+            id: d.id.to_string(),
+            provider: d.provider.to_string(),
+        });
+    }
+    Ok(deployments)
+}
+
 /// The gateway: cheap to clone, shareable across threads and runtimes.
 #[derive(Clone)]
 pub struct Gateway {
@@ -202,6 +207,8 @@ impl Gateway {
         self.keys.as_ref()
     }
 
+    /// Parts, stack, admin routes, dispatch: each built in its own module (`parts.rs`,
+    /// `stack.rs`, `admin.rs`, `routes.rs`).
     fn build(builder: GatewayBuilder) -> Result<Gateway, BuildError> {
         let GatewayBuilder {
             config,
@@ -210,197 +217,28 @@ impl Gateway {
             clock,
             spend_sink,
         } = builder;
-        let deployments: Vec<_> = config.deployments().into_iter().map(Arc::new).collect();
-        if let Some(d) = deployments
-            .iter()
-            .find(|d| !llmgate_providers::supports(d.provider))
-        {
-            return Err(BuildError::UnsupportedProvider {
-                model_name: d.model_name.to_string(),
-                id: d.id.to_string(),
-                provider: d.provider.to_string(),
-            });
-        }
-        let ratelimit = crate::ratelimit::layer(&config)?;
-        let shared_usage = crate::shared_usage::LimiterUsage::over(ratelimit.store());
-        let (table, shared_cooldowns) = routing::model_table(&config, &deployments, shared_usage)?;
+        let deployments = deployments(&config)?;
+        let given = Given {
+            key_store,
+            database,
+            clock,
+            spend_sink,
+        };
+        let parts = Parts::build(&config, &deployments, given)?;
         let max_body =
             usize::try_from(config.general_settings.max_request_body_bytes()).unwrap_or(usize::MAX);
-        let tasks = Background::default();
-        let cooldown_link = shared_cooldowns.as_ref().map(|c| c.link());
-        if let Some(task) = shared_cooldowns {
-            tasks.add(task.run(table.clone()));
-        }
-        let group_prices = crate::budget::GroupPrices::default();
-        let mut ledger = match config.master_key() {
-            Some(_) => Some(crate::budget::ledger(&config, database.as_ref())?),
-            None => None,
-        };
-        let keys = config.master_key().map(|_| {
-            let store = key_store.unwrap_or_else(|| Arc::new(MemoryKeyStore::new()));
-            let general = &config.general_settings;
-            let mut keys = Keys::new(store)
-                .with_clock(clock)
-                .allow_requests_on_store_error(
-                    general.allow_requests_on_db_unavailable.unwrap_or(false),
-                );
-            if let Some(ttl) = general.user_api_key_cache_ttl {
-                keys = keys.with_cache_ttl(ttl);
-            }
-            if let Some(ledger) = ledger.take() {
-                let estimate = crate::budget::estimator(table.clone(), group_prices.clone());
-                keys = keys.with_budget_ledger(ledger, estimate);
-            }
-            tasks.add(keys.clone().follow_invalidations());
-            keys
-        });
-        // A key's `models` are judged by the group a name resolves to as well (aliases).
-        let mut auth = AuthLayer::new(config.master_key()).with_model_resolver(table.clone());
-        if let Some(keys) = &keys {
-            auth = auth.with_keys(keys.clone());
-        }
-        let spend_sink =
-            spend_sink.or_else(|| spend::sink(&config, database.as_ref(), keys.as_ref()));
-        let key_store = keys.as_ref().map(|k| k.store().clone());
-        let budgets = keys.as_ref().and_then(|k| k.budget_ledger().cloned());
-        let key_admin = keys.map(KeyAdmin::new);
-        let limiter = (ratelimit.store().clone(), ratelimit.failure_policy());
-        let limiter_view = crate::meter::LimiterView {
-            stats: ratelimit.stats(),
-            store: ratelimit.store().clone(),
-            budgets,
-            cooldowns: cooldown_link.clone(),
-        };
-        let meter = meter::meter(&config, &deployments, spend_sink)?;
-        crate::budget::group_prices(&group_prices, meter.prices(), &deployments);
-
-        let client = UpstreamClient::new(UpstreamClientConfig::default())
-            .map_err(|e| BuildError::UpstreamClient(e.to_string()))?;
-        // Fired by `cut_streams` when a stop's grace period runs out: every stream relay
-        // watches it.
-        let cutoff = StreamCutoff::new();
-        let max_response = usize::try_from(config.general_settings.max_response_body_bytes())
-            .unwrap_or(usize::MAX);
-        let provider = ProviderService::new(client)
-            .max_response_bytes(max_response)
-            .stream_cutoff(cutoff.clone());
-        let background = config
-            .general_settings
-            .background_health_checks
-            .unwrap_or(false)
-            .then(|| {
-                config
-                    .general_settings
-                    .health_check_interval
-                    .unwrap_or(DEFAULT_HEALTH_CHECK_INTERVAL)
-            });
-        let health_checks = Health::new(table.clone(), provider.clone(), background);
-        let cache = crate::cache::layer(&config, &table)?;
-        let readiness = Readiness::new(readiness::Parts {
-            keys: key_store,
-            allow_without_keys: config
-                .general_settings
-                .allow_requests_on_db_unavailable
-                .unwrap_or(false),
-            limiter: limiter.0,
-            limiter_policy: limiter.1,
-            cache: cache.as_ref().map(|c| c.store().clone()),
-            spend: meter.queue().clone(),
-            router: (table.shared_backend().is_some() || cooldown_link.is_some()).then(|| {
-                readiness::RouterShared {
-                    usage: table.shared_backend().is_some(),
-                    cooldowns: cooldown_link.clone(),
-                }
-            }),
-        });
-        // `/v1/messages` (Anthropic-format clients) translates its body and answer around the
-        // same inner stack as the OpenAI endpoints.
-        let inner = ServiceBuilder::new()
-            .map_response(meter::count_rejections(meter.metrics().clone()))
-            .layer(auth.clone())
-            .layer(ratelimit)
-            .layer(meter.layer())
-            .option_layer(cache)
-            .layer(FallbackLayer::new(routing::fallback_policy(&config)))
-            .layer(RouterLayer::new(table.clone()))
-            .service(provider);
-        let messages = ServiceBuilder::new()
-            .layer(MessagesLayer::new(max_body))
-            .service(inner.clone());
-        let llm = ServiceBuilder::new()
-            .layer(ParseLayer::new(max_body))
-            .service(inner);
-
-        let created = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        let models_json = Bytes::from(
-            serde_json::to_vec(&ModelList::new(table.visible_models(), created))
-                .unwrap_or_default(),
-        );
-        let visible = table.visible_models();
-        let resolver = table.clone();
-        let models = ServiceBuilder::new()
-            .layer(auth.clone())
-            .service(service_fn(move |req: Request<ReqBody>| {
-                // A key limited to some models sees only those.
-                let body = match req.extensions().get::<Principal>().and_then(Principal::key) {
-                    Some(key) if !key.models.is_empty() => {
-                        let access = req.extensions().get::<ModelAccess>();
-                        let allowed: Vec<_> = visible
-                            .iter()
-                            .filter(|(name, _)| {
-                                // The same rule as a call: the name or the group it names.
-                                let group = resolver.resolve(name);
-                                access.is_none_or(|a| {
-                                    a.permits(name, group.map_or(name.as_str(), |g| &**g))
-                                })
-                            })
-                            .cloned()
-                            .collect();
-                        Bytes::from(
-                            serde_json::to_vec(&ModelList::new(allowed, created))
-                                .unwrap_or_default(),
-                        )
-                    }
-                    _ => models_json.clone(),
-                };
-                async move { Ok::<_, BoxError>(routes::json(body)) }
-            }));
-        let daily = crate::daily::DailyUsage::new(&table, database.as_ref());
-        if let Some(daily) = daily.clone() {
-            tasks.add(daily.run());
-        }
-        let spend_api = spend::api(&config, database, auth.clone());
-        let key_api = ServiceBuilder::new().layer(auth).service(KeyApi {
-            admin: key_admin.clone(),
+        let llm = stack::llm(Layers {
+            auth: parts.auth.clone(),
+            ratelimit: parts.ratelimit.clone(),
+            meter: parts.meter.clone(),
+            cache: parts.cache.clone(),
+            fallback: FallbackLayer::new(build::routing::fallback_policy(&config)),
+            router: RouterLayer::new(parts.table.clone()),
+            provider: parts.provider.clone(),
             max_body,
         });
-        let checker = health_checks.clone();
-        let health = ServiceBuilder::new()
-            .layer(AuthLayer::new(config.master_key()))
-            .service(service_fn(move |_req: Request<ReqBody>| {
-                let checker = checker.clone();
-                async move { Ok::<_, BoxError>(routes::json(checker.report().await)) }
-            }));
-        let dispatch = Dispatch {
-            llm: BoxCloneSyncService::new(llm),
-            messages: BoxCloneSyncService::new(messages),
-            models: BoxCloneSyncService::new(models),
-            readiness: BoxCloneSyncService::new(service_fn(move |_req: Request<ReqBody>| {
-                let readiness = readiness.clone();
-                async move { Ok::<_, BoxError>(readiness.answer().await) }
-            })),
-            health: BoxCloneSyncService::new(health),
-            health_checks,
-            keys: BoxCloneSyncService::new(key_api),
-            spend: spend_api,
-            background: tasks.clone(),
-            meter: meter.clone(),
-            table: table.clone(),
-            limiter: limiter_view,
-        };
+        let admin = admin::routes(&config, &parts, max_body);
+        let dispatch = Dispatch::new(llm, &admin, &parts);
         let service = ServiceBuilder::new()
             .layer(RequestIdLayer)
             .layer(RescueLayer)
@@ -409,12 +247,12 @@ impl Gateway {
             service: BoxCloneSyncService::new(service),
             max_body,
             http_limits: HttpLimits::from_settings(&config.general_settings),
-            table,
-            keys: key_admin,
-            background: tasks,
-            meter,
-            cutoff,
-            daily,
+            table: parts.table,
+            keys: admin.key_admin,
+            background: parts.tasks,
+            meter: parts.meter,
+            cutoff: parts.cutoff,
+            daily: parts.daily,
         })
     }
 

@@ -23,22 +23,23 @@ pub mod parse;
 pub mod request_id;
 pub mod rescue;
 
+mod admin;
 mod background;
 mod budget;
-mod cache;
+mod build;
 mod cooldowns;
 mod daily;
 mod gateway;
 mod health;
 mod limits;
-mod meter;
-mod ratelimit;
+mod metrics;
+mod parts;
 mod readiness;
 mod routes;
-mod routing;
 mod serve;
 mod shared_usage;
 mod spend;
+mod stack;
 pub mod store;
 
 use bytes::Bytes;

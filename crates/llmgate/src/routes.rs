@@ -71,7 +71,38 @@ pub(crate) struct Dispatch {
     /// For `/metrics`: deployment states.
     pub(crate) table: std::sync::Arc<llmgate_router::ModelTable>,
     /// For `/metrics`: the rate limiter's fault counters.
-    pub(crate) limiter: crate::meter::LimiterView,
+    pub(crate) limiter: crate::metrics::LimiterView,
+}
+
+impl Dispatch {
+    /// Dispatch over the LLM stacks, the admin routes, and the parts `/metrics` and the lazy
+    /// starts need.
+    pub(crate) fn new(
+        llm: crate::stack::LlmStacks,
+        admin: &crate::admin::AdminRoutes,
+        parts: &crate::parts::Parts,
+    ) -> Self {
+        let ratelimit = &parts.ratelimit;
+        Dispatch {
+            llm: llm.openai,
+            messages: llm.messages,
+            models: admin.models.clone(),
+            readiness: admin.readiness.clone(),
+            health: admin.health.clone(),
+            health_checks: parts.health.clone(),
+            keys: admin.keys.clone(),
+            spend: admin.spend.clone(),
+            background: parts.tasks.clone(),
+            meter: parts.meter.clone(),
+            table: parts.table.clone(),
+            limiter: crate::metrics::LimiterView {
+                stats: ratelimit.stats(),
+                store: ratelimit.store().clone(),
+                budgets: parts.keys.as_ref().and_then(|k| k.budget_ledger().cloned()),
+                cooldowns: parts.cooldowns.clone(),
+            },
+        }
+    }
 }
 
 type Fut = Either<
@@ -113,7 +144,7 @@ impl Service<Request<ReqBody>> for Dispatch {
             Route::Health => Either::Left(self.health.call(req)),
             Route::Keys => Either::Left(self.keys.call(req)),
             Route::Spend => Either::Left(self.spend.call(req)),
-            Route::Metrics => ready(crate::meter::render(
+            Route::Metrics => ready(crate::metrics::render(
                 self.meter.metrics(),
                 &self.table,
                 &self.limiter,

@@ -34,7 +34,7 @@ pub(crate) fn ledger(
     config: &Config,
     database: Option<&Database>,
 ) -> Result<Arc<dyn BudgetLedger>, BuildError> {
-    if let Some(url) = crate::ratelimit::redis_url(config) {
+    if let Some(url) = crate::build::ratelimit::redis_url(config) {
         let prefix = config
             .general_settings
             .llmgate_rate_limit_redis_prefix

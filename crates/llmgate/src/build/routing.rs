@@ -38,7 +38,7 @@ pub(crate) fn model_table(
     if let Some(usage) = usage {
         table = table.with_shared_usage(usage);
     }
-    let shared = match crate::ratelimit::redis_url(config) {
+    let shared = match crate::build::ratelimit::redis_url(config) {
         Some(url) => {
             let prefix = config
                 .general_settings

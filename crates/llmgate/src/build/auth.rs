@@ -1,0 +1,52 @@
+//! Turns `general_settings` into the auth layer's parts: the virtual keys ([`Keys`], over the
+//! key store the builder was given, else memory) with their cache TTL, the
+//! `allow_requests_on_db_unavailable` policy and the budget ledger; and the [`AuthLayer`] over
+//! them. Without a master key there are no keys: every request passes auth.
+
+use std::sync::Arc;
+
+use llmgate_auth::{AuthLayer, KeyStore, Keys, MemoryKeyStore};
+use llmgate_config::Config;
+use llmgate_core::SharedClock;
+use llmgate_router::ModelTable;
+
+use crate::budget::GroupPrices;
+use crate::store::Database;
+use crate::BuildError;
+
+/// The virtual keys, when there is a master key: over `store` (else in memory), judged by
+/// `clock`, with budgets reserved in the configured ledger and priced by `prices` (filled
+/// once the meter's price table exists).
+pub(crate) fn keys(
+    config: &Config,
+    store: Option<Arc<dyn KeyStore>>,
+    database: Option<&Database>,
+    clock: SharedClock,
+    table: &Arc<ModelTable>,
+    prices: &GroupPrices,
+) -> Result<Option<Keys>, BuildError> {
+    if config.master_key().is_none() {
+        return Ok(None);
+    }
+    let ledger = crate::budget::ledger(config, database)?;
+    let store = store.unwrap_or_else(|| Arc::new(MemoryKeyStore::new()));
+    let general = &config.general_settings;
+    let mut keys = Keys::new(store)
+        .with_clock(clock)
+        .allow_requests_on_store_error(general.allow_requests_on_db_unavailable.unwrap_or(false));
+    if let Some(ttl) = general.user_api_key_cache_ttl {
+        keys = keys.with_cache_ttl(ttl);
+    }
+    let estimate = crate::budget::estimator(table.clone(), prices.clone());
+    Ok(Some(keys.with_budget_ledger(ledger, estimate)))
+}
+
+/// The auth layer: the master key, the virtual keys, and the model table a key's `models` are
+/// judged by (the group a requested name resolves to, aliases included).
+pub(crate) fn layer(config: &Config, table: &Arc<ModelTable>, keys: Option<&Keys>) -> AuthLayer {
+    let auth = AuthLayer::new(config.master_key()).with_model_resolver(table.clone());
+    match keys {
+        Some(keys) => auth.with_keys(keys.clone()),
+        None => auth,
+    }
+}

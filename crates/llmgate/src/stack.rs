@@ -1,0 +1,95 @@
+//! The LLM stack: the one place the order of the layers is written.
+//!
+//! Outermost first. Every arrow is a Tower layer over `http::Request<B>` / `http::Response<B>`;
+//! the request id, rescue and dispatch around it are the gateway's (see `gateway.rs`).
+//!
+//! ```text
+//! dispatch by path
+//!   -> inbound dialect   /v1/chat/completions, /v1/completions, /v1/embeddings: ParseLayer;
+//!                        /v1/messages: MessagesLayer (Anthropic's API, translated to the same
+//!                        internal request and back). The body is read once, size-capped, into
+//!                        the LlmRequest no later layer parses again
+//!   -> count refusals    answers of the two layers below without a deployment: 401/403/429
+//!                        counted in llmgate_gateway_rejections_total
+//!   -> auth              master key, virtual key -> Principal; budgets reserved; 401/403/400
+//!   -> rate limit        per key / model (rpm, tpm, parallel), gateway-wide parallel; 429
+//!   -> metering          usage, cost, spend record and metrics when the body ends
+//!   -> cache             exact-match lookup; a hit answers (and replays a stream) here
+//!   -> fallback          retries in the group, then the fallback groups, under a retry budget
+//!   -> router            model -> group -> deployment: strategy, cooldowns, rpm/tpm/rpd
+//!   -> provider          the deployment's dialect and the pooled upstream client
+//! ```
+//!
+//! Why this order: auth first (limits, budgets and spend are per key); rate limits before
+//! metering and the cache (a refused request reaches neither); metering above the cache (a hit
+//! is metered as a hit that cost nothing, see `docs/caching.md`) and above fallback (one
+//! spend record per client request); the router below fallback (each attempt picks again,
+//! skipping what this request already tried).
+
+use llmgate_auth::AuthLayer;
+use llmgate_cache::CacheLayer;
+use llmgate_fallback::FallbackLayer;
+use llmgate_metering::Meter;
+use llmgate_providers::ProviderService;
+use llmgate_ratelimit::RateLimitLayer;
+use llmgate_router::RouterLayer;
+use tower::util::BoxCloneSyncService;
+use tower::ServiceBuilder;
+
+use crate::messages::MessagesLayer;
+use crate::parse::ParseLayer;
+use crate::routes::Stack;
+
+/// The layers, each built from its config section (see `build/`).
+pub(crate) struct Layers {
+    pub(crate) auth: AuthLayer,
+    pub(crate) ratelimit: RateLimitLayer,
+    pub(crate) meter: Meter,
+    pub(crate) cache: Option<CacheLayer>,
+    pub(crate) fallback: FallbackLayer,
+    pub(crate) router: RouterLayer,
+    pub(crate) provider: ProviderService,
+    /// The request body cap of the inbound dialects.
+    pub(crate) max_body: usize,
+}
+
+/// The stack for each inbound dialect, over one shared inner stack.
+pub(crate) struct LlmStacks {
+    /// OpenAI's chat completions, completions and embeddings.
+    pub(crate) openai: Stack,
+    /// Anthropic's Messages API.
+    pub(crate) messages: Stack,
+}
+
+/// Stacks `layers` in the order drawn in the module docs.
+pub(crate) fn llm(layers: Layers) -> LlmStacks {
+    let Layers {
+        auth,
+        ratelimit,
+        meter,
+        cache,
+        fallback,
+        router,
+        provider,
+        max_body,
+    } = layers;
+    let inner = ServiceBuilder::new()
+        .map_response(crate::metrics::count_rejections(meter.metrics().clone()))
+        .layer(auth)
+        .layer(ratelimit)
+        .layer(meter.layer())
+        .option_layer(cache)
+        .layer(fallback)
+        .layer(router)
+        .service(provider);
+    let messages = ServiceBuilder::new()
+        .layer(MessagesLayer::new(max_body))
+        .service(inner.clone());
+    let openai = ServiceBuilder::new()
+        .layer(ParseLayer::new(max_body))
+        .service(inner);
+    LlmStacks {
+        openai: BoxCloneSyncService::new(openai),
+        messages: BoxCloneSyncService::new(messages),
+    }
+}
