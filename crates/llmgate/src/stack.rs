@@ -11,13 +11,25 @@
 //!                        the LlmRequest no later layer parses again
 //!   -> count refusals    answers of the two layers below without a deployment: 401/403/429
 //!                        counted in llmgate_gateway_rejections_total
-//!   -> auth              master key, virtual key -> Principal; budgets reserved; 401/403/400
-//!   -> rate limit        per key / model (rpm, tpm, parallel), gateway-wide parallel; 429
-//!   -> metering          usage, cost, spend record and metrics when the body ends
-//!   -> cache             exact-match lookup; a hit answers (and replays a stream) here
-//!   -> fallback          retries in the group, then the fallback groups, under a retry budget
-//!   -> router            model -> group -> deployment: strategy, cooldowns, rpm/tpm/rpd
-//!   -> provider          the deployment's dialect and the pooled upstream client
+//!   -> auth              master key (constant time), virtual key -> Principal; a key's models
+//!                        and budget (its estimate reserved); 401/403/400 early
+//!   -> rate limit        the caller's limits (rpm, tpm, parallel; per model; gateway-wide) in
+//!                        memory or Redis; 429 early, x-ratelimit-* headers, tokens settled
+//!                        when the body ends (docs/rate-limits.md)
+//!   -> metering          cost from usage and prices, x-llmgate-response-cost, one spend
+//!                        record per request when its response (a stream's body) ends, metrics;
+//!                        503 early when the spend queue is full (docs/cost-tracking.md)
+//!   -> cache             (with `cache: true`) a hit answers here, a stream replayed as sent; a
+//!                        miss is recorded as it passes and stored when it ends cleanly
+//!   -> fallback          runs attempts: another deployment of the group, backoff, then the
+//!                        fallback groups; re-sends the parsed LlmRequest, never a body
+//!   -> router            model -> group (alias, exact, "*") -> a healthy deployment by
+//!                        strategy (skips cooling-down, at-limit, too-small-context; with Redis
+//!                        takes shared rpm/tpm/rpd); 400 early for an unknown model; watches
+//!                        each attempt's outcome for cooldowns
+//!   -> provider          the deployment's dialect builds URL, auth and body; one pooled
+//!                        client; the answer passed through (OpenAI-compatible) or translated
+//!                        (native), streams event by event
 //! ```
 //!
 //! Why this order: auth first (limits, budgets and spend are per key); rate limits before
