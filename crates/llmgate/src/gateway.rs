@@ -16,6 +16,7 @@ use llmgate_metering::{Meter, SpendSink};
 use llmgate_router::{ModelTable, RouterLayer};
 use tower::util::BoxCloneSyncService;
 use tower::{Service, ServiceBuilder};
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 
 use crate::admin;
 use crate::background::Background;
@@ -110,6 +111,19 @@ impl GatewayBuilder {
     pub fn build(self) -> Result<Gateway, BuildError> {
         Gateway::build(self)
     }
+}
+
+/// Marks the headers that carry a client's key as sensitive from the first layer on, so no
+/// `Debug` of the request (a log line, a panic message) prints them, and h2 never indexes them.
+fn sensitive_headers() -> SetSensitiveRequestHeadersLayer {
+    use http::header::{HeaderName, AUTHORIZATION, COOKIE, PROXY_AUTHORIZATION};
+    SetSensitiveRequestHeadersLayer::new([
+        AUTHORIZATION,
+        PROXY_AUTHORIZATION,
+        COOKIE,
+        HeaderName::from_static("x-api-key"),
+        HeaderName::from_static("api-key"),
+    ])
 }
 
 /// The deployments `config` lists, each one a provider this build serves.
@@ -240,6 +254,7 @@ impl Gateway {
         let admin = admin::routes(&config, &parts, max_body);
         let dispatch = Dispatch::new(llm, &admin, &parts);
         let service = ServiceBuilder::new()
+            .layer(sensitive_headers())
             .layer(RequestIdLayer)
             .layer(RescueLayer)
             .service(dispatch);
@@ -361,5 +376,34 @@ where
     fn call(&mut self, req: Request<B>) -> Self::Future {
         self.inner
             .call(req.map(|b| b.map_err(Into::into).boxed_unsync()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tower::{Layer, ServiceExt};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_clients_key_headers_are_sensitive_from_the_edge_on() {
+        let seen = sensitive_headers().layer(tower::service_fn(|req: Request<()>| async move {
+            let h = req.headers();
+            Ok::<_, Infallible>(Response::new(
+                ["authorization", "x-api-key", "api-key", "cookie"]
+                    .iter()
+                    .all(|n| h[*n].is_sensitive())
+                    && !h["content-type"].is_sensitive(),
+            ))
+        }));
+        let req = Request::builder()
+            .header("authorization", "Bearer sk-1")
+            .header("x-api-key", "sk-2")
+            .header("api-key", "sk-3")
+            .header("cookie", "c=1")
+            .header("content-type", "application/json")
+            .body(())
+            .unwrap();
+        assert!(seen.oneshot(req).await.unwrap().into_body());
     }
 }

@@ -23,14 +23,28 @@ pub struct RescueLayer;
 impl<S> Layer<S> for RescueLayer {
     type Service = Rescue<S>;
     fn layer(&self, inner: S) -> Rescue<S> {
-        Rescue { inner }
+        Rescue {
+            inner,
+            not_ready: None,
+        }
     }
 }
 
 /// Turns errors and panics into responses; its own error type is [`Infallible`].
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Rescue<S> {
     inner: S,
+    /// The inner service's readiness error, answered on the next call instead of calling it.
+    not_ready: Option<BoxError>,
+}
+
+impl<S: Clone> Clone for Rescue<S> {
+    fn clone(&self) -> Self {
+        Rescue {
+            inner: self.inner.clone(),
+            not_ready: None,
+        }
+    }
 }
 
 impl<S, B> Service<Request<B>> for Rescue<S>
@@ -41,14 +55,26 @@ where
     type Error = Infallible;
     type Future = ResponseFuture<S::Future>;
 
+    /// Pending while the inner service is; its readiness error is not this service's (which
+    /// never fails) but the next call's answer, rendered like any other error.
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        // Layers are always ready; an inner readiness error is reported on the call instead.
-        let _ = self.inner.poll_ready(cx);
-        Poll::Ready(Ok(()))
+        match self.inner.poll_ready(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(ready) => {
+                self.not_ready = ready.err();
+                Poll::Ready(Ok(()))
+            }
+        }
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
         let id = req.extensions().get::<RequestId>().cloned();
+        if let Some(e) = self.not_ready.take() {
+            return ResponseFuture::NotReady {
+                error: Some(ApiError::from_box(e)),
+                id,
+            };
+        }
         match std::panic::catch_unwind(AssertUnwindSafe(|| self.inner.call(req))) {
             Ok(fut) => ResponseFuture::Running {
                 fut: AssertUnwindSafe(fut).catch_unwind(),
@@ -71,6 +97,8 @@ pin_project! {
         Running { #[pin] fut: CatchUnwind<AssertUnwindSafe<F>>, id: Option<RequestId> },
         /// The inner `call` itself panicked.
         Panicked { message: Option<String>, id: Option<RequestId> },
+        /// The inner service failed to become ready.
+        NotReady { error: Option<ApiError>, id: Option<RequestId> },
     }
 }
 
@@ -90,6 +118,12 @@ where
             Proj::Panicked { message, id } => {
                 render_panic(message.as_deref().unwrap_or("unknown panic"), id.as_ref())
             }
+            Proj::NotReady { error, id } => render(
+                error
+                    .take()
+                    .unwrap_or_else(|| ApiError::internal("rescue future polled after completion")),
+                id.as_ref(),
+            ),
         };
         Poll::Ready(Ok(res))
     }
@@ -131,17 +165,15 @@ mod tests {
 
     #[tokio::test]
     async fn renders_errors_and_panics() {
-        let svc = Rescue {
-            inner: service_fn(|req: Request<&'static str>| async move {
-                match *req.body() {
-                    "err" => Err(
-                        ApiError::new(StatusCode::BAD_GATEWAY, Origin::Upstream, "down").boxed(),
-                    ),
-                    "other" => Err::<Response<BoxBody>, BoxError>("plain".into()),
-                    _ => panic!("boom"),
+        let svc = RescueLayer.layer(service_fn(|req: Request<&'static str>| async move {
+            match *req.body() {
+                "err" => {
+                    Err(ApiError::new(StatusCode::BAD_GATEWAY, Origin::Upstream, "down").boxed())
                 }
-            }),
-        };
+                "other" => Err::<Response<BoxBody>, BoxError>("plain".into()),
+                _ => panic!("boom"),
+            }
+        }));
         for (body, status) in [("err", 502), ("other", 500), ("panic", 500)] {
             let res = svc.clone().oneshot(Request::new(body)).await.unwrap();
             assert_eq!(res.status(), status, "{body}");
@@ -149,5 +181,51 @@ mod tests {
             let v: serde_json::Value = serde_json::from_slice(&b).unwrap();
             assert!(v["error"]["message"].is_string(), "{v}");
         }
+    }
+
+    /// An inner service that is not ready yet, then fails to become ready.
+    struct Slow {
+        polls: usize,
+    }
+
+    impl Service<Request<()>> for Slow {
+        type Response = Response<BoxBody>;
+        type Error = BoxError;
+        type Future = std::future::Ready<Result<Response<BoxBody>, BoxError>>;
+
+        fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+            self.polls += 1;
+            if self.polls == 1 {
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            Poll::Ready(Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                Origin::Internal,
+                "overloaded",
+            )
+            .boxed()))
+        }
+
+        fn call(&mut self, _req: Request<()>) -> Self::Future {
+            panic!("called while not ready")
+        }
+    }
+
+    #[tokio::test]
+    async fn passes_pending_through_and_answers_a_readiness_error() {
+        let mut svc = RescueLayer.layer(Slow { polls: 0 });
+        let waker = futures_util::task::noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        assert!(svc.poll_ready(&mut cx).is_pending());
+        let res = svc
+            .ready()
+            .await
+            .unwrap()
+            .call(Request::new(()))
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(svc.inner.polls, 2);
     }
 }

@@ -115,6 +115,12 @@ impl Service<Request<ReqBody>> for Dispatch {
     type Error = BoxError;
     type Future = Fut;
 
+    /// Always ready, and the chosen stack is called without polling it: every service behind
+    /// a route is always ready (each layer's `poll_ready` delegates and the innermost services,
+    /// the provider and the `service_fn`s, are always ready; limits answer 429 in `call`, never
+    /// by holding requests in `poll_ready`), so polling the chosen one would only cost a clone
+    /// per request. A service that could be unready must not be mounted here without changing
+    /// this.
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
         Poll::Ready(Ok(()))
     }
