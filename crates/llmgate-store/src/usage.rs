@@ -31,14 +31,17 @@ macro_rules! usage_impl {
                         .await
                         .map_err(unavailable)?;
                 }
-                let rows: Vec<(String, i64)> = sqlx::query_as($crate::usage::SELECT_DAY)
-                    .bind(day)
-                    .fetch_all(&mut *tx)
-                    .await
-                    .map_err(unavailable)?;
+                // Writes before the read: a SQLite transaction that reads first and then writes
+                // cannot wait for another process's write lock (it fails at once with
+                // "database is locked"); one that writes first waits its busy timeout.
                 sqlx::query($crate::usage::FORGET)
                     .bind(day - $crate::usage::KEEP_DAYS)
                     .execute(&mut *tx)
+                    .await
+                    .map_err(unavailable)?;
+                let rows: Vec<(String, i64)> = sqlx::query_as($crate::usage::SELECT_DAY)
+                    .bind(day)
+                    .fetch_all(&mut *tx)
                     .await
                     .map_err(unavailable)?;
                 tx.commit().await.map_err(unavailable)?;
