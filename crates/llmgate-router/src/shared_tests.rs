@@ -97,10 +97,15 @@ async fn two_instances_send_a_deployment_its_rpm_together() {
 #[tokio::test]
 async fn a_deployment_full_elsewhere_is_skipped_for_another() {
     let store = Arc::new(Store::default());
+    // Equal weights (else simple-shuffle weighs by rpm and `a` is rarely picked).
     let ds = [
         limited("a", "g", Some(1), None),
-        limited("b", "g", Some(100), None),
-    ];
+        limited("b", "g", Some(1000), None),
+    ]
+    .map(|mut d| {
+        d.weight = Some(1.0);
+        d
+    });
     let other = instance(&store, &ds);
     let mut other = Router::new(stub(|_| None), other);
     // The other instance uses up `a` (and some of `b`).

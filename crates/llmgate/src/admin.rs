@@ -1,17 +1,19 @@
-//! The routes beside the LLM stack: `/v1/models`, `/health`, `/health/readiness`, the key API
-//! (`/key/*`) and the spend API, each behind the auth it needs, built from the [`Parts`].
+//! The routes beside the LLM stack, built from the [`Parts`]: the API behind the caller's key
+//! (`/v1/models`, the key API `/key/*`, the spend API), wrapped in auth once; `/health` behind
+//! the master key alone; `/health/readiness`, open.
 
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use http::Request;
+use http::{Request, Response};
 use llmgate_auth::AuthLayer;
 use llmgate_config::Config;
-use llmgate_core::{wire::ModelList, BoxError, ModelAccess, Principal};
+use llmgate_core::{wire::ModelList, BoxBody, BoxError, ModelAccess, Principal};
 use llmgate_router::ModelTable;
 use tower::util::BoxCloneSyncService;
-use tower::{service_fn, ServiceBuilder};
+use tower::{service_fn, Service, ServiceBuilder};
 
 use crate::keys::{api::KeyApi, KeyAdmin};
 use crate::parts::Parts;
@@ -21,25 +23,28 @@ use crate::ReqBody;
 
 /// The admin and health routes.
 pub(crate) struct AdminRoutes {
-    pub(crate) models: Stack,
+    /// `/v1/models`, `/key/*`, the spend paths: one auth in front of them all.
+    pub(crate) api: Stack,
     pub(crate) readiness: Stack,
     pub(crate) health: Stack,
-    pub(crate) keys: Stack,
-    pub(crate) spend: Stack,
     /// Virtual-key management, for [`crate::Gateway::key_admin`] too.
     pub(crate) key_admin: Option<KeyAdmin>,
 }
 
-/// Builds the routes; the key and spend APIs, and `/v1/models`, sit behind `parts.auth`;
+/// Builds the routes; the key and spend APIs, and `/v1/models`, sit behind one `parts.auth`;
 /// `/health` behind the master key alone; readiness is open.
 pub(crate) fn routes(config: &Config, parts: &Parts, max_body: usize) -> AdminRoutes {
     let key_admin = parts.keys.clone().map(KeyAdmin::new);
-    let keys = ServiceBuilder::new()
-        .layer(parts.auth.clone())
-        .service(KeyApi {
+    let api = Api {
+        models: models(&parts.table),
+        keys: BoxCloneSyncService::new(KeyApi {
             admin: key_admin.clone(),
             max_body,
-        });
+        }),
+        spend: crate::spend::api(config, parts.database.clone()),
+    };
+    // One auth in front of the whole API.
+    let api = ServiceBuilder::new().layer(parts.auth.clone()).service(api);
     let checker = parts.health.clone();
     let health = ServiceBuilder::new()
         .layer(AuthLayer::new(config.master_key()))
@@ -49,14 +54,12 @@ pub(crate) fn routes(config: &Config, parts: &Parts, max_body: usize) -> AdminRo
         }));
     let readiness = readiness_of(config, parts);
     AdminRoutes {
-        models: models(&parts.table, parts.auth.clone()),
+        api: BoxCloneSyncService::new(api),
         readiness: BoxCloneSyncService::new(service_fn(move |_req: Request<ReqBody>| {
             let readiness = readiness.clone();
             async move { Ok::<_, BoxError>(readiness.answer().await) }
         })),
         health: BoxCloneSyncService::new(health),
-        keys: BoxCloneSyncService::new(keys),
-        spend: crate::spend::api(config, parts.database.clone(), parts.auth.clone()),
         key_admin,
     }
 }
@@ -82,8 +85,38 @@ fn readiness_of(config: &Config, parts: &Parts) -> Readiness {
     })
 }
 
+/// The API behind the caller's key, by path (dispatch has checked path and method).
+#[derive(Clone)]
+struct Api {
+    models: Stack,
+    keys: Stack,
+    spend: Stack,
+}
+
+impl Service<Request<ReqBody>> for Api {
+    type Response = Response<BoxBody>;
+    type Error = BoxError;
+    type Future = <Stack as Service<Request<ReqBody>>>::Future;
+
+    /// Always ready, as the three services it calls are (see `Dispatch::poll_ready`).
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        let path = req.uri().path();
+        if path.starts_with("/key/") {
+            self.keys.call(req)
+        } else if crate::spend::api::is_spend_path(path) {
+            self.spend.call(req)
+        } else {
+            self.models.call(req)
+        }
+    }
+}
+
 /// `/v1/models`: the names clients may use; a key limited to some models sees only those.
-fn models(table: &Arc<ModelTable>, auth: AuthLayer) -> Stack {
+fn models(table: &Arc<ModelTable>) -> Stack {
     let created = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -115,5 +148,5 @@ fn models(table: &Arc<ModelTable>, auth: AuthLayer) -> Stack {
         };
         async move { Ok::<_, BoxError>(routes::json(body)) }
     });
-    BoxCloneSyncService::new(ServiceBuilder::new().layer(auth).service(service))
+    BoxCloneSyncService::new(service)
 }

@@ -54,16 +54,13 @@ pub(crate) struct Dispatch {
     pub(crate) llm: Stack,
     /// `/v1/messages`: Anthropic-format clients, over the same stack as `llm`.
     pub(crate) messages: Stack,
-    pub(crate) models: Stack,
+    /// `/v1/models`, `/key/*` and the spend paths, behind one auth.
+    pub(crate) api: Stack,
     /// `/health/readiness`: pings the backends (see `readiness.rs`).
     pub(crate) readiness: Stack,
     /// `/health` (behind the master key), and the background checks' lazy start.
     pub(crate) health: Stack,
     pub(crate) health_checks: crate::health::Health,
-    /// `/key/*`: virtual-key management.
-    pub(crate) keys: Stack,
-    /// `/spend/logs`, `/global/spend/*`.
-    pub(crate) spend: Stack,
     /// Tasks started with the first request.
     pub(crate) background: crate::background::Background,
     /// Started with the first request, like the health checks.
@@ -86,12 +83,10 @@ impl Dispatch {
         Dispatch {
             llm: llm.openai,
             messages: llm.messages,
-            models: admin.models.clone(),
+            api: admin.api.clone(),
             readiness: admin.readiness.clone(),
             health: admin.health.clone(),
             health_checks: parts.health.clone(),
-            keys: admin.keys.clone(),
-            spend: admin.spend.clone(),
             background: parts.tasks.clone(),
             meter: parts.meter.clone(),
             table: parts.table.clone(),
@@ -143,13 +138,11 @@ impl Service<Request<ReqBody>> for Dispatch {
         match route {
             Route::Llm => Either::Left(self.llm.call(req)),
             Route::Messages => Either::Left(self.messages.call(req)),
-            Route::Models => Either::Left(self.models.call(req)),
+            Route::Models | Route::Keys | Route::Spend => Either::Left(self.api.call(req)),
             // LiteLLM answers the JSON string "I'm alive!"; clients and probes check for it.
             Route::Liveliness => ready(json(Bytes::from_static(b"\"I'm alive!\""))),
             Route::Readiness => Either::Left(self.readiness.call(req)),
             Route::Health => Either::Left(self.health.call(req)),
-            Route::Keys => Either::Left(self.keys.call(req)),
-            Route::Spend => Either::Left(self.spend.call(req)),
             Route::Metrics => ready(crate::metrics::render(
                 self.meter.metrics(),
                 &self.table,

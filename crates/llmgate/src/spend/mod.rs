@@ -11,13 +11,12 @@ pub(crate) mod api;
 
 use std::sync::Arc;
 
-use llmgate_auth::{AuthLayer, Keys};
+use llmgate_auth::Keys;
 use llmgate_config::Config;
 use llmgate_core::BoxError;
 use llmgate_metering::{SpendRecord, SpendSink};
 use time::{Date, Month};
 use tower::util::BoxCloneSyncService;
-use tower::ServiceBuilder;
 
 use crate::routes::Stack;
 use crate::store::Database;
@@ -35,12 +34,12 @@ pub(crate) fn sink(
     })
 }
 
-/// The spend endpoints behind `auth`.
-pub(crate) fn api(config: &Config, db: Option<Database>, auth: AuthLayer) -> Stack {
-    BoxCloneSyncService::new(ServiceBuilder::new().layer(auth).service(api::SpendApi {
+/// The spend endpoints (the caller puts auth in front).
+pub(crate) fn api(config: &Config, db: Option<Database>) -> Stack {
+    BoxCloneSyncService::new(api::SpendApi {
         db,
         max_budget: config.litellm_settings.max_budget,
-    }))
+    })
 }
 
 /// Writes spend batches into the gateway's database and charges its keys, here and there.
