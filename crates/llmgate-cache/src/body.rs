@@ -11,7 +11,7 @@ use llmgate_core::sse;
 use pin_project_lite::pin_project;
 
 use crate::entry::{Entry, Kind};
-use crate::service::Plan;
+use crate::plan::Plan;
 
 pin_project! {
     /// A body recorded for the cache as it passes; see the module docs.

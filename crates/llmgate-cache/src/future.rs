@@ -4,12 +4,15 @@ use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
 use bytes::Bytes;
-use http::{Request, Response};
-use llmgate_core::{ApiError, BoxBody};
+use http::header::{HeaderValue, CONTENT_TYPE};
+use http::{Request, Response, StatusCode};
+use llmgate_core::{headers, ApiError, BoxBody, CacheStatus};
 use pin_project_lite::pin_project;
 use tower::Service;
 
-use crate::service::Plan;
+use crate::body::ResponseBody;
+use crate::entry::Kind;
+use crate::plan::Plan;
 use crate::store::StoreFuture;
 
 pin_project! {
@@ -115,7 +118,7 @@ where
                 StateProj::Miss { fut, plan } => {
                     let res = ready!(fut.poll(cx))?;
                     return Poll::Ready(Ok(match plan.take() {
-                        Some(plan) => plan.miss(res),
+                        Some(plan) => miss(plan, res),
                         None => res,
                     }));
                 }
@@ -150,6 +153,31 @@ where
             };
             this.state.set(next);
         }
+    }
+}
+
+/// Marks a provider's answer as a miss, and records it on its way to the client when it may
+/// be stored.
+fn miss(plan: Plan, mut res: Response<BoxBody>) -> Response<BoxBody> {
+    res.headers_mut()
+        .insert(headers::CACHE, HeaderValue::from_static("miss"));
+    res.extensions_mut().insert(CacheStatus::Miss);
+    let Some(ttl) = plan.ttl else { return res };
+    if res.status() != StatusCode::OK || answer_kind(&res) != Some(plan.kind) {
+        return res;
+    }
+    res.map(|b| BoxBody::new(ResponseBody::recording(b, plan, ttl)))
+}
+
+fn answer_kind(res: &Response<BoxBody>) -> Option<Kind> {
+    let ct = res.headers().get(CONTENT_TYPE)?.to_str().ok()?.trim_start();
+    let starts = |p: &str| ct.get(..p.len()).is_some_and(|s| s.eq_ignore_ascii_case(p));
+    if starts("text/event-stream") {
+        Some(Kind::Sse)
+    } else if starts("application/json") {
+        Some(Kind::Json)
+    } else {
+        None
     }
 }
 

@@ -1,3 +1,6 @@
+//! [`CacheLayer`]: config only (the store, TTL, mode, endpoints, namespace, per-key entries);
+//! what its services share at run time is `plan.rs`'s `Settings`.
+
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -5,6 +8,8 @@ use std::time::Duration;
 use llmgate_core::Endpoint;
 use tower::Layer;
 
+pub use crate::plan::GroupResolver;
+use crate::plan::{index, Settings};
 use crate::service::Cache;
 use crate::store::CacheStore;
 
@@ -24,34 +29,19 @@ pub enum Mode {
     DefaultOff,
 }
 
-/// Resolves the model name a client sent to its model group (aliases followed), so requests
-/// for an alias and for its group share entries. `None` keeps the name as sent.
-pub type GroupResolver = Arc<dyn Fn(&str) -> Option<Arc<str>> + Send + Sync>;
-
 /// Applies [`Cache`] to a service. See the crate docs.
 #[derive(Clone)]
 pub struct CacheLayer {
-    pub(crate) store: Arc<dyn CacheStore>,
-    pub(crate) ttl: Duration,
-    pub(crate) mode: Mode,
-    pub(crate) endpoints: [bool; 3],
-    pub(crate) namespace: Option<Arc<str>>,
-    pub(crate) per_key: bool,
-    pub(crate) max_entry_bytes: usize,
-    pub(crate) group: Option<GroupResolver>,
+    settings: Settings,
+    mode: Mode,
 }
 
 impl fmt::Debug for CacheLayer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CacheLayer")
-            .field("store", &self.store)
-            .field("ttl", &self.ttl)
             .field("mode", &self.mode)
-            .field("endpoints", &self.endpoints)
-            .field("namespace", &self.namespace)
-            .field("per_key", &self.per_key)
-            .field("max_entry_bytes", &self.max_entry_bytes)
-            .finish_non_exhaustive()
+            .field("settings", &self.settings)
+            .finish()
     }
 }
 
@@ -60,21 +50,24 @@ impl CacheLayer {
     /// shared by all callers.
     pub fn new(store: Arc<dyn CacheStore>) -> Self {
         CacheLayer {
-            store,
-            ttl: DEFAULT_TTL,
+            settings: Settings {
+                store,
+                ttl: DEFAULT_TTL,
+                opt_in: false,
+                endpoints: [true; 3],
+                namespace: None,
+                per_key: false,
+                max_entry_bytes: DEFAULT_MAX_ENTRY_BYTES,
+                group: None,
+            },
             mode: Mode::DefaultOn,
-            endpoints: [true; 3],
-            namespace: None,
-            per_key: false,
-            max_entry_bytes: DEFAULT_MAX_ENTRY_BYTES,
-            group: None,
         }
     }
 
     /// How long answers are kept unless a request asks otherwise (`cache_params.ttl`).
     #[must_use]
     pub fn ttl(mut self, ttl: Duration) -> Self {
-        self.ttl = ttl;
+        self.settings.ttl = ttl;
         self
     }
 
@@ -82,15 +75,16 @@ impl CacheLayer {
     #[must_use]
     pub fn mode(mut self, mode: Mode) -> Self {
         self.mode = mode;
+        self.settings.opt_in = mode == Mode::DefaultOff;
         self
     }
 
     /// Caches only these endpoints (`cache_params.supported_call_types`).
     #[must_use]
     pub fn endpoints(mut self, endpoints: &[Endpoint]) -> Self {
-        self.endpoints = [false; 3];
+        self.settings.endpoints = [false; 3];
         for e in endpoints {
-            self.endpoints[index(*e)] = true;
+            self.settings.endpoints[index(*e)] = true;
         }
         self
     }
@@ -99,7 +93,7 @@ impl CacheLayer {
     /// `cache.namespace` overrides it.
     #[must_use]
     pub fn namespace(mut self, namespace: Option<&str>) -> Self {
-        self.namespace = namespace.filter(|n| !n.is_empty()).map(Arc::from);
+        self.settings.namespace = namespace.filter(|n| !n.is_empty()).map(Arc::from);
         self
     }
 
@@ -107,44 +101,32 @@ impl CacheLayer {
     /// request stored. Off by default (entries are shared by every caller).
     #[must_use]
     pub fn per_key(mut self, per_key: bool) -> Self {
-        self.per_key = per_key;
+        self.settings.per_key = per_key;
         self
     }
 
     /// Answers larger than this many bytes are not stored.
     #[must_use]
     pub fn max_entry_bytes(mut self, bytes: usize) -> Self {
-        self.max_entry_bytes = bytes;
+        self.settings.max_entry_bytes = bytes;
         self
     }
 
     /// How to find a requested model's group (see [`GroupResolver`]).
     #[must_use]
     pub fn model_group(mut self, resolve: GroupResolver) -> Self {
-        self.group = Some(resolve);
+        self.settings.group = Some(resolve);
         self
     }
 
     /// The store's kind (`local`, `redis`).
     pub fn store_kind(&self) -> &'static str {
-        self.store.kind()
+        self.settings.store.kind()
     }
 
     /// The store (readiness pings it).
     pub fn store(&self) -> &Arc<dyn CacheStore> {
-        &self.store
-    }
-
-    pub(crate) fn caches(&self, e: Endpoint) -> bool {
-        self.endpoints[index(e)]
-    }
-}
-
-fn index(e: Endpoint) -> usize {
-    match e {
-        Endpoint::ChatCompletions => 0,
-        Endpoint::Completions => 1,
-        Endpoint::Embeddings => 2,
+        &self.settings.store
     }
 }
 
@@ -152,6 +134,19 @@ impl<S> Layer<S> for CacheLayer {
     type Service = Cache<S>;
 
     fn layer(&self, inner: S) -> Cache<S> {
-        Cache::new(inner, Arc::new(self.clone()))
+        Cache {
+            inner,
+            config: Arc::new(self.settings.clone()),
+        }
+    }
+}
+
+impl<S> Cache<S> {
+    /// Wraps `inner` in the cache `config` describes.
+    pub fn new(inner: S, config: Arc<CacheLayer>) -> Self {
+        Cache {
+            inner,
+            config: Arc::new(config.settings.clone()),
+        }
     }
 }

@@ -69,6 +69,7 @@ mod error;
 mod future;
 pub mod key;
 mod layer;
+mod plan;
 #[cfg(feature = "redis")]
 mod redis;
 mod service;

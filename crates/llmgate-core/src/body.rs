@@ -1,6 +1,7 @@
 //! Bodies: the response body type every llmgate service returns, and the one reader of request
 //! bodies, whole and under a byte cap, that every inbound layer uses (the OpenAI endpoints'
-//! parse layer, `/v1/messages`, the key API).
+//! parse layer, `/v1/messages`, the key API); and [`OnEnd`], the one wrapper that fires a
+//! layer's [`Guard`] when a response body ends (see [`on_end`] for the rule).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -14,6 +15,9 @@ use http_body_util::{BodyExt, Empty, Full, LengthLimitError, Limited};
 use pin_project_lite::pin_project;
 
 use crate::error::{ApiError, BoxError};
+
+pub mod on_end;
+pub use on_end::{Ending, Guard, OnEnd};
 
 /// A type-erased, streaming response body. Unsync so that bodies built from streams need not
 /// be `Sync`; it is `Send`, which is all hyper, axum and the Pingora host need.

@@ -7,7 +7,8 @@
 //! - [`error`]: the one error contract, and OpenAI's error body.
 //! - [`attribution`]: which deployment a request reached, its attempts, why it failed, and the
 //!   log line of a failed request.
-//! - [`body`]: the response body type, and request bodies read whole under a byte cap.
+//! - [`body`]: the response body type, request bodies read whole under a byte cap, and the one
+//!   wrapper that fires a guard when a response body ends ([`body::OnEnd`]).
 //! - [`sse`]: server-sent events in and out.
 //! - [`tokens`]: token counts the gateway works out itself (prompt tokens, estimates).
 //! - [`key`]: virtual keys and the clock budgets are judged by.

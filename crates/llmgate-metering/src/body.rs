@@ -1,10 +1,11 @@
 //! [`ResponseBody`]: a metered answer's body, finishing its request's record when it ends.
 
 use std::pin::Pin;
-use std::task::{ready, Context, Poll};
+use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
+use llmgate_core::body::{self, Ending, OnEnd};
 use llmgate_core::{BoxBody, BoxError};
 use pin_project_lite::pin_project;
 use tokio::time::Instant;
@@ -15,18 +16,48 @@ pin_project! {
     /// A streamed response's body (or an answer's whose provider reported no usage). Frames
     /// pass through untouched and are counted on the way (the text relayed, how a stream
     /// ended: see `tally.rs`); the first data frame's time is the time to first token. At the
-    /// end of the body, or when it is dropped (the client went away), the request is recorded
-    /// with the usage the provider reported by then, else with the estimate from what passed.
+    /// end of the body (core's [`OnEnd`]: its last frame, or an error frame), or when it is
+    /// dropped (the client went away), the request is recorded with the usage the provider
+    /// reported by then, else with the estimate from what passed.
     pub struct ResponseBody {
         #[pin]
-        body: BoxBody,
-        guard: Guard,
+        body: OnEnd<BoxBody, Guard>,
     }
 }
 
 impl ResponseBody {
     pub(crate) fn new(body: BoxBody, guard: Guard) -> Self {
-        ResponseBody { body, guard }
+        ResponseBody {
+            body: OnEnd::new(body, guard),
+        }
+    }
+}
+
+impl body::Guard for Guard {
+    fn on_data(&mut self, data: &Bytes) {
+        self.answer.first_byte.get_or_insert_with(Instant::now);
+        if let Some(t) = self.answer.tally.as_mut() {
+            t.feed(data);
+        }
+    }
+
+    fn on_end(mut self, ending: Ending) {
+        let answer = &mut self.answer;
+        match ending {
+            Ending::Completed => answer.ended = true,
+            Ending::Errored => {
+                answer.ended = true;
+                answer.body_failed = true;
+            }
+            // Recorded as the body stood: a stream cut short.
+            Ending::Dropped => {}
+        }
+        if answer.ended {
+            if let Some(t) = answer.tally.as_mut() {
+                t.end();
+            }
+        }
+        self.finish();
     }
 }
 
@@ -38,35 +69,7 @@ impl Body for ResponseBody {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let mut this = self.project();
-        let frame = ready!(this.body.as_mut().poll_frame(cx));
-        let answer = &mut this.guard.answer;
-        let ended = match &frame {
-            Some(Ok(f)) => {
-                if let Some(data) = f.data_ref() {
-                    answer.first_byte.get_or_insert_with(Instant::now);
-                    if let Some(t) = answer.tally.as_mut() {
-                        t.feed(data);
-                    }
-                }
-                // A host may stop polling once the body says it is done (a complete answer
-                // after its one frame): that is its end too.
-                this.body.is_end_stream()
-            }
-            Some(Err(_)) => {
-                answer.body_failed = true;
-                true
-            }
-            None => true,
-        };
-        if ended {
-            if let Some(t) = answer.tally.as_mut() {
-                t.end();
-            }
-            answer.ended = true;
-            this.guard.finish();
-        }
-        Poll::Ready(frame)
+        self.project().body.poll_frame(cx)
     }
 
     fn is_end_stream(&self) -> bool {

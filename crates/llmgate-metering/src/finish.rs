@@ -17,7 +17,7 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use crate::cost::Tokens;
-use crate::layer::Meter;
+use crate::meter::Meter;
 use crate::metrics::{
     AttemptFailure, AttemptKind, AttemptLabels, CacheLabels, CacheResult, ClassLabel, EndingLabels,
     FailureLabels, Group, Latency, StatusClass, StatusLabels, Target, TokenKind, TokenLabels,

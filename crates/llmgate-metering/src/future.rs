@@ -1,5 +1,6 @@
 //! [`ResponseFuture`] of [`crate::Metering`].
 
+use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
@@ -13,18 +14,25 @@ use crate::finish::{Answer, Guard};
 use crate::tally::Tally;
 
 pin_project! {
-    /// The inner call, metered; or the 503 of a full spend queue.
+    /// Response future of [`Metering`](crate::Metering): the inner call, metered; or the 503
+    /// of a full spend queue.
+    pub struct ResponseFuture<F> {
+        #[pin]
+        state: State<F>,
+    }
+}
+
+pin_project! {
     #[project = Proj]
-    #[allow(missing_docs)] // pin-project-lite takes no docs on variant fields
-    pub enum ResponseFuture<F> {
-        /// Metered: the inner service's future.
+    enum State<F> {
+        // Metered: the inner service's future.
         Metered {
             #[pin]
             fut: F,
             guard: Option<Guard>,
             stream: bool,
         },
-        /// Refused: the response to send.
+        // Refused: the response to send.
         Rejected {
             response: Option<Response<BoxBody>>,
         },
@@ -33,17 +41,27 @@ pin_project! {
 
 impl<F> ResponseFuture<F> {
     pub(crate) fn metered(fut: F, guard: Guard, stream: bool) -> Self {
-        ResponseFuture::Metered {
-            fut,
-            guard: Some(guard),
-            stream,
+        ResponseFuture {
+            state: State::Metered {
+                fut,
+                guard: Some(guard),
+                stream,
+            },
         }
     }
 
     pub(crate) fn rejected(response: Response<BoxBody>) -> Self {
-        ResponseFuture::Rejected {
-            response: Some(response),
+        ResponseFuture {
+            state: State::Rejected {
+                response: Some(response),
+            },
         }
+    }
+}
+
+impl<F> fmt::Debug for ResponseFuture<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
     }
 }
 
@@ -54,7 +72,7 @@ where
     type Output = Result<Response<BoxBody>, BoxError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let (fut, guard, stream) = match self.project() {
+        let (fut, guard, stream) = match self.project().state.project() {
             Proj::Metered { fut, guard, stream } => (fut, guard, *stream),
             Proj::Rejected { response } => {
                 return Poll::Ready(Ok(response.take().unwrap_or_else(|| {

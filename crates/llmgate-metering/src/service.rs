@@ -12,7 +12,7 @@ use tower::Service;
 
 use crate::finish::{Guard, Started};
 use crate::future::ResponseFuture;
-use crate::layer::Meter;
+use crate::meter::Meter;
 
 /// Meters each request through `S`: see the crate docs.
 #[derive(Clone, Debug)]

@@ -4,6 +4,7 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
+use llmgate_core::body::{self, Ending, OnEnd};
 use llmgate_core::{BoxBody, BoxError, UsageSlot};
 use pin_project_lite::pin_project;
 
@@ -66,6 +67,15 @@ impl Guard {
     }
 }
 
+/// The guard is given back however the body ends: completed, at an error frame (the
+/// answer will not go on), or dropped by a client that went away (see
+/// [`llmgate_core::body::on_end`]).
+impl body::Guard for Guard {
+    fn on_end(mut self, _: Ending) {
+        self.finish();
+    }
+}
+
 impl Drop for Guard {
     fn drop(&mut self) {
         self.finish();
@@ -73,17 +83,19 @@ impl Drop for Guard {
 }
 
 pin_project! {
-    /// The response body of an admitted request: settles its [`Guard`] when it ends.
+    /// The response body of an admitted request: settles its [`Guard`] when it ends (core's
+    /// [`OnEnd`]).
     pub struct ResponseBody {
         #[pin]
-        inner: BoxBody,
-        guard: Guard,
+        inner: OnEnd<BoxBody, Guard>,
     }
 }
 
 impl ResponseBody {
     pub(crate) fn new(inner: BoxBody, guard: Guard) -> Self {
-        ResponseBody { inner, guard }
+        ResponseBody {
+            inner: OnEnd::new(inner, guard),
+        }
     }
 }
 
@@ -95,12 +107,7 @@ impl Body for ResponseBody {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let this = self.project();
-        let polled = this.inner.poll_frame(cx);
-        if let Poll::Ready(None) = polled {
-            this.guard.finish();
-        }
-        polled
+        self.project().inner.poll_frame(cx)
     }
 
     fn is_end_stream(&self) -> bool {

@@ -1,3 +1,4 @@
+use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
@@ -12,13 +13,13 @@ use pin_project_lite::pin_project;
 use tower::Service;
 
 use crate::body::{Guard, ResponseBody};
-use crate::layer::{FailurePolicy, Shared};
 use crate::plan::{Plan, Unit};
+use crate::shared::{FailurePolicy, Shared};
 use crate::store::{Acquire, Kind, Settle, StoreError, Verdict};
 use crate::Error;
 
 /// A request waiting for the store's verdict.
-pub struct Pending<S, B> {
+pub(crate) struct Pending<S, B> {
     pub(crate) inner: S,
     pub(crate) req: Request<B>,
     pub(crate) plan: Plan,
@@ -26,7 +27,7 @@ pub struct Pending<S, B> {
 }
 
 /// An admitted request's guard and headers, until its response arrives.
-pub struct Admitted {
+struct Admitted {
     guard: Option<Guard>,
     headers: HeaderMap,
 }
@@ -34,27 +35,70 @@ pub struct Admitted {
 pin_project! {
     /// Response future of [`RateLimit`](crate::RateLimit): the store's verdict, then the inner
     /// call, or an early 429.
-    #[project = Proj]
-    #[allow(missing_docs)] // pin-project-lite takes no docs on variant fields
-    pub enum ResponseFuture<S, B>
+    pub struct ResponseFuture<S, B>
     where
         S: Service<Request<B>>,
     {
-        /// Waiting for the store.
+        #[pin]
+        state: State<S, B>,
+    }
+}
+
+pin_project! {
+    #[project = Proj]
+    enum State<S, B>
+    where
+        S: Service<Request<B>>,
+    {
+        // Waiting for the store.
         Acquire {
             acquire: Acquire,
             pending: Option<Pending<S, B>>,
         },
-        /// Admitted (or not limited): the inner service's future.
+        // Admitted (or not limited): the inner service's future.
         Inner {
             #[pin]
             fut: S::Future,
             admitted: Option<Admitted>,
         },
-        /// Answered here: the 429 (or 503) to send.
+        // Answered here: the 429 (or 503) to send.
         Done {
             response: Option<Response<BoxBody>>,
         },
+    }
+}
+
+impl<S, B> ResponseFuture<S, B>
+where
+    S: Service<Request<B>>,
+{
+    /// Not limited: straight to the inner call.
+    pub(crate) fn inner(fut: S::Future) -> Self {
+        ResponseFuture {
+            state: State::Inner {
+                fut,
+                admitted: None,
+            },
+        }
+    }
+
+    /// Asks the store, then calls or answers.
+    pub(crate) fn acquire(acquire: Acquire, pending: Pending<S, B>) -> Self {
+        ResponseFuture {
+            state: State::Acquire {
+                acquire,
+                pending: Some(pending),
+            },
+        }
+    }
+}
+
+impl<S, B> fmt::Debug for ResponseFuture<S, B>
+where
+    S: Service<Request<B>>,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
     }
 }
 
@@ -66,14 +110,14 @@ where
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         loop {
-            match self.as_mut().project() {
+            let mut state = self.as_mut().project().state;
+            match state.as_mut().project() {
                 Proj::Acquire { acquire, pending } => {
                     let verdict = ready!(Pin::new(acquire).poll(cx));
                     let Some(p) = pending.take() else {
                         return Poll::Ready(Ok(polled_after_completion()));
                     };
-                    let next = decide(p, verdict);
-                    self.set(next);
+                    state.set(decide(p, verdict));
                 }
                 Proj::Inner { fut, admitted } => {
                     let res = ready!(fut.poll(cx));
@@ -97,7 +141,7 @@ fn polled_after_completion() -> Response<BoxBody> {
 }
 
 /// The inner call for an admitted request, or the answer for a denied one.
-fn decide<S, B>(p: Pending<S, B>, verdict: Result<Verdict, StoreError>) -> ResponseFuture<S, B>
+fn decide<S, B>(p: Pending<S, B>, verdict: Result<Verdict, StoreError>) -> State<S, B>
 where
     S: Service<Request<B>, Response = Response<BoxBody>>,
 {
@@ -118,7 +162,7 @@ where
         tracing::debug!(limit = plan.names[i].as_str(), "rate limited");
         let mut res = ApiError::from_contract(&err).to_response();
         res.headers_mut().extend(headers);
-        return ResponseFuture::Done {
+        return State::Done {
             response: Some(res),
         };
     }
@@ -138,7 +182,7 @@ where
     }
     let guard =
         (!settle.is_empty()).then(|| Guard::new(shared.store.clone(), settle, plan.reserved));
-    ResponseFuture::Inner {
+    State::Inner {
         fut: inner.call(req),
         admitted: Some(Admitted { guard, headers }),
     }
@@ -173,12 +217,7 @@ fn denial(plan: &Plan, verdict: &Verdict, i: usize) -> Error {
     }
 }
 
-fn store_failed<S, B>(
-    mut inner: S,
-    req: Request<B>,
-    shared: &Shared,
-    e: StoreError,
-) -> ResponseFuture<S, B>
+fn store_failed<S, B>(mut inner: S, req: Request<B>, shared: &Shared, e: StoreError) -> State<S, B>
 where
     S: Service<Request<B>, Response = Response<BoxBody>>,
 {
@@ -197,11 +236,11 @@ where
         tracing::warn!(error = %e, failures = n, "rate-limit store unavailable: {verb}");
     });
     match shared.policy {
-        FailurePolicy::Open => ResponseFuture::Inner {
+        FailurePolicy::Open => State::Inner {
             fut: inner.call(req),
             admitted: None,
         },
-        FailurePolicy::Closed => ResponseFuture::Done {
+        FailurePolicy::Closed => State::Done {
             response: Some(ApiError::from_contract(&Error::Unavailable(e.0)).to_response()),
         },
     }

@@ -67,6 +67,7 @@ mod plan;
 #[cfg(feature = "redis")]
 mod redis;
 mod service;
+mod shared;
 mod store;
 pub mod tokens;
 
@@ -78,12 +79,13 @@ mod tests;
 pub use body::ResponseBody;
 pub use error::Error;
 pub use future::ResponseFuture;
-pub use layer::{FailurePolicy, RateLimitLayer, Stats};
+pub use layer::RateLimitLayer;
 pub use memory::MemoryStore;
 pub use plan::LimitName;
 #[cfg(feature = "redis")]
 pub use redis::{RedisConfig, RedisStore};
 pub use service::RateLimit;
+pub use shared::{FailurePolicy, Stats};
 pub use store::{
     Acquire, Check, CheckState, Kind, LimiterStore, Ping, Settle, StoreCounters, StoreError,
     Verdict,

@@ -6,8 +6,8 @@ use llmgate_core::{BoxBody, LlmRequest, Principal};
 use tower::Service;
 
 use crate::future::{Pending, ResponseFuture};
-use crate::layer::Shared;
 use crate::plan::Plan;
+use crate::shared::Shared;
 
 /// Rate-limits each request; see the crate docs.
 #[derive(Debug, Clone)]
@@ -43,19 +43,17 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         if plan.checks.is_empty() {
-            return ResponseFuture::Inner {
-                fut: inner.call(req),
-                admitted: None,
-            };
+            return ResponseFuture::inner(inner.call(req));
         }
-        ResponseFuture::Acquire {
-            acquire: self.shared.store.acquire(&plan.checks),
-            pending: Some(Pending {
+        let acquire = self.shared.store.acquire(&plan.checks);
+        ResponseFuture::acquire(
+            acquire,
+            Pending {
                 inner,
                 req,
                 plan,
                 shared: self.shared.clone(),
-            }),
-        }
+            },
+        )
     }
 }

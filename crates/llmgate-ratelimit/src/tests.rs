@@ -261,6 +261,23 @@ async fn parallel_slots_are_held_by_streams_until_they_end_or_are_dropped() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_streams_error_frame_gives_its_parallel_slot_back_at_once() {
+    let (mut svc, _layer, mut upstream) = streaming();
+    let who = key(|k| k.max_parallel_requests = Some(1));
+    let mut first = call(&mut svc, req(&who, "m", None)).await.into_body();
+    let frames = upstream.recv().await.unwrap();
+    assert_eq!(call(&mut svc, req(&who, "m", None)).await.status(), 429);
+
+    frames.send(Err("upstream reset".into())).await.unwrap();
+    assert!(first.frame().await.unwrap().is_err());
+    // The body is still held (not dropped, not read to its end): before the one body
+    // wrapper, the slot waited for the drop.
+    let second = call(&mut svc, req(&who, "m", None)).await;
+    assert_eq!(second.status(), 200, "an error frame ends the stream");
+    drop(first);
+}
+
+#[tokio::test(start_paused = true)]
 async fn global_and_default_parallel_limits() {
     let (tx, mut rx) = mpsc::unbounded_channel::<tokio::sync::oneshot::Sender<()>>();
     let layer = RateLimitLayer::in_memory()

@@ -5,9 +5,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::Bytes;
 use http::{HeaderValue, Response};
-use http_body::{Body, Frame, SizeHint};
+use llmgate_core::body::{self, Ending, OnEnd};
 use llmgate_core::{
     headers, ApiError, Attribution, BoxBody, BoxError, Deployment, ErrorClass, ErrorContract,
     ModelGroup, StreamFailure, UpstreamTime, UsageSlot,
@@ -79,7 +78,7 @@ impl Attempt {
                 usage,
                 failure: res.extensions().get::<StreamFailure>().cloned(),
             };
-            return res.map(|body| BoxBody::new(Guarded { body, guard }));
+            return res.map(|b| BoxBody::new(OnEnd::new(b, guard)));
         }
         self.member.state.record_latency(elapsed, now);
         InFlight {
@@ -163,7 +162,8 @@ impl Drop for Attempt {
     }
 }
 
-/// Ends an attempt's in-flight count and records its tokens (and a stream's failure), once.
+/// Ends an attempt's in-flight count and records its tokens (and a stream's failure), once:
+/// at once for a complete answer, when the body ends for a stream.
 struct InFlight {
     attempt: Option<Attempt>,
     usage: Option<UsageSlot>,
@@ -187,43 +187,11 @@ impl InFlight {
     }
 }
 
-impl Drop for InFlight {
-    fn drop(&mut self) {
+/// A stream's body holds its attempt in flight until it ends: completed, at an error frame,
+/// or dropped (see [`llmgate_core::body::on_end`]); each way ends it the same.
+impl body::Guard for InFlight {
+    fn on_end(mut self, _: Ending) {
         self.finish();
-    }
-}
-
-pin_project! {
-    /// A stream's body, holding its attempt in flight until it ends or is dropped.
-    struct Guarded {
-        #[pin]
-        body: BoxBody,
-        guard: InFlight,
-    }
-}
-
-impl Body for Guarded {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let this = self.project();
-        let polled = this.body.poll_frame(cx);
-        if let Poll::Ready(None) = polled {
-            this.guard.finish();
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
     }
 }
 
@@ -291,5 +259,89 @@ where
                 .boxed())),
             Proj::Shared { fut } => fut.as_mut().poll(cx),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+    use std::sync::Arc;
+
+    use bytes::Bytes;
+    use http::Request;
+    use http_body::{Body, Frame};
+    use http_body_util::BodyExt;
+    use llmgate_core::{BoxBody, BoxError, Endpoint, LlmRequest};
+    use tower::{service_fn, ServiceExt};
+
+    use crate::tests::d;
+    use crate::{ModelTable, Router};
+
+    /// A stream body of the given frames.
+    struct Frames(VecDeque<Result<Frame<Bytes>, BoxError>>);
+
+    impl Body for Frames {
+        type Data = Bytes;
+        type Error = BoxError;
+        fn poll_frame(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+            std::task::Poll::Ready(self.0.pop_front())
+        }
+    }
+
+    fn stream_req() -> Request<()> {
+        let mut r = Request::new(());
+        let body = br#"{"model":"g","stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
+        r.extensions_mut()
+            .insert(LlmRequest::parse(Endpoint::ChatCompletions, body).unwrap());
+        r
+    }
+
+    async fn streamed(with_error: bool) -> (BoxBody, Arc<crate::state::DeploymentState>) {
+        let t = Arc::new(ModelTable::new([Arc::new(d("a", "g"))], []));
+        let state = t.all().into_iter().next().unwrap().1;
+        let svc = Router::new(
+            service_fn(move |_: Request<()>| async move {
+                let mut frames = VecDeque::from([Ok(Frame::data(Bytes::from_static(b"data: 1")))]);
+                if with_error {
+                    frames.push_back(Err::<_, BoxError>("upstream reset".into()));
+                }
+                frames.push_back(Ok(Frame::data(Bytes::from_static(b"late"))));
+                Ok::<_, BoxError>(http::Response::new(BoxBody::new(Frames(frames))))
+            }),
+            t,
+        );
+        let res = svc.oneshot(stream_req()).await.unwrap();
+        (res.into_body(), state)
+    }
+
+    #[tokio::test]
+    async fn a_streams_error_frame_ends_its_attempt_in_flight_at_once() {
+        let (mut body, state) = streamed(true).await;
+        assert_eq!(state.in_flight(), 1);
+        assert!(body.frame().await.unwrap().is_ok());
+        assert_eq!(state.in_flight(), 1, "in flight while the stream runs");
+        assert!(body.frame().await.unwrap().is_err());
+        // Before the one body wrapper, the count waited for the body to be dropped.
+        assert_eq!(state.in_flight(), 0, "an error frame ends the stream");
+        drop(body);
+        assert_eq!(state.in_flight(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_stream_is_in_flight_until_its_end_or_its_drop() {
+        let (mut body, state) = streamed(false).await;
+        assert!(body.frame().await.unwrap().is_ok());
+        assert!(body.frame().await.unwrap().is_ok());
+        assert_eq!(state.in_flight(), 1);
+        assert!(body.frame().await.is_none());
+        assert_eq!(state.in_flight(), 0, "completed");
+
+        let (mut body, state) = streamed(false).await;
+        assert!(body.frame().await.unwrap().is_ok());
+        drop(body);
+        assert_eq!(state.in_flight(), 0, "dropped by a client that went away");
     }
 }
