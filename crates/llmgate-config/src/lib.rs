@@ -76,6 +76,7 @@ mod node;
 mod problems;
 mod schema;
 mod settings;
+mod table;
 mod validate;
 mod walk;
 
