@@ -2,6 +2,7 @@
 
 use crate::node::Node;
 use crate::schema::CacheParams;
+use crate::table::Handle::Read;
 use crate::table::{walk_table, Table};
 use crate::walk::Walk;
 
@@ -27,8 +28,9 @@ pub(crate) const CALL_TYPES: &[&str] = &[
 /// The keys of `cache_params` llmgate reads; options of LiteLLM backends llmgate does not have
 /// (`s3_bucket_name`, `similarity_threshold`, `redis_startup_nodes`, ...) go to
 /// [`backend_option`].
+#[rustfmt::skip]
 const CACHE: &Table<CacheParams> = &[
-    ("type", |w, out, v, p| {
+    ("type", Read(|w, out, v, p| {
         out.cache_type = w.string(v, p);
         if let Some(t) = &out.cache_type {
             if !matches!(t.as_str(), "local" | "redis") {
@@ -36,20 +38,20 @@ const CACHE: &Table<CacheParams> = &[
                     p,
                     format!(
                         "cache type \"{t}\" is not supported by llmgate: use \"local\" \
-                         (in memory) or \"redis\""
+                     (in memory) or \"redis\""
                     ),
                 );
             }
         }
-    }),
-    ("host", |w, out, v, p| out.host = w.string(v, p)),
-    ("port", |w, out, v, p| out.port = w.port(v, p)),
-    ("password", |w, out, v, p| out.password = w.secret(v, p)),
-    ("url", |w, out, v, p| out.url = w.secret(v, p)),
-    ("redis_url", |w, out, v, p| out.url = w.secret(v, p)),
-    ("ttl", |w, out, v, p| out.ttl = w.seconds(v, p)),
-    ("namespace", |w, out, v, p| out.namespace = w.string(v, p)),
-    ("supported_call_types", |w, out, v, p| {
+    })),
+    ("host", Read(|w, out, v, p| out.host = w.string(v, p))),
+    ("port", Read(|w, out, v, p| out.port = w.port(v, p))),
+    ("password", Read(|w, out, v, p| out.password = w.secret(v, p))),
+    ("url", Read(|w, out, v, p| out.url = w.secret(v, p))),
+    ("redis_url", Read(|w, out, v, p| out.url = w.secret(v, p))),
+    ("ttl", Read(|w, out, v, p| out.ttl = w.seconds(v, p))),
+    ("namespace", Read(|w, out, v, p| out.namespace = w.string(v, p))),
+    ("supported_call_types", Read(|w, out, v, p| {
         out.supported_call_types = w.string_list(v, p);
         for t in &out.supported_call_types {
             if !CALL_TYPES.contains(&t.as_str()) {
@@ -62,8 +64,8 @@ const CACHE: &Table<CacheParams> = &[
                 );
             }
         }
-    }),
-    ("mode", |w, out, v, p| {
+    })),
+    ("mode", Read(|w, out, v, p| {
         out.mode = w.string(v, p);
         if let Some(m) = &out.mode {
             if !matches!(m.as_str(), "default_on" | "default_off") {
@@ -73,17 +75,11 @@ const CACHE: &Table<CacheParams> = &[
                 );
             }
         }
-    }),
-    ("max_size_in_memory", |w, out, v, p| {
-        out.max_size_in_memory = w.u64(v, p);
-    }),
-    ("max_size_in_memory_mb", |w, out, v, p| {
-        out.max_size_in_memory_mb = w.mebibytes(v, p);
-    }),
-    ("max_size_per_item", |w, out, v, p| {
-        out.max_size_per_item = w.u64(v, p);
-    }),
-    ("per_key", |w, out, v, p| out.per_key = w.bool(v, p)),
+    })),
+    ("max_size_in_memory", Read(|w, out, v, p| out.max_size_in_memory = w.u64(v, p))),
+    ("max_size_in_memory_mb", Read(|w, out, v, p| out.max_size_in_memory_mb = w.mebibytes(v, p))),
+    ("max_size_per_item", Read(|w, out, v, p| out.max_size_per_item = w.u64(v, p))),
+    ("per_key", Read(|w, out, v, p| out.per_key = w.bool(v, p))),
 ];
 
 /// A LiteLLM backend's option: read (so its environment references are checked) and noted

@@ -4,7 +4,8 @@
 
 use crate::node::Node;
 use crate::schema::{FailurePolicy, GeneralSettings, SpendQueueFull};
-use crate::settings::{not_yet_active, unenforced, unsupported, DATABASE, HEALTH};
+use crate::settings::{DATABASE, HEALTH};
+use crate::table::Handle::{NotYetActive, Read, Unenforced, Unsupported};
 use crate::table::{unknown, walk_table, Table};
 use crate::walk::Walk;
 
@@ -19,45 +20,34 @@ const ALERTING: &str = "alerting";
 const LITELLM_SETTING: &str = "this LiteLLM setting";
 
 /// The keys of `general_settings`, by group; any other is unknown.
+#[rustfmt::skip]
 const GENERAL: &Table<GeneralSettings> = &[
     // The master key, the key database and how keys are looked up.
-    ("master_key", master_key),
-    ("database_url", |w, out, v, p| {
-        out.database_url = w.secret(v, p)
-    }),
-    ("database_connection_pool_limit", |w, out, v, p| {
+    ("master_key", Read(master_key)),
+    ("database_url", Read(|w, out, v, p| out.database_url = w.secret(v, p))),
+    ("database_connection_pool_limit", Read(|w, out, v, p| {
         out.database_connection_pool_limit = w.u32(v, p);
         if out.database_connection_pool_limit == Some(0) {
             w.report.error(p, "must be at least 1");
         }
-    }),
-    ("disable_spend_logs", |w, out, v, p| {
-        out.disable_spend_logs = w.bool(v, p);
-    }),
-    ("allow_requests_on_db_unavailable", |w, out, v, p| {
+    })),
+    ("disable_spend_logs", Read(|w, out, v, p| out.disable_spend_logs = w.bool(v, p))),
+    ("allow_requests_on_db_unavailable", Read(|w, out, v, p| {
         out.allow_requests_on_db_unavailable = w.bool(v, p);
-    }),
-    ("user_api_key_cache_ttl", |w, out, v, p| {
-        out.user_api_key_cache_ttl = w.seconds(v, p);
-    }),
+    })),
+    ("user_api_key_cache_ttl", Read(|w, out, v, p| out.user_api_key_cache_ttl = w.seconds(v, p))),
     // The HTTP host's bounds and the health checks.
-    ("max_request_size_mb", |w, out, v, p| {
-        out.max_request_size_mb = w.mebibytes(v, p);
-    }),
-    ("max_response_size_mb", max_response_size_mb),
-    ("background_health_checks", |w, out, v, p| {
-        out.background_health_checks = w.bool(v, p);
-    }),
-    ("health_check_interval", |w, out, v, p| {
-        out.health_check_interval = w.seconds(v, p);
-    }),
-    ("llmgate_request_header_timeout", |w, out, v, p| {
+    ("max_request_size_mb", Read(|w, out, v, p| out.max_request_size_mb = w.mebibytes(v, p))),
+    ("max_response_size_mb", Read(max_response_size_mb)),
+    ("background_health_checks", Read(|w, out, v, p| out.background_health_checks = w.bool(v, p))),
+    ("health_check_interval", Read(|w, out, v, p| out.health_check_interval = w.seconds(v, p))),
+    ("llmgate_request_header_timeout", Read(|w, out, v, p| {
         out.llmgate_request_header_timeout = w.seconds(v, p);
-    }),
-    ("llmgate_request_body_timeout", |w, out, v, p| {
+    })),
+    ("llmgate_request_body_timeout", Read(|w, out, v, p| {
         out.llmgate_request_body_timeout = w.seconds(v, p);
-    }),
-    ("llmgate_max_header_bytes", |w, out, v, p| {
+    })),
+    ("llmgate_max_header_bytes", Read(|w, out, v, p| {
         out.llmgate_max_header_bytes = within(
             w,
             v,
@@ -65,161 +55,77 @@ const GENERAL: &Table<GeneralSettings> = &[
             GeneralSettings::MAX_HEADER_BYTES_FLOOR,
             GeneralSettings::MAX_HEADER_BYTES_CEILING,
         );
-    }),
-    ("llmgate_max_headers", |w, out, v, p| {
+    })),
+    ("llmgate_max_headers", Read(|w, out, v, p| {
         out.llmgate_max_headers = within(w, v, p, 1, GeneralSettings::MAX_HEADERS_CEILING);
-    }),
-    ("llmgate_max_connections", |w, out, v, p| {
+    })),
+    ("llmgate_max_connections", Read(|w, out, v, p| {
         out.llmgate_max_connections = positive(w, v, p);
-    }),
+    })),
     // Gateway-wide parallel limits and the rate limiter.
-    ("max_parallel_requests", |w, out, v, p| {
-        out.max_parallel_requests = w.u64(v, p);
-    }),
-    ("global_max_parallel_requests", |w, out, v, p| {
+    ("max_parallel_requests", Read(|w, out, v, p| out.max_parallel_requests = w.u64(v, p))),
+    ("global_max_parallel_requests", Read(|w, out, v, p| {
         out.global_max_parallel_requests = w.u64(v, p);
-    }),
-    ("llmgate_rate_limit_redis_prefix", |w, out, v, p| {
+    })),
+    ("llmgate_rate_limit_redis_prefix", Read(|w, out, v, p| {
         out.llmgate_rate_limit_redis_prefix = w.string(v, p);
-    }),
-    (
-        "llmgate_rate_limit_failure_policy",
-        rate_limit_failure_policy,
-    ),
+    })),
+    ("llmgate_rate_limit_failure_policy", Read(rate_limit_failure_policy)),
     // The spend writer.
-    ("proxy_batch_write_at", |w, out, v, p| {
+    ("proxy_batch_write_at", Read(|w, out, v, p| {
         out.proxy_batch_write_at = w.seconds(v, p);
         if out.proxy_batch_write_at.is_some_and(|d| d.is_zero()) {
             w.report.error(p, "must be more than 0 seconds");
             out.proxy_batch_write_at = None;
         }
-    }),
-    ("spend_batch_size", |w, out, v, p| {
-        out.spend_batch_size = positive(w, v, p);
-    }),
-    ("spend_queue_size", |w, out, v, p| {
-        out.spend_queue_size = positive(w, v, p);
-    }),
-    ("spend_spill_dir", spend_spill_dir),
-    ("spend_queue_full", spend_queue_full),
+    })),
+    ("spend_batch_size", Read(|w, out, v, p| out.spend_batch_size = positive(w, v, p))),
+    ("spend_queue_size", Read(|w, out, v, p| out.spend_queue_size = positive(w, v, p))),
+    ("spend_spill_dir", Read(spend_spill_dir)),
+    ("spend_queue_full", Read(spend_queue_full)),
     // Read but not acted on yet, or refused (see `settings.rs`).
-    ("allowed_ips", |w, _, v, p| {
-        unenforced(w, v, p, "IP allow-lists are");
-    }),
-    ("enforce_user_param", |w, _, v, p| {
-        unenforced(w, v, p, "enforced request parameters are");
-    }),
-    ("enforced_params", |w, _, v, p| {
-        unenforced(w, v, p, "enforced request parameters are");
-    }),
-    ("allowed_routes", |w, _, v, p| {
-        unenforced(w, v, p, "route restrictions are");
-    }),
-    ("admin_only_routes", |w, _, v, p| {
-        unenforced(w, v, p, "route restrictions are");
-    }),
-    ("enable_jwt_auth", |w, _, v, p| {
-        unenforced(w, v, p, "JWT auth is")
-    }),
-    ("litellm_jwtauth", |w, _, v, p| {
-        unenforced(w, v, p, "JWT auth is")
-    }),
-    ("custom_auth", |w, _, v, p| {
-        unenforced(w, v, p, "custom auth is")
-    }),
-    ("database_connection_timeout", |w, _, v, p| {
-        not_yet_active(w, v, p, DATABASE);
-    }),
-    ("disable_error_logs", |w, _, v, p| {
-        not_yet_active(w, v, p, DATABASE);
-    }),
-    ("store_model_in_db", |w, _, v, p| {
-        not_yet_active(w, v, p, DATABASE);
-    }),
-    ("maximum_spend_logs_retention_period", |w, _, v, p| {
-        not_yet_active(w, v, p, DATABASE);
-    }),
-    ("maximum_spend_logs_retention_interval", |w, _, v, p| {
-        not_yet_active(w, v, p, DATABASE);
-    }),
-    ("disable_adding_master_key_hash_to_db", |w, _, v, p| {
-        not_yet_active(w, v, p, DATABASE);
-    }),
-    ("use_redis_transaction_buffer", |w, _, v, p| {
-        not_yet_active(w, v, p, DATABASE);
-    }),
-    ("health_check_details", |w, _, v, p| {
-        not_yet_active(w, v, p, HEALTH);
-    }),
-    ("alerting", |w, _, v, p| not_yet_active(w, v, p, ALERTING)),
-    ("alerting_threshold", |w, _, v, p| {
-        not_yet_active(w, v, p, ALERTING);
-    }),
-    ("alert_types", |w, _, v, p| {
-        not_yet_active(w, v, p, ALERTING)
-    }),
-    ("alert_to_webhook_url", |w, _, v, p| {
-        not_yet_active(w, v, p, ALERTING);
-    }),
-    ("spend_report_frequency", |w, _, v, p| {
-        not_yet_active(w, v, p, ALERTING);
-    }),
-    ("public_routes", |w, _, v, p| {
-        not_yet_active(w, v, p, LITELLM_SETTING);
-    }),
-    ("litellm_key_header_name", |w, _, v, p| {
-        not_yet_active(w, v, p, LITELLM_SETTING);
-    }),
-    ("user_header_name", |w, _, v, p| {
-        not_yet_active(w, v, p, LITELLM_SETTING);
-    }),
-    ("key_management_system", |w, _, v, p| {
-        not_yet_active(w, v, p, LITELLM_SETTING);
-    }),
-    ("key_management_settings", |w, _, v, p| {
-        not_yet_active(w, v, p, LITELLM_SETTING);
-    }),
-    ("disable_master_key_return", |w, _, v, p| {
-        not_yet_active(w, v, p, LITELLM_SETTING);
-    }),
-    ("disable_reset_budget", |w, _, v, p| {
-        not_yet_active(w, v, p, LITELLM_SETTING);
-    }),
-    ("forward_openai_org_id", |w, _, v, p| {
-        not_yet_active(w, v, p, LITELLM_SETTING);
-    }),
-    ("forward_client_headers_to_llm_api", |w, _, v, p| {
-        not_yet_active(w, v, p, LITELLM_SETTING);
-    }),
-    ("infer_model_from_keys", |w, _, v, p| {
-        not_yet_active(w, v, p, LITELLM_SETTING);
-    }),
-    ("reject_clientside_metadata_tags", |w, _, v, p| {
-        not_yet_active(w, v, p, LITELLM_SETTING);
-    }),
-    ("proxy_budget_rescheduler_min_time", |w, _, v, p| {
-        not_yet_active(w, v, p, LITELLM_SETTING);
-    }),
-    ("proxy_budget_rescheduler_max_time", |w, _, v, p| {
-        not_yet_active(w, v, p, LITELLM_SETTING);
-    }),
-    (
-        "disable_retry_on_max_parallel_request_limit_error",
-        |w, _, v, p| {
-            not_yet_active(w, v, p, LITELLM_SETTING);
-        },
-    ),
-    ("enable_oauth2_auth", |w, _, v, p| {
-        not_yet_active(w, v, p, LITELLM_SETTING);
-    }),
-    ("pass_through_endpoints", |w, _, v, p| {
-        not_yet_active(w, v, p, LITELLM_SETTING);
-    }),
-    ("ui_access_mode", |w, _, _, p| unsupported(w, p)),
-    ("ui_username", |w, _, _, p| unsupported(w, p)),
-    ("ui_password", |w, _, _, p| unsupported(w, p)),
-    ("custom_sso", |w, _, _, p| unsupported(w, p)),
-    ("block_robots", |w, _, _, p| unsupported(w, p)),
+    ("allowed_ips", Unenforced("IP allow-lists are")),
+    ("enforce_user_param", Unenforced("enforced request parameters are")),
+    ("enforced_params", Unenforced("enforced request parameters are")),
+    ("allowed_routes", Unenforced("route restrictions are")),
+    ("admin_only_routes", Unenforced("route restrictions are")),
+    ("enable_jwt_auth", Unenforced("JWT auth is")),
+    ("litellm_jwtauth", Unenforced("JWT auth is")),
+    ("custom_auth", Unenforced("custom auth is")),
+    ("database_connection_timeout", NotYetActive(DATABASE)),
+    ("disable_error_logs", NotYetActive(DATABASE)),
+    ("store_model_in_db", NotYetActive(DATABASE)),
+    ("maximum_spend_logs_retention_period", NotYetActive(DATABASE)),
+    ("maximum_spend_logs_retention_interval", NotYetActive(DATABASE)),
+    ("disable_adding_master_key_hash_to_db", NotYetActive(DATABASE)),
+    ("use_redis_transaction_buffer", NotYetActive(DATABASE)),
+    ("health_check_details", NotYetActive(HEALTH)),
+    ("alerting", NotYetActive(ALERTING)),
+    ("alerting_threshold", NotYetActive(ALERTING)),
+    ("alert_types", NotYetActive(ALERTING)),
+    ("alert_to_webhook_url", NotYetActive(ALERTING)),
+    ("spend_report_frequency", NotYetActive(ALERTING)),
+    ("public_routes", NotYetActive(LITELLM_SETTING)),
+    ("litellm_key_header_name", NotYetActive(LITELLM_SETTING)),
+    ("user_header_name", NotYetActive(LITELLM_SETTING)),
+    ("key_management_system", NotYetActive(LITELLM_SETTING)),
+    ("key_management_settings", NotYetActive(LITELLM_SETTING)),
+    ("disable_master_key_return", NotYetActive(LITELLM_SETTING)),
+    ("disable_reset_budget", NotYetActive(LITELLM_SETTING)),
+    ("forward_openai_org_id", NotYetActive(LITELLM_SETTING)),
+    ("forward_client_headers_to_llm_api", NotYetActive(LITELLM_SETTING)),
+    ("infer_model_from_keys", NotYetActive(LITELLM_SETTING)),
+    ("reject_clientside_metadata_tags", NotYetActive(LITELLM_SETTING)),
+    ("proxy_budget_rescheduler_min_time", NotYetActive(LITELLM_SETTING)),
+    ("proxy_budget_rescheduler_max_time", NotYetActive(LITELLM_SETTING)),
+    ("disable_retry_on_max_parallel_request_limit_error", NotYetActive(LITELLM_SETTING)),
+    ("enable_oauth2_auth", NotYetActive(LITELLM_SETTING)),
+    ("pass_through_endpoints", NotYetActive(LITELLM_SETTING)),
+    ("ui_access_mode", Unsupported),
+    ("ui_username", Unsupported),
+    ("ui_password", Unsupported),
+    ("custom_sso", Unsupported),
+    ("block_robots", Unsupported),
 ];
 
 fn master_key(w: &mut Walk<'_>, out: &mut GeneralSettings, value: &Node, p: &str) {

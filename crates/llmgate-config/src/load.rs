@@ -9,7 +9,8 @@ use crate::model_list::model_list;
 use crate::node::{self, Node};
 use crate::problems::{index_path, key_path, Problem, Problems};
 use crate::schema::Config;
-use crate::settings::{litellm_settings, not_yet_active, router_settings, unenforced};
+use crate::settings::{litellm_settings, router_settings};
+use crate::table::Handle::{NotYetActive, Read, Unenforced};
 use crate::table::{dispatch, unknown, Table};
 use crate::validate::validate;
 use crate::walk::Walk;
@@ -99,37 +100,26 @@ fn unsupported_section(w: &mut Walk<'_>, _: &mut Config, _: &Node, path: &str) {
 
 /// The sections of the file; any other is unknown. `environment_variables` is read before
 /// the others and `include` merged before the walk, so their rows do nothing.
+#[rustfmt::skip]
 const SECTIONS: &Table<Config> = &[
-    ("model_list", |w, c, v, p| {
-        c.model_list = model_list(w, v, p)
-    }),
-    ("router_settings", |w, c, v, p| {
-        c.router_settings = router_settings(w, v, p);
-    }),
-    ("litellm_settings", |w, c, v, p| {
-        c.litellm_settings = litellm_settings(w, v, p);
-    }),
-    ("general_settings", |w, c, v, p| {
-        c.general_settings = general_settings(w, v, p);
-    }),
-    ("environment_variables", |_, _, _, _| {}),
-    ("include", |_, _, _, _| {}),
-    ("credential_list", |w, _, v, p| {
-        not_yet_active(w, v, p, "credential_list");
-    }),
-    ("guardrails", |w, _, v, p| {
-        unenforced(w, v, p, "guardrails are")
-    }),
-    ("callback_settings", unsupported_section),
-    ("mcp_servers", unsupported_section),
-    ("mcp_tools", unsupported_section),
-    ("assistant_settings", unsupported_section),
-    ("files_settings", unsupported_section),
-    ("finetune_settings", unsupported_section),
-    ("vector_store_registry", unsupported_section),
-    ("prompts", unsupported_section),
-    ("search_tools", unsupported_section),
-    ("pass_through_endpoints", unsupported_section),
+    ("model_list", Read(|w, c, v, p| c.model_list = model_list(w, v, p))),
+    ("router_settings", Read(|w, c, v, p| c.router_settings = router_settings(w, v, p))),
+    ("litellm_settings", Read(|w, c, v, p| c.litellm_settings = litellm_settings(w, v, p))),
+    ("general_settings", Read(|w, c, v, p| c.general_settings = general_settings(w, v, p))),
+    ("environment_variables", Read(|_, _, _, _| {})),
+    ("include", Read(|_, _, _, _| {})),
+    ("credential_list", NotYetActive("credential_list")),
+    ("guardrails", Unenforced("guardrails are")),
+    ("callback_settings", Read(unsupported_section)),
+    ("mcp_servers", Read(unsupported_section)),
+    ("mcp_tools", Read(unsupported_section)),
+    ("assistant_settings", Read(unsupported_section)),
+    ("files_settings", Read(unsupported_section)),
+    ("finetune_settings", Read(unsupported_section)),
+    ("vector_store_registry", Read(unsupported_section)),
+    ("prompts", Read(unsupported_section)),
+    ("search_tools", Read(unsupported_section)),
+    ("pass_through_endpoints", Read(unsupported_section)),
 ];
 
 /// `environment_variables`: names to scalar values. A value may itself reference the process

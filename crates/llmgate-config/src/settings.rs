@@ -19,6 +19,7 @@ use crate::schema::{
     AllowedFailsPolicy, Fallback, LitellmSettings, ModelGroupAlias, RetryPolicy, RouterSettings,
     RoutingStrategy,
 };
+use crate::table::Handle::{NotYetActive, Read, Unenforced, Unsupported};
 use crate::table::{unknown, walk_table, Table};
 use crate::validate::GroupRef;
 use crate::walk::Walk;
@@ -75,101 +76,58 @@ const PRE_CALL_CHECKS: &str = "pre-call checks";
 const ROUTER_SETTING: &str = "this router setting";
 
 /// The keys of `router_settings`; any other is unknown.
+#[rustfmt::skip]
 const ROUTER: &Table<RouterSettings> = &[
-    ("routing_strategy", routing_strategy),
-    ("routing_strategy_args", |w, out, v, p| {
+    ("routing_strategy", Read(routing_strategy)),
+    ("routing_strategy_args", Read(|w, out, v, p| {
         out.routing_strategy_args = routing_strategy_args(w, v, p);
-    }),
-    ("model_group_alias", |w, out, v, p| {
-        out.model_group_alias = aliases(w, v, p);
-    }),
-    ("num_retries", |w, out, v, p| out.num_retries = w.u32(v, p)),
-    ("timeout", |w, out, v, p| out.timeout = w.seconds(v, p)),
-    ("stream_timeout", |w, out, v, p| {
-        out.stream_timeout = w.seconds(v, p);
-    }),
-    ("stream_idle_timeout", |w, out, v, p| {
-        out.stream_idle_timeout = w.seconds(v, p);
-    }),
-    ("allowed_fails", |w, out, v, p| {
-        out.allowed_fails = w.u32(v, p)
-    }),
-    ("cooldown_time", |w, out, v, p| {
-        out.cooldown_time = w.non_negative_seconds(v, p);
-    }),
-    ("disable_cooldowns", |w, out, v, p| {
-        out.disable_cooldowns = w.bool(v, p);
-    }),
-    ("retry_policy", |w, out, v, p| {
-        out.retry_policy = Some(retry_policy(w, v, p));
-    }),
-    ("allowed_fails_policy", |w, out, v, p| {
+    })),
+    ("model_group_alias", Read(|w, out, v, p| out.model_group_alias = aliases(w, v, p))),
+    ("num_retries", Read(|w, out, v, p| out.num_retries = w.u32(v, p))),
+    ("timeout", Read(|w, out, v, p| out.timeout = w.seconds(v, p))),
+    ("stream_timeout", Read(|w, out, v, p| out.stream_timeout = w.seconds(v, p))),
+    ("stream_idle_timeout", Read(|w, out, v, p| out.stream_idle_timeout = w.seconds(v, p))),
+    ("allowed_fails", Read(|w, out, v, p| out.allowed_fails = w.u32(v, p))),
+    ("cooldown_time", Read(|w, out, v, p| out.cooldown_time = w.non_negative_seconds(v, p))),
+    ("disable_cooldowns", Read(|w, out, v, p| out.disable_cooldowns = w.bool(v, p))),
+    ("retry_policy", Read(|w, out, v, p| out.retry_policy = Some(retry_policy(w, v, p)))),
+    ("allowed_fails_policy", Read(|w, out, v, p| {
         out.allowed_fails_policy = Some(allowed_fails_policy(w, v, p));
-    }),
-    ("fallbacks", |w, out, v, p| {
-        out.fallbacks = fallbacks(w, v, p)
-    }),
-    ("context_window_fallbacks", |w, out, v, p| {
+    })),
+    ("fallbacks", Read(|w, out, v, p| out.fallbacks = fallbacks(w, v, p))),
+    ("context_window_fallbacks", Read(|w, out, v, p| {
         out.context_window_fallbacks = fallbacks(w, v, p);
-    }),
-    ("content_policy_fallbacks", |w, out, v, p| {
+    })),
+    ("content_policy_fallbacks", Read(|w, out, v, p| {
         out.content_policy_fallbacks = fallbacks(w, v, p);
-    }),
-    ("default_fallbacks", |w, out, v, p| {
-        out.default_fallbacks = default_fallbacks(w, v, p);
-    }),
+    })),
+    ("default_fallbacks", Read(|w, out, v, p| out.default_fallbacks = default_fallbacks(w, v, p))),
     // Redis for rate-limit counters shared by instances (docs/rate-limits.md).
-    ("redis_host", |w, out, v, p| out.redis_host = w.string(v, p)),
-    ("redis_port", |w, out, v, p| out.redis_port = w.port(v, p)),
-    ("redis_password", |w, out, v, p| {
-        out.redis_password = w.secret(v, p);
-    }),
-    ("redis_url", |w, out, v, p| out.redis_url = w.secret(v, p)),
-    ("enable_pre_call_checks", |w, out, v, p| {
+    ("redis_host", Read(|w, out, v, p| out.redis_host = w.string(v, p))),
+    ("redis_port", Read(|w, out, v, p| out.redis_port = w.port(v, p))),
+    ("redis_password", Read(|w, out, v, p| out.redis_password = w.secret(v, p))),
+    ("redis_url", Read(|w, out, v, p| out.redis_url = w.secret(v, p))),
+    ("enable_pre_call_checks", Read(|w, out, v, p| {
         out.enable_pre_call_checks = w.bool(v, p);
         not_yet_active(w, v, p, PRE_CALL_CHECKS);
-    }),
-    ("enable_tag_filtering", |w, out, v, p| {
+    })),
+    ("enable_tag_filtering", Read(|w, out, v, p| {
         out.enable_tag_filtering = w.bool(v, p);
         not_yet_active(w, v, p, "tag-based routing");
-    }),
-    ("provider_budget_config", |w, _, v, p| {
-        unenforced(w, v, p, "provider budgets are");
-    }),
-    ("cache_responses", |w, _, v, p| {
-        not_yet_active(w, v, p, CACHING)
-    }),
-    ("caching_groups", |w, _, v, p| {
-        not_yet_active(w, v, p, CACHING)
-    }),
-    ("cache_kwargs", |w, _, v, p| {
-        not_yet_active(w, v, p, CACHING)
-    }),
-    ("model_group_retry_policy", |w, _, v, p| {
-        not_yet_active(w, v, p, RETRIES);
-    }),
-    ("retry_after", |w, _, v, p| not_yet_active(w, v, p, RETRIES)),
-    ("max_fallbacks", |w, _, v, p| {
-        not_yet_active(w, v, p, FALLBACKS)
-    }),
-    ("optional_pre_call_checks", |w, _, v, p| {
-        not_yet_active(w, v, p, PRE_CALL_CHECKS);
-    }),
-    ("polling_interval", |w, _, v, p| {
-        not_yet_active(w, v, p, ROUTER_SETTING);
-    }),
-    ("default_max_parallel_requests", |w, _, v, p| {
-        not_yet_active(w, v, p, ROUTER_SETTING);
-    }),
-    ("client_ttl", |w, _, v, p| {
-        not_yet_active(w, v, p, ROUTER_SETTING)
-    }),
-    ("debug_level", |w, _, v, p| {
-        not_yet_active(w, v, p, ROUTER_SETTING)
-    }),
-    ("set_verbose", |w, _, v, p| {
-        not_yet_active(w, v, p, ROUTER_SETTING)
-    }),
+    })),
+    ("provider_budget_config", Unenforced("provider budgets are")),
+    ("cache_responses", NotYetActive(CACHING)),
+    ("caching_groups", NotYetActive(CACHING)),
+    ("cache_kwargs", NotYetActive(CACHING)),
+    ("model_group_retry_policy", NotYetActive(RETRIES)),
+    ("retry_after", NotYetActive(RETRIES)),
+    ("max_fallbacks", NotYetActive(FALLBACKS)),
+    ("optional_pre_call_checks", NotYetActive(PRE_CALL_CHECKS)),
+    ("polling_interval", NotYetActive(ROUTER_SETTING)),
+    ("default_max_parallel_requests", NotYetActive(ROUTER_SETTING)),
+    ("client_ttl", NotYetActive(ROUTER_SETTING)),
+    ("debug_level", NotYetActive(ROUTER_SETTING)),
+    ("set_verbose", NotYetActive(ROUTER_SETTING)),
 ];
 
 /// `router_settings`.
@@ -214,119 +172,76 @@ const BUDGETS: &str = "budgets";
 const LITELLM_SETTING: &str = "this LiteLLM setting";
 
 /// The keys of `litellm_settings`; any other is unknown.
+#[rustfmt::skip]
 const LITELLM: &Table<LitellmSettings> = &[
-    ("drop_params", |w, out, v, p| out.drop_params = w.bool(v, p)),
-    ("num_retries", |w, out, v, p| out.num_retries = w.u32(v, p)),
-    ("request_timeout", |w, out, v, p| {
-        out.request_timeout = w.seconds(v, p);
-    }),
-    ("fallbacks", |w, out, v, p| {
-        out.fallbacks = fallbacks(w, v, p)
-    }),
-    ("context_window_fallbacks", |w, out, v, p| {
+    ("drop_params", Read(|w, out, v, p| out.drop_params = w.bool(v, p))),
+    ("num_retries", Read(|w, out, v, p| out.num_retries = w.u32(v, p))),
+    ("request_timeout", Read(|w, out, v, p| out.request_timeout = w.seconds(v, p))),
+    ("fallbacks", Read(|w, out, v, p| out.fallbacks = fallbacks(w, v, p))),
+    ("context_window_fallbacks", Read(|w, out, v, p| {
         out.context_window_fallbacks = fallbacks(w, v, p);
-    }),
-    ("content_policy_fallbacks", |w, out, v, p| {
+    })),
+    ("content_policy_fallbacks", Read(|w, out, v, p| {
         out.content_policy_fallbacks = fallbacks(w, v, p);
-    }),
-    ("default_fallbacks", |w, out, v, p| {
-        out.default_fallbacks = default_fallbacks(w, v, p);
-    }),
-    ("cache", |w, out, v, p| out.cache = w.bool(v, p)),
-    ("cache_params", |w, out, v, p| {
+    })),
+    ("default_fallbacks", Read(|w, out, v, p| out.default_fallbacks = default_fallbacks(w, v, p))),
+    ("cache", Read(|w, out, v, p| out.cache = w.bool(v, p))),
+    ("cache_params", Read(|w, out, v, p| {
         out.cache_params = Some(crate::cache::cache_params(w, v, p));
-    }),
-    ("success_callback", |w, out, v, p| {
+    })),
+    ("success_callback", Read(|w, out, v, p| {
         out.success_callback = w.string_list(v, p);
         not_yet_active(w, v, p, CALLBACKS);
-    }),
-    ("failure_callback", |w, out, v, p| {
+    })),
+    ("failure_callback", Read(|w, out, v, p| {
         out.failure_callback = w.string_list(v, p);
         not_yet_active(w, v, p, CALLBACKS);
-    }),
-    ("callbacks", |w, out, v, p| {
+    })),
+    ("callbacks", Read(|w, out, v, p| {
         out.callbacks = w.string_list(v, p);
         not_yet_active(w, v, p, CALLBACKS);
-    }),
-    ("max_budget", |w, out, v, p| {
+    })),
+    ("max_budget", Read(|w, out, v, p| {
         out.max_budget = w.non_negative(v, p);
         unenforced(w, v, p, "the proxy-wide max_budget is");
-    }),
-    ("budget_duration", |w, out, v, p| {
+    })),
+    ("budget_duration", Read(|w, out, v, p| {
         out.budget_duration = w.string(v, p);
         not_yet_active(w, v, p, BUDGETS);
-    }),
-    ("set_verbose", |w, out, v, p| {
+    })),
+    ("set_verbose", Read(|w, out, v, p| {
         out.set_verbose = w.bool(v, p);
         not_yet_active(w, v, p, "set_verbose; use RUST_LOG=debug");
-    }),
-    ("json_logs", |w, out, v, p| {
+    })),
+    ("json_logs", Read(|w, out, v, p| {
         out.json_logs = w.bool(v, p);
         not_yet_active(w, v, p, "JSON logs");
-    }),
-    ("model_cost_map_path", |w, out, v, p| {
+    })),
+    ("model_cost_map_path", Read(|w, out, v, p| {
         out.model_cost_map_path = w.non_empty_string(v, p);
-    }),
+    })),
     // llmgate logs no message content, so this is already in effect.
-    ("turn_off_message_logging", |w, out, v, p| {
-        out.turn_off_message_logging = w.bool(v, p);
-    }),
-    ("max_end_user_budget", |w, _, v, p| {
-        unenforced(w, v, p, "user budgets are");
-    }),
-    ("max_internal_user_budget", |w, _, v, p| {
-        unenforced(w, v, p, "user budgets are");
-    }),
-    ("guardrails", |w, _, v, p| {
-        unenforced(w, v, p, "guardrails are")
-    }),
-    ("service_callback", |w, _, v, p| {
-        not_yet_active(w, v, p, CALLBACKS);
-    }),
-    ("callback_settings", |w, _, v, p| {
-        not_yet_active(w, v, p, CALLBACKS);
-    }),
-    ("redact_user_api_key_info", |w, _, v, p| {
-        not_yet_active(w, v, p, CALLBACKS);
-    }),
-    ("internal_user_budget_duration", |w, _, v, p| {
-        not_yet_active(w, v, p, BUDGETS);
-    }),
-    ("default_key_generate_params", |w, _, v, p| {
-        not_yet_active(w, v, p, LITELLM_SETTING);
-    }),
-    ("upperbound_key_generate_params", |w, _, v, p| {
-        not_yet_active(w, v, p, LITELLM_SETTING);
-    }),
-    ("key_generation_settings", |w, _, v, p| {
-        not_yet_active(w, v, p, LITELLM_SETTING);
-    }),
-    ("default_team_settings", |w, _, v, p| {
-        not_yet_active(w, v, p, LITELLM_SETTING);
-    }),
-    ("default_internal_user_params", |w, _, v, p| {
-        not_yet_active(w, v, p, LITELLM_SETTING);
-    }),
-    ("modify_params", |w, _, v, p| {
-        not_yet_active(w, v, p, LITELLM_SETTING);
-    }),
-    ("force_ipv4", |w, _, v, p| {
-        not_yet_active(w, v, p, LITELLM_SETTING)
-    }),
-    ("enable_json_schema_validation", |w, _, v, p| {
-        not_yet_active(w, v, p, LITELLM_SETTING);
-    }),
-    ("disable_end_user_cost_tracking", |w, _, v, p| {
-        not_yet_active(w, v, p, LITELLM_SETTING);
-    }),
-    ("enable_preview_features", |w, _, v, p| {
-        not_yet_active(w, v, p, LITELLM_SETTING);
-    }),
-    ("telemetry", |w, _, v, p| {
-        not_yet_active(w, v, p, LITELLM_SETTING)
-    }),
-    ("mcp_aliases", |w, _, _, p| unsupported(w, p)),
-    ("ssl_verify", |w, _, _, p| unsupported(w, p)),
+    ("turn_off_message_logging", Read(|w, out, v, p| out.turn_off_message_logging = w.bool(v, p))),
+    ("max_end_user_budget", Unenforced("user budgets are")),
+    ("max_internal_user_budget", Unenforced("user budgets are")),
+    ("guardrails", Unenforced("guardrails are")),
+    ("service_callback", NotYetActive(CALLBACKS)),
+    ("callback_settings", NotYetActive(CALLBACKS)),
+    ("redact_user_api_key_info", NotYetActive(CALLBACKS)),
+    ("internal_user_budget_duration", NotYetActive(BUDGETS)),
+    ("default_key_generate_params", NotYetActive(LITELLM_SETTING)),
+    ("upperbound_key_generate_params", NotYetActive(LITELLM_SETTING)),
+    ("key_generation_settings", NotYetActive(LITELLM_SETTING)),
+    ("default_team_settings", NotYetActive(LITELLM_SETTING)),
+    ("default_internal_user_params", NotYetActive(LITELLM_SETTING)),
+    ("modify_params", NotYetActive(LITELLM_SETTING)),
+    ("force_ipv4", NotYetActive(LITELLM_SETTING)),
+    ("enable_json_schema_validation", NotYetActive(LITELLM_SETTING)),
+    ("disable_end_user_cost_tracking", NotYetActive(LITELLM_SETTING)),
+    ("enable_preview_features", NotYetActive(LITELLM_SETTING)),
+    ("telemetry", NotYetActive(LITELLM_SETTING)),
+    ("mcp_aliases", Unsupported),
+    ("ssl_verify", Unsupported),
 ];
 
 /// `litellm_settings`.

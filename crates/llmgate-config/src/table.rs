@@ -4,23 +4,39 @@
 //!
 //! ```text
 //! const ROUTER: &Table<RouterSettings> = &[
-//!     ("num_retries", |w, out, v, p| out.num_retries = w.u32(v, p)),
-//!     ("max_fallbacks", |w, _, v, p| not_yet_active(w, v, p, FALLBACKS)),
+//!     ("num_retries", Read(|w, out, v, p| out.num_retries = w.u32(v, p))),
+//!     ("max_fallbacks", NotYetActive(FALLBACKS)),
+//!     ("provider_budget_config", Unenforced("provider budgets are")),
 //!     ...
 //! ];
 //! ```
 
 use crate::node::Node;
 use crate::problems::key_path;
+use crate::settings::{not_yet_active, unenforced, unsupported};
 use crate::walk::Walk;
 
 /// Reads one key's value (`&Node`, at its path `&str`) into the section `T` being built, with
 /// the walk's typed readers, which record any problem at that path.
 pub(crate) type Handler<T> = fn(&mut Walk<'_>, &mut T, &Node, &str);
 
-/// A section's keys, each with its handler. A key spelt two ways (`api_base`, `base_url`) is
-/// two rows with the same handler; a key is listed once (a test checks it).
-pub(crate) type Table<T> = [(&'static str, Handler<T>)];
+/// What a row does with its key's value.
+pub(crate) enum Handle<T> {
+    /// Reads it into the section.
+    Read(Handler<T>),
+    /// Accepted and checked, and reported as not active yet in this release when it turns
+    /// something on ([`not_yet_active`]); names the feature.
+    NotYetActive(&'static str),
+    /// A security or spending control llmgate does not enforce yet: an error when it turns
+    /// something on ([`unenforced`]); ends in a verb ("IP allow-lists are").
+    Unenforced(&'static str),
+    /// A LiteLLM setting llmgate does not support: a warning ([`unsupported`]).
+    Unsupported,
+}
+
+/// A section's keys, each with what to do with its value. A key spelt two ways (`api_base`,
+/// `base_url`) is two rows; a key is listed once (a test checks it).
+pub(crate) type Table<T> = [(&'static str, Handle<T>)];
 
 /// What a section does with a key its table does not list; it is given the key as well.
 pub(crate) type Rest<T> = fn(&mut Walk<'_>, &mut T, &str, &Node, &str);
@@ -52,7 +68,10 @@ pub(crate) fn dispatch<T>(
     rest: Rest<T>,
 ) {
     match table.iter().find(|(k, _)| *k == key) {
-        Some((_, handle)) => handle(w, out, value, path),
+        Some((_, Handle::Read(read))) => read(w, out, value, path),
+        Some((_, Handle::NotYetActive(feature))) => not_yet_active(w, value, path, feature),
+        Some((_, Handle::Unenforced(what))) => unenforced(w, value, path, what),
+        Some((_, Handle::Unsupported)) => unsupported(w, path),
         None => rest(w, out, key, value, path),
     }
 }
