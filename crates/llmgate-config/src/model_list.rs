@@ -5,12 +5,12 @@ use std::collections::HashMap;
 use llmgate_core::ModelInfo;
 
 use crate::node::Node;
-use crate::params::litellm_params;
+use crate::params::{litellm_params, Costs};
 use crate::problems::{index_path, key_path};
-use crate::schema::ModelEntry;
+use crate::schema::{LitellmParams, ModelEntry};
 use crate::settings::not_yet_active;
 use crate::table::Handle::{Read, Unenforced};
-use crate::table::{walk_table, Table};
+use crate::table::{unknown, walk_table, Table};
 use crate::walk::Walk;
 
 /// Walks `model_list`. Entries with errors are left out (the load fails anyway).
@@ -39,41 +39,47 @@ pub(crate) fn model_list(w: &mut Walk<'_>, node: &Node, path: &str) -> Vec<Model
     out
 }
 
-fn entry(w: &mut Walk<'_>, node: &Node, index: usize, path: &str) -> Option<ModelEntry> {
-    let mut model_name = None;
-    let mut params = None;
-    let mut info = (None, ModelInfo::default());
-    let mut saw_name = false;
-    let mut saw_params = false;
-    for (key, value) in w.entries(node, path) {
-        let p = key_path(path, key);
-        match key {
-            "model_name" => {
-                saw_name = true;
-                model_name = w.non_empty_string(value, &p);
-                if let Some(name) = &model_name {
-                    w.group_names.insert(name.clone());
-                }
-            }
-            "litellm_params" => {
-                saw_params = true;
-                params = litellm_params(w, value, &p);
-            }
-            "model_info" => info = model_info(w, value, &p),
-            _ => w.report.unknown_key(&p),
+/// A `model_list` entry as its table reads it.
+#[derive(Default)]
+struct Entry {
+    model_name: Option<String>,
+    params: Option<(LitellmParams, Costs)>,
+    info: (Option<String>, ModelInfo),
+    saw_name: bool,
+    saw_params: bool,
+}
+
+/// The keys of a `model_list` entry; any other is unknown.
+#[rustfmt::skip]
+const ENTRY: &Table<Entry> = &[
+    ("model_name", Read(|w, e, v, p| {
+        e.saw_name = true;
+        e.model_name = w.non_empty_string(v, p);
+        if let Some(name) = &e.model_name {
+            w.group_names.insert(name.clone());
         }
-    }
-    if !saw_name {
+    })),
+    ("litellm_params", Read(|w, e, v, p| {
+        e.saw_params = true;
+        e.params = litellm_params(w, v, p);
+    })),
+    ("model_info", Read(|w, e, v, p| e.info = model_info(w, v, p))),
+];
+
+fn entry(w: &mut Walk<'_>, node: &Node, index: usize, path: &str) -> Option<ModelEntry> {
+    let mut read = Entry::default();
+    walk_table(w, &mut read, node, path, ENTRY, unknown);
+    if !read.saw_name {
         w.report
             .error(&key_path(path, "model_name"), "missing required key");
     }
-    if !saw_params {
+    if !read.saw_params {
         w.report
             .error(&key_path(path, "litellm_params"), "missing required key");
     }
-    let model_name = model_name?;
-    let (params, costs) = params?;
-    let (id, mut model_info) = info;
+    let model_name = read.model_name?;
+    let (params, costs) = read.params?;
+    let (id, mut model_info) = read.info;
     model_info.input_cost_per_token = model_info.input_cost_per_token.or(costs.0);
     model_info.output_cost_per_token = model_info.output_cost_per_token.or(costs.1);
     let id = id.unwrap_or_else(|| format!("{model_name}-{index}"));
@@ -173,6 +179,7 @@ mod tests {
 
     #[test]
     fn tables_list_each_key_once() {
+        crate::table::assert_each_key_once("model_list[]", ENTRY);
         crate::table::assert_each_key_once("model_info", INFO);
     }
 }

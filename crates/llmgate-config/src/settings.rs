@@ -1,4 +1,5 @@
-//! `router_settings`, `litellm_settings` and `general_settings`.
+//! `router_settings` and `litellm_settings` (`general_settings` is in `general.rs`), and how
+//! every section reports a key it accepts without acting on it.
 //!
 //! Each key is one of:
 //! - active: read and used in this release;
@@ -8,6 +9,10 @@
 //!   than its owner configured it (an IP allow-list, JWT auth, a budget). Setting one is an
 //!   error until llmgate implements it;
 //! - a LiteLLM key llmgate does not support, or a key nobody knows: a warning.
+//!
+//! Each section is a table of key to handler (`table.rs`); a row's handler says which of these
+//! its key is (`Read`, `NotYetActive`, `Unenforced`, `Unsupported`), and a key no row lists is
+//! unknown.
 
 use std::collections::BTreeMap;
 
