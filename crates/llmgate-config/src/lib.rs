@@ -73,16 +73,18 @@ mod general;
 mod load;
 mod model_list;
 mod node;
+mod params;
 mod problems;
 mod schema;
 mod settings;
+mod table;
 mod validate;
 mod walk;
 
 use std::path::Path;
 
 pub use env::{EnvLookup, ProcessEnv};
-pub use model_list::MOCK_ERRORS;
+pub use params::MOCK_ERRORS;
 pub use problems::{Problem, Problems, Severity};
 pub use schema::{
     AllowedFailsPolicy, CacheParams, Config, FailurePolicy, Fallback, GeneralSettings,

@@ -9,7 +9,9 @@ use crate::model_list::model_list;
 use crate::node::{self, Node};
 use crate::problems::{index_path, key_path, Problem, Problems};
 use crate::schema::Config;
-use crate::settings::{litellm_settings, not_yet_active, router_settings, unenforced};
+use crate::settings::{litellm_settings, router_settings};
+use crate::table::Handle::{NotYetActive, Read, Unenforced};
+use crate::table::{dispatch, unknown, Table};
 use crate::validate::validate;
 use crate::walk::Walk;
 use crate::Loaded;
@@ -30,21 +32,7 @@ pub(crate) fn load_tree(
         Ok(vars) => w.env.dotenv = vars,
         Err(message) => w.report.error(".env", message),
     }
-    let top = match root {
-        Node::Map(entries) => entries,
-        Node::Null => Vec::new(),
-        other => {
-            w.report.error(
-                "",
-                format!(
-                    "expected a mapping (model_list, router_settings, ...) at the top of the \
-                     file, found {}",
-                    other.kind()
-                ),
-            );
-            Vec::new()
-        }
-    };
+    let top = top_entries(&mut w, root);
     let top = Node::Map(includes(&mut w, top, base_dir));
     let sections = w.entries(&top, "");
 
@@ -59,28 +47,7 @@ pub(crate) fn load_tree(
     }
     for (key, value) in &sections {
         let path = key_path("", key);
-        match *key {
-            "model_list" => config.model_list = model_list(&mut w, value, &path),
-            "router_settings" => config.router_settings = router_settings(&mut w, value, &path),
-            "litellm_settings" => config.litellm_settings = litellm_settings(&mut w, value, &path),
-            "general_settings" => config.general_settings = general_settings(&mut w, value, &path),
-            "environment_variables" | "include" => {}
-            "credential_list" => not_yet_active(&mut w, value, &path, "credential_list"),
-            "guardrails" => unenforced(&mut w, value, &path, "guardrails are"),
-            "callback_settings"
-            | "mcp_servers"
-            | "mcp_tools"
-            | "assistant_settings"
-            | "files_settings"
-            | "finetune_settings"
-            | "vector_store_registry"
-            | "prompts"
-            | "search_tools"
-            | "pass_through_endpoints" => w
-                .report
-                .warning(&path, "LiteLLM section not supported by llmgate, ignored"),
-            _ => w.report.unknown_key(&path),
-        }
+        dispatch(&mut w, &mut config, key, value, &path, SECTIONS, unknown);
     }
     if config.general_settings.master_key.is_none() {
         config.general_settings.master_key = w
@@ -105,6 +72,55 @@ pub(crate) fn load_tree(
         })
     }
 }
+
+/// The document's top-level entries; a document that is not a mapping is an error.
+fn top_entries(w: &mut Walk<'_>, root: Node) -> Vec<(String, Node)> {
+    match root {
+        Node::Map(entries) => entries,
+        Node::Null => Vec::new(),
+        other => {
+            w.report.error(
+                "",
+                format!(
+                    "expected a mapping (model_list, router_settings, ...) at the top of the \
+                     file, found {}",
+                    other.kind()
+                ),
+            );
+            Vec::new()
+        }
+    }
+}
+
+/// A LiteLLM section llmgate has nothing for: a warning.
+fn unsupported_section(w: &mut Walk<'_>, _: &mut Config, _: &Node, path: &str) {
+    w.report
+        .warning(path, "LiteLLM section not supported by llmgate, ignored");
+}
+
+/// The sections of the file; any other is unknown. `environment_variables` is read before
+/// the others and `include` merged before the walk, so their rows do nothing.
+#[rustfmt::skip]
+const SECTIONS: &Table<Config> = &[
+    ("model_list", Read(|w, c, v, p| c.model_list = model_list(w, v, p))),
+    ("router_settings", Read(|w, c, v, p| c.router_settings = router_settings(w, v, p))),
+    ("litellm_settings", Read(|w, c, v, p| c.litellm_settings = litellm_settings(w, v, p))),
+    ("general_settings", Read(|w, c, v, p| c.general_settings = general_settings(w, v, p))),
+    ("environment_variables", Read(|_, _, _, _| {})),
+    ("include", Read(|_, _, _, _| {})),
+    ("credential_list", NotYetActive("credential_list")),
+    ("guardrails", Unenforced("guardrails are")),
+    ("callback_settings", Read(unsupported_section)),
+    ("mcp_servers", Read(unsupported_section)),
+    ("mcp_tools", Read(unsupported_section)),
+    ("assistant_settings", Read(unsupported_section)),
+    ("files_settings", Read(unsupported_section)),
+    ("finetune_settings", Read(unsupported_section)),
+    ("vector_store_registry", Read(unsupported_section)),
+    ("prompts", Read(unsupported_section)),
+    ("search_tools", Read(unsupported_section)),
+    ("pass_through_endpoints", Read(unsupported_section)),
+];
 
 /// `environment_variables`: names to scalar values. A value may itself reference the process
 /// environment or `.env` (`os.environ/NAME`, `${NAME}`), but not the map it belongs to.
@@ -281,4 +297,14 @@ fn sidecar_paths(problems: Vec<Problem>) -> Vec<Problem> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_list_each_key_once() {
+        crate::table::assert_each_key_once("sections", SECTIONS);
+    }
 }

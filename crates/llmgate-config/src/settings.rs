@@ -1,4 +1,5 @@
-//! `router_settings`, `litellm_settings` and `general_settings`.
+//! `router_settings` and `litellm_settings` (`general_settings` is in `general.rs`), and how
+//! every section reports a key it accepts without acting on it.
 //!
 //! Each key is one of:
 //! - active: read and used in this release;
@@ -8,6 +9,10 @@
 //!   than its owner configured it (an IP allow-list, JWT auth, a budget). Setting one is an
 //!   error until llmgate implements it;
 //! - a LiteLLM key llmgate does not support, or a key nobody knows: a warning.
+//!
+//! Each section is a table of key to handler (`table.rs`); a row's handler says which of these
+//! its key is (`Read`, `NotYetActive`, `Unenforced`, `Unsupported`), and a key no row lists is
+//! unknown.
 
 use std::collections::BTreeMap;
 
@@ -19,6 +24,8 @@ use crate::schema::{
     AllowedFailsPolicy, Fallback, LitellmSettings, ModelGroupAlias, RetryPolicy, RouterSettings,
     RoutingStrategy,
 };
+use crate::table::Handle::{NotYetActive, Read, Unenforced, Unsupported};
+use crate::table::{unknown, walk_table, Table};
 use crate::validate::GroupRef;
 use crate::walk::Walk;
 
@@ -70,169 +77,182 @@ const CALLBACKS: &str = "logging callbacks";
 pub(crate) const HEALTH: &str = "background health checks";
 pub(crate) const DATABASE: &str = "database";
 
+const PRE_CALL_CHECKS: &str = "pre-call checks";
+const ROUTER_SETTING: &str = "this router setting";
+
+/// The keys of `router_settings`; any other is unknown.
+#[rustfmt::skip]
+const ROUTER: &Table<RouterSettings> = &[
+    ("routing_strategy", Read(routing_strategy)),
+    ("routing_strategy_args", Read(|w, out, v, p| {
+        out.routing_strategy_args = routing_strategy_args(w, v, p);
+    })),
+    ("model_group_alias", Read(|w, out, v, p| out.model_group_alias = aliases(w, v, p))),
+    ("num_retries", Read(|w, out, v, p| out.num_retries = w.u32(v, p))),
+    ("timeout", Read(|w, out, v, p| out.timeout = w.seconds(v, p))),
+    ("stream_timeout", Read(|w, out, v, p| out.stream_timeout = w.seconds(v, p))),
+    ("stream_idle_timeout", Read(|w, out, v, p| out.stream_idle_timeout = w.seconds(v, p))),
+    ("allowed_fails", Read(|w, out, v, p| out.allowed_fails = w.u32(v, p))),
+    ("cooldown_time", Read(|w, out, v, p| out.cooldown_time = w.non_negative_seconds(v, p))),
+    ("disable_cooldowns", Read(|w, out, v, p| out.disable_cooldowns = w.bool(v, p))),
+    ("retry_policy", Read(|w, out, v, p| out.retry_policy = Some(retry_policy(w, v, p)))),
+    ("allowed_fails_policy", Read(|w, out, v, p| {
+        out.allowed_fails_policy = Some(allowed_fails_policy(w, v, p));
+    })),
+    ("fallbacks", Read(|w, out, v, p| out.fallbacks = fallbacks(w, v, p))),
+    ("context_window_fallbacks", Read(|w, out, v, p| {
+        out.context_window_fallbacks = fallbacks(w, v, p);
+    })),
+    ("content_policy_fallbacks", Read(|w, out, v, p| {
+        out.content_policy_fallbacks = fallbacks(w, v, p);
+    })),
+    ("default_fallbacks", Read(|w, out, v, p| out.default_fallbacks = default_fallbacks(w, v, p))),
+    // Redis for rate-limit counters shared by instances (docs/rate-limits.md).
+    ("redis_host", Read(|w, out, v, p| out.redis_host = w.string(v, p))),
+    ("redis_port", Read(|w, out, v, p| out.redis_port = w.port(v, p))),
+    ("redis_password", Read(|w, out, v, p| out.redis_password = w.secret(v, p))),
+    ("redis_url", Read(|w, out, v, p| out.redis_url = w.secret(v, p))),
+    ("enable_pre_call_checks", Read(|w, out, v, p| {
+        out.enable_pre_call_checks = w.bool(v, p);
+        not_yet_active(w, v, p, PRE_CALL_CHECKS);
+    })),
+    ("enable_tag_filtering", Read(|w, out, v, p| {
+        out.enable_tag_filtering = w.bool(v, p);
+        not_yet_active(w, v, p, "tag-based routing");
+    })),
+    ("provider_budget_config", Unenforced("provider budgets are")),
+    ("cache_responses", NotYetActive(CACHING)),
+    ("caching_groups", NotYetActive(CACHING)),
+    ("cache_kwargs", NotYetActive(CACHING)),
+    ("model_group_retry_policy", NotYetActive(RETRIES)),
+    ("retry_after", NotYetActive(RETRIES)),
+    ("max_fallbacks", NotYetActive(FALLBACKS)),
+    ("optional_pre_call_checks", NotYetActive(PRE_CALL_CHECKS)),
+    ("polling_interval", NotYetActive(ROUTER_SETTING)),
+    ("default_max_parallel_requests", NotYetActive(ROUTER_SETTING)),
+    ("client_ttl", NotYetActive(ROUTER_SETTING)),
+    ("debug_level", NotYetActive(ROUTER_SETTING)),
+    ("set_verbose", NotYetActive(ROUTER_SETTING)),
+];
+
 /// `router_settings`.
 pub(crate) fn router_settings(w: &mut Walk<'_>, node: &Node, path: &str) -> RouterSettings {
     let mut out = RouterSettings::default();
-    for (key, value) in w.entries(node, path) {
-        let p = key_path(path, key);
-        match key {
-            "routing_strategy" => {
-                if let Some(name) = w.string(value, &p) {
-                    match RoutingStrategy::from_name(&name) {
-                        Some(RoutingStrategy::CostBasedRouting) => {
-                            out.routing_strategy = RoutingStrategy::CostBasedRouting;
-                            w.report.not_yet_active(
-                                &p,
-                                format!(
-                                    "routing strategy \"{name}\" is not active yet in this \
-                                     llmgate release; requests use simple-shuffle"
-                                ),
-                            );
-                        }
-                        Some(strategy) => out.routing_strategy = strategy,
-                        None => {
-                            let all: Vec<&str> =
-                                RoutingStrategy::ALL.iter().map(|s| s.as_str()).collect();
-                            w.report.error(
-                                &p,
-                                format!(
-                                    "unknown routing strategy \"{name}\" (expected one of {})",
-                                    all.join(", ")
-                                ),
-                            );
-                        }
-                    }
-                }
-            }
-            "routing_strategy_args" => {
-                out.routing_strategy_args = routing_strategy_args(w, value, &p);
-            }
-            "model_group_alias" => out.model_group_alias = aliases(w, value, &p),
-            "num_retries" => out.num_retries = w.u32(value, &p),
-            "timeout" => out.timeout = w.seconds(value, &p),
-            "stream_timeout" => out.stream_timeout = w.seconds(value, &p),
-            "stream_idle_timeout" => out.stream_idle_timeout = w.seconds(value, &p),
-            "allowed_fails" => {
-                out.allowed_fails = w.u32(value, &p);
-            }
-            "cooldown_time" => {
-                out.cooldown_time = w.non_negative_seconds(value, &p);
-            }
-            "disable_cooldowns" => {
-                out.disable_cooldowns = w.bool(value, &p);
-            }
-            "retry_policy" => {
-                out.retry_policy = Some(retry_policy(w, value, &p));
-            }
-            "allowed_fails_policy" => {
-                out.allowed_fails_policy = Some(allowed_fails_policy(w, value, &p));
-            }
-            "fallbacks" => out.fallbacks = fallbacks(w, value, &p),
-            "context_window_fallbacks" => out.context_window_fallbacks = fallbacks(w, value, &p),
-            "content_policy_fallbacks" => out.content_policy_fallbacks = fallbacks(w, value, &p),
-            "default_fallbacks" => out.default_fallbacks = default_fallbacks(w, value, &p),
-            // Redis for rate-limit counters shared by instances (docs/rate-limits.md).
-            "redis_host" => out.redis_host = w.string(value, &p),
-            "redis_port" => out.redis_port = w.port(value, &p),
-            "redis_password" => out.redis_password = w.secret(value, &p),
-            "redis_url" => out.redis_url = w.secret(value, &p),
-            "enable_pre_call_checks" => {
-                out.enable_pre_call_checks = w.bool(value, &p);
-                not_yet_active(w, value, &p, "pre-call checks");
-            }
-            "enable_tag_filtering" => {
-                out.enable_tag_filtering = w.bool(value, &p);
-                not_yet_active(w, value, &p, "tag-based routing");
-            }
-            "provider_budget_config" => unenforced(w, value, &p, "provider budgets are"),
-            "cache_responses" | "caching_groups" | "cache_kwargs" => {
-                not_yet_active(w, value, &p, CACHING)
-            }
-            "model_group_retry_policy" | "retry_after" => not_yet_active(w, value, &p, RETRIES),
-            "max_fallbacks" => not_yet_active(w, value, &p, FALLBACKS),
-            "optional_pre_call_checks" => not_yet_active(w, value, &p, "pre-call checks"),
-            "polling_interval"
-            | "default_max_parallel_requests"
-            | "client_ttl"
-            | "debug_level"
-            | "set_verbose" => not_yet_active(w, value, &p, "this router setting"),
-            _ => w.report.unknown_key(&p),
-        }
-    }
+    walk_table(w, &mut out, node, path, ROUTER, unknown);
     out
 }
+
+/// `routing_strategy`: one of [`RoutingStrategy::ALL`]; cost-based routing is accepted but
+/// not active yet.
+fn routing_strategy(w: &mut Walk<'_>, out: &mut RouterSettings, value: &Node, path: &str) {
+    let Some(name) = w.string(value, path) else {
+        return;
+    };
+    match RoutingStrategy::from_name(&name) {
+        Some(RoutingStrategy::CostBasedRouting) => {
+            out.routing_strategy = RoutingStrategy::CostBasedRouting;
+            w.report.not_yet_active(
+                path,
+                format!(
+                    "routing strategy \"{name}\" is not active yet in this llmgate release; \
+                     requests use simple-shuffle"
+                ),
+            );
+        }
+        Some(strategy) => out.routing_strategy = strategy,
+        None => {
+            let all: Vec<&str> = RoutingStrategy::ALL.iter().map(|s| s.as_str()).collect();
+            w.report.error(
+                path,
+                format!(
+                    "unknown routing strategy \"{name}\" (expected one of {})",
+                    all.join(", ")
+                ),
+            );
+        }
+    }
+}
+
+const BUDGETS: &str = "budgets";
+const LITELLM_SETTING: &str = "this LiteLLM setting";
+
+/// The keys of `litellm_settings`; any other is unknown.
+#[rustfmt::skip]
+const LITELLM: &Table<LitellmSettings> = &[
+    ("drop_params", Read(|w, out, v, p| out.drop_params = w.bool(v, p))),
+    ("num_retries", Read(|w, out, v, p| out.num_retries = w.u32(v, p))),
+    ("request_timeout", Read(|w, out, v, p| out.request_timeout = w.seconds(v, p))),
+    ("fallbacks", Read(|w, out, v, p| out.fallbacks = fallbacks(w, v, p))),
+    ("context_window_fallbacks", Read(|w, out, v, p| {
+        out.context_window_fallbacks = fallbacks(w, v, p);
+    })),
+    ("content_policy_fallbacks", Read(|w, out, v, p| {
+        out.content_policy_fallbacks = fallbacks(w, v, p);
+    })),
+    ("default_fallbacks", Read(|w, out, v, p| out.default_fallbacks = default_fallbacks(w, v, p))),
+    ("cache", Read(|w, out, v, p| out.cache = w.bool(v, p))),
+    ("cache_params", Read(|w, out, v, p| {
+        out.cache_params = Some(crate::cache::cache_params(w, v, p));
+    })),
+    ("success_callback", Read(|w, out, v, p| {
+        out.success_callback = w.string_list(v, p);
+        not_yet_active(w, v, p, CALLBACKS);
+    })),
+    ("failure_callback", Read(|w, out, v, p| {
+        out.failure_callback = w.string_list(v, p);
+        not_yet_active(w, v, p, CALLBACKS);
+    })),
+    ("callbacks", Read(|w, out, v, p| {
+        out.callbacks = w.string_list(v, p);
+        not_yet_active(w, v, p, CALLBACKS);
+    })),
+    ("max_budget", Read(|w, out, v, p| {
+        out.max_budget = w.non_negative(v, p);
+        unenforced(w, v, p, "the proxy-wide max_budget is");
+    })),
+    ("budget_duration", Read(|w, out, v, p| {
+        out.budget_duration = w.string(v, p);
+        not_yet_active(w, v, p, BUDGETS);
+    })),
+    ("set_verbose", Read(|w, out, v, p| {
+        out.set_verbose = w.bool(v, p);
+        not_yet_active(w, v, p, "set_verbose; use RUST_LOG=debug");
+    })),
+    ("json_logs", Read(|w, out, v, p| {
+        out.json_logs = w.bool(v, p);
+        not_yet_active(w, v, p, "JSON logs");
+    })),
+    ("model_cost_map_path", Read(|w, out, v, p| {
+        out.model_cost_map_path = w.non_empty_string(v, p);
+    })),
+    // llmgate logs no message content, so this is already in effect.
+    ("turn_off_message_logging", Read(|w, out, v, p| out.turn_off_message_logging = w.bool(v, p))),
+    ("max_end_user_budget", Unenforced("user budgets are")),
+    ("max_internal_user_budget", Unenforced("user budgets are")),
+    ("guardrails", Unenforced("guardrails are")),
+    ("service_callback", NotYetActive(CALLBACKS)),
+    ("callback_settings", NotYetActive(CALLBACKS)),
+    ("redact_user_api_key_info", NotYetActive(CALLBACKS)),
+    ("internal_user_budget_duration", NotYetActive(BUDGETS)),
+    ("default_key_generate_params", NotYetActive(LITELLM_SETTING)),
+    ("upperbound_key_generate_params", NotYetActive(LITELLM_SETTING)),
+    ("key_generation_settings", NotYetActive(LITELLM_SETTING)),
+    ("default_team_settings", NotYetActive(LITELLM_SETTING)),
+    ("default_internal_user_params", NotYetActive(LITELLM_SETTING)),
+    ("modify_params", NotYetActive(LITELLM_SETTING)),
+    ("force_ipv4", NotYetActive(LITELLM_SETTING)),
+    ("enable_json_schema_validation", NotYetActive(LITELLM_SETTING)),
+    ("disable_end_user_cost_tracking", NotYetActive(LITELLM_SETTING)),
+    ("enable_preview_features", NotYetActive(LITELLM_SETTING)),
+    ("telemetry", NotYetActive(LITELLM_SETTING)),
+    ("mcp_aliases", Unsupported),
+    ("ssl_verify", Unsupported),
+];
 
 /// `litellm_settings`.
 pub(crate) fn litellm_settings(w: &mut Walk<'_>, node: &Node, path: &str) -> LitellmSettings {
     let mut out = LitellmSettings::default();
-    for (key, value) in w.entries(node, path) {
-        let p = key_path(path, key);
-        match key {
-            "drop_params" => {
-                out.drop_params = w.bool(value, &p);
-            }
-            "num_retries" => out.num_retries = w.u32(value, &p),
-            "request_timeout" => out.request_timeout = w.seconds(value, &p),
-            "fallbacks" => out.fallbacks = fallbacks(w, value, &p),
-            "context_window_fallbacks" => out.context_window_fallbacks = fallbacks(w, value, &p),
-            "content_policy_fallbacks" => out.content_policy_fallbacks = fallbacks(w, value, &p),
-            "default_fallbacks" => out.default_fallbacks = default_fallbacks(w, value, &p),
-            "cache" => out.cache = w.bool(value, &p),
-            "cache_params" => out.cache_params = Some(crate::cache::cache_params(w, value, &p)),
-            "success_callback" => {
-                out.success_callback = w.string_list(value, &p);
-                not_yet_active(w, value, &p, CALLBACKS);
-            }
-            "failure_callback" => {
-                out.failure_callback = w.string_list(value, &p);
-                not_yet_active(w, value, &p, CALLBACKS);
-            }
-            "callbacks" => {
-                out.callbacks = w.string_list(value, &p);
-                not_yet_active(w, value, &p, CALLBACKS);
-            }
-            "max_budget" => {
-                out.max_budget = w.non_negative(value, &p);
-                unenforced(w, value, &p, "the proxy-wide max_budget is");
-            }
-            "budget_duration" => {
-                out.budget_duration = w.string(value, &p);
-                not_yet_active(w, value, &p, "budgets");
-            }
-            "set_verbose" => {
-                out.set_verbose = w.bool(value, &p);
-                not_yet_active(w, value, &p, "set_verbose; use RUST_LOG=debug");
-            }
-            "json_logs" => {
-                out.json_logs = w.bool(value, &p);
-                not_yet_active(w, value, &p, "JSON logs");
-            }
-            "model_cost_map_path" => out.model_cost_map_path = w.non_empty_string(value, &p),
-            // llmgate logs no message content, so this is already in effect.
-            "turn_off_message_logging" => out.turn_off_message_logging = w.bool(value, &p),
-            "max_end_user_budget" | "max_internal_user_budget" => {
-                unenforced(w, value, &p, "user budgets are")
-            }
-            "guardrails" => unenforced(w, value, &p, "guardrails are"),
-            "service_callback" | "callback_settings" | "redact_user_api_key_info" => {
-                not_yet_active(w, value, &p, CALLBACKS)
-            }
-            "internal_user_budget_duration" => not_yet_active(w, value, &p, "budgets"),
-            "default_key_generate_params"
-            | "upperbound_key_generate_params"
-            | "key_generation_settings"
-            | "default_team_settings"
-            | "default_internal_user_params"
-            | "modify_params"
-            | "force_ipv4"
-            | "enable_json_schema_validation"
-            | "disable_end_user_cost_tracking"
-            | "enable_preview_features"
-            | "telemetry" => not_yet_active(w, value, &p, "this LiteLLM setting"),
-            "mcp_aliases" | "ssl_verify" => unsupported(w, &p),
-            _ => w.report.unknown_key(&p),
-        }
-    }
+    walk_table(w, &mut out, node, path, LITELLM, unknown);
     if out.cache_params.is_some() && out.cache != Some(true) {
         w.report.warning(
             &key_path(path, "cache_params"),
@@ -433,3 +453,14 @@ per_error_class!(
         BadRequestErrorAllowedFails,
     ]
 );
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_list_each_key_once() {
+        crate::table::assert_each_key_once("router_settings", ROUTER);
+        crate::table::assert_each_key_once("litellm_settings", LITELLM);
+    }
+}
