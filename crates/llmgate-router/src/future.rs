@@ -197,17 +197,23 @@ impl body::Guard for InFlight {
 
 pin_project! {
     /// Response future of [`Router`](crate::Router).
+    pub struct ResponseFuture<F> {
+        #[pin]
+        state: State<F>,
+    }
+}
+
+pin_project! {
     #[project = Proj]
-    #[allow(missing_docs)] // pin-project-lite takes no docs on variant fields
-    pub enum ResponseFuture<F> {
-        /// Routed: the inner call.
+    enum State<F> {
+        // Routed: the inner call.
         Inner { #[pin] fut: F, attempt: Option<Attempt> },
-        /// Answered here: an early response (unknown model).
+        // Answered here: an early response (unknown model).
         Respond { response: Option<Response<BoxBody>> },
-        /// Failed here: no deployment, or a forced failure.
+        // Failed here: no deployment, or a forced failure.
         Fail { error: Option<ApiError> },
-        /// Waiting for the shared store before sending (see `shared.rs`): boxed, as the store's
-        /// own answer is, and only for deployments whose limits are shared.
+        // Waiting for the shared store before sending (see `shared.rs`): boxed, as the store's
+        // own answer is, and only for deployments whose limits are shared.
         Shared { fut: SharedFuture },
     }
 }
@@ -215,20 +221,32 @@ pin_project! {
 type SharedFuture = Pin<Box<dyn Future<Output = Result<Response<BoxBody>, BoxError>> + Send>>;
 
 impl<F> ResponseFuture<F> {
+    fn new(state: State<F>) -> Self {
+        ResponseFuture { state }
+    }
+
+    /// The inner call of `attempt`.
+    pub(crate) fn inner(fut: F, attempt: Attempt) -> Self {
+        Self::new(State::Inner {
+            fut,
+            attempt: Some(attempt),
+        })
+    }
+
     pub(crate) fn respond(e: ApiError) -> Self {
-        ResponseFuture::Respond {
+        Self::new(State::Respond {
             response: Some(e.to_response()),
-        }
+        })
     }
 
     pub(crate) fn fail(e: ApiError) -> Self {
-        ResponseFuture::Fail { error: Some(e) }
+        Self::new(State::Fail { error: Some(e) })
     }
 
     pub(crate) fn shared(
         f: impl Future<Output = Result<Response<BoxBody>, BoxError>> + Send + 'static,
     ) -> Self {
-        ResponseFuture::Shared { fut: Box::pin(f) }
+        Self::new(State::Shared { fut: Box::pin(f) })
     }
 }
 
@@ -239,7 +257,7 @@ where
     type Output = Result<Response<BoxBody>, BoxError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project() {
+        match self.project().state.project() {
             Proj::Inner { fut, attempt } => {
                 let out = std::task::ready!(fut.poll(cx));
                 let Some(a) = attempt.take() else {

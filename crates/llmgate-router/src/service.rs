@@ -220,10 +220,7 @@ where
     }
     req.extensions_mut().insert(ModelGroup(group));
     req.extensions_mut().insert(deployment);
-    ResponseFuture::Inner {
-        fut: inner.call(req),
-        attempt: Some(attempt),
-    }
+    ResponseFuture::inner(inner.call(req), attempt)
 }
 /// The refusal when `access` does not permit the name this attempt asks for (a fallback
 /// target, else the requested model), resolved to `group`.
