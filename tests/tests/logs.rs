@@ -11,19 +11,25 @@ use attributed::{class, entry, metric, records, start, Captured};
 use llmgate_tests::{chat_body, Behaviour, MockProvider};
 use serde_json::json;
 
-// A current-thread runtime: the gateway and the mocks run on this thread, so the thread's log
-// subscriber sees every line they write.
-#[tokio::test(flavor = "current_thread")]
-async fn a_fallback_chain_that_fails_everywhere_names_its_last_deployment() {
+/// This thread's log lines at WARN and above, captured until the guard drops.
+fn capture_warnings() -> (Captured, impl Drop) {
     use tracing_subscriber::util::SubscriberInitExt;
     let logs = Captured::default();
     let writer = logs.clone();
-    let _guard = tracing_subscriber::fmt()
+    let guard = tracing_subscriber::fmt()
         .with_max_level(tracing_subscriber::filter::LevelFilter::WARN)
         .with_ansi(false)
         .with_writer(move || writer.clone())
         .finish()
         .set_default();
+    (logs, guard)
+}
+
+// A current-thread runtime: the gateway and the mocks run on this thread, so the thread's log
+// subscriber sees every line they write.
+#[tokio::test(flavor = "current_thread")]
+async fn a_fallback_chain_that_fails_everywhere_names_its_last_deployment() {
+    let (logs, _guard) = capture_warnings();
 
     let a = MockProvider::start().await;
     a.set_default(Behaviour::error(500, "a is down"));
@@ -92,15 +98,7 @@ async fn a_fallback_chain_that_fails_everywhere_names_its_last_deployment() {
 // line are there too.
 #[tokio::test(flavor = "current_thread")]
 async fn a_messages_error_is_attributed_and_logged() {
-    use tracing_subscriber::util::SubscriberInitExt;
-    let logs = Captured::default();
-    let writer = logs.clone();
-    let _guard = tracing_subscriber::fmt()
-        .with_max_level(tracing_subscriber::filter::LevelFilter::WARN)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish()
-        .set_default();
+    let (logs, _guard) = capture_warnings();
 
     let mock = MockProvider::start().await;
     mock.set_default(Behaviour::error(500, "down"));

@@ -9,7 +9,7 @@ use std::time::Duration;
 use http::StatusCode;
 use llmgate_core::{ApiError, ErrorContract, ErrorType, Origin};
 
-use crate::table::Unavailable;
+use crate::pick::Unavailable;
 
 /// Why the router could not route a request.
 #[derive(Debug, Clone, thiserror::Error)]

@@ -63,6 +63,7 @@
 mod error;
 mod future;
 mod layer;
+mod pick;
 mod service;
 mod shared;
 #[cfg(test)]

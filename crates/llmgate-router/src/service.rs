@@ -10,8 +10,8 @@ use tower::Service;
 
 use crate::error::Error;
 use crate::future::{Attempt, ResponseFuture};
+use crate::pick::{Picked, Unavailable};
 use crate::shared::Taken;
-use crate::table::{Picked, Unavailable};
 use crate::ModelTable;
 
 /// Routes each request to a deployment; see the crate docs.

@@ -30,7 +30,8 @@ use std::time::Duration;
 
 use llmgate_core::DeploymentSpec;
 
-use crate::table::{ModelTable, Picked};
+use crate::pick::Picked;
+use crate::table::ModelTable;
 
 /// The answer of [`SharedUsage::take`].
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -149,6 +149,12 @@ impl CooldownReason {
         })
     }
 
+    /// Whether it was started by the deployment's own failures (a 429, errors past
+    /// `allowed_fails`), not by its config or a health check.
+    pub(crate) fn by_failures(self) -> bool {
+        matches!(self, CooldownReason::RateLimited | CooldownReason::Failing)
+    }
+
     /// A short description, for errors and logs.
     pub fn as_str(self) -> &'static str {
         match self {
