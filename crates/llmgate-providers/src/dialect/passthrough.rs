@@ -171,34 +171,10 @@ impl Body for Relay {
                 }
             };
             let (e, cause) = match polled {
-                Some(Ok(event)) => {
-                    match relay(
-                        &event,
-                        this.slot,
-                        *this.strip_usage_chunk,
-                        this.dep,
-                        this.batch,
-                    ) {
-                        Relayed::Continue => {}
-                        Relayed::Done => {
-                            this.batch.put_slice(sse::DONE);
-                            *this.state = State::Draining;
-                        }
-                        Relayed::Invalid(detail) => {
-                            let e = Error::InvalidStream {
-                                provider: *this.provider,
-                                deployment: this.deployment.clone(),
-                                detail: detail.to_owned(),
-                            };
-                            fail(&mut this, e, detail);
-                            return Poll::Ready(take(this.batch));
-                        }
-                    }
-                    if this.batch.len() >= BATCH_LIMIT {
-                        return Poll::Ready(take(this.batch));
-                    }
-                    continue;
-                }
+                Some(Ok(event)) => match on_event(&mut this, &event) {
+                    Some(frame) => return Poll::Ready(frame),
+                    None => continue,
+                },
                 Some(Err(EventStreamError::TooLarge(_))) => (
                     Error::ResponseTooLarge {
                         provider: *this.provider,
@@ -231,6 +207,37 @@ impl Body for Relay {
 const BATCH_LIMIT: usize = 16 * 1024;
 
 /// The error for an upstream that broke off.
+/// Relays one upstream event into the batch: `Some(frame)` when the frame must go out now
+/// (the batch is full, or the event was invalid and the stream ends), `None` to read on.
+fn on_event(
+    this: &mut RelayProj<'_>,
+    event: &Event,
+) -> Option<Option<Result<Frame<Bytes>, BoxError>>> {
+    match relay(
+        event,
+        this.slot,
+        *this.strip_usage_chunk,
+        this.dep,
+        this.batch,
+    ) {
+        Relayed::Continue => {}
+        Relayed::Done => {
+            this.batch.put_slice(sse::DONE);
+            *this.state = State::Draining;
+        }
+        Relayed::Invalid(detail) => {
+            let e = Error::InvalidStream {
+                provider: *this.provider,
+                deployment: this.deployment.clone(),
+                detail: detail.to_owned(),
+            };
+            fail(this, e, detail);
+            return Some(take(this.batch));
+        }
+    }
+    (this.batch.len() >= BATCH_LIMIT).then(|| take(this.batch))
+}
+
 fn broken(this: &RelayProj<'_>) -> Error {
     Error::StreamEnded {
         provider: *this.provider,

@@ -181,51 +181,60 @@ impl SpendApi {
                 .unwrap_or_default(),
         );
         let range = query.range()?;
-        match op {
-            Op::Logs => {
-                let filter = LogFilter {
-                    key_token: query.get("api_key").map(crate::keys::token_of),
-                    request_id: query.get("request_id").map(str::to_owned),
-                    range,
-                    limit: query.limit(DEFAULT_LOG_LIMIT)?,
-                };
-                let logs = db
-                    .run(move |s| async move { s.spend_logs(&filter).await })
-                    .await
-                    .map_err(store_error)?;
-                Ok(Value::Array(logs.iter().map(log_view).collect()))
-            }
-            Op::Models => {
-                let limit = query.limit(DEFAULT_TOP_LIMIT)?;
-                let rows = db
-                    .run(move |s| async move { s.spend_by_model(range, limit).await })
-                    .await
-                    .map_err(store_error)?;
-                Ok(rows
-                    .into_iter()
-                    .map(|m| json!({"model": m.model, "total_spend": m.spend}))
-                    .collect())
-            }
-            Op::Keys => {
-                let limit = query.limit(DEFAULT_TOP_LIMIT)?;
-                let rows = db
-                    .run(move |s| async move { s.spend_by_key(range, limit).await })
-                    .await
-                    .map_err(store_error)?;
-                Ok(rows
-                    .into_iter()
-                    .map(|k| {
-                        json!({"api_key": k.token, "key_alias": k.key_alias, "total_spend": k.spend})
-                    })
-                    .collect())
-            }
-            Op::Total => {
-                let spend = db
-                    .run(move |s| async move { s.spend_total(range).await })
-                    .await
-                    .map_err(store_error)?;
-                Ok(json!({"spend": spend, "max_budget": self.max_budget}))
-            }
+        answer(db, op, &query, range, self.max_budget).await
+    }
+}
+
+/// Runs `op` on `db` over `range` with the query's other parameters.
+async fn answer(
+    db: &Database,
+    op: Op,
+    query: &Query,
+    range: SpendRange,
+    max_budget: Option<f64>,
+) -> Result<Value, ApiError> {
+    match op {
+        Op::Logs => {
+            let filter = LogFilter {
+                key_token: query.get("api_key").map(crate::keys::token_of),
+                request_id: query.get("request_id").map(str::to_owned),
+                range,
+                limit: query.limit(DEFAULT_LOG_LIMIT)?,
+            };
+            let logs = db
+                .run(move |s| async move { s.spend_logs(&filter).await })
+                .await
+                .map_err(store_error)?;
+            Ok(Value::Array(logs.iter().map(log_view).collect()))
+        }
+        Op::Models => {
+            let limit = query.limit(DEFAULT_TOP_LIMIT)?;
+            let rows = db
+                .run(move |s| async move { s.spend_by_model(range, limit).await })
+                .await
+                .map_err(store_error)?;
+            Ok(rows
+                .into_iter()
+                .map(|m| json!({"model": m.model, "total_spend": m.spend}))
+                .collect())
+        }
+        Op::Keys => {
+            let limit = query.limit(DEFAULT_TOP_LIMIT)?;
+            let rows = db
+                .run(move |s| async move { s.spend_by_key(range, limit).await })
+                .await
+                .map_err(store_error)?;
+            Ok(rows
+                .into_iter()
+                .map(|k| json!({"api_key": k.token, "key_alias": k.key_alias, "total_spend": k.spend}))
+                .collect())
+        }
+        Op::Total => {
+            let spend = db
+                .run(move |s| async move { s.spend_total(range).await })
+                .await
+                .map_err(store_error)?;
+            Ok(json!({"spend": spend, "max_budget": max_budget}))
         }
     }
 }
