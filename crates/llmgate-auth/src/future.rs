@@ -13,22 +13,43 @@ pub(crate) type LookupFuture<E> =
 pin_project! {
     /// Response future of [`Auth`](crate::Auth): the inner call, an early rejection, or a
     /// virtual-key lookup and then the inner call.
+    pub struct ResponseFuture<F, E> {
+        #[pin]
+        state: State<F, E>,
+    }
+}
+
+pin_project! {
     #[project = Proj]
-    #[allow(missing_docs)] // pin-project-lite takes no docs on variant fields
-    pub enum ResponseFuture<F, E> {
-        /// Authenticated (master key, open gateway): the inner service's future.
-        Inner {
-            #[pin]
-            fut: F,
-        },
-        /// A virtual key: looked up (usually in the cache), then the inner call.
-        Lookup {
-            fut: LookupFuture<E>,
-        },
-        /// Rejected: the answer to send.
-        Reject {
-            response: Option<Response<BoxBody>>,
-        },
+    enum State<F, E> {
+        // Authenticated (master key, open gateway): the inner service's future.
+        Inner { #[pin] fut: F },
+        // A virtual key: looked up (usually in the cache), then the inner call.
+        Lookup { fut: LookupFuture<E> },
+        // Rejected: the answer to send.
+        Reject { response: Option<Response<BoxBody>> },
+    }
+}
+
+impl<F, E> ResponseFuture<F, E> {
+    pub(crate) fn inner(fut: F) -> Self {
+        ResponseFuture {
+            state: State::Inner { fut },
+        }
+    }
+
+    pub(crate) fn lookup(fut: LookupFuture<E>) -> Self {
+        ResponseFuture {
+            state: State::Lookup { fut },
+        }
+    }
+
+    pub(crate) fn reject(response: Response<BoxBody>) -> Self {
+        ResponseFuture {
+            state: State::Reject {
+                response: Some(response),
+            },
+        }
     }
 }
 
@@ -39,7 +60,7 @@ where
     type Output = Result<Response<BoxBody>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project() {
+        match self.project().state.project() {
             Proj::Inner { fut } => fut.poll(cx),
             Proj::Lookup { fut } => fut.as_mut().poll(cx),
             Proj::Reject { response } => match response.take() {

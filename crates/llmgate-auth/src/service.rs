@@ -117,57 +117,51 @@ where
         match self.verdict(req.headers()) {
             Verdict::Let(principal) => {
                 req.extensions_mut().insert(principal);
-                ResponseFuture::Inner {
-                    fut: inner.call(req),
-                }
+                ResponseFuture::inner(inner.call(req))
             }
-            Verdict::Reject(e) => ResponseFuture::Reject {
-                response: Some(ApiError::from_contract(&e).to_response()),
-            },
+            Verdict::Reject(e) => ResponseFuture::reject(ApiError::from_contract(&e).to_response()),
             Verdict::Lookup(secret) => {
                 let secret = secret.to_string();
                 let resolver = self.resolver.clone();
                 let Some(keys) = self.keys.clone() else {
-                    return ResponseFuture::Reject {
-                        response: Some(ApiError::from_contract(&Error::InvalidKey).to_response()),
-                    };
+                    return ResponseFuture::reject(
+                        ApiError::from_contract(&Error::InvalidKey).to_response(),
+                    );
                 };
-                ResponseFuture::Lookup {
-                    fut: Box::pin(async move {
-                        let model = req
-                            .extensions()
-                            .get::<LlmRequest>()
-                            .map(|r| r.model().to_string());
-                        let group = model
-                            .as_deref()
-                            .zip(resolver.as_ref())
-                            .and_then(|(m, r)| r.resolve_group(m));
-                        let key = match keys
-                            .authenticate(&secret, model.as_deref(), group.as_deref())
-                            .await
-                        {
-                            Ok(key) => key,
-                            Err(e) => return Ok(ApiError::from_contract(&e).to_response()),
-                        };
-                        // A key with a budget reserves the request's estimated cost in the
-                        // ledger every instance shares; metering settles it.
-                        if let Some(budgets) = keys.budget_ledger() {
-                            let estimate = budgets.estimate(req.extensions().get::<LlmRequest>());
-                            let now = keys.clock().now();
-                            match budgets.hold(&key, model.as_deref(), estimate, now).await {
-                                Ok(Some(hold)) => {
-                                    req.extensions_mut().insert(hold);
-                                }
-                                Ok(None) => {}
-                                Err(e) => return Ok(ApiError::from_contract(&e).to_response()),
+                ResponseFuture::lookup(Box::pin(async move {
+                    let model = req
+                        .extensions()
+                        .get::<LlmRequest>()
+                        .map(|r| r.model().to_string());
+                    let group = model
+                        .as_deref()
+                        .zip(resolver.as_ref())
+                        .and_then(|(m, r)| r.resolve_group(m));
+                    let key = match keys
+                        .authenticate(&secret, model.as_deref(), group.as_deref())
+                        .await
+                    {
+                        Ok(key) => key,
+                        Err(e) => return Ok(ApiError::from_contract(&e).to_response()),
+                    };
+                    // A key with a budget reserves the request's estimated cost in the
+                    // ledger every instance shares; metering settles it.
+                    if let Some(budgets) = keys.budget_ledger() {
+                        let estimate = budgets.estimate(req.extensions().get::<LlmRequest>());
+                        let now = keys.clock().now();
+                        match budgets.hold(&key, model.as_deref(), estimate, now).await {
+                            Ok(Some(hold)) => {
+                                req.extensions_mut().insert(hold);
                             }
+                            Ok(None) => {}
+                            Err(e) => return Ok(ApiError::from_contract(&e).to_response()),
                         }
-                        // The router holds every attempt (fallbacks included) to it.
-                        req.extensions_mut().insert(ModelAccess::new(key.clone()));
-                        req.extensions_mut().insert(Principal::Key(key));
-                        inner.call(req).await
-                    }),
-                }
+                    }
+                    // The router holds every attempt (fallbacks included) to it.
+                    req.extensions_mut().insert(ModelAccess::new(key.clone()));
+                    req.extensions_mut().insert(Principal::Key(key));
+                    inner.call(req).await
+                }))
             }
         }
     }

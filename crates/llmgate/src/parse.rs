@@ -74,28 +74,39 @@ where
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
         let Some(endpoint) = endpoint_for_path(req.uri().path()) else {
-            return ResponseFuture::Failed {
-                error: Some(ApiError::internal("parse layer mounted on a non-LLM path")),
-            };
+            return ResponseFuture::failed(ApiError::internal(
+                "parse layer mounted on a non-LLM path",
+            ));
         };
         if let Some(error) = declared_too_large(req.headers(), self.limit) {
-            return ResponseFuture::Failed { error: Some(error) };
+            return ResponseFuture::failed(error);
         }
         let clone = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, clone);
         let (parts, body) = req.into_parts();
-        ResponseFuture::Reading {
+        ResponseFuture::new(State::Reading {
             read: read_capped(body, self.limit),
             state: Some((parts, inner, endpoint)),
-        }
+        })
     }
 }
 
 pin_project! {
     /// Response future of [`Parse`]: reading the body, then calling the inner service.
+    pub struct ResponseFuture<B, S>
+    where
+        S: Service<Request<Bytes>>,
+        B: Body,
+        B::Error: Into<BoxError>,
+    {
+        #[pin]
+        state: State<B, S>,
+    }
+}
+
+pin_project! {
     #[project = Proj]
-    #[allow(missing_docs)] // pin-project-lite takes no docs on variant fields
-    pub enum ResponseFuture<B, S>
+    enum State<B, S>
     where
         S: Service<Request<Bytes>>,
         B: Body,
@@ -110,6 +121,21 @@ pin_project! {
     }
 }
 
+impl<B, S> ResponseFuture<B, S>
+where
+    S: Service<Request<Bytes>>,
+    B: Body,
+    B::Error: Into<BoxError>,
+{
+    fn new(state: State<B, S>) -> Self {
+        ResponseFuture { state }
+    }
+
+    fn failed(error: ApiError) -> Self {
+        Self::new(State::Failed { error: Some(error) })
+    }
+}
+
 impl<B, S> Future for ResponseFuture<B, S>
 where
     B: Body<Data = Bytes>,
@@ -118,9 +144,10 @@ where
 {
     type Output = Result<Response<BoxBody>, BoxError>;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut state = self.project().state;
         loop {
-            let next = match self.as_mut().project() {
+            let next = match state.as_mut().project() {
                 Proj::Calling { fut } => return fut.poll(cx),
                 Proj::Failed { error } => {
                     let e = error.take().unwrap_or_else(|| {
@@ -139,13 +166,13 @@ where
                         Ok((bytes, parsed)) => {
                             parts.extensions.insert(parsed);
                             let fut = inner.call(Request::from_parts(parts, bytes));
-                            ResponseFuture::Calling { fut }
+                            State::Calling { fut }
                         }
-                        Err(error) => ResponseFuture::Failed { error: Some(error) },
+                        Err(error) => State::Failed { error: Some(error) },
                     }
                 }
             };
-            self.set(next);
+            state.set(next);
         }
     }
 }

@@ -70,35 +70,47 @@ where
     fn call(&mut self, req: Request<B>) -> Self::Future {
         let id = req.extensions().get::<RequestId>().cloned();
         if let Some(e) = self.not_ready.take() {
-            return ResponseFuture::NotReady {
+            return ResponseFuture::new(State::NotReady {
                 error: Some(ApiError::from_box(e)),
                 id,
-            };
+            });
         }
         match std::panic::catch_unwind(AssertUnwindSafe(|| self.inner.call(req))) {
-            Ok(fut) => ResponseFuture::Running {
+            Ok(fut) => ResponseFuture::new(State::Running {
                 fut: AssertUnwindSafe(fut).catch_unwind(),
                 id,
-            },
-            Err(panic) => ResponseFuture::Panicked {
+            }),
+            Err(panic) => ResponseFuture::new(State::Panicked {
                 message: Some(panic_message(&*panic)),
                 id,
-            },
+            }),
         }
     }
 }
 
 pin_project! {
     /// Response future of [`Rescue`].
+    pub struct ResponseFuture<F> {
+        #[pin]
+        state: State<F>,
+    }
+}
+
+pin_project! {
     #[project = Proj]
-    #[allow(missing_docs)] // pin-project-lite takes no docs on variant fields
-    pub enum ResponseFuture<F> {
-        /// The inner call, guarded against panics.
+    enum State<F> {
+        // The inner call, guarded against panics.
         Running { #[pin] fut: CatchUnwind<AssertUnwindSafe<F>>, id: Option<RequestId> },
-        /// The inner `call` itself panicked.
+        // The inner `call` itself panicked.
         Panicked { message: Option<String>, id: Option<RequestId> },
-        /// The inner service failed to become ready.
+        // The inner service failed to become ready.
         NotReady { error: Option<ApiError>, id: Option<RequestId> },
+    }
+}
+
+impl<F> ResponseFuture<F> {
+    fn new(state: State<F>) -> Self {
+        ResponseFuture { state }
     }
 }
 
@@ -109,7 +121,7 @@ where
     type Output = Result<Response<BoxBody>, Infallible>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let res = match self.project() {
+        let res = match self.project().state.project() {
             Proj::Running { fut, id } => match std::task::ready!(fut.poll(cx)) {
                 Ok(Ok(res)) => res,
                 Ok(Err(e)) => render(ApiError::from_box(e), id.as_ref()),
