@@ -43,6 +43,7 @@ use llmgate_auth::{Invalidations, KeyFilter, KeyStore, StoreError};
 use llmgate_core::{BoxError, VirtualKey};
 use llmgate_metering::{SpendRecord, SpendSink};
 
+mod database;
 mod keys;
 mod ledger;
 mod postgres;
@@ -51,6 +52,7 @@ mod sql;
 mod sqlite;
 mod usage;
 
+pub use database::Database;
 pub use ledger::PgLedger;
 pub use spend::{Charge, KeySpend, LogFilter, ModelSpend, SpendLog, SpendRange};
 

@@ -1,5 +1,6 @@
 //! The routes beside the LLM stack, built from the [`Parts`]: the API behind the caller's key
-//! (`/v1/models`, the key API `/key/*`, the spend API), wrapped in auth once; `/health` behind
+//! (`/v1/models`, and with the `admin` feature `llmgate-admin`'s router: the key API `/key/*`
+//! and the spend API), wrapped in auth once; `/health` behind
 //! the master key alone; `/health/readiness`, open.
 
 use std::sync::Arc;
@@ -15,7 +16,8 @@ use llmgate_router::ModelTable;
 use tower::util::BoxCloneSyncService;
 use tower::{service_fn, Service, ServiceBuilder};
 
-use crate::keys::{api::KeyApi, KeyAdmin};
+#[cfg(feature = "admin")]
+use crate::keys::KeyAdmin;
 use crate::parts::Parts;
 use crate::readiness::{self, Readiness};
 use crate::routes::{self, Stack};
@@ -28,21 +30,27 @@ pub(crate) struct AdminRoutes {
     pub(crate) readiness: Stack,
     pub(crate) health: Stack,
     /// Virtual-key management, for [`crate::Gateway::key_admin`] too.
+    #[cfg(feature = "admin")]
     pub(crate) key_admin: Option<KeyAdmin>,
 }
 
 /// Builds the routes; the key and spend APIs, and `/v1/models`, sit behind one `parts.auth`;
 /// `/health` behind the master key alone; readiness is open.
 pub(crate) fn routes(config: &Config, parts: &Parts, max_body: usize) -> AdminRoutes {
+    #[cfg(feature = "admin")]
     let key_admin = parts.keys.clone().map(KeyAdmin::new);
     let api = Api {
         models: models(&parts.table),
-        keys: BoxCloneSyncService::new(KeyApi {
-            admin: key_admin.clone(),
-            max_body,
-        }),
-        spend: crate::spend::api(config, parts.database.clone()),
+        #[cfg(feature = "admin")]
+        admin: llmgate_admin::AdminApi::new()
+            .keys(key_admin.clone())
+            .database(parts.database.clone())
+            .max_budget(config.litellm_settings.max_budget)
+            .max_body(max_body)
+            .service(),
     };
+    #[cfg(not(feature = "admin"))]
+    let _ = max_body;
     // One auth in front of the whole API.
     let api = ServiceBuilder::new().layer(parts.auth.clone()).service(api);
     let checker = parts.health.clone();
@@ -60,6 +68,7 @@ pub(crate) fn routes(config: &Config, parts: &Parts, max_body: usize) -> AdminRo
             async move { Ok::<_, BoxError>(readiness.answer().await) }
         })),
         health: BoxCloneSyncService::new(health),
+        #[cfg(feature = "admin")]
         key_admin,
     }
 }
@@ -89,8 +98,9 @@ fn readiness_of(config: &Config, parts: &Parts) -> Readiness {
 #[derive(Clone)]
 struct Api {
     models: Stack,
-    keys: Stack,
-    spend: Stack,
+    /// `llmgate-admin`'s router: `/key/*` and the spend paths.
+    #[cfg(feature = "admin")]
+    admin: Stack,
 }
 
 impl Service<Request<ReqBody>> for Api {
@@ -98,20 +108,21 @@ impl Service<Request<ReqBody>> for Api {
     type Error = BoxError;
     type Future = <Stack as Service<Request<ReqBody>>>::Future;
 
-    /// Always ready, as the three services it calls are (see `Dispatch::poll_ready`).
+    /// Always ready, as the services it calls are (see `Dispatch::poll_ready`; axum's
+    /// `Router` is always ready).
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
         Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        let path = req.uri().path();
-        if path.starts_with("/key/") {
-            self.keys.call(req)
-        } else if crate::spend::api::is_spend_path(path) {
-            self.spend.call(req)
-        } else {
-            self.models.call(req)
+        #[cfg(feature = "admin")]
+        {
+            let path = req.uri().path();
+            if path.starts_with("/key/") || llmgate_admin::is_spend_path(path) {
+                return self.admin.call(req);
+            }
         }
+        self.models.call(req)
     }
 }
 

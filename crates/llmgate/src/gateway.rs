@@ -21,6 +21,7 @@ use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use crate::admin;
 use crate::background::Background;
 use crate::build;
+#[cfg(feature = "admin")]
 use crate::keys::KeyAdmin;
 use crate::limits::HttpLimits;
 use crate::parts::{Given, Parts};
@@ -149,6 +150,7 @@ pub struct Gateway {
     max_body: usize,
     http_limits: HttpLimits,
     table: Arc<ModelTable>,
+    #[cfg(feature = "admin")]
     keys: Option<KeyAdmin>,
     background: Background,
     meter: Meter,
@@ -217,6 +219,7 @@ impl Gateway {
     }
 
     /// Virtual-key management (`None` without a master key), as the `/key/*` API does it.
+    #[cfg(feature = "admin")]
     pub fn key_admin(&self) -> Option<&KeyAdmin> {
         self.keys.as_ref()
     }
@@ -263,6 +266,7 @@ impl Gateway {
             max_body,
             http_limits: HttpLimits::from_settings(&config.general_settings),
             table: parts.table,
+            #[cfg(feature = "admin")]
             keys: admin.key_admin,
             background: parts.tasks,
             meter: parts.meter,

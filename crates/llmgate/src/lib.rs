@@ -18,6 +18,7 @@
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
+#[cfg(feature = "admin")]
 pub mod keys;
 pub mod parse;
 pub mod request_id;

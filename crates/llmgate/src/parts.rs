@@ -43,6 +43,11 @@ pub(crate) struct Parts {
     /// The virtual keys, with a master key.
     pub(crate) keys: Option<Keys>,
     pub(crate) auth: AuthLayer,
+    /// For the spend endpoints (the `admin` feature).
+    #[cfg_attr(
+        not(feature = "admin"),
+        allow(dead_code, reason = "read by the admin API")
+    )]
     pub(crate) database: Option<Database>,
     pub(crate) ratelimit: RateLimitLayer,
     pub(crate) meter: Meter,

@@ -22,8 +22,16 @@ enum Route {
     Liveliness,
     Readiness,
     Health,
+    #[cfg_attr(
+        not(feature = "admin"),
+        allow(dead_code, reason = "built with the admin feature")
+    )]
     Keys,
     Metrics,
+    #[cfg_attr(
+        not(feature = "admin"),
+        allow(dead_code, reason = "built with the admin feature")
+    )]
     Spend,
 }
 
@@ -41,9 +49,11 @@ fn route(path: &str) -> Option<(Route, Method)> {
         "/health/readiness" => (Route::Readiness, Method::GET),
         "/health" => (Route::Health, Method::GET),
         // The key API checks its own methods (GET for info and list, POST for the rest).
+        #[cfg(feature = "admin")]
         p if p.starts_with("/key/") => (Route::Keys, Method::POST),
         "/metrics" | "/metrics/" => (Route::Metrics, Method::GET),
-        p if crate::spend::api::is_spend_path(p) => (Route::Spend, Method::GET),
+        #[cfg(feature = "admin")]
+        p if llmgate_admin::is_spend_path(p) => (Route::Spend, Method::GET),
         _ => return None,
     })
 }
@@ -54,7 +64,8 @@ pub(crate) struct Dispatch {
     pub(crate) llm: Stack,
     /// `/v1/messages`: Anthropic-format clients, over the same stack as `llm`.
     pub(crate) messages: Stack,
-    /// `/v1/models`, `/key/*` and the spend paths, behind one auth.
+    /// `/v1/models`, and with the `admin` feature `/key/*` and the spend paths, behind one
+    /// auth.
     pub(crate) api: Stack,
     /// `/health/readiness`: pings the backends (see `readiness.rs`).
     pub(crate) readiness: Stack,

@@ -4,10 +4,11 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use llmgate_auth::{Invalidations, KeyFilter, KeyStore, StoreError};
+use llmgate_auth::KeyStore;
 use llmgate_config::Config;
-use llmgate_core::VirtualKey;
 use tokio::runtime::Handle;
+
+pub use llmgate_store::Database;
 
 /// The database file used when no `database_url` is configured.
 pub const DEFAULT_DATABASE_FILE: &str = "llmgate.db";
@@ -40,149 +41,4 @@ pub async fn open_database(config: &Config) -> Result<Database, OpenStoreError> 
         }
     };
     Ok(Database::new(store, Handle::current()))
-}
-
-/// The gateway's database (keys and spend), with the runtime its I/O runs on. Cheap to clone.
-#[derive(Debug, Clone)]
-pub struct Database {
-    store: llmgate_store::Store,
-    handle: Handle,
-}
-
-impl Database {
-    /// `store`, whose every call will run as a task on `handle`'s runtime (which must outlive
-    /// the gateway, its last spend records included).
-    pub fn new(store: llmgate_store::Store, handle: Handle) -> Self {
-        Database { store, handle }
-    }
-
-    /// The store, for calls made on a runtime of the caller's choosing.
-    pub fn store(&self) -> &llmgate_store::Store {
-        &self.store
-    }
-
-    /// The runtime its I/O runs on.
-    pub(crate) fn handle(&self) -> &Handle {
-        &self.handle
-    }
-
-    /// The keys in it, as the auth layer takes them.
-    pub fn key_store(&self) -> Arc<dyn KeyStore> {
-        Arc::new(OnRuntime {
-            inner: Arc::new(self.store.clone()),
-            handle: self.handle.clone(),
-        })
-    }
-
-    /// Runs `f` on the store's runtime.
-    pub(crate) async fn run<T, F>(
-        &self,
-        f: impl FnOnce(llmgate_store::Store) -> F,
-    ) -> Result<T, StoreError>
-    where
-        T: Send + 'static,
-        F: std::future::Future<Output = Result<T, StoreError>> + Send + 'static,
-    {
-        match self.handle.spawn(f(self.store.clone())).await {
-            Ok(r) => r,
-            Err(e) => Err(StoreError::Unavailable(format!("store task failed: {e}"))),
-        }
-    }
-}
-
-/// A store whose every call runs as a task on one runtime.
-#[derive(Debug)]
-struct OnRuntime {
-    inner: Arc<dyn KeyStore>,
-    handle: Handle,
-}
-
-impl OnRuntime {
-    async fn run<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(
-                Arc<dyn KeyStore>,
-            ) -> std::pin::Pin<
-                Box<dyn std::future::Future<Output = Result<T, StoreError>> + Send>,
-            > + Send
-            + 'static,
-    ) -> Result<T, StoreError> {
-        let inner = self.inner.clone();
-        match self.handle.spawn(f(inner)).await {
-            Ok(r) => r,
-            Err(e) => Err(StoreError::Unavailable(format!("store task failed: {e}"))),
-        }
-    }
-}
-
-#[async_trait::async_trait]
-impl KeyStore for OnRuntime {
-    async fn insert(&self, key: &VirtualKey) -> Result<(), StoreError> {
-        let key = key.clone();
-        self.run(move |s| Box::pin(async move { s.insert(&key).await }))
-            .await
-    }
-    async fn get(&self, token: &str) -> Result<Option<VirtualKey>, StoreError> {
-        let token = token.to_string();
-        self.run(move |s| Box::pin(async move { s.get(&token).await }))
-            .await
-    }
-    async fn get_by_alias(&self, alias: &str) -> Result<Option<VirtualKey>, StoreError> {
-        let alias = alias.to_string();
-        self.run(move |s| Box::pin(async move { s.get_by_alias(&alias).await }))
-            .await
-    }
-    async fn update(&self, key: &VirtualKey) -> Result<bool, StoreError> {
-        let key = key.clone();
-        self.run(move |s| Box::pin(async move { s.update(&key).await }))
-            .await
-    }
-    async fn delete(&self, tokens: &[String]) -> Result<Vec<String>, StoreError> {
-        let tokens = tokens.to_vec();
-        self.run(move |s| Box::pin(async move { s.delete(&tokens).await }))
-            .await
-    }
-    async fn list(&self, filter: &KeyFilter) -> Result<Vec<VirtualKey>, StoreError> {
-        let filter = filter.clone();
-        self.run(move |s| Box::pin(async move { s.list(&filter).await }))
-            .await
-    }
-    async fn rotate(
-        &self,
-        old: &str,
-        new_token: &str,
-        new_name: &str,
-        now: i64,
-    ) -> Result<bool, StoreError> {
-        let (old, new_token, new_name) =
-            (old.to_string(), new_token.to_string(), new_name.to_string());
-        self.run(move |s| Box::pin(async move { s.rotate(&old, &new_token, &new_name, now).await }))
-            .await
-    }
-    async fn add_spend(&self, token: &str, model: &str, cost: f64) -> Result<(), StoreError> {
-        let (token, model) = (token.to_string(), model.to_string());
-        self.run(move |s| Box::pin(async move { s.add_spend(&token, &model, cost).await }))
-            .await
-    }
-    async fn reset_budget(&self, token: &str, now: i64, next: i64) -> Result<bool, StoreError> {
-        let token = token.to_string();
-        self.run(move |s| Box::pin(async move { s.reset_budget(&token, now, next).await }))
-            .await
-    }
-    async fn ping(&self) -> Result<(), StoreError> {
-        self.run(move |s| Box::pin(async move { s.ping().await }))
-            .await
-    }
-    async fn publish(&self, token: &str) -> Result<(), StoreError> {
-        let token = token.to_string();
-        self.run(move |s| Box::pin(async move { s.publish(&token).await }))
-            .await
-    }
-    fn subscribe(&self) -> Option<Invalidations> {
-        let _guard = self.handle.enter();
-        self.inner.subscribe()
-    }
-    fn backend(&self) -> &'static str {
-        self.inner.backend()
-    }
 }

@@ -3,17 +3,19 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::sync::Arc;
 
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::response::Response;
 use bytes::Bytes;
-use http::{Method, Request, Response, StatusCode};
-use llmgate_core::{ApiError, BoxBody, BoxError, ErrorType, Origin, Principal};
+use http::{Method, StatusCode};
+use llmgate_core::{ApiError, ErrorType, Origin, Principal};
 use serde_json::{Map, Value};
-use tower::Service;
 
 use super::KeyAdmin;
-use crate::routes::json;
-use crate::ReqBody;
+use crate::respond;
+use crate::router::Apis;
 
 /// The `/key/*` service.
 #[derive(Clone, Debug)]
@@ -23,26 +25,9 @@ pub(crate) struct KeyApi {
     pub(crate) max_body: usize,
 }
 
-type Fut = Pin<Box<dyn Future<Output = Result<Response<BoxBody>, BoxError>> + Send>>;
-
-impl Service<Request<ReqBody>> for KeyApi {
-    type Response = Response<BoxBody>;
-    type Error = BoxError;
-    type Future = Fut;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, req: Request<ReqBody>) -> Fut {
-        let api = self.clone();
-        Box::pin(async move {
-            Ok(match api.handle(req).await {
-                Ok(v) => json(Bytes::from(serde_json::to_vec(&v).unwrap_or_default())),
-                Err(e) => e.to_response(),
-            })
-        })
-    }
+/// The `/key/*` handler (every path under `/key/`: unknown ones answer the key API's 404).
+pub(crate) async fn handler(State(apis): State<Arc<Apis>>, req: Request) -> Response {
+    respond(apis.keys.handle(req).await)
 }
 
 enum Op {
@@ -93,7 +78,7 @@ fn op(method: &Method, path: &str) -> Result<Op, ApiError> {
 }
 
 impl KeyApi {
-    async fn handle(self, req: Request<ReqBody>) -> Result<Value, ApiError> {
+    async fn handle(&self, req: Request) -> Result<Value, ApiError> {
         let (parts, body) = req.into_parts();
         let op = op(&parts.method, parts.uri.path())?;
         let Some(admin) = &self.admin else {
@@ -158,12 +143,12 @@ type Reading = Pin<Box<dyn Future<Output = Result<Bytes, ApiError>> + Send>>;
 
 /// The capped body, as a boxed future made outside any `async` block: proving an `async` block
 /// that holds `Collect<Limited<_>>` is `Send` trips a known rustc limitation.
-fn read(body: ReqBody, limit: usize) -> Reading {
+fn read(body: Body, limit: usize) -> Reading {
     Box::pin(llmgate_core::body::read_capped(body, limit))
 }
 
 /// The body as a JSON object; an empty body is `{}`.
-async fn read_object(body: ReqBody, limit: usize) -> Result<Map<String, Value>, ApiError> {
+async fn read_object(body: Body, limit: usize) -> Result<Map<String, Value>, ApiError> {
     let bytes = read(body, limit).await?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(Map::new());

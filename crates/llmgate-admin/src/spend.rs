@@ -10,21 +10,18 @@
 //!
 //! Dates are `YYYY-MM-DD` in UTC, both ends included, over each request's start time.
 
-use std::future::Future;
-use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::sync::Arc;
 
-use bytes::Bytes;
-use http::{Method, Request, Response, StatusCode};
-use llmgate_core::{ApiError, BoxBody, BoxError, ErrorType, Origin, Principal};
-use llmgate_store::{LogFilter, SpendLog, SpendRange};
+use axum::extract::{Request, State};
+use axum::response::Response;
+use http::{Method, StatusCode};
+use llmgate_core::{ApiError, ErrorType, Origin, Principal};
+use llmgate_store::{Database, LogFilter, SpendLog, SpendRange};
 use serde_json::{json, Value};
-use tower::Service;
+use time::{Date, Month};
 
-use super::{day_start_ms, rfc3339_ms};
-use crate::routes::json;
-use crate::store::Database;
-use crate::ReqBody;
+use crate::respond;
+use crate::router::Apis;
 
 /// `/spend/logs` rows answered without a `limit`.
 pub(crate) const DEFAULT_LOG_LIMIT: u32 = 1000;
@@ -35,7 +32,7 @@ pub(crate) const MAX_LIMIT: u32 = 10_000;
 
 const DAY_MS: i64 = 86_400_000;
 
-/// The spend endpoints' service.
+/// What the spend endpoints read from.
 #[derive(Clone, Debug)]
 pub(crate) struct SpendApi {
     /// `None` without a database (no master key): the endpoints answer 400.
@@ -44,26 +41,9 @@ pub(crate) struct SpendApi {
     pub(crate) max_budget: Option<f64>,
 }
 
-type Fut = Pin<Box<dyn Future<Output = Result<Response<BoxBody>, BoxError>> + Send>>;
-
-impl Service<Request<ReqBody>> for SpendApi {
-    type Response = Response<BoxBody>;
-    type Error = BoxError;
-    type Future = Fut;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, req: Request<ReqBody>) -> Fut {
-        let api = self.clone();
-        Box::pin(async move {
-            Ok(match api.handle(req).await {
-                Ok(v) => json(Bytes::from(serde_json::to_vec(&v).unwrap_or_default())),
-                Err(e) => e.to_response(),
-            })
-        })
-    }
+/// The spend endpoints' handler (every spend path, with or without a trailing `/`).
+pub(crate) async fn handler(State(apis): State<Arc<Apis>>, req: Request) -> Response {
+    respond(apis.spend.handle(req).await)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,8 +54,9 @@ enum Op {
     Total,
 }
 
-/// Whether `path` is a spend endpoint.
-pub(crate) fn is_spend_path(path: &str) -> bool {
+/// Whether `path` is a spend endpoint (`/spend/logs`, `/global/spend`, `/global/spend/models`,
+/// `/global/spend/keys`, with or without trailing `/`).
+pub fn is_spend_path(path: &str) -> bool {
     op(path).is_some()
 }
 
@@ -141,7 +122,7 @@ impl Query {
 }
 
 impl SpendApi {
-    async fn handle(self, req: Request<ReqBody>) -> Result<Value, ApiError> {
+    async fn handle(&self, req: Request) -> Result<Value, ApiError> {
         let Some(op) = op(req.uri().path()) else {
             return Err(ApiError::new(
                 StatusCode::NOT_FOUND,
@@ -309,4 +290,52 @@ fn store_error(e: llmgate_auth::StoreError) -> ApiError {
     )
     .with_type(ErrorType::SERVER)
     .with_code("store_unavailable")
+}
+
+/// `YYYY-MM-DD` (UTC) as Unix milliseconds at its midnight.
+pub(crate) fn day_start_ms(text: &str) -> Option<i64> {
+    let mut parts = text.trim().splitn(3, '-');
+    let year: i32 = parts.next()?.parse().ok()?;
+    let month: u8 = parts.next()?.parse().ok()?;
+    let day: u8 = parts.next()?.parse().ok()?;
+    let date = Date::from_calendar_date(year, Month::try_from(month).ok()?, day).ok()?;
+    Some(date.midnight().assume_utc().unix_timestamp() * 1000)
+}
+
+/// Unix milliseconds as RFC 3339 in UTC, with milliseconds (`2026-03-10T12:00:00.250Z`).
+pub(crate) fn rfc3339_ms(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let millis = ms.rem_euclid(1000);
+    match time::OffsetDateTime::from_unix_timestamp(secs) {
+        Ok(t) => format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{millis:03}Z",
+            t.year(),
+            u8::from(t.month()),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second()
+        ),
+        Err(_) => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{day_start_ms, rfc3339_ms};
+
+    #[test]
+    fn dates_are_utc_midnights() {
+        assert_eq!(day_start_ms("1970-01-01"), Some(0));
+        assert_eq!(day_start_ms("2026-03-10"), Some(1_773_100_800_000));
+        assert_eq!(day_start_ms("2026-02-30"), None);
+        assert_eq!(day_start_ms("2026-03"), None);
+        assert_eq!(day_start_ms("yesterday"), None);
+    }
+
+    #[test]
+    fn times_print_as_rfc3339_with_millis() {
+        assert_eq!(rfc3339_ms(1_773_144_000_250), "2026-03-10T12:00:00.250Z");
+        assert_eq!(rfc3339_ms(0), "1970-01-01T00:00:00.000Z");
+    }
 }

@@ -1,0 +1,42 @@
+//! llmgate's admin API as an [`axum::Router`]: LiteLLM's virtual-key endpoints (`/key/*`, over
+//! [`KeyAdmin`]) and spend endpoints (`/spend/logs`, `/global/spend`, `/global/spend/models`,
+//! `/global/spend/keys`, over the gateway's [`Database`](llmgate_store::Database)).
+//!
+//! The router does not authenticate: mount it behind `llmgate_auth::AuthLayer`, once, which puts
+//! the caller's [`Principal`](llmgate_core::Principal) in the request. The master key may do
+//! everything; a virtual key may read its own `/key/info` and gets 403 elsewhere. Every answer,
+//! errors included (an unknown path's 404, a wrong method's 405), is JSON in OpenAI's error
+//! shape, rendered by [`ApiError::to_response`](llmgate_core::ApiError::to_response).
+//!
+//! The `llmgate` facade mounts it (its default `admin` feature); a service that mounts only the
+//! LLM layers leaves it, and sqlx with it, out.
+//!
+//! ```
+//! use http::{Request, StatusCode};
+//! use http_body_util::{BodyExt, Full};
+//! use llmgate_admin::AdminApi;
+//! use tower::ServiceExt;
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! // No key store and no database: the endpoints say what to configure.
+//! let router = AdminApi::new().max_body(1 << 20).router();
+//! let req = Request::get("/global/spend").body(Full::new(bytes::Bytes::new())).unwrap();
+//! let res = router.clone().oneshot(req).await.unwrap();
+//! assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+//! let body = res.into_body().collect().await.unwrap().to_bytes();
+//! assert!(std::str::from_utf8(&body).unwrap().contains("\"code\":\"no_database\""));
+//!
+//! let req = Request::get("/nowhere").body(Full::new(bytes::Bytes::new())).unwrap();
+//! assert_eq!(router.oneshot(req).await.unwrap().status(), StatusCode::NOT_FOUND);
+//! # }
+//! ```
+
+pub mod keys;
+mod router;
+mod spend;
+
+pub use keys::KeyAdmin;
+pub use router::AdminApi;
+pub use spend::is_spend_path;
+
+pub(crate) use router::respond;
