@@ -25,6 +25,18 @@ fn capture_warnings() -> (Captured, impl Drop) {
     (logs, guard)
 }
 
+/// Asserts one captured line says "request failed" with every one of `fields`.
+fn assert_failure_logged(logs: &Captured, fields: &[&str]) {
+    let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let line = logs
+        .lines()
+        .find(|l| l.contains("request failed"))
+        .unwrap_or_else(|| panic!("no failure logged: {logs}"));
+    for field in fields {
+        assert!(line.contains(field), "{field} missing: {line}");
+    }
+}
+
 // A current-thread runtime: the gateway and the mocks run on this thread, so the thread's log
 // subscriber sees every line they write.
 #[tokio::test(flavor = "current_thread")]
@@ -78,20 +90,16 @@ async fn a_fallback_chain_that_fails_everywhere_names_its_last_deployment() {
         1.0
     );
 
-    let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
-    let line = logs
-        .lines()
-        .find(|l| l.contains("request failed"))
-        .unwrap_or_else(|| panic!("no failure logged: {logs}"));
-    for field in [
-        "status=503",
-        "error_class=\"upstream_5xx\"",
-        "model_group=\"b\"",
-        "deployment=\"b-0\"",
-        "attempts=2",
-    ] {
-        assert!(line.contains(field), "{field} missing: {line}");
-    }
+    assert_failure_logged(
+        &logs,
+        &[
+            "status=503",
+            "error_class=\"upstream_5xx\"",
+            "model_group=\"b\"",
+            "deployment=\"b-0\"",
+            "attempts=2",
+        ],
+    );
 }
 
 // `/v1/messages` renders its errors itself (in Anthropic's shape): the headers and the log
@@ -115,16 +123,12 @@ async fn a_messages_error_is_attributed_and_logged() {
     assert_eq!(res.header("x-llmgate-deployment"), Some("gpt-0"));
     assert_eq!(res.header("x-llmgate-attempts"), Some("1"));
 
-    let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
-    let line = logs
-        .lines()
-        .find(|l| l.contains("request failed"))
-        .unwrap_or_else(|| panic!("no failure logged: {logs}"));
-    for field in [
-        "status=500",
-        "deployment=\"gpt-0\"",
-        "error_class=\"upstream_5xx\"",
-    ] {
-        assert!(line.contains(field), "{field} missing: {line}");
-    }
+    assert_failure_logged(
+        &logs,
+        &[
+            "status=500",
+            "deployment=\"gpt-0\"",
+            "error_class=\"upstream_5xx\"",
+        ],
+    );
 }

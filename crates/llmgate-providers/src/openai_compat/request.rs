@@ -7,8 +7,8 @@
 //! sees when it did not ask for it; see [`crate::dialect::passthrough`]).
 
 use bytes::Bytes;
-use http::header::{HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
-use http::{Method, Request, Uri};
+use http::header::HeaderName;
+use http::{Request, Uri};
 use http_body_util::Full;
 use llmgate_core::wire::chat::{Message, MessageContent, StreamOptions};
 use llmgate_core::wire::{ChatCompletionRequest, CompletionRequest, EmbeddingRequest};
@@ -18,7 +18,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::Flavor;
-use crate::dialect::{api_base, upstream_uri};
+use crate::dialect::{api_base, json_post, upstream_uri, KeyHeader};
 use crate::error::Error;
 use crate::AZURE_DEFAULT_API_VERSION;
 
@@ -34,43 +34,11 @@ pub(crate) fn build(
     let uri = url(flavor, dep, llm.endpoint())?;
     let body = body(flavor, dep, llm)?;
 
-    let mut req = Request::new(Full::new(body));
-    *req.method_mut() = Method::POST;
-    *req.uri_mut() = uri;
-    let headers = req.headers_mut();
-    headers.reserve(2 + dep.headers.len());
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    if let Some(key) = dep
-        .api_key
-        .as_ref()
-        .map(|k| k.expose())
-        .filter(|k| !k.is_empty())
-    {
-        let (name, value) = match flavor {
-            Flavor::Azure => (API_KEY, HeaderValue::from_str(key)),
-            _ => (
-                AUTHORIZATION,
-                HeaderValue::from_str(&format!("Bearer {key}")),
-            ),
-        };
-        let mut value = value.map_err(|_| {
-            Error::config(
-                dep,
-                "`api_key` contains characters that are not allowed in an HTTP header",
-            )
-        })?;
-        value.set_sensitive(true);
-        headers.insert(name, value);
-    }
-    // The deployment's headers win over ours (first occurrence replaces, repeats append).
-    for (i, (name, value)) in dep.headers.iter().enumerate() {
-        if dep.headers[..i].iter().any(|(n, _)| n == name) {
-            headers.append(name.clone(), value.clone());
-        } else {
-            headers.insert(name.clone(), value.clone());
-        }
-    }
-    Ok(req)
+    let key = match flavor {
+        Flavor::Azure => KeyHeader::Plain(API_KEY),
+        _ => KeyHeader::Bearer,
+    };
+    json_post(dep, uri, body, key, &[])
 }
 
 /// The endpoint's URL for the deployment.
