@@ -51,12 +51,14 @@ pub(crate) async fn run(store: Arc<dyn LimiterStore>, prefix: &str) {
 
     // A burst of exactly the limit, then a denial that says when to come back.
     let c = [rate(k("burst"), 5, 1)];
+    // Taken before the first request: the window starts when the first one is counted, which
+    // is after this instant and before the burst ends.
+    let burst_at = std::time::Instant::now();
     for i in 0..5 {
         let v = acquire(s, &c).await;
         assert_eq!(v.denied, None, "request {i}");
         assert_eq!(v.states[0].remaining, 4 - i);
     }
-    let burst_at = std::time::Instant::now();
     let v = acquire(s, &c).await;
     assert_eq!(v.denied, Some(0));
     // The burst leaves the window one window (plus at most one granule) after it was counted.
