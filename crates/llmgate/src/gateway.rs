@@ -29,6 +29,7 @@ use crate::request_id::RequestIdLayer;
 use crate::rescue::RescueLayer;
 use crate::routes::Dispatch;
 use crate::stack::{self, Layers};
+#[cfg(feature = "sql")]
 use crate::store::Database;
 use crate::ReqBody;
 
@@ -50,8 +51,12 @@ pub enum BuildError {
     #[error("cannot build the upstream HTTP client: {0}")]
     UpstreamClient(String),
     /// The key store (`database_url`, or `llmgate.db` beside the config) could not be opened.
+    #[cfg(feature = "sql")]
     #[error(transparent)]
     Store(#[from] crate::store::OpenStoreError),
+    /// The config asks for a part this build was compiled without (its cargo feature is off).
+    #[error("{0}")]
+    NotInThisBuild(String),
     /// The rate limiter's store could not be set up (a Redis URL that does not parse).
     #[error("cannot set up rate limiting: {0}")]
     RateLimit(String),
@@ -67,6 +72,7 @@ pub enum BuildError {
 pub struct GatewayBuilder {
     config: Config,
     key_store: Option<Arc<dyn KeyStore>>,
+    #[cfg(feature = "sql")]
     database: Option<Database>,
     clock: SharedClock,
     spend_sink: Option<Arc<dyn SpendSink>>,
@@ -89,6 +95,7 @@ impl GatewayBuilder {
 
     /// Keys and spend live in `db`: its key store, its spend log as the spend sink (unless
     /// [`GatewayBuilder::spend_sink`] names another) and the spend endpoints over it.
+    #[cfg(feature = "sql")]
     pub fn database(mut self, db: Database) -> Self {
         self.key_store = Some(db.key_store());
         self.database = Some(db);
@@ -156,6 +163,7 @@ pub struct Gateway {
     meter: Meter,
     cutoff: StreamCutoff,
     /// Deployments' `rpd` counts kept in the database, when any deployment has one.
+    #[cfg(feature = "sql")]
     daily: Option<crate::daily::DailyUsage>,
 }
 
@@ -186,6 +194,7 @@ impl Gateway {
         GatewayBuilder {
             config,
             key_store: None,
+            #[cfg(feature = "sql")]
             database: None,
             clock: Arc::new(SystemClock),
             spend_sink: None,
@@ -195,17 +204,13 @@ impl Gateway {
     /// Opens the configured key store (when there is a master key: `database_url`, else SQLite
     /// in `llmgate.db` beside the config), runs its migrations, and builds the gateway. Fails
     /// when the database cannot be reached. The store's I/O runs on the calling runtime.
+    ///
+    /// Without the `sql` feature there is no database: virtual keys come only from a
+    /// [`GatewayBuilder::key_store`], and a config that sets `database_url` is refused.
     pub async fn open(config: Config) -> Result<Gateway, BuildError> {
-        let db = match config.master_key() {
-            Some(_) => Some(crate::store::open_database(&config).await?),
-            None => None,
-        };
-        let mut builder = Gateway::builder(config);
-        if let Some(db) = db {
-            builder = builder.database(db);
-        }
-        let gateway = builder.build()?;
+        let gateway = Gateway::open_builder(config).await?.build()?;
         // Today's `rpd` counts before the first request is routed.
+        #[cfg(feature = "sql")]
         if let Some(daily) = &gateway.daily {
             if let Err(e) = daily.sync().await {
                 tracing::warn!(error = %e, "cannot read today's deployment rpd counts; counting from zero until the database answers");
@@ -216,6 +221,33 @@ impl Gateway {
         gateway.background.start();
         gateway.meter.start();
         Ok(gateway)
+    }
+
+    /// The builder [`Gateway::open`] builds: with the configured database when there is a
+    /// master key.
+    #[cfg(feature = "sql")]
+    async fn open_builder(config: Config) -> Result<GatewayBuilder, BuildError> {
+        let db = match config.master_key() {
+            Some(_) => Some(crate::store::open_database(&config).await?),
+            None => None,
+        };
+        let builder = Gateway::builder(config);
+        Ok(match db {
+            Some(db) => builder.database(db),
+            None => builder,
+        })
+    }
+
+    /// Without the `sql` feature: refuses a `database_url` rather than keep keys and spend
+    /// somewhere the operator did not ask for.
+    #[cfg(not(feature = "sql"))]
+    async fn open_builder(config: Config) -> Result<GatewayBuilder, BuildError> {
+        if config.general_settings.database_url.is_some() {
+            return Err(BuildError::NotInThisBuild(
+                "general_settings.database_url (or DATABASE_URL) is set, but this build of llmgate has no SQL store: build the llmgate crate with its `sql` feature (on by default), or pass keys with GatewayBuilder::key_store".into(),
+            ));
+        }
+        Ok(Gateway::builder(config))
     }
 
     /// Virtual-key management (`None` without a master key), as the `/key/*` API does it.
@@ -230,6 +262,7 @@ impl Gateway {
         let GatewayBuilder {
             config,
             key_store,
+            #[cfg(feature = "sql")]
             database,
             clock,
             spend_sink,
@@ -237,6 +270,7 @@ impl Gateway {
         let deployments = deployments(&config)?;
         let given = Given {
             key_store,
+            #[cfg(feature = "sql")]
             database,
             clock,
             spend_sink,
@@ -271,6 +305,7 @@ impl Gateway {
             background: parts.tasks,
             meter: parts.meter,
             cutoff: parts.cutoff,
+            #[cfg(feature = "sql")]
             daily: parts.daily,
         })
     }
@@ -321,6 +356,7 @@ impl Gateway {
     /// [`Gateway::shutdown`] bounded by the host's grace period: a failing spend sink (the
     /// database down) is retried only until `deadline`.
     pub async fn shutdown_by(&self, deadline: std::time::Instant) {
+        #[cfg(feature = "sql")]
         let daily = async {
             if let Some(daily) = &self.daily {
                 let by = tokio::time::Instant::from_std(deadline);
@@ -335,6 +371,8 @@ impl Gateway {
                 }
             }
         };
+        #[cfg(not(feature = "sql"))]
+        let daily = async {};
         tokio::join!(self.meter.shutdown_by(deadline), daily);
     }
 

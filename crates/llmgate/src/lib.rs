@@ -29,6 +29,7 @@ mod background;
 mod budget;
 mod build;
 mod cooldowns;
+#[cfg(feature = "sql")]
 mod daily;
 mod gateway;
 mod health;
@@ -39,8 +40,12 @@ mod readiness;
 mod routes;
 mod serve;
 mod shared_usage;
+#[cfg(feature = "sql")]
 mod spend;
 mod stack;
+#[cfg(all(test, not(feature = "sql")))]
+mod without_sql_tests;
+#[cfg(feature = "sql")]
 pub mod store;
 
 use bytes::Bytes;
@@ -55,6 +60,7 @@ pub use llmgate_core as core;
 pub use llmgate_messages as messages;
 pub use llmgate_metering as metering;
 pub use serve::{serve, SHUTDOWN_GRACE};
+#[cfg(feature = "sql")]
 pub use spend::StoreSpendSink;
 
 /// The request body inner services see before parsing: any host's body, boxed.

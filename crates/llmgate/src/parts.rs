@@ -20,8 +20,10 @@ use llmgate_router::ModelTable;
 use crate::background::Background;
 use crate::build;
 use crate::cooldowns::Link;
+#[cfg(feature = "sql")]
 use crate::daily::DailyUsage;
 use crate::health::Health;
+#[cfg(feature = "sql")]
 use crate::store::Database;
 use crate::BuildError;
 
@@ -31,6 +33,7 @@ const DEFAULT_HEALTH_CHECK_INTERVAL: Duration = Duration::from_secs(300);
 /// What a [`crate::GatewayBuilder`] was given besides the config.
 pub(crate) struct Given {
     pub(crate) key_store: Option<Arc<dyn KeyStore>>,
+    #[cfg(feature = "sql")]
     pub(crate) database: Option<Database>,
     pub(crate) clock: SharedClock,
     pub(crate) spend_sink: Option<Arc<dyn SpendSink>>,
@@ -44,6 +47,7 @@ pub(crate) struct Parts {
     pub(crate) keys: Option<Keys>,
     pub(crate) auth: AuthLayer,
     /// For the spend endpoints (the `admin` feature).
+    #[cfg(feature = "sql")]
     #[cfg_attr(
         not(feature = "admin"),
         allow(dead_code, reason = "read by the admin API")
@@ -61,6 +65,7 @@ pub(crate) struct Parts {
     /// The router's cooldown channel, with Redis.
     pub(crate) cooldowns: Option<Arc<Link>>,
     /// Deployments' `rpd` counts kept in the database.
+    #[cfg(feature = "sql")]
     pub(crate) daily: Option<DailyUsage>,
 }
 
@@ -82,10 +87,17 @@ impl Parts {
             tasks.add(task.run(table.clone()));
         }
         let group_prices = crate::budget::GroupPrices::default();
+        #[cfg(feature = "sql")]
+        let ledger = given
+            .database
+            .as_ref()
+            .and_then(crate::budget::database_ledger);
+        #[cfg(not(feature = "sql"))]
+        let ledger = None;
         let keys = build::auth::keys(
             config,
             given.key_store,
-            given.database.as_ref(),
+            ledger,
             given.clock,
             &table,
             &group_prices,
@@ -94,16 +106,21 @@ impl Parts {
             tasks.add(keys.clone().follow_invalidations());
         }
         let auth = build::auth::layer(config, &table, keys.as_ref());
+        #[cfg(feature = "sql")]
         let sink = given
             .spend_sink
             .or_else(|| crate::spend::sink(config, given.database.as_ref(), keys.as_ref()));
+        #[cfg(not(feature = "sql"))]
+        let sink = given.spend_sink;
         let meter = build::meter::meter(config, deployments, sink)?;
         crate::budget::group_prices(&group_prices, meter.prices(), deployments);
         let cutoff = StreamCutoff::new();
         let provider = provider(config, &cutoff)?;
         let health = Health::new(table.clone(), provider.clone(), background_checks(config));
         let cache = build::cache::layer(config, &table)?;
+        #[cfg(feature = "sql")]
         let daily = DailyUsage::new(&table, given.database.as_ref());
+        #[cfg(feature = "sql")]
         if let Some(daily) = daily.clone() {
             tasks.add(daily.run());
         }
@@ -111,6 +128,7 @@ impl Parts {
             table,
             keys,
             auth,
+            #[cfg(feature = "sql")]
             database: given.database,
             ratelimit,
             meter,
@@ -120,6 +138,7 @@ impl Parts {
             cutoff,
             tasks,
             cooldowns,
+            #[cfg(feature = "sql")]
             daily,
         })
     }

@@ -21,18 +21,19 @@ use llmgate_config::Config;
 use llmgate_core::{tokens, DeploymentSpec, LlmRequest};
 use llmgate_metering::PriceTable;
 use llmgate_router::ModelTable;
+#[cfg(feature = "sql")]
 use tokio::runtime::Handle;
 
 use crate::gateway::BuildError;
-use crate::store::Database;
 
 /// Prefix of the ledger's Redis keys.
 const REDIS_PREFIX: &str = "llmgate:budget:";
 
-/// The ledger for `config`: see the module docs.
+/// The ledger for `config`: see the module docs. `database` is the database's own ledger, when
+/// it has one ([`database_ledger`]).
 pub(crate) fn ledger(
     config: &Config,
-    database: Option<&Database>,
+    database: Option<Arc<dyn BudgetLedger>>,
 ) -> Result<Arc<dyn BudgetLedger>, BuildError> {
     if let Some(url) = crate::build::ratelimit::redis_url(config) {
         let prefix = config
@@ -44,15 +45,18 @@ pub(crate) fn ledger(
             .map(|l| l as Arc<dyn BudgetLedger>)
             .map_err(|e| BuildError::RateLimit(format!("router_settings.redis_*: {e}")));
     }
-    if let Some(db) = database {
-        if let Some(pg) = db.store().budget_ledger() {
-            return Ok(Arc::new(OnRuntime {
-                inner: Arc::new(pg),
-                handle: db.handle().clone(),
-            }));
-        }
-    }
-    Ok(Arc::new(MemoryLedger::new()))
+    Ok(database.unwrap_or_else(|| Arc::new(MemoryLedger::new())))
+}
+
+/// PostgreSQL's ledger when `db` is PostgreSQL (SQLite has none: one instance keeps budgets in
+/// memory), its calls run on the database's runtime.
+#[cfg(feature = "sql")]
+pub(crate) fn database_ledger(db: &crate::store::Database) -> Option<Arc<dyn BudgetLedger>> {
+    let pg = db.store().budget_ledger()?;
+    Some(Arc::new(OnRuntime {
+        inner: Arc::new(pg),
+        handle: db.handle().clone(),
+    }))
 }
 
 /// Each group's highest input and output price per token, filled once the meter's price
@@ -92,16 +96,19 @@ pub(crate) fn estimator(table: Arc<ModelTable>, prices: GroupPrices) -> CostEsti
 }
 
 /// A ledger whose calls run on the database's runtime (as the key store's do).
+#[cfg(feature = "sql")]
 #[derive(Debug)]
 struct OnRuntime {
     inner: Arc<dyn BudgetLedger>,
     handle: Handle,
 }
 
+#[cfg(feature = "sql")]
 fn failed(e: tokio::task::JoinError) -> StoreError {
     StoreError::Unavailable(format!("budget ledger task failed: {e}"))
 }
 
+#[cfg(feature = "sql")]
 #[async_trait::async_trait]
 impl BudgetLedger for OnRuntime {
     async fn reserve(&self, budgets: &[Budget], estimate: f64) -> Result<Admission, StoreError> {

@@ -5,22 +5,21 @@
 
 use std::sync::Arc;
 
-use llmgate_auth::{AuthLayer, KeyStore, Keys, MemoryKeyStore};
+use llmgate_auth::{AuthLayer, BudgetLedger, KeyStore, Keys, MemoryKeyStore};
 use llmgate_config::Config;
 use llmgate_core::SharedClock;
 use llmgate_router::ModelTable;
 
 use crate::budget::GroupPrices;
-use crate::store::Database;
 use crate::BuildError;
 
 /// The virtual keys, when there is a master key: over `store` (else in memory), judged by
-/// `clock`, with budgets reserved in the configured ledger and priced by `prices` (filled
-/// once the meter's price table exists).
+/// `clock`, with budgets reserved in the configured ledger (Redis, else the database's
+/// `ledger`, else memory) and priced by `prices` (filled once the meter's price table exists).
 pub(crate) fn keys(
     config: &Config,
     store: Option<Arc<dyn KeyStore>>,
-    database: Option<&Database>,
+    ledger: Option<Arc<dyn BudgetLedger>>,
     clock: SharedClock,
     table: &Arc<ModelTable>,
     prices: &GroupPrices,
@@ -28,7 +27,7 @@ pub(crate) fn keys(
     if config.master_key().is_none() {
         return Ok(None);
     }
-    let ledger = crate::budget::ledger(config, database)?;
+    let ledger = crate::budget::ledger(config, ledger)?;
     let store = store.unwrap_or_else(|| Arc::new(MemoryKeyStore::new()));
     let general = &config.general_settings;
     let mut keys = Keys::new(store)
