@@ -192,6 +192,19 @@ pub struct ServeArgs {
     /// Also accept cleartext HTTP/2 with prior knowledge (h2c).
     #[arg(long)]
     pub h2c: bool,
+
+    /// Take the listening sockets from the llmgate running on the same address instead of
+    /// binding them: it hands them over when it gets SIGQUIT, then drains and exits
+    /// (docs/deployment.md, "Zero-downtime upgrade").
+    #[arg(long)]
+    pub upgrade: bool,
+
+    /// The Unix socket the listening sockets are handed over on; the running process and the
+    /// one started with --upgrade must name the same [default:
+    /// /tmp/llmgate_upgrade_<host>_<port>.sock].
+    #[arg(long = "upgrade_sock", visible_alias = "upgrade-sock", value_name = "PATH",
+          value_parser = upgrade_sock_path)]
+    pub upgrade_sock: Option<PathBuf>,
 }
 
 impl ServeArgs {
@@ -212,6 +225,37 @@ impl ServeArgs {
     pub fn grace(&self) -> Duration {
         Duration::from_secs(self.graceful_shutdown_seconds)
     }
+
+    /// `--upgrade_sock`, else a path named after the listen address. Named after it, two
+    /// gateways on one host never hand their sockets to each other's successor, and a new
+    /// process started on another address finds no partner instead of taking sockets it would
+    /// not listen on (Pingora matches the handed-over sockets to listeners by address).
+    pub fn upgrade_sock(&self) -> PathBuf {
+        self.upgrade_sock.clone().unwrap_or_else(|| {
+            PathBuf::from(format!(
+                "/tmp/llmgate_upgrade_{}_{}.sock",
+                self.host, self.port
+            ))
+        })
+    }
+}
+
+/// Longest path a Unix socket address holds (`sun_path` is 108 bytes with its final NUL);
+/// Pingora panics on a longer one, so it is refused here with a message.
+const MAX_SOCKET_PATH: usize = 107;
+
+/// `--upgrade_sock`: a path short enough for a Unix socket.
+fn upgrade_sock_path(value: &str) -> Result<PathBuf, String> {
+    if value.is_empty() {
+        return Err("give a path".to_owned());
+    }
+    if value.len() > MAX_SOCKET_PATH {
+        return Err(format!(
+            "a Unix socket path has at most {MAX_SOCKET_PATH} bytes; this one has {}",
+            value.len()
+        ));
+    }
+    Ok(PathBuf::from(value))
 }
 
 /// Logging flags; `RUST_LOG`, when set, overrides `--log-level`.
@@ -308,6 +352,32 @@ mod tests {
         .unwrap();
         assert_eq!(cli.log.log_format, LogFormat::Json);
         assert_eq!(cli.log.filter(), "debug");
+    }
+
+    #[test]
+    fn upgrade_flags_in_both_spellings_and_a_default_socket_per_address() {
+        let cli = parse(&["-c", "c.yaml"]).unwrap();
+        assert!(!cli.serve.upgrade);
+        assert_eq!(
+            cli.serve.upgrade_sock(),
+            PathBuf::from("/tmp/llmgate_upgrade_0.0.0.0_4000.sock")
+        );
+        let cli = parse(&["-c", "c.yaml", "--host", "::1", "--port", "8080"]).unwrap();
+        assert_eq!(
+            cli.serve.upgrade_sock(),
+            PathBuf::from("/tmp/llmgate_upgrade_::1_8080.sock")
+        );
+        for flag in ["--upgrade_sock", "--upgrade-sock"] {
+            let cli = parse(&["-c", "c.yaml", "--upgrade", flag, "/run/llmgate/u.sock"]).unwrap();
+            assert!(cli.serve.upgrade);
+            assert_eq!(
+                cli.serve.upgrade_sock(),
+                PathBuf::from("/run/llmgate/u.sock")
+            );
+        }
+        let long = format!("/tmp/{}", "x".repeat(103));
+        assert!(parse(&["-c", "c.yaml", "--upgrade_sock", &long]).is_err());
+        assert!(parse(&["-c", "c.yaml", "--upgrade_sock", &long[..107]]).is_ok());
     }
 
     #[test]

@@ -143,6 +143,11 @@ impl<S: Clone> Host<S> {
     pub fn in_flight(&self) -> InFlight {
         self.requests.in_flight.clone()
     }
+
+    /// The count of client connections open, for an upgrade's drain to wait on.
+    pub fn open_connections(&self) -> OpenConnections {
+        self.open.clone()
+    }
 }
 
 #[async_trait]
@@ -217,7 +222,7 @@ where
         let deadline = self.limits.request_body_timeout;
         let read = tokio::time::timeout(deadline, read_body(&mut session, limit)).await;
         let refused = match read {
-            Ok(Ok(body)) => return self.serve(session, body).await,
+            Ok(Ok(body)) => return self.serve(session, body, shutdown).await,
             Ok(Err(ReadBodyError::TooLarge)) => too_large(limit),
             Err(_elapsed) => HostError::BodyTimeout(deadline).to_response(),
             Ok(Err(ReadBodyError::Read(e))) => {
@@ -247,8 +252,16 @@ where
     B: Body<Data = Bytes> + Send,
     B::Error: Display,
 {
-    /// Call the service with the request and write its response, watching the client.
-    async fn serve(&self, mut session: ServerSession, body: Bytes) -> Option<ReusedHttpStream> {
+    /// Call the service with the request and write its response, watching the client. When
+    /// the server started shutting down meanwhile, the answer closes the HTTP/1 connection
+    /// (`Connection: close`), so the client's next request goes to the listener (after an
+    /// upgrade, the new process) instead of to a process about to exit.
+    async fn serve(
+        &self,
+        mut session: ServerSession,
+        body: Bytes,
+        shutdown: &ShutdownWatch,
+    ) -> Option<ReusedHttpStream> {
         let request = to_request(&session, body);
         let call = self.service.clone().oneshot(request);
         let response = tokio::select! {
@@ -262,6 +275,9 @@ where
                 return None;
             }
         };
+        if *shutdown.borrow() {
+            session.set_keepalive(None);
+        }
         match write_response(&mut session, response, true).await {
             Ok(()) => finish(session).await,
             Err(Aborted) => None,

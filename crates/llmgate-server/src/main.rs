@@ -8,6 +8,7 @@ mod host;
 mod keys_cmd;
 mod logging;
 mod shutdown;
+mod upgrade;
 
 use std::io::Write as _;
 use std::path::Path;
@@ -22,6 +23,7 @@ use pingora_core::services::listening;
 use crate::cli::{Cli, Command, ServeArgs, Source};
 use crate::host::Host;
 use crate::shutdown::{Signals, PINGORA_BACKSTOP};
+use crate::upgrade::Handover;
 
 /// mimalloc instead of glibc's malloc: a request allocates a few hundred small objects (headers,
 /// JSON values, futures), and under load glibc's allocator showed as a quarter of all
@@ -110,15 +112,19 @@ fn serve(source: &Source, args: &ServeArgs) -> anyhow::Result<()> {
     let address = args.listen_address();
     // Pingora binds inside its runtime and panics there on failure, leaving a process that
     // serves nothing: try the address here first so a taken port fails loudly at start-up.
-    drop(
-        std::net::TcpListener::bind(&address)
-            .with_context(|| format!("cannot listen on {address}"))?,
-    );
+    // An upgrade takes the running process's socket instead: the port is taken, rightly.
+    if !args.upgrade {
+        drop(
+            std::net::TcpListener::bind(&address)
+                .with_context(|| format!("cannot listen on {address}"))?,
+        );
+    }
 
     let host = Host::new(gateway.service(), gateway.max_request_body_bytes())
         .limits(gateway.http_limits())
         .h2c(args.h2c);
     let in_flight = host.in_flight();
+    let connections = host.open_connections();
     let workers = args.workers();
     let mut service = listening::Service::new("llmgate".to_string(), host);
     service.add_tcp(&address);
@@ -129,18 +135,35 @@ fn serve(source: &Source, args: &ServeArgs) -> anyhow::Result<()> {
     let backstop = args
         .graceful_shutdown_seconds
         .saturating_add(PINGORA_BACKSTOP.as_secs());
+    let upgrade_sock = args.upgrade_sock();
     let conf = ServerConf {
         threads: workers,
         grace_period_seconds: Some(backstop),
         graceful_shutdown_timeout_seconds: Some(RUNTIME_SHUTDOWN_SECONDS),
+        upgrade_sock: upgrade_sock.to_string_lossy().into_owned(),
         ..ServerConf::default()
     };
-    let mut server = Server::new_with_opt_and_conf(Opt::default(), conf);
+    let opt = Opt {
+        upgrade: args.upgrade,
+        ..Opt::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(opt, conf);
+    let handover = Handover::new(upgrade_sock, server.watch_execution_phase(), connections);
+    upgrade::notify_systemd_when_running(server.watch_execution_phase());
+    if args.upgrade {
+        tracing::info!(
+            sock = %handover.sock().display(),
+            "upgrade: waiting for the running llmgate's listening sockets (send it SIGQUIT)"
+        );
+    }
+    // With --upgrade, this waits for the sockets (about 6 s) and exits with 1 without them.
     server.bootstrap();
     server.add_service(service);
-    tracing::info!(%address, workers, h2c = args.h2c, "llmgate listening on http://{address}");
+    let taken = if args.upgrade { " (taken over)" } else { "" };
+    tracing::info!(%address, workers, h2c = args.h2c, "llmgate listening on http://{address}{taken}");
+    let signals = Signals::new(in_flight, args.grace(), gateway.clone()).hand_over(handover);
     server.run(RunArgs {
-        shutdown_signal: Box::new(Signals::new(in_flight, args.grace(), gateway.clone())),
+        shutdown_signal: Box::new(signals),
     });
     // Only reached when the stop did not end the process in time (it exits once the spend is
     // written): write what is still queued, briefly, and go.

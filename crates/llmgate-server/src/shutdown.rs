@@ -15,6 +15,9 @@
 //!    written is left to the spend writer's spill file, which the next start replays.
 //! 4. **Exit** with 0.
 //!
+//! SIGQUIT hands the listening sockets to a new process and then runs the same stop, waiting
+//! for the client connections too ([`crate::upgrade`]).
+//!
 //! SIGHUP is a graceful stop like SIGTERM until llmgate reloads its config on it. A second
 //! signal during the drain cuts the streams at once, gives them [`HURRY_STREAMS`], writes the
 //! spend records for at most [`HURRY_WRITE`] (spilling the rest) and exits with 1. A third
@@ -25,9 +28,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use llmgate::OpenConnections;
 use pingora_core::server::{ShutdownSignal, ShutdownSignalWatch};
 use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::Notify;
+
+use crate::upgrade::Handover;
 
 /// How long the count must stay at zero before the process exits: covers a request whose
 /// header was just read on a kept-alive connection but which is not counted yet.
@@ -96,11 +102,13 @@ pub fn cut_lead(grace: Duration) -> Duration {
     (grace / 4).min(Duration::from_secs(1))
 }
 
-/// Pingora's shutdown trigger: SIGTERM, SIGINT and SIGHUP all mean "drain, flush, exit".
+/// Pingora's shutdown trigger: SIGTERM, SIGINT and SIGHUP all mean "drain, flush, exit";
+/// SIGQUIT means "hand the listening sockets over, then drain, flush, exit".
 pub struct Signals {
     in_flight: InFlight,
     grace: Duration,
     gateway: llmgate::Gateway,
+    handover: Option<Handover>,
 }
 
 impl Signals {
@@ -111,7 +119,46 @@ impl Signals {
             in_flight,
             grace,
             gateway,
+            handover: None,
         }
+    }
+
+    /// On SIGQUIT, hand the listening sockets over as `handover` says. Without it SIGQUIT is
+    /// ignored.
+    #[must_use]
+    pub fn hand_over(mut self, handover: Handover) -> Self {
+        self.handover = Some(handover);
+        self
+    }
+
+    /// The stop, its grace period starting now.
+    fn stop(&self, connections: Option<OpenConnections>) -> Stop {
+        Stop::new(
+            self.in_flight.clone(),
+            self.gateway.clone(),
+            self.grace,
+            connections,
+        )
+    }
+
+    /// After SIGQUIT: whether a new process waits for the sockets; if not, says so.
+    async fn partner_ready(&self) -> Option<&Handover> {
+        let Some(handover) = &self.handover else {
+            tracing::warn!("SIGQUIT ignored: this process cannot hand its sockets over");
+            return None;
+        };
+        let sock = handover.sock().display();
+        tracing::info!(%sock, "SIGQUIT: looking for a new process (llmgate --upgrade) waiting on the upgrade socket");
+        if handover.partner_waiting().await {
+            return Some(handover);
+        }
+        tracing::error!(
+            %sock,
+            wait_seconds = crate::upgrade::PARTNER_WAIT.as_secs(),
+            "SIGQUIT: no new process is waiting on the upgrade socket; still serving. Start \
+             `llmgate --upgrade` with the same --host, --port and --upgrade_sock, then send SIGQUIT again"
+        );
+        None
     }
 }
 
@@ -151,23 +198,57 @@ impl ShutdownSignalWatch for Signals {
                 return std::future::pending().await;
             }
         };
-        let name = signals.next().await;
-        tracing::info!(
-            signal = name,
-            in_flight = self.in_flight.count(),
-            grace_seconds = self.grace.as_secs(),
-            "shutting down: no new connections; waiting for the requests in flight"
-        );
+        let mut quit = match signal(SignalKind::quit()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGQUIT; stop the process with SIGKILL");
+                return std::future::pending().await;
+            }
+        };
+        let (name, handover) = loop {
+            tokio::select! {
+                name = signals.next() => break (name, None),
+                _ = quit.recv() => {
+                    if let Some(handover) = self.partner_ready().await {
+                        break ("SIGQUIT", Some(handover));
+                    }
+                }
+            }
+        };
         // Runs on Pingora's server runtime, which lives until Pingora's (longer) grace timer
         // ends; `stop` exits the process before that.
-        let stop = Stop {
-            in_flight: self.in_flight.clone(),
-            gateway: self.gateway.clone(),
-            end: Instant::now() + self.grace,
-            lead: cut_lead(self.grace),
+        let Some(handover) = handover else {
+            tracing::info!(
+                signal = name,
+                in_flight = self.in_flight.count(),
+                grace_seconds = self.grace.as_secs(),
+                "shutting down: no new connections; waiting for the requests in flight"
+            );
+            tokio::spawn(self.stop(None).run(signals));
+            return ShutdownSignal::GracefulTerminate;
         };
-        tokio::spawn(stop.run(signals));
-        ShutdownSignal::GracefulTerminate
+        tracing::info!(
+            sock = %handover.sock().display(),
+            "SIGQUIT: handing the listening sockets to the new process; accepting for 5 s more"
+        );
+        let accepting_stopped = handover.accepting_stopped();
+        let connections = handover.connections();
+        let in_flight = self.in_flight.clone();
+        let grace = self.grace;
+        let gateway = self.gateway.clone();
+        tokio::spawn(async move {
+            accepting_stopped.await;
+            tracing::info!(
+                in_flight = in_flight.count(),
+                connections = connections.count(),
+                grace_seconds = grace.as_secs(),
+                "upgrade: no longer accepting; waiting for the requests in flight and the open connections"
+            );
+            Stop::new(in_flight, gateway, grace, Some(connections))
+                .run(signals)
+                .await;
+        });
+        ShutdownSignal::GracefulUpgrade
     }
 }
 
@@ -179,16 +260,34 @@ struct Stop {
     end: Instant,
     /// [`cut_lead`] of the grace period.
     lead: Duration,
+    /// After an upgrade, the client connections, which the drain waits for too.
+    connections: Option<OpenConnections>,
 }
 
 impl Stop {
+    /// A stop whose grace period starts now.
+    fn new(
+        in_flight: InFlight,
+        gateway: llmgate::Gateway,
+        grace: Duration,
+        connections: Option<OpenConnections>,
+    ) -> Self {
+        Self {
+            in_flight,
+            gateway,
+            end: Instant::now() + grace,
+            lead: cut_lead(grace),
+            connections,
+        }
+    }
+
     /// Drain (cutting streams near the end, or at once on a second signal), write the spend
     /// records, exit. A third signal exits at once.
     async fn run(self, mut signals: StopSignals) {
         let cut_at = self.end - self.lead;
         let mut hurried = false;
         tokio::select! {
-            () = drained(&self.in_flight) => {
+            () = drained(&self.in_flight, self.connections.as_ref()) => {
                 tracing::info!("all requests finished; writing the spend records");
             }
             () = tokio::time::sleep_until(cut_at.into()) => {
@@ -227,7 +326,7 @@ impl Stop {
             );
         }
         self.gateway.cut_streams();
-        if tokio::time::timeout_at(until.into(), drained(&self.in_flight))
+        if tokio::time::timeout_at(until.into(), drained(&self.in_flight, None))
             .await
             .is_err()
         {
@@ -239,12 +338,13 @@ impl Stop {
     }
 }
 
-/// Resolves once nothing has been in flight for [`SETTLE`].
-async fn drained(in_flight: &InFlight) {
+/// Resolves once nothing has been in flight for [`SETTLE`] (and, given `connections`, none is
+/// open either; they are looked at every [`SETTLE`]).
+async fn drained(in_flight: &InFlight, connections: Option<&OpenConnections>) {
     loop {
         in_flight.idle().await;
         tokio::time::sleep(SETTLE).await;
-        if in_flight.count() == 0 {
+        if in_flight.count() == 0 && connections.map_or(0, OpenConnections::count) == 0 {
             return;
         }
     }

@@ -337,3 +337,50 @@ async fn a_client_that_leaves_cancels_the_response_body() {
         .await
         .unwrap();
 }
+
+/// A request in flight when the server starts shutting down gets `Connection: close`, and its
+/// connection is closed after the answer: the client's next request opens a new connection
+/// (after an upgrade, to the new process). Before the shutdown the same answer keeps the
+/// connection (`keep_alive_serves_two_requests_on_one_connection`).
+#[tokio::test]
+async fn an_answer_written_while_shutting_down_closes_the_connection() {
+    let (release, released) = watch::channel(false);
+    let held = tower::service_fn(move |_request: Request<Full<Bytes>>| {
+        let mut released = released.clone();
+        async move {
+            released.wait_for(|r| *r).await.unwrap();
+            Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"done"))))
+        }
+    });
+    let host = Host::new(held, 1024);
+    let in_flight = host.in_flight();
+    let connections = host.open_connections();
+    let (addr, shutdown) = serve(host);
+
+    let mut sender = http1(addr).await;
+    let answer = tokio::spawn(async move {
+        let response = sender.send_request(post("/one", "1")).await.unwrap();
+        (response, sender)
+    });
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while in_flight.count() == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .unwrap();
+    shutdown.send(true).unwrap();
+    release.send(true).unwrap();
+
+    let (response, mut sender) = answer.await.unwrap();
+    assert_eq!(response.headers()["connection"], "close");
+    assert_eq!(text(response).await, "done");
+    assert!(sender.ready().await.is_err(), "the connection is closed");
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while connections.count() > 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .unwrap();
+}
