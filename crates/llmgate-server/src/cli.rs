@@ -3,17 +3,40 @@
 //! ```text
 //! llmgate --config config.yaml [--port 4000] [--host 0.0.0.0] [--num_workers N]
 //! llmgate --model ollama/llama3.2 [--api_base URL] [--api_key KEY]
+//! llmgate --config config.yaml --ssl_certfile_path cert.pem --ssl_keyfile_path key.pem
 //! llmgate check --config config.yaml
 //! ```
 //!
 //! LiteLLM spells its flags with underscores (`--num_workers`, `--api_base`); both spellings
 //! are accepted for every multi-word flag.
+//!
+//! The environment LiteLLM's image users set is read as LiteLLM reads it, and a flag always
+//! wins over its variable:
+//!
+//! | variable | default for |
+//! |---|---|
+//! | `CONFIG_FILE_PATH` | `--config` (when neither `--config` nor `--model` is given) |
+//! | `HOST` | `--host` |
+//! | `PORT` | `--port` |
+//! | `NUM_WORKERS` | `--num_workers` |
+//! | `SSL_CERTFILE_PATH` | `--ssl_certfile_path` |
+//! | `SSL_KEYFILE_PATH` | `--ssl_keyfile_path` |
+//!
+//! `CONFIG_FILE_PATH` is not a clap `env` default because a variable set for the container image
+//! would then conflict with `--model`: [`Source::resolve`] applies it. `LITELLM_MASTER_KEY` and
+//! `DATABASE_URL` are read by the config loader (`llmgate-config`), not here.
 
+use std::ffi::OsString;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::tls::CertFiles;
+
+/// The variable that names the config file when no flag says what to serve.
+pub const CONFIG_FILE_PATH: &str = "CONFIG_FILE_PATH";
 
 /// llmgate: an OpenAI-compatible LLM gateway that reads LiteLLM's config.yaml.
 #[derive(Debug, Parser)]
@@ -43,14 +66,14 @@ pub enum Command {
     /// Validate a config file: print every notice and problem, exit 1 if it is invalid.
     Check {
         /// The LiteLLM-style config.yaml to validate.
-        #[arg(long, short = 'c', value_name = "FILE")]
+        #[arg(long, short = 'c', value_name = "FILE", env = CONFIG_FILE_PATH)]
         config: PathBuf,
     },
     /// Manage virtual keys in the config's key store, without the HTTP API.
     Keys {
         /// The config.yaml whose database holds the keys (`database_url`, else llmgate.db
         /// beside it).
-        #[arg(long, short = 'c', value_name = "FILE", global = true)]
+        #[arg(long, short = 'c', value_name = "FILE", global = true, env = CONFIG_FILE_PATH)]
         config: Option<PathBuf>,
         /// What to do.
         #[command(subcommand)]
@@ -131,13 +154,13 @@ pub struct KeySettings {
     pub team_id: Option<String>,
 }
 
-/// Where the model list comes from: a config file, or a single model (sidecar mode).
+/// Where the model list comes from: a config file, or a single model (sidecar mode). Neither
+/// is required by clap: [`Source::resolve`] falls back to `CONFIG_FILE_PATH` and names all
+/// three ways when none is given.
 #[derive(Debug, Args)]
-#[group(skip)]
-#[command(group(ArgGroup::new("source").required(true).args(["config", "model"])))]
 pub struct Source {
-    /// A LiteLLM-style config.yaml.
-    #[arg(long, short = 'c', value_name = "FILE")]
+    /// A LiteLLM-style config.yaml [default: $CONFIG_FILE_PATH when --model is not given].
+    #[arg(long, short = 'c', value_name = "FILE", conflicts_with = "model")]
     pub config: Option<PathBuf>,
 
     /// Serve one model without a config file, e.g. `ollama/llama3.2`.
@@ -149,6 +172,7 @@ pub struct Source {
         long = "api_base",
         visible_alias = "api-base",
         value_name = "URL",
+        requires = "model",
         conflicts_with = "config"
     )]
     pub api_base: Option<String>,
@@ -158,25 +182,67 @@ pub struct Source {
         long = "api_key",
         visible_alias = "api-key",
         value_name = "KEY",
+        requires = "model",
         conflicts_with = "config"
     )]
     pub api_key: Option<String>,
+}
+
+/// What to serve, once the flags and `CONFIG_FILE_PATH` are taken into account.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Serving<'a> {
+    /// A config file: `--config`, else `CONFIG_FILE_PATH`.
+    Config(PathBuf),
+    /// One model (`--model`, with its `--api_base` and `--api_key`).
+    Model {
+        /// `provider/model`.
+        model: &'a str,
+        /// `--api_base`.
+        api_base: Option<&'a str>,
+        /// `--api_key`.
+        api_key: Option<&'a str>,
+    },
+}
+
+impl Source {
+    /// What to serve: `--config`, else `--model`, else the file `CONFIG_FILE_PATH` names
+    /// (looked up with `env`; an empty value counts as unset). With none of them, the error
+    /// says all three ways.
+    pub fn resolve(&self, env: impl Fn(&str) -> Option<OsString>) -> Result<Serving<'_>, String> {
+        if let Some(path) = &self.config {
+            return Ok(Serving::Config(path.clone()));
+        }
+        if let Some(model) = &self.model {
+            return Ok(Serving::Model {
+                model,
+                api_base: self.api_base.as_deref(),
+                api_key: self.api_key.as_deref(),
+            });
+        }
+        match env(CONFIG_FILE_PATH) {
+            Some(path) if !path.is_empty() => Ok(Serving::Config(PathBuf::from(path))),
+            _ => Err(format!(
+                "nothing to serve: give --config FILE, set {CONFIG_FILE_PATH}=FILE, or give \
+                 --model PROVIDER/MODEL"
+            )),
+        }
+    }
 }
 
 /// The listener and its workers.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// The address to listen on.
-    #[arg(long, default_value = "0.0.0.0")]
+    #[arg(long, env = "HOST", default_value = "0.0.0.0")]
     pub host: IpAddr,
 
     /// The port to listen on.
-    #[arg(long, default_value_t = 4000)]
+    #[arg(long, env = "PORT", default_value_t = 4000)]
     pub port: u16,
 
     /// Worker threads serving requests [default: the number of CPUs].
     #[arg(long = "num_workers", visible_alias = "num-workers", value_name = "N",
-          value_parser = clap::value_parser!(u16).range(1..))]
+          env = "NUM_WORKERS", value_parser = clap::value_parser!(u16).range(1..))]
     pub num_workers: Option<u16>,
 
     /// After SIGTERM, SIGINT or SIGHUP, how long requests in flight (streams included) may take
@@ -192,6 +258,49 @@ pub struct ServeArgs {
     /// Also accept cleartext HTTP/2 with prior knowledge (h2c).
     #[arg(long)]
     pub h2c: bool,
+
+    /// HTTPS instead of HTTP.
+    #[command(flatten)]
+    pub tls: TlsArgs,
+}
+
+/// LiteLLM's TLS flags: both or neither (LiteLLM serves plain HTTP when one is missing; llmgate
+/// refuses to start instead).
+#[derive(Debug, Args)]
+pub struct TlsArgs {
+    /// Serve HTTPS (HTTP/2 and HTTP/1.1 by ALPN) with the private key in this PEM file
+    /// (PKCS#8, PKCS#1 RSA or SEC1 EC).
+    #[arg(
+        long = "ssl_keyfile_path",
+        visible_alias = "ssl-keyfile-path",
+        value_name = "FILE",
+        env = "SSL_KEYFILE_PATH",
+        requires = "ssl_certfile_path"
+    )]
+    pub ssl_keyfile_path: Option<PathBuf>,
+
+    /// Serve HTTPS with the certificate chain in this PEM file, the server's certificate first.
+    #[arg(
+        long = "ssl_certfile_path",
+        visible_alias = "ssl-certfile-path",
+        value_name = "FILE",
+        env = "SSL_CERTFILE_PATH",
+        requires = "ssl_keyfile_path"
+    )]
+    pub ssl_certfile_path: Option<PathBuf>,
+}
+
+impl TlsArgs {
+    /// The certificate and key to serve HTTPS with, when both are given.
+    pub fn files(&self) -> Option<CertFiles> {
+        match (&self.ssl_certfile_path, &self.ssl_keyfile_path) {
+            (Some(cert), Some(key)) => Some(CertFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+            }),
+            _ => None,
+        }
+    }
 }
 
 impl ServeArgs {
@@ -323,13 +432,93 @@ mod tests {
         assert!(cli.source.config.is_none());
     }
 
+    /// An environment with only `CONFIG_FILE_PATH` set to `value`.
+    fn config_env(value: &'static str) -> impl Fn(&str) -> Option<OsString> {
+        move |name| (name == CONFIG_FILE_PATH).then(|| OsString::from(value))
+    }
+
+    fn no_env(_: &str) -> Option<OsString> {
+        None
+    }
+
     #[test]
     fn a_source_is_required_and_only_one() {
-        assert!(parse(&[]).is_err());
-        assert!(parse(&["--port", "4000"]).is_err());
+        let none = parse(&[]).unwrap();
+        let error = none.source.resolve(no_env).unwrap_err();
+        for way in [
+            "--config FILE",
+            "CONFIG_FILE_PATH=FILE",
+            "--model PROVIDER/MODEL",
+        ] {
+            assert!(error.contains(way), "{error}");
+        }
+        let port_only = parse(&["--port", "4000"]).unwrap();
+        assert!(port_only.source.resolve(config_env("")).is_err());
         assert!(parse(&["-c", "c.yaml", "--model", "ollama/llama3.2"]).is_err());
         assert!(parse(&["-c", "c.yaml", "--api_base", "http://x"]).is_err());
+        assert!(parse(&["--api_key", "sk-x"]).is_err());
         assert!(parse(&["-c", "c.yaml", "--num_workers", "0"]).is_err());
+    }
+
+    #[test]
+    fn config_file_path_is_the_default_source_and_flags_win() {
+        let env = config_env("/app/config.yaml");
+        let cli = parse(&[]).unwrap();
+        assert_eq!(
+            cli.source.resolve(&env),
+            Ok(Serving::Config(PathBuf::from("/app/config.yaml")))
+        );
+        let cli = parse(&["-c", "mine.yaml"]).unwrap();
+        assert_eq!(
+            cli.source.resolve(&env),
+            Ok(Serving::Config(PathBuf::from("mine.yaml")))
+        );
+        // The image sets CONFIG_FILE_PATH; `--model` after the image name still serves the model.
+        let cli = parse(&["--model", "ollama/llama3.2", "--api_base", "http://o:11434"]).unwrap();
+        assert_eq!(
+            cli.source.resolve(&env),
+            Ok(Serving::Model {
+                model: "ollama/llama3.2",
+                api_base: Some("http://o:11434"),
+                api_key: None
+            })
+        );
+    }
+
+    #[test]
+    fn tls_takes_both_files_in_either_spelling() {
+        let cli = parse(&[
+            "-c",
+            "c.yaml",
+            "--ssl_certfile_path",
+            "cert.pem",
+            "--ssl-keyfile-path",
+            "key.pem",
+        ])
+        .unwrap();
+        let files = cli.serve.tls.files().unwrap();
+        assert_eq!(
+            (files.cert, files.key),
+            (PathBuf::from("cert.pem"), PathBuf::from("key.pem"))
+        );
+        let cli = parse(&[
+            "-c",
+            "c.yaml",
+            "--ssl-certfile-path",
+            "cert.pem",
+            "--ssl_keyfile_path",
+            "key.pem",
+        ])
+        .unwrap();
+        assert!(cli.serve.tls.files().is_some());
+        assert!(parse(&["-c", "c.yaml"])
+            .unwrap()
+            .serve
+            .tls
+            .files()
+            .is_none());
+        assert!(parse(&["-c", "c.yaml", "--ssl_certfile_path", "cert.pem"]).is_err());
+        assert!(parse(&["-c", "c.yaml", "--ssl_keyfile_path", "key.pem"]).is_err());
     }
 
     #[test]

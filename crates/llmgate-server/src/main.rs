@@ -8,18 +8,19 @@ mod host;
 mod keys_cmd;
 mod logging;
 mod shutdown;
+mod tls;
 
 use std::io::Write as _;
 use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use clap::Parser as _;
+use clap::{CommandFactory as _, Parser as _};
 use pingora_core::server::configuration::{Opt, ServerConf};
 use pingora_core::server::{RunArgs, Server};
 use pingora_core::services::listening;
 
-use crate::cli::{Cli, Command, ServeArgs, Source};
+use crate::cli::{Cli, Command, ServeArgs, Serving};
 use crate::host::Host;
 use crate::shutdown::{Signals, PINGORA_BACKSTOP};
 
@@ -42,7 +43,13 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Some(Command::Check { config }) => return check(&config),
         Some(Command::Keys { config, action }) => keys_cmd::run(config.as_deref(), action),
-        None => serve(&cli.source, &cli.serve),
+        None => match cli.source.resolve(|name| std::env::var_os(name)) {
+            Ok(serving) => serve(&serving, &cli.serve),
+            // Nothing to serve is a usage error, reported (and exited with) as clap's own.
+            Err(message) => Cli::command()
+                .error(clap::error::ErrorKind::MissingRequiredArgument, message)
+                .exit(),
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -79,21 +86,22 @@ fn check(path: &Path) -> ExitCode {
 }
 
 /// Load the config (or the one sidecar model), then serve it until a shutdown signal.
-fn serve(source: &Source, args: &ServeArgs) -> anyhow::Result<()> {
-    let loaded = match (&source.config, &source.model) {
-        (Some(path), _) => llmgate::load_config(path)
+fn serve(serving: &Serving<'_>, args: &ServeArgs) -> anyhow::Result<()> {
+    let loaded = match serving {
+        Serving::Config(path) => llmgate::load_config(path)
             .map_err(|problems| anyhow::anyhow!("{} is invalid:\n{problems}", path.display()))?,
-        (None, Some(model)) => {
-            llmgate::sidecar_config(model, source.api_base.as_deref(), source.api_key.as_deref())
-                .map_err(|problems| {
-                    anyhow::anyhow!("--model {model} cannot be served:\n{problems}")
-                })?
-        }
-        (None, None) => anyhow::bail!("give --config FILE or --model PROVIDER/MODEL"),
+        Serving::Model {
+            model,
+            api_base,
+            api_key,
+        } => llmgate::sidecar_config(model, *api_base, *api_key)
+            .map_err(|problems| anyhow::anyhow!("--model {model} cannot be served:\n{problems}"))?,
     };
     for notice in &loaded.notices {
         tracing::warn!(severity = %notice.severity, "config: {notice}");
     }
+    // Checked before anything is opened: a bad certificate or key stops the start here.
+    let tls = args.tls.files().map(|files| files.settings()).transpose()?;
     // The gateway's state (the key store's connections, its background tasks) lives on a
     // runtime of its own: Pingora's runtimes do not exist yet, and they stop before the
     // process is done with the database.
@@ -121,7 +129,16 @@ fn serve(source: &Source, args: &ServeArgs) -> anyhow::Result<()> {
     let in_flight = host.in_flight();
     let workers = args.workers();
     let mut service = listening::Service::new("llmgate".to_string(), host);
-    service.add_tcp(&address);
+    let scheme = match tls {
+        Some(settings) => {
+            service.add_tls_with_settings(&address, None, settings);
+            "https"
+        }
+        None => {
+            service.add_tcp(&address);
+            "http"
+        }
+    };
     service.threads = Some(workers);
 
     // Our stop (`shutdown::Signals`) exits the process within the grace period, spend written;
@@ -138,7 +155,7 @@ fn serve(source: &Source, args: &ServeArgs) -> anyhow::Result<()> {
     let mut server = Server::new_with_opt_and_conf(Opt::default(), conf);
     server.bootstrap();
     server.add_service(service);
-    tracing::info!(%address, workers, h2c = args.h2c, "llmgate listening on http://{address}");
+    tracing::info!(%address, workers, h2c = args.h2c, "llmgate listening on {scheme}://{address}");
     server.run(RunArgs {
         shutdown_signal: Box::new(Signals::new(in_flight, args.grace(), gateway.clone())),
     });
