@@ -13,6 +13,7 @@ mod tls;
 use std::io::Write as _;
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::{CommandFactory as _, Parser as _};
@@ -132,6 +133,9 @@ fn serve(serving: &Serving<'_>, args: &ServeArgs) -> anyhow::Result<()> {
     let scheme = match tls {
         Some(settings) => {
             service.add_tls_with_settings(&address, None, settings);
+            service
+                .endpoints()
+                .set_pre_tls_callback(Arc::new(tls::PlainHttpAnswer));
             "https"
         }
         None => {

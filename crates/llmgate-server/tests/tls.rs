@@ -1,7 +1,7 @@
 //! HTTPS through the real `llmgate` binary: a test CA and a server certificate made at test
 //! time, the gateway started with LiteLLM's `--ssl_certfile_path`/`--ssl_keyfile_path` (or
 //! their variables), and clients that trust only that CA, over HTTP/1.1 and HTTP/2 chosen by
-//! ALPN, streams included. Also what must fail: a plain-HTTP request to the TLS port, a client
+//! ALPN, streams included. Also what must fail: a plain-HTTP request to the TLS port (a 400), a client
 //! that does not trust the CA, and a start with a missing, unreadable or mismatched key or
 //! certificate (with a message naming the file).
 
@@ -262,8 +262,10 @@ async fn tls_files_from_the_environment_and_dashed_flags() {
     completion_and_stream(&mut client, addr, Version::HTTP_11).await;
 }
 
+/// A plain-HTTP request to the TLS port is not served: it gets a 400 in OpenAI's error shape
+/// saying the port speaks HTTPS, and the connection is closed.
 #[tokio::test]
-async fn plain_http_to_the_tls_port_gets_no_answer() {
+async fn plain_http_to_the_tls_port_gets_a_400_saying_https() {
     let pki = Pki::new("plain");
     let (_gateway, addr) = start_tls(&pki, "tls-plain").await;
 
@@ -278,15 +280,18 @@ async fn plain_http_to_the_tls_port_gets_no_answer() {
     let mut answer = Vec::new();
     let read = tokio::time::timeout(Duration::from_secs(10), tcp.read_to_end(&mut answer)).await;
     assert!(read.is_ok(), "the connection was left open");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 400 "), "not a 400: {answer:?}");
+    assert!(!answer.contains("hello over tls"), "served: {answer}");
+    let (head, json) = answer.split_once("\r\n\r\n").unwrap();
     assert!(
-        !answer.starts_with(b"HTTP/"),
-        "answered over plain HTTP: {:?}",
-        String::from_utf8_lossy(&answer)
+        head.to_ascii_lowercase().contains("connection: close"),
+        "{head}"
     );
-    assert!(
-        !String::from_utf8_lossy(&answer).contains("hello over tls"),
-        "served the request"
-    );
+    let json: serde_json::Value = serde_json::from_str(json).unwrap();
+    assert_eq!(json["error"]["type"], "invalid_request_error", "{json}");
+    let message = json["error"]["message"].as_str().unwrap();
+    assert!(message.contains("https://"), "{message}");
 
     // The gateway still serves HTTPS.
     let (mut client, _) = Client::connect(addr, pki.client(&[b"h2"])).await.unwrap();
