@@ -3,7 +3,8 @@
 //! ```text
 //! llmgate --config config.yaml [--port 4000] [--host 0.0.0.0] [--num_workers N]
 //! llmgate --model ollama/llama3.2 [--api_base URL] [--api_key KEY]
-//! llmgate --config config.yaml --ssl_certfile_path cert.pem --ssl_keyfile_path key.pem
+//! llmgate --config config.yaml --ssl_certfile_path cert.pem --ssl_keyfile_path key.pem \
+//!         [--ssl-reload-seconds 10]
 //! llmgate check --config config.yaml
 //! ```
 //!
@@ -22,9 +23,14 @@
 //! | `SSL_CERTFILE_PATH` | `--ssl_certfile_path` |
 //! | `SSL_KEYFILE_PATH` | `--ssl_keyfile_path` |
 //!
-//! `CONFIG_FILE_PATH` is not a clap `env` default because a variable set for the container image
-//! would then conflict with `--model`: [`Source::resolve`] applies it. `LITELLM_MASTER_KEY` and
-//! `DATABASE_URL` are read by the config loader (`llmgate-config`), not here.
+//! `CONFIG_FILE_PATH` is not a clap `env` default for serving because a variable set for the
+//! container image would then conflict with `--model`: [`Source::resolve`] applies it. `check`
+//! and `keys` take it as their `--config` default. `LITELLM_MASTER_KEY` and `DATABASE_URL` are
+//! read by the config loader (`llmgate-config`), not here.
+//!
+//! With `--ssl_certfile_path` and `--ssl_keyfile_path` (both or neither) the listener serves
+//! HTTPS, HTTP/2 and HTTP/1.1 by ALPN ([`crate::tls`]); the files are checked again every
+//! `--ssl-reload-seconds` and a renewed pair is served without a restart.
 
 use std::ffi::OsString;
 use std::net::IpAddr;
@@ -288,6 +294,16 @@ pub struct TlsArgs {
         requires = "ssl_keyfile_path"
     )]
     pub ssl_certfile_path: Option<PathBuf>,
+
+    /// How often the certificate and key files are checked for a renewal, which new
+    /// connections then get without a restart (0: never; the files are read at start only).
+    #[arg(
+        long = "ssl-reload-seconds",
+        visible_alias = "ssl_reload_seconds",
+        value_name = "SECONDS",
+        default_value_t = 10
+    )]
+    pub ssl_reload_seconds: u64,
 }
 
 impl TlsArgs {
@@ -300,6 +316,11 @@ impl TlsArgs {
             }),
             _ => None,
         }
+    }
+
+    /// How often to check the files for a renewal; `None` for never.
+    pub fn reload_every(&self) -> Option<Duration> {
+        (self.ssl_reload_seconds > 0).then(|| Duration::from_secs(self.ssl_reload_seconds))
     }
 }
 

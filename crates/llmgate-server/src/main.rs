@@ -102,7 +102,11 @@ fn serve(serving: &Serving<'_>, args: &ServeArgs) -> anyhow::Result<()> {
         tracing::warn!(severity = %notice.severity, "config: {notice}");
     }
     // Checked before anything is opened: a bad certificate or key stops the start here.
-    let tls = args.tls.files().map(|files| files.settings()).transpose()?;
+    let tls = args
+        .tls
+        .files()
+        .map(|files| files.settings(args.tls.reload_every()))
+        .transpose()?;
     // The gateway's state (the key store's connections, its background tasks) lives on a
     // runtime of its own: Pingora's runtimes do not exist yet, and they stop before the
     // process is done with the database.

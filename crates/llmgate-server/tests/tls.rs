@@ -319,6 +319,87 @@ async fn a_client_that_does_not_trust_the_ca_fails() {
     completion_and_stream(&mut client, addr, Version::HTTP_11).await;
 }
 
+/// Replace `dest` with `src`'s bytes the way a Secret volume or certbot does: a new file, then
+/// a rename over the old one.
+fn replace(dest: &Path, src: &Path) {
+    let tmp = dest.with_extension("tmp");
+    std::fs::copy(src, &tmp).unwrap();
+    std::fs::rename(&tmp, dest).unwrap();
+}
+
+/// A client trusting only `pki`'s CA completes a handshake with the gateway.
+async fn trusted_by(pki: &Pki, addr: SocketAddr) -> bool {
+    Client::connect(addr, pki.client(&[b"http/1.1"]))
+        .await
+        .is_ok()
+}
+
+/// A renewed certificate and key are served to new connections without a restart, the
+/// connection opened before keeps working, and a pair that does not match afterwards changes
+/// nothing.
+#[tokio::test]
+async fn a_renewed_certificate_is_served_without_a_restart() {
+    let old = Pki::new("renew-old");
+    let new = Pki::new("renew-new");
+    let served = old.path("served");
+    std::fs::create_dir_all(&served).unwrap();
+    let (cert, key) = (served.join("cert.pem"), served.join("key.pem"));
+    replace(&cert, &old.cert);
+    replace(&key, &old.key);
+    let config = write_config("tls-renew", DEMO);
+    let (_gateway, addr) = start_with(
+        &config,
+        &[
+            "--ssl_certfile_path",
+            &s(&cert),
+            "--ssl_keyfile_path",
+            &s(&key),
+            "--ssl-reload-seconds",
+            "1",
+        ],
+        &[],
+    )
+    .await;
+    let (mut before, _) = Client::connect(addr, old.client(&[b"h2"])).await.unwrap();
+    completion_and_stream(&mut before, addr, Version::HTTP_2).await;
+    assert!(
+        !trusted_by(&new, addr).await,
+        "the new CA verified the old certificate"
+    );
+
+    // The certificate first, the key a moment later: the watcher may see the pair half-done.
+    replace(&cert, &new.cert);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    replace(&key, &new.key);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !trusted_by(&new, addr).await {
+        assert!(
+            Instant::now() < deadline,
+            "the renewed certificate was not served"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        !trusted_by(&old, addr).await,
+        "new connections still get the old certificate"
+    );
+    completion_and_stream(&mut before, addr, Version::HTTP_2).await;
+    let (mut after, _) = Client::connect(addr, new.client(&[b"h2"])).await.unwrap();
+    completion_and_stream(&mut after, addr, Version::HTTP_2).await;
+
+    // A certificate that does not match the key is not taken: the renewed pair stays.
+    replace(&cert, &old.cert);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        trusted_by(&new, addr).await,
+        "a mismatched pair replaced a good one"
+    );
+    let (mut after, _) = Client::connect(addr, new.client(&[b"http/1.1"]))
+        .await
+        .unwrap();
+    completion_and_stream(&mut after, addr, Version::HTTP_11).await;
+}
+
 /// The binary with `args` after a good `--config`: it must exit within 20 s with a failure;
 /// its stderr comes back.
 fn failed_start(args: &[&str]) -> String {

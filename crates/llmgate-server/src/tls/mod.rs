@@ -5,8 +5,9 @@
 //! opens anything: a file that is missing or unreadable, holds no PEM certificate or key, or a
 //! key that does not belong to the certificate stops the start with a message naming the file
 //! and its flag. Pingora's own loader would panic inside its runtime instead, leaving a process
-//! that serves nothing, so the checked pair is handed to Pingora as a fixed certificate
-//! resolver and its loader never runs.
+//! that serves nothing, so the checked pair is handed to Pingora as a certificate resolver and
+//! its loader never runs. The resolver is fixed, or, by default, reloads the files when they
+//! change ([`reload`]), so a renewed certificate needs no restart.
 //!
 //! The listener offers HTTP/2 and HTTP/1.1 by ALPN (`h2` first); a client that offers no ALPN
 //! gets HTTP/1.1. TLS 1.2 and 1.3 with rustls's default cipher suites (ring).
@@ -21,25 +22,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use async_trait::async_trait;
-use bytes::Bytes;
-use llmgate::HostError;
 use pingora_core::listeners::tls::TlsSettings;
-use pingora_core::listeners::PreTlsProcess;
-use pingora_core::protocols::l4::stream::Stream as L4Stream;
-use pingora_core::protocols::Peek as _;
 use rustls::crypto::ring;
 use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::ResolvesServerCert;
 use rustls::sign::{CertifiedKey, SingleCertAndKey};
 use rustls::InconsistentKeys;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
-/// After the 400 on the TLS port, how long what the client still sends is read and dropped, so
-/// the kernel does not reset the connection (and destroy the answer) over unread bytes.
-const LINGER_FOR: Duration = Duration::from_secs(2);
-/// The most read and dropped in that time.
-const LINGER_BYTES: usize = 64 * 1024;
+pub use plain::PlainHttpAnswer;
+
+mod plain;
+mod reload;
 
 /// The two files of a TLS listener, as given on the command line.
 #[derive(Clone, Debug)]
@@ -85,14 +79,18 @@ impl CertFiles {
     }
 
     /// Pingora's TLS settings for a listener that serves this pair, with HTTP/2 and HTTP/1.1
-    /// offered by ALPN.
-    pub fn settings(&self) -> anyhow::Result<TlsSettings> {
-        let certified = self.load()?;
+    /// offered by ALPN. With `reload_every`, the files are checked that often and a changed
+    /// pair is served to new connections once it loads and checks out.
+    pub fn settings(&self, reload_every: Option<Duration>) -> anyhow::Result<TlsSettings> {
+        let resolver: Arc<dyn ResolvesServerCert> = match reload_every {
+            Some(every) => reload::watch(self.clone(), every)?,
+            None => Arc::new(SingleCertAndKey::from(self.load()?)),
+        };
         // The paths are only kept by Pingora: with a resolver set it never reads them.
         let mut settings =
             TlsSettings::intermediate(&self.cert.to_string_lossy(), &self.key.to_string_lossy())
                 .context("preparing the TLS listener")?;
-        settings.set_cert_resolver(Arc::new(SingleCertAndKey::from(certified)));
+        settings.set_cert_resolver(resolver);
         settings.enable_h2();
         Ok(settings)
     }
@@ -149,58 +147,4 @@ fn read_key(path: &Path) -> anyhow::Result<PrivateKeyDer<'static>> {
             path.display()
         ),
     })
-}
-
-/// Pingora's pre-TLS hook on the TLS listener: when a connection's first byte is an ASCII
-/// letter (an HTTP method) instead of a TLS record type, it answers a 400 in OpenAI's error shape
-/// ("this port speaks HTTPS"), closes the connection and fails the handshake. Anything else is
-/// left to rustls. The wait for the first byte is bounded by Pingora's handshake timeout (60 s),
-/// as the handshake itself is.
-#[derive(Debug, Default)]
-pub struct PlainHttpAnswer;
-
-#[async_trait]
-impl PreTlsProcess for PlainHttpAnswer {
-    async fn process(&self, stream: &mut L4Stream) -> pingora_core::Result<()> {
-        let mut first = [0u8; 1];
-        // Closed before a byte: the handshake reports it as before.
-        if stream.try_peek(&mut first).await.is_err() || !first[0].is_ascii_alphabetic() {
-            return Ok(());
-        }
-        let answer = llmgate::raw_answer(
-            &HostError::Malformed(
-                "this port speaks HTTPS (TLS), and a plain HTTP request was sent to it: use \
-                 https://"
-                    .into(),
-            ),
-            true,
-        );
-        answer_and_close(stream, answer).await;
-        pingora_core::Error::e_explain(
-            pingora_core::ErrorType::InvalidHTTPHeader,
-            "a plain HTTP request on the TLS port (answered 400)",
-        )
-    }
-}
-
-/// Write `answer`, shut the write side, and read and drop what the client still sends for a
-/// moment (a lingering close). Failures end it early: the connection is dropped either way.
-async fn answer_and_close(stream: &mut L4Stream, answer: Bytes) {
-    if stream.write_all(&answer).await.is_err() || stream.flush().await.is_err() {
-        return;
-    }
-    if stream.shutdown().await.is_err() {
-        return;
-    }
-    let drain = async {
-        let mut scratch = [0u8; 4096];
-        let mut left = LINGER_BYTES;
-        while let Ok(n @ 1..) = stream.read(&mut scratch).await {
-            left = left.saturating_sub(n);
-            if left == 0 {
-                break;
-            }
-        }
-    };
-    let _ = tokio::time::timeout(LINGER_FOR, drain).await;
 }
