@@ -23,6 +23,9 @@
 //! | `SSL_CERTFILE_PATH` | `--ssl_certfile_path` |
 //! | `SSL_KEYFILE_PATH` | `--ssl_keyfile_path` |
 //!
+//! A variable set to the empty string counts as unset, as in LiteLLM (click ignores empty
+//! values): `PORT=` in a compose file or an empty Helm value leaves the default.
+//!
 //! `CONFIG_FILE_PATH` is not a clap `env` default for serving because a variable set for the
 //! container image would then conflict with `--model`: [`Source::resolve`] applies it. `check`
 //! and `keys` take it as their `--config` default. `LITELLM_MASTER_KEY` and `DATABASE_URL` are
@@ -37,7 +40,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory as _, FromArgMatches as _, Parser, Subcommand, ValueEnum};
 
 use crate::tls::CertFiles;
 
@@ -64,6 +67,40 @@ pub struct Cli {
     /// How to log.
     #[command(flatten)]
     pub log: LogArgs,
+}
+
+impl Cli {
+    /// Parse the process's arguments and environment, a variable set to the empty string
+    /// counting as unset (clap's `env` alone would reject `PORT=` as an invalid port).
+    pub fn parse_args() -> Self {
+        let command = without_empty_env(Self::command(), &|name| std::env::var_os(name));
+        let mut matches = command.get_matches();
+        Self::from_arg_matches_mut(&mut matches).unwrap_or_else(|e| {
+            e.format(&mut Self::command()).exit();
+        })
+    }
+}
+
+/// `command` without the `env` default of any argument whose variable `env` finds set to the
+/// empty string, in every subcommand too.
+fn without_empty_env(
+    command: clap::Command,
+    env: &dyn Fn(&str) -> Option<OsString>,
+) -> clap::Command {
+    command
+        .mut_args(|arg| {
+            let empty = arg
+                .get_env()
+                .and_then(|name| name.to_str())
+                .and_then(env)
+                .is_some_and(|value| value.is_empty());
+            if empty {
+                arg.env(None)
+            } else {
+                arg
+            }
+        })
+        .mut_subcommands(|sub| without_empty_env(sub, env))
 }
 
 /// Subcommands.
@@ -504,6 +541,34 @@ mod tests {
                 api_key: None
             })
         );
+    }
+
+    #[test]
+    fn empty_variables_lose_their_env_default() {
+        let env = |name: &str| (name != "HOST").then(OsString::new);
+        let command = without_empty_env(Cli::command(), &env);
+        let env_of = |command: &clap::Command, id: &str| {
+            command
+                .get_arguments()
+                .find(|a| a.get_id() == id)
+                .and_then(|a| a.get_env().map(ToOwned::to_owned))
+        };
+        for id in [
+            "port",
+            "num_workers",
+            "ssl_certfile_path",
+            "ssl_keyfile_path",
+        ] {
+            assert_eq!(env_of(&command, id), None, "{id}");
+        }
+        assert_eq!(env_of(&command, "host"), Some("HOST".into()));
+        let check = command.find_subcommand("check").unwrap();
+        assert_eq!(env_of(check, "config"), None);
+        // Unchanged where the variables are unset.
+        let command = without_empty_env(Cli::command(), &|_| None);
+        assert_eq!(env_of(&command, "port"), Some("PORT".into()));
+        let check = command.find_subcommand("check").unwrap();
+        assert_eq!(env_of(check, "config"), Some("CONFIG_FILE_PATH".into()));
     }
 
     #[test]

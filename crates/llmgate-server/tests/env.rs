@@ -242,6 +242,42 @@ fn nothing_to_serve_names_all_three_ways() {
     assert_eq!(output.status.code(), Some(2));
 }
 
+/// A variable set to the empty string (`PORT=` in a compose file, an empty Helm value) counts
+/// as unset, as in LiteLLM: the defaults apply, and no TLS is asked for.
+#[tokio::test]
+async fn empty_variables_count_as_unset() {
+    let dir = test_dir("empty");
+    let config = write(&dir, "config.yaml", DEMO);
+    let port = free_port().to_string();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let empty = [
+        ("HOST", ""),
+        ("NUM_WORKERS", ""),
+        ("SSL_CERTFILE_PATH", ""),
+        ("SSL_KEYFILE_PATH", ""),
+        ("CONFIG_FILE_PATH", ""),
+    ];
+    let mut env = vec![("PORT", port.as_str())];
+    env.extend(empty);
+    let gateway = start(&["--config", config.to_str().unwrap()], &env, addr).await;
+    let (status, body) = ask(addr, "demo").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let log = stop(gateway).await;
+    assert!(
+        log.contains(&format!("llmgate listening on http://0.0.0.0:{port}")),
+        "{log}"
+    );
+
+    // PORT= too (4000 may be taken here, so only the parse is checked: an empty PORT would be
+    // an invalid port before anything else).
+    let output = command(&[], &[("PORT", ""), ("HOST", "")])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("nothing to serve"), "{stderr}");
+}
+
 /// `llmgate check` reads `CONFIG_FILE_PATH` too, and the serving variables set for the image
 /// (`PORT`, `HOST`, `NUM_WORKERS`) do not get in the way of a subcommand.
 #[test]
