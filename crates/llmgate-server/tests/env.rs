@@ -305,6 +305,50 @@ fn check_reads_config_file_path_beside_the_serving_variables() {
     );
 }
 
+/// `llmgate keys` finds its config through `CONFIG_FILE_PATH` and its master key through
+/// `LITELLM_MASTER_KEY`, as the server does.
+#[test]
+fn keys_read_config_file_path_and_the_master_key() {
+    let dir = test_dir("keys");
+    let config = write(&dir, "config.yaml", DEMO);
+    let run = |args: &[&str], env: &[(&str, &str)]| {
+        let output = command(args, env).stdout(Stdio::piped()).output().unwrap();
+        (
+            output.status,
+            String::from_utf8(output.stdout).unwrap(),
+            String::from_utf8(output.stderr).unwrap(),
+        )
+    };
+    let config_env = ("CONFIG_FILE_PATH", config.to_str().unwrap());
+    let master = ("LITELLM_MASTER_KEY", "sk-master-keys");
+    let (status, stdout, stderr) = run(
+        &["keys", "create", "--alias", "from-env"],
+        &[config_env, master],
+    );
+    assert!(status.success(), "{stdout}{stderr}");
+    let created: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert!(
+        created["key"].as_str().unwrap().starts_with("sk-"),
+        "{created}"
+    );
+    assert!(
+        dir.join("llmgate.db").exists(),
+        "the key is not beside the config"
+    );
+    let (status, stdout, stderr) = run(&["keys", "list"], &[config_env, master]);
+    assert!(status.success(), "{stdout}{stderr}");
+    assert!(stdout.contains("from-env"), "{stdout}");
+
+    // Without the master key, the message says where one comes from.
+    let (status, _, stderr) = run(&["keys", "list"], &[config_env]);
+    assert!(!status.success());
+    assert!(stderr.contains("LITELLM_MASTER_KEY"), "{stderr}");
+    // Without a config, the message says how to give one.
+    let (status, _, stderr) = run(&["keys", "list"], &[master]);
+    assert!(!status.success());
+    assert!(stderr.contains("CONFIG_FILE_PATH"), "{stderr}");
+}
+
 /// LiteLLM's image reads the master key and the database from the environment when the config
 /// does not set them; so does llmgate (through `llmgate-config`).
 #[tokio::test]
