@@ -3,17 +3,49 @@
 //! ```text
 //! llmgate --config config.yaml [--port 4000] [--host 0.0.0.0] [--num_workers N]
 //! llmgate --model ollama/llama3.2 [--api_base URL] [--api_key KEY]
+//! llmgate --config config.yaml --ssl_certfile_path cert.pem --ssl_keyfile_path key.pem \
+//!         [--ssl-reload-seconds 10]
 //! llmgate check --config config.yaml
 //! ```
 //!
 //! LiteLLM spells its flags with underscores (`--num_workers`, `--api_base`); both spellings
 //! are accepted for every multi-word flag.
+//!
+//! The environment LiteLLM's image users set is read as LiteLLM reads it, and a flag always
+//! wins over its variable:
+//!
+//! | variable | default for |
+//! |---|---|
+//! | `CONFIG_FILE_PATH` | `--config` (when neither `--config` nor `--model` is given) |
+//! | `HOST` | `--host` |
+//! | `PORT` | `--port` |
+//! | `NUM_WORKERS` | `--num_workers` |
+//! | `SSL_CERTFILE_PATH` | `--ssl_certfile_path` |
+//! | `SSL_KEYFILE_PATH` | `--ssl_keyfile_path` |
+//!
+//! A variable set to the empty string counts as unset, as in LiteLLM (click ignores empty
+//! values): `PORT=` in a compose file or an empty Helm value leaves the default.
+//!
+//! `CONFIG_FILE_PATH` is not a clap `env` default for serving because a variable set for the
+//! container image would then conflict with `--model`: [`Source::resolve`] applies it. `check`
+//! and `keys` take it as their `--config` default. `LITELLM_MASTER_KEY` and `DATABASE_URL` are
+//! read by the config loader (`llmgate-config`), not here.
+//!
+//! With `--ssl_certfile_path` and `--ssl_keyfile_path` (both or neither) the listener serves
+//! HTTPS, HTTP/2 and HTTP/1.1 by ALPN ([`crate::tls`]); the files are checked again every
+//! `--ssl-reload-seconds` and a renewed pair is served without a restart.
 
+use std::ffi::OsString;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory as _, FromArgMatches as _, Parser, Subcommand, ValueEnum};
+
+use crate::tls::CertFiles;
+
+/// The variable that names the config file when no flag says what to serve.
+pub const CONFIG_FILE_PATH: &str = "CONFIG_FILE_PATH";
 
 /// llmgate: an OpenAI-compatible LLM gateway that reads LiteLLM's config.yaml.
 #[derive(Debug, Parser)]
@@ -37,20 +69,54 @@ pub struct Cli {
     pub log: LogArgs,
 }
 
+impl Cli {
+    /// Parse the process's arguments and environment, a variable set to the empty string
+    /// counting as unset (clap's `env` alone would reject `PORT=` as an invalid port).
+    pub fn parse_args() -> Self {
+        let command = without_empty_env(Self::command(), &|name| std::env::var_os(name));
+        let mut matches = command.get_matches();
+        Self::from_arg_matches_mut(&mut matches).unwrap_or_else(|e| {
+            e.format(&mut Self::command()).exit();
+        })
+    }
+}
+
+/// `command` without the `env` default of any argument whose variable `env` finds set to the
+/// empty string, in every subcommand too.
+fn without_empty_env(
+    command: clap::Command,
+    env: &dyn Fn(&str) -> Option<OsString>,
+) -> clap::Command {
+    command
+        .mut_args(|arg| {
+            let empty = arg
+                .get_env()
+                .and_then(|name| name.to_str())
+                .and_then(env)
+                .is_some_and(|value| value.is_empty());
+            if empty {
+                arg.env(None)
+            } else {
+                arg
+            }
+        })
+        .mut_subcommands(|sub| without_empty_env(sub, env))
+}
+
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Validate a config file: print every notice and problem, exit 1 if it is invalid.
     Check {
         /// The LiteLLM-style config.yaml to validate.
-        #[arg(long, short = 'c', value_name = "FILE")]
+        #[arg(long, short = 'c', value_name = "FILE", env = CONFIG_FILE_PATH)]
         config: PathBuf,
     },
     /// Manage virtual keys in the config's key store, without the HTTP API.
     Keys {
         /// The config.yaml whose database holds the keys (`database_url`, else llmgate.db
         /// beside it).
-        #[arg(long, short = 'c', value_name = "FILE", global = true)]
+        #[arg(long, short = 'c', value_name = "FILE", global = true, env = CONFIG_FILE_PATH)]
         config: Option<PathBuf>,
         /// What to do.
         #[command(subcommand)]
@@ -131,13 +197,13 @@ pub struct KeySettings {
     pub team_id: Option<String>,
 }
 
-/// Where the model list comes from: a config file, or a single model (sidecar mode).
+/// Where the model list comes from: a config file, or a single model (sidecar mode). Neither
+/// is required by clap: [`Source::resolve`] falls back to `CONFIG_FILE_PATH` and names all
+/// three ways when none is given.
 #[derive(Debug, Args)]
-#[group(skip)]
-#[command(group(ArgGroup::new("source").required(true).args(["config", "model"])))]
 pub struct Source {
-    /// A LiteLLM-style config.yaml.
-    #[arg(long, short = 'c', value_name = "FILE")]
+    /// A LiteLLM-style config.yaml [default: $CONFIG_FILE_PATH when --model is not given].
+    #[arg(long, short = 'c', value_name = "FILE", conflicts_with = "model")]
     pub config: Option<PathBuf>,
 
     /// Serve one model without a config file, e.g. `ollama/llama3.2`.
@@ -149,6 +215,7 @@ pub struct Source {
         long = "api_base",
         visible_alias = "api-base",
         value_name = "URL",
+        requires = "model",
         conflicts_with = "config"
     )]
     pub api_base: Option<String>,
@@ -158,25 +225,67 @@ pub struct Source {
         long = "api_key",
         visible_alias = "api-key",
         value_name = "KEY",
+        requires = "model",
         conflicts_with = "config"
     )]
     pub api_key: Option<String>,
+}
+
+/// What to serve, once the flags and `CONFIG_FILE_PATH` are taken into account.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Serving<'a> {
+    /// A config file: `--config`, else `CONFIG_FILE_PATH`.
+    Config(PathBuf),
+    /// One model (`--model`, with its `--api_base` and `--api_key`).
+    Model {
+        /// `provider/model`.
+        model: &'a str,
+        /// `--api_base`.
+        api_base: Option<&'a str>,
+        /// `--api_key`.
+        api_key: Option<&'a str>,
+    },
+}
+
+impl Source {
+    /// What to serve: `--config`, else `--model`, else the file `CONFIG_FILE_PATH` names
+    /// (looked up with `env`; an empty value counts as unset). With none of them, the error
+    /// says all three ways.
+    pub fn resolve(&self, env: impl Fn(&str) -> Option<OsString>) -> Result<Serving<'_>, String> {
+        if let Some(path) = &self.config {
+            return Ok(Serving::Config(path.clone()));
+        }
+        if let Some(model) = &self.model {
+            return Ok(Serving::Model {
+                model,
+                api_base: self.api_base.as_deref(),
+                api_key: self.api_key.as_deref(),
+            });
+        }
+        match env(CONFIG_FILE_PATH) {
+            Some(path) if !path.is_empty() => Ok(Serving::Config(PathBuf::from(path))),
+            _ => Err(format!(
+                "nothing to serve: give --config FILE, set {CONFIG_FILE_PATH}=FILE, or give \
+                 --model PROVIDER/MODEL"
+            )),
+        }
+    }
 }
 
 /// The listener and its workers.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// The address to listen on.
-    #[arg(long, default_value = "0.0.0.0")]
+    #[arg(long, env = "HOST", default_value = "0.0.0.0")]
     pub host: IpAddr,
 
     /// The port to listen on.
-    #[arg(long, default_value_t = 4000)]
+    #[arg(long, env = "PORT", default_value_t = 4000)]
     pub port: u16,
 
     /// Worker threads serving requests [default: the number of CPUs].
     #[arg(long = "num_workers", visible_alias = "num-workers", value_name = "N",
-          value_parser = clap::value_parser!(u16).range(1..))]
+          env = "NUM_WORKERS", value_parser = clap::value_parser!(u16).range(1..))]
     pub num_workers: Option<u16>,
 
     /// After SIGTERM, SIGINT or SIGHUP, how long requests in flight (streams included) may take
@@ -205,6 +314,64 @@ pub struct ServeArgs {
     #[arg(long = "upgrade_sock", visible_alias = "upgrade-sock", value_name = "PATH",
           value_parser = upgrade_sock_path)]
     pub upgrade_sock: Option<PathBuf>,
+
+    /// HTTPS instead of HTTP.
+    #[command(flatten)]
+    pub tls: TlsArgs,
+}
+
+/// LiteLLM's TLS flags: both or neither (LiteLLM serves plain HTTP when one is missing; llmgate
+/// refuses to start instead).
+#[derive(Debug, Args)]
+pub struct TlsArgs {
+    /// Serve HTTPS (HTTP/2 and HTTP/1.1 by ALPN) with the private key in this PEM file
+    /// (PKCS#8, PKCS#1 RSA or SEC1 EC).
+    #[arg(
+        long = "ssl_keyfile_path",
+        visible_alias = "ssl-keyfile-path",
+        value_name = "FILE",
+        env = "SSL_KEYFILE_PATH",
+        requires = "ssl_certfile_path"
+    )]
+    pub ssl_keyfile_path: Option<PathBuf>,
+
+    /// Serve HTTPS with the certificate chain in this PEM file, the server's certificate first.
+    #[arg(
+        long = "ssl_certfile_path",
+        visible_alias = "ssl-certfile-path",
+        value_name = "FILE",
+        env = "SSL_CERTFILE_PATH",
+        requires = "ssl_keyfile_path"
+    )]
+    pub ssl_certfile_path: Option<PathBuf>,
+
+    /// How often the certificate and key files are checked for a renewal, which new
+    /// connections then get without a restart (0: never; the files are read at start only).
+    #[arg(
+        long = "ssl-reload-seconds",
+        visible_alias = "ssl_reload_seconds",
+        value_name = "SECONDS",
+        default_value_t = 10
+    )]
+    pub ssl_reload_seconds: u64,
+}
+
+impl TlsArgs {
+    /// The certificate and key to serve HTTPS with, when both are given.
+    pub fn files(&self) -> Option<CertFiles> {
+        match (&self.ssl_certfile_path, &self.ssl_keyfile_path) {
+            (Some(cert), Some(key)) => Some(CertFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+            }),
+            _ => None,
+        }
+    }
+
+    /// How often to check the files for a renewal; `None` for never.
+    pub fn reload_every(&self) -> Option<Duration> {
+        (self.ssl_reload_seconds > 0).then(|| Duration::from_secs(self.ssl_reload_seconds))
+    }
 }
 
 impl ServeArgs {
@@ -300,165 +467,4 @@ pub enum LogFormat {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use clap::CommandFactory;
-
-    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
-        Cli::try_parse_from(std::iter::once("llmgate").chain(args.iter().copied()))
-    }
-
-    #[test]
-    fn the_definition_is_consistent() {
-        Cli::command().debug_assert();
-    }
-
-    #[test]
-    fn config_with_litellm_defaults() {
-        let cli = parse(&["--config", "config.yaml"]).unwrap();
-        assert!(cli.command.is_none());
-        assert_eq!(cli.source.config, Some(PathBuf::from("config.yaml")));
-        assert_eq!(cli.serve.listen_address(), "0.0.0.0:4000");
-        assert_eq!(cli.serve.graceful_shutdown_seconds, 30);
-        assert!(cli.serve.workers() >= 1);
-        assert_eq!(cli.log.log_format, LogFormat::Pretty);
-        assert_eq!(cli.log.filter(), "info");
-    }
-
-    #[test]
-    fn underscores_and_dashes_both_work() {
-        for flag in ["--num_workers", "--num-workers"] {
-            let cli = parse(&["-c", "c.yaml", flag, "3"]).unwrap();
-            assert_eq!(cli.serve.workers(), 3);
-        }
-        for flag in ["--api_base", "--api-base"] {
-            let cli =
-                parse(&["--model", "ollama/llama3.2", flag, "http://127.0.0.1:11434"]).unwrap();
-            assert_eq!(
-                cli.source.api_base.as_deref(),
-                Some("http://127.0.0.1:11434")
-            );
-        }
-        let cli = parse(&["--model", "openai/gpt-4o", "--api_key", "sk-test"]).unwrap();
-        assert_eq!(cli.source.api_key.as_deref(), Some("sk-test"));
-        let cli = parse(&[
-            "-c",
-            "c.yaml",
-            "--log_format",
-            "json",
-            "--log_level",
-            "debug",
-        ])
-        .unwrap();
-        assert_eq!(cli.log.log_format, LogFormat::Json);
-        assert_eq!(cli.log.filter(), "debug");
-    }
-
-    #[test]
-    fn upgrade_flags_in_both_spellings_and_a_default_socket_per_address() {
-        let cli = parse(&["-c", "c.yaml"]).unwrap();
-        assert!(!cli.serve.upgrade);
-        assert_eq!(
-            cli.serve.upgrade_sock(),
-            PathBuf::from("/tmp/llmgate_upgrade_0.0.0.0_4000.sock")
-        );
-        let cli = parse(&["-c", "c.yaml", "--host", "::1", "--port", "8080"]).unwrap();
-        assert_eq!(
-            cli.serve.upgrade_sock(),
-            PathBuf::from("/tmp/llmgate_upgrade_::1_8080.sock")
-        );
-        for flag in ["--upgrade_sock", "--upgrade-sock"] {
-            let cli = parse(&["-c", "c.yaml", "--upgrade", flag, "/run/llmgate/u.sock"]).unwrap();
-            assert!(cli.serve.upgrade);
-            assert_eq!(
-                cli.serve.upgrade_sock(),
-                PathBuf::from("/run/llmgate/u.sock")
-            );
-        }
-        let long = format!("/tmp/{}", "x".repeat(103));
-        assert!(parse(&["-c", "c.yaml", "--upgrade_sock", &long]).is_err());
-        assert!(parse(&["-c", "c.yaml", "--upgrade_sock", &long[..107]]).is_ok());
-    }
-
-    #[test]
-    fn host_port_and_ipv6() {
-        let cli = parse(&["-c", "c.yaml", "--host", "::1", "--port", "8080"]).unwrap();
-        assert_eq!(cli.serve.listen_address(), "[::1]:8080");
-    }
-
-    #[test]
-    fn sidecar_needs_no_config() {
-        let cli = parse(&["--model", "ollama/llama3.2"]).unwrap();
-        assert_eq!(cli.source.model.as_deref(), Some("ollama/llama3.2"));
-        assert!(cli.source.config.is_none());
-    }
-
-    #[test]
-    fn a_source_is_required_and_only_one() {
-        assert!(parse(&[]).is_err());
-        assert!(parse(&["--port", "4000"]).is_err());
-        assert!(parse(&["-c", "c.yaml", "--model", "ollama/llama3.2"]).is_err());
-        assert!(parse(&["-c", "c.yaml", "--api_base", "http://x"]).is_err());
-        assert!(parse(&["-c", "c.yaml", "--num_workers", "0"]).is_err());
-    }
-
-    #[test]
-    fn check_takes_its_own_config() {
-        let cli = parse(&["check", "--config", "c.yaml"]).unwrap();
-        match cli.command {
-            Some(Command::Check { config }) => assert_eq!(config, PathBuf::from("c.yaml")),
-            _ => panic!("expected check"),
-        }
-        assert!(parse(&["check"]).is_err());
-    }
-
-    #[test]
-    fn keys_subcommands() {
-        let cli = parse(&[
-            "keys",
-            "create",
-            "-c",
-            "c.yaml",
-            "--models",
-            "a,b",
-            "--max_budget",
-            "5",
-            "--alias",
-            "ci",
-        ])
-        .unwrap();
-        match cli.command {
-            Some(Command::Keys {
-                config,
-                action: KeysAction::Create(s),
-            }) => {
-                assert_eq!(config, Some(PathBuf::from("c.yaml")));
-                assert_eq!(s.models, vec!["a", "b"]);
-                assert_eq!(
-                    (s.max_budget, s.key_alias.as_deref()),
-                    (Some(5.0), Some("ci"))
-                );
-            }
-            other => panic!("expected keys create, got {other:?}"),
-        }
-        let cli = parse(&[
-            "keys", "--config", "c.yaml", "delete", "sk-1", "--alias", "x",
-        ])
-        .unwrap();
-        assert!(matches!(
-            cli.command,
-            Some(Command::Keys { action: KeysAction::Delete { ref keys, ref aliases }, .. })
-                if keys == &["sk-1"] && aliases == &["x"]
-        ));
-    }
-
-    #[test]
-    fn debug_flags_mean_debug() {
-        for flag in ["--debug", "--detailed_debug"] {
-            assert_eq!(
-                parse(&["-c", "c.yaml", flag]).unwrap().log.filter(),
-                "debug"
-            );
-        }
-    }
-}
+mod tests;

@@ -13,13 +13,16 @@ use crate::cli::{KeySettings, KeysAction};
 
 /// Runs one `llmgate keys` action and prints its JSON answer.
 pub fn run(config: Option<&Path>, action: KeysAction) -> anyhow::Result<()> {
-    let path =
-        config.context("give the config whose keys to manage: llmgate keys --config FILE ...")?;
+    let path = config.context(
+        "give the config whose keys to manage: llmgate keys --config FILE ... (or set \
+         CONFIG_FILE_PATH)",
+    )?;
     let loaded = llmgate::load_config(path)
         .map_err(|problems| anyhow::anyhow!("{} is invalid:\n{problems}", path.display()))?;
     if loaded.config.master_key().is_none() {
         anyhow::bail!(
-            "{} has no general_settings.master_key: virtual keys need one",
+            "{} has no general_settings.master_key (and LITELLM_MASTER_KEY is not set): virtual \
+             keys need one",
             path.display()
         );
     }

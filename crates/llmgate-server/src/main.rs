@@ -8,19 +8,22 @@ mod host;
 mod keys_cmd;
 mod logging;
 mod shutdown;
+mod tls;
 mod upgrade;
 
 use std::io::Write as _;
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context as _;
-use clap::Parser as _;
+use clap::CommandFactory as _;
+use pingora_core::listeners::tls::TlsSettings;
 use pingora_core::server::configuration::{Opt, ServerConf};
 use pingora_core::server::{RunArgs, Server};
 use pingora_core::services::listening;
 
-use crate::cli::{Cli, Command, ServeArgs, Source};
+use crate::cli::{Cli, Command, ServeArgs, Serving};
 use crate::host::Host;
 use crate::shutdown::{Signals, PINGORA_BACKSTOP};
 use crate::upgrade::Handover;
@@ -36,7 +39,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const RUNTIME_SHUTDOWN_SECONDS: u64 = 1;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_args();
     if let Err(e) = logging::init(&cli.log) {
         eprintln!("llmgate: {e:#}");
         return ExitCode::FAILURE;
@@ -44,7 +47,13 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Some(Command::Check { config }) => return check(&config),
         Some(Command::Keys { config, action }) => keys_cmd::run(config.as_deref(), action),
-        None => serve(&cli.source, &cli.serve),
+        None => match cli.source.resolve(|name| std::env::var_os(name)) {
+            Ok(serving) => serve(&serving, &cli.serve),
+            // Nothing to serve is a usage error, reported (and exited with) as clap's own.
+            Err(message) => Cli::command()
+                .error(clap::error::ErrorKind::MissingRequiredArgument, message)
+                .exit(),
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -80,22 +89,55 @@ fn check(path: &Path) -> ExitCode {
     code
 }
 
-/// Load the config (or the one sidecar model), then serve it until a shutdown signal.
-fn serve(source: &Source, args: &ServeArgs) -> anyhow::Result<()> {
-    let loaded = match (&source.config, &source.model) {
-        (Some(path), _) => llmgate::load_config(path)
+/// The config to serve: the file, or the one sidecar model; its notices logged.
+fn load(serving: &Serving<'_>) -> anyhow::Result<llmgate::Loaded> {
+    let loaded = match serving {
+        Serving::Config(path) => llmgate::load_config(path)
             .map_err(|problems| anyhow::anyhow!("{} is invalid:\n{problems}", path.display()))?,
-        (None, Some(model)) => {
-            llmgate::sidecar_config(model, source.api_base.as_deref(), source.api_key.as_deref())
-                .map_err(|problems| {
-                    anyhow::anyhow!("--model {model} cannot be served:\n{problems}")
-                })?
-        }
-        (None, None) => anyhow::bail!("give --config FILE or --model PROVIDER/MODEL"),
+        Serving::Model {
+            model,
+            api_base,
+            api_key,
+        } => llmgate::sidecar_config(model, *api_base, *api_key)
+            .map_err(|problems| anyhow::anyhow!("--model {model} cannot be served:\n{problems}"))?,
     };
     for notice in &loaded.notices {
         tracing::warn!(severity = %notice.severity, "config: {notice}");
     }
+    Ok(loaded)
+}
+
+/// Adds the listening endpoint to `service`: HTTPS with `tls` (a plain-HTTP request to it gets
+/// a 400 saying so), else plain HTTP. Returns the scheme.
+fn listen<A>(
+    service: &mut listening::Service<A>,
+    address: &str,
+    tls: Option<TlsSettings>,
+) -> &'static str {
+    match tls {
+        Some(settings) => {
+            service.add_tls_with_settings(address, None, settings);
+            service
+                .endpoints()
+                .set_pre_tls_callback(Arc::new(tls::PlainHttpAnswer));
+            "https"
+        }
+        None => {
+            service.add_tcp(address);
+            "http"
+        }
+    }
+}
+
+/// Load the config (or the one sidecar model), then serve it until a shutdown signal.
+fn serve(serving: &Serving<'_>, args: &ServeArgs) -> anyhow::Result<()> {
+    let loaded = load(serving)?;
+    // Checked before anything is opened: a bad certificate or key stops the start here.
+    let tls = args
+        .tls
+        .files()
+        .map(|files| files.settings(args.tls.reload_every()))
+        .transpose()?;
     // The gateway's state (the key store's connections, its background tasks) lives on a
     // runtime of its own: Pingora's runtimes do not exist yet, and they stop before the
     // process is done with the database.
@@ -127,7 +169,7 @@ fn serve(source: &Source, args: &ServeArgs) -> anyhow::Result<()> {
     let connections = host.open_connections();
     let workers = args.workers();
     let mut service = listening::Service::new("llmgate".to_string(), host);
-    service.add_tcp(&address);
+    let scheme = listen(&mut service, &address, tls);
     service.threads = Some(workers);
 
     // Our stop (`shutdown::Signals`) exits the process within the grace period, spend written;
@@ -160,7 +202,7 @@ fn serve(source: &Source, args: &ServeArgs) -> anyhow::Result<()> {
     server.bootstrap();
     server.add_service(service);
     let taken = if args.upgrade { " (taken over)" } else { "" };
-    tracing::info!(%address, workers, h2c = args.h2c, "llmgate listening on http://{address}{taken}");
+    tracing::info!(%address, workers, h2c = args.h2c, "llmgate listening on {scheme}://{address}{taken}");
     let signals = Signals::new(in_flight, args.grace(), gateway.clone()).hand_over(handover);
     server.run(RunArgs {
         shutdown_signal: Box::new(signals),

@@ -43,10 +43,10 @@ mod shared_usage;
 #[cfg(feature = "sql")]
 mod spend;
 mod stack;
-#[cfg(all(test, not(feature = "sql")))]
-mod without_sql_tests;
 #[cfg(feature = "sql")]
 pub mod store;
+#[cfg(all(test, not(feature = "sql")))]
+mod without_sql_tests;
 
 use bytes::Bytes;
 use http_body_util::combinators::UnsyncBoxBody;

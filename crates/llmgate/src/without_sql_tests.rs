@@ -37,7 +37,10 @@ async fn a_database_url_is_refused_naming_the_feature() {
         .expect_err("no SQL store in this build");
     assert!(matches!(err, BuildError::NotInThisBuild(_)), "{err:?}");
     let text = err.to_string();
-    assert!(text.contains("database_url") && text.contains("`sql` feature"), "{text}");
+    assert!(
+        text.contains("database_url") && text.contains("`sql` feature"),
+        "{text}"
+    );
 }
 
 #[tokio::test]
