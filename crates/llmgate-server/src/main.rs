@@ -4,6 +4,7 @@
 //! Run with: `cargo run -p llmgate-server -- --config config.yaml --port 4000`
 
 mod cli;
+mod healthcheck;
 mod host;
 mod keys_cmd;
 mod logging;
@@ -42,6 +43,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Some(Command::Check { config }) => return check(&config),
         Some(Command::Keys { config, action }) => keys_cmd::run(config.as_deref(), action),
+        Some(Command::Healthcheck(probe)) => return healthcheck::run(&probe),
         None => serve(&cli.source, &cli.serve),
     };
     match result {
