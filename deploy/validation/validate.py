@@ -10,8 +10,8 @@ any failed. What is checked, and against what:
   Operator's CRD schema (servicemonitor.mjs); kustomization.yaml's resources exist.
 - deploy/helm/llmgate: `helm lint`, then rendered by Helm's own engine for each set in
   CHART_CASES, each result validated as above, plus what the chart promises (the config mounted
-  as a directory, no config checksum, the spill directory on the writable volume); values that
-  must be refused are.
+  as a directory, no config checksum, the spill directory and the SQLite default on the
+  writable volume, never a database_url hiding DATABASE_URL); values that must be refused are.
 - The example configs (compose's, the ConfigMap's, each rendered chart's) pass `llmgate check`.
 """
 
@@ -212,6 +212,12 @@ def check_chart() -> None:
                     problems.append(f"{case}: spend_spill_dir is not on the writable /app/data")
                 if values.get("redisUrl") and config.get("router_settings", {}).get("redis_url") != "os.environ/REDIS_URL":
                     problems.append(f"{case}: redisUrl given but router_settings.redis_url not set")
+                database = config["general_settings"].get("database_url")
+                if values.get("databaseUrl") or values.get("existingSecret"):
+                    if database is not None:
+                        problems.append(f"{case}: database_url {database} would hide DATABASE_URL")
+                elif database != "sqlite:///app/data/llmgate.db":
+                    problems.append(f"{case}: without DATABASE_URL, SQLite must be on /app/data, not {database}")
         kinds = ", ".join(sorted({obj["kind"] for _, obj in objects}))
         report(f"helm render '{case}' ({kinds})", problems)
     for case, values, word in CHART_REFUSALS:

@@ -38,14 +38,21 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 
 {{/*
-config.yaml as mounted: `config` with the settings the chart's layout needs, unless they are set:
-the spend spill directory on the writable /app/data, and Redis from REDIS_URL with `redisUrl`.
+config.yaml as mounted: `config` with the settings the chart's layout needs, unless they are set.
+The config's directory is read-only, so what llmgate writes beside it by default goes to the
+writable /app/data: the spend spill directory, and the SQLite database when no DATABASE_URL can
+come from the chart's values (`databaseUrl`, `secrets.DATABASE_URL`) or from `existingSecret`.
+With `redisUrl`, the router's Redis is REDIS_URL.
 */}}
 {{- define "llmgate.config" -}}
 {{- $config := deepCopy (default (dict) .Values.config) }}
 {{- $general := default (dict) (get $config "general_settings") }}
 {{- if not (hasKey $general "spend_spill_dir") }}
 {{- $_ := set $general "spend_spill_dir" "/app/data/spill" }}
+{{- end }}
+{{- $databaseFromEnv := or .Values.databaseUrl .Values.existingSecret (hasKey (default (dict) .Values.secrets) "DATABASE_URL") }}
+{{- if not (or $databaseFromEnv (hasKey $general "database_url")) }}
+{{- $_ := set $general "database_url" "sqlite:///app/data/llmgate.db" }}
 {{- end }}
 {{- $_ := set $config "general_settings" $general }}
 {{- if .Values.redisUrl }}
