@@ -122,6 +122,9 @@ pub enum Command {
         #[command(subcommand)]
         action: KeysAction,
     },
+    /// Probe a running gateway's /health/liveliness (the image's health check; no curl
+    /// needed): exit 0 on 200, else 1 with the reason on stderr.
+    Healthcheck(crate::healthcheck::Probe),
 }
 
 /// `llmgate keys ...`.

@@ -4,6 +4,7 @@
 //! Run with: `cargo run -p llmgate-server -- --config config.yaml --port 4000`
 
 mod cli;
+mod healthcheck;
 mod host;
 mod keys_cmd;
 mod logging;
@@ -47,6 +48,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Some(Command::Check { config }) => return check(&config),
         Some(Command::Keys { config, action }) => keys_cmd::run(config.as_deref(), action),
+        Some(Command::Healthcheck(probe)) => return healthcheck::run(&probe),
         None => match cli.source.resolve(|name| std::env::var_os(name)) {
             Ok(serving) => serve(&serving, &cli.serve),
             // Nothing to serve is a usage error, reported (and exited with) as clap's own.

@@ -16,7 +16,7 @@ use crate::{BuildError, Gateway};
 struct Env(HashMap<&'static str, &'static str>);
 
 impl EnvLookup for Env {
-    fn lookup(&self, name: &str) -> Option<String> {
+    fn get(&self, name: &str) -> Option<String> {
         self.0.get(name).map(|v| (*v).to_owned())
     }
 }

@@ -16,7 +16,9 @@ mod redis;
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
-use llmgate_auth::{Admission, Budget, BudgetLedger, CostEstimate, MemoryLedger, StoreError};
+#[cfg(feature = "sql")]
+use llmgate_auth::{Admission, Budget, StoreError};
+use llmgate_auth::{BudgetLedger, CostEstimate, MemoryLedger};
 use llmgate_config::Config;
 use llmgate_core::{tokens, DeploymentSpec, LlmRequest};
 use llmgate_metering::PriceTable;
