@@ -59,7 +59,7 @@ pub(crate) fn load_tree(
         config.general_settings.database_url =
             w.env.lookup("DATABASE_URL").map(llmgate_core::Secret::new);
     }
-    validate(&config, &w.group_names, &w.refs, &mut w.report);
+    validate(&mut config, &w.group_names, &w.refs, &mut w.report);
 
     let has_errors = w.report.error_count() > 0;
     let problems = w.report.into_sorted();

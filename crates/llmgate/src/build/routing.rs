@@ -139,6 +139,10 @@ pub(crate) fn fallback_policy(config: &Config) -> FallbackPolicy {
     if let Some(n) = rs.num_retries.or(ls.num_retries) {
         p = p.num_retries(n);
     }
+    if let Some(wait) = rs.retry_after.or(ls.retry_after) {
+        p = p.min_retry_wait(wait);
+    }
+    p = p.alias_fallbacks(config.alias_fallbacks());
     if let Some(r) = &rs.retry_policy {
         let per = [
             (ErrorClass::Authentication, r.AuthenticationErrorRetries),
