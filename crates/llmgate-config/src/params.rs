@@ -475,17 +475,10 @@ fn split_provider(model: &str, custom: Option<&str>) -> Result<(ProviderKind, St
 /// "unknown provider", with the nearest prefix llmgate serves and the way to reach any
 /// OpenAI-compatible API.
 fn unknown_provider(name: &str) -> String {
-    let known = llmgate_core::provider::ALL_PROVIDERS
-        .iter()
-        .map(|p| p.as_str());
-    let near = crate::problems::did_you_mean(name, known)
-        .or_else(|| {
-            // `nvidia/...` for NVIDIA's API is `nvidia_nim/...`: a prefix of a provider's name.
-            llmgate_core::provider::ALL_PROVIDERS
-                .iter()
-                .map(|p| p.as_str())
-                .find(|p| name.len() >= 4 && p.starts_with(name))
-        })
+    let known = || ProviderKind::all().map(ProviderKind::as_str);
+    let near = crate::problems::did_you_mean(name, known())
+        // `nvidi/...`: the start of a provider's name.
+        .or_else(|| known().find(|p| name.len() >= 4 && p.starts_with(name)))
         .map(|p| format!(" (did you mean \"{p}\"?)"))
         .unwrap_or_default();
     format!(

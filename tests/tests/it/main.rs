@@ -8,6 +8,7 @@ mod blame;
 mod bounds;
 mod cache;
 mod chat;
+mod compatible;
 mod errors;
 mod fallback;
 mod fuzz_regressions;
