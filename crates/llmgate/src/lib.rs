@@ -29,14 +29,17 @@ mod background;
 mod budget;
 mod build;
 mod cooldowns;
+mod current;
 #[cfg(feature = "sql")]
 mod daily;
 mod gateway;
 mod health;
 mod limits;
+mod live;
 mod metrics;
 mod parts;
 mod readiness;
+mod reload;
 mod routes;
 mod serve;
 mod shared_usage;
@@ -59,6 +62,7 @@ pub use llmgate_config::{Config, Loaded, Problems as ConfigProblems};
 pub use llmgate_core as core;
 pub use llmgate_messages as messages;
 pub use llmgate_metering as metering;
+pub use reload::{ReloadError, ReloadOutcome};
 pub use serve::{serve, SHUTDOWN_GRACE};
 #[cfg(feature = "sql")]
 pub use spend::StoreSpendSink;
