@@ -556,6 +556,15 @@ impl Metrics {
             .set(i64::from(cooling));
     }
 
+    /// Drops a deployment's state gauge (a config reload removed the deployment), so
+    /// `/metrics` no longer shows it. Its counters stay: they are totals.
+    pub fn forget_deployment_state(&self, model_group: &Arc<str>, deployment: &Arc<str>) {
+        self.deployment_state.remove(&Target {
+            model_group: model_group.clone(),
+            deployment: deployment.clone(),
+        });
+    }
+
     /// The metrics in the OpenMetrics text format (which Prometheus reads); see
     /// [`Metrics::CONTENT_TYPE`].
     pub fn render(&self) -> String {

@@ -67,6 +67,11 @@ async fn added_models_answer_and_removed_ones_are_gone_right_after_the_reload() 
     let (gateway, gw) = serve(&models(&[deployment("a", "a1", &url, &[])], "")).await;
     assert_eq!(gw.chat("a", "hi").await.status, 200);
     assert_eq!(gw.chat("b", "hi").await.status, 400);
+    assert!(gw
+        .get("/metrics")
+        .await
+        .text()
+        .contains("llmgate_deployment_state{model_group=\"a\",deployment=\"a1\"} 0"));
 
     let outcome = gateway
         .reload(config(&models(&[deployment("b", "b1", &url, &[])], "")))
@@ -83,6 +88,15 @@ async fn added_models_answer_and_removed_ones_are_gone_right_after_the_reload() 
     assert_eq!(
         metric(&gw, "llmgate_config_reloads_total{result=\"ok\"}").await,
         "llmgate_config_reloads_total{result=\"ok\"} 1"
+    );
+    let scraped = gw.get("/metrics").await.text();
+    assert!(
+        scraped.contains("llmgate_deployment_state{model_group=\"b\",deployment=\"b1\"} 0"),
+        "{scraped}"
+    );
+    assert!(
+        !scraped.contains("llmgate_deployment_state{model_group=\"a\""),
+        "a removed deployment's state is still shown:\n{scraped}"
     );
 }
 

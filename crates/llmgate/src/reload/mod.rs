@@ -216,7 +216,22 @@ fn apply(shared: &Shared, config: Config) -> Result<ReloadOutcome, ReloadError> 
     let parts = Parts::assemble(&config, &deployments, lasting, table, meter);
     let built = crate::current::build(config, parts, shared.max_body);
     let outcome = outcome(&old, &built);
+    let metrics = lasting.meter.metrics().clone();
+    let now: Vec<_> = built
+        .table
+        .all()
+        .into_iter()
+        .map(|(spec, _)| spec)
+        .collect();
     shared.install(Arc::new(built));
+    for (gone, _) in old.table.all() {
+        let kept = now
+            .iter()
+            .any(|s| s.id == gone.id && s.model_name == gone.model_name);
+        if !kept {
+            metrics.forget_deployment_state(&gone.model_name, &gone.id);
+        }
+    }
     Ok(outcome)
 }
 
