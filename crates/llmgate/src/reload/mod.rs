@@ -291,26 +291,44 @@ impl ReloadHandle {
 
 #[cfg(feature = "admin")]
 impl llmgate_admin::Reloader for ReloadHandle {
+    /// Runs the reload on tokio's blocking pool: building the new stack is synchronous work
+    /// that should not hold up the requests sharing this worker.
     fn reload(&self) -> llmgate_admin::ReloadFuture<'_> {
-        let result = match self.gateway() {
-            Some(gateway) => gateway.reload_config_file(),
-            None => Err(ReloadError::NoFile),
-        };
-        let answer = result
-            .map(|o| o.to_json())
-            .map_err(|e| llmgate_admin::ReloadRefusal {
-                message: match &e {
-                    ReloadError::NoFile => e.to_string(),
-                    ReloadError::NeedsRestart(_) => "the new config changes settings that need a restart; nothing was applied and the running config stays".into(),
-                    ReloadError::Invalid(_) => "the new config is invalid; nothing was applied and the running config stays".into(),
-                },
-                code: match &e {
-                    ReloadError::NoFile => "no_config_file",
-                    ReloadError::NeedsRestart(_) => "config_needs_restart",
-                    ReloadError::Invalid(_) => "config_invalid",
-                },
-                problems: e.problems(),
-            });
-        Box::pin(std::future::ready(answer))
+        let gateway = self.gateway();
+        Box::pin(async move {
+            let result = match gateway {
+                Some(gateway) => tokio::task::spawn_blocking(move || gateway.reload_config_file())
+                    .await
+                    .unwrap_or_else(|e| {
+                        Err(ReloadError::Invalid(vec![format!(
+                            "the reload did not finish: {e}"
+                        )]))
+                    }),
+                None => Err(ReloadError::NoFile),
+            };
+            refusal(result)
+        })
     }
+}
+
+/// The admin API's view of a reload's result.
+#[cfg(feature = "admin")]
+fn refusal(
+    result: Result<ReloadOutcome, ReloadError>,
+) -> Result<serde_json::Value, llmgate_admin::ReloadRefusal> {
+    const NEEDS_RESTART: &str = "the new config changes settings that need a restart; nothing was applied and the running config stays";
+    const INVALID: &str =
+        "the new config is invalid; nothing was applied and the running config stays";
+    result.map(|o| o.to_json()).map_err(|e| {
+        let (message, code) = match &e {
+            ReloadError::NoFile => (e.to_string(), "no_config_file"),
+            ReloadError::NeedsRestart(_) => (NEEDS_RESTART.to_owned(), "config_needs_restart"),
+            ReloadError::Invalid(_) => (INVALID.to_owned(), "config_invalid"),
+        };
+        llmgate_admin::ReloadRefusal {
+            message,
+            code,
+            problems: e.problems(),
+        }
+    })
 }
