@@ -143,7 +143,7 @@ async fn twenty_sighups_under_load_fail_no_request_and_cut_no_stream() {
     let dir = test_dir("load");
     let path = dir.join("config.yaml");
     std::fs::write(&path, &configs[0].2).unwrap();
-    let (gateway, addr) = start_with(&path, &["--num_workers", "2"], &[]).await;
+    let (mut gateway, addr) = start_with(&path, &["--num_workers", "2"], &[]).await;
 
     let stop = Arc::new(AtomicBool::new(false));
     let tally = Arc::new(Tally::default());
@@ -183,7 +183,7 @@ async fn twenty_sighups_under_load_fail_no_request_and_cut_no_stream() {
     for task in load {
         task.await.unwrap();
     }
-    assert!(gateway_alive(&gateway), "SIGHUP stopped the process");
+    assert!(gateway_alive(&mut gateway), "SIGHUP stopped the process");
     assert_eq!(tally.failed.load(Ordering::Relaxed), 0, "failed requests");
     assert_eq!(tally.cut.load(Ordering::Relaxed), 0, "cut streams");
     let rate = answered as f64 / elapsed.as_secs_f64();
@@ -199,13 +199,10 @@ async fn twenty_sighups_under_load_fail_no_request_and_cut_no_stream() {
     assert_eq!(reloads(addr, "invalid").await, 0);
 }
 
-fn gateway_alive(gateway: &support::Gateway) -> bool {
-    // `try_wait` needs `&mut`; `kill -0` asks without reaping.
-    std::process::Command::new("kill")
-        .args(["-0", &gateway.0.id().to_string()])
-        .status()
-        .unwrap()
-        .success()
+/// Whether the binary still runs (a process that exited is reaped here, so it is not mistaken
+/// for a live one).
+fn gateway_alive(gateway: &mut support::Gateway) -> bool {
+    gateway.0.try_wait().unwrap().is_none()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -215,7 +212,7 @@ async fn an_invalid_or_restart_only_config_through_sighup_changes_nothing() {
     let path = dir.join("config.yaml");
     let good = format!("model_list:\n{}", entry("a", &mock.v1_url(), ""));
     std::fs::write(&path, &good).unwrap();
-    let (gateway, addr) = start_with(&path, &[], &[]).await;
+    let (mut gateway, addr) = start_with(&path, &[], &[]).await;
 
     replace(
         &path,
@@ -241,7 +238,7 @@ async fn an_invalid_or_restart_only_config_through_sighup_changes_nothing() {
     assert_eq!(status(addr, "a").await, 200);
     assert_eq!(status(addr, "b").await, 400);
     assert_eq!(reloads(addr, "ok").await, 0);
-    assert!(gateway_alive(&gateway));
+    assert!(gateway_alive(&mut gateway));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -313,4 +310,37 @@ async fn watch_config_reloads_a_changed_file_within_seconds() {
     // Nothing changed since: no second reload.
     tokio::time::sleep(Duration::from_millis(4500)).await;
     assert_eq!(reloads(addr, "ok").await, 1);
+}
+
+/// With `--model` there is no file: SIGHUP is logged and changes nothing, and never stops the
+/// process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_without_a_config_file_changes_nothing() {
+    let mock = MockProvider::start().await;
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let child = std::process::Command::new(support::BIN)
+        .args(["--model", "openai/solo", "--api_base", &mock.v1_url()])
+        .args(["--host", "127.0.0.1", "--port", &addr.port().to_string()])
+        .args(["--num_workers", "1"])
+        .env("RUST_LOG", "warn")
+        .env_remove("CONFIG_FILE_PATH")
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut gateway = support::Gateway(child);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while tokio::net::TcpStream::connect(addr).await.is_err() {
+        assert!(Instant::now() < deadline, "llmgate --model did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(status(addr, "solo").await, 200);
+    signal(&gateway, "HUP");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(gateway_alive(&mut gateway), "SIGHUP stopped the process");
+    assert_eq!(status(addr, "solo").await, 200);
+    assert_eq!(reloads(addr, "ok").await, 0);
+    assert_eq!(reloads(addr, "invalid").await, 0);
 }
