@@ -13,6 +13,11 @@
 //! [`Gateway::service`] is a plain Tower service, so the same stack mounts in an axum or hyper
 //! application; each feature is also its own layer crate (`llmgate-auth`, `llmgate-router`,
 //! `llmgate-providers`) for teams that compose their own stack.
+//!
+//! [`Gateway::reload`] (and [`Gateway::reload_file`]) replaces the config while the gateway
+//! serves: validated whole, refused when it changes what needs a restart, swapped atomically
+//! (requests in flight finish on the config they started with), with the keys, connections,
+//! queued spend, cache entries and router state of unchanged deployments kept.
 
 /// Entry points for the fuzz targets (`fuzz/`) and their regression test; not a stable API.
 #[cfg(feature = "fuzzing")]
