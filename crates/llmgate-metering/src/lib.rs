@@ -68,6 +68,7 @@
 //! ```
 
 mod body;
+mod config_reloads;
 mod cost;
 mod finish;
 mod future;
@@ -84,6 +85,7 @@ mod status;
 mod tally;
 
 pub use body::ResponseBody;
+pub use config_reloads::ReloadResult;
 pub use cost::Tokens;
 pub use future::ResponseFuture;
 pub use layer::MeteringLayer;

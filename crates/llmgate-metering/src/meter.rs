@@ -96,6 +96,27 @@ impl Meter {
         }
     }
 
+    /// A meter with other prices and model names over this one's spend queue and metrics (a
+    /// config reload): records of both go to the same queue and writer, counted in the same
+    /// registry. Not started: [`Meter::start`] it (the queue's writer is not started twice).
+    pub fn reconfigured(
+        &self,
+        prices: PriceTable,
+        names: impl IntoIterator<Item = (String, Arc<str>)>,
+    ) -> Meter {
+        Meter {
+            inner: Arc::new(Inner {
+                prices,
+                queue: self.inner.queue.clone(),
+                metrics: self.inner.metrics.clone(),
+                groups: names.into_iter().collect(),
+                other: self.inner.other.clone(),
+                none: self.inner.none.clone(),
+                started: std::sync::atomic::AtomicBool::new(false),
+            }),
+        }
+    }
+
     /// Writes every record queued so far; returns once they are written.
     pub async fn flush(&self) {
         self.inner.queue.flush().await;

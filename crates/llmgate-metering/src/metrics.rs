@@ -18,6 +18,7 @@ use prometheus_client::registry::{Registry, Unit};
 
 use llmgate_core::FailureClass;
 
+use crate::config_reloads::{ConfigReloads, ReloadResult};
 use crate::queue::QueueCounters;
 use crate::record::Outcome;
 
@@ -210,6 +211,7 @@ pub struct Metrics {
     rejections: Family<RejectionLabels, Counter>,
     pub(crate) queue: QueueCounters,
     limiter: LimiterCounters,
+    reloads: ConfigReloads,
 }
 
 /// The rate limiter's fault counters, read from the limiter when scraped.
@@ -311,6 +313,7 @@ impl Metrics {
             rejections: Family::default(),
             queue: QueueCounters::default(),
             limiter: LimiterCounters::default(),
+            reloads: ConfigReloads::default(),
         };
         m.queue.rejected = m.rejections.get_or_create_owned(&RejectionLabels {
             reason: Rejection::spend_queue_full,
@@ -470,7 +473,26 @@ impl Metrics {
             "Parallel slots freed by the limiter rather than their request: expired leases, releases sent again after a fault",
             m.limiter.reclaimed.clone(),
         );
+        m.reloads.register(r);
         m
+    }
+
+    /// Counts a config reload by how it ended; an applied one (`ok`) also sets
+    /// `llmgate_config_last_reload_success_timestamp_seconds` to now.
+    pub fn config_reloaded(&self, result: ReloadResult) {
+        self.reloads.count(result);
+        if result == ReloadResult::ok {
+            self.config_applied_now();
+        }
+    }
+
+    /// Sets `llmgate_config_last_reload_success_timestamp_seconds` to now (the gateway calls
+    /// it when built, as Prometheus does for its own config at start).
+    pub fn config_applied_now(&self) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        self.reloads.applied_at(now);
     }
 
     /// Sets the budget ledger's fault counters: reservations it could not answer, settlements
@@ -532,6 +554,15 @@ impl Metrics {
                 deployment: deployment.clone(),
             })
             .set(i64::from(cooling));
+    }
+
+    /// Drops a deployment's state gauge (a config reload removed the deployment), so
+    /// `/metrics` no longer shows it. Its counters stay: they are totals.
+    pub fn forget_deployment_state(&self, model_group: &Arc<str>, deployment: &Arc<str>) {
+        self.deployment_state.remove(&Target {
+            model_group: model_group.clone(),
+            deployment: deployment.clone(),
+        });
     }
 
     /// The metrics in the OpenMetrics text format (which Prometheus reads); see

@@ -60,6 +60,7 @@
 //! # }
 //! ```
 
+mod carry;
 mod error;
 mod future;
 mod layer;

@@ -8,6 +8,7 @@ mod healthcheck;
 mod host;
 mod keys_cmd;
 mod logging;
+mod reload;
 mod shutdown;
 mod tls;
 mod upgrade;
@@ -131,6 +132,29 @@ fn listen<A>(
     }
 }
 
+/// SIGHUP (and with `watch`, a change of the file) reloads the config file, on the state
+/// runtime ([`reload`]). Listens for SIGHUP before returning, so it never stops the process.
+fn start_reloads(
+    state: &tokio::runtime::Runtime,
+    gateway: &llmgate::Gateway,
+    serving: &Serving<'_>,
+    watch: bool,
+) -> anyhow::Result<()> {
+    let file = match serving {
+        Serving::Config(path) => Some(path.clone()),
+        Serving::Model { .. } => None,
+    };
+    if let Some(path) = &file {
+        gateway.set_config_file(path);
+    }
+    let hup = {
+        let _runtime = state.enter();
+        reload::listen().context("listening for SIGHUP")?
+    };
+    state.spawn(reload::run(gateway.clone(), file, watch, hup));
+    Ok(())
+}
+
 /// Load the config (or the one sidecar model), then serve it until a shutdown signal.
 fn serve(serving: &Serving<'_>, args: &ServeArgs) -> anyhow::Result<()> {
     let loaded = load(serving)?;
@@ -152,6 +176,7 @@ fn serve(serving: &Serving<'_>, args: &ServeArgs) -> anyhow::Result<()> {
     let gateway = state
         .block_on(llmgate::Gateway::open(loaded.config))
         .context("building the gateway")?;
+    start_reloads(&state, &gateway, serving, args.watch_config)?;
 
     let address = args.listen_address();
     // Pingora binds inside its runtime and panics there on failure, leaving a process that

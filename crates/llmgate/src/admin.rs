@@ -1,6 +1,6 @@
 //! The routes beside the LLM stack, built from the [`Parts`]: the API behind the caller's key
-//! (`/v1/models`, and with the `admin` feature `llmgate-admin`'s router: the key API `/key/*`
-//! and the spend API), wrapped in auth once; `/health` behind
+//! (`/v1/models`, and with the `admin` feature `llmgate-admin`'s router: the key API `/key/*`,
+//! the spend API and `POST /config/reload`), wrapped in auth once; `/health` behind
 //! the master key alone; `/health/readiness`, open.
 
 use std::sync::Arc;
@@ -29,9 +29,6 @@ pub(crate) struct AdminRoutes {
     pub(crate) api: Stack,
     pub(crate) readiness: Stack,
     pub(crate) health: Stack,
-    /// Virtual-key management, for [`crate::Gateway::key_admin`] too.
-    #[cfg(feature = "admin")]
-    pub(crate) key_admin: Option<KeyAdmin>,
 }
 
 /// Builds the routes; the key and spend APIs, and `/v1/models`, sit behind one `parts.auth`;
@@ -43,10 +40,11 @@ pub(crate) fn routes(config: &Config, parts: &Parts, max_body: usize) -> AdminRo
         models: models(&parts.table),
         #[cfg(feature = "admin")]
         admin: llmgate_admin::AdminApi::new()
-            .keys(key_admin.clone())
+            .keys(key_admin)
             .database(parts.database.clone())
             .max_budget(config.litellm_settings.max_budget)
             .max_body(max_body)
+            .reloader(Some(Arc::new(parts.reloader.clone())))
             .service(),
     };
     #[cfg(not(feature = "admin"))]
@@ -68,8 +66,6 @@ pub(crate) fn routes(config: &Config, parts: &Parts, max_body: usize) -> AdminRo
             async move { Ok::<_, BoxError>(readiness.answer().await) }
         })),
         health: BoxCloneSyncService::new(health),
-        #[cfg(feature = "admin")]
-        key_admin,
     }
 }
 
@@ -118,7 +114,10 @@ impl Service<Request<ReqBody>> for Api {
         #[cfg(feature = "admin")]
         {
             let path = req.uri().path();
-            if path.starts_with("/key/") || llmgate_admin::is_spend_path(path) {
+            if path.starts_with("/key/")
+                || llmgate_admin::is_spend_path(path)
+                || path == llmgate_admin::RELOAD_PATH
+            {
                 return self.admin.call(req);
             }
         }

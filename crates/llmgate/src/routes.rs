@@ -33,6 +33,12 @@ enum Route {
         allow(dead_code, reason = "built with the admin feature")
     )]
     Spend,
+    /// `POST /config/reload`.
+    #[cfg_attr(
+        not(feature = "admin"),
+        allow(dead_code, reason = "built with the admin feature")
+    )]
+    Reload,
 }
 
 fn route(path: &str) -> Option<(Route, Method)> {
@@ -54,6 +60,8 @@ fn route(path: &str) -> Option<(Route, Method)> {
         "/metrics" | "/metrics/" => (Route::Metrics, Method::GET),
         #[cfg(feature = "admin")]
         p if llmgate_admin::is_spend_path(p) => (Route::Spend, Method::GET),
+        #[cfg(feature = "admin")]
+        llmgate_admin::RELOAD_PATH => (Route::Reload, Method::POST),
         _ => return None,
     })
 }
@@ -149,7 +157,9 @@ impl Service<Request<ReqBody>> for Dispatch {
         match route {
             Route::Llm => Either::Left(self.llm.call(req)),
             Route::Messages => Either::Left(self.messages.call(req)),
-            Route::Models | Route::Keys | Route::Spend => Either::Left(self.api.call(req)),
+            Route::Models | Route::Keys | Route::Spend | Route::Reload => {
+                Either::Left(self.api.call(req))
+            }
             // LiteLLM answers the JSON string "I'm alive!"; clients and probes check for it.
             Route::Liveliness => ready(json(Bytes::from_static(b"\"I'm alive!\""))),
             Route::Readiness => Either::Left(self.readiness.call(req)),
@@ -177,7 +187,7 @@ fn not_found(path: &str) -> Response<BoxBody> {
     ApiError::new(
         StatusCode::NOT_FOUND,
         Origin::Downstream,
-        format!("no route for {path}; llmgate serves /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/messages, /v1/models, /health/*, /metrics, /key/* and the spend endpoints"),
+        format!("no route for {path}; llmgate serves /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/messages, /v1/models, /health/*, /metrics, /key/*, the spend endpoints and /config/reload"),
     )
     .with_type(ErrorType::NOT_FOUND)
     .with_code("not_found")

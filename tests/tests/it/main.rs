@@ -22,6 +22,7 @@ mod ollama_sidecar;
 mod quickstart;
 mod ratelimit;
 mod relay_faults;
+mod reload;
 mod routing;
 mod serve_limits;
 mod spend;
