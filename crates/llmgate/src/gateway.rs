@@ -124,6 +124,7 @@ pub(crate) fn sensitive_headers() -> SetSensitiveRequestHeadersLayer {
         COOKIE,
         HeaderName::from_static("x-api-key"),
         HeaderName::from_static("api-key"),
+        HeaderName::from_static("x-litellm-api-key"),
     ])
 }
 
@@ -415,9 +416,15 @@ mod tests {
         let seen = sensitive_headers().layer(tower::service_fn(|req: Request<()>| async move {
             let h = req.headers();
             Ok::<_, Infallible>(Response::new(
-                ["authorization", "x-api-key", "api-key", "cookie"]
-                    .iter()
-                    .all(|n| h[*n].is_sensitive())
+                [
+                    "authorization",
+                    "x-api-key",
+                    "api-key",
+                    "x-litellm-api-key",
+                    "cookie",
+                ]
+                .iter()
+                .all(|n| h[*n].is_sensitive())
                     && !h["content-type"].is_sensitive(),
             ))
         }));
@@ -425,6 +432,7 @@ mod tests {
             .header("authorization", "Bearer sk-1")
             .header("x-api-key", "sk-2")
             .header("api-key", "sk-3")
+            .header("x-litellm-api-key", "sk-4")
             .header("cookie", "c=1")
             .header("content-type", "application/json")
             .body(())
