@@ -29,6 +29,8 @@ pub(crate) struct Inner {
     pub(crate) none: Arc<str>,
     /// [`Meter::start`] ran.
     pub(crate) started: std::sync::atomic::AtomicBool,
+    /// Keep prompts and answers in the spend records (`store_prompts_in_spend_logs`).
+    pub(crate) store_prompts: bool,
 }
 
 /// Builds a [`Meter`].
@@ -40,6 +42,8 @@ pub struct MeterBuilder {
     queue: QueueConfig,
     spill: Option<std::path::PathBuf>,
     groups: HashMap<String, Arc<str>>,
+    litellm_metrics: bool,
+    store_prompts: bool,
 }
 
 impl std::fmt::Debug for dyn SpendSink {
@@ -58,6 +62,8 @@ impl Meter {
             queue: QueueConfig::default(),
             spill: None,
             groups: HashMap::new(),
+            litellm_metrics: true,
+            store_prompts: false,
         }
     }
 
@@ -143,9 +149,22 @@ impl MeterBuilder {
         self
     }
 
+    /// Serve LiteLLM's metric names beside llmgate's (default: on); see `docs/metrics.md`.
+    pub fn litellm_metrics(mut self, on: bool) -> Self {
+        self.litellm_metrics = on;
+        self
+    }
+
+    /// Keep each request's messages and answer in its spend record (LiteLLM's
+    /// `store_prompts_in_spend_logs`; default: off). Bounded and with credentials masked.
+    pub fn store_prompts(mut self, on: bool) -> Self {
+        self.store_prompts = on;
+        self
+    }
+
     /// The meter.
     pub fn build(self) -> Meter {
-        let metrics = Arc::new(Metrics::new());
+        let metrics = Arc::new(Metrics::with_litellm_names(self.litellm_metrics));
         let queue =
             SpendQueue::with_counters(self.sink, self.queue, self.spill, metrics.queue.clone());
         Meter {
@@ -157,6 +176,7 @@ impl MeterBuilder {
                 other: Arc::from("other"),
                 none: Arc::from("none"),
                 started: std::sync::atomic::AtomicBool::new(false),
+                store_prompts: self.store_prompts,
             }),
         }
     }
