@@ -6,7 +6,8 @@
 //! attempt reached). Every label stays bounded:
 //!
 //! - `requested_model` is a model name the config knows (groups and aliases), else `other`;
-//! - `model` / `litellm_model_name` and `model_id` come from the config's deployments;
+//! - `model` / `litellm_model_name` and `model_id` come from the config's deployments (`none`
+//!   when no deployment was reached);
 //! - `hashed_api_key`, `api_key_alias`, `team`, `user` are the virtual key's: as many as the
 //!   admin created (empty for the master key and an open gateway);
 //! - `end_user` and `team_alias` are always empty: LiteLLM leaves `end_user` out by default
@@ -308,19 +309,17 @@ pub(crate) fn sample<'a>(
     key: Option<&VirtualKey>,
 ) -> Sample<'a> {
     let inner = &s.meter.inner;
-    let known = inner.groups.get(requested);
-    let requested_model = match known {
-        Some(_) => Arc::from(requested),
-        None => inner.other.clone(),
-    };
+    // The config's interned names: nothing allocated for the labels but the key's.
+    let known = inner.groups.get_key_value(requested);
+    let requested_model = known.map_or_else(|| inner.other.clone(), |(name, _)| name.clone());
     let model_group = a
         .group
         .clone()
-        .or_else(|| known.cloned())
+        .or_else(|| known.map(|(_, group)| group.clone()))
         .unwrap_or_else(|| inner.other.clone());
     let (deployment, model) = match &a.deployment {
         Some(d) => (d.id.clone(), d.model.clone()),
-        None => (inner.none.clone(), Arc::from("")),
+        None => (inner.none.clone(), inner.none.clone()),
     };
     let overhead = match (a.upstream, a.head) {
         (Some(up), Some(head)) if a.attempts.attempts <= 1 => Some(

@@ -21,8 +21,9 @@ pub(crate) struct Inner {
     pub(crate) prices: PriceTable,
     pub(crate) queue: SpendQueue,
     pub(crate) metrics: Arc<Metrics>,
-    /// Model names clients may send (groups and aliases) -> the group's label.
-    pub(crate) groups: HashMap<String, Arc<str>>,
+    /// Model names clients may send (groups and aliases) -> the group's label. The names are
+    /// interned too: LiteLLM's `requested_model` label is the name itself.
+    pub(crate) groups: HashMap<Arc<str>, Arc<str>>,
     /// The label of a model name the config does not know.
     pub(crate) other: Arc<str>,
     /// The deployment label when none answered.
@@ -41,7 +42,7 @@ pub struct MeterBuilder {
     prices: Option<PriceTable>,
     queue: QueueConfig,
     spill: Option<std::path::PathBuf>,
-    groups: HashMap<String, Arc<str>>,
+    groups: HashMap<Arc<str>, Arc<str>>,
     litellm_metrics: bool,
     store_prompts: bool,
 }
@@ -145,7 +146,11 @@ impl MeterBuilder {
     /// so clients cannot grow the label set. A served request is labelled with the group that
     /// served it.
     pub fn model_names(mut self, names: impl IntoIterator<Item = (String, Arc<str>)>) -> Self {
-        self.groups.extend(names);
+        self.groups.extend(
+            names
+                .into_iter()
+                .map(|(name, group)| (Arc::from(name), group)),
+        );
         self
     }
 
