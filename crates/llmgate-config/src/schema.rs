@@ -350,7 +350,8 @@ pub struct LitellmSettings {
     pub budget_duration: Option<String>,
     /// `set_verbose`.
     pub set_verbose: Option<bool>,
-    /// `json_logs`.
+    /// `json_logs`: log lines as JSON objects (LiteLLM's place for it; `general_settings`
+    /// takes it too, and either turns JSON on).
     pub json_logs: Option<bool>,
     /// `turn_off_message_logging`.
     pub turn_off_message_logging: Option<bool>,
@@ -381,6 +382,14 @@ pub struct GeneralSettings {
     pub database_connection_pool_limit: Option<u32>,
     /// `disable_spend_logs`.
     pub disable_spend_logs: Option<bool>,
+    /// `store_prompts_in_spend_logs`: keep each request's messages and answer in the spend log
+    /// (bounded, credentials masked). Off by default.
+    pub store_prompts_in_spend_logs: Option<bool>,
+    /// `json_logs`: log lines as JSON objects (as `litellm_settings.json_logs`).
+    pub json_logs: Option<bool>,
+    /// `litellm_metric_names` (llmgate's own): serve LiteLLM's Prometheus names beside
+    /// llmgate's (default true).
+    pub litellm_metric_names: Option<bool>,
     /// `max_parallel_requests`: requests in flight at once per caller whose key sets none.
     pub max_parallel_requests: Option<u64>,
     /// `global_max_parallel_requests`: requests in flight at once through the gateway.

@@ -219,10 +219,7 @@ const LITELLM: &Table<LitellmSettings> = &[
         out.set_verbose = w.bool(v, p);
         not_yet_active(w, v, p, "set_verbose; use RUST_LOG=debug");
     })),
-    ("json_logs", Read(|w, out, v, p| {
-        out.json_logs = w.bool(v, p);
-        not_yet_active(w, v, p, "JSON logs");
-    })),
+    ("json_logs", Read(|w, out, v, p| out.json_logs = w.bool(v, p))),
     ("model_cost_map_path", Read(|w, out, v, p| {
         out.model_cost_map_path = w.non_empty_string(v, p);
     })),

@@ -127,7 +127,7 @@ where
                         done(response::from_api_error(&e))
                     }
                     Ok(res) if res.status().is_success() && is_event_stream(&res) => {
-                        done(stream::translate(res))
+                        done(stream::translate(res, id.take()))
                     }
                     Ok(res) => {
                         let (parts, body) = res.into_parts();

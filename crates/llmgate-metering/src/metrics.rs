@@ -19,6 +19,7 @@ use prometheus_client::registry::{Registry, Unit};
 use llmgate_core::FailureClass;
 
 use crate::config_reloads::{ConfigReloads, ReloadResult};
+use crate::litellm::LiteLlm;
 use crate::queue::QueueCounters;
 use crate::record::Outcome;
 
@@ -212,6 +213,8 @@ pub struct Metrics {
     pub(crate) queue: QueueCounters,
     limiter: LimiterCounters,
     reloads: ConfigReloads,
+    /// LiteLLM's names, when served ([`crate::litellm`]).
+    pub(crate) litellm: Option<LiteLlm>,
 }
 
 /// The rate limiter's fault counters, read from the limiter when scraped.
@@ -288,10 +291,16 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    /// A registry with every llmgate metric, all at zero.
+    /// A registry with every llmgate metric, and LiteLLM's names beside them, all at zero.
     pub fn new() -> Self {
+        Self::with_litellm_names(true)
+    }
+
+    /// A registry with every llmgate metric and, when `litellm` is true, LiteLLM's names
+    /// (`litellm_proxy_total_requests_metric`, ...; see `docs/metrics.md`).
+    pub fn with_litellm_names(litellm: bool) -> Self {
         let mut m = Metrics {
-            registry: Registry::with_prefix("llmgate"),
+            registry: Registry::default(),
             requests: Family::default(),
             failures: Family::default(),
             upstream_attempts: Family::default(),
@@ -314,11 +323,12 @@ impl Metrics {
             queue: QueueCounters::default(),
             limiter: LimiterCounters::default(),
             reloads: ConfigReloads::default(),
+            litellm: None,
         };
         m.queue.rejected = m.rejections.get_or_create_owned(&RejectionLabels {
             reason: Rejection::spend_queue_full,
         });
-        let r = &mut m.registry;
+        let r = m.registry.sub_registry_with_prefix("llmgate");
         r.register(
             "requests",
             "LLM requests answered, by model group, deployment and status class",
@@ -474,6 +484,9 @@ impl Metrics {
             m.limiter.reclaimed.clone(),
         );
         m.reloads.register(r);
+        if litellm {
+            m.litellm = Some(LiteLlm::register(&mut m.registry));
+        }
         m
     }
 
@@ -563,6 +576,14 @@ impl Metrics {
             model_group: model_group.clone(),
             deployment: deployment.clone(),
         });
+    }
+
+    /// Sets a deployment's `litellm_deployment_state` (0 in rotation, 2 cooling down) when
+    /// LiteLLM's names are served.
+    pub fn set_litellm_deployment_state(&self, spec: &llmgate_core::DeploymentSpec, cooling: bool) {
+        if let Some(l) = &self.litellm {
+            l.set_deployment_state(spec, cooling);
+        }
     }
 
     /// The metrics in the OpenMetrics text format (which Prometheus reads); see

@@ -62,6 +62,8 @@ pub(crate) fn meter(
         .prices(prices)
         .queue(queue)
         .model_names(names(config, deployments))
+        .litellm_metrics(g.litellm_metric_names.unwrap_or(true))
+        .store_prompts(g.store_prompts_in_spend_logs.unwrap_or(false))
         .build())
 }
 

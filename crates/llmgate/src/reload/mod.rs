@@ -209,9 +209,14 @@ fn apply(shared: &Shared, config: Config) -> Result<ReloadOutcome, ReloadError> 
     let deployments = crate::gateway::deployments(&config).map_err(invalid)?;
     let lasting = &shared.lasting;
     let prices = crate::build::meter::prices(&config, &deployments).map_err(invalid)?;
-    let meter = lasting
-        .meter
-        .reconfigured(prices, crate::build::meter::names(&config, &deployments));
+    let meter = lasting.meter.reconfigured(
+        prices,
+        crate::build::meter::names(&config, &deployments),
+        config
+            .general_settings
+            .store_prompts_in_spend_logs
+            .unwrap_or(false),
+    );
     let table = lasting.table(&config, &deployments, &old.table);
     let parts = Parts::assemble(&config, &deployments, lasting, table, meter);
     let built = crate::current::build(config, parts, shared.max_body);
