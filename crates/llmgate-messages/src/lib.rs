@@ -76,3 +76,13 @@ pub mod fuzzing;
 pub use future::ResponseFuture;
 pub use layer::MessagesLayer;
 pub use service::Messages;
+
+/// An error response in Anthropic's shape (`{"type": "error", "error": {"type", "message"}}`),
+/// for `/v1/messages/*` paths answered outside the layer (an endpoint not served).
+pub fn error_response(
+    status: http::StatusCode,
+    kind: &str,
+    message: &str,
+) -> http::Response<llmgate_core::BoxBody> {
+    response::error(status, kind, message)
+}

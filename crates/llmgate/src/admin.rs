@@ -38,6 +38,7 @@ pub(crate) fn routes(config: &Config, parts: &Parts, max_body: usize) -> AdminRo
     let key_admin = parts.keys.clone().map(KeyAdmin::new);
     let api = Api {
         models: models(&parts.table),
+        info: crate::info::routes(config, &parts.table, parts.meter.prices(), max_body),
         #[cfg(feature = "admin")]
         admin: llmgate_admin::AdminApi::new()
             .keys(key_admin)
@@ -47,8 +48,6 @@ pub(crate) fn routes(config: &Config, parts: &Parts, max_body: usize) -> AdminRo
             .reloader(Some(Arc::new(parts.reloader.clone())))
             .service(),
     };
-    #[cfg(not(feature = "admin"))]
-    let _ = max_body;
     // One auth in front of the whole API.
     let api = ServiceBuilder::new().layer(parts.auth.clone()).service(api);
     let checker = parts.health.clone();
@@ -94,6 +93,8 @@ fn readiness_of(config: &Config, parts: &Parts) -> Readiness {
 #[derive(Clone)]
 struct Api {
     models: Stack,
+    /// `/v1/models/{id}`, `/model/info`, `/model_group/info`, `/utils/token_counter`.
+    info: Stack,
     /// `llmgate-admin`'s router: `/key/*` and the spend paths.
     #[cfg(feature = "admin")]
     admin: Stack,
@@ -121,16 +122,24 @@ impl Service<Request<ReqBody>> for Api {
                 return self.admin.call(req);
             }
         }
+        if crate::info::is_info_path(req.uri().path()) {
+            return self.info.call(req);
+        }
         self.models.call(req)
     }
 }
 
-/// `/v1/models`: the names clients may use; a key limited to some models sees only those.
-fn models(table: &Arc<ModelTable>) -> Stack {
-    let created = SystemTime::now()
+/// The `created` time of the model objects: now, in Unix seconds.
+pub(crate) fn started_at() -> u64 {
+    SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
-        .unwrap_or(0);
+        .unwrap_or(0)
+}
+
+/// `/v1/models`: the names clients may use; a key limited to some models sees only those.
+fn models(table: &Arc<ModelTable>) -> Stack {
+    let created = started_at();
     let visible = table.visible_models();
     let all = Bytes::from(
         serde_json::to_vec(&ModelList::new(visible.clone(), created)).unwrap_or_default(),

@@ -30,6 +30,7 @@ pub mod request_id;
 pub mod rescue;
 
 mod admin;
+mod azure_path;
 mod background;
 mod budget;
 mod build;
@@ -39,6 +40,7 @@ mod current;
 mod daily;
 mod gateway;
 mod health;
+mod info;
 mod limits;
 mod live;
 mod metrics;

@@ -9,6 +9,7 @@ mod bounds;
 mod cache;
 mod chat;
 mod compatible;
+mod endpoints;
 mod errors;
 mod fallback;
 mod fuzz_regressions;
