@@ -143,6 +143,9 @@ where
                         return Poll::Ready(Err(ApiError::internal("messages state lost").boxed()));
                     };
                     let res = match collected {
+                        Ok(c) if parts.extensions.get::<crate::Untranslated>().is_some() => {
+                            Response::from_parts(parts, llmgate_core::body::full(c.to_bytes()))
+                        }
                         Ok(c) if parts.status.is_success() => {
                             response::complete(parts, &c.to_bytes())
                         }

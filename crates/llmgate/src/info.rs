@@ -187,6 +187,22 @@ impl Info {
     }
 }
 
+/// `POST /v1/messages/count_tokens` behind the Messages layer and auth: the translated request's
+/// prompt tokens for the model it names, as `{"input_tokens": N}` (Anthropic's shape). Anthropic's
+/// own tokenizer is not public: Claude models are counted at 4 bytes a token, as the rate limiter
+/// counts them.
+pub(crate) async fn count_tokens(req: Request<Bytes>) -> Result<Response<BoxBody>, BoxError> {
+    let Some(llm) = req.extensions().get::<LlmRequest>() else {
+        return Ok(
+            llmgate_core::ApiError::internal("count_tokens without a parsed request").to_response(),
+        );
+    };
+    let n = tokens::prompt_tokens(llm, llm.model());
+    let mut res = ok(&json!({ "input_tokens": n }));
+    res.extensions_mut().insert(llmgate_messages::Untranslated);
+    Ok(res)
+}
+
 /// Whether the caller may call `name` (a group or an alias), by a call's rule.
 fn permitted(req: &Parts, table: &ModelTable, name: &str) -> bool {
     match req.extensions.get::<Principal>().and_then(Principal::key) {

@@ -18,6 +18,7 @@ pub(crate) type Stack = BoxCloneSyncService<Request<ReqBody>, Response<BoxBody>,
 enum Route {
     Llm,
     Messages,
+    CountTokens,
     Models,
     Liveliness,
     Readiness,
@@ -50,6 +51,7 @@ fn route(path: &str) -> Option<(Route, Method)> {
         | "/v1/embeddings"
         | "/embeddings" => (Route::Llm, Method::POST),
         "/v1/messages" => (Route::Messages, Method::POST),
+        "/v1/messages/count_tokens" => (Route::CountTokens, Method::POST),
         "/v1/models" | "/models" => (Route::Models, Method::GET),
         p if crate::info::is_info_path(p) => (Route::Models, crate::info::method_of(p)),
         "/health/liveliness" | "/health/liveness" => (Route::Liveliness, Method::GET),
@@ -73,6 +75,8 @@ pub(crate) struct Dispatch {
     pub(crate) llm: Stack,
     /// `/v1/messages`: Anthropic-format clients, over the same stack as `llm`.
     pub(crate) messages: Stack,
+    /// `/v1/messages/count_tokens`.
+    pub(crate) count_tokens: Stack,
     /// `/v1/models`, and with the `admin` feature `/key/*` and the spend paths, behind one
     /// auth.
     pub(crate) api: Stack,
@@ -103,6 +107,7 @@ impl Dispatch {
         Dispatch {
             llm: llm.openai,
             messages: llm.messages,
+            count_tokens: llm.count_tokens,
             api: admin.api.clone(),
             readiness: admin.readiness.clone(),
             health: admin.health.clone(),
@@ -159,6 +164,7 @@ impl Service<Request<ReqBody>> for Dispatch {
         match route {
             Route::Llm => Either::Left(self.llm.call(req)),
             Route::Messages => Either::Left(self.messages.call(req)),
+            Route::CountTokens => Either::Left(self.count_tokens.call(req)),
             Route::Models | Route::Keys | Route::Spend | Route::Reload => {
                 Either::Left(self.api.call(req))
             }

@@ -170,3 +170,34 @@ async fn an_endpoint_llmgate_does_not_serve_is_named_in_the_404() {
     assert_eq!(res.json()["type"], "error");
     assert_eq!(res.json()["error"]["type"], "not_found_error");
 }
+
+#[tokio::test]
+async fn count_tokens_answers_in_anthropics_shape_errors_included() {
+    let mock = MockProvider::start().await;
+    let gw = gateway(&mock).await;
+    let body = json!({
+        "model": "claude",
+        "system": "You are terse.",
+        "messages": [{"role": "user", "content": "How many tokens is this sentence?"}],
+    });
+    let res = gw.post("/v1/messages/count_tokens", &body).await;
+    assert_eq!(res.status, 200, "{}", res.text());
+    let n = res.json()["input_tokens"].as_u64().unwrap();
+    assert!((10..=30).contains(&n), "{n}");
+    assert_eq!(mock.request_count(), 0, "counting calls no provider");
+
+    let res = gw
+        .handle()
+        .with_key("sk-wrong")
+        .post("/v1/messages/count_tokens", &body)
+        .await;
+    assert_eq!(res.status, 401);
+    assert_eq!(res.json()["type"], "error");
+    assert_eq!(res.json()["error"]["type"], "authentication_error");
+
+    let res = gw
+        .post("/v1/messages/count_tokens", &json!({"messages": 5}))
+        .await;
+    assert_eq!(res.status, 400);
+    assert_eq!(res.json()["error"]["type"], "invalid_request_error");
+}
