@@ -53,6 +53,7 @@ impl Config {
             .or(self.litellm_settings.drop_params)
             .unwrap_or(false);
         spec.aws = p.aws.clone();
+        spec.vertex = p.vertex.clone();
         spec
     }
 

@@ -28,8 +28,8 @@
 //!   variable is an error naming the path and the variable.
 //! - `litellm_params.model` is `<provider>/<model id>` (no prefix: OpenAI). A deployment with
 //!   no `api_key` takes the provider's key variable (`OPENAI_API_KEY`, ...), one with no
-//!   `api_base` the provider's base variable, else its default URL. Vertex AI is known
-//!   but not served by this release, which refuses to start with it.
+//!   `api_base` the provider's base variable, else its default URL. Vertex AI (`vertex_ai/`,
+//!   `gemini_vertex/`) takes `vertex_project`, `vertex_location` and `vertex_credentials`.
 //! - Keys later releases implement (caching, budgets, rate limits, callbacks, ...) are
 //!   read, checked and reported once each as [`Severity::NotYetActive`]. Security and spending
 //!   controls that llmgate does not enforce yet (`allowed_ips`, JWT auth, `max_budget`,
@@ -80,6 +80,7 @@ mod schema;
 mod settings;
 mod table;
 mod validate;
+mod vertex;
 mod walk;
 
 use std::path::Path;

@@ -30,11 +30,6 @@ pub const MOCK_ERRORS: &[(&str, u16)] = &[
     ("litellm.APIConnectionError", 500),
 ];
 
-/// Whether llmgate serves `provider` (all but Vertex AI, known by name only).
-fn is_served(provider: ProviderKind) -> bool {
-    !matches!(provider, ProviderKind::VertexAi)
-}
-
 /// Per-token costs given in `litellm_params` (LiteLLM accepts them there as well).
 pub(crate) type Costs = (Option<f64>, Option<f64>);
 
@@ -44,6 +39,7 @@ struct Params {
     out: LitellmParams,
     costs: Costs,
     aws: AwsParams,
+    vertex: crate::vertex::Written,
     model: Option<String>,
     saw_model: bool,
     /// `api_key`/`api_base` written (even if unresolvable): no default applies then.
@@ -87,9 +83,11 @@ impl Params {
                 default_params: Map::new(),
                 drop_params: None,
                 aws: None,
+                vertex: None,
             },
             costs: (None, None),
             aws: AwsParams::default(),
+            vertex: crate::vertex::Written::default(),
             model: None,
             saw_model: false,
             saw_api_key: false,
@@ -175,6 +173,13 @@ const PARAMS: &Table<Params> = &[
     ("aws_secret_access_key", Read(|w, r, v, p| r.aws.secret_access_key = w.secret(v, p))),
     ("aws_session_token", Read(|w, r, v, p| r.aws.session_token = w.secret(v, p))),
     ("aws_region_name", Read(|w, r, v, p| r.aws.region = w.string(v, p).map(Arc::from))),
+    ("vertex_project", Read(|w, r, v, p| r.vertex.project = w.non_empty_string(v, p))),
+    ("vertex_ai_project", Read(|w, r, v, p| r.vertex.project = w.non_empty_string(v, p))),
+    ("vertex_location", Read(|w, r, v, p| r.vertex.location = w.non_empty_string(v, p))),
+    ("vertex_ai_location", Read(|w, r, v, p| r.vertex.location = w.non_empty_string(v, p))),
+    ("vertex_credentials", Read(|w, r, v, p| {
+        r.vertex.credentials = crate::vertex::credentials(w, v, p);
+    })),
 ];
 
 fn api_base(w: &mut Walk<'_>, r: &mut Params, value: &Node, path: &str) {
@@ -273,6 +278,11 @@ pub(crate) fn litellm_params(
     if provider == ProviderKind::Bedrock {
         bedrock(w, &mut r, path, has_mock);
     }
+    if provider == ProviderKind::VertexAi {
+        let written = std::mem::take(&mut r.vertex);
+        let has_key = r.out.api_key.is_some();
+        r.out.vertex = Some(crate::vertex::resolve(w, written, has_key, path, has_mock)?);
+    }
     resolve_api_base(w, &mut r, provider, path, has_mock);
     r.out.api_version = r.api_version.take().or_else(|| {
         (provider == ProviderKind::Azure)
@@ -294,7 +304,7 @@ pub(crate) fn litellm_params(
 }
 
 /// The provider and the upstream model id from `model` (and `custom_llm_provider`); `None`,
-/// with the error at `model`, when either is missing or the provider is not served.
+/// with the error at `model`, when either is missing.
 fn provider_and_model(
     w: &mut Walk<'_>,
     model: &str,
@@ -323,13 +333,6 @@ fn provider_and_model(
         w.report.error(
             &model_path,
             format!("no model id after the provider prefix \"{provider}/\""),
-        );
-        return None;
-    }
-    if !is_served(provider) {
-        w.report.error(
-            &model_path,
-            format!("provider \"{provider}\" is not supported yet"),
         );
         return None;
     }
@@ -410,11 +413,15 @@ fn resolve_api_base(
     }
     match &r.out.api_base {
         None if r.saw_api_base => {}
-        // Bedrock's missing region was reported above.
-        None if !has_mock && provider != ProviderKind::Bedrock => w.report.error(
-            &key_path(path, "api_base"),
-            format!("api_base is required for {provider}"),
-        ),
+        // Bedrock's missing region was reported above; Vertex's URL comes from its location.
+        None if !has_mock
+            && !matches!(provider, ProviderKind::Bedrock | ProviderKind::VertexAi) =>
+        {
+            w.report.error(
+                &key_path(path, "api_base"),
+                format!("api_base is required for {provider}"),
+            );
+        }
         Some(base) if r.out.api_key.is_none() && !r.saw_api_key && !has_mock => {
             let public =
                 provider.default_api_base() == Some(base.as_str()) && base.starts_with("https://");

@@ -120,6 +120,9 @@ pub struct LitellmParams {
     /// Bedrock: `aws_access_key_id`, `aws_secret_access_key`, `aws_session_token`,
     /// `aws_region_name`, else the standard `AWS_*` environment variables.
     pub aws: Option<llmgate_core::AwsParams>,
+    /// Vertex AI: `vertex_project`, `vertex_location`, `vertex_credentials`, else
+    /// `VERTEXAI_PROJECT`, `VERTEXAI_LOCATION`, `GOOGLE_APPLICATION_CREDENTIALS`.
+    pub vertex: Option<llmgate_core::VertexParams>,
 }
 
 /// `router_settings.routing_strategy`.

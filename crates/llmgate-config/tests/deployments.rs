@@ -375,7 +375,8 @@ fn sidecar_problems_name_the_flags() {
     let problems = sidecar("vertex_ai/gemini-pro", None, None, &env(&[])).unwrap_err();
     assert_eq!(
         problems.to_string(),
-        "error: --model: provider \"vertex_ai\" is not supported yet"
+        "error: --model: vertex_ai needs a Google Cloud project: set vertex_project (or \
+         VERTEXAI_PROJECT), or credentials with a project_id, or an api_key (Vertex express mode)"
     );
     let problems =
         sidecar("hosted_vllm/qwen", None, Some("os.environ/NOPE"), &env(&[])).unwrap_err();
@@ -419,5 +420,53 @@ fn openai_compatible_prefixes_take_their_rows_base_url_and_key_variable() {
     assert_eq!(
         shown(&problems.0),
         ["error: model_list[0].litellm_params.api_base: api_base is required for openai_like"]
+    );
+}
+
+#[test]
+fn vertex_params_come_from_keys_then_the_environment() {
+    use llmgate_core::{GoogleCredentials, VertexParams};
+    let d = one("      model: vertex_ai/gemini-2.5-flash
+      vertex_project: proj
+      vertex_location: europe-west4
+      vertex_credentials: /keys/sa.json
+");
+    assert_eq!(d.provider, ProviderKind::VertexAi);
+    assert_eq!(&*d.model, "gemini-2.5-flash");
+    assert_eq!(d.api_base, None);
+    assert_eq!(
+        d.vertex,
+        Some(VertexParams {
+            project: Some("proj".into()),
+            location: "europe-west4".into(),
+            credentials: Some(GoogleCredentials::File("/keys/sa.json".into())),
+        })
+    );
+
+    // LiteLLM's alias; the project from the inline credentials, the default location.
+    let d = one("      model: gemini_vertex/gemini-2.5-pro
+      vertex_credentials: '{\"type\": \"service_account\", \"project_id\": \"from-key\"}'
+");
+    assert_eq!(d.provider, ProviderKind::VertexAi);
+    let v = d.vertex.unwrap();
+    assert_eq!(v.project.as_deref(), Some("from-key"));
+    assert_eq!(&*v.location, "us-central1");
+    assert!(matches!(v.credentials, Some(GoogleCredentials::Json(_))));
+
+    let yaml = "model_list:\n  - model_name: m\n    litellm_params:\n      model: vertex_ai/claude-sonnet-4\n";
+    let loaded = load_ok(
+        yaml,
+        &env(&[
+            ("VERTEXAI_PROJECT", "env-proj"),
+            ("VERTEXAI_LOCATION", "global"),
+            ("GOOGLE_APPLICATION_CREDENTIALS", "/adc.json"),
+        ]),
+    );
+    let v = loaded.config.deployments().remove(0).vertex.unwrap();
+    assert_eq!(v.project.as_deref(), Some("env-proj"));
+    assert_eq!(&*v.location, "global");
+    assert_eq!(
+        v.credentials,
+        Some(GoogleCredentials::File("/adc.json".into()))
     );
 }

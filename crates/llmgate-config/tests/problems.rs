@@ -69,7 +69,7 @@ fn every_problem_is_reported_at_once() {
         "error: model_list[1].model_name: missing required key".to_owned(),
         format!("error: model_list[2].litellm_params.model: unknown provider \"foo\"{UNKNOWN_PROVIDER}"),
         "error: model_list[3].litellm_params.api_base: api_base is required for azure".to_owned(),
-        "error: model_list[4].litellm_params.model: provider \"vertex_ai\" is not supported yet".to_owned(),
+        "error: model_list[4].litellm_params.vertex_project: vertex_ai needs a Google Cloud project: set vertex_project (or VERTEXAI_PROJECT), or credentials with a project_id, or an api_key (Vertex express mode)".to_owned(),
         "error: model_list[5].litellm_params.timeout: expected a number of seconds, found a string".to_owned(),
         "error: model_list[5].litellm_params.rpm: expected a whole number that is zero or more".to_owned(),
         "error: model_list[5].litellm_params.weight: expected a number, found a string".to_owned(),
@@ -120,9 +120,29 @@ fn providers() {
             &["warning: model_list[0].litellm_params.api_key: no api_key, and GEMINI_API_KEY is not set: the provider will refuse requests"],
         ),
         (
-            "vertex",
+            "vertex without a project",
             with_params("      model: vertex_ai/gemini-pro\n"),
-            &["error: model_list[0].litellm_params.model: provider \"vertex_ai\" is not supported yet"],
+            &["error: model_list[0].litellm_params.vertex_project: vertex_ai needs a Google Cloud project: set vertex_project (or VERTEXAI_PROJECT), or credentials with a project_id, or an api_key (Vertex express mode)"],
+        ),
+        (
+            "vertex without credentials",
+            with_params("      model: gemini_vertex/gemini-2.5-flash\n      vertex_project: p\n"),
+            &["warning: model_list[0].litellm_params.vertex_credentials: no vertex_credentials, GOOGLE_APPLICATION_CREDENTIALS or api_key: requests will be sent without credentials and refused"],
+        ),
+        (
+            "vertex with a missing credentials file",
+            with_params("      model: vertex_ai/claude-sonnet-4\n      vertex_ai_project: p\n      vertex_credentials: /nonexistent/key.json\n"),
+            &["warning: model_list[0].litellm_params.vertex_credentials: the credentials file /nonexistent/key.json does not exist (yet): requests will fail until it does"],
+        ),
+        (
+            "vertex with inline credentials, an unknown vertex key",
+            with_params("      model: vertex_ai/gemini-2.5-pro\n      vertex_credentials: {type: service_account, project_id: from-key}\n      vertex_safety_settings: [{category: x}]\n"),
+            &["not yet active: model_list[0].litellm_params.vertex_safety_settings: not active yet in this llmgate release (this provider's credentials); accepted, has no effect"],
+        ),
+        (
+            "vertex express mode",
+            with_params("      model: vertex_ai/gemini-2.5-flash\n      api_key: AIza-test\n"),
+            &[],
         ),
         (
             "bedrock without a region or credentials",

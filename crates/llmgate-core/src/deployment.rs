@@ -12,7 +12,7 @@ use http::{HeaderName, HeaderValue};
 use crate::provider::ProviderKind;
 
 /// A secret (an API key). Its `Debug` and `Display` never show the value.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Secret(Arc<str>);
 
 impl Secret {
@@ -123,6 +123,8 @@ pub struct DeploymentSpec {
     pub drop_params: bool,
     /// AWS credentials and region (Bedrock).
     pub aws: Option<AwsParams>,
+    /// Google Cloud project, location and credentials (Vertex AI).
+    pub vertex: Option<VertexParams>,
 }
 
 /// AWS credentials and region for Bedrock: `aws_access_key_id`, `aws_secret_access_key`,
@@ -137,6 +139,40 @@ pub struct AwsParams {
     pub session_token: Option<Secret>,
     /// Region, such as `us-east-1`.
     pub region: Option<Arc<str>>,
+}
+
+/// Vertex AI's project, location and credentials: `vertex_project`, `vertex_location`,
+/// `vertex_credentials` (else `VERTEXAI_PROJECT`, `VERTEXAI_LOCATION`,
+/// `GOOGLE_APPLICATION_CREDENTIALS`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct VertexParams {
+    /// The Google Cloud project id; `None` only in express mode (an `api_key`).
+    pub project: Option<Arc<str>>,
+    /// The location (`us-central1`, ..., or `global`).
+    pub location: Arc<str>,
+    /// The credentials exchanged for access tokens; `None` when the deployment's `api_key` is
+    /// sent instead.
+    pub credentials: Option<GoogleCredentials>,
+}
+
+/// Where a Google service account's (or `gcloud` user's) credentials JSON is.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum GoogleCredentials {
+    /// A path to the JSON file, read when a token is first needed.
+    File(Arc<str>),
+    /// The JSON itself.
+    Json(Secret),
+}
+
+impl fmt::Display for GoogleCredentials {
+    /// Names the credentials without their contents: the file's path, or "the inline
+    /// `vertex_credentials`".
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            GoogleCredentials::File(path) => write!(f, "the credentials file {path}"),
+            GoogleCredentials::Json(_) => f.write_str("the inline `vertex_credentials`"),
+        }
+    }
 }
 
 impl DeploymentSpec {
@@ -170,6 +206,7 @@ impl DeploymentSpec {
             model_info: ModelInfo::default(),
             drop_params: false,
             aws: None,
+            vertex: None,
         }
     }
 }

@@ -43,7 +43,10 @@ pub use attribution::{log_failure, Attribution, FailedAttempt, FailedAttempts, F
 pub use body::BoxBody;
 pub use budget::BudgetHold;
 pub use cutoff::{CutoffWatch, StreamCutoff};
-pub use deployment::{AwsParams, Deployment, DeploymentSpec, MockResponse, ModelInfo, Secret};
+pub use deployment::{
+    AwsParams, Deployment, DeploymentSpec, GoogleCredentials, MockResponse, ModelInfo, Secret,
+    VertexParams,
+};
 pub use error::{ApiError, BoxError, ErrorClass, ErrorContract, ErrorType, Origin};
 pub use ext::{
     Attempts, CacheStatus, Cost, ForcedErrors, ModelGroup, Principal, RequestId, RouteHint,

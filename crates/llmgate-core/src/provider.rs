@@ -49,7 +49,8 @@ pub enum ProviderKind {
     Anthropic,
     /// `gemini/` (Google AI Studio).
     Gemini,
-    /// `vertex_ai/`.
+    /// `vertex_ai/` (also LiteLLM's alias `gemini_vertex/`): Google Cloud's Vertex AI, Gemini
+    /// models and Anthropic's on Vertex.
     VertexAi,
     /// `bedrock/`.
     Bedrock,
@@ -201,6 +202,9 @@ impl fmt::Display for ProviderKind {
     }
 }
 
+/// LiteLLM's other prefix for Vertex AI's Gemini models: parsed as [`ProviderKind::VertexAi`].
+pub const VERTEX_ALIAS: &str = "gemini_vertex";
+
 /// A model prefix that names no provider llmgate knows.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unknown provider \"{0}\"")]
@@ -210,6 +214,9 @@ impl FromStr for ProviderKind {
     type Err = UnknownProvider;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s == VERTEX_ALIAS {
+            return Ok(ProviderKind::VertexAi);
+        }
         ALL_PROVIDERS
             .iter()
             .copied()
@@ -246,5 +253,9 @@ mod tests {
         assert_eq!((p.as_str(), m), ("perplexity", "sonar-pro"));
         assert_eq!(p.default_api_base(), Some("https://api.perplexity.ai"));
         assert_eq!(p.api_key_env(), Some("PERPLEXITYAI_API_KEY"));
+        assert_eq!(
+            ProviderKind::split_model("gemini_vertex/gemini-2.5-flash").unwrap(),
+            (ProviderKind::VertexAi, "gemini-2.5-flash")
+        );
     }
 }
