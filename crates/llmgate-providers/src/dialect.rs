@@ -1,7 +1,7 @@
 //! The seam between the service and the wire formats providers speak: each provider is served
 //! through one [`Dialect`], found by [`of`]. The OpenAI-compatible providers (OpenAI, Azure,
 //! OpenRouter, Groq, Mistral, ...) are one dialect in three flavors whose answers pass through
-//! untranslated; Anthropic, Gemini, Ollama's native API and Bedrock each translate the request
+//! untranslated; Anthropic, Gemini, Vertex AI, Ollama's native API and Bedrock each translate the request
 //! out and the answer (and each stream event) back into OpenAI's shape.
 //!
 //! # When each hook runs
@@ -10,6 +10,7 @@
 //! serve(llm, dep)                                     (crate::service, the one serving path)
 //!   mock_response?          -> answered locally; no dialect, no network
 //!   of(provider)            -> None: 501 unsupported
+//!   credentials(dep)        -> Some: an access token (cached; a failed exchange is the error)
 //!   stream()                   stream requests: Translate + /v1/completions is a 400 here
 //!   build(ctx)              -> the upstream request; errors here mean nothing was sent
 //!   upstream::call             under the attempt's deadline
@@ -56,7 +57,7 @@ use bytes::Bytes;
 use http::{HeaderMap, Request, StatusCode};
 use http_body_util::Full;
 use llmgate_core::wire::ChatCompletionChunk;
-use llmgate_core::{DeploymentSpec, ProviderKind, Usage};
+use llmgate_core::{DeploymentSpec, GoogleCredentials, ProviderKind, Usage};
 
 use crate::error::Error;
 
@@ -69,8 +70,7 @@ pub(crate) mod relay;
 pub(crate) use ctx::{api_base, json_post, now, upstream_uri, Ctx, KeyHeader};
 pub(crate) use params::Params;
 
-/// The dialect `kind` speaks in this release, if any (Vertex AI has none yet: config refuses
-/// it).
+/// The dialect `kind` speaks in this release, if any (every provider has one).
 pub(crate) fn of(kind: ProviderKind) -> Option<&'static dyn Dialect> {
     use crate::openai_compat::{AZURE, MISTRAL, STANDARD};
     Some(match kind {
@@ -95,6 +95,7 @@ pub(crate) fn of(kind: ProviderKind) -> Option<&'static dyn Dialect> {
         ProviderKind::Anthropic => &crate::anthropic::DIALECT,
         ProviderKind::Bedrock => &crate::bedrock::DIALECT,
         ProviderKind::Gemini => &crate::gemini::DIALECT,
+        ProviderKind::VertexAi => &crate::vertex::DIALECT,
         _ => return None,
     })
 }
@@ -242,6 +243,14 @@ pub(crate) trait Dialect: Send + Sync + 'static {
         None
     }
 
+    /// Called before [`Dialect::build`]: the credentials to exchange for an access token,
+    /// which the service gets (cached, see [`crate::vertex`]'s tokens) and hands to `build` as
+    /// [`Ctx::token`]. A failed exchange fails the request before anything is sent to the
+    /// provider. The default (`None`): the dialect sends the deployment's `api_key` itself.
+    fn credentials<'d>(&self, _dep: &'d DeploymentSpec) -> Option<&'d GoogleCredentials> {
+        None
+    }
+
     /// Called for [`Framing::AwsEventStream`] only, with the 2xx body: its decoded events.
     /// The default (`None`) fails the request with an invalid-response error; only Bedrock
     /// implements it.
@@ -256,17 +265,17 @@ mod tests {
     use llmgate_core::provider::{ALL_PROVIDERS, COMPATIBLE};
 
     #[test]
-    fn every_provider_but_vertex_is_served() {
+    fn every_provider_is_served() {
         let served: Vec<_> = ProviderKind::all()
             .filter(|p| of(*p).is_some())
             .map(|p| p.as_str())
             .collect();
         assert_eq!(
             served.len(),
-            ALL_PROVIDERS.len() - 1 + COMPATIBLE.len(),
+            ALL_PROVIDERS.len() + COMPATIBLE.len(),
             "{served:?}"
         );
-        assert!(!served.contains(&"vertex_ai"));
+        assert!(served.contains(&"vertex_ai"));
         assert!(served.contains(&"anthropic"));
         assert!(served.contains(&"gemini"));
         assert!(served.contains(&"bedrock"));

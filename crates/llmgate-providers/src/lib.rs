@@ -25,8 +25,9 @@
 //! OpenAI's API as it is for OpenAI, Azure OpenAI, OpenRouter, Groq, Mistral, NVIDIA NIM,
 //! DeepSeek, Together, Fireworks, xAI, LM Studio, Hugging Face and hosted vLLM; native dialects,
 //! translated both ways, for Anthropic (Messages API), Gemini (generateContent), Ollama
-//! (`/api/chat`, `/api/generate`, `/api/embed`) and Bedrock (Converse, SigV4). [`supports`] says
-//! which providers this build serves; Vertex AI is not served yet.
+//! (`/api/chat`, `/api/generate`, `/api/embed`), Bedrock (Converse, SigV4) and Vertex AI (Gemini
+//! and Anthropic's models, with Google service-account tokens). [`supports`] says which
+//! providers this build serves.
 //!
 //! # Example
 //!
@@ -69,6 +70,7 @@ mod redact;
 mod service;
 mod upstream;
 mod upstream_error;
+mod vertex;
 mod watch;
 
 pub use client::{UpstreamClient, UpstreamClientConfig};
@@ -78,7 +80,7 @@ pub use watch::DEFAULT_STREAM_IDLE_TIMEOUT;
 
 use llmgate_core::ProviderKind;
 
-/// Whether this build can call `kind` (every provider but Vertex AI). Deployments of other
+/// Whether this build can call `kind` (every provider it knows). Deployments of other
 /// providers still answer a `mock_response`; a real call fails with a 501.
 ///
 /// Config validation should reject deployments for which this is false, naming the entry.

@@ -52,6 +52,8 @@ pub(crate) struct Inner {
     pub(crate) max_response: usize,
     /// Fired when the gateway stops: every stream in flight ends.
     pub(crate) cutoff: StreamCutoff,
+    /// Google access tokens (Vertex AI), shared by the deployments using the same credentials.
+    pub(crate) tokens: crate::vertex::Tokens,
 }
 
 impl Inner {
@@ -78,6 +80,7 @@ impl ProviderService {
                 client,
                 max_response: DEFAULT_MAX_RESPONSE_BYTES,
                 cutoff: StreamCutoff::new(),
+                tokens: crate::vertex::Tokens::default(),
             }),
         }
     }
@@ -178,7 +181,16 @@ async fn serve(
             deployment: dep.id.clone(),
         });
     };
-    let ctx = Ctx::new(&llm, &dep);
+    let token = match dialect.credentials(&dep) {
+        Some(credentials) => Some(
+            inner
+                .tokens
+                .bearer(&inner.client, credentials, &dep)
+                .await?,
+        ),
+        None => None,
+    };
+    let ctx = Ctx::new(&llm, &dep).with_token(token.as_ref());
     let stream = llm.is_stream();
     if stream
         && llm.endpoint() == Endpoint::Completions

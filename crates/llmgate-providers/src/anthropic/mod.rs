@@ -55,15 +55,7 @@ pub(crate) static DIALECT: Anthropic = Anthropic;
 
 impl Dialect for Anthropic {
     fn build(&self, ctx: &Ctx<'_>) -> Result<Request<Full<Bytes>>, Error> {
-        let chat = match (ctx.llm.endpoint(), ctx.llm.body()) {
-            (Endpoint::ChatCompletions, LlmBody::Chat(chat)) => chat,
-            (Endpoint::Completions, _) => return Err(ctx.unsupported_endpoint("/v1/completions")),
-            (Endpoint::Embeddings, _) => return Err(ctx.unsupported_endpoint("/v1/embeddings")),
-            (Endpoint::ChatCompletions, _) => {
-                return Err(ctx.unsupported_endpoint("/v1/chat/completions"))
-            }
-        };
-        let body = request::body(ctx, chat)?;
+        let body = messages_body(ctx)?;
         let json = serde_json::to_vec(&body)
             .map_err(|e| ctx.config(format!("could not serialise the request body: {e}")))?;
 
@@ -84,7 +76,7 @@ impl Dialect for Anthropic {
     fn stream(&self) -> Streaming {
         Streaming::Translate {
             framing: Framing::Sse,
-            translator: |ctx| Box::new(stream::MessagesTranslator::new(ctx)),
+            translator,
         }
     }
 
@@ -97,6 +89,23 @@ impl Dialect for Anthropic {
     ) -> Error {
         error::from_response(dep, status, headers, body)
     }
+}
+
+/// The Messages API body for a chat request (the other endpoints are unsupported).
+pub(crate) fn messages_body(
+    ctx: &Ctx<'_>,
+) -> Result<llmgate_core::wire::anthropic::MessagesRequest, Error> {
+    match (ctx.llm.endpoint(), ctx.llm.body()) {
+        (Endpoint::ChatCompletions, LlmBody::Chat(chat)) => request::body(ctx, chat),
+        (Endpoint::Completions, _) => Err(ctx.unsupported_endpoint("/v1/completions")),
+        (Endpoint::Embeddings, _) => Err(ctx.unsupported_endpoint("/v1/embeddings")),
+        (Endpoint::ChatCompletions, _) => Err(ctx.unsupported_endpoint("/v1/chat/completions")),
+    }
+}
+
+/// A fresh translator of one Messages stream into OpenAI chunks.
+pub(crate) fn translator(ctx: &Ctx<'_>) -> Box<dyn crate::dialect::Translator> {
+    Box::new(stream::MessagesTranslator::new(ctx))
 }
 
 /// `{api_base}/v1/messages`. A base that already ends in `/v1` gets `/messages`; one that

@@ -5,7 +5,7 @@ use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, CONTENT_TYPE};
 use http::{Method, Request, Uri};
 use http_body_util::Full;
-use llmgate_core::{DeploymentSpec, LlmBody, LlmRequest};
+use llmgate_core::{DeploymentSpec, LlmBody, LlmRequest, Secret};
 
 use super::Params;
 use crate::error::Error;
@@ -19,6 +19,9 @@ pub(crate) struct Ctx<'a> {
     pub(crate) dep: &'a DeploymentSpec,
     /// Drop parameters the provider does not support instead of failing.
     pub(crate) drop_params: bool,
+    /// The access token got for this request, for dialects whose
+    /// [`Dialect::credentials`](super::Dialect::credentials) names some.
+    pub(crate) token: Option<&'a Secret>,
 }
 
 impl<'a> Ctx<'a> {
@@ -28,7 +31,13 @@ impl<'a> Ctx<'a> {
             llm,
             dep,
             drop_params: llm.gateway().drop_params.unwrap_or(dep.drop_params),
+            token: None,
         }
+    }
+
+    /// This context with the access token got for the request.
+    pub(crate) fn with_token(self, token: Option<&'a Secret>) -> Self {
+        Ctx { token, ..self }
     }
 
     /// The request's parameters over the deployment's defaults: its typed fields are read by
@@ -107,6 +116,8 @@ pub(crate) enum KeyHeader {
     Bearer,
     /// The key alone in this header (`x-api-key`, `x-goog-api-key`).
     Plain(HeaderName),
+    /// Not sent (the dialect authenticates otherwise).
+    Omit,
 }
 
 /// A JSON `POST` to `uri` with `extra` headers (such as `anthropic-version`), the deployment's
@@ -129,19 +140,20 @@ pub(crate) fn json_post(
     for (name, value) in extra {
         headers.insert(name.clone(), value.clone());
     }
-    if let Some(k) = dep
+    let key_value = dep
         .api_key
         .as_ref()
         .map(|k| k.expose())
-        .filter(|k| !k.is_empty())
-    {
-        let (name, value) = match &key {
-            KeyHeader::Bearer => (
-                http::header::AUTHORIZATION,
-                HeaderValue::from_str(&format!("Bearer {k}")),
-            ),
-            KeyHeader::Plain(name) => (name.clone(), HeaderValue::from_str(k)),
-        };
+        .filter(|k| !k.is_empty());
+    let named = match (&key, key_value) {
+        (KeyHeader::Bearer, Some(k)) => Some((
+            http::header::AUTHORIZATION,
+            HeaderValue::from_str(&format!("Bearer {k}")),
+        )),
+        (KeyHeader::Plain(name), Some(k)) => Some((name.clone(), HeaderValue::from_str(k))),
+        (KeyHeader::Omit, _) | (_, None) => None,
+    };
+    if let Some((name, value)) = named {
         let mut value = value.map_err(|_| {
             Error::config(
                 dep,

@@ -94,7 +94,7 @@ use crate::error::Error;
 mod answer;
 mod embeddings;
 mod error;
-mod params;
+pub(crate) mod params;
 mod request;
 mod schema;
 mod stream;
@@ -113,19 +113,7 @@ const API_KEY: HeaderName = HeaderName::from_static("x-goog-api-key");
 
 impl Dialect for Gemini {
     fn build(&self, ctx: &Ctx<'_>) -> Result<Request<Full<Bytes>>, Error> {
-        let (call, body) = match ctx.llm.body() {
-            LlmBody::Chat(r) => {
-                let call = if ctx.llm.is_stream() {
-                    Call::Stream
-                } else {
-                    Call::Generate
-                };
-                (call, request::chat(ctx, r)?)
-            }
-            // Streamed completions are refused before this (service::serve).
-            LlmBody::Completion(r) => (Call::Generate, request::completion(ctx, r)?),
-            LlmBody::Embedding(r) => (Call::BatchEmbed, embeddings::body(ctx, r)?),
-        };
+        let (call, body) = body(ctx)?;
         let uri = url(ctx.dep, call)?;
         crate::dialect::json_post(ctx.dep, uri, body, KeyHeader::Plain(API_KEY), &[])
     }
@@ -142,7 +130,7 @@ impl Dialect for Gemini {
     fn stream(&self) -> Streaming {
         Streaming::Translate {
             framing: Framing::Sse,
-            translator: |ctx| Box::new(stream::ChatStream::new(ctx)),
+            translator,
         }
     }
 
@@ -157,11 +145,36 @@ impl Dialect for Gemini {
     }
 }
 
+/// The Gemini method a request calls and its body (Vertex AI's Gemini takes the same).
+pub(crate) fn body(ctx: &Ctx<'_>) -> Result<(Call, Bytes), Error> {
+    Ok(match ctx.llm.body() {
+        LlmBody::Chat(r) => {
+            let call = if ctx.llm.is_stream() {
+                Call::Stream
+            } else {
+                Call::Generate
+            };
+            (call, request::chat(ctx, r)?)
+        }
+        // Streamed completions are refused before this (service::serve).
+        LlmBody::Completion(r) => (Call::Generate, request::completion(ctx, r)?),
+        LlmBody::Embedding(r) => (Call::BatchEmbed, embeddings::body(ctx, r)?),
+    })
+}
+
+/// A fresh translator of one Gemini stream into OpenAI chunks.
+pub(crate) fn translator(ctx: &Ctx<'_>) -> Box<dyn crate::dialect::Translator> {
+    Box::new(stream::ChatStream::new(ctx))
+}
+
 /// Which Gemini method a request calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Call {
+pub(crate) enum Call {
+    /// `generateContent`.
     Generate,
+    /// `streamGenerateContent?alt=sse`.
     Stream,
+    /// `batchEmbedContents` (Google AI Studio only).
     BatchEmbed,
 }
 

@@ -283,7 +283,7 @@ const INTERNED_MAX_LEN: usize = 64;
 /// [`Error::UnsupportedParam`] names its parameter with a `&'static str`. Known names are
 /// constants; other names are interned once each, in a set bounded by count and length so
 /// that clients cannot grow it without limit; past the bound the error names no parameter.
-pub(super) fn unsupported_key(ctx: &Ctx<'_>, key: &str) -> Result<(), Error> {
+pub(crate) fn unsupported_key(ctx: &Ctx<'_>, key: &str) -> Result<(), Error> {
     if ctx.drop_params {
         return ctx.unsupported("(dropped parameter)");
     }

@@ -1,0 +1,261 @@
+//! [`Tokens`]: Google access tokens, one per set of credentials, shared by every deployment and
+//! request that uses them.
+//!
+//! A token is used until it is *stale* (half its life left, at most five minutes before it
+//! expires); the first request after that starts one refresh in the background and keeps
+//! using the token it has. Only a request that finds no token, or one about to expire (a tenth
+//! of its life left, at most 30 seconds), waits for a refresh. However many requests need one,
+//! one exchange runs per set of credentials at a time: the others wait for it and take its
+//! token. A failed exchange is the request's error (see [`Tokens::bearer`]); a failed
+//! background refresh is logged and the next request tries again.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwapOption;
+use bytes::Bytes;
+use dashmap::DashMap;
+use http::header::{HeaderValue, CONTENT_TYPE};
+use http::{Method, Request, StatusCode, Uri};
+use http_body_util::{BodyExt as _, Full, Limited};
+use llmgate_core::{Deployment, DeploymentSpec, GoogleCredentials, Secret};
+use tokio::time::Instant;
+
+use super::auth;
+use crate::client::UpstreamClient;
+use crate::error::{chain, Error};
+
+/// The longest a token exchange may take.
+const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The most of the token endpoint's answer that is read.
+const ANSWER_LIMIT: usize = 64 * 1024;
+
+/// Access tokens by credentials. Cheap to clone: clones share the tokens.
+#[derive(Clone, Default)]
+pub(crate) struct Tokens {
+    sources: Arc<DashMap<GoogleCredentials, Arc<Source>>>,
+}
+
+impl std::fmt::Debug for Tokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tokens")
+            .field("credentials", &self.sources.len())
+            .finish()
+    }
+}
+
+/// One set of credentials and its current token.
+struct Source {
+    credentials: GoogleCredentials,
+    current: ArcSwapOption<Token>,
+    /// Held while an exchange runs: one at a time.
+    exchange: tokio::sync::Mutex<()>,
+    /// A background refresh has been started and has not finished.
+    refreshing: AtomicBool,
+}
+
+struct Token {
+    value: Secret,
+    stale_at: Instant,
+    expires_at: Instant,
+}
+
+impl Token {
+    fn new(issued: auth::Issued, now: Instant) -> Self {
+        let life = issued.lifetime;
+        Token {
+            value: Secret::new(issued.token),
+            stale_at: now + life.saturating_sub((life / 2).min(Duration::from_secs(300))),
+            expires_at: now + life.saturating_sub((life / 10).min(Duration::from_secs(30))),
+        }
+    }
+}
+
+impl Tokens {
+    /// A token for `credentials`, to send as `Authorization: Bearer` to `dep`. Fails with a
+    /// 401 when the credentials cannot be read or the token endpoint refuses them, with a 503
+    /// when the token endpoint cannot be reached or fails; the message names the credentials
+    /// (the file's path) and the deployment, never their contents.
+    pub(crate) async fn bearer(
+        &self,
+        client: &UpstreamClient,
+        credentials: &GoogleCredentials,
+        dep: &Deployment,
+    ) -> Result<Secret, Error> {
+        let source = match self.sources.get(credentials) {
+            Some(s) => Arc::clone(&s),
+            None => Arc::clone(
+                self.sources
+                    .entry(credentials.clone())
+                    .or_insert_with(|| {
+                        Arc::new(Source {
+                            credentials: credentials.clone(),
+                            current: ArcSwapOption::empty(),
+                            exchange: tokio::sync::Mutex::new(()),
+                            refreshing: AtomicBool::new(false),
+                        })
+                    })
+                    .value(),
+            ),
+        };
+        let now = Instant::now();
+        if let Some(t) = source.current.load_full() {
+            if now < t.stale_at {
+                return Ok(t.value.clone());
+            }
+            if now < t.expires_at {
+                source.refresh_in_background(client, dep);
+                return Ok(t.value.clone());
+            }
+        }
+        source.refresh(client, dep).await
+    }
+}
+
+impl Source {
+    /// Waits for the one exchange in flight, or runs one: a fresh token.
+    async fn refresh(
+        &self,
+        client: &UpstreamClient,
+        dep: &DeploymentSpec,
+    ) -> Result<Secret, Error> {
+        let _one = self.exchange.lock().await;
+        if let Some(t) = self.current.load_full() {
+            // Another request refreshed it while this one waited.
+            if Instant::now() < t.stale_at {
+                return Ok(t.value.clone());
+            }
+        }
+        let token = exchange(client, &self.credentials, dep).await?;
+        let value = token.value.clone();
+        self.current.store(Some(Arc::new(token)));
+        Ok(value)
+    }
+
+    /// Starts one refresh in the background unless one is running.
+    fn refresh_in_background(self: &Arc<Self>, client: &UpstreamClient, dep: &Deployment) {
+        if self.refreshing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let (me, client, dep) = (Arc::clone(self), client.clone(), dep.clone());
+        tokio::spawn(async move {
+            if let Err(e) = me.refresh(&client, &dep).await {
+                tracing::warn!(deployment = %dep.id, error = %e, "refreshing the Google access token failed; the current one is used until it expires");
+            }
+            me.refreshing.store(false, Ordering::Release);
+        });
+    }
+}
+
+/// One token exchange for `credentials`.
+async fn exchange(
+    client: &UpstreamClient,
+    credentials: &GoogleCredentials,
+    dep: &DeploymentSpec,
+) -> Result<Token, Error> {
+    let fail = |status: StatusCode, detail: String| Error::Upstream {
+        provider: dep.provider,
+        deployment: dep.id.clone(),
+        status,
+        message: format!("could not get a Google access token with {credentials}: {detail}"),
+        error_type: Some(Box::from(if status == StatusCode::UNAUTHORIZED {
+            "authentication_error"
+        } else {
+            "service_unavailable"
+        })),
+        code: Some(Box::from("vertex_credentials")),
+        param: None,
+        retry_after: None,
+    };
+    let text = match credentials {
+        GoogleCredentials::File(path) => std::fs::read_to_string(&**path)
+            .map_err(|e| fail(StatusCode::UNAUTHORIZED, format!("it cannot be read ({e})")))?,
+        GoogleCredentials::Json(json) => json.expose().to_owned(),
+    };
+    let account =
+        auth::parse(&text).map_err(|e| fail(StatusCode::UNAUTHORIZED, format!("it {e}")))?;
+    let uri = Uri::try_from(account.token_uri()).map_err(|_| {
+        fail(
+            StatusCode::UNAUTHORIZED,
+            "its `token_uri` is not a URL".to_owned(),
+        )
+    })?;
+    let body = account
+        .token_request(crate::dialect::now())
+        .map_err(|e| fail(StatusCode::UNAUTHORIZED, e))?;
+    let mut req = Request::new(Full::new(Bytes::from(body)));
+    *req.method_mut() = Method::POST;
+    *req.uri_mut() = uri;
+    req.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/x-www-form-urlencoded"),
+    );
+    let asked = Instant::now();
+    let answer = tokio::time::timeout(EXCHANGE_TIMEOUT, async {
+        let res = client.inner.request(req).await.map_err(|e| {
+            let cause = chain(&e);
+            fail(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "the token endpoint {} could not be reached: {cause}",
+                    account.token_uri()
+                ),
+            )
+        })?;
+        let status = res.status();
+        let body = Limited::new(res.into_body(), ANSWER_LIMIT)
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        Ok((status, body))
+    })
+    .await
+    .map_err(|_| {
+        fail(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("the token endpoint did not answer within {EXCHANGE_TIMEOUT:?}"),
+        )
+    })??;
+    let (status, body) = answer;
+    if !status.is_success() {
+        let refused = status.is_client_error() && status != StatusCode::TOO_MANY_REQUESTS;
+        let out = if refused {
+            StatusCode::UNAUTHORIZED
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        };
+        return Err(fail(
+            out,
+            format!(
+                "the token endpoint answered {status}{}",
+                auth::refusal(&body)
+            ),
+        ));
+    }
+    let issued = auth::read_token(&body).map_err(|e| fail(StatusCode::SERVICE_UNAVAILABLE, e))?;
+    tracing::debug!(deployment = %dep.id, lifetime = ?issued.lifetime, "got a Google access token");
+    Ok(Token::new(issued, asked))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_goes_stale_before_it_expires() {
+        let now = Instant::now();
+        let issued = |secs| auth::Issued {
+            token: "t".into(),
+            lifetime: Duration::from_secs(secs),
+        };
+        let t = Token::new(issued(3600), now);
+        assert_eq!(t.stale_at - now, Duration::from_secs(3300));
+        assert_eq!(t.expires_at - now, Duration::from_secs(3570));
+        let t = Token::new(issued(2), now);
+        assert_eq!(t.stale_at - now, Duration::from_secs(1));
+        assert_eq!(t.expires_at - now, Duration::from_millis(1800));
+    }
+}
