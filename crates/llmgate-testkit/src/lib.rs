@@ -10,6 +10,9 @@
 //!   each with and without the `/v1` prefix. Streams are server-sent events ending with
 //!   `data: [DONE]`, with the usage chunk when the request sets
 //!   `stream_options.include_usage`. Other dialects will sit beside it.
+//!   [`MockProvider::start_vertex`] speaks Vertex AI's (Gemini's and Anthropic's models) and
+//!   [`MockProvider::start_google_token`] Google's OAuth token endpoint, which checks the
+//!   JWTs a test service account ([`service_account_json`]) signs.
 //! - **Behaviours.** Each request is answered with a [`Behaviour`]: the next one queued with
 //!   [`MockProvider::push`], else the default ([`MockProvider::set_default`], initially
 //!   [`Behaviour::Ok`]). Behaviours cover custom replies, error statuses with headers,
@@ -73,11 +76,16 @@ mod anthropic;
 pub mod bedrock;
 mod behaviour;
 mod gemini;
+mod google;
 mod ollama;
 mod openai;
 mod proxy;
 mod server;
+mod vertex;
 
 pub use behaviour::{Behaviour, Gate};
+pub use google::{
+    service_account_json, GoogleTokens, TEST_CLIENT_EMAIL, TEST_KEY_ID, TEST_PRIVATE_KEY_PEM,
+};
 pub use proxy::{FaultProxy, Mode as FaultMode};
 pub use server::{MockProvider, Recorded};

@@ -16,7 +16,7 @@ use serde_json::{json, Map, Value};
 
 use crate::server::{Ctx, Dialect, MockProvider, Recorded, Reply};
 
-mod embeddings;
+pub(crate) mod embeddings;
 
 use embeddings::embeddings;
 

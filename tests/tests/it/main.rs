@@ -29,3 +29,4 @@ mod serve_limits;
 mod spend;
 mod stream;
 mod stream_spend;
+mod vertex;
