@@ -173,11 +173,24 @@ const PARAMS: &Table<Params> = &[
     ("aws_secret_access_key", Read(|w, r, v, p| r.aws.secret_access_key = w.secret(v, p))),
     ("aws_session_token", Read(|w, r, v, p| r.aws.session_token = w.secret(v, p))),
     ("aws_region_name", Read(|w, r, v, p| r.aws.region = w.string(v, p).map(Arc::from))),
-    ("vertex_project", Read(|w, r, v, p| r.vertex.project = w.non_empty_string(v, p))),
-    ("vertex_ai_project", Read(|w, r, v, p| r.vertex.project = w.non_empty_string(v, p))),
-    ("vertex_location", Read(|w, r, v, p| r.vertex.location = w.non_empty_string(v, p))),
-    ("vertex_ai_location", Read(|w, r, v, p| r.vertex.location = w.non_empty_string(v, p))),
+    ("vertex_project", Read(|w, r, v, p| {
+        r.vertex.seen.get_or_insert("vertex_project");
+        r.vertex.project = w.non_empty_string(v, p);
+    })),
+    ("vertex_ai_project", Read(|w, r, v, p| {
+        r.vertex.seen.get_or_insert("vertex_ai_project");
+        r.vertex.project = w.non_empty_string(v, p);
+    })),
+    ("vertex_location", Read(|w, r, v, p| {
+        r.vertex.seen.get_or_insert("vertex_location");
+        r.vertex.location = w.non_empty_string(v, p);
+    })),
+    ("vertex_ai_location", Read(|w, r, v, p| {
+        r.vertex.seen.get_or_insert("vertex_ai_location");
+        r.vertex.location = w.non_empty_string(v, p);
+    })),
     ("vertex_credentials", Read(|w, r, v, p| {
+        r.vertex.seen.get_or_insert("vertex_credentials");
         r.vertex.credentials = crate::vertex::credentials(w, v, p);
     })),
 ];
@@ -278,10 +291,12 @@ pub(crate) fn litellm_params(
     if provider == ProviderKind::Bedrock {
         bedrock(w, &mut r, path, has_mock);
     }
+    let written = std::mem::take(&mut r.vertex);
     if provider == ProviderKind::VertexAi {
-        let written = std::mem::take(&mut r.vertex);
         let has_key = r.out.api_key.is_some();
         r.out.vertex = Some(crate::vertex::resolve(w, written, has_key, path, has_mock)?);
+    } else {
+        crate::vertex::unused(w, &written, path);
     }
     resolve_api_base(w, &mut r, provider, path, has_mock);
     r.out.api_version = r.api_version.take().or_else(|| {

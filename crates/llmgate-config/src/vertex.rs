@@ -20,9 +20,21 @@ pub(crate) const DEFAULT_LOCATION: &str = "us-central1";
 /// The `vertex_*` keys as written (before defaults).
 #[derive(Debug, Default)]
 pub(crate) struct Written {
+    /// The first `vertex_*` key written, for the warning on other providers.
+    pub(crate) seen: Option<&'static str>,
     pub(crate) project: Option<String>,
     pub(crate) location: Option<String>,
     pub(crate) credentials: Option<Secret>,
+}
+
+/// Warns that `written`'s keys are ignored: the deployment is not a Vertex AI one.
+pub(crate) fn unused(w: &mut Walk<'_>, written: &Written, path: &str) {
+    if let Some(key) = written.seen {
+        w.report.warning(
+            &key_path(path, key),
+            "only vertex_ai deployments use vertex_* credentials: ignored",
+        );
+    }
 }
 
 /// `vertex_credentials`: a path, the JSON as a string, or the JSON written as a mapping.

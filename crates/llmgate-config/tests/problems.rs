@@ -140,6 +140,11 @@ fn providers() {
             &["not yet active: model_list[0].litellm_params.vertex_safety_settings: not active yet in this llmgate release (this provider's credentials); accepted, has no effect"],
         ),
         (
+            "vertex keys on another provider",
+            with_params("      model: openai/gpt-4o\n      vertex_location: us-east5\n"),
+            &["warning: model_list[0].litellm_params.vertex_location: only vertex_ai deployments use vertex_* credentials: ignored"],
+        ),
+        (
             "vertex express mode",
             with_params("      model: vertex_ai/gemini-2.5-flash\n      api_key: AIza-test\n"),
             &[],

@@ -10,7 +10,7 @@
 //! background refresh is logged and the next request tries again.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
@@ -28,6 +28,10 @@ use crate::error::{chain, Error};
 
 /// The longest a token exchange may take.
 const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long after a failed background refresh the next one may start (requests keep the
+/// current token meanwhile; one that finds it expired still waits for an exchange of its own).
+const BACKGROUND_RETRY: Duration = Duration::from_secs(10);
 
 /// The most of the token endpoint's answer that is read.
 const ANSWER_LIMIT: usize = 64 * 1024;
@@ -54,6 +58,8 @@ struct Source {
     exchange: tokio::sync::Mutex<()>,
     /// A background refresh has been started and has not finished.
     refreshing: AtomicBool,
+    /// No background refresh before this (set when one fails). Locked only for stale tokens.
+    quiet_until: std::sync::Mutex<Option<Instant>>,
 }
 
 struct Token {
@@ -95,6 +101,7 @@ impl Tokens {
                             current: ArcSwapOption::empty(),
                             exchange: tokio::sync::Mutex::new(()),
                             refreshing: AtomicBool::new(false),
+                            quiet_until: std::sync::Mutex::new(None),
                         })
                     })
                     .value(),
@@ -134,8 +141,20 @@ impl Source {
         Ok(value)
     }
 
-    /// Starts one refresh in the background unless one is running.
+    /// Starts one refresh in the background unless one is running, or one failed less than
+    /// [`BACKGROUND_RETRY`] ago.
     fn refresh_in_background(self: &Arc<Self>, client: &UpstreamClient, dep: &Deployment) {
+        {
+            let mut until = self
+                .quiet_until
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            match *until {
+                Some(t) if Instant::now() < t => return,
+                Some(_) => *until = None,
+                None => {}
+            }
+        }
         if self.refreshing.swap(true, Ordering::AcqRel) {
             return;
         }
@@ -143,6 +162,10 @@ impl Source {
         tokio::spawn(async move {
             if let Err(e) = me.refresh(&client, &dep).await {
                 tracing::warn!(deployment = %dep.id, error = %e, "refreshing the Google access token failed; the current one is used until it expires");
+                *me.quiet_until
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) =
+                    Some(Instant::now() + BACKGROUND_RETRY);
             }
             me.refreshing.store(false, Ordering::Release);
         });
