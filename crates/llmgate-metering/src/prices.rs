@@ -371,6 +371,14 @@ mod tests {
         assert!(t
             .price(&dep(ProviderKind::Gemini, "gemini-2.5-flash"))
             .is_some());
+        // Vertex AI: Claude under `vertex_ai/<id>@<version>`, Gemini and embeddings by id.
+        for m in [
+            "claude-sonnet-4-5@20250929",
+            "gemini-2.5-flash",
+            "text-embedding-005",
+        ] {
+            assert!(t.price(&dep(ProviderKind::VertexAi, m)).is_some(), "{m}");
+        }
         assert_eq!(
             t.price(&dep(ProviderKind::Ollama, "llama3"))
                 .unwrap()
