@@ -172,42 +172,84 @@ impl Source {
     }
 }
 
-/// One token exchange for `credentials`.
+/// Why an exchange failed: the status the client gets (401: the credentials; 503: the token
+/// endpoint) and what went wrong.
+type Failure = (StatusCode, String);
+
+/// One token exchange for `credentials`; a failure is the [`Error`] [`Tokens::bearer`]
+/// describes.
 async fn exchange(
     client: &UpstreamClient,
     credentials: &GoogleCredentials,
     dep: &DeploymentSpec,
 ) -> Result<Token, Error> {
-    let fail = |status: StatusCode, detail: String| Error::Upstream {
-        provider: dep.provider,
-        deployment: dep.id.clone(),
-        status,
-        message: format!("could not get a Google access token with {credentials}: {detail}"),
-        error_type: Some(Box::from(if status == StatusCode::UNAUTHORIZED {
-            "authentication_error"
-        } else {
-            "service_unavailable"
-        })),
-        code: Some(Box::from("vertex_credentials")),
-        param: None,
-        retry_after: None,
-    };
+    let asked = Instant::now();
+    let issued = issue(client, credentials)
+        .await
+        .map_err(|(status, detail)| {
+            let err = Error::Upstream {
+                provider: dep.provider,
+                deployment: dep.id.clone(),
+                status,
+                message: format!(
+                    "could not get a Google access token with {credentials}: {detail}"
+                ),
+                error_type: Some(Box::from(if status == StatusCode::UNAUTHORIZED {
+                    "authentication_error"
+                } else {
+                    "service_unavailable"
+                })),
+                code: Some(Box::from("vertex_credentials")),
+                param: None,
+                retry_after: None,
+            };
+            crate::redact::error(err, dep)
+        })?;
+    tracing::debug!(deployment = %dep.id, lifetime = ?issued.lifetime, "got a Google access token");
+    Ok(Token::new(issued, asked))
+}
+
+/// Reads the credentials, asks their token endpoint, reads its answer.
+async fn issue(
+    client: &UpstreamClient,
+    credentials: &GoogleCredentials,
+) -> Result<auth::Issued, Failure> {
+    let refused = |detail: String| (StatusCode::UNAUTHORIZED, detail);
     let text = match credentials {
         GoogleCredentials::File(path) => std::fs::read_to_string(&**path)
-            .map_err(|e| fail(StatusCode::UNAUTHORIZED, format!("it cannot be read ({e})")))?,
+            .map_err(|e| refused(format!("it cannot be read ({e})")))?,
         GoogleCredentials::Json(json) => json.expose().to_owned(),
     };
-    let account =
-        auth::parse(&text).map_err(|e| fail(StatusCode::UNAUTHORIZED, format!("it {e}")))?;
-    let uri = Uri::try_from(account.token_uri()).map_err(|_| {
-        fail(
+    let account = auth::parse(&text).map_err(|e| refused(format!("it {e}")))?;
+    let body = account
+        .token_request(crate::dialect::now())
+        .map_err(refused)?;
+    let (status, answer) = post_form(client, account.token_uri(), body).await?;
+    if !status.is_success() {
+        let out = if status.is_client_error() && status != StatusCode::TOO_MANY_REQUESTS {
+            StatusCode::UNAUTHORIZED
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        };
+        let why = auth::refusal(&answer);
+        return Err((out, format!("the token endpoint answered {status}{why}")));
+    }
+    auth::read_token(&answer).map_err(|e| (StatusCode::SERVICE_UNAVAILABLE, e))
+}
+
+/// `POST`s the form `body` to `url` within [`EXCHANGE_TIMEOUT`]: the answer's status and
+/// (at most [`ANSWER_LIMIT`] of) its body.
+async fn post_form(
+    client: &UpstreamClient,
+    url: &str,
+    body: String,
+) -> Result<(StatusCode, Bytes), Failure> {
+    let uri = Uri::try_from(url).map_err(|_| {
+        (
             StatusCode::UNAUTHORIZED,
             "its `token_uri` is not a URL".to_owned(),
         )
     })?;
-    let body = account
-        .token_request(crate::dialect::now())
-        .map_err(|e| fail(StatusCode::UNAUTHORIZED, e))?;
     let mut req = Request::new(Full::new(Bytes::from(body)));
     *req.method_mut() = Method::POST;
     *req.uri_mut() = uri;
@@ -215,17 +257,13 @@ async fn exchange(
         CONTENT_TYPE,
         HeaderValue::from_static("application/x-www-form-urlencoded"),
     );
-    let asked = Instant::now();
-    let answer = tokio::time::timeout(EXCHANGE_TIMEOUT, async {
+    let unavailable = |detail: String| (StatusCode::SERVICE_UNAVAILABLE, detail);
+    tokio::time::timeout(EXCHANGE_TIMEOUT, async {
         let res = client.inner.request(req).await.map_err(|e| {
-            let cause = chain(&e);
-            fail(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!(
-                    "the token endpoint {} could not be reached: {cause}",
-                    account.token_uri()
-                ),
-            )
+            unavailable(format!(
+                "the token endpoint {url} could not be reached: {}",
+                chain(&e)
+            ))
         })?;
         let status = res.status();
         let body = Limited::new(res.into_body(), ANSWER_LIMIT)
@@ -237,30 +275,10 @@ async fn exchange(
     })
     .await
     .map_err(|_| {
-        fail(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("the token endpoint did not answer within {EXCHANGE_TIMEOUT:?}"),
-        )
-    })??;
-    let (status, body) = answer;
-    if !status.is_success() {
-        let refused = status.is_client_error() && status != StatusCode::TOO_MANY_REQUESTS;
-        let out = if refused {
-            StatusCode::UNAUTHORIZED
-        } else {
-            StatusCode::SERVICE_UNAVAILABLE
-        };
-        return Err(fail(
-            out,
-            format!(
-                "the token endpoint answered {status}{}",
-                auth::refusal(&body)
-            ),
-        ));
-    }
-    let issued = auth::read_token(&body).map_err(|e| fail(StatusCode::SERVICE_UNAVAILABLE, e))?;
-    tracing::debug!(deployment = %dep.id, lifetime = ?issued.lifetime, "got a Google access token");
-    Ok(Token::new(issued, asked))
+        unavailable(format!(
+            "the token endpoint did not answer within {EXCHANGE_TIMEOUT:?}"
+        ))
+    })?
 }
 
 #[cfg(test)]
