@@ -336,6 +336,29 @@ async fn a_bad_key_file_is_a_clear_error() {
 }
 
 #[tokio::test]
+async fn a_token_endpoint_that_does_not_answer_is_a_503_within_the_timeout() {
+    let g = Google::start(Duration::from_secs(3600)).await;
+    let yaml = g
+        .config("flash", "vertex_ai/gemini-2.5-flash")
+        .replace("num_retries: 0", "num_retries: 0\n      timeout: 1");
+    let gw = TestGateway::start(&yaml).await;
+    g.token.push(Behaviour::Ok.delayed(Duration::from_secs(5)));
+    let started = std::time::Instant::now();
+    let e = gw.chat("flash", "hi").await.openai_error(503);
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    let message = e["message"].as_str().unwrap();
+    assert!(
+        message.contains("the token endpoint did not answer within 1s"),
+        "{message}"
+    );
+    assert_eq!(g.vertex.request_count(), 0);
+}
+
+#[tokio::test]
 async fn express_mode_key_and_embeddings() {
     let vertex = MockProvider::start_vertex(None).await;
     let yaml = format!(

@@ -26,7 +26,7 @@ use super::auth;
 use crate::client::UpstreamClient;
 use crate::error::{chain, Error};
 
-/// The longest a token exchange may take.
+/// The longest a token exchange may take (less when the deployment's `timeout` is shorter).
 const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How long after a failed background refresh the next one may start (requests keep the
@@ -184,7 +184,10 @@ async fn exchange(
     dep: &DeploymentSpec,
 ) -> Result<Token, Error> {
     let asked = Instant::now();
-    let issued = issue(client, credentials)
+    let limit = dep
+        .timeout
+        .map_or(EXCHANGE_TIMEOUT, |t| t.min(EXCHANGE_TIMEOUT));
+    let issued = issue(client, credentials, limit)
         .await
         .map_err(|(status, detail)| {
             let err = Error::Upstream {
@@ -213,6 +216,7 @@ async fn exchange(
 async fn issue(
     client: &UpstreamClient,
     credentials: &GoogleCredentials,
+    limit: Duration,
 ) -> Result<auth::Issued, Failure> {
     let refused = |detail: String| (StatusCode::UNAUTHORIZED, detail);
     let text = match credentials {
@@ -224,7 +228,7 @@ async fn issue(
     let body = account
         .token_request(crate::dialect::now())
         .map_err(refused)?;
-    let (status, answer) = post_form(client, account.token_uri(), body).await?;
+    let (status, answer) = post_form(client, account.token_uri(), body, limit).await?;
     if !status.is_success() {
         let out = if status.is_client_error() && status != StatusCode::TOO_MANY_REQUESTS {
             StatusCode::UNAUTHORIZED
@@ -237,12 +241,13 @@ async fn issue(
     auth::read_token(&answer).map_err(|e| (StatusCode::SERVICE_UNAVAILABLE, e))
 }
 
-/// `POST`s the form `body` to `url` within [`EXCHANGE_TIMEOUT`]: the answer's status and
-/// (at most [`ANSWER_LIMIT`] of) its body.
+/// `POST`s the form `body` to `url` within `limit`: the answer's status and (at most
+/// [`ANSWER_LIMIT`] of) its body.
 async fn post_form(
     client: &UpstreamClient,
     url: &str,
     body: String,
+    limit: Duration,
 ) -> Result<(StatusCode, Bytes), Failure> {
     let uri = Uri::try_from(url).map_err(|_| {
         (
@@ -258,7 +263,7 @@ async fn post_form(
         HeaderValue::from_static("application/x-www-form-urlencoded"),
     );
     let unavailable = |detail: String| (StatusCode::SERVICE_UNAVAILABLE, detail);
-    tokio::time::timeout(EXCHANGE_TIMEOUT, async {
+    tokio::time::timeout(limit, async {
         let res = client.inner.request(req).await.map_err(|e| {
             unavailable(format!(
                 "the token endpoint {url} could not be reached: {}",
@@ -276,7 +281,7 @@ async fn post_form(
     .await
     .map_err(|_| {
         unavailable(format!(
-            "the token endpoint did not answer within {EXCHANGE_TIMEOUT:?}"
+            "the token endpoint did not answer within {limit:?}"
         ))
     })?
 }
