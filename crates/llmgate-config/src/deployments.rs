@@ -54,6 +54,7 @@ impl Config {
             .unwrap_or(false);
         spec.aws = p.aws.clone();
         spec.vertex = p.vertex.clone();
+        spec.watsonx = p.watsonx.clone();
         spec
     }
 

@@ -82,6 +82,7 @@ mod table;
 mod validate;
 mod vertex;
 mod walk;
+mod watsonx;
 
 use std::path::Path;
 

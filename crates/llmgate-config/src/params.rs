@@ -84,6 +84,7 @@ impl Params {
                 drop_params: None,
                 aws: None,
                 vertex: None,
+                watsonx: None,
             },
             costs: (None, None),
             aws: AwsParams::default(),
@@ -290,6 +291,10 @@ pub(crate) fn litellm_params(
     });
     if provider == ProviderKind::Bedrock {
         bedrock(w, &mut r, path, has_mock);
+    }
+    if provider == ProviderKind::Watsonx {
+        let (defaults, key) = (&mut r.out.default_params, &mut r.out.api_key);
+        r.out.watsonx = Some(crate::watsonx::resolve(w, defaults, key, path, has_mock)?);
     }
     let written = std::mem::take(&mut r.vertex);
     if provider == ProviderKind::VertexAi {

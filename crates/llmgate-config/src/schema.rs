@@ -123,6 +123,8 @@ pub struct LitellmParams {
     /// Vertex AI: `vertex_project`, `vertex_location`, `vertex_credentials`, else
     /// `VERTEXAI_PROJECT`, `VERTEXAI_LOCATION`, `GOOGLE_APPLICATION_CREDENTIALS`.
     pub vertex: Option<llmgate_core::VertexParams>,
+    /// IBM watsonx.ai: `project_id`, `space_id`, `token`, else the `WATSONX_*` variables.
+    pub watsonx: Option<llmgate_core::WatsonxParams>,
 }
 
 /// `router_settings.routing_strategy`.

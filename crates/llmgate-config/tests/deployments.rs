@@ -470,3 +470,43 @@ fn vertex_params_come_from_keys_then_the_environment() {
         Some(GoogleCredentials::File("/adc.json".into()))
     );
 }
+
+#[test]
+fn watsonx_params_come_out_of_the_defaults_and_from_the_environment() {
+    let d = one("      model: watsonx/ibm/granite-3-8b-instruct
+      api_key: k
+      api_base: https://us-south.ml.cloud.ibm.com
+      project_id: proj
+      temperature: 0.2
+");
+    assert_eq!(d.provider, ProviderKind::Watsonx);
+    assert_eq!(&*d.model, "ibm/granite-3-8b-instruct");
+    let w = d.watsonx.unwrap();
+    assert_eq!(w.project_id.as_deref(), Some("proj"));
+    assert_eq!(&*w.iam_url, "https://iam.cloud.ibm.com/identity/token");
+    assert_eq!(
+        serde_json::Value::Object(d.default_params),
+        json!({"temperature": 0.2})
+    );
+
+    let yaml =
+        "model_list:\n  - model_name: m\n    litellm_params:\n      model: watsonx/ibm/granite\n";
+    let loaded = load_ok(
+        yaml,
+        &env(&[
+            ("WATSONX_URL", "https://eu-de.ml.cloud.ibm.com"),
+            ("WATSONX_API_KEY", "env-key"),
+            ("WATSONX_DEPLOYMENT_SPACE_ID", "space"),
+            ("WATSONX_IAM_URL", "http://127.0.0.1:9/identity/token"),
+        ]),
+    );
+    let d = loaded.config.deployments().remove(0);
+    assert_eq!(
+        d.api_base.as_deref(),
+        Some("https://eu-de.ml.cloud.ibm.com")
+    );
+    assert_eq!(d.api_key.unwrap().expose(), "env-key");
+    let w = d.watsonx.unwrap();
+    assert_eq!((w.project_id, w.space_id.as_deref()), (None, Some("space")));
+    assert_eq!(&*w.iam_url, "http://127.0.0.1:9/identity/token");
+}

@@ -145,6 +145,21 @@ fn providers() {
             &["warning: model_list[0].litellm_params.vertex_location: only vertex_ai deployments use vertex_* credentials: ignored"],
         ),
         (
+            "watsonx without a project or a key",
+            with_params("      model: watsonx/ibm/granite-3-8b-instruct\n      api_base: https://us-south.ml.cloud.ibm.com\n"),
+            &["error: model_list[0].litellm_params.project_id: watsonx needs a project: set project_id (or WATSONX_PROJECT_ID), or space_id (or WATSONX_DEPLOYMENT_SPACE_ID)"],
+        ),
+        (
+            "watsonx without a key",
+            with_params("      model: watsonx/ibm/granite-3-8b-instruct\n      api_base: https://us-south.ml.cloud.ibm.com\n      space_id: s\n"),
+            &["warning: model_list[0].litellm_params.api_key: no api_key (WATSONX_APIKEY) and no token (WATSONX_TOKEN): watsonx will refuse requests"],
+        ),
+        (
+            "watsonx without a base",
+            with_params("      model: watsonx/ibm/granite-3-8b-instruct\n      project_id: p\n      token: t\n"),
+            &["error: model_list[0].litellm_params.api_base: api_base is required for watsonx"],
+        ),
+        (
             "vertex express mode",
             with_params("      model: vertex_ai/gemini-2.5-flash\n      api_key: AIza-test\n"),
             &[],

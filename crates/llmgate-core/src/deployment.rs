@@ -125,6 +125,8 @@ pub struct DeploymentSpec {
     pub aws: Option<AwsParams>,
     /// Google Cloud project, location and credentials (Vertex AI).
     pub vertex: Option<VertexParams>,
+    /// The project or space and the IAM endpoint (IBM watsonx.ai).
+    pub watsonx: Option<WatsonxParams>,
 }
 
 /// AWS credentials and region for Bedrock: `aws_access_key_id`, `aws_secret_access_key`,
@@ -153,6 +155,21 @@ pub struct VertexParams {
     /// The credentials exchanged for access tokens; `None` when the deployment's `api_key` is
     /// sent instead.
     pub credentials: Option<GoogleCredentials>,
+}
+
+/// IBM watsonx.ai's project (or deployment space) and where its API key is exchanged for IAM
+/// tokens: `project_id`, `space_id`, `token` (else `WATSONX_PROJECT_ID`,
+/// `WATSONX_DEPLOYMENT_SPACE_ID`, `WATSONX_TOKEN`, `WATSONX_IAM_URL`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct WatsonxParams {
+    /// The watsonx.ai project the requests run in.
+    pub project_id: Option<Arc<str>>,
+    /// The deployment space, instead of a project.
+    pub space_id: Option<Arc<str>>,
+    /// IBM Cloud IAM's token endpoint (`https://iam.cloud.ibm.com/identity/token`).
+    pub iam_url: Arc<str>,
+    /// A bearer token given directly (no IAM exchange then).
+    pub token: Option<Secret>,
 }
 
 /// Where a Google service account's (or `gcloud` user's) credentials JSON is.
@@ -207,6 +224,7 @@ impl DeploymentSpec {
             drop_params: false,
             aws: None,
             vertex: None,
+            watsonx: None,
         }
     }
 }

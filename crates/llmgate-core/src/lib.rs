@@ -45,7 +45,7 @@ pub use budget::BudgetHold;
 pub use cutoff::{CutoffWatch, StreamCutoff};
 pub use deployment::{
     AwsParams, Deployment, DeploymentSpec, GoogleCredentials, MockResponse, ModelInfo, Secret,
-    VertexParams,
+    VertexParams, WatsonxParams,
 };
 pub use error::{ApiError, BoxError, ErrorClass, ErrorContract, ErrorType, Origin};
 pub use ext::{

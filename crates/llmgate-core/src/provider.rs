@@ -54,6 +54,8 @@ pub enum ProviderKind {
     VertexAi,
     /// `bedrock/`.
     Bedrock,
+    /// `watsonx/`: IBM watsonx.ai's chat API, with IAM tokens from an API key.
+    Watsonx,
     /// A provider that speaks OpenAI's API under its own name (`perplexity/`, `cerebras/`,
     /// ...): a row of [`COMPATIBLE`].
     Compatible(CompatId),
@@ -81,6 +83,7 @@ pub const ALL_PROVIDERS: &[ProviderKind] = &[
     ProviderKind::Gemini,
     ProviderKind::VertexAi,
     ProviderKind::Bedrock,
+    ProviderKind::Watsonx,
 ];
 
 impl ProviderKind {
@@ -115,11 +118,12 @@ impl ProviderKind {
             ProviderKind::Gemini => "gemini",
             ProviderKind::VertexAi => "vertex_ai",
             ProviderKind::Bedrock => "bedrock",
+            ProviderKind::Watsonx => "watsonx",
         }
     }
 
     /// The base URL used when a deployment sets no `api_base`; `None` where one is required
-    /// (Azure, vLLM, Vertex AI, Bedrock derive theirs from the deployment).
+    /// (Azure, vLLM, Vertex AI, Bedrock, watsonx derive theirs from the deployment).
     pub fn default_api_base(self) -> Option<&'static str> {
         Some(match self {
             ProviderKind::OpenAi => "https://api.openai.com/v1",
@@ -140,7 +144,8 @@ impl ProviderKind {
             ProviderKind::Azure
             | ProviderKind::HostedVllm
             | ProviderKind::VertexAi
-            | ProviderKind::Bedrock => return None,
+            | ProviderKind::Bedrock
+            | ProviderKind::Watsonx => return None,
         })
     }
 
@@ -163,6 +168,7 @@ impl ProviderKind {
             ProviderKind::HuggingFace => "HUGGINGFACE_API_KEY",
             ProviderKind::Anthropic => "ANTHROPIC_API_KEY",
             ProviderKind::Gemini => "GEMINI_API_KEY",
+            ProviderKind::Watsonx => "WATSONX_APIKEY",
             ProviderKind::Compatible(id) => return id.info().api_key_env,
             ProviderKind::Ollama
             | ProviderKind::OllamaChat
@@ -180,6 +186,7 @@ impl ProviderKind {
             ProviderKind::HostedVllm => "HOSTED_VLLM_API_BASE",
             ProviderKind::LmStudio => "LM_STUDIO_API_BASE",
             ProviderKind::Ollama | ProviderKind::OllamaChat => "OLLAMA_API_BASE",
+            ProviderKind::Watsonx => "WATSONX_URL",
             ProviderKind::Compatible(id) => return id.info().api_base_env,
             _ => return None,
         })

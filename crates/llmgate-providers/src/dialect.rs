@@ -57,7 +57,7 @@ use bytes::Bytes;
 use http::{HeaderMap, Request, StatusCode};
 use http_body_util::Full;
 use llmgate_core::wire::ChatCompletionChunk;
-use llmgate_core::{DeploymentSpec, GoogleCredentials, ProviderKind, Usage};
+use llmgate_core::{DeploymentSpec, ProviderKind, Usage};
 
 use crate::error::Error;
 
@@ -96,6 +96,7 @@ pub(crate) fn of(kind: ProviderKind) -> Option<&'static dyn Dialect> {
         ProviderKind::Bedrock => &crate::bedrock::DIALECT,
         ProviderKind::Gemini => &crate::gemini::DIALECT,
         ProviderKind::VertexAi => &crate::vertex::DIALECT,
+        ProviderKind::Watsonx => &crate::watsonx::DIALECT,
         _ => return None,
     })
 }
@@ -244,10 +245,11 @@ pub(crate) trait Dialect: Send + Sync + 'static {
     }
 
     /// Called before [`Dialect::build`]: the credentials to exchange for an access token,
-    /// which the service gets (cached, see [`crate::vertex`]'s tokens) and hands to `build` as
+    /// which the service gets (cached, see [`crate::tokens`]) and hands to `build` as
     /// [`Ctx::token`]. A failed exchange fails the request before anything is sent to the
     /// provider. The default (`None`): the dialect sends the deployment's `api_key` itself.
-    fn credentials<'d>(&self, _dep: &'d DeploymentSpec) -> Option<&'d GoogleCredentials> {
+    /// Called once per attempt: keep it cheap (a clone of a few `Arc`s).
+    fn credentials(&self, _dep: &DeploymentSpec) -> Option<crate::tokens::TokenKey> {
         None
     }
 

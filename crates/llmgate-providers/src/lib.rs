@@ -25,8 +25,9 @@
 //! OpenAI's API as it is for OpenAI, Azure OpenAI, OpenRouter, Groq, Mistral, NVIDIA NIM,
 //! DeepSeek, Together, Fireworks, xAI, LM Studio, Hugging Face and hosted vLLM; native dialects,
 //! translated both ways, for Anthropic (Messages API), Gemini (generateContent), Ollama
-//! (`/api/chat`, `/api/generate`, `/api/embed`), Bedrock (Converse, SigV4) and Vertex AI (Gemini
-//! and Anthropic's models, with Google service-account tokens). [`supports`] says which
+//! (`/api/chat`, `/api/generate`, `/api/embed`), Bedrock (Converse, SigV4) Vertex AI (Gemini
+//! and Anthropic's models, with Google service-account tokens) and IBM watsonx.ai (its chat
+//! API, with IAM tokens). [`supports`] says which
 //! providers this build serves.
 //!
 //! # Example
@@ -68,10 +69,12 @@ mod ollama;
 mod openai_compat;
 mod redact;
 mod service;
+mod tokens;
 mod upstream;
 mod upstream_error;
 mod vertex;
 mod watch;
+mod watsonx;
 
 pub use client::{UpstreamClient, UpstreamClientConfig};
 pub use error::{Error, REQUEST_TIMEOUT};

@@ -52,8 +52,9 @@ pub(crate) struct Inner {
     pub(crate) max_response: usize,
     /// Fired when the gateway stops: every stream in flight ends.
     pub(crate) cutoff: StreamCutoff,
-    /// Google access tokens (Vertex AI), shared by the deployments using the same credentials.
-    pub(crate) tokens: crate::vertex::Tokens,
+    /// Access tokens (Vertex AI, watsonx), shared by the deployments using the same
+    /// credentials.
+    pub(crate) tokens: crate::tokens::Tokens,
 }
 
 impl Inner {
@@ -80,7 +81,7 @@ impl ProviderService {
                 client,
                 max_response: DEFAULT_MAX_RESPONSE_BYTES,
                 cutoff: StreamCutoff::new(),
-                tokens: crate::vertex::Tokens::default(),
+                tokens: crate::tokens::Tokens::default(),
             }),
         }
     }
@@ -185,7 +186,7 @@ async fn serve(
         Some(credentials) => Some(
             inner
                 .tokens
-                .bearer(&inner.client, credentials, &dep)
+                .bearer(&inner.client, &credentials, &dep)
                 .await?,
         ),
         None => None,

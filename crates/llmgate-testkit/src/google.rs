@@ -13,7 +13,7 @@
 //! Signature.", "Invalid email or User ID", ...). A form that is not a JWT-bearer grant is 400
 //! `unsupported_grant_type`.
 //!
-//! Issued tokens go into a [`GoogleTokens`] list that the Vertex mock
+//! Issued tokens go into a [`AccessTokens`] list that the Vertex mock
 //! ([`MockProvider::start_vertex`]) checks requests against: an unknown or expired token is
 //! its 401 `UNAUTHENTICATED`.
 
@@ -62,19 +62,20 @@ pub fn service_account_json(token_uri: &str, project_id: &str) -> String {
     .to_string()
 }
 
-/// The access tokens a mock token endpoint issued, each with its expiry; shared with the
-/// Vertex mock, which accepts only these. Cheap to clone: clones share the list.
+/// The access tokens a mock token endpoint issued (Google's or IBM Cloud IAM's), each with its
+/// expiry; shared with the provider mock (Vertex, watsonx), which accepts only these. Cheap to
+/// clone: clones share the list.
 #[derive(Clone, Debug)]
-pub struct GoogleTokens {
+pub struct AccessTokens {
     lifetime: Duration,
     issued: Arc<Mutex<Vec<(String, Instant)>>>,
 }
 
-impl GoogleTokens {
+impl AccessTokens {
     /// Tokens that live `lifetime` (sent as `expires_in`, whole seconds).
     #[must_use]
     pub fn new(lifetime: Duration) -> Self {
-        GoogleTokens {
+        AccessTokens {
             lifetime,
             issued: Arc::default(),
         }
@@ -89,8 +90,12 @@ impl GoogleTokens {
             .len()
     }
 
-    fn issue(&self, n: u64) -> String {
-        let token = format!("ya29.mock-{n}");
+    pub(crate) fn lifetime(&self) -> Duration {
+        self.lifetime
+    }
+
+    pub(crate) fn issue(&self, prefix: &str, n: u64) -> String {
+        let token = format!("{prefix}{n}");
         self.issued
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -120,14 +125,14 @@ impl MockProvider {
         clippy::expect_used,
         reason = "a test fixture: failing to bind loopback means the test cannot run at all"
     )]
-    pub async fn start_google_token(tokens: GoogleTokens) -> Self {
+    pub async fn start_google_token(tokens: AccessTokens) -> Self {
         Self::try_start_google_token(tokens)
             .await
             .expect("llmgate-testkit: could not bind 127.0.0.1:0")
     }
 
     /// Starts a mock Google token endpoint, returning the bind error.
-    pub async fn try_start_google_token(tokens: GoogleTokens) -> io::Result<Self> {
+    pub async fn try_start_google_token(tokens: AccessTokens) -> io::Result<Self> {
         Self::start_dialect(Arc::new(TokenEndpoint { tokens })).await
     }
 
@@ -139,7 +144,7 @@ impl MockProvider {
 }
 
 struct TokenEndpoint {
-    tokens: GoogleTokens,
+    tokens: AccessTokens,
 }
 
 fn oauth_error(error: &str, description: &str) -> Reply {
@@ -186,7 +191,7 @@ impl Dialect for TokenEndpoint {
         {
             return oauth_error("invalid_grant", why);
         }
-        let token = self.tokens.issue(ctx.seq);
+        let token = self.tokens.issue("ya29.mock-", ctx.seq);
         let mut headers = HeaderMap::new();
         headers.insert(
             CONTENT_TYPE,

@@ -12,7 +12,9 @@
 //!   `stream_options.include_usage`. Other dialects will sit beside it.
 //!   [`MockProvider::start_vertex`] speaks Vertex AI's (Gemini's and Anthropic's models) and
 //!   [`MockProvider::start_google_token`] Google's OAuth token endpoint, which checks the
-//!   JWTs a test service account ([`service_account_json`]) signs.
+//!   JWTs a test service account ([`service_account_json`]) signs;
+//!   [`MockProvider::start_watsonx`] IBM watsonx.ai's chat API and
+//!   [`MockProvider::start_ibm_iam`] IBM Cloud IAM's token endpoint.
 //! - **Behaviours.** Each request is answered with a [`Behaviour`]: the next one queued with
 //!   [`MockProvider::push`], else the default ([`MockProvider::set_default`], initially
 //!   [`Behaviour::Ok`]). Behaviours cover custom replies, error statuses with headers,
@@ -82,10 +84,11 @@ mod openai;
 mod proxy;
 mod server;
 mod vertex;
+mod watsonx;
 
 pub use behaviour::{Behaviour, Gate};
 pub use google::{
-    service_account_json, GoogleTokens, TEST_CLIENT_EMAIL, TEST_KEY_ID, TEST_PRIVATE_KEY_PEM,
+    service_account_json, AccessTokens, TEST_CLIENT_EMAIL, TEST_KEY_ID, TEST_PRIVATE_KEY_PEM,
 };
 pub use proxy::{FaultProxy, Mode as FaultMode};
 pub use server::{MockProvider, Recorded};

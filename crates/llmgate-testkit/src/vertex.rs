@@ -10,7 +10,7 @@
 //! | `...:streamRawPredict` | Anthropic's SSE stream |
 //!
 //! Express mode's `/v1/publishers/google/models/{m}:...` (no project) is served too. Auth:
-//! with [`GoogleTokens`] the mock accepts only `Authorization: Bearer` tokens they issued and
+//! with [`AccessTokens`] the mock accepts only `Authorization: Bearer` tokens they issued and
 //! have not expired; without, any bearer token or `x-goog-api-key`. Otherwise 401
 //! `UNAUTHENTICATED` in Google's error shape. Anthropic's body must carry
 //! `"anthropic_version": "vertex-2023-10-16"` and no `model` (400 `INVALID_ARGUMENT`
@@ -26,7 +26,7 @@ use serde_json::{json, Value};
 
 use crate::anthropic::Anthropic;
 use crate::gemini::Gemini;
-use crate::google::GoogleTokens;
+use crate::google::AccessTokens;
 use crate::server::{Ctx, Dialect, MockProvider, Recorded, Reply};
 
 impl MockProvider {
@@ -41,20 +41,20 @@ impl MockProvider {
         clippy::expect_used,
         reason = "a test fixture: failing to bind loopback means the test cannot run at all"
     )]
-    pub async fn start_vertex(tokens: Option<GoogleTokens>) -> Self {
+    pub async fn start_vertex(tokens: Option<AccessTokens>) -> Self {
         Self::try_start_vertex(tokens)
             .await
             .expect("llmgate-testkit: could not bind 127.0.0.1:0")
     }
 
     /// Starts a mock Vertex AI, returning the bind error.
-    pub async fn try_start_vertex(tokens: Option<GoogleTokens>) -> io::Result<Self> {
+    pub async fn try_start_vertex(tokens: Option<AccessTokens>) -> io::Result<Self> {
         Self::start_dialect(Arc::new(Vertex { tokens })).await
     }
 }
 
 struct Vertex {
-    tokens: Option<GoogleTokens>,
+    tokens: Option<AccessTokens>,
 }
 
 /// What a request's path names.

@@ -30,3 +30,4 @@ mod spend;
 mod stream;
 mod stream_spend;
 mod vertex;
+mod watsonx;

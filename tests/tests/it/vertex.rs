@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use llmgate_testkit::{service_account_json, GoogleTokens};
+use llmgate_testkit::{service_account_json, AccessTokens};
 use llmgate_tests::{chat_body, Behaviour, MockProvider, TestGateway};
 use serde_json::{json, Value};
 
@@ -40,7 +40,7 @@ impl Drop for KeyFile {
 /// A token endpoint issuing tokens that live `lifetime`, a Vertex mock accepting only them,
 /// and a key file for the test service account.
 struct Google {
-    tokens: GoogleTokens,
+    tokens: AccessTokens,
     token: MockProvider,
     vertex: MockProvider,
     key: KeyFile,
@@ -48,7 +48,7 @@ struct Google {
 
 impl Google {
     async fn start(lifetime: Duration) -> Self {
-        let tokens = GoogleTokens::new(lifetime);
+        let tokens = AccessTokens::new(lifetime);
         let token = MockProvider::start_google_token(tokens.clone()).await;
         let vertex = MockProvider::start_vertex(Some(tokens.clone())).await;
         let key = KeyFile::new(&service_account_json(&token.token_url(), "key-project"));

@@ -22,7 +22,7 @@ use crate::error::Error;
 use crate::redact;
 
 mod answer;
-mod request;
+pub(crate) mod request;
 
 pub(crate) use answer::{read_answer, Answer};
 

@@ -204,7 +204,7 @@ fn sign(
 }
 
 /// `application/x-www-form-urlencoded` for one value.
-fn form_encode(s: &str) -> String {
+pub(crate) fn form_encode(s: &str) -> String {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
@@ -255,10 +255,21 @@ pub(crate) fn refusal(body: &[u8]) -> String {
     struct Refusal {
         error: Option<serde_json::Value>,
         error_description: Option<String>,
+        /// IBM Cloud IAM's `{"errorCode", "errorMessage"}`.
+        #[serde(rename = "errorCode")]
+        error_code: Option<String>,
+        #[serde(rename = "errorMessage")]
+        error_message: Option<String>,
     }
     let Ok(r) = serde_json::from_slice::<Refusal>(body) else {
         return String::new();
     };
+    if let (None, Some(m)) = (&r.error, &r.error_message) {
+        return match &r.error_code {
+            Some(c) => format!(": {c} ({m})"),
+            None => format!(": {m}"),
+        };
+    }
     let error = match r.error {
         Some(serde_json::Value::String(s)) => s,
         // Google APIs' own shape: {"error": {"message": ...}}.
@@ -327,5 +338,9 @@ mod tests {
             ": invalid_grant (Invalid JWT Signature.)"
         );
         assert_eq!(refusal(b"<html>"), "");
+        assert_eq!(
+            refusal(br#"{"errorCode": "BXNIM0415E", "errorMessage": "Provided API key could not be found."}"#),
+            ": BXNIM0415E (Provided API key could not be found.)"
+        );
     }
 }

@@ -23,7 +23,7 @@
 //!
 //! **Auth**: with credentials (`vertex_credentials`, else `GOOGLE_APPLICATION_CREDENTIALS`),
 //! `Authorization: Bearer` with an access token got from them ([`token`], [`auth`]) and
-//! cached until shortly before it expires. Without credentials, the deployment's `api_key`:
+//! cached until shortly before it expires ([`crate::tokens`]). Without credentials, the deployment's `api_key`:
 //! a Google API key (`AIza...`, express mode) in `x-goog-api-key`, anything else as a bearer
 //! token. The deployment's `headers` are added last and win.
 //!
@@ -36,18 +36,16 @@ use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, AUTHORIZATION};
 use http::{HeaderMap, Request, StatusCode, Uri};
 use http_body_util::Full;
-use llmgate_core::{DeploymentSpec, GoogleCredentials, LlmBody};
+use llmgate_core::{DeploymentSpec, LlmBody};
 
 use crate::dialect::{
     upstream_uri, Answered, Ctx, Dialect, Framing, KeyHeader, Streaming, Translator,
 };
 use crate::error::Error;
+use crate::tokens::TokenKey;
 
-mod auth;
+pub(crate) mod auth;
 mod embeddings;
-mod token;
-
-pub(crate) use token::Tokens;
 
 /// The `anthropic_version` Anthropic on Vertex requires in the body.
 pub(crate) const ANTHROPIC_VERSION: &str = "vertex-2023-10-16";
@@ -139,8 +137,9 @@ impl Dialect for Vertex {
         }
     }
 
-    fn credentials<'d>(&self, dep: &'d DeploymentSpec) -> Option<&'d GoogleCredentials> {
-        dep.vertex.as_ref()?.credentials.as_ref()
+    fn credentials(&self, dep: &DeploymentSpec) -> Option<TokenKey> {
+        let google = dep.vertex.as_ref()?.credentials.as_ref()?;
+        Some(TokenKey::Google(google.clone()))
     }
 }
 

@@ -1,5 +1,6 @@
-//! [`Tokens`]: Google access tokens, one per set of credentials, shared by every deployment and
-//! request that uses them.
+//! [`Tokens`]: short-lived access tokens, one per set of credentials, shared by every deployment
+//! and request that uses them: Google's for Vertex AI (a service account's signed JWT, see
+//! [`crate::vertex`]), IBM Cloud IAM's for watsonx.ai (an API key, see [`crate::watsonx`]).
 //!
 //! A token is used until it is *stale* (half its life left, at most five minutes before it
 //! expires); the first request after that starts one refresh in the background and keeps
@@ -20,11 +21,12 @@ use http::header::{HeaderValue, CONTENT_TYPE};
 use http::{Method, Request, StatusCode, Uri};
 use http_body_util::{BodyExt as _, Full, Limited};
 use llmgate_core::{Deployment, DeploymentSpec, GoogleCredentials, Secret};
+use std::fmt;
 use tokio::time::Instant;
 
-use super::auth;
 use crate::client::UpstreamClient;
 use crate::error::{chain, Error};
+use crate::vertex::auth;
 
 /// The longest a token exchange may take (less when the deployment's `timeout` is shorter).
 const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -36,10 +38,52 @@ const BACKGROUND_RETRY: Duration = Duration::from_secs(10);
 /// The most of the token endpoint's answer that is read.
 const ANSWER_LIMIT: usize = 64 * 1024;
 
+/// What a token is got with.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) enum TokenKey {
+    /// Google credentials (a service account's key, or a user's refresh token).
+    Google(GoogleCredentials),
+    /// An IBM Cloud API key, exchanged at this IAM token endpoint.
+    IbmApiKey {
+        /// The API key.
+        api_key: Secret,
+        /// IAM's token endpoint.
+        iam_url: Arc<str>,
+    },
+}
+
+impl fmt::Display for TokenKey {
+    /// Names the credentials without their contents.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TokenKey::Google(c) => c.fmt(f),
+            TokenKey::IbmApiKey { .. } => f.write_str("the deployment's api_key"),
+        }
+    }
+}
+
+impl TokenKey {
+    /// Whose token it is, for messages.
+    fn issuer(&self) -> &'static str {
+        match self {
+            TokenKey::Google(_) => "a Google access token",
+            TokenKey::IbmApiKey { .. } => "an IBM Cloud IAM token",
+        }
+    }
+
+    /// The error `code` of a failed exchange: the setting to look at.
+    fn code(&self) -> &'static str {
+        match self {
+            TokenKey::Google(_) => "vertex_credentials",
+            TokenKey::IbmApiKey { .. } => "watsonx_credentials",
+        }
+    }
+}
+
 /// Access tokens by credentials. Cheap to clone: clones share the tokens.
 #[derive(Clone, Default)]
 pub(crate) struct Tokens {
-    sources: Arc<DashMap<GoogleCredentials, Arc<Source>>>,
+    sources: Arc<DashMap<TokenKey, Arc<Source>>>,
 }
 
 impl std::fmt::Debug for Tokens {
@@ -52,7 +96,7 @@ impl std::fmt::Debug for Tokens {
 
 /// One set of credentials and its current token.
 struct Source {
-    credentials: GoogleCredentials,
+    credentials: TokenKey,
     current: ArcSwapOption<Token>,
     /// Held while an exchange runs: one at a time.
     exchange: tokio::sync::Mutex<()>,
@@ -87,7 +131,7 @@ impl Tokens {
     pub(crate) async fn bearer(
         &self,
         client: &UpstreamClient,
-        credentials: &GoogleCredentials,
+        credentials: &TokenKey,
         dep: &Deployment,
     ) -> Result<Secret, Error> {
         let source = match self.sources.get(credentials) {
@@ -161,7 +205,7 @@ impl Source {
         let (me, client, dep) = (Arc::clone(self), client.clone(), dep.clone());
         tokio::spawn(async move {
             if let Err(e) = me.refresh(&client, &dep).await {
-                tracing::warn!(deployment = %dep.id, error = %e, "refreshing the Google access token failed; the current one is used until it expires");
+                tracing::warn!(deployment = %dep.id, error = %e, "refreshing the access token failed; the current one is used until it expires");
                 *me.quiet_until
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner) =
@@ -180,7 +224,7 @@ type Failure = (StatusCode, String);
 /// describes.
 async fn exchange(
     client: &UpstreamClient,
-    credentials: &GoogleCredentials,
+    credentials: &TokenKey,
     dep: &DeploymentSpec,
 ) -> Result<Token, Error> {
     let asked = Instant::now();
@@ -195,40 +239,53 @@ async fn exchange(
                 deployment: dep.id.clone(),
                 status,
                 message: format!(
-                    "could not get a Google access token with {credentials}: {detail}"
+                    "could not get {} with {credentials}: {detail}",
+                    credentials.issuer()
                 ),
                 error_type: Some(Box::from(if status == StatusCode::UNAUTHORIZED {
                     "authentication_error"
                 } else {
                     "service_unavailable"
                 })),
-                code: Some(Box::from("vertex_credentials")),
+                code: Some(Box::from(credentials.code())),
                 param: None,
                 retry_after: None,
             };
             crate::redact::error(err, dep)
         })?;
-    tracing::debug!(deployment = %dep.id, lifetime = ?issued.lifetime, "got a Google access token");
+    tracing::debug!(deployment = %dep.id, lifetime = ?issued.lifetime, "got an access token");
     Ok(Token::new(issued, asked))
 }
 
 /// Reads the credentials, asks their token endpoint, reads its answer.
 async fn issue(
     client: &UpstreamClient,
-    credentials: &GoogleCredentials,
+    credentials: &TokenKey,
     limit: Duration,
 ) -> Result<auth::Issued, Failure> {
     let refused = |detail: String| (StatusCode::UNAUTHORIZED, detail);
-    let text = match credentials {
-        GoogleCredentials::File(path) => std::fs::read_to_string(&**path)
-            .map_err(|e| refused(format!("it cannot be read ({e})")))?,
-        GoogleCredentials::Json(json) => json.expose().to_owned(),
+    let (url, body) = match credentials {
+        TokenKey::Google(google) => {
+            let text = match google {
+                GoogleCredentials::File(path) => std::fs::read_to_string(&**path)
+                    .map_err(|e| refused(format!("it cannot be read ({e})")))?,
+                GoogleCredentials::Json(json) => json.expose().to_owned(),
+            };
+            let account = auth::parse(&text).map_err(|e| refused(format!("it {e}")))?;
+            let body = account
+                .token_request(crate::dialect::now())
+                .map_err(refused)?;
+            (account.token_uri().to_owned(), body)
+        }
+        TokenKey::IbmApiKey { api_key, iam_url } => (
+            iam_url.to_string(),
+            format!(
+                "grant_type=urn%3Aibm%3Aparams%3Aoauth%3Agrant-type%3Aapikey&apikey={}",
+                auth::form_encode(api_key.expose())
+            ),
+        ),
     };
-    let account = auth::parse(&text).map_err(|e| refused(format!("it {e}")))?;
-    let body = account
-        .token_request(crate::dialect::now())
-        .map_err(refused)?;
-    let (status, answer) = post_form(client, account.token_uri(), body, limit).await?;
+    let (status, answer) = post_form(client, &url, body, limit).await?;
     if !status.is_success() {
         let out = if status.is_client_error() && status != StatusCode::TOO_MANY_REQUESTS {
             StatusCode::UNAUTHORIZED
@@ -252,7 +309,7 @@ async fn post_form(
     let uri = Uri::try_from(url).map_err(|_| {
         (
             StatusCode::UNAUTHORIZED,
-            "its `token_uri` is not a URL".to_owned(),
+            "its token endpoint is not a URL".to_owned(),
         )
     })?;
     let mut req = Request::new(Full::new(Bytes::from(body)));

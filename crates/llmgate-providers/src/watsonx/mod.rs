@@ -1,0 +1,227 @@
+//! IBM watsonx.ai (`watsonx/`), through its chat API, which takes OpenAI-like messages.
+//!
+//! | OpenAI endpoint | watsonx |
+//! |---|---|
+//! | `/v1/chat/completions` | `POST {api_base}/ml/v1/text/chat?version={api_version}` |
+//! | ... with `stream: true` | `.../ml/v1/text/chat_stream?version=...` (SSE) |
+//! | a `deployment/<id>` model | `.../ml/v1/deployments/{id}/text/chat` (and `chat_stream`) |
+//!
+//! `api_base` is the region's endpoint (`https://us-south.ml.cloud.ibm.com`, else
+//! `WATSONX_URL`); `api_version` defaults to [`DEFAULT_VERSION`].
+//!
+//! - **Request**: the client's chat body as the OpenAI-compatible dialect writes it (the
+//!   deployment's defaults added), with `model` as `model_id` and the deployment's
+//!   `project_id` (or `space_id`) added; no `stream` or `stream_options` (the URL says it). A
+//!   deployment model gets neither `model_id` nor a project: the deployment has them.
+//!   `tool_choice` `auto`/`none`/`required` is sent as `tool_choice_option`, as watsonx takes
+//!   it (a named function stays `tool_choice`).
+//! - **Auth**: `Authorization: Bearer` with an IAM token got from the deployment's `api_key`
+//!   at `WATSONX_IAM_URL` (default `https://iam.cloud.ibm.com/identity/token`), cached as
+//!   [`crate::tokens`] says; or the `token` given directly.
+//! - **Answer**: watsonx's `{"id", "model_id", "created", "choices", "usage"}` becomes
+//!   `chat.completion` with `model` = `model_id`; choices and usage are OpenAI's already.
+//! - **Stream**: each event's `choices` become a chunk as they are; the usage of the event
+//!   carrying it is the stream's usage. The stream ends with the body.
+//! - **Errors**: `{"errors": [{"code", "message"}], "status_code"}` keeps its status, the
+//!   first error's message and code.
+//!
+//! Embeddings and legacy completions are not served yet (400 `unsupported_endpoint`).
+
+use bytes::Bytes;
+use http::header::{HeaderValue, AUTHORIZATION};
+use http::{HeaderMap, Request, StatusCode, Uri};
+use http_body_util::Full;
+use llmgate_core::{DeploymentSpec, Endpoint, LlmBody, Secret};
+use serde_json::{json, Map, Value};
+
+use crate::dialect::{
+    api_base, upstream_uri, Answered, Ctx, Dialect, Framing, KeyHeader, Streaming,
+};
+use crate::error::Error;
+use crate::tokens::TokenKey;
+
+mod stream;
+
+/// The chat API's `version` when the deployment sets no `api_version`.
+pub(crate) const DEFAULT_VERSION: &str = "2024-05-31";
+
+/// IBM watsonx.ai.
+#[derive(Debug)]
+pub(crate) struct Watsonx;
+
+/// The dialect `watsonx/` deployments speak.
+pub(crate) static DIALECT: Watsonx = Watsonx;
+
+impl Dialect for Watsonx {
+    fn build(&self, ctx: &Ctx<'_>) -> Result<Request<Full<Bytes>>, Error> {
+        match (ctx.llm.endpoint(), ctx.llm.body()) {
+            (Endpoint::ChatCompletions, LlmBody::Chat(_)) => {}
+            (Endpoint::Completions, _) => return Err(ctx.unsupported_endpoint("/v1/completions")),
+            (Endpoint::Embeddings, _) => return Err(ctx.unsupported_endpoint("/v1/embeddings")),
+            (Endpoint::ChatCompletions, _) => {
+                return Err(ctx.unsupported_endpoint("/v1/chat/completions"))
+            }
+        }
+        let deployment = ctx.dep.model.strip_prefix("deployment/");
+        let body = body(ctx, deployment.is_none())?;
+        let uri = url(ctx.dep, deployment, ctx.llm.is_stream())?;
+        let bearer = ctx
+            .token
+            .or_else(|| ctx.dep.watsonx.as_ref().and_then(|w| w.token.as_ref()));
+        let mut extra = Vec::new();
+        if let Some(token) = bearer {
+            extra.push((AUTHORIZATION, bearer_value(ctx, token)?));
+        }
+        crate::dialect::json_post(ctx.dep, uri, body, KeyHeader::Omit, &extra)
+    }
+
+    fn read_answer(&self, ctx: &Ctx<'_>, body: Bytes) -> Result<Answered, Error> {
+        let v: Map<String, Value> = serde_json::from_slice(&body)
+            .map_err(|e| ctx.invalid(format!("not a watsonx chat answer: {e}")))?;
+        let usage = v
+            .get("usage")
+            .cloned()
+            .and_then(|u| serde_json::from_value(u).ok());
+        let model = v
+            .get("model_id")
+            .or_else(|| v.get("model"))
+            .and_then(Value::as_str)
+            .unwrap_or(&ctx.dep.model);
+        let out = json!({
+            "id": v.get("id").cloned().unwrap_or_else(|| json!("chatcmpl-watsonx")),
+            "object": "chat.completion",
+            "created": v.get("created").cloned().unwrap_or_else(|| json!(crate::dialect::now())),
+            "model": model,
+            "choices": v.get("choices").cloned().unwrap_or_else(|| json!([])),
+            "usage": v.get("usage").cloned().unwrap_or(Value::Null),
+        });
+        let json = serde_json::to_vec(&out)
+            .map_err(|e| ctx.invalid(format!("could not serialise the answer: {e}")))?;
+        Ok(Answered {
+            json: Bytes::from(json),
+            usage,
+        })
+    }
+
+    fn stream(&self) -> Streaming {
+        Streaming::Translate {
+            framing: Framing::Sse,
+            translator: |ctx| Box::new(stream::ChatStream::new(ctx)),
+        }
+    }
+
+    fn error(
+        &self,
+        dep: &DeploymentSpec,
+        status: StatusCode,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Error {
+        let first = serde_json::from_slice::<Value>(body)
+            .ok()
+            .and_then(|v| v.pointer("/errors/0").cloned());
+        match first.as_ref().and_then(|e| e["message"].as_str()) {
+            Some(message) => Error::Upstream {
+                provider: dep.provider,
+                deployment: dep.id.clone(),
+                status,
+                message: message.to_owned(),
+                error_type: None,
+                code: first
+                    .as_ref()
+                    .and_then(|e| e["code"].as_str())
+                    .map(Box::from),
+                param: None,
+                retry_after: crate::upstream_error::retry_after(headers),
+            },
+            None => crate::upstream::openai_error(dep, status, headers, body),
+        }
+    }
+
+    fn credentials(&self, dep: &DeploymentSpec) -> Option<TokenKey> {
+        let w = dep.watsonx.as_ref()?;
+        if w.token.is_some() {
+            return None;
+        }
+        let api_key = dep.api_key.clone().filter(|k| !k.expose().is_empty())?;
+        Some(TokenKey::IbmApiKey {
+            api_key,
+            iam_url: w.iam_url.clone(),
+        })
+    }
+}
+
+fn bearer_value(ctx: &Ctx<'_>, token: &Secret) -> Result<HeaderValue, Error> {
+    let mut value = HeaderValue::from_str(&format!("Bearer {}", token.expose()))
+        .map_err(|_| ctx.config("the watsonx token is not a valid header value"))?;
+    value.set_sensitive(true);
+    Ok(value)
+}
+
+/// The chat body (see the module docs); `model` says whether it names the model and project.
+fn body(ctx: &Ctx<'_>, model: bool) -> Result<Bytes, Error> {
+    let flavor = crate::openai_compat::Flavor::Mistral;
+    let written = crate::openai_compat::request::body(flavor, ctx.dep, ctx.llm)?;
+    let mut v: Map<String, Value> = serde_json::from_slice(&written)
+        .map_err(|e| ctx.config(format!("could not serialise the request body: {e}")))?;
+    v.remove("stream");
+    v.remove("stream_options");
+    // watsonx takes `auto`/`none`/`required` as `tool_choice_option`; `tool_choice` is only
+    // the named-function object.
+    if let Some(Value::String(choice)) = v.get("tool_choice").cloned() {
+        v.remove("tool_choice");
+        v.insert("tool_choice_option".to_owned(), Value::String(choice));
+    }
+    let model_id = v.remove("model");
+    if model {
+        v.insert("model_id".to_owned(), model_id.unwrap_or(Value::Null));
+        let w = ctx.dep.watsonx.as_ref();
+        match (
+            w.and_then(|w| w.project_id.as_deref()),
+            w.and_then(|w| w.space_id.as_deref()),
+        ) {
+            (Some(project), _) => v.insert("project_id".to_owned(), json!(project)),
+            (None, Some(space)) => v.insert("space_id".to_owned(), json!(space)),
+            (None, None) => return Err(ctx.config("`project_id` or `space_id` is required")),
+        };
+    }
+    serde_json::to_vec(&v)
+        .map(Bytes::from)
+        .map_err(|e| ctx.config(format!("could not serialise the request body: {e}")))
+}
+
+/// `{api_base}/ml/v1/text/chat[_stream]?version=..`, or a deployment's.
+fn url(dep: &DeploymentSpec, deployment: Option<&str>, stream: bool) -> Result<Uri, Error> {
+    let base = api_base(dep).ok_or_else(|| Error::config(dep, "`api_base` is required"))?;
+    let method = if stream { "chat_stream" } else { "chat" };
+    let version = dep.api_version.as_deref().unwrap_or(DEFAULT_VERSION);
+    let url = match deployment {
+        Some(id) => format!("{base}/ml/v1/deployments/{id}/text/{method}?version={version}"),
+        None => format!("{base}/ml/v1/text/{method}?version={version}"),
+    };
+    upstream_uri(dep, url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use llmgate_core::ProviderKind;
+
+    #[test]
+    fn urls() {
+        let mut d =
+            DeploymentSpec::new("w", "g", ProviderKind::Watsonx, "ibm/granite-3-8b-instruct");
+        d.api_base = Some("https://us-south.ml.cloud.ibm.com/".into());
+        assert_eq!(
+            url(&d, None, false).unwrap(),
+            "https://us-south.ml.cloud.ibm.com/ml/v1/text/chat?version=2024-05-31"
+        );
+        d.api_version = Some("2025-01-01".into());
+        assert_eq!(
+            url(&d, Some("abc"), true).unwrap().path(),
+            "/ml/v1/deployments/abc/text/chat_stream"
+        );
+        d.api_base = None;
+        assert!(url(&d, None, false).is_err());
+    }
+}
