@@ -207,6 +207,43 @@ mod tests {
     use super::*;
     use llmgate_core::ProviderKind;
 
+    fn dep(model: &str) -> DeploymentSpec {
+        let mut d = DeploymentSpec::new("w", "g", ProviderKind::Watsonx, model);
+        d.watsonx = Some(llmgate_core::WatsonxParams {
+            project_id: None,
+            space_id: Some("space-1".into()),
+            iam_url: "http://127.0.0.1:9/identity/token".into(),
+            token: None,
+        });
+        d.default_params = json!({"max_tokens": 50}).as_object().cloned().unwrap();
+        d
+    }
+
+    #[test]
+    fn bodies() {
+        let llm = llmgate_core::LlmRequest::parse(
+            Endpoint::ChatCompletions,
+            br#"{"model": "g", "messages": [{"role": "user", "content": "hi"}], "stream": true,
+                 "tool_choice": "auto", "tools": []}"#,
+        )
+        .unwrap();
+        let d = dep("ibm/granite");
+        let v: Value = serde_json::from_slice(&body(&Ctx::new(&llm, &d), true).unwrap()).unwrap();
+        assert_eq!(
+            v,
+            json!({"model_id": "ibm/granite", "space_id": "space-1", "max_tokens": 50,
+                   "messages": [{"role": "user", "content": "hi"}],
+                   "tools": [], "tool_choice_option": "auto"})
+        );
+        // A deployment model: the deployment knows its model and space.
+        let d = dep("deployment/abc");
+        let v: Value = serde_json::from_slice(&body(&Ctx::new(&llm, &d), false).unwrap()).unwrap();
+        assert!(
+            v.get("model_id").is_none() && v.get("space_id").is_none(),
+            "{v}"
+        );
+    }
+
     #[test]
     fn urls() {
         let mut d =
