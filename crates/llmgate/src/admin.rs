@@ -29,6 +29,8 @@ pub(crate) struct AdminRoutes {
     pub(crate) api: Stack,
     pub(crate) readiness: Stack,
     pub(crate) health: Stack,
+    /// `GET /alerting/recent`, behind the master key.
+    pub(crate) alerting: Stack,
     /// Virtual-key management, for [`crate::Gateway::key_admin`] too.
     #[cfg(feature = "admin")]
     pub(crate) key_admin: Option<KeyAdmin>,
@@ -68,6 +70,7 @@ pub(crate) fn routes(config: &Config, parts: &Parts, max_body: usize) -> AdminRo
             async move { Ok::<_, BoxError>(readiness.answer().await) }
         })),
         health: BoxCloneSyncService::new(health),
+        alerting: crate::alerting::recent_route(config, &parts.alert_view),
         #[cfg(feature = "admin")]
         key_admin,
     }

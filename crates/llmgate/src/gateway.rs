@@ -66,6 +66,9 @@ pub enum BuildError {
     /// The price file could not be used.
     #[error("{0}")]
     Prices(String),
+    /// Alerting could not be set up (`general_settings.alerting`).
+    #[error("{0}")]
+    Alerting(String),
 }
 
 /// Builds a [`Gateway`] with parts a config cannot name: a key store, a clock.
@@ -283,7 +286,9 @@ impl Gateway {
             ratelimit: parts.ratelimit.clone(),
             meter: parts.meter.clone(),
             cache: parts.cache.clone(),
-            fallback: FallbackLayer::new(build::routing::fallback_policy(&config)),
+            fallback: FallbackLayer::new(
+                build::routing::fallback_policy(&config).events(parts.events.clone()),
+            ),
             router: RouterLayer::new(parts.table.clone()),
             provider: parts.provider.clone(),
             max_body,

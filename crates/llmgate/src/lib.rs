@@ -25,6 +25,7 @@ pub mod request_id;
 pub mod rescue;
 
 mod admin;
+mod alerting;
 mod background;
 mod budget;
 mod build;

@@ -11,12 +11,14 @@ use std::time::Duration;
 use llmgate_auth::{AuthLayer, KeyStore, Keys};
 use llmgate_cache::CacheLayer;
 use llmgate_config::Config;
+use llmgate_core::events::Events;
 use llmgate_core::{DeploymentSpec, SharedClock, StreamCutoff};
 use llmgate_metering::{Meter, SpendSink};
 use llmgate_providers::{ProviderService, UpstreamClient, UpstreamClientConfig};
 use llmgate_ratelimit::RateLimitLayer;
 use llmgate_router::ModelTable;
 
+use crate::alerting::AlertView;
 use crate::background::Background;
 use crate::build;
 use crate::cooldowns::Link;
@@ -67,6 +69,10 @@ pub(crate) struct Parts {
     /// Deployments' `rpd` counts kept in the database.
     #[cfg(feature = "sql")]
     pub(crate) daily: Option<DailyUsage>,
+    /// The events bus the layers tell (see `alerting.rs`).
+    pub(crate) events: Events,
+    /// The alert counts and recent alerts, for `/metrics` and `GET /alerting/recent`.
+    pub(crate) alert_view: Arc<AlertView>,
 }
 
 impl Parts {
@@ -78,10 +84,12 @@ impl Parts {
         given: Given,
     ) -> Result<Parts, BuildError> {
         let tasks = Background::default();
+        let events = Events::new();
+        let alerting = crate::alerting::start(config, &events, &tasks)?;
         let ratelimit = build::ratelimit::layer(config)?;
         let shared_usage = crate::shared_usage::LimiterUsage::over(ratelimit.store());
         let (table, shared_cooldowns) =
-            build::routing::model_table(config, deployments, shared_usage)?;
+            build::routing::model_table(config, deployments, shared_usage, &events)?;
         let cooldowns = shared_cooldowns.as_ref().map(|c| c.link());
         if let Some(task) = shared_cooldowns {
             tasks.add(task.run(table.clone()));
@@ -101,7 +109,8 @@ impl Parts {
             given.clock,
             &table,
             &group_prices,
-        )?;
+        )?
+        .map(|k| k.with_events(events.clone(), crate::alerting::budget_percent(config)));
         if let Some(keys) = &keys {
             tasks.add(keys.clone().follow_invalidations());
         }
@@ -124,6 +133,15 @@ impl Parts {
         if let Some(daily) = daily.clone() {
             tasks.add(daily.run());
         }
+        crate::alerting::watch(
+            alerting.as_ref(),
+            &events,
+            &tasks,
+            keys.as_ref(),
+            ratelimit.store(),
+            meter.queue(),
+        );
+        let alert_view = Arc::new(AlertView::new(alerting, events.clone()));
         Ok(Parts {
             table,
             keys,
@@ -140,6 +158,8 @@ impl Parts {
             cooldowns,
             #[cfg(feature = "sql")]
             daily,
+            events,
+            alert_view,
         })
     }
 }

@@ -27,6 +27,7 @@ pub(crate) fn model_table(
     config: &Config,
     deployments: &[Arc<DeploymentSpec>],
     usage: Option<Arc<dyn SharedUsage>>,
+    events: &llmgate_core::events::Events,
 ) -> Result<(Arc<ModelTable>, Option<SharedCooldowns>), BuildError> {
     let aliases = config
         .model_group_aliases()
@@ -34,7 +35,8 @@ pub(crate) fn model_table(
         .map(|(alias, (target, hidden))| (alias, target, hidden));
     let mut table = ModelTable::new(deployments.iter().cloned(), aliases)
         .with_strategy(strategy(config))
-        .with_cooldown_policy(cooldown_policy(config));
+        .with_cooldown_policy(cooldown_policy(config))
+        .with_events(events.clone(), crate::alerting::slow_after(config));
     if let Some(usage) = usage {
         table = table.with_shared_usage(usage);
     }
