@@ -160,3 +160,75 @@ pub(crate) fn check_urls(a: &AlertingConfig, report: &mut Report) {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::path::Path;
+
+    fn load(general: &str, env: &[(&str, &str)]) -> Result<crate::Loaded, crate::Problems> {
+        let env: HashMap<String, String> = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        crate::from_yaml(
+            &format!("model_list: []\ngeneral_settings:\n{general}"),
+            Path::new("/nonexistent"),
+            &env,
+        )
+    }
+
+    #[test]
+    fn litellms_keys_are_read_with_urls_from_the_environment() {
+        let loaded = load(
+            "  alerting: [\"slack\", \"webhook\"]\n  alert_types: [\"budget_alerts\", \"outage_alerts\"]\n  alerting_threshold: 120\n  alerting_args:\n    budget_alert_ttl: 3600\n    daily_report_frequency: 43200\n  alert_to_webhook_url:\n    budget_alerts: os.environ/BUDGET_HOOK\n",
+            &[
+                ("SLACK_WEBHOOK_URL", "https://hooks.slack.test/a"),
+                ("WEBHOOK_URL", "http://127.0.0.1:9/w"),
+                ("BUDGET_HOOK", "https://hooks.slack.test/budget"),
+            ],
+        )
+        .unwrap();
+        let a = &loaded.config.general_settings.alerting;
+        assert_eq!(a.channels, ["slack", "webhook"]);
+        assert_eq!(a.alert_types, ["budget_alerts", "outage_alerts"]);
+        assert_eq!(
+            a.alerting_threshold,
+            Some(std::time::Duration::from_secs(120))
+        );
+        assert_eq!(a.args.get("budget_alert_ttl"), Some(&3600.0));
+        assert!(
+            !a.args.contains_key("daily_report_frequency"),
+            "LiteLLM's, unused"
+        );
+        assert_eq!(
+            a.alert_to_webhook_url["budget_alerts"].expose(),
+            "https://hooks.slack.test/budget"
+        );
+        assert_eq!(
+            a.slack_webhook_url.as_ref().map(|s| s.expose()),
+            Some("https://hooks.slack.test/a")
+        );
+        let about_alerts = loaded.notices.iter().filter(|p| p.path.contains("alert"));
+        assert_eq!(about_alerts.count(), 0, "{:?}", loaded.notices);
+    }
+
+    #[test]
+    fn a_channel_without_its_url_is_refused_and_unknown_names_warned() {
+        let err = load("  alerting: [\"slack\", \"webhook\"]\n", &[]).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("SLACK_WEBHOOK_URL"), "{text}");
+        assert!(text.contains("WEBHOOK_URL in the environment"), "{text}");
+        let loaded = load(
+            "  alerting: [\"webhook\", \"email\"]\n  alert_types: [\"llm_exeptions\"]\n",
+            &[("WEBHOOK_URL", "http://127.0.0.1:9/w")],
+        )
+        .unwrap();
+        let notes: Vec<_> = loaded.notices.iter().map(|p| p.message.as_str()).collect();
+        assert!(notes.iter().any(|m| m.contains("\"email\"")), "{notes:?}");
+        assert!(
+            notes.iter().any(|m| m.contains("\"llm_exeptions\"")),
+            "{notes:?}"
+        );
+    }
+}

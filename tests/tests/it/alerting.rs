@@ -441,3 +441,106 @@ async fn a_keys_budget_at_80_percent_and_spent() {
     assert_eq!(list[0]["delivery"]["webhook"], "sent");
     assert_eq!(list[1]["event"], "budget_crossed");
 }
+
+/// A spend sink that fails while `failing` is set.
+struct FlakySink {
+    failing: Arc<std::sync::atomic::AtomicBool>,
+}
+
+#[async_trait::async_trait]
+impl llmgate::metering::SpendSink for FlakySink {
+    async fn write(
+        &self,
+        _batch: &[llmgate::metering::SpendRecord],
+    ) -> Result<(), llmgate::core::BoxError> {
+        if self.failing.load(std::sync::atomic::Ordering::Relaxed) {
+            Err("database is away".into())
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_spend_writer_failing_and_recovering_on_slack() {
+    let receiver = Receiver::ok().await;
+    let mock = MockProvider::start().await;
+    let yaml = format!(
+        "model_list:\n{}general_settings:\n  alerting: [\"slack\"]\n  proxy_batch_write_at: 0.1\n",
+        deployment("gpt", "gpt-a", &mock.v1_url(), &[]),
+    );
+    let env = HashMap::from([("SLACK_WEBHOOK_URL".to_owned(), receiver.url.clone())]);
+    let loaded = llmgate_config::from_yaml(&yaml, std::path::Path::new("."), &env)
+        .unwrap_or_else(|p| panic!("config rejected:\n{p}"));
+    let failing = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let gateway = llmgate::Gateway::builder(loaded.config)
+        .spend_sink(Arc::new(FlakySink {
+            failing: failing.clone(),
+        }))
+        .build()
+        .unwrap();
+    let gw = TestGateway::serve(gateway).await;
+    assert_eq!(gw.chat("gpt", "hi").await.status, 200);
+    // The backend watcher looks every 2 s.
+    let text = receiver.wait_for(1).await[0]["text"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (head, rest) = text.split_once("\nTimestamp: `").unwrap();
+    assert_eq!(head, "Level: `High`");
+    let (_ts, rest) = rest.split_once('`').unwrap();
+    assert_eq!(
+        rest,
+        "\n\nAlert type: `failed_tracking_spend`\n\nMessage: spend_writer is failing: database is away"
+    );
+    failing.store(false, std::sync::atomic::Ordering::Relaxed);
+    let alerts = receiver.wait_for(2).await;
+    let text = alerts[1]["text"].as_str().unwrap();
+    assert!(text.starts_with("Level: `Low`"), "{text}");
+    assert!(
+        text.ends_with(
+            "Alert type: `failed_tracking_spend`\n\nMessage: spend_writer answers again"
+        ),
+        "{text}"
+    );
+    assert_eq!(
+        alerts[1].as_object().unwrap().len(),
+        1,
+        "Slack gets only text"
+    );
+}
+
+#[tokio::test]
+async fn a_deployment_at_90_percent_of_its_daily_quota() {
+    let receiver = Receiver::ok().await;
+    let mock = MockProvider::start().await;
+    let yaml = format!(
+        "model_list:\n{}{}",
+        deployment("gpt", "gpt-a", &mock.v1_url(), &["rpd: 10"]),
+        alerting("")
+    );
+    let gw = gateway(&yaml, &receiver).await;
+    for _ in 0..8 {
+        assert_eq!(gw.chat("gpt", "hi").await.status, 200);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(receiver.alerts().is_empty(), "80 % is not nearly used");
+    assert_eq!(gw.chat("gpt", "hi").await.status, 200);
+    assert_eq!(gw.chat("gpt", "hi").await.status, 200);
+    assert_eq!(
+        stable(receiver.wait_for(1).await[0].clone()),
+        json!({
+            "alert_type": "daily_quota_alerts",
+            "level": "Medium",
+            "event": "daily_quota_nearly_used",
+            "event_group": "proxy",
+            "event_message": "Deployment gpt-a of model group gpt used 9 of its 10 requests today (UTC)",
+            "model_group": "gpt",
+            "deployment": "gpt-a",
+            "used": 9,
+            "rpd": 10,
+        })
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(receiver.alerts().len(), 1, "told once a day");
+}
