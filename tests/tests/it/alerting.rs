@@ -544,3 +544,93 @@ async fn a_deployment_at_90_percent_of_its_daily_quota() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(receiver.alerts().len(), 1, "told once a day");
 }
+
+/// A TCP proxy to the real Redis that can be cut (every connection closed, new ones refused)
+/// and restored.
+struct RedisProxy {
+    addr: std::net::SocketAddr,
+    up: tokio::sync::watch::Sender<bool>,
+}
+
+impl RedisProxy {
+    async fn start() -> RedisProxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (up, watch) = tokio::sync::watch::channel(true);
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut client, _)) = listener.accept().await else {
+                    return;
+                };
+                if !*watch.borrow() {
+                    continue;
+                }
+                let mut watch = watch.clone();
+                tokio::spawn(async move {
+                    let Ok(mut redis) = tokio::net::TcpStream::connect("127.0.0.1:6379").await
+                    else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut redis) => {}
+                        _ = watch.wait_for(|up| !*up) => {}
+                    }
+                });
+            }
+        });
+        RedisProxy { addr, up }
+    }
+}
+
+#[tokio::test]
+async fn redis_failing_and_recovering() {
+    let reachable = tokio::time::timeout(
+        Duration::from_secs(1),
+        tokio::net::TcpStream::connect("127.0.0.1:6379"),
+    )
+    .await
+    .is_ok_and(|c| c.is_ok());
+    if !reachable {
+        eprintln!("redis_failing_and_recovering: no Redis on 127.0.0.1:6379, skipped");
+        return;
+    }
+    let receiver = Receiver::ok().await;
+    let proxy = RedisProxy::start().await;
+    let mock = MockProvider::start().await;
+    let yaml = format!(
+        "model_list:\n{}router_settings:\n  redis_url: redis://{}/7\n{}",
+        deployment("gpt", "gpt-a", &mock.v1_url(), &[]),
+        proxy.addr,
+        alerting("  alert_types: [\"db_exceptions\"]\n")
+    );
+    let gw = gateway(&yaml, &receiver).await;
+    assert_eq!(gw.chat("gpt", "hi").await.status, 200);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(receiver.alerts().is_empty(), "{:?}", receiver.alerts());
+    proxy.up.send_replace(false);
+    let down = stable(receiver.wait_for(1).await[0].clone());
+    assert_eq!(down["alert_type"], "db_exceptions");
+    assert_eq!(down["event"], "backend_down");
+    assert_eq!(down["level"], "High");
+    assert_eq!(down["backend"], "redis");
+    assert!(
+        down["error"].as_str().is_some_and(|e| !e.is_empty()),
+        "{down}"
+    );
+    // Requests go on (the rate limiter fails open) and make no second alert.
+    assert_eq!(gw.chat("gpt", "hi").await.status, 200);
+    proxy.up.send_replace(true);
+    let alerts = receiver.wait_for(2).await;
+    assert_eq!(
+        stable(alerts[1].clone()),
+        json!({
+            "alert_type": "db_exceptions",
+            "level": "Low",
+            "event": "backend_up",
+            "event_group": "proxy",
+            "event_message": "redis answers again",
+            "backend": "redis",
+        })
+    );
+    assert_eq!(alerts.len(), 2, "{alerts:#?}");
+}
