@@ -174,9 +174,68 @@ impl Rules {
     }
 
     fn make(&mut self, event: &Event, now: Instant) -> Option<Alert> {
+        match event {
+            Event::UpstreamRateLimited { .. } | Event::Fallback { .. } => self.windowed(event, now),
+            Event::BudgetThreshold { .. } | Event::BudgetExhausted { .. } => budget(event),
+            Event::BackendDown { .. } | Event::BackendUp { .. } => backend(event),
+            _ => routing(event, &self.settings),
+        }
+    }
+
+    /// Bursts of 429s and spikes of fallbacks: counted in windows.
+    fn windowed(&mut self, event: &Event, now: Instant) -> Option<Alert> {
         use AlertType as T;
         let s = &self.settings;
         Some(match event {
+            Event::UpstreamRateLimited { group, deployment } => {
+                if !self
+                    .rate_limited
+                    .hit(deployment, now, s.burst_window, s.rate_limit_burst)
+                {
+                    return None;
+                }
+                Alert::new(
+                    T::LlmExceptions,
+                    Level::High,
+                    "rate_limited",
+                    &**deployment,
+                    format!("Deployment {deployment} of model group {group} answered {} 429s (rate limited) within {}s", s.rate_limit_burst, s.burst_window.as_secs()),
+                    json!({"model_group": group, "deployment": deployment, "count": s.rate_limit_burst, "window_seconds": s.burst_window.as_secs()}),
+                )
+            }
+            Event::Fallback { from, to } => {
+                if !self
+                    .fallbacks
+                    .hit(from, now, s.fallback_window, s.fallback_threshold)
+                {
+                    return None;
+                }
+                Alert::new(
+                    T::FallbackReports,
+                    Level::Medium,
+                    "fallback_spike",
+                    &**from,
+                    format!("{} requests fell back from model group {from} within {}s (the last to {to})", s.fallback_threshold, s.fallback_window.as_secs()),
+                    json!({"model_group": from, "fallback_group": to, "count": s.fallback_threshold, "window_seconds": s.fallback_window.as_secs()}),
+                )
+            }
+            _ => return None,
+        })
+    }
+
+    /// How long an alert like `a` is not repeated.
+    pub fn dedup_ttl(&self, a: &Alert) -> Duration {
+        match a.alert_type {
+            AlertType::BudgetAlerts => self.settings.budget_alert_ttl,
+            _ => self.settings.realert_interval,
+        }
+    }
+}
+
+/// Deployments and groups: cooldowns, outages, recoveries, slow answers, daily quotas.
+fn routing(event: &Event, s: &AlertingSettings) -> Option<Alert> {
+    use AlertType as T;
+    Some(match event {
             Event::DeploymentCooledDown { group, deployment, reason, status, cooldown } => Alert::new(
                 T::CooldownDeployment,
                 Level::High,
@@ -209,32 +268,6 @@ impl Rules {
                 format!("Model group {group} answers again"),
                 json!({"model_group": group}),
             ),
-            Event::UpstreamRateLimited { group, deployment } => {
-                if !self.rate_limited.hit(deployment, now, s.burst_window, s.rate_limit_burst) {
-                    return None;
-                }
-                Alert::new(
-                    T::LlmExceptions,
-                    Level::High,
-                    "rate_limited",
-                    &**deployment,
-                    format!("Deployment {deployment} of model group {group} answered {} 429s (rate limited) within {}s", s.rate_limit_burst, s.burst_window.as_secs()),
-                    json!({"model_group": group, "deployment": deployment, "count": s.rate_limit_burst, "window_seconds": s.burst_window.as_secs()}),
-                )
-            }
-            Event::Fallback { from, to } => {
-                if !self.fallbacks.hit(from, now, s.fallback_window, s.fallback_threshold) {
-                    return None;
-                }
-                Alert::new(
-                    T::FallbackReports,
-                    Level::Medium,
-                    "fallback_spike",
-                    &**from,
-                    format!("{} requests fell back from model group {from} within {}s (the last to {to})", s.fallback_threshold, s.fallback_window.as_secs()),
-                    json!({"model_group": from, "fallback_group": to, "count": s.fallback_threshold, "window_seconds": s.fallback_window.as_secs()}),
-                )
-            }
             Event::SlowResponse { group, deployment, latency } => Alert::new(
                 T::LlmTooSlow,
                 Level::Medium,
@@ -243,28 +276,6 @@ impl Rules {
                 format!("Deployment {deployment} of model group {group} took {:.1}s, over alerting_threshold ({}s)", latency.as_secs_f64(), s.slow_threshold.as_secs_f64()),
                 json!({"model_group": group, "deployment": deployment, "latency_seconds": latency.as_secs_f64(), "alerting_threshold": s.slow_threshold.as_secs_f64()}),
             ),
-            Event::BudgetThreshold { owner, percent, spend, max } => Alert {
-                event_group: "key",
-                ..Alert::new(
-                    T::BudgetAlerts,
-                    Level::Medium,
-                    "threshold_crossed",
-                    owner.token.clone(),
-                    format!("Budget of {} crossed {percent}%: spend ${spend:.4} of max_budget ${max:.4}", who(owner)),
-                    merge(owner_fields(owner), json!({"spend": spend, "max_budget": max, "percent": percent})),
-                )
-            },
-            Event::BudgetExhausted { owner, spend, max } => Alert {
-                event_group: "key",
-                ..Alert::new(
-                    T::BudgetAlerts,
-                    Level::High,
-                    "budget_crossed",
-                    owner.token.clone(),
-                    format!("Budget of {} is spent: spend ${spend:.4} of max_budget ${max:.4}", who(owner)),
-                    merge(owner_fields(owner), json!({"spend": spend, "max_budget": max})),
-                )
-            },
             Event::DailyQuotaNearlyUsed { group, deployment, used, limit } => Alert::new(
                 T::DailyQuotaAlerts,
                 Level::Medium,
@@ -273,31 +284,76 @@ impl Rules {
                 format!("Deployment {deployment} of model group {group} used {used} of its {limit} requests today (UTC)"),
                 json!({"model_group": group, "deployment": deployment, "used": used, "rpd": limit}),
             ),
-            Event::BackendDown { backend, error } => Alert::new(
-                backend_type(*backend),
-                Level::High,
-                "backend_down",
-                backend.as_str(),
-                format!("{} is failing: {error}", backend.as_str()),
-                json!({"backend": backend.as_str(), "error": error}),
-            ),
-            Event::BackendUp { backend } => Alert::new(
-                backend_type(*backend),
-                Level::Low,
-                "backend_up",
-                backend.as_str(),
-                format!("{} answers again", backend.as_str()),
-                json!({"backend": backend.as_str()}),
-            ),
-            _ => return None,
-        })
-    }
+        _ => return None,
+    })
+}
 
-    /// How long an alert like `a` is not repeated.
-    pub fn dedup_ttl(&self, a: &Alert) -> Duration {
-        match a.alert_type {
-            AlertType::BudgetAlerts => self.settings.budget_alert_ttl,
-            _ => self.settings.realert_interval,
-        }
-    }
+/// A key's budget.
+fn budget(event: &Event) -> Option<Alert> {
+    use AlertType as T;
+    Some(match event {
+        Event::BudgetThreshold {
+            owner,
+            percent,
+            spend,
+            max,
+        } => Alert {
+            event_group: "key",
+            ..Alert::new(
+                T::BudgetAlerts,
+                Level::Medium,
+                "threshold_crossed",
+                owner.token.clone(),
+                format!(
+                    "Budget of {} crossed {percent}%: spend ${spend:.4} of max_budget ${max:.4}",
+                    who(owner)
+                ),
+                merge(
+                    owner_fields(owner),
+                    json!({"spend": spend, "max_budget": max, "percent": percent}),
+                ),
+            )
+        },
+        Event::BudgetExhausted { owner, spend, max } => Alert {
+            event_group: "key",
+            ..Alert::new(
+                T::BudgetAlerts,
+                Level::High,
+                "budget_crossed",
+                owner.token.clone(),
+                format!(
+                    "Budget of {} is spent: spend ${spend:.4} of max_budget ${max:.4}",
+                    who(owner)
+                ),
+                merge(
+                    owner_fields(owner),
+                    json!({"spend": spend, "max_budget": max}),
+                ),
+            )
+        },
+        _ => return None,
+    })
+}
+
+/// The spend writer, the database, Redis.
+fn backend(event: &Event) -> Option<Alert> {
+    Some(match event {
+        Event::BackendDown { backend, error } => Alert::new(
+            backend_type(*backend),
+            Level::High,
+            "backend_down",
+            backend.as_str(),
+            format!("{} is failing: {error}", backend.as_str()),
+            json!({"backend": backend.as_str(), "error": error}),
+        ),
+        Event::BackendUp { backend } => Alert::new(
+            backend_type(*backend),
+            Level::Low,
+            "backend_up",
+            backend.as_str(),
+            format!("{} answers again", backend.as_str()),
+            json!({"backend": backend.as_str()}),
+        ),
+        _ => return None,
+    })
 }

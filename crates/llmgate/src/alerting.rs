@@ -200,26 +200,30 @@ pub(crate) async fn watch_backends(events: Events, b: Backends) {
     }
 }
 
-/// Adds the backend watcher to `tasks` when alerting is on.
-pub(crate) fn watch(
-    alerting: Option<&Alerting>,
+/// The alert counts' view for `/metrics` and `GET /alerting/recent`; with alerting on, the
+/// backend watcher (the key database, the rate limiter's Redis, the spend writer) is added to
+/// `tasks`.
+pub(crate) fn view(
+    alerting: Option<Alerting>,
     events: &Events,
     tasks: &Background,
-    keys: Option<&llmgate_auth::Keys>,
-    limiter: &Arc<dyn LimiterStore>,
-    spend: &SpendQueue,
-) {
-    if alerting.is_none() {
-        return;
+    keys: &Option<llmgate_auth::Keys>,
+    ratelimit: &llmgate_ratelimit::RateLimitLayer,
+    meter: &llmgate_metering::Meter,
+) -> Arc<AlertView> {
+    if alerting.is_some() {
+        let limiter = ratelimit.store();
+        let backends = Backends {
+            keys: keys
+                .as_ref()
+                .map(|k| k.store().clone())
+                .filter(|s| s.backend() != "memory"),
+            redis: Some(limiter.clone()).filter(|s| s.backend() == "redis"),
+            spend: meter.queue().clone(),
+        };
+        tasks.add(watch_backends(events.clone(), backends));
     }
-    let backends = Backends {
-        keys: keys
-            .map(|k| k.store().clone())
-            .filter(|s| s.backend() != "memory"),
-        redis: Some(limiter.clone()).filter(|s| s.backend() == "redis"),
-        spend: spend.clone(),
-    };
-    tasks.add(watch_backends(events.clone(), backends));
+    Arc::new(AlertView::new(alerting, events.clone()))
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]

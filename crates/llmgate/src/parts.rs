@@ -133,15 +133,8 @@ impl Parts {
         if let Some(daily) = daily.clone() {
             tasks.add(daily.run());
         }
-        crate::alerting::watch(
-            alerting.as_ref(),
-            &events,
-            &tasks,
-            keys.as_ref(),
-            ratelimit.store(),
-            meter.queue(),
-        );
-        let alert_view = Arc::new(AlertView::new(alerting, events.clone()));
+        let alert_view =
+            crate::alerting::view(alerting, &events, &tasks, &keys, &ratelimit, &meter);
         Ok(Parts {
             table,
             keys,
