@@ -107,3 +107,69 @@ impl ModelTable {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use http::StatusCode;
+    use llmgate_core::events::{Event, Events};
+    use llmgate_core::{ApiError, Origin};
+    use tower::{Service, ServiceExt};
+
+    use crate::tests::{d, req, stub};
+    use crate::{ModelTable, Router};
+
+    #[tokio::test]
+    async fn a_429_cooldown_outage_and_recovery_are_each_told_once() {
+        let events = Events::new();
+        let mut sub = events.subscribe().unwrap();
+        let table = Arc::new(
+            ModelTable::new([Arc::new(d("a", "g"))], [])
+                .with_events(events.clone(), Some(Duration::from_secs(60))),
+        );
+        let failing = Arc::new(AtomicBool::new(true));
+        let f = failing.clone();
+        let mut svc = Router::new(
+            stub(move |_| {
+                f.load(Ordering::Relaxed).then(|| {
+                    ApiError::new(StatusCode::TOO_MANY_REQUESTS, Origin::Upstream, "slow down")
+                })
+            }),
+            table.clone(),
+        );
+        // The 429 cools `a` down; the next two find nothing: one outage.
+        for _ in 0..3 {
+            assert!(svc.ready().await.unwrap().call(req("g")).await.is_err());
+        }
+        failing.store(false, Ordering::Relaxed);
+        // End the cooldown by hand, as its time passing would.
+        table.groups["g"].members[0].state.clear_cooldown();
+        for _ in 0..2 {
+            assert!(svc.ready().await.unwrap().call(req("g")).await.is_ok());
+        }
+        drop((svc, table, events));
+        let mut told = Vec::new();
+        while let Some(e) = sub.recv().await {
+            told.push((*e).clone());
+        }
+        let names: Vec<&str> = told
+            .iter()
+            .map(|e| match e {
+                Event::UpstreamRateLimited { .. } => "429",
+                Event::DeploymentCooledDown { .. } => "cooled",
+                Event::GroupOutage { .. } => "outage",
+                Event::DeploymentRecovered { .. } => "recovered",
+                Event::GroupRecovered { .. } => "group recovered",
+                _ => "other",
+            })
+            .collect();
+        assert_eq!(
+            names,
+            ["429", "cooled", "outage", "recovered", "group recovered"],
+            "{told:?}"
+        );
+    }
+}
