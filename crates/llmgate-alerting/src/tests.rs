@@ -169,3 +169,145 @@ async fn a_failing_receiver_is_retried_then_counted_failed() {
     );
     assert_eq!(alerting.recent()[0]["delivery"]["webhook"], "failed");
 }
+
+fn outage(group: &str) -> Event {
+    Event::GroupOutage {
+        group: group.into(),
+        deployments: 1,
+    }
+}
+
+async fn start_with(settings: AlertingSettings) -> (Events, Alerting) {
+    let events = Events::new();
+    let (alerting, dispatcher) = Alerting::new(settings).unwrap();
+    tokio::spawn(dispatcher.run(events.subscribe().unwrap()));
+    (events, alerting)
+}
+
+fn total(alerting: &Alerting, o: Outcome) -> u64 {
+    alerting
+        .counts()
+        .iter()
+        .filter(|c| c.2 == o)
+        .map(|c| c.3)
+        .sum()
+}
+
+#[tokio::test]
+async fn slack_gets_text_and_alert_to_webhook_url_picks_the_url_per_type() {
+    let (default_url, default_got) = receiver(StatusCode::OK).await;
+    let (outage_url, outage_got) = receiver(StatusCode::OK).await;
+    let (events, _alerting) = start_with(AlertingSettings {
+        channels: vec![Channel {
+            kind: ChannelKind::Slack,
+            url: default_url,
+        }],
+        slack_url_by_type: [(AlertType::OutageAlerts, outage_url)]
+            .into_iter()
+            .collect(),
+        ..AlertingSettings::default()
+    })
+    .await;
+    events.emit(|| outage("gpt"));
+    events.emit(|| Event::DeploymentRecovered {
+        group: "gpt".into(),
+        deployment: "gpt-a".into(),
+    });
+    until("both", || {
+        outage_got.lock().unwrap().len() == 1 && default_got.lock().unwrap().len() == 1
+    })
+    .await;
+    let text = outage_got.lock().unwrap()[0]["text"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(text.starts_with("Level: `High`\nTimestamp: `"), "{text}");
+    assert!(
+        text.ends_with("`\n\nAlert type: `outage_alerts`\n\nMessage: Model group gpt has no healthy deployment (all 1 cooling down or at their limits)"),
+        "{text}"
+    );
+    let other = default_got.lock().unwrap()[0]["text"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(other.contains("`cooldown_deployment`"), "{other}");
+}
+
+#[tokio::test]
+async fn past_the_minutes_cap_alerts_are_dropped_and_counted() {
+    let (url, got) = receiver(StatusCode::OK).await;
+    let (events, alerting) = start_with(AlertingSettings {
+        channels: vec![Channel {
+            kind: ChannelKind::Webhook,
+            url,
+        }],
+        max_per_minute: 2,
+        ..AlertingSettings::default()
+    })
+    .await;
+    for g in ["a", "b", "c", "d", "e"] {
+        events.emit(|| outage(g));
+    }
+    until("five counted", || {
+        total(&alerting, Outcome::Sent) + total(&alerting, Outcome::Dropped) == 5
+    })
+    .await;
+    assert_eq!(total(&alerting, Outcome::Sent), 2);
+    assert_eq!(got.lock().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn a_full_queue_drops_new_alerts_and_counts_them() {
+    let (url, _got) = slow_receiver(Duration::from_millis(500)).await;
+    let (events, alerting) = start_with(AlertingSettings {
+        channels: vec![Channel {
+            kind: ChannelKind::Webhook,
+            url,
+        }],
+        queue_capacity: 1,
+        ..AlertingSettings::default()
+    })
+    .await;
+    for g in ["a", "b", "c", "d", "e"] {
+        events.emit(|| outage(g));
+    }
+    // One is being sent (or waits), one waits, the rest find the queue full.
+    until("three dropped", || total(&alerting, Outcome::Dropped) >= 3).await;
+    until("the rest sent", || {
+        total(&alerting, Outcome::Sent) + total(&alerting, Outcome::Dropped) == 5
+    })
+    .await;
+    assert!(total(&alerting, Outcome::Sent) >= 1);
+}
+
+/// A receiver that takes `delay` to answer 200.
+async fn slow_receiver(delay: Duration) -> (String, Arc<Mutex<Vec<Value>>>) {
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let seen = got.clone();
+    tokio::spawn(async move {
+        loop {
+            let (io, _) = listener.accept().await.unwrap();
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
+                    let seen = seen.clone();
+                    async move {
+                        let body = req.into_body().collect().await.unwrap().to_bytes();
+                        seen.lock()
+                            .unwrap()
+                            .push(serde_json::from_slice(&body).unwrap());
+                        tokio::time::sleep(delay).await;
+                        Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::new())))
+                    }
+                });
+                let io = hyper_util::rt::TokioIo::new(io);
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(io, svc)
+                    .await;
+            });
+        }
+    });
+    (url, got)
+}
