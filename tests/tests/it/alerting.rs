@@ -94,13 +94,36 @@ async fn gateway(yaml: &str, receiver: &Receiver) -> TestGateway {
     TestGateway::start_with_env(yaml, &[("WEBHOOK_URL", receiver.url.as_str())]).await
 }
 
-/// The value of `llmgate_alerts_total` for these labels on `/metrics` (0 when absent).
+/// The value of `llmgate_alerts_total` for these labels on `/metrics` (0 when absent), read
+/// by an independent Prometheus parser; the text must end as OpenMetrics does.
 async fn alerts_total(gw: &TestGateway, alert_type: &str, result: &str) -> f64 {
     let text = gw.get("/metrics").await.text();
-    let labels = format!("{{alert_type=\"{alert_type}\",channel=\"webhook\",result=\"{result}\"}}");
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("llmgate_alerts_total{labels} ")))
-        .map_or(0.0, |v| v.trim().parse().unwrap())
+    assert!(text.ends_with("# EOF\n"), "{text}");
+    assert_eq!(text.matches("# EOF").count(), 1);
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).unwrap();
+    assert!(
+        scrape
+            .samples
+            .iter()
+            .any(|s| s.metric == "llmgate_events_dropped_total"),
+        "{text}"
+    );
+    let labels = [
+        ("alert_type", alert_type),
+        ("channel", "webhook"),
+        ("result", result),
+    ];
+    scrape
+        .samples
+        .iter()
+        .find(|s| {
+            s.metric == "llmgate_alerts_total"
+                && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v))
+        })
+        .map_or(0.0, |s| match s.value {
+            prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Untyped(v) => v,
+            _ => f64::NAN,
+        })
 }
 
 /// The alert's fields without the ones that change every run.
