@@ -177,8 +177,8 @@ async fn probe<E: std::fmt::Display>(
 }
 
 /// Tells `events` when a backend starts failing and when it answers again, looking every
-/// [`BACKEND_CHECK_INTERVAL`]: the spend writer's last write, a ping of the key database and
-/// of Redis. Runs until the runtime stops.
+/// [`BACKEND_CHECK_INTERVAL`]: the spend writer (its last write failed, or its queue is full), a
+/// ping of the key database and of Redis. Runs until the runtime stops.
 pub(crate) async fn watch_backends(events: Events, b: Backends) {
     let (mut spend, mut db, mut redis) =
         (Watched::default(), Watched::default(), Watched::default());
@@ -186,11 +186,15 @@ pub(crate) async fn watch_backends(events: Events, b: Backends) {
     loop {
         tick.tick().await;
         let status = b.spend.status();
-        spend.saw(
-            &events,
-            Backend::SpendWriter,
-            status.failing.map_or(Ok(()), |f| Err(f.error)),
-        );
+        let writer = match (status.failing, status.full) {
+            (Some(f), _) => Err(f.error),
+            (None, true) => Err(format!(
+                "the spend queue is full ({} records unwritten)",
+                status.unwritten
+            )),
+            (None, false) => Ok(()),
+        };
+        spend.saw(&events, Backend::SpendWriter, writer);
         if let Some(keys) = &b.keys {
             db.saw(&events, Backend::Database, probe(keys.ping()).await);
         }
