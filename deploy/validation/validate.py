@@ -170,6 +170,9 @@ def check_kubernetes() -> None:
         if path.name != "kustomization.yaml":
             objects.extend(load_all(path))
     problems += validate_objects(objects)
+    for where, obj in objects:
+        if obj["kind"] == "Deployment":
+            problems += watches_config(where, obj["spec"]["template"]["spec"]["containers"][0])
     report(f"kubernetes schemas ({len(objects)} objects): deploy/kubernetes", problems)
     configmap = next(obj for _, obj in objects if obj["kind"] == "ConfigMap")
     report("kubernetes configmap config.yaml: llmgate check", llmgate_check("configmap.yaml", configmap["data"]["config.yaml"]))
@@ -190,7 +193,16 @@ def chart_promises(case: str, objects: list[tuple[str, dict]]) -> list[str]:
         problems.append(f"{case}: a config checksum annotation would roll the pods on every config change")
     if not container["securityContext"].get("readOnlyRootFilesystem"):
         problems.append(f"{case}: the root filesystem should be read-only")
+    problems += watches_config(case, container)
     return problems
+
+
+def watches_config(where: str, container: dict) -> list[str]:
+    """The docs promise that a changed ConfigMap is reloaded in place: LLMGATE_WATCH_CONFIG=1."""
+    env = {e["name"]: e.get("value") for e in container.get("env") or []}
+    if env.get("LLMGATE_WATCH_CONFIG") != "1":
+        return [f"{where}: LLMGATE_WATCH_CONFIG is not 1, so a changed ConfigMap is not reloaded"]
+    return []
 
 
 def check_chart() -> None:

@@ -383,11 +383,13 @@ impl TestStream {
     }
 }
 
-/// The machine's PostgreSQL (`LLMGATE_TEST_POSTGRES`, default
-/// `postgres://postgres@127.0.0.1:5432/test`) when it answers within a second; `None` (and a
-/// line saying the test is skipped) when it does not, so the suite passes without it.
+/// The machine's PostgreSQL (`LLMGATE_TEST_POSTGRES`, else `LLMGATE_TEST_PG_URL` as the
+/// other crates' tests read it, default `postgres://postgres@127.0.0.1:5432/test`) when it
+/// answers within a second; `None` (and a line saying the test is skipped) when it does not,
+/// so the suite passes without it.
 pub async fn postgres_url() -> Option<String> {
     let url = std::env::var("LLMGATE_TEST_POSTGRES")
+        .or_else(|_| std::env::var("LLMGATE_TEST_PG_URL"))
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
     let reachable = tokio::time::timeout(
         std::time::Duration::from_secs(1),

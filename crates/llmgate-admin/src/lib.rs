@@ -1,6 +1,7 @@
 //! llmgate's admin API as an [`axum::Router`]: LiteLLM's virtual-key endpoints (`/key/*`, over
 //! [`KeyAdmin`]) and spend endpoints (`/spend/logs`, `/global/spend`, `/global/spend/models`,
-//! `/global/spend/keys`, over the gateway's [`Database`](llmgate_store::Database)).
+//! `/global/spend/keys`, over the gateway's [`Database`](llmgate_store::Database)), and
+//! `POST /config/reload` (over a [`Reloader`] the gateway gives it).
 //!
 //! The router does not authenticate: mount it behind `llmgate_auth::AuthLayer`, once, which puts
 //! the caller's [`Principal`](llmgate_core::Principal) in the request. The master key may do
@@ -32,10 +33,12 @@
 //! ```
 
 pub mod keys;
+mod reload;
 mod router;
 mod spend;
 
 pub use keys::KeyAdmin;
+pub use reload::{ReloadFuture, ReloadRefusal, Reloader, RELOAD_PATH};
 pub use router::AdminApi;
 pub use spend::is_spend_path;
 

@@ -18,6 +18,7 @@ use tower::ServiceExt;
 
 use crate::keys::api::KeyApi;
 use crate::keys::KeyAdmin;
+use crate::reload::{Reloader, RELOAD_PATH};
 use crate::spend::{is_spend_path, SpendApi};
 
 /// The request body size [`AdminApi::new`] reads at most: 1 MiB.
@@ -26,12 +27,25 @@ pub const DEFAULT_MAX_BODY: usize = 1 << 20;
 /// What the admin endpoints work on. Build it with the setters, then take its [`router`].
 ///
 /// [`router`]: AdminApi::router
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct AdminApi {
     keys: Option<KeyAdmin>,
     database: Option<Database>,
     max_budget: Option<f64>,
     max_body: usize,
+    reloader: Option<Arc<dyn Reloader>>,
+}
+
+impl std::fmt::Debug for AdminApi {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminApi")
+            .field("keys", &self.keys)
+            .field("database", &self.database)
+            .field("max_budget", &self.max_budget)
+            .field("max_body", &self.max_body)
+            .field("reloader", &self.reloader.is_some())
+            .finish()
+    }
 }
 
 impl Default for AdminApi {
@@ -49,7 +63,15 @@ impl AdminApi {
             database: None,
             max_budget: None,
             max_body: DEFAULT_MAX_BODY,
+            reloader: None,
         }
+    }
+
+    /// What `POST /config/reload` calls (without one it answers 400 `no_config_file`).
+    #[must_use]
+    pub fn reloader(mut self, reloader: Option<Arc<dyn Reloader>>) -> Self {
+        self.reloader = reloader;
+        self
     }
 
     /// The keys `/key/*` manages.
@@ -94,6 +116,7 @@ impl AdminApi {
                 db: self.database,
                 max_budget: self.max_budget,
             },
+            reloader: self.reloader,
         });
         Router::new()
             .route("/key/{*rest}", any(crate::keys::api::handler))
@@ -101,6 +124,7 @@ impl AdminApi {
             .route("/global/spend", any(crate::spend::handler))
             .route("/global/spend/models", any(crate::spend::handler))
             .route("/global/spend/keys", any(crate::spend::handler))
+            .route(RELOAD_PATH, any(crate::reload::handler))
             .fallback(fallback)
             .with_state(apis)
     }
@@ -125,11 +149,11 @@ impl AdminApi {
     }
 }
 
-/// The two APIs, the router's state.
-#[derive(Debug)]
+/// The APIs, the router's state.
 pub(crate) struct Apis {
     pub(crate) keys: KeyApi,
     pub(crate) spend: SpendApi,
+    pub(crate) reloader: Option<Arc<dyn Reloader>>,
 }
 
 /// Paths no route matched: `/key/` and below (the key API's own 404), spend paths with a

@@ -1,8 +1,10 @@
 //! LiteLLM's spend endpoints over the gateway's database. They sit behind the auth layer and
 //! answer the master key only (a virtual key gets 403):
 //!
-//! - `GET /spend/logs?api_key=&request_id=&start_date=&end_date=&limit=`: log rows, newest
-//!   first (`limit` default [`DEFAULT_LOG_LIMIT`], at most [`MAX_LIMIT`]);
+//! - `GET /spend/logs?api_key=&key_alias=&user_id=&team_id=&request_id=&model=&status=&start_date=&end_date=&limit=&cursor=`:
+//!   the request log, newest first (`limit` default [`DEFAULT_LOG_LIMIT`], at most
+//!   [`MAX_LIMIT`]; `status` is `success` or `failure`; each row's `cursor` passed back as
+//!   `cursor` answers the rows after it);
 //! - `GET /global/spend/models?limit=&start_date=&end_date=`: `[{"model", "total_spend"}]`;
 //! - `GET /global/spend/keys?limit=&start_date=&end_date=`:
 //!   `[{"api_key", "key_alias", "total_spend"}]`;
@@ -16,7 +18,7 @@ use axum::extract::{Request, State};
 use axum::response::Response;
 use http::{Method, StatusCode};
 use llmgate_core::{ApiError, ErrorType, Origin, Principal};
-use llmgate_store::{Database, LogFilter, SpendLog, SpendRange};
+use llmgate_store::{Database, LogCursor, LogFilter, SpendLog, SpendRange};
 use serde_json::{json, Value};
 use time::{Date, Month};
 
@@ -176,12 +178,7 @@ async fn answer(
 ) -> Result<Value, ApiError> {
     match op {
         Op::Logs => {
-            let filter = LogFilter {
-                key_token: query.get("api_key").map(crate::keys::token_of),
-                request_id: query.get("request_id").map(str::to_owned),
-                range,
-                limit: query.limit(DEFAULT_LOG_LIMIT)?,
-            };
+            let filter = log_filter(query, range)?;
             let logs = db
                 .run(move |s| async move { s.spend_logs(&filter).await })
                 .await
@@ -218,6 +215,42 @@ async fn answer(
             Ok(json!({"spend": spend, "max_budget": max_budget}))
         }
     }
+}
+
+/// `/spend/logs`' filters: LiteLLM's (`api_key`, `request_id`, `user_id`, `team_id`,
+/// `start_date`, `end_date`), then llmgate's (`key_alias`, `model`, `status`, `cursor`).
+fn log_filter(query: &Query, range: SpendRange) -> Result<LogFilter, ApiError> {
+    let text = |name: &str| query.get(name).map(str::to_owned);
+    let success = match query.get("status") {
+        None => None,
+        Some("success") => Some(true),
+        Some("failure") => Some(false),
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "status must be success or failure, not {other:?}"
+            )))
+        }
+    };
+    let after = match query.get("cursor") {
+        None => None,
+        Some(c) => Some(LogCursor::parse(c).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "cursor must be a row's cursor from an earlier answer, not {c:?}"
+            ))
+        })?),
+    };
+    Ok(LogFilter {
+        key_token: query.get("api_key").map(crate::keys::token_of),
+        request_id: text("request_id"),
+        range,
+        key_alias: text("key_alias"),
+        user_id: text("user_id"),
+        team_id: text("team_id"),
+        model: text("model"),
+        success,
+        after,
+        limit: query.limit(DEFAULT_LOG_LIMIT)?,
+    })
 }
 
 /// LiteLLM's spend-log names where it has them (`api_key` is the key's token, `spend` 0 when
@@ -258,6 +291,12 @@ fn log_view(l: &SpendLog) -> Value {
             "user_api_key_team_id": l.team_id,
             "user_api_key_user_id": l.user_id,
             "status_code": l.status,
+            // LiteLLM's place for a failure's detail.
+            "error_information": l.error_class.as_ref().map(|class| json!({
+                "error_code": l.status.to_string(),
+                "error_class": class,
+                "error_message": l.error_message,
+            })),
         },
         "cache_hit": if l.cache_hit { "True" } else { "False" },
         "request_tags": l.tags,
@@ -279,7 +318,17 @@ fn log_view(l: &SpendLog) -> Value {
         "fallbacks": l.fallbacks,
         "latency_ms": l.latency_ms,
         "time_to_first_token_ms": l.ttft_ms,
+        "error_message": l.error_message,
+        // LiteLLM's names; JSON when stored as JSON, else the text as kept.
+        "messages": l.messages.as_deref().map(json_or_text),
+        "response": l.response.as_deref().map(json_or_text),
+        "cursor": LogCursor::of(l),
     })
+}
+
+/// Stored JSON as JSON; anything else (an answer cut at its bound, a stream's events) as text.
+fn json_or_text(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_owned()))
 }
 
 fn store_error(e: llmgate_auth::StoreError) -> ApiError {

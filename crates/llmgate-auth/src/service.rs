@@ -72,10 +72,19 @@ impl<S> Auth<S> {
     }
 }
 
-/// The credential a request presents: `Authorization: Bearer <key>`, else `x-api-key`, else
-/// `api-key`. `Ok(None)` when there is none; an `Authorization` header that is present but not
-/// `Bearer <key>` is an error rather than a silent fall-through to the other headers.
+/// The credential a request presents: `x-litellm-api-key` first (LiteLLM's header for the
+/// gateway's key when `Authorization` carries something else), else `Authorization: Bearer
+/// <key>`, else `x-api-key`, else `api-key`. `Ok(None)` when there is none; an `Authorization`
+/// header that is present but not `Bearer <key>` is an error rather than a silent fall-through
+/// to the other headers.
 pub fn credential(headers: &HeaderMap) -> Result<Option<&str>, Error> {
+    if let Some(v) = headers.get(LITELLM_KEY_HEADER) {
+        let key = v.to_str().map_err(|_| Error::MalformedHeader)?;
+        let key = key.strip_prefix("Bearer ").unwrap_or(key).trim();
+        if !key.is_empty() {
+            return Ok(Some(key));
+        }
+    }
     if let Some(v) = headers.get(header::AUTHORIZATION) {
         let v = v.to_str().map_err(|_| Error::MalformedHeader)?;
         let key = v
@@ -96,6 +105,9 @@ pub fn credential(headers: &HeaderMap) -> Result<Option<&str>, Error> {
     }
     Ok(None)
 }
+
+/// LiteLLM's header for the gateway's own key.
+pub const LITELLM_KEY_HEADER: &str = "x-litellm-api-key";
 
 impl<S, B> Service<Request<B>> for Auth<S>
 where
@@ -218,6 +230,28 @@ mod tests {
                 (200, "Some(Master)".into())
             );
         }
+    }
+
+    #[tokio::test]
+    async fn x_litellm_api_key_wins_over_authorization() {
+        // LiteLLM's clients put the gateway's key here when Authorization carries another one.
+        assert_eq!(
+            call(
+                Some("sk-m"),
+                &[
+                    ("x-litellm-api-key", "sk-m"),
+                    ("authorization", "Bearer sk-provider")
+                ]
+            )
+            .await,
+            (200, "Some(Master)".into())
+        );
+        assert_eq!(
+            call(Some("sk-m"), &[("x-litellm-api-key", "Bearer sk-m")]).await,
+            (200, "Some(Master)".into())
+        );
+        let (status, _) = call(Some("sk-m"), &[("x-litellm-api-key", "sk-wrong")]).await;
+        assert_eq!(status, 401);
     }
 
     #[tokio::test]

@@ -62,7 +62,7 @@ const LITELLM_ONLY_ARGS: [&str; 7] = [
 ];
 
 /// The alerting settings.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct AlertingConfig {
     /// `alerting`: `slack`, `webhook` (others are reported).
     pub channels: Vec<String>,

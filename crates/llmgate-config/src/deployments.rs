@@ -71,4 +71,15 @@ impl Config {
             .map(|(alias, target)| (alias.clone(), (target.model.clone(), target.hidden)))
             .collect()
     }
+
+    /// The aliases written as lists: alias -> the groups after its first, in order (what a
+    /// request for the alias falls back to before the first group's own fallbacks).
+    pub fn alias_fallbacks(&self) -> BTreeMap<String, Vec<String>> {
+        self.router_settings
+            .model_group_alias
+            .iter()
+            .filter(|(_, target)| !target.then.is_empty())
+            .map(|(alias, target)| (alias.clone(), target.then.clone()))
+            .collect()
+    }
 }

@@ -32,6 +32,12 @@ const GENERAL: &Table<GeneralSettings> = &[
         }
     })),
     ("disable_spend_logs", Read(|w, out, v, p| out.disable_spend_logs = w.bool(v, p))),
+    ("store_prompts_in_spend_logs", Read(|w, out, v, p| {
+        out.store_prompts_in_spend_logs = w.bool(v, p);
+    })),
+    // Logs and metrics.
+    ("json_logs", Read(|w, out, v, p| out.json_logs = w.bool(v, p))),
+    ("litellm_metric_names", Read(|w, out, v, p| out.litellm_metric_names = w.bool(v, p))),
     ("allow_requests_on_db_unavailable", Read(|w, out, v, p| {
         out.allow_requests_on_db_unavailable = w.bool(v, p);
     })),

@@ -75,6 +75,7 @@ mod load;
 mod model_list;
 mod node;
 mod params;
+mod positions;
 mod problems;
 mod schema;
 mod settings;
@@ -87,7 +88,7 @@ use std::path::Path;
 pub use alerting::{AlertingConfig, ALERTING_ARGS, ALERT_TYPES};
 pub use env::{EnvLookup, ProcessEnv};
 pub use params::MOCK_ERRORS;
-pub use problems::{Problem, Problems, Severity};
+pub use problems::{Position, Problem, Problems, Severity};
 pub use schema::{
     AllowedFailsPolicy, CacheParams, Config, FailurePolicy, Fallback, GeneralSettings,
     LitellmParams, LitellmSettings, ModelEntry, ModelGroupAlias, RetryPolicy, RouterSettings,
@@ -127,7 +128,17 @@ pub fn load(path: &Path) -> Result<Loaded, Problems> {
 pub fn from_yaml(yaml: &str, base_dir: &Path, env: &dyn EnvLookup) -> Result<Loaded, Problems> {
     let root = node::parse(yaml).map_err(|p| Problems(vec![p]))?;
     let dotenv = env::read_dotenv(base_dir);
-    load::load_tree(root, base_dir, env, dotenv)
+    let positions = positions::Positions::of(yaml);
+    match load::load_tree(root, base_dir, env, dotenv) {
+        Ok(mut loaded) => {
+            positions.locate(&mut loaded.notices);
+            Ok(loaded)
+        }
+        Err(mut problems) => {
+            positions.locate(&mut problems.0);
+            Err(problems)
+        }
+    }
 }
 
 /// The config `litellm --model X --api_base Y` would serve: one deployment whose `model_name`

@@ -66,7 +66,7 @@ pub(crate) fn load_tree(
         .map(llmgate_core::Secret::new);
     alerting.webhook_url = w.env.lookup("WEBHOOK_URL").map(llmgate_core::Secret::new);
     crate::alerting::check_urls(alerting, &mut w.report);
-    validate(&config, &w.group_names, &w.refs, &mut w.report);
+    validate(&mut config, &w.group_names, &w.refs, &mut w.report);
 
     let has_errors = w.report.error_count() > 0;
     let problems = w.report.into_sorted();

@@ -156,7 +156,9 @@ fn info_rest(w: &mut Walk<'_>, _: &mut Info, key: &str, value: &Node, path: &str
             "model metadata beyond mode, base model, limits and cost",
         );
     } else {
-        w.report.unknown_key(path);
+        let known = std::mem::take(&mut w.known_keys);
+        w.report.unknown_key(path, key, known.iter().copied());
+        w.known_keys = known;
     }
 }
 

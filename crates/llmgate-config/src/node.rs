@@ -84,6 +84,43 @@ impl Node {
     }
 }
 
+/// A mapping key as text. A list of scalars (`- ["gpt-4o"]: ["claude"]`, valid YAML that
+/// PyYAML refuses) becomes its JSON text, `["gpt-4o"]`, which [`parse_list_key`] reads back
+/// where a list key means something (`fallbacks`) and which reads as written in any message
+/// about a key elsewhere. A mapping as a key has no such reading: `None`.
+pub(crate) fn key_text(key: Node) -> Option<String> {
+    Some(match key {
+        Node::Str(s) => s,
+        Node::Num(n) => n.to_string(),
+        Node::Bool(b) => b.to_string(),
+        Node::Null => "null".to_owned(),
+        Node::Seq(items) => {
+            let texts: Option<Vec<String>> = items
+                .into_iter()
+                .map(|item| match item {
+                    Node::Seq(_) | Node::Map(_) => None,
+                    scalar => key_text(scalar),
+                })
+                .collect();
+            list_key(&texts?)
+        }
+        Node::Map(_) => return None,
+    })
+}
+
+/// The key text of a list key (see [`key_text`]).
+pub(crate) fn list_key(items: &[String]) -> String {
+    serde_json::Value::from(items.to_vec()).to_string()
+}
+
+/// The names of a list key (`["a", "b"]`), or `None` for a plain key.
+pub(crate) fn parse_list_key(key: &str) -> Option<Vec<String>> {
+    if !key.starts_with('[') {
+        return None;
+    }
+    serde_json::from_str(key).ok()
+}
+
 /// Parses a YAML document. An empty document is an empty mapping.
 pub(crate) fn parse(yaml: &str) -> Result<Node, Problem> {
     if yaml.trim().is_empty() {
@@ -206,16 +243,10 @@ impl<'de> Visitor<'de> for NodeVisitor {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Node, A::Error> {
         let mut entries = Vec::new();
         while let Some(key) = map.next_key::<Node>()? {
-            let key = match key {
-                Node::Str(s) => s,
-                Node::Num(n) => n.to_string(),
-                Node::Bool(b) => b.to_string(),
-                Node::Null => "null".to_owned(),
-                Node::Seq(_) | Node::Map(_) => {
-                    return Err(de::Error::custom(
-                        "a list or mapping used as a mapping key is not supported",
-                    ))
-                }
+            let Some(key) = key_text(key) else {
+                return Err(de::Error::custom(
+                    "a mapping used as a mapping key is not supported",
+                ));
             };
             let value = map.next_value::<Node>()?;
             entries.push((key, value));

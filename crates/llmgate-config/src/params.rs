@@ -191,12 +191,45 @@ fn extra_body(w: &mut Walk<'_>, r: &mut Params, value: &Node, path: &str) {
     }
 }
 
-/// A key [`PARAMS`] does not list: other providers' credentials are noted, anything else is
-/// sent to the provider as a default request parameter.
+/// The keys that say where a deployment's requests go and with which credentials: a
+/// near-miss of one (`api_bse`) is an error, never a parameter sent upstream, or the requests
+/// (and the key) would go to the provider's default URL instead of the one meant.
+const CONNECTION_KEYS: &[&str] = &[
+    "model",
+    "custom_llm_provider",
+    "api_key",
+    "api_base",
+    "base_url",
+    "api_version",
+    "organization",
+    "headers",
+    "extra_headers",
+    "region_name",
+];
+
+/// A key [`PARAMS`] does not list: other providers' credentials are noted, a near-miss of a
+/// connection key is an error, anything else is sent to the provider as a default request
+/// parameter (with a warning when it is near a key llmgate reads).
 fn params_rest(w: &mut Walk<'_>, r: &mut Params, key: &str, value: &Node, path: &str) {
     if key.starts_with("aws_") || key.starts_with("vertex_") {
         not_yet_active(w, value, path, "this provider's credentials");
-    } else if !value.is_null() {
+        return;
+    }
+    if let Some(near) = crate::problems::did_you_mean(key, CONNECTION_KEYS.iter().copied()) {
+        w.report.error(
+            path,
+            format!("unknown key (did you mean `{near}`?): a misspelled connection key is not sent upstream, so this deployment would not reach the place it names"),
+        );
+        return;
+    }
+    let known = PARAMS.iter().map(|(k, _)| *k);
+    if let Some(near) = crate::problems::did_you_mean(key, known) {
+        w.report.warning(
+            path,
+            format!("not a key llmgate reads, so it is sent to the provider as a request parameter (did you mean `{near}`?)"),
+        );
+    }
+    if !value.is_null() {
         let json = w.json(value, path);
         r.out.default_params.insert(key.to_owned(), json);
     }
@@ -269,7 +302,17 @@ fn provider_and_model(
     path: &str,
 ) -> Option<(ProviderKind, String)> {
     let model_path = key_path(path, "model");
-    let (provider, upstream) = match split_provider(model, r.custom_llm_provider.as_deref()) {
+    let split = match r.custom_llm_provider {
+        None if model.starts_with(NVIDIA_MODEL_PREFIX) => {
+            w.report.warning(
+                &model_path,
+                format!("read as `nvidia_nim/{model}`: NVIDIA's API (LiteLLM's prefix is `nvidia_nim/`), with the model id as written"),
+            );
+            Ok((ProviderKind::NvidiaNim, model.to_owned()))
+        }
+        _ => split_provider(model, r.custom_llm_provider.as_deref()),
+    };
+    let (provider, upstream) = match split {
         Ok(split) => split,
         Err(message) => {
             w.report.error(&model_path, message);
@@ -409,6 +452,10 @@ fn resolve_headers(w: &mut Walk<'_>, r: &mut Params, path: &str) {
     }
 }
 
+/// NVIDIA's own model ids start with `nvidia/` (`nvidia/llama-3.1-nemotron-70b-instruct`), so a
+/// config that writes one without LiteLLM's `nvidia_nim/` prefix means NVIDIA's API.
+const NVIDIA_MODEL_PREFIX: &str = "nvidia/";
+
 fn split_provider(model: &str, custom: Option<&str>) -> Result<(ProviderKind, String), String> {
     match custom {
         Some(name) => {
@@ -421,8 +468,22 @@ fn split_provider(model: &str, custom: Option<&str>) -> Result<(ProviderKind, St
         }
         None => ProviderKind::split_model(model)
             .map(|(p, m)| (p, m.to_owned()))
-            .map_err(|e| e.to_string()),
+            .map_err(|e| unknown_provider(&e.0)),
     }
+}
+
+/// "unknown provider", with the nearest prefix llmgate serves and the way to reach any
+/// OpenAI-compatible API.
+fn unknown_provider(name: &str) -> String {
+    let known = || ProviderKind::all().map(ProviderKind::as_str);
+    let near = crate::problems::did_you_mean(name, known())
+        // `nvidi/...`: the start of a provider's name.
+        .or_else(|| known().find(|p| name.len() >= 4 && p.starts_with(name)))
+        .map(|p| format!(" (did you mean \"{p}\"?)"))
+        .unwrap_or_default();
+    format!(
+        "unknown provider \"{name}\"{near}; if it speaks OpenAI's API, write `model: openai/<model id>` with its `api_base` (see docs/providers.md)"
+    )
 }
 
 /// `headers` first, then `extra_headers`, which replaces a header of the same name.

@@ -37,6 +37,23 @@ pub struct Problem {
     pub message: String,
     /// How serious.
     pub severity: Severity,
+    /// Where in the file, when the path is found there (the main file: not an `include`d one).
+    pub position: Option<Position>,
+}
+
+/// A line and column in the config file, both counted from 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Position {
+    /// The line.
+    pub line: u64,
+    /// The column (in characters).
+    pub column: u64,
+}
+
+impl fmt::Display for Position {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "line {}, column {}", self.line, self.column)
+    }
 }
 
 impl Problem {
@@ -46,6 +63,7 @@ impl Problem {
             path: path.into(),
             message: message.into(),
             severity,
+            position: None,
         }
     }
 
@@ -72,10 +90,10 @@ impl Problem {
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.path.is_empty() {
-            f.write_str(&self.message)
-        } else {
-            write!(f, "{}: {}", self.path, self.message)
+        match (self.path.is_empty(), self.position) {
+            (true, _) => f.write_str(&self.message),
+            (false, None) => write!(f, "{}: {}", self.path, self.message),
+            (false, Some(at)) => write!(f, "{}: {} ({at})", self.path, self.message),
         }
     }
 }
@@ -134,9 +152,23 @@ impl Report {
         self.push(Problem::not_yet_active(path, message));
     }
 
-    /// A key llmgate does not know at all.
-    pub(crate) fn unknown_key(&mut self, path: &str) {
-        self.warning(path, "unknown key, ignored");
+    /// A key llmgate does not know at all; `known` are the keys that could stand here, for a
+    /// "did you mean".
+    pub(crate) fn unknown_key<'k>(
+        &mut self,
+        path: &str,
+        key: &str,
+        known: impl IntoIterator<Item = &'k str>,
+    ) {
+        let message =
+            if let Some((_, instead)) = NOT_LITELLM.iter().find(|(p, _)| path.ends_with(p)) {
+                format!("not a LiteLLM key, ignored: {instead}")
+            } else if let Some(near) = did_you_mean(key, known) {
+                format!("unknown key, ignored (did you mean `{near}`?)")
+            } else {
+                "unknown key, ignored".to_owned()
+            };
+        self.warning(path, message);
     }
 
     pub(crate) fn error_count(&self) -> usize {
@@ -162,6 +194,44 @@ pub(crate) fn key_path(parent: &str, key: &str) -> String {
         (false, true) => format!("{parent}.{key}"),
         (_, false) => format!("{parent}[{}]", serde_json::Value::from(key)),
     }
+}
+
+/// Keys people write that LiteLLM has under another name or shape, by the end of their path,
+/// with the key that does the job.
+const NOT_LITELLM: &[(&str, &str)] = &[
+    (
+        "router_settings.retry_policy.max_retries",
+        "retries per request are `router_settings.num_retries`; `retry_policy` takes one count per error class (`RateLimitErrorRetries`, `TimeoutErrorRetries`, ...)",
+    ),
+    (
+        "router_settings.retry_policy.delay",
+        "the least wait before a retry is `router_settings.retry_after` (seconds)",
+    ),
+    (
+        "router_settings.rate_limit",
+        "a provider's limits are `rpm`/`tpm` in each deployment's `litellm_params`; callers' limits are a virtual key's `rpm_limit`/`tpm_limit` (docs/rate-limits.md)",
+    ),
+];
+
+/// The candidate closest to `word` when it is close enough to be a slip of the keyboard (an
+/// edit or two, fewer for short words), else `None`. Ties go to the first candidate.
+pub(crate) fn did_you_mean<'k>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'k str>,
+) -> Option<&'k str> {
+    let len = word.chars().count();
+    let allowed = match len {
+        0..=3 => 1,
+        4..=8 => 2,
+        _ => 3,
+    };
+    candidates
+        .into_iter()
+        .filter(|c| *c != word)
+        .map(|c| (strsim::damerau_levenshtein(word, c), c))
+        .filter(|(d, _)| *d <= allowed)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
 }
 
 /// `parent[index]`.
@@ -207,5 +277,20 @@ mod tests {
         assert_eq!(key_path("a", "b_c-d"), "a.b_c-d");
         assert_eq!(key_path("f[0]", "gpt-4.1"), "f[0][\"gpt-4.1\"]");
         assert_eq!(index_path("model_list", 3), "model_list[3]");
+    }
+
+    #[test]
+    fn suggests_only_near_misses() {
+        let known = ["api_base", "api_key", "api_version", "model"];
+        assert_eq!(did_you_mean("api_bse", known), Some("api_base"));
+        assert_eq!(did_you_mean("api_kye", known), Some("api_key"));
+        assert_eq!(did_you_mean("modle", known), Some("model"));
+        assert_eq!(did_you_mean("temperature", known), None);
+        assert_eq!(
+            did_you_mean("api_base", known),
+            None,
+            "a known key is no miss"
+        );
+        assert_eq!(did_you_mean("xy", ["ab"]), None);
     }
 }

@@ -180,13 +180,17 @@ pub struct Fallback {
     pub fallbacks: Vec<String>,
 }
 
-/// A `model_group_alias` value: `alias: group` or `alias: {model: group, hidden: true}`.
+/// A `model_group_alias` value: `alias: group`, `alias: {model: group, hidden: true}`, or
+/// `alias: [first, second, third]` (groups tried in order).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ModelGroupAlias {
     /// The model group the alias stands for.
     pub model: String,
     /// Whether `/v1/models` leaves the alias out.
     pub hidden: bool,
+    /// With a list: the groups after the first, tried in order when the one before fails
+    /// (before that group's own fallbacks).
+    pub then: Vec<String>,
 }
 
 /// `router_settings.retry_policy`: retries per error class.
@@ -236,6 +240,8 @@ pub struct RouterSettings {
     pub model_group_alias: BTreeMap<String, ModelGroupAlias>,
     /// `num_retries`.
     pub num_retries: Option<u32>,
+    /// `retry_after`: the least wait before retrying the same deployment.
+    pub retry_after: Option<Duration>,
     /// `timeout`: default attempt deadline for deployments that set none.
     pub timeout: Option<Duration>,
     /// `stream_timeout`: default first-byte deadline for deployments that set none.
@@ -315,6 +321,8 @@ pub struct LitellmSettings {
     pub drop_params: Option<bool>,
     /// `num_retries`.
     pub num_retries: Option<u32>,
+    /// `retry_after` (LiteLLM reads it from `router_settings`; configs put it here too).
+    pub retry_after: Option<Duration>,
     /// `request_timeout`: default attempt deadline when neither the deployment nor
     /// `router_settings.timeout` sets one.
     pub request_timeout: Option<Duration>,
@@ -342,7 +350,8 @@ pub struct LitellmSettings {
     pub budget_duration: Option<String>,
     /// `set_verbose`.
     pub set_verbose: Option<bool>,
-    /// `json_logs`.
+    /// `json_logs`: log lines as JSON objects (LiteLLM's place for it; `general_settings`
+    /// takes it too, and either turns JSON on).
     pub json_logs: Option<bool>,
     /// `turn_off_message_logging`.
     pub turn_off_message_logging: Option<bool>,
@@ -373,6 +382,14 @@ pub struct GeneralSettings {
     pub database_connection_pool_limit: Option<u32>,
     /// `disable_spend_logs`.
     pub disable_spend_logs: Option<bool>,
+    /// `store_prompts_in_spend_logs`: keep each request's messages and answer in the spend log
+    /// (bounded, credentials masked). Off by default.
+    pub store_prompts_in_spend_logs: Option<bool>,
+    /// `json_logs`: log lines as JSON objects (as `litellm_settings.json_logs`).
+    pub json_logs: Option<bool>,
+    /// `litellm_metric_names` (llmgate's own): serve LiteLLM's Prometheus names beside
+    /// llmgate's (default true).
+    pub litellm_metric_names: Option<bool>,
     /// `max_parallel_requests`: requests in flight at once per caller whose key sets none.
     pub max_parallel_requests: Option<u64>,
     /// `global_max_parallel_requests`: requests in flight at once through the gateway.

@@ -125,7 +125,7 @@ const ROUTER: &Table<RouterSettings> = &[
     ("caching_groups", NotYetActive(CACHING)),
     ("cache_kwargs", NotYetActive(CACHING)),
     ("model_group_retry_policy", NotYetActive(RETRIES)),
-    ("retry_after", NotYetActive(RETRIES)),
+    ("retry_after", Read(|w, out, v, p| out.retry_after = w.non_negative_seconds(v, p))),
     ("max_fallbacks", NotYetActive(FALLBACKS)),
     ("optional_pre_call_checks", NotYetActive(PRE_CALL_CHECKS)),
     ("polling_interval", NotYetActive(ROUTER_SETTING)),
@@ -181,6 +181,7 @@ const LITELLM_SETTING: &str = "this LiteLLM setting";
 const LITELLM: &Table<LitellmSettings> = &[
     ("drop_params", Read(|w, out, v, p| out.drop_params = w.bool(v, p))),
     ("num_retries", Read(|w, out, v, p| out.num_retries = w.u32(v, p))),
+    ("retry_after", Read(|w, out, v, p| out.retry_after = w.non_negative_seconds(v, p))),
     ("request_timeout", Read(|w, out, v, p| out.request_timeout = w.seconds(v, p))),
     ("fallbacks", Read(|w, out, v, p| out.fallbacks = fallbacks(w, v, p))),
     ("context_window_fallbacks", Read(|w, out, v, p| {
@@ -218,10 +219,7 @@ const LITELLM: &Table<LitellmSettings> = &[
         out.set_verbose = w.bool(v, p);
         not_yet_active(w, v, p, "set_verbose; use RUST_LOG=debug");
     })),
-    ("json_logs", Read(|w, out, v, p| {
-        out.json_logs = w.bool(v, p);
-        not_yet_active(w, v, p, "JSON logs");
-    })),
+    ("json_logs", Read(|w, out, v, p| out.json_logs = w.bool(v, p))),
     ("model_cost_map_path", Read(|w, out, v, p| {
         out.model_cost_map_path = w.non_empty_string(v, p);
     })),
@@ -316,24 +314,29 @@ fn fallbacks(w: &mut Walk<'_>, node: &Node, path: &str) -> Vec<Fallback> {
             );
             continue;
         }
-        for (source, targets) in w.entries(item, &ip) {
-            let sp = key_path(&ip, source);
-            w.refs.push(GroupRef::FallbackSource {
-                path: sp.clone(),
-                name: source.to_owned(),
-            });
+        for (key, targets) in w.entries(item, &ip) {
+            let sp = key_path(&ip, key);
             let targets = group_list(w, targets, &sp);
-            for (target_path, target) in &targets {
-                w.refs.push(GroupRef::FallbackTarget {
-                    path: target_path.clone(),
-                    source: source.to_owned(),
-                    name: target.clone(),
+            // `- ["primary"]: ["second"]`: a list as the key (valid YAML, refused by
+            // PyYAML) means each group in it falls back to the targets.
+            let sources = crate::node::parse_list_key(key).unwrap_or_else(|| vec![key.to_owned()]);
+            for source in sources {
+                w.refs.push(GroupRef::FallbackSource {
+                    path: sp.clone(),
+                    name: source.clone(),
+                });
+                for (target_path, target) in &targets {
+                    w.refs.push(GroupRef::FallbackTarget {
+                        path: target_path.clone(),
+                        source: source.clone(),
+                        name: target.clone(),
+                    });
+                }
+                out.push(Fallback {
+                    model_group: source,
+                    fallbacks: targets.iter().map(|(_, t)| t.clone()).collect(),
                 });
             }
-            out.push(Fallback {
-                model_group: source.to_owned(),
-                fallbacks: targets.into_iter().map(|(_, t)| t).collect(),
-            });
         }
     }
     out
@@ -371,45 +374,70 @@ fn default_fallbacks(w: &mut Walk<'_>, node: &Node, path: &str) -> Vec<String> {
     targets.into_iter().map(|(_, t)| t).collect()
 }
 
-/// `model_group_alias`: `alias: group` or `alias: {model: group, hidden: true}`.
+/// `model_group_alias`: `alias: group`, `alias: {model: group, hidden: true}`, or
+/// `alias: [group, group, ...]` (tried in order).
 fn aliases(w: &mut Walk<'_>, node: &Node, path: &str) -> BTreeMap<String, ModelGroupAlias> {
     let mut out = BTreeMap::new();
     for (alias, value) in w.entries(node, path) {
         let p = key_path(path, alias);
-        let (target_path, model, hidden) = match value {
-            Node::Map(_) => {
-                let mut model = None;
-                let mut hidden = false;
-                let mut saw_model = false;
-                for (key, v) in w.entries(value, &p) {
-                    let kp = key_path(&p, key);
-                    match key {
-                        "model" => {
-                            saw_model = true;
-                            model = w.non_empty_string(v, &kp);
-                        }
-                        "hidden" => hidden = w.bool(v, &kp).unwrap_or(false),
-                        _ => w.report.unknown_key(&kp),
-                    }
+        let (targets, hidden) = match value {
+            Node::Map(_) => alias_map(w, value, &p),
+            Node::Seq(_) => {
+                let targets = group_list(w, value, &p);
+                if targets.is_empty() {
+                    w.report.error(&p, "expected at least one model group");
                 }
-                if !saw_model {
-                    w.report
-                        .error(&key_path(&p, "model"), "missing required key");
-                }
-                (key_path(&p, "model"), model, hidden)
+                (targets, false)
             }
-            _ => (p.clone(), w.non_empty_string(value, &p), false),
+            _ => {
+                let target = w.non_empty_string(value, &p).map(|m| (p.clone(), m));
+                (target.into_iter().collect(), false)
+            }
         };
-        if let Some(model) = model {
+        for (target_path, name) in &targets {
             w.refs.push(GroupRef::AliasTarget {
-                path: target_path,
+                path: target_path.clone(),
                 alias: alias.to_owned(),
-                name: model.clone(),
+                name: name.clone(),
             });
-            out.insert(alias.to_owned(), ModelGroupAlias { model, hidden });
+        }
+        let mut names = targets.into_iter().map(|(_, name)| name);
+        if let Some(model) = names.next() {
+            let then = names.collect();
+            out.insert(
+                alias.to_owned(),
+                ModelGroupAlias {
+                    model,
+                    hidden,
+                    then,
+                },
+            );
         }
     }
     out
+}
+
+/// `alias: {model: group, hidden: true}`: the target with its path, and `hidden`.
+fn alias_map(w: &mut Walk<'_>, value: &Node, p: &str) -> (Vec<(String, String)>, bool) {
+    let mut model = None;
+    let mut hidden = false;
+    let mut saw_model = false;
+    for (key, v) in w.entries(value, p) {
+        let kp = key_path(p, key);
+        match key {
+            "model" => {
+                saw_model = true;
+                model = w.non_empty_string(v, &kp);
+            }
+            "hidden" => hidden = w.bool(v, &kp).unwrap_or(false),
+            _ => w.report.unknown_key(&kp, key, ["model", "hidden"]),
+        }
+    }
+    let model_path = key_path(p, "model");
+    if !saw_model {
+        w.report.error(&model_path, "missing required key");
+    }
+    (model.map(|m| (model_path, m)).into_iter().collect(), hidden)
 }
 
 macro_rules! per_error_class {
@@ -420,7 +448,7 @@ macro_rules! per_error_class {
                 let p = key_path(path, key);
                 match key {
                     $(stringify!($field) => out.$field = w.u32(value, &p),)*
-                    _ => w.report.unknown_key(&p),
+                    _ => w.report.unknown_key(&p, key, [$(stringify!($field)),*]),
                 }
             }
             out

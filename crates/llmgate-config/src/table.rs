@@ -72,13 +72,21 @@ pub(crate) fn dispatch<T>(
         Some((_, Handle::NotYetActive(feature))) => not_yet_active(w, value, path, feature),
         Some((_, Handle::Unenforced(what))) => unenforced(w, value, path, what),
         Some((_, Handle::Unsupported)) => unsupported(w, path),
-        None => rest(w, out, key, value, path),
+        None => {
+            let outer =
+                std::mem::replace(&mut w.known_keys, table.iter().map(|(k, _)| *k).collect());
+            rest(w, out, key, value, path);
+            w.known_keys = outer;
+        }
     }
 }
 
-/// The `rest` of a section that lists every key it knows: a warning, "unknown key, ignored".
-pub(crate) fn unknown<T>(w: &mut Walk<'_>, _: &mut T, _: &str, _: &Node, path: &str) {
-    w.report.unknown_key(path);
+/// The `rest` of a section that lists every key it knows: a warning, "unknown key, ignored",
+/// with the nearest key the table does list.
+pub(crate) fn unknown<T>(w: &mut Walk<'_>, _: &mut T, key: &str, _: &Node, path: &str) {
+    let known = std::mem::take(&mut w.known_keys);
+    w.report.unknown_key(path, key, known.iter().copied());
+    w.known_keys = known;
 }
 
 /// The keys of `table`, in order (for tests and messages).

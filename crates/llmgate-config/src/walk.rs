@@ -29,6 +29,9 @@ pub(crate) struct Walk<'a> {
     pub(crate) group_names: BTreeSet<String>,
     /// Model groups named by fallbacks and aliases, with their paths.
     pub(crate) refs: Vec<GroupRef>,
+    /// The keys of the table being walked, while a key it does not list is handled (for a
+    /// "did you mean").
+    pub(crate) known_keys: Vec<&'static str>,
 }
 
 impl<'a> Walk<'a> {
@@ -38,6 +41,7 @@ impl<'a> Walk<'a> {
             env,
             group_names: BTreeSet::new(),
             refs: Vec::new(),
+            known_keys: Vec::new(),
         }
     }
 }

@@ -387,3 +387,37 @@ fn sidecar_problems_name_the_flags() {
     let problems = sidecar("", None, None, &env(&[])).unwrap_err();
     assert_eq!(problems.to_string(), "error: --model: must not be empty");
 }
+
+#[test]
+fn openai_compatible_prefixes_take_their_rows_base_url_and_key_variable() {
+    let yaml = "model_list:\n  - model_name: sonar\n    litellm_params:\n      model: perplexity/sonar-pro\n  - model_name: qwen\n    litellm_params:\n      model: dashscope/qwen-max\n      api_base: https://dashscope.example/v1\n";
+    let loaded = load_ok(
+        yaml,
+        &env(&[
+            ("PERPLEXITYAI_API_KEY", "pplx-1"),
+            ("DASHSCOPE_API_KEY", "ds-1"),
+        ]),
+    );
+    let d = loaded.config.deployments();
+    assert_eq!(d[0].provider.as_str(), "perplexity");
+    assert_eq!(&*d[0].model, "sonar-pro");
+    assert_eq!(d[0].api_base.as_deref(), Some("https://api.perplexity.ai"));
+    assert_eq!(d[0].api_key.as_ref().unwrap().expose(), "pplx-1");
+    assert_eq!(
+        d[1].api_base.as_deref(),
+        Some("https://dashscope.example/v1")
+    );
+    assert_eq!(d[1].api_key.as_ref().unwrap().expose(), "ds-1");
+
+    // A row without a default base URL needs one.
+    let problems = llmgate_config::from_yaml(
+        "model_list:\n  - model_name: x\n    litellm_params:\n      model: openai_like/x\n",
+        std::path::Path::new("/nonexistent"),
+        &env(&[]),
+    )
+    .unwrap_err();
+    assert_eq!(
+        shown(&problems.0),
+        ["error: model_list[0].litellm_params.api_base: api_base is required for openai_like"]
+    );
+}

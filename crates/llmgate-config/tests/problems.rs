@@ -59,13 +59,15 @@ litellm_settings:
 bogus_section: 1
 "#;
 
+const UNKNOWN_PROVIDER: &str = "; if it speaks OpenAI's API, write `model: openai/<model id>` with its `api_base` (see docs/providers.md)";
+
 const UNENFORCED: &str = "not implemented yet in llmgate; starting would leave this setting unenforced (remove it to run without it)";
 
 #[test]
 fn every_problem_is_reported_at_once() {
     let want = vec![
         "error: model_list[1].model_name: missing required key".to_owned(),
-        "error: model_list[2].litellm_params.model: unknown provider \"foo\"".to_owned(),
+        format!("error: model_list[2].litellm_params.model: unknown provider \"foo\"{UNKNOWN_PROVIDER}"),
         "error: model_list[3].litellm_params.api_base: api_base is required for azure".to_owned(),
         "error: model_list[4].litellm_params.model: provider \"vertex_ai\" is not supported yet".to_owned(),
         "error: model_list[5].litellm_params.timeout: expected a number of seconds, found a string".to_owned(),
@@ -79,10 +81,10 @@ fn every_problem_is_reported_at_once() {
         format!("error: general_settings.allowed_ips: IP allow-lists are {UNENFORCED}"),
         format!("error: litellm_settings.max_budget: the proxy-wide max_budget is {UNENFORCED}"),
         "error: router_settings.fallbacks[0].ok[0]: the fallbacks of \"ok\" must not contain \"ok\" itself".to_owned(),
-        "error: router_settings.fallbacks[0].ok[1]: unknown model group \"missing-group\"".to_owned(),
-        "error: router_settings.model_group_alias.alias: unknown model group \"nowhere\"".to_owned(),
         "warning: general_settings.master_key: does not start with \"sk-\" (LiteLLM requires it; llmgate accepts it, but clients and tools may expect sk-)".to_owned(),
         "warning: bogus_section: unknown key, ignored".to_owned(),
+        "warning: router_settings.fallbacks[0].ok[1]: unknown model group \"missing-group\": skipped".to_owned(),
+        "warning: router_settings.model_group_alias.alias: unknown model group \"nowhere\": skipped".to_owned(),
     ];
     assert_eq!(load_err(MANY, &env(&[])), want);
 }
@@ -105,7 +107,7 @@ fn providers() {
         (
             "unknown provider",
             with_params("      model: foo/bar\n"),
-            &["error: model_list[0].litellm_params.model: unknown provider \"foo\""],
+            &["error: model_list[0].litellm_params.model: unknown provider \"foo\"; if it speaks OpenAI's API, write `model: openai/<model id>` with its `api_base` (see docs/providers.md)"],
         ),
         (
             "anthropic without a key",
@@ -237,12 +239,12 @@ mcp_servers: {}
     assert_eq!(
         all_problems(yaml, &env(&[("OPENAI_API_KEY", "sk-x")])),
         [
-            "warning: model_list[0].litelm_params: unknown key, ignored",
+            "warning: model_list[0].litelm_params: unknown key, ignored (did you mean `litellm_params`?)",
             "warning: model_list[0].litellm_params.model: key given more than once; the last value is used",
-            "warning: model_list[0].model_info.idd: unknown key, ignored",
-            "warning: router_settings.routing_strategy_argz: unknown key, ignored",
-            "warning: litellm_settings.drop_param: unknown key, ignored",
-            "warning: general_settings.master_kee: unknown key, ignored",
+            "warning: model_list[0].model_info.idd: unknown key, ignored (did you mean `id`?)",
+            "warning: router_settings.routing_strategy_argz: unknown key, ignored (did you mean `routing_strategy_args`?)",
+            "warning: litellm_settings.drop_param: unknown key, ignored (did you mean `drop_params`?)",
+            "warning: general_settings.master_kee: unknown key, ignored (did you mean `master_key`?)",
             "warning: mcp_servers: LiteLLM section not supported by llmgate, ignored",
         ]
     );
@@ -390,7 +392,7 @@ fn fallbacks_and_aliases_name_existing_groups() {
             format!("{base}router_settings:\n  fallbacks:\n    - a: [a, c]\n    - z: b\n"),
             &[
                 "error: router_settings.fallbacks[0].a[0]: the fallbacks of \"a\" must not contain \"a\" itself",
-                "error: router_settings.fallbacks[0].a[1]: unknown model group \"c\"",
+                "warning: router_settings.fallbacks[0].a[1]: unknown model group \"c\" (did you mean \"a\"?): skipped",
                 "warning: router_settings.fallbacks[1].z: \"z\" is not a model group or alias, so these fallbacks never apply",
             ],
         ),
@@ -400,7 +402,7 @@ fn fallbacks_and_aliases_name_existing_groups() {
             &[
                 "error: litellm_settings.fallbacks[0]: expected a one-key mapping such as `gpt-4o: [\"gpt-4o-mini\"]`, found a string",
                 "error: litellm_settings.fallbacks[1]: expected a one-key mapping such as `gpt-4o: [\"gpt-4o-mini\"]`, found a mapping",
-                "error: litellm_settings.default_fallbacks[0]: unknown model group \"nope\"",
+                "warning: litellm_settings.default_fallbacks[0]: unknown model group \"nope\": skipped",
             ],
         ),
         (
@@ -420,10 +422,20 @@ fn fallbacks_and_aliases_name_existing_groups() {
             format!("{base}router_settings:\n  model_group_alias:\n    x: nope\n    x2: {{model: x}}\n    b: a\n    z: {{hidden: true}}\n"),
             &[
                 "error: router_settings.model_group_alias.z.model: missing required key",
-                "error: router_settings.model_group_alias.x: unknown model group \"nope\"",
-                "error: router_settings.model_group_alias.x2.model: unknown model group \"x\" (an alias must name a model group, not another alias)",
+                "error: router_settings.model_group_alias.x2.model: \"x\" is an alias: an alias must name a model group, not another alias",
+                "warning: router_settings.model_group_alias.x: unknown model group \"nope\": skipped",
                 "warning: router_settings.model_group_alias.b: the alias hides the model group \"b\": requests for it go to \"a\"",
             ],
+        ),
+        (
+            "a list as a fallback's key (the first seed's chain)",
+            format!("{base}router_settings:\n  fallbacks:\n    - [\"a\"]: [\"b\"]\n    - [\"b\"]: [\"a\"]\n"),
+            &[],
+        ),
+        (
+            "a list alias names groups in order; unknown ones are skipped",
+            format!("{base}router_settings:\n  model_group_alias:\n    smart: [b, nope, a]\n"),
+            &["warning: router_settings.model_group_alias.smart[1]: unknown model group \"nope\": skipped"],
         ),
         (
             "a catch-all group serves any fallback",

@@ -206,11 +206,18 @@ pub fn log_failure(e: &ApiError, id: Option<&RequestId>) {
     let error_class = FailureClass::of(e).as_str();
     let status = e.status().as_u16();
     let origin = e.origin().as_str();
+    // An upstream may echo what it was sent: its key is masked (`crate::redact`).
+    let key = a
+        .and_then(|a| a.deployment.as_ref())
+        .and_then(|d| d.api_key.as_ref())
+        .map(crate::Secret::expose);
+    let error = crate::redact::scrub(e.message(), key.as_slice());
+    let error = &*error;
     // A provider's failure is logged as one whatever its status (a 429, a timeout's 408).
     if e.status().is_server_error() || e.origin() == Origin::Upstream {
-        tracing::warn!(target: "llmgate::rescue", request_id, status, origin, error_class, model_group, deployment, attempts, error = %e, "request failed");
+        tracing::warn!(target: "llmgate::rescue", request_id, status, origin, error_class, model_group, deployment, attempts, error, "request failed");
     } else {
-        tracing::debug!(target: "llmgate::rescue", request_id, status, origin, error_class, model_group, deployment, attempts, error = %e, "request rejected");
+        tracing::debug!(target: "llmgate::rescue", request_id, status, origin, error_class, model_group, deployment, attempts, error, "request rejected");
     }
 }
 

@@ -10,6 +10,7 @@
 //! - [`body`]: the response body type, request bodies read whole under a byte cap, and the one
 //!   wrapper that fires a guard when a response body ends ([`body::OnEnd`]).
 //! - [`sse`]: server-sent events in and out.
+//! - [`redact`]: credentials replaced in texts headed for a log line or the spend log.
 //! - [`tokens`]: token counts the gateway works out itself (prompt tokens, estimates).
 //! - [`key`]: virtual keys and the clock budgets are judged by.
 //! - [`seconds`]: numbers of seconds turned into a `Duration` without a panic, with one bound.
@@ -32,6 +33,7 @@ pub mod events;
 pub mod ext;
 pub mod key;
 pub mod provider;
+pub mod redact;
 pub mod request;
 pub mod seconds;
 pub mod sse;

@@ -3,6 +3,10 @@
 use std::fmt;
 use std::str::FromStr;
 
+pub mod compatible;
+
+pub use compatible::{CompatId, Compatible, Quirk, COMPATIBLE};
+
 /// A provider, parsed from the prefix of `litellm_params.model`.
 ///
 /// The dialect each one speaks, its default base URL and its auth header live in
@@ -49,9 +53,13 @@ pub enum ProviderKind {
     VertexAi,
     /// `bedrock/`.
     Bedrock,
+    /// A provider that speaks OpenAI's API under its own name (`perplexity/`, `cerebras/`,
+    /// ...): a row of [`COMPATIBLE`].
+    Compatible(CompatId),
 }
 
-/// Every provider, in documentation order.
+/// Every provider with a name of its own, in documentation order; [`ProviderKind::all`] adds
+/// the OpenAI-compatible ones of [`COMPATIBLE`].
 pub const ALL_PROVIDERS: &[ProviderKind] = &[
     ProviderKind::OpenAi,
     ProviderKind::Azure,
@@ -75,9 +83,18 @@ pub const ALL_PROVIDERS: &[ProviderKind] = &[
 ];
 
 impl ProviderKind {
+    /// Every provider: [`ALL_PROVIDERS`], then the rows of [`COMPATIBLE`].
+    pub fn all() -> impl Iterator<Item = ProviderKind> {
+        ALL_PROVIDERS
+            .iter()
+            .copied()
+            .chain(CompatId::all().map(ProviderKind::Compatible))
+    }
+
     /// The LiteLLM prefix.
     pub fn as_str(self) -> &'static str {
         match self {
+            ProviderKind::Compatible(id) => id.info().prefix,
             ProviderKind::OpenAi => "openai",
             ProviderKind::Azure => "azure",
             ProviderKind::HostedVllm => "hosted_vllm",
@@ -118,6 +135,7 @@ impl ProviderKind {
             ProviderKind::Ollama | ProviderKind::OllamaChat => "http://localhost:11434",
             ProviderKind::Anthropic => "https://api.anthropic.com",
             ProviderKind::Gemini => "https://generativelanguage.googleapis.com",
+            ProviderKind::Compatible(id) => return id.info().api_base,
             ProviderKind::Azure
             | ProviderKind::HostedVllm
             | ProviderKind::VertexAi
@@ -144,6 +162,7 @@ impl ProviderKind {
             ProviderKind::HuggingFace => "HUGGINGFACE_API_KEY",
             ProviderKind::Anthropic => "ANTHROPIC_API_KEY",
             ProviderKind::Gemini => "GEMINI_API_KEY",
+            ProviderKind::Compatible(id) => return id.info().api_key_env,
             ProviderKind::Ollama
             | ProviderKind::OllamaChat
             | ProviderKind::VertexAi
@@ -160,6 +179,7 @@ impl ProviderKind {
             ProviderKind::HostedVllm => "HOSTED_VLLM_API_BASE",
             ProviderKind::LmStudio => "LM_STUDIO_API_BASE",
             ProviderKind::Ollama | ProviderKind::OllamaChat => "OLLAMA_API_BASE",
+            ProviderKind::Compatible(id) => return id.info().api_base_env,
             _ => return None,
         })
     }
@@ -194,6 +214,7 @@ impl FromStr for ProviderKind {
             .iter()
             .copied()
             .find(|p| p.as_str() == s)
+            .or_else(|| CompatId::by_prefix(s).map(ProviderKind::Compatible))
             .ok_or_else(|| UnknownProvider(s.to_owned()))
     }
 }
@@ -218,8 +239,12 @@ mod tests {
                 .to_string(),
             "unknown provider \"foo\""
         );
-        for p in ALL_PROVIDERS {
-            assert_eq!(p.as_str().parse::<ProviderKind>().unwrap(), *p);
+        for p in ProviderKind::all() {
+            assert_eq!(p.as_str().parse::<ProviderKind>().unwrap(), p);
         }
+        let (p, m) = ProviderKind::split_model("perplexity/sonar-pro").unwrap();
+        assert_eq!((p.as_str(), m), ("perplexity", "sonar-pro"));
+        assert_eq!(p.default_api_base(), Some("https://api.perplexity.ai"));
+        assert_eq!(p.api_key_env(), Some("PERPLEXITYAI_API_KEY"));
     }
 }

@@ -68,6 +68,16 @@ pub fn estimate(text: &str) -> u64 {
 }
 
 /// Counts tokens in text for one model family.
+/// Which counter [`prompt_tokens`] uses for `model`: `"openai_tokenizer"` (tiktoken's
+/// encoding for an OpenAI model family) or `"estimate"` (4 bytes a token).
+pub fn tokenizer_of(model: &str) -> &'static str {
+    match Counter::for_model(model) {
+        #[cfg(feature = "tiktoken")]
+        Counter::Bpe(_) => "openai_tokenizer",
+        Counter::Estimate => "estimate",
+    }
+}
+
 #[derive(Clone, Copy)]
 enum Counter {
     #[cfg(feature = "tiktoken")]

@@ -102,15 +102,23 @@ pub(crate) struct Asked {
     fallbacks: Option<Vec<String>>,
     /// `mock_testing_fallbacks`: fail every attempt on the requested group.
     mock_fallbacks: bool,
+    /// The requested model is an alias written as a list: the groups after its first.
+    alias_chain: Option<Vec<String>>,
 }
 
 impl Asked {
-    /// Reads the request's parameters.
-    pub(crate) fn of(llm: Option<&LlmRequest>) -> Self {
-        let Some(gateway) = llm.map(|l| l.gateway()) else {
+    /// Reads the request's parameters, and the alias chain `policy` has for its model.
+    pub(crate) fn of(llm: Option<&LlmRequest>, policy: &FallbackPolicy) -> Self {
+        let Some(llm) = llm else {
             return Asked::default();
         };
+        let gateway = llm.gateway();
+        let alias_chain = match policy.alias_fallbacks.is_empty() {
+            true => None,
+            false => policy.alias_fallbacks.get(llm.model()).cloned(),
+        };
         Asked {
+            alias_chain,
             retries: gateway.num_retries,
             fallbacks: gateway
                 .fallbacks
@@ -345,12 +353,18 @@ impl<'p> Plan<'p> {
     /// visited and queued ones.
     fn extend_queue(&mut self, from: &str, class: ErrorClass) {
         let policy = self.policy;
+        let in_original = Some(from) == self.original.as_deref() && !is_special(class);
+        // A list alias's groups come first, then the group's own fallbacks.
+        let chain = match &self.asked.alias_chain {
+            Some(chain) if in_original => chain.as_slice(),
+            _ => &[],
+        };
         // A request's own `fallbacks` replace the configured ones of the group it asked for.
         let targets: &[String] = match &self.asked.fallbacks {
-            Some(r) if Some(from) == self.original.as_deref() && !is_special(class) => r,
+            Some(r) if in_original => r,
             _ => policy.targets(from, class),
         };
-        for t in targets {
+        for t in chain.iter().chain(targets) {
             if !self.queue.contains(t) && !self.visited.iter().any(|v| **v == **t) {
                 self.queue.push_back(t.clone());
             }

@@ -26,6 +26,8 @@ pub struct FallbackPolicy {
     pub(crate) default_fallbacks: Vec<String>,
     pub(crate) context_window_fallbacks: HashMap<String, Vec<String>>,
     pub(crate) content_policy_fallbacks: HashMap<String, Vec<String>>,
+    pub(crate) alias_fallbacks: HashMap<String, Vec<String>>,
+    pub(crate) min_retry_wait: Duration,
     pub(crate) backoff_base: Duration,
     pub(crate) backoff_max: Duration,
     pub(crate) max_retry_after: Duration,
@@ -45,6 +47,8 @@ impl Default for FallbackPolicy {
             default_fallbacks: Vec::new(),
             context_window_fallbacks: HashMap::new(),
             content_policy_fallbacks: HashMap::new(),
+            alias_fallbacks: HashMap::new(),
+            min_retry_wait: Duration::ZERO,
             backoff_base: Duration::from_millis(500),
             backoff_max: Duration::from_secs(8),
             max_retry_after: Duration::from_secs(60),
@@ -105,6 +109,25 @@ impl FallbackPolicy {
         table: impl IntoIterator<Item = (String, Vec<String>)>,
     ) -> Self {
         self.content_policy_fallbacks = table.into_iter().collect();
+        self
+    }
+
+    /// Groups a request for an alias tries, in order, after the group the alias names fails
+    /// and before that group's own fallbacks (`model_group_alias` written as a list).
+    #[must_use]
+    pub fn alias_fallbacks(
+        mut self,
+        table: impl IntoIterator<Item = (String, Vec<String>)>,
+    ) -> Self {
+        self.alias_fallbacks = table.into_iter().collect();
+        self
+    }
+
+    /// The least wait before retrying the same deployment (LiteLLM's `retry_after`); a retry
+    /// on another healthy deployment still goes at once.
+    #[must_use]
+    pub fn min_retry_wait(mut self, wait: Duration) -> Self {
+        self.min_retry_wait = wait;
         self
     }
 
@@ -188,7 +211,7 @@ impl FallbackPolicy {
             .backoff_base
             .saturating_mul(1u32 << n.min(16))
             .min(self.backoff_max);
-        let jittered = cap.mul_f64(jitter);
+        let jittered = cap.mul_f64(jitter).max(self.min_retry_wait);
         retry_after.map_or(jittered, |r| r.max(jittered))
     }
 }

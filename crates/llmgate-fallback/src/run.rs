@@ -22,7 +22,10 @@ where
     B: Clone,
 {
     let (parts, body) = req.into_parts();
-    let mut plan = Plan::new(&policy, Asked::of(parts.extensions.get::<LlmRequest>()));
+    let mut plan = Plan::new(
+        &policy,
+        Asked::of(parts.extensions.get::<LlmRequest>(), &policy),
+    );
     policy.budget.deposit();
     loop {
         let slot = RouteSlot::new();

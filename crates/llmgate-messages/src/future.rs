@@ -127,7 +127,7 @@ where
                         done(response::from_api_error(&e))
                     }
                     Ok(res) if res.status().is_success() && is_event_stream(&res) => {
-                        done(stream::translate(res))
+                        done(stream::translate(res, id.take()))
                     }
                     Ok(res) => {
                         let (parts, body) = res.into_parts();
@@ -143,6 +143,9 @@ where
                         return Poll::Ready(Err(ApiError::internal("messages state lost").boxed()));
                     };
                     let res = match collected {
+                        Ok(c) if parts.extensions.get::<crate::Untranslated>().is_some() => {
+                            Response::from_parts(parts, llmgate_core::body::full(c.to_bytes()))
+                        }
                         Ok(c) if parts.status.is_success() => {
                             response::complete(parts, &c.to_bytes())
                         }

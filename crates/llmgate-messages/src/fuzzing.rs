@@ -16,5 +16,5 @@ pub fn complete(parts: http::response::Parts, body: &[u8]) -> Response<BoxBody> 
 
 /// An OpenAI event stream as Anthropic's events, translated as each chunk arrives.
 pub fn translate(res: Response<BoxBody>) -> Response<BoxBody> {
-    crate::stream::translate(res)
+    crate::stream::translate(res, None)
 }

@@ -76,3 +76,19 @@ pub mod fuzzing;
 pub use future::ResponseFuture;
 pub use layer::MessagesLayer;
 pub use service::Messages;
+
+/// A response extension: the inner service answered in Anthropic's shape already
+/// (`/v1/messages/count_tokens`), so the layer passes its body on as it is. Errors are still
+/// translated.
+#[derive(Debug, Clone, Copy)]
+pub struct Untranslated;
+
+/// An error response in Anthropic's shape (`{"type": "error", "error": {"type", "message"}}`),
+/// for `/v1/messages/*` paths answered outside the layer (an endpoint not served).
+pub fn error_response(
+    status: http::StatusCode,
+    kind: &str,
+    message: &str,
+) -> http::Response<llmgate_core::BoxBody> {
+    response::error(status, kind, message)
+}

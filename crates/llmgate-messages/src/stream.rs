@@ -30,13 +30,13 @@ use llmgate_core::wire::anthropic::{
     self, BlockDelta, ContentBlock, ErrorObject, MessageDelta, StreamEvent,
 };
 use llmgate_core::wire::{ChatCompletionChunk, Usage};
-use llmgate_core::{BoxBody, BoxError};
+use llmgate_core::{BoxBody, BoxError, RequestId};
 use serde_json::{Map, Value};
 
 use super::response::{anthropic_type, stop_reason, usage};
 
-/// The OpenAI stream of `res`, as Anthropic's.
-pub(crate) fn translate(res: Response<BoxBody>) -> Response<BoxBody> {
+/// The OpenAI stream of `res`, as Anthropic's; a break is logged with the request's `id`.
+pub(crate) fn translate(res: Response<BoxBody>, id: Option<RequestId>) -> Response<BoxBody> {
     let (mut parts, body) = res.into_parts();
     parts.headers.remove(CONTENT_LENGTH);
     parts
@@ -50,6 +50,7 @@ pub(crate) fn translate(res: Response<BoxBody>) -> Response<BoxBody> {
         convert: Converter::default(),
         pending: VecDeque::new(),
         done: false,
+        id,
     };
     Response::from_parts(parts, BoxBody::new(body))
 }
@@ -60,6 +61,8 @@ struct AnthropicStream {
     convert: Converter,
     pending: VecDeque<Bytes>,
     done: bool,
+    /// The request's id, for the log line of a break.
+    id: Option<RequestId>,
 }
 
 impl Body for AnthropicStream {
@@ -84,7 +87,8 @@ impl Body for AnthropicStream {
                     this.done = this.convert.data(&event.data, out);
                 }
                 Some(Err(e)) => {
-                    tracing::warn!(error = %e, "the stream behind /v1/messages broke");
+                    let request_id = this.id.as_ref().map_or("", |i| &*i.0);
+                    tracing::warn!(request_id, error = %e, "the stream behind /v1/messages broke");
                     this.convert.fail(
                         "api_error",
                         "the upstream stream ended before completion".to_owned(),

@@ -73,6 +73,8 @@ pub(crate) struct Answer {
     pub(crate) ended: bool,
     /// The body failed.
     pub(crate) body_failed: bool,
+    /// A failed request's error message, credentials masked.
+    pub(crate) message: Option<String>,
 }
 
 impl Answer {
@@ -99,6 +101,7 @@ impl Answer {
             tally: None,
             ended: false,
             body_failed: false,
+            message: None,
         }
     }
 
@@ -113,6 +116,24 @@ impl Answer {
             self.deployment = a.deployment.clone();
             self.attempts = a.attempts;
             self.earlier = a.earlier.clone();
+        }
+        self.message = Some(crate::log::error_message(
+            e.message(),
+            self.deployment.as_ref(),
+        ));
+    }
+
+    /// The failure's message: the error's, or the one that broke a stream.
+    fn failure_message(&self, outcome: Outcome) -> Option<String> {
+        match outcome {
+            Outcome::Success => None,
+            Outcome::UpstreamError => self
+                .stream_failure
+                .as_ref()
+                .and_then(StreamFailure::get)
+                .map(|e| crate::log::error_message(e.message(), self.deployment.as_ref()))
+                .or_else(|| self.message.clone()),
+            _ => self.message.clone(),
         }
     }
 
@@ -188,6 +209,13 @@ impl Guard {
             && llm.is_some_and(|l| l.endpoint() != llmgate_core::Endpoint::Embeddings)
     }
 
+    /// Whether the spend record keeps the answer (`store_prompts_in_spend_logs`).
+    pub(crate) fn keeps_answers(&self) -> bool {
+        self.started
+            .as_ref()
+            .is_some_and(|s| s.meter.inner.store_prompts)
+    }
+
     /// Records the request; returns its cost when known.
     pub(crate) fn finish(&mut self) -> Option<f64> {
         let started = self.started.take()?;
@@ -202,10 +230,10 @@ impl Drop for Guard {
 }
 
 /// What a request is charged: its tokens, whether they are estimated, its cost.
-struct Charge {
-    tokens: Tokens,
+pub(crate) struct Charge {
+    pub(crate) tokens: Tokens,
     estimated: bool,
-    cost: Option<f64>,
+    pub(crate) cost: Option<f64>,
 }
 
 impl Charge {
@@ -277,8 +305,13 @@ fn finish(s: Started, a: &Answer) -> Option<f64> {
         ttft,
     };
     observe(&s, a, &requested, &charge, &ended);
-
     let key = s.principal.as_ref().and_then(Principal::key);
+    if let Some(l) = &inner.metrics.litellm {
+        l.observe(crate::litellm::sample(
+            &s, a, &requested, &charge, &ended, key,
+        ));
+    }
+    let (messages, response) = kept(&s, a);
     let record = SpendRecord {
         request_id: s.request_id.clone().unwrap_or_else(|| Arc::from("")),
         key_token: key.map(|k| k.token.clone()),
@@ -306,17 +339,33 @@ fn finish(s: Started, a: &Answer) -> Option<f64> {
         latency,
         time_to_first_token: ttft,
         tags: tags(llm, key.map(|k| k.tags.as_slice()).unwrap_or_default()),
+        error_message: a.failure_message(outcome),
+        messages,
+        response,
     };
+    crate::log::request_line(&record);
     s.slot.send(record);
     charge.cost
 }
 
+/// The request's messages and its answer, when the spend log keeps them
+/// (`store_prompts_in_spend_logs`).
+fn kept(s: &Started, a: &Answer) -> (Option<String>, Option<String>) {
+    if !s.meter.inner.store_prompts {
+        return (None, None);
+    }
+    (
+        s.llm.as_ref().and_then(crate::log::messages),
+        a.tally.as_ref().and_then(Tally::captured),
+    )
+}
+
 /// How a request ended.
-struct Ended {
-    outcome: Outcome,
-    class: Option<FailureClass>,
-    latency: Duration,
-    ttft: Option<Duration>,
+pub(crate) struct Ended {
+    pub(crate) outcome: Outcome,
+    pub(crate) class: Option<FailureClass>,
+    pub(crate) latency: Duration,
+    pub(crate) ttft: Option<Duration>,
 }
 
 /// Updates the metrics, labelled with the config's names only.

@@ -94,10 +94,14 @@ where
                     let tally = if stream {
                         guard.answer.stream = true;
                         Some(Tally::stream())
-                    } else if guard.answer_needs_count() {
+                    } else if guard.answer_needs_count() || guard.keeps_answers() {
                         Some(Tally::answer())
                     } else {
                         None
+                    };
+                    let tally = match tally {
+                        Some(t) if guard.keeps_answers() => Some(t.capturing()),
+                        other => other,
                     };
                     if tally.is_some() {
                         guard.answer.tally = tally;

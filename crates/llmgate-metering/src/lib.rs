@@ -21,7 +21,9 @@
 //! - builds a [`SpendRecord`] and queues it ([`SpendQueue`]): bounded, written in batches by a
 //!   writer thread into a [`SpendSink`] ([`MemorySink`] here; the SQL store in
 //!   `llmgate-store`), flushed by [`Meter::shutdown`];
-//! - updates the [`Metrics`] (`GET /metrics`).
+//! - updates the [`Metrics`] (`GET /metrics`), llmgate's names and LiteLLM's;
+//! - writes the request's log line (target `llmgate::request`, INFO), built only when that
+//!   target is enabled.
 //!
 //! On the request path it takes no lock: one place reserved in a lock-free bounded channel,
 //! a few atomics, and the metric families' shared read locks.
@@ -68,10 +70,13 @@
 //! ```
 
 mod body;
+mod config_reloads;
 mod cost;
 mod finish;
 mod future;
 mod layer;
+mod litellm;
+mod log;
 mod meter;
 mod metrics;
 mod prices;
@@ -84,6 +89,7 @@ mod status;
 mod tally;
 
 pub use body::ResponseBody;
+pub use config_reloads::ReloadResult;
 pub use cost::Tokens;
 pub use future::ResponseFuture;
 pub use layer::MeteringLayer;

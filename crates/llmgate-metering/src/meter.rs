@@ -21,14 +21,17 @@ pub(crate) struct Inner {
     pub(crate) prices: PriceTable,
     pub(crate) queue: SpendQueue,
     pub(crate) metrics: Arc<Metrics>,
-    /// Model names clients may send (groups and aliases) -> the group's label.
-    pub(crate) groups: HashMap<String, Arc<str>>,
+    /// Model names clients may send (groups and aliases) -> the group's label. The names are
+    /// interned too: LiteLLM's `requested_model` label is the name itself.
+    pub(crate) groups: HashMap<Arc<str>, Arc<str>>,
     /// The label of a model name the config does not know.
     pub(crate) other: Arc<str>,
     /// The deployment label when none answered.
     pub(crate) none: Arc<str>,
     /// [`Meter::start`] ran.
     pub(crate) started: std::sync::atomic::AtomicBool,
+    /// Keep prompts and answers in the spend records (`store_prompts_in_spend_logs`).
+    pub(crate) store_prompts: bool,
 }
 
 /// Builds a [`Meter`].
@@ -39,7 +42,9 @@ pub struct MeterBuilder {
     prices: Option<PriceTable>,
     queue: QueueConfig,
     spill: Option<std::path::PathBuf>,
-    groups: HashMap<String, Arc<str>>,
+    groups: HashMap<Arc<str>, Arc<str>>,
+    litellm_metrics: bool,
+    store_prompts: bool,
 }
 
 impl std::fmt::Debug for dyn SpendSink {
@@ -58,6 +63,8 @@ impl Meter {
             queue: QueueConfig::default(),
             spill: None,
             groups: HashMap::new(),
+            litellm_metrics: true,
+            store_prompts: false,
         }
     }
 
@@ -93,6 +100,33 @@ impl Meter {
             .spawn(move || meter.inner.prices.warm());
         if let Err(e) = spawned {
             tracing::debug!(error = %e, "prices will be parsed on first use");
+        }
+    }
+
+    /// A meter with other prices, model names and `store_prompts` over this one's spend queue
+    /// and metrics (a config reload): records of both go to the same queue and writer, counted
+    /// in the same registry (whose set of names, LiteLLM's or not, stays as it started). Not
+    /// started: [`Meter::start`] it (the queue's writer is not started twice).
+    pub fn reconfigured(
+        &self,
+        prices: PriceTable,
+        names: impl IntoIterator<Item = (String, Arc<str>)>,
+        store_prompts: bool,
+    ) -> Meter {
+        Meter {
+            inner: Arc::new(Inner {
+                prices,
+                queue: self.inner.queue.clone(),
+                metrics: self.inner.metrics.clone(),
+                groups: names
+                    .into_iter()
+                    .map(|(name, group)| (Arc::from(name), group))
+                    .collect(),
+                other: self.inner.other.clone(),
+                none: self.inner.none.clone(),
+                started: std::sync::atomic::AtomicBool::new(false),
+                store_prompts,
+            }),
         }
     }
 
@@ -139,13 +173,30 @@ impl MeterBuilder {
     /// so clients cannot grow the label set. A served request is labelled with the group that
     /// served it.
     pub fn model_names(mut self, names: impl IntoIterator<Item = (String, Arc<str>)>) -> Self {
-        self.groups.extend(names);
+        self.groups.extend(
+            names
+                .into_iter()
+                .map(|(name, group)| (Arc::from(name), group)),
+        );
+        self
+    }
+
+    /// Serve LiteLLM's metric names beside llmgate's (default: on); see `docs/metrics.md`.
+    pub fn litellm_metrics(mut self, on: bool) -> Self {
+        self.litellm_metrics = on;
+        self
+    }
+
+    /// Keep each request's messages and answer in its spend record (LiteLLM's
+    /// `store_prompts_in_spend_logs`; default: off). Bounded and with credentials masked.
+    pub fn store_prompts(mut self, on: bool) -> Self {
+        self.store_prompts = on;
         self
     }
 
     /// The meter.
     pub fn build(self) -> Meter {
-        let metrics = Arc::new(Metrics::new());
+        let metrics = Arc::new(Metrics::with_litellm_names(self.litellm_metrics));
         let queue =
             SpendQueue::with_counters(self.sink, self.queue, self.spill, metrics.queue.clone());
         Meter {
@@ -157,6 +208,7 @@ impl MeterBuilder {
                 other: Arc::from("other"),
                 none: Arc::from("none"),
                 started: std::sync::atomic::AtomicBool::new(false),
+                store_prompts: self.store_prompts,
             }),
         }
     }

@@ -18,6 +18,8 @@ use prometheus_client::registry::{Registry, Unit};
 
 use llmgate_core::FailureClass;
 
+use crate::config_reloads::{ConfigReloads, ReloadResult};
+use crate::litellm::LiteLlm;
 use crate::queue::QueueCounters;
 use crate::record::Outcome;
 
@@ -210,6 +212,9 @@ pub struct Metrics {
     rejections: Family<RejectionLabels, Counter>,
     pub(crate) queue: QueueCounters,
     limiter: LimiterCounters,
+    reloads: ConfigReloads,
+    /// LiteLLM's names, when served ([`crate::litellm`]).
+    pub(crate) litellm: Option<LiteLlm>,
 }
 
 /// The rate limiter's fault counters, read from the limiter when scraped.
@@ -286,10 +291,16 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    /// A registry with every llmgate metric, all at zero.
+    /// A registry with every llmgate metric, and LiteLLM's names beside them, all at zero.
     pub fn new() -> Self {
+        Self::with_litellm_names(true)
+    }
+
+    /// A registry with every llmgate metric and, when `litellm` is true, LiteLLM's names
+    /// (`litellm_proxy_total_requests_metric`, ...; see `docs/metrics.md`).
+    pub fn with_litellm_names(litellm: bool) -> Self {
         let mut m = Metrics {
-            registry: Registry::with_prefix("llmgate"),
+            registry: Registry::default(),
             requests: Family::default(),
             failures: Family::default(),
             upstream_attempts: Family::default(),
@@ -311,11 +322,13 @@ impl Metrics {
             rejections: Family::default(),
             queue: QueueCounters::default(),
             limiter: LimiterCounters::default(),
+            reloads: ConfigReloads::default(),
+            litellm: None,
         };
         m.queue.rejected = m.rejections.get_or_create_owned(&RejectionLabels {
             reason: Rejection::spend_queue_full,
         });
-        let r = &mut m.registry;
+        let r = m.registry.sub_registry_with_prefix("llmgate");
         r.register(
             "requests",
             "LLM requests answered, by model group, deployment and status class",
@@ -470,7 +483,29 @@ impl Metrics {
             "Parallel slots freed by the limiter rather than their request: expired leases, releases sent again after a fault",
             m.limiter.reclaimed.clone(),
         );
+        m.reloads.register(r);
+        if litellm {
+            m.litellm = Some(LiteLlm::register(&mut m.registry));
+        }
         m
+    }
+
+    /// Counts a config reload by how it ended; an applied one (`ok`) also sets
+    /// `llmgate_config_last_reload_success_timestamp_seconds` to now.
+    pub fn config_reloaded(&self, result: ReloadResult) {
+        self.reloads.count(result);
+        if result == ReloadResult::ok {
+            self.config_applied_now();
+        }
+    }
+
+    /// Sets `llmgate_config_last_reload_success_timestamp_seconds` to now (the gateway calls
+    /// it when built, as Prometheus does for its own config at start).
+    pub fn config_applied_now(&self) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        self.reloads.applied_at(now);
     }
 
     /// Sets the budget ledger's fault counters: reservations it could not answer, settlements
@@ -532,6 +567,23 @@ impl Metrics {
                 deployment: deployment.clone(),
             })
             .set(i64::from(cooling));
+    }
+
+    /// Drops a deployment's state gauge (a config reload removed the deployment), so
+    /// `/metrics` no longer shows it. Its counters stay: they are totals.
+    pub fn forget_deployment_state(&self, model_group: &Arc<str>, deployment: &Arc<str>) {
+        self.deployment_state.remove(&Target {
+            model_group: model_group.clone(),
+            deployment: deployment.clone(),
+        });
+    }
+
+    /// Sets a deployment's `litellm_deployment_state` (0 in rotation, 2 cooling down) when
+    /// LiteLLM's names are served.
+    pub fn set_litellm_deployment_state(&self, spec: &llmgate_core::DeploymentSpec, cooling: bool) {
+        if let Some(l) = &self.litellm {
+            l.set_deployment_state(spec, cooling);
+        }
     }
 
     /// The metrics in the OpenMetrics text format (which Prometheus reads); see

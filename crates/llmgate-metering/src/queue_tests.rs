@@ -36,6 +36,9 @@ fn record(i: usize) -> SpendRecord {
         latency: Duration::ZERO,
         time_to_first_token: None,
         tags: Vec::new(),
+        error_message: None,
+        messages: None,
+        response: None,
     }
 }
 

@@ -72,6 +72,16 @@ pub struct SpendRecord {
     pub time_to_first_token: Option<Duration>,
     /// The request's `metadata.tags` and `tags`, then the key's tags.
     pub tags: Vec<String>,
+    /// Why a failed request failed, in words: the upstream's (or the gateway's) error message,
+    /// credentials masked and cut to 1 KiB ([`llmgate_core::redact::scrub`]); `None` for a
+    /// success.
+    pub error_message: Option<String>,
+    /// The request's messages (a chat's `messages`, a completion's `prompt`, an embedding's
+    /// `input`) as JSON, only with `store_prompts_in_spend_logs`; bounded, credentials masked.
+    pub messages: Option<String>,
+    /// The answer as relayed (a JSON answer, or a stream's events), only with
+    /// `store_prompts_in_spend_logs`; bounded, credentials masked.
+    pub response: Option<String>,
 }
 
 impl SpendRecord {

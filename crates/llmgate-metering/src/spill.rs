@@ -244,6 +244,13 @@ struct Line {
     latency_us: u64,
     ttft_us: Option<u64>,
     tags: Vec<String>,
+    /// Absent in lines spilled before these were kept.
+    #[serde(default)]
+    error_message: Option<String>,
+    #[serde(default)]
+    messages: Option<String>,
+    #[serde(default)]
+    response: Option<String>,
 }
 
 impl Line {
@@ -275,6 +282,9 @@ impl Line {
             latency,
             time_to_first_token,
             tags,
+            error_message,
+            messages,
+            response,
         } = r;
         let text = |s: &Option<Arc<str>>| s.as_deref().map(str::to_owned);
         Line {
@@ -309,6 +319,9 @@ impl Line {
             latency_us: duration_micros(*latency),
             ttft_us: time_to_first_token.map(duration_micros),
             tags: tags.clone(),
+            error_message: error_message.clone(),
+            messages: messages.clone(),
+            response: response.clone(),
         }
     }
 
@@ -352,6 +365,9 @@ impl Line {
             latency: Duration::from_micros(self.latency_us),
             time_to_first_token: self.ttft_us.map(Duration::from_micros),
             tags: self.tags,
+            error_message: self.error_message,
+            messages: self.messages,
+            response: self.response,
         }
     }
 }

@@ -42,6 +42,9 @@ fn record(i: usize) -> SpendRecord {
         latency: Duration::from_micros(1_000_000),
         time_to_first_token: Some(Duration::from_micros(250)),
         tags: vec!["a".into()],
+        error_message: None,
+        messages: None,
+        response: None,
     }
 }
 

@@ -44,6 +44,9 @@ pub(crate) struct Tally {
     json: bool,
     /// The start of a line (of the answer, for JSON) not yet complete.
     carry: Vec<u8>,
+    /// The body as relayed, up to [`crate::log::CAPTURE_LIMIT`], when the spend record keeps
+    /// answers (`store_prompts_in_spend_logs`).
+    capture: Option<Vec<u8>>,
 }
 
 impl Tally {
@@ -60,8 +63,24 @@ impl Tally {
         }
     }
 
+    /// Keeps the body as it passes, bounded (see [`Tally::captured`]).
+    pub(crate) fn capturing(mut self) -> Tally {
+        self.capture = Some(Vec::new());
+        self
+    }
+
+    /// What [`Tally::capturing`] kept, credentials masked.
+    pub(crate) fn captured(&self) -> Option<String> {
+        let bytes = self.capture.as_ref()?;
+        Some(crate::log::bounded(&String::from_utf8_lossy(bytes)))
+    }
+
     /// Counts one body frame.
     pub(crate) fn feed(&mut self, bytes: &[u8]) {
+        if let Some(c) = &mut self.capture {
+            let room = crate::log::CAPTURE_LIMIT.saturating_sub(c.len());
+            c.extend_from_slice(&bytes[..bytes.len().min(room)]);
+        }
         if self.json {
             self.hold(bytes);
             return;

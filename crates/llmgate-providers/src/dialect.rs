@@ -86,6 +86,10 @@ pub(crate) fn of(kind: ProviderKind) -> Option<&'static dyn Dialect> {
         | ProviderKind::LmStudio
         | ProviderKind::HuggingFace => &STANDARD,
         ProviderKind::Mistral => &MISTRAL,
+        ProviderKind::Compatible(id) => match id.info().quirk {
+            llmgate_core::provider::Quirk::Mistral => &MISTRAL,
+            _ => &STANDARD,
+        },
         ProviderKind::Azure => &AZURE,
         ProviderKind::Ollama | ProviderKind::OllamaChat => &crate::ollama::DIALECT,
         ProviderKind::Anthropic => &crate::anthropic::DIALECT,
@@ -249,16 +253,19 @@ pub(crate) trait Dialect: Send + Sync + 'static {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use llmgate_core::provider::ALL_PROVIDERS;
+    use llmgate_core::provider::{ALL_PROVIDERS, COMPATIBLE};
 
     #[test]
     fn every_provider_but_vertex_is_served() {
-        let served: Vec<_> = ALL_PROVIDERS
-            .iter()
-            .filter(|p| of(**p).is_some())
+        let served: Vec<_> = ProviderKind::all()
+            .filter(|p| of(*p).is_some())
             .map(|p| p.as_str())
             .collect();
-        assert_eq!(served.len(), 18, "{served:?}");
+        assert_eq!(
+            served.len(),
+            ALL_PROVIDERS.len() - 1 + COMPATIBLE.len(),
+            "{served:?}"
+        );
         assert!(!served.contains(&"vertex_ai"));
         assert!(served.contains(&"anthropic"));
         assert!(served.contains(&"gemini"));

@@ -13,7 +13,8 @@
 //! - anything shaped like a key: `sk-...` (OpenAI, Anthropic, OpenRouter, LiteLLM virtual
 //!   keys), `Bearer <token>`, `AKIA...`/`ASIA...` (AWS access key ids), `AIza...` (Google API
 //!   keys), and a token of 16 or more characters right after a word ending in `key`, `token`,
-//!   `secret` or `password` and `:` or `=` (`"api_key": "..."`, `token=...`).
+//!   `secret` or `password` and `:` or `=` (`"api_key": "..."`, `token=...`): the one matcher
+//!   in `llmgate_core::redact`, which logs and the spend log use too.
 //!
 //! Only failures pay for it: successful answers and stream events are never scanned.
 
@@ -22,16 +23,6 @@ use std::borrow::Cow;
 use llmgate_core::DeploymentSpec;
 
 use crate::error::Error;
-
-/// What a secret is replaced with.
-pub(crate) const REDACTED: &str = "[REDACTED]";
-
-/// Secrets shorter than this are not searched for (a 3-character "key" would redact ordinary
-/// words); such keys are not real provider keys anyway.
-const MIN_SECRET_LEN: usize = 6;
-
-/// A token after `key=`/`token:` shorter than this is kept (ids, counts, `"invalid"`).
-const MIN_ASSIGNED_LEN: usize = 16;
 
 /// `e` with every upstream-provided text redacted of `dep`'s secrets and of key-shaped tokens.
 pub(crate) fn error(e: Error, dep: &DeploymentSpec) -> Error {
@@ -79,13 +70,8 @@ pub(crate) fn error(e: Error, dep: &DeploymentSpec) -> Error {
 
 /// `text` without `dep`'s secrets and key-shaped tokens; borrowed when there was none.
 pub(crate) fn redact<'a>(text: &'a str, dep: &DeploymentSpec) -> Cow<'a, str> {
-    let mut out = Cow::Borrowed(text);
-    for secret in secrets(dep) {
-        if secret.len() >= MIN_SECRET_LEN && out.contains(secret) {
-            out = Cow::Owned(out.replace(secret, REDACTED));
-        }
-    }
-    match patterns(&out) {
+    let out = llmgate_core::redact::replace_known(text, secrets(dep));
+    match llmgate_core::redact::key_shaped_masked(&out) {
         Some(cleaned) => Cow::Owned(cleaned),
         None => out,
     }
@@ -121,117 +107,6 @@ fn secrets(dep: &DeploymentSpec) -> impl Iterator<Item = &str> {
         [Some(v), token].into_iter().flatten()
     });
     key.into_iter().chain(aws).chain(headers)
-}
-
-/// Is `b` part of a token (letters, digits and the characters keys are made of)?
-fn token_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'+' | b'/' | b'=')
-}
-
-/// The end of the token starting at `i`.
-fn token_end(bytes: &[u8], i: usize) -> usize {
-    bytes[i..]
-        .iter()
-        .position(|b| !token_byte(*b))
-        .map_or(bytes.len(), |n| i + n)
-}
-
-/// `text` with key-shaped tokens replaced, or `None` when it has none.
-fn patterns(text: &str) -> Option<String> {
-    let bytes = text.as_bytes();
-    // (start, end) of each token to replace, in order.
-    let mut spans: Vec<(usize, usize)> = Vec::new();
-    let mut i = 0;
-    while i < bytes.len() {
-        let at_word_start = i == 0 || !token_byte(bytes[i - 1]);
-        if at_word_start && token_byte(bytes[i]) {
-            let end = token_end(bytes, i);
-            // A sentence's full stop after a key is not part of it.
-            let key_end = end
-                - bytes[i..end]
-                    .iter()
-                    .rev()
-                    .take_while(|b| **b == b'.')
-                    .count();
-            let word = &text[i..end];
-            // `secret=value` is one token: the name ends at the `=`.
-            let name_end = bytes[i..end]
-                .iter()
-                .position(|b| *b == b'=')
-                .map_or(end, |n| i + n);
-            if key_shaped(&text[i..key_end]) {
-                spans.push((i, key_end));
-            } else if word.eq_ignore_ascii_case("bearer") {
-                // `Bearer <token>`: the token after the spaces.
-                let start = end + bytes[end..].iter().take_while(|b| **b == b' ').count();
-                let token_to = token_end(bytes, start);
-                if start > end && token_to - start >= 8 {
-                    spans.push((start, token_to));
-                    i = token_to;
-                    continue;
-                }
-            } else if names_a_secret(&text[i..name_end]) {
-                // `key: value`, `"token": "value"`, `secret=value`.
-                let mut j = name_end;
-                while j < bytes.len() && matches!(bytes[j], b'"' | b'\'' | b' ' | b'\\') {
-                    j += 1;
-                }
-                if j < bytes.len() && matches!(bytes[j], b':' | b'=') {
-                    j += 1;
-                    while j < bytes.len() && matches!(bytes[j], b'"' | b'\'' | b' ' | b'\\') {
-                        j += 1;
-                    }
-                    let value_to = token_end(bytes, j);
-                    if value_to - j >= MIN_ASSIGNED_LEN {
-                        spans.push((j, value_to));
-                        i = value_to;
-                        continue;
-                    }
-                }
-            }
-            i = end;
-        } else {
-            i += 1;
-        }
-    }
-    if spans.is_empty() {
-        return None;
-    }
-    let mut out = String::with_capacity(text.len());
-    let mut from = 0;
-    for (start, end) in spans {
-        out.push_str(&text[from..start]);
-        out.push_str(REDACTED);
-        from = end;
-    }
-    out.push_str(&text[from..]);
-    Some(out)
-}
-
-/// `sk-...`, `AKIA...`/`ASIA...`, `AIza...`.
-fn key_shaped(word: &str) -> bool {
-    let alnum_after = |prefix: &str, min: usize| {
-        word.strip_prefix(prefix).is_some_and(|rest| {
-            rest.len() >= min
-                && rest
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        })
-    };
-    let aws_key_id = (word.starts_with("AKIA") || word.starts_with("ASIA"))
-        && word.len() >= 20
-        && word.bytes().all(|b| b.is_ascii_alphanumeric());
-    alnum_after("sk-", 8) || aws_key_id || alnum_after("AIza", 30)
-}
-
-/// A word naming a secret: ends in `key`, `token`, `secret` or `password` (any case, with
-/// `_`/`-` inside: `api_key`, `x-api-key`, `access_token`, `client_secret`).
-fn names_a_secret(word: &str) -> bool {
-    let lower = word.to_ascii_lowercase();
-    let lower = lower.trim_end_matches(['"', '\'']);
-    ["key", "token", "secret", "password"]
-        .iter()
-        .any(|s| lower.ends_with(s))
 }
 
 #[cfg(test)]

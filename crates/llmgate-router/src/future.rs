@@ -9,7 +9,7 @@ use http::{HeaderValue, Response};
 use llmgate_core::body::{self, Ending, OnEnd};
 use llmgate_core::{
     headers, ApiError, Attribution, BoxBody, BoxError, Deployment, ErrorClass, ErrorContract,
-    ModelGroup, StreamFailure, UpstreamTime, UsageSlot,
+    ModelGroup, RequestId, StreamFailure, UpstreamTime, UsageSlot,
 };
 use pin_project_lite::pin_project;
 use tokio::time::Instant;
@@ -28,6 +28,8 @@ pub(crate) struct Attempt {
     started: Instant,
     /// The shared store's time of the take that reserved a token against `tpm`, until settled.
     reserved: Option<u64>,
+    /// The request's id, for the cooldown's log line.
+    request_id: Option<RequestId>,
 }
 
 impl Attempt {
@@ -37,6 +39,7 @@ impl Attempt {
         member: Member,
         stream: bool,
         reserved: Option<u64>,
+        request_id: Option<RequestId>,
     ) -> Self {
         member.state.in_flight.fetch_add(1, Relaxed);
         Attempt {
@@ -46,6 +49,7 @@ impl Attempt {
             stream,
             started: Instant::now(),
             reserved,
+            request_id,
         }
     }
 
@@ -144,6 +148,7 @@ impl Attempt {
         };
         let for_ = for_.min(Duration::from_secs(3600));
         tracing::info!(
+            request_id = self.request_id.as_ref().map_or("", |i| &*i.0),
             deployment = %self.member.spec.id,
             status = api.status().as_u16(),
             cooldown_s = for_.as_secs_f64(),

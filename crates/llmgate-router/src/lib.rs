@@ -64,6 +64,7 @@
 //! # }
 //! ```
 
+mod carry;
 mod error;
 mod future;
 mod layer;

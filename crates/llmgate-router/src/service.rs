@@ -4,7 +4,7 @@ use std::task::{Context, Poll};
 use http::{Request, Response, StatusCode};
 use llmgate_core::{
     ApiError, Attribution, BoxBody, BoxError, Deployment, ForcedErrors, LlmRequest, ModelAccess,
-    ModelGroup, Origin, RouteHint, RouteSlot, Routed,
+    ModelGroup, Origin, RequestId, RouteHint, RouteSlot, Routed,
 };
 use tower::Service;
 
@@ -210,7 +210,15 @@ where
         });
     let stream = ext.get::<LlmRequest>().is_some_and(LlmRequest::is_stream);
     // Started before a forced failure so that a reservation is settled (given back) either way.
-    let attempt = Attempt::start(table, group.clone(), picked.member, stream, reserved);
+    let request_id = ext.get::<RequestId>().cloned();
+    let attempt = Attempt::start(
+        table,
+        group.clone(),
+        picked.member,
+        stream,
+        reserved,
+        request_id,
+    );
     if let Some(status) = forced {
         let e = forced_error(status, &deployment);
         drop(attempt);

@@ -291,8 +291,8 @@ pub struct ServeArgs {
           env = "NUM_WORKERS", value_parser = clap::value_parser!(u16).range(1..))]
     pub num_workers: Option<u16>,
 
-    /// After SIGTERM, SIGINT or SIGHUP, how long requests in flight (streams included) may take
-    /// to finish before they are cut; the spend records are written within it too.
+    /// After SIGTERM or SIGINT, how long requests in flight (streams included) may take to
+    /// finish before they are cut; the spend records are written within it too.
     #[arg(
         long = "graceful-shutdown-seconds",
         visible_alias = "graceful_shutdown_seconds",
@@ -304,6 +304,13 @@ pub struct ServeArgs {
     /// Also accept cleartext HTTP/2 with prior knowledge (h2c).
     #[arg(long)]
     pub h2c: bool,
+
+    /// Reload the config file when it changes: checked every 2 s (modification time, size and
+    /// content, so a Kubernetes ConfigMap update is seen). SIGHUP reloads it in any case
+    /// (docs/deployment.md, "Config reload").
+    #[arg(long = "watch-config", visible_alias = "watch_config", env = "LLMGATE_WATCH_CONFIG",
+          value_parser = clap::builder::BoolishValueParser::new(), action = clap::ArgAction::SetTrue)]
+    pub watch_config: bool,
 
     /// Take the listening sockets from the llmgate running on the same address instead of
     /// binding them: it hands them over when it gets SIGQUIT, then drains and exits

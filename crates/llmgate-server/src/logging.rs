@@ -28,8 +28,24 @@ fn directives(filter: &str) -> String {
     out
 }
 
-/// Install the global subscriber. `RUST_LOG`, when set, overrides `--log-level`.
-pub fn init(args: &LogArgs) -> anyhow::Result<()> {
+/// Whether `JSON_LOGS` (LiteLLM's variable) asks for JSON: `true`, `True`, `1`, `yes`, `on`.
+/// (LiteLLM takes any non-empty value; `JSON_LOGS=false` is off here.)
+pub fn json_env(value: Option<&str>) -> bool {
+    value.is_some_and(|v| {
+        matches!(
+            v.trim().to_ascii_lowercase().as_str(),
+            "true" | "1" | "yes" | "on"
+        )
+    })
+}
+
+/// Install the global subscriber: JSON lines with `--log-format json`, `JSON_LOGS=True` or
+/// `config_json` (`json_logs: true` in the config), else human-readable lines. `RUST_LOG`, when
+/// set, overrides `--log-level`.
+pub fn init(args: &LogArgs, config_json: bool) -> anyhow::Result<()> {
+    let json = args.log_format == LogFormat::Json
+        || config_json
+        || json_env(std::env::var("JSON_LOGS").ok().as_deref());
     let filter = match std::env::var(EnvFilter::DEFAULT_ENV) {
         Ok(directives) if !directives.trim().is_empty() => EnvFilter::try_new(&directives)
             .with_context(|| format!("RUST_LOG={directives:?} is not a valid log filter"))?,
@@ -41,9 +57,9 @@ pub fn init(args: &LogArgs) -> anyhow::Result<()> {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal());
-    let installed = match args.log_format {
-        LogFormat::Pretty => builder.try_init(),
-        LogFormat::Json => builder
+    let installed = match json {
+        false => builder.try_init(),
+        true => builder
             .json()
             .flatten_event(true)
             .with_current_span(true)
@@ -74,5 +90,16 @@ mod tests {
         for d in ["info", "debug", "trace", "warn", "error", "off"] {
             assert!(EnvFilter::try_new(directives(d)).is_ok());
         }
+    }
+
+    #[test]
+    fn json_logs_env_reads_like_litellm_s() {
+        for on in ["True", "true", "1", "yes", " TRUE "] {
+            assert!(json_env(Some(on)), "{on}");
+        }
+        for off in ["", "False", "false", "0", "no"] {
+            assert!(!json_env(Some(off)), "{off}");
+        }
+        assert!(!json_env(None));
     }
 }

@@ -8,6 +8,7 @@ mod healthcheck;
 mod host;
 mod keys_cmd;
 mod logging;
+mod reload;
 mod shutdown;
 mod tls;
 mod upgrade;
@@ -41,21 +42,43 @@ const RUNTIME_SHUTDOWN_SECONDS: u64 = 1;
 
 fn main() -> ExitCode {
     let cli = Cli::parse_args();
-    if let Err(e) = logging::init(&cli.log) {
-        eprintln!("llmgate: {e:#}");
-        return ExitCode::FAILURE;
-    }
-    let result = match cli.command {
-        Some(Command::Check { config }) => return check(&config),
-        Some(Command::Keys { config, action }) => keys_cmd::run(config.as_deref(), action),
-        Some(Command::Healthcheck(probe)) => return healthcheck::run(&probe),
+    // Serving reads its config first: `json_logs` there decides the log format.
+    let serving = match &cli.command {
+        Some(_) => None,
         None => match cli.source.resolve(|name| std::env::var_os(name)) {
-            Ok(serving) => serve(&serving, &cli.serve),
+            Ok(serving) => Some(serving),
             // Nothing to serve is a usage error, reported (and exited with) as clap's own.
             Err(message) => Cli::command()
                 .error(clap::error::ErrorKind::MissingRequiredArgument, message)
                 .exit(),
         },
+    };
+    let loaded = match serving.as_ref().map(load).transpose() {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            eprintln!("llmgate: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let config_json = loaded.as_ref().is_some_and(|l| {
+        l.config.general_settings.json_logs == Some(true)
+            || l.config.litellm_settings.json_logs == Some(true)
+    });
+    if let Err(e) = logging::init(&cli.log, config_json) {
+        eprintln!("llmgate: {e:#}");
+        return ExitCode::FAILURE;
+    }
+    let result = match (cli.command, loaded, serving) {
+        (Some(Command::Check { config }), _, _) => return check(&config),
+        (Some(Command::Keys { config, action }), _, _) => keys_cmd::run(config.as_deref(), action),
+        (Some(Command::Healthcheck(probe)), _, _) => return healthcheck::run(&probe),
+        (None, Some(loaded), Some(serving)) => {
+            for notice in &loaded.notices {
+                tracing::warn!(severity = %notice.severity, "config: {notice}");
+            }
+            serve(loaded, &serving, &cli.serve)
+        }
+        (None, _, _) => Ok(()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -91,7 +114,8 @@ fn check(path: &Path) -> ExitCode {
     code
 }
 
-/// The config to serve: the file, or the one sidecar model; its notices logged.
+/// The config to serve: the file, or the one sidecar model (its notices are logged once the
+/// log subscriber is installed).
 fn load(serving: &Serving<'_>) -> anyhow::Result<llmgate::Loaded> {
     let loaded = match serving {
         Serving::Config(path) => llmgate::load_config(path)
@@ -103,9 +127,6 @@ fn load(serving: &Serving<'_>) -> anyhow::Result<llmgate::Loaded> {
         } => llmgate::sidecar_config(model, *api_base, *api_key)
             .map_err(|problems| anyhow::anyhow!("--model {model} cannot be served:\n{problems}"))?,
     };
-    for notice in &loaded.notices {
-        tracing::warn!(severity = %notice.severity, "config: {notice}");
-    }
     Ok(loaded)
 }
 
@@ -131,9 +152,32 @@ fn listen<A>(
     }
 }
 
-/// Load the config (or the one sidecar model), then serve it until a shutdown signal.
-fn serve(serving: &Serving<'_>, args: &ServeArgs) -> anyhow::Result<()> {
-    let loaded = load(serving)?;
+/// SIGHUP (and with `watch`, a change of the file) reloads the config file, on the state
+/// runtime ([`reload`]). Listens for SIGHUP before returning, so it never stops the process.
+fn start_reloads(
+    state: &tokio::runtime::Runtime,
+    gateway: &llmgate::Gateway,
+    serving: &Serving<'_>,
+    watch: bool,
+) -> anyhow::Result<()> {
+    let file = match serving {
+        Serving::Config(path) => Some(path.clone()),
+        Serving::Model { .. } => None,
+    };
+    if let Some(path) = &file {
+        gateway.set_config_file(path);
+    }
+    let hup = {
+        let _runtime = state.enter();
+        reload::listen().context("listening for SIGHUP")?
+    };
+    state.spawn(reload::run(gateway.clone(), file, watch, hup));
+    Ok(())
+}
+
+/// Serve the loaded config (or the one sidecar model) until a shutdown signal; SIGHUP reloads
+/// `serving`'s file.
+fn serve(loaded: llmgate::Loaded, serving: &Serving<'_>, args: &ServeArgs) -> anyhow::Result<()> {
     // Checked before anything is opened: a bad certificate or key stops the start here.
     let tls = args
         .tls
@@ -152,6 +196,7 @@ fn serve(serving: &Serving<'_>, args: &ServeArgs) -> anyhow::Result<()> {
     let gateway = state
         .block_on(llmgate::Gateway::open(loaded.config))
         .context("building the gateway")?;
+    start_reloads(&state, &gateway, serving, args.watch_config)?;
 
     let address = args.listen_address();
     // Pingora binds inside its runtime and panics there on failure, leaving a process that

@@ -1,5 +1,5 @@
-//! Graceful stop: count the requests in flight, and on SIGTERM, SIGINT or SIGHUP let them
-//! finish, write every spend record, then exit.
+//! Graceful stop: count the requests in flight, and on SIGTERM or SIGINT let them finish,
+//! write every spend record, then exit. (SIGHUP reloads the config instead: [`crate::reload`].)
 //!
 //! Pingora's own SIGTERM handling stops accepting connections and then sleeps for the whole
 //! grace period, busy or idle, before its `run` returns. [`Signals`] takes over the stop: at
@@ -18,8 +18,7 @@
 //! SIGQUIT hands the listening sockets to a new process and then runs the same stop, waiting
 //! for the client connections too ([`crate::upgrade`]).
 //!
-//! SIGHUP is a graceful stop like SIGTERM until llmgate reloads its config on it. A second
-//! signal during the drain cuts the streams at once, gives them [`HURRY_STREAMS`], writes the
+//! A second signal (SIGTERM or SIGINT) during the drain cuts the streams at once, gives them [`HURRY_STREAMS`], writes the
 //! spend records for at most [`HURRY_WRITE`] (spilling the rest) and exits with 1. A third
 //! signal exits at once, with 1, losing what is still queued.
 
@@ -102,7 +101,7 @@ pub fn cut_lead(grace: Duration) -> Duration {
     (grace / 4).min(Duration::from_secs(1))
 }
 
-/// Pingora's shutdown trigger: SIGTERM, SIGINT and SIGHUP all mean "drain, flush, exit";
+/// Pingora's shutdown trigger: SIGTERM and SIGINT mean "drain, flush, exit";
 /// SIGQUIT means "hand the listening sockets over, then drain, flush, exit".
 pub struct Signals {
     in_flight: InFlight,
@@ -162,11 +161,10 @@ impl Signals {
     }
 }
 
-/// The three stop signals, listened to together.
+/// The two stop signals, listened to together.
 struct StopSignals {
     term: Signal,
     int: Signal,
-    hup: Signal,
 }
 
 impl StopSignals {
@@ -174,7 +172,6 @@ impl StopSignals {
         Ok(StopSignals {
             term: signal(SignalKind::terminate())?,
             int: signal(SignalKind::interrupt())?,
-            hup: signal(SignalKind::hangup())?,
         })
     }
 
@@ -183,7 +180,6 @@ impl StopSignals {
         tokio::select! {
             _ = self.term.recv() => "SIGTERM",
             _ = self.int.recv() => "SIGINT",
-            _ = self.hup.recv() => "SIGHUP",
         }
     }
 }
@@ -194,7 +190,7 @@ impl ShutdownSignalWatch for Signals {
         let mut signals = match StopSignals::listen() {
             Ok(s) => s,
             Err(e) => {
-                tracing::error!(error = %e, "cannot listen for SIGTERM/SIGINT/SIGHUP; stop the process with SIGKILL");
+                tracing::error!(error = %e, "cannot listen for SIGTERM/SIGINT; stop the process with SIGKILL");
                 return std::future::pending().await;
             }
         };

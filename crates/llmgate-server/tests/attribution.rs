@@ -7,7 +7,7 @@
 //! 429, falling back to `backup`, which answers), and `slow` (one that answers after its
 //! `timeout`). `num_retries: 1`, cooldowns off, so every request makes exactly two attempts.
 //!
-//! The PostgreSQL run uses the machine's server (`127.0.0.1:5432`, db `test`) in a schema of
+//! The PostgreSQL run uses `LLMGATE_TEST_PG_URL` (default: the machine's `test` database) in a schema of
 //! its own, dropped at the end.
 
 #![allow(clippy::unwrap_used, clippy::panic, reason = "test helpers")]
@@ -27,7 +27,12 @@ use sqlx::{Connection, Executor, PgConnection};
 use support::{chat, connect, start_with};
 
 const MASTER: &str = "sk-master-attribution";
-const PG_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+/// The PostgreSQL database: `LLMGATE_TEST_PG_URL`, else the machine's `test` (a branch that adds
+/// a migration runs its tests on a database of its own).
+static PG_URL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    std::env::var("LLMGATE_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+});
 
 fn test_dir(name: &str) -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
@@ -334,14 +339,15 @@ async fn failures_are_attributed_on_sqlite() {
 async fn failures_are_attributed_on_postgres() {
     // A schema of the test's own: its migrations never touch the shared `public` schema.
     let schema = format!("attribution_{}", std::process::id());
-    let mut conn = PgConnection::connect(PG_URL).await.unwrap();
+    let mut conn = PgConnection::connect(&PG_URL).await.unwrap();
     conn.execute(format!("DROP SCHEMA IF EXISTS {schema} CASCADE").as_str())
         .await
         .unwrap();
     conn.execute(format!("CREATE SCHEMA {schema}").as_str())
         .await
         .unwrap();
-    let url = format!("{PG_URL}?options=-c%20search_path%3D{schema}");
+    let pg_url = PG_URL.as_str();
+    let url = format!("{pg_url}?options=-c%20search_path%3D{schema}");
     // Run apart, so the schema is dropped whether the body passes or panics.
     let outcome =
         tokio::spawn(async move { failures_are_attributed("postgres", Some(&url)).await }).await;

@@ -19,7 +19,12 @@ use serde_json::{json, Value};
 use support::{post, postgres_up, redis_up, start_with, write_config, Gateway};
 
 const MASTER: &str = "sk-master-budgets";
-const PG_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+/// The PostgreSQL database: `LLMGATE_TEST_PG_URL`, else the machine's `test` (a branch that adds
+/// a migration runs its tests on a database of its own).
+static PG_URL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    std::env::var("LLMGATE_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+});
 const COST: f64 = 0.000_021;
 const REPLY: &str = "one two three four five six seven eight nine ten";
 
@@ -40,13 +45,14 @@ async fn three(
 ) -> (MockProvider, Vec<(Gateway, SocketAddr)>) {
     let upstream = MockProvider::start().await;
     upstream.set_default(Behaviour::reply(REPLY).delayed(delay));
+    let pg_url = PG_URL.as_str();
     let config = write_config(
         name,
         &format!(
             "model_list:\n  - model_name: priced\n    litellm_params:\n      model: openai/gpt-x\n      \
              api_base: {}\n      api_key: sk-test\n    model_info:\n      \
              input_cost_per_token: 0.000001\n      output_cost_per_token: 0.000002\n\
-             general_settings:\n  master_key: {MASTER}\n  database_url: {PG_URL}\n{extra}",
+             general_settings:\n  master_key: {MASTER}\n  database_url: {pg_url}\n{extra}",
             upstream.v1_url()
         ),
     );
@@ -278,13 +284,14 @@ async fn a_ledger_outage_is_counted_and_requests_fall_back_to_the_record() {
         .unwrap();
     let upstream = MockProvider::start().await;
     upstream.set_default(Behaviour::reply(REPLY));
+    let pg_url = PG_URL.as_str();
     let config = write_config(
         "budget-ledger-outage",
         &format!(
             "model_list:\n  - model_name: priced\n    litellm_params:\n      model: openai/gpt-x\n      \
              api_base: {}\n      api_key: sk-test\n    model_info:\n      \
              input_cost_per_token: 0.000001\n      output_cost_per_token: 0.000002\n\
-             general_settings:\n  master_key: {MASTER}\n  database_url: {PG_URL}\n\
+             general_settings:\n  master_key: {MASTER}\n  database_url: {pg_url}\n\
              router_settings:\n  redis_url: redis://{}\n",
             upstream.v1_url(),
             redis.addr()

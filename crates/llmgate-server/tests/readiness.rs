@@ -87,9 +87,10 @@ async fn readiness_follows_the_key_store_and_the_spend_writer() {
         "ready-pg",
         &upstream,
         &format!(
-            "general_settings:\n  master_key: {MASTER}\n  database_url: postgres://postgres@{}/test\n  \
+            "general_settings:\n  master_key: {MASTER}\n  database_url: postgres://postgres@{}/{}\n  \
              proxy_batch_write_at: 1\n",
-            pg.addr()
+            pg.addr(),
+            support::pg_database()
         ),
     );
     let (_gateway, addr) = start(&path).await;
@@ -168,9 +169,10 @@ async fn readiness_stays_up_when_requests_are_allowed_without_the_database() {
         "ready-pg-allow",
         &upstream,
         &format!(
-            "general_settings:\n  master_key: {MASTER}\n  database_url: postgres://postgres@{}/test\n  \
+            "general_settings:\n  master_key: {MASTER}\n  database_url: postgres://postgres@{}/{}\n  \
              allow_requests_on_db_unavailable: true\n",
-            pg.addr()
+            pg.addr(),
+            support::pg_database()
         ),
     );
     let (_gateway, addr) = start(&path).await;

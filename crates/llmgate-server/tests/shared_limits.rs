@@ -21,7 +21,12 @@ use support::Gateway;
 use support::{get, post, postgres_up, redis_up, signal, start_with, wait_exit, write_config};
 
 const MASTER: &str = "sk-master-shared-limits";
-const PG_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+/// The PostgreSQL database: `LLMGATE_TEST_PG_URL`, else the machine's `test` (a branch that adds
+/// a migration runs its tests on a database of its own).
+static PG_URL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    std::env::var("LLMGATE_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+});
 
 /// A name no earlier run used: for the Redis prefix and the deployment id.
 fn unique(name: &str) -> String {
@@ -44,13 +49,14 @@ fn config(
     let redis = redis.map_or(String::new(), |addr| {
         format!("router_settings:\n  redis_url: redis://{addr}\n  num_retries: 0\n")
     });
+    let pg_url = PG_URL.as_str();
     write_config(
         name,
         &format!(
             "model_list:\n  - model_name: limited\n    litellm_params:\n      model: openai/gpt-x\n      \
              api_base: {}\n      api_key: sk-test\n      {limits}\n    model_info:\n      id: {id}\n      \
              input_cost_per_token: 0.000001\n      output_cost_per_token: 0.000002\n\
-             {redis}general_settings:\n  master_key: {MASTER}\n  database_url: {PG_URL}\n  \
+             {redis}general_settings:\n  master_key: {MASTER}\n  database_url: {pg_url}\n  \
              llmgate_rate_limit_redis_prefix: \"llmgate:test:{id}:\"\n",
             upstream.v1_url()
         ),

@@ -54,7 +54,7 @@ mod usage;
 
 pub use database::Database;
 pub use ledger::PgLedger;
-pub use spend::{Charge, KeySpend, LogFilter, ModelSpend, SpendLog, SpendRange};
+pub use spend::{Charge, KeySpend, LogCursor, LogFilter, ModelSpend, SpendLog, SpendRange};
 
 /// Connections a PostgreSQL pool opens at most, as LiteLLM's `database_connection_pool_limit`.
 pub const DEFAULT_POOL_LIMIT: u32 = 10;

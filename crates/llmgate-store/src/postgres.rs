@@ -44,6 +44,11 @@ const MIGRATIONS: Embedded = Embedded(&[
         "deployment usage",
         include_str!("../migrations/postgres/0006_deployment_usage.sql"),
     ),
+    (
+        7,
+        "request log",
+        include_str!("../migrations/postgres/0007_request_log.sql"),
+    ),
 ]);
 
 /// The `NOTIFY` channel; the payload is the changed key's token.

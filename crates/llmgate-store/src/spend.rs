@@ -17,7 +17,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use llmgate_metering::SpendRecord;
 use serde::Serialize;
 
-/// Records per `INSERT` statement: 31 parameters each, under SQLite's 32,766 and
+/// Records per `INSERT` statement: 34 parameters each, under SQLite's 32,766 and
 /// PostgreSQL's 65,535 bound parameters per statement.
 pub(crate) const INSERT_CHUNK: usize = 500;
 
@@ -27,22 +27,31 @@ pub(crate) const INSERT_LOGS: &str = "INSERT INTO llmgate_spend_logs (request_id
     upstream_model, endpoint, prompt_tokens, completion_tokens, total_tokens, cached_tokens, \
     cache_creation_tokens, reasoning_tokens, cost, status, stream, cache_hit, attempts, \
     fallbacks, start_time, end_time, latency_ms, ttft_ms, tags, outcome, usage_estimated, \
-    error_class) ";
+    error_class, error_message, messages, response) ";
 
 pub(crate) const INSERT_LOGS_TAIL: &str =
     " ON CONFLICT (request_id) DO NOTHING RETURNING request_id";
 
 /// Every column, for reading logs back: newest first, and within one millisecond by request
-/// id, descending (the gateway's ids are UUIDv7, ordered by time).
+/// id, descending (the gateway's ids are UUIDv7, ordered by time). The filters are
+/// [`LogFilter`]'s, bound in its order; a success is a row whose `outcome` is `success` (for
+/// rows written before outcomes were recorded, whose status is 2xx or 3xx).
 pub(crate) const SELECT_LOGS: &str = "SELECT request_id, key_token, key_alias, team_id, \
     user_id, requested_model, model_group, deployment, provider, upstream_model, endpoint, \
     prompt_tokens, completion_tokens, total_tokens, cached_tokens, cache_creation_tokens, \
     reasoning_tokens, cost, status, stream, cache_hit, attempts, fallbacks, start_time, \
-    end_time, latency_ms, ttft_ms, tags, outcome, usage_estimated, error_class \
+    end_time, latency_ms, ttft_ms, tags, outcome, usage_estimated, error_class, \
+    error_message, messages, response \
     FROM llmgate_spend_logs \
     WHERE ($1 IS NULL OR key_token = $1) AND ($2 IS NULL OR request_id = $2) \
     AND ($3 IS NULL OR start_time >= $3) AND ($4 IS NULL OR start_time < $4) \
-    ORDER BY start_time DESC, request_id DESC LIMIT $5";
+    AND ($5 IS NULL OR key_alias = $5) AND ($6 IS NULL OR user_id = $6) \
+    AND ($7 IS NULL OR team_id = $7) \
+    AND ($8 IS NULL OR requested_model = $8 OR model_group = $8) \
+    AND ($9 IS NULL OR ($9 = 'success') = (COALESCE(outcome, \
+        CASE WHEN status >= 200 AND status < 400 THEN 'success' ELSE 'error' END) = 'success')) \
+    AND ($10 IS NULL OR start_time < $10 OR (start_time = $10 AND request_id < $11)) \
+    ORDER BY start_time DESC, request_id DESC LIMIT $12";
 
 /// `$1`/`$2`: the range; unknown costs (NULL) add nothing.
 pub(crate) const SPEND_BY_MODEL: &str = "SELECT COALESCE(model_group, requested_model) AS model, \
@@ -83,8 +92,46 @@ pub struct LogFilter {
     pub request_id: Option<String>,
     /// Requests started in this range.
     pub range: SpendRange,
+    /// The key's alias.
+    pub key_alias: Option<String>,
+    /// The key's user.
+    pub user_id: Option<String>,
+    /// The key's team.
+    pub team_id: Option<String>,
+    /// The model asked for, or the group that served it.
+    pub model: Option<String>,
+    /// `Some(true)`: successes only; `Some(false)`: failures only.
+    pub success: Option<bool>,
+    /// Rows after this one in the order answered (newest first): the last row of the previous
+    /// page.
+    pub after: Option<LogCursor>,
     /// At most this many, newest first.
     pub limit: u32,
+}
+
+/// Where a page of the log starts: after the row with this start time and request id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogCursor {
+    /// The row's start time, Unix milliseconds.
+    pub start_time: i64,
+    /// The row's request id.
+    pub request_id: String,
+}
+
+impl LogCursor {
+    /// The cursor of `log`: `<start_time>_<request_id>`.
+    pub fn of(log: &SpendLog) -> String {
+        format!("{}_{}", log.start_time, log.request_id)
+    }
+
+    /// Reads [`LogCursor::of`]'s text.
+    pub fn parse(text: &str) -> Option<LogCursor> {
+        let (time, id) = text.split_once('_')?;
+        Some(LogCursor {
+            start_time: time.parse().ok()?,
+            request_id: id.to_owned(),
+        })
+    }
 }
 
 /// One row of the spend log, as stored.
@@ -155,6 +202,13 @@ pub struct SpendLog {
     pub ttft_ms: Option<i64>,
     /// The request's and the key's tags.
     pub tags: Vec<String>,
+    /// A failed request's error message (credentials masked); `None` for a success and in rows
+    /// written before it was recorded.
+    pub error_message: Option<String>,
+    /// The request's messages as JSON text, only with `store_prompts_in_spend_logs`.
+    pub messages: Option<String>,
+    /// The answer as relayed, only with `store_prompts_in_spend_logs`.
+    pub response: Option<String>,
 }
 
 /// A model's total spend.
@@ -296,7 +350,10 @@ macro_rules! push_record {
             .push_bind(tags_json(&$r.tags))
             .push_bind($r.outcome.as_str())
             .push_bind($r.usage_estimated)
-            .push_bind($r.error_class.map(llmgate_core::FailureClass::as_str));
+            .push_bind($r.error_class.map(llmgate_core::FailureClass::as_str))
+            .push_bind($r.error_message.as_deref())
+            .push_bind($r.messages.as_deref())
+            .push_bind($r.response.as_deref());
     }};
 }
 pub(crate) use push_record;
@@ -369,6 +426,17 @@ macro_rules! spend_impl {
                     .bind(&filter.request_id)
                     .bind(filter.range.from_ms)
                     .bind(filter.range.until_ms)
+                    .bind(&filter.key_alias)
+                    .bind(&filter.user_id)
+                    .bind(&filter.team_id)
+                    .bind(&filter.model)
+                    .bind(
+                        filter
+                            .success
+                            .map(|s| if s { "success" } else { "failure" }),
+                    )
+                    .bind(filter.after.as_ref().map(|c| c.start_time))
+                    .bind(filter.after.as_ref().map(|c| c.request_id.as_str()))
                     .bind(i64::from(filter.limit))
                     .fetch_all(&self.pool)
                     .await
@@ -406,6 +474,9 @@ macro_rules! spend_impl {
                         outcome: r.try_get("outcome")?,
                         usage_estimated: r.try_get("usage_estimated")?,
                         error_class: r.try_get("error_class")?,
+                        error_message: r.try_get("error_message")?,
+                        messages: r.try_get("messages")?,
+                        response: r.try_get("response")?,
                     })
                 };
                 rows.iter()

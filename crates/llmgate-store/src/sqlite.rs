@@ -40,6 +40,11 @@ const MIGRATIONS: Embedded = Embedded(&[
         "deployment usage",
         include_str!("../migrations/sqlite/0006_deployment_usage.sql"),
     ),
+    (
+        7,
+        "request log",
+        include_str!("../migrations/sqlite/0007_request_log.sql"),
+    ),
 ]);
 
 /// How long a writer waits for another writer's transaction before failing.

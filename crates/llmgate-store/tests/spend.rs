@@ -13,10 +13,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use llmgate_auth::{generate_secret, hash_key, KeyStore};
 use llmgate_core::VirtualKey;
 use llmgate_metering::{SpendRecord, SpendSink, Tokens};
-use llmgate_store::{LogFilter, SpendRange, Store, StoreOptions};
+use llmgate_store::{LogCursor, LogFilter, SpendRange, Store, StoreOptions};
 use sqlx::{Connection, Executor, PgConnection};
 
-const PG_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+/// The PostgreSQL database the tests use: `LLMGATE_TEST_PG_URL`, else the machine's `test`.
+fn pg_url() -> String {
+    std::env::var("LLMGATE_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+}
 
 fn unique() -> String {
     hash_key(&generate_secret())[..16].to_string()
@@ -38,16 +42,17 @@ impl TestDb {
     }
 
     async fn postgres() -> Option<(TestDb, Store)> {
-        let conn = tokio::time::timeout(Duration::from_secs(1), PgConnection::connect(PG_URL));
+        let pg_url = pg_url();
+        let conn = tokio::time::timeout(Duration::from_secs(1), PgConnection::connect(&pg_url));
         let Ok(Ok(mut conn)) = conn.await else {
-            eprintln!("PostgreSQL not reachable at {PG_URL}: skipping");
+            eprintln!("PostgreSQL not reachable at {pg_url}: skipping");
             return None;
         };
         let schema = format!("spend_{}", unique());
         conn.execute(format!("CREATE SCHEMA {schema}").as_str())
             .await
             .unwrap();
-        let url = format!("{PG_URL}?options=-c%20search_path%3D{schema}");
+        let url = format!("{pg_url}?options=-c%20search_path%3D{schema}");
         let store = Store::open(&url, &StoreOptions::new()).await.unwrap();
         Some((TestDb::Postgres(schema), store))
     }
@@ -72,7 +77,7 @@ impl Drop for TestDb {
                         .build()
                         .unwrap();
                     rt.block_on(async {
-                        if let Ok(mut c) = PgConnection::connect(PG_URL).await {
+                        if let Ok(mut c) = PgConnection::connect(&pg_url()).await {
                             let _ = c.execute(sql.as_str()).await;
                         }
                     });
@@ -122,6 +127,9 @@ fn record(id: &str, key: Option<&str>, group: &str, cost: Option<f64>, minute: u
         latency: Duration::from_millis(250),
         time_to_first_token: None,
         tags: vec!["prod".to_owned()],
+        error_message: None,
+        messages: None,
+        response: None,
     }
 }
 
@@ -342,6 +350,132 @@ async fn a_large_batch_is_written_whole(store: Store) {
     assert_eq!(logs.len(), 1_234);
 }
 
+/// The request log: failures with their error message, prompts and answers only when given,
+/// and every filter `/spend/logs` offers, with paging by cursor.
+async fn the_request_log_is_filtered_and_paged(store: Store) {
+    let key = new_key(&store).await;
+    let mut failed = record("f1", Some(&key), "gpt-a", Some(0.0), 5);
+    failed.status = 500;
+    failed.outcome = llmgate_metering::Outcome::Error;
+    failed.error_class = Some(llmgate_core::FailureClass::Upstream5xx);
+    failed.error_message = Some("upstream exploded".to_owned());
+    failed.team_id = Some("team-1".to_owned());
+    let mut kept = record("p1", None, "gpt-b", Some(0.5), 6);
+    kept.messages = Some(r#"[{"role":"user","content":"hi"}]"#.to_owned());
+    kept.response = Some(r#"{"choices":[]}"#.to_owned());
+    let batch = vec![
+        record("s1", Some(&key), "gpt-a", Some(0.25), 1),
+        record("s2", Some(&key), "gpt-b", Some(0.25), 2),
+        record("s3", None, "gpt-a", Some(0.25), 3),
+        failed,
+        kept,
+    ];
+    store.write_spend(&batch, true).await.unwrap();
+    let ids = |f: LogFilter| {
+        let store = store.clone();
+        async move {
+            let logs = store
+                .spend_logs(&LogFilter { limit: 100, ..f })
+                .await
+                .unwrap();
+            logs.into_iter().map(|l| l.request_id).collect::<Vec<_>>()
+        }
+    };
+    let failures = store
+        .spend_logs(&LogFilter {
+            success: Some(false),
+            limit: 10,
+            ..LogFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(failures.len(), 1);
+    assert_eq!(failures[0].request_id, "f1");
+    assert_eq!(
+        failures[0].error_message.as_deref(),
+        Some("upstream exploded")
+    );
+    assert_eq!(failures[0].error_class.as_deref(), Some("upstream_5xx"));
+    assert_eq!(failures[0].messages, None);
+    let alias = format!("alias-{}", &key[..8]);
+    // `record` names its key's alias `team-a`.
+    assert_eq!(
+        ids(LogFilter {
+            key_alias: Some("team-a".into()),
+            ..LogFilter::default()
+        })
+        .await,
+        ["f1", "s2", "s1"]
+    );
+    assert!(ids(LogFilter {
+        key_alias: Some(alias),
+        ..LogFilter::default()
+    })
+    .await
+    .is_empty());
+    assert_eq!(
+        ids(LogFilter {
+            success: Some(true),
+            ..LogFilter::default()
+        })
+        .await,
+        ["p1", "s3", "s2", "s1"]
+    );
+    assert_eq!(
+        ids(LogFilter {
+            team_id: Some("team-1".into()),
+            ..LogFilter::default()
+        })
+        .await,
+        ["f1"]
+    );
+    assert_eq!(
+        ids(LogFilter {
+            user_id: Some("u1".into()),
+            model: Some("gpt-b".into()),
+            ..LogFilter::default()
+        })
+        .await,
+        ["p1", "s2"]
+    );
+    let p1 = store
+        .spend_logs(&LogFilter {
+            request_id: Some("p1".into()),
+            limit: 1,
+            ..LogFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        p1[0].messages.as_deref(),
+        Some(r#"[{"role":"user","content":"hi"}]"#)
+    );
+    assert_eq!(p1[0].response.as_deref(), Some(r#"{"choices":[]}"#));
+    assert_eq!(p1[0].error_message, None);
+
+    // Pages of two, newest first, each after the last row of the one before.
+    let mut pages = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store
+            .spend_logs(&LogFilter {
+                after: after.clone(),
+                limit: 2,
+                ..LogFilter::default()
+            })
+            .await
+            .unwrap();
+        let Some(last) = page.last() else { break };
+        after = LogCursor::parse(&LogCursor::of(last));
+        pages.push(
+            page.iter()
+                .map(|l| l.request_id.clone())
+                .collect::<Vec<_>>(),
+        );
+    }
+    assert_eq!(pages, [vec!["p1", "f1"], vec!["s3", "s2"], vec!["s1"]]);
+}
+
 macro_rules! on_both {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -372,4 +506,5 @@ on_both!(
     without_logs_keys_are_still_charged,
     a_deleted_keys_records_are_kept,
     a_large_batch_is_written_whole,
+    the_request_log_is_filtered_and_paged,
 );

@@ -1,6 +1,6 @@
 //! The routes beside the LLM stack, built from the [`Parts`]: the API behind the caller's key
-//! (`/v1/models`, and with the `admin` feature `llmgate-admin`'s router: the key API `/key/*`
-//! and the spend API), wrapped in auth once; `/health` behind
+//! (`/v1/models`, and with the `admin` feature `llmgate-admin`'s router: the key API `/key/*`,
+//! the spend API and `POST /config/reload`), wrapped in auth once; `/health` behind
 //! the master key alone; `/health/readiness`, open.
 
 use std::sync::Arc;
@@ -31,9 +31,6 @@ pub(crate) struct AdminRoutes {
     pub(crate) health: Stack,
     /// `GET /alerting/recent`, behind the master key.
     pub(crate) alerting: Stack,
-    /// Virtual-key management, for [`crate::Gateway::key_admin`] too.
-    #[cfg(feature = "admin")]
-    pub(crate) key_admin: Option<KeyAdmin>,
 }
 
 /// Builds the routes; the key and spend APIs, and `/v1/models`, sit behind one `parts.auth`;
@@ -43,16 +40,16 @@ pub(crate) fn routes(config: &Config, parts: &Parts, max_body: usize) -> AdminRo
     let key_admin = parts.keys.clone().map(KeyAdmin::new);
     let api = Api {
         models: models(&parts.table),
+        info: crate::info::routes(config, &parts.table, parts.meter.prices(), max_body),
         #[cfg(feature = "admin")]
         admin: llmgate_admin::AdminApi::new()
-            .keys(key_admin.clone())
+            .keys(key_admin)
             .database(parts.database.clone())
             .max_budget(config.litellm_settings.max_budget)
             .max_body(max_body)
+            .reloader(Some(Arc::new(parts.reloader.clone())))
             .service(),
     };
-    #[cfg(not(feature = "admin"))]
-    let _ = max_body;
     // One auth in front of the whole API.
     let api = ServiceBuilder::new().layer(parts.auth.clone()).service(api);
     let checker = parts.health.clone();
@@ -71,8 +68,6 @@ pub(crate) fn routes(config: &Config, parts: &Parts, max_body: usize) -> AdminRo
         })),
         health: BoxCloneSyncService::new(health),
         alerting: crate::alerting::recent_route(config, &parts.alert_view),
-        #[cfg(feature = "admin")]
-        key_admin,
     }
 }
 
@@ -101,6 +96,8 @@ fn readiness_of(config: &Config, parts: &Parts) -> Readiness {
 #[derive(Clone)]
 struct Api {
     models: Stack,
+    /// `/v1/models/{id}`, `/model/info`, `/model_group/info`, `/utils/token_counter`.
+    info: Stack,
     /// `llmgate-admin`'s router: `/key/*` and the spend paths.
     #[cfg(feature = "admin")]
     admin: Stack,
@@ -121,20 +118,31 @@ impl Service<Request<ReqBody>> for Api {
         #[cfg(feature = "admin")]
         {
             let path = req.uri().path();
-            if path.starts_with("/key/") || llmgate_admin::is_spend_path(path) {
+            if path.starts_with("/key/")
+                || llmgate_admin::is_spend_path(path)
+                || path == llmgate_admin::RELOAD_PATH
+            {
                 return self.admin.call(req);
             }
+        }
+        if crate::info::is_info_path(req.uri().path()) {
+            return self.info.call(req);
         }
         self.models.call(req)
     }
 }
 
-/// `/v1/models`: the names clients may use; a key limited to some models sees only those.
-fn models(table: &Arc<ModelTable>) -> Stack {
-    let created = SystemTime::now()
+/// The `created` time of the model objects: now, in Unix seconds.
+pub(crate) fn started_at() -> u64 {
+    SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
-        .unwrap_or(0);
+        .unwrap_or(0)
+}
+
+/// `/v1/models`: the names clients may use; a key limited to some models sees only those.
+fn models(table: &Arc<ModelTable>) -> Stack {
+    let created = started_at();
     let visible = table.visible_models();
     let all = Bytes::from(
         serde_json::to_vec(&ModelList::new(visible.clone(), created)).unwrap_or_default(),

@@ -12,8 +12,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use llmgate_router::{CooldownEvent, CooldownHook, CooldownReason, ModelTable};
+use llmgate_router::{CooldownEvent, CooldownHook, CooldownReason};
 use tokio::sync::mpsc;
+
+use crate::live::Live;
 
 /// Prefix of the channel unless `llmgate_rate_limit_redis_prefix` sets one.
 const DEFAULT_PREFIX: &str = "llmgate:";
@@ -97,12 +99,12 @@ impl SharedCooldowns {
         self.link.clone()
     }
 
-    /// Publishes this instance's cooldowns and applies the others' to `table`, until the
+    /// Publishes this instance's cooldowns and applies the others' to the table running now, until the
     /// runtime stops.
-    pub(crate) async fn run(mut self, table: Arc<ModelTable>) {
+    pub(crate) async fn run(mut self, live: Arc<Live>) {
         let mut failing = false;
         loop {
-            match self.session(&table).await {
+            match self.session(&live).await {
                 Ok(()) => return,
                 Err(e) => {
                     self.link.up.store(false, Relaxed);
@@ -118,7 +120,7 @@ impl SharedCooldowns {
     }
 
     /// One connection's life: subscribe, then relay both ways. `Ok` when the hook is gone.
-    async fn session(&mut self, table: &ModelTable) -> redis::RedisResult<()> {
+    async fn session(&mut self, live: &Live) -> redis::RedisResult<()> {
         let mut publish = self.client.get_multiplexed_async_connection().await?;
         let mut sub = self.client.get_async_pubsub().await?;
         sub.subscribe(&self.channel).await?;
@@ -147,7 +149,7 @@ impl SharedCooldowns {
                     let Ok(text) = msg.get_payload::<String>() else { continue };
                     if let Some((from, id, until, reason)) = decode(&text) {
                         if from != self.instance {
-                            table.apply_cooldown(&id, until, reason);
+                            live.table().apply_cooldown(&id, until, reason);
                         }
                     }
                 }

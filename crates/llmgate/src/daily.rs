@@ -2,15 +2,15 @@
 //! limits"), so a provider's daily quota survives restarts: every second, and at a stop, each
 //! instance adds the requests it sent today and raises its counts to the day's totals (which
 //! also brings in other instances' requests on a shared database). A start reads them before
-//! the first request is routed.
+//! the first request is routed. It follows the config running now: deployments a reload adds
+//! with an `rpd` are kept from then on.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use llmgate_auth::StoreError;
-use llmgate_router::ModelTable;
-
+use crate::live::Live;
 use crate::store::Database;
+use llmgate_auth::StoreError;
 
 /// How often counts are written and read back.
 pub(crate) const SYNC_EVERY: Duration = Duration::from_secs(1);
@@ -18,24 +18,28 @@ pub(crate) const SYNC_EVERY: Duration = Duration::from_secs(1);
 /// The router's daily counts and the database that keeps them. Cheap to clone.
 #[derive(Clone, Debug)]
 pub(crate) struct DailyUsage {
-    table: Arc<ModelTable>,
+    live: Arc<Live>,
     db: Database,
 }
 
 impl DailyUsage {
-    /// `None` unless some deployment has an `rpd` and there is a database.
-    pub(crate) fn new(table: &Arc<ModelTable>, db: Option<&Database>) -> Option<Self> {
-        let db = db?.clone();
-        table.has_daily_limits().then(|| DailyUsage {
-            table: table.clone(),
-            db,
+    /// `None` without a database. With one, a sync while no deployment has an `rpd` does
+    /// nothing (a reload may add one).
+    pub(crate) fn new(live: &Arc<Live>, db: Option<&Database>) -> Option<Self> {
+        Some(DailyUsage {
+            live: live.clone(),
+            db: db?.clone(),
         })
     }
 
     /// Writes what was sent since the last sync and reads the day's totals back. On failure
     /// the counts are kept for the next sync.
     pub(crate) async fn sync(&self) -> Result<(), StoreError> {
-        let (day, sent) = self.table.take_daily_sent();
+        let table = self.live.table();
+        if !table.has_daily_limits() {
+            return Ok(());
+        }
+        let (day, sent) = table.take_daily_sent();
         let rows: Vec<(String, u64)> = sent.iter().map(|(id, n)| (id.to_string(), *n)).collect();
         let day_i = i64::try_from(day).unwrap_or(i64::MAX);
         let kept = self
@@ -44,11 +48,11 @@ impl DailyUsage {
             .await;
         match kept {
             Ok(totals) => {
-                self.table.restore_daily(day, &totals);
+                table.restore_daily(day, &totals);
                 Ok(())
             }
             Err(e) => {
-                self.table.untake_daily_sent(&sent);
+                table.untake_daily_sent(&sent);
                 Err(e)
             }
         }

@@ -1,8 +1,10 @@
 //! [`Gateway`]: the whole stack, built from a config.
 
 use std::convert::Infallible;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
+
+use arc_swap::ArcSwap;
 
 use bytes::Bytes;
 use http::{Request, Response};
@@ -11,24 +13,15 @@ use http_body_util::BodyExt;
 use llmgate_auth::KeyStore;
 use llmgate_config::Config;
 use llmgate_core::{BoxBody, BoxError, DeploymentSpec, SharedClock, StreamCutoff, SystemClock};
-use llmgate_fallback::FallbackLayer;
 use llmgate_metering::{Meter, SpendSink};
-use llmgate_router::{ModelTable, RouterLayer};
-use tower::util::BoxCloneSyncService;
-use tower::{Service, ServiceBuilder};
+use tower::Service;
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 
-use crate::admin;
-use crate::background::Background;
-use crate::build;
+use crate::current::{Shared, Whole};
 #[cfg(feature = "admin")]
 use crate::keys::KeyAdmin;
 use crate::limits::HttpLimits;
-use crate::parts::{Given, Parts};
-use crate::request_id::RequestIdLayer;
-use crate::rescue::RescueLayer;
-use crate::routes::Dispatch;
-use crate::stack::{self, Layers};
+use crate::parts::{Given, Lasting, Parts};
 #[cfg(feature = "sql")]
 use crate::store::Database;
 use crate::ReqBody;
@@ -126,7 +119,7 @@ impl GatewayBuilder {
 
 /// Marks the headers that carry a client's key as sensitive from the first layer on, so no
 /// `Debug` of the request (a log line, a panic message) prints them, and h2 never indexes them.
-fn sensitive_headers() -> SetSensitiveRequestHeadersLayer {
+pub(crate) fn sensitive_headers() -> SetSensitiveRequestHeadersLayer {
     use http::header::{HeaderName, AUTHORIZATION, COOKIE, PROXY_AUTHORIZATION};
     SetSensitiveRequestHeadersLayer::new([
         AUTHORIZATION,
@@ -134,11 +127,12 @@ fn sensitive_headers() -> SetSensitiveRequestHeadersLayer {
         COOKIE,
         HeaderName::from_static("x-api-key"),
         HeaderName::from_static("api-key"),
+        HeaderName::from_static("x-litellm-api-key"),
     ])
 }
 
 /// The deployments `config` lists, each one a provider this build serves.
-fn deployments(config: &Config) -> Result<Vec<Arc<DeploymentSpec>>, BuildError> {
+pub(crate) fn deployments(config: &Config) -> Result<Vec<Arc<DeploymentSpec>>, BuildError> {
     let deployments: Vec<_> = config.deployments().into_iter().map(Arc::new).collect();
     if let Some(d) = deployments
         .iter()
@@ -153,28 +147,18 @@ fn deployments(config: &Config) -> Result<Vec<Arc<DeploymentSpec>>, BuildError> 
     Ok(deployments)
 }
 
-/// The gateway: cheap to clone, shareable across threads and runtimes.
+/// The gateway: cheap to clone, shareable across threads and runtimes. Its config can be
+/// replaced while it serves ([`Gateway::reload`]): every clone sees the new one.
 #[derive(Clone)]
 pub struct Gateway {
-    service: BoxCloneSyncService<Request<ReqBody>, Response<BoxBody>, Infallible>,
-    max_body: usize,
-    http_limits: HttpLimits,
-    table: Arc<ModelTable>,
-    #[cfg(feature = "admin")]
-    keys: Option<KeyAdmin>,
-    background: Background,
-    meter: Meter,
-    cutoff: StreamCutoff,
-    /// Deployments' `rpd` counts kept in the database, when any deployment has one.
-    #[cfg(feature = "sql")]
-    daily: Option<crate::daily::DailyUsage>,
+    pub(crate) shared: Arc<Shared>,
 }
 
 impl std::fmt::Debug for Gateway {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Gateway")
-            .field("max_body", &self.max_body)
-            .field("models", &self.table.visible_models())
+            .field("max_body", &self.shared.max_body)
+            .field("models", &self.models())
             .finish_non_exhaustive()
     }
 }
@@ -214,15 +198,15 @@ impl Gateway {
         let gateway = Gateway::open_builder(config).await?.build()?;
         // Today's `rpd` counts before the first request is routed.
         #[cfg(feature = "sql")]
-        if let Some(daily) = &gateway.daily {
+        if let Some(daily) = &gateway.shared.lasting.daily {
             if let Err(e) = daily.sync().await {
                 tracing::warn!(error = %e, "cannot read today's deployment rpd counts; counting from zero until the database answers");
             }
         }
         // Inside a runtime already: follow other instances' key changes from now, not from the
         // first request; and the spend writer replays what the last stop spilled now.
-        gateway.background.start();
-        gateway.meter.start();
+        gateway.shared.lasting.tasks.start();
+        gateway.shared.lasting.meter.start();
         Ok(gateway)
     }
 
@@ -256,11 +240,11 @@ impl Gateway {
     /// Virtual-key management (`None` without a master key), as the `/key/*` API does it.
     #[cfg(feature = "admin")]
     pub fn key_admin(&self) -> Option<&KeyAdmin> {
-        self.keys.as_ref()
+        self.shared.key_admin.as_ref()
     }
 
-    /// Parts, stack, admin routes, dispatch: each built in its own module (`parts.rs`,
-    /// `stack.rs`, `admin.rs`, `routes.rs`).
+    /// Lasting parts, parts, stack, admin routes, dispatch: each built in its own module
+    /// (`parts.rs`, `current.rs`, `stack.rs`, `admin.rs`, `routes.rs`).
     fn build(builder: GatewayBuilder) -> Result<Gateway, BuildError> {
         let GatewayBuilder {
             config,
@@ -278,84 +262,78 @@ impl Gateway {
             clock,
             spend_sink,
         };
-        let parts = Parts::build(&config, &deployments, given)?;
+        let (lasting, table) = Lasting::build(&config, &deployments, given)?;
         let max_body =
             usize::try_from(config.general_settings.max_request_body_bytes()).unwrap_or(usize::MAX);
-        let llm = stack::llm(Layers {
-            auth: parts.auth.clone(),
-            ratelimit: parts.ratelimit.clone(),
-            meter: parts.meter.clone(),
-            cache: parts.cache.clone(),
-            fallback: FallbackLayer::new(
-                build::routing::fallback_policy(&config).events(parts.events.clone()),
-            ),
-            router: RouterLayer::new(parts.table.clone()),
-            provider: parts.provider.clone(),
+        let http_limits = HttpLimits::from_settings(&config.general_settings);
+        let meter = lasting.meter.clone();
+        let parts = Parts::assemble(&config, &deployments, &lasting, table, meter);
+        let built = crate::current::build(config, parts, max_body);
+        lasting.meter.metrics().config_applied_now();
+        let reload_handle = lasting.reload_handle.clone();
+        #[cfg(feature = "admin")]
+        let lasting_keys = lasting.keys.clone();
+        let shared = Arc::new(Shared {
+            current: ArcSwap::from_pointee(built),
+            lasting,
             max_body,
-        });
-        let admin = admin::routes(&config, &parts, max_body);
-        let dispatch = Dispatch::new(llm, &admin, &parts);
-        let service = ServiceBuilder::new()
-            .layer(sensitive_headers())
-            .layer(RequestIdLayer)
-            .layer(RescueLayer)
-            .service(dispatch);
-        Ok(Gateway {
-            service: BoxCloneSyncService::new(service),
-            max_body,
-            http_limits: HttpLimits::from_settings(&config.general_settings),
-            table: parts.table,
+            http_limits,
+            reloading: Mutex::default(),
+            config_file: Mutex::default(),
             #[cfg(feature = "admin")]
-            keys: admin.key_admin,
-            background: parts.tasks,
-            meter: parts.meter,
-            cutoff: parts.cutoff,
-            #[cfg(feature = "sql")]
-            daily: parts.daily,
-        })
+            key_admin: lasting_keys.map(KeyAdmin::new),
+        });
+        shared.install(shared.current.load_full());
+        reload_handle.point_at(&shared);
+        Ok(Gateway::from_shared(shared))
+    }
+
+    /// A handle on `shared`.
+    pub(crate) fn from_shared(shared: Arc<Shared>) -> Gateway {
+        Gateway { shared }
     }
 
     /// The Tower service to host: takes any request body, never fails (errors are responses).
     pub fn service(&self) -> GatewayService {
         GatewayService {
-            inner: self.service.clone(),
+            shared: self.shared.clone(),
         }
     }
 
     /// The request body cap (`general_settings.max_request_size_mb`), for hosts that read the
     /// body before calling the service.
     pub fn max_request_body_bytes(&self) -> usize {
-        self.max_body
+        self.shared.max_body
     }
 
     /// The bounds on clients a host enforces (header and body deadlines, header size and
     /// count, open connections) from `general_settings`.
     pub fn http_limits(&self) -> HttpLimits {
-        self.http_limits
+        self.shared.http_limits
     }
 
     /// Ends every stream in flight now, each with an error event in its client's dialect: the
     /// host calls it just before its grace period for a stop runs out, so no stream is cut at
     /// the socket without a word. Streams that start afterwards end at once the same way.
     pub fn cut_streams(&self) {
-        self.cutoff.cut();
+        self.shared.lasting.cutoff.cut();
     }
 
     /// The cutoff [`Gateway::cut_streams`] fires, for the stream bodies that watch it.
     pub fn stream_cutoff(&self) -> &StreamCutoff {
-        &self.cutoff
+        &self.shared.lasting.cutoff
     }
 
     /// Writes every spend record queued so far; returns once they are written.
     pub async fn flush_spend(&self) {
-        self.meter.flush().await;
+        self.shared.lasting.meter.flush().await;
     }
 
     /// Writes every queued spend record and stops the spend writer: call it once the host has
     /// stopped serving (the `llmgate` binary does, after Pingora's `run` returns; [`crate::serve`]
     /// does when it returns). Works from any runtime, even one built for this call.
     pub async fn shutdown(&self) {
-        self.meter.shutdown().await;
+        self.shared.lasting.meter.shutdown().await;
     }
 
     /// [`Gateway::shutdown`] bounded by the host's grace period: a failing spend sink (the
@@ -363,7 +341,7 @@ impl Gateway {
     pub async fn shutdown_by(&self, deadline: std::time::Instant) {
         #[cfg(feature = "sql")]
         let daily = async {
-            if let Some(daily) = &self.daily {
+            if let Some(daily) = &self.shared.lasting.daily {
                 let by = tokio::time::Instant::from_std(deadline);
                 match tokio::time::timeout_at(by, daily.sync()).await {
                     Ok(Ok(())) => {}
@@ -378,24 +356,27 @@ impl Gateway {
         };
         #[cfg(not(feature = "sql"))]
         let daily = async {};
-        tokio::join!(self.meter.shutdown_by(deadline), daily);
+        tokio::join!(self.shared.lasting.meter.shutdown_by(deadline), daily);
     }
 
-    /// The metering: prices, spend queue and metrics.
+    /// The metering: spend queue and metrics (shared by every config this gateway runs),
+    /// with the prices of the config it started with.
     pub fn meter(&self) -> &Meter {
-        &self.meter
+        &self.shared.lasting.meter
     }
 
-    /// The model names clients may use, with their providers.
+    /// The model names clients may use now, with their providers.
     pub fn models(&self) -> Vec<(String, String)> {
-        self.table.visible_models()
+        self.shared.current.load().table.visible_models()
     }
 }
 
-/// The gateway as a Tower service over any request body.
+/// The gateway as a Tower service over any request body. Each request is served by the config
+/// current when it is called, to its end (a stream's included), whatever reloads happen
+/// meanwhile.
 #[derive(Clone)]
 pub struct GatewayService {
-    inner: BoxCloneSyncService<Request<ReqBody>, Response<BoxBody>, Infallible>,
+    shared: Arc<Shared>,
 }
 
 impl std::fmt::Debug for GatewayService {
@@ -411,18 +392,19 @@ where
 {
     type Response = Response<BoxBody>;
     type Error = Infallible;
-    type Future =
-        <BoxCloneSyncService<Request<ReqBody>, Response<BoxBody>, Infallible> as Service<
-            Request<ReqBody>,
-        >>::Future;
+    type Future = <Whole as Service<Request<ReqBody>>>::Future;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        self.inner.poll_ready(cx)
+    /// Always ready: the stack behind it is (see `Dispatch::poll_ready`: every layer delegates
+    /// and the services they end in are always ready), whichever config is current.
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
     }
 
+    /// One atomic load of the current stack (no lock), and the clone of it a host would have
+    /// made of the service anyway.
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        self.inner
-            .call(req.map(|b| b.map_err(Into::into).boxed_unsync()))
+        let mut service = self.shared.current.load().service.clone();
+        service.call(req.map(|b| b.map_err(Into::into).boxed_unsync()))
     }
 }
 
@@ -437,9 +419,15 @@ mod tests {
         let seen = sensitive_headers().layer(tower::service_fn(|req: Request<()>| async move {
             let h = req.headers();
             Ok::<_, Infallible>(Response::new(
-                ["authorization", "x-api-key", "api-key", "cookie"]
-                    .iter()
-                    .all(|n| h[*n].is_sensitive())
+                [
+                    "authorization",
+                    "x-api-key",
+                    "api-key",
+                    "x-litellm-api-key",
+                    "cookie",
+                ]
+                .iter()
+                .all(|n| h[*n].is_sensitive())
                     && !h["content-type"].is_sensitive(),
             ))
         }));
@@ -447,6 +435,7 @@ mod tests {
             .header("authorization", "Bearer sk-1")
             .header("x-api-key", "sk-2")
             .header("api-key", "sk-3")
+            .header("x-litellm-api-key", "sk-4")
             .header("cookie", "c=1")
             .header("content-type", "application/json")
             .body(())

@@ -15,9 +15,10 @@ use futures_util::future::join_all;
 use http::Request;
 use llmgate_core::{ApiError, Deployment, DeploymentSpec, Endpoint, LlmRequest, MockResponse};
 use llmgate_providers::ProviderService;
-use llmgate_router::ModelTable;
 use serde_json::{json, Value};
 use tower::ServiceExt;
+
+use crate::live::Live;
 
 /// How long one deployment's check may take when the deployment sets no `timeout`.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(30);
@@ -26,7 +27,8 @@ const CHECK_TIMEOUT: Duration = Duration::from_secs(30);
 /// background results when background checks are on.
 #[derive(Clone)]
 pub(crate) struct Health {
-    table: Arc<ModelTable>,
+    /// The deployments of the config running now.
+    live: Arc<Live>,
     provider: ProviderService,
     background: Option<Duration>,
     last: Arc<Mutex<Option<Bytes>>>,
@@ -35,12 +37,12 @@ pub(crate) struct Health {
 
 impl Health {
     pub(crate) fn new(
-        table: Arc<ModelTable>,
+        live: Arc<Live>,
         provider: ProviderService,
         background: Option<Duration>,
     ) -> Self {
         Health {
-            table,
+            live,
             provider,
             background,
             last: Arc::default(),
@@ -86,7 +88,8 @@ impl Health {
     /// Checks every deployment at once. With `feed_cooldowns`, a failed one is taken out of
     /// rotation for that long and a passing one is put back.
     async fn check_all(&self, feed_cooldowns: Option<Duration>) -> Bytes {
-        let all = self.table.all();
+        let table = self.live.table();
+        let all = table.all();
         let results = join_all(all.iter().map(|(spec, _)| self.check(spec.clone()))).await;
         let mut healthy = Vec::new();
         let mut unhealthy = Vec::new();
@@ -95,13 +98,13 @@ impl Health {
             match result {
                 Ok(()) => {
                     if feed_cooldowns.is_some() {
-                        self.table.mark_healthy(&spec.id);
+                        table.mark_healthy(&spec.id);
                     }
                     healthy.push(entry);
                 }
                 Err(e) => {
                     if let Some(for_) = feed_cooldowns {
-                        self.table.mark_unhealthy(&spec.id, for_);
+                        table.mark_unhealthy(&spec.id, for_);
                     }
                     tracing::warn!(deployment = %spec.id, error = %e, "health check failed");
                     entry["error"] = Value::String(e.message().to_owned());

@@ -13,6 +13,11 @@
 //! [`Gateway::service`] is a plain Tower service, so the same stack mounts in an axum or hyper
 //! application; each feature is also its own layer crate (`llmgate-auth`, `llmgate-router`,
 //! `llmgate-providers`) for teams that compose their own stack.
+//!
+//! [`Gateway::reload`] (and [`Gateway::reload_file`]) replaces the config while the gateway
+//! serves: validated whole, refused when it changes what needs a restart, swapped atomically
+//! (requests in flight finish on the config they started with), with the keys, connections,
+//! queued spend, cache entries and router state of unchanged deployments kept.
 
 /// Entry points for the fuzz targets (`fuzz/`) and their regression test; not a stable API.
 #[cfg(feature = "fuzzing")]
@@ -26,18 +31,23 @@ pub mod rescue;
 
 mod admin;
 mod alerting;
+mod azure_path;
 mod background;
 mod budget;
 mod build;
 mod cooldowns;
+mod current;
 #[cfg(feature = "sql")]
 mod daily;
 mod gateway;
 mod health;
+mod info;
 mod limits;
+mod live;
 mod metrics;
 mod parts;
 mod readiness;
+mod reload;
 mod routes;
 mod serve;
 mod shared_usage;
@@ -60,6 +70,7 @@ pub use llmgate_config::{Config, Loaded, Problems as ConfigProblems};
 pub use llmgate_core as core;
 pub use llmgate_messages as messages;
 pub use llmgate_metering as metering;
+pub use reload::{ReloadError, ReloadOutcome};
 pub use serve::{serve, SHUTDOWN_GRACE};
 #[cfg(feature = "sql")]
 pub use spend::StoreSpendSink;

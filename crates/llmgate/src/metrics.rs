@@ -63,6 +63,7 @@ pub(crate) fn render(
 ) -> Response<BoxBody> {
     for (spec, cooling) in table.cooldowns() {
         metrics.set_deployment_state(&spec.model_name, &spec.id, cooling.is_some());
+        metrics.set_litellm_deployment_state(&spec, cooling.is_some());
     }
     metrics.set_rate_limiter(limiter.totals());
     metrics.set_router_shared(

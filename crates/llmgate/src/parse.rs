@@ -160,6 +160,7 @@ where
                     let Some((mut parts, mut inner, endpoint)) = state.take() else {
                         return Poll::Ready(Err(ApiError::internal("parse state lost").boxed()));
                     };
+                    let read = read.map(|bytes| crate::azure_path::with_model(&parts, bytes));
                     match read.and_then(|bytes| {
                         LlmRequest::parse(endpoint, &bytes).map(|parsed| (bytes, parsed))
                     }) {

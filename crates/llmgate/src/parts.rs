@@ -1,22 +1,28 @@
-//! [`Parts`]: what the gateway's stack and admin routes are made of: the model table and its
-//! shared state, the virtual keys and database, the rate limiter and its store, the meter and
-//! its spend queue, the response cache, the upstream client, the health checks, and the
-//! background tasks. Each is built once, by the builders in `build/`, and shared by the stacks
-//! and routes that need it (`Arc`s and cheap clones). These are the things a reload must keep
-//! (connections, counters, caches, queued spend) while it rebuilds the layers' settings.
+//! What the gateway is made of, in two lifetimes:
+//!
+//! - [`Lasting`]: built once, kept for the life of the process, through config reloads: the
+//!   virtual keys (their store and cache), the database, the rate limiter's store and counters,
+//!   the Redis connections (shared usage, cooldown channel), the meter's spend queue and metrics,
+//!   the response cache's store, the upstream client (its connection pool), the health checks,
+//!   the stream cutoff, the background tasks, and [`Live`]: the model table and prices running
+//!   now, for the lasting parts that read them.
+//! - [`Parts`]: built from one config over the lasting parts, by the builders in `build/`: the
+//!   model table (router state carried over from the last one for deployments that did not
+//!   change), the auth layer, the rate limiter's settings, the meter's prices, the cache's
+//!   settings, the provider's limits. The stack, admin routes and dispatch are made of these.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use llmgate_auth::{AuthLayer, KeyStore, Keys};
-use llmgate_cache::CacheLayer;
+use llmgate_cache::{CacheLayer, CacheStore};
 use llmgate_config::Config;
 use llmgate_core::events::Events;
 use llmgate_core::{DeploymentSpec, SharedClock, StreamCutoff};
 use llmgate_metering::{Meter, SpendSink};
 use llmgate_providers::{ProviderService, UpstreamClient, UpstreamClientConfig};
 use llmgate_ratelimit::RateLimitLayer;
-use llmgate_router::ModelTable;
+use llmgate_router::{CooldownHook, ModelTable, SharedUsage};
 
 use crate::alerting::AlertView;
 use crate::background::Background;
@@ -25,6 +31,8 @@ use crate::cooldowns::Link;
 #[cfg(feature = "sql")]
 use crate::daily::DailyUsage;
 use crate::health::Health;
+use crate::live::{GroupPrices, Live};
+use crate::reload::ReloadHandle;
 #[cfg(feature = "sql")]
 use crate::store::Database;
 use crate::BuildError;
@@ -42,9 +50,151 @@ pub(crate) struct Given {
 }
 
 /// See the module docs.
+pub(crate) struct Lasting {
+    /// The table and prices of the config running now.
+    pub(crate) live: Arc<Live>,
+    /// The virtual keys, with a master key.
+    pub(crate) keys: Option<Keys>,
+    #[cfg(feature = "sql")]
+    pub(crate) database: Option<Database>,
+    /// The store and counters (the start's settings; each config sets its own).
+    pub(crate) ratelimit: RateLimitLayer,
+    /// Deployments' rpm/tpm/rpd in the rate limiter's Redis store, when configured.
+    shared_usage: Option<Arc<dyn SharedUsage>>,
+    /// Each table tells its cooldowns here, with Redis.
+    cooldown_hook: Option<CooldownHook>,
+    /// The router's cooldown channel, with Redis.
+    pub(crate) cooldowns: Option<Arc<Link>>,
+    /// The spend queue and metrics, with the start's prices.
+    pub(crate) meter: Meter,
+    pub(crate) cache_store: Option<Arc<dyn CacheStore>>,
+    /// The pooled upstream client, its streams ended by `cutoff`.
+    provider: ProviderService,
+    pub(crate) health: Health,
+    /// Fired when a stop's grace period runs out: every stream relay watches it.
+    pub(crate) cutoff: StreamCutoff,
+    /// Tasks started with the first request (or by [`crate::Gateway::open`]).
+    pub(crate) tasks: Background,
+    /// Deployments' `rpd` counts kept in the database.
+    #[cfg(feature = "sql")]
+    pub(crate) daily: Option<DailyUsage>,
+    /// What `POST /config/reload` calls: the gateway, once built.
+    pub(crate) reload_handle: ReloadHandle,
+    /// The events bus every table, the fallback layer and the keys tell (see `alerting.rs`).
+    pub(crate) events: Events,
+    /// The alert counts and recent alerts, for `/metrics` and `GET /alerting/recent`.
+    pub(crate) alert_view: Arc<AlertView>,
+}
+
+impl Lasting {
+    /// Builds the lasting parts for the start's `config`, and its model table. Spawns nothing
+    /// (tasks are queued in [`Lasting::tasks`]).
+    pub(crate) fn build(
+        config: &Config,
+        deployments: &[Arc<DeploymentSpec>],
+        given: Given,
+    ) -> Result<(Lasting, Arc<ModelTable>), BuildError> {
+        let tasks = Background::default();
+        let events = Events::new();
+        let alerting = crate::alerting::start(config, &events, &tasks)?;
+        let ratelimit = build::ratelimit::layer(config)?;
+        let shared_usage = crate::shared_usage::LimiterUsage::over(ratelimit.store());
+        let (cooldown_hook, shared_cooldowns) = match build::routing::shared_cooldowns(config)? {
+            Some((hook, task)) => (Some(hook), Some(task)),
+            None => (None, None),
+        };
+        let table = build::routing::model_table(
+            config,
+            deployments,
+            shared_usage.clone(),
+            cooldown_hook.clone(),
+            None,
+            &events,
+        );
+        let live = Live::new(table.clone());
+        let cooldowns = shared_cooldowns.as_ref().map(|c| c.link());
+        if let Some(task) = shared_cooldowns {
+            tasks.add(task.run(live.clone()));
+        }
+        #[cfg(feature = "sql")]
+        let ledger = given
+            .database
+            .as_ref()
+            .and_then(crate::budget::database_ledger);
+        #[cfg(not(feature = "sql"))]
+        let ledger = None;
+        let keys = build::auth::keys(config, given.key_store, ledger, given.clock, &live)?
+            .map(|k| k.with_events(events.clone(), crate::alerting::budget_percent(config)));
+        if let Some(keys) = &keys {
+            tasks.add(keys.clone().follow_invalidations());
+        }
+        #[cfg(feature = "sql")]
+        let sink = given
+            .spend_sink
+            .or_else(|| crate::spend::sink(config, given.database.as_ref(), keys.as_ref()));
+        #[cfg(not(feature = "sql"))]
+        let sink = given.spend_sink;
+        let meter = build::meter::meter(config, deployments, sink)?;
+        let cutoff = StreamCutoff::new();
+        let provider = provider(config, &cutoff)?;
+        let health = Health::new(live.clone(), provider.clone(), background_checks(config));
+        #[cfg(feature = "sql")]
+        let daily = DailyUsage::new(&live, given.database.as_ref());
+        #[cfg(feature = "sql")]
+        if let Some(daily) = daily.clone() {
+            tasks.add(daily.run());
+        }
+        let alert_view =
+            crate::alerting::view(alerting, &events, &tasks, &keys, &ratelimit, &meter);
+        let lasting = Lasting {
+            live,
+            keys,
+            #[cfg(feature = "sql")]
+            database: given.database,
+            ratelimit,
+            shared_usage,
+            cooldown_hook,
+            cooldowns,
+            meter,
+            cache_store: build::cache::store(config)?,
+            provider,
+            health,
+            cutoff,
+            tasks,
+            #[cfg(feature = "sql")]
+            daily,
+            reload_handle: ReloadHandle::default(),
+            events,
+            alert_view,
+        };
+        Ok((lasting, table))
+    }
+
+    /// A model table for a reload's `config`: the live state of `old`'s deployments that did
+    /// not change carried over.
+    pub(crate) fn table(
+        &self,
+        config: &Config,
+        deployments: &[Arc<DeploymentSpec>],
+        old: &ModelTable,
+    ) -> Arc<ModelTable> {
+        build::routing::model_table(
+            config,
+            deployments,
+            self.shared_usage.clone(),
+            self.cooldown_hook.clone(),
+            Some(old),
+            &self.events,
+        )
+    }
+}
+
+/// See the module docs.
 pub(crate) struct Parts {
     /// The deployments, grouped, with their live state (shared through Redis when configured).
     pub(crate) table: Arc<ModelTable>,
+    /// Each group's prices, for budget estimates.
+    pub(crate) group_prices: Arc<GroupPrices>,
     /// The virtual keys, with a master key.
     pub(crate) keys: Option<Keys>,
     pub(crate) auth: AuthLayer,
@@ -60,105 +210,55 @@ pub(crate) struct Parts {
     pub(crate) cache: Option<CacheLayer>,
     pub(crate) provider: ProviderService,
     pub(crate) health: Health,
-    /// Fired when a stop's grace period runs out: every stream relay watches it.
-    pub(crate) cutoff: StreamCutoff,
     /// Tasks started with the first request (or by [`crate::Gateway::open`]).
     pub(crate) tasks: Background,
     /// The router's cooldown channel, with Redis.
     pub(crate) cooldowns: Option<Arc<Link>>,
-    /// Deployments' `rpd` counts kept in the database.
-    #[cfg(feature = "sql")]
-    pub(crate) daily: Option<DailyUsage>,
-    /// The events bus the layers tell (see `alerting.rs`).
+    /// For `POST /config/reload`.
+    #[cfg(feature = "admin")]
+    pub(crate) reloader: ReloadHandle,
+    /// The events bus (the lasting one).
     pub(crate) events: Events,
     /// The alert counts and recent alerts, for `/metrics` and `GET /alerting/recent`.
     pub(crate) alert_view: Arc<AlertView>,
 }
 
 impl Parts {
-    /// Builds every part for `config`'s `deployments`. Spawns nothing (tasks are queued in
-    /// [`Parts::tasks`]).
-    pub(crate) fn build(
+    /// The parts of `config`'s stack over `lasting`, with `table` (built for `config`) and
+    /// `meter` (the lasting one at the start; [`Meter::reconfigured`] on a reload).
+    pub(crate) fn assemble(
         config: &Config,
         deployments: &[Arc<DeploymentSpec>],
-        given: Given,
-    ) -> Result<Parts, BuildError> {
-        let tasks = Background::default();
-        let events = Events::new();
-        let alerting = crate::alerting::start(config, &events, &tasks)?;
-        let ratelimit = build::ratelimit::layer(config)?;
-        let shared_usage = crate::shared_usage::LimiterUsage::over(ratelimit.store());
-        let (table, shared_cooldowns) =
-            build::routing::model_table(config, deployments, shared_usage, &events)?;
-        let cooldowns = shared_cooldowns.as_ref().map(|c| c.link());
-        if let Some(task) = shared_cooldowns {
-            tasks.add(task.run(table.clone()));
-        }
-        let group_prices = crate::budget::GroupPrices::default();
-        #[cfg(feature = "sql")]
-        let ledger = given
-            .database
-            .as_ref()
-            .and_then(crate::budget::database_ledger);
-        #[cfg(not(feature = "sql"))]
-        let ledger = None;
-        let keys = build::auth::keys(
-            config,
-            given.key_store,
-            ledger,
-            given.clock,
-            &table,
-            &group_prices,
-        )?
-        .map(|k| k.with_events(events.clone(), crate::alerting::budget_percent(config)));
-        if let Some(keys) = &keys {
-            tasks.add(keys.clone().follow_invalidations());
-        }
-        let auth = build::auth::layer(config, &table, keys.as_ref());
-        #[cfg(feature = "sql")]
-        let sink = given
-            .spend_sink
-            .or_else(|| crate::spend::sink(config, given.database.as_ref(), keys.as_ref()));
-        #[cfg(not(feature = "sql"))]
-        let sink = given.spend_sink;
-        let meter = build::meter::meter(config, deployments, sink)?;
-        crate::budget::group_prices(&group_prices, meter.prices(), deployments);
-        let cutoff = StreamCutoff::new();
-        let provider = provider(config, &cutoff)?;
-        let health = Health::new(table.clone(), provider.clone(), background_checks(config));
-        let cache = build::cache::layer(config, &table)?;
-        #[cfg(feature = "sql")]
-        let daily = DailyUsage::new(&table, given.database.as_ref());
-        #[cfg(feature = "sql")]
-        if let Some(daily) = daily.clone() {
-            tasks.add(daily.run());
-        }
-        let alert_view =
-            crate::alerting::view(alerting, &events, &tasks, &keys, &ratelimit, &meter);
-        Ok(Parts {
-            table,
-            keys,
-            auth,
+        lasting: &Lasting,
+        table: Arc<ModelTable>,
+        meter: Meter,
+    ) -> Parts {
+        let max_response = usize::try_from(config.general_settings.max_response_body_bytes())
+            .unwrap_or(usize::MAX);
+        Parts {
+            group_prices: Arc::new(crate::budget::group_prices(meter.prices(), deployments)),
+            keys: lasting.keys.clone(),
+            auth: build::auth::layer(config, &table, lasting.keys.as_ref()),
             #[cfg(feature = "sql")]
-            database: given.database,
-            ratelimit,
+            database: lasting.database.clone(),
+            ratelimit: build::ratelimit::configure(lasting.ratelimit.clone(), config),
             meter,
-            cache,
-            provider,
-            health,
-            cutoff,
-            tasks,
-            cooldowns,
-            #[cfg(feature = "sql")]
-            daily,
-            events,
-            alert_view,
-        })
+            cache: build::cache::layer(config, lasting.cache_store.clone(), &table),
+            provider: lasting.provider.clone().max_response_bytes(max_response),
+            health: lasting.health.clone(),
+            tasks: lasting.tasks.clone(),
+            cooldowns: lasting.cooldowns.clone(),
+            #[cfg(feature = "admin")]
+            reloader: lasting.reload_handle.clone(),
+            events: lasting.events.clone(),
+            alert_view: lasting.alert_view.clone(),
+            table,
+        }
     }
 }
 
-/// The provider service on one pooled upstream client, capped at
-/// `max_response_size_mb`, its streams ended by `cutoff`.
+/// The provider service on one pooled upstream client, capped at the start's
+/// `max_response_size_mb` (each config's stack sets its own), its streams ended by `cutoff`.
 fn provider(config: &Config, cutoff: &StreamCutoff) -> Result<ProviderService, BuildError> {
     let client = UpstreamClient::new(UpstreamClientConfig::default())
         .map_err(|e| BuildError::UpstreamClient(e.to_string()))?;

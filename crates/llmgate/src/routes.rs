@@ -18,6 +18,7 @@ pub(crate) type Stack = BoxCloneSyncService<Request<ReqBody>, Response<BoxBody>,
 enum Route {
     Llm,
     Messages,
+    CountTokens,
     Models,
     Liveliness,
     Readiness,
@@ -34,6 +35,12 @@ enum Route {
         allow(dead_code, reason = "built with the admin feature")
     )]
     Spend,
+    /// `POST /config/reload`.
+    #[cfg_attr(
+        not(feature = "admin"),
+        allow(dead_code, reason = "built with the admin feature")
+    )]
+    Reload,
 }
 
 fn route(path: &str) -> Option<(Route, Method)> {
@@ -45,7 +52,9 @@ fn route(path: &str) -> Option<(Route, Method)> {
         | "/v1/embeddings"
         | "/embeddings" => (Route::Llm, Method::POST),
         "/v1/messages" => (Route::Messages, Method::POST),
+        "/v1/messages/count_tokens" => (Route::CountTokens, Method::POST),
         "/v1/models" | "/models" => (Route::Models, Method::GET),
+        p if crate::info::is_info_path(p) => (Route::Models, crate::info::method_of(p)),
         "/health/liveliness" | "/health/liveness" => (Route::Liveliness, Method::GET),
         "/health/readiness" => (Route::Readiness, Method::GET),
         "/health" => (Route::Health, Method::GET),
@@ -56,6 +65,8 @@ fn route(path: &str) -> Option<(Route, Method)> {
         "/alerting/recent" => (Route::Alerting, Method::GET),
         #[cfg(feature = "admin")]
         p if llmgate_admin::is_spend_path(p) => (Route::Spend, Method::GET),
+        #[cfg(feature = "admin")]
+        llmgate_admin::RELOAD_PATH => (Route::Reload, Method::POST),
         _ => return None,
     })
 }
@@ -66,6 +77,8 @@ pub(crate) struct Dispatch {
     pub(crate) llm: Stack,
     /// `/v1/messages`: Anthropic-format clients, over the same stack as `llm`.
     pub(crate) messages: Stack,
+    /// `/v1/messages/count_tokens`.
+    pub(crate) count_tokens: Stack,
     /// `/v1/models`, and with the `admin` feature `/key/*` and the spend paths, behind one
     /// auth.
     pub(crate) api: Stack,
@@ -98,6 +111,7 @@ impl Dispatch {
         Dispatch {
             llm: llm.openai,
             messages: llm.messages,
+            count_tokens: llm.count_tokens,
             api: admin.api.clone(),
             readiness: admin.readiness.clone(),
             health: admin.health.clone(),
@@ -137,12 +151,13 @@ impl Service<Request<ReqBody>> for Dispatch {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, req: Request<ReqBody>) -> Fut {
+    fn call(&mut self, mut req: Request<ReqBody>) -> Fut {
         // Background health checks start with the first request, inside the host's runtime.
         self.health_checks.start_background();
         self.background.start();
         self.meter.start();
         let ready = |res| Either::Right(future::ready(Ok(res)));
+        crate::azure_path::rewrite(&mut req);
         let Some((route, method)) = route(req.uri().path()) else {
             return ready(not_found(req.uri().path()));
         };
@@ -155,7 +170,10 @@ impl Service<Request<ReqBody>> for Dispatch {
         match route {
             Route::Llm => Either::Left(self.llm.call(req)),
             Route::Messages => Either::Left(self.messages.call(req)),
-            Route::Models | Route::Keys | Route::Spend => Either::Left(self.api.call(req)),
+            Route::CountTokens => Either::Left(self.count_tokens.call(req)),
+            Route::Models | Route::Keys | Route::Spend | Route::Reload => {
+                Either::Left(self.api.call(req))
+            }
             // LiteLLM answers the JSON string "I'm alive!"; clients and probes check for it.
             Route::Liveliness => ready(json(Bytes::from_static(b"\"I'm alive!\""))),
             Route::Readiness => Either::Left(self.readiness.call(req)),
@@ -180,15 +198,71 @@ pub(crate) fn json(bytes: Bytes) -> Response<BoxBody> {
     res
 }
 
+/// LiteLLM's endpoints llmgate does not serve (yet), by path prefix, with what they are: a
+/// client calling one is told so by name, not with a bare 404.
+const NOT_SERVED: &[(&str, &str)] = &[
+    ("/v1/responses", "the Responses API"),
+    ("/responses", "the Responses API"),
+    ("/v1/images/", "image generation"),
+    ("/images/", "image generation"),
+    ("/v1/audio/", "the audio API (speech, transcriptions)"),
+    ("/audio/", "the audio API (speech, transcriptions)"),
+    ("/v1/moderations", "moderations"),
+    ("/moderations", "moderations"),
+    ("/v1/rerank", "rerank"),
+    ("/v2/rerank", "rerank"),
+    ("/rerank", "rerank"),
+    ("/v1/batches", "the Batch API"),
+    ("/batches", "the Batch API"),
+    ("/v1/files", "the Files API"),
+    ("/files", "the Files API"),
+    ("/v1/fine_tuning/", "fine-tuning"),
+    ("/v1/assistants", "the Assistants API"),
+    ("/v1/threads", "the Assistants API"),
+    ("/v1/realtime", "the Realtime API"),
+    ("/v1/vector_stores", "vector stores"),
+    ("/team/", "team management"),
+    ("/user/", "internal users"),
+    ("/customer/", "end users (customers)"),
+    ("/end_user/", "end users (customers)"),
+    ("/organization/", "organizations"),
+    ("/budget/", "budgets as objects"),
+    ("/global/spend", "LiteLLM's global spend reports"),
+    (
+        "/model/new",
+        "adding models over the API (llmgate reads models from its config: edit it and reload)",
+    ),
+    (
+        "/model/update",
+        "changing models over the API (llmgate reads models from its config: edit it and reload)",
+    ),
+    (
+        "/model/delete",
+        "deleting models over the API (llmgate reads models from its config: edit it and reload)",
+    ),
+    ("/ui", "the admin UI"),
+    ("/sso/", "SSO sign-in"),
+    ("/guardrails", "guardrails"),
+    ("/mcp", "MCP servers"),
+];
+
 fn not_found(path: &str) -> Response<BoxBody> {
-    ApiError::new(
-        StatusCode::NOT_FOUND,
-        Origin::Downstream,
-        format!("no route for {path}; llmgate serves /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/messages, /v1/models, /health/*, /metrics, /key/* and the spend endpoints"),
-    )
-    .with_type(ErrorType::NOT_FOUND)
-    .with_code("not_found")
-    .to_response()
+    if path.starts_with("/v1/messages/") {
+        // Anthropic's clients read Anthropic's error shape on every /v1/messages path.
+        return llmgate_messages::error_response(
+            StatusCode::NOT_FOUND,
+            "not_found_error",
+            &format!("{path} is not served by llmgate: it serves POST /v1/messages"),
+        );
+    }
+    let message = match NOT_SERVED.iter().find(|(prefix, _)| path.starts_with(prefix)) {
+        Some((_, what)) => format!("{path} is LiteLLM's endpoint for {what}, which llmgate does not serve (yet); see docs/endpoints.md for what it serves"),
+        None => format!("no route for {path}; llmgate serves /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/messages, /v1/models, /model/info, /model_group/info, /utils/token_counter, /health/*, /metrics, /key/*, the spend endpoints and /config/reload (docs/endpoints.md)"),
+    };
+    ApiError::new(StatusCode::NOT_FOUND, Origin::Downstream, message)
+        .with_type(ErrorType::NOT_FOUND)
+        .with_code("not_found")
+        .to_response()
 }
 
 fn method_not_allowed(got: &Method, allowed: &Method) -> Response<BoxBody> {

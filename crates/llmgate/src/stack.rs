@@ -71,6 +71,8 @@ pub(crate) struct LlmStacks {
     pub(crate) openai: Stack,
     /// Anthropic's Messages API.
     pub(crate) messages: Stack,
+    /// `/v1/messages/count_tokens`: the Messages API's request, authenticated, counted.
+    pub(crate) count_tokens: Stack,
 }
 
 /// Stacks `layers` in the order drawn in the module docs.
@@ -85,6 +87,10 @@ pub(crate) fn llm(layers: Layers) -> LlmStacks {
         provider,
         max_body,
     } = layers;
+    let count_tokens = ServiceBuilder::new()
+        .layer(MessagesLayer::new(max_body))
+        .layer(auth.clone())
+        .service(tower::service_fn(crate::info::count_tokens));
     let inner = ServiceBuilder::new()
         .map_response(crate::metrics::count_rejections(meter.metrics().clone()))
         .layer(auth)
@@ -103,5 +109,6 @@ pub(crate) fn llm(layers: Layers) -> LlmStacks {
     LlmStacks {
         openai: BoxCloneSyncService::new(openai),
         messages: BoxCloneSyncService::new(messages),
+        count_tokens: BoxCloneSyncService::new(count_tokens),
     }
 }

@@ -5,6 +5,7 @@
 
 mod on_purpose;
 mod retries;
+mod seeds;
 mod timeouts;
 
 use std::time::Duration;

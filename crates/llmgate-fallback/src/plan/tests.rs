@@ -33,17 +33,23 @@ impl Budget for Tokens {
     }
 }
 
-fn asked(extra: &str) -> Asked {
+fn asked(policy: &FallbackPolicy, model: &str, extra: &str) -> Asked {
     let body =
-        format!(r#"{{"model":"primary","messages":[{{"role":"user","content":"hi"}}]{extra}}}"#);
-    Asked::of(Some(
-        &LlmRequest::parse(Endpoint::ChatCompletions, body.as_bytes()).unwrap(),
-    ))
+        format!(r#"{{"model":"{model}","messages":[{{"role":"user","content":"hi"}}]{extra}}}"#);
+    Asked::of(
+        Some(&LlmRequest::parse(Endpoint::ChatCompletions, body.as_bytes()).unwrap()),
+        policy,
+    )
 }
 
-/// The plan with the backoff's jitter at its top, so waits are exact.
+/// The plan for a request for `primary`, with the backoff's jitter at its top, so waits are
+/// exact.
 fn plan<'p>(policy: &'p FallbackPolicy, extra: &str) -> Plan<'p> {
-    let mut p = Plan::new(policy, asked(extra));
+    plan_for(policy, "primary", extra)
+}
+
+fn plan_for<'p>(policy: &'p FallbackPolicy, model: &str, extra: &str) -> Plan<'p> {
+    let mut p = Plan::new(policy, asked(policy, model, extra));
     p.jitter = || 1.0;
     p
 }
@@ -304,4 +310,58 @@ fn the_requests_num_retries_wins_over_retry_policy_and_the_deployments_max_retri
     let mut plan = plan(&policy, r#","num_retries":0"#);
     let step = plan.next(fails(500, "a", "primary", 2), &Tokens::new(10));
     assert_eq!(expect(&step), Expect::GiveUp(500));
+}
+
+fn group_of(step: &Step) -> &str {
+    match step {
+        Step::FallBack(g) => g,
+        other => panic!("not a fallback: {other:?}"),
+    }
+}
+
+#[test]
+fn a_list_alias_tries_its_groups_in_order_then_the_first_groups_fallbacks() {
+    // `model_group_alias: {smart: [primary, second, third]}`, and primary's own fallback.
+    let policy = FallbackPolicy::default()
+        .num_retries(0)
+        .fallbacks(fallbacks(&[("primary", &["local"])]))
+        .alias_fallbacks(fallbacks(&[("smart", &["second", "third"])]));
+    let mut plan = plan_for(&policy, "smart", "");
+    let got = steps(
+        &mut plan,
+        &Tokens::new(10),
+        vec![
+            fails(500, "a", "primary", 0),
+            fails(500, "b", "second", 0),
+            fails(500, "c", "third", 0),
+        ],
+    );
+    let groups: Vec<&str> = got.iter().map(group_of).collect();
+    assert_eq!(groups, ["second", "third", "local"]);
+
+    // A request for the group itself does not take the alias's chain.
+    let mut plan = plan_for(&policy, "primary", "");
+    let got = steps(
+        &mut plan,
+        &Tokens::new(10),
+        vec![fails(500, "a", "primary", 0)],
+    );
+    assert_eq!(group_of(&got[0]), "local");
+}
+
+#[test]
+fn retry_after_is_the_least_wait_before_the_same_deployment_again() {
+    let policy = FallbackPolicy::default().min_retry_wait(Duration::from_secs(5));
+    let mut plan = plan(&policy, "");
+    let got = steps(
+        &mut plan,
+        &Tokens::new(10),
+        vec![fails(503, "a", "primary", 0), fails(503, "a", "primary", 1)],
+    );
+    assert!(
+        matches!(got[0], Step::RetrySame(d) if d == Duration::from_secs(5)),
+        "{got:?}"
+    );
+    // Another healthy deployment is still tried at once.
+    assert!(matches!(got[1], Step::RetryOther), "{got:?}");
 }

@@ -220,3 +220,15 @@ pub async fn get(addr: SocketAddr, path: &str) -> (http::StatusCode, String) {
     let status = response.status();
     (status, text(response).await)
 }
+
+/// The PostgreSQL database tests use: the last path segment of `LLMGATE_TEST_PG_URL`, else
+/// `test` (for tests that reach it through a fault proxy, under their own address).
+pub fn pg_database() -> String {
+    std::env::var("LLMGATE_TEST_PG_URL")
+        .ok()
+        .and_then(|url| {
+            let db = url.rsplit('/').next()?.split('?').next()?.to_owned();
+            (!db.is_empty()).then_some(db)
+        })
+        .unwrap_or_else(|| "test".to_owned())
+}

@@ -14,7 +14,7 @@
 mod redis;
 
 use std::collections::HashMap;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 #[cfg(feature = "sql")]
 use llmgate_auth::{Admission, Budget, StoreError};
@@ -22,11 +22,11 @@ use llmgate_auth::{BudgetLedger, CostEstimate, MemoryLedger};
 use llmgate_config::Config;
 use llmgate_core::{tokens, DeploymentSpec, LlmRequest};
 use llmgate_metering::PriceTable;
-use llmgate_router::ModelTable;
 #[cfg(feature = "sql")]
 use tokio::runtime::Handle;
 
 use crate::gateway::BuildError;
+use crate::live::{GroupPrices, Live};
 
 /// Prefix of the ledger's Redis keys.
 const REDIS_PREFIX: &str = "llmgate:budget:";
@@ -61,17 +61,13 @@ pub(crate) fn database_ledger(db: &crate::store::Database) -> Option<Arc<dyn Bud
     }))
 }
 
-/// Each group's highest input and output price per token, filled once the meter's price
-/// table is built (after the keys that need it).
-pub(crate) type GroupPrices = Arc<OnceLock<HashMap<Arc<str>, (f64, f64)>>>;
-
-/// Fills `into` from the price table.
+/// Each group's highest input and output price per token, from the price table (installed in
+/// [`Live`] with the stack it was built for).
 pub(crate) fn group_prices(
-    into: &GroupPrices,
     prices: &PriceTable,
     deployments: &[Arc<DeploymentSpec>],
-) {
-    let mut by_group: HashMap<Arc<str>, (f64, f64)> = HashMap::new();
+) -> GroupPrices {
+    let mut by_group: GroupPrices = HashMap::new();
     for d in deployments {
         if let Some(p) = prices.price(d) {
             let e = by_group.entry(d.model_name.clone()).or_default();
@@ -79,16 +75,14 @@ pub(crate) fn group_prices(
             e.1 = e.1.max(p.output_cost_per_token.unwrap_or(0.0));
         }
     }
-    let _ = into.set(by_group);
+    by_group
 }
 
-/// Prices a request by its group's dearest deployment (0 while prices are unknown).
-pub(crate) fn estimator(table: Arc<ModelTable>, prices: GroupPrices) -> CostEstimate {
+/// Prices a request by its group's dearest deployment in the config running now (0 while
+/// prices are unknown).
+pub(crate) fn estimator(live: Arc<Live>) -> CostEstimate {
     Arc::new(move |req: &LlmRequest| {
-        let Some(&(input, output)) = table
-            .resolve(req.model())
-            .and_then(|g| prices.get()?.get(g))
-        else {
+        let Some((input, output)) = live.group_price(req.model()) else {
             return 0.0;
         };
         let prompt = tokens::prompt_tokens(req, req.model());

@@ -10,19 +10,19 @@ use llmgate_config::Config;
 use llmgate_core::SharedClock;
 use llmgate_router::ModelTable;
 
-use crate::budget::GroupPrices;
+use crate::live::Live;
 use crate::BuildError;
 
 /// The virtual keys, when there is a master key: over `store` (else in memory), judged by
 /// `clock`, with budgets reserved in the configured ledger (Redis, else the database's
-/// `ledger`, else memory) and priced by `prices` (filled once the meter's price table exists).
+/// `ledger`, else memory) and priced by the groups' prices in the config running now (`live`).
+/// Built once: it outlives config reloads (its cache with it).
 pub(crate) fn keys(
     config: &Config,
     store: Option<Arc<dyn KeyStore>>,
     ledger: Option<Arc<dyn BudgetLedger>>,
     clock: SharedClock,
-    table: &Arc<ModelTable>,
-    prices: &GroupPrices,
+    live: &Arc<Live>,
 ) -> Result<Option<Keys>, BuildError> {
     if config.master_key().is_none() {
         return Ok(None);
@@ -36,7 +36,7 @@ pub(crate) fn keys(
     if let Some(ttl) = general.user_api_key_cache_ttl {
         keys = keys.with_cache_ttl(ttl);
     }
-    let estimate = crate::budget::estimator(table.clone(), prices.clone());
+    let estimate = crate::budget::estimator(live.clone());
     Ok(Some(keys.with_budget_ledger(ledger, estimate)))
 }
 

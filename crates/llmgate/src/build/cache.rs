@@ -15,12 +15,10 @@ const DEFAULT_MAX_ENTRIES: u64 = 10_000;
 /// Bytes the local cache holds unless `max_size_in_memory_mb` says otherwise.
 const DEFAULT_MAX_BYTES: u64 = 256 * 1024 * 1024;
 
-/// The cache layer, or `None` when `litellm_settings.cache` is not `true` (no layer at all, so
-/// a gateway without a cache pays nothing for it).
-pub(crate) fn layer(
-    config: &Config,
-    table: &Arc<ModelTable>,
-) -> Result<Option<CacheLayer>, BuildError> {
+/// The cache's store, or `None` when `litellm_settings.cache` is not `true` (no layer at all,
+/// so a gateway without a cache pays nothing for it). Built once: the entries outlive config
+/// reloads.
+pub(crate) fn store(config: &Config) -> Result<Option<Arc<dyn CacheStore>>, BuildError> {
     let settings = &config.litellm_settings;
     if settings.cache != Some(true) {
         return Ok(None);
@@ -45,6 +43,23 @@ pub(crate) fn layer(
             )))
         }
     };
+    Ok(Some(store))
+}
+
+/// The cache layer over `store` (from [`store`]) with `config`'s settings (ttl, namespace,
+/// mode, per-key, call types, entry size), its keys' model groups resolved in `table`.
+pub(crate) fn layer(
+    config: &Config,
+    store: Option<Arc<dyn CacheStore>>,
+    table: &Arc<ModelTable>,
+) -> Option<CacheLayer> {
+    let store = store?;
+    let default = CacheParams::default();
+    let p = config
+        .litellm_settings
+        .cache_params
+        .as_ref()
+        .unwrap_or(&default);
     let mut layer = CacheLayer::new(store)
         .per_key(p.per_key.unwrap_or(false))
         .namespace(p.namespace.as_deref())
@@ -68,9 +83,7 @@ pub(crate) fn layer(
         layer = layer.endpoints(&endpoints);
     }
     let table = table.clone();
-    Ok(Some(layer.model_group(Arc::new(move |model: &str| {
-        table.resolve(model).cloned()
-    }))))
+    Some(layer.model_group(Arc::new(move |model: &str| table.resolve(model).cloned())))
 }
 
 /// The endpoint a LiteLLM call type caches (`None` for endpoints llmgate does not serve).

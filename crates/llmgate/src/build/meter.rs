@@ -22,21 +22,14 @@ use crate::BuildError;
 /// The spill directory when `spend_spill_dir` is not set, beside the config.
 pub(crate) const DEFAULT_SPILL_DIR: &str = "llmgate-spill";
 
-/// Builds the meter from the config.
+/// Builds the meter from the config. Its spend queue and metrics outlive config reloads; each
+/// reload gets a [`Meter::reconfigured`] with its [`prices`] and [`names`].
 pub(crate) fn meter(
     config: &Config,
     deployments: &[Arc<DeploymentSpec>],
     sink: Option<Arc<dyn SpendSink>>,
 ) -> Result<Meter, BuildError> {
-    let mut prices = PriceTable::bundled();
-    if let Some(path) = &config.litellm_settings.model_cost_map_path {
-        let path = config.config_dir.join(path);
-        prices = prices.with_overrides(&path).map_err(|e| {
-            BuildError::Prices(format!("litellm_settings.model_cost_map_path: {e}"))
-        })?;
-    }
-    let prices = prices.with_deployments(deployments.iter().cloned());
-
+    let prices = prices(config, deployments)?;
     let g = &config.general_settings;
     let mut queue = QueueConfig::default();
     if let Some(d) = g.proxy_batch_write_at {
@@ -54,17 +47,6 @@ pub(crate) fn meter(
             SpendQueueFull::Drop => QueueFull::Drop,
         };
     }
-
-    let mut names: Vec<(String, Arc<str>)> = deployments
-        .iter()
-        .map(|d| (d.model_name.to_string(), d.model_name.clone()))
-        .collect();
-    names.extend(
-        config
-            .model_group_aliases()
-            .into_iter()
-            .map(|(alias, (target, _hidden))| (alias, Arc::from(target))),
-    );
     let spill = sink.is_some().then(|| {
         config.config_dir.join(
             g.spend_spill_dir
@@ -79,8 +61,45 @@ pub(crate) fn meter(
     Ok(builder
         .prices(prices)
         .queue(queue)
-        .model_names(names)
+        .model_names(names(config, deployments))
+        .litellm_metrics(g.litellm_metric_names.unwrap_or(true))
+        .store_prompts(g.store_prompts_in_spend_logs.unwrap_or(false))
         .build())
+}
+
+/// LiteLLM's bundled prices, `model_cost_map_path` over them, each deployment's `model_info`
+/// prices over both.
+pub(crate) fn prices(
+    config: &Config,
+    deployments: &[Arc<DeploymentSpec>],
+) -> Result<PriceTable, BuildError> {
+    let mut prices = PriceTable::bundled();
+    if let Some(path) = &config.litellm_settings.model_cost_map_path {
+        let path = config.config_dir.join(path);
+        prices = prices.with_overrides(&path).map_err(|e| {
+            BuildError::Prices(format!("litellm_settings.model_cost_map_path: {e}"))
+        })?;
+    }
+    Ok(prices.with_deployments(deployments.iter().cloned()))
+}
+
+/// The model names clients may send (groups and aliases), each with its group, for the
+/// metrics' labels.
+pub(crate) fn names(
+    config: &Config,
+    deployments: &[Arc<DeploymentSpec>],
+) -> Vec<(String, Arc<str>)> {
+    let mut names: Vec<(String, Arc<str>)> = deployments
+        .iter()
+        .map(|d| (d.model_name.to_string(), d.model_name.clone()))
+        .collect();
+    names.extend(
+        config
+            .model_group_aliases()
+            .into_iter()
+            .map(|(alias, (target, _hidden))| (alias, Arc::from(target))),
+    );
+    names
 }
 
 /// The sink without a store: records are counted, not kept.

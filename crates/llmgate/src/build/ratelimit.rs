@@ -11,7 +11,8 @@ use llmgate_ratelimit::{FailurePolicy as Policy, RateLimitLayer, RedisConfig, Re
 use crate::gateway::BuildError;
 
 /// The layer for `config`. A Redis URL that does not parse is an error now; a Redis that is
-/// down is the failure policy's business, at request time.
+/// down is the failure policy's business, at request time. Its store and counters outlive
+/// config reloads ([`configure`] gives each reload's settings).
 pub(crate) fn layer(config: &Config) -> Result<RateLimitLayer, BuildError> {
     let gs = &config.general_settings;
     let base = match redis_url(config) {
@@ -26,13 +27,18 @@ pub(crate) fn layer(config: &Config) -> Result<RateLimitLayer, BuildError> {
         }
         None => RateLimitLayer::in_memory(),
     };
-    Ok(base
-        .max_parallel_requests(gs.max_parallel_requests)
+    Ok(configure(base, config))
+}
+
+/// `base` (its store and counters) with `config`'s global limits and failure policy.
+pub(crate) fn configure(base: RateLimitLayer, config: &Config) -> RateLimitLayer {
+    let gs = &config.general_settings;
+    base.max_parallel_requests(gs.max_parallel_requests)
         .global_max_parallel_requests(gs.global_max_parallel_requests)
         .on_store_failure(match gs.llmgate_rate_limit_failure_policy {
             Some(FailurePolicy::Closed) => Policy::Closed,
             Some(FailurePolicy::Open) | None => Policy::Open,
-        }))
+        })
 }
 
 /// `redis_url`, else one built from `redis_host` (port 6379 unless `redis_port`) and

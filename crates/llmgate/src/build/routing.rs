@@ -10,7 +10,7 @@ use llmgate_fallback::FallbackPolicy;
 use std::sync::Arc;
 
 use llmgate_core::DeploymentSpec;
-use llmgate_router::{CooldownPolicy, ModelTable, SharedUsage, Strategy};
+use llmgate_router::{CooldownHook, CooldownPolicy, ModelTable, SharedUsage, Strategy};
 
 use crate::cooldowns::SharedCooldowns;
 use crate::gateway::BuildError;
@@ -18,17 +18,19 @@ use crate::gateway::BuildError;
 /// LiteLLM's default `routing_strategy_args.ttl` for latency-based routing.
 const DEFAULT_LATENCY_TTL: Duration = Duration::from_secs(3600);
 
-/// `routing_strategy` with its `routing_strategy_args`. `cost-based-routing` is not implemented
-/// (config reports it) and uses simple-shuffle.
 /// The model table for `config`'s deployments and aliases, with its strategy and cooldown
-/// policy; with Redis, its cooldowns shared with every instance on it (the returned task), and
-/// its deployments' rpm/tpm/rpd counted in `usage` (the rate limiter's Redis store).
+/// policy; its deployments' rpm/tpm/rpd counted in `usage` (the rate limiter's Redis store)
+/// and its cooldowns told to `hook` (shared through Redis), when configured. On a reload,
+/// `old`'s state is carried over for the deployments that did not change
+/// ([`ModelTable::carry_state_from`]). Every table tells `events` (see `alerting.rs`).
 pub(crate) fn model_table(
     config: &Config,
     deployments: &[Arc<DeploymentSpec>],
     usage: Option<Arc<dyn SharedUsage>>,
+    hook: Option<CooldownHook>,
+    old: Option<&ModelTable>,
     events: &llmgate_core::events::Events,
-) -> Result<(Arc<ModelTable>, Option<SharedCooldowns>), BuildError> {
+) -> Arc<ModelTable> {
     let aliases = config
         .model_group_aliases()
         .into_iter()
@@ -40,22 +42,34 @@ pub(crate) fn model_table(
     if let Some(usage) = usage {
         table = table.with_shared_usage(usage);
     }
-    let shared = match crate::build::ratelimit::redis_url(config) {
-        Some(url) => {
-            let prefix = config
-                .general_settings
-                .llmgate_rate_limit_redis_prefix
-                .as_deref();
-            let (hook, task) = crate::cooldowns::shared(&url, prefix)
-                .map_err(|e| BuildError::RateLimit(format!("router_settings.redis_*: {e}")))?;
-            table = table.with_cooldown_hook(hook);
-            Some(task)
-        }
-        None => None,
-    };
-    Ok((Arc::new(table), shared))
+    if let Some(hook) = hook {
+        table = table.with_cooldown_hook(hook);
+    }
+    if let Some(old) = old {
+        table.carry_state_from(old);
+    }
+    Arc::new(table)
 }
 
+/// With Redis (`router_settings.redis_*`): the hook each table tells its cooldowns to, and the
+/// task that shares them with every instance on it.
+pub(crate) fn shared_cooldowns(
+    config: &Config,
+) -> Result<Option<(CooldownHook, SharedCooldowns)>, BuildError> {
+    let Some(url) = crate::build::ratelimit::redis_url(config) else {
+        return Ok(None);
+    };
+    let prefix = config
+        .general_settings
+        .llmgate_rate_limit_redis_prefix
+        .as_deref();
+    crate::cooldowns::shared(&url, prefix)
+        .map(Some)
+        .map_err(|e| BuildError::RateLimit(format!("router_settings.redis_*: {e}")))
+}
+
+/// `routing_strategy` with its `routing_strategy_args`. `cost-based-routing` is not implemented
+/// (config reports it) and uses simple-shuffle.
 pub(crate) fn strategy(config: &Config) -> Strategy {
     let rs = &config.router_settings;
     match rs.routing_strategy {
@@ -141,6 +155,10 @@ pub(crate) fn fallback_policy(config: &Config) -> FallbackPolicy {
     if let Some(n) = rs.num_retries.or(ls.num_retries) {
         p = p.num_retries(n);
     }
+    if let Some(wait) = rs.retry_after.or(ls.retry_after) {
+        p = p.min_retry_wait(wait);
+    }
+    p = p.alias_fallbacks(config.alias_fallbacks());
     if let Some(r) = &rs.retry_policy {
         let per = [
             (ErrorClass::Authentication, r.AuthenticationErrorRetries),

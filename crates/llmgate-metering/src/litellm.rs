@@ -1,0 +1,347 @@
+//! LiteLLM's Prometheus names, served beside llmgate's own so dashboards built on LiteLLM's
+//! metrics keep working (`litellm_proxy_total_requests_metric_total{requested_model="..."}`).
+//!
+//! The names and labels are LiteLLM's (its `PrometheusMetricLabels`), with two llmgate labels
+//! added where they attribute a failure: `model_group` and `model_id` (the deployment the last
+//! attempt reached). Every label stays bounded:
+//!
+//! - `requested_model` is a model name the config knows (groups and aliases), else `other`;
+//! - `model` / `litellm_model_name` and `model_id` come from the config's deployments (`none`
+//!   when no deployment was reached);
+//! - `hashed_api_key`, `api_key_alias`, `team`, `user` are the virtual key's: as many as the
+//!   admin created (empty for the master key and an open gateway);
+//! - `end_user` and `team_alias` are always empty: LiteLLM leaves `end_user` out by default
+//!   (a client names it), and keys carry no team alias;
+//! - `status_code` / `exception_status` are HTTP statuses, `exception_class` LiteLLM's error
+//!   class names (a dozen).
+//!
+//! Off with `general_settings.litellm_metric_names: false` ([`crate::MeterBuilder::litellm_metrics`]).
+
+use std::sync::Arc;
+
+use llmgate_core::{DeploymentSpec, FailureClass, VirtualKey};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+use crate::cost::Tokens;
+
+type F64Counter = Counter<f64, std::sync::atomic::AtomicU64>;
+
+/// LiteLLM's latency buckets (seconds), so its dashboards' quantiles read the same.
+const LATENCY_BUCKETS: [f64; 35] = [
+    0.005, 0.00625, 0.0125, 0.025, 0.05, 0.1, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5, 5.0,
+    5.5, 6.0, 6.5, 7.0, 7.5, 8.0, 8.5, 9.0, 9.5, 10.0, 15.0, 20.0, 25.0, 30.0, 60.0, 120.0, 180.0,
+    240.0, 300.0,
+];
+
+fn latency() -> Histogram {
+    Histogram::new(LATENCY_BUCKETS)
+}
+
+/// Who asked: the key's labels, as LiteLLM names them.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct Who {
+    end_user: &'static str,
+    hashed_api_key: Option<String>,
+    api_key_alias: Option<String>,
+    team: Option<String>,
+    team_alias: &'static str,
+    user: Option<String>,
+}
+
+impl Who {
+    pub(crate) fn of(key: Option<&VirtualKey>) -> Who {
+        Who {
+            end_user: "",
+            hashed_api_key: key.map(|k| k.token.clone()),
+            api_key_alias: key.and_then(|k| k.key_alias.clone()),
+            team: key.and_then(|k| k.team_id.clone()),
+            team_alias: "",
+            user: key.and_then(|k| k.user_id.clone()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Requests {
+    #[prometheus(flatten)]
+    who: Who,
+    requested_model: Arc<str>,
+    status_code: u16,
+    model_group: Arc<str>,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Failures {
+    #[prometheus(flatten)]
+    who: Who,
+    requested_model: Arc<str>,
+    exception_status: u16,
+    exception_class: &'static str,
+    model_group: Arc<str>,
+    model_id: Arc<str>,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ByModel {
+    #[prometheus(flatten)]
+    who: Who,
+    requested_model: Arc<str>,
+    model: Arc<str>,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DeploymentLabels {
+    litellm_model_name: Arc<str>,
+    model_id: Arc<str>,
+    api_base: String,
+    api_provider: &'static str,
+}
+
+/// LiteLLM's metric families.
+pub(crate) struct LiteLlm {
+    requests: Family<Requests, Counter>,
+    failures: Family<Failures, Counter>,
+    total_latency: Family<ByModel, Histogram>,
+    api_latency: Family<ByModel, Histogram>,
+    overhead: Family<ByModel, Histogram>,
+    ttft: Family<ByModel, Histogram>,
+    spend: Family<ByModel, F64Counter>,
+    input_tokens: Family<ByModel, Counter>,
+    output_tokens: Family<ByModel, Counter>,
+    total_tokens: Family<ByModel, Counter>,
+    deployment_state: Family<DeploymentLabels, Gauge>,
+}
+
+/// What one request adds to LiteLLM's metrics.
+pub(crate) struct Sample<'a> {
+    pub(crate) who: Who,
+    pub(crate) requested_model: Arc<str>,
+    pub(crate) model_group: Arc<str>,
+    pub(crate) deployment: Arc<str>,
+    pub(crate) model: Arc<str>,
+    pub(crate) status: u16,
+    pub(crate) class: Option<FailureClass>,
+    pub(crate) latency: f64,
+    pub(crate) upstream: Option<f64>,
+    pub(crate) overhead: Option<f64>,
+    pub(crate) ttft: Option<f64>,
+    pub(crate) tokens: &'a Tokens,
+    pub(crate) cost: Option<f64>,
+}
+
+impl LiteLlm {
+    /// The families, registered in `r` (the registry's root: LiteLLM's names have no prefix).
+    pub(crate) fn register(r: &mut Registry) -> LiteLlm {
+        let m = LiteLlm {
+            requests: Family::default(),
+            failures: Family::default(),
+            total_latency: Family::new_with_constructor(latency),
+            api_latency: Family::new_with_constructor(latency),
+            overhead: Family::new_with_constructor(latency),
+            ttft: Family::new_with_constructor(latency),
+            spend: Family::default(),
+            input_tokens: Family::default(),
+            output_tokens: Family::default(),
+            total_tokens: Family::default(),
+            deployment_state: Family::default(),
+        };
+        r.register(
+            "litellm_proxy_total_requests_metric",
+            "LiteLLM's name: requests made to the proxy, by key, team, requested model and status code",
+            m.requests.clone(),
+        );
+        r.register(
+            "litellm_proxy_failed_requests_metric",
+            "LiteLLM's name: requests the client did not get a success for, by exception status and class, and the deployment the last attempt reached (model_id)",
+            m.failures.clone(),
+        );
+        r.register(
+            "litellm_request_total_latency_metric",
+            "LiteLLM's name: seconds from the request reaching metering to the end of its response",
+            m.total_latency.clone(),
+        );
+        r.register(
+            "litellm_llm_api_latency_metric",
+            "LiteLLM's name: seconds the deployment took to its response head",
+            m.api_latency.clone(),
+        );
+        r.register(
+            "litellm_overhead_latency_metric",
+            "LiteLLM's name: the gateway's own seconds before the response head (first-attempt answers)",
+            m.overhead.clone(),
+        );
+        r.register(
+            "litellm_llm_api_time_to_first_token_metric",
+            "LiteLLM's name: streams, seconds to the first byte of the answer",
+            m.ttft.clone(),
+        );
+        r.register(
+            "litellm_spend_metric",
+            "LiteLLM's name: spend in USD",
+            m.spend.clone(),
+        );
+        r.register(
+            "litellm_input_tokens_metric",
+            "LiteLLM's name: input tokens",
+            m.input_tokens.clone(),
+        );
+        r.register(
+            "litellm_output_tokens_metric",
+            "LiteLLM's name: output tokens",
+            m.output_tokens.clone(),
+        );
+        r.register(
+            "litellm_total_tokens_metric",
+            "LiteLLM's name: input and output tokens",
+            m.total_tokens.clone(),
+        );
+        r.register(
+            "litellm_deployment_state",
+            "LiteLLM's name: 0 healthy, 2 cooling down (complete outage), read from the router when scraped",
+            m.deployment_state.clone(),
+        );
+        m
+    }
+
+    /// Counts one request.
+    pub(crate) fn observe(&self, s: Sample<'_>) {
+        self.requests
+            .get_or_create(&Requests {
+                who: s.who.clone(),
+                requested_model: s.requested_model.clone(),
+                status_code: s.status,
+                model_group: s.model_group.clone(),
+            })
+            .inc();
+        if !(200..400).contains(&s.status) {
+            let class = s
+                .class
+                .unwrap_or_else(|| FailureClass::for_status(s.status));
+            self.failures
+                .get_or_create(&Failures {
+                    who: s.who.clone(),
+                    requested_model: s.requested_model.clone(),
+                    exception_status: s.status,
+                    exception_class: exception_class(class),
+                    model_group: s.model_group.clone(),
+                    model_id: s.deployment.clone(),
+                })
+                .inc();
+        }
+        let labels = ByModel {
+            who: s.who,
+            requested_model: s.requested_model,
+            model: s.model,
+        };
+        self.total_latency.get_or_create(&labels).observe(s.latency);
+        for (family, value) in [
+            (&self.api_latency, s.upstream),
+            (&self.overhead, s.overhead),
+            (&self.ttft, s.ttft),
+        ] {
+            if let Some(v) = value {
+                family.get_or_create(&labels).observe(v);
+            }
+        }
+        if let Some(c) = s.cost.filter(|c| *c > 0.0) {
+            self.spend.get_or_create(&labels).inc_by(c);
+        }
+        let t = s.tokens;
+        for (family, n) in [
+            (&self.input_tokens, t.prompt),
+            (&self.output_tokens, t.completion),
+            (&self.total_tokens, t.prompt.saturating_add(t.completion)),
+        ] {
+            if n > 0 {
+                family.get_or_create(&labels).inc_by(n);
+            }
+        }
+    }
+
+    /// Sets a deployment's state: 0 in rotation, 2 cooling down.
+    pub(crate) fn set_deployment_state(&self, spec: &DeploymentSpec, cooling: bool) {
+        let api_base = spec
+            .api_base
+            .as_deref()
+            .map(|b| b.split(['?', '#']).next().unwrap_or_default().to_owned())
+            .unwrap_or_default();
+        self.deployment_state
+            .get_or_create(&DeploymentLabels {
+                litellm_model_name: spec.model.clone(),
+                model_id: spec.id.clone(),
+                api_base,
+                api_provider: spec.provider.as_str(),
+            })
+            .set(if cooling { 2 } else { 0 });
+    }
+}
+
+/// LiteLLM's exception class for a failure (its `litellm.exceptions` names).
+pub(crate) fn exception_class(class: FailureClass) -> &'static str {
+    match class {
+        FailureClass::BadRequest => "BadRequestError",
+        FailureClass::ContextWindow => "ContextWindowExceededError",
+        FailureClass::ContentPolicy => "ContentPolicyViolationError",
+        FailureClass::Auth => "AuthenticationError",
+        FailureClass::NotFound => "NotFoundError",
+        FailureClass::Timeout => "Timeout",
+        FailureClass::RateLimited => "RateLimitError",
+        FailureClass::Upstream5xx => "InternalServerError",
+        FailureClass::Connect => "APIConnectionError",
+        FailureClass::NoDeployment => "RouterRateLimitError",
+        FailureClass::ClientClosed => "ClientClosedError",
+        _ => "InternalServerError",
+    }
+}
+
+/// One finished request's [`Sample`], its labels bounded as the module docs say.
+pub(crate) fn sample<'a>(
+    s: &crate::finish::Started,
+    a: &crate::finish::Answer,
+    requested: &str,
+    charge: &'a crate::finish::Charge,
+    ended: &crate::finish::Ended,
+    key: Option<&VirtualKey>,
+) -> Sample<'a> {
+    let inner = &s.meter.inner;
+    // The config's interned names: nothing allocated for the labels but the key's.
+    let known = inner.groups.get_key_value(requested);
+    let requested_model = known.map_or_else(|| inner.other.clone(), |(name, _)| name.clone());
+    let model_group = a
+        .group
+        .clone()
+        .or_else(|| known.map(|(_, group)| group.clone()))
+        .unwrap_or_else(|| inner.other.clone());
+    let (deployment, model) = match &a.deployment {
+        Some(d) => (d.id.clone(), d.model.clone()),
+        None => (inner.none.clone(), inner.none.clone()),
+    };
+    let overhead = match (a.upstream, a.head) {
+        (Some(up), Some(head)) if a.attempts.attempts <= 1 => Some(
+            head.saturating_duration_since(s.at)
+                .saturating_sub(up)
+                .as_secs_f64(),
+        ),
+        _ => None,
+    };
+    Sample {
+        who: Who::of(key),
+        requested_model,
+        model_group,
+        deployment,
+        model,
+        status: a.status,
+        class: ended.class,
+        latency: ended.latency.as_secs_f64(),
+        upstream: a.upstream.map(|d| d.as_secs_f64()),
+        overhead,
+        ttft: ended.ttft.map(|d| d.as_secs_f64()),
+        tokens: &charge.tokens,
+        cost: charge.cost,
+    }
+}

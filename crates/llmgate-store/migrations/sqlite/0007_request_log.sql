@@ -1,0 +1,8 @@
+-- The request log (issue 16): why a failed request failed, in words (the upstream's error
+-- message, credentials masked, at most 1 KiB), and, only with
+-- general_settings.store_prompts_in_spend_logs, the request's messages and the answer as JSON
+-- text (bounded, credentials masked). NULL otherwise and in rows written before. SQLite has no
+-- ADD COLUMN IF NOT EXISTS; the migration table runs it once per database.
+ALTER TABLE llmgate_spend_logs ADD COLUMN error_message TEXT;
+ALTER TABLE llmgate_spend_logs ADD COLUMN messages TEXT;
+ALTER TABLE llmgate_spend_logs ADD COLUMN response TEXT;
