@@ -441,6 +441,9 @@ pub struct GeneralSettings {
     /// `llmgate_max_connections` (llmgate's own): client connections open at once; see
     /// [`GeneralSettings::max_connections`].
     pub llmgate_max_connections: Option<u64>,
+    /// `alerting`, `alert_types`, `alerting_threshold`, `alerting_args`,
+    /// `alert_to_webhook_url`, with `SLACK_WEBHOOK_URL` and `WEBHOOK_URL`.
+    pub alerting: crate::alerting::AlertingConfig,
 }
 
 /// `general_settings.spend_queue_full`.

@@ -29,6 +29,7 @@ enum Route {
     )]
     Keys,
     Metrics,
+    Alerting,
     #[cfg_attr(
         not(feature = "admin"),
         allow(dead_code, reason = "built with the admin feature")
@@ -61,6 +62,7 @@ fn route(path: &str) -> Option<(Route, Method)> {
         #[cfg(feature = "admin")]
         p if p.starts_with("/key/") => (Route::Keys, Method::POST),
         "/metrics" | "/metrics/" => (Route::Metrics, Method::GET),
+        "/alerting/recent" => (Route::Alerting, Method::GET),
         #[cfg(feature = "admin")]
         p if llmgate_admin::is_spend_path(p) => (Route::Spend, Method::GET),
         #[cfg(feature = "admin")]
@@ -93,6 +95,8 @@ pub(crate) struct Dispatch {
     pub(crate) table: std::sync::Arc<llmgate_router::ModelTable>,
     /// For `/metrics`: the rate limiter's fault counters.
     pub(crate) limiter: crate::metrics::LimiterView,
+    /// `GET /alerting/recent`, behind the master key.
+    pub(crate) alerting: Stack,
 }
 
 impl Dispatch {
@@ -120,7 +124,9 @@ impl Dispatch {
                 store: ratelimit.store().clone(),
                 budgets: parts.keys.as_ref().and_then(|k| k.budget_ledger().cloned()),
                 cooldowns: parts.cooldowns.clone(),
+                alerts: parts.alert_view.clone(),
             },
+            alerting: admin.alerting.clone(),
         }
     }
 }
@@ -172,6 +178,7 @@ impl Service<Request<ReqBody>> for Dispatch {
             Route::Liveliness => ready(json(Bytes::from_static(b"\"I'm alive!\""))),
             Route::Readiness => Either::Left(self.readiness.call(req)),
             Route::Health => Either::Left(self.health.call(req)),
+            Route::Alerting => Either::Left(self.alerting.call(req)),
             Route::Metrics => ready(crate::metrics::render(
                 self.meter.metrics(),
                 &self.table,

@@ -2,6 +2,7 @@
 //! One test binary (faster to link than one per file).
 
 mod access;
+mod alerting;
 mod attribution;
 mod auth;
 mod blame;
