@@ -37,6 +37,7 @@ const GENERAL: &Table<GeneralSettings> = &[
     })),
     // Logs and metrics.
     ("json_logs", Read(|w, out, v, p| out.json_logs = w.bool(v, p))),
+    ("set_verbose", Read(|w, out, v, p| out.set_verbose = w.bool(v, p))),
     ("litellm_metric_names", Read(|w, out, v, p| out.litellm_metric_names = w.bool(v, p))),
     ("allow_requests_on_db_unavailable", Read(|w, out, v, p| {
         out.allow_requests_on_db_unavailable = w.bool(v, p);

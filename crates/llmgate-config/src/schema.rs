@@ -387,6 +387,8 @@ pub struct GeneralSettings {
     pub store_prompts_in_spend_logs: Option<bool>,
     /// `json_logs`: log lines as JSON objects (as `litellm_settings.json_logs`).
     pub json_logs: Option<bool>,
+    /// `set_verbose` (as `litellm_settings.set_verbose`): llmgate's own debug lines.
+    pub set_verbose: Option<bool>,
     /// `litellm_metric_names` (llmgate's own): serve LiteLLM's Prometheus names beside
     /// llmgate's (default true).
     pub litellm_metric_names: Option<bool>,
