@@ -79,7 +79,12 @@ pub(crate) fn parse(body: &[u8]) -> Result<Parsed, ApiError> {
             "the request body must be a JSON object",
         ));
     };
+    // `metadata` is also the gateway's (tags, trace ids): it takes it, the response echoes it.
+    let metadata = fields.get("metadata").cloned();
     let gateway = GatewayParams::take_from(&mut fields)?;
+    if let Some(m) = metadata {
+        fields.insert("metadata".to_owned(), m);
+    }
     match fields.get("model") {
         Some(Value::String(m)) if !m.is_empty() => {}
         _ => return Err(invalid("`model` is required (a string)", "model")),

@@ -40,6 +40,11 @@ const MIGRATIONS: Embedded = Embedded(&[
         "deployment usage",
         include_str!("../migrations/sqlite/0006_deployment_usage.sql"),
     ),
+    (
+        7,
+        "stored responses",
+        include_str!("../migrations/sqlite/0007_responses.sql"),
+    ),
 ]);
 
 /// How long a writer waits for another writer's transaction before failing.
@@ -121,3 +126,4 @@ impl SqliteKeys {
 crate::keys::key_store_impl!(SqliteKeys, sqlx::Sqlite);
 crate::spend::spend_impl!(SqliteKeys, sqlx::Sqlite);
 crate::usage::usage_impl!(SqliteKeys);
+crate::responses::responses_impl!(SqliteKeys);

@@ -15,7 +15,12 @@ use llmgate_core::VirtualKey;
 use llmgate_store::{OpenError, Store, StoreOptions};
 use sqlx::{Connection, Executor, PgConnection};
 
-const PG_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+/// The machine's PostgreSQL: `LLMGATE_TEST_PG_URL`, default `postgres://postgres@127.0.0.1:5432/test`
+/// (a branch adding a migration points it at a database of its own).
+static PG_URL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    std::env::var("LLMGATE_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+});
 
 fn unique() -> String {
     hash_key(&generate_secret())[..16].to_string()
@@ -45,10 +50,10 @@ impl Drop for TempDb {
 }
 
 async fn pg_admin() -> Option<PgConnection> {
-    match tokio::time::timeout(Duration::from_secs(1), PgConnection::connect(PG_URL)).await {
+    match tokio::time::timeout(Duration::from_secs(1), PgConnection::connect(&PG_URL)).await {
         Ok(Ok(conn)) => Some(conn),
         _ => {
-            eprintln!("PostgreSQL not reachable at {PG_URL}: skipping");
+            eprintln!("PostgreSQL not reachable at {}: skipping", *PG_URL);
             None
         }
     }
@@ -57,7 +62,7 @@ async fn pg_admin() -> Option<PgConnection> {
 /// The shared test database, opened as a store; `None` (after a line) without PostgreSQL.
 async fn pg_store() -> Option<Store> {
     pg_admin().await?;
-    Some(Store::open(PG_URL, &StoreOptions::new()).await.unwrap())
+    Some(Store::open(&PG_URL, &StoreOptions::new()).await.unwrap())
 }
 
 /// A database of its own, for tests that drop it, migrate it from scratch or kill its
@@ -155,8 +160,8 @@ async fn sqlite_opens_in_wal_mode_and_migrates_once() {
         .await
         .unwrap();
     assert_eq!(
-        applied, 5,
-        "keys, spend logs, spend outcome, spend error class, deployment usage"
+        applied, 6,
+        "keys, spend logs, spend outcome, spend error class, deployment usage, stored responses"
     );
 }
 
@@ -184,7 +189,7 @@ async fn postgres_migrations_are_idempotent_and_safe_to_race() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_spend_from_two_instances_adds_exactly() {
     let Some(a) = pg_store().await else { return };
-    let b = Store::open(PG_URL, &StoreOptions::new()).await.unwrap();
+    let b = Store::open(&PG_URL, &StoreOptions::new()).await.unwrap();
     let k = key();
     a.insert(&k).await.unwrap();
     let tasks: Vec<_> = (0..100)
@@ -224,7 +229,7 @@ async fn next_matching(
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_publish_reaches_another_instance_within_a_second() {
     let Some(a) = pg_store().await else { return };
-    let b = Store::open(PG_URL, &StoreOptions::new()).await.unwrap();
+    let b = Store::open(&PG_URL, &StoreOptions::new()).await.unwrap();
     let mut changes = b.subscribe().expect("postgres is shared");
 
     // The listener connects in the background: wait until it hears a first token.

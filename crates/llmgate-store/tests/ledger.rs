@@ -8,7 +8,12 @@ use std::sync::Arc;
 use llmgate_auth::{Admission, Budget, BudgetLedger};
 use llmgate_store::{Store, StoreOptions};
 
-const PG_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+/// The machine's PostgreSQL: `LLMGATE_TEST_PG_URL`, default `postgres://postgres@127.0.0.1:5432/test`
+/// (a branch adding a migration points it at a database of its own).
+static PG_URL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    std::env::var("LLMGATE_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+});
 
 fn run_id() -> String {
     format!(
@@ -29,13 +34,13 @@ async fn postgres_up() -> bool {
     .await
     .is_ok_and(|c| c.is_ok());
     if !up {
-        eprintln!("PostgreSQL not reachable at {PG_URL}: skipping");
+        eprintln!("PostgreSQL not reachable at {}: skipping", *PG_URL);
     }
     up
 }
 
 async fn ledger() -> Arc<dyn BudgetLedger> {
-    let store = Store::open(PG_URL, &StoreOptions::new()).await.unwrap();
+    let store = Store::open(&PG_URL, &StoreOptions::new()).await.unwrap();
     Arc::new(store.budget_ledger().unwrap())
 }
 

@@ -16,7 +16,12 @@ use llmgate_metering::{SpendRecord, SpendSink, Tokens};
 use llmgate_store::{LogFilter, SpendRange, Store, StoreOptions};
 use sqlx::{Connection, Executor, PgConnection};
 
-const PG_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+/// The machine's PostgreSQL: `LLMGATE_TEST_PG_URL`, default `postgres://postgres@127.0.0.1:5432/test`
+/// (a branch adding a migration points it at a database of its own).
+static PG_URL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    std::env::var("LLMGATE_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+});
 
 fn unique() -> String {
     hash_key(&generate_secret())[..16].to_string()
@@ -38,16 +43,16 @@ impl TestDb {
     }
 
     async fn postgres() -> Option<(TestDb, Store)> {
-        let conn = tokio::time::timeout(Duration::from_secs(1), PgConnection::connect(PG_URL));
+        let conn = tokio::time::timeout(Duration::from_secs(1), PgConnection::connect(&PG_URL));
         let Ok(Ok(mut conn)) = conn.await else {
-            eprintln!("PostgreSQL not reachable at {PG_URL}: skipping");
+            eprintln!("PostgreSQL not reachable at {}: skipping", *PG_URL);
             return None;
         };
         let schema = format!("spend_{}", unique());
         conn.execute(format!("CREATE SCHEMA {schema}").as_str())
             .await
             .unwrap();
-        let url = format!("{PG_URL}?options=-c%20search_path%3D{schema}");
+        let url = format!("{}?options=-c%20search_path%3D{schema}", *PG_URL);
         let store = Store::open(&url, &StoreOptions::new()).await.unwrap();
         Some((TestDb::Postgres(schema), store))
     }
@@ -72,7 +77,7 @@ impl Drop for TestDb {
                         .build()
                         .unwrap();
                     rt.block_on(async {
-                        if let Ok(mut c) = PgConnection::connect(PG_URL).await {
+                        if let Ok(mut c) = PgConnection::connect(&PG_URL).await {
                             let _ = c.execute(sql.as_str()).await;
                         }
                     });

@@ -6,7 +6,12 @@
 
 use llmgate_store::{Store, StoreOptions};
 
-const PG_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+/// The machine's PostgreSQL: `LLMGATE_TEST_PG_URL`, default `postgres://postgres@127.0.0.1:5432/test`
+/// (a branch adding a migration points it at a database of its own).
+static PG_URL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    std::env::var("LLMGATE_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+});
 
 fn unique(name: &str) -> String {
     format!(
@@ -74,10 +79,10 @@ async fn postgres_sums_daily_usage_across_instances() {
     .await
     .is_ok_and(|c| c.is_ok());
     if !up {
-        eprintln!("PostgreSQL not reachable at {PG_URL}: skipping");
+        eprintln!("PostgreSQL not reachable at {}: skipping", *PG_URL);
         return;
     }
-    let a = Store::open(PG_URL, &StoreOptions::new()).await.unwrap();
-    let b = Store::open(PG_URL, &StoreOptions::new()).await.unwrap();
+    let a = Store::open(&PG_URL, &StoreOptions::new()).await.unwrap();
+    let b = Store::open(&PG_URL, &StoreOptions::new()).await.unwrap();
     sums_and_forgets(&a, &b).await;
 }

@@ -18,6 +18,10 @@ pub(crate) type Stack = BoxCloneSyncService<Request<ReqBody>, Response<BoxBody>,
 enum Route {
     Llm,
     Messages,
+    /// `POST /v1/responses`.
+    Responses,
+    /// `GET`/`DELETE /v1/responses/{id}`.
+    StoredResponse,
     Models,
     Liveliness,
     Readiness,
@@ -50,6 +54,9 @@ fn route(path: &str) -> Option<(Route, Method)> {
         | "/v1/embeddings"
         | "/embeddings" => (Route::Llm, Method::POST),
         "/v1/messages" => (Route::Messages, Method::POST),
+        "/v1/responses" | "/responses" => (Route::Responses, Method::POST),
+        // GET or DELETE, checked below.
+        p if llmgate_responses::response_id(p).is_some() => (Route::StoredResponse, Method::GET),
         "/v1/models" | "/models" => (Route::Models, Method::GET),
         "/health/liveliness" | "/health/liveness" => (Route::Liveliness, Method::GET),
         "/health/readiness" => (Route::Readiness, Method::GET),
@@ -72,6 +79,10 @@ pub(crate) struct Dispatch {
     pub(crate) llm: Stack,
     /// `/v1/messages`: Anthropic-format clients, over the same stack as `llm`.
     pub(crate) messages: Stack,
+    /// `POST /v1/responses`: OpenAI's Responses API, over the same stack as `llm`.
+    pub(crate) responses: Stack,
+    /// `GET`/`DELETE /v1/responses/{id}`, behind auth.
+    pub(crate) stored_responses: Stack,
     /// `/v1/models`, and with the `admin` feature `/key/*` and the spend paths, behind one
     /// auth.
     pub(crate) api: Stack,
@@ -102,6 +113,8 @@ impl Dispatch {
         Dispatch {
             llm: llm.openai,
             messages: llm.messages,
+            responses: llm.responses,
+            stored_responses: llm.stored_responses,
             api: admin.api.clone(),
             readiness: admin.readiness.clone(),
             health: admin.health.clone(),
@@ -149,6 +162,7 @@ impl Service<Request<ReqBody>> for Dispatch {
             return ready(not_found(req.uri().path()));
         };
         let method_ok = route == Route::Keys
+            || (route == Route::StoredResponse && req.method() == Method::DELETE)
             || req.method() == method
             || (method == Method::GET && req.method() == Method::HEAD);
         if !method_ok {
@@ -157,6 +171,8 @@ impl Service<Request<ReqBody>> for Dispatch {
         match route {
             Route::Llm => Either::Left(self.llm.call(req)),
             Route::Messages => Either::Left(self.messages.call(req)),
+            Route::Responses => Either::Left(self.responses.call(req)),
+            Route::StoredResponse => Either::Left(self.stored_responses.call(req)),
             Route::Models | Route::Keys | Route::Spend | Route::Reload => {
                 Either::Left(self.api.call(req))
             }
@@ -187,7 +203,7 @@ fn not_found(path: &str) -> Response<BoxBody> {
     ApiError::new(
         StatusCode::NOT_FOUND,
         Origin::Downstream,
-        format!("no route for {path}; llmgate serves /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/messages, /v1/models, /health/*, /metrics, /key/*, the spend endpoints and /config/reload"),
+        format!("no route for {path}; llmgate serves /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/messages, /v1/responses, /v1/models, /health/*, /metrics, /key/*, the spend endpoints and /config/reload"),
     )
     .with_type(ErrorType::NOT_FOUND)
     .with_code("not_found")
