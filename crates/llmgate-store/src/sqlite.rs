@@ -41,9 +41,9 @@ const MIGRATIONS: Embedded = Embedded(&[
         include_str!("../migrations/sqlite/0006_deployment_usage.sql"),
     ),
     (
-        7,
+        8,
         "stored responses",
-        include_str!("../migrations/sqlite/0007_responses.sql"),
+        include_str!("../migrations/sqlite/0008_responses.sql"),
     ),
 ]);
 

@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod conformance;
+mod layers;
 
 use std::collections::HashMap;
 use std::path::Path;
