@@ -24,7 +24,7 @@
 //! Responses are stored (unless `store: false`) in a [`ResponseStore`] under the calling
 //! key's scope ([`owner`]), before the answer's last byte is sent; `previous_response_id`
 //! prepends the stored conversation (its input items and output), and [`StoredResponses`]
-//! serves `GET` and `DELETE /v1/responses/{id}`.
+//! serves `GET` and `DELETE /v1/responses/{id}` and `GET /v1/responses/{id}/input_items`.
 //!
 //! This crate depends on `llmgate-core` only: it mounts over any stack that answers OpenAI
 //! chat completions (the facade `llmgate` mounts it on `/v1/responses` over its own).
@@ -67,6 +67,7 @@
 
 mod events;
 mod future;
+mod input_items;
 mod layer;
 mod object;
 pub mod owner;

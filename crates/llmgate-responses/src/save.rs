@@ -33,7 +33,7 @@ impl Saver {
                 .get("created_at")
                 .and_then(Value::as_i64)
                 .unwrap_or(0),
-            input: self.input,
+            input: with_ids(self.input),
             response: response.clone(),
         };
         let store = self.store;
@@ -43,4 +43,30 @@ impl Saver {
             }
         }))
     }
+}
+
+/// The items, each with an `id` (one made for those sent without), so that
+/// `GET /v1/responses/{id}/input_items` lists them by id.
+fn with_ids(items: Vec<Value>) -> Vec<Value> {
+    items
+        .into_iter()
+        .map(|mut item| {
+            if let Value::Object(o) = &mut item {
+                if !o.get("id").is_some_and(Value::is_string) {
+                    let prefix = match o.get("type").and_then(Value::as_str) {
+                        None | Some("message") => "msg",
+                        Some("function_call") => "fc",
+                        Some("function_call_output") => "fco",
+                        Some("reasoning") => "rs",
+                        Some(_) => "item",
+                    };
+                    o.insert(
+                        "id".to_owned(),
+                        Value::String(crate::object::new_id(prefix)),
+                    );
+                }
+            }
+            item
+        })
+        .collect()
 }

@@ -1,5 +1,5 @@
 //! `GET` and `DELETE /v1/responses/{id}` (and `/responses/{id}`): a stored response, for the
-//! key that made it. Mount it behind auth; it scopes by the credential as the layer does
+//! key that made it; `GET /v1/responses/{id}/input_items`: its conversation's input items. Mount it behind auth; it scopes by the credential as the layer does
 //! ([`crate::owner`]).
 
 use std::task::{Context, Poll};
@@ -14,12 +14,18 @@ use crate::owner;
 use crate::response::ok_json;
 use crate::store::SharedStore;
 
-/// The id in a `/v1/responses/{id}` or `/responses/{id}` path.
+/// The id in a `/v1/responses/{id}` or `/v1/responses/{id}/input_items` path (or the same
+/// without `/v1`).
 pub fn response_id(path: &str) -> Option<&str> {
     let rest = path
         .strip_prefix("/v1/responses/")
         .or_else(|| path.strip_prefix("/responses/"))?;
-    (!rest.is_empty() && !rest.contains('/')).then_some(rest)
+    let id = rest.strip_suffix("/input_items").unwrap_or(rest);
+    (!id.is_empty() && !id.contains('/')).then_some(id)
+}
+
+fn wants_input_items(path: &str) -> bool {
+    path.ends_with("/input_items")
 }
 
 /// Answers `GET` (the response object) and `DELETE` (`{"id", "object": "response",
@@ -50,17 +56,24 @@ impl<B> Service<Request<B>> for StoredResponses {
         let owner = owner::of(req.headers());
         let id = response_id(req.uri().path()).map(str::to_owned);
         let method = req.method().clone();
+        let items = wants_input_items(req.uri().path());
+        let query = req.uri().query().map(str::to_owned);
         Box::pin(async move {
             let Some(id) = id else {
                 return Ok(not_found("?"));
             };
             let res = match method {
+                Method::GET | Method::HEAD if items => match store.load(&owner, &id).await {
+                    Ok(Some(r)) => ok_json(&crate::input_items::page(&r.input, query.as_deref())),
+                    Ok(None) => not_found(&id),
+                    Err(e) => unavailable(&e),
+                },
                 Method::GET | Method::HEAD => match store.load(&owner, &id).await {
                     Ok(Some(r)) => ok_json(&r.response),
                     Ok(None) => not_found(&id),
                     Err(e) => unavailable(&e),
                 },
-                Method::DELETE => match store.delete(&owner, &id).await {
+                Method::DELETE if !items => match store.delete(&owner, &id).await {
                     Ok(true) => ok_json(&json!({"id": id, "object": "response", "deleted": true})),
                     Ok(false) => not_found(&id),
                     Err(e) => unavailable(&e),
@@ -68,7 +81,9 @@ impl<B> Service<Request<B>> for StoredResponses {
                 _ => ApiError::new(
                     StatusCode::METHOD_NOT_ALLOWED,
                     Origin::Downstream,
-                    format!("method {method} is not allowed here; use GET or DELETE"),
+                    format!(
+                        "method {method} is not allowed here; use GET (or DELETE on a response)"
+                    ),
                 )
                 .with_code("method_not_allowed")
                 .to_response(),

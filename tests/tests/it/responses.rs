@@ -649,3 +649,59 @@ async fn every_store_saves_loads_and_deletes_by_owner() {
         assert_eq!(store.load("owner-a", &id).await.unwrap(), None, "{name}");
     }
 }
+
+/// `GET /v1/responses/{id}/input_items`: the conversation that led to a response, earlier turns
+/// first when asked `order=asc`, each item with an id.
+#[tokio::test]
+async fn input_items_list_the_conversation() {
+    let mock = MockProvider::start().await;
+    let gw = TestGateway::start(&openai(&mock)).await.with_key(KEY);
+    let first = post(&gw, &json!({"model": "gpt", "input": "my name is Ann"}))
+        .await
+        .json();
+    let second = post(
+        &gw,
+        &json!({"model": "gpt", "previous_response_id": first["id"],
+        "input": [{"role": "user", "content": [{"type": "input_text", "text": "my name?"}]}]}),
+    )
+    .await
+    .json();
+    let path = format!(
+        "/v1/responses/{}/input_items",
+        second["id"].as_str().unwrap()
+    );
+    let list = gw.get(&format!("{path}?order=asc")).await;
+    assert_eq!(list.status, 200, "{}", list.text());
+    let list = list.json();
+    assert_eq!(list["object"], "list");
+    assert_eq!(list["has_more"], false);
+    let data = list["data"].as_array().unwrap();
+    assert_eq!(data.len(), 3, "{list}");
+    assert_eq!(
+        data[0]["content"],
+        json!([{"type": "input_text", "text": "my name is Ann"}])
+    );
+    assert_eq!(
+        data[1], first["output"][0],
+        "the first turn's output, as answered"
+    );
+    assert_eq!(data[2]["content"][0]["text"], "my name?");
+    for item in data {
+        assert!(
+            item["id"].as_str().is_some_and(|id| !id.is_empty()),
+            "{item}"
+        );
+        assert_eq!(item["type"], "message");
+        assert_eq!(item["status"], "completed");
+    }
+    assert_eq!(list["first_id"], data[0]["id"]);
+    assert_eq!(list["last_id"], data[2]["id"]);
+    // Newest first by default; a page of one says there is more.
+    let page = gw.get(&format!("{path}?limit=1")).await.json();
+    assert_eq!(page["data"][0]["id"], data[2]["id"]);
+    assert_eq!(page["has_more"], true);
+    assert_eq!(gw.send(Method::DELETE, &path, "", &[]).await.status, 405);
+    // Without a key: 401.
+    let anonymous = TestGateway::start(&openai(&mock)).await;
+    anonymous.get(&path).await.openai_error(401);
+}
