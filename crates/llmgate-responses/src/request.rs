@@ -17,6 +17,7 @@
 //! | `max_output_tokens` | `max_completion_tokens` |
 //! | `reasoning.effort` | `reasoning_effort` |
 //! | `temperature`, `top_p`, `parallel_tool_calls`, `user`, `stream` | the same (`stream_options.include_usage` set) |
+//! | other fields (`top_k`, `num_ctx`, `frequency_penalty`, `seed`, ...) | passed on as they are |
 //!
 //! The earlier turns of `previous_response_id` are prepended as items (see `future.rs`).
 //! Built-in tools (`web_search`, `file_search`, ...) and `item_reference` items are a 400 on
@@ -144,16 +145,15 @@ pub(crate) fn to_chat(
     };
     let tool_choice = f.get("tool_choice").map(tool_choice).transpose()?.flatten();
     let stream = parsed.stream().then_some(true);
-    let mut extra = Map::new();
-    for key in [
-        "parallel_tool_calls",
-        "frequency_penalty",
-        "presence_penalty",
-        "seed",
-    ] {
-        if let Some(v) = f.get(key).filter(|v| !v.is_null()) {
-            extra.insert(key.to_owned(), v.clone());
-        }
+    // Fields the Responses API does not have (a provider's own, such as `top_k` or
+    // `num_ctx`, and chat's `frequency_penalty`, `presence_penalty`, `seed`) go on as they are.
+    let mut extra: Map<String, Value> = f
+        .iter()
+        .filter(|(k, v)| !RESPONSES_ONLY.contains(&k.as_str()) && !v.is_null())
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    if let Some(v) = f.get("parallel_tool_calls").filter(|v| v.is_boolean()) {
+        extra.insert("parallel_tool_calls".to_owned(), v.clone());
     }
     if let Some(effort) = f
         .get("reasoning")
@@ -184,6 +184,40 @@ pub(crate) fn to_chat(
         extra,
     })
 }
+
+/// The Responses API's own request fields: translated above, echoed on the response, or not
+/// for a chat provider; every other field is passed on.
+const RESPONSES_ONLY: &[&str] = &[
+    "model",
+    "input",
+    "instructions",
+    "previous_response_id",
+    "store",
+    "stream",
+    "stream_options",
+    "text",
+    "reasoning",
+    "max_output_tokens",
+    "max_tool_calls",
+    "tools",
+    "tool_choice",
+    "parallel_tool_calls",
+    "temperature",
+    "top_p",
+    "top_logprobs",
+    "user",
+    "truncation",
+    "include",
+    "background",
+    "conversation",
+    "prompt",
+    "prompt_cache_key",
+    "prompt_cache_retention",
+    "safety_identifier",
+    "service_tier",
+    "metadata",
+    "context_management",
+];
 
 fn invalid(message: impl Into<String>, param: &'static str) -> ApiError {
     ApiError::bad_request(message.into()).with_param(param)

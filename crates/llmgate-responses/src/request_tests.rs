@@ -18,13 +18,14 @@ fn text_instructions_and_params() {
         json!({"model": "m", "instructions": "Be brief.", "input": "hello",
         "max_output_tokens": 64, "temperature": 0.5, "top_p": 0.9, "user": "u1",
         "stream": true, "reasoning": {"effort": "low", "summary": "auto"},
-        "parallel_tool_calls": false, "store": false, "metadata": {"a": "b"}}),
+        "parallel_tool_calls": false, "store": false, "metadata": {"a": "b"},
+        "top_k": 5, "seed": 7, "truncation": "disabled", "include": ["reasoning.encrypted_content"]}),
     );
     assert_eq!(
         v,
         json!({"model": "m", "stream": true, "stream_options": {"include_usage": true},
             "max_completion_tokens": 64, "temperature": 0.5, "top_p": 0.9, "user": "u1",
-            "reasoning_effort": "low", "parallel_tool_calls": false,
+            "reasoning_effort": "low", "parallel_tool_calls": false, "top_k": 5, "seed": 7,
             "messages": [{"role": "system", "content": "Be brief."},
                 {"role": "user", "content": "hello"}]})
     );
