@@ -134,17 +134,7 @@ where
                     };
                     match read.and_then(|bytes| request::parse(&bytes)) {
                         Err(e) => done(e.to_response()),
-                        Ok(parsed) => match (parsed.previous().map(str::to_owned), scope(&parts)) {
-                            (Some(prev), Some(scope)) => {
-                                let store = scope.store.clone();
-                                let owner = scope.owner.clone();
-                                State::Loading {
-                                    fut: Box::pin(async move { store.load(&owner, &prev).await }),
-                                    state: Some((parts, inner, parsed)),
-                                }
-                            }
-                            _ => call(parts, inner, parsed, Vec::new()),
-                        },
+                        Ok(parsed) => load_or_call(parts, inner, parsed),
                     }
                 }
                 Proj::Loading { fut, state } => {
@@ -152,71 +142,21 @@ where
                     let Some((parts, inner, parsed)) = state.take() else {
                         return Poll::Ready(Err(lost()));
                     };
-                    match loaded {
-                        Ok(Some(previous)) => call(parts, inner, parsed, previous.conversation()),
-                        Ok(None) => done(not_found(parsed.previous().unwrap_or_default())),
-                        Err(e) => done(
-                            ApiError::new(
-                                StatusCode::SERVICE_UNAVAILABLE,
-                                llmgate_core::Origin::Internal,
-                                e.to_string(),
-                            )
-                            .to_response(),
-                        ),
-                    }
+                    after_load(parts, inner, parsed, loaded)
                 }
                 Proj::Calling { fut, ctx } => {
                     let res = ready!(fut.poll(cx));
                     let Some(ctx) = ctx.take() else {
                         return Poll::Ready(Err(lost()));
                     };
-                    match res {
-                        Err(e) => {
-                            let e = ApiError::from_box(e);
-                            llmgate_core::log_failure(&e, ctx.id.as_ref());
-                            done(e.to_response())
-                        }
-                        Ok(res) if res.status().is_success() && is_event_stream(&res) => {
-                            done(stream::translate(res, ctx.base, ctx.saver))
-                        }
-                        // Errors are OpenAI's shape already: passed on as they are.
-                        Ok(res) if !res.status().is_success() => done(res),
-                        Ok(res) => {
-                            let (parts, body) = res.into_parts();
-                            State::Collecting {
-                                collect: body.collect(),
-                                parts: Some((parts, ctx)),
-                            }
-                        }
-                    }
+                    answered(res, ctx)
                 }
                 Proj::Collecting { collect, parts } => {
                     let collected = ready!(collect.poll(cx));
                     let Some((parts, ctx)) = parts.take() else {
                         return Poll::Ready(Err(lost()));
                     };
-                    let object = collected
-                        .map_err(|e| {
-                            ApiError::new(
-                                StatusCode::BAD_GATEWAY,
-                                llmgate_core::Origin::Upstream,
-                                format!("the answer broke off: {e}"),
-                            )
-                        })
-                        .and_then(|c| response::complete(ctx.base, &c.to_bytes()));
-                    match object {
-                        Err(e) => done(e.to_response()),
-                        Ok(v) => {
-                            let res = response::json_response(parts, &v);
-                            match ctx.saver.and_then(|s| s.save(&v)) {
-                                Some(fut) => State::Saving {
-                                    fut,
-                                    response: Some(res),
-                                },
-                                None => done(res),
-                            }
-                        }
-                    }
+                    collected_answer(parts, ctx, collected.map(|c| c.to_bytes()))
                 }
                 Proj::Saving { fut, response } => {
                     ready!(fut.as_mut().poll(cx));
@@ -227,6 +167,115 @@ where
                 }
             };
             state.set(next);
+        }
+    }
+}
+
+/// After the body is parsed: load `previous_response_id`, or call at once.
+fn load_or_call<B, S>(parts: http::request::Parts, inner: S, parsed: Parsed) -> State<B, S>
+where
+    S: Service<Request<Bytes>>,
+    B: Body,
+    B::Error: Into<BoxError>,
+{
+    match (parsed.previous().map(str::to_owned), scope(&parts)) {
+        (Some(prev), Some(scope)) => {
+            let store = scope.store.clone();
+            let owner = scope.owner.clone();
+            State::Loading {
+                fut: Box::pin(async move { store.load(&owner, &prev).await }),
+                state: Some((parts, inner, parsed)),
+            }
+        }
+        _ => call(parts, inner, parsed, Vec::new()),
+    }
+}
+
+/// After the previous response is looked up: call with its conversation, or answer why not.
+fn after_load<B, S>(
+    parts: http::request::Parts,
+    inner: S,
+    parsed: Parsed,
+    loaded: Loaded,
+) -> State<B, S>
+where
+    S: Service<Request<Bytes>>,
+    B: Body,
+    B::Error: Into<BoxError>,
+{
+    match loaded {
+        Ok(Some(previous)) => call(parts, inner, parsed, previous.conversation()),
+        Ok(None) => done(not_found(parsed.previous().unwrap_or_default())),
+        Err(e) => done(
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                llmgate_core::Origin::Internal,
+                e.to_string(),
+            )
+            .to_response(),
+        ),
+    }
+}
+
+/// The inner stack's answer: a stream translated as it passes, an error passed on (it is
+/// OpenAI's shape already), a complete answer collected.
+fn answered<B, S>(res: Result<Response<BoxBody>, BoxError>, ctx: Ctx) -> State<B, S>
+where
+    S: Service<Request<Bytes>>,
+    B: Body,
+    B::Error: Into<BoxError>,
+{
+    match res {
+        Err(e) => {
+            let e = ApiError::from_box(e);
+            llmgate_core::log_failure(&e, ctx.id.as_ref());
+            done(e.to_response())
+        }
+        Ok(res) if res.status().is_success() && is_event_stream(&res) => {
+            done(stream::translate(res, ctx.base, ctx.saver))
+        }
+        Ok(res) if !res.status().is_success() => done(res),
+        Ok(res) => {
+            let (parts, body) = res.into_parts();
+            State::Collecting {
+                collect: body.collect(),
+                parts: Some((parts, ctx)),
+            }
+        }
+    }
+}
+
+/// A complete answer as a response object, saved before it is sent when it is stored.
+fn collected_answer<B, S>(
+    parts: http::response::Parts,
+    ctx: Ctx,
+    body: Result<Bytes, BoxError>,
+) -> State<B, S>
+where
+    S: Service<Request<Bytes>>,
+    B: Body,
+    B::Error: Into<BoxError>,
+{
+    let object = body
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                llmgate_core::Origin::Upstream,
+                format!("the answer broke off: {e}"),
+            )
+        })
+        .and_then(|bytes| response::complete(ctx.base, &bytes));
+    match object {
+        Err(e) => done(e.to_response()),
+        Ok(v) => {
+            let res = response::json_response(parts, &v);
+            match ctx.saver.and_then(|s| s.save(&v)) {
+                Some(fut) => State::Saving {
+                    fut,
+                    response: Some(res),
+                },
+                None => done(res),
+            }
         }
     }
 }

@@ -82,5 +82,7 @@ mod stream;
 pub use future::ResponseFuture;
 pub use layer::ResponsesLayer;
 pub use service::Responses;
-pub use store::{MemoryStore, ResponseStore, SharedStore, StoreError, StoredResponse};
+pub use store::{
+    MemoryStore, ResponseStore, SharedStore, StoreError, StoredResponse, MEMORY_CAPACITY,
+};
 pub use stored::{response_id, StoredResponses};

@@ -7,7 +7,6 @@
 
 use std::sync::Arc;
 
-use dashmap::DashMap;
 use serde_json::Value;
 
 /// A stored response: the response object as answered, and the conversation that led to it.
@@ -64,50 +63,54 @@ pub trait ResponseStore: Send + Sync + std::fmt::Debug + 'static {
 /// A shared store.
 pub type SharedStore = Arc<dyn ResponseStore>;
 
-/// Responses in this process's memory (sharded, no global lock), lost at exit. For one
-/// instance without a database, and for tests.
-#[derive(Debug, Default)]
+/// How many responses a [`MemoryStore::new`] keeps; past it, the least used are forgotten.
+pub const MEMORY_CAPACITY: u64 = 10_000;
+
+/// Responses in this process's memory (a bounded, concurrent cache: no global lock), lost at
+/// exit. For one instance without a database, and for tests.
+#[derive(Debug, Clone)]
 pub struct MemoryStore {
-    records: DashMap<String, StoredResponse>,
+    records: moka::future::Cache<String, StoredResponse>,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::with_capacity(MEMORY_CAPACITY)
+    }
 }
 
 impl MemoryStore {
-    /// An empty store.
+    /// An empty store keeping at most [`MEMORY_CAPACITY`] responses.
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// How many responses are kept.
-    pub fn len(&self) -> usize {
-        self.records.len()
-    }
-
-    /// Whether none is kept.
-    pub fn is_empty(&self) -> bool {
-        self.records.is_empty()
+    /// An empty store keeping at most `capacity` responses (the least used forgotten first).
+    pub fn with_capacity(capacity: u64) -> Self {
+        MemoryStore {
+            records: moka::future::Cache::builder()
+                .max_capacity(capacity)
+                .build(),
+        }
     }
 }
 
 #[async_trait::async_trait]
 impl ResponseStore for MemoryStore {
     async fn save(&self, record: &StoredResponse) -> Result<(), StoreError> {
-        self.records.insert(record.id.clone(), record.clone());
+        self.records.insert(record.id.clone(), record.clone()).await;
         Ok(())
     }
 
     async fn load(&self, owner: &str, id: &str) -> Result<Option<StoredResponse>, StoreError> {
-        Ok(self
-            .records
-            .get(id)
-            .filter(|r| r.owner == owner)
-            .map(|r| r.clone()))
+        Ok(self.records.get(id).await.filter(|r| r.owner == owner))
     }
 
     async fn delete(&self, owner: &str, id: &str) -> Result<bool, StoreError> {
-        Ok(self
-            .records
-            .remove_if(id, |_, r| r.owner == owner)
-            .is_some())
+        match self.records.get(id).await {
+            Some(r) if r.owner == owner => Ok(self.records.remove(id).await.is_some()),
+            _ => Ok(false),
+        }
     }
 }
 
@@ -132,6 +135,27 @@ mod tests {
         let got = store.load("a", "resp_1").await.unwrap().unwrap();
         assert_eq!(got.conversation().len(), 2);
         assert!(store.delete("a", "resp_1").await.unwrap());
-        assert!(store.is_empty());
+        assert_eq!(store.load("a", "resp_1").await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn memory_is_bounded() {
+        let store = MemoryStore::with_capacity(10);
+        for i in 0..100 {
+            let r = StoredResponse {
+                id: format!("resp_{i}"),
+                owner: "a".into(),
+                created_at: i,
+                input: Vec::new(),
+                response: json!({}),
+            };
+            store.save(&r).await.unwrap();
+        }
+        store.records.run_pending_tasks().await;
+        assert!(
+            store.records.entry_count() <= 10,
+            "{}",
+            store.records.entry_count()
+        );
     }
 }
