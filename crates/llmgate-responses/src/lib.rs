@@ -67,6 +67,11 @@
 
 mod events;
 mod future;
+/// The translations the layer runs, for the fuzz targets (`fuzz/`, through `llmgate::fuzzing`)
+/// and their regression test; not a stable API.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod input_items;
 mod layer;
 mod object;
