@@ -30,9 +30,11 @@ enum Item {
         id: String,
         text: String,
     },
+    /// `summary`: the text is the item's summary (`reasoning.summary` was asked for).
     Reasoning {
         id: String,
         text: String,
+        summary: bool,
     },
     Call {
         id: String,
@@ -55,9 +57,7 @@ impl Item {
             Item::Message { id, text } => {
                 object::message_item(id, "completed", vec![object::output_text(text)])
             }
-            Item::Reasoning { id, text } => {
-                object::reasoning_item(id, vec![object::reasoning_text(text)])
-            }
+            Item::Reasoning { id, text, summary } => object::reasoning_done(id, text, *summary),
             Item::Call {
                 id,
                 call_id,
@@ -85,12 +85,55 @@ pub(crate) struct Converter {
     usage: Option<Usage>,
     /// The response object of the terminal event, once written.
     pub(crate) last: Option<Value>,
+    /// Reasoning goes in the item's summary (`reasoning.summary` was asked for).
+    summary: bool,
+}
+
+/// How reasoning text streams: as `reasoning_text` content, or as a `summary_text` summary.
+struct ReasoningEvents {
+    part_added: &'static str,
+    delta: &'static str,
+    text_done: &'static str,
+    part_done: &'static str,
+    /// `content_index` or `summary_index`.
+    index: &'static str,
+}
+
+impl ReasoningEvents {
+    fn of(summary: bool) -> Self {
+        if summary {
+            ReasoningEvents {
+                part_added: "response.reasoning_summary_part.added",
+                delta: "response.reasoning_summary_text.delta",
+                text_done: "response.reasoning_summary_text.done",
+                part_done: "response.reasoning_summary_part.done",
+                index: "summary_index",
+            }
+        } else {
+            ReasoningEvents {
+                part_added: "response.content_part.added",
+                delta: "response.reasoning_text.delta",
+                text_done: "response.reasoning_text.done",
+                part_done: "response.content_part.done",
+                index: "content_index",
+            }
+        }
+    }
+
+    fn part(summary: bool, text: &str) -> Value {
+        if summary {
+            object::summary_text(text)
+        } else {
+            object::reasoning_text(text)
+        }
+    }
 }
 
 impl Converter {
     /// A converter for the response whose echoed fields are `base` (see [`object::base`]).
     pub(crate) fn new(base: Map<String, Value>) -> Self {
         Converter {
+            summary: object::wants_summary(&base),
             base,
             seq: 0,
             started: false,
@@ -233,17 +276,23 @@ impl Converter {
         if open_kind != Some(true) {
             self.close(out);
             let at = self.items.len();
-            let (item, part) = if message {
+            let summary = self.summary;
+            let (item, part, added, index) = if message {
                 let id = object::new_id("msg");
                 (
                     object::message_item(&id, "in_progress", Vec::new()),
                     object::output_text(""),
+                    "response.content_part.added",
+                    "content_index",
                 )
             } else {
                 let id = object::new_id("rs");
+                let ev = ReasoningEvents::of(summary);
                 (
                     object::reasoning_item(&id, Vec::new()),
-                    object::reasoning_text(""),
+                    ReasoningEvents::part(summary, ""),
+                    ev.part_added,
+                    ev.index,
                 )
             };
             let id = item["id"].as_str().unwrap_or_default().to_owned();
@@ -256,6 +305,7 @@ impl Converter {
                 Item::Reasoning {
                     id: id.clone(),
                     text: String::new(),
+                    summary,
                 }
             });
             self.open = Some(at);
@@ -264,26 +314,25 @@ impl Converter {
                 "response.output_item.added",
                 json!({"output_index": at, "item": item}),
             );
-            self.emit(
-                out,
-                "response.content_part.added",
-                json!({"item_id": id, "output_index": at, "content_index": 0, "part": part}),
-            );
+            let mut fields = json!({"item_id": id, "output_index": at, "part": part});
+            fields[index] = json!(0);
+            self.emit(out, added, fields);
         }
         let Some(at) = self.open else { return };
-        let (id, kind) = match self.items.get_mut(at) {
+        let (id, kind, index) = match self.items.get_mut(at) {
             Some(Item::Message { id, text }) => {
                 text.push_str(delta);
-                (id.clone(), "response.output_text.delta")
+                (id.clone(), "response.output_text.delta", "content_index")
             }
-            Some(Item::Reasoning { id, text }) => {
+            Some(Item::Reasoning { id, text, summary }) => {
                 text.push_str(delta);
-                (id.clone(), "response.reasoning_text.delta")
+                let ev = ReasoningEvents::of(*summary);
+                (id.clone(), ev.delta, ev.index)
             }
             _ => return,
         };
-        let mut fields =
-            json!({"item_id": id, "output_index": at, "content_index": 0, "delta": delta});
+        let mut fields = json!({"item_id": id, "output_index": at, "delta": delta});
+        fields[index] = json!(0);
         if message {
             fields["logprobs"] = json!([]);
         }
@@ -329,8 +378,10 @@ impl Converter {
         let id = item.id().to_owned();
         let (kind, text, name) = match item {
             Item::Message { text, .. } => (0, text.clone(), String::new()),
-            Item::Reasoning { text, .. } => (1, text.clone(), String::new()),
-            Item::Call { name, args, .. } => (2, args.clone(), name.clone()),
+            Item::Reasoning { text, summary, .. } => {
+                (1 + u8::from(*summary), text.clone(), String::new())
+            }
+            Item::Call { name, args, .. } => (3, args.clone(), name.clone()),
         };
         let head = json!({"item_id": id, "output_index": at, "content_index": 0});
         let with = |extra: Value| {
@@ -353,17 +404,20 @@ impl Converter {
                     with(json!({"part": object::output_text(&text)})),
                 );
             }
-            1 => {
-                self.emit(
-                    out,
-                    "response.reasoning_text.done",
-                    with(json!({"text": text})),
-                );
-                self.emit(
-                    out,
-                    "response.content_part.done",
-                    with(json!({"part": object::reasoning_text(&text)})),
-                );
+            1 | 2 => {
+                let summary = kind == 2;
+                let ev = ReasoningEvents::of(summary);
+                let head = json!({"item_id": id, "output_index": at, ev.index: 0});
+                let with = |extra: Value| {
+                    let mut v = head.clone();
+                    if let (Value::Object(v), Value::Object(extra)) = (&mut v, extra) {
+                        v.extend(extra);
+                    }
+                    v
+                };
+                self.emit(out, ev.text_done, with(json!({"text": text})));
+                let part = ReasoningEvents::part(summary, &text);
+                self.emit(out, ev.part_done, with(json!({"part": part})));
             }
             _ => {
                 let v = json!({"item_id": id, "output_index": at, "name": name, "arguments": text});

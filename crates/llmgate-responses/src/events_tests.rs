@@ -4,7 +4,15 @@ use super::*;
 use crate::request;
 
 fn convert(chunks: &[Value], done: bool) -> Vec<Value> {
-    let parsed = request::parse(br#"{"model": "m", "input": "hi", "stream": true}"#).unwrap();
+    convert_for(
+        br#"{"model": "m", "input": "hi", "stream": true}"#,
+        chunks,
+        done,
+    )
+}
+
+fn convert_for(request: &[u8], chunks: &[Value], done: bool) -> Vec<Value> {
+    let parsed = request::parse(request).unwrap();
     let mut c = Converter::new(object::base(&parsed, "resp_1", 1));
     let mut out = VecDeque::new();
     for chunk in chunks {
@@ -178,4 +186,47 @@ fn an_error_mid_stream_is_response_failed() {
         events[events.len() - 2]["type"],
         "response.output_item.done"
     );
+}
+
+#[test]
+fn reasoning_as_a_summary_when_one_is_asked_for() {
+    let events = convert_for(
+        br#"{"model": "m", "input": "hi", "stream": true, "reasoning": {"summary": "auto"}}"#,
+        &[
+            chunk(json!({"reasoning_content": "thin"}), None),
+            chunk(json!({"reasoning_content": "king"}), None),
+            chunk(json!({"content": "ok"}), Some("stop")),
+        ],
+        true,
+    );
+    assert_eq!(
+        types(&events)[2..9],
+        [
+            "response.output_item.added",
+            "response.reasoning_summary_part.added",
+            "response.reasoning_summary_text.delta",
+            "response.reasoning_summary_text.delta",
+            "response.reasoning_summary_text.done",
+            "response.reasoning_summary_part.done",
+            "response.output_item.done"
+        ]
+    );
+    assert_eq!(events[3]["summary_index"], 0);
+    assert_eq!(
+        events[3]["part"],
+        json!({"type": "summary_text", "text": ""})
+    );
+    assert_eq!(events[6]["text"], "thinking");
+    let item = &events[8]["item"];
+    assert_eq!(
+        item["summary"],
+        json!([{"type": "summary_text", "text": "thinking"}])
+    );
+    assert_eq!(item["content"], json!([]));
+    let done = &events.last().unwrap()["response"];
+    assert_eq!(
+        done["reasoning"],
+        json!({"effort": null, "summary": "auto"})
+    );
+    assert_eq!(done["output"][0], *item);
 }

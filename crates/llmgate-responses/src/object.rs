@@ -215,8 +215,32 @@ pub(crate) fn reasoning_text(text: &str) -> Value {
     json!({"type": "reasoning_text", "text": text})
 }
 
+/// A `summary_text` part.
+pub(crate) fn summary_text(text: &str) -> Value {
+    json!({"type": "summary_text", "text": text})
+}
+
 /// A `reasoning` item.
 pub(crate) fn reasoning_item(id: &str, content: Vec<Value>) -> Value {
     json!({"id": id, "type": "reasoning", "summary": [], "content": content,
         "encrypted_content": Value::Null})
+}
+
+/// A complete `reasoning` item holding `text`: as its summary when the request asked for one
+/// (`reasoning.summary`), else as `reasoning_text` content.
+pub(crate) fn reasoning_done(id: &str, text: &str, summary: bool) -> Value {
+    let mut item = reasoning_item(id, Vec::new());
+    if summary {
+        item["summary"] = json!([summary_text(text)]);
+    } else {
+        item["content"] = json!([reasoning_text(text)]);
+    }
+    item
+}
+
+/// Whether the response object `base` says a reasoning summary was asked for.
+pub(crate) fn wants_summary(base: &Map<String, Value>) -> bool {
+    base.get("reasoning")
+        .and_then(|r| r.get("summary"))
+        .is_some_and(Value::is_string)
 }

@@ -1,6 +1,7 @@
 //! A chat completion -> a response object.
 //!
-//! The first choice's `reasoning_content` becomes a `reasoning` item, its text (or refusal) a
+//! The first choice's `reasoning_content` becomes a `reasoning` item (its `reasoning_text`
+//! content, or its `summary_text` summary when the request set `reasoning.summary`), its text (or refusal) a
 //! `message` item with an `output_text` (or `refusal`) part, each tool call a `function_call`
 //! item (in that order). `finish_reason` `length` makes the response `incomplete`
 //! (`max_output_tokens`), `content_filter` `incomplete` (`content_filter`); usage becomes
@@ -19,8 +20,9 @@ use serde_json::{json, Map, Value};
 
 use crate::object::{self, End};
 
-/// The output items and end of a chat completion's first choice.
-pub(crate) fn output(c: &ChatCompletion) -> (Vec<Value>, End) {
+/// The output items and end of a chat completion's first choice; reasoning as a summary when
+/// `summary`.
+pub(crate) fn output(c: &ChatCompletion, summary: bool) -> (Vec<Value>, End) {
     let mut items = Vec::new();
     let Some(choice) = c.choices.first() else {
         return (items, End::Completed);
@@ -28,10 +30,7 @@ pub(crate) fn output(c: &ChatCompletion) -> (Vec<Value>, End) {
     let m = &choice.message;
     if let Some(r) = m.extra.get("reasoning_content").and_then(Value::as_str) {
         if !r.is_empty() {
-            items.push(object::reasoning_item(
-                &object::new_id("rs"),
-                vec![object::reasoning_text(r)],
-            ));
+            items.push(object::reasoning_done(&object::new_id("rs"), r, summary));
         }
     }
     let text = m
@@ -88,7 +87,7 @@ pub(crate) fn complete(base: Map<String, Value>, body: &[u8]) -> Result<Value, A
             format!("the provider's answer could not be read: {e}"),
         )
     })?;
-    let (items, end) = output(&completion);
+    let (items, end) = output(&completion, object::wants_summary(&base));
     Ok(object::finish(base, &end, items, completion.usage.as_ref()))
 }
 
@@ -149,6 +148,31 @@ mod tests {
             json!({"input_tokens": 10, "input_tokens_details": {"cached_tokens": 4},
                 "output_tokens": 7, "output_tokens_details": {"reasoning_tokens": 2},
                 "total_tokens": 17})
+        );
+    }
+
+    #[test]
+    fn reasoning_is_a_summary_when_asked() {
+        let parsed = request::parse(
+            br#"{"model": "m", "input": "hi", "reasoning": {"effort": "low", "summary": "detailed"}}"#,
+        )
+        .unwrap();
+        let body = json!({"id": "c", "object": "chat.completion", "created": 1, "model": "m",
+            "choices": [{"index": 0, "finish_reason": "stop",
+                "message": {"role": "assistant", "content": "4", "reasoning_content": "2+2"}}]});
+        let v = complete(
+            object::base(&parsed, "resp_1", 1),
+            body.to_string().as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(
+            v["output"][0]["summary"],
+            json!([{"type": "summary_text", "text": "2+2"}])
+        );
+        assert_eq!(v["output"][0]["content"], json!([]));
+        assert_eq!(
+            v["reasoning"],
+            json!({"effort": "low", "summary": "detailed"})
         );
     }
 
