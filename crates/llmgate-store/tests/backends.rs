@@ -161,7 +161,7 @@ async fn sqlite_opens_in_wal_mode_and_migrates_once() {
         .unwrap();
     assert_eq!(
         applied, 6,
-        "keys, spend logs, spend outcome, spend error class, deployment usage, request log"
+        "keys, spend logs, spend outcome, spend error class, deployment usage, request log, stored responses"
     );
 }
 

@@ -83,6 +83,7 @@ pub(crate) fn build(config: Config, parts: Parts, max_body: usize) -> Built {
         router: RouterLayer::new(parts.table.clone()),
         provider: parts.provider.clone(),
         max_body,
+        responses: parts.responses.clone(),
     });
     let admin = admin::routes(&config, &parts, max_body);
     let dispatch = Dispatch::new(llm, &admin, &parts);

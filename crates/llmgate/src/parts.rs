@@ -22,6 +22,7 @@ use llmgate_core::{DeploymentSpec, SharedClock, StreamCutoff};
 use llmgate_metering::{Meter, SpendSink};
 use llmgate_providers::{ProviderService, UpstreamClient, UpstreamClientConfig};
 use llmgate_ratelimit::RateLimitLayer;
+use llmgate_responses::SharedStore;
 use llmgate_router::{CooldownHook, ModelTable, SharedUsage};
 
 use crate::alerting::AlertView;
@@ -68,6 +69,8 @@ pub(crate) struct Lasting {
     /// The spend queue and metrics, with the start's prices.
     pub(crate) meter: Meter,
     pub(crate) cache_store: Option<Arc<dyn CacheStore>>,
+    /// Where `/v1/responses` keeps responses: the database when there is one, else memory.
+    pub(crate) responses: SharedStore,
     /// The pooled upstream client, its streams ended by `cutoff`.
     provider: ProviderService,
     pub(crate) health: Health,
@@ -146,7 +149,12 @@ impl Lasting {
         }
         let alert_view =
             crate::alerting::view(alerting, &events, &tasks, &keys, &ratelimit, &meter);
+        #[cfg(feature = "sql")]
+        let responses = crate::store::response_store(given.database.as_ref());
+        #[cfg(not(feature = "sql"))]
+        let responses: SharedStore = Arc::new(llmgate_responses::MemoryStore::new());
         let lasting = Lasting {
+            responses,
             live,
             keys,
             #[cfg(feature = "sql")]
@@ -209,6 +217,8 @@ pub(crate) struct Parts {
     pub(crate) meter: Meter,
     pub(crate) cache: Option<CacheLayer>,
     pub(crate) provider: ProviderService,
+    /// Where `/v1/responses` keeps responses.
+    pub(crate) responses: SharedStore,
     pub(crate) health: Health,
     /// Tasks started with the first request (or by [`crate::Gateway::open`]).
     pub(crate) tasks: Background,
@@ -245,6 +255,7 @@ impl Parts {
             meter,
             cache: build::cache::layer(config, lasting.cache_store.clone(), &table),
             provider: lasting.provider.clone().max_response_bytes(max_response),
+            responses: lasting.responses.clone(),
             health: lasting.health.clone(),
             tasks: lasting.tasks.clone(),
             cooldowns: lasting.cooldowns.clone(),

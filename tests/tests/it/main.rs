@@ -25,6 +25,7 @@ mod quickstart;
 mod ratelimit;
 mod relay_faults;
 mod reload;
+mod responses;
 mod routing;
 mod serve_limits;
 mod spend;
