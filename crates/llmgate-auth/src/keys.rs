@@ -55,6 +55,8 @@ pub struct Keys {
     allow_on_store_error: bool,
     /// Budgets as every instance sees them (see `ledger.rs`); `None`: the cached record only.
     budgets: Option<crate::hold::Budgets>,
+    /// Where budget thresholds are told (see `tell.rs`).
+    budget_events: crate::tell::BudgetEvents,
 }
 
 impl Keys {
@@ -66,6 +68,7 @@ impl Keys {
             clock: Arc::new(SystemClock),
             allow_on_store_error: false,
             budgets: None,
+            budget_events: crate::tell::BudgetEvents::default(),
         }
     }
 
@@ -77,6 +80,16 @@ impl Keys {
         estimate: crate::CostEstimate,
     ) -> Self {
         self.budgets = Some(crate::hold::Budgets::new(ledger, estimate));
+        self
+    }
+
+    /// Tells `events` when spend charged here takes a key past `percent` % of its
+    /// `max_budget`, and when it reaches it (see [`llmgate_core::events::Event::BudgetThreshold`]).
+    pub fn with_events(mut self, events: llmgate_core::events::Events, percent: u8) -> Self {
+        self.budget_events = crate::tell::BudgetEvents {
+            events,
+            percent: percent.clamp(1, 99),
+        };
         self
     }
 
@@ -169,6 +182,7 @@ impl Keys {
         if let Some(max) = key.max_budget {
             let spend = entry.spend();
             if spend >= max {
+                self.budget_events.exhausted(key, spend);
                 return Err(Error::BudgetExceeded {
                     spend,
                     max_budget: max,
@@ -219,7 +233,10 @@ impl Keys {
     /// whoever writes the spend: [`Keys::charge`] or the metering sink).
     pub async fn note_spend(&self, token: &str, cost: f64) {
         if let Some(Some(entry)) = self.cache.get(token).await {
+            let before = entry.spend();
             entry.charge(cost);
+            self.budget_events
+                .charged(&entry.key, before, entry.spend());
         }
     }
 

@@ -46,6 +46,7 @@ mod ledger;
 mod secret;
 mod service;
 mod store;
+mod tell;
 
 pub use error::Error;
 pub use future::ResponseFuture;
@@ -61,3 +62,4 @@ pub use store::{
     alias_conflict, matches_filter, Invalidation, Invalidations, KeyFilter, KeyStore,
     MemoryKeyStore, StoreError,
 };
+pub use tell::DEFAULT_BUDGET_ALERT_PERCENT;

@@ -37,6 +37,7 @@ const GENERAL: &Table<GeneralSettings> = &[
     })),
     // Logs and metrics.
     ("json_logs", Read(|w, out, v, p| out.json_logs = w.bool(v, p))),
+    ("set_verbose", Read(|w, out, v, p| out.set_verbose = w.bool(v, p))),
     ("litellm_metric_names", Read(|w, out, v, p| out.litellm_metric_names = w.bool(v, p))),
     ("allow_requests_on_db_unavailable", Read(|w, out, v, p| {
         out.allow_requests_on_db_unavailable = w.bool(v, p);
@@ -89,6 +90,12 @@ const GENERAL: &Table<GeneralSettings> = &[
     ("spend_queue_size", Read(|w, out, v, p| out.spend_queue_size = positive(w, v, p))),
     ("spend_spill_dir", Read(spend_spill_dir)),
     ("spend_queue_full", Read(spend_queue_full)),
+    // Alerts (see `alerting.rs`).
+    ("alerting", Read(crate::alerting::alerting)),
+    ("alerting_threshold", Read(crate::alerting::alerting_threshold)),
+    ("alert_types", Read(crate::alerting::alert_types)),
+    ("alerting_args", Read(crate::alerting::alerting_args)),
+    ("alert_to_webhook_url", Read(crate::alerting::alert_to_webhook_url)),
     // Read but not acted on yet, or refused (see `settings.rs`).
     ("allowed_ips", Unenforced("IP allow-lists are")),
     ("enforce_user_param", Unenforced("enforced request parameters are")),
@@ -106,10 +113,6 @@ const GENERAL: &Table<GeneralSettings> = &[
     ("disable_adding_master_key_hash_to_db", NotYetActive(DATABASE)),
     ("use_redis_transaction_buffer", NotYetActive(DATABASE)),
     ("health_check_details", NotYetActive(HEALTH)),
-    ("alerting", NotYetActive(ALERTING)),
-    ("alerting_threshold", NotYetActive(ALERTING)),
-    ("alert_types", NotYetActive(ALERTING)),
-    ("alert_to_webhook_url", NotYetActive(ALERTING)),
     ("spend_report_frequency", NotYetActive(ALERTING)),
     ("public_routes", NotYetActive(LITELLM_SETTING)),
     ("litellm_key_header_name", NotYetActive(LITELLM_SETTING)),

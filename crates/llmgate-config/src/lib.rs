@@ -66,6 +66,7 @@
 //! assert!(loaded.notices.is_empty());
 //! ```
 
+mod alerting;
 mod cache;
 mod deployments;
 mod env;
@@ -86,6 +87,7 @@ mod watsonx;
 
 use std::path::Path;
 
+pub use alerting::{AlertingConfig, ALERTING_ARGS, ALERT_TYPES};
 pub use env::{EnvLookup, ProcessEnv};
 pub use params::MOCK_ERRORS;
 pub use problems::{Position, Problem, Problems, Severity};

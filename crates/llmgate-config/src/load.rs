@@ -59,6 +59,13 @@ pub(crate) fn load_tree(
         config.general_settings.database_url =
             w.env.lookup("DATABASE_URL").map(llmgate_core::Secret::new);
     }
+    let alerting = &mut config.general_settings.alerting;
+    alerting.slack_webhook_url = w
+        .env
+        .lookup("SLACK_WEBHOOK_URL")
+        .map(llmgate_core::Secret::new);
+    alerting.webhook_url = w.env.lookup("WEBHOOK_URL").map(llmgate_core::Secret::new);
+    crate::alerting::check_urls(alerting, &mut w.report);
     validate(&mut config, &w.group_names, &w.refs, &mut w.report);
 
     let has_errors = w.report.error_count() > 0;

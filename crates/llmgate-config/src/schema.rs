@@ -392,6 +392,8 @@ pub struct GeneralSettings {
     pub store_prompts_in_spend_logs: Option<bool>,
     /// `json_logs`: log lines as JSON objects (as `litellm_settings.json_logs`).
     pub json_logs: Option<bool>,
+    /// `set_verbose` (as `litellm_settings.set_verbose`): llmgate's own debug lines.
+    pub set_verbose: Option<bool>,
     /// `litellm_metric_names` (llmgate's own): serve LiteLLM's Prometheus names beside
     /// llmgate's (default true).
     pub litellm_metric_names: Option<bool>,
@@ -446,6 +448,9 @@ pub struct GeneralSettings {
     /// `llmgate_max_connections` (llmgate's own): client connections open at once; see
     /// [`GeneralSettings::max_connections`].
     pub llmgate_max_connections: Option<u64>,
+    /// `alerting`, `alert_types`, `alerting_threshold`, `alerting_args`,
+    /// `alert_to_webhook_url`, with `SLACK_WEBHOOK_URL` and `WEBHOOK_URL`.
+    pub alerting: crate::alerting::AlertingConfig,
 }
 
 /// `general_settings.spend_queue_full`.

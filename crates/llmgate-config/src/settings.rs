@@ -217,7 +217,6 @@ const LITELLM: &Table<LitellmSettings> = &[
     })),
     ("set_verbose", Read(|w, out, v, p| {
         out.set_verbose = w.bool(v, p);
-        not_yet_active(w, v, p, "set_verbose; use RUST_LOG=debug");
     })),
     ("json_logs", Read(|w, out, v, p| out.json_logs = w.bool(v, p))),
     ("model_cost_map_path", Read(|w, out, v, p| {

@@ -15,6 +15,8 @@
 //! - [`key`]: virtual keys and the clock budgets are judged by.
 //! - [`seconds`]: numbers of seconds turned into a `Duration` without a panic, with one bound.
 //! - [`cutoff`]: the signal that ends streams in flight when the gateway stops.
+//! - [`events`]: the events bus layers emit typed facts on (cooldowns, outages, budgets, backends)
+//!   for alerting, the UI and metrics.
 //! - [`window`]: the sliding window every rate limit counts with (lock-free cell, formula).
 //! - [`DeploymentSpec`] and [`ProviderKind`]: what a `model_list` entry resolves to.
 //!
@@ -27,6 +29,7 @@ pub mod budget;
 pub mod cutoff;
 pub mod deployment;
 pub mod error;
+pub mod events;
 pub mod ext;
 pub mod key;
 pub mod provider;

@@ -32,6 +32,8 @@ pub struct FallbackPolicy {
     pub(crate) backoff_max: Duration,
     pub(crate) max_retry_after: Duration,
     pub(crate) budget: Arc<RetryBudget>,
+    /// Where each move to a fallback group is told.
+    pub(crate) events: llmgate_core::events::Events,
 }
 
 impl Default for FallbackPolicy {
@@ -53,6 +55,7 @@ impl Default for FallbackPolicy {
             // Tower's defaults: retries may add 20 % to the request rate, at least 10 a second,
             // measured over 10 s.
             budget: Arc::new(RetryBudget::new(Duration::from_secs(10), 10, 0.2)),
+            events: llmgate_core::events::Events::none(),
         }
     }
 }
@@ -150,6 +153,14 @@ impl FallbackPolicy {
     #[must_use]
     pub fn budget(mut self, budget: Arc<RetryBudget>) -> Self {
         self.budget = budget;
+        self
+    }
+
+    /// Tells `events` of each move to a fallback group
+    /// ([`llmgate_core::events::Event::Fallback`]), for alerting's fallback-rate reports.
+    #[must_use]
+    pub fn events(mut self, events: llmgate_core::events::Events) -> Self {
+        self.events = events;
         self
     }
 

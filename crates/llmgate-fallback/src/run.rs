@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use http::{Request, Response};
+use llmgate_core::events::Event;
 use llmgate_core::{ApiError, BoxBody, BoxError, LlmRequest, RouteHint, RouteSlot};
 use tower::{Service, ServiceExt};
 
@@ -36,9 +37,18 @@ where
             }
             Err(e) => ApiError::from_box(e),
         };
+        let from = slot.get().map(|r| r.group.clone());
         match plan.next(Failure::new(error, &slot), &*policy.budget) {
             Step::RetryOther => {}
-            Step::FallBack(group) => tracing::debug!(to = %group, "falling back"),
+            Step::FallBack(group) => {
+                tracing::debug!(to = %group, "falling back");
+                if let Some(from) = from {
+                    policy.events.emit(|| Event::Fallback {
+                        from,
+                        to: group.clone(),
+                    });
+                }
+            }
             Step::RetrySame(wait) => {
                 tracing::debug!(
                     wait_ms = wait.as_millis() as u64,

@@ -75,6 +75,7 @@ impl Attempt {
         let usage = res.extensions().get::<UsageSlot>().cloned();
         if self.stream {
             self.member.state.record_ttft(elapsed, now);
+            // Slow or not is judged at the stream's end (see `InFlight::finish`).
             // In flight until the stream ends (or the client goes away); a failure after the
             // head (idle, broken, invalid) counts against the deployment when it ends.
             let guard = InFlight {
@@ -85,6 +86,7 @@ impl Attempt {
             return res.map(|b| BoxBody::new(OnEnd::new(b, guard)));
         }
         self.member.state.record_latency(elapsed, now);
+        self.table.tell_answered(&self.group, &self.member, elapsed);
         InFlight {
             attempt: Some(self),
             usage,
@@ -113,11 +115,14 @@ impl Attempt {
         if !api.counts_against_deployment() {
             return;
         }
+        let class = ErrorClass::of(api);
+        if class == ErrorClass::RateLimit {
+            self.table.tell_rate_limited(&self.group, &self.member);
+        }
         let policy = self.table.policy();
         if policy.disabled {
             return;
         }
-        let class = ErrorClass::of(api);
         let Some(allowed) = policy.allowed(class) else {
             return;
         };
@@ -151,6 +156,13 @@ impl Attempt {
             "deployment cooling down",
         );
         self.member.state.cool_down(now, for_, reason);
+        self.table.tell_cooldown(
+            &self.group,
+            &self.member,
+            reason,
+            api.status().as_u16(),
+            for_,
+        );
         let until = now.saturating_add(u64::try_from(for_.as_millis()).unwrap_or(u64::MAX));
         self.table
             .announce_cooldown(&self.member.spec.id, until, reason);
@@ -186,8 +198,12 @@ impl InFlight {
             a.member.state.usage.add_tokens(now_us, u.total_tokens);
             a.settle(u.total_tokens);
         }
-        if let Some(api) = self.failure.as_ref().and_then(StreamFailure::get) {
-            a.count_failure(api);
+        match self.failure.as_ref().and_then(StreamFailure::get) {
+            Some(api) => a.count_failure(api),
+            None if a.stream => a
+                .table
+                .tell_answered(&a.group, &a.member, a.started.elapsed()),
+            None => {}
         }
     }
 }

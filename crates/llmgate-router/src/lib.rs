@@ -30,6 +30,10 @@
 //! together send a provider exactly its limits; a store that is away leaves routing on this
 //! instance's counters.
 //!
+//! **Events** ([`ModelTable::with_events`]): cooldowns and recoveries, a group with nothing to
+//! pick and its recovery, providers' 429s, slow answers and nearly used daily quotas are told
+//! on the events bus (see `tell.rs`), for alerting.
+//!
 //! All live state is atomics behind `Arc`s ([`DeploymentState`]): no lock on the request path.
 //!
 //! ```
@@ -72,6 +76,7 @@ mod shared_tests;
 mod state;
 mod strategy;
 mod table;
+mod tell;
 #[cfg(test)]
 mod tests;
 mod usage;
@@ -84,3 +89,4 @@ pub use shared::{Settle, SharedError, SharedUsage, TakeFuture, Taken};
 pub use state::{CooldownReason, DeploymentState};
 pub use strategy::{CooldownPolicy, Strategy};
 pub use table::{CooldownEvent, CooldownHook, ModelTable, CATCH_ALL};
+pub use tell::DAILY_QUOTA_PERCENT;

@@ -151,6 +151,9 @@ impl ModelTable {
         if let Some(picked) = self.take_one(g, candidates, stream, day, &mut unavailable) {
             return Ok(picked);
         }
+        if too_long == 0 {
+            self.tell_outage(g);
+        }
         if unavailable.reasons.is_empty() || too_long > 0 {
             unavailable.all_rate_limited = false;
         }
@@ -182,12 +185,13 @@ impl ModelTable {
                 .take_request(m.spec.rpm, m.spec.rpd, now_us, day)
             {
                 Ok(local) => {
+                    self.tell_daily(m, day);
                     return Some(Picked {
                         member: m.clone(),
                         alternatives: candidates.len() - 1,
                         local,
                         day,
-                    })
+                    });
                 }
                 Err(why) => unavailable
                     .reasons

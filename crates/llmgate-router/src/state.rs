@@ -6,7 +6,7 @@
 //! The failure counter resets at each minute of the table's life (`allowed_fails` per minute);
 //! rpm and tpm are sliding windows and rpd a UTC day (see `usage.rs`).
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::time::Instant;
@@ -91,6 +91,15 @@ impl Windowed {
     pub(crate) fn raise(&self, window: u64, n: u64) {
         self.roll(window);
         self.count.fetch_max(n, Relaxed);
+    }
+
+    /// The count in `window` (0 once the window has moved on).
+    pub(crate) fn count(&self, window: u64) -> u64 {
+        if self.window.load(Relaxed) == window {
+            self.count.load(Relaxed)
+        } else {
+            0
+        }
     }
 
     /// Takes back one added in `window` (nothing once the window has moved on).
@@ -180,6 +189,11 @@ pub struct DeploymentState {
     /// The same for the time to a stream's first byte.
     ttft_us: AtomicU64,
     ttft_at_ms: AtomicU64,
+    /// Cooled down after its own failures and not answered since (its next answer is told as
+    /// a recovery).
+    pub(crate) down: AtomicBool,
+    /// The UTC day its nearly used `rpd` was last told (0: never).
+    pub(crate) quota_told_day: AtomicU64,
 }
 
 /// Weight of a new sample in the latency average.

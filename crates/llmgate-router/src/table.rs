@@ -1,8 +1,9 @@
 use std::collections::HashMap;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::Arc;
 use std::time::Duration;
 
+use llmgate_core::events::Events;
 use llmgate_core::{DeploymentSpec, ResolveModel};
 
 use crate::shared::SharedUsage;
@@ -31,6 +32,10 @@ pub struct ModelTable {
     pub(crate) shared: Option<Arc<dyn SharedUsage>>,
     /// Takes and settlements the shared store could not answer.
     pub(crate) shared_errors: AtomicU64,
+    /// Where cooldowns, recoveries, outages, 429s, slow answers and daily quotas are told.
+    pub(crate) events: Events,
+    /// An answer slower than this is an [`llmgate_core::events::Event::SlowResponse`].
+    pub(crate) slow_after: Option<Duration>,
 }
 
 struct Hook(CooldownHook);
@@ -60,6 +65,8 @@ pub(crate) struct Group {
     pub(crate) members: Vec<Member>,
     /// Some member declares `model_info.max_input_tokens`, so prompts are sized before picking.
     pub(crate) sized: bool,
+    /// No deployment could be picked since the group last answered.
+    pub(crate) out: Arc<AtomicBool>,
 }
 
 /// One deployment and its live state.
@@ -69,6 +76,9 @@ pub(crate) struct Member {
     pub(crate) state: Arc<DeploymentState>,
     /// Its simple-shuffle weight.
     pub(crate) weight: f64,
+    /// Its group had no deployment to pick since the last answer (shared by the group's
+    /// members), so the next answer is a recovery.
+    pub(crate) group_out: Arc<AtomicBool>,
 }
 
 #[derive(Debug)]
@@ -95,6 +105,8 @@ impl ModelTable {
             cooldown_hook: None,
             shared: None,
             shared_errors: AtomicU64::new(0),
+            events: Events::none(),
+            slow_after: None,
         };
         for spec in deployments {
             let name = spec.model_name.clone();
@@ -103,12 +115,14 @@ impl ModelTable {
                 Group {
                     members: Vec::new(),
                     sized: false,
+                    out: Arc::default(),
                 }
             });
             group.members.push(Member {
                 spec,
                 state: Arc::default(),
                 weight: 0.0,
+                group_out: group.out.clone(),
             });
         }
         for group in table.groups.values_mut() {
@@ -138,6 +152,16 @@ impl ModelTable {
     #[must_use]
     pub fn with_cooldown_policy(mut self, policy: CooldownPolicy) -> Self {
         self.policy = policy;
+        self
+    }
+
+    /// Tells `events` of cooldowns, recoveries, outages (a group with nothing to pick), 429s
+    /// from providers and deployments at 90 % of their `rpd` (see
+    /// [`llmgate_core::events::Event`]); of answers slower than `slow_after` too, when set.
+    #[must_use]
+    pub fn with_events(mut self, events: Events, slow_after: Option<Duration>) -> Self {
+        self.events = events;
+        self.slow_after = slow_after;
         self
     }
 

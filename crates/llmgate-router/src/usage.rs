@@ -82,6 +82,11 @@ impl Usage {
         })
     }
 
+    /// Requests taken from `rpd` on UTC day `day`.
+    pub(crate) fn daily_count(&self, day: u64) -> u64 {
+        self.daily.count(day)
+    }
+
     /// Undoes a [`Usage::take_request`] (the shared store refused the request).
     pub(crate) fn untake_request(&self, t: LocalTake, day: u64) {
         if let Some(g) = t.granule {

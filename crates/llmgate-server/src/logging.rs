@@ -39,19 +39,31 @@ pub fn json_env(value: Option<&str>) -> bool {
     })
 }
 
+/// The filter for `--log-level` (or `--debug`), with `set_verbose: true` in the config turning
+/// llmgate's own lines to debug when the command line asked for the default (`info`): an
+/// explicit `--log-level` wins, as `RUST_LOG` wins over both.
+fn level(args: &LogArgs, config_verbose: bool) -> String {
+    match args.filter() {
+        "info" if config_verbose => "info,llmgate=debug".to_owned(),
+        other => other.to_owned(),
+    }
+}
+
 /// Install the global subscriber: JSON lines with `--log-format json`, `JSON_LOGS=True` or
 /// `config_json` (`json_logs: true` in the config), else human-readable lines. `RUST_LOG`, when
-/// set, overrides `--log-level`.
-pub fn init(args: &LogArgs, config_json: bool) -> anyhow::Result<()> {
+/// set, overrides `--log-level`; `config_verbose` (`set_verbose: true`) is read by [`level`].
+pub fn init(args: &LogArgs, config_json: bool, config_verbose: bool) -> anyhow::Result<()> {
     let json = args.log_format == LogFormat::Json
         || config_json
         || json_env(std::env::var("JSON_LOGS").ok().as_deref());
     let filter = match std::env::var(EnvFilter::DEFAULT_ENV) {
         Ok(directives) if !directives.trim().is_empty() => EnvFilter::try_new(&directives)
             .with_context(|| format!("RUST_LOG={directives:?} is not a valid log filter"))?,
-        _ => EnvFilter::try_new(directives(args.filter())).with_context(|| {
-            format!("--log-level {:?} is not a valid log filter", args.filter())
-        })?,
+        _ => {
+            let level = level(args, config_verbose);
+            EnvFilter::try_new(directives(&level))
+                .with_context(|| format!("--log-level {level:?} is not a valid log filter"))?
+        }
     };
     let builder = fmt()
         .with_env_filter(filter)
@@ -74,6 +86,23 @@ pub fn init(args: &LogArgs, config_json: bool) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn set_verbose_turns_llmgate_to_debug_unless_the_command_line_chose_a_level() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Args {
+            #[command(flatten)]
+            log: LogArgs,
+        }
+        let args = |argv: &[&str]| {
+            Args::parse_from(std::iter::once("llmgate").chain(argv.iter().copied())).log
+        };
+        assert_eq!(level(&args(&[]), true), "info,llmgate=debug");
+        assert_eq!(level(&args(&[]), false), "info");
+        assert_eq!(level(&args(&["--log-level", "warn"]), true), "warn");
+        assert_eq!(level(&args(&["--debug"]), true), "debug");
+    }
 
     #[test]
     fn pingora_and_sqlx_are_held_to_warnings_unless_named() {

@@ -64,7 +64,11 @@ fn main() -> ExitCode {
         l.config.general_settings.json_logs == Some(true)
             || l.config.litellm_settings.json_logs == Some(true)
     });
-    if let Err(e) = logging::init(&cli.log, config_json) {
+    let config_verbose = loaded.as_ref().is_some_and(|l| {
+        l.config.general_settings.set_verbose == Some(true)
+            || l.config.litellm_settings.set_verbose == Some(true)
+    });
+    if let Err(e) = logging::init(&cli.log, config_json, config_verbose) {
         eprintln!("llmgate: {e:#}");
         return ExitCode::FAILURE;
     }

@@ -8,6 +8,8 @@ use llmgate_auth::{Invalidations, KeyFilter, KeyStore, StoreError};
 use llmgate_core::VirtualKey;
 use tokio::runtime::Handle;
 
+use llmgate_responses::{ResponseStore, StoreError as ResponseStoreError, StoredResponse};
+
 use crate::Store;
 
 /// The gateway's database (keys and spend), with the runtime its I/O runs on. Cheap to clone.
@@ -38,6 +40,14 @@ impl Database {
     pub fn key_store(&self) -> Arc<dyn KeyStore> {
         Arc::new(OnRuntime {
             inner: Arc::new(self.store.clone()),
+            handle: self.handle.clone(),
+        })
+    }
+
+    /// The Responses API's stored responses in it, each call run on the store's runtime.
+    pub fn response_store(&self) -> llmgate_responses::SharedStore {
+        Arc::new(ResponsesOnRuntime {
+            store: self.store.clone(),
             handle: self.handle.clone(),
         })
     }
@@ -149,5 +159,52 @@ impl KeyStore for OnRuntime {
     }
     fn backend(&self) -> &'static str {
         self.inner.backend()
+    }
+}
+
+/// The stored responses, every call a task on the store's runtime.
+#[derive(Debug)]
+struct ResponsesOnRuntime {
+    store: Store,
+    handle: Handle,
+}
+
+impl ResponsesOnRuntime {
+    async fn run<T, F>(&self, f: impl FnOnce(Store) -> F) -> Result<T, ResponseStoreError>
+    where
+        T: Send + 'static,
+        F: std::future::Future<Output = Result<T, ResponseStoreError>> + Send + 'static,
+    {
+        match self.handle.spawn(f(self.store.clone())).await {
+            Ok(r) => r,
+            Err(e) => Err(ResponseStoreError::Backend(format!(
+                "store task failed: {e}"
+            ))),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl ResponseStore for ResponsesOnRuntime {
+    async fn save(&self, record: &StoredResponse) -> Result<(), ResponseStoreError> {
+        let record = record.clone();
+        self.run(|s| async move { s.save_response(&record).await })
+            .await
+    }
+
+    async fn load(
+        &self,
+        owner: &str,
+        id: &str,
+    ) -> Result<Option<StoredResponse>, ResponseStoreError> {
+        let (owner, id) = (owner.to_owned(), id.to_owned());
+        self.run(|s| async move { s.load_response(&owner, &id).await })
+            .await
+    }
+
+    async fn delete(&self, owner: &str, id: &str) -> Result<bool, ResponseStoreError> {
+        let (owner, id) = (owner.to_owned(), id.to_owned());
+        self.run(|s| async move { s.delete_response(&owner, &id).await })
+            .await
     }
 }

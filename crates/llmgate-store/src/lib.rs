@@ -47,6 +47,7 @@ mod database;
 mod keys;
 mod ledger;
 mod postgres;
+mod responses;
 mod spend;
 mod sql;
 mod sqlite;
@@ -216,6 +217,32 @@ impl Store {
         sent: &[(String, u64)],
     ) -> Result<Vec<(String, u64)>, StoreError> {
         on_backend!(self, s => s.sync_deployment_usage(day, sent).await)
+    }
+
+    /// Saves a Responses API response (replacing one with its id).
+    pub async fn save_response(
+        &self,
+        r: &llmgate_responses::StoredResponse,
+    ) -> Result<(), llmgate_responses::StoreError> {
+        on_backend!(self, s => s.save_response(r).await)
+    }
+
+    /// The response `id` of `owner`.
+    pub async fn load_response(
+        &self,
+        owner: &str,
+        id: &str,
+    ) -> Result<Option<llmgate_responses::StoredResponse>, llmgate_responses::StoreError> {
+        on_backend!(self, s => s.load_response(owner, id).await)
+    }
+
+    /// Deletes the response `id` of `owner`; `false` when there was none.
+    pub async fn delete_response(
+        &self,
+        owner: &str,
+        id: &str,
+    ) -> Result<bool, llmgate_responses::StoreError> {
+        on_backend!(self, s => s.delete_response(owner, id).await)
     }
 
     /// Closes the pool: waits for calls in flight, then every later call fails with

@@ -49,6 +49,11 @@ const MIGRATIONS: Embedded = Embedded(&[
         "request log",
         include_str!("../migrations/postgres/0007_request_log.sql"),
     ),
+    (
+        8,
+        "stored responses",
+        include_str!("../migrations/postgres/0008_responses.sql"),
+    ),
 ]);
 
 /// The `NOTIFY` channel; the payload is the changed key's token.
@@ -127,6 +132,7 @@ impl PgKeys {
 crate::keys::key_store_impl!(PgKeys, sqlx::Postgres);
 crate::spend::spend_impl!(PgKeys, sqlx::Postgres);
 crate::usage::usage_impl!(PgKeys);
+crate::responses::responses_impl!(PgKeys);
 
 /// Forwards notifications until the receiver is gone. Each time it starts listening, the first
 /// time included, it sends [`Invalidation::All`]: keys cached before then may have missed a

@@ -45,6 +45,11 @@ const MIGRATIONS: Embedded = Embedded(&[
         "request log",
         include_str!("../migrations/sqlite/0007_request_log.sql"),
     ),
+    (
+        8,
+        "stored responses",
+        include_str!("../migrations/sqlite/0008_responses.sql"),
+    ),
 ]);
 
 /// How long a writer waits for another writer's transaction before failing.
@@ -126,3 +131,4 @@ impl SqliteKeys {
 crate::keys::key_store_impl!(SqliteKeys, sqlx::Sqlite);
 crate::spend::spend_impl!(SqliteKeys, sqlx::Sqlite);
 crate::usage::usage_impl!(SqliteKeys);
+crate::responses::responses_impl!(SqliteKeys);

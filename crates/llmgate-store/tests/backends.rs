@@ -160,8 +160,8 @@ async fn sqlite_opens_in_wal_mode_and_migrates_once() {
         .await
         .unwrap();
     assert_eq!(
-        applied, 6,
-        "keys, spend logs, spend outcome, spend error class, deployment usage, request log"
+        applied, 7,
+        "keys, spend logs, spend outcome, spend error class, deployment usage, request log, stored responses"
     );
 }
 

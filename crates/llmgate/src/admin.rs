@@ -29,6 +29,8 @@ pub(crate) struct AdminRoutes {
     pub(crate) api: Stack,
     pub(crate) readiness: Stack,
     pub(crate) health: Stack,
+    /// `GET /alerting/recent`, behind the master key.
+    pub(crate) alerting: Stack,
 }
 
 /// Builds the routes; the key and spend APIs, and `/v1/models`, sit behind one `parts.auth`;
@@ -65,6 +67,7 @@ pub(crate) fn routes(config: &Config, parts: &Parts, max_body: usize) -> AdminRo
             async move { Ok::<_, BoxError>(readiness.answer().await) }
         })),
         health: BoxCloneSyncService::new(health),
+        alerting: crate::alerting::recent_route(config, &parts.alert_view),
     }
 }
 

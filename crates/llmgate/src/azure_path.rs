@@ -38,28 +38,12 @@ pub(crate) fn rewrite<B>(req: &mut Request<B>) -> bool {
     true
 }
 
-/// `%2F` and friends in a deployment name, decoded; invalid escapes are kept as written.
+/// `%2F` and friends in a deployment name, decoded (by `percent-encoding`, the `url` crate's
+/// own, already in the tree); invalid UTF-8 is replaced, not refused.
 fn percent_decoded(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        match (bytes[i], hex) {
-            (b'%', Some(b)) => {
-                out.push(b);
-                i += 3;
-            }
-            (b, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 /// The body with the path's model in it, when the request came by an Azure-style path and its

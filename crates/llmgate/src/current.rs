@@ -77,10 +77,13 @@ pub(crate) fn build(config: Config, parts: Parts, max_body: usize) -> Built {
         ratelimit: parts.ratelimit.clone(),
         meter: parts.meter.clone(),
         cache: parts.cache.clone(),
-        fallback: FallbackLayer::new(build::routing::fallback_policy(&config)),
+        fallback: FallbackLayer::new(
+            build::routing::fallback_policy(&config).events(parts.events.clone()),
+        ),
         router: RouterLayer::new(parts.table.clone()),
         provider: parts.provider.clone(),
         max_body,
+        responses: parts.responses.clone(),
     });
     let admin = admin::routes(&config, &parts, max_body);
     let dispatch = Dispatch::new(llm, &admin, &parts);

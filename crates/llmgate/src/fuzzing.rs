@@ -3,7 +3,9 @@
 //!
 //! `/v1/messages` in both directions: the Anthropic request translated into an OpenAI one
 //! ([`messages_request`]), and an OpenAI answer or stream translated back into Anthropic's
-//! shape ([`messages_answer`], [`messages_stream`]), by the same functions the layer calls.
+//! shape ([`messages_answer`], [`messages_stream`]), by the same functions the layer calls;
+//! `/v1/responses` the same way ([`responses_request`], [`responses_answer`],
+//! [`responses_stream`]).
 //! The provider side is [`llmgate_providers::fuzzing`].
 //!
 //! [`run`] is what every target runs, by name: the fuzz targets call it with libFuzzer's
@@ -26,12 +28,13 @@ use llmgate_core::{ApiError, BoxBody, Endpoint, LlmRequest};
 pub use llmgate_providers::fuzzing::*;
 
 /// Every target, by the name of its directory under `fuzz/corpus/`.
-pub const TARGETS: [&str; 18] = [
+pub const TARGETS: [&str; 19] = [
     "config_yaml",
     "request_chat",
     "request_completions",
     "request_embeddings",
     "request_messages",
+    "request_responses",
     "sse_decode",
     "ndjson_decode",
     "bedrock_eventstream",
@@ -59,6 +62,11 @@ pub fn run(target: &str, data: &[u8]) -> bool {
                 build_upstream(&llm);
             }
         }
+        "request_responses" => {
+            if let Ok(llm) = responses_request(data) {
+                build_upstream(&llm);
+            }
+        }
         "sse_decode" => sse_decode(data),
         "ndjson_decode" => {
             let (size, body) = read_size(data);
@@ -75,12 +83,14 @@ pub fn run(target: &str, data: &[u8]) -> bool {
         "openai_answer" => {
             openai_answer(data);
             messages_answer(data);
+            let _ = responses_answer(data);
         }
         "openai_stream" => {
             let (size, body) = read_size(data);
             let strip = data.first().is_some_and(|b| b & 0x80 != 0);
             openai_stream(chunks(body, size), strip);
             messages_stream(chunks(body, size));
+            responses_stream(chunks(body, size));
         }
         _ => return native(target, data),
     }
@@ -196,6 +206,28 @@ pub fn messages_stream(reads: Vec<Bytes>) -> Vec<u8> {
     );
     let body = BoxBody::new(StreamBody::new(frames).map_err(|e| match e {}));
     let res = crate::messages::fuzzing::translate(Response::new(body));
+    collect(res.into_body())
+}
+
+/// Parses and translates a `/v1/responses` request body, as the layer does (no history).
+pub fn responses_request(body: &[u8]) -> Result<LlmRequest, ApiError> {
+    crate::responses::fuzzing::to_llm(body)
+}
+
+/// A complete OpenAI answer as the response object the client gets.
+pub fn responses_answer(body: &[u8]) -> Result<serde_json::Value, ApiError> {
+    crate::responses::fuzzing::complete(body)
+}
+
+/// An OpenAI stream, in reads, as the Responses events the client gets.
+pub fn responses_stream(reads: Vec<Bytes>) -> Vec<u8> {
+    let frames = stream::iter(
+        reads
+            .into_iter()
+            .map(|b| Ok::<_, Infallible>(Frame::data(b))),
+    );
+    let body = BoxBody::new(StreamBody::new(frames).map_err(|e| match e {}));
+    let res = crate::responses::fuzzing::translate(Response::new(body));
     collect(res.into_body())
 }
 

@@ -59,6 +59,9 @@ pub enum BuildError {
     /// The price file could not be used.
     #[error("{0}")]
     Prices(String),
+    /// Alerting could not be set up (`general_settings.alerting`).
+    #[error("{0}")]
+    Alerting(String),
 }
 
 /// Builds a [`Gateway`] with parts a config cannot name: a key store, a clock.

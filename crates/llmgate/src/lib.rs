@@ -30,6 +30,7 @@ pub mod request_id;
 pub mod rescue;
 
 mod admin;
+mod alerting;
 mod azure_path;
 mod background;
 mod budget;
@@ -69,6 +70,7 @@ pub use llmgate_config::{Config, Loaded, Problems as ConfigProblems};
 pub use llmgate_core as core;
 pub use llmgate_messages as messages;
 pub use llmgate_metering as metering;
+pub use llmgate_responses as responses;
 pub use reload::{ReloadError, ReloadOutcome};
 pub use serve::{serve, SHUTDOWN_GRACE};
 #[cfg(feature = "sql")]

@@ -38,6 +38,8 @@ pub(crate) struct LimiterView {
     pub(crate) budgets: Option<llmgate_auth::Budgets>,
     /// The router's cooldown channel, with Redis.
     pub(crate) cooldowns: Option<Arc<crate::cooldowns::Link>>,
+    /// The alert counts and the events bus's losses.
+    pub(crate) alerts: Arc<crate::alerting::AlertView>,
 }
 
 impl LimiterView {
@@ -71,7 +73,9 @@ pub(crate) fn render(
     if let Some(b) = &limiter.budgets {
         metrics.set_budget_ledger(b.errors(), b.lost_settlements());
     }
-    let mut res = Response::new(body::full(Bytes::from(metrics.render())));
+    let mut text = metrics.render();
+    limiter.alerts.render_into(&mut text);
+    let mut res = Response::new(body::full(Bytes::from(text)));
     res.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static(Metrics::CONTENT_TYPE),

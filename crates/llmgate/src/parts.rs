@@ -17,12 +17,15 @@ use std::time::Duration;
 use llmgate_auth::{AuthLayer, KeyStore, Keys};
 use llmgate_cache::{CacheLayer, CacheStore};
 use llmgate_config::Config;
+use llmgate_core::events::Events;
 use llmgate_core::{DeploymentSpec, SharedClock, StreamCutoff};
 use llmgate_metering::{Meter, SpendSink};
 use llmgate_providers::{ProviderService, UpstreamClient, UpstreamClientConfig};
 use llmgate_ratelimit::RateLimitLayer;
+use llmgate_responses::SharedStore;
 use llmgate_router::{CooldownHook, ModelTable, SharedUsage};
 
+use crate::alerting::AlertView;
 use crate::background::Background;
 use crate::build;
 use crate::cooldowns::Link;
@@ -66,6 +69,8 @@ pub(crate) struct Lasting {
     /// The spend queue and metrics, with the start's prices.
     pub(crate) meter: Meter,
     pub(crate) cache_store: Option<Arc<dyn CacheStore>>,
+    /// Where `/v1/responses` keeps responses: the database when there is one, else memory.
+    pub(crate) responses: SharedStore,
     /// The pooled upstream client, its streams ended by `cutoff`.
     provider: ProviderService,
     pub(crate) health: Health,
@@ -78,6 +83,10 @@ pub(crate) struct Lasting {
     pub(crate) daily: Option<DailyUsage>,
     /// What `POST /config/reload` calls: the gateway, once built.
     pub(crate) reload_handle: ReloadHandle,
+    /// The events bus every table, the fallback layer and the keys tell (see `alerting.rs`).
+    pub(crate) events: Events,
+    /// The alert counts and recent alerts, for `/metrics` and `GET /alerting/recent`.
+    pub(crate) alert_view: Arc<AlertView>,
 }
 
 impl Lasting {
@@ -89,6 +98,8 @@ impl Lasting {
         given: Given,
     ) -> Result<(Lasting, Arc<ModelTable>), BuildError> {
         let tasks = Background::default();
+        let events = Events::new();
+        let alerting = crate::alerting::start(config, &events, &tasks)?;
         let ratelimit = build::ratelimit::layer(config)?;
         let shared_usage = crate::shared_usage::LimiterUsage::over(ratelimit.store());
         let (cooldown_hook, shared_cooldowns) = match build::routing::shared_cooldowns(config)? {
@@ -101,6 +112,7 @@ impl Lasting {
             shared_usage.clone(),
             cooldown_hook.clone(),
             None,
+            &events,
         );
         let live = Live::new(table.clone());
         let cooldowns = shared_cooldowns.as_ref().map(|c| c.link());
@@ -114,7 +126,8 @@ impl Lasting {
             .and_then(crate::budget::database_ledger);
         #[cfg(not(feature = "sql"))]
         let ledger = None;
-        let keys = build::auth::keys(config, given.key_store, ledger, given.clock, &live)?;
+        let keys = build::auth::keys(config, given.key_store, ledger, given.clock, &live)?
+            .map(|k| k.with_events(events.clone(), crate::alerting::budget_percent(config)));
         if let Some(keys) = &keys {
             tasks.add(keys.clone().follow_invalidations());
         }
@@ -134,7 +147,14 @@ impl Lasting {
         if let Some(daily) = daily.clone() {
             tasks.add(daily.run());
         }
+        let alert_view =
+            crate::alerting::view(alerting, &events, &tasks, &keys, &ratelimit, &meter);
+        #[cfg(feature = "sql")]
+        let responses = crate::store::response_store(given.database.as_ref());
+        #[cfg(not(feature = "sql"))]
+        let responses: SharedStore = Arc::new(llmgate_responses::MemoryStore::new());
         let lasting = Lasting {
+            responses,
             live,
             keys,
             #[cfg(feature = "sql")]
@@ -152,6 +172,8 @@ impl Lasting {
             #[cfg(feature = "sql")]
             daily,
             reload_handle: ReloadHandle::default(),
+            events,
+            alert_view,
         };
         Ok((lasting, table))
     }
@@ -170,6 +192,7 @@ impl Lasting {
             self.shared_usage.clone(),
             self.cooldown_hook.clone(),
             Some(old),
+            &self.events,
         )
     }
 }
@@ -194,6 +217,8 @@ pub(crate) struct Parts {
     pub(crate) meter: Meter,
     pub(crate) cache: Option<CacheLayer>,
     pub(crate) provider: ProviderService,
+    /// Where `/v1/responses` keeps responses.
+    pub(crate) responses: SharedStore,
     pub(crate) health: Health,
     /// Tasks started with the first request (or by [`crate::Gateway::open`]).
     pub(crate) tasks: Background,
@@ -202,6 +227,10 @@ pub(crate) struct Parts {
     /// For `POST /config/reload`.
     #[cfg(feature = "admin")]
     pub(crate) reloader: ReloadHandle,
+    /// The events bus (the lasting one).
+    pub(crate) events: Events,
+    /// The alert counts and recent alerts, for `/metrics` and `GET /alerting/recent`.
+    pub(crate) alert_view: Arc<AlertView>,
 }
 
 impl Parts {
@@ -226,11 +255,14 @@ impl Parts {
             meter,
             cache: build::cache::layer(config, lasting.cache_store.clone(), &table),
             provider: lasting.provider.clone().max_response_bytes(max_response),
+            responses: lasting.responses.clone(),
             health: lasting.health.clone(),
             tasks: lasting.tasks.clone(),
             cooldowns: lasting.cooldowns.clone(),
             #[cfg(feature = "admin")]
             reloader: lasting.reload_handle.clone(),
+            events: lasting.events.clone(),
+            alert_view: lasting.alert_view.clone(),
             table,
         }
     }

@@ -19,6 +19,10 @@ enum Route {
     Llm,
     Messages,
     CountTokens,
+    /// `POST /v1/responses`.
+    Responses,
+    /// `GET`/`DELETE /v1/responses/{id}`.
+    StoredResponse,
     Models,
     Liveliness,
     Readiness,
@@ -29,6 +33,7 @@ enum Route {
     )]
     Keys,
     Metrics,
+    Alerting,
     #[cfg_attr(
         not(feature = "admin"),
         allow(dead_code, reason = "built with the admin feature")
@@ -52,6 +57,9 @@ fn route(path: &str) -> Option<(Route, Method)> {
         | "/embeddings" => (Route::Llm, Method::POST),
         "/v1/messages" => (Route::Messages, Method::POST),
         "/v1/messages/count_tokens" => (Route::CountTokens, Method::POST),
+        "/v1/responses" | "/responses" => (Route::Responses, Method::POST),
+        // GET or DELETE, checked below.
+        p if llmgate_responses::response_id(p).is_some() => (Route::StoredResponse, Method::GET),
         "/v1/models" | "/models" => (Route::Models, Method::GET),
         p if crate::info::is_info_path(p) => (Route::Models, crate::info::method_of(p)),
         "/health/liveliness" | "/health/liveness" => (Route::Liveliness, Method::GET),
@@ -61,6 +69,7 @@ fn route(path: &str) -> Option<(Route, Method)> {
         #[cfg(feature = "admin")]
         p if p.starts_with("/key/") => (Route::Keys, Method::POST),
         "/metrics" | "/metrics/" => (Route::Metrics, Method::GET),
+        "/alerting/recent" => (Route::Alerting, Method::GET),
         #[cfg(feature = "admin")]
         p if llmgate_admin::is_spend_path(p) => (Route::Spend, Method::GET),
         #[cfg(feature = "admin")]
@@ -77,6 +86,10 @@ pub(crate) struct Dispatch {
     pub(crate) messages: Stack,
     /// `/v1/messages/count_tokens`.
     pub(crate) count_tokens: Stack,
+    /// `POST /v1/responses`: OpenAI's Responses API, over the same stack as `llm`.
+    pub(crate) responses: Stack,
+    /// `GET`/`DELETE /v1/responses/{id}`, behind auth.
+    pub(crate) stored_responses: Stack,
     /// `/v1/models`, and with the `admin` feature `/key/*` and the spend paths, behind one
     /// auth.
     pub(crate) api: Stack,
@@ -93,6 +106,8 @@ pub(crate) struct Dispatch {
     pub(crate) table: std::sync::Arc<llmgate_router::ModelTable>,
     /// For `/metrics`: the rate limiter's fault counters.
     pub(crate) limiter: crate::metrics::LimiterView,
+    /// `GET /alerting/recent`, behind the master key.
+    pub(crate) alerting: Stack,
 }
 
 impl Dispatch {
@@ -108,6 +123,8 @@ impl Dispatch {
             llm: llm.openai,
             messages: llm.messages,
             count_tokens: llm.count_tokens,
+            responses: llm.responses,
+            stored_responses: llm.stored_responses,
             api: admin.api.clone(),
             readiness: admin.readiness.clone(),
             health: admin.health.clone(),
@@ -120,7 +137,9 @@ impl Dispatch {
                 store: ratelimit.store().clone(),
                 budgets: parts.keys.as_ref().and_then(|k| k.budget_ledger().cloned()),
                 cooldowns: parts.cooldowns.clone(),
+                alerts: parts.alert_view.clone(),
             },
+            alerting: admin.alerting.clone(),
         }
     }
 }
@@ -156,6 +175,7 @@ impl Service<Request<ReqBody>> for Dispatch {
             return ready(not_found(req.uri().path()));
         };
         let method_ok = route == Route::Keys
+            || (route == Route::StoredResponse && req.method() == Method::DELETE)
             || req.method() == method
             || (method == Method::GET && req.method() == Method::HEAD);
         if !method_ok {
@@ -165,6 +185,8 @@ impl Service<Request<ReqBody>> for Dispatch {
             Route::Llm => Either::Left(self.llm.call(req)),
             Route::Messages => Either::Left(self.messages.call(req)),
             Route::CountTokens => Either::Left(self.count_tokens.call(req)),
+            Route::Responses => Either::Left(self.responses.call(req)),
+            Route::StoredResponse => Either::Left(self.stored_responses.call(req)),
             Route::Models | Route::Keys | Route::Spend | Route::Reload => {
                 Either::Left(self.api.call(req))
             }
@@ -172,6 +194,7 @@ impl Service<Request<ReqBody>> for Dispatch {
             Route::Liveliness => ready(json(Bytes::from_static(b"\"I'm alive!\""))),
             Route::Readiness => Either::Left(self.readiness.call(req)),
             Route::Health => Either::Left(self.health.call(req)),
+            Route::Alerting => Either::Left(self.alerting.call(req)),
             Route::Metrics => ready(crate::metrics::render(
                 self.meter.metrics(),
                 &self.table,
@@ -194,8 +217,6 @@ pub(crate) fn json(bytes: Bytes) -> Response<BoxBody> {
 /// LiteLLM's endpoints llmgate does not serve (yet), by path prefix, with what they are: a
 /// client calling one is told so by name, not with a bare 404.
 const NOT_SERVED: &[(&str, &str)] = &[
-    ("/v1/responses", "the Responses API"),
-    ("/responses", "the Responses API"),
     ("/v1/images/", "image generation"),
     ("/images/", "image generation"),
     ("/v1/audio/", "the audio API (speech, transcriptions)"),
@@ -250,7 +271,7 @@ fn not_found(path: &str) -> Response<BoxBody> {
     }
     let message = match NOT_SERVED.iter().find(|(prefix, _)| path.starts_with(prefix)) {
         Some((_, what)) => format!("{path} is LiteLLM's endpoint for {what}, which llmgate does not serve (yet); see docs/endpoints.md for what it serves"),
-        None => format!("no route for {path}; llmgate serves /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/messages, /v1/models, /model/info, /model_group/info, /utils/token_counter, /health/*, /metrics, /key/*, the spend endpoints and /config/reload (docs/endpoints.md)"),
+        None => format!("no route for {path}; llmgate serves /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/messages, /v1/responses, /v1/models, /model/info, /model_group/info, /utils/token_counter, /health/*, /metrics, /key/*, the spend endpoints and /config/reload (docs/endpoints.md)"),
     };
     ApiError::new(StatusCode::NOT_FOUND, Origin::Downstream, message)
         .with_type(ErrorType::NOT_FOUND)

@@ -7,8 +7,10 @@
 //! dispatch by path
 //!   -> inbound dialect   /v1/chat/completions, /v1/completions, /v1/embeddings: ParseLayer;
 //!                        /v1/messages: MessagesLayer (Anthropic's API, translated to the same
-//!                        internal request and back). The body is read once, size-capped, into
-//!                        the LlmRequest no later layer parses again
+//!                        internal request and back); /v1/responses: ResponsesLayer (OpenAI's
+//!                        Responses API, translated to chat and back, stored conversations).
+//!                        The body is read once, size-capped, into the LlmRequest no later
+//!                        layer parses again
 //!   -> count refusals    answers of the two layers below without a deployment: 401/403/429
 //!                        counted in llmgate_gateway_rejections_total
 //!   -> auth              master key (constant time), virtual key -> Principal; a key's models
@@ -32,6 +34,9 @@
 //!                        (native), streams event by event
 //! ```
 //!
+//! `GET`/`DELETE /v1/responses/{id}` (stored responses) sit behind the same auth, beside the
+//! stack.
+//!
 //! Why this order: auth first (limits, budgets and spend are per key); rate limits before
 //! metering and the cache (a refused request reaches neither); metering above the cache (a hit
 //! is metered as a hit that cost nothing, see `docs/caching.md`) and above fallback (one
@@ -50,6 +55,7 @@ use tower::ServiceBuilder;
 
 use crate::messages::MessagesLayer;
 use crate::parse::ParseLayer;
+use crate::responses::{ResponsesLayer, SharedStore, StoredResponses};
 use crate::routes::Stack;
 
 /// The layers, each built from its config section (see `build/`).
@@ -63,6 +69,8 @@ pub(crate) struct Layers {
     pub(crate) provider: ProviderService,
     /// The request body cap of the inbound dialects.
     pub(crate) max_body: usize,
+    /// Where `/v1/responses` keeps responses (lasting: the database's, else memory).
+    pub(crate) responses: SharedStore,
 }
 
 /// The stack for each inbound dialect, over one shared inner stack.
@@ -73,6 +81,10 @@ pub(crate) struct LlmStacks {
     pub(crate) messages: Stack,
     /// `/v1/messages/count_tokens`: the Messages API's request, authenticated, counted.
     pub(crate) count_tokens: Stack,
+    /// OpenAI's Responses API (`POST`).
+    pub(crate) responses: Stack,
+    /// `GET`/`DELETE /v1/responses/{id}`, behind auth.
+    pub(crate) stored_responses: Stack,
 }
 
 /// Stacks `layers` in the order drawn in the module docs.
@@ -86,11 +98,15 @@ pub(crate) fn llm(layers: Layers) -> LlmStacks {
         router,
         provider,
         max_body,
+        responses: store,
     } = layers;
     let count_tokens = ServiceBuilder::new()
         .layer(MessagesLayer::new(max_body))
         .layer(auth.clone())
         .service(tower::service_fn(crate::info::count_tokens));
+    let stored_responses = ServiceBuilder::new()
+        .layer(auth.clone())
+        .service(StoredResponses::new(store.clone()));
     let inner = ServiceBuilder::new()
         .map_response(crate::metrics::count_rejections(meter.metrics().clone()))
         .layer(auth)
@@ -103,6 +119,9 @@ pub(crate) fn llm(layers: Layers) -> LlmStacks {
     let messages = ServiceBuilder::new()
         .layer(MessagesLayer::new(max_body))
         .service(inner.clone());
+    let responses = ServiceBuilder::new()
+        .layer(ResponsesLayer::new(max_body).store(store))
+        .service(inner.clone());
     let openai = ServiceBuilder::new()
         .layer(ParseLayer::new(max_body))
         .service(inner);
@@ -110,5 +129,7 @@ pub(crate) fn llm(layers: Layers) -> LlmStacks {
         openai: BoxCloneSyncService::new(openai),
         messages: BoxCloneSyncService::new(messages),
         count_tokens: BoxCloneSyncService::new(count_tokens),
+        responses: BoxCloneSyncService::new(responses),
+        stored_responses: BoxCloneSyncService::new(stored_responses),
     }
 }

@@ -42,3 +42,11 @@ pub async fn open_database(config: &Config) -> Result<Database, OpenStoreError> 
     };
     Ok(Database::new(store, Handle::current()))
 }
+
+/// Where `/v1/responses` keeps responses: in `database` when there is one, else in memory.
+pub(crate) fn response_store(database: Option<&Database>) -> llmgate_responses::SharedStore {
+    match database {
+        Some(db) => db.response_store(),
+        None => Arc::new(llmgate_responses::MemoryStore::new()),
+    }
+}

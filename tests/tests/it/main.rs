@@ -2,6 +2,7 @@
 //! One test binary (faster to link than one per file).
 
 mod access;
+mod alerting;
 mod attribution;
 mod auth;
 mod blame;
@@ -24,6 +25,7 @@ mod quickstart;
 mod ratelimit;
 mod relay_faults;
 mod reload;
+mod responses;
 mod routing;
 mod serve_limits;
 mod spend;

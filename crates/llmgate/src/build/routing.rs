@@ -22,13 +22,14 @@ const DEFAULT_LATENCY_TTL: Duration = Duration::from_secs(3600);
 /// policy; its deployments' rpm/tpm/rpd counted in `usage` (the rate limiter's Redis store)
 /// and its cooldowns told to `hook` (shared through Redis), when configured. On a reload,
 /// `old`'s state is carried over for the deployments that did not change
-/// ([`ModelTable::carry_state_from`]).
+/// ([`ModelTable::carry_state_from`]). Every table tells `events` (see `alerting.rs`).
 pub(crate) fn model_table(
     config: &Config,
     deployments: &[Arc<DeploymentSpec>],
     usage: Option<Arc<dyn SharedUsage>>,
     hook: Option<CooldownHook>,
     old: Option<&ModelTable>,
+    events: &llmgate_core::events::Events,
 ) -> Arc<ModelTable> {
     let aliases = config
         .model_group_aliases()
@@ -36,7 +37,8 @@ pub(crate) fn model_table(
         .map(|(alias, (target, hidden))| (alias, target, hidden));
     let mut table = ModelTable::new(deployments.iter().cloned(), aliases)
         .with_strategy(strategy(config))
-        .with_cooldown_policy(cooldown_policy(config));
+        .with_cooldown_policy(cooldown_policy(config))
+        .with_events(events.clone(), crate::alerting::slow_after(config));
     if let Some(usage) = usage {
         table = table.with_shared_usage(usage);
     }

@@ -89,6 +89,10 @@ fn fixed() -> Vec<Fixed> {
         general!(llmgate_max_connections),
         general!(background_health_checks),
         general!(health_check_interval),
+        Fixed {
+            key: "general_settings.alerting / alert_types / alerting_threshold / alerting_args / alert_to_webhook_url (or SLACK_WEBHOOK_URL / WEBHOOK_URL)",
+            same: |a, b| a.general_settings.alerting == b.general_settings.alerting,
+        },
     ]
 }
 
@@ -164,6 +168,17 @@ mod tests {
         let mut other = with.clone();
         other.general_settings.master_key = Some(Secret::new("sk-2"));
         assert!(needs_restart(&with, &other).is_empty());
+    }
+
+    #[test]
+    fn alerting() {
+        refused("general_settings.alerting", |c| {
+            c.general_settings.alerting.channels = vec!["slack".into()];
+        });
+        refused("alerting_threshold", |c| {
+            c.general_settings.alerting.alerting_threshold =
+                Some(std::time::Duration::from_secs(5));
+        });
     }
 
     #[test]
