@@ -1,0 +1,309 @@
+// llmgate admin UI. Every action is a call to /ui/api/<admin API path>, which the server
+// answers as the admin API would for the master key; calls that change something carry the
+// page's CSRF token. No framework, no network beyond this gateway.
+"use strict";
+
+const csrf = document.querySelector('meta[name="csrf"]')?.content || "";
+const $ = (sel) => document.querySelector(sel);
+
+async function api(path, opts = {}) {
+  const headers = { "x-csrf-token": csrf };
+  if (opts.body !== undefined) headers["content-type"] = "application/json";
+  const res = await fetch("/ui/api" + path, {
+    method: opts.method || "GET",
+    headers,
+    credentials: "same-origin",
+    body: opts.body === undefined ? undefined : JSON.stringify(opts.body),
+  });
+  if (res.status === 401) { location.href = "/ui/login"; throw new Error("signed out"); }
+  const text = await res.text();
+  let data = null;
+  try { data = text ? JSON.parse(text) : null; } catch (_) { data = text; }
+  if (!res.ok) {
+    const msg = (data && data.error && data.error.message) || res.status + " " + res.statusText;
+    const err = new Error(msg);
+    err.data = data;
+    throw err;
+  }
+  return data;
+}
+
+function showError(e) {
+  const el = $("#error");
+  if (!el) return;
+  if (!e) { el.hidden = true; el.textContent = ""; return; }
+  el.textContent = e.message || String(e);
+  el.hidden = false;
+}
+
+// Builds an element: el("td", {class: "x"}, "text", child, ...).
+function el(tag, attrs, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
+    else if (v !== undefined && v !== null && v !== false) node.setAttribute(k, v === true ? "" : v);
+  }
+  for (const c of children) {
+    if (c === null || c === undefined) continue;
+    node.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return node;
+}
+
+function fill(tableSel, rows) {
+  const body = $(tableSel + " tbody");
+  body.replaceChildren(...rows);
+  if (!rows.length) {
+    const cols = $(tableSel + " thead tr").children.length;
+    body.append(el("tr", {}, el("td", { colspan: cols, class: "empty" }, "Nothing yet")));
+  }
+}
+
+const money = (n) => (n === null || n === undefined ? "" : "$" + Number(n).toFixed(Number(n) < 1 ? 6 : 2));
+const short = (s) => (s && s.length > 16 ? s.slice(0, 8) + "…" + s.slice(-4) : s || "");
+const num = (s) => (s === "" ? undefined : Number(s));
+const today = () => new Date().toISOString().slice(0, 10);
+const daysAgo = (d) => new Date(Date.now() - d * 86400000).toISOString().slice(0, 10);
+
+function card(label, value, cls) {
+  return el("div", { class: "card " + (cls || "") }, el("span", {}, label), el("strong", {}, value));
+}
+
+// --- Overview -------------------------------------------------------------------------------
+
+async function overview() {
+  const [total, models, keys, logs] = await Promise.all([
+    api("/global/spend"),
+    api("/global/spend/models?limit=5"),
+    api("/global/spend/keys?limit=5"),
+    api("/spend/logs?limit=1000&start_date=" + daysAgo(1)),
+  ]);
+  const hourAgo = Date.now() - 3600000;
+  const lastHour = logs.filter((l) => Date.parse(l.startTime) >= hourAgo);
+  const failed = (ls) => ls.filter((l) => l.status !== "success").length;
+  const lat = logs.map((l) => Date.parse(l.endTime) - Date.parse(l.startTime)).sort((a, b) => a - b);
+  const pct = (p) => (lat.length ? lat[Math.min(lat.length - 1, Math.floor(lat.length * p))] + " ms" : "-");
+  $("#cards").replaceChildren(
+    card("Requests, last hour", lastHour.length),
+    card("Errors, last hour", failed(lastHour), failed(lastHour) ? "bad" : ""),
+    card("Requests, since yesterday", logs.length),
+    card("Latency p50 / p95", pct(0.5) + " / " + pct(0.95)),
+    card("Spend, all time", money(total.spend)),
+    card("Budget", total.max_budget ? money(total.max_budget) : "none"),
+  );
+  chart(logs);
+  fill("#top-models", models.map((m) => el("tr", {}, el("td", {}, m.model), el("td", {}, money(m.total_spend)))));
+  fill("#top-keys", keys.map((k) => el("tr", {}, el("td", {}, k.key_alias || short(k.api_key)), el("td", {}, money(k.total_spend)))));
+}
+
+// Requests (and failures) per hour over the last 24 hours, as an inline SVG bar chart.
+function chart(logs) {
+  const now = Date.now();
+  const ok = new Array(24).fill(0), bad = new Array(24).fill(0);
+  for (const l of logs) {
+    const h = 23 - Math.floor((now - Date.parse(l.startTime)) / 3600000);
+    if (h < 0 || h > 23) continue;
+    (l.status === "success" ? ok : bad)[h] += 1;
+  }
+  const max = Math.max(1, ...ok.map((v, i) => v + bad[i]));
+  const ns = "http://www.w3.org/2000/svg";
+  const svg = document.createElementNS(ns, "svg");
+  svg.setAttribute("viewBox", "0 0 240 100");
+  svg.setAttribute("role", "img");
+  svg.setAttribute("aria-label", "requests per hour");
+  for (let i = 0; i < 24; i++) {
+    const hOk = (ok[i] / max) * 90, hBad = (bad[i] / max) * 90;
+    for (const [y, h, cls] of [[100 - hOk, hOk, "ok"], [100 - hOk - hBad, hBad, "bad"]]) {
+      if (!h) continue;
+      const r = document.createElementNS(ns, "rect");
+      r.setAttribute("x", i * 10 + 1); r.setAttribute("width", 8);
+      r.setAttribute("y", y); r.setAttribute("height", h); r.setAttribute("class", cls);
+      svg.append(r);
+    }
+  }
+  $("#chart").replaceChildren(svg);
+}
+
+// --- Models ---------------------------------------------------------------------------------
+
+async function models() {
+  const load = async () => {
+    const data = await api("/deployments");
+    fill("#deployments", data.deployments.map((d) => el("tr", { class: d.cooling_down ? "cooling" : "" },
+      el("td", {}, d.model_name), el("td", {}, short(d.id)), el("td", {}, d.provider), el("td", {}, d.model),
+      el("td", {}, d.cooling_down ? el("span", { class: "badge bad" }, "cooling down: " + d.cooldown_reason) : el("span", { class: "badge ok" }, "in rotation")),
+      el("td", {}, d.in_flight),
+      el("td", {}, [d.rpm, d.tpm, d.rpd].map((v) => (v === null || v === undefined ? "-" : v)).join(" / ")))));
+  };
+  $("#refresh").addEventListener("click", () => load().catch(showError));
+  await load();
+}
+
+// --- Keys -----------------------------------------------------------------------------------
+
+async function keys() {
+  let all = [];
+  const render = () => {
+    const q = $("#search").value.toLowerCase();
+    const shown = all.filter((k) => !q || (k.key_alias || "").toLowerCase().includes(q) || (k.token || "").includes(q));
+    fill("#keys", shown.map((k) => {
+      const act = (label, path, body, confirmText, secret) => el("button", { type: "button", onclick: async () => {
+        if (confirmText && !confirm(confirmText)) return;
+        try { showError(null); const r = await api(path, { method: "POST", body }); if (secret && r && r.key) showSecret(r.key); await load(); } catch (e) { showError(e); }
+      } }, label);
+      const limits = [k.rpm_limit && k.rpm_limit + " rpm", k.tpm_limit && k.tpm_limit + " tpm", k.max_parallel_requests && k.max_parallel_requests + " parallel"].filter(Boolean).join(", ");
+      return el("tr", { "data-alias": k.key_alias || "" },
+        el("td", {}, k.key_alias || ""), el("td", {}, el("code", {}, short(k.token))),
+        el("td", {}, (k.models || []).join(", ") || "all"),
+        el("td", {}, money(k.spend || 0) + (k.max_budget ? " / " + money(k.max_budget) + (k.budget_duration ? " per " + k.budget_duration : "") : "")),
+        el("td", {}, limits || "-"), el("td", {}, k.expires || "never"),
+        el("td", {}, k.blocked ? el("span", { class: "badge bad" }, "blocked") : el("span", { class: "badge ok" }, "active")),
+        el("td", { class: "actions" },
+          k.blocked ? act("Unblock", "/key/unblock", { key: k.token }) : act("Block", "/key/block", { key: k.token }),
+          act("Regenerate", "/key/regenerate", { key: k.token }, "Regenerate this key? The old secret stops working.", true),
+          act("Delete", "/key/delete", { keys: [k.token] }, "Delete this key?")));
+    }));
+  };
+  const load = async () => {
+    const data = await api("/key/list?return_full_object=true&size=100");
+    all = data.keys;
+    render();
+  };
+  $("#search").addEventListener("input", render);
+  $("#create").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const f = new FormData(ev.target);
+    const body = {};
+    const text = (n) => { const v = String(f.get(n) || "").trim(); if (v) body[n] = v; };
+    ["key_alias", "budget_duration", "duration"].forEach(text);
+    ["max_budget", "rpm_limit", "tpm_limit", "max_parallel_requests"].forEach((n) => { const v = num(String(f.get(n) || "")); if (v !== undefined) body[n] = v; });
+    const models = String(f.get("models") || "").split(",").map((s) => s.trim()).filter(Boolean);
+    if (models.length) body.models = models;
+    try {
+      const meta = String(f.get("metadata") || "").trim();
+      if (meta) body.metadata = JSON.parse(meta);
+      showError(null);
+      const r = await api("/key/generate", { method: "POST", body });
+      showSecret(r.key);
+      ev.target.reset();
+      await load();
+    } catch (e) { showError(e); }
+  });
+  $("#copy").addEventListener("click", async () => {
+    try { await navigator.clipboard.writeText($("#secret-value").textContent); $("#copy").textContent = "Copied"; } catch (e) { showError(e); }
+  });
+  await load();
+}
+
+function showSecret(key) {
+  $("#secret-value").textContent = key;
+  $("#copy").textContent = "Copy";
+  $("#secret").hidden = false;
+}
+
+// --- Request log ----------------------------------------------------------------------------
+
+async function logs() {
+  let cursor = null;
+  const query = () => {
+    const f = new FormData($("#filters"));
+    const p = new URLSearchParams({ limit: "100" });
+    for (const [k, v] of f.entries()) if (String(v).trim()) p.set(k, String(v).trim());
+    return p;
+  };
+  const row = (l) => {
+    const err = l.metadata && l.metadata.error_information;
+    const ms = Date.parse(l.endTime) - Date.parse(l.startTime);
+    return el("tr", { class: l.status === "success" ? "" : "failed", "data-request-id": l.request_id },
+      el("td", {}, new Date(l.startTime).toLocaleString()), el("td", {}, el("code", {}, l.request_id)),
+      el("td", {}, l.key_alias || short(l.api_key)), el("td", {}, l.model_group), el("td", {}, short(l.model_id)),
+      el("td", {}, el("span", { class: "badge " + (l.status === "success" ? "ok" : "bad") }, l.status_code)),
+      el("td", {}, isNaN(ms) ? "" : ms + " ms"),
+      el("td", {}, (l.prompt_tokens || 0) + " + " + (l.completion_tokens || 0)),
+      el("td", { class: "cost" }, money(l.cost)), el("td", {}, err ? err.error_class + ": " + (err.error_message || "") : ""));
+  };
+  const load = async (more) => {
+    const p = query();
+    if (more && cursor) p.set("cursor", cursor);
+    const rows = await api("/spend/logs?" + p);
+    const body = $("#logs tbody");
+    if (more) body.append(...rows.map(row)); else fill("#logs", rows.map(row));
+    cursor = rows.length ? rows[rows.length - 1].cursor : null;
+    $("#more").hidden = rows.length < 100;
+  };
+  $("#filters").addEventListener("submit", (ev) => { ev.preventDefault(); showError(null); load(false).catch(showError); });
+  $("#more").addEventListener("click", () => load(true).catch(showError));
+  await load(false);
+}
+
+// --- Spend ----------------------------------------------------------------------------------
+
+async function spend() {
+  const form = $("#range");
+  form.start_date.value = form.start_date.value || daysAgo(30);
+  form.end_date.value = form.end_date.value || today();
+  const load = async () => {
+    const r = "start_date=" + form.start_date.value + "&end_date=" + form.end_date.value;
+    const [total, models, keys] = await Promise.all([
+      api("/global/spend?" + r), api("/global/spend/models?limit=50&" + r), api("/global/spend/keys?limit=50&" + r),
+    ]);
+    $("#total").replaceChildren(card("Spend in range", money(total.spend)));
+    fill("#by-model", models.map((m) => el("tr", {}, el("td", {}, m.model), el("td", {}, money(m.total_spend)))));
+    fill("#by-key", keys.map((k) => el("tr", {}, el("td", {}, k.key_alias || short(k.api_key)), el("td", {}, money(k.total_spend)))));
+  };
+  form.addEventListener("submit", (ev) => { ev.preventDefault(); load().catch(showError); });
+  $("#csv").addEventListener("click", async (ev) => {
+    ev.preventDefault();
+    try {
+      const rows = await api("/spend/logs?limit=10000&start_date=" + form.start_date.value + "&end_date=" + form.end_date.value);
+      const cols = ["startTime", "request_id", "key_alias", "model_group", "model_id", "status_code", "prompt_tokens", "completion_tokens", "cost"];
+      const esc = (v) => '"' + String(v === null || v === undefined ? "" : v).replace(/"/g, '""') + '"';
+      const csv = [cols.join(",")].concat(rows.map((r) => cols.map((c) => esc(r[c])).join(","))).join("\n");
+      const a = el("a", { href: URL.createObjectURL(new Blob([csv], { type: "text/csv" })), download: "spend.csv" });
+      a.click();
+    } catch (e) { showError(e); }
+  });
+  await load();
+}
+
+// --- Config ---------------------------------------------------------------------------------
+
+async function config() {
+  const load = async () => {
+    const c = await api("/config");
+    $("#config-path").textContent = "Config file: " + (c.path || "(none)");
+    $("#yaml").textContent = c.yaml || "";
+    const notices = (c.notices || []).map((n) => el("li", {}, n));
+    $("#notices").replaceChildren(...(notices.length ? notices : [el("li", {}, "None")]));
+  };
+  $("#reload").addEventListener("click", async () => {
+    const out = $("#reload-result");
+    out.textContent = "Reloading…";
+    try {
+      const r = await api("/config/reload", { method: "POST" });
+      out.textContent = "Reloaded: " + JSON.stringify(r);
+      await load();
+    } catch (e) {
+      const problems = (e.data && e.data.error && e.data.error.problems) || [];
+      out.textContent = e.message + (problems.length ? ": " + problems.join("; ") : "");
+    }
+  });
+  await load();
+}
+
+// --- Shell ----------------------------------------------------------------------------------
+
+const pages = { overview, models, keys, logs, spend, config };
+
+document.addEventListener("DOMContentLoaded", () => {
+  const logout = $("#logout");
+  if (logout) logout.addEventListener("click", async () => {
+    await fetch("/ui/logout", { method: "POST", headers: { "x-csrf-token": csrf }, credentials: "same-origin" });
+    location.href = "/ui/login";
+  });
+  const page = pages[document.body.dataset.page];
+  if (page) page().then(() => document.body.setAttribute("data-loaded", "true")).catch((e) => {
+    showError(e);
+    document.body.setAttribute("data-loaded", "error");
+  });
+});
