@@ -41,6 +41,12 @@ enum Route {
         allow(dead_code, reason = "built with the admin feature")
     )]
     Reload,
+    /// The web UI, `/ui` and below (it checks its own methods).
+    #[cfg_attr(
+        not(feature = "admin"),
+        allow(dead_code, reason = "built with the admin feature")
+    )]
+    Ui,
 }
 
 fn route(path: &str) -> Option<(Route, Method)> {
@@ -67,6 +73,8 @@ fn route(path: &str) -> Option<(Route, Method)> {
         p if llmgate_admin::is_spend_path(p) => (Route::Spend, Method::GET),
         #[cfg(feature = "admin")]
         llmgate_admin::RELOAD_PATH => (Route::Reload, Method::POST),
+        #[cfg(feature = "admin")]
+        p if llmgate_admin::ui::is_ui_path(p) => (Route::Ui, Method::GET),
         _ => return None,
     })
 }
@@ -97,6 +105,9 @@ pub(crate) struct Dispatch {
     pub(crate) limiter: crate::metrics::LimiterView,
     /// `GET /alerting/recent`, behind the master key.
     pub(crate) alerting: Stack,
+    /// The web UI at `/ui`.
+    #[cfg(feature = "admin")]
+    pub(crate) ui: Stack,
 }
 
 impl Dispatch {
@@ -127,6 +138,8 @@ impl Dispatch {
                 alerts: parts.alert_view.clone(),
             },
             alerting: admin.alerting.clone(),
+            #[cfg(feature = "admin")]
+            ui: admin.ui.clone(),
         }
     }
 }
@@ -161,7 +174,7 @@ impl Service<Request<ReqBody>> for Dispatch {
         let Some((route, method)) = route(req.uri().path()) else {
             return ready(not_found(req.uri().path()));
         };
-        let method_ok = route == Route::Keys
+        let method_ok = matches!(route, Route::Keys | Route::Ui)
             || req.method() == method
             || (method == Method::GET && req.method() == Method::HEAD);
         if !method_ok {
@@ -179,6 +192,10 @@ impl Service<Request<ReqBody>> for Dispatch {
             Route::Readiness => Either::Left(self.readiness.call(req)),
             Route::Health => Either::Left(self.health.call(req)),
             Route::Alerting => Either::Left(self.alerting.call(req)),
+            #[cfg(feature = "admin")]
+            Route::Ui => Either::Left(self.ui.call(req)),
+            #[cfg(not(feature = "admin"))]
+            Route::Ui => ready(not_found(req.uri().path())),
             Route::Metrics => ready(crate::metrics::render(
                 self.meter.metrics(),
                 &self.table,
