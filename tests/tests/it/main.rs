@@ -30,3 +30,4 @@ mod serve_limits;
 mod spend;
 mod stream;
 mod stream_spend;
+mod ui;
