@@ -257,6 +257,7 @@ const NOT_SERVED: &[(&str, &str)] = &[
         "/model/delete",
         "deleting models over the API (llmgate reads models from its config: edit it and reload)",
     ),
+    // Only without the `admin` feature: with it, dispatch sends `/ui` to the UI first.
     ("/ui", "the admin UI"),
     ("/sso/", "SSO sign-in"),
     ("/guardrails", "guardrails"),
@@ -274,7 +275,7 @@ fn not_found(path: &str) -> Response<BoxBody> {
     }
     let message = match NOT_SERVED.iter().find(|(prefix, _)| path.starts_with(prefix)) {
         Some((_, what)) => format!("{path} is LiteLLM's endpoint for {what}, which llmgate does not serve (yet); see docs/endpoints.md for what it serves"),
-        None => format!("no route for {path}; llmgate serves /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/messages, /v1/models, /model/info, /model_group/info, /utils/token_counter, /health/*, /metrics, /key/*, the spend endpoints and /config/reload (docs/endpoints.md)"),
+        None => format!("no route for {path}; llmgate serves /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/messages, /v1/models, /model/info, /model_group/info, /utils/token_counter, /health/*, /metrics, /key/*, the spend endpoints, /config/reload and the admin UI at /ui (docs/endpoints.md)"),
     };
     ApiError::new(StatusCode::NOT_FOUND, Origin::Downstream, message)
         .with_type(ErrorType::NOT_FOUND)

@@ -181,6 +181,12 @@ async fn a_script_uses_the_master_key_and_a_virtual_key_sees_nothing() {
     let (status, headers, _) = send(&ui, Method::GET, "/ui/", &[], "").await;
     assert_eq!(status, StatusCode::SEE_OTHER);
     assert_eq!(headers[header::LOCATION], "/ui/login");
+    let (cookie, _) = sign_in(&ui).await;
+    let (_, headers, _) = send(&ui, Method::GET, "/ui/", &[("cookie", &cookie)], "").await;
+    let csp = headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+    assert!(csp.starts_with("default-src 'self'"), "{csp}");
+    assert_eq!(headers[header::X_FRAME_OPTIONS], "DENY");
+    assert_eq!(headers[header::CACHE_CONTROL], "no-store");
     let (status, headers, _) = send(&ui, Method::GET, "/ui/assets/app.js", &[], "").await;
     assert_eq!(status, StatusCode::OK);
     assert!(headers[header::CONTENT_TYPE]
