@@ -75,6 +75,7 @@ writeFileSync(config, `model_list:
       model: openai/gpt-4o-mini
       api_base: http://127.0.0.1:${good.address().port}/v1
       api_key: ${UPSTREAM_KEY}
+      rpm: 100
   - model_name: broken-model
     litellm_params:
       model: openai/gpt-4o-mini
@@ -222,7 +223,11 @@ try {
   await open("/ui/models");
   const marked = await page.$$eval("#deployments tbody tr", (trs) => trs.map((t) => t.textContent));
   assert.ok(marked.some((t) => t.includes("broken-model") && t.includes("cooling down")), marked.join("\n"));
-  assert.ok(marked.some((t) => t.includes("gpt-4o-mini") && t.includes("in rotation")), marked.join("\n"));
+  assert.ok(marked.some((t) => t.includes("gpt-4o-mini") && t.includes("in rotation") && t.includes("1 / 100")), "rpm used against the limit:\n" + marked.join("\n"));
+  await page.click("#health");
+  await page.waitForFunction(() => /\d+ healthy, \d+ unhealthy/.test(document.querySelector("#health-result").textContent));
+  const health = await page.textContent("#health-result");
+  assert.equal(health, "1 healthy, 1 unhealthy");
   await shot("models.png");
   step("the failing deployment is marked");
 

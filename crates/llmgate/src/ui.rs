@@ -16,12 +16,14 @@ pub(crate) struct TableView(pub(crate) Arc<ModelTable>);
 impl DeploymentView for TableView {
     fn deployments(&self) -> Value {
         let states = self.0.all();
+        let usage = self.0.usage();
         let rows: Vec<Value> = self
             .0
             .cooldowns()
             .into_iter()
             .zip(states)
-            .map(|((spec, cooling), (_, state))| {
+            .zip(usage)
+            .map(|(((spec, cooling), (_, state)), used)| {
                 json!({
                     "model_name": spec.model_name,
                     "id": spec.id,
@@ -34,6 +36,11 @@ impl DeploymentView for TableView {
                     "rpm": spec.rpm,
                     "tpm": spec.tpm,
                     "rpd": spec.rpd,
+                    "rpm_used": used.rpm_used,
+                    "tpm_used": used.tpm_used,
+                    "rpd_used": used.rpd_used,
+                    "latency_ms": used.latency_ms,
+                    "ttft_ms": used.ttft_ms,
                 })
             })
             .collect();

@@ -54,7 +54,8 @@ pub use session::{Sessions, SESSION_TTL};
 /// The router's deployments as the Models page shows them: implemented by the gateway.
 pub trait DeploymentView: Send + Sync + 'static {
     /// `{"deployments": [{"model_name", "id", "provider", "model", "api_base", "in_flight",
-    /// "cooling_down", "cooldown_reason", "rpm", "tpm", "rpd"}]}`, in config order.
+    /// "cooling_down", "cooldown_reason", "rpm", "tpm", "rpd", "rpm_used", "tpm_used",
+    /// "rpd_used", "latency_ms", "ttft_ms"}]}`, in config order.
     fn deployments(&self) -> Value;
 }
 

@@ -140,8 +140,8 @@ const OVERVIEW: &str = r##"<section class="cards" id="cards"></section>
 <div class="two"><section><h2>Top models</h2><table id="top-models"><thead><tr><th>Model</th><th>Spend</th></tr></thead><tbody></tbody></table></section>
 <section><h2>Top keys</h2><table id="top-keys"><thead><tr><th>Key</th><th>Spend</th></tr></thead><tbody></tbody></table></section></div>"##;
 
-const MODELS: &str = r##"<p>Every deployment, by model group, as the router sees it now. <button id="refresh" type="button">Refresh</button></p>
-<div class="scroll"><table id="deployments"><thead><tr><th>Group</th><th>Deployment</th><th>Provider</th><th>Model</th><th>State</th><th>In flight</th><th>Limits (rpm / tpm / rpd)</th></tr></thead><tbody></tbody></table></div>"##;
+const MODELS: &str = r##"<p>Every deployment, by model group, as the router sees it now. <button id="refresh" type="button">Refresh</button> <button id="health" type="button">Run the health check</button> <span id="health-result"></span></p>
+<div class="scroll"><table id="deployments"><thead><tr><th>Group</th><th>Deployment</th><th>Provider</th><th>Model</th><th>State</th><th>In flight</th><th>rpm used</th><th>tpm used</th><th>rpd used today</th><th>Latency</th></tr></thead><tbody></tbody></table></div>"##;
 
 const KEYS: &str = r##"<details id="create-box"><summary>Create a key</summary>
 <form id="create">

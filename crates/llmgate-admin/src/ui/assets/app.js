@@ -133,9 +133,20 @@ async function models() {
       el("td", {}, d.model_name), el("td", {}, short(d.id)), el("td", {}, d.provider), el("td", {}, d.model),
       el("td", {}, d.cooling_down ? el("span", { class: "badge bad" }, "cooling down: " + d.cooldown_reason) : el("span", { class: "badge ok" }, "in rotation")),
       el("td", {}, d.in_flight),
-      el("td", {}, [d.rpm, d.tpm, d.rpd].map((v) => (v === null || v === undefined ? "-" : v)).join(" / ")))));
+      el("td", {}, used(d.rpm_used, d.rpm)), el("td", {}, used(d.tpm_used, d.tpm)), el("td", {}, used(d.rpd_used, d.rpd)),
+      el("td", {}, [d.latency_ms, d.ttft_ms].map((v, i) => (v ? (i ? "first byte " : "") + Math.round(v) + " ms" : null)).filter(Boolean).join(", ") || "-"))));
   };
+  const used = (n, limit) => (limit === null || limit === undefined ? String(n || 0) : `${n || 0} / ${limit}`);
   $("#refresh").addEventListener("click", () => load().catch(showError));
+  $("#health").addEventListener("click", async () => {
+    const out = $("#health-result");
+    out.textContent = "Checking…";
+    try {
+      const h = await api("/health");
+      out.textContent = `${h.healthy_count} healthy, ${h.unhealthy_count} unhealthy`;
+      await load();
+    } catch (e) { out.textContent = ""; showError(e); }
+  });
   await load();
 }
 
