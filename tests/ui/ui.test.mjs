@@ -10,7 +10,7 @@
 // to $SCREENSHOTS (docs/ui/).
 
 import { spawn } from "node:child_process";
-import { mkdtempSync, writeFileSync, mkdirSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -137,7 +137,7 @@ try {
     args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
       "--disable-background-networking", "--disable-component-update", "--disable-sync"],
   });
-  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, acceptDownloads: true });
   await context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: base });
   const page = await context.newPage();
   const consoleErrors = [];
@@ -202,9 +202,19 @@ try {
   const cells = await row.$$eval("td", (tds) => tds.map((t) => t.textContent));
   assert.equal(cells[2], "ui-test-key");
   assert.equal(cells[3], "gpt-4o-mini");
-  assert.match(cells[8], /^\$0\.\d*[1-9]/, "a cost above zero: " + cells[8]);
+  const cost = await row.$eval("td.cost", (t) => t.textContent);
+  assert.match(cost, /^\$0\.\d*[1-9]/, "a cost above zero: " + cost);
   await shot("request-log.png");
-  step(`in the request log with cost ${cells[8]}`);
+  step(`in the request log with cost ${cost}`);
+
+  // Edit the key: a new rpm limit shows in the list.
+  await open("/ui/keys");
+  await page.click('tr[data-alias="ui-test-key"] button:has-text("Edit")');
+  assert.equal(await page.inputValue("input[name=rpm_limit]"), "100");
+  await page.fill("input[name=rpm_limit]", "250");
+  await page.click("#create button[type=submit]");
+  await page.waitForSelector('tr[data-alias="ui-test-key"] td:has-text("250 rpm")');
+  step("key edited");
 
   // Block the key on the Keys page: the SDK is refused.
   await open("/ui/keys");
@@ -246,6 +256,13 @@ try {
     await open(path);
     if (name) await shot(name);
   }
+  // Spend: the CSV export holds the request.
+  await open("/ui/spend");
+  const [download] = await Promise.all([page.waitForEvent("download"), page.click("#csv")]);
+  const csv = readFileSync(await download.path(), "utf8");
+  assert.match(csv.split("\n")[0], /^startTime,request_id,key_alias/);
+  assert.ok(csv.includes('"ui-test-key"') && csv.includes('"gpt-4o-mini"'), csv);
+  step("spend exported as CSV");
   const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, storageState: await context.storageState() });
   const p2 = await phone.newPage();
   p2.on("console", (m) => { if (m.type() === "error") consoleErrors.push(`phone ${p2.url()}: ${m.text()}`); });

@@ -143,7 +143,7 @@ const OVERVIEW: &str = r##"<section class="cards" id="cards"></section>
 const MODELS: &str = r##"<p>Every deployment, by model group, as the router sees it now. <button id="refresh" type="button">Refresh</button> <button id="health" type="button">Run the health check</button> <span id="health-result"></span></p>
 <div class="scroll"><table id="deployments"><thead><tr><th>Group</th><th>Deployment</th><th>Provider</th><th>Model</th><th>State</th><th>In flight</th><th>rpm used</th><th>tpm used</th><th>rpd used today</th><th>Latency</th></tr></thead><tbody></tbody></table></div>"##;
 
-const KEYS: &str = r##"<details id="create-box"><summary>Create a key</summary>
+const KEYS: &str = r##"<details id="create-box"><summary id="create-title">Create a key</summary>
 <form id="create">
 <label>Alias <input name="key_alias"></label>
 <label>Models (comma separated, empty: all) <input name="models"></label>
@@ -154,7 +154,7 @@ const KEYS: &str = r##"<details id="create-box"><summary>Create a key</summary>
 <label>tpm limit <input name="tpm_limit" type="number" min="0"></label>
 <label>Parallel requests <input name="max_parallel_requests" type="number" min="0"></label>
 <label>Metadata (JSON) <input name="metadata" placeholder='{"team": "x"}'></label>
-<button type="submit">Create</button></form></details>
+<button type="submit" id="create-submit">Create</button> <button type="button" id="create-cancel" hidden>Cancel</button></form></details>
 <div id="secret" class="secret" hidden><p>The new key. It is shown this once: copy it now.</p>
 <code id="secret-value"></code> <button id="copy" type="button">Copy</button></div>
 <p><input id="search" type="search" placeholder="Search by alias or key"></p>
@@ -168,7 +168,7 @@ const LOGS: &str = r##"<form id="filters" class="filters">
 <label>From <input name="start_date" type="date"></label>
 <label>To <input name="end_date" type="date"></label>
 <button type="submit">Search</button></form>
-<div class="scroll"><table id="logs"><thead><tr><th>Time</th><th>Request id</th><th>Key</th><th>Model group</th><th>Deployment</th><th>Status</th><th>Latency</th><th>Tokens</th><th>Cost</th><th>Error</th></tr></thead><tbody></tbody></table></div>
+<div class="scroll"><table id="logs"><thead><tr><th>Time</th><th>Request id</th><th>Key</th><th>Model group</th><th>Deployment</th><th>Status</th><th>Latency</th><th>First token</th><th>Tokens</th><th>Cost</th><th>Attempts</th><th>Error</th></tr></thead><tbody></tbody></table></div>
 <p><button id="more" type="button" hidden>Older requests</button></p>"##;
 
 const SPEND: &str = r##"<form id="range" class="filters">
@@ -177,7 +177,10 @@ const SPEND: &str = r##"<form id="range" class="filters">
 <button type="submit">Show</button> <a id="csv" href="#" download="spend.csv">Export the log as CSV</a></form>
 <section class="cards" id="total"></section>
 <div class="two"><section><h2>By model</h2><table id="by-model"><thead><tr><th>Model</th><th>Spend</th></tr></thead><tbody></tbody></table></section>
-<section><h2>By key</h2><table id="by-key"><thead><tr><th>Key</th><th>Spend</th></tr></thead><tbody></tbody></table></section></div>"##;
+<section><h2>By key</h2><table id="by-key"><thead><tr><th>Key</th><th>Spend</th></tr></thead><tbody></tbody></table></section>
+<section><h2>By provider</h2><table id="by-provider"><thead><tr><th>Provider</th><th>Requests</th><th>Spend</th></tr></thead><tbody></tbody></table></section>
+<section><h2>By day</h2><table id="by-day"><thead><tr><th>Day (UTC)</th><th>Requests</th><th>Spend</th></tr></thead><tbody></tbody></table></section></div>
+<p class="note">By provider and by day are summed from the request log's rows in the range (up to 10,000).</p>"##;
 
 const CONFIG: &str = r##"<p><button id="reload" type="button">Reload the config file</button> <span id="reload-result"></span></p>
 <section><h2>Notices</h2><ul id="notices"></ul></section>

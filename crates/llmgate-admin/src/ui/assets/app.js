@@ -87,6 +87,7 @@ async function overview() {
     card("Requests, last hour", lastHour.length),
     card("Errors, last hour", failed(lastHour), failed(lastHour) ? "bad" : ""),
     card("Requests, since yesterday", logs.length),
+    card("Fell back, since yesterday", logs.filter((l) => l.fallbacks > 0).length),
     card("Latency p50 / p95", pct(0.5) + " / " + pct(0.95)),
     card("Spend, all time", money(total.spend)),
     card("Budget", total.max_budget ? money(total.max_budget) : "none"),
@@ -171,10 +172,31 @@ async function keys() {
         el("td", {}, k.blocked ? el("span", { class: "badge bad" }, "blocked") : el("span", { class: "badge ok" }, "active")),
         el("td", { class: "actions" },
           k.blocked ? act("Unblock", "/key/unblock", { key: k.token }) : act("Block", "/key/block", { key: k.token }),
+          el("button", { type: "button", onclick: () => edit(k) }, "Edit"),
           act("Regenerate", "/key/regenerate", { key: k.token }, "Regenerate this key? The old secret stops working.", true),
           act("Delete", "/key/delete", { keys: [k.token] }, "Delete this key?")));
     }));
   };
+  let editing = null;
+  const form = $("#create");
+  const setMode = (key) => {
+    editing = key;
+    $("#create-title").textContent = key ? "Edit " + (key.key_alias || short(key.token)) : "Create a key";
+    $("#create-submit").textContent = key ? "Save" : "Create";
+    $("#create-cancel").hidden = !key;
+  };
+  const edit = (k) => {
+    form.reset();
+    const set = (n, v) => { if (v !== null && v !== undefined) form.elements[n].value = v; };
+    set("key_alias", k.key_alias); set("models", (k.models || []).join(", "));
+    set("max_budget", k.max_budget); set("budget_duration", k.budget_duration);
+    set("rpm_limit", k.rpm_limit); set("tpm_limit", k.tpm_limit); set("max_parallel_requests", k.max_parallel_requests);
+    if (k.metadata && Object.keys(k.metadata).length) set("metadata", JSON.stringify(k.metadata));
+    setMode(k);
+    $("#create-box").open = true;
+    form.elements.key_alias.focus();
+  };
+  $("#create-cancel").addEventListener("click", () => { form.reset(); setMode(null); });
   const load = async () => {
     const data = await api("/key/list?return_full_object=true&size=100");
     all = data.keys;
@@ -194,8 +216,14 @@ async function keys() {
       const meta = String(f.get("metadata") || "").trim();
       if (meta) body.metadata = JSON.parse(meta);
       showError(null);
-      const r = await api("/key/generate", { method: "POST", body });
-      showSecret(r.key);
+      if (editing) {
+        body.key = editing.token;
+        await api("/key/update", { method: "POST", body });
+        setMode(null);
+      } else {
+        const r = await api("/key/generate", { method: "POST", body });
+        showSecret(r.key);
+      }
       ev.target.reset();
       await load();
     } catch (e) { showError(e); }
@@ -229,9 +257,12 @@ async function logs() {
       el("td", {}, new Date(l.startTime).toLocaleString()), el("td", {}, el("code", {}, l.request_id)),
       el("td", {}, l.key_alias || short(l.api_key)), el("td", {}, l.model_group), el("td", {}, short(l.model_id)),
       el("td", {}, el("span", { class: "badge " + (l.status === "success" ? "ok" : "bad") }, l.status_code)),
-      el("td", {}, isNaN(ms) ? "" : ms + " ms"),
+      el("td", {}, (l.latency_ms ?? (isNaN(ms) ? "" : ms)) + " ms"),
+      el("td", {}, l.time_to_first_token_ms === null || l.time_to_first_token_ms === undefined ? "" : l.time_to_first_token_ms + " ms"),
       el("td", {}, (l.prompt_tokens || 0) + " + " + (l.completion_tokens || 0)),
-      el("td", { class: "cost" }, money(l.cost)), el("td", {}, err ? err.error_class + ": " + (err.error_message || "") : ""));
+      el("td", { class: "cost" }, money(l.cost)),
+      el("td", {}, (l.attempts || 1) + (l.fallbacks ? `, ${l.fallbacks} fallback${l.fallbacks > 1 ? "s" : ""}` : "")),
+      el("td", {}, err ? err.error_class + ": " + (err.error_message || "") : ""));
   };
   const load = async (more) => {
     const p = query();
@@ -259,6 +290,21 @@ async function spend() {
       api("/global/spend?" + r), api("/global/spend/models?limit=50&" + r), api("/global/spend/keys?limit=50&" + r),
     ]);
     $("#total").replaceChildren(card("Spend in range", money(total.spend)));
+    const rows = await api("/spend/logs?limit=10000&" + r);
+    const sum = (key) => {
+      const m = new Map();
+      for (const l of rows) {
+        const k = key(l) || "unknown";
+        const v = m.get(k) || { n: 0, spend: 0 };
+        v.n += 1; v.spend += l.cost || 0;
+        m.set(k, v);
+      }
+      return [...m.entries()];
+    };
+    fill("#by-provider", sum((l) => l.custom_llm_provider).sort((a, b) => b[1].spend - a[1].spend)
+      .map(([k, v]) => el("tr", {}, el("td", {}, k), el("td", {}, v.n), el("td", {}, money(v.spend)))));
+    fill("#by-day", sum((l) => String(l.startTime).slice(0, 10)).sort((a, b) => (a[0] < b[0] ? 1 : -1))
+      .map(([k, v]) => el("tr", {}, el("td", {}, k), el("td", {}, v.n), el("td", {}, money(v.spend)))));
     fill("#by-model", models.map((m) => el("tr", {}, el("td", {}, m.model), el("td", {}, money(m.total_spend)))));
     fill("#by-key", keys.map((k) => el("tr", {}, el("td", {}, k.key_alias || short(k.api_key)), el("td", {}, money(k.total_spend)))));
   };
