@@ -252,10 +252,22 @@ try {
   step("config masked; reloaded from the Config page");
 
   // Every page loads with no console error, and nothing leaves the machine.
-  for (const [path, name] of [["/ui/", "overview.png"], ["/ui/models", null], ["/ui/keys", null], ["/ui/logs", null], ["/ui/spend", "spend.png"], ["/ui/config", null]]) {
+  for (const [path, name] of [["/ui/", null], ["/ui/models", null], ["/ui/keys", null], ["/ui/logs", null], ["/ui/spend", "spend.png"], ["/ui/config", null]]) {
     await open(path);
     if (name) await shot(name);
   }
+  // Overview: each range counts the request and names its deployment.
+  await open("/ui/");
+  for (const range of ["hour", "month", "day"]) {
+    await page.click(`#ranges button[data-range=${range}]`);
+    await page.waitForSelector(`#ranges button[data-range=${range}][aria-pressed=true]`);
+    await page.waitForFunction(() => document.querySelector("#top-deployments tbody").textContent.includes("gpt-4o-mini-0"));
+    const first = await page.textContent("#cards .card:first-child strong");
+    assert.ok(Number(first) >= 1, `requests in range ${range}: ${first}`);
+  }
+  await shot("overview.png");
+  step("overview counts the requests in each range");
+
   // Spend: the CSV export holds the request.
   await open("/ui/spend");
   const [download] = await Promise.all([page.waitForEvent("download"), page.click("#csv")]);

@@ -135,10 +135,12 @@ const HEAD: &str = "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8
 <link rel=\"icon\" href=\"data:,\">\
 <link rel=\"stylesheet\" href=\"/ui/assets/app.css\">";
 
-const OVERVIEW: &str = r##"<section class="cards" id="cards"></section>
-<section><h2>Requests per hour, last 24 hours</h2><div id="chart" class="chart"></div></section>
-<div class="two"><section><h2>Top models</h2><table id="top-models"><thead><tr><th>Model</th><th>Spend</th></tr></thead><tbody></tbody></table></section>
-<section><h2>Top keys</h2><table id="top-keys"><thead><tr><th>Key</th><th>Spend</th></tr></thead><tbody></tbody></table></section></div>"##;
+const OVERVIEW: &str = r##"<p id="ranges" class="ranges"><button type="button" data-range="hour">Last hour</button> <button type="button" data-range="day">Last day</button> <button type="button" data-range="month">Last 30 days</button></p>
+<section class="cards" id="cards"></section>
+<div class="charts"><div id="chart-requests" class="chart"></div><div id="chart-latency" class="chart"></div><div id="chart-spend" class="chart"></div></div>
+<div class="three"><section><h2>Top models</h2><table id="top-models"><thead><tr><th>Model group</th><th>Requests</th><th>Errors</th><th>Spend</th></tr></thead><tbody></tbody></table></section>
+<section><h2>Top keys</h2><table id="top-keys"><thead><tr><th>Key</th><th>Requests</th><th>Errors</th><th>Spend</th></tr></thead><tbody></tbody></table></section>
+<section><h2>Top deployments</h2><table id="top-deployments"><thead><tr><th>Deployment</th><th>Requests</th><th>Errors</th><th>Spend</th></tr></thead><tbody></tbody></table></section></div>"##;
 
 const MODELS: &str = r##"<p>Every deployment, by model group, as the router sees it now. <button id="refresh" type="button">Refresh</button> <button id="health" type="button">Run the health check</button> <span id="health-result"></span></p>
 <div class="scroll"><table id="deployments"><thead><tr><th>Group</th><th>Deployment</th><th>Provider</th><th>Model</th><th>State</th><th>In flight</th><th>rpm used</th><th>tpm used</th><th>rpd used today</th><th>Latency</th></tr></thead><tbody></tbody></table></div>"##;

@@ -71,58 +71,101 @@ function card(label, value, cls) {
 
 // --- Overview -------------------------------------------------------------------------------
 
+// The ranges the overview shows: how far back, and the width of one bar.
+const RANGES = {
+  hour: { label: "last hour", ms: 3600000, bucket: 300000, fmt: (d) => d.toISOString().slice(11, 16) },
+  day: { label: "last day", ms: 86400000, bucket: 3600000, fmt: (d) => d.toISOString().slice(11, 13) + "h" },
+  month: { label: "last 30 days", ms: 30 * 86400000, bucket: 86400000, fmt: (d) => d.toISOString().slice(5, 10) },
+};
+
+const percentile = (sorted, p) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] : null);
+const latencyOf = (l) => l.latency_ms ?? Date.parse(l.endTime) - Date.parse(l.startTime);
+
 async function overview() {
-  const [total, models, keys, logs] = await Promise.all([
-    api("/global/spend"),
-    api("/global/spend/models?limit=5"),
-    api("/global/spend/keys?limit=5"),
-    api("/spend/logs?limit=1000&start_date=" + daysAgo(1)),
-  ]);
-  const hourAgo = Date.now() - 3600000;
-  const lastHour = logs.filter((l) => Date.parse(l.startTime) >= hourAgo);
-  const failed = (ls) => ls.filter((l) => l.status !== "success").length;
-  const lat = logs.map((l) => Date.parse(l.endTime) - Date.parse(l.startTime)).sort((a, b) => a - b);
-  const pct = (p) => (lat.length ? lat[Math.min(lat.length - 1, Math.floor(lat.length * p))] + " ms" : "-");
-  $("#cards").replaceChildren(
-    card("Requests, last hour", lastHour.length),
-    card("Errors, last hour", failed(lastHour), failed(lastHour) ? "bad" : ""),
-    card("Requests, since yesterday", logs.length),
-    card("Fell back, since yesterday", logs.filter((l) => l.fallbacks > 0).length),
-    card("Latency p50 / p95", pct(0.5) + " / " + pct(0.95)),
-    card("Spend, all time", money(total.spend)),
-    card("Budget", total.max_budget ? money(total.max_budget) : "none"),
-  );
-  chart(logs);
-  fill("#top-models", models.map((m) => el("tr", {}, el("td", {}, m.model), el("td", {}, money(m.total_spend)))));
-  fill("#top-keys", keys.map((k) => el("tr", {}, el("td", {}, k.key_alias || short(k.api_key)), el("td", {}, money(k.total_spend)))));
+  const total = await api("/global/spend");
+  const show = async (name) => {
+    const range = RANGES[name];
+    for (const b of document.querySelectorAll("#ranges button")) b.setAttribute("aria-pressed", String(b.dataset.range === name));
+    const since = Date.now() - range.ms;
+    const all = await api("/spend/logs?limit=10000&start_date=" + new Date(since).toISOString().slice(0, 10));
+    const logs = all.filter((l) => Date.parse(l.startTime) >= since);
+    const failed = logs.filter((l) => l.status !== "success").length;
+    const lat = logs.map(latencyOf).sort((a, b) => a - b);
+    const ms = (v) => (v === null ? "-" : Math.round(v) + " ms");
+    $("#cards").replaceChildren(
+      card("Requests, " + range.label, logs.length),
+      card("Errors", failed, failed ? "bad" : ""),
+      card("Fell back", logs.filter((l) => l.fallbacks > 0).length),
+      card("Latency p50 / p95", ms(percentile(lat, 0.5)) + " / " + ms(percentile(lat, 0.95))),
+      card("Spend, " + range.label, money(logs.reduce((a, l) => a + (l.cost || 0), 0))),
+      card("Spend, all time", money(total.spend) + (total.max_budget ? " of " + money(total.max_budget) : "")),
+    );
+    if (all.length >= 10000) $("#cards").append(card("Note", "10,000 newest rows only"));
+    const n = Math.ceil(range.ms / range.bucket);
+    const buckets = Array.from({ length: n }, () => ({ ok: 0, bad: 0, spend: 0, lat: [] }));
+    for (const l of logs) {
+      const i = n - 1 - Math.floor((Date.now() - Date.parse(l.startTime)) / range.bucket);
+      if (i < 0 || i >= n) continue;
+      const b = buckets[i];
+      if (l.status === "success") b.ok += 1; else b.bad += 1;
+      b.spend += l.cost || 0;
+      b.lat.push(latencyOf(l));
+    }
+    const label = (i) => range.fmt(new Date(Date.now() - (n - 1 - i) * range.bucket));
+    bars("#chart-requests", buckets.map((b) => [b.ok, b.bad]), label, "requests (failures in red)");
+    const p = buckets.map((b) => { const s = b.lat.sort((x, y) => x - y); return [percentile(s, 0.5) || 0, Math.max(0, (percentile(s, 0.95) || 0) - (percentile(s, 0.5) || 0))]; });
+    bars("#chart-latency", p, label, "latency p50 (blue) and p95 (the bar's top), ms");
+    bars("#chart-spend", buckets.map((b) => [b.spend, 0]), label, "spend, USD");
+    topTable("#top-models", logs, (l) => l.model_group);
+    topTable("#top-keys", logs, (l) => l.key_alias || short(l.api_key));
+    topTable("#top-deployments", logs, (l) => l.model_id);
+  };
+  for (const b of document.querySelectorAll("#ranges button")) b.addEventListener("click", () => show(b.dataset.range).catch(showError));
+  await show("day");
 }
 
-// Requests (and failures) per hour over the last 24 hours, as an inline SVG bar chart.
-function chart(logs) {
-  const now = Date.now();
-  const ok = new Array(24).fill(0), bad = new Array(24).fill(0);
+// The rows of `logs` grouped by `key`: requests, errors and spend, the most requests first.
+function topTable(sel, logs, key) {
+  const m = new Map();
   for (const l of logs) {
-    const h = 23 - Math.floor((now - Date.parse(l.startTime)) / 3600000);
-    if (h < 0 || h > 23) continue;
-    (l.status === "success" ? ok : bad)[h] += 1;
+    const k = key(l) || "unknown";
+    const v = m.get(k) || { n: 0, bad: 0, spend: 0 };
+    v.n += 1; if (l.status !== "success") v.bad += 1; v.spend += l.cost || 0;
+    m.set(k, v);
   }
-  const max = Math.max(1, ...ok.map((v, i) => v + bad[i]));
+  fill(sel, [...m.entries()].sort((a, b) => b[1].n - a[1].n).slice(0, 5)
+    .map(([k, v]) => el("tr", {}, el("td", {}, k), el("td", {}, v.n), el("td", {}, v.bad), el("td", {}, money(v.spend)))));
+}
+
+// A stacked bar chart as inline SVG: each value is [lower, upper]; the upper part is red.
+function bars(sel, values, label, title) {
   const ns = "http://www.w3.org/2000/svg";
+  const n = values.length, w = 600, h = 120, top = 14;
+  const max = Math.max(...values.map(([a, b]) => a + b), 0);
   const svg = document.createElementNS(ns, "svg");
-  svg.setAttribute("viewBox", "0 0 240 100");
+  svg.setAttribute("viewBox", `0 0 ${w} ${h + 16}`);
   svg.setAttribute("role", "img");
-  svg.setAttribute("aria-label", "requests per hour");
-  for (let i = 0; i < 24; i++) {
-    const hOk = (ok[i] / max) * 90, hBad = (bad[i] / max) * 90;
-    for (const [y, h, cls] of [[100 - hOk, hOk, "ok"], [100 - hOk - hBad, hBad, "bad"]]) {
-      if (!h) continue;
+  svg.setAttribute("aria-label", title);
+  const text = (x, y, t, anchor) => {
+    const e = document.createElementNS(ns, "text");
+    e.setAttribute("x", x); e.setAttribute("y", y); e.setAttribute("text-anchor", anchor || "start");
+    e.textContent = t; svg.append(e);
+  };
+  text(0, 10, title + (max ? " · max " + (max < 1 ? max.toPrecision(2) : Math.round(max)) : " · none yet"));
+  const bw = w / n;
+  values.forEach(([a, b], i) => {
+    for (const [y0, v, cls] of [[0, a, "ok"], [a, b, "bad"]]) {
+      if (!v || !max) continue;
       const r = document.createElementNS(ns, "rect");
-      r.setAttribute("x", i * 10 + 1); r.setAttribute("width", 8);
-      r.setAttribute("y", y); r.setAttribute("height", h); r.setAttribute("class", cls);
+      const hh = (v / max) * (h - top);
+      r.setAttribute("x", i * bw + 1); r.setAttribute("width", Math.max(1, bw - 2));
+      r.setAttribute("y", h - (y0 / max) * (h - top) - hh); r.setAttribute("height", hh);
+      r.setAttribute("class", cls);
       svg.append(r);
     }
-  }
-  $("#chart").replaceChildren(svg);
+  });
+  for (const i of [0, Math.floor(n / 2), n - 1]) text(i * bw + bw / 2, h + 13, label(i), i === 0 ? "start" : i === n - 1 ? "end" : "middle");
+  $(sel).replaceChildren(svg);
 }
 
 // --- Models ---------------------------------------------------------------------------------
