@@ -241,6 +241,20 @@ try {
   await shot("models.png");
   step("the failing deployment is marked");
 
+  // The failure is in the request log too, with its error.
+  await open("/ui/logs");
+  await page.selectOption("#filters select[name=status]", "failure");
+  await page.fill("#filters input[name=model]", "broken-model");
+  const failedRow = await until("the failed request in the log", async () => {
+    await page.click("#filters button[type=submit]");
+    await page.waitForTimeout(300);
+    return page.$("#logs tbody tr[data-request-id]");
+  });
+  const failedText = await failedRow.textContent();
+  assert.ok(failedText.includes("401") && failedText.includes("Incorrect API key"), failedText);
+  await shot("request-log-failure.png");
+  step("the failed request is in the log with its error");
+
   // Config: every secret masked.
   await open("/ui/config");
   const yaml = await page.textContent("#yaml");
