@@ -298,7 +298,7 @@ async function logs() {
     const ms = Date.parse(l.endTime) - Date.parse(l.startTime);
     return el("tr", { class: l.status === "success" ? "" : "failed", "data-request-id": l.request_id },
       el("td", {}, new Date(l.startTime).toLocaleString()), el("td", {}, el("code", {}, l.request_id)),
-      el("td", {}, l.key_alias || short(l.api_key)), el("td", {}, l.model_group), el("td", {}, short(l.model_id)),
+      el("td", {}, l.key_alias || short(l.api_key) || "master key"), el("td", {}, l.model_group), el("td", {}, short(l.model_id)),
       el("td", {}, el("span", { class: "badge " + (l.status === "success" ? "ok" : "bad") }, l.status_code)),
       el("td", {}, (l.latency_ms ?? (isNaN(ms) ? "" : ms)) + " ms"),
       el("td", {}, l.time_to_first_token_ms === null || l.time_to_first_token_ms === undefined ? "" : l.time_to_first_token_ms + " ms"),
