@@ -1,7 +1,8 @@
 //! llmgate's admin API as an [`axum::Router`]: LiteLLM's virtual-key endpoints (`/key/*`, over
 //! [`KeyAdmin`]) and spend endpoints (`/spend/logs`, `/global/spend`, `/global/spend/models`,
 //! `/global/spend/keys`, over the gateway's [`Database`](llmgate_store::Database)), and
-//! `POST /config/reload` (over a [`Reloader`] the gateway gives it).
+//! `POST /config/reload` (over a [`Reloader`] the gateway gives it); and the web UI at `/ui`
+//! ([`ui`]), which signs in with the master key and calls those endpoints.
 //!
 //! The router does not authenticate: mount it behind `llmgate_auth::AuthLayer`, once, which puts
 //! the caller's [`Principal`](llmgate_core::Principal) in the request. The master key may do
@@ -36,6 +37,7 @@ pub mod keys;
 mod reload;
 mod router;
 mod spend;
+pub mod ui;
 
 pub use keys::KeyAdmin;
 pub use reload::{ReloadFuture, ReloadRefusal, Reloader, RELOAD_PATH};

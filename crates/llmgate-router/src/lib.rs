@@ -80,6 +80,7 @@ mod tell;
 #[cfg(test)]
 mod tests;
 mod usage;
+mod view;
 
 pub use error::Error;
 pub use future::ResponseFuture;
@@ -90,3 +91,4 @@ pub use state::{CooldownReason, DeploymentState};
 pub use strategy::{CooldownPolicy, Strategy};
 pub use table::{CooldownEvent, CooldownHook, ModelTable, CATCH_ALL};
 pub use tell::DAILY_QUOTA_PERCENT;
+pub use view::DeploymentUsage;

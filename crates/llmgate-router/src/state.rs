@@ -184,10 +184,10 @@ pub struct DeploymentState {
     pub(crate) fails: Windowed,
     pub(crate) usage: Usage,
     /// Exponentially weighted latency of complete answers, in microseconds (0: none yet).
-    latency_us: AtomicU64,
+    pub(crate) latency_us: AtomicU64,
     latency_at_ms: AtomicU64,
     /// The same for the time to a stream's first byte.
-    ttft_us: AtomicU64,
+    pub(crate) ttft_us: AtomicU64,
     ttft_at_ms: AtomicU64,
     /// Cooled down after its own failures and not answered since (its next answer is told as
     /// a recovery).

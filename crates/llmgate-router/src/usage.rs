@@ -137,6 +137,11 @@ impl Usage {
         self.daily.raise(day, total.saturating_add(pending));
     }
 
+    /// Requests counted in the last `window_us` (the `rpm` window).
+    pub(crate) fn requests(&self, now_us: u64, window_us: u64) -> u64 {
+        self.requests.used(now_us, window_us)
+    }
+
     /// Tokens counted in the last minute.
     pub(crate) fn tokens(&self, now_us: u64) -> u64 {
         self.tokens.used(now_us, MINUTE_US)

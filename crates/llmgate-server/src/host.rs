@@ -349,6 +349,14 @@ fn to_request(session: &ServerSession, body: Bytes) -> Request<Full<Bytes>> {
     if let Some(peer) = session.client_addr().and_then(|a| a.as_inet()) {
         parts.extensions.insert(*peer);
     }
+    if session.digest().is_some_and(|d| d.ssl_digest.is_some()) {
+        // Over our own TLS: say so the way a TLS-ending proxy would (the admin UI marks its
+        // session cookie `Secure` on it). A client cannot unsay it.
+        parts.headers.insert(
+            http::HeaderName::from_static("x-forwarded-proto"),
+            http::HeaderValue::from_static("https"),
+        );
+    }
     Request::from_parts(parts, Full::new(body))
 }
 

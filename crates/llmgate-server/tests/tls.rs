@@ -146,18 +146,27 @@ impl Client {
     }
 
     async fn chat(&mut self, addr: SocketAddr, stream: bool) -> Response<Incoming> {
-        let request = Request::post(format!(
-            "https://localhost:{}/v1/chat/completions",
-            addr.port()
-        ))
-        .header("content-type", "application/json")
-        .body(Full::new(Bytes::from(chat("demo", stream))))
-        .unwrap();
+        let body = chat("demo", stream);
+        self.post(addr, "/v1/chat/completions", "application/json", body)
+            .await
+    }
+
+    async fn post(
+        &mut self,
+        addr: SocketAddr,
+        path: &str,
+        content_type: &str,
+        body: String,
+    ) -> Response<Incoming> {
+        let request = Request::post(format!("https://localhost:{}{path}", addr.port()))
+            .header("content-type", content_type)
+            .body(Full::new(Bytes::from(body)))
+            .unwrap();
         match self {
             Self::H1(sender) => {
                 let (mut parts, body) = request.into_parts();
                 // HTTP/1.1 in origin form, with a Host header, as clients send it.
-                parts.uri = "/v1/chat/completions".parse().unwrap();
+                parts.uri = path.parse().unwrap();
                 parts.headers.insert(
                     "host",
                     format!("localhost:{}", addr.port()).parse().unwrap(),
@@ -229,6 +238,33 @@ async fn https_answers_over_http1_and_h2_chosen_by_alpn() {
         let (mut client, alpn) = Client::connect(addr, pki.client(offered)).await.unwrap();
         assert_eq!(alpn.as_deref(), picked, "offered {offered:?}");
         completion_and_stream(&mut client, addr, version).await;
+    }
+}
+
+/// The admin UI's session cookie is `Secure` when the sign-in came over the gateway's own TLS
+/// (docs/ui.md), over HTTP/1.1 and HTTP/2 alike.
+#[tokio::test]
+async fn the_ui_session_cookie_is_secure_over_tls() {
+    let pki = Pki::new("ui-cookie");
+    let yaml = format!(
+        "{DEMO}general_settings:\n  master_key: sk-tls-master\n  database_url: \"sqlite::memory:\"\n"
+    );
+    let config = write_config("tls-ui-cookie", &yaml);
+    let flags = pki.flags();
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let (_gateway, addr) = start_with(&config, &flags, &[]).await;
+    for offered in [&[b"http/1.1" as &[u8]] as Offer, &[b"h2"]] {
+        let (mut client, _) = Client::connect(addr, pki.client(offered)).await.unwrap();
+        let form = "application/x-www-form-urlencoded";
+        let res = client
+            .post(addr, "/ui/login", form, "key=sk-tls-master".into())
+            .await;
+        assert_eq!(res.status(), StatusCode::SEE_OTHER, "offered {offered:?}");
+        let cookie = res.headers()["set-cookie"].to_str().unwrap();
+        assert!(
+            cookie.contains("HttpOnly") && cookie.ends_with("; Secure"),
+            "{cookie}"
+        );
     }
 }
 

@@ -31,6 +31,9 @@ pub(crate) struct AdminRoutes {
     pub(crate) health: Stack,
     /// `GET /alerting/recent`, behind the master key.
     pub(crate) alerting: Stack,
+    /// The web UI at `/ui`: its own sign-in, then the API above as the master key.
+    #[cfg(feature = "admin")]
+    pub(crate) ui: Stack,
 }
 
 /// Builds the routes; the key and spend APIs, and `/v1/models`, sit behind one `parts.auth`;
@@ -60,15 +63,41 @@ pub(crate) fn routes(config: &Config, parts: &Parts, max_body: usize) -> AdminRo
             async move { Ok::<_, BoxError>(routes::json(checker.report().await)) }
         }));
     let readiness = readiness_of(config, parts);
+    let api = BoxCloneSyncService::new(api);
+    let health = BoxCloneSyncService::new(health);
+    #[cfg(feature = "admin")]
+    let ui = ui_route(config, parts, &api, &health);
     AdminRoutes {
-        api: BoxCloneSyncService::new(api),
+        api,
         readiness: BoxCloneSyncService::new(service_fn(move |_req: Request<ReqBody>| {
             let readiness = readiness.clone();
             async move { Ok::<_, BoxError>(readiness.answer().await) }
         })),
-        health: BoxCloneSyncService::new(health),
+        health,
         alerting: crate::alerting::recent_route(config, &parts.alert_view),
+        #[cfg(feature = "admin")]
+        ui,
     }
+}
+
+/// The UI over `api` (and `/health` over `health`), which `/ui/api/*` calls as the master key.
+#[cfg(feature = "admin")]
+fn ui_route(config: &Config, parts: &Parts, api: &Stack, health: &Stack) -> Stack {
+    let (api, health) = (api.clone(), health.clone());
+    let inner = service_fn(move |req: Request<ReqBody>| {
+        let target = if req.uri().path() == "/health" {
+            health.clone()
+        } else {
+            api.clone()
+        };
+        tower::ServiceExt::oneshot(target, req)
+    });
+    llmgate_admin::ui::UiApi::new(config.master_key(), parts.ui_sessions.clone())
+        .deployments(Some(Arc::new(crate::ui::TableView(parts.table.clone()))))
+        .config(Some(Arc::new(crate::ui::ConfigFile(
+            parts.reloader.clone(),
+        ))))
+        .service(BoxCloneSyncService::new(inner))
 }
 
 /// `/health/readiness` over the parts it pings (see `readiness.rs`).

@@ -56,6 +56,8 @@ mod spend;
 mod stack;
 #[cfg(feature = "sql")]
 pub mod store;
+#[cfg(feature = "admin")]
+mod ui;
 #[cfg(all(test, not(feature = "sql")))]
 mod without_sql_tests;
 

@@ -87,6 +87,9 @@ pub(crate) struct Lasting {
     pub(crate) events: Events,
     /// The alert counts and recent alerts, for `/metrics` and `GET /alerting/recent`.
     pub(crate) alert_view: Arc<AlertView>,
+    /// The admin UI's sign-in sessions: kept across reloads.
+    #[cfg(feature = "admin")]
+    pub(crate) ui_sessions: llmgate_admin::ui::Sessions,
 }
 
 impl Lasting {
@@ -174,6 +177,8 @@ impl Lasting {
             reload_handle: ReloadHandle::default(),
             events,
             alert_view,
+            #[cfg(feature = "admin")]
+            ui_sessions: llmgate_admin::ui::Sessions::new(),
         };
         Ok((lasting, table))
     }
@@ -231,6 +236,9 @@ pub(crate) struct Parts {
     pub(crate) events: Events,
     /// The alert counts and recent alerts, for `/metrics` and `GET /alerting/recent`.
     pub(crate) alert_view: Arc<AlertView>,
+    /// The admin UI's sign-in sessions (the lasting ones).
+    #[cfg(feature = "admin")]
+    pub(crate) ui_sessions: llmgate_admin::ui::Sessions,
 }
 
 impl Parts {
@@ -263,6 +271,8 @@ impl Parts {
             reloader: lasting.reload_handle.clone(),
             events: lasting.events.clone(),
             alert_view: lasting.alert_view.clone(),
+            #[cfg(feature = "admin")]
+            ui_sessions: lasting.ui_sessions.clone(),
             table,
         }
     }

@@ -45,6 +45,12 @@ enum Route {
         allow(dead_code, reason = "built with the admin feature")
     )]
     Reload,
+    /// The web UI, `/ui` and below (it checks its own methods).
+    #[cfg_attr(
+        not(feature = "admin"),
+        allow(dead_code, reason = "built with the admin feature")
+    )]
+    Ui,
 }
 
 fn route(path: &str) -> Option<(Route, Method)> {
@@ -74,6 +80,8 @@ fn route(path: &str) -> Option<(Route, Method)> {
         p if llmgate_admin::is_spend_path(p) => (Route::Spend, Method::GET),
         #[cfg(feature = "admin")]
         llmgate_admin::RELOAD_PATH => (Route::Reload, Method::POST),
+        #[cfg(feature = "admin")]
+        p if llmgate_admin::ui::is_ui_path(p) => (Route::Ui, Method::GET),
         _ => return None,
     })
 }
@@ -108,6 +116,9 @@ pub(crate) struct Dispatch {
     pub(crate) limiter: crate::metrics::LimiterView,
     /// `GET /alerting/recent`, behind the master key.
     pub(crate) alerting: Stack,
+    /// The web UI at `/ui`.
+    #[cfg(feature = "admin")]
+    pub(crate) ui: Stack,
 }
 
 impl Dispatch {
@@ -140,6 +151,8 @@ impl Dispatch {
                 alerts: parts.alert_view.clone(),
             },
             alerting: admin.alerting.clone(),
+            #[cfg(feature = "admin")]
+            ui: admin.ui.clone(),
         }
     }
 }
@@ -174,7 +187,7 @@ impl Service<Request<ReqBody>> for Dispatch {
         let Some((route, method)) = route(req.uri().path()) else {
             return ready(not_found(req.uri().path()));
         };
-        let method_ok = route == Route::Keys
+        let method_ok = matches!(route, Route::Keys | Route::Ui)
             || (route == Route::StoredResponse && req.method() == Method::DELETE)
             || req.method() == method
             || (method == Method::GET && req.method() == Method::HEAD);
@@ -195,6 +208,10 @@ impl Service<Request<ReqBody>> for Dispatch {
             Route::Readiness => Either::Left(self.readiness.call(req)),
             Route::Health => Either::Left(self.health.call(req)),
             Route::Alerting => Either::Left(self.alerting.call(req)),
+            #[cfg(feature = "admin")]
+            Route::Ui => Either::Left(self.ui.call(req)),
+            #[cfg(not(feature = "admin"))]
+            Route::Ui => ready(not_found(req.uri().path())),
             Route::Metrics => ready(crate::metrics::render(
                 self.meter.metrics(),
                 &self.table,
@@ -254,6 +271,7 @@ const NOT_SERVED: &[(&str, &str)] = &[
         "/model/delete",
         "deleting models over the API (llmgate reads models from its config: edit it and reload)",
     ),
+    // Only without the `admin` feature: with it, dispatch sends `/ui` to the UI first.
     ("/ui", "the admin UI"),
     ("/sso/", "SSO sign-in"),
     ("/guardrails", "guardrails"),
@@ -271,7 +289,7 @@ fn not_found(path: &str) -> Response<BoxBody> {
     }
     let message = match NOT_SERVED.iter().find(|(prefix, _)| path.starts_with(prefix)) {
         Some((_, what)) => format!("{path} is LiteLLM's endpoint for {what}, which llmgate does not serve (yet); see docs/endpoints.md for what it serves"),
-        None => format!("no route for {path}; llmgate serves /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/messages, /v1/responses, /v1/models, /model/info, /model_group/info, /utils/token_counter, /health/*, /metrics, /key/*, the spend endpoints and /config/reload (docs/endpoints.md)"),
+        None => format!("no route for {path}; llmgate serves /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/messages, /v1/responses, /v1/models, /model/info, /model_group/info, /utils/token_counter, /health/*, /metrics, /key/*, the spend endpoints, /config/reload and the admin UI at /ui (docs/endpoints.md)"),
     };
     ApiError::new(StatusCode::NOT_FOUND, Origin::Downstream, message)
         .with_type(ErrorType::NOT_FOUND)

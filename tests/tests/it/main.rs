@@ -31,5 +31,6 @@ mod serve_limits;
 mod spend;
 mod stream;
 mod stream_spend;
+mod ui;
 mod vertex;
 mod watsonx;

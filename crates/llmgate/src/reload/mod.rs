@@ -292,6 +292,12 @@ impl ReloadHandle {
         let shared = self.0.get()?.upgrade()?;
         Some(Gateway::from_shared(shared))
     }
+
+    /// The config file the gateway reloads from, if it has one (for the UI's Config page).
+    #[cfg(feature = "admin")]
+    pub(crate) fn config_file(&self) -> Option<PathBuf> {
+        self.gateway()?.config_file()
+    }
 }
 
 #[cfg(feature = "admin")]
