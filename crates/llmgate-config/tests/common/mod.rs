@@ -88,3 +88,11 @@ impl Drop for TempDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// Each case's problems, loaded with `OPENAI_API_KEY` set, are exactly `want`.
+pub fn check(cases: &[(&str, String, &[&str])]) {
+    for (name, yaml, want) in cases {
+        let got = all_problems(yaml, &env(&[("OPENAI_API_KEY", "sk-x")]));
+        assert_eq!(got, *want, "case {name}:\n{yaml}");
+    }
+}
