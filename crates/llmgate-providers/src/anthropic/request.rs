@@ -24,7 +24,7 @@
 //! `web_search_options`, audio parts: [`Ctx::unsupported`].
 
 use llmgate_core::wire::anthropic::{MessagesRequest, Tool, ToolChoice};
-use llmgate_core::wire::ChatCompletionRequest;
+use llmgate_core::wire::{chat, ChatCompletionRequest};
 use serde_json::{json, Map, Value};
 
 use super::conversation::conversation;
@@ -106,88 +106,13 @@ pub(crate) fn body(ctx: &Ctx<'_>, chat: &ChatCompletionRequest) -> Result<Messag
 
     let (system, turns) = conversation(ctx, messages)?;
 
-    let mut tools_out = tools
-        .as_deref()
-        .map(|tools| {
-            tools
-                .iter()
-                .filter_map(|t| tool(ctx, t).transpose())
-                .collect::<Result<Vec<_>, _>>()
-        })
-        .transpose()?;
-    let parallel = get("parallel_tool_calls").and_then(Value::as_bool);
-    let mut choice = match tool_choice.as_ref().or_else(|| get("tool_choice")) {
-        Some(v) => Some(tool_choice_of(ctx, v)?),
-        None => None,
+    let (tools_out, choice) = tools_and_choice(ctx, tools.as_deref(), tool_choice.as_ref())?;
+    let (tools_out, choice) = with_json_format(ctx, response_format.as_ref(), tools_out, choice)?;
+    let choice = match get("parallel_tool_calls").and_then(Value::as_bool) {
+        Some(false) => Some(without_parallel(choice)),
+        _ => choice,
     };
-    let json_format = match response_format.as_ref() {
-        Some(f) => match f.format_type.as_str() {
-            "text" => None,
-            "json_object" => Some(json!({"type": "object"})),
-            "json_schema" => Some(
-                f.json_schema
-                    .as_ref()
-                    .and_then(|s| s.get("schema"))
-                    .cloned()
-                    .unwrap_or_else(|| json!({"type": "object"})),
-            ),
-            _ => {
-                ctx.unsupported("response_format")?;
-                None
-            }
-        },
-        None => None,
-    };
-    if let Some(schema) = json_format {
-        let list = tools_out.get_or_insert_with(Vec::new);
-        let forced = list.is_empty();
-        list.push(Tool {
-            name: JSON_TOOL.to_owned(),
-            tool_type: None,
-            description: None,
-            input_schema: Some(schema),
-            cache_control: None,
-            extra: Map::new(),
-        });
-        if forced && choice.is_none() {
-            choice = Some(ToolChoice::Tool {
-                name: JSON_TOOL.to_owned(),
-                disable_parallel_tool_use: None,
-            });
-        }
-    }
-    if parallel == Some(false) {
-        choice = Some(match choice {
-            None => ToolChoice::Auto {
-                disable_parallel_tool_use: Some(true),
-            },
-            Some(ToolChoice::Auto { .. }) => ToolChoice::Auto {
-                disable_parallel_tool_use: Some(true),
-            },
-            Some(ToolChoice::Any { .. }) => ToolChoice::Any {
-                disable_parallel_tool_use: Some(true),
-            },
-            Some(ToolChoice::Tool { name, .. }) => ToolChoice::Tool {
-                name,
-                disable_parallel_tool_use: Some(true),
-            },
-            Some(ToolChoice::None) => ToolChoice::None,
-        });
-    }
-
-    let mut thinking = get("thinking").filter(|v| !v.is_null()).cloned();
-    if thinking.is_none() {
-        thinking = match get("reasoning_effort").and_then(Value::as_str) {
-            Some("minimal" | "low") => Some(json!({"type": "enabled", "budget_tokens": 1024})),
-            Some("medium") => Some(json!({"type": "enabled", "budget_tokens": 2048})),
-            Some("high") => Some(json!({"type": "enabled", "budget_tokens": 4096})),
-            Some("none") | None => None,
-            Some(_) => {
-                ctx.unsupported("reasoning_effort")?;
-                None
-            }
-        };
-    }
+    let thinking = thinking_of(ctx)?;
     let asked_max = params.or(
         params.or(
             max_completion_tokens.or(*max_tokens),
@@ -197,47 +122,10 @@ pub(crate) fn body(ctx: &Ctx<'_>, chat: &ChatCompletionRequest) -> Result<Messag
         "max_tokens",
         Value::as_u64,
     );
-    let max_tokens = match asked_max {
-        Some(m) => m,
-        // Anthropic requires max_tokens > budget_tokens; a defaulted limit leaves room.
-        None => match thinking
-            .as_ref()
-            .and_then(|t| t.get("budget_tokens"))
-            .and_then(Value::as_u64)
-        {
-            Some(budget) if budget >= DEFAULT_MAX_TOKENS => budget + DEFAULT_MAX_TOKENS,
-            _ => DEFAULT_MAX_TOKENS,
-        },
-    };
-
-    let stop = stop.as_ref().or_else(|| get("stop"));
-    let stop_sequences = match stop {
-        Some(Value::String(s)) => Some(vec![s.clone()]),
-        Some(Value::Array(items)) => Some(
-            items
-                .iter()
-                .filter_map(|s| s.as_str().map(str::to_owned))
-                .collect(),
-        ),
-        _ => get("stop_sequences").and_then(|v| serde_json::from_value(v.clone()).ok()),
-    }
-    .filter(|s: &Vec<String>| !s.is_empty());
-
+    let max_tokens = asked_max.unwrap_or_else(|| default_max_tokens(thinking.as_ref()));
+    let stop_sequences = stop_sequences_of(ctx, stop.as_ref());
     let user = params.or(user.clone(), "user", |v| v.as_str().map(str::to_owned));
-
-    // Everything else the client (or the deployment) sent: Anthropic's own parameters
-    // (`service_tier`, `container`, `mcp_servers`, ...) pass through; a name Anthropic does
-    // not know fails there, with its message naming the field.
-    let mut rest = Map::new();
-    for (k, v) in params.raw_entries() {
-        if !HANDLED.contains(&k) && !UNSUPPORTED.contains(&k) {
-            rest.insert(k.to_owned(), v.clone());
-        }
-    }
-    let metadata = match (user, rest.remove("metadata")) {
-        (Some(user), _) => Some(json!({ "user_id": user })),
-        (None, m) => m,
-    };
+    let (rest, metadata) = rest_and_metadata(ctx, user);
 
     Ok(MessagesRequest {
         model: ctx.dep.model.to_string(),
@@ -257,8 +145,162 @@ pub(crate) fn body(ctx: &Ctx<'_>, chat: &ChatCompletionRequest) -> Result<Messag
     })
 }
 
+/// The client's tools in Anthropic's shape, and its `tool_choice` (typed, else from the
+/// parameters).
+fn tools_and_choice(
+    ctx: &Ctx<'_>,
+    tools: Option<&[chat::Tool]>,
+    tool_choice: Option<&Value>,
+) -> Result<(Option<Vec<Tool>>, Option<ToolChoice>), Error> {
+    let tools_out = tools
+        .map(|tools| {
+            tools
+                .iter()
+                .filter_map(|t| tool(ctx, t).transpose())
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .transpose()?;
+    let choice = match tool_choice.or_else(|| ctx.params().raw("tool_choice")) {
+        Some(v) => Some(tool_choice_of(ctx, v)?),
+        None => None,
+    };
+    Ok((tools_out, choice))
+}
+
+/// `response_format` as Anthropic has it: a tool named [`JSON_TOOL`] whose input is the
+/// schema, forced when it is the only tool and the client chose none.
+fn with_json_format(
+    ctx: &Ctx<'_>,
+    format: Option<&chat::ResponseFormat>,
+    mut tools: Option<Vec<Tool>>,
+    mut choice: Option<ToolChoice>,
+) -> Result<(Option<Vec<Tool>>, Option<ToolChoice>), Error> {
+    let schema = match format {
+        Some(f) => match f.format_type.as_str() {
+            "text" => None,
+            "json_object" => Some(json!({"type": "object"})),
+            "json_schema" => Some(
+                f.json_schema
+                    .as_ref()
+                    .and_then(|s| s.get("schema"))
+                    .cloned()
+                    .unwrap_or_else(|| json!({"type": "object"})),
+            ),
+            _ => {
+                ctx.unsupported("response_format")?;
+                None
+            }
+        },
+        None => None,
+    };
+    if let Some(schema) = schema {
+        let list = tools.get_or_insert_with(Vec::new);
+        let forced = list.is_empty();
+        list.push(Tool {
+            name: JSON_TOOL.to_owned(),
+            tool_type: None,
+            description: None,
+            input_schema: Some(schema),
+            cache_control: None,
+            extra: Map::new(),
+        });
+        if forced && choice.is_none() {
+            choice = Some(ToolChoice::Tool {
+                name: JSON_TOOL.to_owned(),
+                disable_parallel_tool_use: None,
+            });
+        }
+    }
+    Ok((tools, choice))
+}
+
+/// `parallel_tool_calls: false`: the choice with parallel tool use turned off.
+fn without_parallel(choice: Option<ToolChoice>) -> ToolChoice {
+    let off = Some(true);
+    match choice {
+        None | Some(ToolChoice::Auto { .. }) => ToolChoice::Auto {
+            disable_parallel_tool_use: off,
+        },
+        Some(ToolChoice::Any { .. }) => ToolChoice::Any {
+            disable_parallel_tool_use: off,
+        },
+        Some(ToolChoice::Tool { name, .. }) => ToolChoice::Tool {
+            name,
+            disable_parallel_tool_use: off,
+        },
+        Some(ToolChoice::None) => ToolChoice::None,
+    }
+}
+
+/// Anthropic's `thinking`, as sent or from OpenAI's `reasoning_effort`.
+fn thinking_of(ctx: &Ctx<'_>) -> Result<Option<Value>, Error> {
+    let params = ctx.params();
+    if let Some(t) = params.raw("thinking").filter(|v| !v.is_null()) {
+        return Ok(Some(t.clone()));
+    }
+    Ok(
+        match params.raw("reasoning_effort").and_then(Value::as_str) {
+            Some("minimal" | "low") => Some(json!({"type": "enabled", "budget_tokens": 1024})),
+            Some("medium") => Some(json!({"type": "enabled", "budget_tokens": 2048})),
+            Some("high") => Some(json!({"type": "enabled", "budget_tokens": 4096})),
+            Some("none") | None => None,
+            Some(_) => {
+                ctx.unsupported("reasoning_effort")?;
+                None
+            }
+        },
+    )
+}
+
+/// `max_tokens` when the client set none. Anthropic requires it, and requires it above a
+/// thinking budget, so a defaulted limit leaves room.
+fn default_max_tokens(thinking: Option<&Value>) -> u64 {
+    match thinking
+        .and_then(|t| t.get("budget_tokens"))
+        .and_then(Value::as_u64)
+    {
+        Some(budget) if budget >= DEFAULT_MAX_TOKENS => budget + DEFAULT_MAX_TOKENS,
+        _ => DEFAULT_MAX_TOKENS,
+    }
+}
+
+/// OpenAI's `stop` (a string or a list) as `stop_sequences`, else Anthropic's own.
+fn stop_sequences_of(ctx: &Ctx<'_>, stop: Option<&Value>) -> Option<Vec<String>> {
+    let params = ctx.params();
+    match stop.or_else(|| params.raw("stop")) {
+        Some(Value::String(s)) => Some(vec![s.clone()]),
+        Some(Value::Array(items)) => Some(
+            items
+                .iter()
+                .filter_map(|s| s.as_str().map(str::to_owned))
+                .collect(),
+        ),
+        _ => params
+            .raw("stop_sequences")
+            .and_then(|v| serde_json::from_value(v.clone()).ok()),
+    }
+    .filter(|s: &Vec<String>| !s.is_empty())
+}
+
+/// Everything else the client (or the deployment) sent: Anthropic's own parameters
+/// (`service_tier`, `container`, `mcp_servers`, ...) pass through; a name Anthropic does not
+/// know fails there, with its message naming the field. `user` becomes `metadata.user_id`.
+fn rest_and_metadata(ctx: &Ctx<'_>, user: Option<String>) -> (Map<String, Value>, Option<Value>) {
+    let mut rest = Map::new();
+    for (k, v) in ctx.params().raw_entries() {
+        if !HANDLED.contains(&k) && !UNSUPPORTED.contains(&k) {
+            rest.insert(k.to_owned(), v.clone());
+        }
+    }
+    let metadata = match (user, rest.remove("metadata")) {
+        (Some(user), _) => Some(json!({ "user_id": user })),
+        (None, m) => m,
+    };
+    (rest, metadata)
+}
+
 /// One tool; `None` when it cannot be sent and is dropped (with `drop_params`).
-fn tool(ctx: &Ctx<'_>, t: &llmgate_core::wire::chat::Tool) -> Result<Option<Tool>, Error> {
+fn tool(ctx: &Ctx<'_>, t: &chat::Tool) -> Result<Option<Tool>, Error> {
     let cache_control = t.extra.get("cache_control").cloned();
     let tool = match (t.tool_type.as_str(), &t.function) {
         ("function", Some(f)) => Some(Tool {
