@@ -52,6 +52,17 @@ pub enum Error {
         /// The budget for it, USD.
         max_budget: f64,
     },
+    /// The whole gateway spent `litellm_settings.max_budget` for this period (LiteLLM: 400,
+    /// `budget_exceeded`, "LiteLLM Proxy has exceeded its budget").
+    #[error("ExceededBudget: the gateway has exceeded its budget (litellm_settings.max_budget). Current spend: {spend}; Max Budget: {max_budget}{}", reset_note(*.reset_at))]
+    ProxyBudgetExceeded {
+        /// Spend in this period, USD.
+        spend: f64,
+        /// The budget, USD.
+        max_budget: f64,
+        /// When spend resets, if it does.
+        reset_at: Option<i64>,
+    },
     /// The key store did not answer and `allow_requests_on_db_unavailable` is off.
     #[error("cannot check the API key: {0}")]
     StoreUnavailable(String),
@@ -66,9 +77,9 @@ impl ErrorContract for Error {
     fn status(&self) -> StatusCode {
         match self {
             Error::ModelNotAllowed { .. } => StatusCode::FORBIDDEN,
-            Error::BudgetExceeded { .. } | Error::ModelBudgetExceeded { .. } => {
-                StatusCode::BAD_REQUEST
-            }
+            Error::BudgetExceeded { .. }
+            | Error::ModelBudgetExceeded { .. }
+            | Error::ProxyBudgetExceeded { .. } => StatusCode::BAD_REQUEST,
             Error::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::UNAUTHORIZED,
         }
@@ -76,9 +87,9 @@ impl ErrorContract for Error {
     fn error_type(&self) -> ErrorType {
         match self {
             Error::ModelNotAllowed { .. } => ErrorType::other("key_model_access_denied"),
-            Error::BudgetExceeded { .. } | Error::ModelBudgetExceeded { .. } => {
-                ErrorType::other("budget_exceeded")
-            }
+            Error::BudgetExceeded { .. }
+            | Error::ModelBudgetExceeded { .. }
+            | Error::ProxyBudgetExceeded { .. } => ErrorType::other("budget_exceeded"),
             Error::StoreUnavailable(_) => ErrorType::SERVER,
             _ => ErrorType::AUTHENTICATION,
         }
@@ -90,7 +101,9 @@ impl ErrorContract for Error {
             Error::Expired(_) => "expired_api_key",
             Error::Blocked => "blocked_api_key",
             Error::ModelNotAllowed { .. } => "model_not_allowed",
-            Error::BudgetExceeded { .. } | Error::ModelBudgetExceeded { .. } => "budget_exceeded",
+            Error::BudgetExceeded { .. }
+            | Error::ModelBudgetExceeded { .. }
+            | Error::ProxyBudgetExceeded { .. } => "budget_exceeded",
             Error::StoreUnavailable(_) => "key_store_unavailable",
         }))
     }

@@ -27,9 +27,72 @@ const SETTLE_TRIES: u32 = 8;
 pub struct Budgets {
     ledger: Arc<dyn BudgetLedger>,
     estimate: CostEstimate,
+    proxy: Option<ProxyBudget>,
     errors: Arc<AtomicU64>,
     lost: Arc<AtomicU64>,
 }
+
+/// The gateway's own budget (`litellm_settings.max_budget`, `budget_duration`): every request,
+/// whoever makes it, is held to it. Its periods are whole multiples of the duration since the
+/// Unix epoch, UTC (`1d` is a UTC day), so every instance and every restart agree on the period
+/// without storing it. Cheap to clone; clones share the spend last read from the spend log.
+#[derive(Clone, Debug)]
+pub struct ProxyBudget {
+    max: f64,
+    duration: Option<i64>,
+    known: Arc<AtomicU64>,
+}
+
+impl ProxyBudget {
+    /// A budget of `max` USD, reset every `duration` seconds (never, without one).
+    pub fn new(max: f64, duration: Option<i64>) -> Self {
+        ProxyBudget {
+            max,
+            duration: duration.filter(|d| *d > 0),
+            known: Arc::new(AtomicU64::new(0f64.to_bits())),
+        }
+    }
+
+    /// The budget, USD.
+    pub fn max(&self) -> f64 {
+        self.max
+    }
+
+    /// The period containing `now`: its start and its end (Unix seconds); `(0, None)` when
+    /// the budget never resets.
+    pub fn period(&self, now: i64) -> (i64, Option<i64>) {
+        match self.duration {
+            Some(d) => {
+                let start = now.div_euclid(d) * d;
+                (start, Some(start.saturating_add(d)))
+            }
+            None => (0, None),
+        }
+    }
+
+    /// Records the period's spend as the spend log shows it (the ledger's entry never falls
+    /// below it, so a fresh ledger, after a restart, starts from it).
+    pub fn set_known(&self, spend: f64) {
+        if spend.is_finite() && spend >= 0.0 {
+            self.known.store(spend.to_bits(), Ordering::Relaxed);
+        }
+    }
+
+    fn budget(&self, now: i64) -> Budget {
+        let (start, end) = self.period(now);
+        Budget {
+            id: format!("{PROXY_PREFIX}{start}"),
+            max: self.max,
+            known: f64::from_bits(self.known.load(Ordering::Relaxed)),
+            expires_at: end.map_or(now.saturating_add(NO_PERIOD_TTL), |t| {
+                t.saturating_add(ENTRY_SLACK)
+            }),
+        }
+    }
+}
+
+/// The ledger id of the gateway's budget, before its period's start.
+const PROXY_PREFIX: &str = "proxy:";
 
 impl std::fmt::Debug for Budgets {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -40,13 +103,27 @@ impl std::fmt::Debug for Budgets {
 }
 
 impl Budgets {
-    pub(crate) fn new(ledger: Arc<dyn BudgetLedger>, estimate: CostEstimate) -> Self {
+    /// Budgets counted in `ledger`, each request reserving `estimate`'s USD when admitted.
+    pub fn new(ledger: Arc<dyn BudgetLedger>, estimate: CostEstimate) -> Self {
         Budgets {
             ledger,
             estimate,
+            proxy: None,
             errors: Arc::default(),
             lost: Arc::default(),
         }
+    }
+
+    /// Holds every request to `proxy` too.
+    #[must_use]
+    pub fn with_proxy_budget(mut self, proxy: ProxyBudget) -> Self {
+        self.proxy = Some(proxy);
+        self
+    }
+
+    /// The gateway's own budget, when it has one.
+    pub fn proxy_budget(&self) -> Option<&ProxyBudget> {
+        self.proxy.as_ref()
     }
 
     /// The ledger.
@@ -75,24 +152,38 @@ impl Budgets {
         }
     }
 
-    /// Reserves `estimate` against `key`'s budgets (for `model` too, when it has one). `None`
-    /// when the key has no budget, or the ledger did not answer (logged, counted).
+    /// Reserves `estimate` against `key`'s budgets (for `model` too, when it has one) and the
+    /// gateway's. `None` when there is no budget to hold, or the ledger did not answer
+    /// (logged, counted). Without a key (the master key, or no auth), only the gateway's.
     pub async fn hold(
         &self,
-        key: &VirtualKey,
+        key: Option<&VirtualKey>,
         model: Option<&str>,
         estimate: f64,
         now: i64,
     ) -> Result<Option<BudgetHold>, Error> {
-        let budgets = budgets_of(key, model, now);
+        let mut budgets = key.map_or_else(Vec::new, |k| budgets_of(k, model, now));
+        if let Some(proxy) = &self.proxy {
+            budgets.push(proxy.budget(now));
+        }
         if budgets.is_empty() {
             return Ok(None);
         }
         match self.ledger.reserve(&budgets, estimate).await {
             Ok(Admission::Admitted) => Ok(Some(self.settler(budgets, estimate))),
-            Ok(Admission::Denied { index, spend }) => {
-                Err(denied(key, &budgets, index, spend, model))
-            }
+            Ok(Admission::Denied { index, spend }) => match (&self.proxy, key) {
+                (Some(proxy), _) if index + 1 == budgets.len() => Err(Error::ProxyBudgetExceeded {
+                    spend,
+                    max_budget: proxy.max,
+                    reset_at: proxy.period(now).1,
+                }),
+                (_, Some(key)) => Err(denied(key, &budgets, index, spend, model)),
+                (_, None) => Err(Error::ProxyBudgetExceeded {
+                    spend,
+                    max_budget: budgets.get(index).map_or(0.0, |b| b.max),
+                    reset_at: None,
+                }),
+            },
             Err(e) => {
                 let n = self.errors.fetch_add(1, Ordering::Relaxed);
                 if n.is_power_of_two() || n == 0 {

@@ -83,6 +83,13 @@ impl Keys {
         self
     }
 
+    /// Holds requests to `budgets` (its ledger, estimate and the gateway's own budget, if it
+    /// has one): [`Keys::with_budget_ledger`] with a [`crate::ProxyBudget`].
+    pub fn with_budgets(mut self, budgets: crate::hold::Budgets) -> Self {
+        self.budgets = Some(budgets);
+        self
+    }
+
     /// Tells `events` when spend charged here takes a key past `percent` % of its
     /// `max_budget`, and when it reaches it (see [`llmgate_core::events::Event::BudgetThreshold`]).
     pub fn with_events(mut self, events: llmgate_core::events::Events, percent: u8) -> Self {

@@ -4,7 +4,7 @@ use llmgate_core::{ResolveModel, Secret};
 use tower::Layer;
 
 use crate::service::Auth;
-use crate::Keys;
+use crate::{Budgets, Keys};
 
 /// Applies [`Auth`] to a service. See the crate docs.
 #[derive(Debug, Clone)]
@@ -12,6 +12,7 @@ pub struct AuthLayer {
     master_key: Option<Secret>,
     keys: Option<Keys>,
     resolver: Option<Arc<dyn ResolveModel>>,
+    proxy: Option<Budgets>,
 }
 
 impl AuthLayer {
@@ -22,6 +23,7 @@ impl AuthLayer {
             master_key,
             keys: None,
             resolver: None,
+            proxy: None,
         }
     }
 
@@ -43,11 +45,25 @@ impl AuthLayer {
     }
 }
 
+impl AuthLayer {
+    /// Holds every request to the gateway's own budget (`litellm_settings.max_budget`):
+    /// `budgets` must carry a [`crate::ProxyBudget`]. A virtual key's requests are held through
+    /// its [`Keys`]' budgets, which should be these same ones
+    /// ([`Keys::with_budgets`]); the master key's and, without a master key, everyone's
+    /// through these.
+    #[must_use]
+    pub fn with_proxy_budget(mut self, budgets: Budgets) -> Self {
+        self.proxy = budgets.proxy_budget().is_some().then_some(budgets);
+        self
+    }
+}
+
 impl<S> Layer<S> for AuthLayer {
     type Service = Auth<S>;
 
     fn layer(&self, inner: S) -> Auth<S> {
         Auth::with_keys(inner, self.master_key.clone(), self.keys.clone())
             .with_model_resolver(self.resolver.clone())
+            .with_proxy_budget(self.proxy.clone())
     }
 }

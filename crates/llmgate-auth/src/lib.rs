@@ -50,7 +50,7 @@ mod tell;
 
 pub use error::Error;
 pub use future::ResponseFuture;
-pub use hold::{Budgets, CostEstimate};
+pub use hold::{Budgets, CostEstimate, ProxyBudget};
 pub use keys::{Keys, DEFAULT_CACHE_CAPACITY, DEFAULT_CACHE_TTL};
 pub use layer::AuthLayer;
 #[cfg(any(test, feature = "conformance"))]

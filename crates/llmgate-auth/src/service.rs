@@ -2,11 +2,13 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::{header, HeaderMap, Request, Response};
-use llmgate_core::{ApiError, BoxBody, LlmRequest, ModelAccess, Principal, ResolveModel, Secret};
+use llmgate_core::{
+    ApiError, BoxBody, Clock, LlmRequest, ModelAccess, Principal, ResolveModel, Secret, VirtualKey,
+};
 use subtle::ConstantTimeEq;
 use tower::Service;
 
-use crate::{Error, Keys, ResponseFuture};
+use crate::{Budgets, Error, Keys, ResponseFuture};
 
 /// Authenticates each request; see the crate docs.
 #[derive(Debug, Clone)]
@@ -15,6 +17,8 @@ pub struct Auth<S> {
     master_key: Option<Secret>,
     keys: Option<Keys>,
     resolver: Option<Arc<dyn ResolveModel>>,
+    /// The gateway's own budget, for requests without a virtual key.
+    proxy: Option<Budgets>,
 }
 
 /// What the synchronous part of authentication decided.
@@ -33,6 +37,7 @@ impl<S> Auth<S> {
             master_key,
             keys: None,
             resolver: None,
+            proxy: None,
         }
     }
 
@@ -43,7 +48,15 @@ impl<S> Auth<S> {
             master_key,
             keys,
             resolver: None,
+            proxy: None,
         }
+    }
+
+    /// See [`AuthLayer::with_proxy_budget`](crate::AuthLayer::with_proxy_budget).
+    #[must_use]
+    pub fn with_proxy_budget(mut self, budgets: Option<Budgets>) -> Self {
+        self.proxy = budgets;
+        self
     }
 
     /// See [`AuthLayer::with_model_resolver`](crate::AuthLayer::with_model_resolver).
@@ -129,7 +142,21 @@ where
         match self.verdict(req.headers()) {
             Verdict::Let(principal) => {
                 req.extensions_mut().insert(principal);
-                ResponseFuture::inner(inner.call(req))
+                match self.proxy.clone() {
+                    None => ResponseFuture::inner(inner.call(req)),
+                    Some(budgets) => {
+                        let now = self
+                            .keys
+                            .as_ref()
+                            .map_or_else(|| llmgate_core::SystemClock.now(), |k| k.clock().now());
+                        ResponseFuture::lookup(Box::pin(async move {
+                            match hold(&budgets, None, &mut req, now).await {
+                                Ok(()) => inner.call(req).await,
+                                Err(e) => Ok(ApiError::from_contract(&e).to_response()),
+                            }
+                        }))
+                    }
+                }
             }
             Verdict::Reject(e) => ResponseFuture::reject(ApiError::from_contract(&e).to_response()),
             Verdict::Lookup(secret) => {
@@ -159,14 +186,9 @@ where
                     // A key with a budget reserves the request's estimated cost in the
                     // ledger every instance shares; metering settles it.
                     if let Some(budgets) = keys.budget_ledger() {
-                        let estimate = budgets.estimate(req.extensions().get::<LlmRequest>());
                         let now = keys.clock().now();
-                        match budgets.hold(&key, model.as_deref(), estimate, now).await {
-                            Ok(Some(hold)) => {
-                                req.extensions_mut().insert(hold);
-                            }
-                            Ok(None) => {}
-                            Err(e) => return Ok(ApiError::from_contract(&e).to_response()),
+                        if let Err(e) = hold(budgets, Some(&key), &mut req, now).await {
+                            return Ok(ApiError::from_contract(&e).to_response());
                         }
                     }
                     // The router holds every attempt (fallbacks included) to it.
@@ -177,6 +199,23 @@ where
             }
         }
     }
+}
+
+/// Reserves the request's estimated cost against `key`'s budgets and the gateway's, and puts
+/// the hold in its extensions for metering to settle.
+async fn hold<B>(
+    budgets: &Budgets,
+    key: Option<&VirtualKey>,
+    req: &mut Request<B>,
+    now: i64,
+) -> Result<(), Error> {
+    let llm = req.extensions().get::<LlmRequest>();
+    let estimate = budgets.estimate(llm);
+    let model = llm.map(|r| r.model().to_string());
+    if let Some(hold) = budgets.hold(key, model.as_deref(), estimate, now).await? {
+        req.extensions_mut().insert(hold);
+    }
+    Ok(())
 }
 
 #[cfg(test)]

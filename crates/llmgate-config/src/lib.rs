@@ -32,7 +32,7 @@
 //!   `gemini_vertex/`) takes `vertex_project`, `vertex_location` and `vertex_credentials`.
 //! - Keys later releases implement (caching, budgets, rate limits, callbacks, ...) are
 //!   read, checked and reported once each as [`Severity::NotYetActive`]. Security and spending
-//!   controls that llmgate does not enforce yet (`allowed_ips`, JWT auth, `max_budget`,
+//!   controls that llmgate does not enforce yet (`allowed_ips`, JWT auth, user budgets,
 //!   per-deployment `max_parallel_requests`, ...) are errors: ignoring them would leave the gateway more open
 //!   than configured. Unknown keys are warnings.
 //! - `include: [other.yaml]` merges other files, as LiteLLM does.

@@ -209,11 +209,15 @@ const LITELLM: &Table<LitellmSettings> = &[
     })),
     ("max_budget", Read(|w, out, v, p| {
         out.max_budget = w.non_negative(v, p);
-        unenforced(w, v, p, "the proxy-wide max_budget is");
     })),
     ("budget_duration", Read(|w, out, v, p| {
-        out.budget_duration = w.string(v, p);
-        not_yet_active(w, v, p, BUDGETS);
+        out.budget_duration = w.string(v, p).filter(|d| {
+            let ok = llmgate_core::seconds::parse_duration(d).is_some();
+            if !ok {
+                w.report.error(p, format!("budget_duration {d:?} is not a duration such as \"30d\" (s, m, h, d, w, mo)"));
+            }
+            ok
+        });
     })),
     ("set_verbose", Read(|w, out, v, p| {
         out.set_verbose = w.bool(v, p);

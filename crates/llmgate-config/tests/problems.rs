@@ -56,6 +56,7 @@ general_settings:
   allowed_ips: ["10.0.0.1"]
 litellm_settings:
   max_budget: 100
+  budget_duration: 30 days
 bogus_section: 1
 "#;
 
@@ -79,7 +80,7 @@ fn every_problem_is_reported_at_once() {
         "error: model_list[7].litellm_params: expected a mapping, found a string".to_owned(),
         "error: router_settings.routing_strategy: unknown routing strategy \"fastest\" (expected one of simple-shuffle, least-busy, latency-based-routing, usage-based-routing, usage-based-routing-v2, cost-based-routing)".to_owned(),
         format!("error: general_settings.allowed_ips: IP allow-lists are {UNENFORCED}"),
-        format!("error: litellm_settings.max_budget: the proxy-wide max_budget is {UNENFORCED}"),
+        "error: litellm_settings.budget_duration: budget_duration \"30 days\" is not a duration such as \"30d\" (s, m, h, d, w, mo)".to_owned(),
         "error: router_settings.fallbacks[0].ok[0]: the fallbacks of \"ok\" must not contain \"ok\" itself".to_owned(),
         "warning: general_settings.master_key: does not start with \"sk-\" (LiteLLM requires it; llmgate accepts it, but clients and tools may expect sk-)".to_owned(),
         "warning: bogus_section: unknown key, ignored".to_owned(),
@@ -321,11 +322,6 @@ fn security_settings_that_would_go_unenforced_are_errors() {
             "general_settings",
             "custom_auth: custom_auth.user_api_key_auth",
             "custom auth is",
-        ),
-        (
-            "litellm_settings",
-            "max_budget: 50",
-            "the proxy-wide max_budget is",
         ),
         (
             "litellm_settings",

@@ -27,6 +27,26 @@ pub fn seconds(secs: f64) -> Option<Duration> {
     Duration::try_from_secs_f64(secs).ok()
 }
 
+/// LiteLLM's durations (`budget_duration: 30d`): `<n>s`, `m`, `h`, `d`, `w`, `mo` (30 days), or
+/// plain seconds, as whole seconds. `None` for anything else, zero, or an overflow.
+#[must_use]
+pub fn parse_duration(s: &str) -> Option<i64> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (n, unit) = s.split_at(split);
+    let n: i64 = n.parse().ok().filter(|n| *n > 0)?;
+    let unit_secs = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3_600,
+        "d" => 86_400,
+        "w" => 7 * 86_400,
+        "mo" => 30 * 86_400,
+        _ => return None,
+    };
+    n.checked_mul(unit_secs)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

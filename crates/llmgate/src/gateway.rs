@@ -203,6 +203,9 @@ impl Gateway {
                 tracing::warn!(error = %e, "cannot read today's deployment rpd counts; counting from zero until the database answers");
             }
         }
+        // The gateway budget's spend this period, before the first request is held to it.
+        #[cfg(feature = "sql")]
+        crate::budget::proxy::load_at_open(&gateway.shared.lasting).await;
         // Inside a runtime already: follow other instances' key changes from now, not from the
         // first request; and the spend writer replays what the last stop spilled now.
         gateway.shared.lasting.tasks.start();

@@ -56,6 +56,8 @@ pub(crate) struct Lasting {
     pub(crate) live: Arc<Live>,
     /// The virtual keys, with a master key.
     pub(crate) keys: Option<Keys>,
+    /// The gateway's own budget (`litellm_settings.max_budget`), with its ledger.
+    pub(crate) proxy_budget: Option<llmgate_auth::Budgets>,
     #[cfg(feature = "sql")]
     pub(crate) database: Option<Database>,
     /// The store and counters (the start's settings; each config sets its own).
@@ -129,8 +131,10 @@ impl Lasting {
             .and_then(crate::budget::database_ledger);
         #[cfg(not(feature = "sql"))]
         let ledger = None;
-        let keys = build::auth::keys(config, given.key_store, ledger, given.clock, &live)?
-            .map(|k| k.with_events(events.clone(), crate::alerting::budget_percent(config)));
+        let (keys, proxy_budget) =
+            build::auth::keys_and_budget(config, given.key_store, ledger, given.clock, &live)?;
+        let keys =
+            keys.map(|k| k.with_events(events.clone(), crate::alerting::budget_percent(config)));
         if let Some(keys) = &keys {
             tasks.add(keys.clone().follow_invalidations());
         }
@@ -156,7 +160,10 @@ impl Lasting {
         let responses = crate::store::response_store(given.database.as_ref());
         #[cfg(not(feature = "sql"))]
         let responses: SharedStore = Arc::new(llmgate_responses::MemoryStore::new());
+        #[cfg(feature = "sql")]
+        crate::budget::proxy::start(proxy_budget.as_ref(), given.database.as_ref(), &tasks);
         let lasting = Lasting {
+            proxy_budget,
             responses,
             live,
             keys,
@@ -256,7 +263,12 @@ impl Parts {
         Parts {
             group_prices: Arc::new(crate::budget::group_prices(meter.prices(), deployments)),
             keys: lasting.keys.clone(),
-            auth: build::auth::layer(config, &table, lasting.keys.as_ref()),
+            auth: build::auth::layer(
+                config,
+                &table,
+                lasting.keys.as_ref(),
+                lasting.proxy_budget.as_ref(),
+            ),
             #[cfg(feature = "sql")]
             database: lasting.database.clone(),
             ratelimit: build::ratelimit::configure(lasting.ratelimit.clone(), config),

@@ -21,6 +21,7 @@ mod keys;
 mod messages;
 mod metering;
 mod ollama_sidecar;
+mod proxy_budget;
 mod quickstart;
 mod ratelimit;
 mod relay_faults;

@@ -215,7 +215,7 @@ fn opt_duration(v: &Value, field: &str, max: i64, max_text: &str) -> Result<Opti
         Value::Number(n) => n.as_i64().filter(|s| *s > 0).ok_or_else(|| {
             format!("{field} must be a positive number of seconds, at most {max} ({max_text})")
         })?,
-        Value::String(s) => parse_duration(s).ok_or_else(|| {
+        Value::String(s) => llmgate_core::seconds::parse_duration(s).ok_or_else(|| {
             format!("{field} \"{s}\" is not a duration: use e.g. 30s, 10m, 1h, 7d, 2w or 1mo")
         })?,
         _ => return Err(format!("{field} must be a duration such as \"30d\"")),
@@ -226,24 +226,6 @@ fn opt_duration(v: &Value, field: &str, max: i64, max_text: &str) -> Result<Opti
         ));
     }
     Ok(Some(secs))
-}
-
-/// LiteLLM's durations: `<n>s`, `m`, `h`, `d`, `w`, `mo` (30 days), or plain seconds.
-pub(crate) fn parse_duration(s: &str) -> Option<i64> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (n, unit) = s.split_at(split);
-    let n: i64 = n.parse().ok().filter(|n| *n > 0)?;
-    let unit_secs = match unit {
-        "" | "s" => 1,
-        "m" => 60,
-        "h" => 3_600,
-        "d" => 86_400,
-        "w" => 7 * 86_400,
-        "mo" => 30 * 86_400,
-        _ => return None,
-    };
-    n.checked_mul(unit_secs)
 }
 
 fn map<T>(
@@ -315,13 +297,19 @@ mod tests {
 
     #[test]
     fn durations() {
-        assert_eq!(parse_duration("30s"), Some(30));
-        assert_eq!(parse_duration("1h"), Some(3600));
-        assert_eq!(parse_duration("30d"), Some(30 * 86_400));
-        assert_eq!(parse_duration("1mo"), Some(30 * 86_400));
-        assert_eq!(parse_duration("90"), Some(90));
+        assert_eq!(llmgate_core::seconds::parse_duration("30s"), Some(30));
+        assert_eq!(llmgate_core::seconds::parse_duration("1h"), Some(3600));
+        assert_eq!(
+            llmgate_core::seconds::parse_duration("30d"),
+            Some(30 * 86_400)
+        );
+        assert_eq!(
+            llmgate_core::seconds::parse_duration("1mo"),
+            Some(30 * 86_400)
+        );
+        assert_eq!(llmgate_core::seconds::parse_duration("90"), Some(90));
         for bad in ["", "d", "0d", "-1d", "3y", "1.5h"] {
-            assert_eq!(parse_duration(bad), None, "{bad}");
+            assert_eq!(llmgate_core::seconds::parse_duration(bad), None, "{bad}");
         }
     }
 

@@ -11,6 +11,7 @@
 //! the prompt counted, plus `max_completion_tokens` or `max_tokens` times `n`), priced at the
 //! highest input and output prices among the model group's deployments.
 
+pub(crate) mod proxy;
 mod redis;
 
 use std::collections::HashMap;

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use llmgate_auth::{AuthLayer, BudgetLedger, KeyStore, Keys, MemoryKeyStore};
+use llmgate_auth::{AuthLayer, BudgetLedger, Budgets, KeyStore, Keys, MemoryKeyStore};
 use llmgate_config::Config;
 use llmgate_core::SharedClock;
 use llmgate_router::ModelTable;
@@ -42,10 +42,36 @@ pub(crate) fn keys(
 
 /// The auth layer: the master key, the virtual keys, and the model table a key's `models` are
 /// judged by (the group a requested name resolves to, aliases included).
-pub(crate) fn layer(config: &Config, table: &Arc<ModelTable>, keys: Option<&Keys>) -> AuthLayer {
-    let auth = AuthLayer::new(config.master_key()).with_model_resolver(table.clone());
-    match keys {
-        Some(keys) => auth.with_keys(keys.clone()),
-        None => auth,
+pub(crate) fn layer(
+    config: &Config,
+    table: &Arc<ModelTable>,
+    keys: Option<&Keys>,
+    proxy: Option<&Budgets>,
+) -> AuthLayer {
+    let mut auth = AuthLayer::new(config.master_key()).with_model_resolver(table.clone());
+    if let Some(keys) = keys {
+        auth = auth.with_keys(keys.clone());
     }
+    if let Some(proxy) = proxy {
+        auth = auth.with_proxy_budget(proxy.clone());
+    }
+    auth
+}
+
+/// [`keys`], and the gateway's own budget (`litellm_settings.max_budget`) in the same ledger,
+/// which the keys then hold their requests to as well.
+pub(crate) fn keys_and_budget(
+    config: &Config,
+    store: Option<Arc<dyn KeyStore>>,
+    ledger: Option<Arc<dyn BudgetLedger>>,
+    clock: SharedClock,
+    live: &Arc<Live>,
+) -> Result<(Option<Keys>, Option<Budgets>), BuildError> {
+    let keys = keys(config, store, ledger.clone(), clock, live)?;
+    let proxy = crate::budget::proxy::budgets(config, keys.as_ref(), ledger, live)?;
+    let keys = match (keys, &proxy) {
+        (Some(k), Some(p)) => Some(k.with_budgets(p.clone())),
+        (k, _) => k,
+    };
+    Ok((keys, proxy))
 }

@@ -73,6 +73,14 @@ fn fixed() -> Vec<Fixed> {
         cache_param!("password", password),
         cache_param!("max_size_in_memory", max_size_in_memory),
         cache_param!("max_size_in_memory_mb", max_size_in_memory_mb),
+        Fixed {
+            key: "litellm_settings.max_budget",
+            same: |a, b| a.litellm_settings.max_budget == b.litellm_settings.max_budget,
+        },
+        Fixed {
+            key: "litellm_settings.budget_duration",
+            same: |a, b| a.litellm_settings.budget_duration == b.litellm_settings.budget_duration,
+        },
         general!(proxy_batch_write_at),
         general!(spend_batch_size),
         general!(spend_queue_size),
@@ -178,6 +186,16 @@ mod tests {
         refused("alerting_threshold", |c| {
             c.general_settings.alerting.alerting_threshold =
                 Some(std::time::Duration::from_secs(5));
+        });
+    }
+
+    #[test]
+    fn the_gateways_budget() {
+        refused("litellm_settings.max_budget", |c| {
+            c.litellm_settings.max_budget = Some(10.0);
+        });
+        refused("litellm_settings.budget_duration", |c| {
+            c.litellm_settings.budget_duration = Some("1d".into());
         });
     }
 
@@ -331,7 +349,6 @@ mod tests {
         new.general_settings.global_max_parallel_requests = Some(30);
         new.general_settings.max_response_size_mb = Some(1.0);
         new.router_settings.num_retries = Some(4);
-        new.litellm_settings.max_budget = Some(10.0);
         assert!(needs_restart(&running, &new).is_empty());
     }
 }
