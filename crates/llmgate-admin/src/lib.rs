@@ -34,6 +34,7 @@
 //! ```
 
 pub mod keys;
+mod overview;
 mod reload;
 mod router;
 mod spend;
