@@ -250,3 +250,85 @@ async fn the_overview_is_summed_on_the_server_and_alerts_reach_the_ui() {
         json!({"enabled": false, "alerts": [], "counts": []})
     );
 }
+
+/// What the Keys page's edit form sends for an emptied field: `null` through `/ui/api/key/update`
+/// removes the setting (alias, models, budget and period, limits, metadata, expiry), and what
+/// was removed no longer applies; a field left out stays.
+#[tokio::test]
+async fn the_edit_forms_nulls_clear_a_keys_settings() {
+    let mock = MockProvider::start().await;
+    let gateway = open(&config_for(
+        &[("gpt", &mock.v1_url()), ("claude", &mock.v1_url())],
+        Some(MASTER),
+    ))
+    .await;
+    let gw = TestGateway::serve(gateway).await;
+    let admin = gw.handle().with_key(MASTER);
+    let made = admin
+        .post(
+            "/key/generate",
+            &json!({"key_alias": "edit-me", "models": ["gpt"], "max_budget": 5, "budget_duration": "30d",
+                    "duration": "30d", "rpm_limit": 10, "tpm_limit": 1000, "max_parallel_requests": 2,
+                    "metadata": {"team": "x"}, "tags": ["keep"]}),
+        )
+        .await
+        .json();
+    let secret = made["key"].as_str().unwrap().to_owned();
+    let user = gw.handle().with_key(&secret);
+    user.chat("claude", "hi").await.openai_error(403);
+
+    let (cookie, csrf) = session(&gw).await;
+    let cleared = [
+        "key_alias",
+        "models",
+        "max_budget",
+        "budget_duration",
+        "duration",
+        "rpm_limit",
+        "tpm_limit",
+        "max_parallel_requests",
+        "metadata",
+    ];
+    let mut body = serde_json::Map::new();
+    body.insert("key".into(), secret.clone().into());
+    for f in cleared {
+        body.insert(f.into(), serde_json::Value::Null);
+    }
+    let headers = [
+        ("cookie", cookie.as_str()),
+        ("content-type", "application/json"),
+        ("x-csrf-token", csrf.as_str()),
+    ];
+    let res = gw
+        .send(
+            Method::POST,
+            "/ui/api/key/update",
+            serde_json::Value::Object(body).to_string(),
+            &headers,
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+    let info = admin.get(&format!("/key/info?key={secret}")).await.json()["info"].clone();
+    for f in [
+        "key_alias",
+        "max_budget",
+        "budget_duration",
+        "budget_reset_at",
+        "expires",
+        "rpm_limit",
+        "tpm_limit",
+        "max_parallel_requests",
+    ] {
+        assert_eq!(info[f], serde_json::Value::Null, "{f}");
+    }
+    assert_eq!(
+        (info["models"].clone(), info["metadata"].clone()),
+        (json!([]), json!({}))
+    );
+    assert_eq!(info["tags"], json!(["keep"]), "a field left out stays");
+    assert_eq!(
+        user.chat("claude", "hi").await.status,
+        StatusCode::OK,
+        "every model now"
+    );
+}
