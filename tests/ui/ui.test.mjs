@@ -6,8 +6,11 @@
 // the master key does; every page loads with no console error; a key created on the Keys page
 // (its secret shown once) works with the OpenAI SDK; the request appears in the request log
 // with its cost; blocking the key on the Keys page makes the SDK's next call a 401; a failing
-// deployment is marked on the Models page; the Config page masks every secret. Screenshots go
-// to $SCREENSHOTS (docs/ui/).
+// deployment is marked on the Models page; the edit form clears what is emptied (budget,
+// limits, models, expiry, alias: the key API's null); the Alerts page lists the cooldown alert
+// the webhook receiver got, with the counts; the Overview's figures are the server's
+// (GET /global/overview); the Config page masks every secret; the overview and alerts fit a
+// phone's width. Screenshots go to $SCREENSHOTS (docs/ui/).
 
 import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
@@ -60,6 +63,13 @@ const bad = await listen(async (req, res) => {
   res.end(JSON.stringify({ error: { message: "Incorrect API key provided", type: "invalid_request_error", code: "invalid_api_key" } }));
 });
 
+// The alerting webhook's receiver.
+const received = [];
+const receiver = await listen(async (req, res) => {
+  received.push(JSON.parse((await readBody(req)) || "{}"));
+  res.end("ok");
+});
+
 const freePort = async () => {
   const s = await listen(() => {});
   const port = s.address().port;
@@ -85,12 +95,14 @@ router_settings:
   cooldown_time: 600
 general_settings:
   master_key: ${MASTER}
+  alerting: ["webhook"]
 `);
 
 const port = await freePort();
 const base = `http://127.0.0.1:${port}`;
 const gateway = spawn(BIN, ["--config", config, "--host", "127.0.0.1", "--port", String(port)], {
-  cwd: dir, stdio: ["ignore", "inherit", "inherit"], env: { ...process.env, RUST_LOG: "warn" },
+  cwd: dir, stdio: ["ignore", "inherit", "inherit"],
+  env: { ...process.env, RUST_LOG: "warn", WEBHOOK_URL: `http://127.0.0.1:${receiver.address().port}/alerts` },
 });
 let exited = false;
 gateway.on("exit", (code) => { exited = true; if (code) console.error(`llmgate exited with ${code}`); });
@@ -212,9 +224,31 @@ try {
   await page.click('tr[data-alias="ui-test-key"] button:has-text("Edit")');
   assert.equal(await page.inputValue("input[name=rpm_limit]"), "100");
   await page.fill("input[name=rpm_limit]", "250");
+  await page.fill("input[name=models]", "gpt-4o-mini");
+  await page.fill("input[name=duration]", "30d");
   await page.click("#create button[type=submit]");
   await page.waitForSelector('tr[data-alias="ui-test-key"] td:has-text("250 rpm")');
-  step("key edited");
+  const info = async () => (await (await fetch(base + "/key/info?key=" + secret, { headers: { authorization: "Bearer " + MASTER } })).json()).info;
+  let k = await info();
+  assert.deepEqual([k.rpm_limit, k.max_budget, k.models], [250, 5, ["gpt-4o-mini"]]);
+  assert.ok(k.expires, "an expiry was set");
+  // Editing again, the expiry left as shown stays; emptied fields are removed.
+  await page.click('tr[data-alias="ui-test-key"] button:has-text("Edit")');
+  await page.fill("input[name=tpm_limit]", "1000");
+  await page.click("#create button[type=submit]");
+  await page.waitForSelector('tr[data-alias="ui-test-key"] td:has-text("1000 tpm")');
+  assert.equal((await info()).expires, k.expires, "an expiry left as shown is kept");
+  await page.click('tr[data-alias="ui-test-key"] button:has-text("Edit")');
+  assert.equal(await page.inputValue("input[name=duration]"), k.expires);
+  for (const n of ["max_budget", "rpm_limit", "tpm_limit", "models", "duration"]) await page.fill(`input[name=${n}]`, "");
+  await page.click("#create button[type=submit]");
+  await page.waitForSelector('tr[data-alias="ui-test-key"] td:has-text("never")');
+  k = await info();
+  assert.deepEqual([k.rpm_limit, k.tpm_limit, k.max_budget, k.models, k.expires], [null, null, null, [], null]);
+  const cleared = await page.$$eval('tr[data-alias="ui-test-key"] td', (tds) => tds.map((t) => t.textContent));
+  assert.equal(cleared[2], "all");
+  assert.equal(cleared[4], "-");
+  step("key edited; emptied fields cleared (budget, limits, models, expiry)");
 
   // Block the key on the Keys page: the SDK is refused.
   await open("/ui/keys");
@@ -226,6 +260,13 @@ try {
   }, 10000);
   await shot("keys-blocked.png");
   step("blocked key refused with 401");
+  // The alias is cleared too: the row has none, and the API says null.
+  await page.click('tr[data-alias="ui-test-key"] button:has-text("Edit")');
+  await page.fill("input[name=key_alias]", "");
+  await page.click("#create button[type=submit]");
+  await page.waitForSelector('tr[data-alias="ui-test-key"]', { state: "detached" });
+  assert.equal((await info()).key_alias, null);
+  step("alias cleared");
 
   // A failing deployment is marked on the Models page.
   const master = new OpenAI({ apiKey: MASTER, baseURL: base + "/v1", maxRetries: 0 });
@@ -240,6 +281,23 @@ try {
   assert.equal(health, "1 healthy, 1 unhealthy");
   await shot("models.png");
   step("the failing deployment is marked");
+
+  // The Alerts page lists the cooldown alert the receiver got, with the counts.
+  await until("the cooldown alert at the receiver", () => received.some((a) => a.alert_type === "cooldown_deployment"));
+  await open("/ui/alerts");
+  const alertRow = await until("the cooldown alert on the Alerts page", async () => {
+    await page.click("#alerts-refresh");
+    await page.waitForTimeout(300);
+    const r = await page.$('#alerts tbody tr[data-alert-type="cooldown_deployment"]');
+    const sent = await page.$$eval("#alert-counts .card", (cs) => cs.map((c) => c.textContent)).then((t) => t.find((x) => x.startsWith("Sent")));
+    return r && sent !== "Sent0" ? r : null;
+  });
+  const alertText = await alertRow.textContent();
+  assert.ok(alertText.includes("broken-model") && alertText.includes("webhook: sent"), alertText);
+  const countRows = await page.$$eval("#alert-count-table tbody tr", (trs) => trs.map((t) => t.textContent));
+  assert.ok(countRows.some((t) => t.startsWith("cooldown_deploymentwebhooksent")), countRows.join("\n"));
+  await shot("alerts.png");
+  step("the Alerts page lists the cooldown alert and the counts");
 
   // The failure is in the request log too, with its error.
   await open("/ui/logs");
@@ -266,7 +324,7 @@ try {
   step("config masked; reloaded from the Config page");
 
   // Every page loads with no console error, and nothing leaves the machine.
-  for (const [path, name] of [["/ui/", null], ["/ui/models", null], ["/ui/keys", null], ["/ui/logs", null], ["/ui/spend", "spend.png"], ["/ui/config", null]]) {
+  for (const [path, name] of [["/ui/", null], ["/ui/models", null], ["/ui/keys", null], ["/ui/logs", null], ["/ui/spend", "spend.png"], ["/ui/alerts", null], ["/ui/config", null]]) {
     await open(path);
     if (name) await shot(name);
   }
@@ -278,6 +336,13 @@ try {
     await page.waitForFunction(() => document.querySelector("#top-deployments tbody").textContent.includes("gpt-4o-mini-0"));
     const first = await page.textContent("#cards .card:first-child strong");
     assert.ok(Number(first) >= 1, `requests in range ${range}: ${first}`);
+    // The figures are the server's sums.
+    const window = { hour: "hour", day: "day", month: "30d" }[range];
+    const o = await (await fetch(base + "/global/overview?window=" + window, { headers: { authorization: "Bearer " + MASTER } })).json();
+    assert.equal(Number(first), o.requests, `requests in range ${range}`);
+    assert.equal(await page.textContent("#cards .card:nth-child(2) strong"), String(o.errors));
+    assert.match(await page.textContent("#cards .card:nth-child(4) strong"), /^\d+ ms \/ \d+ ms$/);
+    assert.equal(await page.$$eval("#chart-requests svg rect", (r) => r.length) > 0, true);
   }
   await shot("overview.png");
   step("overview counts the requests in each range");
@@ -295,6 +360,13 @@ try {
   await p2.goto(base + "/ui/logs");
   await p2.waitForSelector("body[data-loaded=true]");
   await shot("phone-request-log.png", p2);
+  for (const [path, name] of [["/ui/", "phone-overview.png"], ["/ui/alerts", "phone-alerts.png"]]) {
+    await p2.goto(base + path);
+    await p2.waitForSelector("body[data-loaded=true]");
+    const fits = await p2.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth + 1);
+    assert.ok(fits, `${path} fits a phone's width`);
+    await shot(name, p2);
+  }
   assert.deepEqual(consoleErrors, [], "console errors");
   assert.deepEqual(external, [], "requests beyond the gateway");
   step("every page loaded with no console error");
@@ -307,5 +379,6 @@ try {
   gateway.kill("SIGTERM");
   good.close();
   bad.close();
+  receiver.close();
 }
 process.exit(failed ? 1 : 0);

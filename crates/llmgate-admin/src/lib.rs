@@ -1,6 +1,7 @@
 //! llmgate's admin API as an [`axum::Router`]: LiteLLM's virtual-key endpoints (`/key/*`, over
 //! [`KeyAdmin`]) and spend endpoints (`/spend/logs`, `/global/spend`, `/global/spend/models`,
-//! `/global/spend/keys`, over the gateway's [`Database`](llmgate_store::Database)), and
+//! `/global/spend/keys`, and llmgate's `/global/overview`, over the gateway's
+//! [`Database`](llmgate_store::Database)), and
 //! `POST /config/reload` (over a [`Reloader`] the gateway gives it); and the web UI at `/ui`
 //! ([`ui`]), which signs in with the master key and calls those endpoints.
 //!
@@ -34,6 +35,7 @@
 //! ```
 
 pub mod keys;
+mod overview;
 mod reload;
 mod router;
 mod spend;

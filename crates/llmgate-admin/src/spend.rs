@@ -8,7 +8,9 @@
 //! - `GET /global/spend/models?limit=&start_date=&end_date=`: `[{"model", "total_spend"}]`;
 //! - `GET /global/spend/keys?limit=&start_date=&end_date=`:
 //!   `[{"api_key", "key_alias", "total_spend"}]`;
-//! - `GET /global/spend?start_date=&end_date=`: `{"spend", "max_budget"}`.
+//! - `GET /global/spend?start_date=&end_date=`: `{"spend", "max_budget"}`;
+//! - `GET /global/overview?window=hour|day|30d`: llmgate's own, the request log summed over
+//!   the last hour, day or 30 days in the database, for the UI's Overview ([`crate::overview`]).
 //!
 //! Dates are `YYYY-MM-DD` in UTC, both ends included, over each request's start time.
 
@@ -54,6 +56,7 @@ enum Op {
     Models,
     Keys,
     Total,
+    Overview,
 }
 
 /// Whether `path` is a spend endpoint (`/spend/logs`, `/global/spend`, `/global/spend/models`,
@@ -68,6 +71,7 @@ fn op(path: &str) -> Option<Op> {
         "/global/spend/models" => Op::Models,
         "/global/spend/keys" => Op::Keys,
         "/global/spend" => Op::Total,
+        crate::overview::PATH => Op::Overview,
         _ => return None,
     })
 }
@@ -214,6 +218,7 @@ async fn answer(
                 .map_err(store_error)?;
             Ok(json!({"spend": spend, "max_budget": max_budget}))
         }
+        Op::Overview => crate::overview::answer(db, query.get("window")).await,
     }
 }
 
@@ -331,7 +336,7 @@ fn json_or_text(text: &str) -> Value {
     serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_owned()))
 }
 
-fn store_error(e: llmgate_auth::StoreError) -> ApiError {
+pub(crate) fn store_error(e: llmgate_auth::StoreError) -> ApiError {
     ApiError::new(
         StatusCode::SERVICE_UNAVAILABLE,
         Origin::Internal,

@@ -43,6 +43,7 @@ use llmgate_auth::{Invalidations, KeyFilter, KeyStore, StoreError};
 use llmgate_core::{BoxError, VirtualKey};
 use llmgate_metering::{SpendRecord, SpendSink};
 
+mod activity;
 mod database;
 mod keys;
 mod ledger;
@@ -53,6 +54,7 @@ mod sql;
 mod sqlite;
 mod usage;
 
+pub use activity::{Activity, ActivityQuery, ActivityTop, ActivityTotals};
 pub use database::Database;
 pub use ledger::PgLedger;
 pub use spend::{Charge, KeySpend, LogCursor, LogFilter, ModelSpend, SpendLog, SpendRange};
@@ -290,6 +292,12 @@ impl Store {
         limit: u32,
     ) -> Result<Vec<KeySpend>, StoreError> {
         on_backend!(self, s => s.spend_by_key(range, limit).await)
+    }
+
+    /// The request log summed over `q`'s window: totals, buckets, latency percentiles and
+    /// top tables, all computed in the database (see the `activity` module).
+    pub async fn activity(&self, q: ActivityQuery) -> Result<Activity, StoreError> {
+        on_backend!(self, s => s.activity(q).await)
     }
 
     /// Total spend in `range` (unknown costs left out).

@@ -129,6 +129,7 @@ impl SqliteKeys {
 }
 
 crate::keys::key_store_impl!(SqliteKeys, sqlx::Sqlite);
+crate::activity::activity_impl!(SqliteKeys);
 crate::spend::spend_impl!(SqliteKeys, sqlx::Sqlite);
 crate::usage::usage_impl!(SqliteKeys);
 crate::responses::responses_impl!(SqliteKeys);

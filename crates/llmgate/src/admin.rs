@@ -65,8 +65,9 @@ pub(crate) fn routes(config: &Config, parts: &Parts, max_body: usize) -> AdminRo
     let readiness = readiness_of(config, parts);
     let api = BoxCloneSyncService::new(api);
     let health = BoxCloneSyncService::new(health);
+    let alerting = crate::alerting::recent_route(config, &parts.alert_view);
     #[cfg(feature = "admin")]
-    let ui = ui_route(config, parts, &api, &health);
+    let ui = ui_route(config, parts, &api, &health, &alerting);
     AdminRoutes {
         api,
         readiness: BoxCloneSyncService::new(service_fn(move |_req: Request<ReqBody>| {
@@ -74,21 +75,28 @@ pub(crate) fn routes(config: &Config, parts: &Parts, max_body: usize) -> AdminRo
             async move { Ok::<_, BoxError>(readiness.answer().await) }
         })),
         health,
-        alerting: crate::alerting::recent_route(config, &parts.alert_view),
+        alerting,
         #[cfg(feature = "admin")]
         ui,
     }
 }
 
-/// The UI over `api` (and `/health` over `health`), which `/ui/api/*` calls as the master key.
+/// The UI over `api` (and `/health` over `health`, `/alerting/recent` over `alerting`), which
+/// `/ui/api/*` calls as the master key.
 #[cfg(feature = "admin")]
-fn ui_route(config: &Config, parts: &Parts, api: &Stack, health: &Stack) -> Stack {
-    let (api, health) = (api.clone(), health.clone());
+fn ui_route(
+    config: &Config,
+    parts: &Parts,
+    api: &Stack,
+    health: &Stack,
+    alerting: &Stack,
+) -> Stack {
+    let (api, health, alerting) = (api.clone(), health.clone(), alerting.clone());
     let inner = service_fn(move |req: Request<ReqBody>| {
-        let target = if req.uri().path() == "/health" {
-            health.clone()
-        } else {
-            api.clone()
+        let target = match req.uri().path() {
+            "/health" => health.clone(),
+            "/alerting/recent" => alerting.clone(),
+            _ => api.clone(),
         };
         tower::ServiceExt::oneshot(target, req)
     });

@@ -304,8 +304,9 @@ impl AlertView {
     }
 }
 
-/// `GET /alerting/recent` behind the master key: `{"enabled", "alerts": [...]}`, the most
-/// recent alerts oldest first (see `docs/alerting.md`).
+/// `GET /alerting/recent` behind the master key: `{"enabled", "alerts": [...], "counts":
+/// [...]}`, the most recent alerts oldest first and what became of every alert since start
+/// (see `docs/alerting.md`).
 pub(crate) fn recent_route(config: &Config, view: &Arc<AlertView>) -> crate::routes::Stack {
     use tower::ServiceBuilder;
     let view = view.clone();
@@ -314,8 +315,17 @@ pub(crate) fn recent_route(config: &Config, view: &Arc<AlertView>) -> crate::rou
         .service(tower::service_fn(
             move |_req: http::Request<crate::ReqBody>| {
                 let body = match view.alerting() {
-                    Some(a) => serde_json::json!({"enabled": true, "alerts": a.recent()}),
-                    None => serde_json::json!({"enabled": false, "alerts": []}),
+                    Some(a) => serde_json::json!({
+                        "enabled": true,
+                        "alerts": a.recent(),
+                        "counts": a.counts().into_iter().map(|(t, c, o, n)| serde_json::json!({
+                            "alert_type": t.as_str(),
+                            "channel": c.as_str(),
+                            "result": o.as_str(),
+                            "count": n,
+                        })).collect::<Vec<_>>(),
+                    }),
+                    None => serde_json::json!({"enabled": false, "alerts": [], "counts": []}),
                 };
                 async move {
                     Ok::<_, llmgate_core::BoxError>(crate::routes::json(bytes::Bytes::from(

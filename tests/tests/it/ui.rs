@@ -162,3 +162,173 @@ async fn a_session_outlives_a_reload_and_a_failing_deployment_shows_as_cooling_d
     );
     assert_eq!(view.json()["deployments"].as_array().unwrap().len(), 1);
 }
+
+/// `GET /global/overview` (and through `/ui/api/`): the request log of a window summed in the
+/// database, with its buckets and top tables; `/ui/api/alerting/recent` reaches the alerting
+/// view for a session.
+#[tokio::test]
+async fn the_overview_is_summed_on_the_server_and_alerts_reach_the_ui() {
+    let good = MockProvider::start().await;
+    let bad = MockProvider::start().await;
+    bad.set_default(Behaviour::Status {
+        status: StatusCode::TOO_MANY_REQUESTS,
+        body: json!({"error": {"message": "slow down"}})
+            .to_string()
+            .into(),
+        headers: http::HeaderMap::new(),
+    });
+    let yaml = config_for(
+        &[("gpt", &good.v1_url()), ("broken", &bad.v1_url())],
+        Some(MASTER),
+    );
+    let gateway = open(&yaml).await;
+    let gw = TestGateway::serve(gateway.clone()).await;
+    let admin = gw.handle().with_key(MASTER);
+    for _ in 0..3 {
+        assert_eq!(admin.chat("gpt", "hi").await.status, StatusCode::OK);
+    }
+    assert_ne!(admin.chat("broken", "hi").await.status, StatusCode::OK);
+    gateway.flush_spend().await;
+
+    let (cookie, _) = session(&gw).await;
+    let c = ("cookie", cookie.as_str());
+    let res = gw
+        .send(Method::GET, "/ui/api/global/overview?window=hour", "", &[c])
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+    let o = res.json();
+    assert_eq!(
+        (o["window"].clone(), o["bucket_seconds"].clone()),
+        (json!("hour"), json!(300))
+    );
+    assert_eq!(
+        (o["requests"].clone(), o["errors"].clone()),
+        (json!(4), json!(1))
+    );
+    assert!(o["latency_p50_ms"].is_number() && o["latency_p95_ms"].is_number());
+    let buckets = o["buckets"].as_array().unwrap();
+    assert_eq!(buckets.len(), 12);
+    let in_buckets: i64 = buckets
+        .iter()
+        .map(|b| b["requests"].as_i64().unwrap())
+        .sum();
+    assert_eq!(in_buckets, 4);
+    assert_eq!(o["top_models"][0]["model_group"], "gpt");
+    assert_eq!(o["top_models"][0]["requests"], 3);
+    assert_eq!(o["top_models"][1]["errors"], 1);
+    assert_eq!(
+        o["top_keys"][0]["api_key"],
+        serde_json::Value::Null,
+        "the master key"
+    );
+    for (window, buckets) in [("day", 24), ("30d", 30)] {
+        let o = admin
+            .get(&format!("/global/overview?window={window}"))
+            .await
+            .json();
+        assert_eq!(o["requests"], 4, "{window}");
+        assert_eq!(o["buckets"].as_array().unwrap().len(), buckets);
+    }
+    assert_eq!(
+        admin.get("/global/overview?window=week").await.status,
+        StatusCode::BAD_REQUEST
+    );
+    let made = admin.post("/key/generate", &json!({})).await.json();
+    let user = gw.handle().with_key(made["key"].as_str().unwrap());
+    assert_eq!(
+        user.get("/global/overview").await.status,
+        StatusCode::FORBIDDEN
+    );
+
+    // Alerting is off here: the UI's view of it says so.
+    let res = gw
+        .send(Method::GET, "/ui/api/alerting/recent", "", &[c])
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+    assert_eq!(
+        res.json(),
+        json!({"enabled": false, "alerts": [], "counts": []})
+    );
+}
+
+/// What the Keys page's edit form sends for an emptied field: `null` through `/ui/api/key/update`
+/// removes the setting (alias, models, budget and period, limits, metadata, expiry), and what
+/// was removed no longer applies; a field left out stays.
+#[tokio::test]
+async fn the_edit_forms_nulls_clear_a_keys_settings() {
+    let mock = MockProvider::start().await;
+    let gateway = open(&config_for(
+        &[("gpt", &mock.v1_url()), ("claude", &mock.v1_url())],
+        Some(MASTER),
+    ))
+    .await;
+    let gw = TestGateway::serve(gateway).await;
+    let admin = gw.handle().with_key(MASTER);
+    let made = admin
+        .post(
+            "/key/generate",
+            &json!({"key_alias": "edit-me", "models": ["gpt"], "max_budget": 5, "budget_duration": "30d",
+                    "duration": "30d", "rpm_limit": 10, "tpm_limit": 1000, "max_parallel_requests": 2,
+                    "metadata": {"team": "x"}, "tags": ["keep"]}),
+        )
+        .await
+        .json();
+    let secret = made["key"].as_str().unwrap().to_owned();
+    let user = gw.handle().with_key(&secret);
+    user.chat("claude", "hi").await.openai_error(403);
+
+    let (cookie, csrf) = session(&gw).await;
+    let cleared = [
+        "key_alias",
+        "models",
+        "max_budget",
+        "budget_duration",
+        "duration",
+        "rpm_limit",
+        "tpm_limit",
+        "max_parallel_requests",
+        "metadata",
+    ];
+    let mut body = serde_json::Map::new();
+    body.insert("key".into(), secret.clone().into());
+    for f in cleared {
+        body.insert(f.into(), serde_json::Value::Null);
+    }
+    let headers = [
+        ("cookie", cookie.as_str()),
+        ("content-type", "application/json"),
+        ("x-csrf-token", csrf.as_str()),
+    ];
+    let res = gw
+        .send(
+            Method::POST,
+            "/ui/api/key/update",
+            serde_json::Value::Object(body).to_string(),
+            &headers,
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+    let info = admin.get(&format!("/key/info?key={secret}")).await.json()["info"].clone();
+    for f in [
+        "key_alias",
+        "max_budget",
+        "budget_duration",
+        "budget_reset_at",
+        "expires",
+        "rpm_limit",
+        "tpm_limit",
+        "max_parallel_requests",
+    ] {
+        assert_eq!(info[f], serde_json::Value::Null, "{f}");
+    }
+    assert_eq!(
+        (info["models"].clone(), info["metadata"].clone()),
+        (json!([]), json!({}))
+    );
+    assert_eq!(info["tags"], json!(["keep"]), "a field left out stays");
+    assert_eq!(
+        user.chat("claude", "hi").await.status,
+        StatusCode::OK,
+        "every model now"
+    );
+}

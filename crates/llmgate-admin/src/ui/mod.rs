@@ -4,11 +4,12 @@
 //! - Sign-in: `GET /ui/login` shows a form; `POST /ui/login` with the master key opens a
 //!   [`Sessions`] entry and sets an `HttpOnly; SameSite=Strict` cookie holding its random id
 //!   (`Secure` when the request came over TLS). A virtual key cannot sign in.
-//! - Pages: `/ui/` (overview), `/ui/models`, `/ui/keys`, `/ui/logs`, `/ui/spend`, `/ui/config`;
-//!   without a session they redirect to the sign-in form.
+//! - Pages: `/ui/` (overview), `/ui/models`, `/ui/keys`, `/ui/logs`, `/ui/spend`,
+//!   `/ui/alerts`, `/ui/config`; without a session they redirect to the sign-in form.
 //! - `/ui/api/*`: what the pages call. `/ui/api/deployments` and `/ui/api/config` are the UI's
 //!   own views (over a [`DeploymentView`] and a [`ConfigView`] the gateway gives); any other
-//!   path is the admin API's (`/ui/api/key/list` is `GET /key/list`), called as the master key.
+//!   path is the admin API's (`/ui/api/key/list` is `GET /key/list`), called as the master key
+//!   on the service the gateway gives (which also answers `/health` and `/alerting/recent`).
 //!   A session's calls that change something carry its CSRF token in [`CSRF_HEADER`]; a script
 //!   calls the same paths with `Authorization: Bearer <master key>`, or the admin API directly.
 //!

@@ -9,16 +9,18 @@ pub(crate) enum Page {
     Keys,
     Logs,
     Spend,
+    Alerts,
     Config,
 }
 
 impl Page {
-    pub(crate) const ALL: [Page; 6] = [
+    pub(crate) const ALL: [Page; 7] = [
         Page::Overview,
         Page::Models,
         Page::Keys,
         Page::Logs,
         Page::Spend,
+        Page::Alerts,
         Page::Config,
     ];
 
@@ -36,6 +38,7 @@ impl Page {
             Page::Keys => "/ui/keys",
             Page::Logs => "/ui/logs",
             Page::Spend => "/ui/spend",
+            Page::Alerts => "/ui/alerts",
             Page::Config => "/ui/config",
         }
     }
@@ -47,6 +50,7 @@ impl Page {
             Page::Keys => "keys",
             Page::Logs => "logs",
             Page::Spend => "spend",
+            Page::Alerts => "alerts",
             Page::Config => "config",
         }
     }
@@ -58,6 +62,7 @@ impl Page {
             Page::Keys => "Keys",
             Page::Logs => "Request log",
             Page::Spend => "Spend",
+            Page::Alerts => "Alerts",
             Page::Config => "Config",
         }
     }
@@ -69,6 +74,7 @@ impl Page {
             Page::Keys => KEYS,
             Page::Logs => LOGS,
             Page::Spend => SPEND,
+            Page::Alerts => ALERTS,
             Page::Config => CONFIG,
         }
     }
@@ -183,6 +189,11 @@ const SPEND: &str = r##"<form id="range" class="filters">
 <section><h2>By provider</h2><table id="by-provider"><thead><tr><th>Provider</th><th>Requests</th><th>Spend</th></tr></thead><tbody></tbody></table></section>
 <section><h2>By day</h2><table id="by-day"><thead><tr><th>Day (UTC)</th><th>Requests</th><th>Spend</th></tr></thead><tbody></tbody></table></section></div>
 <p class="note">By provider and by day are summed from the request log's rows in the range (up to 10,000).</p>"##;
+
+const ALERTS: &str = r##"<p><span id="alerting-state"></span> <button id="alerts-refresh" type="button">Refresh</button></p>
+<section class="cards" id="alert-counts"></section>
+<div class="scroll"><table id="alerts"><thead><tr><th>Time</th><th>Type</th><th>Event</th><th>Level</th><th>Message</th><th>Delivery</th></tr></thead><tbody></tbody></table></div>
+<section><h2>Counts since start</h2><table id="alert-count-table"><thead><tr><th>Type</th><th>Channel</th><th>Result</th><th>Alerts</th></tr></thead><tbody></tbody></table></section>"##;
 
 const CONFIG: &str = r##"<p><button id="reload" type="button">Reload the config file</button> <span id="reload-result"></span></p>
 <section><h2>Notices</h2><ul id="notices"></ul></section>

@@ -121,6 +121,25 @@ async fn a_keys_budget_at_80_percent_and_spent() {
     assert_eq!(list[0]["event"], "threshold_crossed");
     assert_eq!(list[0]["delivery"]["webhook"], "sent");
     assert_eq!(list[1]["event"], "budget_crossed");
+    let counts = recent["counts"].as_array().unwrap();
+    let count = |result: &str| {
+        counts
+            .iter()
+            .find(|c| {
+                c["alert_type"] == "budget_alerts"
+                    && c["channel"] == "webhook"
+                    && c["result"] == result
+            })
+            .map(|c| c["count"].clone())
+    };
+    assert_eq!(
+        (count("sent"), count("deduplicated")),
+        (Some(json!(2)), Some(json!(1)))
+    );
+    // The UI reads the same through /ui/api/ (here as a script, with the master key).
+    let via_ui = admin.get("/ui/api/alerting/recent").await;
+    assert_eq!(via_ui.status, 200, "{}", via_ui.text());
+    assert_eq!(via_ui.json()["alerts"], recent["alerts"]);
 }
 
 /// A spend sink that fails while `failing` is set.

@@ -71,70 +71,46 @@ function card(label, value, cls) {
 
 // --- Overview -------------------------------------------------------------------------------
 
-// The ranges the overview shows: how far back, and the width of one bar.
+// The windows the overview shows (GET /global/overview sums them in the database): the label,
+// and how a bucket's start is written under the chart.
 const RANGES = {
-  hour: { label: "last hour", ms: 3600000, bucket: 300000, fmt: (d) => d.toISOString().slice(11, 16) },
-  day: { label: "last day", ms: 86400000, bucket: 3600000, fmt: (d) => d.toISOString().slice(11, 13) + "h" },
-  month: { label: "last 30 days", ms: 30 * 86400000, bucket: 86400000, fmt: (d) => d.toISOString().slice(5, 10) },
+  hour: { label: "last hour", window: "hour", fmt: (d) => d.toISOString().slice(11, 16) },
+  day: { label: "last day", window: "day", fmt: (d) => d.toISOString().slice(11, 13) + "h" },
+  month: { label: "last 30 days", window: "30d", fmt: (d) => d.toISOString().slice(5, 10) },
 };
-
-const percentile = (sorted, p) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] : null);
-const latencyOf = (l) => l.latency_ms ?? Date.parse(l.endTime) - Date.parse(l.startTime);
 
 async function overview() {
   const total = await api("/global/spend");
   const show = async (name) => {
     const range = RANGES[name];
     for (const b of document.querySelectorAll("#ranges button")) b.setAttribute("aria-pressed", String(b.dataset.range === name));
-    const since = Date.now() - range.ms;
-    const all = await api("/spend/logs?limit=10000&start_date=" + new Date(since).toISOString().slice(0, 10));
-    const logs = all.filter((l) => Date.parse(l.startTime) >= since);
-    const failed = logs.filter((l) => l.status !== "success").length;
-    const lat = logs.map(latencyOf).sort((a, b) => a - b);
-    const ms = (v) => (v === null ? "-" : Math.round(v) + " ms");
+    const o = await api("/global/overview?window=" + range.window);
+    const ms = (v) => (v === null || v === undefined ? "-" : Math.round(v) + " ms");
     $("#cards").replaceChildren(
-      card("Requests, " + range.label, logs.length),
-      card("Errors", failed, failed ? "bad" : ""),
-      card("Fell back", logs.filter((l) => l.fallbacks > 0).length),
-      card("Latency p50 / p95", ms(percentile(lat, 0.5)) + " / " + ms(percentile(lat, 0.95))),
-      card("Spend, " + range.label, money(logs.reduce((a, l) => a + (l.cost || 0), 0))),
+      card("Requests, " + range.label, o.requests),
+      card("Errors", o.errors, o.errors ? "bad" : ""),
+      card("Fell back", o.fallbacks),
+      card("Latency p50 / p95", ms(o.latency_p50_ms) + " / " + ms(o.latency_p95_ms)),
+      card("Spend, " + range.label, money(o.spend)),
       card("Spend, all time", money(total.spend) + (total.max_budget ? " of " + money(total.max_budget) : "")),
     );
-    if (all.length >= 10000) $("#cards").append(card("Note", "10,000 newest rows only"));
-    const n = Math.ceil(range.ms / range.bucket);
-    const buckets = Array.from({ length: n }, () => ({ ok: 0, bad: 0, spend: 0, lat: [] }));
-    for (const l of logs) {
-      const i = n - 1 - Math.floor((Date.now() - Date.parse(l.startTime)) / range.bucket);
-      if (i < 0 || i >= n) continue;
-      const b = buckets[i];
-      if (l.status === "success") b.ok += 1; else b.bad += 1;
-      b.spend += l.cost || 0;
-      b.lat.push(latencyOf(l));
-    }
-    const label = (i) => range.fmt(new Date(Date.now() - (n - 1 - i) * range.bucket));
-    bars("#chart-requests", buckets.map((b) => [b.ok, b.bad]), label, "requests (failures in red)");
-    const p = buckets.map((b) => { const s = b.lat.sort((x, y) => x - y); return [percentile(s, 0.5) || 0, Math.max(0, (percentile(s, 0.95) || 0) - (percentile(s, 0.5) || 0))]; });
-    bars("#chart-latency", p, label, "latency p50 (blue) and p95 (the bar's top), ms");
-    bars("#chart-spend", buckets.map((b) => [b.spend, 0]), label, "spend, USD");
-    topTable("#top-models", logs, (l) => l.model_group);
-    topTable("#top-keys", logs, (l) => l.key_alias || short(l.api_key));
-    topTable("#top-deployments", logs, (l) => l.model_id);
+    const b = o.buckets;
+    const label = (i) => range.fmt(new Date(b[i].start_time));
+    bars("#chart-requests", b.map((x) => [x.requests - x.errors, x.errors]), label, "requests (failures in red)");
+    const p50 = (x) => x.latency_p50_ms || 0;
+    bars("#chart-latency", b.map((x) => [p50(x), Math.max(0, (x.latency_p95_ms || 0) - p50(x))]), label, "latency p50 (blue) and p95 (the bar's top), ms");
+    bars("#chart-spend", b.map((x) => [x.spend, 0]), label, "spend, USD");
+    topTable("#top-models", o.top_models, (t) => t.model_group);
+    topTable("#top-keys", o.top_keys, (t) => t.key_alias || (t.api_key ? short(t.api_key) : "master key"));
+    topTable("#top-deployments", o.top_deployments, (t) => t.model_id);
   };
   for (const b of document.querySelectorAll("#ranges button")) b.addEventListener("click", () => show(b.dataset.range).catch(showError));
   await show("day");
 }
 
-// The rows of `logs` grouped by `key`: requests, errors and spend, the most requests first.
-function topTable(sel, logs, key) {
-  const m = new Map();
-  for (const l of logs) {
-    const k = key(l) || "unknown";
-    const v = m.get(k) || { n: 0, bad: 0, spend: 0 };
-    v.n += 1; if (l.status !== "success") v.bad += 1; v.spend += l.cost || 0;
-    m.set(k, v);
-  }
-  fill(sel, [...m.entries()].sort((a, b) => b[1].n - a[1].n).slice(0, 5)
-    .map(([k, v]) => el("tr", {}, el("td", {}, k), el("td", {}, v.n), el("td", {}, v.bad), el("td", {}, money(v.spend)))));
+// A top table from the server's rows: name, requests, errors, spend.
+function topTable(sel, rows, name) {
+  fill(sel, rows.map((t) => el("tr", {}, el("td", {}, name(t) || "unknown"), el("td", {}, t.requests), el("td", {}, t.errors), el("td", {}, money(t.spend)))));
 }
 
 // A stacked bar chart as inline SVG: each value is [lower, upper]; the upper part is red.
@@ -235,6 +211,9 @@ async function keys() {
     set("max_budget", k.max_budget); set("budget_duration", k.budget_duration);
     set("rpm_limit", k.rpm_limit); set("tpm_limit", k.tpm_limit); set("max_parallel_requests", k.max_parallel_requests);
     if (k.metadata && Object.keys(k.metadata).length) set("metadata", JSON.stringify(k.metadata));
+    // The expiry and budget period as they are: left so, they stay; emptied, they are
+    // removed; a duration ("30d") sets a new one from now.
+    set("duration", k.expires);
     setMode(k);
     $("#create-box").open = true;
     form.elements.key_alias.focus();
@@ -250,14 +229,21 @@ async function keys() {
     ev.preventDefault();
     const f = new FormData(ev.target);
     const body = {};
-    const text = (n) => { const v = String(f.get(n) || "").trim(); if (v) body[n] = v; };
-    ["key_alias", "budget_duration", "duration"].forEach(text);
-    ["max_budget", "rpm_limit", "tpm_limit", "max_parallel_requests"].forEach((n) => { const v = num(String(f.get(n) || "")); if (v !== undefined) body[n] = v; });
+    // Creating, an empty field is left out; editing, it clears the value (the key API's null),
+    // except the expiry left as it was shown.
+    const empty = (n) => { if (editing) body[n] = null; };
+    const text = (n) => { const v = String(f.get(n) || "").trim(); if (v) body[n] = v; else empty(n); };
+    text("key_alias");
+    // Sent again, a period would restart it: sent only when changed.
+    const changed = (n, was) => !editing || String(f.get(n) || "").trim() !== (was || "");
+    if (changed("budget_duration", editing && editing.budget_duration)) text("budget_duration");
+    if (changed("duration", editing && editing.expires)) text("duration");
+    ["max_budget", "rpm_limit", "tpm_limit", "max_parallel_requests"].forEach((n) => { const v = num(String(f.get(n) || "").trim()); if (v !== undefined) body[n] = v; else empty(n); });
     const models = String(f.get("models") || "").split(",").map((s) => s.trim()).filter(Boolean);
-    if (models.length) body.models = models;
+    if (models.length) body.models = models; else empty("models");
     try {
       const meta = String(f.get("metadata") || "").trim();
-      if (meta) body.metadata = JSON.parse(meta);
+      if (meta) body.metadata = JSON.parse(meta); else empty("metadata");
       showError(null);
       if (editing) {
         body.key = editing.token;
@@ -366,6 +352,32 @@ async function spend() {
   await load();
 }
 
+// --- Alerts ---------------------------------------------------------------------------------
+
+async function alerts() {
+  const load = async () => {
+    const r = await api("/alerting/recent");
+    $("#alerting-state").textContent = r.enabled
+      ? "Alerting is on: the most recent alerts, newest first, and what became of every alert since the gateway started."
+      : "Alerting is off: set general_settings.alerting (see docs/alerting.md).";
+    const sum = (result) => r.counts.filter((c) => c.result === result).reduce((a, c) => a + c.count, 0);
+    $("#alert-counts").replaceChildren(
+      card("Recent alerts", r.alerts.length),
+      card("Sent", sum("sent")),
+      card("Failed", sum("failed"), sum("failed") ? "bad" : ""),
+      card("Deduplicated", sum("deduplicated")),
+      card("Dropped", sum("dropped"), sum("dropped") ? "bad" : ""),
+    );
+    fill("#alerts", r.alerts.slice().reverse().map((a) => el("tr", { "data-alert-type": a.alert_type, class: a.level === "High" ? "failed" : "" },
+      el("td", {}, a.timestamp ? new Date(a.timestamp).toLocaleString() : ""), el("td", {}, a.alert_type), el("td", {}, a.event || ""),
+      el("td", {}, a.level || ""), el("td", { class: "message" }, a.event_message || ""),
+      el("td", {}, Object.entries(a.delivery || {}).map(([k, v]) => k + ": " + v).join(", ")))));
+    fill("#alert-count-table", r.counts.map((c) => el("tr", {}, el("td", {}, c.alert_type), el("td", {}, c.channel), el("td", {}, c.result), el("td", {}, c.count))));
+  };
+  $("#alerts-refresh").addEventListener("click", () => load().catch(showError));
+  await load();
+}
+
 // --- Config ---------------------------------------------------------------------------------
 
 async function config() {
@@ -393,7 +405,7 @@ async function config() {
 
 // --- Shell ----------------------------------------------------------------------------------
 
-const pages = { overview, models, keys, logs, spend, config };
+const pages = { overview, models, keys, logs, spend, alerts, config };
 
 document.addEventListener("DOMContentLoaded", () => {
   const logout = $("#logout");
