@@ -284,6 +284,21 @@ fn routing(event: &Event, s: &AlertingSettings) -> Option<Alert> {
                 format!("Deployment {deployment} of model group {group} used {used} of its {limit} requests today (UTC)"),
                 json!({"model_group": group, "deployment": deployment, "used": used, "rpd": limit}),
             ),
+            Event::RequestHanging { group, deployment, key_alias, request_id, stream, elapsed, threshold } => Alert::new(
+                T::LlmRequestsHanging,
+                Level::Medium,
+                "request_hanging",
+                request_id.as_deref().map_or_else(|| format!("{deployment}@{}", elapsed.as_millis()), str::to_owned),
+                format!(
+                    "Requests are hanging - {}s+ request time: {} {} to deployment {deployment} of model group {group}{} has run {:.1}s",
+                    threshold.as_secs_f64(),
+                    if *stream { "stream" } else { "request" },
+                    request_id.as_deref().unwrap_or("(no id)"),
+                    key_alias.as_deref().map(|a| format!(" (key \"{a}\")")).unwrap_or_default(),
+                    elapsed.as_secs_f64(),
+                ),
+                json!({"model_group": group, "deployment": deployment, "key_alias": key_alias, "request_id": request_id, "stream": stream, "elapsed_seconds": elapsed.as_secs_f64(), "alerting_threshold": threshold.as_secs_f64()}),
+            ),
         _ => return None,
     })
 }

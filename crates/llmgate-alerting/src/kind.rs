@@ -23,11 +23,13 @@ pub enum AlertType {
     FallbackReports,
     /// `daily_quota_alerts` (llmgate's own): a deployment near its `rpd`.
     DailyQuotaAlerts,
+    /// `llm_requests_hanging`: a request (or stream) still running after `alerting_threshold`.
+    LlmRequestsHanging,
 }
 
 impl AlertType {
     /// Every type llmgate sends.
-    pub const ALL: [AlertType; 9] = [
+    pub const ALL: [AlertType; 10] = [
         AlertType::LlmExceptions,
         AlertType::LlmTooSlow,
         AlertType::BudgetAlerts,
@@ -37,12 +39,12 @@ impl AlertType {
         AlertType::OutageAlerts,
         AlertType::FallbackReports,
         AlertType::DailyQuotaAlerts,
+        AlertType::LlmRequestsHanging,
     ];
 
     /// LiteLLM's LiteLLM-side names that llmgate accepts in `alert_types` but never sends
     /// (reports and admin events it does not produce).
-    pub const NOT_SENT: [&'static str; 13] = [
-        "llm_requests_hanging",
+    pub const NOT_SENT: [&'static str; 12] = [
         "spend_reports",
         "daily_reports",
         "new_model_added",
@@ -69,6 +71,7 @@ impl AlertType {
             AlertType::OutageAlerts => "outage_alerts",
             AlertType::FallbackReports => "fallback_reports",
             AlertType::DailyQuotaAlerts => "daily_quota_alerts",
+            AlertType::LlmRequestsHanging => "llm_requests_hanging",
         }
     }
 

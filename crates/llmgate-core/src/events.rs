@@ -124,6 +124,24 @@ pub enum Event {
         /// How long the answer (a stream: until its end) took.
         latency: Duration,
     },
+    /// A request (or stream) still running after the hanging threshold (`alerting_threshold`),
+    /// told once per attempt.
+    RequestHanging {
+        /// The model group.
+        group: Arc<str>,
+        /// The deployment it waits on.
+        deployment: Arc<str>,
+        /// The caller's key alias, when it used a virtual key with one.
+        key_alias: Option<String>,
+        /// The request's id.
+        request_id: Option<Arc<str>>,
+        /// Whether it is a stream (still streaming, or waiting for its first byte).
+        stream: bool,
+        /// How long it had been running when seen.
+        elapsed: Duration,
+        /// The threshold it crossed.
+        threshold: Duration,
+    },
     /// A key's spend crossed a share of its budget (below 100 %).
     BudgetThreshold {
         /// Whose budget.

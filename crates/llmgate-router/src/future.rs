@@ -30,6 +30,8 @@ pub(crate) struct Attempt {
     reserved: Option<u64>,
     /// The request's id, for the cooldown's log line.
     request_id: Option<RequestId>,
+    /// Its slot in the hanging registry, when the table has one: freed when the attempt drops.
+    _watched: Option<crate::hanging::Ticket>,
 }
 
 impl Attempt {
@@ -40,9 +42,20 @@ impl Attempt {
         stream: bool,
         reserved: Option<u64>,
         request_id: Option<RequestId>,
+        key_alias: Option<String>,
     ) -> Self {
         member.state.in_flight.fetch_add(1, Relaxed);
+        let _watched = table.hanging.as_ref().and_then(|h| {
+            h.enter(crate::hanging::Watched {
+                group: group.clone(),
+                deployment: member.spec.id.clone(),
+                key_alias,
+                request_id: request_id.clone(),
+                stream,
+            })
+        });
         Attempt {
+            _watched,
             table,
             group,
             member,

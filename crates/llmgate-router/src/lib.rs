@@ -67,6 +67,7 @@
 mod carry;
 mod error;
 mod future;
+mod hanging;
 mod layer;
 mod pick;
 mod service;
@@ -84,6 +85,7 @@ mod view;
 
 pub use error::Error;
 pub use future::ResponseFuture;
+pub use hanging::{Hanging, DEFAULT_SLOTS};
 pub use layer::RouterLayer;
 pub use service::Router;
 pub use shared::{Settle, SharedError, SharedUsage, TakeFuture, Taken};

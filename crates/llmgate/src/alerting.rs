@@ -13,6 +13,7 @@ use llmgate_config::Config;
 use llmgate_core::events::{Backend, Event, Events};
 use llmgate_metering::SpendQueue;
 use llmgate_ratelimit::LimiterStore;
+use llmgate_router::Hanging;
 
 use crate::background::Background;
 use crate::BuildError;
@@ -119,21 +120,45 @@ pub(crate) fn slow_after(config: &Config) -> Option<Duration> {
     )
 }
 
-/// Starts alerting on `events` when configured: the dispatcher is queued in `tasks`.
+/// What [`start`] started: the alerting, and the registry every model table watches its
+/// attempts in when `llm_requests_hanging` is sent.
+#[derive(Default)]
+pub(crate) struct Started {
+    pub(crate) alerting: Option<Alerting>,
+    pub(crate) hanging: Option<Arc<Hanging>>,
+}
+
+/// Starts alerting on `events` when configured: the dispatcher, and the scan for hanging
+/// requests (every [`Hanging::scan_interval`] of `alerting_threshold`), are queued in `tasks`.
 pub(crate) fn start(
     config: &Config,
     events: &Events,
     tasks: &Background,
-) -> Result<Option<Alerting>, BuildError> {
+) -> Result<Started, BuildError> {
     let Some(settings) = settings(config) else {
-        return Ok(None);
+        return Ok(Started::default());
     };
+    let hanging = settings
+        .sends(AlertType::LlmRequestsHanging)
+        .then(|| Hanging::new(llmgate_router::DEFAULT_SLOTS));
+    if let Some(h) = &hanging {
+        let after = settings.slow_threshold;
+        tasks.add(Hanging::watch(
+            Arc::downgrade(h),
+            events.clone(),
+            after,
+            Hanging::scan_interval(after),
+        ));
+    }
     let (alerting, dispatcher) = Alerting::new(settings)
         .map_err(|e| BuildError::Alerting(format!("general_settings.alerting: {e}")))?;
     if let Some(sub) = events.subscribe() {
         tasks.add(dispatcher.run(sub));
     }
-    Ok(Some(alerting))
+    Ok(Started {
+        alerting: Some(alerting),
+        hanging,
+    })
 }
 
 /// What the backend watcher looks at.

@@ -16,7 +16,7 @@ const MASTER: &str = "sk-master-alerts";
 const COST: f64 = 1.0 / 512.0;
 
 /// A SQLite file in the temp dir, removed with its WAL files when dropped.
-struct TempDb(PathBuf);
+pub(super) struct TempDb(pub(super) PathBuf);
 
 impl Drop for TempDb {
     fn drop(&mut self) {
