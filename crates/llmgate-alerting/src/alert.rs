@@ -30,7 +30,7 @@ pub struct Alert {
 }
 
 impl Alert {
-    fn new(
+    pub(crate) fn new(
         alert_type: AlertType,
         level: Level,
         event: &'static str,
@@ -178,6 +178,7 @@ impl Rules {
             Event::UpstreamRateLimited { .. } | Event::Fallback { .. } => self.windowed(event, now),
             Event::BudgetThreshold { .. } | Event::BudgetExhausted { .. } => budget(event),
             Event::BackendDown { .. } | Event::BackendUp { .. } => backend(event),
+            Event::DailyReport { .. } => crate::report::daily(event),
             _ => routing(event, &self.settings),
         }
     }

@@ -25,11 +25,14 @@ pub enum AlertType {
     DailyQuotaAlerts,
     /// `llm_requests_hanging`: a request (or stream) still running after `alerting_threshold`.
     LlmRequestsHanging,
+    /// `daily_reports`: the slowest deployments and those failing most, every
+    /// `daily_report_frequency`.
+    DailyReports,
 }
 
 impl AlertType {
     /// Every type llmgate sends.
-    pub const ALL: [AlertType; 10] = [
+    pub const ALL: [AlertType; 11] = [
         AlertType::LlmExceptions,
         AlertType::LlmTooSlow,
         AlertType::BudgetAlerts,
@@ -40,13 +43,13 @@ impl AlertType {
         AlertType::FallbackReports,
         AlertType::DailyQuotaAlerts,
         AlertType::LlmRequestsHanging,
+        AlertType::DailyReports,
     ];
 
     /// LiteLLM's LiteLLM-side names that llmgate accepts in `alert_types` but never sends
     /// (reports and admin events it does not produce).
-    pub const NOT_SENT: [&'static str; 12] = [
+    pub const NOT_SENT: [&'static str; 11] = [
         "spend_reports",
-        "daily_reports",
         "new_model_added",
         "model_deprecation_warnings",
         "region_outage_alerts",
@@ -72,6 +75,7 @@ impl AlertType {
             AlertType::FallbackReports => "fallback_reports",
             AlertType::DailyQuotaAlerts => "daily_quota_alerts",
             AlertType::LlmRequestsHanging => "llm_requests_hanging",
+            AlertType::DailyReports => "daily_reports",
         }
     }
 

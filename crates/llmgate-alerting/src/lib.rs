@@ -29,6 +29,7 @@
 mod alert;
 mod dispatch;
 mod kind;
+mod report;
 mod send;
 mod settings;
 #[cfg(test)]

@@ -64,6 +64,21 @@ pub struct BudgetOwner {
     pub user_id: Option<String>,
 }
 
+/// One deployment's line in an [`Event::DailyReport`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReportRow {
+    /// The model group.
+    pub group: Arc<str>,
+    /// The deployment.
+    pub deployment: Arc<str>,
+    /// Attempts sent to it in the period.
+    pub requests: u64,
+    /// Its own failures in the period.
+    pub failures: u64,
+    /// Its answers' mean latency in the period (time to first byte for streams), if any.
+    pub avg_latency: Option<Duration>,
+}
+
 /// One fact a layer saw. Names are model group names and deployment ids as configured.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -141,6 +156,17 @@ pub enum Event {
         elapsed: Duration,
         /// The threshold it crossed.
         threshold: Duration,
+    },
+    /// The periodic report on deployments (`daily_reports`): the slowest and the most failing.
+    DailyReport {
+        /// The period it covers.
+        period: Duration,
+        /// Up to five deployments with the highest mean latency, slowest first.
+        slowest: Vec<ReportRow>,
+        /// Up to five deployments with failures, the highest failure rate first.
+        failing: Vec<ReportRow>,
+        /// This report's number since start (from 1).
+        seq: u64,
     },
     /// A key's spend crossed a share of its budget (below 100 %).
     BudgetThreshold {

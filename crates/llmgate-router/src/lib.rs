@@ -89,7 +89,7 @@ pub use hanging::{Hanging, DEFAULT_SLOTS};
 pub use layer::RouterLayer;
 pub use service::Router;
 pub use shared::{Settle, SharedError, SharedUsage, TakeFuture, Taken};
-pub use state::{CooldownReason, DeploymentState};
+pub use state::{CooldownReason, DeploymentState, DeploymentTotals};
 pub use strategy::{CooldownPolicy, Strategy};
 pub use table::{CooldownEvent, CooldownHook, ModelTable, CATCH_ALL};
 pub use tell::DAILY_QUOTA_PERCENT;

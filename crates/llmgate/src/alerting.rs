@@ -126,6 +126,8 @@ pub(crate) fn slow_after(config: &Config) -> Option<Duration> {
 pub(crate) struct Started {
     pub(crate) alerting: Option<Alerting>,
     pub(crate) hanging: Option<Arc<Hanging>>,
+    /// Whether `daily_reports` are sent (the reports task is the caller's to start).
+    pub(crate) daily_reports: bool,
 }
 
 /// Starts alerting on `events` when configured: the dispatcher, and the scan for hanging
@@ -150,6 +152,7 @@ pub(crate) fn start(
             Hanging::scan_interval(after),
         ));
     }
+    let daily_reports = settings.sends(AlertType::DailyReports);
     let (alerting, dispatcher) = Alerting::new(settings)
         .map_err(|e| BuildError::Alerting(format!("general_settings.alerting: {e}")))?;
     if let Some(sub) = events.subscribe() {
@@ -158,6 +161,7 @@ pub(crate) fn start(
     Ok(Started {
         alerting: Some(alerting),
         hanging,
+        daily_reports,
     })
 }
 

@@ -48,6 +48,7 @@ mod metrics;
 mod parts;
 mod readiness;
 mod reload;
+mod reports;
 mod routes;
 mod serve;
 mod shared_usage;

@@ -104,8 +104,11 @@ impl Lasting {
     ) -> Result<(Lasting, Arc<ModelTable>), BuildError> {
         let tasks = Background::default();
         let events = Events::new();
-        let crate::alerting::Started { alerting, hanging } =
-            crate::alerting::start(config, &events, &tasks)?;
+        let crate::alerting::Started {
+            alerting,
+            hanging,
+            daily_reports,
+        } = crate::alerting::start(config, &events, &tasks)?;
         let ratelimit = build::ratelimit::layer(config)?;
         let shared_usage = crate::shared_usage::LimiterUsage::over(ratelimit.store());
         let (cooldown_hook, shared_cooldowns) = match build::routing::shared_cooldowns(config)? {
@@ -123,6 +126,10 @@ impl Lasting {
         );
         let live = Live::new(table.clone());
         let cooldowns = shared_cooldowns.as_ref().map(|c| c.link());
+        if daily_reports {
+            let every = crate::reports::frequency(config);
+            tasks.add(crate::reports::run(live.clone(), events.clone(), every));
+        }
         if let Some(task) = shared_cooldowns {
             tasks.add(task.run(live.clone()));
         }

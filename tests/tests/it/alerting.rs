@@ -7,6 +7,7 @@
 
 mod backends;
 mod hanging;
+mod reports;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
