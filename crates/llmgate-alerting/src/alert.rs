@@ -52,12 +52,21 @@ impl Alert {
         }
     }
 
-    /// The event whose dedup entry this alert's sending clears (a recovery clears its outage).
+    /// Its dedup key: type, event, subject.
+    pub(crate) fn key(&self) -> (AlertType, &'static str, String) {
+        (self.alert_type, self.event, self.subject.clone())
+    }
+
+    /// The event whose dedup entry this alert's sending clears: a recovery clears its outage's
+    /// (the next outage is told at once), an outage its recovery's (the next recovery too).
     pub fn clears(&self) -> Option<&'static str> {
         match self.event {
             "deployment_recovered" => Some("deployment_cooled_down"),
             "outage_recovered" => Some("outage"),
             "backend_up" => Some("backend_down"),
+            "deployment_cooled_down" => Some("deployment_recovered"),
+            "outage" => Some("outage_recovered"),
+            "backend_down" => Some("backend_up"),
             _ => None,
         }
     }

@@ -153,8 +153,19 @@ pub(crate) fn start(
         ));
     }
     let daily_reports = settings.sends(AlertType::DailyReports);
-    let (alerting, dispatcher) = Alerting::new(settings)
+    let (alerting, mut dispatcher) = Alerting::new(settings)
         .map_err(|e| BuildError::Alerting(format!("general_settings.alerting: {e}")))?;
+    // With Redis, one instance sends each alert (see `alert_dedup.rs`).
+    if let Some(url) = crate::build::ratelimit::redis_url(config) {
+        let store = crate::alert_dedup::RedisDedup::new(&url)
+            .map_err(|e| BuildError::Alerting(format!("router_settings.redis_*: {e}")))?;
+        let prefix = config
+            .general_settings
+            .llmgate_rate_limit_redis_prefix
+            .as_deref()
+            .unwrap_or("llmgate:");
+        dispatcher = dispatcher.with_shared_dedup(store, prefix);
+    }
     if let Some(sub) = events.subscribe() {
         tasks.add(dispatcher.run(sub));
     }
@@ -277,6 +288,7 @@ pub(crate) struct AlertView {
         prometheus_client::metrics::counter::Counter,
     >,
     dropped: prometheus_client::metrics::counter::Counter,
+    shared_errors: prometheus_client::metrics::counter::Counter,
 }
 
 impl AlertView {
@@ -284,6 +296,12 @@ impl AlertView {
         let mut registry = prometheus_client::registry::Registry::default();
         let alerts = prometheus_client::metrics::family::Family::default();
         let dropped = prometheus_client::metrics::counter::Counter::default();
+        let shared_errors = prometheus_client::metrics::counter::Counter::default();
+        registry.register(
+            "llmgate_alerts_shared_dedup_errors",
+            "Alerts whose dedup across instances (Redis) failed: sent anyway",
+            shared_errors.clone(),
+        );
         registry.register(
             "llmgate_alerts",
             "Alerts by type and channel: sent, failed after retries, deduplicated, or dropped (rate limit, full queue)",
@@ -300,6 +318,7 @@ impl AlertView {
             registry,
             alerts,
             dropped,
+            shared_errors,
         }
     }
 
@@ -319,6 +338,8 @@ impl AlertView {
                 });
                 counter.inc_by(n.saturating_sub(counter.get()));
             }
+            self.shared_errors
+                .inc_by(a.shared_errors().saturating_sub(self.shared_errors.get()));
         }
         self.dropped
             .inc_by(self.events.dropped().saturating_sub(self.dropped.get()));

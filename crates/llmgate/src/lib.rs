@@ -30,6 +30,7 @@ pub mod request_id;
 pub mod rescue;
 
 mod admin;
+mod alert_dedup;
 mod alerting;
 mod azure_path;
 mod background;

@@ -8,6 +8,7 @@
 mod backends;
 mod hanging;
 mod reports;
+mod shared;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
