@@ -66,8 +66,8 @@ pub(crate) struct Ticket {
 impl Drop for Ticket {
     fn drop(&mut self) {
         if let Some(s) = self.table.slots.get(self.slot) {
-            // Info first: a scan that still sees the start finds no info and skips the slot.
-            s.info.store(None);
+            // The info stays until the slot's next claim replaces it: a scan reads the start,
+            // then the info, then the start again, and skips the slot if the start changed.
             s.started.store(0, Release);
         }
     }
