@@ -30,7 +30,7 @@ pub struct Alert {
 }
 
 impl Alert {
-    fn new(
+    pub(crate) fn new(
         alert_type: AlertType,
         level: Level,
         event: &'static str,
@@ -52,12 +52,21 @@ impl Alert {
         }
     }
 
-    /// The event whose dedup entry this alert's sending clears (a recovery clears its outage).
+    /// Its dedup key: type, event, subject.
+    pub(crate) fn key(&self) -> (AlertType, &'static str, String) {
+        (self.alert_type, self.event, self.subject.clone())
+    }
+
+    /// The event whose dedup entry this alert's sending clears: a recovery clears its outage's
+    /// (the next outage is told at once), an outage its recovery's (the next recovery too).
     pub fn clears(&self) -> Option<&'static str> {
         match self.event {
             "deployment_recovered" => Some("deployment_cooled_down"),
             "outage_recovered" => Some("outage"),
             "backend_up" => Some("backend_down"),
+            "deployment_cooled_down" => Some("deployment_recovered"),
+            "outage" => Some("outage_recovered"),
+            "backend_down" => Some("backend_up"),
             _ => None,
         }
     }
@@ -178,6 +187,7 @@ impl Rules {
             Event::UpstreamRateLimited { .. } | Event::Fallback { .. } => self.windowed(event, now),
             Event::BudgetThreshold { .. } | Event::BudgetExhausted { .. } => budget(event),
             Event::BackendDown { .. } | Event::BackendUp { .. } => backend(event),
+            Event::DailyReport { .. } => crate::report::daily(event),
             _ => routing(event, &self.settings),
         }
     }
@@ -283,6 +293,21 @@ fn routing(event: &Event, s: &AlertingSettings) -> Option<Alert> {
                 &**deployment,
                 format!("Deployment {deployment} of model group {group} used {used} of its {limit} requests today (UTC)"),
                 json!({"model_group": group, "deployment": deployment, "used": used, "rpd": limit}),
+            ),
+            Event::RequestHanging { group, deployment, key_alias, request_id, stream, elapsed, threshold } => Alert::new(
+                T::LlmRequestsHanging,
+                Level::Medium,
+                "request_hanging",
+                request_id.as_deref().map_or_else(|| format!("{deployment}@{}", elapsed.as_millis()), str::to_owned),
+                format!(
+                    "Requests are hanging - {}s+ request time: {} {} to deployment {deployment} of model group {group}{} has run {:.1}s",
+                    threshold.as_secs_f64(),
+                    if *stream { "stream" } else { "request" },
+                    request_id.as_deref().unwrap_or("(no id)"),
+                    key_alias.as_deref().map(|a| format!(" (key \"{a}\")")).unwrap_or_default(),
+                    elapsed.as_secs_f64(),
+                ),
+                json!({"model_group": group, "deployment": deployment, "key_alias": key_alias, "request_id": request_id, "stream": stream, "elapsed_seconds": elapsed.as_secs_f64(), "alerting_threshold": threshold.as_secs_f64()}),
             ),
         _ => return None,
     })

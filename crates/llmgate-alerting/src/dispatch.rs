@@ -22,7 +22,7 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 
 use crate::send::Poster;
-use crate::{Alert, AlertType, AlertingSettings, Channel, ChannelKind, Rules};
+use crate::{Alert, AlertType, AlertingSettings, Channel, ChannelKind, Rules, SharedDedup};
 
 /// What became of an alert on one channel (the `result` label of `llmgate_alerts_total`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -57,6 +57,8 @@ struct Shared {
     counts: Mutex<Counts>,
     recent: Mutex<VecDeque<Value>>,
     recent_cap: usize,
+    /// Claims across instances that failed (the alert was sent anyway).
+    shared_errors: std::sync::atomic::AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -107,12 +109,14 @@ impl Alerting {
             counts: Mutex::default(),
             recent: Mutex::default(),
             recent_cap: settings.recent.max(1),
+            shared_errors: Default::default(),
         });
         let dispatcher = Dispatcher {
             rules: Rules::new(settings.clone()),
             settings,
             poster,
             shared: shared.clone(),
+            across: None,
         };
         Ok((Alerting { shared }, dispatcher))
     }
@@ -123,6 +127,14 @@ impl Alerting {
             .iter()
             .map(|(&(t, c, o), &n)| (t, c, o, n))
             .collect()
+    }
+
+    /// Claims of the dedup across instances that failed (the alerts were sent anyway), since
+    /// start (`llmgate_alerts_shared_dedup_errors_total`).
+    pub fn shared_errors(&self) -> u64 {
+        self.shared
+            .shared_errors
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The most recent alerts, oldest first: each its webhook payload with an `id` and a
@@ -146,6 +158,13 @@ pub struct Dispatcher {
     rules: Rules,
     poster: Poster,
     shared: Arc<Shared>,
+    across: Option<(Arc<dyn SharedDedup>, String)>,
+}
+
+impl std::fmt::Debug for dyn SharedDedup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SharedDedup")
+    }
 }
 
 fn now_rfc3339() -> String {
@@ -166,6 +185,14 @@ struct Intake {
 const MAX_DEDUP: usize = 10_000;
 
 impl Dispatcher {
+    /// Deduplicates across instances through `store` too, its keys starting with `prefix`
+    /// (see [`SharedDedup`]); `daily_reports` stay per instance (each tells its own counts).
+    #[must_use]
+    pub fn with_shared_dedup(mut self, store: Arc<dyn SharedDedup>, prefix: &str) -> Self {
+        self.across = Some((store, prefix.to_owned()));
+        self
+    }
+
     /// Runs until the events bus closes (every gateway handle dropped).
     pub async fn run(self, mut events: Subscription) {
         let Dispatcher {
@@ -173,6 +200,7 @@ impl Dispatcher {
             mut rules,
             poster,
             shared,
+            across,
         } = self;
         let (tx, rx) = mpsc::channel::<Queued>(settings.queue_capacity.max(1));
         let intake = async {
@@ -180,7 +208,17 @@ impl Dispatcher {
             while let Some(event) = events.recv().await {
                 if let Some(alert) = rules.alert(&event, Instant::now()) {
                     let ttl = rules.dedup_ttl(&alert);
-                    state.take(alert, ttl, &settings, &shared, &tx);
+                    if state.seen(&alert, ttl, &shared) {
+                        continue;
+                    }
+                    if let Some((store, prefix)) = &across {
+                        if !claim(&**store, prefix, &alert, ttl, &shared).await {
+                            state.sent_at.insert(alert.key(), Instant::now());
+                            shared.count_all(alert.alert_type, Outcome::Deduplicated);
+                            continue;
+                        }
+                    }
+                    state.take(alert, &settings, &shared, &tx);
                 }
             }
             drop(tx);
@@ -189,25 +227,77 @@ impl Dispatcher {
     }
 }
 
+/// Claims `alert`'s key across instances (clearing the key of the outage a recovery ends);
+/// `false` when another instance claimed it first. Fails open.
+async fn claim(
+    store: &dyn SharedDedup,
+    prefix: &str,
+    alert: &Alert,
+    ttl: Duration,
+    shared: &Shared,
+) -> bool {
+    if alert.alert_type == AlertType::DailyReports {
+        return true;
+    }
+    let key = |event: &str| {
+        format!(
+            "{prefix}alert:{}:{event}:{}",
+            alert.alert_type.as_str(),
+            alert.subject
+        )
+    };
+    let failed = |e: String| {
+        shared
+            .shared_errors
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        tracing::warn!(alert_type = alert.alert_type.as_str(), error = %e, "alert dedup across instances failed: sending it anyway");
+        true
+    };
+    if let Some(cleared) = alert.clears() {
+        let k = key(cleared);
+        if let Err(e) = timeout(store.clear(&k)).await {
+            return failed(e);
+        }
+    }
+    match timeout(store.claim(&key(alert.event), ttl)).await {
+        Ok(first) => first,
+        Err(e) => failed(e),
+    }
+}
+
+async fn timeout<T>(f: crate::DedupFuture<'_, T>) -> Result<T, String> {
+    tokio::time::timeout(crate::CLAIM_TIMEOUT, f)
+        .await
+        .unwrap_or_else(|_| {
+            Err(format!(
+                "no answer within {} ms",
+                crate::CLAIM_TIMEOUT.as_millis()
+            ))
+        })
+}
+
 impl Intake {
+    /// Whether `alert` is a duplicate of one this instance sent within `ttl` (counted).
+    fn seen(&self, alert: &Alert, ttl: Duration, shared: &Shared) -> bool {
+        let dup = self
+            .sent_at
+            .get(&alert.key())
+            .is_some_and(|at| at.elapsed() < ttl);
+        if dup {
+            shared.count_all(alert.alert_type, Outcome::Deduplicated);
+        }
+        dup
+    }
+
     fn take(
         &mut self,
         alert: Alert,
-        ttl: Duration,
         settings: &AlertingSettings,
         shared: &Shared,
         tx: &mpsc::Sender<Queued>,
     ) {
         let now = Instant::now();
-        let key = (alert.alert_type, alert.event, alert.subject.clone());
-        if self
-            .sent_at
-            .get(&key)
-            .is_some_and(|at| now.duration_since(*at) < ttl)
-        {
-            shared.count_all(alert.alert_type, Outcome::Deduplicated);
-            return;
-        }
+        let key = alert.key();
         let minute = match self.minute {
             Some((start, n)) if now.duration_since(start) < Duration::from_secs(60) => (start, n),
             _ => (now, 0),

@@ -23,11 +23,16 @@ pub enum AlertType {
     FallbackReports,
     /// `daily_quota_alerts` (llmgate's own): a deployment near its `rpd`.
     DailyQuotaAlerts,
+    /// `llm_requests_hanging`: a request (or stream) still running after `alerting_threshold`.
+    LlmRequestsHanging,
+    /// `daily_reports`: the slowest deployments and those failing most, every
+    /// `daily_report_frequency`.
+    DailyReports,
 }
 
 impl AlertType {
     /// Every type llmgate sends.
-    pub const ALL: [AlertType; 9] = [
+    pub const ALL: [AlertType; 11] = [
         AlertType::LlmExceptions,
         AlertType::LlmTooSlow,
         AlertType::BudgetAlerts,
@@ -37,14 +42,14 @@ impl AlertType {
         AlertType::OutageAlerts,
         AlertType::FallbackReports,
         AlertType::DailyQuotaAlerts,
+        AlertType::LlmRequestsHanging,
+        AlertType::DailyReports,
     ];
 
     /// LiteLLM's LiteLLM-side names that llmgate accepts in `alert_types` but never sends
     /// (reports and admin events it does not produce).
-    pub const NOT_SENT: [&'static str; 13] = [
-        "llm_requests_hanging",
+    pub const NOT_SENT: [&'static str; 11] = [
         "spend_reports",
-        "daily_reports",
         "new_model_added",
         "model_deprecation_warnings",
         "region_outage_alerts",
@@ -69,6 +74,8 @@ impl AlertType {
             AlertType::OutageAlerts => "outage_alerts",
             AlertType::FallbackReports => "fallback_reports",
             AlertType::DailyQuotaAlerts => "daily_quota_alerts",
+            AlertType::LlmRequestsHanging => "llm_requests_hanging",
+            AlertType::DailyReports => "daily_reports",
         }
     }
 

@@ -29,8 +29,10 @@
 mod alert;
 mod dispatch;
 mod kind;
+mod report;
 mod send;
 mod settings;
+mod shared;
 #[cfg(test)]
 mod tests;
 
@@ -38,3 +40,4 @@ pub use alert::{Alert, Rules};
 pub use dispatch::{Alerting, Dispatcher, Outcome};
 pub use kind::{AlertType, Level};
 pub use settings::{AlertingSettings, Channel, ChannelKind};
+pub use shared::{DedupFuture, SharedDedup, CLAIM_TIMEOUT};

@@ -147,7 +147,13 @@ async fn a_flood_of_one_outage_sends_one_alert_and_counts_the_rest() {
     until("three alerts", || got.lock().unwrap().len() == 3).await;
     assert_eq!(got.lock().unwrap()[1]["event"], "outage_recovered");
     assert_eq!(got.lock().unwrap()[2]["event"], "outage");
-    assert_eq!(alerting.recent().len(), 3);
+    // And the outage clears its recovery's: the next recovery is told at once too.
+    events.emit(|| Event::GroupRecovered {
+        group: "gpt".into(),
+    });
+    until("four alerts", || got.lock().unwrap().len() == 4).await;
+    assert_eq!(got.lock().unwrap()[3]["event"], "outage_recovered");
+    assert_eq!(alerting.recent().len(), 4);
 }
 
 #[tokio::test]

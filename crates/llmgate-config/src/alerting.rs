@@ -39,8 +39,9 @@ pub const ALERT_TYPES: [&str; 22] = [
 ];
 
 /// The `alerting_args` llmgate reads, all numbers of seconds or counts.
-pub const ALERTING_ARGS: [&str; 8] = [
+pub const ALERTING_ARGS: [&str; 9] = [
     "budget_alert_ttl",
+    "daily_report_frequency",
     "outage_alert_ttl",
     "minor_outage_alert_threshold",
     "llmgate_fallback_alert_threshold",
@@ -51,8 +52,7 @@ pub const ALERTING_ARGS: [&str; 8] = [
 ];
 
 /// LiteLLM's other `alerting_args`, accepted and not used.
-const LITELLM_ONLY_ARGS: [&str; 7] = [
-    "daily_report_frequency",
+const LITELLM_ONLY_ARGS: [&str; 6] = [
     "report_check_interval",
     "region_outage_alert_ttl",
     "major_outage_alert_threshold",
@@ -181,7 +181,7 @@ mod tests {
     #[test]
     fn litellms_keys_are_read_with_urls_from_the_environment() {
         let loaded = load(
-            "  alerting: [\"slack\", \"webhook\"]\n  alert_types: [\"budget_alerts\", \"outage_alerts\"]\n  alerting_threshold: 120\n  alerting_args:\n    budget_alert_ttl: 3600\n    daily_report_frequency: 43200\n  alert_to_webhook_url:\n    budget_alerts: os.environ/BUDGET_HOOK\n",
+            "  alerting: [\"slack\", \"webhook\"]\n  alert_types: [\"budget_alerts\", \"outage_alerts\"]\n  alerting_threshold: 120\n  alerting_args:\n    budget_alert_ttl: 3600\n    daily_report_frequency: 43200\n    report_check_interval: 3600\n  alert_to_webhook_url:\n    budget_alerts: os.environ/BUDGET_HOOK\n",
             &[
                 ("SLACK_WEBHOOK_URL", "https://hooks.slack.test/a"),
                 ("WEBHOOK_URL", "http://127.0.0.1:9/w"),
@@ -197,10 +197,9 @@ mod tests {
             Some(std::time::Duration::from_secs(120))
         );
         assert_eq!(a.args.get("budget_alert_ttl"), Some(&3600.0));
-        assert!(
-            !a.args.contains_key("daily_report_frequency"),
-            "LiteLLM's, unused"
-        );
+        assert_eq!(a.args.get("daily_report_frequency"), Some(&43200.0));
+        // LiteLLM's, accepted and unused.
+        assert!(!a.args.contains_key("report_check_interval"));
         assert_eq!(
             a.alert_to_webhook_url["budget_alerts"].expose(),
             "https://hooks.slack.test/budget"

@@ -64,6 +64,21 @@ pub struct BudgetOwner {
     pub user_id: Option<String>,
 }
 
+/// One deployment's line in an [`Event::DailyReport`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReportRow {
+    /// The model group.
+    pub group: Arc<str>,
+    /// The deployment.
+    pub deployment: Arc<str>,
+    /// Attempts sent to it in the period.
+    pub requests: u64,
+    /// Its own failures in the period.
+    pub failures: u64,
+    /// Its answers' mean latency in the period (time to first byte for streams), if any.
+    pub avg_latency: Option<Duration>,
+}
+
 /// One fact a layer saw. Names are model group names and deployment ids as configured.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -123,6 +138,35 @@ pub enum Event {
         deployment: Arc<str>,
         /// How long the answer (a stream: until its end) took.
         latency: Duration,
+    },
+    /// A request (or stream) still running after the hanging threshold (`alerting_threshold`),
+    /// told once per attempt.
+    RequestHanging {
+        /// The model group.
+        group: Arc<str>,
+        /// The deployment it waits on.
+        deployment: Arc<str>,
+        /// The caller's key alias, when it used a virtual key with one.
+        key_alias: Option<String>,
+        /// The request's id.
+        request_id: Option<Arc<str>>,
+        /// Whether it is a stream (still streaming, or waiting for its first byte).
+        stream: bool,
+        /// How long it had been running when seen.
+        elapsed: Duration,
+        /// The threshold it crossed.
+        threshold: Duration,
+    },
+    /// The periodic report on deployments (`daily_reports`): the slowest and the most failing.
+    DailyReport {
+        /// The period it covers.
+        period: Duration,
+        /// Up to five deployments with the highest mean latency, slowest first.
+        slowest: Vec<ReportRow>,
+        /// Up to five deployments with failures, the highest failure rate first.
+        failing: Vec<ReportRow>,
+        /// This report's number since start (from 1).
+        seq: u64,
     },
     /// A key's spend crossed a share of its budget (below 100 %).
     BudgetThreshold {

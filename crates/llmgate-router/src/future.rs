@@ -30,6 +30,8 @@ pub(crate) struct Attempt {
     reserved: Option<u64>,
     /// The request's id, for the cooldown's log line.
     request_id: Option<RequestId>,
+    /// Its slot in the hanging registry, when the table has one: freed when the attempt drops.
+    _watched: Option<crate::hanging::Ticket>,
 }
 
 impl Attempt {
@@ -40,9 +42,21 @@ impl Attempt {
         stream: bool,
         reserved: Option<u64>,
         request_id: Option<RequestId>,
+        key_alias: Option<String>,
     ) -> Self {
         member.state.in_flight.fetch_add(1, Relaxed);
+        member.state.totals.attempts.fetch_add(1, Relaxed);
+        let _watched = table.hanging.as_ref().and_then(|h| {
+            h.enter(crate::hanging::Watched {
+                group: group.clone(),
+                deployment: member.spec.id.clone(),
+                key_alias,
+                request_id: request_id.clone(),
+                stream,
+            })
+        });
         Attempt {
+            _watched,
             table,
             group,
             member,
@@ -73,6 +87,12 @@ impl Attempt {
         res.extensions_mut().insert(ModelGroup(self.group.clone()));
         res.extensions_mut().insert(UpstreamTime(elapsed));
         let usage = res.extensions().get::<UsageSlot>().cloned();
+        let totals = &self.member.state.totals;
+        totals.answers.fetch_add(1, Relaxed);
+        totals.latency_us.fetch_add(
+            u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
+            Relaxed,
+        );
         if self.stream {
             self.member.state.record_ttft(elapsed, now);
             // Slow or not is judged at the stream's end (see `InFlight::finish`).
@@ -115,6 +135,7 @@ impl Attempt {
         if !api.counts_against_deployment() {
             return;
         }
+        self.member.state.totals.failures.fetch_add(1, Relaxed);
         let class = ErrorClass::of(api);
         if class == ErrorClass::RateLimit {
             self.table.tell_rate_limited(&self.group, &self.member);

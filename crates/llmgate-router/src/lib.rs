@@ -67,6 +67,7 @@
 mod carry;
 mod error;
 mod future;
+mod hanging;
 mod layer;
 mod pick;
 mod service;
@@ -84,10 +85,11 @@ mod view;
 
 pub use error::Error;
 pub use future::ResponseFuture;
+pub use hanging::{Hanging, DEFAULT_SLOTS};
 pub use layer::RouterLayer;
 pub use service::Router;
 pub use shared::{Settle, SharedError, SharedUsage, TakeFuture, Taken};
-pub use state::{CooldownReason, DeploymentState};
+pub use state::{CooldownReason, DeploymentState, DeploymentTotals};
 pub use strategy::{CooldownPolicy, Strategy};
 pub use table::{CooldownEvent, CooldownHook, ModelTable, CATCH_ALL};
 pub use tell::DAILY_QUOTA_PERCENT;

@@ -211,6 +211,13 @@ where
     let stream = ext.get::<LlmRequest>().is_some_and(LlmRequest::is_stream);
     // Started before a forced failure so that a reservation is settled (given back) either way.
     let request_id = ext.get::<RequestId>().cloned();
+    // Only read when hanging attempts are watched (alerting sends `llm_requests_hanging`).
+    let key_alias = table.hanging.as_ref().and_then(|_| {
+        ext.get::<llmgate_core::Principal>()?
+            .key()?
+            .key_alias
+            .clone()
+    });
     let attempt = Attempt::start(
         table,
         group.clone(),
@@ -218,6 +225,7 @@ where
         stream,
         reserved,
         request_id,
+        key_alias,
     );
     if let Some(status) = forced {
         let e = forced_error(status, &deployment);

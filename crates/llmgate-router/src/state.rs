@@ -194,6 +194,8 @@ pub struct DeploymentState {
     pub(crate) down: AtomicBool,
     /// The UTC day its nearly used `rpd` was last told (0: never).
     pub(crate) quota_told_day: AtomicU64,
+    /// Counts since start, for reports ([`DeploymentState::totals`]).
+    pub(crate) totals: Totals,
 }
 
 /// Weight of a new sample in the latency average.
@@ -211,7 +213,41 @@ fn ewma(cell: &AtomicU64, at: &AtomicU64, sample: Duration, now_ms: u64) {
     at.store(now_ms, Relaxed);
 }
 
+/// A deployment's counts since start: attempts sent to it, its own failures (those that count
+/// against it), and its answers' latency (time to first byte for streams).
+#[derive(Debug, Default)]
+pub(crate) struct Totals {
+    pub(crate) attempts: AtomicU64,
+    pub(crate) failures: AtomicU64,
+    pub(crate) answers: AtomicU64,
+    pub(crate) latency_us: AtomicU64,
+}
+
+/// A snapshot of [`DeploymentState::totals`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DeploymentTotals {
+    /// Attempts sent to it.
+    pub attempts: u64,
+    /// Its own failures (an error that counts against it: 5xx, 429, timeouts, wrong key).
+    pub failures: u64,
+    /// Answers (heads for streams) timed.
+    pub answers: u64,
+    /// Their latencies summed, microseconds.
+    pub latency_us: u64,
+}
+
 impl DeploymentState {
+    /// Its counts since start.
+    pub fn totals(&self) -> DeploymentTotals {
+        let t = &self.totals;
+        DeploymentTotals {
+            attempts: t.attempts.load(Relaxed),
+            failures: t.failures.load(Relaxed),
+            answers: t.answers.load(Relaxed),
+            latency_us: t.latency_us.load(Relaxed),
+        }
+    }
+
     /// Requests in flight.
     pub fn in_flight(&self) -> u32 {
         self.in_flight.load(Relaxed)

@@ -36,6 +36,8 @@ pub struct ModelTable {
     pub(crate) events: Events,
     /// An answer slower than this is an [`llmgate_core::events::Event::SlowResponse`].
     pub(crate) slow_after: Option<Duration>,
+    /// Where attempts in flight are watched for hanging ([`ModelTable::with_hanging`]).
+    pub(crate) hanging: Option<Arc<crate::Hanging>>,
 }
 
 struct Hook(CooldownHook);
@@ -107,6 +109,7 @@ impl ModelTable {
             shared_errors: AtomicU64::new(0),
             events: Events::none(),
             slow_after: None,
+            hanging: None,
         };
         for spec in deployments {
             let name = spec.model_name.clone();
@@ -162,6 +165,15 @@ impl ModelTable {
     pub fn with_events(mut self, events: Events, slow_after: Option<Duration>) -> Self {
         self.events = events;
         self.slow_after = slow_after;
+        self
+    }
+
+    /// Watches every attempt in `hanging` while it runs (a stream: until its body ends), for
+    /// [`crate::Hanging::watch`] to tell the ones running too long. Share one registry across
+    /// the tables a reload builds.
+    #[must_use]
+    pub fn with_hanging(mut self, hanging: Arc<crate::Hanging>) -> Self {
+        self.hanging = Some(hanging);
         self
     }
 

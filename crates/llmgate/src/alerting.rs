@@ -13,6 +13,7 @@ use llmgate_config::Config;
 use llmgate_core::events::{Backend, Event, Events};
 use llmgate_metering::SpendQueue;
 use llmgate_ratelimit::LimiterStore;
+use llmgate_router::Hanging;
 
 use crate::background::Background;
 use crate::BuildError;
@@ -119,21 +120,60 @@ pub(crate) fn slow_after(config: &Config) -> Option<Duration> {
     )
 }
 
-/// Starts alerting on `events` when configured: the dispatcher is queued in `tasks`.
+/// What [`start`] started: the alerting, and the registry every model table watches its
+/// attempts in when `llm_requests_hanging` is sent.
+#[derive(Default)]
+pub(crate) struct Started {
+    pub(crate) alerting: Option<Alerting>,
+    pub(crate) hanging: Option<Arc<Hanging>>,
+    /// Whether `daily_reports` are sent (the reports task is the caller's to start).
+    pub(crate) daily_reports: bool,
+}
+
+/// Starts alerting on `events` when configured: the dispatcher, and the scan for hanging
+/// requests (every [`Hanging::scan_interval`] of `alerting_threshold`), are queued in `tasks`.
 pub(crate) fn start(
     config: &Config,
     events: &Events,
     tasks: &Background,
-) -> Result<Option<Alerting>, BuildError> {
+) -> Result<Started, BuildError> {
     let Some(settings) = settings(config) else {
-        return Ok(None);
+        return Ok(Started::default());
     };
-    let (alerting, dispatcher) = Alerting::new(settings)
+    let hanging = settings
+        .sends(AlertType::LlmRequestsHanging)
+        .then(|| Hanging::new(llmgate_router::DEFAULT_SLOTS));
+    if let Some(h) = &hanging {
+        let after = settings.slow_threshold;
+        tasks.add(Hanging::watch(
+            Arc::downgrade(h),
+            events.clone(),
+            after,
+            Hanging::scan_interval(after),
+        ));
+    }
+    let daily_reports = settings.sends(AlertType::DailyReports);
+    let (alerting, mut dispatcher) = Alerting::new(settings)
         .map_err(|e| BuildError::Alerting(format!("general_settings.alerting: {e}")))?;
+    // With Redis, one instance sends each alert (see `alert_dedup.rs`).
+    if let Some(url) = crate::build::ratelimit::redis_url(config) {
+        let store = crate::alert_dedup::RedisDedup::new(&url)
+            .map_err(|e| BuildError::Alerting(format!("router_settings.redis_*: {e}")))?;
+        let prefix = config
+            .general_settings
+            .llmgate_rate_limit_redis_prefix
+            .as_deref()
+            .unwrap_or("llmgate:");
+        dispatcher = dispatcher.with_shared_dedup(store, prefix);
+    }
     if let Some(sub) = events.subscribe() {
         tasks.add(dispatcher.run(sub));
     }
-    Ok(Some(alerting))
+    Ok(Started {
+        alerting: Some(alerting),
+        hanging,
+        daily_reports,
+    })
 }
 
 /// What the backend watcher looks at.
@@ -248,6 +288,7 @@ pub(crate) struct AlertView {
         prometheus_client::metrics::counter::Counter,
     >,
     dropped: prometheus_client::metrics::counter::Counter,
+    shared_errors: prometheus_client::metrics::counter::Counter,
 }
 
 impl AlertView {
@@ -255,6 +296,12 @@ impl AlertView {
         let mut registry = prometheus_client::registry::Registry::default();
         let alerts = prometheus_client::metrics::family::Family::default();
         let dropped = prometheus_client::metrics::counter::Counter::default();
+        let shared_errors = prometheus_client::metrics::counter::Counter::default();
+        registry.register(
+            "llmgate_alerts_shared_dedup_errors",
+            "Alerts whose dedup across instances (Redis) failed: sent anyway",
+            shared_errors.clone(),
+        );
         registry.register(
             "llmgate_alerts",
             "Alerts by type and channel: sent, failed after retries, deduplicated, or dropped (rate limit, full queue)",
@@ -271,6 +318,7 @@ impl AlertView {
             registry,
             alerts,
             dropped,
+            shared_errors,
         }
     }
 
@@ -290,6 +338,8 @@ impl AlertView {
                 });
                 counter.inc_by(n.saturating_sub(counter.get()));
             }
+            self.shared_errors
+                .inc_by(a.shared_errors().saturating_sub(self.shared_errors.get()));
         }
         self.dropped
             .inc_by(self.events.dropped().saturating_sub(self.dropped.get()));

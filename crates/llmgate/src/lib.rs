@@ -30,6 +30,7 @@ pub mod request_id;
 pub mod rescue;
 
 mod admin;
+mod alert_dedup;
 mod alerting;
 mod azure_path;
 mod background;
@@ -48,6 +49,7 @@ mod metrics;
 mod parts;
 mod readiness;
 mod reload;
+mod reports;
 mod routes;
 mod serve;
 mod shared_usage;

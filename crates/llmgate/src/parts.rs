@@ -87,6 +87,8 @@ pub(crate) struct Lasting {
     pub(crate) reload_handle: ReloadHandle,
     /// The events bus every table, the fallback layer and the keys tell (see `alerting.rs`).
     pub(crate) events: Events,
+    /// Where every table watches its attempts for `llm_requests_hanging` (kept across reloads).
+    hanging: Option<Arc<llmgate_router::Hanging>>,
     /// The alert counts and recent alerts, for `/metrics` and `GET /alerting/recent`.
     pub(crate) alert_view: Arc<AlertView>,
     /// The admin UI's sign-in sessions: kept across reloads.
@@ -104,7 +106,11 @@ impl Lasting {
     ) -> Result<(Lasting, Arc<ModelTable>), BuildError> {
         let tasks = Background::default();
         let events = Events::new();
-        let alerting = crate::alerting::start(config, &events, &tasks)?;
+        let crate::alerting::Started {
+            alerting,
+            hanging,
+            daily_reports,
+        } = crate::alerting::start(config, &events, &tasks)?;
         let ratelimit = build::ratelimit::layer(config)?;
         let shared_usage = crate::shared_usage::LimiterUsage::over(ratelimit.store());
         let (cooldown_hook, shared_cooldowns) = match build::routing::shared_cooldowns(config)? {
@@ -118,9 +124,14 @@ impl Lasting {
             cooldown_hook.clone(),
             None,
             &events,
+            hanging.clone(),
         );
         let live = Live::new(table.clone());
         let cooldowns = shared_cooldowns.as_ref().map(|c| c.link());
+        if daily_reports {
+            let every = crate::reports::frequency(config);
+            tasks.add(crate::reports::run(live.clone(), events.clone(), every));
+        }
         if let Some(task) = shared_cooldowns {
             tasks.add(task.run(live.clone()));
         }
@@ -183,6 +194,7 @@ impl Lasting {
             daily,
             reload_handle: ReloadHandle::default(),
             events,
+            hanging,
             alert_view,
             #[cfg(feature = "admin")]
             ui_sessions: llmgate_admin::ui::Sessions::new(),
@@ -205,6 +217,7 @@ impl Lasting {
             self.cooldown_hook.clone(),
             Some(old),
             &self.events,
+            self.hanging.clone(),
         )
     }
 }

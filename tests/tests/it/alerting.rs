@@ -6,6 +6,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod backends;
+mod hanging;
+mod reports;
+mod shared;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -273,7 +276,7 @@ async fn a_slow_answer_and_a_spike_of_fallbacks() {
         deployment("slow", "slow-a", &slow.v1_url(), &[]),
         deployment("primary", "primary-a", &broken.v1_url(), &[]),
         deployment("backup", "backup-a", &backup.v1_url(), &[]),
-        alerting("  alerting_threshold: 0.2\n  alerting_args:\n    llmgate_fallback_alert_threshold: 3\n")
+        alerting("  alert_types: [\"llm_too_slow\", \"fallback_reports\"]\n  alerting_threshold: 0.2\n  alerting_args:\n    llmgate_fallback_alert_threshold: 3\n")
     );
     let gw = gateway(&yaml, &receiver).await;
     assert_eq!(gw.chat("slow", "hi").await.status, 200);

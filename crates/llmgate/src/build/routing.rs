@@ -22,7 +22,8 @@ const DEFAULT_LATENCY_TTL: Duration = Duration::from_secs(3600);
 /// policy; its deployments' rpm/tpm/rpd counted in `usage` (the rate limiter's Redis store)
 /// and its cooldowns told to `hook` (shared through Redis), when configured. On a reload,
 /// `old`'s state is carried over for the deployments that did not change
-/// ([`ModelTable::carry_state_from`]). Every table tells `events` (see `alerting.rs`).
+/// ([`ModelTable::carry_state_from`]). Every table tells `events` (see `alerting.rs`), and
+/// watches its attempts in `hanging` when `llm_requests_hanging` alerts are sent.
 pub(crate) fn model_table(
     config: &Config,
     deployments: &[Arc<DeploymentSpec>],
@@ -30,6 +31,7 @@ pub(crate) fn model_table(
     hook: Option<CooldownHook>,
     old: Option<&ModelTable>,
     events: &llmgate_core::events::Events,
+    hanging: Option<Arc<llmgate_router::Hanging>>,
 ) -> Arc<ModelTable> {
     let aliases = config
         .model_group_aliases()
@@ -39,6 +41,9 @@ pub(crate) fn model_table(
         .with_strategy(strategy(config))
         .with_cooldown_policy(cooldown_policy(config))
         .with_events(events.clone(), crate::alerting::slow_after(config));
+    if let Some(h) = hanging {
+        table = table.with_hanging(h);
+    }
     if let Some(usage) = usage {
         table = table.with_shared_usage(usage);
     }

@@ -16,7 +16,7 @@ const MASTER: &str = "sk-master-alerts";
 const COST: f64 = 1.0 / 512.0;
 
 /// A SQLite file in the temp dir, removed with its WAL files when dropped.
-struct TempDb(PathBuf);
+pub(super) struct TempDb(pub(super) PathBuf);
 
 impl Drop for TempDb {
     fn drop(&mut self) {
@@ -212,13 +212,13 @@ async fn the_spend_writer_failing_and_recovering_on_slack() {
 
 /// A TCP proxy to the real Redis that can be cut (every connection closed, new ones refused)
 /// and restored.
-struct RedisProxy {
-    addr: std::net::SocketAddr,
-    up: tokio::sync::watch::Sender<bool>,
+pub(super) struct RedisProxy {
+    pub(super) addr: std::net::SocketAddr,
+    pub(super) up: tokio::sync::watch::Sender<bool>,
 }
 
 impl RedisProxy {
-    async fn start() -> RedisProxy {
+    pub(super) async fn start() -> RedisProxy {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (up, watch) = tokio::sync::watch::channel(true);
@@ -266,7 +266,11 @@ async fn redis_failing_and_recovering() {
         "model_list:\n{}router_settings:\n  redis_url: redis://{}/7\n{}",
         deployment("gpt", "gpt-a", &mock.v1_url(), &[]),
         proxy.addr,
-        alerting("  alert_types: [\"db_exceptions\"]\n")
+        // A prefix of its own: the alerts' dedup keys of an earlier run are not this run's.
+        alerting(&format!(
+            "  alert_types: [\"db_exceptions\"]\n  llmgate_rate_limit_redis_prefix: \"t{}:\"\n",
+            &llmgate::auth::generate_secret()[3..15]
+        ))
     );
     let gw = gateway(&yaml, &receiver).await;
     assert_eq!(gw.chat("gpt", "hi").await.status, 200);
