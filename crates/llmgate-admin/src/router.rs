@@ -124,6 +124,8 @@ impl AdminApi {
             .route("/global/spend", any(crate::spend::handler))
             .route("/global/spend/models", any(crate::spend::handler))
             .route("/global/spend/keys", any(crate::spend::handler))
+            .route("/global/spend/provider", any(crate::spend::handler))
+            .route("/global/spend/days", any(crate::spend::handler))
             .route(crate::overview::PATH, any(crate::spend::handler))
             .route(RELOAD_PATH, any(crate::reload::handler))
             .fallback(fallback)

@@ -9,6 +9,10 @@
 //! - `GET /global/spend/keys?limit=&start_date=&end_date=`:
 //!   `[{"api_key", "key_alias", "total_spend"}]`;
 //! - `GET /global/spend?start_date=&end_date=`: `{"spend", "max_budget"}`;
+//! - `GET /global/spend/provider?start_date=&end_date=`: `[{"provider", "requests", "spend"}]`
+//!   (LiteLLM's `provider` and `spend`, with the request count);
+//! - `GET /global/spend/days?start_date=&end_date=`: llmgate's own, `[{"date", "requests",
+//!   "spend"}]` per UTC day, newest first;
 //! - `GET /global/overview?window=hour|day|30d`: llmgate's own, the request log summed over
 //!   the last hour, day or 30 days in the database, for the UI's Overview ([`crate::overview`]).
 //!
@@ -56,11 +60,14 @@ enum Op {
     Models,
     Keys,
     Total,
+    Providers,
+    Days,
     Overview,
 }
 
 /// Whether `path` is a spend endpoint (`/spend/logs`, `/global/spend`, `/global/spend/models`,
-/// `/global/spend/keys`, with or without trailing `/`).
+/// `/global/spend/keys`, `/global/spend/provider`, `/global/spend/days`, with or without
+/// trailing `/`).
 pub fn is_spend_path(path: &str) -> bool {
     op(path).is_some()
 }
@@ -71,6 +78,8 @@ fn op(path: &str) -> Option<Op> {
         "/global/spend/models" => Op::Models,
         "/global/spend/keys" => Op::Keys,
         "/global/spend" => Op::Total,
+        "/global/spend/provider" => Op::Providers,
+        "/global/spend/days" => Op::Days,
         crate::overview::PATH => Op::Overview,
         _ => return None,
     })
@@ -217,6 +226,24 @@ async fn answer(
                 .await
                 .map_err(store_error)?;
             Ok(json!({"spend": spend, "max_budget": max_budget}))
+        }
+        Op::Providers | Op::Days => {
+            let days = matches!(op, Op::Days);
+            let rows = db
+                .run(move |s| async move {
+                    if days {
+                        s.spend_by_day(range).await
+                    } else {
+                        s.spend_by_provider(range).await
+                    }
+                })
+                .await
+                .map_err(store_error)?;
+            let name = if days { "date" } else { "provider" };
+            Ok(rows
+                .into_iter()
+                .map(|g| json!({name: g.name, "requests": g.requests, "spend": g.spend}))
+                .collect())
         }
         Op::Overview => crate::overview::answer(db, query.get("window")).await,
     }

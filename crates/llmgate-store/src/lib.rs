@@ -50,6 +50,7 @@ mod ledger;
 mod postgres;
 mod responses;
 mod spend;
+mod spend_groups;
 mod sql;
 mod sqlite;
 mod usage;
@@ -58,6 +59,7 @@ pub use activity::{Activity, ActivityQuery, ActivityTop, ActivityTotals};
 pub use database::Database;
 pub use ledger::PgLedger;
 pub use spend::{Charge, KeySpend, LogCursor, LogFilter, ModelSpend, SpendLog, SpendRange};
+pub use spend_groups::GroupSpend;
 
 /// Connections a PostgreSQL pool opens at most, as LiteLLM's `database_connection_pool_limit`.
 pub const DEFAULT_POOL_LIMIT: u32 = 10;
@@ -292,6 +294,19 @@ impl Store {
         limit: u32,
     ) -> Result<Vec<KeySpend>, StoreError> {
         on_backend!(self, s => s.spend_by_key(range, limit).await)
+    }
+
+    /// Requests and spend per provider in `range`, largest spend first.
+    pub async fn spend_by_provider(
+        &self,
+        range: SpendRange,
+    ) -> Result<Vec<GroupSpend>, StoreError> {
+        on_backend!(self, s => s.spend_by_provider(range).await)
+    }
+
+    /// Requests and spend per UTC day in `range`, newest first.
+    pub async fn spend_by_day(&self, range: SpendRange) -> Result<Vec<GroupSpend>, StoreError> {
+        on_backend!(self, s => s.spend_by_day(range).await)
     }
 
     /// The request log summed over `q`'s window: totals, buckets, latency percentiles and

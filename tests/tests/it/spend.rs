@@ -254,6 +254,28 @@ async fn endpoints(gw: &TestGateway, gateway: &llmgate::Gateway) {
         .json();
     assert_eq!(total["spend"], 0.0);
 
+    // Per provider and per UTC day, summed in the database.
+    let providers = admin
+        .get(&format!(
+            "/global/spend/provider?start_date={today}&end_date={today}"
+        ))
+        .await
+        .json();
+    assert_eq!(
+        providers,
+        json!([{"provider": "openai", "requests": 5, "spend": 5.0 * COST}])
+    );
+    let days = admin.get("/global/spend/days").await.json();
+    assert_eq!(
+        days,
+        json!([{"date": today, "requests": 5, "spend": 5.0 * COST}])
+    );
+    let none = admin
+        .get("/global/spend/days?start_date=2020-01-01&end_date=2020-01-02")
+        .await
+        .json();
+    assert_eq!(none, json!([]));
+
     // The key's own spend, charged from the same records.
     let info = admin.get(&format!("/key/info?key={a}")).await.json();
     assert_eq!(info["info"]["spend"], 3.0 * COST);

@@ -319,21 +319,9 @@ async function spend() {
       api("/global/spend?" + r), api("/global/spend/models?limit=50&" + r), api("/global/spend/keys?limit=50&" + r),
     ]);
     $("#total").replaceChildren(card("Spend in range", money(total.spend)));
-    const rows = await api("/spend/logs?limit=10000&" + r);
-    const sum = (key) => {
-      const m = new Map();
-      for (const l of rows) {
-        const k = key(l) || "unknown";
-        const v = m.get(k) || { n: 0, spend: 0 };
-        v.n += 1; v.spend += l.cost || 0;
-        m.set(k, v);
-      }
-      return [...m.entries()];
-    };
-    fill("#by-provider", sum((l) => l.custom_llm_provider).sort((a, b) => b[1].spend - a[1].spend)
-      .map(([k, v]) => el("tr", {}, el("td", {}, k), el("td", {}, v.n), el("td", {}, money(v.spend)))));
-    fill("#by-day", sum((l) => String(l.startTime).slice(0, 10)).sort((a, b) => (a[0] < b[0] ? 1 : -1))
-      .map(([k, v]) => el("tr", {}, el("td", {}, k), el("td", {}, v.n), el("td", {}, money(v.spend)))));
+    const [providers, days] = await Promise.all([api("/global/spend/provider?" + r), api("/global/spend/days?" + r)]);
+    fill("#by-provider", providers.map((p) => el("tr", {}, el("td", {}, p.provider), el("td", {}, p.requests), el("td", {}, money(p.spend)))));
+    fill("#by-day", days.map((d) => el("tr", {}, el("td", {}, d.date), el("td", {}, d.requests), el("td", {}, money(d.spend)))));
     fill("#by-model", models.map((m) => el("tr", {}, el("td", {}, m.model), el("td", {}, money(m.total_spend)))));
     fill("#by-key", keys.map((k) => el("tr", {}, el("td", {}, k.key_alias || short(k.api_key)), el("td", {}, money(k.total_spend)))));
   };
@@ -341,7 +329,13 @@ async function spend() {
   $("#csv").addEventListener("click", async (ev) => {
     ev.preventDefault();
     try {
-      const rows = await api("/spend/logs?limit=10000&start_date=" + form.start_date.value + "&end_date=" + form.end_date.value);
+      // Every row in the range, page by page (each page continues after the last row's cursor).
+      const base = "/spend/logs?limit=10000&start_date=" + form.start_date.value + "&end_date=" + form.end_date.value;
+      const rows = [];
+      for (let page = await api(base); ; page = await api(base + "&cursor=" + encodeURIComponent(page[page.length - 1].cursor))) {
+        rows.push(...page);
+        if (page.length < 10000) break;
+      }
       const cols = ["startTime", "request_id", "key_alias", "model_group", "model_id", "status_code", "prompt_tokens", "completion_tokens", "cost"];
       const esc = (v) => '"' + String(v === null || v === undefined ? "" : v).replace(/"/g, '""') + '"';
       const csv = [cols.join(",")].concat(rows.map((r) => cols.map((c) => esc(r[c])).join(","))).join("\n");

@@ -1,0 +1,116 @@
+//! Spend summed by provider and by UTC day over a range, in the database (for
+//! `/global/spend/provider` and `/global/spend/days`, and the admin UI's Spend page), so the
+//! answer covers every request in the range, not a page of the request log.
+
+use serde::Serialize;
+
+/// Spend per provider: LiteLLM's `custom_llm_provider` (`openai`, `anthropic`, ...), `unknown`
+/// for requests that reached none.
+pub(crate) const SPEND_BY_PROVIDER: &str = "SELECT COALESCE(provider, 'unknown') AS name, \
+    COUNT(*) AS requests, COALESCE(SUM(cost), CAST(0 AS DOUBLE PRECISION)) AS total \
+    FROM llmgate_spend_logs \
+    WHERE ($1 IS NULL OR start_time >= $1) AND ($2 IS NULL OR start_time < $2) \
+    GROUP BY COALESCE(provider, 'unknown') ORDER BY total DESC, name ASC";
+
+/// Spend per UTC day (`start_time` in Unix milliseconds; whole-number division in both
+/// databases), newest first.
+pub(crate) const SPEND_BY_DAY: &str = "SELECT start_time / 86400000 AS day, \
+    COUNT(*) AS requests, COALESCE(SUM(cost), CAST(0 AS DOUBLE PRECISION)) AS total \
+    FROM llmgate_spend_logs \
+    WHERE ($1 IS NULL OR start_time >= $1) AND ($2 IS NULL OR start_time < $2) \
+    GROUP BY start_time / 86400000 ORDER BY day DESC";
+
+/// Requests and spend of one provider or one day.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GroupSpend {
+    /// The provider, or the day as `YYYY-MM-DD` (UTC).
+    pub name: String,
+    /// Requests recorded, failures included.
+    pub requests: i64,
+    /// USD, unknown costs left out.
+    pub spend: f64,
+}
+
+/// `YYYY-MM-DD` of a day counted from the Unix epoch.
+pub(crate) fn day_name(day: i64) -> String {
+    // Howard Hinnant's days-to-civil algorithm.
+    let z = day + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+/// The two queries, written once for both backends like
+/// [`spend_impl!`](crate::spend::spend_impl).
+macro_rules! spend_groups_impl {
+    ($store:ty) => {
+        impl $store {
+            pub(crate) async fn spend_by_provider(
+                &self,
+                range: $crate::spend::SpendRange,
+            ) -> Result<Vec<$crate::spend_groups::GroupSpend>, llmgate_auth::StoreError> {
+                self.spend_groups(range, false).await
+            }
+
+            pub(crate) async fn spend_by_day(
+                &self,
+                range: $crate::spend::SpendRange,
+            ) -> Result<Vec<$crate::spend_groups::GroupSpend>, llmgate_auth::StoreError> {
+                self.spend_groups(range, true).await
+            }
+
+            async fn spend_groups(
+                &self,
+                range: $crate::spend::SpendRange,
+                by_day: bool,
+            ) -> Result<Vec<$crate::spend_groups::GroupSpend>, llmgate_auth::StoreError> {
+                use sqlx::Row as _;
+                use $crate::spend_groups::{day_name, GroupSpend, SPEND_BY_DAY, SPEND_BY_PROVIDER};
+                let sql = if by_day {
+                    SPEND_BY_DAY
+                } else {
+                    SPEND_BY_PROVIDER
+                };
+                let rows = sqlx::query(sql)
+                    .bind(range.from_ms)
+                    .bind(range.until_ms)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err($crate::sql::unavailable)?;
+                rows.iter()
+                    .map(|r| {
+                        Ok(GroupSpend {
+                            name: if by_day {
+                                day_name(r.try_get("day")?)
+                            } else {
+                                r.try_get("name")?
+                            },
+                            requests: r.try_get("requests")?,
+                            spend: r.try_get("total")?,
+                        })
+                    })
+                    .collect::<Result<Vec<_>, sqlx::Error>>()
+                    .map_err($crate::sql::unavailable)
+            }
+        }
+    };
+}
+pub(crate) use spend_groups_impl;
+
+#[cfg(test)]
+mod tests {
+    use super::day_name;
+
+    #[test]
+    fn days_are_named_in_utc() {
+        assert_eq!(day_name(0), "1970-01-01");
+        assert_eq!(day_name(19_782), "2024-02-29");
+        assert_eq!(day_name(20_789), "2026-12-02");
+    }
+}
