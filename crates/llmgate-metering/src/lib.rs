@@ -93,6 +93,7 @@ pub use config_reloads::ReloadResult;
 pub use cost::Tokens;
 pub use future::ResponseFuture;
 pub use layer::MeteringLayer;
+pub use log::TARGET as REQUEST_LOG_TARGET;
 pub use meter::{Meter, MeterBuilder};
 pub use metrics::{Metrics, RateLimiterTotals, Rejection, StatusClass};
 pub use prices::{ModelPrice, PriceFileError, PriceTable};

@@ -4,7 +4,9 @@
 //! `docs/logging.md`); a failure adds `error_class` and the error message, credentials masked.
 //!
 //! Nothing is built when the target is disabled: [`request_line`] asks `tracing` first. When it
-//! is enabled, the subscriber formats the one line from borrowed fields.
+//! is enabled, the subscriber formats the one line from borrowed fields. The message is a
+//! plain `message` field (a `&str`, written first, as `tracing`'s own `"{message}"` would be):
+//! a subscriber reads it without going through `fmt::Arguments`.
 
 use std::time::Duration;
 
@@ -13,8 +15,9 @@ use llmgate_core::{Deployment, LlmRequest, Secret};
 
 use crate::record::SpendRecord;
 
-/// The target of the request's log line.
-pub(crate) const TARGET: &str = "llmgate::request";
+/// The target of the request's log line. A subscriber that formats this one line itself (the
+/// `llmgate` binary does, for speed) finds it by this target.
+pub const TARGET: &str = "llmgate::request";
 
 /// How much of a request's messages, or of its answer, a spend record keeps.
 pub(crate) const CAPTURE_LIMIT: usize = 64 * 1024;
@@ -37,6 +40,7 @@ pub(crate) fn request_line(r: &SpendRecord) {
     };
     tracing::info!(
         target: TARGET,
+        message,
         request_id = &*r.request_id,
         key_alias = r.key_alias.as_deref(),
         team = r.team_id.as_deref(),
@@ -60,7 +64,6 @@ pub(crate) fn request_line(r: &SpendRecord) {
         cache_hit = r.cache_hit,
         error_class = class,
         error = r.error_message.as_deref(),
-        "{message}"
     );
 }
 
