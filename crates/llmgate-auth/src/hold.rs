@@ -152,9 +152,11 @@ impl Budgets {
         }
     }
 
-    /// Reserves `estimate` against `key`'s budgets (for `model` too, when it has one) and the
-    /// gateway's. `None` when there is no budget to hold, or the ledger did not answer
-    /// (logged, counted). Without a key (the master key, or no auth), only the gateway's.
+    /// Reserves `estimate` against `key`'s budgets (for `model` too, when it has one) and,
+    /// for a call to a model (`model` is `Some`), the gateway's: the admin API and
+    /// `/v1/models` stay open when the gateway's budget is spent. `None` when there is no
+    /// budget to hold, or the ledger did not answer (logged, counted). Without a key (the
+    /// master key, or no auth), only the gateway's.
     pub async fn hold(
         &self,
         key: Option<&VirtualKey>,
@@ -163,7 +165,8 @@ impl Budgets {
         now: i64,
     ) -> Result<Option<BudgetHold>, Error> {
         let mut budgets = key.map_or_else(Vec::new, |k| budgets_of(k, model, now));
-        if let Some(proxy) = &self.proxy {
+        let proxy = self.proxy.as_ref().filter(|_| model.is_some());
+        if let Some(proxy) = proxy {
             budgets.push(proxy.budget(now));
         }
         if budgets.is_empty() {
@@ -171,7 +174,7 @@ impl Budgets {
         }
         match self.ledger.reserve(&budgets, estimate).await {
             Ok(Admission::Admitted) => Ok(Some(self.settler(budgets, estimate))),
-            Ok(Admission::Denied { index, spend }) => match (&self.proxy, key) {
+            Ok(Admission::Denied { index, spend }) => match (proxy, key) {
                 (Some(proxy), _) if index + 1 == budgets.len() => Err(Error::ProxyBudgetExceeded {
                     spend,
                     max_budget: proxy.max,
