@@ -47,6 +47,27 @@ pub fn parse_duration(s: &str) -> Option<i64> {
     n.checked_mul(unit_secs)
 }
 
+/// Year, month (1-12) and day (1-31) of `days` since 1970-01-01, UTC (Howard Hinnant's
+/// `civil_from_days`): for log timestamps and daily totals without a date crate.
+#[must_use]
+pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    // Both are small: 1..=12 and 1..=31.
+    (
+        y,
+        u32::try_from(m).unwrap_or(1),
+        u32::try_from(d).unwrap_or(1),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

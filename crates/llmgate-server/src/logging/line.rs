@@ -215,18 +215,10 @@ fn timestamp(now: SystemTime, out: &mut Vec<u8>) {
     out.push(b'Z');
 }
 
-/// Year, month, day of `days` since 1970-01-01 (Howard Hinnant's `civil_from_days`).
+/// Year, month, day of `days` since 1970-01-01 (`llmgate::core::seconds::civil_from_days`).
 fn civil(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + u64::from(m <= 2);
-    (y, m, d)
+    let (y, m, d) = llmgate::core::seconds::civil_from_days(i64::try_from(days).unwrap_or(0));
+    (u64::try_from(y).unwrap_or(0), u64::from(m), u64::from(d))
 }
 
 /// Appends the message as fmt writes it: bare, with the control characters a terminal could
