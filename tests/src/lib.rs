@@ -403,3 +403,37 @@ pub async fn postgres_url() -> Option<String> {
     }
     Some(url)
 }
+
+/// A SQLite file in the temp dir for one test's gateway, removed with its WAL files when
+/// dropped. `url()` is what `general_settings.database_url` takes.
+#[derive(Debug)]
+pub struct TempDb(pub std::path::PathBuf);
+
+impl TempDb {
+    /// A fresh file name under the temp dir, tagged with `what` for whoever finds one left.
+    pub fn new(what: &str) -> Self {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static N: AtomicU64 = AtomicU64::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        let pid = std::process::id();
+        TempDb(std::env::temp_dir().join(format!("llmgate-{what}-{pid}-{n}-{nanos}.db")))
+    }
+
+    /// `sqlite://<path>`.
+    pub fn url(&self) -> String {
+        format!("sqlite://{}", self.0.display())
+    }
+}
+
+impl Drop for TempDb {
+    fn drop(&mut self) {
+        for suffix in ["", "-wal", "-shm"] {
+            let mut p = self.0.clone().into_os_string();
+            p.push(suffix);
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}

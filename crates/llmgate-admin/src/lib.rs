@@ -39,6 +39,7 @@ mod overview;
 mod reload;
 mod router;
 mod spend;
+pub mod teams;
 pub mod ui;
 
 pub use keys::KeyAdmin;

@@ -20,6 +20,8 @@ use crate::keys::api::KeyApi;
 use crate::keys::KeyAdmin;
 use crate::reload::{Reloader, RELOAD_PATH};
 use crate::spend::{is_spend_path, SpendApi};
+use crate::teams::api::TeamApi;
+use crate::teams::TeamAdmin;
 
 /// The request body size [`AdminApi::new`] reads at most: 1 MiB.
 pub const DEFAULT_MAX_BODY: usize = 1 << 20;
@@ -30,6 +32,7 @@ pub const DEFAULT_MAX_BODY: usize = 1 << 20;
 #[derive(Clone)]
 pub struct AdminApi {
     keys: Option<KeyAdmin>,
+    teams: Option<TeamAdmin>,
     database: Option<Database>,
     max_budget: Option<f64>,
     max_body: usize,
@@ -60,6 +63,7 @@ impl AdminApi {
     pub fn new() -> Self {
         AdminApi {
             keys: None,
+            teams: None,
             database: None,
             max_budget: None,
             max_body: DEFAULT_MAX_BODY,
@@ -78,6 +82,13 @@ impl AdminApi {
     #[must_use]
     pub fn keys(mut self, keys: Option<KeyAdmin>) -> Self {
         self.keys = keys;
+        self
+    }
+
+    /// The teams `/team/*` manages.
+    #[must_use]
+    pub fn teams(mut self, teams: Option<TeamAdmin>) -> Self {
+        self.teams = teams;
         self
     }
 
@@ -112,6 +123,10 @@ impl AdminApi {
                 admin: self.keys,
                 max_body: self.max_body,
             },
+            teams: TeamApi {
+                admin: self.teams,
+                max_body: self.max_body,
+            },
             spend: SpendApi {
                 db: self.database,
                 max_budget: self.max_budget,
@@ -120,6 +135,7 @@ impl AdminApi {
         });
         Router::new()
             .route("/key/{*rest}", any(crate::keys::api::handler))
+            .route("/team/{*rest}", any(crate::teams::api::handler))
             .route("/spend/logs", any(crate::spend::handler))
             .route("/global/spend", any(crate::spend::handler))
             .route("/global/spend/models", any(crate::spend::handler))
@@ -155,6 +171,7 @@ impl AdminApi {
 /// The APIs, the router's state.
 pub(crate) struct Apis {
     pub(crate) keys: KeyApi,
+    pub(crate) teams: TeamApi,
     pub(crate) spend: SpendApi,
     pub(crate) reloader: Option<Arc<dyn Reloader>>,
 }
@@ -165,6 +182,9 @@ async fn fallback(state: State<Arc<Apis>>, req: Request) -> Response {
     let path = req.uri().path();
     if path.starts_with("/key/") {
         return crate::keys::api::handler(state, req).await;
+    }
+    if path.starts_with("/team/") {
+        return crate::teams::api::handler(state, req).await;
     }
     if is_spend_path(path) {
         return crate::spend::handler(state, req).await;

@@ -200,3 +200,98 @@ async fn budget_reset(store: &dyn KeyStore, user: &str) {
     assert!(got.model_spend.values().all(|v| *v == 0.0));
     store.delete(&[k.token]).await.unwrap();
 }
+
+/// Runs every check of a [`crate::RecordStore`] against `store`: insert and conflict, get,
+/// update keeping spend, concurrent spend adding up exactly, conditional budget reset, paging
+/// with the total, delete. Panics on the first failure.
+pub async fn run_records(store: Arc<dyn crate::RecordStore>) {
+    use crate::{Record, RecordKind::Team};
+    let id = format!("team-conformance-{}", &token()[..12]);
+    let rec = Record {
+        id: id.clone(),
+        doc: serde_json::json!({"team_alias": "search", "models": ["gpt-4o"], "rpm_limit": 5}),
+        spend: 0.5,
+        budget_reset_at: Some(1_000),
+        created_at: 10,
+        updated_at: 10,
+    };
+    store.insert_record(Team, &rec).await.unwrap();
+    assert!(matches!(
+        store.insert_record(Team, &rec).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        store.get_record(Team, &id).await.unwrap(),
+        Some(rec.clone())
+    );
+    assert_eq!(store.get_record(Team, "no-such-team").await.unwrap(), None);
+
+    let changed = Record {
+        doc: serde_json::json!({"team_alias": "search-2"}),
+        spend: 99.0,
+        created_at: 99,
+        updated_at: 20,
+        budget_reset_at: Some(2_000),
+        ..rec.clone()
+    };
+    assert!(store.update_record(Team, &changed).await.unwrap());
+    let got = store.get_record(Team, &id).await.unwrap().unwrap();
+    assert_eq!(got.doc, changed.doc);
+    assert_eq!(
+        (got.spend, got.created_at),
+        (0.5, 10),
+        "update keeps spend and creation"
+    );
+    assert_eq!((got.updated_at, got.budget_reset_at), (20, Some(2_000)));
+    let ghost = Record {
+        id: "no-such-team".into(),
+        ..changed.clone()
+    };
+    assert!(!store.update_record(Team, &ghost).await.unwrap());
+
+    let charges = (0..20).map(|_| {
+        let (store, id) = (store.clone(), id.clone());
+        tokio::spawn(async move { store.add_record_spend(Team, &id, 0.25).await })
+    });
+    for c in charges.collect::<Vec<_>>() {
+        c.await.unwrap().unwrap();
+    }
+    let got = store.get_record(Team, &id).await.unwrap().unwrap();
+    assert!(
+        (got.spend - 5.5).abs() < 1e-9,
+        "concurrent charges add up: {}",
+        got.spend
+    );
+    store
+        .add_record_spend(Team, "no-such-team", 1.0)
+        .await
+        .unwrap();
+
+    assert!(!store
+        .reset_record_budget(Team, &id, 1_999, 3_000)
+        .await
+        .unwrap());
+    assert!(store
+        .reset_record_budget(Team, &id, 2_000, 3_000)
+        .await
+        .unwrap());
+    assert!(
+        !store
+            .reset_record_budget(Team, &id, 2_000, 3_000)
+            .await
+            .unwrap(),
+        "a second instance's reset of the same period does nothing"
+    );
+    let got = store.get_record(Team, &id).await.unwrap().unwrap();
+    assert_eq!((got.spend, got.budget_reset_at), (0.0, Some(3_000)));
+
+    let first = store.list_records(Team, 1, 1000).await.unwrap();
+    assert!(first.records.iter().any(|r| r.id == id));
+    assert!(first.total as usize >= first.records.len());
+    let one = store.list_records(Team, 1, 1).await.unwrap();
+    assert!(one.records.len() == 1 && one.total >= 1);
+
+    assert!(store.delete_record(Team, &id).await.unwrap());
+    assert!(!store.delete_record(Team, &id).await.unwrap());
+    assert_eq!(store.get_record(Team, &id).await.unwrap(), None);
+}

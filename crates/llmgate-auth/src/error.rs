@@ -63,6 +63,31 @@ pub enum Error {
         /// When spend resets, if it does.
         reset_at: Option<i64>,
     },
+    /// The key's team is blocked (`/team/block`).
+    #[error("Team={0} is blocked. Update via /team/unblock if you are an admin.")]
+    TeamBlocked(String),
+    /// The key's team may not call this model.
+    #[error("team not allowed to access model. This team can only access models={allowed:?}. Tried to access {model} (team_id={team_id})")]
+    TeamModelNotAllowed {
+        /// The team.
+        team_id: String,
+        /// The model asked for.
+        model: String,
+        /// The models the team may call.
+        allowed: Vec<String>,
+    },
+    /// The key's team spent its budget for this period (LiteLLM: 400, `budget_exceeded`).
+    #[error("Budget has been exceeded! Team={team_id} Current cost: {spend}, Max budget: {max_budget}{}", reset_note(*.reset_at))]
+    TeamBudgetExceeded {
+        /// The team.
+        team_id: String,
+        /// The team's spend in this period, USD.
+        spend: f64,
+        /// The team's budget, USD.
+        max_budget: f64,
+        /// When spend resets, if it does.
+        reset_at: Option<i64>,
+    },
     /// The key store did not answer and `allow_requests_on_db_unavailable` is off.
     #[error("cannot check the API key: {0}")]
     StoreUnavailable(String),
@@ -76,8 +101,11 @@ fn reset_note(at: Option<i64>) -> String {
 impl ErrorContract for Error {
     fn status(&self) -> StatusCode {
         match self {
-            Error::ModelNotAllowed { .. } => StatusCode::FORBIDDEN,
+            Error::ModelNotAllowed { .. } | Error::TeamModelNotAllowed { .. } => {
+                StatusCode::FORBIDDEN
+            }
             Error::BudgetExceeded { .. }
+            | Error::TeamBudgetExceeded { .. }
             | Error::ModelBudgetExceeded { .. }
             | Error::ProxyBudgetExceeded { .. } => StatusCode::BAD_REQUEST,
             Error::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -87,7 +115,9 @@ impl ErrorContract for Error {
     fn error_type(&self) -> ErrorType {
         match self {
             Error::ModelNotAllowed { .. } => ErrorType::other("key_model_access_denied"),
+            Error::TeamModelNotAllowed { .. } => ErrorType::other("team_model_access_denied"),
             Error::BudgetExceeded { .. }
+            | Error::TeamBudgetExceeded { .. }
             | Error::ModelBudgetExceeded { .. }
             | Error::ProxyBudgetExceeded { .. } => ErrorType::other("budget_exceeded"),
             Error::StoreUnavailable(_) => ErrorType::SERVER,
@@ -100,15 +130,23 @@ impl ErrorContract for Error {
             Error::InvalidKey | Error::MalformedHeader => "invalid_api_key",
             Error::Expired(_) => "expired_api_key",
             Error::Blocked => "blocked_api_key",
-            Error::ModelNotAllowed { .. } => "model_not_allowed",
+            Error::ModelNotAllowed { .. } | Error::TeamModelNotAllowed { .. } => {
+                "model_not_allowed"
+            }
+            Error::TeamBlocked(_) => "team_blocked",
             Error::BudgetExceeded { .. }
+            | Error::TeamBudgetExceeded { .. }
             | Error::ModelBudgetExceeded { .. }
             | Error::ProxyBudgetExceeded { .. } => "budget_exceeded",
             Error::StoreUnavailable(_) => "key_store_unavailable",
         }))
     }
     fn param(&self) -> Option<Cow<'static, str>> {
-        matches!(self, Error::ModelNotAllowed { .. }).then_some(Cow::Borrowed("model"))
+        matches!(
+            self,
+            Error::ModelNotAllowed { .. } | Error::TeamModelNotAllowed { .. }
+        )
+        .then_some(Cow::Borrowed("model"))
     }
     fn retryable(&self) -> bool {
         false

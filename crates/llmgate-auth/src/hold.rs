@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use llmgate_core::{BudgetHold, LlmRequest, VirtualKey};
 
-use crate::{Admission, Budget, BudgetLedger, Error};
+use crate::{Admission, Budget, BudgetLedger, Error, TeamView, TEAM_INVALIDATION_PREFIX};
 
 /// Estimates a request's cost in USD before it is sent (its prompt at the model's input
 /// price, its `max_tokens`, or a default, at the output price). Only the reservation uses it;
@@ -160,11 +160,17 @@ impl Budgets {
     pub async fn hold(
         &self,
         key: Option<&VirtualKey>,
+        team: Option<&TeamView>,
         model: Option<&str>,
         estimate: f64,
         now: i64,
     ) -> Result<Option<BudgetHold>, Error> {
         let mut budgets = key.map_or_else(Vec::new, |k| budgets_of(k, model, now));
+        let team_at = team.and_then(|t| {
+            let b = team_budget(t, now)?;
+            budgets.push(b);
+            Some((budgets.len() - 1, t))
+        });
         let proxy = self.proxy.as_ref().filter(|_| model.is_some());
         if let Some(proxy) = proxy {
             budgets.push(proxy.budget(now));
@@ -175,6 +181,15 @@ impl Budgets {
         match self.ledger.reserve(&budgets, estimate).await {
             Ok(Admission::Admitted) => Ok(Some(self.settler(budgets, estimate))),
             Ok(Admission::Denied { index, spend }) => match (proxy, key) {
+                _ if team_at.is_some_and(|(i, _)| i == index) => {
+                    let team = team_at.map(|(_, t)| &t.team);
+                    Err(Error::TeamBudgetExceeded {
+                        team_id: team.map(|t| t.team_id.clone()).unwrap_or_default(),
+                        spend,
+                        max_budget: budgets[index].max,
+                        reset_at: team.and_then(|t| t.budget_reset_at),
+                    })
+                }
                 (Some(proxy), _) if index + 1 == budgets.len() => Err(Error::ProxyBudgetExceeded {
                     spend,
                     max_budget: proxy.max,
@@ -253,6 +268,23 @@ fn budgets_of(key: &VirtualKey, model: Option<&str>, now: i64) -> Vec<Budget> {
         });
     }
     out
+}
+
+/// The team's budget, named with its period (`team:<id>:<reset>`), when it has one.
+fn team_budget(view: &TeamView, now: i64) -> Option<Budget> {
+    let team = &view.team;
+    let max = team.max_budget?;
+    let period = team.budget_reset_at.unwrap_or(0);
+    Some(Budget {
+        id: format!("{TEAM_INVALIDATION_PREFIX}{}:{period}", team.team_id),
+        max,
+        known: view.spend,
+        expires_at: team
+            .budget_reset_at
+            .map_or(now.saturating_add(NO_PERIOD_TTL), |t| {
+                t.saturating_add(ENTRY_SLACK)
+            }),
+    })
 }
 
 fn denied(

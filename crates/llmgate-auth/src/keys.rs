@@ -16,7 +16,8 @@ use futures_util::StreamExt;
 use llmgate_core::{ModelAccess, SharedClock, SystemClock, VirtualKey};
 use moka::future::Cache;
 
-use crate::{Error, Invalidation, KeyStore, StoreError};
+use crate::teams::{TeamView, Teams, TEAM_INVALIDATION_PREFIX};
+use crate::{Error, Invalidation, KeyStore, RecordStore, StoreError};
 
 /// How long a looked-up key is trusted before it is read again.
 pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(10);
@@ -57,6 +58,18 @@ pub struct Keys {
     budgets: Option<crate::hold::Budgets>,
     /// Where budget thresholds are told (see `tell.rs`).
     budget_events: crate::tell::BudgetEvents,
+    /// The teams keys belong to, when the store keeps them.
+    teams: Option<Teams>,
+    ttl: Duration,
+}
+
+/// A key that may be used now, and its team when it belongs to a stored one.
+#[derive(Debug, Clone)]
+pub struct Authenticated {
+    /// The key.
+    pub key: Arc<VirtualKey>,
+    /// Its team (a `team_id` naming no stored team is a label only, as before teams existed).
+    pub team: Option<TeamView>,
 }
 
 impl Keys {
@@ -69,7 +82,21 @@ impl Keys {
             allow_on_store_error: false,
             budgets: None,
             budget_events: crate::tell::BudgetEvents::default(),
+            teams: None,
+            ttl: DEFAULT_CACHE_TTL,
         }
+    }
+
+    /// Holds keys with a `team_id` to the team of that id in `store` (its models, budget and
+    /// limits), when there is one.
+    pub fn with_teams(mut self, store: Arc<dyn RecordStore>) -> Self {
+        self.teams = Some(Teams::new(store, self.ttl));
+        self
+    }
+
+    /// The teams, when the store keeps them.
+    pub fn teams(&self) -> Option<&Teams> {
+        self.teams.as_ref()
     }
 
     /// Holds keys with a budget to `ledger`: each request reserves `estimate`'s USD for it when
@@ -108,6 +135,10 @@ impl Keys {
     /// How long a looked-up key is trusted (`general_settings.user_api_key_cache_ttl`).
     pub fn with_cache_ttl(mut self, ttl: Duration) -> Self {
         self.cache = build_cache(ttl, DEFAULT_CACHE_CAPACITY);
+        self.ttl = ttl;
+        if let Some(t) = self.teams.take() {
+            self.teams = Some(Teams::new(t.store().clone(), ttl));
+        }
         self
     }
 
@@ -145,17 +176,20 @@ impl Keys {
         secret: &str,
         model: Option<&str>,
         group: Option<&str>,
-    ) -> Result<Arc<VirtualKey>, Error> {
+    ) -> Result<Authenticated, Error> {
         let token = crate::hash_key(secret);
         let entry = match self.lookup(&token).await {
             Ok(Some(e)) => e,
             Ok(None) => return Err(Error::InvalidKey),
             Err(e) if self.allow_on_store_error => {
                 tracing::warn!(error = %e, "key store unavailable; letting the request through (allow_requests_on_db_unavailable)");
-                return Ok(Arc::new(VirtualKey {
-                    token,
-                    ..VirtualKey::default()
-                }));
+                return Ok(Authenticated {
+                    key: Arc::new(VirtualKey {
+                        token,
+                        ..VirtualKey::default()
+                    }),
+                    team: None,
+                });
             }
             Err(e) => return Err(Error::StoreUnavailable(e.to_string())),
         };
@@ -197,7 +231,56 @@ impl Keys {
                 });
             }
         }
-        Ok(key.clone())
+        let team = self.team_of(key, model, group, now).await?;
+        Ok(Authenticated {
+            key: key.clone(),
+            team,
+        })
+    }
+
+    /// The key's team, checked as the key is: not blocked, allowed `model`, within budget.
+    async fn team_of(
+        &self,
+        key: &VirtualKey,
+        model: Option<&str>,
+        group: Option<&str>,
+        now: i64,
+    ) -> Result<Option<TeamView>, Error> {
+        let (Some(teams), Some(id)) = (&self.teams, &key.team_id) else {
+            return Ok(None);
+        };
+        let view = match teams.get(id, now).await {
+            Ok(Some(v)) => v,
+            Ok(None) => return Ok(None),
+            Err(e) if self.allow_on_store_error => {
+                tracing::warn!(error = %e, team = %id, "team store unavailable; judging the key without its team (allow_requests_on_db_unavailable)");
+                return Ok(None);
+            }
+            Err(e) => return Err(Error::StoreUnavailable(e.to_string())),
+        };
+        let team = &view.team;
+        if team.blocked {
+            return Err(Error::TeamBlocked(team.team_id.clone()));
+        }
+        if let Some(model) = model {
+            let group = group.unwrap_or(model);
+            if !(team.allows_model(model) || team.allows_model(group)) {
+                return Err(Error::TeamModelNotAllowed {
+                    team_id: team.team_id.clone(),
+                    model: model.to_string(),
+                    allowed: team.models.clone(),
+                });
+            }
+        }
+        if let Some(max) = team.max_budget.filter(|max| view.spend >= *max) {
+            return Err(Error::TeamBudgetExceeded {
+                team_id: team.team_id.clone(),
+                spend: view.spend,
+                max_budget: max,
+                reset_at: team.budget_reset_at,
+            });
+        }
+        Ok(Some(view))
     }
 
     /// The key with this token, from the cache or the store; resets its spend first when its
@@ -254,6 +337,24 @@ impl Keys {
         Ok(())
     }
 
+    /// Records `cost` USD against the team in this instance's cache.
+    pub async fn note_team_spend(&self, team_id: &str, cost: f64) {
+        if let Some(teams) = &self.teams {
+            teams.note_spend(team_id, cost).await;
+        }
+    }
+
+    /// Forgets a team here and tells other instances to forget it: call after changing it.
+    pub async fn team_changed(&self, team_id: &str) {
+        if let Some(teams) = &self.teams {
+            teams.forget(team_id).await;
+        }
+        let name = format!("{TEAM_INVALIDATION_PREFIX}{team_id}");
+        if let Err(e) = self.store.publish(&name).await {
+            tracing::warn!(error = %e, "could not tell other instances that a team changed; they see it within the cache TTL");
+        }
+    }
+
     /// Forgets a key here and tells other instances to forget it: call after changing it.
     pub async fn changed(&self, token: &str) {
         self.cache.invalidate(token).await;
@@ -265,6 +366,9 @@ impl Keys {
     /// Forgets every cached key (tests, and after a lost invalidation feed).
     pub fn forget_all(&self) {
         self.cache.invalidate_all();
+        if let Some(t) = &self.teams {
+            t.forget_all();
+        }
     }
 
     /// Follows the store's invalidations from other instances until the feed ends. Spawn it once,
@@ -275,8 +379,13 @@ impl Keys {
         };
         while let Some(change) = feed.next().await {
             match change {
-                Invalidation::Token(token) => self.cache.invalidate(&token).await,
-                Invalidation::All => self.cache.invalidate_all(),
+                Invalidation::Token(token) => {
+                    match (token.strip_prefix(TEAM_INVALIDATION_PREFIX), &self.teams) {
+                        (Some(team), Some(teams)) => teams.forget(team).await,
+                        _ => self.cache.invalidate(&token).await,
+                    }
+                }
+                Invalidation::All => self.forget_all(),
             }
         }
     }

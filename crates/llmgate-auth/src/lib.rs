@@ -43,23 +43,27 @@ mod hold;
 mod keys;
 mod layer;
 mod ledger;
+mod records;
 mod secret;
 mod service;
 mod store;
+mod teams;
 mod tell;
 
 pub use error::Error;
 pub use future::ResponseFuture;
 pub use hold::{Budgets, CostEstimate, ProxyBudget};
-pub use keys::{Keys, DEFAULT_CACHE_CAPACITY, DEFAULT_CACHE_TTL};
+pub use keys::{Authenticated, Keys, DEFAULT_CACHE_CAPACITY, DEFAULT_CACHE_TTL};
 pub use layer::AuthLayer;
 #[cfg(any(test, feature = "conformance"))]
 pub use ledger::conformance as ledger_conformance;
 pub use ledger::{Admission, Budget, BudgetLedger, MemoryLedger};
+pub use records::{MemoryRecordStore, Record, RecordKind, RecordPage, RecordStore};
 pub use secret::{generate_secret, hash_key, key_name};
 pub use service::{credential, Auth};
 pub use store::{
     alias_conflict, matches_filter, Invalidation, Invalidations, KeyFilter, KeyStore,
     MemoryKeyStore, StoreError,
 };
+pub use teams::{TeamView, Teams, TEAM_INVALIDATION_PREFIX};
 pub use tell::DEFAULT_BUDGET_ALERT_PERCENT;

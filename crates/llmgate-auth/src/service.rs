@@ -8,7 +8,7 @@ use llmgate_core::{
 use subtle::ConstantTimeEq;
 use tower::Service;
 
-use crate::{Budgets, Error, Keys, ResponseFuture};
+use crate::{Authenticated, Budgets, Error, Keys, ResponseFuture, TeamView};
 
 /// Authenticates each request; see the crate docs.
 #[derive(Debug, Clone)]
@@ -150,7 +150,7 @@ where
                             .as_ref()
                             .map_or_else(|| llmgate_core::SystemClock.now(), |k| k.clock().now());
                         ResponseFuture::lookup(Box::pin(async move {
-                            match hold(&budgets, None, &mut req, now).await {
+                            match hold(&budgets, None, None, &mut req, now).await {
                                 Ok(()) => inner.call(req).await,
                                 Err(e) => Ok(ApiError::from_contract(&e).to_response()),
                             }
@@ -176,23 +176,30 @@ where
                         .as_deref()
                         .zip(resolver.as_ref())
                         .and_then(|(m, r)| r.resolve_group(m));
-                    let key = match keys
+                    let Authenticated { key, team } = match keys
                         .authenticate(&secret, model.as_deref(), group.as_deref())
                         .await
                     {
-                        Ok(key) => key,
+                        Ok(a) => a,
                         Err(e) => return Ok(ApiError::from_contract(&e).to_response()),
                     };
                     // A key with a budget reserves the request's estimated cost in the
                     // ledger every instance shares; metering settles it.
                     if let Some(budgets) = keys.budget_ledger() {
                         let now = keys.clock().now();
-                        if let Err(e) = hold(budgets, Some(&key), &mut req, now).await {
+                        let held = hold(budgets, Some(&key), team.as_ref(), &mut req, now).await;
+                        if let Err(e) = held {
                             return Ok(ApiError::from_contract(&e).to_response());
                         }
                     }
                     // The router holds every attempt (fallbacks included) to it.
-                    req.extensions_mut().insert(ModelAccess::new(key.clone()));
+                    let mut access = ModelAccess::new(key.clone());
+                    if let Some(team) = team {
+                        access = access.and(team.team.clone());
+                        // The rate limiter counts the team's limits for the whole team.
+                        req.extensions_mut().insert(team.team);
+                    }
+                    req.extensions_mut().insert(access);
                     req.extensions_mut().insert(Principal::Key(key));
                     inner.call(req).await
                 }))
@@ -206,13 +213,17 @@ where
 async fn hold<B>(
     budgets: &Budgets,
     key: Option<&VirtualKey>,
+    team: Option<&TeamView>,
     req: &mut Request<B>,
     now: i64,
 ) -> Result<(), Error> {
     let llm = req.extensions().get::<LlmRequest>();
     let estimate = budgets.estimate(llm);
     let model = llm.map(|r| r.model().to_string());
-    if let Some(hold) = budgets.hold(key, model.as_deref(), estimate, now).await? {
+    if let Some(hold) = budgets
+        .hold(key, team, model.as_deref(), estimate, now)
+        .await?
+    {
         req.extensions_mut().insert(hold);
     }
     Ok(())

@@ -64,6 +64,17 @@ impl Config {
         self.general_settings.master_key.clone()
     }
 
+    /// `default_team_settings` as a mapping: `general_settings`' when it has any, else
+    /// `litellm_settings`'. Empty when neither gives one.
+    pub fn default_team_settings(&self) -> &serde_json::Map<String, serde_json::Value> {
+        let general = &self.general_settings.default_team_settings;
+        if general.is_empty() {
+            &self.litellm_settings.default_team_settings
+        } else {
+            general
+        }
+    }
+
     /// `router_settings.model_group_alias`: alias -> (target model group, hidden from
     /// `/v1/models`). Every target names a model group in `model_list` (checked at load).
     pub fn model_group_aliases(&self) -> BTreeMap<String, (String, bool)> {

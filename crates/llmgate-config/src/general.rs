@@ -39,6 +39,9 @@ const GENERAL: &Table<GeneralSettings> = &[
     ("json_logs", Read(|w, out, v, p| out.json_logs = w.bool(v, p))),
     ("set_verbose", Read(|w, out, v, p| out.set_verbose = w.bool(v, p))),
     ("litellm_metric_names", Read(|w, out, v, p| out.litellm_metric_names = w.bool(v, p))),
+    ("default_team_settings", Read(|w, out, v, p| {
+        out.default_team_settings = crate::settings::json_map(w, v, p);
+    })),
     ("allow_requests_on_db_unavailable", Read(|w, out, v, p| {
         out.allow_requests_on_db_unavailable = w.bool(v, p);
     })),

@@ -349,6 +349,9 @@ pub struct LitellmSettings {
     pub failure_callback: Vec<String>,
     /// `callbacks`.
     pub callbacks: Vec<String>,
+    /// `default_team_settings` given as a mapping (see
+    /// [`GeneralSettings::default_team_settings`], which takes it when it has none of its own).
+    pub default_team_settings: serde_json::Map<String, serde_json::Value>,
     /// `max_budget` in USD for the whole proxy.
     pub max_budget: Option<f64>,
     /// `budget_duration` (`30d`, `1h`, ...).
@@ -413,6 +416,9 @@ pub struct GeneralSettings {
     pub health_check_interval: Option<Duration>,
     /// `allow_requests_on_db_unavailable`.
     pub allow_requests_on_db_unavailable: Option<bool>,
+    /// `default_team_settings` (in either settings section) as a mapping: the settings a team
+    /// created without its own takes (`rpm_limit`, `tpm_limit`, `max_budget`, `models`, ...).
+    pub default_team_settings: serde_json::Map<String, serde_json::Value>,
     /// `user_api_key_cache_ttl`: how long a looked-up virtual key is trusted.
     pub user_api_key_cache_ttl: Option<Duration>,
     /// `max_request_size_mb`: the request body limit in MiB; see

@@ -238,7 +238,12 @@ const LITELLM: &Table<LitellmSettings> = &[
     ("default_key_generate_params", NotYetActive(LITELLM_SETTING)),
     ("upperbound_key_generate_params", NotYetActive(LITELLM_SETTING)),
     ("key_generation_settings", NotYetActive(LITELLM_SETTING)),
-    ("default_team_settings", NotYetActive(LITELLM_SETTING)),
+    // LiteLLM's own form is a list of teams with callback settings; a mapping is the defaults
+    // for new teams, as under general_settings (applied by `Config::load`).
+    ("default_team_settings", Read(|w, out, v, p| match v {
+        crate::node::Node::Map(_) => out.default_team_settings = json_map(w, v, p),
+        _ => w.report.warning(p, "a list of teams with their own callback settings is not yet active in llmgate (per-team logging); a mapping of settings (rpm_limit, tpm_limit, max_budget, models, ...) is taken as the defaults of new teams"),
+    })),
     ("default_internal_user_params", NotYetActive(LITELLM_SETTING)),
     ("modify_params", NotYetActive(LITELLM_SETTING)),
     ("force_ipv4", NotYetActive(LITELLM_SETTING)),
@@ -287,7 +292,11 @@ fn routing_strategy_args(
     json_map(w, node, path)
 }
 
-fn json_map(w: &mut Walk<'_>, node: &Node, path: &str) -> Map<String, serde_json::Value> {
+pub(crate) fn json_map(
+    w: &mut Walk<'_>,
+    node: &Node,
+    path: &str,
+) -> Map<String, serde_json::Value> {
     match node {
         Node::Null => Map::new(),
         Node::Map(_) => match w.json(node, path) {

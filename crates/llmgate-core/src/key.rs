@@ -87,13 +87,19 @@ impl VirtualKey {
     /// The next reset after `now`, for a key whose period has ended: whole periods are skipped,
     /// so a key idle for three periods resets once, to the period that contains `now`.
     pub fn next_budget_reset(&self, now: i64) -> Option<i64> {
-        let period = self.budget_duration.filter(|d| *d > 0)?;
-        let mut at = self.budget_reset_at.unwrap_or(now);
-        if at <= now {
-            at += ((now - at) / period + 1) * period;
-        }
-        Some(at)
+        next_reset(self.budget_duration, self.budget_reset_at, now)
     }
+}
+
+/// The next budget reset after `now` for a period of `duration` seconds last due at `reset_at`:
+/// whole idle periods are skipped. `None` without a period.
+pub(crate) fn next_reset(duration: Option<i64>, reset_at: Option<i64>, now: i64) -> Option<i64> {
+    let period = duration.filter(|d| *d > 0)?;
+    let mut at = reset_at.unwrap_or(now);
+    if at <= now {
+        at += ((now - at) / period + 1) * period;
+    }
+    Some(at)
 }
 
 /// The time the layers judge expiry, budget periods and spend by. Injected so tests can move it.

@@ -37,6 +37,7 @@ pub mod redact;
 pub mod request;
 pub mod seconds;
 pub mod sse;
+pub mod team;
 pub mod tokens;
 pub mod window;
 pub mod wire;
@@ -58,6 +59,7 @@ pub use ext::{
 pub use key::{Clock, ManualClock, SharedClock, SystemClock, VirtualKey};
 pub use provider::{ProviderKind, UnknownProvider};
 pub use request::{Endpoint, GatewayParams, LlmBody, LlmRequest};
+pub use team::{Team, TeamMember};
 pub use wire::Usage;
 
 /// Response header names the gateway adds (stable; documented in `docs/`).

@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use llmgate_core::{LlmRequest, Principal};
+use llmgate_core::{LlmRequest, Principal, Team};
 
 use crate::store::{Check, Kind};
 
@@ -25,6 +25,12 @@ pub enum LimitName {
     ModelRpm(Arc<str>),
     /// The key's `model_tpm_limit` for this model.
     ModelTpm(Arc<str>),
+    /// The key's team's `rpm_limit` (all its keys together).
+    TeamRpm,
+    /// The key's team's `tpm_limit` (all its keys together).
+    TeamTpm,
+    /// The key's team's `max_parallel_requests` (all its keys together).
+    TeamParallel,
     /// `general_settings.max_parallel_requests`, for a caller without a limit of its own.
     CallerParallel,
     /// `general_settings.global_max_parallel_requests`: the whole gateway.
@@ -42,11 +48,12 @@ pub(crate) enum Unit {
 impl LimitName {
     pub(crate) fn unit(&self) -> Unit {
         match self {
-            LimitName::KeyRpm | LimitName::ModelRpm(_) => Unit::Requests,
-            LimitName::KeyTpm | LimitName::ModelTpm(_) => Unit::Tokens,
-            LimitName::KeyParallel | LimitName::CallerParallel | LimitName::GlobalParallel => {
-                Unit::Parallel
-            }
+            LimitName::KeyRpm | LimitName::ModelRpm(_) | LimitName::TeamRpm => Unit::Requests,
+            LimitName::KeyTpm | LimitName::ModelTpm(_) | LimitName::TeamTpm => Unit::Tokens,
+            LimitName::KeyParallel
+            | LimitName::TeamParallel
+            | LimitName::CallerParallel
+            | LimitName::GlobalParallel => Unit::Parallel,
         }
     }
 
@@ -56,6 +63,9 @@ impl LimitName {
             LimitName::KeyRpm => "rpm_limit",
             LimitName::KeyTpm => "tpm_limit",
             LimitName::KeyParallel => "max_parallel_requests",
+            LimitName::TeamRpm => "team_rpm_limit",
+            LimitName::TeamTpm => "team_tpm_limit",
+            LimitName::TeamParallel => "team_max_parallel_requests",
             LimitName::ModelRpm(_) => "model_rpm_limit",
             LimitName::ModelTpm(_) => "model_tpm_limit",
             LimitName::CallerParallel => "general_settings.max_parallel_requests",
@@ -69,6 +79,10 @@ impl fmt::Display for LimitName {
         match self {
             LimitName::KeyRpm | LimitName::KeyTpm | LimitName::KeyParallel => {
                 write!(f, "the key's {}", self.as_str())
+            }
+            LimitName::TeamRpm | LimitName::TeamTpm | LimitName::TeamParallel => {
+                let name = self.as_str().trim_start_matches("team_");
+                write!(f, "the team's {name}")
             }
             LimitName::ModelRpm(m) | LimitName::ModelTpm(m) => {
                 write!(f, "the key's {} for model \"{m}\"", self.as_str())
@@ -107,10 +121,30 @@ impl Plan {
         self.names.push(name);
     }
 
-    /// The limits that apply to `principal` calling with `req`.
+    /// The team's rpm and tpm, counted for all its keys together (`t:<team_id>:...`).
+    fn team_rates(&mut self, t: &Team) {
+        let id = &t.team_id;
+        if let Some(l) = t.rpm_limit {
+            let kind = Kind::Rate {
+                window: MINUTE,
+                cost: 1,
+            };
+            self.push(LimitName::TeamRpm, format!("t:{id}:rpm"), l, kind);
+        }
+        if let Some(l) = t.tpm_limit {
+            let kind = Kind::Rate {
+                window: MINUTE,
+                cost: 0,
+            };
+            self.push(LimitName::TeamTpm, format!("t:{id}:tpm"), l, kind);
+        }
+    }
+
+    /// The limits that apply to `principal` (and its key's `team`) calling with `req`.
     pub(crate) fn build(
         principal: Option<&Principal>,
         req: Option<&LlmRequest>,
+        team: Option<&Team>,
         globals: Globals,
     ) -> Plan {
         let mut plan = Plan::default();
@@ -148,6 +182,9 @@ impl Plan {
                 }
             }
         }
+        if let Some(t) = team {
+            plan.team_rates(t);
+        }
         // Parallel limits come last: a request denied by a rate takes no slot even briefly.
         match (
             key.and_then(|k| k.max_parallel_requests),
@@ -176,6 +213,15 @@ impl Plan {
                 );
             }
             (None, None) => {}
+        }
+        if let Some(l) = team.and_then(|t| t.max_parallel_requests) {
+            let id = team.map_or("", |t| t.team_id.as_str());
+            plan.push(
+                LimitName::TeamParallel,
+                format!("t:{id}:par"),
+                l,
+                Kind::Parallel,
+            );
         }
         if let Some(l) = globals.global_parallel {
             plan.push(

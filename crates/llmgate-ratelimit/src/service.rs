@@ -2,7 +2,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::{Request, Response};
-use llmgate_core::{BoxBody, LlmRequest, Principal};
+use llmgate_core::{BoxBody, LlmRequest, Principal, Team};
 use tower::Service;
 
 use crate::future::{Pending, ResponseFuture};
@@ -38,6 +38,7 @@ where
         let plan = Plan::build(
             req.extensions().get::<Principal>(),
             req.extensions().get::<LlmRequest>(),
+            req.extensions().get::<Arc<Team>>().map(|t| &**t),
             self.shared.globals,
         );
         let clone = self.inner.clone();

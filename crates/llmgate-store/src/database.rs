@@ -44,6 +44,12 @@ impl Database {
         })
     }
 
+    /// The teams in it, as the auth layer and the admin API take them, each call run on the
+    /// store's runtime.
+    pub fn record_store(&self) -> Arc<dyn llmgate_auth::RecordStore> {
+        Arc::new(crate::records::RecordsOnRuntime(self.clone()))
+    }
+
     /// The Responses API's stored responses in it, each call run on the store's runtime.
     pub fn response_store(&self) -> llmgate_responses::SharedStore {
         Arc::new(ResponsesOnRuntime {

@@ -48,6 +48,7 @@ mod database;
 mod keys;
 mod ledger;
 mod postgres;
+mod records;
 mod responses;
 mod spend;
 mod spend_groups;

@@ -54,6 +54,11 @@ const MIGRATIONS: Embedded = Embedded(&[
         "stored responses",
         include_str!("../migrations/postgres/0008_responses.sql"),
     ),
+    (
+        9,
+        "teams",
+        include_str!("../migrations/postgres/0009_records.sql"),
+    ),
 ]);
 
 /// The `NOTIFY` channel; the payload is the changed key's token.
@@ -135,6 +140,7 @@ crate::spend_groups::spend_groups_impl!(PgKeys);
 crate::spend::spend_impl!(PgKeys, sqlx::Postgres);
 crate::usage::usage_impl!(PgKeys);
 crate::responses::responses_impl!(PgKeys);
+crate::records::record_store_impl!(PgKeys, sqlx::Postgres);
 
 /// Forwards notifications until the receiver is gone. Each time it starts listening, the first
 /// time included, it sends [`Invalidation::All`]: keys cached before then may have missed a

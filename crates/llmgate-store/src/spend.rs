@@ -236,6 +236,8 @@ pub struct KeySpend {
 pub struct Charge {
     /// The key's token.
     pub token: String,
+    /// The key's team, as the records name it (charged the same cost).
+    pub team_id: Option<String>,
     /// USD.
     pub cost: f64,
     /// USD per model (group, else the model asked for).
@@ -247,7 +249,7 @@ pub(crate) fn charge_model(r: &SpendRecord) -> &str {
     r.model_group.as_deref().unwrap_or(&r.requested_model)
 }
 
-/// Sums the charges of `records` per key (and per model), in the order keys first appear,
+/// Sums the charges of `records` per key and team (and per model), in the order keys first appear,
 /// skipping records without a key or with nothing to charge. `new` says which records count:
 /// the first record of each inserted request id.
 pub(crate) fn charges<'a>(
@@ -265,11 +267,15 @@ pub(crate) fn charges<'a>(
         if cost == 0.0 {
             continue;
         }
-        let i = match out.iter().position(|c| &c.token == token) {
+        let i = match out
+            .iter()
+            .position(|c| &c.token == token && c.team_id == r.team_id)
+        {
             Some(i) => i,
             None => {
                 out.push(Charge {
                     token: token.clone(),
+                    team_id: r.team_id.clone(),
                     cost: 0.0,
                     per_model: Vec::new(),
                 });
@@ -391,6 +397,16 @@ macro_rules! spend_impl {
                 };
                 let mut charged = Vec::with_capacity(charges.len());
                 for c in charges {
+                    if let Some(team) = &c.team_id {
+                        // A team that is only a label (no stored team) matches no row.
+                        sqlx::query($crate::records::ADD_SPEND)
+                            .bind(llmgate_auth::RecordKind::Team.as_str())
+                            .bind(team)
+                            .bind(c.cost)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(unavailable)?;
+                    }
                     let done = sqlx::query($crate::sql::ADD_SPEND)
                         .bind(&c.token)
                         .bind(c.cost)

@@ -50,6 +50,11 @@ const MIGRATIONS: Embedded = Embedded(&[
         "stored responses",
         include_str!("../migrations/sqlite/0008_responses.sql"),
     ),
+    (
+        9,
+        "teams",
+        include_str!("../migrations/sqlite/0009_records.sql"),
+    ),
 ]);
 
 /// How long a writer waits for another writer's transaction before failing.
@@ -134,3 +139,4 @@ crate::spend_groups::spend_groups_impl!(SqliteKeys);
 crate::spend::spend_impl!(SqliteKeys, sqlx::Sqlite);
 crate::usage::usage_impl!(SqliteKeys);
 crate::responses::responses_impl!(SqliteKeys);
+crate::records::record_store_impl!(SqliteKeys, sqlx::Sqlite);

@@ -134,6 +134,16 @@ async fn postgres_passes_the_suite() {
     conformance::run(Arc::new(store)).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn teams_pass_the_record_suite_on_sqlite_and_postgres() {
+    let db = TempDb::new();
+    let store = Store::open(&db.url(), &StoreOptions::new()).await.unwrap();
+    conformance::run_records(Arc::new(store)).await;
+    if let Some(store) = pg_store().await {
+        conformance::run_records(Arc::new(store)).await;
+    }
+}
+
 #[tokio::test]
 async fn sqlite_opens_in_wal_mode_and_migrates_once() {
     let db = TempDb::new();
@@ -160,8 +170,8 @@ async fn sqlite_opens_in_wal_mode_and_migrates_once() {
         .await
         .unwrap();
     assert_eq!(
-        applied, 7,
-        "keys, spend logs, spend outcome, spend error class, deployment usage, request log, stored responses"
+        applied, 8,
+        "keys, spend logs, spend outcome, spend error class, deployment usage, request log, stored responses, teams"
     );
 }
 

@@ -41,12 +41,20 @@ pub(crate) struct AdminRoutes {
 pub(crate) fn routes(config: &Config, parts: &Parts, max_body: usize) -> AdminRoutes {
     #[cfg(feature = "admin")]
     let key_admin = parts.keys.clone().map(KeyAdmin::new);
+    // The defaults were checked when the gateway was built (`BuildError::Teams`).
+    #[cfg(feature = "admin")]
+    let team_admin = parts
+        .keys
+        .clone()
+        .and_then(llmgate_admin::teams::TeamAdmin::new)
+        .and_then(|t| t.with_defaults(config.default_team_settings().clone()).ok());
     let api = Api {
         models: models(&parts.table),
         info: crate::info::routes(config, &parts.table, parts.meter.prices(), max_body),
         #[cfg(feature = "admin")]
         admin: llmgate_admin::AdminApi::new()
             .keys(key_admin)
+            .teams(team_admin)
             .database(parts.database.clone())
             .max_budget(config.litellm_settings.max_budget)
             .max_body(max_body)
@@ -156,6 +164,7 @@ impl Service<Request<ReqBody>> for Api {
         {
             let path = req.uri().path();
             if path.starts_with("/key/")
+                || path.starts_with("/team/")
                 || llmgate_admin::is_spend_path(path)
                 || path == llmgate_admin::RELOAD_PATH
             {

@@ -56,6 +56,9 @@ pub enum BuildError {
     /// The response cache could not be set up (`litellm_settings.cache_params`).
     #[error("cannot set up the response cache: {0}")]
     Cache(String),
+    /// `default_team_settings` holds a setting a team cannot take.
+    #[error("{0}")]
+    Teams(String),
     /// The price file could not be used.
     #[error("{0}")]
     Prices(String),
@@ -258,6 +261,9 @@ impl Gateway {
             spend_sink,
         } = builder;
         let deployments = deployments(&config)?;
+        #[cfg(feature = "admin")]
+        llmgate_admin::teams::check_defaults(config.default_team_settings())
+            .map_err(BuildError::Teams)?;
         let given = Given {
             key_store,
             #[cfg(feature = "sql")]

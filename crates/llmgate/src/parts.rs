@@ -14,7 +14,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use llmgate_auth::{AuthLayer, KeyStore, Keys};
+use llmgate_auth::{AuthLayer, KeyStore, Keys, MemoryRecordStore};
 use llmgate_cache::{CacheLayer, CacheStore};
 use llmgate_config::Config;
 use llmgate_core::events::Events;
@@ -142,10 +142,17 @@ impl Lasting {
             .and_then(crate::budget::database_ledger);
         #[cfg(not(feature = "sql"))]
         let ledger = None;
+        #[cfg(feature = "sql")]
+        let records = given.database.as_ref().map(|db| db.record_store());
+        #[cfg(not(feature = "sql"))]
+        let records = None;
         let (keys, proxy_budget) =
             build::auth::keys_and_budget(config, given.key_store, ledger, given.clock, &live)?;
-        let keys =
-            keys.map(|k| k.with_events(events.clone(), crate::alerting::budget_percent(config)));
+        let keys = keys.map(|k| {
+            let teams = records.unwrap_or_else(|| Arc::new(MemoryRecordStore::new()));
+            k.with_teams(teams)
+                .with_events(events.clone(), crate::alerting::budget_percent(config))
+        });
         if let Some(keys) = &keys {
             tasks.add(keys.clone().follow_invalidations());
         }

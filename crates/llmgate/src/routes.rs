@@ -73,7 +73,7 @@ fn route(path: &str) -> Option<(Route, Method)> {
         "/health" => (Route::Health, Method::GET),
         // The key API checks its own methods (GET for info and list, POST for the rest).
         #[cfg(feature = "admin")]
-        p if p.starts_with("/key/") => (Route::Keys, Method::POST),
+        p if p.starts_with("/key/") || p.starts_with("/team/") => (Route::Keys, Method::POST),
         "/metrics" | "/metrics/" => (Route::Metrics, Method::GET),
         "/alerting/recent" => (Route::Alerting, Method::GET),
         #[cfg(feature = "admin")]
@@ -252,7 +252,6 @@ const NOT_SERVED: &[(&str, &str)] = &[
     ("/v1/threads", "the Assistants API"),
     ("/v1/realtime", "the Realtime API"),
     ("/v1/vector_stores", "vector stores"),
-    ("/team/", "team management"),
     ("/user/", "internal users"),
     ("/customer/", "end users (customers)"),
     ("/end_user/", "end users (customers)"),
@@ -289,7 +288,7 @@ fn not_found(path: &str) -> Response<BoxBody> {
     }
     let message = match NOT_SERVED.iter().find(|(prefix, _)| path.starts_with(prefix)) {
         Some((_, what)) => format!("{path} is LiteLLM's endpoint for {what}, which llmgate does not serve (yet); see docs/endpoints.md for what it serves"),
-        None => format!("no route for {path}; llmgate serves /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/messages, /v1/responses, /v1/models, /model/info, /model_group/info, /utils/token_counter, /health/*, /metrics, /key/*, the spend endpoints, /config/reload and the admin UI at /ui (docs/endpoints.md)"),
+        None => format!("no route for {path}; llmgate serves /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/messages, /v1/responses, /v1/models, /model/info, /model_group/info, /utils/token_counter, /health/*, /metrics, /key/*, /team/*, the spend endpoints, /config/reload and the admin UI at /ui (docs/endpoints.md)"),
     };
     ApiError::new(StatusCode::NOT_FOUND, Origin::Downstream, message)
         .with_type(ErrorType::NOT_FOUND)

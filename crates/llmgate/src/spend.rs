@@ -61,6 +61,9 @@ impl SpendSink for StoreSpendSink {
         if let Some(keys) = &self.keys {
             for c in &charged {
                 keys.note_spend(&c.token, c.cost).await;
+                if let Some(team) = &c.team_id {
+                    keys.note_team_spend(team, c.cost).await;
+                }
             }
         }
         Ok(())

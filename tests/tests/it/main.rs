@@ -32,6 +32,7 @@ mod serve_limits;
 mod spend;
 mod stream;
 mod stream_spend;
+mod teams;
 mod ui;
 mod vertex;
 mod watsonx;

@@ -148,7 +148,7 @@ fn read(body: Body, limit: usize) -> Reading {
 }
 
 /// The body as a JSON object; an empty body is `{}`.
-async fn read_object(body: Body, limit: usize) -> Result<Map<String, Value>, ApiError> {
+pub(crate) async fn read_object(body: Body, limit: usize) -> Result<Map<String, Value>, ApiError> {
     let bytes = read(body, limit).await?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(Map::new());

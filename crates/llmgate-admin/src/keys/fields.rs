@@ -129,7 +129,7 @@ fn name_ok(s: &str) -> bool {
     !s.is_empty() && s.len() <= MAX_NAME_BYTES
 }
 
-fn strings(v: &Value, field: &str, max: usize) -> Result<Vec<String>, String> {
+pub(crate) fn strings(v: &Value, field: &str, max: usize) -> Result<Vec<String>, String> {
     let wrong = || {
         format!("{field} must be a list of at most {max} strings of 1 to {MAX_NAME_BYTES} bytes")
     };
@@ -144,7 +144,7 @@ fn strings(v: &Value, field: &str, max: usize) -> Result<Vec<String>, String> {
     }
 }
 
-fn opt_string(v: &Value, field: &str) -> Result<Option<String>, String> {
+pub(crate) fn opt_string(v: &Value, field: &str) -> Result<Option<String>, String> {
     match v {
         Value::Null => Ok(None),
         Value::String(s) if name_ok(s) => Ok(Some(s.clone())),
@@ -154,7 +154,7 @@ fn opt_string(v: &Value, field: &str) -> Result<Option<String>, String> {
     }
 }
 
-fn metadata(v: &Value, field: &str) -> Result<Value, String> {
+pub(crate) fn metadata(v: &Value, field: &str) -> Result<Value, String> {
     match v {
         Value::Null => Ok(Value::Null),
         Value::Object(_) => {
@@ -175,7 +175,7 @@ fn money(v: &Value) -> Option<f64> {
         .filter(|x| x.is_finite() && (0.0..=MAX_BUDGET_USD).contains(x))
 }
 
-fn opt_money(v: &Value, field: &str) -> Result<Option<f64>, String> {
+pub(crate) fn opt_money(v: &Value, field: &str) -> Result<Option<f64>, String> {
     match v {
         Value::Null => Ok(None),
         _ => money(v)
@@ -200,7 +200,7 @@ fn count(v: &Value) -> Option<u64> {
     (n <= MAX_LIMIT).then_some(n)
 }
 
-fn opt_count(v: &Value, field: &str) -> Result<Option<u64>, String> {
+pub(crate) fn opt_count(v: &Value, field: &str) -> Result<Option<u64>, String> {
     match v {
         Value::Null => Ok(None),
         _ => count(v)
@@ -209,7 +209,12 @@ fn opt_count(v: &Value, field: &str) -> Result<Option<u64>, String> {
     }
 }
 
-fn opt_duration(v: &Value, field: &str, max: i64, max_text: &str) -> Result<Option<i64>, String> {
+pub(crate) fn opt_duration(
+    v: &Value,
+    field: &str,
+    max: i64,
+    max_text: &str,
+) -> Result<Option<i64>, String> {
     let secs = match v {
         Value::Null => return Ok(None),
         Value::Number(n) => n.as_i64().filter(|s| *s > 0).ok_or_else(|| {
@@ -228,7 +233,7 @@ fn opt_duration(v: &Value, field: &str, max: i64, max_text: &str) -> Result<Opti
     Ok(Some(secs))
 }
 
-fn map<T>(
+pub(crate) fn map<T>(
     v: &Value,
     field: &str,
     each: impl Fn(&Value) -> Result<T, &'static str>,

@@ -6,7 +6,7 @@
 //! takes either the secret or the token.
 
 pub(crate) mod api;
-mod fields;
+pub(crate) mod fields;
 
 use http::StatusCode;
 use llmgate_auth::{generate_secret, hash_key, key_name, KeyFilter, Keys, StoreError};
@@ -51,6 +51,7 @@ impl KeyAdmin {
             ..VirtualKey::default()
         };
         fields::apply_all(&mut key, body, &["key"], now).map_err(invalid)?;
+        self.check_team(body).await?;
         self.keys.store().insert(&key).await.map_err(store_error)?;
         // A caller-chosen key may have been looked up (and cached as unknown) before.
         self.keys.changed(&key.token).await;
@@ -73,6 +74,7 @@ impl KeyAdmin {
         let mut k = self.find(key_field(body)?).await?;
         let now = self.now();
         fields::apply_all(&mut k, body, &["key"], now).map_err(invalid)?;
+        self.check_team(body).await?;
         k.updated_at = now;
         if !self.keys.store().update(&k).await.map_err(store_error)? {
             return Err(not_found());
@@ -233,6 +235,27 @@ impl KeyAdmin {
             .charge(token, model, cost)
             .await
             .map_err(store_error)
+    }
+
+    /// A `team_id` the body sets must name a team (LiteLLM refuses a key for a team that does
+    /// not exist). Keys made before teams existed keep theirs as a label.
+    async fn check_team(&self, body: &Map<String, Value>) -> Result<(), ApiError> {
+        let (Some(teams), Some(Value::String(id))) = (self.keys.teams(), body.get("team_id"))
+        else {
+            return Ok(());
+        };
+        let found = teams
+            .store()
+            .get_record(llmgate_auth::RecordKind::Team, id)
+            .await
+            .map_err(store_error)?;
+        match found {
+            Some(_) => Ok(()),
+            None => Err(bad(format!(
+                "team_id {id:?} names no team; create it first with POST /team/new"
+            ))
+            .with_param("team_id")),
+        }
     }
 
     /// The key named by its secret or token.

@@ -1,0 +1,225 @@
+//! [`Teams`]: the teams keys belong to, for the request path, through a short-lived cache in
+//! front of a [`RecordStore`], as [`crate::Keys`] does for keys.
+//!
+//! A team is looked up when one of its keys is used (concurrent misses make one store call) and
+//! trusted for the key cache's TTL; a change made here, or announced by another instance
+//! (`team:<id>` on the key store's invalidation feed), drops it at once. Spend charged through
+//! this instance is added to the cached entry, so a team's budget holds here at once; other
+//! instances' spend is seen on reload, and across instances the budget ledger holds it.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use llmgate_core::Team;
+use moka::future::Cache;
+
+use crate::{Record, RecordKind, RecordStore, StoreError};
+
+/// The prefix of a team's id on the key store's invalidation feed (key tokens are hex, so it
+/// cannot collide with one).
+pub const TEAM_INVALIDATION_PREFIX: &str = "team:";
+
+/// A team as cached: its record when loaded, plus what this instance charged it since.
+#[derive(Debug)]
+struct Entry {
+    team: Arc<Team>,
+    /// f64 bits: spend charged through this instance since the record was loaded.
+    charged: AtomicU64,
+}
+
+impl Entry {
+    fn new(team: Team) -> Arc<Entry> {
+        Arc::new(Entry {
+            team: Arc::new(team),
+            charged: AtomicU64::new(0f64.to_bits()),
+        })
+    }
+
+    fn spend(&self) -> f64 {
+        self.team.spend + f64::from_bits(self.charged.load(Ordering::Relaxed))
+    }
+}
+
+/// A key's team as the request sees it: its settings and its spend as this instance knows it.
+#[derive(Debug, Clone)]
+pub struct TeamView {
+    /// The team.
+    pub team: Arc<Team>,
+    /// USD spent in its current period (the stored spend plus what this instance charged).
+    pub spend: f64,
+}
+
+/// Teams for the auth layer: a record store and the cache in front of it. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Teams {
+    store: Arc<dyn RecordStore>,
+    cache: Cache<String, Option<Arc<Entry>>>,
+}
+
+impl Teams {
+    /// Teams from `store`, each trusted for `ttl`.
+    pub fn new(store: Arc<dyn RecordStore>, ttl: Duration) -> Self {
+        Teams {
+            store,
+            cache: Cache::builder()
+                .max_capacity(crate::DEFAULT_CACHE_CAPACITY)
+                .time_to_live(ttl.min(Duration::from_secs(llmgate_core::seconds::MAX_SECONDS)))
+                .build(),
+        }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn RecordStore> {
+        &self.store
+    }
+
+    /// The team `id`, from the cache or the store; its spend reset first when its budget
+    /// period ended at `now`. `None` when there is no such team.
+    pub async fn get(&self, id: &str, now: i64) -> Result<Option<TeamView>, StoreError> {
+        let store = &self.store;
+        let entry = self
+            .cache
+            .try_get_with_by_ref(id, async {
+                let rec = store.get_record(RecordKind::Team, id).await?;
+                rec.map(|r| r.to_team().map(Entry::new)).transpose()
+            })
+            .await
+            .map_err(|e: Arc<StoreError>| StoreError::Unavailable(e.to_string()))?;
+        let entry = match entry {
+            Some(e) if e.team.budget_due(now) => {
+                let next = e.team.next_budget_reset(now).unwrap_or(i64::MAX);
+                store
+                    .reset_record_budget(RecordKind::Team, id, now, next)
+                    .await?;
+                let fresh = store
+                    .get_record(RecordKind::Team, id)
+                    .await?
+                    .map(|r| r.to_team().map(Entry::new))
+                    .transpose()?;
+                self.cache.insert(id.to_string(), fresh.clone()).await;
+                fresh
+            }
+            other => other,
+        };
+        Ok(entry.map(|e| TeamView {
+            spend: e.spend(),
+            team: e.team.clone(),
+        }))
+    }
+
+    /// Records `cost` USD against the team in this instance's cache (the store is charged with
+    /// the spend log).
+    pub async fn note_spend(&self, id: &str, cost: f64) {
+        if let Some(Some(entry)) = self.cache.get(id).await {
+            let _ = entry
+                .charged
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |bits| {
+                    Some((f64::from_bits(bits) + cost).to_bits())
+                });
+        }
+    }
+
+    /// Forgets the team here (call after changing it; [`crate::Keys::team_changed`] also tells
+    /// other instances).
+    pub async fn forget(&self, id: &str) {
+        self.cache.invalidate(id).await;
+    }
+
+    /// Forgets every cached team.
+    pub fn forget_all(&self) {
+        self.cache.invalidate_all();
+    }
+}
+
+/// The fields of a [`Team`] kept outside its record's document.
+const OUTSIDE_DOC: [&str; 5] = [
+    "team_id",
+    "spend",
+    "budget_reset_at",
+    "created_at",
+    "updated_at",
+];
+
+impl Record {
+    /// The record of `team`.
+    pub fn of_team(team: &Team) -> Record {
+        let mut doc = serde_json::to_value(team).unwrap_or(serde_json::Value::Null);
+        if let Some(m) = doc.as_object_mut() {
+            for k in OUTSIDE_DOC {
+                m.remove(k);
+            }
+        }
+        Record {
+            id: team.team_id.clone(),
+            doc,
+            spend: team.spend,
+            budget_reset_at: team.budget_reset_at,
+            created_at: team.created_at,
+            updated_at: team.updated_at,
+        }
+    }
+
+    /// The team this record holds.
+    pub fn to_team(&self) -> Result<Team, StoreError> {
+        let mut team: Team = serde_json::from_value(self.doc.clone()).map_err(|e| {
+            StoreError::Unavailable(format!("team {:?} is not valid: {e}", self.id))
+        })?;
+        team.team_id = self.id.clone();
+        team.spend = self.spend;
+        team.budget_reset_at = self.budget_reset_at;
+        team.created_at = self.created_at;
+        team.updated_at = self.updated_at;
+        Ok(team)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::MemoryRecordStore;
+
+    #[test]
+    fn a_team_round_trips_through_its_record() {
+        let team = Team {
+            team_id: "t1".into(),
+            team_alias: Some("search".into()),
+            models: vec!["gpt-4o".into()],
+            spend: 1.5,
+            max_budget: Some(10.0),
+            budget_reset_at: Some(100),
+            rpm_limit: Some(5),
+            created_at: 1,
+            updated_at: 2,
+            ..Team::default()
+        };
+        let rec = Record::of_team(&team);
+        assert!(rec.doc.get("spend").is_none() && rec.doc.get("team_id").is_none());
+        assert_eq!(rec.to_team().ok(), Some(team));
+    }
+
+    #[tokio::test]
+    async fn a_due_team_is_reset_once_and_local_charges_count() {
+        let store = Arc::new(MemoryRecordStore::new());
+        let team = Team {
+            team_id: "t".into(),
+            spend: 3.0,
+            max_budget: Some(5.0),
+            budget_duration: Some(100),
+            budget_reset_at: Some(1_000),
+            ..Team::default()
+        };
+        store
+            .insert_record(RecordKind::Team, &Record::of_team(&team))
+            .await
+            .unwrap();
+        let teams = Teams::new(store.clone(), Duration::from_secs(60));
+        let v = teams.get("t", 999).await.unwrap().unwrap();
+        assert_eq!(v.spend, 3.0);
+        teams.note_spend("t", 1.25).await;
+        assert_eq!(teams.get("t", 999).await.unwrap().unwrap().spend, 4.25);
+        let v = teams.get("t", 1_050).await.unwrap().unwrap();
+        assert_eq!((v.spend, v.team.budget_reset_at), (0.0, Some(1_100)));
+        assert!(teams.get("nope", 0).await.unwrap().is_none());
+    }
+}
