@@ -185,7 +185,9 @@ impl Rules {
     fn make(&mut self, event: &Event, now: Instant) -> Option<Alert> {
         match event {
             Event::UpstreamRateLimited { .. } | Event::Fallback { .. } => self.windowed(event, now),
-            Event::BudgetThreshold { .. } | Event::BudgetExhausted { .. } => budget(event),
+            Event::BudgetThreshold { .. }
+            | Event::BudgetExhausted { .. }
+            | Event::SoftBudgetCrossed { .. } => budget(event),
             Event::BackendDown { .. } | Event::BackendUp { .. } => backend(event),
             Event::DailyReport { .. } => crate::report::daily(event),
             _ => routing(event, &self.settings),
@@ -336,6 +338,27 @@ fn budget(event: &Event) -> Option<Alert> {
                 merge(
                     owner_fields(owner),
                     json!({"spend": spend, "max_budget": max, "percent": percent}),
+                ),
+            )
+        },
+        Event::SoftBudgetCrossed {
+            owner,
+            spend,
+            soft_budget,
+        } => Alert {
+            event_group: "key",
+            ..Alert::new(
+                T::BudgetAlerts,
+                Level::Low,
+                "soft_budget_crossed",
+                owner.token.clone(),
+                format!(
+                    "Soft budget of {} crossed: spend ${spend:.4} of soft_budget ${soft_budget:.4} (requests are still served)",
+                    who(owner)
+                ),
+                merge(
+                    owner_fields(owner),
+                    json!({"spend": spend, "soft_budget": soft_budget}),
                 ),
             )
         },

@@ -88,6 +88,17 @@ pub enum Error {
         /// When spend resets, if it does.
         reset_at: Option<i64>,
     },
+    /// The key may not call this route (`key_type`, `allowed_routes`).
+    #[error("key not allowed to access route {path}; this key can only access {allowed:?}")]
+    RouteNotAllowed {
+        /// The path called.
+        path: String,
+        /// The key's `allowed_routes` (or its `key_type`).
+        allowed: Vec<String>,
+    },
+    /// A field the key's `enforced_params` requires is missing from the request.
+    #[error("this key requires the request to set {0} (the key's enforced_params)")]
+    MissingParam(String),
     /// The key store did not answer and `allow_requests_on_db_unavailable` is off.
     #[error("cannot check the API key: {0}")]
     StoreUnavailable(String),
@@ -101,9 +112,10 @@ fn reset_note(at: Option<i64>) -> String {
 impl ErrorContract for Error {
     fn status(&self) -> StatusCode {
         match self {
-            Error::ModelNotAllowed { .. } | Error::TeamModelNotAllowed { .. } => {
-                StatusCode::FORBIDDEN
-            }
+            Error::ModelNotAllowed { .. }
+            | Error::TeamModelNotAllowed { .. }
+            | Error::RouteNotAllowed { .. } => StatusCode::FORBIDDEN,
+            Error::MissingParam(_) => StatusCode::BAD_REQUEST,
             Error::BudgetExceeded { .. }
             | Error::TeamBudgetExceeded { .. }
             | Error::ModelBudgetExceeded { .. }
@@ -116,6 +128,8 @@ impl ErrorContract for Error {
         match self {
             Error::ModelNotAllowed { .. } => ErrorType::other("key_model_access_denied"),
             Error::TeamModelNotAllowed { .. } => ErrorType::other("team_model_access_denied"),
+            Error::RouteNotAllowed { .. } => ErrorType::PERMISSION,
+            Error::MissingParam(_) => ErrorType::INVALID_REQUEST,
             Error::BudgetExceeded { .. }
             | Error::TeamBudgetExceeded { .. }
             | Error::ModelBudgetExceeded { .. }
@@ -134,6 +148,8 @@ impl ErrorContract for Error {
                 "model_not_allowed"
             }
             Error::TeamBlocked(_) => "team_blocked",
+            Error::RouteNotAllowed { .. } => "route_not_allowed",
+            Error::MissingParam(_) => "missing_enforced_param",
             Error::BudgetExceeded { .. }
             | Error::TeamBudgetExceeded { .. }
             | Error::ModelBudgetExceeded { .. }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use llmgate_core::{ModelAccess, SharedClock, SystemClock, VirtualKey};
+use llmgate_core::{ModelAccess, ResolveModel, SharedClock, SystemClock, VirtualKey};
 use moka::future::Cache;
 
 use crate::teams::{TeamView, Teams, TEAM_INVALIDATION_PREFIX};
@@ -70,6 +70,9 @@ pub struct Authenticated {
     pub key: Arc<VirtualKey>,
     /// Its team (a `team_id` naming no stored team is a label only, as before teams existed).
     pub team: Option<TeamView>,
+    /// The model group the requested name is an alias of (the key's `aliases`, else its
+    /// team's `model_aliases`): the request goes there.
+    pub alias: Option<String>,
 }
 
 impl Keys {
@@ -175,7 +178,7 @@ impl Keys {
         &self,
         secret: &str,
         model: Option<&str>,
-        group: Option<&str>,
+        resolver: Option<&dyn ResolveModel>,
     ) -> Result<Authenticated, Error> {
         let token = crate::hash_key(secret);
         let entry = match self.lookup(&token).await {
@@ -189,6 +192,7 @@ impl Keys {
                         ..VirtualKey::default()
                     }),
                     team: None,
+                    alias: None,
                 });
             }
             Err(e) => return Err(Error::StoreUnavailable(e.to_string())),
@@ -201,6 +205,32 @@ impl Keys {
         if let Some(at) = key.expires.filter(|_| key.expired(now)) {
             return Err(Error::Expired(at));
         }
+        let team = self.team_of(key, now).await?;
+        // A name the key (or its team) aliases is judged, and routed, as the group it names.
+        let alias = model
+            .and_then(|m| crate::rules::alias(key, team.as_ref().map(|t| &*t.team), m))
+            .map(str::to_owned);
+        let model = alias.as_deref().or(model);
+        let group = model.zip(resolver).and_then(|(m, r)| r.resolve_group(m));
+        self.check_key(&entry, model, group.as_deref())?;
+        if let Some(team) = &team {
+            check_team(team, model, group.as_deref())?;
+        }
+        Ok(Authenticated {
+            key: key.clone(),
+            team,
+            alias,
+        })
+    }
+
+    /// The key's models and budgets, for `model` (resolving to `group`).
+    fn check_key(
+        &self,
+        entry: &Entry,
+        model: Option<&str>,
+        group: Option<&str>,
+    ) -> Result<(), Error> {
+        let key = &entry.key;
         if let Some(model) = model {
             let group = group.unwrap_or(model);
             if !ModelAccess::new(key.clone()).permits(model, group) {
@@ -231,56 +261,22 @@ impl Keys {
                 });
             }
         }
-        let team = self.team_of(key, model, group, now).await?;
-        Ok(Authenticated {
-            key: key.clone(),
-            team,
-        })
+        Ok(())
     }
 
-    /// The key's team, checked as the key is: not blocked, allowed `model`, within budget.
-    async fn team_of(
-        &self,
-        key: &VirtualKey,
-        model: Option<&str>,
-        group: Option<&str>,
-        now: i64,
-    ) -> Result<Option<TeamView>, Error> {
+    /// The key's team, when it names a stored one.
+    async fn team_of(&self, key: &VirtualKey, now: i64) -> Result<Option<TeamView>, Error> {
         let (Some(teams), Some(id)) = (&self.teams, &key.team_id) else {
             return Ok(None);
         };
-        let view = match teams.get(id, now).await {
-            Ok(Some(v)) => v,
-            Ok(None) => return Ok(None),
+        match teams.get(id, now).await {
+            Ok(v) => Ok(v),
             Err(e) if self.allow_on_store_error => {
                 tracing::warn!(error = %e, team = %id, "team store unavailable; judging the key without its team (allow_requests_on_db_unavailable)");
-                return Ok(None);
+                Ok(None)
             }
-            Err(e) => return Err(Error::StoreUnavailable(e.to_string())),
-        };
-        let team = &view.team;
-        if team.blocked {
-            return Err(Error::TeamBlocked(team.team_id.clone()));
+            Err(e) => Err(Error::StoreUnavailable(e.to_string())),
         }
-        if let Some(model) = model {
-            let group = group.unwrap_or(model);
-            if !(team.allows_model(model) || team.allows_model(group)) {
-                return Err(Error::TeamModelNotAllowed {
-                    team_id: team.team_id.clone(),
-                    model: model.to_string(),
-                    allowed: team.models.clone(),
-                });
-            }
-        }
-        if let Some(max) = team.max_budget.filter(|max| view.spend >= *max) {
-            return Err(Error::TeamBudgetExceeded {
-                team_id: team.team_id.clone(),
-                spend: view.spend,
-                max_budget: max,
-                reset_at: team.budget_reset_at,
-            });
-        }
-        Ok(Some(view))
     }
 
     /// The key with this token, from the cache or the store; resets its spend first when its
@@ -389,6 +385,33 @@ impl Keys {
             }
         }
     }
+}
+
+/// The team, checked as the key is: not blocked, allowed `model`, within budget.
+fn check_team(view: &TeamView, model: Option<&str>, group: Option<&str>) -> Result<(), Error> {
+    let team = &view.team;
+    if team.blocked {
+        return Err(Error::TeamBlocked(team.team_id.clone()));
+    }
+    if let Some(model) = model {
+        let group = group.unwrap_or(model);
+        if !(team.allows_model(model) || team.allows_model(group)) {
+            return Err(Error::TeamModelNotAllowed {
+                team_id: team.team_id.clone(),
+                model: model.to_string(),
+                allowed: team.models.clone(),
+            });
+        }
+    }
+    if let Some(max) = team.max_budget.filter(|max| view.spend >= *max) {
+        return Err(Error::TeamBudgetExceeded {
+            team_id: team.team_id.clone(),
+            spend: view.spend,
+            max_budget: max,
+            reset_at: team.budget_reset_at,
+        });
+    }
+    Ok(())
 }
 
 fn build_cache(ttl: Duration, capacity: u64) -> Cache<String, Option<Arc<Entry>>> {

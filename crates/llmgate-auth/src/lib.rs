@@ -44,6 +44,7 @@ mod keys;
 mod layer;
 mod ledger;
 mod records;
+mod rules;
 mod secret;
 mod service;
 mod store;

@@ -172,17 +172,16 @@ where
                         .extensions()
                         .get::<LlmRequest>()
                         .map(|r| r.model().to_string());
-                    let group = model
-                        .as_deref()
-                        .zip(resolver.as_ref())
-                        .and_then(|(m, r)| r.resolve_group(m));
-                    let Authenticated { key, team } = match keys
-                        .authenticate(&secret, model.as_deref(), group.as_deref())
+                    let Authenticated { key, team, alias } = match keys
+                        .authenticate(&secret, model.as_deref(), resolver.as_deref())
                         .await
                     {
                         Ok(a) => a,
                         Err(e) => return Ok(ApiError::from_contract(&e).to_response()),
                     };
+                    if let Err(e) = admit(&key, alias.as_deref(), &mut req) {
+                        return Ok(ApiError::from_contract(&e).to_response());
+                    }
                     // A key with a budget reserves the request's estimated cost in the
                     // ledger every instance shares; metering settles it.
                     if let Some(budgets) = keys.budget_ledger() {
@@ -206,6 +205,18 @@ where
             }
         }
     }
+}
+
+/// The key's route and field rules (`key_type`, `allowed_routes`, `enforced_params`); then the
+/// request is sent on for the group `alias` names, when the name was an alias.
+fn admit<B>(key: &VirtualKey, alias: Option<&str>, req: &mut Request<B>) -> Result<(), Error> {
+    crate::rules::check_route(key, req.uri().path())?;
+    let llm = req.extensions().get::<LlmRequest>();
+    crate::rules::check_params(key, llm)?;
+    if let Some(aliased) = alias.and_then(|a| llm.map(|r| r.with_model(a))) {
+        req.extensions_mut().insert(aliased);
+    }
+    Ok(())
 }
 
 /// Reserves the request's estimated cost against `key`'s budgets and the gateway's, and puts

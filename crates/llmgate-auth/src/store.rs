@@ -78,6 +78,10 @@ pub trait KeyStore: Send + Sync + std::fmt::Debug + 'static {
     /// Keys, newest first.
     async fn list(&self, filter: &KeyFilter) -> Result<Vec<VirtualKey>, StoreError>;
 
+    /// How many keys pass `filter`'s field filters (its paging aside): `/key/list`'s
+    /// `total_count`.
+    async fn count(&self, filter: &KeyFilter) -> Result<u64, StoreError>;
+
     /// Gives the key `old` a new token and name (`/key/regenerate`), keeping its settings and
     /// spend. `false` when there is no such key.
     async fn rotate(
@@ -211,6 +215,14 @@ impl KeyStore for MemoryKeyStore {
         let size = filter.size.max(1) as usize;
         let skip = (filter.page.max(1) as usize - 1) * size;
         Ok(all.into_iter().skip(skip).take(size).collect())
+    }
+
+    async fn count(&self, filter: &KeyFilter) -> Result<u64, StoreError> {
+        Ok(self
+            .read()
+            .values()
+            .filter(|k| matches_filter(k, filter))
+            .count() as u64)
     }
 
     async fn rotate(

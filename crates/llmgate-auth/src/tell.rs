@@ -38,6 +38,15 @@ fn owner(key: &VirtualKey) -> BudgetOwner {
 impl BudgetEvents {
     /// `key`'s spend went from `before` to `after`.
     pub(crate) fn charged(&self, key: &VirtualKey, before: f64, after: f64) {
+        if let Some(soft) = key.extras.soft_budget.filter(|s| *s > 0.0) {
+            if before < soft && after >= soft {
+                self.events.emit(|| Event::SoftBudgetCrossed {
+                    owner: owner(key),
+                    spend: after,
+                    soft_budget: soft,
+                });
+            }
+        }
         let Some(max) = key.max_budget.filter(|m| *m > 0.0) else {
             return;
         };
@@ -103,6 +112,36 @@ mod tests {
                     Event::BudgetThreshold { percent: 80, spend: s1, .. },
                     Event::BudgetExhausted { spend: s2, max: m, .. },
                 ] if *s1 == 0.85 && *s2 == 1.2 && *m == 1.0
+            ),
+            "{told:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn crossing_the_soft_budget_is_told_once_without_a_max_budget() {
+        let events = Events::new();
+        let mut sub = events.subscribe().unwrap();
+        let b = BudgetEvents {
+            events: events.clone(),
+            percent: 80,
+        };
+        let mut key = VirtualKey {
+            token: "t".into(),
+            ..VirtualKey::default()
+        };
+        key.extras.soft_budget = Some(0.5);
+        b.charged(&key, 0.1, 0.4);
+        b.charged(&key, 0.4, 0.6);
+        b.charged(&key, 0.6, 0.9);
+        drop((b, events));
+        let mut told = Vec::new();
+        while let Some(e) = sub.recv().await {
+            told.push((*e).clone());
+        }
+        assert!(
+            matches!(
+                &told[..],
+                [Event::SoftBudgetCrossed { spend, soft_budget, .. }] if *spend == 0.6 && *soft_budget == 0.5
             ),
             "{told:?}"
         );

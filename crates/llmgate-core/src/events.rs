@@ -188,6 +188,15 @@ pub enum Event {
         /// The budget, USD.
         max: f64,
     },
+    /// A key's spend crossed its `soft_budget` (told, never refused).
+    SoftBudgetCrossed {
+        /// Whose budget.
+        owner: BudgetOwner,
+        /// Spend in the period, USD.
+        spend: f64,
+        /// The soft budget, USD.
+        soft_budget: f64,
+    },
     /// A deployment used most of its requests per day (`rpd`).
     DailyQuotaNearlyUsed {
         /// The model group.

@@ -58,10 +58,44 @@ pub struct VirtualKey {
     pub tags: Vec<String>,
     /// A blocked key is refused like a deleted one, but keeps its record.
     pub blocked: bool,
+    /// LiteLLM's other key settings (`aliases`, `soft_budget`, `key_type`, ...).
+    pub extras: KeyExtras,
     /// Created at.
     pub created_at: i64,
     /// Last changed at.
     pub updated_at: i64,
+}
+
+/// LiteLLM's key settings beyond budgets and limits, stored together (one JSON column).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct KeyExtras {
+    /// Model names this key may use for model groups (`{"my-gpt": "gpt-4o"}`): a request for
+    /// the alias goes to the group.
+    #[serde(skip_serializing_if = "HashMap::is_empty")]
+    pub aliases: HashMap<String, String>,
+    /// USD past which an alert is sent (the request is not refused).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub soft_budget: Option<f64>,
+    /// `llm_api`, `management`, `read_only` or `default`: the routes the key may call.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_type: Option<String>,
+    /// Routes (paths, or LiteLLM's groups `llm_api_routes`, `info_routes`,
+    /// `management_routes`) the key may call; empty means every route its type allows.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub allowed_routes: Vec<String>,
+    /// Request fields the key's requests must carry (`user`, `metadata.generation_name`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub enforced_params: Vec<String>,
+    /// LiteLLM's `permissions` (stored and reported, not acted on).
+    #[serde(skip_serializing_if = "serde_json::Value::is_null")]
+    pub permissions: serde_json::Value,
+    /// LiteLLM's `guardrails` (stored and reported, not acted on).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub guardrails: Vec<String>,
+    /// LiteLLM's per-key `config` (stored and reported, not acted on).
+    #[serde(skip_serializing_if = "serde_json::Value::is_null")]
+    pub config: serde_json::Value,
 }
 
 impl VirtualKey {

@@ -56,7 +56,7 @@ pub use ext::{
     Attempts, CacheStatus, Cost, ForcedErrors, ModelGroup, Principal, RequestId, RouteHint,
     RouteSlot, Routed, StreamFailure, UpstreamTime, UsageSlot,
 };
-pub use key::{Clock, ManualClock, SharedClock, SystemClock, VirtualKey};
+pub use key::{Clock, KeyExtras, ManualClock, SharedClock, SystemClock, VirtualKey};
 pub use provider::{ProviderKind, UnknownProvider};
 pub use request::{Endpoint, GatewayParams, LlmBody, LlmRequest};
 pub use team::{Team, TeamMember};

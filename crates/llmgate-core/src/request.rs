@@ -210,6 +210,19 @@ impl LlmRequest {
         }))
     }
 
+    /// The same request for another model (a key's or team's alias resolved): a copy, made
+    /// only when the name changes.
+    #[must_use]
+    pub fn with_model(&self, model: &str) -> Self {
+        let mut body = self.0.body.clone();
+        match &mut body {
+            LlmBody::Chat(r) => r.model = model.to_owned(),
+            LlmBody::Completion(r) => r.model = model.to_owned(),
+            LlmBody::Embedding(r) => r.model = model.to_owned(),
+        }
+        Self::from_parts(self.0.endpoint, body, self.0.gateway.clone())
+    }
+
     /// The endpoint.
     pub fn endpoint(&self) -> Endpoint {
         self.0.endpoint

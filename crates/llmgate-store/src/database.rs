@@ -128,6 +128,11 @@ impl KeyStore for OnRuntime {
         self.run(move |s| Box::pin(async move { s.list(&filter).await }))
             .await
     }
+    async fn count(&self, filter: &KeyFilter) -> Result<u64, StoreError> {
+        let filter = filter.clone();
+        self.run(move |s| Box::pin(async move { s.count(&filter).await }))
+            .await
+    }
     async fn rotate(
         &self,
         old: &str,

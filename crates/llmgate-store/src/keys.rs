@@ -32,6 +32,7 @@ macro_rules! key_store_impl {
                     blocked: r.try_get("blocked")?,
                     created_at: r.try_get("created_at")?,
                     updated_at: r.try_get("updated_at")?,
+                    extras: r.try_get("extras")?,
                 };
                 Ok((row, r.try_get("ms_model")?, r.try_get("ms_spend")?))
             }
@@ -93,6 +94,7 @@ macro_rules! key_store_impl {
                     .bind(key.blocked)
                     .bind(key.created_at)
                     .bind(key.updated_at)
+                    .bind(&c.extras)
                     .execute(&mut *tx)
                     .await
                     .map_err(|e| conflict_or_unavailable(e, key))?;
@@ -156,6 +158,7 @@ macro_rules! key_store_impl {
                     .bind(&c.tags)
                     .bind(key.blocked)
                     .bind(key.updated_at)
+                    .bind(&c.extras)
                     .execute(&self.pool)
                     .await
                     .map_err(|e| $crate::sql::conflict_or_unavailable(e, key))?;
@@ -210,6 +213,25 @@ macro_rules! key_store_impl {
                     .await
                     .map_err($crate::sql::unavailable)?;
                 Self::read_keys(rows)
+            }
+
+            async fn count(
+                &self,
+                filter: &llmgate_auth::KeyFilter,
+            ) -> Result<u64, llmgate_auth::StoreError> {
+                use sqlx::Row as _;
+                const SQL: &str = "SELECT COUNT(*) AS n FROM llmgate_keys WHERE \
+                    ($1 IS NULL OR user_id = $1) AND ($2 IS NULL OR team_id = $2) \
+                    AND ($3 IS NULL OR key_alias = $3)";
+                let n: i64 = sqlx::query(SQL)
+                    .bind(&filter.user_id)
+                    .bind(&filter.team_id)
+                    .bind(&filter.key_alias)
+                    .fetch_one(&self.pool)
+                    .await
+                    .and_then(|r| r.try_get("n"))
+                    .map_err($crate::sql::unavailable)?;
+                Ok(u64::try_from(n).unwrap_or(0))
             }
 
             async fn rotate(

@@ -358,6 +358,10 @@ impl KeyStore for Store {
         on_backend!(self, s => s.list(filter).await)
     }
 
+    async fn count(&self, filter: &KeyFilter) -> Result<u64, StoreError> {
+        on_backend!(self, s => s.count(filter).await)
+    }
+
     async fn rotate(
         &self,
         old: &str,

@@ -59,6 +59,11 @@ const MIGRATIONS: Embedded = Embedded(&[
         "teams",
         include_str!("../migrations/postgres/0009_records.sql"),
     ),
+    (
+        10,
+        "key extras",
+        include_str!("../migrations/postgres/0010_key_extras.sql"),
+    ),
 ]);
 
 /// The `NOTIFY` channel; the payload is the changed key's token.

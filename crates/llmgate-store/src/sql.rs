@@ -54,7 +54,7 @@ macro_rules! select_keys {
             "SELECT k.token, k.key_name, k.key_alias, k.models, k.spend, k.max_budget, ",
             "k.budget_duration, k.budget_reset_at, k.expires, k.rpm_limit, k.tpm_limit, ",
             "k.max_parallel_requests, k.model_rpm_limit, k.model_tpm_limit, k.model_max_budget, ",
-            "k.metadata, k.team_id, k.user_id, k.tags, k.blocked, k.created_at, k.updated_at, ",
+            "k.metadata, k.team_id, k.user_id, k.tags, k.blocked, k.created_at, k.updated_at, k.extras, ",
             "m.model AS ms_model, m.spend AS ms_spend FROM ",
             $from,
             " k LEFT JOIN llmgate_key_model_spend m ON m.token = k.token ",
@@ -67,15 +67,15 @@ pub(crate) use select_keys;
 pub(crate) const INSERT_KEY: &str = "INSERT INTO llmgate_keys (token, key_name, key_alias, \
     models, spend, max_budget, budget_duration, budget_reset_at, expires, rpm_limit, tpm_limit, \
     max_parallel_requests, model_rpm_limit, model_tpm_limit, model_max_budget, metadata, team_id, \
-    user_id, tags, blocked, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, \
-    $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)";
+    user_id, tags, blocked, created_at, updated_at, extras) VALUES ($1, $2, $3, $4, $5, $6, $7, \
+    $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)";
 
 /// Every column but `token`, `spend` and `created_at`.
 pub(crate) const UPDATE_KEY: &str = "UPDATE llmgate_keys SET key_name = $2, key_alias = $3, \
     models = $4, max_budget = $5, budget_duration = $6, budget_reset_at = $7, expires = $8, \
     rpm_limit = $9, tpm_limit = $10, max_parallel_requests = $11, model_rpm_limit = $12, \
     model_tpm_limit = $13, model_max_budget = $14, metadata = $15, team_id = $16, user_id = $17, \
-    tags = $18, blocked = $19, updated_at = $20 WHERE token = $1";
+    tags = $18, blocked = $19, updated_at = $20, extras = $21 WHERE token = $1";
 
 pub(crate) const INSERT_MODEL_SPEND: &str =
     "INSERT INTO llmgate_key_model_spend (token, model, spend) VALUES ($1, $2, $3)";
@@ -111,6 +111,7 @@ pub(crate) struct Columns {
     pub(crate) model_max_budget: String,
     pub(crate) metadata: String,
     pub(crate) tags: String,
+    pub(crate) extras: String,
 }
 
 impl Columns {
@@ -125,6 +126,7 @@ impl Columns {
             model_max_budget: to_json(&key.model_max_budget),
             metadata: to_json(&key.metadata),
             tags: to_json(&key.tags),
+            extras: to_json(&key.extras),
         }
     }
 }
@@ -154,6 +156,7 @@ pub(crate) struct Row {
     pub(crate) blocked: bool,
     pub(crate) created_at: i64,
     pub(crate) updated_at: i64,
+    pub(crate) extras: String,
 }
 
 impl Row {
@@ -165,6 +168,7 @@ impl Row {
             model_max_budget: from_json(&self.model_max_budget, "model_max_budget")?,
             metadata: from_json(&self.metadata, "metadata")?,
             tags: from_json(&self.tags, "tags")?,
+            extras: from_json(&self.extras, "extras")?,
             token: self.token,
             key_name: self.key_name,
             key_alias: self.key_alias,

@@ -55,6 +55,11 @@ const MIGRATIONS: Embedded = Embedded(&[
         "teams",
         include_str!("../migrations/sqlite/0009_records.sql"),
     ),
+    (
+        10,
+        "key extras",
+        include_str!("../migrations/sqlite/0010_key_extras.sql"),
+    ),
 ]);
 
 /// How long a writer waits for another writer's transaction before failing.

@@ -352,6 +352,10 @@ impl KeyStore for Flaky {
         self.check()?;
         self.inner.list(filter).await
     }
+    async fn count(&self, filter: &KeyFilter) -> Result<u64, StoreError> {
+        self.check()?;
+        self.inner.count(filter).await
+    }
     async fn rotate(&self, old: &str, new: &str, name: &str, now: i64) -> Result<bool, StoreError> {
         self.check()?;
         self.inner.rotate(old, new, name, now).await

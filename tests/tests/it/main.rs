@@ -17,6 +17,7 @@ mod fuzz_regressions;
 mod golden;
 mod health;
 mod key_bounds;
+mod key_fields;
 mod keys;
 mod messages;
 mod metering;

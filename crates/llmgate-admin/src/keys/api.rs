@@ -38,6 +38,7 @@ enum Op {
     List,
     Regenerate(Option<String>),
     Block(bool),
+    Health,
 }
 
 fn op(method: &Method, path: &str) -> Result<Op, ApiError> {
@@ -51,6 +52,7 @@ fn op(method: &Method, path: &str) -> Result<Op, ApiError> {
         "regenerate" => (Op::Regenerate(None), Method::POST),
         "block" => (Op::Block(true), Method::POST),
         "unblock" => (Op::Block(false), Method::POST),
+        "health" => (Op::Health, Method::POST),
         _ => match rest.strip_suffix("/regenerate") {
             Some(key) if !key.is_empty() && !key.contains('/') => {
                 (Op::Regenerate(Some(key.to_string())), Method::POST)
@@ -59,7 +61,7 @@ fn op(method: &Method, path: &str) -> Result<Op, ApiError> {
                 return Err(ApiError::new(
                     StatusCode::NOT_FOUND,
                     Origin::Downstream,
-                    format!("no route for {path}; the key API is /key/generate, /key/info, /key/update, /key/delete, /key/list, /key/regenerate, /key/block and /key/unblock"),
+                    format!("no route for {path}; the key API is /key/generate, /key/info, /key/update, /key/delete, /key/list, /key/regenerate, /key/block, /key/unblock and /key/health"),
                 )
                 .with_type(ErrorType::NOT_FOUND)
                 .with_code("not_found"))
@@ -96,6 +98,10 @@ impl KeyApi {
             Some(Principal::Key(k)) => Some(k.token.clone()),
             _ => None,
         };
+        if let Op::Health = op {
+            // The caller's key passed auth (and is not blocked, expired or over budget).
+            return Ok(serde_json::json!({"key": "healthy", "logging_callbacks": null}));
+        }
         if let Some(own) = own {
             // A virtual key may read its own info, nothing else.
             let asked = query
@@ -132,7 +138,9 @@ impl KeyApi {
                     Op::Delete => admin.delete(&body).await,
                     Op::Regenerate(key) => admin.regenerate(key.as_deref(), &body).await,
                     Op::Block(b) => admin.set_blocked(&body, b).await,
-                    Op::Info | Op::List => Err(ApiError::internal("unreachable key route")),
+                    Op::Info | Op::List | Op::Health => {
+                        Err(ApiError::internal("unreachable key route"))
+                    }
                 }
             }
         }

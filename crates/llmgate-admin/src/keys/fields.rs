@@ -24,7 +24,21 @@ pub(crate) const FIELDS: &[&str] = &[
     "model_rpm_limit",
     "model_tpm_limit",
     "blocked",
+    "aliases",
+    "soft_budget",
+    "key_type",
+    "allowed_routes",
+    "enforced_params",
+    "permissions",
+    "guardrails",
+    "config",
 ];
+
+/// Fields kept and shown by `/key/info` but not acted on: a notice says so when a body sets one.
+pub(crate) const STORED_ONLY: &[&str] = &["permissions", "guardrails", "config"];
+
+/// LiteLLM's key types.
+pub(crate) const KEY_TYPES: &[&str] = &["llm_api", "management", "read_only", "default"];
 
 /// The longest `duration` (key lifetime): 100 years, the gateway's bound on any seconds value.
 pub(crate) const MAX_DURATION_SECS: i64 = 3_155_760_000;
@@ -86,12 +100,39 @@ pub(crate) fn apply(key: &mut VirtualKey, field: &str, v: &Value, now: i64) -> R
                 _ => return Err(format!("{field} must be true or false")),
             }
         }
+        "aliases" | "soft_budget" | "key_type" | "allowed_routes" | "enforced_params"
+        | "permissions" | "guardrails" | "config" => extra(&mut key.extras, field, v)?,
         _ => {
             return Err(format!(
                 "unknown field \"{field}\"; llmgate's key API takes key, {}",
                 FIELDS.join(", ")
             ))
         }
+    }
+    Ok(())
+}
+
+/// The fields kept in [`llmgate_core::KeyExtras`].
+fn extra(x: &mut llmgate_core::KeyExtras, field: &str, v: &Value) -> Result<(), String> {
+    match field {
+        "aliases" => {
+            x.aliases = map(v, field, |t| {
+                t.as_str().map(str::to_owned).ok_or("a model group name")
+            })?;
+        }
+        "soft_budget" => x.soft_budget = opt_money(v, field)?,
+        "key_type" => {
+            x.key_type = match v {
+                Value::Null => None,
+                Value::String(t) if KEY_TYPES.contains(&t.as_str()) => Some(t.clone()),
+                _ => return Err(format!("{field} must be one of {}", KEY_TYPES.join(", "))),
+            }
+        }
+        "allowed_routes" => x.allowed_routes = strings(v, field, MAX_MODELS)?,
+        "enforced_params" => x.enforced_params = strings(v, field, MAX_TAGS)?,
+        "guardrails" => x.guardrails = strings(v, field, MAX_TAGS)?,
+        "permissions" => x.permissions = metadata(v, field)?,
+        _ => x.config = metadata(v, field)?,
     }
     Ok(())
 }
@@ -291,6 +332,14 @@ pub(crate) fn view(k: &VirtualKey) -> Value {
         "user_id": k.user_id,
         "tags": k.tags,
         "blocked": k.blocked,
+        "aliases": k.extras.aliases,
+        "soft_budget": k.extras.soft_budget,
+        "key_type": k.extras.key_type.as_deref().unwrap_or("default"),
+        "allowed_routes": k.extras.allowed_routes,
+        "enforced_params": k.extras.enforced_params,
+        "permissions": if k.extras.permissions.is_null() { json!({}) } else { k.extras.permissions.clone() },
+        "guardrails": k.extras.guardrails,
+        "config": if k.extras.config.is_null() { json!({}) } else { k.extras.config.clone() },
         "created_at": time(Some(k.created_at)),
         "updated_at": time(Some(k.updated_at)),
     })
@@ -332,7 +381,7 @@ mod tests {
         assert_eq!(k.model_rpm_limit.get("a"), Some(&3));
         apply(&mut k, "max_budget", &Value::Null, 100).unwrap();
         assert_eq!(k.max_budget, None);
-        let bad = json!({"max_budget": -1, "soft_budget": 3, "rpm_limit": "x"});
+        let bad = json!({"max_budget": -1, "soft_budget": -3, "rpm_limit": "x"});
         let err = apply_all(&mut k, bad.as_object().unwrap(), &[], 100)
             .unwrap_err()
             .message;

@@ -60,7 +60,7 @@ impl KeyAdmin {
             m.insert("key".into(), Value::String(secret));
             m.insert("token_id".into(), Value::String(key.token.clone()));
         }
-        Ok(view)
+        Ok(with_notices(view, body))
     }
 
     /// `GET /key/info?key=`: the key's settings and spend, never its secret.
@@ -81,7 +81,7 @@ impl KeyAdmin {
         }
         self.keys.changed(&k.token).await;
         let fresh = self.find(&k.token).await?;
-        Ok(fields::view(&fresh))
+        Ok(with_notices(fields::view(&fresh), body))
     }
 
     /// `POST /key/block` and `/key/unblock`.
@@ -176,7 +176,17 @@ impl KeyAdmin {
                 }
             })
             .collect();
-        Ok(json!({"keys": keys, "current_page": filter.page, "page_size": filter.size}))
+        let total = self
+            .keys
+            .store()
+            .count(&filter)
+            .await
+            .map_err(store_error)?;
+        let size = u64::from(filter.size);
+        Ok(
+            json!({"keys": keys, "total_count": total, "current_page": filter.page,
+            "total_pages": total.div_ceil(size), "page_size": filter.size}),
+        )
     }
 
     /// `POST /key/regenerate` (or `/key/{key}/regenerate`): a new secret for the key, which keeps
@@ -267,6 +277,20 @@ impl KeyAdmin {
             .map_err(store_error)?
             .ok_or_else(not_found)
     }
+}
+
+/// The answer, with `llmgate_notices` naming each field the body set that is kept and shown
+/// but not acted on.
+fn with_notices(mut view: Value, body: &Map<String, Value>) -> Value {
+    let notices: Vec<String> = fields::STORED_ONLY
+        .iter()
+        .filter(|f| body.get(**f).is_some_and(|v| !v.is_null()))
+        .map(|f| format!("{f} is stored and shown by /key/info, but llmgate does not act on it"))
+        .collect();
+    if let (Value::Object(m), false) = (&mut view, notices.is_empty()) {
+        m.insert("llmgate_notices".into(), json!(notices));
+    }
+    view
 }
 
 /// A secret (`sk-...`) is hashed; a 64-character hex string is taken as the token itself.
