@@ -172,13 +172,18 @@ pub struct WatsonxParams {
     pub token: Option<Secret>,
 }
 
-/// Where a Google service account's (or `gcloud` user's) credentials JSON is.
+/// Where a Google service account's (or `gcloud` user's) credentials JSON is, or the
+/// metadata server that hands out the attached service account's tokens.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum GoogleCredentials {
     /// A path to the JSON file, read when a token is first needed.
     File(Arc<str>),
     /// The JSON itself.
     Json(Secret),
+    /// The GCE/GKE/Cloud Run metadata server at this host (`metadata.google.internal`, or
+    /// `GCE_METADATA_HOST`, which may carry a port): the default service account's tokens
+    /// (workload identity), used when no credentials are configured.
+    Metadata(Arc<str>),
 }
 
 impl fmt::Display for GoogleCredentials {
@@ -188,6 +193,10 @@ impl fmt::Display for GoogleCredentials {
         match self {
             GoogleCredentials::File(path) => write!(f, "the credentials file {path}"),
             GoogleCredentials::Json(_) => f.write_str("the inline `vertex_credentials`"),
+            GoogleCredentials::Metadata(host) => write!(
+                f,
+                "the metadata server's default service account (no vertex_credentials; {host})"
+            ),
         }
     }
 }
