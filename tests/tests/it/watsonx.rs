@@ -149,7 +149,10 @@ async fn watsonx_embeddings_with_the_same_iam_token() {
     assert_eq!(v["data"][0]["embedding"].as_array().unwrap().len(), 16);
     assert_eq!(v["usage"], json!({"prompt_tokens": 3, "total_tokens": 3}));
     let up = ibm.watsonx.last_request().unwrap();
-    assert_eq!(up.path_and_query, "/ml/v1/text/embeddings?version=2024-05-31");
+    assert_eq!(
+        up.path_and_query,
+        "/ml/v1/text/embeddings?version=2024-05-31"
+    );
     assert_eq!(up.bearer_token(), Some("iam.mock-1"));
     assert_eq!(
         up.json,

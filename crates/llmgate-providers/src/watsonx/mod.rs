@@ -291,7 +291,11 @@ mod tests {
             "/ml/v1/deployments/abc/text/chat_stream"
         );
         assert_eq!(
-            url(&d, None, Method::Embeddings).unwrap().path_and_query().unwrap().as_str(),
+            url(&d, None, Method::Embeddings)
+                .unwrap()
+                .path_and_query()
+                .unwrap()
+                .as_str(),
             "/ml/v1/text/embeddings?version=2025-01-01"
         );
         d.api_base = None;
