@@ -168,4 +168,24 @@ async fn watsonx_embeddings_with_the_same_iam_token() {
     gw.post("/v1/embeddings", &body).await.openai_error(400);
     assert_eq!(ibm.watsonx.request_count(), 2);
     assert_eq!(ibm.iam.request_count(), 1);
+
+    // watsonx's own error body keeps its status, message and code.
+    ibm.watsonx.push(llmgate_tests::Behaviour::json(
+        400,
+        &json!({"errors": [{"code": "model_not_supported",
+                            "message": "Model 'ibm/granite-3-8b-instruct' is not supported for this function"}],
+                "trace": "t", "status_code": 400}),
+    ));
+    let e = gw
+        .post("/v1/embeddings", &json!({"model": "granite", "input": "x"}))
+        .await
+        .openai_error(400);
+    assert_eq!(e["code"], "model_not_supported");
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("is not supported for this function"),
+        "{e}"
+    );
 }
