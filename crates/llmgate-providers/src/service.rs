@@ -259,7 +259,8 @@ async fn serve_job(
             let res = upstream::call(&inner.client, req, dep, &read_error).await?;
             let (parts, body) = res.into_parts();
             let bytes = upstream::collect(dep, &parts.headers, body, inner.max_response).await?;
-            match dialect.follow(ctx, &bytes, polls)? {
+            let next = dialect.follow(ctx, &bytes, polls);
+            match next.map_err(|e| crate::redact::error(e, dep))? {
                 Follow::Done => return Ok(Job::Answer(bytes)),
                 Follow::Poll { req: next, after } => {
                     tokio::time::sleep(after).await;

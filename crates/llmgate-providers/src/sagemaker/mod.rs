@@ -176,12 +176,16 @@ fn chat_answer(ctx: &Ctx<'_>, body: Bytes) -> Result<Answered, Error> {
                 usage: Some(usage),
             })
         }
-        crate::openai_compat::Answer::Error => Err(crate::bedrock::error::from_response(
-            ctx.dep,
-            StatusCode::BAD_GATEWAY,
-            &HeaderMap::new(),
-            &body,
-        )),
+        crate::openai_compat::Answer::Error => {
+            // A 200 carrying an error object: the endpoint failed after all.
+            let e = crate::bedrock::error::from_response(
+                ctx.dep,
+                StatusCode::BAD_GATEWAY,
+                &HeaderMap::new(),
+                &body,
+            );
+            Err(crate::redact::error(e, ctx.dep))
+        }
         crate::openai_compat::Answer::Invalid(detail) => Err(ctx.invalid(detail)),
     }
 }
