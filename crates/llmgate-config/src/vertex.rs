@@ -3,9 +3,12 @@
 //! (`VERTEXAI_PROJECT`, `VERTEXAI_LOCATION`, `GOOGLE_APPLICATION_CREDENTIALS`).
 //!
 //! The project may also come from the credentials' `project_id`, as Google's libraries take
-//! it. With no credentials and no `api_key`, tokens come from the metadata server
-//! (`GCE_METADATA_HOST`, else `metadata.google.internal`), as Google's libraries get them on
-//! GCE, GKE (workload identity) and Cloud Run. A deployment with neither a project nor an `api_key` (Vertex's express mode) is an
+//! it. Credentials are looked for in Google's application-default order: `vertex_credentials`,
+//! `GOOGLE_APPLICATION_CREDENTIALS`, the file `gcloud auth application-default login` writes
+//! (`$CLOUDSDK_CONFIG/application_default_credentials.json`, else
+//! `$HOME/.config/gcloud/...`), when it exists; with none of them and no `api_key`, tokens
+//! come from the metadata server (`GCE_METADATA_HOST`, else `metadata.google.internal`), as
+//! Google's libraries get them on GCE, GKE (workload identity) and Cloud Run. A deployment with neither a project nor an `api_key` (Vertex's express mode) is an
 //! error naming `vertex_project`.
 
 use std::sync::Arc;
@@ -78,7 +81,8 @@ pub(crate) fn resolve(
                 .lookup("GOOGLE_APPLICATION_CREDENTIALS")
                 .filter(|p| !p.is_empty())
                 .map(|p| GoogleCredentials::File(Arc::from(p)))
-        });
+        })
+        .or_else(|| gcloud_adc(w).map(|p| GoogleCredentials::File(Arc::from(p))));
     let project = written
         .project
         .or_else(|| w.env.lookup("VERTEXAI_PROJECT").filter(|p| !p.is_empty()))
@@ -117,6 +121,25 @@ pub(crate) fn resolve(
         location: Arc::from(location),
         credentials,
     })
+}
+
+/// The application-default credentials file `gcloud` writes, when it exists.
+fn gcloud_adc(w: &Walk<'_>) -> Option<String> {
+    let dir = w
+        .env
+        .lookup("CLOUDSDK_CONFIG")
+        .filter(|d| !d.is_empty())
+        .or_else(|| {
+            w.env
+                .lookup("HOME")
+                .filter(|h| !h.is_empty())
+                .map(|home| format!("{home}/.config/gcloud"))
+        })?;
+    let file = format!(
+        "{}/application_default_credentials.json",
+        dir.trim_end_matches('/')
+    );
+    std::path::Path::new(&file).is_file().then_some(file)
 }
 
 /// The `project_id` of the credentials, when they are readable JSON that has one.

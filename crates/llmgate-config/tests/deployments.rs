@@ -491,6 +491,24 @@ fn vertex_params_come_from_keys_then_the_environment() {
         v.credentials,
         Some(GoogleCredentials::Metadata("127.0.0.1:8080".into()))
     );
+    // gcloud's application-default credentials file comes before the metadata server.
+    let dir = std::env::temp_dir().join(format!("llmgate-gcloud-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let adc = dir.join("application_default_credentials.json");
+    std::fs::write(&adc, r#"{"type": "authorized_user"}"#).unwrap();
+    let loaded = load_ok(
+        yaml,
+        &env(&[
+            ("VERTEXAI_PROJECT", "p"),
+            ("CLOUDSDK_CONFIG", dir.to_str().unwrap()),
+        ]),
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    let v = loaded.config.deployments().remove(0).vertex.unwrap();
+    assert_eq!(
+        v.credentials,
+        Some(GoogleCredentials::File(adc.to_str().unwrap().into()))
+    );
     // An api_key (express mode) is sent instead.
     let d = one("      model: vertex_ai/gemini-2.5-flash\n      api_key: AIza-x\n");
     assert_eq!(d.vertex.unwrap().credentials, None);

@@ -145,15 +145,16 @@ pub struct AwsParams {
 
 /// Vertex AI's project, location and credentials: `vertex_project`, `vertex_location`,
 /// `vertex_credentials` (else `VERTEXAI_PROJECT`, `VERTEXAI_LOCATION`,
-/// `GOOGLE_APPLICATION_CREDENTIALS`).
+/// `GOOGLE_APPLICATION_CREDENTIALS`, `gcloud`'s application-default file, the metadata
+/// server).
 #[derive(Debug, Clone, PartialEq)]
 pub struct VertexParams {
     /// The Google Cloud project id; `None` only in express mode (an `api_key`).
     pub project: Option<Arc<str>>,
     /// The location (`us-central1`, ..., or `global`).
     pub location: Arc<str>,
-    /// The credentials exchanged for access tokens; `None` when the deployment's `api_key` is
-    /// sent instead.
+    /// The credentials exchanged for access tokens (the metadata server when nothing else is
+    /// configured); `None` when the deployment's `api_key` is sent instead.
     pub credentials: Option<GoogleCredentials>,
 }
 
