@@ -289,8 +289,15 @@ pub(crate) fn litellm_params(
             .flatten()
             .map(Secret::new)
     });
-    if provider == ProviderKind::Bedrock {
-        bedrock(w, &mut r, path, has_mock);
+    if matches!(
+        provider,
+        ProviderKind::Bedrock | ProviderKind::Sagemaker | ProviderKind::SagemakerChat
+    ) {
+        aws(w, &mut r, provider, path, has_mock);
+    }
+    if provider == ProviderKind::Replicate && r.out.api_key.is_none() && !r.saw_api_key {
+        // LiteLLM reads either name.
+        r.out.api_key = w.env.lookup("REPLICATE_API_TOKEN").map(Secret::new);
     }
     if provider == ProviderKind::Watsonx {
         let (defaults, key) = (&mut r.out.default_params, &mut r.out.api_key);
@@ -359,9 +366,9 @@ fn provider_and_model(
     Some((provider, upstream))
 }
 
-/// Bedrock's credentials and region, else the standard `AWS_*` variables; its endpoint from
-/// the region when no `api_base` is written.
-fn bedrock(w: &mut Walk<'_>, r: &mut Params, path: &str, has_mock: bool) {
+/// AWS credentials and region (Bedrock, SageMaker), else the standard `AWS_*` variables; the
+/// runtime endpoint from the region when no `api_base` is written.
+fn aws(w: &mut Walk<'_>, r: &mut Params, provider: ProviderKind, path: &str, has_mock: bool) {
     let mut aws = std::mem::take(&mut r.aws);
     let env = |names: &[&str]| names.iter().find_map(|n| w.env.lookup(n));
     let secret = |v: Option<String>| v.filter(|s| !s.is_empty()).map(Secret::new);
@@ -377,27 +384,34 @@ fn bedrock(w: &mut Walk<'_>, r: &mut Params, path: &str, has_mock: bool) {
     aws.region = aws
         .region
         .or_else(|| env(&["AWS_REGION_NAME", "AWS_REGION", "AWS_DEFAULT_REGION"]).map(Arc::from));
+    let bedrock = provider == ProviderKind::Bedrock;
     if r.api_base.is_none() && !r.saw_api_base {
-        // Bedrock's runtime endpoint is derived from the region.
-        r.api_base = aws
-            .region
-            .as_ref()
-            .map(|region| format!("https://bedrock-runtime.{region}.amazonaws.com"));
+        // The runtime endpoint is derived from the region.
+        r.api_base = aws.region.as_ref().map(|region| {
+            if bedrock {
+                format!("https://bedrock-runtime.{region}.amazonaws.com")
+            } else {
+                format!("https://runtime.sagemaker.{region}.amazonaws.com")
+            }
+        });
     }
     if aws.region.is_none() && r.api_base.is_none() && !has_mock {
         w.report.error(
             &key_path(path, "aws_region_name"),
-            "bedrock needs a region: set aws_region_name (or AWS_REGION), or api_base",
+            format!("{provider} needs a region: set aws_region_name (or AWS_REGION), or api_base"),
         );
     }
-    // An `api_key` is sent as a Bedrock API key (bearer) instead of signing.
-    if (aws.access_key_id.is_none() || aws.secret_access_key.is_none())
-        && r.out.api_key.is_none()
-        && !has_mock
-    {
+    // Bedrock sends an `api_key` as a Bedrock API key (bearer) instead of signing.
+    let no_keys = aws.access_key_id.is_none() || aws.secret_access_key.is_none();
+    if no_keys && !has_mock && bedrock && r.out.api_key.is_none() {
         w.report.warning(
             &key_path(path, "aws_access_key_id"),
             "no AWS credentials (aws_access_key_id/aws_secret_access_key or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY) and no api_key (a Bedrock API key): requests will be sent unsigned and refused",
+        );
+    } else if no_keys && !has_mock && !bedrock {
+        w.report.warning(
+            &key_path(path, "aws_access_key_id"),
+            "no AWS credentials (aws_access_key_id/aws_secret_access_key or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY): requests will be sent unsigned and refused",
         );
     }
     r.out.aws = Some(aws);
@@ -433,9 +447,15 @@ fn resolve_api_base(
     }
     match &r.out.api_base {
         None if r.saw_api_base => {}
-        // Bedrock's missing region was reported above; Vertex's URL comes from its location.
+        // AWS's missing region was reported above; Vertex's URL comes from its location.
         None if !has_mock
-            && !matches!(provider, ProviderKind::Bedrock | ProviderKind::VertexAi) =>
+            && !matches!(
+                provider,
+                ProviderKind::Bedrock
+                    | ProviderKind::Sagemaker
+                    | ProviderKind::SagemakerChat
+                    | ProviderKind::VertexAi
+            ) =>
         {
             w.report.error(
                 &key_path(path, "api_base"),

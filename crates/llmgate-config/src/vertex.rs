@@ -3,7 +3,12 @@
 //! (`VERTEXAI_PROJECT`, `VERTEXAI_LOCATION`, `GOOGLE_APPLICATION_CREDENTIALS`).
 //!
 //! The project may also come from the credentials' `project_id`, as Google's libraries take
-//! it. A deployment with neither a project nor an `api_key` (Vertex's express mode) is an
+//! it. Credentials are looked for in Google's application-default order: `vertex_credentials`,
+//! `GOOGLE_APPLICATION_CREDENTIALS`, the file `gcloud auth application-default login` writes
+//! (`$CLOUDSDK_CONFIG/application_default_credentials.json`, else
+//! `$HOME/.config/gcloud/...`), when it exists; with none of them and no `api_key`, tokens
+//! come from the metadata server (`GCE_METADATA_HOST`, else `metadata.google.internal`), as
+//! Google's libraries get them on GCE, GKE (workload identity) and Cloud Run. A deployment with neither a project nor an `api_key` (Vertex's express mode) is an
 //! error naming `vertex_project`.
 
 use std::sync::Arc;
@@ -16,6 +21,9 @@ use crate::walk::Walk;
 
 /// Vertex AI's default location, as LiteLLM's.
 pub(crate) const DEFAULT_LOCATION: &str = "us-central1";
+
+/// The metadata server's host on Google Cloud, as Google's libraries name it.
+pub(crate) const DEFAULT_METADATA_HOST: &str = "metadata.google.internal";
 
 /// The `vertex_*` keys as written (before defaults).
 #[derive(Debug, Default)]
@@ -73,7 +81,8 @@ pub(crate) fn resolve(
                 .lookup("GOOGLE_APPLICATION_CREDENTIALS")
                 .filter(|p| !p.is_empty())
                 .map(|p| GoogleCredentials::File(Arc::from(p)))
-        });
+        })
+        .or_else(|| gcloud_adc(w).map(|p| GoogleCredentials::File(Arc::from(p))));
     let project = written
         .project
         .or_else(|| w.env.lookup("VERTEXAI_PROJECT").filter(|p| !p.is_empty()))
@@ -90,13 +99,15 @@ pub(crate) fn resolve(
         );
         return None;
     }
-    if credentials.is_none() && !has_api_key && !has_mock {
-        w.report.warning(
-            &key_path(path, "vertex_credentials"),
-            "no vertex_credentials, GOOGLE_APPLICATION_CREDENTIALS or api_key: requests will be \
-             sent without credentials and refused",
-        );
-    }
+    let credentials = match credentials {
+        None if !has_api_key => Some(GoogleCredentials::Metadata(Arc::from(
+            w.env
+                .lookup("GCE_METADATA_HOST")
+                .filter(|h| !h.trim().is_empty())
+                .unwrap_or_else(|| DEFAULT_METADATA_HOST.to_owned()),
+        ))),
+        other => other,
+    };
     if let Some(GoogleCredentials::File(file)) = &credentials {
         if !std::path::Path::new(&**file).is_file() && !has_mock {
             w.report.warning(
@@ -112,11 +123,31 @@ pub(crate) fn resolve(
     })
 }
 
+/// The application-default credentials file `gcloud` writes, when it exists.
+fn gcloud_adc(w: &Walk<'_>) -> Option<String> {
+    let dir = w
+        .env
+        .lookup("CLOUDSDK_CONFIG")
+        .filter(|d| !d.is_empty())
+        .or_else(|| {
+            w.env
+                .lookup("HOME")
+                .filter(|h| !h.is_empty())
+                .map(|home| format!("{home}/.config/gcloud"))
+        })?;
+    let file = format!(
+        "{}/application_default_credentials.json",
+        dir.trim_end_matches('/')
+    );
+    std::path::Path::new(&file).is_file().then_some(file)
+}
+
 /// The `project_id` of the credentials, when they are readable JSON that has one.
 fn project_of(credentials: &GoogleCredentials) -> Option<String> {
     let text = match credentials {
         GoogleCredentials::Json(s) => s.expose().to_owned(),
         GoogleCredentials::File(path) => std::fs::read_to_string(&**path).ok()?,
+        GoogleCredentials::Metadata(_) => return None,
     };
     let json: serde_json::Value = serde_json::from_str(&text).ok()?;
     json.get("project_id")?

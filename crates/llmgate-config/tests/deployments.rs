@@ -469,6 +469,49 @@ fn vertex_params_come_from_keys_then_the_environment() {
         v.credentials,
         Some(GoogleCredentials::File("/adc.json".into()))
     );
+
+    // No credentials and no api_key: the metadata server (workload identity), whose host
+    // GCE_METADATA_HOST overrides as in Google's libraries.
+    let d = one("      model: vertex_ai/gemini-2.5-flash\n      vertex_project: p\n");
+    assert_eq!(
+        d.vertex.unwrap().credentials,
+        Some(GoogleCredentials::Metadata(
+            "metadata.google.internal".into()
+        ))
+    );
+    let loaded = load_ok(
+        yaml,
+        &env(&[
+            ("VERTEXAI_PROJECT", "p"),
+            ("GCE_METADATA_HOST", "127.0.0.1:8080"),
+        ]),
+    );
+    let v = loaded.config.deployments().remove(0).vertex.unwrap();
+    assert_eq!(
+        v.credentials,
+        Some(GoogleCredentials::Metadata("127.0.0.1:8080".into()))
+    );
+    // gcloud's application-default credentials file comes before the metadata server.
+    let dir = std::env::temp_dir().join(format!("llmgate-gcloud-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let adc = dir.join("application_default_credentials.json");
+    std::fs::write(&adc, r#"{"type": "authorized_user"}"#).unwrap();
+    let loaded = load_ok(
+        yaml,
+        &env(&[
+            ("VERTEXAI_PROJECT", "p"),
+            ("CLOUDSDK_CONFIG", dir.to_str().unwrap()),
+        ]),
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    let v = loaded.config.deployments().remove(0).vertex.unwrap();
+    assert_eq!(
+        v.credentials,
+        Some(GoogleCredentials::File(adc.to_str().unwrap().into()))
+    );
+    // An api_key (express mode) is sent instead.
+    let d = one("      model: vertex_ai/gemini-2.5-flash\n      api_key: AIza-x\n");
+    assert_eq!(d.vertex.unwrap().credentials, None);
 }
 
 #[test]
@@ -509,4 +552,66 @@ fn watsonx_params_come_out_of_the_defaults_and_from_the_environment() {
     let w = d.watsonx.unwrap();
     assert_eq!((w.project_id, w.space_id.as_deref()), (None, Some("space")));
     assert_eq!(&*w.iam_url, "http://127.0.0.1:9/identity/token");
+}
+
+#[test]
+fn sagemaker_and_replicate_load_with_their_credentials() {
+    let yaml = "model_list:
+  - model_name: tgi
+    litellm_params:
+      model: sagemaker/jumpstart-dft-hf-llm-mistral-7b
+      temperature: 0.2
+  - model_name: chat
+    litellm_params:
+      model: sagemaker_chat/my-chat-endpoint
+      aws_region_name: eu-west-1
+      model_id: ic-1
+  - model_name: llama
+    litellm_params:
+      model: replicate/meta/meta-llama-3-8b-instruct
+";
+    let loaded = load_ok(
+        yaml,
+        &env(&[
+            ("AWS_ACCESS_KEY_ID", "AKID"),
+            ("AWS_SECRET_ACCESS_KEY", "secret"),
+            ("AWS_REGION", "us-east-2"),
+            ("REPLICATE_API_TOKEN", "r8_x"),
+        ]),
+    );
+    assert!(loaded.notices.is_empty(), "{:?}", shown(&loaded.notices));
+    let d = loaded.config.deployments();
+    assert_eq!(d[0].provider, ProviderKind::Sagemaker);
+    assert_eq!(&*d[0].model, "jumpstart-dft-hf-llm-mistral-7b");
+    assert_eq!(
+        d[0].api_base.as_deref(),
+        Some("https://runtime.sagemaker.us-east-2.amazonaws.com")
+    );
+    let aws = d[0].aws.as_ref().unwrap();
+    assert_eq!(aws.access_key_id.as_ref().unwrap().expose(), "AKID");
+    assert_eq!(d[1].provider, ProviderKind::SagemakerChat);
+    assert_eq!(
+        d[1].api_base.as_deref(),
+        Some("https://runtime.sagemaker.eu-west-1.amazonaws.com")
+    );
+    assert_eq!(d[1].default_params["model_id"], "ic-1");
+    assert_eq!(d[2].provider, ProviderKind::Replicate);
+    assert_eq!(
+        d[2].api_base.as_deref(),
+        Some("https://api.replicate.com/v1")
+    );
+    assert_eq!(d[2].api_key.as_ref().unwrap().expose(), "r8_x");
+
+    // No region: an error naming aws_region_name; no keys: a warning.
+    let problems = common::all_problems(
+        "model_list:\n  - model_name: m\n    litellm_params:\n      model: sagemaker/ep\n",
+        &env(&[]),
+    );
+    assert_eq!(
+        problems,
+        [
+            "error: model_list[0].litellm_params.aws_region_name: sagemaker needs a region: set aws_region_name (or AWS_REGION), or api_base",
+            "warning: model_list[0].litellm_params.aws_access_key_id: no AWS credentials (aws_access_key_id/aws_secret_access_key or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY): requests will be sent unsigned and refused",
+        ]
+    );
 }

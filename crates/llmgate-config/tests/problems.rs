@@ -119,9 +119,9 @@ fn providers() {
             &["error: model_list[0].litellm_params.vertex_project: vertex_ai needs a Google Cloud project: set vertex_project (or VERTEXAI_PROJECT), or credentials with a project_id, or an api_key (Vertex express mode)"],
         ),
         (
-            "vertex without credentials",
+            "vertex without credentials uses the metadata server",
             with_params("      model: gemini_vertex/gemini-2.5-flash\n      vertex_project: p\n"),
-            &["warning: model_list[0].litellm_params.vertex_credentials: no vertex_credentials, GOOGLE_APPLICATION_CREDENTIALS or api_key: requests will be sent without credentials and refused"],
+            &[],
         ),
         (
             "vertex with a missing credentials file",

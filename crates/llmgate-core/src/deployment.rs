@@ -145,15 +145,16 @@ pub struct AwsParams {
 
 /// Vertex AI's project, location and credentials: `vertex_project`, `vertex_location`,
 /// `vertex_credentials` (else `VERTEXAI_PROJECT`, `VERTEXAI_LOCATION`,
-/// `GOOGLE_APPLICATION_CREDENTIALS`).
+/// `GOOGLE_APPLICATION_CREDENTIALS`, `gcloud`'s application-default file, the metadata
+/// server).
 #[derive(Debug, Clone, PartialEq)]
 pub struct VertexParams {
     /// The Google Cloud project id; `None` only in express mode (an `api_key`).
     pub project: Option<Arc<str>>,
     /// The location (`us-central1`, ..., or `global`).
     pub location: Arc<str>,
-    /// The credentials exchanged for access tokens; `None` when the deployment's `api_key` is
-    /// sent instead.
+    /// The credentials exchanged for access tokens (the metadata server when nothing else is
+    /// configured); `None` when the deployment's `api_key` is sent instead.
     pub credentials: Option<GoogleCredentials>,
 }
 
@@ -172,13 +173,18 @@ pub struct WatsonxParams {
     pub token: Option<Secret>,
 }
 
-/// Where a Google service account's (or `gcloud` user's) credentials JSON is.
+/// Where a Google service account's (or `gcloud` user's) credentials JSON is, or the
+/// metadata server that hands out the attached service account's tokens.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum GoogleCredentials {
     /// A path to the JSON file, read when a token is first needed.
     File(Arc<str>),
     /// The JSON itself.
     Json(Secret),
+    /// The GCE/GKE/Cloud Run metadata server at this host (`metadata.google.internal`, or
+    /// `GCE_METADATA_HOST`, which may carry a port): the default service account's tokens
+    /// (workload identity), used when no credentials are configured.
+    Metadata(Arc<str>),
 }
 
 impl fmt::Display for GoogleCredentials {
@@ -188,6 +194,10 @@ impl fmt::Display for GoogleCredentials {
         match self {
             GoogleCredentials::File(path) => write!(f, "the credentials file {path}"),
             GoogleCredentials::Json(_) => f.write_str("the inline `vertex_credentials`"),
+            GoogleCredentials::Metadata(host) => write!(
+                f,
+                "the metadata server's default service account (no vertex_credentials; {host})"
+            ),
         }
     }
 }

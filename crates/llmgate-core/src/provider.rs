@@ -56,6 +56,13 @@ pub enum ProviderKind {
     Bedrock,
     /// `watsonx/`: IBM watsonx.ai's chat API, with IAM tokens from an API key.
     Watsonx,
+    /// `sagemaker/`: a SageMaker endpoint serving Hugging Face TGI's text generation
+    /// (`{"inputs", "parameters"}`), signed with AWS credentials.
+    Sagemaker,
+    /// `sagemaker_chat/`: a SageMaker endpoint serving OpenAI's chat API (TGI's messages API).
+    SagemakerChat,
+    /// `replicate/`: Replicate's predictions API.
+    Replicate,
     /// A provider that speaks OpenAI's API under its own name (`perplexity/`, `cerebras/`,
     /// ...): a row of [`COMPATIBLE`].
     Compatible(CompatId),
@@ -84,6 +91,9 @@ pub const ALL_PROVIDERS: &[ProviderKind] = &[
     ProviderKind::VertexAi,
     ProviderKind::Bedrock,
     ProviderKind::Watsonx,
+    ProviderKind::Sagemaker,
+    ProviderKind::SagemakerChat,
+    ProviderKind::Replicate,
 ];
 
 impl ProviderKind {
@@ -119,11 +129,14 @@ impl ProviderKind {
             ProviderKind::VertexAi => "vertex_ai",
             ProviderKind::Bedrock => "bedrock",
             ProviderKind::Watsonx => "watsonx",
+            ProviderKind::Sagemaker => "sagemaker",
+            ProviderKind::SagemakerChat => "sagemaker_chat",
+            ProviderKind::Replicate => "replicate",
         }
     }
 
     /// The base URL used when a deployment sets no `api_base`; `None` where one is required
-    /// (Azure, vLLM, Vertex AI, Bedrock, watsonx derive theirs from the deployment).
+    /// (Azure, vLLM, Vertex AI, Bedrock, SageMaker, watsonx derive theirs from the deployment).
     pub fn default_api_base(self) -> Option<&'static str> {
         Some(match self {
             ProviderKind::OpenAi => "https://api.openai.com/v1",
@@ -140,11 +153,14 @@ impl ProviderKind {
             ProviderKind::Ollama | ProviderKind::OllamaChat => "http://localhost:11434",
             ProviderKind::Anthropic => "https://api.anthropic.com",
             ProviderKind::Gemini => "https://generativelanguage.googleapis.com",
+            ProviderKind::Replicate => "https://api.replicate.com/v1",
             ProviderKind::Compatible(id) => return id.info().api_base,
             ProviderKind::Azure
             | ProviderKind::HostedVllm
             | ProviderKind::VertexAi
             | ProviderKind::Bedrock
+            | ProviderKind::Sagemaker
+            | ProviderKind::SagemakerChat
             | ProviderKind::Watsonx => return None,
         })
     }
@@ -169,11 +185,14 @@ impl ProviderKind {
             ProviderKind::Anthropic => "ANTHROPIC_API_KEY",
             ProviderKind::Gemini => "GEMINI_API_KEY",
             ProviderKind::Watsonx => "WATSONX_APIKEY",
+            ProviderKind::Replicate => "REPLICATE_API_KEY",
             ProviderKind::Compatible(id) => return id.info().api_key_env,
             ProviderKind::Ollama
             | ProviderKind::OllamaChat
             | ProviderKind::VertexAi
-            | ProviderKind::Bedrock => return None,
+            | ProviderKind::Bedrock
+            | ProviderKind::Sagemaker
+            | ProviderKind::SagemakerChat => return None,
         })
     }
 

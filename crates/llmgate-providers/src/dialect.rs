@@ -13,6 +13,9 @@
 //!   credentials(dep)        -> Some: an access token (cached; a failed exchange is the error)
 //!   stream()                   stream requests: Translate + /v1/completions is a 400 here
 //!   build(ctx)              -> the upstream request; errors here mean nothing was sent
+//!   follows()               -> true: the answer is a job (Replicate): each complete 2xx body
+//!                              goes to follow(): Done -> read_answer, Poll -> send again after
+//!                              a wait, Stream -> its answer is the stream (all under the deadline)
 //!   upstream::call             under the attempt's deadline
 //!     non-2xx               -> error(dep, status, headers, first 64 KiB)    -> redacted, Err
 //!     2xx, complete         -> upstream::collect (size-capped) -> read_answer(ctx, body)
@@ -97,6 +100,9 @@ pub(crate) fn of(kind: ProviderKind) -> Option<&'static dyn Dialect> {
         ProviderKind::Gemini => &crate::gemini::DIALECT,
         ProviderKind::VertexAi => &crate::vertex::DIALECT,
         ProviderKind::Watsonx => &crate::watsonx::DIALECT,
+        ProviderKind::Sagemaker => &crate::sagemaker::TGI,
+        ProviderKind::SagemakerChat => &crate::sagemaker::CHAT,
+        ProviderKind::Replicate => &crate::replicate::DIALECT,
         _ => return None,
     })
 }
@@ -202,6 +208,23 @@ impl std::fmt::Debug for Streaming {
     }
 }
 
+/// What comes after a complete 2xx answer of a provider whose requests start a job (see
+/// [`Dialect::follow`]).
+#[derive(Debug)]
+pub(crate) enum Follow {
+    /// The body is the answer: [`Dialect::read_answer`] reads it.
+    Done,
+    /// Not finished yet: send `req` once `after` has passed and follow its answer.
+    Poll {
+        /// The request that asks again.
+        req: Request<Full<Bytes>>,
+        /// How long to wait first.
+        after: std::time::Duration,
+    },
+    /// A stream: its events are read from `req`'s answer as [`Dialect::stream`] says.
+    Stream(Request<Full<Bytes>>),
+}
+
 /// A provider's wire format: the hooks [`crate::service`]'s `serve` calls, in this order.
 /// Implementations are `static`s, one per dialect folder, registered in [`of`].
 pub(crate) trait Dialect: Send + Sync + 'static {
@@ -251,6 +274,21 @@ pub(crate) trait Dialect: Send + Sync + 'static {
     /// Called once per attempt: keep it cheap (a clone of a few `Arc`s).
     fn credentials(&self, _dep: &DeploymentSpec) -> Option<crate::tokens::TokenKey> {
         None
+    }
+
+    /// Whether a request starts a job whose first answer is read whole (stream requests
+    /// included) and handed to [`Dialect::follow`]. The default (`false`): the answer is the
+    /// answer, or the stream.
+    fn follows(&self) -> bool {
+        false
+    }
+
+    /// Called, when [`Dialect::follows`], with each complete 2xx body (the job's creation,
+    /// then each poll's, `polls` counting them) before anything reaches the client: what
+    /// comes next. The whole exchange runs under the attempt's deadline. The default:
+    /// [`Follow::Done`].
+    fn follow(&self, _ctx: &Ctx<'_>, _body: &Bytes, _polls: u32) -> Result<Follow, Error> {
+        Ok(Follow::Done)
     }
 
     /// Called for [`Framing::AwsEventStream`] only, with the 2xx body: its decoded events.

@@ -25,10 +25,11 @@
 //! OpenAI's API as it is for OpenAI, Azure OpenAI, OpenRouter, Groq, Mistral, NVIDIA NIM,
 //! DeepSeek, Together, Fireworks, xAI, LM Studio, Hugging Face and hosted vLLM; native dialects,
 //! translated both ways, for Anthropic (Messages API), Gemini (generateContent), Ollama
-//! (`/api/chat`, `/api/generate`, `/api/embed`), Bedrock (Converse, SigV4) Vertex AI (Gemini
-//! and Anthropic's models, with Google service-account tokens) and IBM watsonx.ai (its chat
-//! API, with IAM tokens). [`supports`] says which
-//! providers this build serves.
+//! (`/api/chat`, `/api/generate`, `/api/embed`), Bedrock (Converse, SigV4), Vertex AI (Gemini
+//! and Anthropic's models, with Google service-account, user or metadata-server tokens), IBM
+//! watsonx.ai (its chat and embeddings APIs, with IAM tokens), SageMaker endpoints (TGI's
+//! text generation or messages API, SigV4) and Replicate (predictions, polled or streamed).
+//! [`supports`] says which providers this build serves.
 //!
 //! # Example
 //!
@@ -67,8 +68,12 @@ mod gemini;
 mod mock;
 mod ollama;
 mod openai_compat;
+mod prompt;
 mod redact;
+mod replicate;
+mod sagemaker;
 mod service;
+mod text_stream;
 mod tokens;
 mod upstream;
 mod upstream_error;

@@ -27,7 +27,7 @@ use llmgate_core::{
 use crate::client::UpstreamClient;
 use crate::dialect::passthrough::{self, Relay};
 use crate::dialect::relay::{self, TranslatedRelay};
-use crate::dialect::{self, Ctx, Dialect, Streaming};
+use crate::dialect::{self, Ctx, Dialect, Follow, Streaming};
 use crate::error::Error;
 use crate::mock;
 use crate::upstream::{self, Deadline, StreamSlots};
@@ -203,6 +203,9 @@ async fn serve(
     }
     let req = dialect.build(&ctx)?;
     let deadline = Deadline::pick(&llm, &dep, stream, inner.client.default_timeout);
+    if dialect.follows() {
+        return serve_job(inner, dialect, &ctx, req, deadline, &dep).await;
+    }
     tracing::debug!(
         deployment = %dep.id,
         provider = %dep.provider,
@@ -227,6 +230,62 @@ async fn serve(
     .await?;
     let answered = dialect.read_answer(&ctx, bytes)?;
     Ok(upstream::answer(answered.json, answered.usage, dep))
+}
+
+/// What a followed job ends in.
+enum Job {
+    /// The complete answer's body.
+    Answer(bytes::Bytes),
+    /// The stream's answer.
+    Stream(Response<Incoming>),
+}
+
+/// Serves a provider whose requests start a job: sends `req`, then what
+/// [`Dialect::follow`] asks for, until an answer or a stream, all under `deadline`.
+async fn serve_job(
+    inner: &Inner,
+    dialect: &'static dyn Dialect,
+    ctx: &Ctx<'_>,
+    req: http::Request<http_body_util::Full<bytes::Bytes>>,
+    deadline: Option<Deadline>,
+    dep: &Deployment,
+) -> Result<Response<BoxBody>, Error> {
+    let read_error = |d: &DeploymentSpec, status, headers: &HeaderMap, body: &[u8]| {
+        dialect.error(d, status, headers, body)
+    };
+    let job = Deadline::run(deadline, dep, async {
+        let (mut req, mut polls) = (req, 0);
+        loop {
+            let res = upstream::call(&inner.client, req, dep, &read_error).await?;
+            let (parts, body) = res.into_parts();
+            let bytes = upstream::collect(dep, &parts.headers, body, inner.max_response).await?;
+            let next = dialect.follow(ctx, &bytes, polls);
+            match next.map_err(|e| crate::redact::error(e, dep))? {
+                Follow::Done => return Ok(Job::Answer(bytes)),
+                Follow::Poll { req: next, after } => {
+                    tokio::time::sleep(after).await;
+                    req = next;
+                    polls += 1;
+                }
+                Follow::Stream(next) => {
+                    let res = upstream::call(&inner.client, next, dep, &read_error).await?;
+                    return Ok(Job::Stream(res));
+                }
+            }
+        }
+    })
+    .await?;
+    match job {
+        Job::Answer(bytes) => {
+            let answered = dialect.read_answer(ctx, bytes)?;
+            Ok(upstream::answer(answered.json, answered.usage, dep.clone()))
+        }
+        Job::Stream(res) => {
+            let slots = StreamSlots::default();
+            let body = stream_body(inner, dialect, ctx, res, &slots, dep)?;
+            Ok(upstream::stream(body, slots, dep.clone()))
+        }
+    }
 }
 
 /// The client's body for a 2xx stream answer, as the dialect's [`Streaming`] says.

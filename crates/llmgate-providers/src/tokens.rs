@@ -1,6 +1,7 @@
 //! [`Tokens`]: short-lived access tokens, one per set of credentials, shared by every deployment
-//! and request that uses them: Google's for Vertex AI (a service account's signed JWT, see
-//! [`crate::vertex`]), IBM Cloud IAM's for watsonx.ai (an API key, see [`crate::watsonx`]).
+//! and request that uses them: Google's for Vertex AI (a service account's signed JWT, a user's
+//! refresh token, or the metadata server's default service account, see [`crate::vertex`]),
+//! IBM Cloud IAM's for watsonx.ai (an API key, see [`crate::watsonx`]).
 //!
 //! A token is used until it is *stale* (half its life left, at most five minutes before it
 //! expires); the first request after that starts one refresh in the background and keeps
@@ -263,29 +264,17 @@ async fn issue(
     credentials: &TokenKey,
     limit: Duration,
 ) -> Result<auth::Issued, Failure> {
-    let refused = |detail: String| (StatusCode::UNAUTHORIZED, detail);
-    let (url, body) = match credentials {
-        TokenKey::Google(google) => {
-            let text = match google {
-                GoogleCredentials::File(path) => std::fs::read_to_string(&**path)
-                    .map_err(|e| refused(format!("it cannot be read ({e})")))?,
-                GoogleCredentials::Json(json) => json.expose().to_owned(),
-            };
-            let account = auth::parse(&text).map_err(|e| refused(format!("it {e}")))?;
-            let body = account
-                .token_request(crate::dialect::now())
-                .map_err(refused)?;
-            (account.token_uri().to_owned(), body)
-        }
+    let (url, ask) = match credentials {
+        TokenKey::Google(google) => google_ask(google)?,
         TokenKey::IbmApiKey { api_key, iam_url } => (
             iam_url.to_string(),
-            format!(
+            Ask::Form(format!(
                 "grant_type=urn%3Aibm%3Aparams%3Aoauth%3Agrant-type%3Aapikey&apikey={}",
                 auth::form_encode(api_key.expose())
-            ),
+            )),
         ),
     };
-    let (status, answer) = post_form(client, &url, body, limit).await?;
+    let (status, answer) = fetch(client, &url, ask, limit).await?;
     if !status.is_success() {
         let out = if status.is_client_error() && status != StatusCode::TOO_MANY_REQUESTS {
             StatusCode::UNAUTHORIZED
@@ -298,12 +287,47 @@ async fn issue(
     auth::read_token(&answer).map_err(|e| (StatusCode::SERVICE_UNAVAILABLE, e))
 }
 
-/// `POST`s the form `body` to `url` within `limit`: the answer's status and (at most
+/// Where and how a token for Google credentials is asked for.
+fn google_ask(google: &GoogleCredentials) -> Result<(String, Ask), Failure> {
+    let refused = |detail: String| (StatusCode::UNAUTHORIZED, detail);
+    let text = match google {
+        GoogleCredentials::Metadata(host) => return Ok((metadata_token_url(host), Ask::Metadata)),
+        GoogleCredentials::File(path) => std::fs::read_to_string(&**path)
+            .map_err(|e| refused(format!("it cannot be read ({e})")))?,
+        GoogleCredentials::Json(json) => json.expose().to_owned(),
+    };
+    let account = auth::parse(&text).map_err(|e| refused(format!("it {e}")))?;
+    let body = account
+        .token_request(crate::dialect::now())
+        .map_err(refused)?;
+    Ok((account.token_uri().to_owned(), Ask::Form(body)))
+}
+
+/// The metadata server's token URL for the default service account, asking for
+/// [`auth::SCOPE`] as Google's libraries do.
+fn metadata_token_url(host: &str) -> String {
+    let host = host.trim().trim_end_matches('/');
+    let host = host.strip_prefix("http://").unwrap_or(host);
+    format!(
+        "http://{host}/computeMetadata/v1/instance/service-accounts/default/token?scopes={}",
+        auth::form_encode(auth::SCOPE)
+    )
+}
+
+/// How a token is asked for.
+enum Ask {
+    /// `POST` this `application/x-www-form-urlencoded` body (OAuth's token endpoints).
+    Form(String),
+    /// `GET` with `Metadata-Flavor: Google` (the metadata server).
+    Metadata,
+}
+
+/// Asks `url` as `ask` says within `limit`: the answer's status and (at most
 /// [`ANSWER_LIMIT`] of) its body.
-async fn post_form(
+async fn fetch(
     client: &UpstreamClient,
     url: &str,
-    body: String,
+    ask: Ask,
     limit: Duration,
 ) -> Result<(StatusCode, Bytes), Failure> {
     let uri = Uri::try_from(url).map_err(|_| {
@@ -312,13 +336,24 @@ async fn post_form(
             "its token endpoint is not a URL".to_owned(),
         )
     })?;
-    let mut req = Request::new(Full::new(Bytes::from(body)));
-    *req.method_mut() = Method::POST;
+    let mut req = match ask {
+        Ask::Form(body) => {
+            let mut req = Request::new(Full::new(Bytes::from(body)));
+            *req.method_mut() = Method::POST;
+            req.headers_mut().insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static("application/x-www-form-urlencoded"),
+            );
+            req
+        }
+        Ask::Metadata => {
+            let mut req = Request::new(Full::new(Bytes::new()));
+            req.headers_mut()
+                .insert("metadata-flavor", HeaderValue::from_static("Google"));
+            req
+        }
+    };
     *req.uri_mut() = uri;
-    req.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("application/x-www-form-urlencoded"),
-    );
     let unavailable = |detail: String| (StatusCode::SERVICE_UNAVAILABLE, detail);
     tokio::time::timeout(limit, async {
         let res = client.inner.request(req).await.map_err(|e| {
@@ -346,6 +381,19 @@ async fn post_form(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn metadata_urls() {
+        let scopes = "?scopes=https%3A%2F%2Fwww.googleapis.com%2Fauth%2Fcloud-platform";
+        assert_eq!(
+            metadata_token_url("metadata.google.internal"),
+            format!("http://metadata.google.internal/computeMetadata/v1/instance/service-accounts/default/token{scopes}")
+        );
+        assert_eq!(
+            metadata_token_url("http://127.0.0.1:8080/"),
+            format!("http://127.0.0.1:8080/computeMetadata/v1/instance/service-accounts/default/token{scopes}")
+        );
+    }
 
     #[test]
     fn a_token_goes_stale_before_it_expires() {

@@ -4,6 +4,7 @@
 //! | request | answer |
 //! |---|---|
 //! | `POST /token`, `grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer&assertion=<JWT>` | `{"access_token": "ya29.mock-<n>", "expires_in": <lifetime>, "token_type": "Bearer"}` |
+//! | `POST /token`, `grant_type=refresh_token&client_id=..&client_secret=..&refresh_token=..` (a user's ADC, [`authorized_user_json`]) | the same; a wrong client is 401 `invalid_client`, a wrong refresh token 400 `invalid_grant` |
 //!
 //! The mock checks the assertion as Google does: an RS256 JWT whose signature verifies with
 //! the test account's public key, whose `iss` is the account's email, `aud` the token URL it
@@ -42,6 +43,29 @@ pub const TEST_CLIENT_EMAIL: &str = "llmgate-test@llmgate-test.iam.gserviceaccou
 pub const TEST_KEY_ID: &str = "0123456789abcdef0123456789abcdef01234567";
 
 const SCOPE: &str = "https://www.googleapis.com/auth/cloud-platform";
+
+/// The test user's OAuth client id (in [`authorized_user_json`]).
+pub const TEST_USER_CLIENT_ID: &str = "llmgate-test.apps.googleusercontent.com";
+/// The test user's OAuth client secret.
+pub const TEST_USER_CLIENT_SECRET: &str = "llmgate-test-client-secret";
+/// The test user's refresh token.
+pub const TEST_USER_REFRESH_TOKEN: &str = "1//llmgate-test-refresh-token";
+
+/// A user's application-default credentials, as `gcloud auth application-default login`
+/// writes them, for the test user, with `token_uri` (the mock's
+/// [`MockProvider::token_url`]; `gcloud` leaves it out, meaning Google's).
+#[must_use]
+pub fn authorized_user_json(token_uri: &str) -> String {
+    json!({
+        "type": "authorized_user",
+        "client_id": TEST_USER_CLIENT_ID,
+        "client_secret": TEST_USER_CLIENT_SECRET,
+        "refresh_token": TEST_USER_REFRESH_TOKEN,
+        "token_uri": token_uri,
+        "universe_domain": "googleapis.com",
+    })
+    .to_string()
+}
 
 /// A service account key file's JSON, as the Cloud console downloads it, for the test key,
 /// with `token_uri` (the mock's [`MockProvider::token_url`]) and `project_id`.
@@ -179,6 +203,12 @@ impl Dialect for TokenEndpoint {
                 .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
                 .map(str::to_owned)
         };
+        if field("grant_type").as_deref() == Some("refresh_token") {
+            if let Some(refused) = refresh_refused(&field) {
+                return refused;
+            }
+            return self.issue(ctx);
+        }
         if field("grant_type").as_deref()
             != Some("urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer")
         {
@@ -191,6 +221,29 @@ impl Dialect for TokenEndpoint {
         {
             return oauth_error("invalid_grant", why);
         }
+        self.issue(ctx)
+    }
+}
+
+/// Google's refusal of a refresh-token grant, if it refuses it.
+fn refresh_refused(field: &dyn Fn(&str) -> Option<String>) -> Option<Reply> {
+    let client_ok = field("client_id").as_deref() == Some(TEST_USER_CLIENT_ID)
+        && field("client_secret").as_deref() == Some(TEST_USER_CLIENT_SECRET);
+    if !client_ok {
+        let mut reply = oauth_error("invalid_client", "The OAuth client was not found.");
+        if let Reply::Full { status, .. } = &mut reply {
+            *status = StatusCode::UNAUTHORIZED;
+        }
+        return Some(reply);
+    }
+    let refresh = field("refresh_token").map(|t| t.replace("%2F", "/"));
+    (refresh.as_deref() != Some(TEST_USER_REFRESH_TOKEN))
+        .then(|| oauth_error("invalid_grant", "Bad Request"))
+}
+
+impl TokenEndpoint {
+    /// A fresh token's answer.
+    fn issue(&self, ctx: &Ctx) -> Reply {
         let token = self.tokens.issue("ya29.mock-", ctx.seq);
         let mut headers = HeaderMap::new();
         headers.insert(

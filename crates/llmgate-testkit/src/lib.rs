@@ -13,8 +13,12 @@
 //!   [`MockProvider::start_vertex`] speaks Vertex AI's (Gemini's and Anthropic's models) and
 //!   [`MockProvider::start_google_token`] Google's OAuth token endpoint, which checks the
 //!   JWTs a test service account ([`service_account_json`]) signs;
-//!   [`MockProvider::start_watsonx`] IBM watsonx.ai's chat API and
-//!   [`MockProvider::start_ibm_iam`] IBM Cloud IAM's token endpoint.
+//!   [`MockProvider::start_gce_metadata`] the metadata server's token endpoint (workload
+//!   identity); [`MockProvider::start_watsonx`] IBM watsonx.ai's chat API and
+//!   [`MockProvider::start_ibm_iam`] IBM Cloud IAM's token endpoint;
+//!   [`MockProvider::start_sagemaker`] SageMaker's runtime with a TGI container
+//!   ([`sagemaker`]); [`MockProvider::start_replicate`] Replicate's predictions API
+//!   ([`replicate`]).
 //! - **Behaviours.** Each request is answered with a [`Behaviour`]: the next one queued with
 //!   [`MockProvider::push`], else the default ([`MockProvider::set_default`], initially
 //!   [`Behaviour::Ok`]). Behaviours cover custom replies, error statuses with headers,
@@ -79,16 +83,20 @@ pub mod bedrock;
 mod behaviour;
 mod gemini;
 mod google;
+mod metadata;
 mod ollama;
 mod openai;
 mod proxy;
+pub mod replicate;
+pub mod sagemaker;
 mod server;
 mod vertex;
 mod watsonx;
 
 pub use behaviour::{Behaviour, Gate};
 pub use google::{
-    service_account_json, AccessTokens, TEST_CLIENT_EMAIL, TEST_KEY_ID, TEST_PRIVATE_KEY_PEM,
+    authorized_user_json, service_account_json, AccessTokens, TEST_CLIENT_EMAIL, TEST_KEY_ID,
+    TEST_PRIVATE_KEY_PEM, TEST_USER_CLIENT_ID, TEST_USER_CLIENT_SECRET, TEST_USER_REFRESH_TOKEN,
 };
 pub use proxy::{FaultProxy, Mode as FaultMode};
 pub use server::{MockProvider, Recorded};

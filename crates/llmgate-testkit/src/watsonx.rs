@@ -5,6 +5,7 @@
 //! | `POST /identity/token`, `grant_type=urn:ibm:params:oauth:grant-type:apikey&apikey=<key>` | `{"access_token": "iam.mock-<n>", "refresh_token": "not_supported", "token_type": "Bearer", "expires_in", "expiration", "scope": "ibm openid"}`; an unknown key: 400 `{"errorCode": "BXNIM0415E", "errorMessage": "Provided API key could not be found."}` |
 //! | `POST /ml/v1/text/chat?version=<date>` | `{"id", "model_id", "model", "created", "choices": [{"index", "message", "finish_reason"}], "usage", ...}` |
 //! | `POST /ml/v1/text/chat_stream?version=<date>` | SSE `id: n` / `event: message` / `data: {...}` events with `choices[].delta`, the last with `finish_reason` and `usage`; then the body ends |
+//! | `POST /ml/v1/text/embeddings?version=<date>` | `{"model_id", "results": [{"embedding": [16 floats]}], "created_at", "input_token_count"}` |
 //!
 //! The chat mock wants `Authorization: Bearer` with a token the IAM mock issued and that has
 //! not expired (401 otherwise), a `version` query, `model_id`, `project_id` or `space_id`,
@@ -12,6 +13,9 @@
 //! `{"errors": [{"code", "message"}], "status_code"}` otherwise). The reply is
 //! `"mock reply to: <last user text>"`; with `tools` and `tool_choice_option: "required"` (or
 //! a named `tool_choice`) the model calls the first (or named) tool with `{"mock": true}`.
+//! The embeddings mock wants the same token and `version`, `model_id`, a project or space,
+//! `inputs` as a list of strings and no `input` or `model` (400 otherwise); each vector is
+//! the OpenAI mock's for the same text, and `input_token_count` counts words.
 
 use std::io;
 use std::sync::Arc;
@@ -22,6 +26,7 @@ use http::{HeaderMap, Method, StatusCode};
 use serde_json::{json, Value};
 
 use crate::google::AccessTokens;
+use crate::openai::embeddings::{embed, DEFAULT_DIMENSIONS};
 use crate::openai::{count_tokens, pieces};
 use crate::server::{Ctx, Dialect, MockProvider, Recorded, Reply};
 
@@ -181,8 +186,9 @@ impl Dialect for Watsonx {
 
     fn respond(&self, req: &Recorded, content: Option<&str>, ctx: &Ctx) -> Reply {
         let stream = match req.path.as_str() {
-            "/ml/v1/text/chat" => false,
-            "/ml/v1/text/chat_stream" => true,
+            "/ml/v1/text/chat" => Some(false),
+            "/ml/v1/text/chat_stream" => Some(true),
+            "/ml/v1/text/embeddings" => None,
             _ => return wx_error(StatusCode::NOT_FOUND, "not_found", "Not Found"),
         };
         if req.method != Method::POST {
@@ -206,6 +212,9 @@ impl Dialect for Watsonx {
                 "Missing query parameter `version`",
             );
         }
+        let Some(stream) = stream else {
+            return embeddings(&req.json);
+        };
         if let Some(why) = invalid(&req.json) {
             return wx_error(StatusCode::BAD_REQUEST, "json_validation_error", &why);
         }
@@ -216,6 +225,38 @@ impl Dialect for Watsonx {
             json_reply(StatusCode::OK, &answer.full())
         }
     }
+}
+
+/// `text/embeddings`: the OpenAI mock's vector for each input.
+fn embeddings(body: &Value) -> Reply {
+    let inputs: Option<Vec<&str>> = body["inputs"]
+        .as_array()
+        .and_then(|items| items.iter().map(Value::as_str).collect());
+    let why = if body.get("input").is_some() || body.get("model").is_some() {
+        Some("Json fields `input` and `model` are not allowed")
+    } else if body["model_id"].as_str().is_none() {
+        Some("Missing required field: model_id")
+    } else if body.get("project_id").is_none() && body.get("space_id").is_none() {
+        Some("Either project_id or space_id must be specified")
+    } else if inputs.is_none() {
+        Some("Json field `inputs` must be a list of strings")
+    } else {
+        None
+    };
+    if let Some(why) = why {
+        return wx_error(StatusCode::BAD_REQUEST, "json_validation_error", why);
+    }
+    let inputs = inputs.unwrap_or_default();
+    let results: Vec<Value> = inputs
+        .iter()
+        .map(|t| json!({"embedding": embed(t, DEFAULT_DIMENSIONS)}))
+        .collect();
+    let tokens: u64 = inputs.iter().map(|t| count_tokens(t)).sum();
+    json_reply(
+        StatusCode::OK,
+        &json!({"model_id": body["model_id"], "results": results,
+                "created_at": "2024-10-27T00:00:00.000Z", "input_token_count": tokens}),
+    )
 }
 
 struct Answer {

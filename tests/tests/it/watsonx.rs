@@ -133,3 +133,59 @@ async fn a_wrong_api_key_is_a_401_naming_iam() {
     assert_eq!(e["code"], "watsonx_credentials");
     assert_eq!(ibm.watsonx.request_count(), 0);
 }
+
+#[tokio::test]
+async fn watsonx_embeddings_with_the_same_iam_token() {
+    let ibm = Ibm::start().await;
+    let gw = ibm.gateway(KEY).await;
+    let body = json!({"model": "granite", "input": ["one two", "three"],
+                      "truncate_input_tokens": 128});
+    let res = gw.post("/v1/embeddings", &body).await;
+    assert_eq!(res.status, 200, "{}", res.text());
+    let v = res.json();
+    assert_eq!(v["object"], "list");
+    assert_eq!(v["data"].as_array().unwrap().len(), 2);
+    assert_eq!(v["data"][1]["index"], 1);
+    assert_eq!(v["data"][0]["embedding"].as_array().unwrap().len(), 16);
+    assert_eq!(v["usage"], json!({"prompt_tokens": 3, "total_tokens": 3}));
+    let up = ibm.watsonx.last_request().unwrap();
+    assert_eq!(
+        up.path_and_query,
+        "/ml/v1/text/embeddings?version=2024-05-31"
+    );
+    assert_eq!(up.bearer_token(), Some("iam.mock-1"));
+    assert_eq!(
+        up.json,
+        json!({"inputs": ["one two", "three"], "model_id": "ibm/granite-3-8b-instruct",
+               "project_id": "proj-123", "parameters": {"truncate_input_tokens": 128}})
+    );
+
+    // base64 is encoded by the gateway; a token-id input is refused before anything is sent.
+    let body = json!({"model": "granite", "input": "one", "encoding_format": "base64"});
+    let v = gw.post("/v1/embeddings", &body).await.json();
+    assert!(v["data"][0]["embedding"].is_string(), "{v}");
+    let body = json!({"model": "granite", "input": [1, 2, 3]});
+    gw.post("/v1/embeddings", &body).await.openai_error(400);
+    assert_eq!(ibm.watsonx.request_count(), 2);
+    assert_eq!(ibm.iam.request_count(), 1);
+
+    // watsonx's own error body keeps its status, message and code.
+    ibm.watsonx.push(llmgate_tests::Behaviour::json(
+        400,
+        &json!({"errors": [{"code": "model_not_supported",
+                            "message": "Model 'ibm/granite-3-8b-instruct' is not supported for this function"}],
+                "trace": "t", "status_code": 400}),
+    ));
+    let e = gw
+        .post("/v1/embeddings", &json!({"model": "granite", "input": "x"}))
+        .await
+        .openai_error(400);
+    assert_eq!(e["code"], "model_not_supported");
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("is not supported for this function"),
+        "{e}"
+    );
+}

@@ -70,7 +70,7 @@ fn short_name(raw: &str) -> &str {
 }
 
 /// The error for a non-2xx answer.
-pub(super) fn from_response(
+pub(crate) fn from_response(
     dep: &DeploymentSpec,
     status: StatusCode,
     headers: &HeaderMap,
@@ -123,7 +123,7 @@ pub(super) fn from_response(
 }
 
 /// The error for an exception (or error) message in a stream.
-pub(super) fn from_stream(
+pub(crate) fn from_stream(
     provider: ProviderKind,
     deployment: Arc<str>,
     exception_type: &str,

@@ -33,7 +33,7 @@ const MAX_MESSAGE_LEN: usize = 16 * 1024 * 1024;
 const MIN_MESSAGE_LEN: usize = 16;
 
 /// Decodes a ConverseStream body.
-pub(super) fn decode(body: Incoming) -> EventStreamBox {
+pub(crate) fn decode(body: Incoming) -> EventStreamBox {
     Box::pin(Frames::new(BodyDataStream::new(body)).map(|e| e.map_err(Broken::Cause)))
 }
 

@@ -33,11 +33,11 @@ use crate::error::Error;
 
 mod answer;
 mod embeddings;
-mod error;
-mod eventstream;
+pub(crate) mod error;
+pub(crate) mod eventstream;
 mod messages;
 mod request;
-mod sign;
+pub(crate) mod sign;
 mod stream;
 
 /// The Bedrock dialect.
@@ -159,7 +159,7 @@ fn url(dep: &DeploymentSpec, operation: Operation) -> Result<Uri, Error> {
 
 /// Percent-encodes everything but RFC 3986's unreserved characters (so `:` and `/` in model
 /// ids and ARNs stay inside one path segment).
-fn percent_encode(s: &str, out: &mut String) {
+pub(crate) fn percent_encode(s: &str, out: &mut String) {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
@@ -174,7 +174,7 @@ fn percent_encode(s: &str, out: &mut String) {
 
 /// A fresh OpenAI-style id, `{prefix}-` and 24 random alphanumerics (Bedrock's answers have
 /// no id of their own).
-fn new_id(prefix: &str) -> String {
+pub(crate) fn new_id(prefix: &str) -> String {
     let mut id = String::with_capacity(prefix.len() + 25);
     id.push_str(prefix);
     id.push('-');

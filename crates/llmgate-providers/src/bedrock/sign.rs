@@ -1,5 +1,6 @@
 //! The upstream request's head and its authentication: AWS Signature Version 4 (service
-//! `bedrock`) with the deployment's AWS credentials, else a Bedrock API key as a bearer token.
+//! `bedrock`, or `sagemaker` for SageMaker's runtime, see [`Service`]) with the deployment's
+//! AWS credentials, else (Bedrock only) a Bedrock API key as a bearer token.
 //!
 //! Signing uses `aws-sigv4` (AWS's own signer, without the SDK's config loader or HTTP stack):
 //! SigV4 has enough corner cases (double-encoded paths, header canonicalisation, session
@@ -23,8 +24,29 @@ use llmgate_core::DeploymentSpec;
 
 use crate::error::Error;
 
-/// The SigV4 service name of Bedrock's runtime API.
-const SERVICE: &str = "bedrock";
+/// An AWS runtime API the deployment's credentials sign for.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Service {
+    /// The SigV4 service name.
+    name: &'static str,
+    /// Whether an `api_key` is sent as a bearer token when there are no AWS credentials.
+    bearer_key: bool,
+}
+
+/// Bedrock's runtime (`bedrock-runtime.{region}.amazonaws.com`).
+pub(crate) const BEDROCK: Service = Service {
+    name: "bedrock",
+    bearer_key: true,
+};
+
+/// SageMaker's runtime (`runtime.sagemaker.{region}.amazonaws.com`).
+pub(crate) const SAGEMAKER: Service = Service {
+    name: "sagemaker",
+    bearer_key: false,
+};
+
+/// The `Accept` of a request whose answer is AWS's event stream.
+pub(crate) const EVENT_STREAM: &str = "application/vnd.amazon.eventstream";
 
 /// AWS credentials for one signature.
 #[derive(Debug, Clone, Copy)]
@@ -34,11 +56,30 @@ pub(super) struct Keys<'a> {
     pub(super) session_token: Option<&'a str>,
 }
 
-/// The complete upstream request: `POST uri` with `body`, authenticated.
+/// The complete Bedrock request: `POST uri` with `body`, authenticated.
 pub(super) fn request(
     dep: &DeploymentSpec,
     uri: Uri,
     stream: bool,
+    body: Bytes,
+) -> Result<Request<Full<Bytes>>, Error> {
+    let accept = if stream {
+        EVENT_STREAM
+    } else {
+        "application/json"
+    };
+    signed(BEDROCK, dep, uri, accept, &[], body)
+}
+
+/// The complete upstream request to `service`: `POST uri` with the JSON `body`, `accept`,
+/// `extra` headers, then the deployment's own, signed (or with a bearer key, or unsigned, as
+/// the module docs say).
+pub(crate) fn signed(
+    service: Service,
+    dep: &DeploymentSpec,
+    uri: Uri,
+    accept: &'static str,
+    extra: &[(http::HeaderName, HeaderValue)],
     body: Bytes,
 ) -> Result<Request<Full<Bytes>>, Error> {
     let host = uri
@@ -49,17 +90,13 @@ pub(super) fn request(
     *req.method_mut() = Method::POST;
     *req.uri_mut() = uri;
     let headers = req.headers_mut();
-    headers.reserve(5 + dep.headers.len());
+    headers.reserve(5 + extra.len() + dep.headers.len());
     headers.insert(HOST, host);
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    headers.insert(
-        ACCEPT,
-        HeaderValue::from_static(if stream {
-            "application/vnd.amazon.eventstream"
-        } else {
-            "application/json"
-        }),
-    );
+    headers.insert(ACCEPT, HeaderValue::from_static(accept));
+    for (name, value) in extra {
+        headers.insert(name.clone(), value.clone());
+    }
     // The deployment's headers win over ours (first occurrence replaces, repeats append).
     for (i, (name, value)) in dep.headers.iter().enumerate() {
         if dep.headers[..i].iter().any(|(n, _)| n == name) {
@@ -73,13 +110,20 @@ pub(super) fn request(
     }
     if let Some(keys) = keys(dep) {
         let region = region(dep)?;
-        sign_with(&mut req, &body, keys, &region, SERVICE, SystemTime::now())
-            .map_err(|e| Error::config(dep, format!("could not sign the request: {e}")))?;
+        sign_with(
+            &mut req,
+            &body,
+            keys,
+            &region,
+            service.name,
+            SystemTime::now(),
+        )
+        .map_err(|e| Error::config(dep, format!("could not sign the request: {e}")))?;
     } else if let Some(key) = dep
         .api_key
         .as_ref()
         .map(|k| k.expose())
-        .filter(|k| !k.is_empty())
+        .filter(|k| !k.is_empty() && service.bearer_key)
     {
         // A Bedrock API key (AWS_BEARER_TOKEN_BEDROCK).
         let mut value = HeaderValue::from_str(&format!("Bearer {key}")).map_err(|_| {
@@ -110,8 +154,9 @@ fn keys(dep: &DeploymentSpec) -> Option<Keys<'_>> {
 }
 
 /// The signing region: `aws_region_name`, else the one in a
-/// `bedrock-runtime[-fips].{region}.amazonaws.com[.cn]` host.
-pub(super) fn region(dep: &DeploymentSpec) -> Result<Cow<'_, str>, Error> {
+/// `bedrock-runtime[-fips].{region}.amazonaws.com[.cn]` or
+/// `runtime[-fips].sagemaker.{region}.amazonaws.com[.cn]` host.
+pub(crate) fn region(dep: &DeploymentSpec) -> Result<Cow<'_, str>, Error> {
     if let Some(r) = dep
         .aws
         .as_ref()
@@ -129,15 +174,21 @@ pub(super) fn region(dep: &DeploymentSpec) -> Result<Cow<'_, str>, Error> {
             Error::config(
                 dep,
                 "cannot tell the AWS region to sign for: set `aws_region_name` (the `api_base` \
-                 host is not bedrock-runtime.{region}.amazonaws.com)",
+                 host is not bedrock-runtime.{region}.amazonaws.com or \
+                 runtime.sagemaker.{region}.amazonaws.com)",
             )
         })
 }
 
 fn region_of_host(host: &str) -> Option<&str> {
-    let rest = host
-        .strip_prefix("bedrock-runtime.")
-        .or_else(|| host.strip_prefix("bedrock-runtime-fips."))?;
+    let rest = [
+        "bedrock-runtime.",
+        "bedrock-runtime-fips.",
+        "runtime.sagemaker.",
+        "runtime-fips.sagemaker.",
+    ]
+    .iter()
+    .find_map(|p| host.strip_prefix(p))?;
     let region = rest
         .strip_suffix(".amazonaws.com")
         .or_else(|| rest.strip_suffix(".amazonaws.com.cn"))?;
@@ -324,6 +375,8 @@ mod tests {
         assert_eq!(region(&d).unwrap(), "us-east-1");
         let d = dep(None, "https://bedrock-runtime.cn-north-1.amazonaws.com.cn");
         assert_eq!(region(&d).unwrap(), "cn-north-1");
+        let d = dep(None, "https://runtime.sagemaker.eu-central-1.amazonaws.com");
+        assert_eq!(region(&d).unwrap(), "eu-central-1");
         for base in [
             "http://127.0.0.1:1",
             "https://bedrock-runtime.amazonaws.com",

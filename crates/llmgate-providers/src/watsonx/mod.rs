@@ -25,7 +25,10 @@
 //! - **Errors**: `{"errors": [{"code", "message"}], "status_code"}` keeps its status, the
 //!   first error's message and code.
 //!
-//! Embeddings and legacy completions are not served yet (400 `unsupported_endpoint`).
+//! - **Embeddings** (`/v1/embeddings`): `POST {api_base}/ml/v1/text/embeddings?version=..`,
+//!   see [`embeddings`]. A `deployment/<id>` model has no embeddings route (400).
+//!
+//! Legacy completions are not served (400 `unsupported_endpoint`).
 
 use bytes::Bytes;
 use http::header::{HeaderValue, AUTHORIZATION};
@@ -40,6 +43,7 @@ use crate::dialect::{
 use crate::error::Error;
 use crate::tokens::TokenKey;
 
+mod embeddings;
 mod stream;
 
 /// The chat API's `version` when the deployment sets no `api_version`.
@@ -54,17 +58,22 @@ pub(crate) static DIALECT: Watsonx = Watsonx;
 
 impl Dialect for Watsonx {
     fn build(&self, ctx: &Ctx<'_>) -> Result<Request<Full<Bytes>>, Error> {
-        match (ctx.llm.endpoint(), ctx.llm.body()) {
-            (Endpoint::ChatCompletions, LlmBody::Chat(_)) => {}
-            (Endpoint::Completions, _) => return Err(ctx.unsupported_endpoint("/v1/completions")),
+        let deployment = ctx.dep.model.strip_prefix("deployment/");
+        let (body, uri) = match (ctx.llm.endpoint(), ctx.llm.body()) {
+            (Endpoint::ChatCompletions, LlmBody::Chat(_)) => (
+                body(ctx, deployment.is_none())?,
+                url(ctx.dep, deployment, Method::Chat(ctx.llm.is_stream()))?,
+            ),
+            (Endpoint::Embeddings, LlmBody::Embedding(r)) if deployment.is_none() => (
+                embeddings::body(ctx, r)?,
+                url(ctx.dep, None, Method::Embeddings)?,
+            ),
             (Endpoint::Embeddings, _) => return Err(ctx.unsupported_endpoint("/v1/embeddings")),
+            (Endpoint::Completions, _) => return Err(ctx.unsupported_endpoint("/v1/completions")),
             (Endpoint::ChatCompletions, _) => {
                 return Err(ctx.unsupported_endpoint("/v1/chat/completions"))
             }
-        }
-        let deployment = ctx.dep.model.strip_prefix("deployment/");
-        let body = body(ctx, deployment.is_none())?;
-        let uri = url(ctx.dep, deployment, ctx.llm.is_stream())?;
+        };
         let bearer = ctx
             .token
             .or_else(|| ctx.dep.watsonx.as_ref().and_then(|w| w.token.as_ref()));
@@ -76,6 +85,9 @@ impl Dialect for Watsonx {
     }
 
     fn read_answer(&self, ctx: &Ctx<'_>, body: Bytes) -> Result<Answered, Error> {
+        if let LlmBody::Embedding(r) = ctx.llm.body() {
+            return embeddings::read(ctx, r, &body);
+        }
         let v: Map<String, Value> = serde_json::from_slice(&body)
             .map_err(|e| ctx.invalid(format!("not a watsonx chat answer: {e}")))?;
         let usage = v
@@ -173,27 +185,47 @@ fn body(ctx: &Ctx<'_>, model: bool) -> Result<Bytes, Error> {
         v.insert("tool_choice_option".to_owned(), Value::String(choice));
     }
     let model_id = v.remove("model");
+    let mut v = Value::Object(v);
     if model {
-        v.insert("model_id".to_owned(), model_id.unwrap_or(Value::Null));
-        let w = ctx.dep.watsonx.as_ref();
-        match (
-            w.and_then(|w| w.project_id.as_deref()),
-            w.and_then(|w| w.space_id.as_deref()),
-        ) {
-            (Some(project), _) => v.insert("project_id".to_owned(), json!(project)),
-            (None, Some(space)) => v.insert("space_id".to_owned(), json!(space)),
-            (None, None) => return Err(ctx.config("`project_id` or `space_id` is required")),
-        };
+        v["model_id"] = model_id.unwrap_or(Value::Null);
+        add_project(ctx, &mut v)?;
     }
     serde_json::to_vec(&v)
         .map(Bytes::from)
         .map_err(|e| ctx.config(format!("could not serialise the request body: {e}")))
 }
 
-/// `{api_base}/ml/v1/text/chat[_stream]?version=..`, or a deployment's.
-fn url(dep: &DeploymentSpec, deployment: Option<&str>, stream: bool) -> Result<Uri, Error> {
+/// Adds the deployment's `project_id` (else its `space_id`) to `body`.
+fn add_project(ctx: &Ctx<'_>, body: &mut Value) -> Result<(), Error> {
+    let w = ctx.dep.watsonx.as_ref();
+    match (
+        w.and_then(|w| w.project_id.as_deref()),
+        w.and_then(|w| w.space_id.as_deref()),
+    ) {
+        (Some(project), _) => body["project_id"] = json!(project),
+        (None, Some(space)) => body["space_id"] = json!(space),
+        (None, None) => return Err(ctx.config("`project_id` or `space_id` is required")),
+    }
+    Ok(())
+}
+
+/// The watsonx method a request calls.
+#[derive(Debug, Clone, Copy)]
+enum Method {
+    /// `text/chat`, or `text/chat_stream` when streamed.
+    Chat(bool),
+    /// `text/embeddings`.
+    Embeddings,
+}
+
+/// `{api_base}/ml/v1/text/{method}?version=..`, or a deployment's.
+fn url(dep: &DeploymentSpec, deployment: Option<&str>, method: Method) -> Result<Uri, Error> {
     let base = api_base(dep).ok_or_else(|| Error::config(dep, "`api_base` is required"))?;
-    let method = if stream { "chat_stream" } else { "chat" };
+    let method = match method {
+        Method::Chat(true) => "chat_stream",
+        Method::Chat(false) => "chat",
+        Method::Embeddings => "embeddings",
+    };
     let version = dep.api_version.as_deref().unwrap_or(DEFAULT_VERSION);
     let url = match deployment {
         Some(id) => format!("{base}/ml/v1/deployments/{id}/text/{method}?version={version}"),
@@ -250,15 +282,23 @@ mod tests {
             DeploymentSpec::new("w", "g", ProviderKind::Watsonx, "ibm/granite-3-8b-instruct");
         d.api_base = Some("https://us-south.ml.cloud.ibm.com/".into());
         assert_eq!(
-            url(&d, None, false).unwrap(),
+            url(&d, None, Method::Chat(false)).unwrap(),
             "https://us-south.ml.cloud.ibm.com/ml/v1/text/chat?version=2024-05-31"
         );
         d.api_version = Some("2025-01-01".into());
         assert_eq!(
-            url(&d, Some("abc"), true).unwrap().path(),
+            url(&d, Some("abc"), Method::Chat(true)).unwrap().path(),
             "/ml/v1/deployments/abc/text/chat_stream"
         );
+        assert_eq!(
+            url(&d, None, Method::Embeddings)
+                .unwrap()
+                .path_and_query()
+                .unwrap()
+                .as_str(),
+            "/ml/v1/text/embeddings?version=2025-01-01"
+        );
         d.api_base = None;
-        assert!(url(&d, None, false).is_err());
+        assert!(url(&d, None, Method::Chat(false)).is_err());
     }
 }
