@@ -142,6 +142,8 @@ impl AdminApi {
             .route("/global/spend/keys", any(crate::spend::handler))
             .route("/global/spend/provider", any(crate::spend::handler))
             .route("/global/spend/days", any(crate::spend::handler))
+            .route("/global/spend/teams", any(crate::spend::handler))
+            .route("/global/spend/users", any(crate::spend::handler))
             .route(crate::overview::PATH, any(crate::spend::handler))
             .route(RELOAD_PATH, any(crate::reload::handler))
             .fallback(fallback)

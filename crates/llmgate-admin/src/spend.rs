@@ -24,7 +24,7 @@ use axum::extract::{Request, State};
 use axum::response::Response;
 use http::{Method, StatusCode};
 use llmgate_core::{ApiError, ErrorType, Origin, Principal};
-use llmgate_store::{Database, LogCursor, LogFilter, SpendLog, SpendRange};
+use llmgate_store::{Database, LogCursor, LogFilter, SpendGroup, SpendLog, SpendRange};
 use serde_json::{json, Value};
 use time::{Date, Month};
 
@@ -62,6 +62,8 @@ enum Op {
     Total,
     Providers,
     Days,
+    Teams,
+    Users,
     Overview,
 }
 
@@ -80,6 +82,8 @@ fn op(path: &str) -> Option<Op> {
         "/global/spend" => Op::Total,
         "/global/spend/provider" => Op::Providers,
         "/global/spend/days" => Op::Days,
+        "/global/spend/teams" => Op::Teams,
+        "/global/spend/users" => Op::Users,
         crate::overview::PATH => Op::Overview,
         _ => return None,
     })
@@ -245,8 +249,42 @@ async fn answer(
                 .map(|g| json!({name: g.name, "requests": g.requests, "spend": g.spend}))
                 .collect())
         }
+        Op::Teams | Op::Users => {
+            let group = if matches!(op, Op::Teams) {
+                SpendGroup::Team
+            } else {
+                SpendGroup::User
+            };
+            let rows = db
+                .run(move |s| async move { s.spend_by(group, range).await })
+                .await
+                .map_err(store_error)?;
+            Ok(grouped(group, rows))
+        }
         Op::Overview => crate::overview::answer(db, query.get("window")).await,
     }
+}
+
+/// `/global/spend/teams` as LiteLLM answers it (`teams` and `total_spend_per_team`, with the
+/// request count), and `/global/spend/users` as a list; spend without a team (or user) is
+/// under `null`.
+fn grouped(group: SpendGroup, rows: Vec<llmgate_store::GroupSpend>) -> Value {
+    let name = |g: &llmgate_store::GroupSpend| {
+        (!g.name.is_empty())
+            .then(|| Value::String(g.name.clone()))
+            .unwrap_or(Value::Null)
+    };
+    if group == SpendGroup::Team {
+        let per_team: Vec<Value> = rows
+            .iter()
+            .map(|g| json!({"team_id": name(g), "total_spend": g.spend, "requests": g.requests}))
+            .collect();
+        let teams: Vec<Value> = rows.iter().map(name).filter(|n| !n.is_null()).collect();
+        return json!({"teams": teams, "total_spend_per_team": per_team});
+    }
+    rows.iter()
+        .map(|g| json!({"user_id": name(g), "total_spend": g.spend, "requests": g.requests}))
+        .collect()
 }
 
 /// `/spend/logs`' filters: LiteLLM's (`api_key`, `request_id`, `user_id`, `team_id`,

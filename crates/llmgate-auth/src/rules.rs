@@ -39,10 +39,17 @@ const INFO_ROUTES: &[&str] = &[
     "/models",
     "/spend/logs",
     "/global/spend",
+    "/global/spend/",
 ];
 
 /// LiteLLM's `management_routes`: the admin API.
-const MANAGEMENT_ROUTES: &[&str] = &["/key/", "/team/", "/spend/logs", "/global/spend"];
+const MANAGEMENT_ROUTES: &[&str] = &[
+    "/key/",
+    "/team/",
+    "/spend/logs",
+    "/global/spend",
+    "/global/spend/",
+];
 
 fn in_group(group: &[&str], path: &str) -> bool {
     group

@@ -60,7 +60,7 @@ pub use activity::{Activity, ActivityQuery, ActivityTop, ActivityTotals};
 pub use database::Database;
 pub use ledger::PgLedger;
 pub use spend::{Charge, KeySpend, LogCursor, LogFilter, ModelSpend, SpendLog, SpendRange};
-pub use spend_groups::GroupSpend;
+pub use spend_groups::{GroupSpend, SpendGroup};
 
 /// Connections a PostgreSQL pool opens at most, as LiteLLM's `database_connection_pool_limit`.
 pub const DEFAULT_POOL_LIMIT: u32 = 10;
@@ -302,12 +302,22 @@ impl Store {
         &self,
         range: SpendRange,
     ) -> Result<Vec<GroupSpend>, StoreError> {
-        on_backend!(self, s => s.spend_by_provider(range).await)
+        self.spend_by(SpendGroup::Provider, range).await
     }
 
     /// Requests and spend per UTC day in `range`, newest first.
     pub async fn spend_by_day(&self, range: SpendRange) -> Result<Vec<GroupSpend>, StoreError> {
-        on_backend!(self, s => s.spend_by_day(range).await)
+        self.spend_by(SpendGroup::Day, range).await
+    }
+
+    /// Requests and spend per `group` (provider, day, team or user) in `range`: largest spend
+    /// first (days: newest first).
+    pub async fn spend_by(
+        &self,
+        group: SpendGroup,
+        range: SpendRange,
+    ) -> Result<Vec<GroupSpend>, StoreError> {
+        on_backend!(self, s => s.spend_by(group, range).await)
     }
 
     /// The request log summed over `q`'s window: totals, buckets, latency percentiles and

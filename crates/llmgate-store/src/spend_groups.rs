@@ -20,10 +20,48 @@ pub(crate) const SPEND_BY_DAY: &str = "SELECT start_time / 86400000 AS day, \
     WHERE ($1 IS NULL OR start_time >= $1) AND ($2 IS NULL OR start_time < $2) \
     GROUP BY start_time / 86400000 ORDER BY day DESC";
 
-/// Requests and spend of one provider or one day.
+/// Spend per team (the key's `team_id`; `''` for requests without one).
+pub(crate) const SPEND_BY_TEAM: &str = "SELECT COALESCE(team_id, '') AS name, \
+    COUNT(*) AS requests, COALESCE(SUM(cost), CAST(0 AS DOUBLE PRECISION)) AS total \
+    FROM llmgate_spend_logs \
+    WHERE ($1 IS NULL OR start_time >= $1) AND ($2 IS NULL OR start_time < $2) \
+    GROUP BY COALESCE(team_id, '') ORDER BY total DESC, name ASC";
+
+/// Spend per internal user (the key's `user_id`; `''` for requests without one).
+pub(crate) const SPEND_BY_USER: &str = "SELECT COALESCE(user_id, '') AS name, \
+    COUNT(*) AS requests, COALESCE(SUM(cost), CAST(0 AS DOUBLE PRECISION)) AS total \
+    FROM llmgate_spend_logs \
+    WHERE ($1 IS NULL OR start_time >= $1) AND ($2 IS NULL OR start_time < $2) \
+    GROUP BY COALESCE(user_id, '') ORDER BY total DESC, name ASC";
+
+/// What spend is summed by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpendGroup {
+    /// The provider (`/global/spend/provider`).
+    Provider,
+    /// The UTC day (`/global/spend/days`).
+    Day,
+    /// The key's team (`/global/spend/teams`).
+    Team,
+    /// The key's user (`/global/spend/users`).
+    User,
+}
+
+impl SpendGroup {
+    pub(crate) fn sql(self) -> &'static str {
+        match self {
+            SpendGroup::Provider => SPEND_BY_PROVIDER,
+            SpendGroup::Day => SPEND_BY_DAY,
+            SpendGroup::Team => SPEND_BY_TEAM,
+            SpendGroup::User => SPEND_BY_USER,
+        }
+    }
+}
+
+/// Requests and spend of one provider, day, team or user.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct GroupSpend {
-    /// The provider, or the day as `YYYY-MM-DD` (UTC).
+    /// The provider, the day as `YYYY-MM-DD` (UTC), the team or the user (`''`: none).
     pub name: String,
     /// Requests recorded, failures included.
     pub requests: i64,
@@ -42,33 +80,15 @@ pub(crate) fn day_name(day: i64) -> String {
 macro_rules! spend_groups_impl {
     ($store:ty) => {
         impl $store {
-            pub(crate) async fn spend_by_provider(
+            pub(crate) async fn spend_by(
                 &self,
+                group: $crate::spend_groups::SpendGroup,
                 range: $crate::spend::SpendRange,
-            ) -> Result<Vec<$crate::spend_groups::GroupSpend>, llmgate_auth::StoreError> {
-                self.spend_groups(range, false).await
-            }
-
-            pub(crate) async fn spend_by_day(
-                &self,
-                range: $crate::spend::SpendRange,
-            ) -> Result<Vec<$crate::spend_groups::GroupSpend>, llmgate_auth::StoreError> {
-                self.spend_groups(range, true).await
-            }
-
-            async fn spend_groups(
-                &self,
-                range: $crate::spend::SpendRange,
-                by_day: bool,
             ) -> Result<Vec<$crate::spend_groups::GroupSpend>, llmgate_auth::StoreError> {
                 use sqlx::Row as _;
-                use $crate::spend_groups::{day_name, GroupSpend, SPEND_BY_DAY, SPEND_BY_PROVIDER};
-                let sql = if by_day {
-                    SPEND_BY_DAY
-                } else {
-                    SPEND_BY_PROVIDER
-                };
-                let rows = sqlx::query(sql)
+                use $crate::spend_groups::{day_name, GroupSpend, SpendGroup};
+                let by_day = group == SpendGroup::Day;
+                let rows = sqlx::query(group.sql())
                     .bind(range.from_ms)
                     .bind(range.until_ms)
                     .fetch_all(&self.pool)

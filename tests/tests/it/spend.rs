@@ -131,7 +131,19 @@ fn today() -> String {
 /// The endpoints, on whichever database the gateway has.
 async fn endpoints(gw: &TestGateway, gateway: &llmgate::Gateway) {
     let admin = gw.handle().with_key(MASTER);
-    let (a, a_token) = generate(&admin, json!({"key_alias": format!("app-{}", unique())})).await;
+    let team = format!("team-{}", unique());
+    assert_eq!(
+        admin
+            .post("/team/new", &json!({"team_id": team}))
+            .await
+            .status,
+        200
+    );
+    let (a, a_token) = generate(
+        &admin,
+        json!({"key_alias": format!("app-{}", unique()), "team_id": team, "user_id": "ana"}),
+    )
+    .await;
     let (b, b_token) = generate(&admin, json!({})).await;
     let user_a = gw.handle().with_key(&a);
     let user_b = gw.handle().with_key(&b);
@@ -275,6 +287,30 @@ async fn endpoints(gw: &TestGateway, gateway: &llmgate::Gateway) {
         .await
         .json();
     assert_eq!(none, json!([]));
+
+    // Per team and per user (LiteLLM's /global/spend/teams shape), spend without one as null.
+    let teams = admin.get("/global/spend/teams").await.json();
+    assert_eq!(teams["teams"], json!([team]));
+    assert_eq!(
+        teams["total_spend_per_team"],
+        json!([{"team_id": team, "total_spend": 3.0 * COST, "requests": 3},
+               {"team_id": null, "total_spend": 2.0 * COST, "requests": 2}])
+    );
+    let users = admin.get("/global/spend/users").await.json();
+    assert_eq!(
+        users,
+        json!([{"user_id": "ana", "total_spend": 3.0 * COST, "requests": 3},
+               {"user_id": null, "total_spend": 2.0 * COST, "requests": 2}])
+    );
+    let info = admin
+        .get(&format!("/team/info?team_id={team}"))
+        .await
+        .json();
+    assert_eq!(
+        info["team_info"]["spend"],
+        3.0 * COST,
+        "the team was charged with the log"
+    );
 
     // The key's own spend, charged from the same records.
     let info = admin.get(&format!("/key/info?key={a}")).await.json();
