@@ -34,6 +34,7 @@
 //! # }
 //! ```
 
+mod customers;
 pub mod keys;
 mod overview;
 mod reload;

@@ -118,9 +118,14 @@ impl AdminApi {
     /// trailing `/` and any path under `/key/` reach their API through the fallback, which
     /// answers as the routes do.
     pub fn router(self) -> Router {
+        let customer_keys = self.keys.as_ref().map(|k| k.keys().clone());
         let apis = Arc::new(Apis {
             keys: KeyApi {
                 admin: self.keys,
+                max_body: self.max_body,
+            },
+            customers: crate::customers::CustomerApi {
+                keys: customer_keys,
                 max_body: self.max_body,
             },
             teams: TeamApi {
@@ -136,6 +141,8 @@ impl AdminApi {
         Router::new()
             .route("/key/{*rest}", any(crate::keys::api::handler))
             .route("/team/{*rest}", any(crate::teams::api::handler))
+            .route("/customer/{*rest}", any(crate::customers::handler))
+            .route("/end_user/{*rest}", any(crate::customers::handler))
             .route("/spend/logs", any(crate::spend::handler))
             .route("/global/spend", any(crate::spend::handler))
             .route("/global/spend/models", any(crate::spend::handler))
@@ -144,6 +151,7 @@ impl AdminApi {
             .route("/global/spend/days", any(crate::spend::handler))
             .route("/global/spend/teams", any(crate::spend::handler))
             .route("/global/spend/users", any(crate::spend::handler))
+            .route("/global/spend/end_users", any(crate::spend::handler))
             .route(crate::overview::PATH, any(crate::spend::handler))
             .route(RELOAD_PATH, any(crate::reload::handler))
             .fallback(fallback)
@@ -174,6 +182,7 @@ impl AdminApi {
 pub(crate) struct Apis {
     pub(crate) keys: KeyApi,
     pub(crate) teams: TeamApi,
+    pub(crate) customers: crate::customers::CustomerApi,
     pub(crate) spend: SpendApi,
     pub(crate) reloader: Option<Arc<dyn Reloader>>,
 }
@@ -187,6 +196,9 @@ async fn fallback(state: State<Arc<Apis>>, req: Request) -> Response {
     }
     if path.starts_with("/team/") {
         return crate::teams::api::handler(state, req).await;
+    }
+    if path.starts_with("/customer/") || path.starts_with("/end_user/") {
+        return crate::customers::handler(state, req).await;
     }
     if is_spend_path(path) {
         return crate::spend::handler(state, req).await;

@@ -64,6 +64,7 @@ enum Op {
     Days,
     Teams,
     Users,
+    EndUsers,
     Overview,
 }
 
@@ -84,6 +85,7 @@ fn op(path: &str) -> Option<Op> {
         "/global/spend/days" => Op::Days,
         "/global/spend/teams" => Op::Teams,
         "/global/spend/users" => Op::Users,
+        "/global/spend/end_users" => Op::EndUsers,
         crate::overview::PATH => Op::Overview,
         _ => return None,
     })
@@ -249,11 +251,11 @@ async fn answer(
                 .map(|g| json!({name: g.name, "requests": g.requests, "spend": g.spend}))
                 .collect())
         }
-        Op::Teams | Op::Users => {
-            let group = if matches!(op, Op::Teams) {
-                SpendGroup::Team
-            } else {
-                SpendGroup::User
+        Op::Teams | Op::Users | Op::EndUsers => {
+            let group = match op {
+                Op::Teams => SpendGroup::Team,
+                Op::Users => SpendGroup::User,
+                _ => SpendGroup::EndUser,
             };
             let rows = db
                 .run(move |s| async move { s.spend_by(group, range).await })
@@ -270,9 +272,11 @@ async fn answer(
 /// under `null`.
 fn grouped(group: SpendGroup, rows: Vec<llmgate_store::GroupSpend>) -> Value {
     let name = |g: &llmgate_store::GroupSpend| {
-        (!g.name.is_empty())
-            .then(|| Value::String(g.name.clone()))
-            .unwrap_or(Value::Null)
+        if g.name.is_empty() {
+            Value::Null
+        } else {
+            Value::String(g.name.clone())
+        }
     };
     if group == SpendGroup::Team {
         let per_team: Vec<Value> = rows
@@ -281,6 +285,15 @@ fn grouped(group: SpendGroup, rows: Vec<llmgate_store::GroupSpend>) -> Value {
             .collect();
         let teams: Vec<Value> = rows.iter().map(name).filter(|n| !n.is_null()).collect();
         return json!({"teams": teams, "total_spend_per_team": per_team});
+    }
+    if group == SpendGroup::EndUser {
+        // LiteLLM's names: `end_user`, `total_spend`, `total_count`.
+        return rows
+            .iter()
+            .map(
+                |g| json!({"end_user": name(g), "total_spend": g.spend, "total_count": g.requests}),
+            )
+            .collect();
     }
     rows.iter()
         .map(|g| json!({"user_id": name(g), "total_spend": g.spend, "requests": g.requests}))
@@ -354,6 +367,7 @@ fn log_view(l: &SpendLog) -> Value {
         "model_group": l.model_group.as_deref().unwrap_or(&l.requested_model),
         "custom_llm_provider": l.provider,
         "user": l.user_id.clone().unwrap_or_default(),
+        "end_user": l.end_user.clone().unwrap_or_default(),
         "team_id": l.team_id,
         "metadata": {
             "user_api_key": l.key_token,

@@ -99,6 +99,19 @@ pub enum Error {
     /// A field the key's `enforced_params` requires is missing from the request.
     #[error("this key requires the request to set {0} (the key's enforced_params)")]
     MissingParam(String),
+    /// The request's end user (`user`) is blocked (`/customer/block`).
+    #[error("end user {0} is blocked; unblock it with /customer/unblock")]
+    EndUserBlocked(String),
+    /// The request's end user spent its budget (LiteLLM: 400, `budget_exceeded`).
+    #[error("ExceededBudget: End User={end_user} over budget. Spend={spend}, Budget={max_budget}")]
+    EndUserBudgetExceeded {
+        /// The end user.
+        end_user: String,
+        /// Its spend, USD.
+        spend: f64,
+        /// Its budget, USD.
+        max_budget: f64,
+    },
     /// The key store did not answer and `allow_requests_on_db_unavailable` is off.
     #[error("cannot check the API key: {0}")]
     StoreUnavailable(String),
@@ -114,10 +127,12 @@ impl ErrorContract for Error {
         match self {
             Error::ModelNotAllowed { .. }
             | Error::TeamModelNotAllowed { .. }
-            | Error::RouteNotAllowed { .. } => StatusCode::FORBIDDEN,
+            | Error::RouteNotAllowed { .. }
+            | Error::EndUserBlocked(_) => StatusCode::FORBIDDEN,
             Error::MissingParam(_) => StatusCode::BAD_REQUEST,
             Error::BudgetExceeded { .. }
             | Error::TeamBudgetExceeded { .. }
+            | Error::EndUserBudgetExceeded { .. }
             | Error::ModelBudgetExceeded { .. }
             | Error::ProxyBudgetExceeded { .. } => StatusCode::BAD_REQUEST,
             Error::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -128,10 +143,11 @@ impl ErrorContract for Error {
         match self {
             Error::ModelNotAllowed { .. } => ErrorType::other("key_model_access_denied"),
             Error::TeamModelNotAllowed { .. } => ErrorType::other("team_model_access_denied"),
-            Error::RouteNotAllowed { .. } => ErrorType::PERMISSION,
+            Error::RouteNotAllowed { .. } | Error::EndUserBlocked(_) => ErrorType::PERMISSION,
             Error::MissingParam(_) => ErrorType::INVALID_REQUEST,
             Error::BudgetExceeded { .. }
             | Error::TeamBudgetExceeded { .. }
+            | Error::EndUserBudgetExceeded { .. }
             | Error::ModelBudgetExceeded { .. }
             | Error::ProxyBudgetExceeded { .. } => ErrorType::other("budget_exceeded"),
             Error::StoreUnavailable(_) => ErrorType::SERVER,
@@ -148,10 +164,12 @@ impl ErrorContract for Error {
                 "model_not_allowed"
             }
             Error::TeamBlocked(_) => "team_blocked",
+            Error::EndUserBlocked(_) => "end_user_blocked",
             Error::RouteNotAllowed { .. } => "route_not_allowed",
             Error::MissingParam(_) => "missing_enforced_param",
             Error::BudgetExceeded { .. }
             | Error::TeamBudgetExceeded { .. }
+            | Error::EndUserBudgetExceeded { .. }
             | Error::ModelBudgetExceeded { .. }
             | Error::ProxyBudgetExceeded { .. } => "budget_exceeded",
             Error::StoreUnavailable(_) => "key_store_unavailable",

@@ -161,11 +161,16 @@ impl Budgets {
         &self,
         key: Option<&VirtualKey>,
         team: Option<&TeamView>,
+        end_user: Option<&EndUserBudget>,
         model: Option<&str>,
         estimate: f64,
         now: i64,
     ) -> Result<Option<BudgetHold>, Error> {
         let mut budgets = key.map_or_else(Vec::new, |k| budgets_of(k, model, now));
+        let end_user_at = end_user.map(|u| {
+            budgets.push(u.budget(now));
+            (budgets.len() - 1, u)
+        });
         let team_at = team.and_then(|t| {
             let b = team_budget(t, now)?;
             budgets.push(b);
@@ -181,8 +186,15 @@ impl Budgets {
         match self.ledger.reserve(&budgets, estimate).await {
             Ok(Admission::Admitted) => Ok(Some(self.settler(budgets, estimate))),
             Ok(Admission::Denied { index, spend }) => match (proxy, key) {
+                _ if end_user_at.is_some_and(|(i, _)| i == index) => {
+                    Err(Error::EndUserBudgetExceeded {
+                        end_user: end_user_at.map(|(_, u)| u.id.clone()).unwrap_or_default(),
+                        spend,
+                        max_budget: budgets[index].max,
+                    })
+                }
                 _ if team_at.is_some_and(|(i, _)| i == index) => {
-                    let team = team_at.map(|(_, t)| &t.team);
+                    let team = team_at.map(|(_, t)| &t.item);
                     Err(Error::TeamBudgetExceeded {
                         team_id: team.map(|t| t.team_id.clone()).unwrap_or_default(),
                         spend,
@@ -270,9 +282,38 @@ fn budgets_of(key: &VirtualKey, model: Option<&str>, now: i64) -> Vec<Budget> {
     out
 }
 
+/// An end user's budget for one request: its own `max_budget`, else the gateway's
+/// `max_end_user_budget`.
+#[derive(Debug, Clone)]
+pub struct EndUserBudget {
+    /// The end user's id.
+    pub id: String,
+    /// The budget, USD.
+    pub max: f64,
+    /// Spend in its period as this instance knows it.
+    pub spend: f64,
+    /// When its period ends, if it has one.
+    pub reset_at: Option<i64>,
+}
+
+impl EndUserBudget {
+    fn budget(&self, now: i64) -> Budget {
+        Budget {
+            id: format!("end_user:{}:{}", self.id, self.reset_at.unwrap_or(0)),
+            max: self.max,
+            known: self.spend,
+            expires_at: self
+                .reset_at
+                .map_or(now.saturating_add(NO_PERIOD_TTL), |t| {
+                    t.saturating_add(ENTRY_SLACK)
+                }),
+        }
+    }
+}
+
 /// The team's budget, named with its period (`team:<id>:<reset>`), when it has one.
 fn team_budget(view: &TeamView, now: i64) -> Option<Budget> {
-    let team = &view.team;
+    let team = &view.item;
     let max = team.max_budget?;
     let period = team.budget_reset_at.unwrap_or(0);
     Some(Budget {

@@ -16,7 +16,11 @@ use futures_util::StreamExt;
 use llmgate_core::{ModelAccess, ResolveModel, SharedClock, SystemClock, VirtualKey};
 use moka::future::Cache;
 
-use crate::teams::{TeamView, Teams, TEAM_INVALIDATION_PREFIX};
+use crate::hold::EndUserBudget;
+use crate::teams::{EndUsers, TeamView, Teams, TEAM_INVALIDATION_PREFIX};
+
+/// The prefix of an end user's id on the key store's invalidation feed.
+pub const END_USER_INVALIDATION_PREFIX: &str = "end_user:";
 use crate::{Error, Invalidation, KeyStore, RecordStore, StoreError};
 
 /// How long a looked-up key is trusted before it is read again.
@@ -60,6 +64,10 @@ pub struct Keys {
     budget_events: crate::tell::BudgetEvents,
     /// The teams keys belong to, when the store keeps them.
     teams: Option<Teams>,
+    /// The end users requests name, in the same store.
+    end_users: Option<EndUsers>,
+    /// `litellm_settings.max_end_user_budget`: an end user's budget when it has none of its own.
+    end_user_budget: Option<f64>,
     ttl: Duration,
 }
 
@@ -86,6 +94,8 @@ impl Keys {
             budgets: None,
             budget_events: crate::tell::BudgetEvents::default(),
             teams: None,
+            end_users: None,
+            end_user_budget: None,
             ttl: DEFAULT_CACHE_TTL,
         }
     }
@@ -93,8 +103,66 @@ impl Keys {
     /// Holds keys with a `team_id` to the team of that id in `store` (its models, budget and
     /// limits), when there is one.
     pub fn with_teams(mut self, store: Arc<dyn RecordStore>) -> Self {
+        self.end_users = Some(EndUsers::new(store.clone(), self.ttl));
         self.teams = Some(Teams::new(store, self.ttl));
         self
+    }
+
+    /// Holds every end user without a budget of its own to `max` USD
+    /// (`litellm_settings.max_end_user_budget`).
+    pub fn with_end_user_budget(mut self, max: Option<f64>) -> Self {
+        self.end_user_budget = max;
+        self
+    }
+
+    /// The end users, when the store keeps them.
+    pub fn end_users(&self) -> Option<&EndUsers> {
+        self.end_users.as_ref()
+    }
+
+    /// The end user `id` named by a request, checked: not blocked, within its budget (its own,
+    /// else `max_end_user_budget`). The budget to hold the request to, if it has one.
+    pub async fn end_user(&self, id: &str) -> Result<Option<EndUserBudget>, Error> {
+        let Some(users) = &self.end_users else {
+            return Ok(None);
+        };
+        let now = self.clock.now();
+        let view = match users.get(id, now).await {
+            Ok(v) => v,
+            Err(e) if self.allow_on_store_error => {
+                tracing::warn!(error = %e, "end-user store unavailable; judging the request without its end user (allow_requests_on_db_unavailable)");
+                return Ok(None);
+            }
+            Err(e) => return Err(Error::StoreUnavailable(e.to_string())),
+        };
+        let (spend, own, reset_at) = match &view {
+            Some(v) if v.item.blocked => return Err(Error::EndUserBlocked(id.to_owned())),
+            Some(v) => (v.spend, v.item.max_budget, v.item.budget_reset_at),
+            None => (0.0, None, None),
+        };
+        let Some(max) = own.or(self.end_user_budget) else {
+            return Ok(None);
+        };
+        if spend >= max {
+            return Err(Error::EndUserBudgetExceeded {
+                end_user: id.to_owned(),
+                spend,
+                max_budget: max,
+            });
+        }
+        Ok(Some(EndUserBudget {
+            id: id.to_owned(),
+            max,
+            spend,
+            reset_at,
+        }))
+    }
+
+    /// Records `cost` USD against the end user in this instance's cache.
+    pub async fn note_end_user_spend(&self, id: &str, cost: f64) {
+        if let Some(users) = &self.end_users {
+            users.note_spend(id, cost).await;
+        }
     }
 
     /// The teams, when the store keeps them.
@@ -140,6 +208,7 @@ impl Keys {
         self.cache = build_cache(ttl, DEFAULT_CACHE_CAPACITY);
         self.ttl = ttl;
         if let Some(t) = self.teams.take() {
+            self.end_users = Some(EndUsers::new(t.store().clone(), ttl));
             self.teams = Some(Teams::new(t.store().clone(), ttl));
         }
         self
@@ -208,7 +277,7 @@ impl Keys {
         let team = self.team_of(key, now).await?;
         // A name the key (or its team) aliases is judged, and routed, as the group it names.
         let alias = model
-            .and_then(|m| crate::rules::alias(key, team.as_ref().map(|t| &*t.team), m))
+            .and_then(|m| crate::rules::alias(key, team.as_ref().map(|t| &*t.item), m))
             .map(str::to_owned);
         let model = alias.as_deref().or(model);
         let group = model.zip(resolver).and_then(|(m, r)| r.resolve_group(m));
@@ -351,6 +420,17 @@ impl Keys {
         }
     }
 
+    /// Forgets an end user here and tells other instances to forget it: call after changing it.
+    pub async fn end_user_changed(&self, id: &str) {
+        if let Some(users) = &self.end_users {
+            users.forget(id).await;
+        }
+        let name = format!("{END_USER_INVALIDATION_PREFIX}{id}");
+        if let Err(e) = self.store.publish(&name).await {
+            tracing::warn!(error = %e, "could not tell other instances that an end user changed; they see it within the cache TTL");
+        }
+    }
+
     /// Forgets a key here and tells other instances to forget it: call after changing it.
     pub async fn changed(&self, token: &str) {
         self.cache.invalidate(token).await;
@@ -365,6 +445,9 @@ impl Keys {
         if let Some(t) = &self.teams {
             t.forget_all();
         }
+        if let Some(u) = &self.end_users {
+            u.forget_all();
+        }
     }
 
     /// Follows the store's invalidations from other instances until the feed ends. Spawn it once,
@@ -378,7 +461,13 @@ impl Keys {
                 Invalidation::Token(token) => {
                     match (token.strip_prefix(TEAM_INVALIDATION_PREFIX), &self.teams) {
                         (Some(team), Some(teams)) => teams.forget(team).await,
-                        _ => self.cache.invalidate(&token).await,
+                        _ => match (
+                            token.strip_prefix(END_USER_INVALIDATION_PREFIX),
+                            &self.end_users,
+                        ) {
+                            (Some(user), Some(users)) => users.forget(user).await,
+                            _ => self.cache.invalidate(&token).await,
+                        },
                     }
                 }
                 Invalidation::All => self.forget_all(),
@@ -389,7 +478,7 @@ impl Keys {
 
 /// The team, checked as the key is: not blocked, allowed `model`, within budget.
 fn check_team(view: &TeamView, model: Option<&str>, group: Option<&str>) -> Result<(), Error> {
-    let team = &view.team;
+    let team = &view.item;
     if team.blocked {
         return Err(Error::TeamBlocked(team.team_id.clone()));
     }

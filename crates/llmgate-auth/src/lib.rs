@@ -53,8 +53,10 @@ mod tell;
 
 pub use error::Error;
 pub use future::ResponseFuture;
-pub use hold::{Budgets, CostEstimate, ProxyBudget};
-pub use keys::{Authenticated, Keys, DEFAULT_CACHE_CAPACITY, DEFAULT_CACHE_TTL};
+pub use hold::{Budgets, CostEstimate, EndUserBudget, ProxyBudget};
+pub use keys::{
+    Authenticated, Keys, DEFAULT_CACHE_CAPACITY, DEFAULT_CACHE_TTL, END_USER_INVALIDATION_PREFIX,
+};
 pub use layer::AuthLayer;
 #[cfg(any(test, feature = "conformance"))]
 pub use ledger::conformance as ledger_conformance;
@@ -66,5 +68,7 @@ pub use store::{
     alias_conflict, matches_filter, Invalidation, Invalidations, KeyFilter, KeyStore,
     MemoryKeyStore, StoreError,
 };
-pub use teams::{TeamView, Teams, TEAM_INVALIDATION_PREFIX};
+pub use teams::{
+    Cached, EndUserView, EndUsers, RecordCache, TeamView, Teams, View, TEAM_INVALIDATION_PREFIX,
+};
 pub use tell::DEFAULT_BUDGET_ALERT_PERCENT;

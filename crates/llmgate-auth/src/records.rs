@@ -18,6 +18,8 @@ use crate::StoreError;
 pub enum RecordKind {
     /// A team (`/team/*`).
     Team,
+    /// An end user (`/customer/*`, `/end_user/*`).
+    EndUser,
 }
 
 impl RecordKind {
@@ -25,6 +27,7 @@ impl RecordKind {
     pub fn as_str(self) -> &'static str {
         match self {
             RecordKind::Team => "team",
+            RecordKind::EndUser => "end_user",
         }
     }
 }

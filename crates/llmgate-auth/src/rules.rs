@@ -46,6 +46,8 @@ const INFO_ROUTES: &[&str] = &[
 const MANAGEMENT_ROUTES: &[&str] = &[
     "/key/",
     "/team/",
+    "/customer/",
+    "/end_user/",
     "/spend/logs",
     "/global/spend",
     "/global/spend/",

@@ -8,7 +8,7 @@ use llmgate_core::{
 use subtle::ConstantTimeEq;
 use tower::Service;
 
-use crate::{Authenticated, Budgets, Error, Keys, ResponseFuture, TeamView};
+use crate::{Authenticated, Budgets, EndUserBudget, Error, Keys, ResponseFuture, TeamView};
 
 /// Authenticates each request; see the crate docs.
 #[derive(Debug, Clone)]
@@ -142,21 +142,36 @@ where
         match self.verdict(req.headers()) {
             Verdict::Let(principal) => {
                 req.extensions_mut().insert(principal);
-                match self.proxy.clone() {
-                    None => ResponseFuture::inner(inner.call(req)),
-                    Some(budgets) => {
-                        let now = self
-                            .keys
-                            .as_ref()
-                            .map_or_else(|| llmgate_core::SystemClock.now(), |k| k.clock().now());
-                        ResponseFuture::lookup(Box::pin(async move {
-                            match hold(&budgets, None, None, &mut req, now).await {
-                                Ok(()) => inner.call(req).await,
-                                Err(e) => Ok(ApiError::from_contract(&e).to_response()),
-                            }
-                        }))
-                    }
+                let names_end_user = req
+                    .extensions()
+                    .get::<LlmRequest>()
+                    .is_some_and(|r| r.end_user().is_some());
+                let keys = self.keys.clone().filter(|_| names_end_user);
+                let budgets = self
+                    .proxy
+                    .clone()
+                    .or_else(|| keys.as_ref().and_then(|k| k.budget_ledger().cloned()));
+                if budgets.is_none() && keys.is_none() {
+                    return ResponseFuture::inner(inner.call(req));
                 }
+                let now = self
+                    .keys
+                    .as_ref()
+                    .map_or_else(|| llmgate_core::SystemClock.now(), |k| k.clock().now());
+                ResponseFuture::lookup(Box::pin(async move {
+                    let held = async {
+                        let id = end_user_id(&req);
+                        let end_user = end_user_of(keys.as_ref(), id).await?;
+                        match &budgets {
+                            Some(b) => hold(b, None, None, end_user.as_ref(), &mut req, now).await,
+                            None => Ok(()),
+                        }
+                    };
+                    match held.await {
+                        Ok(()) => inner.call(req).await,
+                        Err(e) => Ok(ApiError::from_contract(&e).to_response()),
+                    }
+                }))
             }
             Verdict::Reject(e) => ResponseFuture::reject(ApiError::from_contract(&e).to_response()),
             Verdict::Lookup(secret) => {
@@ -182,11 +197,17 @@ where
                     if let Err(e) = admit(&key, alias.as_deref(), &mut req) {
                         return Ok(ApiError::from_contract(&e).to_response());
                     }
+                    let id = end_user_id(&req);
+                    let end_user = match end_user_of(Some(&keys), id).await {
+                        Ok(u) => u,
+                        Err(e) => return Ok(ApiError::from_contract(&e).to_response()),
+                    };
                     // A key with a budget reserves the request's estimated cost in the
                     // ledger every instance shares; metering settles it.
                     if let Some(budgets) = keys.budget_ledger() {
                         let now = keys.clock().now();
-                        let held = hold(budgets, Some(&key), team.as_ref(), &mut req, now).await;
+                        let (team, user) = (team.as_ref(), end_user.as_ref());
+                        let held = hold(budgets, Some(&key), team, user, &mut req, now).await;
                         if let Err(e) = held {
                             return Ok(ApiError::from_contract(&e).to_response());
                         }
@@ -194,9 +215,9 @@ where
                     // The router holds every attempt (fallbacks included) to it.
                     let mut access = ModelAccess::new(key.clone());
                     if let Some(team) = team {
-                        access = access.and(team.team.clone());
+                        access = access.and(team.item.clone());
                         // The rate limiter counts the team's limits for the whole team.
-                        req.extensions_mut().insert(team.team);
+                        req.extensions_mut().insert(team.item);
                     }
                     req.extensions_mut().insert(access);
                     req.extensions_mut().insert(Principal::Key(key));
@@ -219,12 +240,32 @@ fn admit<B>(key: &VirtualKey, alias: Option<&str>, req: &mut Request<B>) -> Resu
     Ok(())
 }
 
+/// The request's end user (its `user` field), checked; its budget, if it has one.
+async fn end_user_of(
+    keys: Option<&Keys>,
+    id: Option<String>,
+) -> Result<Option<EndUserBudget>, Error> {
+    match (keys, id) {
+        (Some(keys), Some(id)) => keys.end_user(&id).await,
+        _ => Ok(None),
+    }
+}
+
+/// The id of the end user the request names.
+fn end_user_id<B>(req: &Request<B>) -> Option<String> {
+    req.extensions()
+        .get::<LlmRequest>()
+        .and_then(LlmRequest::end_user)
+        .map(str::to_owned)
+}
+
 /// Reserves the request's estimated cost against `key`'s budgets and the gateway's, and puts
 /// the hold in its extensions for metering to settle.
 async fn hold<B>(
     budgets: &Budgets,
     key: Option<&VirtualKey>,
     team: Option<&TeamView>,
+    end_user: Option<&EndUserBudget>,
     req: &mut Request<B>,
     now: i64,
 ) -> Result<(), Error> {
@@ -232,7 +273,7 @@ async fn hold<B>(
     let estimate = budgets.estimate(llm);
     let model = llm.map(|r| r.model().to_string());
     if let Some(hold) = budgets
-        .hold(key, team, model.as_deref(), estimate, now)
+        .hold(key, team, end_user, model.as_deref(), estimate, now)
         .await?
     {
         req.extensions_mut().insert(hold);

@@ -1,5 +1,6 @@
-//! [`Teams`]: the teams keys belong to, for the request path, through a short-lived cache in
-//! front of a [`RecordStore`], as [`crate::Keys`] does for keys.
+//! [`RecordCache`]: records for the request path (the teams keys belong to, [`Teams`]; the end
+//! users requests name, [`EndUsers`]) through a short-lived cache in front of a
+//! [`RecordStore`], as [`crate::Keys`] does for keys.
 //!
 //! A team is looked up when one of its keys is used (concurrent misses make one store call) and
 //! trusted for the key cache's TTL; a change made here, or announced by another instance
@@ -11,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use llmgate_core::Team;
+use llmgate_core::{EndUser, Team};
 use moka::future::Cache;
 
 use crate::{Record, RecordKind, RecordStore, StoreError};
@@ -20,47 +21,120 @@ use crate::{Record, RecordKind, RecordStore, StoreError};
 /// cannot collide with one).
 pub const TEAM_INVALIDATION_PREFIX: &str = "team:";
 
-/// A team as cached: its record when loaded, plus what this instance charged it since.
+/// What a record cache holds: an object kept as a [`Record`] with a budget period.
+pub trait Cached: Send + Sync + std::fmt::Debug + Sized + 'static {
+    /// Its kind of record.
+    const KIND: RecordKind;
+    /// The object a record holds.
+    fn from_record(r: &Record) -> Result<Self, StoreError>;
+    /// Its stored spend.
+    fn stored_spend(&self) -> f64;
+    /// Whether its budget period ended at `now`.
+    fn due(&self, now: i64) -> bool;
+    /// Its next reset after `now`.
+    fn next_reset(&self, now: i64) -> Option<i64>;
+}
+
+impl Cached for Team {
+    const KIND: RecordKind = RecordKind::Team;
+    fn from_record(r: &Record) -> Result<Self, StoreError> {
+        r.to_team()
+    }
+    fn stored_spend(&self) -> f64 {
+        self.spend
+    }
+    fn due(&self, now: i64) -> bool {
+        self.budget_due(now)
+    }
+    fn next_reset(&self, now: i64) -> Option<i64> {
+        self.next_budget_reset(now)
+    }
+}
+
+impl Cached for EndUser {
+    const KIND: RecordKind = RecordKind::EndUser;
+    fn from_record(r: &Record) -> Result<Self, StoreError> {
+        r.to_end_user()
+    }
+    fn stored_spend(&self) -> f64 {
+        self.spend
+    }
+    fn due(&self, now: i64) -> bool {
+        self.budget_due(now)
+    }
+    fn next_reset(&self, now: i64) -> Option<i64> {
+        self.next_budget_reset(now)
+    }
+}
+
+/// An object as cached: its record when loaded, plus what this instance charged it since.
 #[derive(Debug)]
-struct Entry {
-    team: Arc<Team>,
+struct Entry<T> {
+    item: Arc<T>,
     /// f64 bits: spend charged through this instance since the record was loaded.
     charged: AtomicU64,
 }
 
-impl Entry {
-    fn new(team: Team) -> Arc<Entry> {
+impl<T: Cached> Entry<T> {
+    fn new(item: T) -> Arc<Entry<T>> {
         Arc::new(Entry {
-            team: Arc::new(team),
+            item: Arc::new(item),
             charged: AtomicU64::new(0f64.to_bits()),
         })
     }
 
     fn spend(&self) -> f64 {
-        self.team.spend + f64::from_bits(self.charged.load(Ordering::Relaxed))
+        self.item.stored_spend() + f64::from_bits(self.charged.load(Ordering::Relaxed))
     }
 }
 
-/// A key's team as the request sees it: its settings and its spend as this instance knows it.
+/// An object as the request sees it: its settings and its spend as this instance knows it.
 #[derive(Debug, Clone)]
-pub struct TeamView {
-    /// The team.
-    pub team: Arc<Team>,
+pub struct View<T> {
+    /// The object.
+    pub item: Arc<T>,
     /// USD spent in its current period (the stored spend plus what this instance charged).
     pub spend: f64,
 }
 
-/// Teams for the auth layer: a record store and the cache in front of it. Cheap to clone.
-#[derive(Clone, Debug)]
-pub struct Teams {
+/// A key's team as the request sees it.
+pub type TeamView = View<Team>;
+/// A request's end user as the request sees it.
+pub type EndUserView = View<EndUser>;
+/// The teams keys belong to.
+pub type Teams = RecordCache<Team>;
+/// The end users requests name.
+pub type EndUsers = RecordCache<EndUser>;
+
+/// Records of one kind for the auth layer: a record store and the cache in front of it. Cheap
+/// to clone.
+pub struct RecordCache<T> {
     store: Arc<dyn RecordStore>,
-    cache: Cache<String, Option<Arc<Entry>>>,
+    cache: Cache<String, Option<Arc<Entry<T>>>>,
 }
 
-impl Teams {
-    /// Teams from `store`, each trusted for `ttl`.
+impl<T: Cached> std::fmt::Debug for RecordCache<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecordCache")
+            .field("kind", &T::KIND)
+            .field("store", &self.store)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: Cached> Clone for RecordCache<T> {
+    fn clone(&self) -> Self {
+        RecordCache {
+            store: self.store.clone(),
+            cache: self.cache.clone(),
+        }
+    }
+}
+
+impl<T: Cached> RecordCache<T> {
+    /// Records from `store`, each trusted for `ttl`.
     pub fn new(store: Arc<dyn RecordStore>, ttl: Duration) -> Self {
-        Teams {
+        RecordCache {
             store,
             cache: Cache::builder()
                 .max_capacity(crate::DEFAULT_CACHE_CAPACITY)
@@ -74,42 +148,40 @@ impl Teams {
         &self.store
     }
 
-    /// The team `id`, from the cache or the store; its spend reset first when its budget
-    /// period ended at `now`. `None` when there is no such team.
-    pub async fn get(&self, id: &str, now: i64) -> Result<Option<TeamView>, StoreError> {
+    /// The object `id`, from the cache or the store; its spend reset first when its budget
+    /// period ended at `now`. `None` when there is no such record.
+    pub async fn get(&self, id: &str, now: i64) -> Result<Option<View<T>>, StoreError> {
         let store = &self.store;
         let entry = self
             .cache
             .try_get_with_by_ref(id, async {
-                let rec = store.get_record(RecordKind::Team, id).await?;
-                rec.map(|r| r.to_team().map(Entry::new)).transpose()
+                let rec = store.get_record(T::KIND, id).await?;
+                rec.map(|r| T::from_record(&r).map(Entry::new)).transpose()
             })
             .await
             .map_err(|e: Arc<StoreError>| StoreError::Unavailable(e.to_string()))?;
         let entry = match entry {
-            Some(e) if e.team.budget_due(now) => {
-                let next = e.team.next_budget_reset(now).unwrap_or(i64::MAX);
-                store
-                    .reset_record_budget(RecordKind::Team, id, now, next)
-                    .await?;
+            Some(e) if e.item.due(now) => {
+                let next = e.item.next_reset(now).unwrap_or(i64::MAX);
+                store.reset_record_budget(T::KIND, id, now, next).await?;
                 let fresh = store
-                    .get_record(RecordKind::Team, id)
+                    .get_record(T::KIND, id)
                     .await?
-                    .map(|r| r.to_team().map(Entry::new))
+                    .map(|r| T::from_record(&r).map(Entry::new))
                     .transpose()?;
                 self.cache.insert(id.to_string(), fresh.clone()).await;
                 fresh
             }
             other => other,
         };
-        Ok(entry.map(|e| TeamView {
+        Ok(entry.map(|e| View {
             spend: e.spend(),
-            team: e.team.clone(),
+            item: e.item.clone(),
         }))
     }
 
-    /// Records `cost` USD against the team in this instance's cache (the store is charged with
-    /// the spend log).
+    /// Records `cost` USD against the object in this instance's cache (the store is charged
+    /// with the spend log).
     pub async fn note_spend(&self, id: &str, cost: f64) {
         if let Some(Some(entry)) = self.cache.get(id).await {
             let _ = entry
@@ -120,20 +192,21 @@ impl Teams {
         }
     }
 
-    /// Forgets the team here (call after changing it; [`crate::Keys::team_changed`] also tells
-    /// other instances).
+    /// Forgets the object here (call after changing it; [`crate::Keys::team_changed`] also
+    /// tells other instances).
     pub async fn forget(&self, id: &str) {
         self.cache.invalidate(id).await;
     }
 
-    /// Forgets every cached team.
+    /// Forgets every cached object.
     pub fn forget_all(&self) {
         self.cache.invalidate_all();
     }
 }
 
-/// The fields of a [`Team`] kept outside its record's document.
-const OUTSIDE_DOC: [&str; 5] = [
+/// The fields of a [`Team`] (and an [`EndUser`]) kept outside its record's document.
+const OUTSIDE_DOC: [&str; 6] = [
+    "user_id",
     "team_id",
     "spend",
     "budget_reset_at",
@@ -158,6 +231,37 @@ impl Record {
             created_at: team.created_at,
             updated_at: team.updated_at,
         }
+    }
+
+    /// The record of `end_user`.
+    pub fn of_end_user(end_user: &EndUser) -> Record {
+        let mut doc = serde_json::to_value(end_user).unwrap_or(serde_json::Value::Null);
+        if let Some(m) = doc.as_object_mut() {
+            for k in OUTSIDE_DOC {
+                m.remove(k);
+            }
+        }
+        Record {
+            id: end_user.user_id.clone(),
+            doc,
+            spend: end_user.spend,
+            budget_reset_at: end_user.budget_reset_at,
+            created_at: end_user.created_at,
+            updated_at: end_user.updated_at,
+        }
+    }
+
+    /// The end user this record holds.
+    pub fn to_end_user(&self) -> Result<EndUser, StoreError> {
+        let mut u: EndUser = serde_json::from_value(self.doc.clone()).map_err(|e| {
+            StoreError::Unavailable(format!("end user {:?} is not valid: {e}", self.id))
+        })?;
+        u.user_id = self.id.clone();
+        u.spend = self.spend;
+        u.budget_reset_at = self.budget_reset_at;
+        u.created_at = self.created_at;
+        u.updated_at = self.updated_at;
+        Ok(u)
     }
 
     /// The team this record holds.
@@ -219,7 +323,7 @@ mod tests {
         teams.note_spend("t", 1.25).await;
         assert_eq!(teams.get("t", 999).await.unwrap().unwrap().spend, 4.25);
         let v = teams.get("t", 1_050).await.unwrap().unwrap();
-        assert_eq!((v.spend, v.team.budget_reset_at), (0.0, Some(1_100)));
+        assert_eq!((v.spend, v.item.budget_reset_at), (0.0, Some(1_100)));
         assert!(teams.get("nope", 0).await.unwrap().is_none());
     }
 }

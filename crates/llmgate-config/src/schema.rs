@@ -352,6 +352,9 @@ pub struct LitellmSettings {
     /// `default_team_settings` given as a mapping (see
     /// [`GeneralSettings::default_team_settings`], which takes it when it has none of its own).
     pub default_team_settings: serde_json::Map<String, serde_json::Value>,
+    /// `max_end_user_budget`: USD each end user (a request's `user`) may spend when it has no
+    /// budget of its own.
+    pub max_end_user_budget: Option<f64>,
     /// `max_budget` in USD for the whole proxy.
     pub max_budget: Option<f64>,
     /// `budget_duration` (`30d`, `1h`, ...).

@@ -228,7 +228,9 @@ const LITELLM: &Table<LitellmSettings> = &[
     })),
     // llmgate logs no message content, so this is already in effect.
     ("turn_off_message_logging", Read(|w, out, v, p| out.turn_off_message_logging = w.bool(v, p))),
-    ("max_end_user_budget", Unenforced("user budgets are")),
+    ("max_end_user_budget", Read(|w, out, v, p| {
+        out.max_end_user_budget = w.non_negative(v, p);
+    })),
     ("max_internal_user_budget", Unenforced("user budgets are")),
     ("guardrails", Unenforced("guardrails are")),
     ("service_callback", NotYetActive(CALLBACKS)),

@@ -28,6 +28,7 @@ pub mod body;
 pub mod budget;
 pub mod cutoff;
 pub mod deployment;
+pub mod end_user;
 pub mod error;
 pub mod events;
 pub mod ext;
@@ -51,6 +52,7 @@ pub use deployment::{
     AwsParams, Deployment, DeploymentSpec, GoogleCredentials, MockResponse, ModelInfo, Secret,
     VertexParams, WatsonxParams,
 };
+pub use end_user::EndUser;
 pub use error::{ApiError, BoxError, ErrorClass, ErrorContract, ErrorType, Origin};
 pub use ext::{
     Attempts, CacheStatus, Cost, ForcedErrors, ModelGroup, Principal, RequestId, RouteHint,

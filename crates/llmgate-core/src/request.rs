@@ -223,6 +223,16 @@ impl LlmRequest {
         Self::from_parts(self.0.endpoint, body, self.0.gateway.clone())
     }
 
+    /// The request's end user: its `user` field (LiteLLM's customer id), if it names one.
+    pub fn end_user(&self) -> Option<&str> {
+        let user = match &self.0.body {
+            LlmBody::Chat(r) => r.user.as_deref(),
+            LlmBody::Completion(r) => r.extra.get("user").and_then(Value::as_str),
+            LlmBody::Embedding(r) => r.extra.get("user").and_then(Value::as_str),
+        };
+        user.filter(|u| !u.is_empty())
+    }
+
     /// The endpoint.
     pub fn endpoint(&self) -> Endpoint {
         self.0.endpoint

@@ -318,6 +318,7 @@ fn finish(s: Started, a: &Answer) -> Option<f64> {
         key_alias: key.and_then(|k| k.key_alias.clone()),
         team_id: key.and_then(|k| k.team_id.clone()),
         user_id: key.and_then(|k| k.user_id.clone()),
+        end_user: llm.and_then(|l| l.end_user()).map(str::to_owned),
         requested_model: requested,
         model_group: a.group.clone(),
         deployment: a.deployment.as_ref().map(|d| d.id.clone()),

@@ -15,6 +15,7 @@ fn record(i: usize) -> SpendRecord {
         key_alias: None,
         team_id: None,
         user_id: None,
+        end_user: None,
         requested_model: "m".into(),
         model_group: None,
         deployment: None,

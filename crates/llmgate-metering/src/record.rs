@@ -25,6 +25,8 @@ pub struct SpendRecord {
     pub team_id: Option<String>,
     /// The key's user.
     pub user_id: Option<String>,
+    /// The request's end user (its `user` field): LiteLLM's customer.
+    pub end_user: Option<String>,
     /// The model the client asked for.
     pub requested_model: String,
     /// The model group that served it (`None` when the request failed before routing).

@@ -14,6 +14,7 @@ fn record(i: usize) -> SpendRecord {
         key_alias: Some("alias".into()),
         team_id: Some("team".into()),
         user_id: None,
+        end_user: None,
         requested_model: "m".into(),
         model_group: Some(Arc::from("g")),
         deployment: Some(Arc::from("g-0")),

@@ -64,6 +64,11 @@ const MIGRATIONS: Embedded = Embedded(&[
         "key extras",
         include_str!("../migrations/postgres/0010_key_extras.sql"),
     ),
+    (
+        11,
+        "spend end user",
+        include_str!("../migrations/postgres/0011_spend_end_user.sql"),
+    ),
 ]);
 
 /// The `NOTIFY` channel; the payload is the changed key's token.

@@ -17,7 +17,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use llmgate_metering::SpendRecord;
 use serde::Serialize;
 
-/// Records per `INSERT` statement: 34 parameters each, under SQLite's 32,766 and
+/// Records per `INSERT` statement: 35 parameters each, under SQLite's 32,766 and
 /// PostgreSQL's 65,535 bound parameters per statement.
 pub(crate) const INSERT_CHUNK: usize = 500;
 
@@ -27,7 +27,7 @@ pub(crate) const INSERT_LOGS: &str = "INSERT INTO llmgate_spend_logs (request_id
     upstream_model, endpoint, prompt_tokens, completion_tokens, total_tokens, cached_tokens, \
     cache_creation_tokens, reasoning_tokens, cost, status, stream, cache_hit, attempts, \
     fallbacks, start_time, end_time, latency_ms, ttft_ms, tags, outcome, usage_estimated, \
-    error_class, error_message, messages, response) ";
+    error_class, error_message, messages, response, end_user) ";
 
 pub(crate) const INSERT_LOGS_TAIL: &str =
     " ON CONFLICT (request_id) DO NOTHING RETURNING request_id";
@@ -41,7 +41,7 @@ pub(crate) const SELECT_LOGS: &str = "SELECT request_id, key_token, key_alias, t
     prompt_tokens, completion_tokens, total_tokens, cached_tokens, cache_creation_tokens, \
     reasoning_tokens, cost, status, stream, cache_hit, attempts, fallbacks, start_time, \
     end_time, latency_ms, ttft_ms, tags, outcome, usage_estimated, error_class, \
-    error_message, messages, response \
+    error_message, messages, response, end_user \
     FROM llmgate_spend_logs \
     WHERE ($1 IS NULL OR key_token = $1) AND ($2 IS NULL OR request_id = $2) \
     AND ($3 IS NULL OR start_time >= $3) AND ($4 IS NULL OR start_time < $4) \
@@ -147,6 +147,8 @@ pub struct SpendLog {
     pub team_id: Option<String>,
     /// The key's user.
     pub user_id: Option<String>,
+    /// The request's end user (its `user` field).
+    pub end_user: Option<String>,
     /// The model the client asked for.
     pub requested_model: String,
     /// The model group that served it.
@@ -293,6 +295,32 @@ pub(crate) fn charges<'a>(
     out
 }
 
+/// Charges an end user (creating its record the first time it is seen, as LiteLLM creates
+/// customers): `$1` the end user, `$2` USD, `$3` now.
+pub(crate) const CHARGE_END_USER: &str = "INSERT INTO llmgate_records \
+    (kind, id, doc, spend, budget_reset_at, created_at, updated_at) \
+    VALUES ('end_user', $1, '{}', $2, NULL, $3, $3) \
+    ON CONFLICT (kind, id) DO UPDATE SET spend = llmgate_records.spend + excluded.spend";
+
+/// The cost of `records` per end user (their `user` field), in first-seen order, leaving out
+/// records without one or with nothing to charge.
+pub(crate) fn end_user_charges<'a>(records: &[&'a SpendRecord]) -> Vec<(&'a str, f64)> {
+    let mut out: Vec<(&str, f64)> = Vec::new();
+    for r in records {
+        let (Some(user), cost) = (r.end_user.as_deref(), r.charge()) else {
+            continue;
+        };
+        if cost == 0.0 {
+            continue;
+        }
+        match out.iter_mut().find(|(u, _)| *u == user) {
+            Some((_, c)) => *c += cost,
+            None => out.push((user, cost)),
+        }
+    }
+    out
+}
+
 /// Which records of `batch` were inserted, given the request ids the insert returned: the
 /// first record of each such id (a batch naming one id twice stores and charges it once).
 pub(crate) fn inserted_filter(returned: HashSet<String>) -> impl FnMut(&SpendRecord) -> bool {
@@ -359,7 +387,8 @@ macro_rules! push_record {
             .push_bind($r.error_class.map(llmgate_core::FailureClass::as_str))
             .push_bind($r.error_message.as_deref())
             .push_bind($r.messages.as_deref())
-            .push_bind($r.response.as_deref());
+            .push_bind($r.response.as_deref())
+            .push_bind($r.end_user.as_deref());
     }};
 }
 pub(crate) use push_record;
@@ -391,10 +420,21 @@ macro_rules! spend_impl {
                             );
                         }
                     }
-                    $crate::spend::charges(batch, $crate::spend::inserted_filter(returned))
+                    let mut new = $crate::spend::inserted_filter(returned);
+                    batch.iter().filter(|r| new(r)).collect::<Vec<_>>()
                 } else {
-                    $crate::spend::charges(batch, |_| true)
+                    batch.iter().collect()
                 };
+                for (user, cost) in $crate::spend::end_user_charges(&charges) {
+                    sqlx::query($crate::spend::CHARGE_END_USER)
+                        .bind(user)
+                        .bind(cost)
+                        .bind(llmgate_core::Clock::now(&llmgate_core::SystemClock))
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(unavailable)?;
+                }
+                let charges = $crate::spend::charges(charges, |_| true);
                 let mut charged = Vec::with_capacity(charges.len());
                 for c in charges {
                     if let Some(team) = &c.team_id {
@@ -464,6 +504,7 @@ macro_rules! spend_impl {
                         key_alias: r.try_get("key_alias")?,
                         team_id: r.try_get("team_id")?,
                         user_id: r.try_get("user_id")?,
+                        end_user: r.try_get("end_user")?,
                         requested_model: r.try_get("requested_model")?,
                         model_group: r.try_get("model_group")?,
                         deployment: r.try_get("deployment")?,

@@ -34,6 +34,13 @@ pub(crate) const SPEND_BY_USER: &str = "SELECT COALESCE(user_id, '') AS name, \
     WHERE ($1 IS NULL OR start_time >= $1) AND ($2 IS NULL OR start_time < $2) \
     GROUP BY COALESCE(user_id, '') ORDER BY total DESC, name ASC";
 
+/// Spend per end user (the request's `user`; `''` for requests without one).
+pub(crate) const SPEND_BY_END_USER: &str = "SELECT COALESCE(end_user, '') AS name, \
+    COUNT(*) AS requests, COALESCE(SUM(cost), CAST(0 AS DOUBLE PRECISION)) AS total \
+    FROM llmgate_spend_logs \
+    WHERE ($1 IS NULL OR start_time >= $1) AND ($2 IS NULL OR start_time < $2) \
+    GROUP BY COALESCE(end_user, '') ORDER BY total DESC, name ASC";
+
 /// What spend is summed by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SpendGroup {
@@ -45,6 +52,8 @@ pub enum SpendGroup {
     Team,
     /// The key's user (`/global/spend/users`).
     User,
+    /// The request's end user (`/global/spend/end_users`).
+    EndUser,
 }
 
 impl SpendGroup {
@@ -54,6 +63,7 @@ impl SpendGroup {
             SpendGroup::Day => SPEND_BY_DAY,
             SpendGroup::Team => SPEND_BY_TEAM,
             SpendGroup::User => SPEND_BY_USER,
+            SpendGroup::EndUser => SPEND_BY_END_USER,
         }
     }
 }

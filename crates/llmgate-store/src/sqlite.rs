@@ -60,6 +60,11 @@ const MIGRATIONS: Embedded = Embedded(&[
         "key extras",
         include_str!("../migrations/sqlite/0010_key_extras.sql"),
     ),
+    (
+        11,
+        "spend end user",
+        include_str!("../migrations/sqlite/0011_spend_end_user.sql"),
+    ),
 ]);
 
 /// How long a writer waits for another writer's transaction before failing.

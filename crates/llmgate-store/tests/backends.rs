@@ -170,8 +170,8 @@ async fn sqlite_opens_in_wal_mode_and_migrates_once() {
         .await
         .unwrap();
     assert_eq!(
-        applied, 9,
-        "keys, spend logs, spend outcome, spend error class, deployment usage, request log, stored responses, teams, key extras"
+        applied, 10,
+        "keys, spend logs, spend outcome, spend error class, deployment usage, request log, stored responses, teams, key extras, spend end user"
     );
 }
 

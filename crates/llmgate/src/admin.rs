@@ -163,8 +163,7 @@ impl Service<Request<ReqBody>> for Api {
         #[cfg(feature = "admin")]
         {
             let path = req.uri().path();
-            if path.starts_with("/key/")
-                || path.starts_with("/team/")
+            if crate::routes::is_admin_prefix(path)
                 || llmgate_admin::is_spend_path(path)
                 || path == llmgate_admin::RELOAD_PATH
             {

@@ -151,6 +151,7 @@ impl Lasting {
         let keys = keys.map(|k| {
             let teams = records.unwrap_or_else(|| Arc::new(MemoryRecordStore::new()));
             k.with_teams(teams)
+                .with_end_user_budget(config.litellm_settings.max_end_user_budget)
                 .with_events(events.clone(), crate::alerting::budget_percent(config))
         });
         if let Some(keys) = &keys {

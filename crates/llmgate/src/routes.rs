@@ -53,6 +53,14 @@ enum Route {
     Ui,
 }
 
+/// The admin APIs under a prefix (each checks its own methods): keys, teams, end users.
+#[cfg(feature = "admin")]
+pub(crate) fn is_admin_prefix(path: &str) -> bool {
+    ["/key/", "/team/", "/customer/", "/end_user/"]
+        .iter()
+        .any(|p| path.starts_with(p))
+}
+
 fn route(path: &str) -> Option<(Route, Method)> {
     Some(match path {
         "/v1/chat/completions"
@@ -73,7 +81,7 @@ fn route(path: &str) -> Option<(Route, Method)> {
         "/health" => (Route::Health, Method::GET),
         // The key API checks its own methods (GET for info and list, POST for the rest).
         #[cfg(feature = "admin")]
-        p if p.starts_with("/key/") || p.starts_with("/team/") => (Route::Keys, Method::POST),
+        p if is_admin_prefix(p) => (Route::Keys, Method::POST),
         "/metrics" | "/metrics/" => (Route::Metrics, Method::GET),
         "/alerting/recent" => (Route::Alerting, Method::GET),
         #[cfg(feature = "admin")]
@@ -253,8 +261,6 @@ const NOT_SERVED: &[(&str, &str)] = &[
     ("/v1/realtime", "the Realtime API"),
     ("/v1/vector_stores", "vector stores"),
     ("/user/", "internal users"),
-    ("/customer/", "end users (customers)"),
-    ("/end_user/", "end users (customers)"),
     ("/organization/", "organizations"),
     ("/budget/", "budgets as objects"),
     ("/global/spend", "LiteLLM's global spend reports"),
@@ -288,7 +294,7 @@ fn not_found(path: &str) -> Response<BoxBody> {
     }
     let message = match NOT_SERVED.iter().find(|(prefix, _)| path.starts_with(prefix)) {
         Some((_, what)) => format!("{path} is LiteLLM's endpoint for {what}, which llmgate does not serve (yet); see docs/endpoints.md for what it serves"),
-        None => format!("no route for {path}; llmgate serves /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/messages, /v1/responses, /v1/models, /model/info, /model_group/info, /utils/token_counter, /health/*, /metrics, /key/*, /team/*, the spend endpoints, /config/reload and the admin UI at /ui (docs/endpoints.md)"),
+        None => format!("no route for {path}; llmgate serves /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/messages, /v1/responses, /v1/models, /model/info, /model_group/info, /utils/token_counter, /health/*, /metrics, /key/*, /team/*, /customer/*, the spend endpoints, /config/reload and the admin UI at /ui (docs/endpoints.md)"),
     };
     ApiError::new(StatusCode::NOT_FOUND, Origin::Downstream, message)
         .with_type(ErrorType::NOT_FOUND)

@@ -10,6 +10,7 @@ mod bounds;
 mod cache;
 mod chat;
 mod compatible;
+mod end_users;
 mod endpoints;
 mod errors;
 mod fallback;

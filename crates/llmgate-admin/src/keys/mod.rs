@@ -34,6 +34,11 @@ impl KeyAdmin {
         self.keys.clock().now()
     }
 
+    /// The keys it manages.
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
     /// `POST /key/generate`: a new key. The answer holds the secret as `key`; it is never shown
     /// again.
     pub async fn generate(&self, body: &Map<String, Value>) -> Result<Value, ApiError> {

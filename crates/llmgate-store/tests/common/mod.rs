@@ -102,6 +102,7 @@ pub fn record(
         key_alias: key.map(|_| "team-a".to_owned()),
         team_id: None,
         user_id: Some("u1".to_owned()),
+        end_user: None,
         requested_model: group.to_owned(),
         model_group: Some(Arc::from(group)),
         deployment: Some(Arc::from(format!("{group}-0"))),

@@ -1,0 +1,201 @@
+//! End users (issue 18, item 3): the `user` a request names is tracked with its spend (created
+//! on its first charge, as LiteLLM creates customers), held to its budget (its own, else
+//! `max_end_user_budget`) whoever calls, and refused while blocked; `/customer/*` and
+//! `/end_user/*` manage them, `/global/spend/end_users` sums their spend.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use llmgate_tests::{MockProvider, TempDb, TestGateway};
+use serde_json::{json, Value};
+
+const MASTER: &str = "sk-master-end-users";
+
+/// One model `gpt` at `mock`, each answer costing 0.005 USD.
+async fn open(mock: &MockProvider, db: &TempDb, settings: &str) -> (llmgate::Gateway, TestGateway) {
+    let y = format!(
+        "model_list:\n  - model_name: gpt\n    litellm_params:\n      model: openai/private-x\n      api_base: {}\n      api_key: sk-upstream\n    model_info:\n      input_cost_per_token: 0.001\n      output_cost_per_token: 0.001\nlitellm_settings:\n{settings}\ngeneral_settings:\n  master_key: {MASTER}\n  database_url: {}\n",
+        mock.v1_url(),
+        db.url()
+    );
+    let loaded = llmgate_config::from_yaml(
+        &y,
+        std::path::Path::new("."),
+        &std::collections::HashMap::<String, String>::new(),
+    )
+    .unwrap_or_else(|p| panic!("config rejected:\n{p}"));
+    assert!(loaded.notices.is_empty(), "{:?}", loaded.notices);
+    let gateway = llmgate::Gateway::open(loaded.config).await.expect("opens");
+    let gw = TestGateway::serve(gateway.clone()).await;
+    (gateway, gw)
+}
+
+fn as_user(user: &str) -> Value {
+    json!({"model": "gpt", "messages": [{"role": "user", "content": "hi"}], "user": user})
+}
+
+#[tokio::test]
+async fn an_end_users_budget_holds_every_caller_and_its_spend_is_kept() {
+    let mock = MockProvider::start().await;
+    let db = TempDb::new("end-users");
+    let (gateway, gw) = open(&mock, &db, "  drop_params: true").await;
+    let admin = gw.handle().with_key(MASTER);
+    let made = admin
+        .post(
+            "/customer/new",
+            &json!({"user_id": "palantir", "max_budget": 0.008, "alias": "P"}),
+        )
+        .await;
+    assert_eq!(made.status, 200, "{}", made.text());
+    let key = admin.post("/key/generate", &json!({})).await.json()["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let user = gw.handle().with_key(&key);
+    assert_eq!(
+        admin
+            .post("/v1/chat/completions", &as_user("palantir"))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        user.post("/v1/chat/completions", &as_user("palantir"))
+            .await
+            .status,
+        200
+    );
+    for caller in [&admin, &user] {
+        let err = caller
+            .post("/v1/chat/completions", &as_user("palantir"))
+            .await
+            .openai_error(400);
+        assert_eq!(err["type"], "budget_exceeded", "{err}");
+        assert!(
+            err["message"]
+                .as_str()
+                .unwrap()
+                .contains("End User=palantir"),
+            "{err}"
+        );
+    }
+    assert_eq!(
+        user.post("/v1/chat/completions", &as_user("someone-else"))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(mock.requests().len(), 3);
+
+    gateway.flush_spend().await;
+    let info = admin
+        .get("/customer/info?end_user_id=palantir")
+        .await
+        .json();
+    assert!(
+        (info["spend"].as_f64().unwrap() - 0.01).abs() < 1e-9,
+        "{info}"
+    );
+    assert_eq!(info["alias"], "P");
+    assert_eq!(info["litellm_budget_table"]["max_budget"], 0.008);
+    // An end user seen for the first time was created by its charge.
+    let seen = admin
+        .get("/end_user/info?end_user_id=someone-else")
+        .await
+        .json();
+    assert!(
+        (seen["spend"].as_f64().unwrap() - 0.005).abs() < 1e-9,
+        "{seen}"
+    );
+    assert_eq!(
+        admin
+            .get("/customer/list")
+            .await
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    let spend = admin.get("/global/spend/end_users").await.json();
+    assert_eq!(spend[0]["end_user"], "palantir");
+    assert_eq!(spend[0]["total_count"], 2);
+    let logs = admin.get("/spend/logs?limit=1").await.json();
+    assert_eq!(logs[0]["end_user"], "someone-else");
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_blocked_end_user_is_refused_until_unblocked() {
+    let mock = MockProvider::start().await;
+    let db = TempDb::new("end-users");
+    let (_gateway, gw) = open(&mock, &db, "  drop_params: true").await;
+    let admin = gw.handle().with_key(MASTER);
+    // Blocked before its first request.
+    let res = admin
+        .post("/customer/block", &json!({"user_ids": ["mallory"]}))
+        .await;
+    assert_eq!(res.json(), json!({"blocked_users": ["mallory"]}));
+    let err = admin
+        .post("/v1/chat/completions", &as_user("mallory"))
+        .await
+        .openai_error(403);
+    assert_eq!(err["code"], "end_user_blocked", "{err}");
+    assert_eq!(mock.requests().len(), 0);
+    admin
+        .post("/customer/unblock", &json!({"user_ids": ["mallory"]}))
+        .await
+        .json();
+    assert_eq!(
+        admin
+            .post("/v1/chat/completions", &as_user("mallory"))
+            .await
+            .status,
+        200
+    );
+    // Mistakes are 400/404 in OpenAI's shape.
+    let err = admin
+        .post("/customer/new", &json!({"user_id": "x", "max_budget": -1}))
+        .await
+        .openai_error(400);
+    assert_eq!(err["param"], "max_budget", "{err}");
+    admin
+        .get("/customer/info?end_user_id=nobody")
+        .await
+        .openai_error(404);
+    let deleted = admin
+        .post("/customer/delete", &json!({"user_ids": ["mallory"]}))
+        .await
+        .json();
+    assert_eq!(deleted["deleted_customers"], json!(["mallory"]));
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn max_end_user_budget_holds_end_users_without_their_own() {
+    let mock = MockProvider::start().await;
+    let db = TempDb::new("end-users");
+    let (_gateway, gw) = open(&mock, &db, "  max_end_user_budget: 0.004").await;
+    let admin = gw.handle().with_key(MASTER);
+    assert_eq!(
+        admin
+            .post("/v1/chat/completions", &as_user("u1"))
+            .await
+            .status,
+        200
+    );
+    let err = admin
+        .post("/v1/chat/completions", &as_user("u1"))
+        .await
+        .openai_error(400);
+    assert_eq!(err["type"], "budget_exceeded", "{err}");
+    assert_eq!(
+        admin
+            .post("/v1/chat/completions", &as_user("u2"))
+            .await
+            .status,
+        200
+    );
+    // A request naming no end user is not held to it.
+    assert_eq!(admin.chat("gpt", "hi").await.status, 200);
+    assert_eq!(admin.chat("gpt", "hi").await.status, 200);
+    gw.shutdown().await;
+}
