@@ -54,6 +54,9 @@ pub struct ModelInfo {
     pub cache_creation_input_token_cost: Option<f64>,
     /// `output_cost_per_reasoning_token` in USD.
     pub output_cost_per_reasoning_token: Option<f64>,
+    /// `supported_endpoints` (LiteLLM's, such as `["/v1/chat/completions", "/v1/responses"]`):
+    /// the API paths the deployment serves itself; `None` when the entry does not say.
+    pub supported_endpoints: Option<Vec<String>>,
 }
 
 /// What LiteLLM's `mock_response` asks for: an answer without calling any provider.

@@ -8,7 +8,10 @@ use http::{header, Request, Response, StatusCode};
 use http_body::Body;
 use http_body_util::{combinators::Collect, BodyExt};
 use llmgate_core::body::ReadCapped;
-use llmgate_core::{ApiError, BoxBody, BoxError, Endpoint, LlmBody, LlmRequest, RequestId};
+use llmgate_core::{
+    ApiError, BoxBody, BoxError, Endpoint, LlmBody, LlmRequest, NativeAnswer, NativeResponses,
+    PinnedDeployment, RequestId,
+};
 use pin_project_lite::pin_project;
 use serde_json::{Map, Value};
 use tower::Service;
@@ -16,7 +19,7 @@ use tower::Service;
 use crate::request::{self, Parsed};
 use crate::save::Saver;
 use crate::store::{SharedStore, StoreError, StoredResponse};
-use crate::{object, response, stream};
+use crate::{native, object, pinned, response, stream};
 
 type Loaded = Result<Option<StoredResponse>, StoreError>;
 
@@ -179,6 +182,8 @@ where
     B::Error: Into<BoxError>,
 {
     match (parsed.previous().map(str::to_owned), scope(&parts)) {
+        // A response stored upstream: its deployment has the conversation.
+        (Some(prev), _) if pinned::decode(&prev).is_some() => call(parts, inner, parsed, Vec::new()),
         (Some(prev), Some(scope)) => {
             let store = scope.store.clone();
             let owner = scope.owner.clone();
@@ -231,6 +236,18 @@ where
             llmgate_core::log_failure(&e, ctx.id.as_ref());
             done(e.to_response())
         }
+        // The upstream's own Responses answer: passed through, not stored here.
+        Ok(res) if res.status().is_success() && res.extensions().get::<NativeAnswer>().is_some() => {
+            if is_event_stream(&res) {
+                done(native::stream(res))
+            } else {
+                let (parts, body) = res.into_parts();
+                State::Collecting {
+                    collect: body.collect(),
+                    parts: Some((parts, ctx)),
+                }
+            }
+        }
         Ok(res) if res.status().is_success() && is_event_stream(&res) => {
             done(stream::translate(res, ctx.base, ctx.saver))
         }
@@ -256,6 +273,12 @@ where
     B: Body,
     B::Error: Into<BoxError>,
 {
+    if parts.extensions.get::<NativeAnswer>().is_some() {
+        return match body {
+            Ok(bytes) => done(native::complete_response(parts, &bytes)),
+            Err(e) => done(broke_off(&e).to_response()),
+        };
+    }
     let object = body
         .map_err(|e| {
             ApiError::new(
@@ -280,6 +303,14 @@ where
     }
 }
 
+fn broke_off(e: &BoxError) -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_GATEWAY,
+        llmgate_core::Origin::Upstream,
+        format!("the answer broke off: {e}"),
+    )
+}
+
 fn lost() -> BoxError {
     ApiError::internal("responses state lost").boxed()
 }
@@ -300,10 +331,33 @@ where
     B: Body,
     B::Error: Into<BoxError>,
 {
-    let chat = match request::to_chat(&parsed, &history) {
-        Ok(chat) => chat,
-        Err(e) => return done(e.to_response()),
+    let pin = parsed.previous().and_then(pinned::decode);
+    let (chat, untranslatable) = match (&pin, request::to_chat(&parsed, &history)) {
+        (None, Ok(chat)) => (chat, None),
+        // Only a deployment serving the Responses API itself can take it.
+        (None, Err(e)) => (request::placeholder(&parsed), Some(e)),
+        (Some(p), translated) => (
+            translated.unwrap_or_else(|_| request::placeholder(&parsed)),
+            Some(pinned_elsewhere(p)),
+        ),
     };
+    let upstream_previous = pin.as_ref().map(|p| p.response.as_str());
+    let native_call = native::create(&parsed, upstream_previous);
+    let mut gateway = parsed.gateway.clone();
+    let native_call = match untranslatable {
+        Some(why) => {
+            // The chat request is not the whole request: never a cache key.
+            bypass_cache(&mut gateway);
+            NativeResponses::only_native(native_call, why)
+        }
+        None => NativeResponses::new(native_call),
+    };
+    if let Some(p) = &pin {
+        parts
+            .extensions
+            .insert(PinnedDeployment(p.deployment.as_str().into()));
+    }
+    parts.extensions.insert(native_call);
     let scope = parts.extensions.remove::<Scope>();
     let saver = scope.filter(|_| parsed.store()).map(|s| {
         let mut input = history;
@@ -327,7 +381,7 @@ where
     parts.extensions.insert(LlmRequest::from_parts(
         Endpoint::ChatCompletions,
         LlmBody::Chat(chat),
-        parsed.gateway,
+        gateway,
     ));
     let id = parts.extensions.get::<RequestId>().cloned();
     let fut = inner.call(Request::from_parts(parts, body));
@@ -335,6 +389,27 @@ where
         fut,
         ctx: Some(Ctx { base, saver, id }),
     }
+}
+
+/// Why a follow-up of a response stored upstream cannot be translated for another deployment.
+fn pinned_elsewhere(p: &pinned::Pinned) -> ApiError {
+    ApiError::bad_request(format!(
+        "previous_response_id names a response stored upstream by deployment \"{}\", which \
+         serves the Responses API itself; only it can continue the conversation",
+        p.deployment
+    ))
+    .with_param("previous_response_id")
+}
+
+/// Sets the `cache` controls `no-cache` and `no-store`, keeping the client's others.
+fn bypass_cache(gateway: &mut llmgate_core::GatewayParams) {
+    let mut controls = match gateway.cache.take() {
+        Some(Value::Object(m)) => m,
+        _ => Map::new(),
+    };
+    controls.insert("no-cache".to_owned(), Value::Bool(true));
+    controls.insert("no-store".to_owned(), Value::Bool(true));
+    gateway.cache = Some(Value::Object(controls));
 }
 
 fn not_found(id: &str) -> Response<BoxBody> {

@@ -74,8 +74,10 @@ mod future;
 pub mod fuzzing;
 mod input_items;
 mod layer;
+mod native;
 mod object;
 pub mod owner;
+mod pinned;
 mod request;
 mod response;
 mod save;
@@ -90,4 +92,4 @@ pub use service::Responses;
 pub use store::{
     MemoryStore, ResponseStore, SharedStore, StoreError, StoredResponse, MEMORY_CAPACITY,
 };
-pub use stored::{response_id, StoredResponses};
+pub use stored::{response_id, Forward, StoredResponses};
