@@ -230,6 +230,15 @@ async fn supported_endpoints_switch_an_openai_compatible_deployment_to_native() 
         assert_eq!(mock.last_request().unwrap().path, path, "{group}");
         assert_eq!(text_of(&res.json()), "mock reply to: hi");
     }
+    // Built-in tools go to a native deployment as they are; one that translates refuses them.
+    let tools = json!([{"type": "web_search"}]);
+    let res = post(&gw, &json!({"model": "declared", "input": "hi", "tools": tools})).await;
+    assert_eq!(res.status, 200, "{}", res.text());
+    assert_eq!(mock.last_request().unwrap().json["tools"], tools);
+    let refused = post(&gw, &json!({"model": "plain", "input": "hi", "tools": tools})).await;
+    assert_eq!(refused.status, 400, "{}", refused.text());
+    assert_eq!(refused.json()["error"]["param"], "tools");
+    assert_eq!(mock.request_count(), 4);
 }
 
 #[tokio::test]
@@ -282,4 +291,61 @@ async fn native_answers_are_not_cached() {
     assert_ne!(second.header("x-llmgate-cache"), Some("hit"));
     assert_ne!(first.json()["id"], second.json()["id"]);
     assert_eq!(mock.request_count(), 2);
+}
+
+#[tokio::test]
+async fn a_native_stream_cut_midway_ends_with_response_failed() {
+    let mock = MockProvider::start_responses().await;
+    let gw = TestGateway::start(&with_key(&native("gpt", "gpt-a", &mock.v1_url()), ""))
+        .await
+        .with_key(KEY);
+    mock.push(Behaviour::cut_after(5));
+    let mut s = gw
+        .stream(
+            "/v1/responses",
+            &json!({"model": "gpt", "input": "hello there", "stream": true}),
+        )
+        .await;
+    assert_eq!(s.status, 200);
+    let mut ev = Vec::new();
+    while let Some((name, data)) = s.next_event().await {
+        ev.push((name, serde_json::from_str::<Value>(&data).unwrap()));
+    }
+    assert_eq!(ev.len(), 6, "{ev:?}");
+    let (name, failed) = ev.last().unwrap();
+    assert_eq!(name, "response.failed");
+    assert_eq!(failed["type"], "response.failed");
+    assert_eq!(failed["sequence_number"], 5);
+    let r = &failed["response"];
+    assert_eq!(r["status"], "failed");
+    assert_eq!(r["id"], ev[0].1["response"]["id"]);
+    assert_eq!(r["error"]["code"], "server_error");
+    assert!(r["error"]["message"].as_str().unwrap().contains("gpt-a"), "{r}");
+}
+
+#[tokio::test]
+async fn the_responses_example_config_serves_its_vllm_model_natively() {
+    let vllm = MockProvider::start_responses().await;
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/configs");
+    let text = std::fs::read_to_string(dir.join("responses.yaml")).unwrap();
+    let vars: HashMap<String, String> = [
+        ("OPENAI_API_KEY", "sk-openai"),
+        ("AZURE_API_BASE", "http://127.0.0.1:9"),
+        ("AZURE_API_KEY", "az"),
+        ("VLLM_API_BASE", vllm.v1_url().as_str()),
+        ("ANTHROPIC_API_KEY", "sk-ant"),
+        ("LLMGATE_MASTER_KEY", KEY),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    let loaded = llmgate_config::from_yaml(&text, &dir, &vars).unwrap_or_else(|p| panic!("{p}"));
+    let gateway = llmgate::Gateway::builder(loaded.config).build().unwrap();
+    let gw = TestGateway::serve(gateway).await.with_key(KEY);
+    let res = post(&gw, &json!({"model": "llama", "input": "hello"})).await;
+    assert_eq!(res.status, 200, "{}", res.text());
+    assert_eq!(unpin(res.json()["id"].as_str().unwrap()).0, "llama-vllm");
+    let sent = vllm.last_request().unwrap();
+    assert_eq!(sent.path, "/v1/responses");
+    assert_eq!(sent.json["model"], "meta-llama/Llama-3.1-8B-Instruct");
 }
