@@ -168,7 +168,11 @@ fn miss(plan: Plan, mut res: Response<BoxBody>) -> Response<BoxBody> {
     }
     // A Responses API answer passed through from the upstream: its response is stored
     // upstream under its own id, and a hit could not be handed out again as a new one.
-    if res.extensions().get::<llmgate_core::NativeAnswer>().is_some() {
+    if res
+        .extensions()
+        .get::<llmgate_core::NativeAnswer>()
+        .is_some()
+    {
         return res;
     }
     res.map(|b| BoxBody::new(ResponseBody::recording(b, plan, ttl)))

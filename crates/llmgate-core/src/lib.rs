@@ -58,8 +58,8 @@ pub use ext::{
     Attempts, CacheStatus, Cost, ForcedErrors, ModelGroup, Principal, RequestId, RouteHint,
     RouteSlot, Routed, StreamFailure, UpstreamTime, UsageSlot,
 };
-pub use native::{NativeAnswer, NativeResponses, PinnedDeployment, ResponsesCall};
 pub use key::{Clock, ManualClock, SharedClock, SystemClock, VirtualKey};
+pub use native::{NativeAnswer, NativeResponses, PinnedDeployment, ResponsesCall};
 pub use provider::{ProviderKind, UnknownProvider};
 pub use request::{Endpoint, GatewayParams, LlmBody, LlmRequest};
 pub use wire::Usage;

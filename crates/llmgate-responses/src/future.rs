@@ -183,7 +183,9 @@ where
 {
     match (parsed.previous().map(str::to_owned), scope(&parts)) {
         // A response stored upstream: its deployment has the conversation.
-        (Some(prev), _) if pinned::decode(&prev).is_some() => call(parts, inner, parsed, Vec::new()),
+        (Some(prev), _) if pinned::decode(&prev).is_some() => {
+            call(parts, inner, parsed, Vec::new())
+        }
         (Some(prev), Some(scope)) => {
             let store = scope.store.clone();
             let owner = scope.owner.clone();
@@ -237,7 +239,9 @@ where
             done(e.to_response())
         }
         // The upstream's own Responses answer: passed through, not stored here.
-        Ok(res) if res.status().is_success() && res.extensions().get::<NativeAnswer>().is_some() => {
+        Ok(res)
+            if res.status().is_success() && res.extensions().get::<NativeAnswer>().is_some() =>
+        {
             if is_event_stream(&res) {
                 done(native::stream(res))
             } else {

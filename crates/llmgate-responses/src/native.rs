@@ -34,7 +34,10 @@ pub(crate) fn create(parsed: &Parsed, upstream_previous: Option<&str>) -> Respon
             Value::String(prev.to_owned()),
         );
     }
-    let strings_only = |m: &Value| m.as_object().is_some_and(|o| o.values().all(Value::is_string));
+    let strings_only = |m: &Value| {
+        m.as_object()
+            .is_some_and(|o| o.values().all(Value::is_string))
+    };
     if fields.get("metadata").is_some_and(|m| !strings_only(m)) {
         fields.remove("metadata");
     }
@@ -56,9 +59,15 @@ impl Ids {
             let Some(id) = object.get(key).and_then(Value::as_str) else {
                 continue;
             };
-            if !self.pairs.iter().any(|(from, _)| from[1..from.len() - 1] == *id) {
-                self.pairs
-                    .push((format!("\"{id}\""), format!("\"{}\"", pinned::encode(dep, id))));
+            if !self
+                .pairs
+                .iter()
+                .any(|(from, _)| from[1..from.len() - 1] == *id)
+            {
+                self.pairs.push((
+                    format!("\"{id}\""),
+                    format!("\"{}\"", pinned::encode(dep, id)),
+                ));
             }
         }
     }
@@ -108,7 +117,11 @@ pub(crate) fn complete_response(
 /// A native stream with its response ids made the client's, event by event as each arrives.
 pub(crate) fn stream(res: Response<BoxBody>) -> Response<BoxBody> {
     let (mut parts, body) = res.into_parts();
-    let Some(dep) = parts.extensions.get::<Deployment>().map(|d| d.id.to_string()) else {
+    let Some(dep) = parts
+        .extensions
+        .get::<Deployment>()
+        .map(|d| d.id.to_string())
+    else {
         return Response::from_parts(parts, body);
     };
     parts.headers.remove(CONTENT_LENGTH);

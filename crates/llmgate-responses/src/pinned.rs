@@ -67,7 +67,8 @@ mod tests {
         );
         let litellm = format!(
             "resp_{}",
-            STANDARD.encode("litellm:custom_llm_provider:openai;model_id:dep-7;response_id:resp_x9")
+            STANDARD
+                .encode("litellm:custom_llm_provider:openai;model_id:dep-7;response_id:resp_x9")
         );
         assert_eq!(
             decode(&litellm),

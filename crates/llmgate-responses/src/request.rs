@@ -217,7 +217,10 @@ pub(crate) fn placeholder(parsed: &Parsed) -> ChatCompletionRequest {
         tool_choice: None,
         response_format: None,
         max_tokens: None,
-        max_completion_tokens: parsed.fields.get("max_output_tokens").and_then(Value::as_u64),
+        max_completion_tokens: parsed
+            .fields
+            .get("max_output_tokens")
+            .and_then(Value::as_u64),
         temperature: None,
         top_p: None,
         n: None,

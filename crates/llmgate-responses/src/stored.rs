@@ -94,17 +94,21 @@ impl<B> Service<Request<B>> for StoredResponses {
         let method = req.method().clone();
         let items = wants_input_items(req.uri().path());
         let query = req.uri().query().map(str::to_owned);
-        if let (Some(pin), Some(forward)) = (
+        let forwarded_method =
+            matches!(method, Method::GET | Method::HEAD) || (method == Method::DELETE && !items);
+        if let (Some(pin), Some(forward), true) = (
             id.as_deref().and_then(crate::pinned::decode),
             self.forward.clone(),
+            forwarded_method,
         ) {
-            let call = match method {
-                Method::DELETE if !items => ResponsesCall::Delete { id: pin.response },
-                _ => ResponsesCall::Retrieve {
+            let call = if method == Method::DELETE {
+                ResponsesCall::Delete { id: pin.response }
+            } else {
+                ResponsesCall::Retrieve {
                     id: pin.response,
                     input_items: items,
                     query,
-                },
+                }
             };
             let ext = req.extensions().clone();
             return Box::pin(forwarded(forward, pin.deployment, call, ext));

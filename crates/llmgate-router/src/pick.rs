@@ -285,7 +285,11 @@ impl ModelTable {
         if let Some(why) = at_limit(m, now_us) {
             return Some((group, Err(refused(why))));
         }
-        let taken = match m.state.usage.take_request(m.spec.rpm, m.spec.rpd, now_us, day) {
+        let taken = match m
+            .state
+            .usage
+            .take_request(m.spec.rpm, m.spec.rpd, now_us, day)
+        {
             Ok(local) => {
                 self.tell_daily(m, day);
                 Ok(Picked {

@@ -142,7 +142,9 @@ impl<S> Router<S> {
         }
         let picked = match picked {
             Ok(p) => p,
-            Err(unavailable) => return ResponseFuture::fail(no_deployment(group, unavailable, slot)),
+            Err(unavailable) => {
+                return ResponseFuture::fail(no_deployment(group, unavailable, slot))
+            }
         };
         let clone = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, clone);

@@ -31,7 +31,8 @@
 //!                        each attempt's outcome for cooldowns
 //!   -> provider          the deployment's dialect builds URL, auth and body; one pooled
 //!                        client; the answer passed through (OpenAI-compatible) or translated
-//!                        (native), streams event by event
+//!                        (native), streams event by event. A /v1/responses call on a
+//!                        deployment serving the Responses API goes upstream as it is
 //! ```
 //!
 //! `GET`/`DELETE /v1/responses/{id}` (stored responses) sit behind the same auth, beside the

@@ -112,7 +112,10 @@ pub(crate) async fn serve(
 }
 
 /// The upstream request for `call` on `dep`, and whether its answer is a stream.
-fn build(dep: &DeploymentSpec, call: &ResponsesCall) -> Result<(Request<Full<Bytes>>, bool), Error> {
+fn build(
+    dep: &DeploymentSpec,
+    call: &ResponsesCall,
+) -> Result<(Request<Full<Bytes>>, bool), Error> {
     let key = match dep.provider {
         ProviderKind::Azure => KeyHeader::Plain(HeaderName::from_static("api-key")),
         _ => KeyHeader::Bearer,
@@ -135,7 +138,9 @@ fn build(dep: &DeploymentSpec, call: &ResponsesCall) -> Result<(Request<Full<Byt
             };
             (Method::GET, tail, query.as_deref(), Bytes::new(), false)
         }
-        ResponsesCall::Delete { id } => (Method::DELETE, format!("/{id}"), None, Bytes::new(), false),
+        ResponsesCall::Delete { id } => {
+            (Method::DELETE, format!("/{id}"), None, Bytes::new(), false)
+        }
     };
     let uri = upstream_uri(dep, url(dep, &tail, query)?)?;
     let mut req = json_post(dep, uri, body, key, &[])?;
@@ -265,10 +270,22 @@ mod tests {
     #[test]
     fn which_deployments_are_native() {
         assert!(serves_responses(&dep(ProviderKind::OpenAi, None)));
-        assert!(serves_responses(&dep(ProviderKind::OpenAi, Some("https://api.openai.com/v1"))));
-        assert!(!serves_responses(&dep(ProviderKind::OpenAi, Some("http://127.0.0.1:9/v1"))));
-        assert!(serves_responses(&dep(ProviderKind::Azure, Some("https://x.openai.azure.com"))));
-        assert!(!serves_responses(&dep(ProviderKind::HostedVllm, Some("http://v/v1"))));
+        assert!(serves_responses(&dep(
+            ProviderKind::OpenAi,
+            Some("https://api.openai.com/v1")
+        )));
+        assert!(!serves_responses(&dep(
+            ProviderKind::OpenAi,
+            Some("http://127.0.0.1:9/v1")
+        )));
+        assert!(serves_responses(&dep(
+            ProviderKind::Azure,
+            Some("https://x.openai.azure.com")
+        )));
+        assert!(!serves_responses(&dep(
+            ProviderKind::HostedVllm,
+            Some("http://v/v1")
+        )));
         let mut declared = dep(ProviderKind::HostedVllm, Some("http://v/v1"));
         declared.model_info.supported_endpoints = Some(vec!["/v1/responses".into()]);
         assert!(serves_responses(&declared));
@@ -283,11 +300,20 @@ mod tests {
     #[test]
     fn urls() {
         let u = |d: &DeploymentSpec, tail: &str, q: Option<&str>| url(d, tail, q).unwrap();
-        assert_eq!(u(&dep(ProviderKind::OpenAi, None), "", None), "https://api.openai.com/v1/responses");
+        assert_eq!(
+            u(&dep(ProviderKind::OpenAi, None), "", None),
+            "https://api.openai.com/v1/responses"
+        );
         let ollama = dep(ProviderKind::OllamaChat, Some("http://o:11434/"));
-        assert_eq!(u(&ollama, "/r1/input_items", Some("limit=2")), "http://o:11434/v1/responses/r1/input_items?limit=2");
+        assert_eq!(
+            u(&ollama, "/r1/input_items", Some("limit=2")),
+            "http://o:11434/v1/responses/r1/input_items?limit=2"
+        );
         let mut azure = dep(ProviderKind::Azure, Some("https://x.openai.azure.com"));
-        assert_eq!(u(&azure, "", None), "https://x.openai.azure.com/openai/v1/responses");
+        assert_eq!(
+            u(&azure, "", None),
+            "https://x.openai.azure.com/openai/v1/responses"
+        );
         azure.api_version = Some("2025-04-01-preview".into());
         assert_eq!(
             u(&azure, "/r1", None),
@@ -304,15 +330,26 @@ mod tests {
         let u = usage(&json!({"input_tokens": 10, "input_tokens_details": {"cached_tokens": 4},
             "output_tokens": 7, "output_tokens_details": {"reasoning_tokens": 3}, "total_tokens": 17}))
         .unwrap();
-        assert_eq!((u.prompt_tokens, u.completion_tokens, u.total_tokens), (10, 7, 17));
+        assert_eq!(
+            (u.prompt_tokens, u.completion_tokens, u.total_tokens),
+            (10, 7, 17)
+        );
         assert_eq!(u.prompt_tokens_details.unwrap().cached_tokens, Some(4));
-        assert_eq!(u.completion_tokens_details.unwrap().reasoning_tokens, Some(3));
+        assert_eq!(
+            u.completion_tokens_details.unwrap().reasoning_tokens,
+            Some(3)
+        );
         let mut d = dep(ProviderKind::OpenAi, None);
         d.default_params.insert("max_tokens".into(), json!(50));
         d.default_params.insert("temperature".into(), json!(0.1));
         let fields = json!({"model": "group", "input": "hi", "temperature": 0.9});
-        let Value::Object(fields) = fields else { unreachable!() };
+        let Value::Object(fields) = fields else {
+            unreachable!()
+        };
         let sent: Value = serde_json::from_slice(&body(&d, &fields).unwrap()).unwrap();
-        assert_eq!(sent, json!({"model": "m", "input": "hi", "temperature": 0.9, "max_output_tokens": 50}));
+        assert_eq!(
+            sent,
+            json!({"model": "m", "input": "hi", "temperature": 0.9, "max_output_tokens": 50})
+        );
     }
 }

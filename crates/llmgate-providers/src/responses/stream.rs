@@ -117,19 +117,14 @@ impl Body for Relay {
                 continue;
             }
             let polled = match this.events.as_mut().poll_next(cx) {
-                Poll::Pending => {
-                    match this
-                        .watch
-                        .poll_stop(cx, this.dep.provider, &this.dep.id)
-                    {
-                        Poll::Pending if this.batch.is_empty() => return Poll::Pending,
-                        Poll::Pending => return Poll::Ready(take(this.batch)),
-                        Poll::Ready(e) => {
-                            fail(&mut this, e);
-                            continue;
-                        }
+                Poll::Pending => match this.watch.poll_stop(cx, this.dep.provider, &this.dep.id) {
+                    Poll::Pending if this.batch.is_empty() => return Poll::Pending,
+                    Poll::Pending => return Poll::Ready(take(this.batch)),
+                    Poll::Ready(e) => {
+                        fail(&mut this, e);
+                        continue;
                     }
-                }
+                },
                 Poll::Ready(polled) => {
                     this.watch.event();
                     polled
@@ -216,7 +211,8 @@ fn on_event(this: &mut RelayProj<'_>, event: &Event) -> Result<(), Error> {
         frame(&event.event, data, this.batch);
     }
     if carries_response(kind) {
-        let v: Value = serde_json::from_str(data).map_err(|_| invalid("its data is not valid JSON"))?;
+        let v: Value =
+            serde_json::from_str(data).map_err(|_| invalid("its data is not valid JSON"))?;
         if let Some(response) = v.get("response") {
             if let Some(u) = response.get("usage").and_then(super::usage) {
                 this.usage.set(u);
@@ -303,8 +299,13 @@ mod tests {
         let mut out = BytesMut::new();
         frame("response.created", "{\"a\":1}", &mut out);
         frame("", "{}", &mut out);
-        assert_eq!(&out[..], b"event: response.created\ndata: {\"a\":1}\n\ndata: {}\n\n");
+        assert_eq!(
+            &out[..],
+            b"event: response.created\ndata: {\"a\":1}\n\ndata: {}\n\n"
+        );
         assert!(is_terminal("response.incomplete") && !is_terminal("response.output_text.delta"));
-        assert!(carries_response("response.created") && !carries_response("response.output_item.added"));
+        assert!(
+            carries_response("response.created") && !carries_response("response.output_item.added")
+        );
     }
 }

@@ -44,7 +44,9 @@ impl WithResponses {
     }
 
     fn store(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Value, Vec<Value>)>> {
-        self.store.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.store
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -85,10 +87,16 @@ impl WithResponses {
     fn create(&self, req: &Recorded, content: Option<&str>, ctx: &Ctx) -> Reply {
         let body = &req.json;
         let Some(model) = body.get("model").and_then(Value::as_str) else {
-            return error_reply(StatusCode::BAD_REQUEST, "Missing required parameter: 'model'.", Some("model"));
+            return error_reply(
+                StatusCode::BAD_REQUEST,
+                "Missing required parameter: 'model'.",
+                Some("model"),
+            );
         };
         let items = match body.get("input") {
-            Some(Value::String(s)) => vec![json!({"type": "message", "role": "user", "content": s})],
+            Some(Value::String(s)) => {
+                vec![json!({"type": "message", "role": "user", "content": s})]
+            }
             Some(Value::Array(items)) => items.clone(),
             _ => Vec::new(),
         };
@@ -226,18 +234,31 @@ fn stream(response: Value, text: &str, ctx: &Ctx) -> Reply {
         json!({"type": "response.content_part.added", "item_id": item_id, "output_index": 0, "content_index": 0, "part": part}),
     ];
     for (i, word) in text.split(' ').enumerate() {
-        let delta = if i == 0 { word.to_owned() } else { format!(" {word}") };
-        events.push(json!({"type": "response.output_text.delta", "item_id": item_id, "output_index": 0,
-            "content_index": 0, "delta": delta, "logprobs": []}));
+        let delta = if i == 0 {
+            word.to_owned()
+        } else {
+            format!(" {word}")
+        };
+        events.push(
+            json!({"type": "response.output_text.delta", "item_id": item_id, "output_index": 0,
+            "content_index": 0, "delta": delta, "logprobs": []}),
+        );
     }
-    events.push(json!({"type": "response.output_text.done", "item_id": item_id, "output_index": 0,
-        "content_index": 0, "text": text, "logprobs": []}));
-    events.push(json!({"type": "response.content_part.done", "item_id": item_id, "output_index": 0,
-        "content_index": 0, "part": message["content"][0]}));
+    events.push(
+        json!({"type": "response.output_text.done", "item_id": item_id, "output_index": 0,
+        "content_index": 0, "text": text, "logprobs": []}),
+    );
+    events.push(
+        json!({"type": "response.content_part.done", "item_id": item_id, "output_index": 0,
+        "content_index": 0, "part": message["content"][0]}),
+    );
     events.push(json!({"type": "response.output_item.done", "output_index": 0, "item": message}));
     events.push(json!({"type": "response.completed", "response": response}));
     let mut headers = HeaderMap::new();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream; charset=utf-8"));
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream; charset=utf-8"),
+    );
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     super::request_id_header(&mut headers, ctx);
     let events = events

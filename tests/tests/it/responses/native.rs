@@ -68,7 +68,10 @@ async fn a_native_answer_is_the_upstreams_with_a_pinned_id() {
     // The upstream's object: its model name, its message id, its usage.
     assert_eq!(v["model"], "gpt-a");
     assert_eq!(text_of(&v), "mock reply to: hello there");
-    assert!(v["output"][0]["id"].as_str().unwrap().starts_with("msg_mock"));
+    assert!(v["output"][0]["id"]
+        .as_str()
+        .unwrap()
+        .starts_with("msg_mock"));
     // What the upstream got: the Responses request, model rewritten, gateway fields out.
     let sent = mock.last_request().unwrap();
     assert_eq!(sent.path, "/v1/responses");
@@ -82,7 +85,11 @@ async fn a_native_answer_is_the_upstreams_with_a_pinned_id() {
             "metadata": {"k": "v"}, "max_output_tokens": 20})
     );
     // Metered from the Responses usage: (2 * 1e-5) + (5 * 3e-5).
-    let cost: f64 = res.header("x-llmgate-response-cost").unwrap().parse().unwrap();
+    let cost: f64 = res
+        .header("x-llmgate-response-cost")
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!((cost - (2.0 * 1e-5 + 5.0 * 3e-5)).abs() < 1e-12, "{cost}");
     assert_eq!(res.header("x-llmgate-deployment"), Some("gpt-a"));
 }
@@ -137,9 +144,17 @@ async fn native_answers_are_metered_from_their_usage_streamed_and_not() {
         .build()
         .unwrap();
     let gw = TestGateway::serve(gateway.clone()).await.with_key(KEY);
-    assert_eq!(post(&gw, &json!({"model": "gpt", "input": "one two three"})).await.status, 200);
+    assert_eq!(
+        post(&gw, &json!({"model": "gpt", "input": "one two three"}))
+            .await
+            .status,
+        200
+    );
     let mut s = gw
-        .stream("/v1/responses", &json!({"model": "gpt", "input": "four five", "stream": true}))
+        .stream(
+            "/v1/responses",
+            &json!({"model": "gpt", "input": "four five", "stream": true}),
+        )
         .await;
     while s.next_event().await.is_some() {}
     gateway.flush_spend().await;
@@ -147,7 +162,11 @@ async fn native_answers_are_metered_from_their_usage_streamed_and_not() {
     assert_eq!(records.len(), 2, "{records:?}");
     // "mock reply to: one two three" is 6 words; "mock reply to: four five" 5.
     for (r, (prompt, completion)) in records.iter().zip([(3, 6), (2, 5)]) {
-        assert_eq!((r.tokens.prompt, r.tokens.completion), (prompt, completion), "{r:?}");
+        assert_eq!(
+            (r.tokens.prompt, r.tokens.completion),
+            (prompt, completion),
+            "{r:?}"
+        );
         let expected = prompt as f64 * 1e-5 + completion as f64 * 3e-5;
         assert!((r.cost.unwrap() - expected).abs() < 1e-12, "{r:?}");
         assert!(!r.usage_estimated, "{r:?}");
@@ -185,7 +204,10 @@ async fn a_failing_native_deployment_falls_back_to_a_translated_one() {
         let (v, fallbacks) = if stream {
             let mut s = gw.stream("/v1/responses", &body).await;
             assert_eq!(s.status, 200);
-            let fallbacks = s.headers["x-llmgate-fallbacks"].to_str().unwrap().to_owned();
+            let fallbacks = s.headers["x-llmgate-fallbacks"]
+                .to_str()
+                .unwrap()
+                .to_owned();
             let mut ev = Vec::new();
             while let Some((name, data)) = s.next_event().await {
                 ev.push((name, serde_json::from_str::<Value>(&data).unwrap()));
@@ -195,7 +217,10 @@ async fn a_failing_native_deployment_falls_back_to_a_translated_one() {
         } else {
             let res = post(&gw, &body).await;
             assert_eq!(res.status, 200, "{}", res.text());
-            (res.json(), res.header("x-llmgate-fallbacks").unwrap().to_owned())
+            (
+                res.json(),
+                res.header("x-llmgate-fallbacks").unwrap().to_owned(),
+            )
         };
         assert_eq!(fallbacks, "1");
         // Translated from Anthropic's answer: the gateway's own response, stored here.
@@ -207,7 +232,10 @@ async fn a_failing_native_deployment_falls_back_to_a_translated_one() {
     }
     assert_eq!(openai.request_count(), 2);
     assert_eq!(anthropic.request_count(), 2);
-    assert!(anthropic.requests().iter().all(|r| r.path == "/v1/messages"));
+    assert!(anthropic
+        .requests()
+        .iter()
+        .all(|r| r.path == "/v1/messages"));
 }
 
 #[tokio::test]
@@ -219,7 +247,9 @@ async fn supported_endpoints_switch_an_openai_compatible_deployment_to_native() 
         native("declared", "declared-0", &mock.v1_url()),
         mock.v1_url(),
     );
-    let gw = TestGateway::start(&with_key(&models, "")).await.with_key(KEY);
+    let gw = TestGateway::start(&with_key(&models, ""))
+        .await
+        .with_key(KEY);
     for (group, path) in [
         ("plain", "/v1/chat/completions"),
         ("declared", "/v1/responses"),
@@ -232,10 +262,18 @@ async fn supported_endpoints_switch_an_openai_compatible_deployment_to_native() 
     }
     // Built-in tools go to a native deployment as they are; one that translates refuses them.
     let tools = json!([{"type": "web_search"}]);
-    let res = post(&gw, &json!({"model": "declared", "input": "hi", "tools": tools})).await;
+    let res = post(
+        &gw,
+        &json!({"model": "declared", "input": "hi", "tools": tools}),
+    )
+    .await;
     assert_eq!(res.status, 200, "{}", res.text());
     assert_eq!(mock.last_request().unwrap().json["tools"], tools);
-    let refused = post(&gw, &json!({"model": "plain", "input": "hi", "tools": tools})).await;
+    let refused = post(
+        &gw,
+        &json!({"model": "plain", "input": "hi", "tools": tools}),
+    )
+    .await;
     assert_eq!(refused.status, 400, "{}", refused.text());
     assert_eq!(refused.json()["error"]["param"], "tools");
     assert_eq!(mock.request_count(), 4);
@@ -248,7 +286,9 @@ async fn azure_deployments_use_azures_responses_paths() {
         "  - model_name: az\n    litellm_params: {{model: azure/my-deployment, api_base: {base}, api_key: az-key}}\n    model_info: {{id: az-v1}}\n  - model_name: az-dated\n    litellm_params: {{model: azure/my-deployment, api_base: {base}, api_key: az-key, api_version: 2025-04-01-preview}}\n    model_info: {{id: az-dated}}\n",
         base = mock.base_url()
     );
-    let gw = TestGateway::start(&with_key(&models, "")).await.with_key(KEY);
+    let gw = TestGateway::start(&with_key(&models, ""))
+        .await
+        .with_key(KEY);
     let res = post(&gw, &json!({"model": "az", "input": "hi"})).await;
     assert_eq!(res.status, 200, "{}", res.text());
     let sent = mock.last_request().unwrap();
@@ -320,7 +360,10 @@ async fn a_native_stream_cut_midway_ends_with_response_failed() {
     assert_eq!(r["status"], "failed");
     assert_eq!(r["id"], ev[0].1["response"]["id"]);
     assert_eq!(r["error"]["code"], "server_error");
-    assert!(r["error"]["message"].as_str().unwrap().contains("gpt-a"), "{r}");
+    assert!(
+        r["error"]["message"].as_str().unwrap().contains("gpt-a"),
+        "{r}"
+    );
 }
 
 #[tokio::test]

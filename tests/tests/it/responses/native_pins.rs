@@ -66,7 +66,10 @@ async fn follow_ups_land_on_the_deployment_that_stored_the_response() {
         assert_eq!(v["previous_response_id"], id.as_str());
         let sent = home.last_request().unwrap();
         assert_eq!(sent.json["previous_response_id"], unpin(&id).1.as_str());
-        assert_eq!(sent.headers["authorization"], format!("Bearer sk-{dep}").as_str());
+        assert_eq!(
+            sent.headers["authorization"],
+            format!("Bearer sk-{dep}").as_str()
+        );
         previous_text = text_of(&v);
         id = v["id"].as_str().unwrap().to_owned();
         assert_eq!(unpin(&id).0, dep);
@@ -90,7 +93,10 @@ async fn get_input_items_and_delete_reach_the_pinned_deployment() {
     assert_eq!(got.json()["id"], id.as_str());
     assert_eq!(text_of(&got.json()), "mock reply to: hello there");
     let sent = home.last_request().unwrap();
-    assert_eq!((sent.method, sent.path), (Method::GET, format!("/v1/responses/{upstream}")));
+    assert_eq!(
+        (sent.method, sent.path),
+        (Method::GET, format!("/v1/responses/{upstream}"))
+    );
 
     let items = gw.get(&format!("{path}/input_items?limit=5")).await;
     assert_eq!(items.status, 200, "{}", items.text());
@@ -104,9 +110,17 @@ async fn get_input_items_and_delete_reach_the_pinned_deployment() {
     let anonymous = TestGateway::start(&y).await;
     assert_eq!(anonymous.get(&path).await.status, 401);
 
+    // Only GET and DELETE reach the upstream.
+    assert_eq!(
+        gw.send(Method::PUT, &path, String::new(), &[]).await.status,
+        405
+    );
     let deleted = gw.send(Method::DELETE, &path, String::new(), &[]).await;
     assert_eq!(deleted.status, 200, "{}", deleted.text());
-    assert_eq!(deleted.json(), json!({"id": id, "object": "response", "deleted": true}));
+    assert_eq!(
+        deleted.json(),
+        json!({"id": id, "object": "response", "deleted": true})
+    );
     let gone = gw.get(&path).await;
     assert_eq!(gone.status, 404, "{}", gone.text());
     assert_eq!(a.request_count() + b.request_count(), 5);
@@ -127,7 +141,10 @@ async fn a_response_whose_deployment_left_the_config_is_a_clear_404() {
     assert_eq!(res.status, 404, "{}", res.text());
     let e = &res.json()["error"];
     assert_eq!(e["code"], "deployment_not_found");
-    assert!(e["message"].as_str().unwrap().contains("\"gpt-old\""), "{e}");
+    assert!(
+        e["message"].as_str().unwrap().contains("\"gpt-old\""),
+        "{e}"
+    );
     let got = gw.get(&format!("/v1/responses/{id}")).await;
     assert_eq!(got.status, 404);
     assert_eq!(got.json()["error"]["code"], "deployment_not_found");
