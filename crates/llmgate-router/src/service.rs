@@ -4,7 +4,7 @@ use std::task::{Context, Poll};
 use http::{Request, Response, StatusCode};
 use llmgate_core::{
     ApiError, Attribution, BoxBody, BoxError, Deployment, ForcedErrors, LlmRequest, ModelAccess,
-    ModelGroup, Origin, PinnedDeployment, RequestId, RouteHint, RouteSlot, Routed,
+    ModelGroup, NativeResponses, Origin, PinnedDeployment, RequestId, RouteHint, RouteSlot, Routed,
 };
 use tower::Service;
 
@@ -79,7 +79,17 @@ where
             tracing::debug!(%group, "the caller may not reach this group");
             return ResponseFuture::fail(refused.into());
         }
-        let exclude = hint.map(|h| h.exclude.as_slice()).unwrap_or_default();
+        let mut exclude = hint.map(|h| h.exclude.as_slice()).unwrap_or_default();
+        // A Responses call only a deployment serving that API can take (built-in tools):
+        // the others count as tried, so they are picked only when no native one is left.
+        let translated;
+        if ext
+            .get::<NativeResponses>()
+            .is_some_and(|n| n.untranslatable().is_some())
+        {
+            translated = self.table.excluding_translated(&group, exclude);
+            exclude = &translated;
+        }
         let stream = llm.is_stream();
         let picked = self.table.pick(&group, exclude, stream, || {
             llmgate_core::tokens::prompt_tokens(llm, llm.model())

@@ -4,16 +4,11 @@
 //!
 //! # Which deployments
 //!
-//! [`serves_responses`] decides, per deployment:
-//!
-//! | deployment | native |
-//! |---|---|
-//! | `model_info.supported_endpoints` lists `/v1/responses` (or `/responses`), on a provider that speaks OpenAI's API or Ollama | yes |
-//! | `model_info.supported_endpoints` set without it | no (an opt-out, for `openai/` and `azure/` too) |
-//! | `azure/` | yes |
-//! | `openai/` on OpenAI's API (no `api_base`, or one on `api.openai.com`) | yes |
-//! | `openai/` with another `api_base`, `hosted_vllm/`, `ollama/`, every other OpenAI-compatible provider | only when declared |
-//! | Anthropic, Gemini, Vertex AI, Bedrock, watsonx | never (translated to their own APIs) |
+//! [`serves_responses`] ([`DeploymentSpec::serves_responses`], in core so the router can
+//! prefer them): OpenAI's API (`openai/` without `api_base` or on `api.openai.com`) and
+//! `azure/` by default; any provider speaking OpenAI's API (or Ollama) whose
+//! `model_info.supported_endpoints` lists `/v1/responses`; none whose list leaves it out;
+//! never Anthropic, Gemini, Vertex AI, Bedrock or watsonx.
 //!
 //! # The upstream call
 //!
@@ -49,30 +44,10 @@ use crate::upstream::{self, Deadline, StreamSlots};
 
 mod stream;
 
-/// Whether `dep` serves OpenAI's Responses API itself (see the module docs for the table).
+/// Whether `dep` serves OpenAI's Responses API itself
+/// ([`DeploymentSpec::serves_responses`]; see the module docs for the table).
 pub fn serves_responses(dep: &DeploymentSpec) -> bool {
-    let speaks_openai = !matches!(
-        dep.provider,
-        ProviderKind::Anthropic
-            | ProviderKind::Gemini
-            | ProviderKind::VertexAi
-            | ProviderKind::Bedrock
-            | ProviderKind::Watsonx
-    );
-    if let Some(list) = &dep.model_info.supported_endpoints {
-        let declared = list
-            .iter()
-            .any(|e| matches!(e.trim_end_matches('/'), "/v1/responses" | "/responses"));
-        return declared && speaks_openai;
-    }
-    match dep.provider {
-        ProviderKind::Azure => true,
-        ProviderKind::OpenAi => dep
-            .api_base
-            .as_deref()
-            .is_none_or(|b| b.contains("://api.openai.com")),
-        _ => false,
-    }
+    dep.serves_responses()
 }
 
 /// Serves `native`'s call on `dep`, which serves the Responses API itself.

@@ -392,3 +392,28 @@ async fn the_responses_example_config_serves_its_vllm_model_natively() {
     assert_eq!(sent.path, "/v1/responses");
     assert_eq!(sent.json["model"], "meta-llama/Llama-3.1-8B-Instruct");
 }
+
+#[tokio::test]
+async fn a_request_only_a_native_deployment_can_take_avoids_translated_ones() {
+    let openai = MockProvider::start_responses().await;
+    let anthropic = MockProvider::start_anthropic().await;
+    let models = format!(
+        "{}  - model_name: gpt\n    litellm_params: {{model: anthropic/claude-x, api_base: {}, api_key: k}}\n    model_info: {{id: gpt-claude}}\n",
+        native("gpt", "gpt-a", &openai.v1_url()),
+        anthropic.base_url()
+    );
+    let gw = TestGateway::start(&with_key(&models, "router_settings:\n  num_retries: 0\n"))
+        .await
+        .with_key(KEY);
+    // Shuffled evenly, eight requests would reach the Anthropic deployment about four times.
+    for _ in 0..8 {
+        let res = post(
+            &gw,
+            &json!({"model": "gpt", "input": "hi", "tools": [{"type": "web_search"}]}),
+        )
+        .await;
+        assert_eq!(res.status, 200, "{}", res.text());
+        assert_eq!(res.header("x-llmgate-deployment"), Some("gpt-a"));
+    }
+    assert_eq!((openai.request_count(), anthropic.request_count()), (8, 0));
+}
