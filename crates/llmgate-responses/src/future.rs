@@ -9,8 +9,7 @@ use http_body::Body;
 use http_body_util::{combinators::Collect, BodyExt};
 use llmgate_core::body::ReadCapped;
 use llmgate_core::{
-    ApiError, BoxBody, BoxError, Endpoint, LlmBody, LlmRequest, NativeAnswer, NativeResponses,
-    PinnedDeployment, RequestId,
+    ApiError, BoxBody, BoxError, Endpoint, LlmBody, LlmRequest, NativeAnswer, RequestId,
 };
 use pin_project_lite::pin_project;
 use serde_json::{Map, Value};
@@ -335,33 +334,7 @@ where
     B: Body,
     B::Error: Into<BoxError>,
 {
-    let pin = parsed.previous().and_then(pinned::decode);
-    let (chat, untranslatable) = match (&pin, request::to_chat(&parsed, &history)) {
-        (None, Ok(chat)) => (chat, None),
-        // Only a deployment serving the Responses API itself can take it.
-        (None, Err(e)) => (request::placeholder(&parsed), Some(e)),
-        (Some(p), translated) => (
-            translated.unwrap_or_else(|_| request::placeholder(&parsed)),
-            Some(pinned_elsewhere(p)),
-        ),
-    };
-    let upstream_previous = pin.as_ref().map(|p| p.response.as_str());
-    let native_call = native::create(&parsed, upstream_previous);
-    let mut gateway = parsed.gateway.clone();
-    let native_call = match untranslatable {
-        Some(why) => {
-            // The chat request is not the whole request: never a cache key.
-            bypass_cache(&mut gateway);
-            NativeResponses::only_native(native_call, why)
-        }
-        None => NativeResponses::new(native_call),
-    };
-    if let Some(p) = &pin {
-        parts
-            .extensions
-            .insert(PinnedDeployment(p.deployment.as_str().into()));
-    }
-    parts.extensions.insert(native_call);
+    let (chat, gateway) = native::hand_down(&parsed, &history, &mut parts.extensions);
     let scope = parts.extensions.remove::<Scope>();
     let saver = scope.filter(|_| parsed.store()).map(|s| {
         let mut input = history;
@@ -393,27 +366,6 @@ where
         fut,
         ctx: Some(Ctx { base, saver, id }),
     }
-}
-
-/// Why a follow-up of a response stored upstream cannot be translated for another deployment.
-fn pinned_elsewhere(p: &pinned::Pinned) -> ApiError {
-    ApiError::bad_request(format!(
-        "previous_response_id names a response stored upstream by deployment \"{}\", which \
-         serves the Responses API itself; only it can continue the conversation",
-        p.deployment
-    ))
-    .with_param("previous_response_id")
-}
-
-/// Sets the `cache` controls `no-cache` and `no-store`, keeping the client's others.
-fn bypass_cache(gateway: &mut llmgate_core::GatewayParams) {
-    let mut controls = match gateway.cache.take() {
-        Some(Value::Object(m)) => m,
-        _ => Map::new(),
-    };
-    controls.insert("no-cache".to_owned(), Value::Bool(true));
-    controls.insert("no-store".to_owned(), Value::Bool(true));
-    gateway.cache = Some(Value::Object(controls));
 }
 
 fn not_found(id: &str) -> Response<BoxBody> {

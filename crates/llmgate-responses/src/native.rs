@@ -13,17 +13,21 @@ use http::Response;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyDataStream;
 use llmgate_core::sse::{self, EventStream};
-use llmgate_core::{BoxBody, BoxError, Deployment, ResponsesCall};
+use llmgate_core::wire::ChatCompletionRequest;
+use llmgate_core::{
+    ApiError, BoxBody, BoxError, Deployment, GatewayParams, NativeResponses, PinnedDeployment,
+    ResponsesCall,
+};
 use serde_json::{Map, Value};
 
 use crate::pinned;
-use crate::request::Parsed;
+use crate::request::{self, Parsed};
 
 /// The `POST /responses` call for `parsed`: the client's fields and `input` as sent, gateway
 /// keys out, `previous_response_id` the upstream's (`upstream_previous`), and `metadata` only
 /// when it is what the Responses API takes (a map of strings; LiteLLM's tags and trace ids
 /// are the gateway's).
-pub(crate) fn create(parsed: &Parsed, upstream_previous: Option<&str>) -> ResponsesCall {
+fn create(parsed: &Parsed, upstream_previous: Option<&str>) -> ResponsesCall {
     let mut fields: Map<String, Value> = parsed.fields.clone();
     if let Some(input) = &parsed.raw_input {
         fields.insert("input".to_owned(), input.clone());
@@ -42,6 +46,64 @@ pub(crate) fn create(parsed: &Parsed, upstream_previous: Option<&str>) -> Respon
         fields.remove("metadata");
     }
     ResponsesCall::Create(fields)
+}
+
+/// What the layer hands down for `parsed` (after `history`, the gateway's stored turns): the
+/// chat request every layer reads and the gateway parameters it carries, with the native call
+/// ([`NativeResponses`]) and, for a follow-up of a response stored upstream, the deployment it
+/// is pinned to ([`PinnedDeployment`]) put in `ext`. A request the translation refuses, or a
+/// pinned follow-up, gets a stand-in chat request ([`request::placeholder`] when needed),
+/// never a cache entry, and is refused by any deployment that translates.
+pub(crate) fn hand_down(
+    parsed: &Parsed,
+    history: &[Value],
+    ext: &mut http::Extensions,
+) -> (ChatCompletionRequest, GatewayParams) {
+    let pin = parsed.previous().and_then(pinned::decode);
+    let (chat, untranslatable) = match (&pin, request::to_chat(parsed, history)) {
+        (None, Ok(chat)) => (chat, None),
+        (None, Err(e)) => (request::placeholder(parsed), Some(e)),
+        (Some(p), translated) => (
+            translated.unwrap_or_else(|_| request::placeholder(parsed)),
+            Some(pinned_elsewhere(p)),
+        ),
+    };
+    let call = create(parsed, pin.as_ref().map(|p| p.response.as_str()));
+    let mut gateway = parsed.gateway.clone();
+    let native = match untranslatable {
+        Some(why) => {
+            // The chat request is not the whole request: never a cache key.
+            bypass_cache(&mut gateway);
+            NativeResponses::only_native(call, why)
+        }
+        None => NativeResponses::new(call),
+    };
+    if let Some(p) = &pin {
+        ext.insert(PinnedDeployment(p.deployment.as_str().into()));
+    }
+    ext.insert(native);
+    (chat, gateway)
+}
+
+/// Why a follow-up of a response stored upstream cannot be translated for another deployment.
+fn pinned_elsewhere(p: &pinned::Pinned) -> ApiError {
+    ApiError::bad_request(format!(
+        "previous_response_id names a response stored upstream by deployment \"{}\", which \
+         serves the Responses API itself; only it can continue the conversation",
+        p.deployment
+    ))
+    .with_param("previous_response_id")
+}
+
+/// Sets the `cache` controls `no-cache` and `no-store`, keeping the client's others.
+fn bypass_cache(gateway: &mut llmgate_core::GatewayParams) {
+    let mut controls = match gateway.cache.take() {
+        Some(Value::Object(m)) => m,
+        _ => Map::new(),
+    };
+    controls.insert("no-cache".to_owned(), Value::Bool(true));
+    controls.insert("no-store".to_owned(), Value::Bool(true));
+    gateway.cache = Some(Value::Object(controls));
 }
 
 /// Replaces the upstream's response ids in an answer with the ids the client sees.
