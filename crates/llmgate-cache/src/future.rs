@@ -166,6 +166,15 @@ fn miss(plan: Plan, mut res: Response<BoxBody>) -> Response<BoxBody> {
     if res.status() != StatusCode::OK || answer_kind(&res) != Some(plan.kind) {
         return res;
     }
+    // A Responses API answer passed through from the upstream: its response is stored
+    // upstream under its own id, and a hit could not be handed out again as a new one.
+    if res
+        .extensions()
+        .get::<llmgate_core::NativeAnswer>()
+        .is_some()
+    {
+        return res;
+    }
     res.map(|b| BoxBody::new(ResponseBody::recording(b, plan, ttl)))
 }
 

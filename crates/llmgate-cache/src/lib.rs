@@ -12,6 +12,9 @@
 //!   error event. A client that goes away, a body error or an upstream cut means nothing is
 //!   stored. A hit on a streaming request replays the stored events as they were sent.
 //!   Streaming and non-streaming requests never share entries (`stream` is part of the key).
+//! - **Responses API answers passed through** from an upstream that serves that API itself
+//!   (marked [`NativeAnswer`](llmgate_core::NativeAnswer)) are never stored: the upstream
+//!   keeps that response under its own id.
 //! - **Answers** carry `x-llmgate-cache: hit | miss` and [`CacheStatus`](llmgate_core::CacheStatus)
 //!   in their extensions (metering charges nothing for a hit). Requests the cache does not
 //!   apply to (other endpoints, `mode: default_off` without `use-cache`, `mock_response`)

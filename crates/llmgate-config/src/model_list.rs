@@ -123,6 +123,9 @@ const INFO: &Table<Info> = &[
     ("output_cost_per_reasoning_token", Read(|w, i, v, p| {
         i.info.output_cost_per_reasoning_token = w.non_negative(v, p);
     })),
+    ("supported_endpoints", Read(|w, i, v, p| {
+        i.info.supported_endpoints = Some(w.string_list(v, p));
+    })),
     ("team_id", Unenforced(TEAM_MODELS)),
     ("team_public_model_name", Unenforced(TEAM_MODELS)),
 ];

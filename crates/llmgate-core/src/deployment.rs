@@ -54,6 +54,9 @@ pub struct ModelInfo {
     pub cache_creation_input_token_cost: Option<f64>,
     /// `output_cost_per_reasoning_token` in USD.
     pub output_cost_per_reasoning_token: Option<f64>,
+    /// `supported_endpoints` (LiteLLM's, such as `["/v1/chat/completions", "/v1/responses"]`):
+    /// the API paths the deployment serves itself; `None` when the entry does not say.
+    pub supported_endpoints: Option<Vec<String>>,
 }
 
 /// What LiteLLM's `mock_response` asks for: an answer without calling any provider.
@@ -235,6 +238,44 @@ impl DeploymentSpec {
             aws: None,
             vertex: None,
             watsonx: None,
+        }
+    }
+}
+
+impl DeploymentSpec {
+    /// Whether the deployment serves OpenAI's Responses API itself, so `/v1/responses` is sent
+    /// to it as it is rather than translated to chat completions:
+    ///
+    /// | deployment | native |
+    /// |---|---|
+    /// | `model_info.supported_endpoints` lists `/v1/responses` (or `/responses`), on a provider that speaks OpenAI's API or Ollama | yes |
+    /// | `model_info.supported_endpoints` set without it | no (an opt-out, for `openai/` and `azure/` too) |
+    /// | `azure/` | yes |
+    /// | `openai/` on OpenAI's API (no `api_base`, or one on `api.openai.com`) | yes |
+    /// | `openai/` with another `api_base`, `hosted_vllm/`, `ollama/`, every other OpenAI-compatible provider | only when declared |
+    /// | Anthropic, Gemini, Vertex AI, Bedrock, watsonx | never (translated to their own APIs) |
+    pub fn serves_responses(&self) -> bool {
+        let speaks_openai = !matches!(
+            self.provider,
+            ProviderKind::Anthropic
+                | ProviderKind::Gemini
+                | ProviderKind::VertexAi
+                | ProviderKind::Bedrock
+                | ProviderKind::Watsonx
+        );
+        if let Some(list) = &self.model_info.supported_endpoints {
+            let declared = list
+                .iter()
+                .any(|e| matches!(e.trim_end_matches('/'), "/v1/responses" | "/responses"));
+            return declared && speaks_openai;
+        }
+        match self.provider {
+            ProviderKind::Azure => true,
+            ProviderKind::OpenAi => self
+                .api_base
+                .as_deref()
+                .is_none_or(|b| b.contains("://api.openai.com")),
+            _ => false,
         }
     }
 }

@@ -2,9 +2,10 @@
 //!
 //! On the request: [`RequestId`], [`crate::LlmRequest`], [`Principal`],
 //! [`crate::ModelAccess`], [`ModelGroup`],
-//! [`crate::Deployment`] (per attempt). On the response: [`crate::Deployment`] (who answered),
+//! [`crate::Deployment`] (per attempt), [`crate::NativeResponses`] and
+//! [`crate::PinnedDeployment`] (`/v1/responses`). On the response: [`crate::Deployment`] (who answered),
 //! [`ModelGroup`], [`Attempts`], [`UsageSlot`] (filled when the body ends), [`StreamFailure`],
-//! [`UpstreamTime`], [`Cost`], [`CacheStatus`].
+//! [`UpstreamTime`], [`Cost`], [`CacheStatus`], [`crate::NativeAnswer`].
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};

@@ -18,6 +18,8 @@
 //! - [`events`]: the events bus layers emit typed facts on (cooldowns, outages, budgets, backends)
 //!   for alerting, the UI and metrics.
 //! - [`window`]: the sliding window every rate limit counts with (lock-free cell, formula).
+//! - [`native`]: the Responses API served natively (the call handed down, the answer's mark,
+//!   the deployment a follow-up is pinned to).
 //! - [`DeploymentSpec`] and [`ProviderKind`]: what a `model_list` entry resolves to.
 //!
 //! This crate depends on no other llmgate crate; everything else depends on it.
@@ -33,6 +35,7 @@ pub mod error;
 pub mod events;
 pub mod ext;
 pub mod key;
+pub mod native;
 pub mod provider;
 pub mod redact;
 pub mod request;
@@ -59,6 +62,7 @@ pub use ext::{
     RouteSlot, Routed, StreamFailure, UpstreamTime, UsageSlot,
 };
 pub use key::{Clock, KeyExtras, ManualClock, SharedClock, SystemClock, VirtualKey};
+pub use native::{NativeAnswer, NativeResponses, PinnedDeployment, ResponsesCall};
 pub use provider::{ProviderKind, UnknownProvider};
 pub use request::{Endpoint, GatewayParams, LlmBody, LlmRequest};
 pub use team::{Team, TeamMember};

@@ -9,6 +9,9 @@
 //! ```text
 //! serve(llm, dep)                                     (crate::service, the one serving path)
 //!   mock_response?          -> answered locally; no dialect, no network
+//!   NativeResponses + serves_responses(dep)
+//!                           -> crate::responses: the Responses call as it is, no dialect
+//!   NativeResponses::untranslatable -> refused (only a native deployment can serve it)
 //!   of(provider)            -> None: 501 unsupported
 //!   credentials(dep)        -> Some: an access token (cached; a failed exchange is the error)
 //!   stream()                   stream requests: Translate + /v1/completions is a 400 here

@@ -20,6 +20,14 @@
 //! [`llmgate_core::BoxError`]: the provider's status is kept (a 429 stays a 429), with its
 //! `Retry-After`, and whether another attempt may succeed.
 //!
+//! # The Responses API
+//!
+//! A request carrying [`llmgate_core::NativeResponses`] (put there by the Responses layer) on a
+//! deployment that serves the Responses API itself ([`serves_responses`]) is sent upstream as
+//! that call, and its answer (or stream) comes back untranslated, marked
+//! [`llmgate_core::NativeAnswer`]; on any other deployment the chat request is served, or the
+//! call's [`llmgate_core::NativeResponses::untranslatable`] error is the answer.
+//!
 //! # Dialects
 //!
 //! OpenAI's API as it is for OpenAI, Azure OpenAI, OpenRouter, Groq, Mistral, NVIDIA NIM,
@@ -71,6 +79,7 @@ mod openai_compat;
 mod prompt;
 mod redact;
 mod replicate;
+mod responses;
 mod sagemaker;
 mod service;
 mod text_stream;
@@ -83,6 +92,7 @@ mod watsonx;
 
 pub use client::{UpstreamClient, UpstreamClientConfig};
 pub use error::{Error, REQUEST_TIMEOUT};
+pub use responses::serves_responses;
 pub use service::{ProviderService, ResponseFuture, DEFAULT_MAX_RESPONSE_BYTES};
 pub use watch::DEFAULT_STREAM_IDLE_TIMEOUT;
 

@@ -21,7 +21,8 @@ use std::task::{Context, Poll};
 use http::{HeaderMap, Request, Response};
 use hyper::body::Incoming;
 use llmgate_core::{
-    BoxBody, BoxError, Deployment, DeploymentSpec, Endpoint, LlmRequest, StreamCutoff,
+    BoxBody, BoxError, Deployment, DeploymentSpec, Endpoint, LlmRequest, NativeResponses,
+    StreamCutoff,
 };
 
 use crate::client::UpstreamClient;
@@ -132,13 +133,28 @@ impl<B> tower::Service<Request<B>> for ProviderService {
     fn call(&mut self, req: Request<B>) -> ResponseFuture {
         let llm = req.extensions().get::<LlmRequest>().cloned();
         let dep = req.extensions().get::<Deployment>().cloned();
+        // The Responses API call, when the deployment serves it itself.
+        let native = req.extensions().get::<NativeResponses>().cloned();
         drop(req);
         let inner = Arc::clone(&self.inner);
         ResponseFuture {
             inner: Box::pin(async move {
-                let llm = llm.ok_or(Error::MissingExtension("LlmRequest"))?;
-                let dep = dep.ok_or(Error::MissingExtension("Deployment"))?;
-                serve(&inner, llm, dep).await
+                let llm = llm.ok_or(Error::MissingExtension("LlmRequest").into_box())?;
+                let dep = dep.ok_or(Error::MissingExtension("Deployment").into_box())?;
+                // A `mock_response` answers locally, in chat's shape, whatever was asked.
+                let native = native.filter(|_| mock::pick(&llm, &dep).is_none());
+                let served = match native {
+                    Some(native) if crate::responses::serves_responses(&dep) => {
+                        crate::responses::serve(&inner, &native, &llm, dep).await
+                    }
+                    Some(native) => match native.untranslatable() {
+                        // Only a deployment serving the Responses API itself can take it.
+                        Some(why) => return Err(why.clone().boxed()),
+                        None => serve(&inner, llm, dep).await,
+                    },
+                    None => serve(&inner, llm, dep).await,
+                };
+                served.map_err(Error::into_box)
             }),
         }
     }
@@ -148,7 +164,7 @@ impl<B> tower::Service<Request<B>> for ProviderService {
 /// which hyper already boxes, and it is the stack's innermost future, allocated once per
 /// attempt.
 pub struct ResponseFuture {
-    inner: Pin<Box<dyn Future<Output = Result<Response<BoxBody>, Error>> + Send>>,
+    inner: Pin<Box<dyn Future<Output = Result<Response<BoxBody>, BoxError>> + Send>>,
 }
 
 impl fmt::Debug for ResponseFuture {
@@ -161,7 +177,7 @@ impl Future for ResponseFuture {
     type Output = Result<Response<BoxBody>, BoxError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.inner.as_mut().poll(cx).map_err(Error::into_box)
+        self.inner.as_mut().poll(cx)
     }
 }
 

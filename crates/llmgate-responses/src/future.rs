@@ -8,7 +8,9 @@ use http::{header, Request, Response, StatusCode};
 use http_body::Body;
 use http_body_util::{combinators::Collect, BodyExt};
 use llmgate_core::body::ReadCapped;
-use llmgate_core::{ApiError, BoxBody, BoxError, Endpoint, LlmBody, LlmRequest, RequestId};
+use llmgate_core::{
+    ApiError, BoxBody, BoxError, Endpoint, LlmBody, LlmRequest, NativeAnswer, RequestId,
+};
 use pin_project_lite::pin_project;
 use serde_json::{Map, Value};
 use tower::Service;
@@ -16,7 +18,7 @@ use tower::Service;
 use crate::request::{self, Parsed};
 use crate::save::Saver;
 use crate::store::{SharedStore, StoreError, StoredResponse};
-use crate::{object, response, stream};
+use crate::{native, object, pinned, response, stream};
 
 type Loaded = Result<Option<StoredResponse>, StoreError>;
 
@@ -179,6 +181,10 @@ where
     B::Error: Into<BoxError>,
 {
     match (parsed.previous().map(str::to_owned), scope(&parts)) {
+        // A response stored upstream: its deployment has the conversation.
+        (Some(prev), _) if pinned::decode(&prev).is_some() => {
+            call(parts, inner, parsed, Vec::new())
+        }
         (Some(prev), Some(scope)) => {
             let store = scope.store.clone();
             let owner = scope.owner.clone();
@@ -231,6 +237,20 @@ where
             llmgate_core::log_failure(&e, ctx.id.as_ref());
             done(e.to_response())
         }
+        // The upstream's own Responses answer: passed through, not stored here.
+        Ok(res)
+            if res.status().is_success() && res.extensions().get::<NativeAnswer>().is_some() =>
+        {
+            if is_event_stream(&res) {
+                done(native::stream(res))
+            } else {
+                let (parts, body) = res.into_parts();
+                State::Collecting {
+                    collect: body.collect(),
+                    parts: Some((parts, ctx)),
+                }
+            }
+        }
         Ok(res) if res.status().is_success() && is_event_stream(&res) => {
             done(stream::translate(res, ctx.base, ctx.saver))
         }
@@ -256,6 +276,12 @@ where
     B: Body,
     B::Error: Into<BoxError>,
 {
+    if parts.extensions.get::<NativeAnswer>().is_some() {
+        return match body {
+            Ok(bytes) => done(native::complete_response(parts, &bytes)),
+            Err(e) => done(broke_off(&e).to_response()),
+        };
+    }
     let object = body
         .map_err(|e| {
             ApiError::new(
@@ -280,6 +306,14 @@ where
     }
 }
 
+fn broke_off(e: &BoxError) -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_GATEWAY,
+        llmgate_core::Origin::Upstream,
+        format!("the answer broke off: {e}"),
+    )
+}
+
 fn lost() -> BoxError {
     ApiError::internal("responses state lost").boxed()
 }
@@ -300,10 +334,7 @@ where
     B: Body,
     B::Error: Into<BoxError>,
 {
-    let chat = match request::to_chat(&parsed, &history) {
-        Ok(chat) => chat,
-        Err(e) => return done(e.to_response()),
-    };
+    let (chat, gateway) = native::hand_down(&parsed, &history, &mut parts.extensions);
     let scope = parts.extensions.remove::<Scope>();
     let saver = scope.filter(|_| parsed.store()).map(|s| {
         let mut input = history;
@@ -327,7 +358,7 @@ where
     parts.extensions.insert(LlmRequest::from_parts(
         Endpoint::ChatCompletions,
         LlmBody::Chat(chat),
-        parsed.gateway,
+        gateway,
     ));
     let id = parts.extensions.get::<RequestId>().cloned();
     let fut = inner.call(Request::from_parts(parts, body));

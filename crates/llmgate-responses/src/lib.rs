@@ -26,6 +26,17 @@
 //! prepends the stored conversation (its input items and output), and [`StoredResponses`]
 //! serves `GET` and `DELETE /v1/responses/{id}` and `GET /v1/responses/{id}/input_items`.
 //!
+//! **Native pass-through.** Beside the chat request, the layer hands the call down as the
+//! client made it ([`llmgate_core::NativeResponses`]); a deployment that serves the Responses
+//! API itself sends that upstream and marks its answer [`llmgate_core::NativeAnswer`], which
+//! the layer passes back byte for byte (stream events as they come) with the response id made
+//! a pinned one: `resp_` + base64url of the deployment's id and the upstream's. A follow-up
+//! (`previous_response_id`) with such an id is pinned to that deployment
+//! ([`llmgate_core::PinnedDeployment`], read by the router) and sent with the upstream's id;
+//! [`StoredResponses`] reads and deletes such responses through its [`Forward`] service.
+//! Native answers are not stored here (the upstream keeps them); a request only a native
+//! deployment can serve (built-in tools, a pinned follow-up) bypasses the cache.
+//!
 //! This crate depends on `llmgate-core` only: it mounts over any stack that answers OpenAI
 //! chat completions (the facade `llmgate` mounts it on `/v1/responses` over its own).
 //!
@@ -74,8 +85,10 @@ mod future;
 pub mod fuzzing;
 mod input_items;
 mod layer;
+mod native;
 mod object;
 pub mod owner;
+mod pinned;
 mod request;
 mod response;
 mod save;
@@ -90,4 +103,4 @@ pub use service::Responses;
 pub use store::{
     MemoryStore, ResponseStore, SharedStore, StoreError, StoredResponse, MEMORY_CAPACITY,
 };
-pub use stored::{response_id, StoredResponses};
+pub use stored::{response_id, Forward, StoredResponses};

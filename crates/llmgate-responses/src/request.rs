@@ -39,6 +39,9 @@ pub(crate) struct Parsed {
     pub(crate) fields: Map<String, Value>,
     /// The request's own input items (a string input as one user message item).
     pub(crate) input: Vec<Value>,
+    /// `input` as the client sent it (a string or items), for a deployment that serves the
+    /// Responses API itself.
+    pub(crate) raw_input: Option<Value>,
     pub(crate) gateway: GatewayParams,
 }
 
@@ -90,7 +93,8 @@ pub(crate) fn parse(body: &[u8]) -> Result<Parsed, ApiError> {
         Some(Value::String(m)) if !m.is_empty() => {}
         _ => return Err(invalid("`model` is required (a string)", "model")),
     }
-    let input = match fields.remove("input") {
+    let raw_input = fields.remove("input");
+    let input = match raw_input.clone() {
         Some(Value::String(text)) => vec![user_item(text)],
         Some(Value::Array(items)) => items,
         None | Some(Value::Null) => Vec::new(),
@@ -113,6 +117,7 @@ pub(crate) fn parse(body: &[u8]) -> Result<Parsed, ApiError> {
     Ok(Parsed {
         fields,
         input,
+        raw_input,
         gateway,
     })
 }
@@ -183,6 +188,47 @@ pub(crate) fn to_chat(
         user: f.get("user").and_then(Value::as_str).map(str::to_owned),
         extra,
     })
+}
+
+/// The chat request standing for a Responses request that cannot be translated (for the layers
+/// that read the model, the stream flag and an estimate of its size; a deployment that
+/// translates refuses it): the model, the stream flag, and the input's text parts as one user
+/// message.
+pub(crate) fn placeholder(parsed: &Parsed) -> ChatCompletionRequest {
+    let mut text = String::new();
+    for item in &parsed.input {
+        match item.get("content") {
+            Some(Value::String(s)) => text.push_str(s),
+            Some(Value::Array(parts)) => {
+                for p in parts.iter().filter_map(|p| str_of(p, "text")) {
+                    text.push_str(p);
+                }
+            }
+            _ => {}
+        }
+    }
+    let stream = parsed.stream().then_some(true);
+    ChatCompletionRequest {
+        model: parsed.model().to_owned(),
+        messages: vec![message("user", Some(MessageContent::Text(text)))],
+        stream,
+        stream_options: None,
+        tools: None,
+        tool_choice: None,
+        response_format: None,
+        max_tokens: None,
+        max_completion_tokens: parsed
+            .fields
+            .get("max_output_tokens")
+            .and_then(Value::as_u64),
+        temperature: None,
+        top_p: None,
+        n: None,
+        stop: None,
+        seed: None,
+        user: None,
+        extra: Map::new(),
+    }
 }
 
 /// The Responses API's own request fields: translated above, echoed on the response, or not

@@ -1,14 +1,26 @@
 //! `GET` and `DELETE /v1/responses/{id}` (and `/responses/{id}`): a stored response, for the
-//! key that made it; `GET /v1/responses/{id}/input_items`: its conversation's input items. Mount it behind auth; it scopes by the credential as the layer does
-//! ([`crate::owner`]).
+//! key that made it; `GET /v1/responses/{id}/input_items`: its conversation's input items.
+//! Mount it behind auth; it scopes by the credential as the layer does ([`crate::owner`]).
+//!
+//! A response stored upstream (its id names its deployment, [`crate::pinned`]) is read or
+//! deleted there: the request goes to the [`Forward`] service (the router and the provider)
+//! pinned to that deployment, as a [`ResponsesCall`], and the answer's ids are made the
+//! client's again.
 
 use std::task::{Context, Poll};
 
+use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use http::{Method, Request, Response, StatusCode};
-use llmgate_core::{ApiError, BoxBody, BoxError, ErrorType, Origin};
+use http_body_util::BodyExt;
+use llmgate_core::wire::ChatCompletionRequest;
+use llmgate_core::{
+    ApiError, BoxBody, BoxError, Endpoint, ErrorType, GatewayParams, LlmBody, LlmRequest,
+    NativeResponses, Origin, PinnedDeployment, ResponsesCall,
+};
 use serde_json::json;
-use tower::Service;
+use tower::util::BoxCloneSyncService;
+use tower::{Service, ServiceExt};
 
 use crate::owner;
 use crate::response::ok_json;
@@ -30,15 +42,39 @@ fn wants_input_items(path: &str) -> bool {
 
 /// Answers `GET` (the response object) and `DELETE` (`{"id", "object": "response",
 /// "deleted": true}`) for stored responses; 404 for another key's or an unknown id.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct StoredResponses {
     store: SharedStore,
+    forward: Option<Forward>,
+}
+
+/// Where calls for responses stored upstream go: a stack that routes by
+/// [`PinnedDeployment`] and serves [`NativeResponses`] (the router over the provider).
+pub type Forward = BoxCloneSyncService<Request<Bytes>, Response<BoxBody>, BoxError>;
+
+impl std::fmt::Debug for StoredResponses {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredResponses")
+            .field("store", &self.store)
+            .field("forward", &self.forward.is_some())
+            .finish()
+    }
 }
 
 impl StoredResponses {
-    /// Over `store`.
+    /// Over `store`; ids of responses stored upstream are not found without [`Self::forward`].
     pub fn new(store: SharedStore) -> Self {
-        StoredResponses { store }
+        StoredResponses {
+            store,
+            forward: None,
+        }
+    }
+
+    /// Reads and deletes responses stored upstream through `forward`.
+    #[must_use]
+    pub fn forward(mut self, forward: Forward) -> Self {
+        self.forward = Some(forward);
+        self
     }
 }
 
@@ -58,6 +94,25 @@ impl<B> Service<Request<B>> for StoredResponses {
         let method = req.method().clone();
         let items = wants_input_items(req.uri().path());
         let query = req.uri().query().map(str::to_owned);
+        let forwarded_method =
+            matches!(method, Method::GET | Method::HEAD) || (method == Method::DELETE && !items);
+        if let (Some(pin), Some(forward), true) = (
+            id.as_deref().and_then(crate::pinned::decode),
+            self.forward.clone(),
+            forwarded_method,
+        ) {
+            let call = if method == Method::DELETE {
+                ResponsesCall::Delete { id: pin.response }
+            } else {
+                ResponsesCall::Retrieve {
+                    id: pin.response,
+                    input_items: items,
+                    query,
+                }
+            };
+            let ext = req.extensions().clone();
+            return Box::pin(forwarded(forward, pin.deployment, call, ext));
+        }
         Box::pin(async move {
             let Some(id) = id else {
                 return Ok(not_found("?"));
@@ -91,6 +146,41 @@ impl<B> Service<Request<B>> for StoredResponses {
             Ok::<_, BoxError>(res)
         })
     }
+}
+
+/// Sends `call` to `deployment` through `forward` (with the caller's extensions: its
+/// principal and the models it may reach) and makes the answer's ids the client's.
+async fn forwarded(
+    forward: Forward,
+    deployment: String,
+    call: ResponsesCall,
+    mut ext: http::Extensions,
+) -> Result<Response<BoxBody>, BoxError> {
+    let why = ApiError::bad_request(format!(
+        "this response is stored upstream by deployment \"{deployment}\", which no longer \
+         serves the Responses API itself"
+    ));
+    ext.insert(PinnedDeployment(deployment.as_str().into()));
+    ext.insert(NativeResponses::only_native(call, why));
+    // Read by the router and the provider; this call has no chat request of its own.
+    let chat: ChatCompletionRequest = serde_json::from_value(json!({"model": "", "messages": []}))?;
+    ext.insert(LlmRequest::from_parts(
+        Endpoint::ChatCompletions,
+        LlmBody::Chat(chat),
+        GatewayParams::default(),
+    ));
+    let mut req = Request::new(Bytes::new());
+    *req.extensions_mut() = ext;
+    let res = match forward.oneshot(req).await {
+        Ok(res) => res,
+        Err(e) => return Ok(ApiError::from_box(e).to_response()),
+    };
+    if !res.status().is_success() {
+        return Ok(res);
+    }
+    let (parts, body) = res.into_parts();
+    let body = body.collect().await?.to_bytes();
+    Ok(crate::native::complete_response(parts, &body))
 }
 
 fn not_found(id: &str) -> Response<BoxBody> {

@@ -38,6 +38,13 @@ pub enum Error {
     /// A fallback named a group that does not exist.
     #[error("model group \"{0}\" does not exist")]
     UnknownGroup(Arc<str>),
+    /// The request continues state stored by one deployment ([`llmgate_core::PinnedDeployment`],
+    /// a Responses API follow-up), and that deployment is no longer in the config.
+    #[error(
+        "deployment \"{0}\", which stored this response upstream, is no longer in the config: \
+         the response cannot be read or continued (start a new conversation)"
+    )]
+    PinnedGone(Arc<str>),
     /// The caller may not reach the group (a virtual key's `models`): the attempt was refused
     /// before anything was called.
     #[error(
@@ -97,6 +104,7 @@ impl ErrorContract for Error {
             Error::ContextWindow { .. } => StatusCode::BAD_REQUEST,
             Error::UnknownGroup(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Error::ModelNotAllowed { .. } => StatusCode::FORBIDDEN,
+            Error::PinnedGone(_) => StatusCode::NOT_FOUND,
         }
     }
     fn error_type(&self) -> ErrorType {
@@ -105,7 +113,7 @@ impl ErrorContract for Error {
                 rate_limited: true, ..
             } => ErrorType::RATE_LIMIT,
             Error::NoDeployment { .. } => ErrorType::API,
-            Error::ContextWindow { .. } => ErrorType::INVALID_REQUEST,
+            Error::ContextWindow { .. } | Error::PinnedGone(_) => ErrorType::INVALID_REQUEST,
             Error::UnknownGroup(_) => ErrorType::SERVER,
             // The auth layer's type for the same refusal, so clients see one shape.
             Error::ModelNotAllowed { .. } => ErrorType::other("key_model_access_denied"),
@@ -118,6 +126,7 @@ impl ErrorContract for Error {
             Error::ContextWindow { .. } => Some(Cow::Borrowed("context_length_exceeded")),
             Error::UnknownGroup(_) => None,
             Error::ModelNotAllowed { .. } => Some(Cow::Borrowed("model_not_allowed")),
+            Error::PinnedGone(_) => Some(Cow::Borrowed("deployment_not_found")),
         }
     }
     fn param(&self) -> Option<Cow<'static, str>> {
@@ -129,7 +138,9 @@ impl ErrorContract for Error {
     }
     fn origin(&self) -> Origin {
         match self {
-            Error::ContextWindow { .. } | Error::ModelNotAllowed { .. } => Origin::Downstream,
+            Error::ContextWindow { .. } | Error::ModelNotAllowed { .. } | Error::PinnedGone(_) => {
+                Origin::Downstream
+            }
             _ => Origin::Internal,
         }
     }
@@ -138,7 +149,8 @@ impl ErrorContract for Error {
             Error::NoDeployment { retry_after, .. } => *retry_after,
             Error::ContextWindow { .. }
             | Error::UnknownGroup(_)
-            | Error::ModelNotAllowed { .. } => None,
+            | Error::ModelNotAllowed { .. }
+            | Error::PinnedGone(_) => None,
         }
     }
 }

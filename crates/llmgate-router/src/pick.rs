@@ -264,6 +264,47 @@ impl ModelTable {
     }
 }
 
+impl ModelTable {
+    /// The deployment `id` and its group, for a request pinned to it
+    /// ([`llmgate_core::PinnedDeployment`]): taken from its rpm and rpd like any pick, but
+    /// whether it is cooling down does not matter (the request has nowhere else to go).
+    /// `None` when no group has it.
+    pub(crate) fn pin(&self, id: &str) -> Option<(Arc<str>, Result<Picked, Unavailable>)> {
+        let (group, m) = self.groups.iter().find_map(|(name, g)| {
+            g.members
+                .iter()
+                .find(|m| *m.spec.id == *id)
+                .map(|m| (name.clone(), m))
+        })?;
+        let now_us = self.clock.now_us();
+        let day = self.clock.day(self.clock.now_ms());
+        let refused = |why: String| Unavailable {
+            reasons: vec![(m.spec.id.clone(), why)],
+            ..Unavailable::default()
+        };
+        if let Some(why) = at_limit(m, now_us) {
+            return Some((group, Err(refused(why))));
+        }
+        let taken = match m
+            .state
+            .usage
+            .take_request(m.spec.rpm, m.spec.rpd, now_us, day)
+        {
+            Ok(local) => {
+                self.tell_daily(m, day);
+                Ok(Picked {
+                    member: m.clone(),
+                    alternatives: 0,
+                    local,
+                    day,
+                })
+            }
+            Err(why) => Err(refused(why.to_owned())),
+        };
+        Some((group, taken))
+    }
+}
+
 /// A random index of `candidates` whose member satisfies `keep` (one always does).
 fn pick_among(candidates: &[usize], keep: impl Fn(usize) -> bool) -> usize {
     let n = candidates.iter().filter(|&&i| keep(i)).count().max(1);

@@ -4,7 +4,7 @@ use std::task::{Context, Poll};
 use http::{Request, Response, StatusCode};
 use llmgate_core::{
     ApiError, Attribution, BoxBody, BoxError, Deployment, ForcedErrors, LlmRequest, ModelAccess,
-    ModelGroup, Origin, RequestId, RouteHint, RouteSlot, Routed,
+    ModelGroup, NativeResponses, Origin, PinnedDeployment, RequestId, RouteHint, RouteSlot, Routed,
 };
 use tower::Service;
 
@@ -49,6 +49,10 @@ where
                 "router: the request has no parsed body (is the parse layer mounted?)",
             ));
         };
+        if let Some(pin) = ext.get::<PinnedDeployment>() {
+            let id = pin.0.clone();
+            return self.pinned(req, &id);
+        }
         let hint = ext.get::<RouteHint>();
         let group = match hint.and_then(|h| h.group.as_deref()) {
             // A fallback target: a group, else resolved as a requested model would be (an
@@ -75,7 +79,17 @@ where
             tracing::debug!(%group, "the caller may not reach this group");
             return ResponseFuture::fail(refused.into());
         }
-        let exclude = hint.map(|h| h.exclude.as_slice()).unwrap_or_default();
+        let mut exclude = hint.map(|h| h.exclude.as_slice()).unwrap_or_default();
+        // A Responses call only a deployment serving that API can take (built-in tools):
+        // the others count as tried, so they are picked only when no native one is left.
+        let translated;
+        if ext
+            .get::<NativeResponses>()
+            .is_some_and(|n| n.untranslatable().is_some())
+        {
+            translated = self.table.excluding_translated(&group, exclude);
+            exclude = &translated;
+        }
         let stream = llm.is_stream();
         let picked = self.table.pick(&group, exclude, stream, || {
             llmgate_core::tokens::prompt_tokens(llm, llm.model())
@@ -104,6 +118,47 @@ where
                 Err(unavailable) => Err(no_deployment(group, unavailable, slot).boxed()),
             }
         })
+    }
+}
+
+impl<S> Router<S> {
+    /// Routes a request pinned to deployment `id`: every attempt goes there (fallback groups
+    /// and exclusions do not apply), after the caller's access to its group is checked. Its
+    /// limits are counted on this instance only (a shared store's refusal would send the
+    /// request elsewhere, and there is no elsewhere).
+    fn pinned<B>(&mut self, req: Request<B>, id: &Arc<str>) -> ResponseFuture<S::Future>
+    where
+        S: Service<Request<B>, Response = Response<BoxBody>, Error = BoxError> + Clone,
+    {
+        let Some((group, picked)) = self.table.pin(id) else {
+            return ResponseFuture::fail(Error::PinnedGone(id.clone()).into());
+        };
+        let slot = req.extensions().get::<RouteSlot>().cloned();
+        let access = req.extensions().get::<ModelAccess>();
+        if let Some(list) = access.and_then(|a| a.refusing(&group, &group)) {
+            let refused = Error::ModelNotAllowed {
+                model: group.to_string(),
+                group: group.clone(),
+                allowed: list.describe(),
+            };
+            if let Some(slot) = &slot {
+                slot.deny(Routed {
+                    group,
+                    deployment: None,
+                    alternatives: 0,
+                });
+            }
+            return ResponseFuture::fail(refused.into());
+        }
+        let picked = match picked {
+            Ok(p) => p,
+            Err(unavailable) => {
+                return ResponseFuture::fail(no_deployment(group, unavailable, slot))
+            }
+        };
+        let clone = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, clone);
+        send(self.table.clone(), inner, req, group, picked, slot, None)
     }
 }
 

@@ -198,6 +198,21 @@ impl ModelTable {
         self.groups.get_key_value(name).map(|(n, _)| n)
     }
 
+    /// `exclude` and every deployment of `group` that does not serve the Responses API
+    /// itself ([`DeploymentSpec::serves_responses`]).
+    pub(crate) fn excluding_translated(&self, group: &str, exclude: &[Arc<str>]) -> Vec<Arc<str>> {
+        let mut out = exclude.to_vec();
+        if let Some(g) = self.groups.get(group) {
+            out.extend(
+                g.members
+                    .iter()
+                    .filter(|m| !m.spec.serves_responses())
+                    .map(|m| m.spec.id.clone()),
+            );
+        }
+        out
+    }
+
     /// Every deployment with its state, in config order of groups.
     pub fn all(&self) -> Vec<(Arc<DeploymentSpec>, Arc<DeploymentState>)> {
         self.order

@@ -17,6 +17,7 @@ use serde_json::{json, Map, Value};
 use crate::server::{Ctx, Dialect, MockProvider, Recorded, Reply};
 
 pub(crate) mod embeddings;
+pub(crate) mod responses;
 
 use embeddings::embeddings;
 
@@ -32,6 +33,23 @@ impl MockProvider {
     )]
     pub async fn start() -> Self {
         Self::try_start()
+            .await
+            .expect("llmgate-testkit: could not bind 127.0.0.1:0")
+    }
+
+    /// Starts a mock OpenAI provider on `127.0.0.1:0` that also serves the Responses API
+    /// (`/v1/responses`, streamed and not, with responses stored in this mock; Azure's
+    /// `/openai/v1/responses` and `/openai/responses` paths too).
+    ///
+    /// # Panics
+    ///
+    /// If no loopback port can be bound.
+    #[expect(
+        clippy::expect_used,
+        reason = "a test fixture: failing to bind loopback means the test cannot run at all"
+    )]
+    pub async fn start_responses() -> Self {
+        Self::start_dialect(responses::WithResponses::new())
             .await
             .expect("llmgate-testkit: could not bind 127.0.0.1:0")
     }

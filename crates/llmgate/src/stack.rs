@@ -31,11 +31,13 @@
 //!                        each attempt's outcome for cooldowns
 //!   -> provider          the deployment's dialect builds URL, auth and body; one pooled
 //!                        client; the answer passed through (OpenAI-compatible) or translated
-//!                        (native), streams event by event
+//!                        (native), streams event by event. A /v1/responses call on a
+//!                        deployment serving the Responses API goes upstream as it is
 //! ```
 //!
 //! `GET`/`DELETE /v1/responses/{id}` (stored responses) sit behind the same auth, beside the
-//! stack.
+//! stack; those stored upstream (a native deployment's) go through the router, pinned to the
+//! deployment that made them, and the provider.
 //!
 //! Why this order: auth first (limits, budgets and spend are per key); rate limits before
 //! metering and the cache (a refused request reaches neither); metering above the cache (a hit
@@ -104,9 +106,14 @@ pub(crate) fn llm(layers: Layers) -> LlmStacks {
         .layer(MessagesLayer::new(max_body))
         .layer(auth.clone())
         .service(tower::service_fn(crate::info::count_tokens));
+    // Responses stored upstream are read and deleted on the deployment that made them: the
+    // router (pinned to it) over the provider; no limits, cache or metering for these calls.
+    let forward = ServiceBuilder::new()
+        .layer(router.clone())
+        .service(provider.clone());
     let stored_responses = ServiceBuilder::new()
         .layer(auth.clone())
-        .service(StoredResponses::new(store.clone()));
+        .service(StoredResponses::new(store.clone()).forward(BoxCloneSyncService::new(forward)));
     let inner = ServiceBuilder::new()
         .map_response(crate::metrics::count_rejections(meter.metrics().clone()))
         .layer(auth)

@@ -8,6 +8,8 @@
 
 mod conformance;
 mod layers;
+mod native;
+mod native_pins;
 mod store;
 
 use std::collections::HashMap;
