@@ -179,13 +179,13 @@ async fn bad_requests_are_clear() {
     let e = admin
         .post(
             "/key/generate",
-            &json!({"max_budget": -1, "soft_budget": 2}),
+            &json!({"max_budget": -1, "key_colour": 2}),
         )
         .await
         .openai_error(400);
     let msg = e["message"].as_str().unwrap();
     assert!(
-        msg.contains("max_budget") && msg.contains("soft_budget"),
+        msg.contains("max_budget") && msg.contains("key_colour"),
         "{msg}"
     );
     admin
