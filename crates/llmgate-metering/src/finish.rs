@@ -40,6 +40,8 @@ pub(crate) struct Started {
     pub(crate) principal: Option<Principal>,
     /// The key's budget reservation, settled with the cost.
     pub(crate) hold: Option<llmgate_core::BudgetHold>,
+    /// LiteLLM's `x-litellm-tags` request header (comma-separated spend tags), when sent.
+    pub(crate) header_tags: Option<String>,
 }
 
 /// What the response says, as far as it is known.
@@ -339,7 +341,11 @@ fn finish(s: Started, a: &Answer) -> Option<f64> {
         end_time: s.time + latency,
         latency,
         time_to_first_token: ttft,
-        tags: tags(llm, key.map(|k| k.tags.as_slice()).unwrap_or_default()),
+        tags: tags(
+            llm,
+            s.header_tags.as_deref(),
+            key.map(|k| k.tags.as_slice()).unwrap_or_default(),
+        ),
         error_message: a.failure_message(outcome),
         messages,
         response,
@@ -560,8 +566,9 @@ fn observe_attempts(m: &crate::Metrics, group: &Arc<str>, a: &Answer) {
     }
 }
 
-/// The request's `metadata.tags` and `tags`, then the key's, each once.
-fn tags(llm: Option<&LlmRequest>, key_tags: &[String]) -> Vec<String> {
+/// The request's `metadata.tags` and `tags`, then its `x-litellm-tags` header's, then the key's,
+/// each once.
+fn tags(llm: Option<&LlmRequest>, header: Option<&str>, key_tags: &[String]) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     let mut add = |t: &str| {
         if !t.is_empty() && !out.iter().any(|o| o == t) {
@@ -574,6 +581,11 @@ fn tags(llm: Option<&LlmRequest>, key_tags: &[String]) -> Vec<String> {
         }
         g.tags.iter().for_each(|t| add(t));
     }
+    header
+        .into_iter()
+        .flat_map(|h| h.split(','))
+        .map(str::trim)
+        .for_each(&mut add);
     key_tags.iter().for_each(|t| add(t));
     out
 }

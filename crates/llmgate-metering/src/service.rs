@@ -57,6 +57,11 @@ where
             llm,
             principal: ext.get::<Principal>().cloned(),
             hold,
+            header_tags: req
+                .headers()
+                .get("x-litellm-tags")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
         });
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);

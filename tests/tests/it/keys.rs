@@ -177,10 +177,7 @@ async fn bad_requests_are_clear() {
     let gw = TestGateway::start(&yaml(&mock, "")).await;
     let admin = gw.handle().with_key(MASTER);
     let e = admin
-        .post(
-            "/key/generate",
-            &json!({"max_budget": -1, "key_colour": 2}),
-        )
+        .post("/key/generate", &json!({"max_budget": -1, "key_colour": 2}))
         .await
         .openai_error(400);
     let msg = e["message"].as_str().unwrap();

@@ -154,11 +154,15 @@ async fn endpoints(gw: &TestGateway, gateway: &llmgate::Gateway) {
         ids.push(res.header("x-llmgate-request-id").unwrap().to_owned());
     }
     assert_eq!(user_b.chat("claude", "hi").await.status, 200);
+    // Tags from the body's metadata and from LiteLLM's `x-litellm-tags` header.
+    let body = json!({"model": "gpt", "messages": [{"role": "user", "content": "hi"}],
+        "metadata": {"tags": ["batch-job"]}});
     let res = user_b
-        .post(
+        .send(
+            http::Method::POST,
             "/v1/chat/completions",
-            &json!({"model": "gpt", "messages": [{"role": "user", "content": "hi"}],
-                "metadata": {"tags": ["batch-job"]}}),
+            body.to_string(),
+            &[("x-litellm-tags", "nightly, batch-job,team-x")],
         )
         .await;
     assert_eq!(res.status, 200);
@@ -216,7 +220,10 @@ async fn endpoints(gw: &TestGateway, gateway: &llmgate::Gateway) {
         .get(&format!("/spend/logs?api_key={b}&request_id={tagged_id}"))
         .await
         .json();
-    assert_eq!(tagged[0]["request_tags"], json!(["batch-job"]));
+    assert_eq!(
+        tagged[0]["request_tags"],
+        json!(["batch-job", "nightly", "team-x"])
+    );
 
     // Date ranges: today holds them, yesterday's range nothing.
     let today = today();
