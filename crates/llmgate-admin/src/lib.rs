@@ -40,6 +40,7 @@ mod overview;
 mod reload;
 mod router;
 mod spend;
+mod spend_report;
 pub mod teams;
 pub mod ui;
 

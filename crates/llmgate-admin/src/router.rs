@@ -152,6 +152,7 @@ impl AdminApi {
             .route("/global/spend/teams", any(crate::spend::handler))
             .route("/global/spend/users", any(crate::spend::handler))
             .route("/global/spend/end_users", any(crate::spend::handler))
+            .route("/global/spend/report", any(crate::spend::handler))
             .route(crate::overview::PATH, any(crate::spend::handler))
             .route(RELOAD_PATH, any(crate::reload::handler))
             .fallback(fallback)

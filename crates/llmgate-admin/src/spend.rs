@@ -65,6 +65,7 @@ enum Op {
     Teams,
     Users,
     EndUsers,
+    Report,
     Overview,
 }
 
@@ -86,6 +87,7 @@ fn op(path: &str) -> Option<Op> {
         "/global/spend/teams" => Op::Teams,
         "/global/spend/users" => Op::Users,
         "/global/spend/end_users" => Op::EndUsers,
+        "/global/spend/report" => Op::Report,
         crate::overview::PATH => Op::Overview,
         _ => return None,
     })
@@ -263,6 +265,7 @@ async fn answer(
                 .map_err(store_error)?;
             Ok(grouped(group, rows))
         }
+        Op::Report => crate::spend_report::answer(db, query.get("group_by"), range).await,
         Op::Overview => crate::overview::answer(db, query.get("window")).await,
     }
 }

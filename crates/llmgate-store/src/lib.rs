@@ -52,6 +52,7 @@ mod records;
 mod responses;
 mod spend;
 mod spend_groups;
+mod spend_report;
 mod sql;
 mod sqlite;
 mod usage;
@@ -61,6 +62,7 @@ pub use database::Database;
 pub use ledger::PgLedger;
 pub use spend::{Charge, KeySpend, LogCursor, LogFilter, ModelSpend, SpendLog, SpendRange};
 pub use spend_groups::{GroupSpend, SpendGroup};
+pub use spend_report::{ReportGroup, ReportRow};
 
 /// Connections a PostgreSQL pool opens at most, as LiteLLM's `database_connection_pool_limit`.
 pub const DEFAULT_POOL_LIMIT: u32 = 10;
@@ -308,6 +310,15 @@ impl Store {
     /// Requests and spend per UTC day in `range`, newest first.
     pub async fn spend_by_day(&self, range: SpendRange) -> Result<Vec<GroupSpend>, StoreError> {
         self.spend_by(SpendGroup::Day, range).await
+    }
+
+    /// LiteLLM's spend report: per UTC day, per `group` and per model, in `range`.
+    pub async fn spend_report(
+        &self,
+        group: ReportGroup,
+        range: SpendRange,
+    ) -> Result<Vec<ReportRow>, StoreError> {
+        on_backend!(self, s => s.spend_report(group, range).await)
     }
 
     /// Requests and spend per `group` (provider, day, team or user) in `range`: largest spend

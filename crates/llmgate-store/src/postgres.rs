@@ -147,6 +147,7 @@ impl PgKeys {
 crate::keys::key_store_impl!(PgKeys, sqlx::Postgres);
 crate::activity::activity_impl!(PgKeys);
 crate::spend_groups::spend_groups_impl!(PgKeys);
+crate::spend_report::spend_report_impl!(PgKeys);
 crate::spend::spend_impl!(PgKeys, sqlx::Postgres);
 crate::usage::usage_impl!(PgKeys);
 crate::responses::responses_impl!(PgKeys);

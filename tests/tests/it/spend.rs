@@ -309,6 +309,30 @@ async fn endpoints(gw: &TestGateway, gateway: &llmgate::Gateway) {
         json!([{"user_id": "ana", "total_spend": 3.0 * COST, "requests": 3},
                {"user_id": null, "total_spend": 2.0 * COST, "requests": 2}])
     );
+    // LiteLLM's report: per day, per team, per model.
+    let report = admin
+        .get(&format!(
+            "/global/spend/report?start_date={today}&end_date={today}&group_by=team"
+        ))
+        .await
+        .json();
+    assert_eq!(report.as_array().unwrap().len(), 1, "{report}");
+    assert_eq!(report[0]["group_by_day"], today.as_str());
+    let teams = &report[0]["teams"];
+    assert_eq!(teams[0]["team_name"], Value::Null);
+    assert_eq!(teams[0]["total_requests"], 2);
+    assert_eq!(teams[1]["team_name"], team.as_str());
+    assert_eq!(teams[1]["total_spend"], 3.0 * COST);
+    assert_eq!(teams[1]["metadata"][0]["model"], "gpt");
+    let by_key = admin
+        .get("/global/spend/report?group_by=api_key")
+        .await
+        .json();
+    assert_eq!(by_key[0]["api_keys"].as_array().unwrap().len(), 2);
+    admin
+        .get("/global/spend/report?group_by=planet")
+        .await
+        .openai_error(400);
     let info = admin
         .get(&format!("/team/info?team_id={team}"))
         .await
