@@ -35,6 +35,7 @@
 //! ```
 
 mod customers;
+mod daily_activity;
 pub mod keys;
 mod overview;
 mod reload;

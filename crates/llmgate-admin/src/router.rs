@@ -153,6 +153,7 @@ impl AdminApi {
             .route("/global/spend/users", any(crate::spend::handler))
             .route("/global/spend/end_users", any(crate::spend::handler))
             .route("/global/spend/report", any(crate::spend::handler))
+            .route("/user/daily/activity", any(crate::spend::handler))
             .route(crate::overview::PATH, any(crate::spend::handler))
             .route(RELOAD_PATH, any(crate::reload::handler))
             .fallback(fallback)

@@ -24,7 +24,9 @@ use axum::extract::{Request, State};
 use axum::response::Response;
 use http::{Method, StatusCode};
 use llmgate_core::{ApiError, ErrorType, Origin, Principal};
-use llmgate_store::{Database, LogCursor, LogFilter, SpendGroup, SpendLog, SpendRange};
+use llmgate_store::{
+    ActivityFilter, Database, LogCursor, LogFilter, SpendGroup, SpendLog, SpendRange,
+};
 use serde_json::{json, Value};
 use time::{Date, Month};
 
@@ -66,6 +68,7 @@ enum Op {
     Users,
     EndUsers,
     Report,
+    Activity,
     Overview,
 }
 
@@ -88,6 +91,7 @@ fn op(path: &str) -> Option<Op> {
         "/global/spend/users" => Op::Users,
         "/global/spend/end_users" => Op::EndUsers,
         "/global/spend/report" => Op::Report,
+        "/user/daily/activity" => Op::Activity,
         crate::overview::PATH => Op::Overview,
         _ => return None,
     })
@@ -163,7 +167,21 @@ impl SpendApi {
             )
             .with_code("method_not_allowed"));
         }
-        if let Some(Principal::Key(_)) = req.extensions().get::<Principal>() {
+        let own = match req.extensions().get::<Principal>() {
+            // A virtual key reads its own daily activity: its user's, else its own key's.
+            Some(Principal::Key(k)) if matches!(op, Op::Activity) => Some(match &k.user_id {
+                Some(user) => ActivityFilter {
+                    user_id: Some(user.clone()),
+                    ..ActivityFilter::default()
+                },
+                None => ActivityFilter {
+                    key_token: Some(k.token.clone()),
+                    ..ActivityFilter::default()
+                },
+            }),
+            _ => None,
+        };
+        if let (Some(Principal::Key(_)), None) = (req.extensions().get::<Principal>(), &own) {
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
                 Origin::Downstream,
@@ -185,6 +203,14 @@ impl SpendApi {
                 .unwrap_or_default(),
         );
         let range = query.range()?;
+        if let Op::Activity = op {
+            let mut filter = own.unwrap_or_default();
+            if filter.key_token.is_none() && filter.user_id.is_none() {
+                filter.key_token = query.get("api_key").map(crate::keys::token_of);
+            }
+            filter.model = query.get("model").map(str::to_owned);
+            return crate::daily_activity::answer(db, range, filter).await;
+        }
         answer(db, op, &query, range, self.max_budget).await
     }
 }
@@ -266,6 +292,7 @@ async fn answer(
             Ok(grouped(group, rows))
         }
         Op::Report => crate::spend_report::answer(db, query.get("group_by"), range).await,
+        Op::Activity => crate::daily_activity::answer(db, range, ActivityFilter::default()).await,
         Op::Overview => crate::overview::answer(db, query.get("window")).await,
     }
 }

@@ -40,6 +40,7 @@ const INFO_ROUTES: &[&str] = &[
     "/spend/logs",
     "/global/spend",
     "/global/spend/",
+    "/user/daily/activity",
 ];
 
 /// LiteLLM's `management_routes`: the admin API.

@@ -44,6 +44,7 @@ use llmgate_core::{BoxError, VirtualKey};
 use llmgate_metering::{SpendRecord, SpendSink};
 
 mod activity;
+mod daily_activity;
 mod database;
 mod keys;
 mod ledger;
@@ -58,6 +59,7 @@ mod sqlite;
 mod usage;
 
 pub use activity::{Activity, ActivityQuery, ActivityTop, ActivityTotals};
+pub use daily_activity::{ActivityFilter, ActivityRow};
 pub use database::Database;
 pub use ledger::PgLedger;
 pub use spend::{Charge, KeySpend, LogCursor, LogFilter, ModelSpend, SpendLog, SpendRange};
@@ -310,6 +312,15 @@ impl Store {
     /// Requests and spend per UTC day in `range`, newest first.
     pub async fn spend_by_day(&self, range: SpendRange) -> Result<Vec<GroupSpend>, StoreError> {
         self.spend_by(SpendGroup::Day, range).await
+    }
+
+    /// LiteLLM's daily activity: per UTC day, model, key, provider and outcome, in `range`.
+    pub async fn daily_activity(
+        &self,
+        range: SpendRange,
+        filter: &ActivityFilter,
+    ) -> Result<Vec<ActivityRow>, StoreError> {
+        on_backend!(self, s => s.daily_activity(range, filter).await)
     }
 
     /// LiteLLM's spend report: per UTC day, per `group` and per model, in `range`.

@@ -148,6 +148,7 @@ crate::keys::key_store_impl!(PgKeys, sqlx::Postgres);
 crate::activity::activity_impl!(PgKeys);
 crate::spend_groups::spend_groups_impl!(PgKeys);
 crate::spend_report::spend_report_impl!(PgKeys);
+crate::daily_activity::daily_activity_impl!(PgKeys);
 crate::spend::spend_impl!(PgKeys, sqlx::Postgres);
 crate::usage::usage_impl!(PgKeys);
 crate::responses::responses_impl!(PgKeys);

@@ -147,6 +147,7 @@ crate::keys::key_store_impl!(SqliteKeys, sqlx::Sqlite);
 crate::activity::activity_impl!(SqliteKeys);
 crate::spend_groups::spend_groups_impl!(SqliteKeys);
 crate::spend_report::spend_report_impl!(SqliteKeys);
+crate::daily_activity::daily_activity_impl!(SqliteKeys);
 crate::spend::spend_impl!(SqliteKeys, sqlx::Sqlite);
 crate::usage::usage_impl!(SqliteKeys);
 crate::responses::responses_impl!(SqliteKeys);

@@ -333,6 +333,18 @@ async fn endpoints(gw: &TestGateway, gateway: &llmgate::Gateway) {
         .get("/global/spend/report?group_by=planet")
         .await
         .openai_error(400);
+    // LiteLLM's daily activity: the master key sees all, a key its own user's.
+    let activity = admin.get("/user/daily/activity").await.json();
+    assert_eq!(activity["metadata"]["total_api_requests"], 5, "{activity}");
+    assert_eq!(activity["results"][0]["date"], today.as_str());
+    let gpt = &activity["results"][0]["breakdown"]["models"]["gpt"]["metrics"];
+    assert_eq!(gpt["api_requests"], 4);
+    assert_eq!(
+        activity["results"][0]["breakdown"]["providers"]["openai"]["metrics"]["spend"],
+        5.0 * COST
+    );
+    let own = user_a.get("/user/daily/activity").await.json();
+    assert_eq!(own["metadata"]["total_api_requests"], 3, "{own}");
     let info = admin
         .get(&format!("/team/info?team_id={team}"))
         .await
