@@ -3,9 +3,11 @@
 //!
 //! tiktoken-rs's `CoreBPE` keeps, for every token, its bytes in its own `Vec` twice (an encoder
 //! and a decoder map), a sorted third copy of them, the special tokens, and 128 clones of its
-//! pre-tokenizer regex. Counting needs only `bytes -> rank`: [`Ranks`] builds that once from a
-//! `CoreBPE` that it then drops, with every token's bytes in one arena and a `foldhash` map of
-//! slices into it. Both are built once per process, on the first count that needs them.
+//! pre-tokenizer regex. Counting needs only `bytes -> rank`: [`Ranks`] reads the encodings'
+//! rank files (`data/*.tiktoken`, the files tiktoken-rs bundles, MIT: see `data/NOTICE.md`)
+//! straight into one byte arena and one `foldhash` map of slices into it, once per process, on
+//! the first count that needs them. Building a `CoreBPE` to copy from would leave its freed
+//! tens of megabytes resident (the allocator keeps them for the thread that freed them).
 //!
 //! The count is tiktoken's `encode_ordinary(text).len()` (which `CoreBPE::count_ordinary` is):
 //! the same pre-tokenizer pattern run by the same `fancy-regex`, each piece one token when it is
@@ -16,9 +18,9 @@
 use std::collections::{BinaryHeap, HashMap};
 use std::sync::OnceLock;
 
+use base64::Engine as _;
 use fancy_regex::Regex;
 use foldhash::fast::FixedState;
-use tiktoken_rs::CoreBPE;
 
 type Rank = u32;
 
@@ -50,33 +52,29 @@ impl Ranks {
         match encoding {
             Encoding::O200k => O200K.get_or_init(|| {
                 Ranks::build(
-                    &tiktoken_rs::o200k_base().ok()?,
+                    include_str!("../data/o200k_base.tiktoken"),
                     tiktoken_rs::O200K_BASE_PAT_STR,
                 )
             }),
-            Encoding::Cl100k => CL100K
-                .get_or_init(|| Ranks::build(&tiktoken_rs::cl100k_base().ok()?, CL100K_PATTERN)),
+            Encoding::Cl100k => CL100K.get_or_init(|| {
+                Ranks::build(include_str!("../data/cl100k_base.tiktoken"), CL100K_PATTERN)
+            }),
         }
         .as_ref()
     }
 
-    /// Copies `bpe`'s ordinary tokens (every rank it decodes that is not a special token) into
-    /// one arena, leaked: it lives as long as the process, like the `OnceLock` holding it.
-    fn build(bpe: &CoreBPE, pattern: &str) -> Option<Ranks> {
-        /// Above the highest rank of every encoding built here (o200k_base's is 200,018).
-        const RANK_LIMIT: Rank = 300_000;
-        let special: Vec<Rank> = bpe
-            .special_tokens()
-            .into_iter()
-            .flat_map(|s| bpe.encode_with_special_tokens(s))
-            .collect();
-        let mut arena = Vec::new();
+    /// Reads a rank file (a line per token: its bytes in base64, a space, its rank) into one
+    /// arena, leaked: it lives as long as the process, like the `OnceLock` holding it.
+    fn build(file: &str, pattern: &str) -> Option<Ranks> {
+        let mut arena = Vec::with_capacity(file.len() / 2);
         let mut spans = Vec::new();
-        for rank in (0..RANK_LIMIT).filter(|r| !special.contains(r)) {
-            if let Ok(bytes) = bpe.decode_bytes(&[rank]) {
-                spans.push((arena.len(), bytes.len(), rank));
-                arena.extend_from_slice(&bytes);
-            }
+        for line in file.lines() {
+            let (token, rank) = line.split_once(' ')?;
+            let start = arena.len();
+            base64::engine::general_purpose::STANDARD
+                .decode_vec(token, &mut arena)
+                .ok()?;
+            spans.push((start, arena.len() - start, rank.parse::<Rank>().ok()?));
         }
         let arena: &'static [u8] = Box::leak(arena.into_boxed_slice());
         let mut ranks = HashMap::with_capacity_and_hasher(spans.len(), FixedState::default());
