@@ -292,7 +292,7 @@ mod tests {
         let (chunks, done) = events(&text(response).await);
         assert!(done);
         assert_eq!(chunks.len(), 25);
-        assert_eq!(chunks[22]["choices"][0]["delta"]["content"], " upstream");
+        assert_eq!(chunks[22]["choices"][0]["delta"]["content"], " bench");
         assert_eq!(chunks[23]["choices"][0]["finish_reason"], "stop");
         assert_eq!(chunks[24]["usage"]["total_tokens"], 15);
     }
