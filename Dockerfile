@@ -24,14 +24,13 @@ RUN apt-get update \
 WORKDIR /src
 COPY . .
 # The registry and target caches survive between builds (BuildKit, podman); the binary is
-# copied out in the same step because a cache mount is not part of the image. Its debug info
-# (the release profile's line tables, 100 MB of the 147) is stripped; the symbols stay, so a
-# panic's backtrace still names functions.
+# copied out in the same step because a cache mount is not part of the image. The release
+# profile (Cargo.toml) builds it without debug info and keeps the symbols, so a panic's
+# backtrace still names functions.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
     cargo build --release --locked -p llmgate-server \
- && install -D -m 0755 target/release/llmgate /rootfs/llmgate \
- && strip --strip-debug /rootfs/llmgate
+ && install -D -m 0755 target/release/llmgate /rootfs/llmgate
 # The runtime's whole filesystem, in /rootfs: the shared libraries the binary links (ldd names
 # them: glibc's libc, libm, libgcc_s and the loader; hostname lookups are built into glibc
 # 2.36), the user 65532 (`nonroot`, as in distroless images), name lookup order and /tmp. And

@@ -5,7 +5,8 @@
 //! Once bound it prints `listening on http://ADDR` on stdout (bench/run reads the port from it).
 //! It speaks HTTP/1.1 with keep-alive and answers:
 //! - `POST /v1/chat/completions` (and `/chat/completions`): a fixed `chat.completion`, or with
-//!   `"stream": true` in the body an SSE stream of 8 `chat.completion.chunk` events, a usage chunk
+//!   `"stream": true` in the body an SSE stream of 8 `chat.completion.chunk` events
+//!   (`--stream-chunks N` for N), a usage chunk
 //!   when `"include_usage": true`, then `data: [DONE]`. The body is not parsed, only searched.
 //! - `GET /v1/models` (and `/models`): one model, `bench-model`.
 //!
@@ -39,6 +40,9 @@ struct Args {
     /// Worker threads of the (multi-thread) tokio runtime.
     #[arg(long, default_value_t = 1)]
     threads: usize,
+    /// Chunks in a streamed answer (at least 3), before the usage chunk and `[DONE]`.
+    #[arg(long, default_value_t = responses::DEFAULT_CHUNKS)]
+    stream_chunks: usize,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -53,7 +57,7 @@ fn main() -> anyhow::Result<()> {
         writeln!(out, "listening on http://{}", listener.local_addr()?)?;
         out.flush()?;
         drop(out);
-        serve(listener, Answers::leak()).await
+        serve(listener, Answers::leak_with(args.stream_chunks)).await
     })
 }
 

@@ -14,6 +14,9 @@ use crate::body::Canned;
 pub const MODEL: &str = "bench-model";
 /// Unix time stamped on every answer (fixed, so bodies can be built once).
 const CREATED: u64 = 1_700_000_000;
+/// Chunks in a stream unless `--stream-chunks` says otherwise: the role, the six pieces, the
+/// finish reason.
+pub const DEFAULT_CHUNKS: usize = 8;
 /// The streamed answer, one content delta per piece.
 const PIECES: [&str; 6] = ["Hello", " from", " the", " bench", " upstream", "."];
 const USAGE: &str = r#"{"prompt_tokens":9,"completion_tokens":6,"total_tokens":15}"#;
@@ -30,22 +33,32 @@ pub struct Answers {
 }
 
 impl Answers {
-    /// Builds the bodies and leaks them: the upstream answers with them until the process ends.
+    /// Builds the bodies (streams of [`DEFAULT_CHUNKS`]) and leaks them.
+    #[cfg(test)]
     pub fn leak() -> &'static Self {
-        Box::leak(Box::new(Self::build()))
+        Self::leak_with(DEFAULT_CHUNKS)
     }
 
-    fn build() -> Self {
+    /// Builds the bodies and leaks them: the upstream answers with them until the process ends.
+    /// Streams have `chunks` chunks (at least 3: the role, one content piece or more, the
+    /// finish reason), then the usage chunk when asked and `[DONE]`.
+    pub fn leak_with(chunks: usize) -> &'static Self {
+        Box::leak(Box::new(Self::build(chunks.max(3))))
+    }
+
+    fn build(chunks: usize) -> Self {
         let chunk = |delta: &str, finish: &str| {
             format!(
                 r#"{{"id":"chatcmpl-bench","object":"chat.completion.chunk","created":{CREATED},"model":"{MODEL}","choices":[{{"index":0,"delta":{delta},"logprobs":null,"finish_reason":{finish}}}]}}"#
             )
         };
-        // 8 events: the role, six content pieces, the finish reason.
+        // The role, `chunks - 2` content pieces (the answer's six, repeated), the finish reason.
         let mut events = vec![chunk(r#"{"role":"assistant","content":""}"#, "null")];
         events.extend(
             PIECES
                 .iter()
+                .cycle()
+                .take(chunks - 2)
                 .map(|piece| chunk(&format!(r#"{{"content":"{piece}"}}"#), "null")),
         );
         events.push(chunk("{}", r#""stop""#));
@@ -270,6 +283,18 @@ mod tests {
         assert_eq!(chunks.len(), 9);
         assert_eq!(chunks[8]["choices"], Value::Array(vec![]));
         assert_eq!(chunks[8]["usage"]["completion_tokens"], 6);
+    }
+
+    #[tokio::test]
+    async fn longer_streams_repeat_the_pieces() {
+        let body = r#"{"stream":true,"stream_options":{"include_usage":true}}"#;
+        let response = Answers::leak_with(24).answer(post(body)).await.unwrap();
+        let (chunks, done) = events(&text(response).await);
+        assert!(done);
+        assert_eq!(chunks.len(), 25);
+        assert_eq!(chunks[22]["choices"][0]["delta"]["content"], " bench");
+        assert_eq!(chunks[23]["choices"][0]["finish_reason"], "stop");
+        assert_eq!(chunks[24]["usage"]["total_tokens"], 15);
     }
 
     #[tokio::test]

@@ -152,18 +152,19 @@ impl Budgets {
         }
     }
 
-    /// Reserves `estimate` against `key`'s budgets (for `model` too, when it has one) and,
+    /// Reserves `estimate()` against `key`'s budgets (for `model` too, when it has one) and,
     /// for a call to a model (`model` is `Some`), the gateway's: the admin API and
     /// `/v1/models` stay open when the gateway's budget is spent. `None` when there is no
-    /// budget to hold, or the ledger did not answer (logged, counted). Without a key (the
-    /// master key, or no auth), only the gateway's.
+    /// budget to hold (then `estimate` is not called: it counts the prompt's tokens), or the
+    /// ledger did not answer (logged, counted). Without a key (the master key, or no auth),
+    /// only the gateway's.
     pub async fn hold(
         &self,
         key: Option<&VirtualKey>,
         team: Option<&TeamView>,
         end_user: Option<&EndUserBudget>,
         model: Option<&str>,
-        estimate: f64,
+        estimate: impl FnOnce() -> f64,
         now: i64,
     ) -> Result<Option<BudgetHold>, Error> {
         let mut budgets = key.map_or_else(Vec::new, |k| budgets_of(k, model, now));
@@ -183,6 +184,7 @@ impl Budgets {
         if budgets.is_empty() {
             return Ok(None);
         }
+        let estimate = estimate();
         match self.ledger.reserve(&budgets, estimate).await {
             Ok(Admission::Admitted) => Ok(Some(self.settler(budgets, estimate))),
             Ok(Admission::Denied { index, spend }) => match (proxy, key) {

@@ -270,8 +270,8 @@ async fn hold<B>(
     now: i64,
 ) -> Result<(), Error> {
     let llm = req.extensions().get::<LlmRequest>();
-    let estimate = budgets.estimate(llm);
     let model = llm.map(|r| r.model().to_string());
+    let estimate = || budgets.estimate(llm);
     if let Some(hold) = budgets
         .hold(key, team, end_user, model.as_deref(), estimate, now)
         .await?

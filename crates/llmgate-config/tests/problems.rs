@@ -325,7 +325,7 @@ fn security_settings_that_would_go_unenforced_are_errors() {
         ),
         (
             "litellm_settings",
-            "max_end_user_budget: 1",
+            "max_internal_user_budget: 1",
             "user budgets are",
         ),
         (

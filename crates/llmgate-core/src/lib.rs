@@ -27,6 +27,8 @@
 pub mod access;
 pub mod attribution;
 pub mod body;
+#[cfg(feature = "tiktoken")]
+mod bpe;
 pub mod budget;
 pub mod cutoff;
 pub mod deployment;

@@ -13,6 +13,8 @@
 //!   Message text, the assistant's earlier tool calls and the tool definitions (as JSON) are
 //!   counted; images and audio are not. For every other model the estimate is one token per 4
 //!   bytes of UTF-8 text, rounded up (the usual rule of thumb for English).
+//!   The tokenizers' tables are built once per process, on the first count that needs them, and
+//!   shared; o200k_base and cl100k_base keep only their ranks (`bpe.rs`).
 //! - **Text** ([`estimate_bytes`]): one token per 4 bytes, rounded up, whatever the model; what
 //!   metering counts a relayed answer with (no tokenizer on the streaming path).
 
@@ -73,13 +75,18 @@ pub fn estimate(text: &str) -> u64 {
 pub fn tokenizer_of(model: &str) -> &'static str {
     match Counter::for_model(model) {
         #[cfg(feature = "tiktoken")]
-        Counter::Bpe(_) => "openai_tokenizer",
+        Counter::Ranks(_) | Counter::Bpe(_) => "openai_tokenizer",
         Counter::Estimate => "estimate",
     }
 }
 
 #[derive(Clone, Copy)]
 enum Counter {
+    /// o200k_base and cl100k_base: their ranks alone (`bpe.rs`), a fraction of
+    /// tiktoken-rs's tables.
+    #[cfg(feature = "tiktoken")]
+    Ranks(&'static crate::bpe::Ranks),
+    /// The older encodings (p50k, r50k, gpt2): tiktoken-rs's own, loaded once when first used.
     #[cfg(feature = "tiktoken")]
     Bpe(&'static tiktoken_rs::CoreBPE),
     Estimate,
@@ -89,11 +96,20 @@ impl Counter {
     fn for_model(model: &str) -> Self {
         #[cfg(feature = "tiktoken")]
         {
+            use crate::bpe::{Encoding, Ranks};
+            use tiktoken_rs::tokenizer::{get_tokenizer, Tokenizer};
             let id = model.rsplit('/').next().unwrap_or(model);
-            if let Some(bpe) = tiktoken_rs::tokenizer::get_tokenizer(id)
-                .and_then(|t| tiktoken_rs::bpe_for_tokenizer(t).ok())
-            {
-                return Counter::Bpe(bpe);
+            let counter = match get_tokenizer(id) {
+                // o200k_harmony's ordinary tokens and pattern are o200k_base's.
+                Some(Tokenizer::O200kBase | Tokenizer::O200kHarmony) => {
+                    Ranks::get(Encoding::O200k).map(Counter::Ranks)
+                }
+                Some(Tokenizer::Cl100kBase) => Ranks::get(Encoding::Cl100k).map(Counter::Ranks),
+                Some(other) => tiktoken_rs::bpe_for_tokenizer(other).ok().map(Counter::Bpe),
+                None => None,
+            };
+            if let Some(counter) = counter {
+                return counter;
             }
         }
         let _ = model;
@@ -102,6 +118,8 @@ impl Counter {
 
     fn count(self, text: &str) -> u64 {
         match self {
+            #[cfg(feature = "tiktoken")]
+            Counter::Ranks(ranks) => ranks.count(text),
             #[cfg(feature = "tiktoken")]
             Counter::Bpe(bpe) => bpe.count_ordinary(text) as u64,
             Counter::Estimate => estimate(text),

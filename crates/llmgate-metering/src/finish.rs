@@ -307,10 +307,14 @@ fn finish(s: Started, a: &Answer) -> Option<f64> {
         ttft,
     };
     observe(&s, a, &requested, &charge, &ended);
-    let key = s.principal.as_ref().and_then(Principal::key);
+    let key_arc = match &s.principal {
+        Some(Principal::Key(k)) => Some(k),
+        _ => None,
+    };
+    let key = key_arc.map(|k| &**k);
     if let Some(l) = &inner.metrics.litellm {
         l.observe(crate::litellm::sample(
-            &s, a, &requested, &charge, &ended, key,
+            &s, a, &requested, &charge, &ended, key_arc,
         ));
     }
     let (messages, response) = kept(&s, a);

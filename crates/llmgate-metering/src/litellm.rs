@@ -20,7 +20,7 @@
 use std::sync::Arc;
 
 use llmgate_core::{DeploymentSpec, FailureClass, VirtualKey};
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::{EncodeLabelSet, LabelSetEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -42,31 +42,59 @@ fn latency() -> Histogram {
     Histogram::new(LATENCY_BUCKETS)
 }
 
-/// Who asked: the key's labels, as LiteLLM names them.
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub(crate) struct Who {
-    end_user: &'static str,
-    hashed_api_key: Option<String>,
-    api_key_alias: Option<String>,
-    team: Option<String>,
-    team_alias: &'static str,
-    user: Option<String>,
-}
+/// Who asked: the key's labels, as LiteLLM names them (`end_user`, `hashed_api_key`,
+/// `api_key_alias`, `team`, `team_alias`, `user`), read from the key itself: a request shares
+/// the key's `Arc` instead of copying four strings for its labels.
+#[derive(Debug, Clone)]
+pub(crate) struct Who(Option<Arc<VirtualKey>>);
 
 impl Who {
-    pub(crate) fn of(key: Option<&VirtualKey>) -> Who {
-        Who {
-            end_user: "",
-            hashed_api_key: key.map(|k| k.token.clone()),
-            api_key_alias: key.and_then(|k| k.key_alias.clone()),
-            team: key.and_then(|k| k.team_id.clone()),
-            team_alias: "",
-            user: key.and_then(|k| k.user_id.clone()),
-        }
+    pub(crate) fn of(key: Option<&Arc<VirtualKey>>) -> Who {
+        Who(key.cloned())
+    }
+
+    /// `hashed_api_key`, `api_key_alias`, `team`, `user`.
+    fn fields(&self) -> [Option<&str>; 4] {
+        let k = self.0.as_deref();
+        [
+            k.map(|k| k.token.as_str()),
+            k.and_then(|k| k.key_alias.as_deref()),
+            k.and_then(|k| k.team_id.as_deref()),
+            k.and_then(|k| k.user_id.as_deref()),
+        ]
     }
 }
 
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+impl PartialEq for Who {
+    fn eq(&self, other: &Self) -> bool {
+        self.fields() == other.fields()
+    }
+}
+
+impl Eq for Who {}
+
+impl std::hash::Hash for Who {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.fields().hash(state);
+    }
+}
+
+impl EncodeLabelSet for Who {
+    fn encode(&self, encoder: &mut LabelSetEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let [key, alias, team, user] = self.fields().map(Option::unwrap_or_default);
+        [
+            ("end_user", ""),
+            ("hashed_api_key", key),
+            ("api_key_alias", alias),
+            ("team", team),
+            ("team_alias", ""),
+            ("user", user),
+        ]
+        .encode(encoder)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, EncodeLabelSet)]
 struct Requests {
     #[prometheus(flatten)]
     who: Who,
@@ -75,7 +103,7 @@ struct Requests {
     model_group: Arc<str>,
 }
 
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+#[derive(Debug, Clone, PartialEq, Eq, EncodeLabelSet)]
 struct Failures {
     #[prometheus(flatten)]
     who: Who,
@@ -86,7 +114,7 @@ struct Failures {
     model_id: Arc<str>,
 }
 
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+#[derive(Debug, Clone, PartialEq, Eq, EncodeLabelSet)]
 struct ByModel {
     #[prometheus(flatten)]
     who: Who,
@@ -100,6 +128,12 @@ struct DeploymentLabels {
     model_id: Arc<str>,
     api_base: String,
     api_provider: &'static str,
+}
+
+crate::metrics::fast_hash! {
+    Requests { who, requested_model, status_code, model_group }
+    Failures { who, requested_model, exception_status, exception_class, model_group, model_id }
+    ByModel { who, requested_model, model }
 }
 
 /// LiteLLM's metric families.
@@ -306,7 +340,7 @@ pub(crate) fn sample<'a>(
     requested: &str,
     charge: &'a crate::finish::Charge,
     ended: &crate::finish::Ended,
-    key: Option<&VirtualKey>,
+    key: Option<&Arc<VirtualKey>>,
 ) -> Sample<'a> {
     let inner = &s.meter.inner;
     // The config's interned names: nothing allocated for the labels but the key's.

@@ -11,9 +11,11 @@
 //! 3. the table entry for `<provider>/<model>` (LiteLLM's key for most providers), then for
 //!    `<model>` alone (OpenAI's, Anthropic's and Bedrock's ids).
 //!
-//! The table is the bundled copy of LiteLLM's (`data/model_prices.json`, parsed once on first
-//! use), with the entries of an override file laid over it ([`PriceTable::with_overrides`]:
-//! an entry there replaces the bundled entry of the same name).
+//! The table is the bundled copy of LiteLLM's (`data/model_prices.json`), with the entries of an
+//! override file laid over it ([`PriceTable::with_overrides`]: an entry there replaces the
+//! bundled entry of the same name). The bundled table is never kept whole in memory: the
+//! entries the configured deployments can use are read out of it once, at start-up
+//! ([`PriceTable::warm`]), and a deployment added later is looked up in it on its first use.
 //!
 //! A deployment without a price is metered with an unknown cost, and warned about once.
 
@@ -132,71 +134,115 @@ pub enum PriceFileError {
 
 type Entries = HashMap<String, ModelPrice>;
 
-/// Parses a price map. Entries that are not objects are skipped, and so is `sample_spec`.
-fn parse(json: &str) -> Result<Entries, serde_json::Error> {
-    /// An entry: a price when it is an object.
-    struct Entry(Option<ModelPrice>);
-    impl<'de> Deserialize<'de> for Entry {
-        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            struct V;
-            impl<'de> Visitor<'de> for V {
-                type Value = Entry;
-                fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                    f.write_str("a model entry")
-                }
-                fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Entry, A::Error> {
-                    ModelPrice::deserialize(MapAccessDeserializer::new(map)).map(|p| Entry(Some(p)))
-                }
-                fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Entry, A::Error> {
-                    while seq.next_element::<IgnoredAny>()?.is_some() {}
-                    Ok(Entry(None))
-                }
-                fn visit_str<E>(self, _: &str) -> Result<Entry, E> {
-                    Ok(Entry(None))
-                }
-                fn visit_f64<E>(self, _: f64) -> Result<Entry, E> {
-                    Ok(Entry(None))
-                }
-                fn visit_u64<E>(self, _: u64) -> Result<Entry, E> {
-                    Ok(Entry(None))
-                }
-                fn visit_i64<E>(self, _: i64) -> Result<Entry, E> {
-                    Ok(Entry(None))
-                }
-                fn visit_bool<E>(self, _: bool) -> Result<Entry, E> {
-                    Ok(Entry(None))
-                }
-                fn visit_unit<E>(self) -> Result<Entry, E> {
-                    Ok(Entry(None))
+/// Parses a price map, keeping the entries `keep` accepts. Entries that are not objects are
+/// skipped, and so is `sample_spec`; the others are skipped over without being built.
+fn parse_where(json: &str, keep: impl Fn(&str) -> bool) -> Result<Entries, serde_json::Error> {
+    struct Map<F>(F);
+    impl<'de, F: Fn(&str) -> bool> Visitor<'de> for Map<F> {
+        type Value = Entries;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a map of model entries")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Entries, A::Error> {
+            let mut out = Entries::new();
+            while let Some(name) = map.next_key::<String>()? {
+                if name != "sample_spec" && (self.0)(&name) {
+                    if let Entry(Some(price)) = map.next_value()? {
+                        out.insert(name, price);
+                    }
+                } else {
+                    map.next_value::<IgnoredAny>()?;
                 }
             }
-            d.deserialize_any(V)
+            Ok(out)
         }
     }
-    let raw: HashMap<String, Entry> = serde_json::from_str(json)?;
-    Ok(raw
-        .into_iter()
-        .filter_map(|(k, e)| Some((k, e.0?)))
-        .filter(|(k, _)| k != "sample_spec")
-        .collect())
+    let mut de = serde_json::Deserializer::from_str(json);
+    let entries = (&mut de).deserialize_map(Map(keep))?;
+    de.end()?;
+    Ok(entries)
+}
+
+/// Parses a whole price map.
+fn parse(json: &str) -> Result<Entries, serde_json::Error> {
+    parse_where(json, |_| true)
+}
+
+/// An entry: a price when it is an object.
+struct Entry(Option<ModelPrice>);
+
+impl<'de> Deserialize<'de> for Entry {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Entry;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a model entry")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Entry, A::Error> {
+                ModelPrice::deserialize(MapAccessDeserializer::new(map)).map(|p| Entry(Some(p)))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Entry, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Entry(None))
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Entry, E> {
+                Ok(Entry(None))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Entry, E> {
+                Ok(Entry(None))
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Entry, E> {
+                Ok(Entry(None))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Entry, E> {
+                Ok(Entry(None))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Entry, E> {
+                Ok(Entry(None))
+            }
+            fn visit_unit<E>(self) -> Result<Entry, E> {
+                Ok(Entry(None))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// The table names a deployment's price may be found under, in the order they are tried.
+fn names(dep: &DeploymentSpec) -> impl Iterator<Item = String> + '_ {
+    dep.model_info
+        .base_model
+        .iter()
+        .map(|m| m.to_string())
+        .chain([
+            format!("{}/{}", dep.provider, dep.model),
+            dep.model.to_string(),
+        ])
 }
 
 /// The price table. Cheap to share behind an `Arc`; lookups take no lock.
+///
+/// The bundled table is never held whole: the entries the known deployments can use are read
+/// out of it once ([`PriceTable::warm`], or the first lookup), and a deployment the table was
+/// not built with is looked up in it on its first use (then remembered).
 #[derive(Debug, Default)]
 pub struct PriceTable {
     overrides: Entries,
     bundled: bool,
-    table: OnceLock<Entries>,
     /// Deployments known at build time, resolved once on first use.
     known: Vec<Arc<DeploymentSpec>>,
     resolved: OnceLock<HashMap<Arc<str>, Option<Arc<ModelPrice>>>>,
+    /// For deployments that were not known at build time: the table's entries for the names
+    /// they are looked up under, read out of the bundled table once per set of names.
+    others: Mutex<HashMap<Vec<String>, Arc<Entries>>>,
     /// Models already warned about that were not known at build time (touched only for a
     /// deployment with no price that the table was not built with).
     warned: Mutex<HashSet<String>>,
 }
 
 impl PriceTable {
-    /// LiteLLM's bundled table (parsed on first use).
+    /// LiteLLM's bundled table (read on first use).
     pub fn bundled() -> Self {
         PriceTable {
             bundled: true,
@@ -239,54 +285,78 @@ impl PriceTable {
         self
     }
 
-    fn table(&self) -> &Entries {
-        self.table.get_or_init(|| {
-            let mut t = if self.bundled {
-                // The bundled file is tested to parse; an empty table would only make every
-                // cost unknown (and warned about), never wrong.
-                parse(BUNDLED).unwrap_or_default()
-            } else {
-                Entries::new()
-            };
-            t.extend(self.overrides.iter().map(|(k, v)| (k.clone(), v.clone())));
-            t
-        })
+    /// The entries named `names`: the overrides', else the bundled table's (one pass over it).
+    fn entries<'n>(&self, names: impl IntoIterator<Item = &'n str>) -> Entries {
+        let mut found = Entries::new();
+        let mut wanted = HashSet::new();
+        for name in names {
+            match self.overrides.get(name) {
+                Some(p) => {
+                    found.insert(name.to_owned(), p.clone());
+                }
+                None => {
+                    wanted.insert(name);
+                }
+            }
+        }
+        if self.bundled && !wanted.is_empty() {
+            // The bundled file is tested to parse; an empty result would only make the cost
+            // unknown (and warned about), never wrong.
+            found.extend(parse_where(BUNDLED, |n| wanted.contains(n)).unwrap_or_default());
+        }
+        found
     }
 
-    /// Parses the table and resolves the known deployments now (instead of on the first
+    /// Reads the known deployments' prices out of the table now (instead of on the first
     /// request), warning about the ones without a price.
     pub fn warm(&self) {
-        if let Some(d) = self.known.first() {
-            self.price(d);
-        } else {
-            self.table();
-        }
+        self.resolved();
     }
 
-    /// The entry named `model`, if the table has one.
-    pub fn get(&self, model: &str) -> Option<&ModelPrice> {
-        self.table().get(model).filter(|p| p.is_priced())
-    }
-
-    /// The deployment's price (see the module docs for the order), or `None`, warned about
-    /// once per model.
-    pub fn price(&self, dep: &DeploymentSpec) -> Option<Arc<ModelPrice>> {
-        let resolved = self.resolved.get_or_init(|| {
+    fn resolved(&self) -> &HashMap<Arc<str>, Option<Arc<ModelPrice>>> {
+        self.resolved.get_or_init(|| {
+            let names: Vec<String> = self.known.iter().flat_map(|d| names(d)).collect();
+            let entries = self.entries(names.iter().map(String::as_str));
             self.known
                 .iter()
                 .map(|d| {
-                    let p = self.lookup(d);
+                    let p = lookup(d, &entries);
                     if p.is_none() {
                         warn_unpriced(d);
                     }
                     (d.id.clone(), p.map(Arc::new))
                 })
                 .collect()
-        });
-        if let Some(p) = resolved.get(&dep.id) {
+        })
+    }
+
+    /// The entry named `model`, if the table has one (a pass over the bundled table: for
+    /// tests and tools, not the request path).
+    pub fn get(&self, model: &str) -> Option<ModelPrice> {
+        self.entries([model])
+            .remove(model)
+            .filter(ModelPrice::is_priced)
+    }
+
+    /// The deployment's price (see the module docs for the order), or `None`, warned about
+    /// once per model.
+    pub fn price(&self, dep: &DeploymentSpec) -> Option<Arc<ModelPrice>> {
+        if let Some(p) = self.resolved().get(&dep.id) {
             return p.clone();
         }
-        let p = self.lookup(dep).map(Arc::new);
+        let names: Vec<String> = names(dep).collect();
+        let cached = self.others.lock().ok().and_then(|o| o.get(&names).cloned());
+        let entries = match cached {
+            Some(entries) => entries,
+            None => {
+                let entries = Arc::new(self.entries(names.iter().map(String::as_str)));
+                if let Ok(mut o) = self.others.lock() {
+                    o.insert(names, entries.clone());
+                }
+                entries
+            }
+        };
+        let p = lookup(dep, &entries).map(Arc::new);
         if p.is_none() {
             let name = format!("{}/{}", dep.provider, dep.model);
             let first = self
@@ -300,43 +370,41 @@ impl PriceTable {
         }
         p
     }
+}
 
-    fn lookup(&self, dep: &DeploymentSpec) -> Option<ModelPrice> {
-        let info = &dep.model_info;
-        if info.input_cost_per_token.is_some() || info.output_cost_per_token.is_some() {
-            return Some(ModelPrice {
-                input_cost_per_token: info.input_cost_per_token,
-                output_cost_per_token: info.output_cost_per_token,
-                cache_read_input_token_cost: info.cache_read_input_token_cost,
-                cache_creation_input_token_cost: info.cache_creation_input_token_cost,
-                output_cost_per_reasoning_token: info.output_cost_per_reasoning_token,
-                max_input_tokens: info.max_input_tokens.map(|n| n as f64),
-                max_output_tokens: info.max_tokens.map(|n| n as f64),
-            });
-        }
-        let mut found = info
-            .base_model
-            .as_deref()
-            .and_then(|m| self.get(m))
-            .or_else(|| self.get(&format!("{}/{}", dep.provider, dep.model)))
-            .or_else(|| self.get(&dep.model))
-            .cloned()?;
-        // Cache and reasoning prices set on the deployment still apply over the table's.
-        let or = |own: Option<f64>, table: Option<f64>| own.or(table);
-        found.cache_read_input_token_cost = or(
-            info.cache_read_input_token_cost,
-            found.cache_read_input_token_cost,
-        );
-        found.cache_creation_input_token_cost = or(
-            info.cache_creation_input_token_cost,
-            found.cache_creation_input_token_cost,
-        );
-        found.output_cost_per_reasoning_token = or(
-            info.output_cost_per_reasoning_token,
-            found.output_cost_per_reasoning_token,
-        );
-        Some(found)
+/// `dep`'s price from its own `model_info`, else from `entries` (holding at least the
+/// entries of its [`names`]).
+fn lookup(dep: &DeploymentSpec, entries: &Entries) -> Option<ModelPrice> {
+    let info = &dep.model_info;
+    if info.input_cost_per_token.is_some() || info.output_cost_per_token.is_some() {
+        return Some(ModelPrice {
+            input_cost_per_token: info.input_cost_per_token,
+            output_cost_per_token: info.output_cost_per_token,
+            cache_read_input_token_cost: info.cache_read_input_token_cost,
+            cache_creation_input_token_cost: info.cache_creation_input_token_cost,
+            output_cost_per_reasoning_token: info.output_cost_per_reasoning_token,
+            max_input_tokens: info.max_input_tokens.map(|n| n as f64),
+            max_output_tokens: info.max_tokens.map(|n| n as f64),
+        });
     }
+    let mut found = names(dep)
+        .find_map(|n| entries.get(&n).filter(|p| p.is_priced()))
+        .cloned()?;
+    // Cache and reasoning prices set on the deployment still apply over the table's.
+    let or = |own: Option<f64>, table: Option<f64>| own.or(table);
+    found.cache_read_input_token_cost = or(
+        info.cache_read_input_token_cost,
+        found.cache_read_input_token_cost,
+    );
+    found.cache_creation_input_token_cost = or(
+        info.cache_creation_input_token_cost,
+        found.cache_creation_input_token_cost,
+    );
+    found.output_cost_per_reasoning_token = or(
+        info.output_cost_per_reasoning_token,
+        found.output_cost_per_reasoning_token,
+    );
+    Some(found)
 }
 
 fn warn_unpriced(dep: &DeploymentSpec) {
@@ -356,7 +424,8 @@ mod tests {
     #[test]
     fn bundled_table_parses_and_finds_models_by_provider_and_id() {
         let t = PriceTable::bundled();
-        assert!(t.table().len() > 1000, "{}", t.table().len());
+        let all = parse(BUNDLED).unwrap();
+        assert!(all.len() > 1000, "{}", all.len());
         let gpt = t.get("gpt-4o").unwrap();
         assert!(gpt.input_cost_per_token.unwrap() > 0.0);
         assert!(gpt.cache_read_input_token_cost.is_some());

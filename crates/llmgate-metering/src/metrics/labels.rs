@@ -10,6 +10,38 @@ use llmgate_core::FailureClass;
 
 use crate::record::Outcome;
 
+/// `Hash` for a label set looked up on every request: its fields through foldhash (fixed
+/// seed), then the one `u64` into the family's map, whose hasher is std's SipHash (fixed by
+/// `prometheus-client`). SipHash over every label's bytes, several lookups a request, cost
+/// about 12,000 instructions a request; foldhash hashes a short string in a few dozen. Label
+/// values come from the config and the admin's keys, not from what a client sends, so a
+/// hash-flooding-resistant hasher buys nothing here.
+macro_rules! fast_hash {
+    ($($ty:ident { $($field:ident),+ })+) => {$(
+        impl std::hash::Hash for $ty {
+            fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+                use std::hash::BuildHasher as _;
+                let fields = ($(&self.$field,)+);
+                state.write_u64(foldhash::fast::FixedState::default().hash_one(fields));
+            }
+        }
+    )+};
+}
+pub(crate) use fast_hash;
+
+fast_hash! {
+    Target { model_group, deployment }
+    StatusLabels { model_group, deployment, status_class }
+    FailureLabels { model_group, deployment, status_class, error_class }
+    AttemptFailure { model_group, deployment, error_class }
+    EndingLabels { model_group, outcome }
+    TokenLabels { model_group, deployment, token_type }
+    Group { model_group }
+    Latency { model_group, stream }
+    AttemptLabels { model_group, kind }
+    CacheLabels { model_group, result }
+}
+
 /// `2xx`, `4xx`, ... of an HTTP status.
 #[derive(Debug, Clone, Copy, Hash, PartialEq, Eq)]
 #[allow(missing_docs)]
@@ -49,13 +81,13 @@ impl StatusClass {
 }
 
 /// Labels of per-deployment metrics.
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+#[derive(Debug, Clone, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct Target {
     pub(crate) model_group: Arc<str>,
     pub(crate) deployment: Arc<str>,
 }
 
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+#[derive(Debug, Clone, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct StatusLabels {
     pub(crate) model_group: Arc<str>,
     pub(crate) deployment: Arc<str>,
@@ -73,7 +105,7 @@ impl EncodeLabelValue for ClassLabel {
 }
 
 /// Labels of failed requests.
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+#[derive(Debug, Clone, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct FailureLabels {
     pub(crate) model_group: Arc<str>,
     pub(crate) deployment: Arc<str>,
@@ -82,7 +114,7 @@ pub(crate) struct FailureLabels {
 }
 
 /// Labels of failed attempts.
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+#[derive(Debug, Clone, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct AttemptFailure {
     pub(crate) model_group: Arc<str>,
     pub(crate) deployment: Arc<str>,
@@ -90,7 +122,7 @@ pub(crate) struct AttemptFailure {
 }
 
 /// Labels of how streams ended.
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+#[derive(Debug, Clone, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct EndingLabels {
     pub(crate) model_group: Arc<str>,
     pub(crate) outcome: Outcome,
@@ -113,19 +145,19 @@ pub(crate) enum TokenKind {
     reasoning,
 }
 
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+#[derive(Debug, Clone, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct TokenLabels {
     pub(crate) model_group: Arc<str>,
     pub(crate) deployment: Arc<str>,
     pub(crate) token_type: TokenKind,
 }
 
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+#[derive(Debug, Clone, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct Group {
     pub(crate) model_group: Arc<str>,
 }
 
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+#[derive(Debug, Clone, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct Latency {
     pub(crate) model_group: Arc<str>,
     pub(crate) stream: bool,
@@ -148,7 +180,7 @@ pub(crate) struct RejectionLabels {
     pub(crate) reason: Rejection,
 }
 
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+#[derive(Debug, Clone, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct AttemptLabels {
     pub(crate) model_group: Arc<str>,
     pub(crate) kind: AttemptKind,
@@ -161,7 +193,7 @@ pub(crate) enum AttemptKind {
     fallback,
 }
 
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+#[derive(Debug, Clone, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct CacheLabels {
     pub(crate) model_group: Arc<str>,
     pub(crate) result: CacheResult,

@@ -1,0 +1,315 @@
+//! OpenAI's tokenizers for counting only: the ranks of `o200k_base` and `cl100k_base` in one
+//! byte arena and one map, without tiktoken-rs's full tables.
+//!
+//! tiktoken-rs's `CoreBPE` keeps, for every token, its bytes in its own `Vec` twice (an encoder
+//! and a decoder map), a sorted third copy of them, the special tokens, and 128 clones of its
+//! pre-tokenizer regex. Counting needs only `bytes -> rank`: [`Ranks`] reads the encodings'
+//! rank files (`data/*.tiktoken`, the files tiktoken-rs bundles, MIT: see `data/NOTICE.md`)
+//! straight into one byte arena and one `foldhash` map of slices into it, once per process, on
+//! the first count that needs them. Building a `CoreBPE` to copy from would leave its freed
+//! tens of megabytes resident (the allocator keeps them for the thread that freed them).
+//!
+//! The count is tiktoken's `encode_ordinary(text).len()` (which `CoreBPE::count_ordinary` is):
+//! the same pre-tokenizer pattern run by the same `fancy-regex`, each piece one token when it is
+//! one, else split by tiktoken's byte-pair merge (`_byte_pair_merge` below 100 bytes, the
+//! heap-based `_byte_pair_merge_large` from 100, both ported here from tiktoken, MIT, to count
+//! instead of collecting ranks). `tests::counts_match_tiktoken` holds the two together.
+
+use std::collections::{BinaryHeap, HashMap};
+use std::sync::OnceLock;
+
+use base64::Engine as _;
+use fancy_regex::Regex;
+use foldhash::fast::FixedState;
+
+type Rank = u32;
+
+/// cl100k_base's pre-tokenizer (tiktoken-rs's `cl100k_base()`, where it is not a public constant).
+const CL100K_PATTERN: &str = "'(?i:[sdmt]|ll|ve|re)|[^\\r\\n\\p{L}\\p{N}]?+\\p{L}++|\\p{N}{1,3}+| ?[^\\s\\p{L}\\p{N}]++[\\r\\n]*+|\\s++$|\\s*[\\r\\n]|\\s+(?!\\S)|\\s";
+
+/// The ranks an encoding gives byte strings, and its pre-tokenizer.
+pub(crate) struct Ranks {
+    ranks: HashMap<&'static [u8], Rank, FixedState>,
+    pattern: Regex,
+}
+
+/// The encodings counted here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Encoding {
+    /// gpt-4o, gpt-4.1, gpt-5, o1/o3/o4 (and gpt-oss's o200k_harmony, whose ordinary tokens are
+    /// o200k_base's).
+    O200k,
+    /// gpt-4, gpt-3.5.
+    Cl100k,
+}
+
+impl Ranks {
+    /// The encoding's ranks, built on first use and kept for the process; `None` when they
+    /// cannot be built (never for the bundled encodings).
+    pub(crate) fn get(encoding: Encoding) -> Option<&'static Ranks> {
+        static O200K: OnceLock<Option<Ranks>> = OnceLock::new();
+        static CL100K: OnceLock<Option<Ranks>> = OnceLock::new();
+        match encoding {
+            Encoding::O200k => O200K.get_or_init(|| {
+                Ranks::build(
+                    include_str!("../data/o200k_base.tiktoken"),
+                    tiktoken_rs::O200K_BASE_PAT_STR,
+                )
+            }),
+            Encoding::Cl100k => CL100K.get_or_init(|| {
+                Ranks::build(include_str!("../data/cl100k_base.tiktoken"), CL100K_PATTERN)
+            }),
+        }
+        .as_ref()
+    }
+
+    /// Reads a rank file (a line per token: its bytes in base64, a space, its rank) into one
+    /// arena, leaked: it lives as long as the process, like the `OnceLock` holding it.
+    fn build(file: &str, pattern: &str) -> Option<Ranks> {
+        let mut arena = Vec::with_capacity(file.len() / 2);
+        let mut spans = Vec::new();
+        for line in file.lines() {
+            let (token, rank) = line.split_once(' ')?;
+            let start = arena.len();
+            base64::engine::general_purpose::STANDARD
+                .decode_vec(token, &mut arena)
+                .ok()?;
+            spans.push((start, arena.len() - start, rank.parse::<Rank>().ok()?));
+        }
+        let arena: &'static [u8] = Box::leak(arena.into_boxed_slice());
+        let mut ranks = HashMap::with_capacity_and_hasher(spans.len(), FixedState::default());
+        for (start, len, rank) in spans {
+            ranks.insert(arena.get(start..start + len)?, rank);
+        }
+        Some(Ranks {
+            ranks,
+            pattern: Regex::new(pattern).ok()?,
+        })
+    }
+
+    /// The number of tokens `text` encodes to (no special tokens).
+    ///
+    /// Should the pattern give up on some text (fancy-regex's backtrack limit, which tiktoken
+    /// would panic on), the rest of the text is counted at one token per 4 bytes.
+    pub(crate) fn count(&self, text: &str) -> u64 {
+        let mut n = 0;
+        let mut done = 0;
+        for found in self.pattern.find_iter(text) {
+            let Ok(found) = found else {
+                let rest = text.len().saturating_sub(done) as u64;
+                return n + crate::tokens::estimate_bytes(rest);
+            };
+            n += self.piece(found.as_str().as_bytes());
+            done = found.end();
+        }
+        n
+    }
+
+    fn rank(&self, bytes: &[u8]) -> Rank {
+        self.ranks.get(bytes).copied().unwrap_or(Rank::MAX)
+    }
+
+    /// Tokens in one pre-tokenized piece.
+    fn piece(&self, piece: &[u8]) -> u64 {
+        if piece.len() <= 1 || self.ranks.contains_key(piece) {
+            return piece.len().min(1) as u64;
+        }
+        if piece.len() < 100 {
+            self.merge(piece)
+        } else {
+            self.merge_large(piece)
+        }
+    }
+
+    /// tiktoken's `_byte_pair_merge`, counting the parts it leaves.
+    fn merge(&self, piece: &[u8]) -> u64 {
+        // (start, rank of the pair starting there)
+        let mut parts: Vec<(usize, Rank)> = Vec::with_capacity(piece.len() + 1);
+        let mut min = (Rank::MAX, usize::MAX);
+        for i in 0..piece.len() - 1 {
+            let rank = self.rank(&piece[i..i + 2]);
+            if rank < min.0 {
+                min = (rank, i);
+            }
+            parts.push((i, rank));
+        }
+        parts.push((piece.len() - 1, Rank::MAX));
+        parts.push((piece.len(), Rank::MAX));
+        let rank_at = |parts: &[(usize, Rank)], i: usize| {
+            if i + 3 < parts.len() {
+                self.rank(&piece[parts[i].0..parts[i + 3].0])
+            } else {
+                Rank::MAX
+            }
+        };
+        while min.0 != Rank::MAX {
+            let i = min.1;
+            if i > 0 {
+                parts[i - 1].1 = rank_at(&parts, i - 1);
+            }
+            parts[i].1 = rank_at(&parts, i);
+            parts.remove(i + 1);
+            min = (Rank::MAX, usize::MAX);
+            for (i, &(_, rank)) in parts[..parts.len() - 1].iter().enumerate() {
+                if rank < min.0 {
+                    min = (rank, i);
+                }
+            }
+        }
+        (parts.len() - 1) as u64
+    }
+
+    /// tiktoken's `_byte_pair_merge_large` (a heap of candidate merges), counting the tokens.
+    fn merge_large(&self, piece: &[u8]) -> u64 {
+        let mut state = Vec::with_capacity(piece.len());
+        state.push(State::new(usize::MAX, 1));
+        let mut heap = BinaryHeap::with_capacity(piece.len());
+        for i in 0..piece.len() - 1 {
+            let rank = self.rank(&piece[i..i + 2]);
+            if rank != Rank::MAX {
+                heap.push(Merge { start: i, rank });
+                state[i].next_rank = rank;
+            }
+            state.push(State::new(i, i + 2));
+        }
+        let potential =
+            |state: &mut Vec<State>, heap: &mut BinaryHeap<Merge>, start: usize, end| {
+                state[start].next_end = end;
+                state[start].next_rank = Rank::MAX;
+                if end <= piece.len() {
+                    let rank = self.rank(&piece[start..end]);
+                    if rank != Rank::MAX {
+                        heap.push(Merge { start, rank });
+                        state[start].next_rank = rank;
+                    }
+                }
+            };
+        while let Some(left) = heap.pop() {
+            if left.rank == Rank::MAX {
+                break;
+            }
+            if left.rank != state[left.start].next_rank {
+                continue;
+            }
+            let left_start = left.start;
+            let right_start = state[left_start].end;
+            let right_end = state[left_start].next_end;
+            let right_next_end = state[right_start].next_end;
+            state[left_start].end = right_end;
+            potential(&mut state, &mut heap, left_start, right_next_end);
+            if right_end < state.len() {
+                state[right_end].prev = left_start;
+            }
+            if left_start > 0 {
+                let prev_start = state[left_start].prev;
+                potential(&mut state, &mut heap, prev_start, right_end);
+            }
+            state[right_start].next_rank = Rank::MAX;
+        }
+        let mut tokens = 0;
+        let mut i = 0;
+        while i < state.len() {
+            tokens += 1;
+            i = state[i].end;
+        }
+        tokens
+    }
+}
+
+struct State {
+    prev: usize,
+    end: usize,
+    next_end: usize,
+    next_rank: Rank,
+}
+
+impl State {
+    fn new(prev: usize, end: usize) -> Self {
+        State {
+            prev,
+            end,
+            next_end: end + 1,
+            next_rank: Rank::MAX,
+        }
+    }
+}
+
+#[derive(PartialEq, Eq)]
+struct Merge {
+    start: usize,
+    rank: Rank,
+}
+
+impl Ord for Merge {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        // The lowest rank first, then the leftmost: BinaryHeap pops the greatest.
+        other
+            .rank
+            .cmp(&self.rank)
+            .then_with(|| other.start.cmp(&self.start))
+    }
+}
+
+impl PartialOrd for Merge {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Texts that reach every path: single bytes, whole-token pieces, short and long merges
+    /// (a piece of 100 bytes and more goes through the heap), non-ASCII, digits, whitespace
+    /// runs, contractions, and text that looks like a special token.
+    fn corpus() -> Vec<String> {
+        let mut texts: Vec<String> = [
+            "",
+            "a",
+            "Hello, how are you today?",
+            "Say hello.",
+            "I'm sure they'll've done it; we'd rather not. IT'S LOUD",
+            "  leading and trailing   \n\n\t tabs\r\n",
+            "12345678901234567890 3.14159 1e10 0x7fff",
+            "naïve café, Zürich — 東京 في 🚀🚀 ẞ ǅ",
+            "<|endoftext|> is not special here",
+            "def f(x):\n    return {\"k\": [1, 2, 3]}  # comment\n",
+            "https://example.com/path?q=1&r=two#frag",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        texts.push("x".repeat(150));
+        texts.push("abcdefghij".repeat(30));
+        texts.push("🚀".repeat(40));
+        texts.push("Pneumonoultramicroscopicsilicovolcanoconiosis".repeat(5));
+        texts.push("word ".repeat(500));
+        texts
+    }
+
+    #[test]
+    fn counts_match_tiktoken() {
+        for (encoding, bpe) in [
+            (Encoding::O200k, tiktoken_rs::o200k_base_singleton()),
+            (Encoding::Cl100k, tiktoken_rs::cl100k_base_singleton()),
+        ] {
+            let ranks = Ranks::get(encoding).unwrap();
+            for text in corpus() {
+                assert_eq!(
+                    ranks.count(&text),
+                    bpe.count_ordinary(&text) as u64,
+                    "{encoding:?}: {text:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn every_ordinary_token_and_no_special_one() {
+        let ranks = Ranks::get(Encoding::O200k).unwrap();
+        assert_eq!(ranks.ranks.len(), 199_998);
+        assert!(!ranks.ranks.contains_key(b"<|endoftext|>".as_slice()));
+        assert_eq!(Ranks::get(Encoding::Cl100k).unwrap().ranks.len(), 100_256);
+    }
+}
