@@ -264,6 +264,14 @@ async fn request_log(name: &str, extra: &str) {
     let gw = start_logged(&config, &[], &[]).await;
     let addr = gw.addr;
 
+    let (status, team) = support::post(
+        addr,
+        "/team/new",
+        MASTER,
+        &json!({"team_id": "team-billing"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{team}");
     let (status, key) = support::post(
         addr,
         "/key/generate",

@@ -143,14 +143,16 @@ impl Lasting {
         #[cfg(not(feature = "sql"))]
         let ledger = None;
         #[cfg(feature = "sql")]
-        let records = given.database.as_ref().map(|db| db.record_store());
+        let records = given.database.as_ref().map_or_else(
+            || Arc::new(MemoryRecordStore::new()) as Arc<dyn llmgate_auth::RecordStore>,
+            |db| db.record_store(),
+        );
         #[cfg(not(feature = "sql"))]
-        let records = None;
+        let records: Arc<dyn llmgate_auth::RecordStore> = Arc::new(MemoryRecordStore::new());
         let (keys, proxy_budget) =
             build::auth::keys_and_budget(config, given.key_store, ledger, given.clock, &live)?;
         let keys = keys.map(|k| {
-            let teams = records.unwrap_or_else(|| Arc::new(MemoryRecordStore::new()));
-            k.with_teams(teams)
+            k.with_teams(records)
                 .with_end_user_budget(config.litellm_settings.max_end_user_budget)
                 .with_events(events.clone(), crate::alerting::budget_percent(config))
         });
