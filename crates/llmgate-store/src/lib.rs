@@ -45,6 +45,7 @@ use llmgate_metering::{SpendRecord, SpendSink};
 
 mod activity;
 mod database;
+pub mod import;
 mod keys;
 mod ledger;
 mod postgres;
