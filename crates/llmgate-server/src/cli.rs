@@ -122,9 +122,40 @@ pub enum Command {
         #[command(subcommand)]
         action: KeysAction,
     },
+    /// Bring keys (with their limits, budgets and spend), teams and end users over from
+    /// another gateway's database.
+    Import {
+        /// Where from.
+        #[command(subcommand)]
+        source: ImportSource,
+    },
     /// Probe a running gateway's /health/liveliness (the image's health check; no curl
     /// needed): exit 0 on 200, else 1 with the reason on stderr.
     Healthcheck(crate::healthcheck::Probe),
+}
+
+/// `llmgate import ...`.
+#[derive(Debug, Subcommand)]
+pub enum ImportSource {
+    /// A LiteLLM proxy's PostgreSQL database (read only): every key keeps working with its
+    /// secret, limits and remaining budget. What exists already is skipped.
+    Litellm {
+        /// The LiteLLM database, postgresql://user:password@host:5432/litellm. Never taken
+        /// from DATABASE_URL, which names llmgate's own database.
+        #[arg(
+            long = "database-url",
+            visible_alias = "database_url",
+            value_name = "URL"
+        )]
+        database_url: String,
+        /// The config.yaml whose database receives them (`database_url`, else llmgate.db
+        /// beside it). Not needed with --dry-run.
+        #[arg(long, short = 'c', value_name = "FILE", env = CONFIG_FILE_PATH)]
+        config: Option<PathBuf>,
+        /// Print what would be imported and what cannot be; write nothing.
+        #[arg(long = "dry-run", visible_alias = "dry_run")]
+        dry_run: bool,
+    },
 }
 
 /// `llmgate keys ...`.
