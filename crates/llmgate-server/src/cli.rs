@@ -6,6 +6,7 @@
 //! llmgate --config config.yaml --ssl_certfile_path cert.pem --ssl_keyfile_path key.pem \
 //!         [--ssl-reload-seconds 10]
 //! llmgate check --config config.yaml
+//! llmgate import litellm --database-url postgresql://... --config config.yaml [--dry-run]
 //! ```
 //!
 //! LiteLLM spells its flags with underscores (`--num_workers`, `--api_base`); both spellings
@@ -27,9 +28,9 @@
 //! values): `PORT=` in a compose file or an empty Helm value leaves the default.
 //!
 //! `CONFIG_FILE_PATH` is not a clap `env` default for serving because a variable set for the
-//! container image would then conflict with `--model`: [`Source::resolve`] applies it. `check`
-//! and `keys` take it as their `--config` default. `LITELLM_MASTER_KEY` and `DATABASE_URL` are
-//! read by the config loader (`llmgate-config`), not here.
+//! container image would then conflict with `--model`: [`Source::resolve`] applies it. `check`,
+//! `keys` and `import` take it as their `--config` default. `LITELLM_MASTER_KEY` and
+//! `DATABASE_URL` are read by the config loader (`llmgate-config`), not here.
 //!
 //! With `--ssl_certfile_path` and `--ssl_keyfile_path` (both or neither) the listener serves
 //! HTTPS, HTTP/2 and HTTP/1.1 by ALPN ([`crate::tls`]); the files are checked again every

@@ -50,7 +50,8 @@ CREATE TABLE "LiteLLM_TeamTable" (
   "updated_at" TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
   "model_spend" JSONB NOT NULL DEFAULT '{}', "model_max_budget" JSONB NOT NULL DEFAULT '{}');
 CREATE TABLE "LiteLLM_UserTable" (
-  "user_id" TEXT PRIMARY KEY, "user_alias" TEXT, "team_id" TEXT, "teams" TEXT[] DEFAULT ARRAY[]::TEXT[],
+  "user_id" TEXT PRIMARY KEY, "user_alias" TEXT, "team_id" TEXT,
+  "teams" TEXT[] DEFAULT ARRAY[]::TEXT[],
   "user_role" TEXT, "max_budget" DOUBLE PRECISION, "spend" DOUBLE PRECISION NOT NULL DEFAULT 0.0,
   "user_email" TEXT, "models" TEXT[], "metadata" JSONB NOT NULL DEFAULT '{}');
 CREATE TABLE "LiteLLM_VerificationToken" (

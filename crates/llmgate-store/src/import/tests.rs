@@ -100,3 +100,29 @@ async fn applying_twice_creates_once_with_the_spend_kept() {
     let again = keys.get(&"a".repeat(64)).await.unwrap().unwrap();
     assert!((again.spend - 0.75).abs() < 1e-12);
 }
+
+#[tokio::test]
+async fn a_key_whose_alias_is_taken_fails_and_the_rest_is_written() {
+    let store = Store::open("sqlite::memory:", &StoreOptions::new())
+        .await
+        .unwrap();
+    let db = Database::new(store, tokio::runtime::Handle::current());
+    let (keys, records) = (db.key_store(), db.record_store());
+    let other = llmgate_core::VirtualKey {
+        token: "c".repeat(64),
+        key_alias: Some("spent".into()),
+        ..Default::default()
+    };
+    keys.insert(&other).await.unwrap();
+
+    let outcome = Plan::of_rows(&rows(), 0)
+        .apply(keys.as_ref(), records.as_ref())
+        .await;
+    assert_eq!(
+        (outcome.created.len(), outcome.failed.len()),
+        (2, 1),
+        "{outcome}"
+    );
+    assert!(outcome.failed[0].starts_with("key spent:"), "{outcome}");
+    assert!(keys.get(&"a".repeat(64)).await.unwrap().is_none());
+}
