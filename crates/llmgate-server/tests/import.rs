@@ -112,25 +112,56 @@ INSERT INTO "LiteLLM_VerificationToken" (token, key_name, key_alias, models, met
     )
 }
 
-/// A fresh database named for this process, with LiteLLM's tables and rows; its URL.
-async fn litellm_database() -> String {
-    let name = format!("import_litellm_{}", std::process::id());
+/// A fresh, empty database named for this process and `tag`; its URL.
+async fn fresh_database(tag: &str) -> String {
+    let name = format!("import_{tag}_{}", std::process::id());
     let mut admin = PgConnection::connect(&format!("{}/postgres", *BASE))
         .await
         .unwrap();
     admin
-        .execute(format!("DROP DATABASE IF EXISTS {name}").as_str())
+        .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
         .await
         .unwrap();
     admin
         .execute(format!("CREATE DATABASE {name}").as_str())
         .await
         .unwrap();
-    let url = format!("{}/{name}", *BASE);
+    format!("{}/{name}", *BASE)
+}
+
+async fn drop_database(url: &str) {
+    let mut admin = PgConnection::connect(&format!("{}/postgres", *BASE))
+        .await
+        .unwrap();
+    let name = url.rsplit('/').next().unwrap();
+    let _ = admin
+        .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
+        .await;
+}
+
+/// A fresh database with LiteLLM's tables and rows; its URL.
+async fn litellm_database(tag: &str) -> String {
+    let url = fresh_database(&format!("litellm_{tag}")).await;
     let mut db = PgConnection::connect(&url).await.unwrap();
     db.execute(SCHEMA).await.unwrap();
     db.execute(rows().as_str()).await.unwrap();
     url
+}
+
+/// Whether llmgate wrote its store: the SQLite file beside the config, or its key table in
+/// the PostgreSQL database `target`.
+async fn store_written(dir: &Path, target: Option<&str>) -> bool {
+    match target {
+        None => dir.join("llmgate.db").exists(),
+        Some(url) => {
+            let mut db = PgConnection::connect(url).await.unwrap();
+            let row = sqlx::query("SELECT to_regclass('llmgate_keys') IS NOT NULL")
+                .fetch_one(&mut db)
+                .await
+                .unwrap();
+            sqlx::Row::get::<bool, _>(&row, 0)
+        }
+    }
 }
 
 fn import(url: &str, config: &Path, dry_run: bool) -> (bool, String) {
@@ -158,7 +189,7 @@ async fn ask(addr: SocketAddr, key: &str, user: Option<&str>) -> (StatusCode, Va
     post(addr, "/v1/chat/completions", key, &body).await
 }
 
-fn config_in(dir: &Path, upstream: &MockProvider) -> PathBuf {
+fn config_in(dir: &Path, upstream: &MockProvider, target: Option<&str>) -> PathBuf {
     std::fs::create_dir_all(dir).unwrap();
     let path = dir.join("config.yaml");
     std::fs::write(
@@ -167,29 +198,46 @@ fn config_in(dir: &Path, upstream: &MockProvider) -> PathBuf {
             "model_list:\n  - model_name: priced\n    litellm_params:\n      model: openai/gpt-x\n      \
              api_base: {}\n      api_key: sk-test\n    model_info:\n      \
              input_cost_per_token: 0.000001\n      output_cost_per_token: 0.000002\n\
-             general_settings:\n  master_key: {MASTER}\n",
-            upstream.v1_url()
+             general_settings:\n  master_key: {MASTER}\n{}",
+            upstream.v1_url(),
+            target.map_or(String::new(), |url| format!("  database_url: {url}\n")),
         ),
     )
     .unwrap();
     path
 }
 
-/// Dry run, import, import again, then the original secrets through a gateway.
+/// Into SQLite (`llmgate.db` beside the config, the default).
 #[tokio::test]
-async fn litellm_keys_work_unchanged_after_the_import() {
-    if !postgres_up().await {
-        return;
+async fn litellm_keys_work_unchanged_after_the_import_into_sqlite() {
+    if postgres_up().await {
+        import_and_use("sqlite", false).await;
     }
-    let url = litellm_database().await;
+}
+
+/// Into PostgreSQL (the config's `database_url`).
+#[tokio::test]
+async fn litellm_keys_work_unchanged_after_the_import_into_postgres() {
+    if postgres_up().await {
+        import_and_use("postgres", true).await;
+    }
+}
+
+/// Dry run, import, import again, then the original secrets through a gateway.
+async fn import_and_use(tag: &str, on_postgres: bool) {
+    let url = litellm_database(tag).await;
+    let target = match on_postgres {
+        true => Some(fresh_database(&format!("target_{tag}")).await),
+        false => None,
+    };
     let upstream = MockProvider::start().await;
     upstream.set_default(Behaviour::reply(
         "one two three four five six seven eight nine ten",
     ));
-    let dir =
-        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("import-{}", std::process::id()));
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("import-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let config = config_in(&dir, &upstream);
+    let config = config_in(&dir, &upstream, target.as_deref());
 
     let (ok, shown) = import(&url, &config, true);
     assert!(ok, "{shown}");
@@ -204,7 +252,7 @@ async fn litellm_keys_work_unchanged_after_the_import() {
         "{shown}"
     );
     assert!(
-        !dir.join("llmgate.db").exists(),
+        !store_written(&dir, target.as_deref()).await,
         "the dry run wrote the store"
     );
 
@@ -215,15 +263,13 @@ async fn litellm_keys_work_unchanged_after_the_import() {
     assert!(ok, "{shown}");
     assert!(shown.contains("imported 0, skipped 6"), "{shown}");
 
-    let (_gateway, addr) = start(&config).await;
+    let (gateway, addr) = start(&config).await;
     the_keys_keep_their_rules(addr).await;
-    let mut admin = PgConnection::connect(&format!("{}/postgres", *BASE))
-        .await
-        .unwrap();
-    let name = url.rsplit('/').next().unwrap();
-    let _ = admin
-        .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
-        .await;
+    drop(gateway);
+    drop_database(&url).await;
+    if let Some(target) = target {
+        drop_database(&target).await;
+    }
 }
 
 async fn the_keys_keep_their_rules(addr: SocketAddr) {
