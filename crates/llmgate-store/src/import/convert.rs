@@ -131,7 +131,9 @@ fn period(row: &Row, now: i64) -> (Option<i64>, Option<i64>) {
     (duration, reset.filter(|_| duration.is_some()))
 }
 
-/// A row of `LiteLLM_VerificationToken` (with `soft_budget` from its budget row) as a key.
+/// A row of `LiteLLM_VerificationToken` as a key. Its budget row (`tier_*`, LiteLLM's budget
+/// tier) fills `max_budget`, `rpm_limit`, `tpm_limit` and `model_max_budget` where the key has
+/// none, as LiteLLM's auth does, and gives the soft budget.
 pub fn key(row: &Row, now: i64) -> Result<VirtualKey, Refused> {
     let raw = text(row, "token").unwrap_or_default();
     let what = match text(row, "key_alias") {
@@ -161,16 +163,18 @@ pub fn key(row: &Row, now: i64) -> Result<VirtualKey, Refused> {
         key_alias: text(row, "key_alias"),
         models,
         spend: float(row, "spend").unwrap_or(0.0),
-        max_budget: float(row, "max_budget"),
+        max_budget: float(row, "max_budget").or_else(|| float(row, "tier_max_budget")),
         budget_duration,
         budget_reset_at,
         expires: time(row, "expires"),
-        rpm_limit: count(row, "rpm_limit"),
-        tpm_limit: count(row, "tpm_limit"),
+        rpm_limit: count(row, "rpm_limit").or_else(|| count(row, "tier_rpm_limit")),
+        tpm_limit: count(row, "tpm_limit").or_else(|| count(row, "tier_tpm_limit")),
         max_parallel_requests: count(row, "max_parallel_requests"),
         model_rpm_limit: count_map(meta.and_then(|m| m.get("model_rpm_limit"))),
         model_tpm_limit: count_map(meta.and_then(|m| m.get("model_tpm_limit"))),
-        model_max_budget: budget_map(row.get("model_max_budget")),
+        model_max_budget: Some(budget_map(row.get("model_max_budget")))
+            .filter(|m| !m.is_empty())
+            .unwrap_or_else(|| budget_map(row.get("tier_model_max_budget"))),
         model_spend: float_map(row.get("model_spend")),
         team_id: text(row, "team_id"),
         user_id: text(row, "user_id"),
@@ -228,7 +232,7 @@ pub fn team(row: &Row, now: i64) -> Team {
         team_alias: text(row, "team_alias"),
         models: strings(row, "models"),
         spend: float(row, "spend").unwrap_or(0.0),
-        max_budget: float(row, "max_budget"),
+        max_budget: float(row, "max_budget").or_else(|| float(row, "tier_max_budget")),
         budget_duration,
         budget_reset_at,
         rpm_limit: count(row, "rpm_limit"),
@@ -261,7 +265,7 @@ pub fn end_user(row: &Row, now: i64) -> EndUser {
         user_id: text(row, "user_id").unwrap_or_default(),
         alias: text(row, "alias"),
         blocked: row.get("blocked").and_then(Value::as_bool).unwrap_or(false),
-        max_budget: float(row, "max_budget"),
+        max_budget: float(row, "max_budget").or_else(|| float(row, "tier_max_budget")),
         budget_duration,
         budget_reset_at,
         spend: float(row, "spend").unwrap_or(0.0),
@@ -328,6 +332,24 @@ mod tests {
         assert_eq!(k.tags, ["a"]);
         assert!(!k.blocked);
         assert_eq!((k.created_at, k.updated_at), (5, 5));
+    }
+
+    #[test]
+    fn a_budget_tier_fills_what_the_key_leaves_unset() {
+        let k = key(
+            &row(
+                json!({"token": "c".repeat(64), "rpm_limit": 7, "tier_rpm_limit": 1,
+                        "tier_tpm_limit": 50, "tier_max_budget": 3.0, "model_max_budget": {},
+                        "tier_model_max_budget": {"m": 1.0}}),
+            ),
+            0,
+        )
+        .unwrap();
+        assert_eq!(
+            (k.rpm_limit, k.tpm_limit, k.max_budget),
+            (Some(7), Some(50), Some(3.0))
+        );
+        assert_eq!(k.model_max_budget.get("m"), Some(&1.0));
     }
 
     #[test]

@@ -34,8 +34,8 @@ pub(super) fn not_imported(rows: &Rows) -> Vec<NotImported> {
         NotImported {
             table: "LiteLLM_BudgetTable",
             rows: rows.budgets,
-            why: "budgets as shared objects: llmgate has none yet; a key's soft budget and an end \
-                  user's budget are copied into the key and the end user",
+            why: "budgets as shared objects: llmgate has none yet; each key's and end user's \
+                  budget row is copied into it",
         },
     ]
 }

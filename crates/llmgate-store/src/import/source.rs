@@ -8,13 +8,18 @@ use sqlx::{PgPool, Row as _};
 
 use super::ImportError;
 
-/// Keys, with the soft budget LiteLLM keeps in the key's budget row.
+/// Keys, with the key's budget row (LiteLLM's budget tier: its soft budget, and the budget and
+/// limits a key without its own takes from it).
 const KEYS: &str = r#"SELECT (to_jsonb(k) || jsonb_build_object(
     'expires', EXTRACT(EPOCH FROM k.expires),
     'budget_reset_at', EXTRACT(EPOCH FROM k.budget_reset_at),
     'created_at', EXTRACT(EPOCH FROM k.created_at),
     'updated_at', EXTRACT(EPOCH FROM k.updated_at),
-    'soft_budget', b.soft_budget))::text
+    'soft_budget', b.soft_budget,
+    'tier_max_budget', b.max_budget,
+    'tier_rpm_limit', b.rpm_limit,
+    'tier_tpm_limit', b.tpm_limit,
+    'tier_model_max_budget', b.model_max_budget))::text
   FROM "LiteLLM_VerificationToken" k
   LEFT JOIN "LiteLLM_BudgetTable" b ON b.budget_id = k.budget_id
   ORDER BY k.created_at NULLS FIRST, k.token"#;
