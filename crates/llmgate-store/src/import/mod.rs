@@ -101,6 +101,14 @@ impl Plan {
                     team.team_id
                 ));
             }
+            let per_model = row.get("model_max_budget").and_then(|v| v.as_object());
+            if per_model.is_some_and(|m| !m.is_empty()) {
+                plan.notes.push(format!(
+                    "team {:?}: model_max_budget not carried (llmgate teams have no per-model \
+                     budgets yet)",
+                    team.team_id
+                ));
+            }
             plan.teams.push(team);
         }
         for row in &rows.end_users {

@@ -32,6 +32,11 @@ pub(super) fn not_imported(rows: &Rows) -> Vec<NotImported> {
             why: "organizations: llmgate has none yet; teams keep their organization_id as a label",
         },
         NotImported {
+            table: "LiteLLM_TeamMembership",
+            rows: rows.memberships,
+            why: "a user's spend and budget within a team: llmgate has no per-member budgets yet",
+        },
+        NotImported {
             table: "LiteLLM_BudgetTable",
             rows: rows.budgets,
             why: "budgets as shared objects: llmgate has none yet; each key's and end user's \

@@ -64,6 +64,8 @@ pub(crate) struct Rows {
     pub(crate) organizations: u64,
     /// `LiteLLM_BudgetTable` rows.
     pub(crate) budgets: u64,
+    /// `LiteLLM_TeamMembership` rows (a user's spend and budget within a team).
+    pub(crate) memberships: u64,
 }
 
 /// Connects to the LiteLLM database at `url` and reads it (read-only: `SELECT`s only).
@@ -108,6 +110,7 @@ async fn read_tables(pool: &PgPool) -> Result<Rows, ImportError> {
     rows.users = count(pool, "LiteLLM_UserTable").await?;
     rows.organizations = count(pool, "LiteLLM_OrganizationTable").await?;
     rows.budgets = count(pool, "LiteLLM_BudgetTable").await?;
+    rows.memberships = count(pool, "LiteLLM_TeamMembership").await?;
     Ok(rows)
 }
 

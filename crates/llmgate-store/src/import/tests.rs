@@ -20,7 +20,8 @@ fn rows() -> Rows {
             obj(json!({"token": "bad"})),
         ],
         teams: vec![obj(
-            json!({"team_id": "t1", "spend": 2.0, "soft_budget": 5.0}),
+            json!({"team_id": "t1", "spend": 2.0, "soft_budget": 5.0,
+                   "model_max_budget": {"m": 1.0}}),
         )],
         end_users: vec![obj(
             json!({"user_id": "c1", "max_budget": 3.0, "rpm_limit": 4}),
@@ -28,6 +29,7 @@ fn rows() -> Rows {
         users: 2,
         organizations: 0,
         budgets: 1,
+        memberships: 0,
     }
 }
 
@@ -52,6 +54,10 @@ fn the_plan_says_what_it_cannot_import() {
     assert!(!shown.contains("LiteLLM_OrganizationTable"), "{shown}");
     assert!(
         shown.contains("team \"t1\": soft_budget not carried"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("team \"t1\": model_max_budget not carried"),
         "{shown}"
     );
     assert!(
