@@ -264,12 +264,57 @@ async fn import_and_use(tag: &str, on_postgres: bool) {
     assert!(shown.contains("imported 0, skipped 6"), "{shown}");
 
     let (gateway, addr) = start(&config).await;
+    the_admin_api_shows_them(addr).await;
     the_keys_keep_their_rules(addr).await;
     drop(gateway);
     drop_database(&url).await;
     if let Some(target) = target {
         drop_database(&target).await;
     }
+}
+
+/// GETs `path` with the master key: the status and the answer as JSON.
+async fn get_json(addr: SocketAddr, path: &str) -> (StatusCode, Value) {
+    use http_body_util::BodyExt as _;
+    let request = http::Request::get(path)
+        .header("host", "127.0.0.1")
+        .header("authorization", format!("Bearer {MASTER}"))
+        .body(http_body_util::Full::new(bytes::Bytes::new()))
+        .unwrap();
+    let response = support::connect(addr)
+        .await
+        .send_request(request)
+        .await
+        .unwrap();
+    let status = response.status();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+/// What the admin API shows of the imported key and team.
+async fn the_admin_api_shows_them(addr: SocketAddr) {
+    let (status, body) = get_json(addr, "/key/info?key=sk-import-spent").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let info = &body["info"];
+    assert_eq!(info["key_alias"], "spent", "{body}");
+    assert_eq!(info["user_id"], "u-import", "{body}");
+    assert_eq!(info["soft_budget"], 0.0001, "{body}");
+    // 30d, as llmgate shows a period
+    assert_eq!(info["budget_duration"], "2592000s", "{body}");
+    assert_eq!(info["spend"], 8.0 * COST, "{body}");
+
+    let (status, body) = get_json(addr, "/team/info?team_id=t-import").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let team = &body["team_info"];
+    assert_eq!(team["team_alias"], "search", "{body}");
+    assert_eq!(team["spend"], 0.5, "{body}");
+    assert_eq!(
+        team["members_with_roles"][0]["user_id"], "u-import",
+        "{body}"
+    );
 }
 
 async fn the_keys_keep_their_rules(addr: SocketAddr) {
