@@ -6,6 +6,7 @@
 //! llmgate --config config.yaml --ssl_certfile_path cert.pem --ssl_keyfile_path key.pem \
 //!         [--ssl-reload-seconds 10]
 //! llmgate check --config config.yaml
+//! llmgate import litellm --database-url postgresql://... --config config.yaml [--dry-run]
 //! ```
 //!
 //! LiteLLM spells its flags with underscores (`--num_workers`, `--api_base`); both spellings
@@ -27,9 +28,9 @@
 //! values): `PORT=` in a compose file or an empty Helm value leaves the default.
 //!
 //! `CONFIG_FILE_PATH` is not a clap `env` default for serving because a variable set for the
-//! container image would then conflict with `--model`: [`Source::resolve`] applies it. `check`
-//! and `keys` take it as their `--config` default. `LITELLM_MASTER_KEY` and `DATABASE_URL` are
-//! read by the config loader (`llmgate-config`), not here.
+//! container image would then conflict with `--model`: [`Source::resolve`] applies it. `check`,
+//! `keys` and `import` take it as their `--config` default. `LITELLM_MASTER_KEY` and
+//! `DATABASE_URL` are read by the config loader (`llmgate-config`), not here.
 //!
 //! With `--ssl_certfile_path` and `--ssl_keyfile_path` (both or neither) the listener serves
 //! HTTPS, HTTP/2 and HTTP/1.1 by ALPN ([`crate::tls`]); the files are checked again every
@@ -122,9 +123,40 @@ pub enum Command {
         #[command(subcommand)]
         action: KeysAction,
     },
+    /// Bring keys (with their limits, budgets and spend), teams and end users over from
+    /// another gateway's database.
+    Import {
+        /// Where from.
+        #[command(subcommand)]
+        source: ImportSource,
+    },
     /// Probe a running gateway's /health/liveliness (the image's health check; no curl
     /// needed): exit 0 on 200, else 1 with the reason on stderr.
     Healthcheck(crate::healthcheck::Probe),
+}
+
+/// `llmgate import ...`.
+#[derive(Debug, Subcommand)]
+pub enum ImportSource {
+    /// A LiteLLM proxy's PostgreSQL database (read only): every key keeps working with its
+    /// secret, limits and remaining budget. What exists already is skipped.
+    Litellm {
+        /// The LiteLLM database, postgresql://user:password@host:5432/litellm. Never taken
+        /// from DATABASE_URL, which names llmgate's own database.
+        #[arg(
+            long = "database-url",
+            visible_alias = "database_url",
+            value_name = "URL"
+        )]
+        database_url: String,
+        /// The config.yaml whose database receives them (`database_url`, else llmgate.db
+        /// beside it). Not needed with --dry-run.
+        #[arg(long, short = 'c', value_name = "FILE", env = CONFIG_FILE_PATH)]
+        config: Option<PathBuf>,
+        /// Print what would be imported and what cannot be; write nothing.
+        #[arg(long = "dry-run", visible_alias = "dry_run")]
+        dry_run: bool,
+    },
 }
 
 /// `llmgate keys ...`.

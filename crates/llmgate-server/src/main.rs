@@ -6,6 +6,7 @@
 mod cli;
 mod healthcheck;
 mod host;
+mod import_cmd;
 mod keys_cmd;
 mod logging;
 mod reload;
@@ -75,6 +76,7 @@ fn main() -> ExitCode {
     let result = match (cli.command, loaded, serving) {
         (Some(Command::Check { config }), _, _) => return check(&config),
         (Some(Command::Keys { config, action }), _, _) => keys_cmd::run(config.as_deref(), action),
+        (Some(Command::Import { source }), _, _) => import_cmd::run(source),
         (Some(Command::Healthcheck(probe)), _, _) => return healthcheck::run(&probe),
         (None, Some(loaded), Some(serving)) => {
             for notice in &loaded.notices {

@@ -8,6 +8,8 @@ use llmgate_auth::KeyStore;
 use llmgate_config::Config;
 use tokio::runtime::Handle;
 
+/// Importing another gateway's keys, teams and end users (`llmgate import litellm`).
+pub use llmgate_store::import;
 pub use llmgate_store::Database;
 
 /// The database file used when no `database_url` is configured.

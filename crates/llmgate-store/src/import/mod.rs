@@ -1,0 +1,197 @@
+//! Bringing a LiteLLM proxy's keys, teams and end users into llmgate's store
+//! (`llmgate import litellm`).
+//!
+//! [`Plan::read_litellm`] reads a LiteLLM database (PostgreSQL, LiteLLM's Prisma schema:
+//! `LiteLLM_VerificationToken`, `LiteLLM_TeamTable`, `LiteLLM_EndUserTable`,
+//! `LiteLLM_BudgetTable`, `LiteLLM_UserTable`, and `LiteLLM_ModelTable` for team aliases) with
+//! `SELECT`s only, and turns its rows into llmgate's objects. LiteLLM's `token` is the SHA-256
+//! hex of the secret, as llmgate's [`VirtualKey::token`], so every secret keeps working, with
+//! its models, limits, budget and the spend of the current period (so the remaining budget is
+//! the same). [`Plan::apply`] writes the plan into a [`KeyStore`] and a [`RecordStore`]:
+//! anything already there (a key with the same token, a team or end user with the same id) is
+//! left as it is and reported as skipped, so running the import twice changes nothing.
+//!
+//! What llmgate has no object for yet (internal users, organizations, budgets as shared
+//! objects) is counted in [`Plan::not_imported`], never dropped silently: a key keeps its
+//! `user_id` and a team its `organization_id` as labels, and a key's or end user's budget row
+//! is folded into it.
+//!
+//! ```no_run
+//! # async fn run(keys: &dyn llmgate_auth::KeyStore, records: &dyn llmgate_auth::RecordStore)
+//! # -> Result<(), llmgate_store::import::ImportError> {
+//! use llmgate_store::import::Plan;
+//!
+//! let plan = Plan::read_litellm("postgres://litellm@db/litellm", 1_700_000_000).await?;
+//! print!("{plan}"); // what a dry run shows
+//! let outcome = plan.apply(keys, records).await;
+//! print!("{outcome}");
+//! # Ok(()) }
+//! ```
+
+use std::fmt;
+
+use llmgate_auth::{KeyStore, Record, RecordKind, RecordStore, StoreError};
+use llmgate_core::{EndUser, Team, VirtualKey};
+
+mod convert;
+mod report;
+mod source;
+
+pub use convert::Refused;
+pub use report::{NotImported, Outcome};
+
+/// Why a LiteLLM database could not be read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ImportError {
+    /// The database could not be reached (the target never names a password).
+    #[error("cannot connect to the LiteLLM database at {target}: {reason}")]
+    Connect {
+        /// `postgres://host:port/db`.
+        target: String,
+        /// The driver's reason.
+        reason: String,
+    },
+    /// The database has no `LiteLLM_VerificationToken` table.
+    #[error("not a LiteLLM database: it has no \"LiteLLM_VerificationToken\" table")]
+    NotLiteLlm,
+    /// A query failed.
+    #[error("reading the LiteLLM database failed: {0}")]
+    Read(String),
+}
+
+/// What an import would write, and what it cannot import.
+#[derive(Debug, Default)]
+pub struct Plan {
+    /// Keys to create.
+    pub keys: Vec<VirtualKey>,
+    /// Teams to create.
+    pub teams: Vec<Team>,
+    /// End users to create.
+    pub end_users: Vec<EndUser>,
+    /// Rows that cannot be imported, with the reason.
+    pub refused: Vec<Refused>,
+    /// What llmgate has no object for, counted.
+    pub not_imported: Vec<NotImported>,
+    /// Settings carried only in part (e.g. a team's soft budget), one line each.
+    pub notes: Vec<String>,
+}
+
+impl Plan {
+    /// Reads the LiteLLM database at `url` (read-only) and plans the import; `now` (Unix
+    /// seconds) starts the budget period of a row that has a duration but no next reset.
+    pub async fn read_litellm(url: &str, now: i64) -> Result<Plan, ImportError> {
+        let rows = source::read(url).await?;
+        Ok(Plan::of_rows(&rows, now))
+    }
+
+    fn of_rows(rows: &source::Rows, now: i64) -> Plan {
+        let mut plan = Plan::default();
+        for row in &rows.keys {
+            match convert::key(row, now) {
+                Ok(k) => plan.keys.push(k),
+                Err(refused) => plan.refused.push(refused),
+            }
+        }
+        for row in &rows.teams {
+            let team = convert::team(row, now);
+            if row.get("soft_budget").and_then(|v| v.as_f64()).is_some() {
+                plan.notes.push(format!(
+                    "team {:?}: soft_budget not carried (llmgate teams have no soft budget yet)",
+                    team.team_id
+                ));
+            }
+            let per_model = row.get("model_max_budget").and_then(|v| v.as_object());
+            if per_model.is_some_and(|m| !m.is_empty()) {
+                plan.notes.push(format!(
+                    "team {:?}: model_max_budget not carried (llmgate teams have no per-model \
+                     budgets yet)",
+                    team.team_id
+                ));
+            }
+            plan.teams.push(team);
+        }
+        for row in &rows.end_users {
+            let user = convert::end_user(row, now);
+            let limited = [
+                "rpm_limit",
+                "tpm_limit",
+                "max_parallel_requests",
+                "soft_budget",
+            ]
+            .iter()
+            .any(|f| row.get(*f).is_some_and(|v| !v.is_null()));
+            if limited {
+                plan.notes.push(format!(
+                    "end user {:?}: its budget row's rpm/tpm/parallel limits and soft budget not \
+                     carried (llmgate end users have a budget only)",
+                    user.user_id
+                ));
+            }
+            plan.end_users.push(user);
+        }
+        plan.not_imported = report::not_imported(rows);
+        plan
+    }
+
+    /// Writes the plan: each key, team and end user not already in the stores is created with
+    /// its spend; one already there is left unchanged and reported as skipped.
+    pub async fn apply(&self, keys: &dyn KeyStore, records: &dyn RecordStore) -> Outcome {
+        let mut out = Outcome::default();
+        for team in &self.teams {
+            let result = put_record(records, RecordKind::Team, Record::of_team(team)).await;
+            out.count("team", &team.team_id, result);
+        }
+        for user in &self.end_users {
+            let result = put_record(records, RecordKind::EndUser, Record::of_end_user(user)).await;
+            out.count("end user", &user.user_id, result);
+        }
+        for key in &self.keys {
+            let name = key
+                .key_alias
+                .clone()
+                .unwrap_or_else(|| key.key_name.clone());
+            out.count("key", &name, put_key(keys, key).await);
+        }
+        out
+    }
+}
+
+/// `Ok(true)`: created; `Ok(false)`: already there.
+async fn put_record(
+    records: &dyn RecordStore,
+    kind: RecordKind,
+    record: Record,
+) -> Result<bool, StoreError> {
+    if records.get_record(kind, &record.id).await?.is_some() {
+        return Ok(false);
+    }
+    records.insert_record(kind, &record).await?;
+    Ok(true)
+}
+
+/// Creates the key with its spend; the per-model spend is added on top of the rest of it, so
+/// the total stays LiteLLM's.
+async fn put_key(keys: &dyn KeyStore, key: &VirtualKey) -> Result<bool, StoreError> {
+    if keys.get(&key.token).await?.is_some() {
+        return Ok(false);
+    }
+    let by_model: f64 = key.model_spend.values().sum();
+    let mut first = key.clone();
+    first.spend = (key.spend - by_model).max(0.0);
+    first.model_spend.clear();
+    keys.insert(&first).await?;
+    for (model, spend) in &key.model_spend {
+        keys.add_spend(&key.token, model, *spend).await?;
+    }
+    Ok(true)
+}
+
+impl fmt::Display for Plan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        report::write_plan(self, f)
+    }
+}
+
+#[cfg(test)]
+mod tests;
