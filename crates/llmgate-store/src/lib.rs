@@ -46,6 +46,7 @@ use llmgate_metering::{SpendRecord, SpendSink};
 mod activity;
 mod daily_activity;
 mod database;
+mod end_users;
 pub mod import;
 mod keys;
 mod ledger;

@@ -295,32 +295,6 @@ pub(crate) fn charges<'a>(
     out
 }
 
-/// Charges an end user (creating its record the first time it is seen, as LiteLLM creates
-/// customers): `$1` the end user, `$2` USD, `$3` now.
-pub(crate) const CHARGE_END_USER: &str = "INSERT INTO llmgate_records \
-    (kind, id, doc, spend, budget_reset_at, created_at, updated_at) \
-    VALUES ('end_user', $1, '{}', $2, NULL, $3, $3) \
-    ON CONFLICT (kind, id) DO UPDATE SET spend = llmgate_records.spend + excluded.spend";
-
-/// The cost of `records` per end user (their `user` field), in first-seen order, leaving out
-/// records without one or with nothing to charge.
-pub(crate) fn end_user_charges<'a>(records: &[&'a SpendRecord]) -> Vec<(&'a str, f64)> {
-    let mut out: Vec<(&str, f64)> = Vec::new();
-    for r in records {
-        let (Some(user), cost) = (r.end_user.as_deref(), r.charge()) else {
-            continue;
-        };
-        if cost == 0.0 {
-            continue;
-        }
-        match out.iter_mut().find(|(u, _)| *u == user) {
-            Some((_, c)) => *c += cost,
-            None => out.push((user, cost)),
-        }
-    }
-    out
-}
-
 /// Which records of `batch` were inserted, given the request ids the insert returned: the
 /// first record of each such id (a batch naming one id twice stores and charges it once).
 pub(crate) fn inserted_filter(returned: HashSet<String>) -> impl FnMut(&SpendRecord) -> bool {
@@ -425,8 +399,8 @@ macro_rules! spend_impl {
                 } else {
                     batch.iter().collect()
                 };
-                for (user, cost) in $crate::spend::end_user_charges(&charges) {
-                    sqlx::query($crate::spend::CHARGE_END_USER)
+                for (user, cost) in $crate::end_users::end_user_charges(&charges) {
+                    sqlx::query($crate::end_users::CHARGE_END_USER)
                         .bind(user)
                         .bind(cost)
                         .bind(llmgate_core::Clock::now(&llmgate_core::SystemClock))
