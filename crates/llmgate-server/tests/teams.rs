@@ -1,0 +1,193 @@
+//! Teams and end users across instances: three real `llmgate` processes on one PostgreSQL. A
+//! team blocked through one is refused by the others within a second (`NOTIFY team:<id>`), and
+//! a burst from one team's keys (or one end user) over all three is held to its budget by the
+//! shared ledger, then refused everywhere.
+//!
+//! The model costs 21 µUSD a request (as in `budgets.rs`); budgets are worth 10 requests.
+
+#![allow(clippy::unwrap_used, clippy::panic, reason = "test helpers")]
+
+mod support;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use http::StatusCode;
+use llmgate_testkit::{Behaviour, MockProvider};
+use serde_json::{json, Value};
+use support::{post, postgres_up, start_with, write_config, Gateway};
+
+const MASTER: &str = "sk-master-teams";
+static PG_URL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    std::env::var("LLMGATE_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+});
+const COST: f64 = 0.000_021;
+const REPLY: &str = "one two three four five six seven eight nine ten";
+
+async fn ask(addr: SocketAddr, key: &str, user: Option<&str>) -> (StatusCode, Value) {
+    let mut body = json!({
+        "model": "priced",
+        "max_tokens": 10,
+        "messages": [{"role": "user", "content": "hi"}],
+    });
+    if let Some(user) = user {
+        body["user"] = json!(user);
+    }
+    post(addr, "/v1/chat/completions", key, &body).await
+}
+
+async fn three(name: &str, extra: &str) -> (MockProvider, Vec<(Gateway, SocketAddr)>) {
+    let upstream = MockProvider::start().await;
+    upstream.set_default(Behaviour::reply(REPLY).delayed(Duration::from_millis(200)));
+    let config = write_config(
+        name,
+        &format!(
+            "model_list:\n  - model_name: priced\n    litellm_params:\n      model: openai/gpt-x\n      \
+             api_base: {}\n      api_key: sk-test\n    model_info:\n      \
+             input_cost_per_token: 0.000001\n      output_cost_per_token: 0.000002\n\
+             general_settings:\n  master_key: {MASTER}\n  database_url: {}\n{extra}",
+            upstream.v1_url(),
+            PG_URL.as_str()
+        ),
+    );
+    let mut gateways = Vec::new();
+    for _ in 0..3 {
+        gateways.push(start_with(&config, &[], &[]).await);
+    }
+    (upstream, gateways)
+}
+
+fn unique(what: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{what}-{}-{nanos}", std::process::id())
+}
+
+/// 60 requests at once over the three instances, then one at a time until refused: never more
+/// paid than the budget allows plus one, and every instance refuses at the end.
+async fn burst(addrs: &[SocketAddr], upstream: &MockProvider, keys: &[String], user: Option<&str>) {
+    let before = upstream.request_count();
+    let mut tasks = Vec::new();
+    for i in 0..60 {
+        let (addr, key, user) = (
+            addrs[i % 3],
+            keys[i % keys.len()].clone(),
+            user.map(str::to_owned),
+        );
+        tasks.push(tokio::spawn(async move {
+            ask(addr, &key, user.as_deref()).await
+        }));
+    }
+    let mut paid = 0;
+    for t in tasks {
+        let (status, body) = t.await.unwrap();
+        match status {
+            StatusCode::OK => paid += 1,
+            StatusCode::BAD_REQUEST => {
+                assert_eq!(body["error"]["code"], "budget_exceeded", "{body}")
+            }
+            other => panic!("{other}: {body}"),
+        }
+    }
+    for i in 0.. {
+        let (status, body) = ask(addrs[i % 3], &keys[i % keys.len()], user).await;
+        match status {
+            StatusCode::OK => paid += 1,
+            StatusCode::BAD_REQUEST => break,
+            other => panic!("{other}: {body}"),
+        }
+        assert!(paid <= 11, "{paid} paid against a budget worth 10");
+    }
+    assert!(
+        (10..=11).contains(&paid),
+        "{paid} paid against a budget worth 10"
+    );
+    assert_eq!(upstream.request_count() - before, paid);
+    for addr in addrs {
+        let (status, body) = ask(*addr, &keys[0], user).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_team_is_blocked_and_budgeted_across_three_instances() {
+    if !postgres_up().await {
+        return;
+    }
+    let (upstream, gateways) = three("teams-three", "").await;
+    let addrs: Vec<SocketAddr> = gateways.iter().map(|(_, a)| *a).collect();
+    let team = unique("team");
+    let (status, body) = post(
+        addrs[0],
+        "/team/new",
+        MASTER,
+        &json!({"team_id": team, "max_budget": COST * 10.0}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let mut keys = Vec::new();
+    for _ in 0..2 {
+        let (status, body) =
+            post(addrs[0], "/key/generate", MASTER, &json!({"team_id": team})).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        keys.push(body["key"].as_str().unwrap().to_owned());
+    }
+    // Every instance has looked the team up (and cached it) before it is blocked.
+    for addr in &addrs {
+        assert_eq!(ask(*addr, &keys[0], None).await.0, StatusCode::OK);
+    }
+    let (status, _) = post(addrs[1], "/team/block", MASTER, &json!({"team_id": team})).await;
+    assert_eq!(status, StatusCode::OK);
+    let started = Instant::now();
+    for addr in [addrs[0], addrs[2]] {
+        loop {
+            let (status, body) = ask(addr, &keys[1], None).await;
+            if status == StatusCode::UNAUTHORIZED {
+                assert_eq!(body["error"]["code"], "team_blocked", "{body}");
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(1),
+                "the block reached every instance within a second"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    let (status, _) = post(addrs[2], "/team/unblock", MASTER, &json!({"team_id": team})).await;
+    assert_eq!(status, StatusCode::OK);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // 3 were paid before the block: with the budget raised to 13 requests, the burst may pay
+    // 10 more, from both keys, over the three instances.
+    let (status, body) = post(
+        addrs[0],
+        "/team/update",
+        MASTER,
+        &json!({"team_id": team, "max_budget": COST * 13.0}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    burst(&addrs, &upstream, &keys, None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_end_users_budget_holds_across_three_instances() {
+    if !postgres_up().await {
+        return;
+    }
+    let (upstream, gateways) = three("end-users-three", "").await;
+    let addrs: Vec<SocketAddr> = gateways.iter().map(|(_, a)| *a).collect();
+    let user = unique("customer");
+    let (status, body) = post(
+        addrs[0],
+        "/customer/new",
+        MASTER,
+        &json!({"user_id": user, "max_budget": COST * 10.0}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    burst(&addrs, &upstream, &[MASTER.to_owned()], Some(&user)).await;
+}
