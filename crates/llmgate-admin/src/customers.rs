@@ -50,24 +50,9 @@ fn op(method: &Method, path: &str) -> Result<&'static str, ApiError> {
         "delete" => ("delete", Method::POST),
         "block" => ("block", Method::POST),
         "unblock" => ("unblock", Method::POST),
-        _ => {
-            return Err(ApiError::new(
-                StatusCode::NOT_FOUND,
-                Origin::Downstream,
-                format!("no route for {path}; the end-user API is /customer/new, /customer/info, /customer/list, /customer/update, /customer/delete, /customer/block and /customer/unblock (or the same under /end_user/)"),
-            )
-            .with_type(ErrorType::NOT_FOUND)
-            .with_code("not_found"))
-        }
+        _ => return Err(crate::route::not_found(path, "the end-user API is /customer/new, /customer/info, /customer/list, /customer/update, /customer/delete, /customer/block and /customer/unblock (or the same under /end_user/)")),
     };
-    if method != want {
-        return Err(ApiError::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            Origin::Downstream,
-            format!("method {method} is not allowed on {path}; use {want}"),
-        )
-        .with_code("method_not_allowed"));
-    }
+    crate::route::expect_method(method, &want, path)?;
     Ok(op)
 }
 

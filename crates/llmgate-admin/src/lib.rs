@@ -39,6 +39,7 @@ mod daily_activity;
 pub mod keys;
 mod overview;
 mod reload;
+mod route;
 mod router;
 mod spend;
 mod spend_report;

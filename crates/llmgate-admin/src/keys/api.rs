@@ -57,25 +57,10 @@ fn op(method: &Method, path: &str) -> Result<Op, ApiError> {
             Some(key) if !key.is_empty() && !key.contains('/') => {
                 (Op::Regenerate(Some(key.to_string())), Method::POST)
             }
-            _ => {
-                return Err(ApiError::new(
-                    StatusCode::NOT_FOUND,
-                    Origin::Downstream,
-                    format!("no route for {path}; the key API is /key/generate, /key/info, /key/update, /key/delete, /key/list, /key/regenerate, /key/block, /key/unblock and /key/health"),
-                )
-                .with_type(ErrorType::NOT_FOUND)
-                .with_code("not_found"))
-            }
+            _ => return Err(crate::route::not_found(path, "the key API is /key/generate, /key/info, /key/update, /key/delete, /key/list, /key/regenerate, /key/block, /key/unblock and /key/health")),
         },
     };
-    if method != want {
-        return Err(ApiError::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            Origin::Downstream,
-            format!("method {method} is not allowed on {path}; use {want}"),
-        )
-        .with_code("method_not_allowed"));
-    }
+    crate::route::expect_method(method, &want, path)?;
     Ok(op)
 }
 

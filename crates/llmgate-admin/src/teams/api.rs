@@ -52,23 +52,13 @@ fn op(method: &Method, path: &str) -> Result<Op, ApiError> {
         "block" => (Op::Block(true), Method::POST),
         "unblock" => (Op::Block(false), Method::POST),
         _ => {
-            return Err(ApiError::new(
-                StatusCode::NOT_FOUND,
-                Origin::Downstream,
-                format!("no route for {path}; the team API is {ROUTES}"),
-            )
-            .with_type(ErrorType::NOT_FOUND)
-            .with_code("not_found"))
+            return Err(crate::route::not_found(
+                path,
+                &format!("the team API is {ROUTES}"),
+            ))
         }
     };
-    if method != want {
-        return Err(ApiError::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            Origin::Downstream,
-            format!("method {method} is not allowed on {path}; use {want}"),
-        )
-        .with_code("method_not_allowed"));
-    }
+    crate::route::expect_method(method, &want, path)?;
     Ok(op)
 }
 
