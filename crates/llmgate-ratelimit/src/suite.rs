@@ -59,6 +59,7 @@ pub(crate) async fn run(store: Arc<dyn LimiterStore>, prefix: &str) {
         assert_eq!(v.denied, None, "request {i}");
         assert_eq!(v.states[0].remaining, 4 - i);
     }
+    let burst_done = std::time::Instant::now();
     let v = acquire(s, &c).await;
     assert_eq!(v.denied, Some(0));
     // The burst leaves the window one window (plus at most one granule) after it was counted.
@@ -76,7 +77,12 @@ pub(crate) async fn run(store: Arc<dyn LimiterStore>, prefix: &str) {
     // A sliding window, not a bucket: half a window later nothing has come back.
     tokio::time::sleep(WINDOW / 2).await;
     assert_eq!(acquire(s, &c).await.denied, Some(0), "nothing refills");
-    tokio::time::sleep(retry.saturating_sub(WINDOW / 2) + Duration::from_millis(5)).await;
+    // Back after Retry-After, and once the whole burst has left: one window and a granule
+    // after its end (a burst that straddled a granule boundary on a slow machine leaves in two
+    // parts, the second up to a granule after Retry-After).
+    let after_retry = retry.saturating_sub(WINDOW / 2) + Duration::from_millis(5);
+    let whole = (WINDOW + granule + Duration::from_millis(5)).saturating_sub(burst_done.elapsed());
+    tokio::time::sleep(after_retry.max(whole)).await;
     for i in 0..5 {
         let v = acquire(s, &c).await;
         assert_eq!(v.denied, None, "recovered after Retry-After: request {i}");
