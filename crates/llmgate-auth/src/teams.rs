@@ -35,37 +35,28 @@ pub trait Cached: Send + Sync + std::fmt::Debug + Sized + 'static {
     fn next_reset(&self, now: i64) -> Option<i64>;
 }
 
-impl Cached for Team {
-    const KIND: RecordKind = RecordKind::Team;
-    fn from_record(r: &Record) -> Result<Self, StoreError> {
-        r.to_team()
-    }
-    fn stored_spend(&self) -> f64 {
-        self.spend
-    }
-    fn due(&self, now: i64) -> bool {
-        self.budget_due(now)
-    }
-    fn next_reset(&self, now: i64) -> Option<i64> {
-        self.next_budget_reset(now)
-    }
+/// `Cached` for a type with `spend`, `budget_due` and `next_budget_reset`, read by `$read`.
+macro_rules! cached {
+    ($t:ty, $kind:expr, $read:ident) => {
+        impl Cached for $t {
+            const KIND: RecordKind = $kind;
+            fn from_record(r: &Record) -> Result<Self, StoreError> {
+                r.$read()
+            }
+            fn stored_spend(&self) -> f64 {
+                self.spend
+            }
+            fn due(&self, now: i64) -> bool {
+                self.budget_due(now)
+            }
+            fn next_reset(&self, now: i64) -> Option<i64> {
+                self.next_budget_reset(now)
+            }
+        }
+    };
 }
-
-impl Cached for EndUser {
-    const KIND: RecordKind = RecordKind::EndUser;
-    fn from_record(r: &Record) -> Result<Self, StoreError> {
-        r.to_end_user()
-    }
-    fn stored_spend(&self) -> f64 {
-        self.spend
-    }
-    fn due(&self, now: i64) -> bool {
-        self.budget_due(now)
-    }
-    fn next_reset(&self, now: i64) -> Option<i64> {
-        self.next_budget_reset(now)
-    }
-}
+cached!(Team, RecordKind::Team, to_team);
+cached!(EndUser, RecordKind::EndUser, to_end_user);
 
 /// An object as cached: its record when loaded, plus what this instance charged it since.
 #[derive(Debug)]
@@ -215,66 +206,70 @@ const OUTSIDE_DOC: [&str; 6] = [
 ];
 
 impl Record {
-    /// The record of `team`.
-    pub fn of_team(team: &Team) -> Record {
-        let mut doc = serde_json::to_value(team).unwrap_or(serde_json::Value::Null);
+    /// The record of an object whose id, spend and times are columns: `doc` is the rest.
+    fn outside_doc(
+        id: &str,
+        item: &impl serde::Serialize,
+        spend: f64,
+        budget_reset_at: Option<i64>,
+        (created_at, updated_at): (i64, i64),
+    ) -> Record {
+        let mut doc = serde_json::to_value(item).unwrap_or(serde_json::Value::Null);
         if let Some(m) = doc.as_object_mut() {
             for k in OUTSIDE_DOC {
                 m.remove(k);
             }
         }
         Record {
-            id: team.team_id.clone(),
+            id: id.to_owned(),
             doc,
-            spend: team.spend,
-            budget_reset_at: team.budget_reset_at,
-            created_at: team.created_at,
-            updated_at: team.updated_at,
+            spend,
+            budget_reset_at,
+            created_at,
+            updated_at,
         }
     }
 
+    /// The document as a `what` (for the message when it is not one).
+    fn doc_as<T: serde::de::DeserializeOwned>(&self, what: &str) -> Result<T, StoreError> {
+        serde_json::from_value(self.doc.clone())
+            .map_err(|e| StoreError::Unavailable(format!("{what} {:?} is not valid: {e}", self.id)))
+    }
+
+    /// The record of `team`.
+    pub fn of_team(t: &Team) -> Record {
+        let times = (t.created_at, t.updated_at);
+        Record::outside_doc(&t.team_id, t, t.spend, t.budget_reset_at, times)
+    }
+
     /// The record of `end_user`.
-    pub fn of_end_user(end_user: &EndUser) -> Record {
-        let mut doc = serde_json::to_value(end_user).unwrap_or(serde_json::Value::Null);
-        if let Some(m) = doc.as_object_mut() {
-            for k in OUTSIDE_DOC {
-                m.remove(k);
-            }
-        }
-        Record {
-            id: end_user.user_id.clone(),
-            doc,
-            spend: end_user.spend,
-            budget_reset_at: end_user.budget_reset_at,
-            created_at: end_user.created_at,
-            updated_at: end_user.updated_at,
-        }
+    pub fn of_end_user(u: &EndUser) -> Record {
+        let times = (u.created_at, u.updated_at);
+        Record::outside_doc(&u.user_id, u, u.spend, u.budget_reset_at, times)
     }
 
     /// The end user this record holds.
     pub fn to_end_user(&self) -> Result<EndUser, StoreError> {
-        let mut u: EndUser = serde_json::from_value(self.doc.clone()).map_err(|e| {
-            StoreError::Unavailable(format!("end user {:?} is not valid: {e}", self.id))
-        })?;
-        u.user_id = self.id.clone();
-        u.spend = self.spend;
-        u.budget_reset_at = self.budget_reset_at;
-        u.created_at = self.created_at;
-        u.updated_at = self.updated_at;
-        Ok(u)
+        Ok(EndUser {
+            user_id: self.id.clone(),
+            spend: self.spend,
+            budget_reset_at: self.budget_reset_at,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            ..self.doc_as("end user")?
+        })
     }
 
     /// The team this record holds.
     pub fn to_team(&self) -> Result<Team, StoreError> {
-        let mut team: Team = serde_json::from_value(self.doc.clone()).map_err(|e| {
-            StoreError::Unavailable(format!("team {:?} is not valid: {e}", self.id))
-        })?;
-        team.team_id = self.id.clone();
-        team.spend = self.spend;
-        team.budget_reset_at = self.budget_reset_at;
-        team.created_at = self.created_at;
-        team.updated_at = self.updated_at;
-        Ok(team)
+        Ok(Team {
+            team_id: self.id.clone(),
+            spend: self.spend,
+            budget_reset_at: self.budget_reset_at,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            ..self.doc_as("team")?
+        })
     }
 }
 

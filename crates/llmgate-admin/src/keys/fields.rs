@@ -144,10 +144,22 @@ pub(crate) fn apply_all(
     skip: &[&str],
     now: i64,
 ) -> Result<(), Invalid> {
+    apply_each(key, body, skip, now, apply)
+}
+
+/// Applies every field of `body` but `skip` to `target` with `apply`, gathering every refusal
+/// (the first refused field is the `param`). Keys and teams share it.
+pub(crate) fn apply_each<T>(
+    target: &mut T,
+    body: &Map<String, Value>,
+    skip: &[&str],
+    now: i64,
+    apply: impl Fn(&mut T, &str, &Value, i64) -> Result<(), String>,
+) -> Result<(), Invalid> {
     let mut problems = Vec::new();
     let mut param = None;
     for (field, v) in body.iter().filter(|(f, _)| !skip.contains(&f.as_str())) {
-        if let Err(e) = apply(key, field, v, now) {
+        if let Err(e) = apply(target, field, v, now) {
             param.get_or_insert_with(|| field.clone());
             problems.push(e);
         }

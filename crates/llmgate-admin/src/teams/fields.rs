@@ -75,21 +75,7 @@ pub(crate) fn apply_all(
     skip: &[&str],
     now: i64,
 ) -> Result<(), Invalid> {
-    let mut problems = Vec::new();
-    let mut param = None;
-    for (field, v) in body.iter().filter(|(f, _)| !skip.contains(&f.as_str())) {
-        if let Err(e) = apply(team, field, v, now) {
-            param.get_or_insert_with(|| field.clone());
-            problems.push(e);
-        }
-    }
-    match param {
-        None => Ok(()),
-        Some(param) => Err(Invalid {
-            param,
-            message: problems.join("; "),
-        }),
-    }
+    crate::keys::fields::apply_each(team, body, skip, now, apply)
 }
 
 /// One member (`{"role": "user", "user_id": "..."}`; `user_email` instead of or beside the
