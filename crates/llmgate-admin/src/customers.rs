@@ -126,6 +126,7 @@ impl Customers<'_> {
             ..EndUser::default()
         };
         apply_all(&mut user, body, now)?;
+        self.link_budget(&mut user, body, now).await?;
         self.store
             .insert_record(RecordKind::EndUser, &Record::of_end_user(&user))
             .await
@@ -138,6 +139,7 @@ impl Customers<'_> {
         let mut user = self.find(id_field(body)?).await?;
         let now = self.keys.clock().now();
         apply_all(&mut user, body, now)?;
+        self.link_budget(&mut user, body, now).await?;
         user.updated_at = now;
         self.save(&user).await?;
         Ok(view(&self.find(&user.user_id).await?))
@@ -210,6 +212,26 @@ impl Customers<'_> {
         Ok(Value::Array(users))
     }
 
+    /// A `budget_id` the body sets must name a budget; an end user without a period of its
+    /// own starts the budget's.
+    async fn link_budget(
+        &self,
+        user: &mut EndUser,
+        body: &Map<String, Value>,
+        now: i64,
+    ) -> Result<(), ApiError> {
+        let budget = crate::budgets::named_in(self.store, body, bad).await?;
+        if budget.is_some() {
+            user.budget_reset_at = crate::budgets::first_reset(
+                user.budget_duration,
+                user.budget_reset_at,
+                budget.as_ref(),
+                now,
+            );
+        }
+        Ok(())
+    }
+
     async fn save(&self, user: &EndUser) -> Result<(), ApiError> {
         self.store
             .update_record(RecordKind::EndUser, &Record::of_end_user(user))
@@ -237,13 +259,14 @@ impl Customers<'_> {
 }
 
 /// Fields a body may set (besides `user_id`).
-const FIELDS: &str =
-    "alias, blocked, max_budget, budget_duration, allowed_model_region, default_model, metadata";
+const FIELDS: &str = "alias, blocked, max_budget, budget_duration, budget_id, \
+    allowed_model_region, default_model, metadata";
 
 fn apply_all(user: &mut EndUser, body: &Map<String, Value>, now: i64) -> Result<(), ApiError> {
     for (field, v) in body {
         let done = match field.as_str() {
-            "user_id" | "budget_id" => Ok(()),
+            "user_id" => Ok(()),
+            "budget_id" => opt_string(v, field).map(|b| user.budget_id = b),
             "alias" => opt_string(v, field).map(|a| user.alias = a),
             "blocked" => match v {
                 Value::Bool(b) => {
@@ -284,6 +307,7 @@ fn view(u: &EndUser) -> Value {
         "spend": u.spend,
         "allowed_model_region": u.allowed_model_region,
         "default_model": u.default_model,
+        "budget_id": u.budget_id,
         "litellm_budget_table": u.max_budget.map(|max| json!({
             "max_budget": max,
             "budget_duration": u.budget_duration.map(|d| format!("{d}s")),

@@ -1,5 +1,6 @@
 //! llmgate's admin API as an [`axum::Router`]: LiteLLM's virtual-key endpoints (`/key/*`, over
-//! [`KeyAdmin`]) and spend endpoints (`/spend/logs`, `/global/spend`, `/global/spend/models`,
+//! [`KeyAdmin`]), teams, end users and budgets (`/team/*`, `/customer/*`, `/budget/*`), spend
+//! endpoints (`/spend/logs`, `/global/spend`, `/global/spend/models`,
 //! `/global/spend/keys`, and llmgate's `/global/overview`, over the gateway's
 //! [`Database`](llmgate_store::Database)), and
 //! `POST /config/reload` (over a [`Reloader`] the gateway gives it); and the web UI at `/ui`
@@ -34,6 +35,7 @@
 //! # }
 //! ```
 
+mod budgets;
 mod customers;
 mod daily_activity;
 pub mod keys;

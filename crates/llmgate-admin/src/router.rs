@@ -124,6 +124,10 @@ impl AdminApi {
                 admin: self.keys,
                 max_body: self.max_body,
             },
+            budgets: crate::budgets::api::BudgetApi {
+                keys: customer_keys.clone(),
+                max_body: self.max_body,
+            },
             customers: crate::customers::CustomerApi {
                 keys: customer_keys,
                 max_body: self.max_body,
@@ -143,6 +147,7 @@ impl AdminApi {
             .route("/team/{*rest}", any(crate::teams::api::handler))
             .route("/customer/{*rest}", any(crate::customers::handler))
             .route("/end_user/{*rest}", any(crate::customers::handler))
+            .route("/budget/{*rest}", any(crate::budgets::api::handler))
             .route("/spend/logs", any(crate::spend::handler))
             .route("/global/spend", any(crate::spend::handler))
             .route("/global/spend/models", any(crate::spend::handler))
@@ -185,6 +190,7 @@ pub(crate) struct Apis {
     pub(crate) keys: KeyApi,
     pub(crate) teams: TeamApi,
     pub(crate) customers: crate::customers::CustomerApi,
+    pub(crate) budgets: crate::budgets::api::BudgetApi,
     pub(crate) spend: SpendApi,
     pub(crate) reloader: Option<Arc<dyn Reloader>>,
 }
@@ -201,6 +207,9 @@ async fn fallback(state: State<Arc<Apis>>, req: Request) -> Response {
     }
     if path.starts_with("/customer/") || path.starts_with("/end_user/") {
         return crate::customers::handler(state, req).await;
+    }
+    if path.starts_with("/budget/") {
+        return crate::budgets::api::handler(state, req).await;
     }
     if is_spend_path(path) {
         return crate::spend::handler(state, req).await;

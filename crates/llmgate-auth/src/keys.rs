@@ -21,7 +21,7 @@ use crate::teams::{EndUsers, TeamView, Teams, TEAM_INVALIDATION_PREFIX};
 
 /// The prefix of an end user's id on the key store's invalidation feed.
 pub const END_USER_INVALIDATION_PREFIX: &str = "end_user:";
-use crate::{Error, Invalidation, KeyStore, RecordStore, StoreError};
+use crate::{Error, Invalidation, KeyStore, RecordStore, StoreError, BUDGET_INVALIDATION_PREFIX};
 
 /// How long a looked-up key is trusted before it is read again.
 pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(10);
@@ -351,37 +351,41 @@ impl Keys {
     /// The key with this token, from the cache or the store; resets its spend first when its
     /// budget period has ended.
     async fn lookup(&self, token: &str) -> Result<Option<Arc<Entry>>, StoreError> {
-        let store = &self.store;
         let entry = self
             .cache
-            .try_get_with_by_ref(token, async {
-                let key = store.get(token).await?;
-                Ok::<_, StoreError>(key.map(|k| {
-                    Arc::new(Entry {
-                        key: Arc::new(k),
-                        charged: AtomicU64::new(0f64.to_bits()),
-                    })
-                }))
-            })
+            .try_get_with_by_ref(token, self.load(token))
             .await
             .map_err(|e: Arc<StoreError>| StoreError::Unavailable(e.to_string()))?;
         let now = self.clock.now();
         match entry {
             Some(e) if e.key.budget_due(now) => {
                 let next = e.key.next_budget_reset(now).unwrap_or(i64::MAX);
-                store.reset_budget(token, now, next).await?;
+                self.store.reset_budget(token, now, next).await?;
                 self.cache.invalidate(token).await;
-                let fresh = store.get(token).await?.map(|k| {
-                    Arc::new(Entry {
-                        key: Arc::new(k),
-                        charged: AtomicU64::new(0f64.to_bits()),
-                    })
-                });
+                let fresh = self.load(token).await?;
                 self.cache.insert(token.to_string(), fresh.clone()).await;
                 Ok(fresh)
             }
             other => Ok(other),
         }
+    }
+
+    /// The key with this token from the store, with the limits of the budget object it links
+    /// to (where it sets none itself).
+    async fn load(&self, token: &str) -> Result<Option<Arc<Entry>>, StoreError> {
+        let Some(mut key) = self.store.get(token).await? else {
+            return Ok(None);
+        };
+        let records = self.teams.as_ref().map(|t| t.store());
+        if let (Some(id), Some(records)) = (key.extras.budget_id.clone(), records) {
+            if let Some(budget) = crate::budgets::linked_budget(records, &id).await? {
+                budget.apply_to_key(&mut key);
+            }
+        }
+        Ok(Some(Arc::new(Entry {
+            key: Arc::new(key),
+            charged: AtomicU64::new(0f64.to_bits()),
+        })))
     }
 
     /// Records `cost` USD against the key in this instance's cache (the store is charged by
@@ -431,6 +435,34 @@ impl Keys {
         }
     }
 
+    /// Forgets every key, team and end user linked to the budget object `budget_id` here and
+    /// tells other instances to forget them: call after changing the budget.
+    pub async fn budget_changed(&self, budget_id: &str) {
+        self.forget_budget(budget_id);
+        let name = format!("{BUDGET_INVALIDATION_PREFIX}{budget_id}");
+        if let Err(e) = self.store.publish(&name).await {
+            tracing::warn!(error = %e, "could not tell other instances that a budget changed; they see it within the cache TTL");
+        }
+    }
+
+    /// Forgets, here, every cached object linked to the budget `budget_id`.
+    fn forget_budget(&self, budget_id: &str) {
+        let id = budget_id.to_owned();
+        let linked = self.cache.invalidate_entries_if(move |_, v| {
+            v.as_ref()
+                .is_some_and(|e| e.key.extras.budget_id.as_deref() == Some(id.as_str()))
+        });
+        if linked.is_err() {
+            self.cache.invalidate_all();
+        }
+        if let Some(t) = &self.teams {
+            t.forget_linked(budget_id);
+        }
+        if let Some(u) = &self.end_users {
+            u.forget_linked(budget_id);
+        }
+    }
+
     /// Forgets a key here and tells other instances to forget it: call after changing it.
     pub async fn changed(&self, token: &str) {
         self.cache.invalidate(token).await;
@@ -459,6 +491,10 @@ impl Keys {
         while let Some(change) = feed.next().await {
             match change {
                 Invalidation::Token(token) => {
+                    if let Some(budget) = token.strip_prefix(BUDGET_INVALIDATION_PREFIX) {
+                        self.forget_budget(budget);
+                        continue;
+                    }
                     match (token.strip_prefix(TEAM_INVALIDATION_PREFIX), &self.teams) {
                         (Some(team), Some(teams)) => teams.forget(team).await,
                         _ => match (
@@ -506,6 +542,7 @@ fn check_team(view: &TeamView, model: Option<&str>, group: Option<&str>) -> Resu
 fn build_cache(ttl: Duration, capacity: u64) -> Cache<String, Option<Arc<Entry>>> {
     Cache::builder()
         .max_capacity(capacity)
+        .support_invalidation_closures()
         // moka panics on a time to live over 1,000 years: hold it to the gateway's bound.
         .time_to_live(ttl.min(Duration::from_secs(llmgate_core::seconds::MAX_SECONDS)))
         .build()

@@ -35,6 +35,7 @@
 //! # }
 //! ```
 
+mod budgets;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 mod error;
@@ -51,6 +52,7 @@ mod store;
 mod teams;
 mod tell;
 
+pub use budgets::{linked_budget, BUDGET_INVALIDATION_PREFIX};
 pub use error::Error;
 pub use future::ResponseFuture;
 pub use hold::{Budgets, CostEstimate, EndUserBudget, ProxyBudget};

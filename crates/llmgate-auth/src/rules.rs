@@ -49,6 +49,7 @@ const MANAGEMENT_ROUTES: &[&str] = &[
     "/team/",
     "/customer/",
     "/end_user/",
+    "/budget/",
     "/spend/logs",
     "/global/spend",
     "/global/spend/",

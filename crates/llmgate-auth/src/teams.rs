@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use llmgate_core::{EndUser, Team};
+use llmgate_core::{BudgetObject, EndUser, Team};
 use moka::future::Cache;
 
 use crate::{Record, RecordKind, RecordStore, StoreError};
@@ -33,11 +33,15 @@ pub trait Cached: Send + Sync + std::fmt::Debug + Sized + 'static {
     fn due(&self, now: i64) -> bool;
     /// Its next reset after `now`.
     fn next_reset(&self, now: i64) -> Option<i64>;
+    /// The budget object it links to, if any.
+    fn budget_id(&self) -> Option<&str>;
+    /// Takes `budget`'s limits where it sets none itself.
+    fn take_budget(&mut self, budget: &BudgetObject);
 }
 
 /// `Cached` for a type with `spend`, `budget_due` and `next_budget_reset`, read by `$read`.
 macro_rules! cached {
-    ($t:ty, $kind:expr, $read:ident) => {
+    ($t:ty, $kind:expr, $read:ident, $take:ident) => {
         impl Cached for $t {
             const KIND: RecordKind = $kind;
             fn from_record(r: &Record) -> Result<Self, StoreError> {
@@ -52,11 +56,17 @@ macro_rules! cached {
             fn next_reset(&self, now: i64) -> Option<i64> {
                 self.next_budget_reset(now)
             }
+            fn budget_id(&self) -> Option<&str> {
+                self.budget_id.as_deref()
+            }
+            fn take_budget(&mut self, budget: &BudgetObject) {
+                budget.$take(self)
+            }
         }
     };
 }
-cached!(Team, RecordKind::Team, to_team);
-cached!(EndUser, RecordKind::EndUser, to_end_user);
+cached!(Team, RecordKind::Team, to_team, apply_to_team);
+cached!(EndUser, RecordKind::EndUser, to_end_user, apply_to_end_user);
 
 /// An object as cached: its record when loaded, plus what this instance charged it since.
 #[derive(Debug)]
@@ -129,6 +139,7 @@ impl<T: Cached> RecordCache<T> {
             store,
             cache: Cache::builder()
                 .max_capacity(crate::DEFAULT_CACHE_CAPACITY)
+                .support_invalidation_closures()
                 .time_to_live(ttl.min(Duration::from_secs(llmgate_core::seconds::MAX_SECONDS)))
                 .build(),
         }
@@ -145,21 +156,14 @@ impl<T: Cached> RecordCache<T> {
         let store = &self.store;
         let entry = self
             .cache
-            .try_get_with_by_ref(id, async {
-                let rec = store.get_record(T::KIND, id).await?;
-                rec.map(|r| T::from_record(&r).map(Entry::new)).transpose()
-            })
+            .try_get_with_by_ref(id, load::<T>(store, id))
             .await
             .map_err(|e: Arc<StoreError>| StoreError::Unavailable(e.to_string()))?;
         let entry = match entry {
             Some(e) if e.item.due(now) => {
                 let next = e.item.next_reset(now).unwrap_or(i64::MAX);
                 store.reset_record_budget(T::KIND, id, now, next).await?;
-                let fresh = store
-                    .get_record(T::KIND, id)
-                    .await?
-                    .map(|r| T::from_record(&r).map(Entry::new))
-                    .transpose()?;
+                let fresh = load::<T>(store, id).await?;
                 self.cache.insert(id.to_string(), fresh.clone()).await;
                 fresh
             }
@@ -193,6 +197,35 @@ impl<T: Cached> RecordCache<T> {
     pub fn forget_all(&self) {
         self.cache.invalidate_all();
     }
+
+    /// Forgets every cached object linked to the budget `budget_id` (call after changing it).
+    pub fn forget_linked(&self, budget_id: &str) {
+        let id = budget_id.to_owned();
+        let linked = self.cache.invalidate_entries_if(move |_, v| {
+            v.as_ref()
+                .is_some_and(|e| e.item.budget_id() == Some(id.as_str()))
+        });
+        if linked.is_err() {
+            self.cache.invalidate_all();
+        }
+    }
+}
+
+/// The object `id` from `store`, with the limits of the budget it links to.
+async fn load<T: Cached>(
+    store: &Arc<dyn RecordStore>,
+    id: &str,
+) -> Result<Option<Arc<Entry<T>>>, StoreError> {
+    let Some(rec) = store.get_record(T::KIND, id).await? else {
+        return Ok(None);
+    };
+    let mut item = T::from_record(&rec)?;
+    if let Some(budget_id) = item.budget_id() {
+        if let Some(budget) = crate::budgets::linked_budget(store, budget_id).await? {
+            item.take_budget(&budget);
+        }
+    }
+    Ok(Some(Entry::new(item)))
 }
 
 /// The fields of a [`Team`] (and an [`EndUser`]) kept outside its record's document.

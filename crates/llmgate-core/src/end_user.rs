@@ -33,6 +33,9 @@ pub struct EndUser {
     pub default_model: Option<String>,
     /// Free-form JSON.
     pub metadata: serde_json::Value,
+    /// The budget object (`/budget/new`) whose budget the end user takes where it sets none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub budget_id: Option<String>,
     /// Created at.
     pub created_at: i64,
     /// Last changed at.

@@ -96,6 +96,9 @@ pub struct KeyExtras {
     /// LiteLLM's per-key `config` (stored and reported, not acted on).
     #[serde(skip_serializing_if = "serde_json::Value::is_null")]
     pub config: serde_json::Value,
+    /// The budget object (`/budget/new`) whose limits the key takes where it sets none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub budget_id: Option<String>,
 }
 
 impl VirtualKey {

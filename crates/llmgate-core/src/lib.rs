@@ -30,6 +30,7 @@ pub mod body;
 #[cfg(feature = "tiktoken")]
 mod bpe;
 pub mod budget;
+pub mod budget_object;
 pub mod cutoff;
 pub mod deployment;
 pub mod end_user;
@@ -52,6 +53,7 @@ pub use access::{ModelAccess, ModelPermission, ResolveModel};
 pub use attribution::{log_failure, Attribution, FailedAttempt, FailedAttempts, FailureClass};
 pub use body::BoxBody;
 pub use budget::BudgetHold;
+pub use budget_object::BudgetObject;
 pub use cutoff::{CutoffWatch, StreamCutoff};
 pub use deployment::{
     AwsParams, Deployment, DeploymentSpec, GoogleCredentials, MockResponse, ModelInfo, Secret,

@@ -47,6 +47,9 @@ pub struct Team {
     pub organization_id: Option<String>,
     /// A blocked team's keys are refused.
     pub blocked: bool,
+    /// The budget object (`/budget/new`) whose limits the team takes where it sets none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub budget_id: Option<String>,
     /// Created at.
     pub created_at: i64,
     /// Last changed at.

@@ -32,6 +32,7 @@ pub(crate) const FIELDS: &[&str] = &[
     "permissions",
     "guardrails",
     "config",
+    "budget_id",
 ];
 
 /// Fields kept and shown by `/key/info` but not acted on: a notice says so when a body sets one.
@@ -101,7 +102,9 @@ pub(crate) fn apply(key: &mut VirtualKey, field: &str, v: &Value, now: i64) -> R
             }
         }
         "aliases" | "soft_budget" | "key_type" | "allowed_routes" | "enforced_params"
-        | "permissions" | "guardrails" | "config" => extra(&mut key.extras, field, v)?,
+        | "permissions" | "guardrails" | "config" | "budget_id" => {
+            extra(&mut key.extras, field, v)?;
+        }
         _ => {
             return Err(format!(
                 "unknown field \"{field}\"; llmgate's key API takes key, {}",
@@ -132,6 +135,7 @@ fn extra(x: &mut llmgate_core::KeyExtras, field: &str, v: &Value) -> Result<(), 
         "enforced_params" => x.enforced_params = strings(v, field, MAX_TAGS)?,
         "guardrails" => x.guardrails = strings(v, field, MAX_TAGS)?,
         "permissions" => x.permissions = metadata(v, field)?,
+        "budget_id" => x.budget_id = opt_string(v, field)?,
         _ => x.config = metadata(v, field)?,
     }
     Ok(())
@@ -352,6 +356,7 @@ pub(crate) fn view(k: &VirtualKey) -> Value {
         "permissions": if k.extras.permissions.is_null() { json!({}) } else { k.extras.permissions.clone() },
         "guardrails": k.extras.guardrails,
         "config": if k.extras.config.is_null() { json!({}) } else { k.extras.config.clone() },
+        "budget_id": k.extras.budget_id,
         "created_at": time(Some(k.created_at)),
         "updated_at": time(Some(k.updated_at)),
     })

@@ -57,6 +57,7 @@ impl KeyAdmin {
         };
         fields::apply_all(&mut key, body, &["key"], now).map_err(invalid)?;
         self.check_team(body).await?;
+        self.check_budget(&mut key, body, now).await?;
         self.keys.store().insert(&key).await.map_err(store_error)?;
         // A caller-chosen key may have been looked up (and cached as unknown) before.
         self.keys.changed(&key.token).await;
@@ -80,6 +81,7 @@ impl KeyAdmin {
         let now = self.now();
         fields::apply_all(&mut k, body, &["key"], now).map_err(invalid)?;
         self.check_team(body).await?;
+        self.check_budget(&mut k, body, now).await?;
         k.updated_at = now;
         if !self.keys.store().update(&k).await.map_err(store_error)? {
             return Err(not_found());
@@ -271,6 +273,33 @@ impl KeyAdmin {
             ))
             .with_param("team_id")),
         }
+    }
+
+    /// A `budget_id` the body sets must name a budget (`/budget/new`); a key without a period
+    /// of its own starts the budget's.
+    async fn check_budget(
+        &self,
+        key: &mut VirtualKey,
+        body: &Map<String, Value>,
+        now: i64,
+    ) -> Result<(), ApiError> {
+        if !matches!(body.get("budget_id"), Some(Value::String(_))) {
+            return Ok(());
+        }
+        let Some(teams) = self.keys.teams() else {
+            return Err(
+                bad("budget_id needs a database: set general_settings.database_url")
+                    .with_param("budget_id"),
+            );
+        };
+        let budget = crate::budgets::named_in(teams.store(), body, bad).await?;
+        key.budget_reset_at = crate::budgets::first_reset(
+            key.budget_duration,
+            key.budget_reset_at,
+            budget.as_ref(),
+            now,
+        );
+        Ok(())
     }
 
     /// The key named by its secret or token.

@@ -24,6 +24,7 @@ pub(crate) const FIELDS: &[&str] = &[
     "tags",
     "organization_id",
     "blocked",
+    "budget_id",
 ];
 
 /// The most members a team holds.
@@ -51,6 +52,7 @@ pub(crate) fn apply(team: &mut Team, field: &str, v: &Value, now: i64) -> Result
         "members_with_roles" => team.members_with_roles = members(v, field)?,
         "metadata" => team.metadata = metadata(v, field)?,
         "organization_id" => team.organization_id = opt_string(v, field)?,
+        "budget_id" => team.budget_id = opt_string(v, field)?,
         "blocked" => {
             team.blocked = match v {
                 Value::Null => false,
@@ -137,6 +139,7 @@ pub(crate) fn view(t: &Team) -> Value {
         "metadata": if t.metadata.is_null() { json!({}) } else { t.metadata.clone() },
         "tags": t.tags,
         "blocked": t.blocked,
+        "budget_id": t.budget_id,
         "created_at": time(Some(t.created_at)),
         "updated_at": time(Some(t.updated_at)),
     })

@@ -79,6 +79,7 @@ impl TeamAdmin {
             .collect();
         fields::apply_all(&mut team, &defaults, &[], now).map_err(invalid)?;
         fields::apply_all(&mut team, body, &["team_id"], now).map_err(invalid)?;
+        self.link_budget(&mut team, body, now).await?;
         self.store()
             .insert_record(RecordKind::Team, &Record::of_team(&team))
             .await
@@ -126,6 +127,7 @@ impl TeamAdmin {
         let mut team = self.find(team_field(body)?).await?;
         let now = self.now();
         fields::apply_all(&mut team, body, &["team_id"], now).map_err(invalid)?;
+        self.link_budget(&mut team, body, now).await?;
         let team = self.save(team, now).await?;
         Ok(json!({"team_id": team.team_id, "data": fields::view(&team)}))
     }
@@ -233,6 +235,26 @@ impl TeamAdmin {
             .await
             .map_err(store_error)?
             .is_some())
+    }
+
+    /// A `budget_id` the body sets must name a budget; a team without a period of its own
+    /// starts the budget's.
+    async fn link_budget(
+        &self,
+        team: &mut Team,
+        body: &Map<String, Value>,
+        now: i64,
+    ) -> Result<(), ApiError> {
+        let budget = crate::budgets::named_in(self.store(), body, bad).await?;
+        if budget.is_some() {
+            team.budget_reset_at = crate::budgets::first_reset(
+                team.budget_duration,
+                team.budget_reset_at,
+                budget.as_ref(),
+                now,
+            );
+        }
+        Ok(())
     }
 
     async fn save(&self, mut team: Team, now: i64) -> Result<Team, ApiError> {

@@ -215,6 +215,7 @@ fn extras(row: &Row, meta: Option<&Map<String, Value>>) -> KeyExtras {
         permissions: json(row, "permissions"),
         guardrails: meta_strings("guardrails"),
         config: json(row, "config"),
+        budget_id: None,
     }
 }
 
@@ -252,6 +253,7 @@ pub fn team(row: &Row, now: i64) -> Team {
         metadata,
         organization_id: text(row, "organization_id"),
         blocked: row.get("blocked").and_then(Value::as_bool).unwrap_or(false),
+        budget_id: None,
         created_at,
         updated_at: time(row, "updated_at").unwrap_or(created_at),
     }
@@ -272,6 +274,7 @@ pub fn end_user(row: &Row, now: i64) -> EndUser {
         allowed_model_region: text(row, "allowed_model_region"),
         default_model: text(row, "default_model"),
         metadata: Value::Null,
+        budget_id: None,
         created_at: now,
         updated_at: now,
     }
