@@ -7,6 +7,7 @@ mod attribution;
 mod auth;
 mod blame;
 mod bounds;
+mod budgets;
 mod cache;
 mod chat;
 mod compatible;
