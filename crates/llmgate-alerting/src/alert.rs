@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use llmgate_core::events::{Backend, BudgetOwner, Event};
+use llmgate_core::events::{Backend, BudgetOf, BudgetOwner, Event};
 use serde_json::{json, Map, Value};
 
 use crate::{AlertType, AlertingSettings, Level};
@@ -139,7 +139,7 @@ fn owner_fields(o: &BudgetOwner) -> Value {
         "key_alias": o.key_alias,
         "team_id": o.team_id,
         "user_id": o.user_id,
-        "customer_id": null,
+        "customer_id": o.end_user,
         "user_email": null,
         "team_alias": null,
     })
@@ -153,9 +153,22 @@ fn merge(mut a: Value, b: Value) -> Value {
 }
 
 fn who(o: &BudgetOwner) -> String {
-    match &o.key_alias {
-        Some(alias) => format!("key \"{alias}\""),
-        None => format!("key {}…", o.token.get(..12).unwrap_or(&o.token)),
+    match (o.of, &o.key_alias) {
+        (BudgetOf::Team, _) => format!("team {}", o.team_id.as_deref().unwrap_or_default()),
+        (BudgetOf::EndUser, _) => {
+            format!("end user {}", o.end_user.as_deref().unwrap_or_default())
+        }
+        (BudgetOf::Key, Some(alias)) => format!("key \"{alias}\""),
+        (BudgetOf::Key, None) => format!("key {}…", o.token.get(..12).unwrap_or(&o.token)),
+    }
+}
+
+/// The alert's `event_group`: whose budget it is.
+fn group(o: &BudgetOwner) -> &'static str {
+    match o.of {
+        BudgetOf::Key => "key",
+        BudgetOf::Team => "team",
+        BudgetOf::EndUser => "customer",
     }
 }
 
@@ -325,7 +338,7 @@ fn budget(event: &Event) -> Option<Alert> {
             spend,
             max,
         } => Alert {
-            event_group: "key",
+            event_group: group(owner),
             ..Alert::new(
                 T::BudgetAlerts,
                 Level::Medium,
@@ -346,7 +359,7 @@ fn budget(event: &Event) -> Option<Alert> {
             spend,
             soft_budget,
         } => Alert {
-            event_group: "key",
+            event_group: group(owner),
             ..Alert::new(
                 T::BudgetAlerts,
                 Level::Low,
@@ -363,7 +376,7 @@ fn budget(event: &Event) -> Option<Alert> {
             )
         },
         Event::BudgetExhausted { owner, spend, max } => Alert {
-            event_group: "key",
+            event_group: group(owner),
             ..Alert::new(
                 T::BudgetAlerts,
                 Level::High,

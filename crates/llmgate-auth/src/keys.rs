@@ -158,10 +158,16 @@ impl Keys {
         }))
     }
 
-    /// Records `cost` USD against the end user in this instance's cache.
+    /// Records `cost` USD against the end user in this instance's cache (and tells when it
+    /// crosses its soft budget).
     pub async fn note_end_user_spend(&self, id: &str, cost: f64) {
-        if let Some(users) = &self.end_users {
-            users.note_spend(id, cost).await;
+        let Some(users) = &self.end_users else {
+            return;
+        };
+        if let Some((user, before, after)) = users.note_spend(id, cost).await {
+            let owner = || crate::tell::end_user_owner(id);
+            self.budget_events
+                .soft(user.soft_budget, before, after, owner);
         }
     }
 
@@ -406,10 +412,16 @@ impl Keys {
         Ok(())
     }
 
-    /// Records `cost` USD against the team in this instance's cache.
+    /// Records `cost` USD against the team in this instance's cache (and tells when it
+    /// crosses its soft budget).
     pub async fn note_team_spend(&self, team_id: &str, cost: f64) {
-        if let Some(teams) = &self.teams {
-            teams.note_spend(team_id, cost).await;
+        let Some(teams) = &self.teams else {
+            return;
+        };
+        if let Some((team, before, after)) = teams.note_spend(team_id, cost).await {
+            let owner = || crate::tell::team_owner(team_id);
+            self.budget_events
+                .soft(team.soft_budget, before, after, owner);
         }
     }
 

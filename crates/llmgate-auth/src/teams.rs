@@ -176,15 +176,17 @@ impl<T: Cached> RecordCache<T> {
     }
 
     /// Records `cost` USD against the object in this instance's cache (the store is charged
-    /// with the spend log).
-    pub async fn note_spend(&self, id: &str, cost: f64) {
-        if let Some(Some(entry)) = self.cache.get(id).await {
-            let _ = entry
-                .charged
-                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |bits| {
-                    Some((f64::from_bits(bits) + cost).to_bits())
-                });
-        }
+    /// with the spend log). The object as cached and its spend before and after, when it is
+    /// cached here.
+    pub async fn note_spend(&self, id: &str, cost: f64) -> Option<(Arc<T>, f64, f64)> {
+        let entry = self.cache.get(id).await.flatten()?;
+        let before = entry.spend();
+        let _ = entry
+            .charged
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |bits| {
+                Some((f64::from_bits(bits) + cost).to_bits())
+            });
+        Some((entry.item.clone(), before, entry.spend()))
     }
 
     /// Forgets the object here (call after changing it; [`crate::Keys::team_changed`] also

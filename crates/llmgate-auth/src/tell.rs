@@ -4,7 +4,7 @@
 //! request refused for a spent budget tells [`Event::BudgetExhausted`] too (the spend may have
 //! been charged by another instance); alerting deduplicates.
 
-use llmgate_core::events::{BudgetOwner, Event, Events};
+use llmgate_core::events::{BudgetOf, BudgetOwner, Event, Events};
 use llmgate_core::VirtualKey;
 
 /// The share of a budget told as a threshold when no other is set, in percent.
@@ -32,21 +32,54 @@ fn owner(key: &VirtualKey) -> BudgetOwner {
         key_alias: key.key_alias.clone(),
         team_id: key.team_id.clone(),
         user_id: key.user_id.clone(),
+        ..BudgetOwner::default()
+    }
+}
+
+/// The owner of a team's budget.
+pub(crate) fn team_owner(team_id: &str) -> BudgetOwner {
+    BudgetOwner {
+        token: format!("{}{team_id}", crate::TEAM_INVALIDATION_PREFIX),
+        team_id: Some(team_id.to_owned()),
+        of: BudgetOf::Team,
+        ..BudgetOwner::default()
+    }
+}
+
+/// The owner of an end user's budget.
+pub(crate) fn end_user_owner(id: &str) -> BudgetOwner {
+    BudgetOwner {
+        token: format!("{}{id}", crate::END_USER_INVALIDATION_PREFIX),
+        end_user: Some(id.to_owned()),
+        of: BudgetOf::EndUser,
+        ..BudgetOwner::default()
     }
 }
 
 impl BudgetEvents {
-    /// `key`'s spend went from `before` to `after`.
-    pub(crate) fn charged(&self, key: &VirtualKey, before: f64, after: f64) {
-        if let Some(soft) = key.extras.soft_budget.filter(|s| *s > 0.0) {
+    /// Spend went from `before` to `after`: told once when it crosses `soft` (a key's, team's
+    /// or end user's soft budget, its own or its budget object's).
+    pub(crate) fn soft(
+        &self,
+        soft: Option<f64>,
+        before: f64,
+        after: f64,
+        owner: impl FnOnce() -> BudgetOwner,
+    ) {
+        if let Some(soft) = soft.filter(|s| *s > 0.0) {
             if before < soft && after >= soft {
                 self.events.emit(|| Event::SoftBudgetCrossed {
-                    owner: owner(key),
+                    owner: owner(),
                     spend: after,
                     soft_budget: soft,
                 });
             }
         }
+    }
+
+    /// `key`'s spend went from `before` to `after`.
+    pub(crate) fn charged(&self, key: &VirtualKey, before: f64, after: f64) {
+        self.soft(key.extras.soft_budget, before, after, || owner(key));
         let Some(max) = key.max_budget.filter(|m| *m > 0.0) else {
             return;
         };

@@ -81,6 +81,7 @@ impl BudgetObject {
     /// `team` with the budget's limits where it sets none itself.
     pub fn apply_to_team(&self, team: &mut Team) {
         fill(&mut team.max_budget, self.max_budget);
+        fill(&mut team.soft_budget, self.soft_budget);
         fill(&mut team.budget_duration, self.budget_duration);
         fill(&mut team.rpm_limit, self.rpm_limit);
         fill(&mut team.tpm_limit, self.tpm_limit);
@@ -90,6 +91,7 @@ impl BudgetObject {
     /// `user` with the budget's limits where it sets none itself.
     pub fn apply_to_end_user(&self, user: &mut EndUser) {
         fill(&mut user.max_budget, self.max_budget);
+        fill(&mut user.soft_budget, self.soft_budget);
         fill(&mut user.budget_duration, self.budget_duration);
     }
 }
@@ -130,6 +132,7 @@ mod tests {
         let mut team = Team::default();
         b.apply_to_team(&mut team);
         assert_eq!((team.max_budget, team.rpm_limit), (Some(5.0), Some(10)));
+        assert_eq!(team.soft_budget, Some(1.0));
         let mut user = EndUser {
             budget_duration: Some(60),
             ..EndUser::default()

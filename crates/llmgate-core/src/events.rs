@@ -51,17 +51,35 @@ impl Backend {
     }
 }
 
-/// Whose budget an [`Event::BudgetThreshold`] or [`Event::BudgetExhausted`] is about.
+/// Whose budget an [`Event::BudgetThreshold`], [`Event::BudgetExhausted`] or
+/// [`Event::SoftBudgetCrossed`] is about.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct BudgetOwner {
-    /// The key's token (SHA-256 of its secret), never the secret.
+    /// The key's token (SHA-256 of its secret), never the secret; for a team's or an end
+    /// user's budget, `team:<id>` or `end_user:<id>` (one name per budget, for deduplication).
     pub token: String,
     /// The key's alias.
     pub key_alias: Option<String>,
-    /// The key's team.
+    /// The key's team (the team, for a team's budget).
     pub team_id: Option<String>,
     /// The key's user.
     pub user_id: Option<String>,
+    /// Whose budget: a key's (the default), a team's or an end user's.
+    pub of: BudgetOf,
+    /// The end user, for an end user's budget.
+    pub end_user: Option<String>,
+}
+
+/// Whose budget a [`BudgetOwner`] names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BudgetOf {
+    /// A virtual key's.
+    #[default]
+    Key,
+    /// A team's (all its keys together).
+    Team,
+    /// An end user's (the `user` requests name).
+    EndUser,
 }
 
 /// One deployment's line in an [`Event::DailyReport`].
@@ -188,7 +206,8 @@ pub enum Event {
         /// The budget, USD.
         max: f64,
     },
-    /// A key's spend crossed its `soft_budget` (told, never refused).
+    /// A key's (or a team's or end user's) spend crossed its `soft_budget` (told, never
+    /// refused).
     SoftBudgetCrossed {
         /// Whose budget.
         owner: BudgetOwner,

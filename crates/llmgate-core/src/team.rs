@@ -50,6 +50,9 @@ pub struct Team {
     /// The budget object (`/budget/new`) whose limits the team takes where it sets none.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub budget_id: Option<String>,
+    /// USD past which an alert is sent, never refused (from the team's budget object).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub soft_budget: Option<f64>,
     /// Created at.
     pub created_at: i64,
     /// Last changed at.

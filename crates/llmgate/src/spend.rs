@@ -65,6 +65,12 @@ impl SpendSink for StoreSpendSink {
                     keys.note_team_spend(team, c.cost).await;
                 }
             }
+            for r in batch {
+                let cost = r.cost.filter(|c| *c > 0.0);
+                if let (Some(user), Some(cost)) = (&r.end_user, cost) {
+                    keys.note_end_user_spend(user, cost).await;
+                }
+            }
         }
         Ok(())
     }

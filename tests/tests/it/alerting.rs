@@ -9,6 +9,7 @@ mod backends;
 mod hanging;
 mod reports;
 mod shared;
+mod soft_budgets;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

@@ -254,6 +254,7 @@ pub fn team(row: &Row, now: i64) -> Team {
         organization_id: text(row, "organization_id"),
         blocked: row.get("blocked").and_then(Value::as_bool).unwrap_or(false),
         budget_id: None,
+        soft_budget: None,
         created_at,
         updated_at: time(row, "updated_at").unwrap_or(created_at),
     }
@@ -275,6 +276,7 @@ pub fn end_user(row: &Row, now: i64) -> EndUser {
         default_model: text(row, "default_model"),
         metadata: Value::Null,
         budget_id: None,
+        soft_budget: None,
         created_at: now,
         updated_at: now,
     }
