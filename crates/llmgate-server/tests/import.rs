@@ -243,7 +243,7 @@ async fn import_and_use(tag: &str, on_postgres: bool) {
     assert!(ok, "{shown}");
     assert!(shown.contains("dry run, nothing written"), "{shown}");
     assert!(
-        shown.contains("to import: 4 keys, 1 team, 1 end user"),
+        shown.contains("to import: 4 keys, 1 team, 1 end user, 2 budgets"),
         "{shown}"
     );
     assert!(shown.contains("key spent: 0.000042 of "), "{shown}");
@@ -258,10 +258,10 @@ async fn import_and_use(tag: &str, on_postgres: bool) {
 
     let (ok, shown) = import(&url, &config, false);
     assert!(ok, "{shown}");
-    assert!(shown.contains("imported 6, skipped 0"), "{shown}");
+    assert!(shown.contains("imported 8, skipped 0"), "{shown}");
     let (ok, shown) = import(&url, &config, false);
     assert!(ok, "{shown}");
-    assert!(shown.contains("imported 0, skipped 6"), "{shown}");
+    assert!(shown.contains("imported 0, skipped 8"), "{shown}");
 
     let (gateway, addr) = start(&config).await;
     the_admin_api_shows_them(addr).await;
@@ -301,7 +301,16 @@ async fn the_admin_api_shows_them(addr: SocketAddr) {
     let info = &body["info"];
     assert_eq!(info["key_alias"], "spent", "{body}");
     assert_eq!(info["user_id"], "u-import", "{body}");
-    assert_eq!(info["soft_budget"], 0.0001, "{body}");
+    // Linked to its budget row, imported as a budget object holding the soft budget.
+    assert_eq!(info["budget_id"], "b-soft", "{body}");
+    let (status, budgets) = get_json(addr, "/budget/list").await;
+    assert_eq!(status, StatusCode::OK, "{budgets}");
+    let soft = budgets
+        .as_array()
+        .and_then(|all| all.iter().find(|b| b["budget_id"] == "b-soft"))
+        .unwrap_or_else(|| panic!("no b-soft: {budgets}"));
+    assert_eq!(soft["soft_budget"], 0.0001, "{budgets}");
+    assert_eq!(soft["created_by"], "admin", "{budgets}");
     // 30d, as llmgate shows a period
     assert_eq!(info["budget_duration"], "2592000s", "{body}");
     assert_eq!(info["spend"], 8.0 * COST, "{body}");

@@ -291,6 +291,68 @@ async fn keys_linked_to_a_budget_each_spend_their_own_and_an_update_applies_at_o
     gw.shutdown().await;
 }
 
+/// A key without a period of its own takes the budget's `budget_duration`: its first reset is
+/// set when it is linked (or when the budget gains a duration), and its spend resets then.
+#[tokio::test]
+async fn a_linked_keys_budget_resets_with_the_budgets_duration() {
+    let mock = MockProvider::start().await;
+    let db = TempDb::new("budgets-period");
+    let gw = open(&mock, &db.url()).await;
+    let admin = gw.handle().with_key(MASTER);
+    ok(
+        &admin,
+        "/budget/new",
+        json!({"budget_id": "per-2s", "max_budget": 0.008, "budget_duration": "2s"}),
+    )
+    .await;
+    ok(&admin, "/budget/new", json!({"budget_id": "later"})).await;
+    let key = key_with(&admin, json!({"budget_id": "per-2s"})).await;
+    let idle = key_with(&admin, json!({"budget_id": "later"})).await;
+    let info = |k: String| {
+        let admin = admin.handle();
+        async move { admin.get(&format!("/key/info?key={k}")).await.json()["info"].clone() }
+    };
+    let shown = info(key.clone()).await;
+    assert!(shown["budget_reset_at"].is_string(), "{shown}");
+    assert_eq!(shown["budget_duration"], Value::Null, "its own: none");
+    assert_eq!(info(idle.clone()).await["budget_reset_at"], Value::Null);
+    ok(
+        &admin,
+        "/budget/update",
+        json!({"budget_id": "later", "budget_duration": "1d"}),
+    )
+    .await;
+    assert!(info(idle).await["budget_reset_at"].is_string());
+
+    let user = gw.handle().with_key(&key);
+    let started = std::time::Instant::now();
+    loop {
+        let res = user.chat("gpt", "hi").await;
+        if res.status == 400 {
+            assert_eq!(res.openai_error(400)["type"], "budget_exceeded");
+            break;
+        }
+        assert_eq!(res.status, 200, "{}", res.text());
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "refused in the period"
+        );
+    }
+    // The period ends within 2 s (plus a second for the clock's whole seconds).
+    let started = std::time::Instant::now();
+    loop {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        if user.chat("gpt", "hi").await.status == 200 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(4),
+            "spend reset with the budget's period"
+        );
+    }
+    gw.shutdown().await;
+}
+
 #[tokio::test]
 async fn a_team_and_an_end_user_linked_to_a_budget_are_held_to_it() {
     let mock = MockProvider::start().await;

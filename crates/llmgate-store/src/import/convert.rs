@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use llmgate_core::{EndUser, KeyExtras, Team, TeamMember, VirtualKey};
+use llmgate_core::{BudgetObject, EndUser, KeyExtras, Team, TeamMember, VirtualKey};
 use serde_json::{Map, Value};
 
 /// A key row that cannot be imported, and why.
@@ -131,9 +131,30 @@ fn period(row: &Row, now: i64) -> (Option<i64>, Option<i64>) {
     (duration, reset.filter(|_| duration.is_some()))
 }
 
-/// A row of `LiteLLM_VerificationToken` as a key. Its budget row (`tier_*`, LiteLLM's budget
-/// tier) fills `max_budget`, `rpm_limit`, `tpm_limit` and `model_max_budget` where the key has
-/// none, as LiteLLM's auth does, and gives the soft budget.
+/// A row of `LiteLLM_BudgetTable` as a budget object.
+pub fn budget(row: &Row, now: i64) -> BudgetObject {
+    let (budget_duration, budget_reset_at) = period(row, now);
+    let created_at = time(row, "created_at").unwrap_or(now);
+    BudgetObject {
+        budget_id: text(row, "budget_id").unwrap_or_default(),
+        max_budget: float(row, "max_budget"),
+        soft_budget: float(row, "soft_budget"),
+        max_parallel_requests: count(row, "max_parallel_requests"),
+        tpm_limit: count(row, "tpm_limit"),
+        rpm_limit: count(row, "rpm_limit"),
+        model_max_budget: json(row, "model_max_budget"),
+        budget_duration,
+        budget_reset_at,
+        created_at,
+        created_by: text(row, "created_by"),
+        updated_at: time(row, "updated_at").unwrap_or(created_at),
+        updated_by: text(row, "updated_by"),
+    }
+}
+
+/// A row of `LiteLLM_VerificationToken` as a key. Its `budget_id` links it to its budget row,
+/// imported as a budget object, whose limits it takes where it has none (as LiteLLM's auth
+/// does).
 pub fn key(row: &Row, now: i64) -> Result<VirtualKey, Refused> {
     let raw = text(row, "token").unwrap_or_default();
     let what = match text(row, "key_alias") {
@@ -163,18 +184,16 @@ pub fn key(row: &Row, now: i64) -> Result<VirtualKey, Refused> {
         key_alias: text(row, "key_alias"),
         models,
         spend: float(row, "spend").unwrap_or(0.0),
-        max_budget: float(row, "max_budget").or_else(|| float(row, "tier_max_budget")),
+        max_budget: float(row, "max_budget"),
         budget_duration,
         budget_reset_at,
         expires: time(row, "expires"),
-        rpm_limit: count(row, "rpm_limit").or_else(|| count(row, "tier_rpm_limit")),
-        tpm_limit: count(row, "tpm_limit").or_else(|| count(row, "tier_tpm_limit")),
+        rpm_limit: count(row, "rpm_limit"),
+        tpm_limit: count(row, "tpm_limit"),
         max_parallel_requests: count(row, "max_parallel_requests"),
         model_rpm_limit: count_map(meta.and_then(|m| m.get("model_rpm_limit"))),
         model_tpm_limit: count_map(meta.and_then(|m| m.get("model_tpm_limit"))),
-        model_max_budget: Some(budget_map(row.get("model_max_budget")))
-            .filter(|m| !m.is_empty())
-            .unwrap_or_else(|| budget_map(row.get("tier_model_max_budget"))),
+        model_max_budget: budget_map(row.get("model_max_budget")),
         model_spend: float_map(row.get("model_spend")),
         team_id: text(row, "team_id"),
         user_id: text(row, "user_id"),
@@ -215,7 +234,7 @@ fn extras(row: &Row, meta: Option<&Map<String, Value>>) -> KeyExtras {
         permissions: json(row, "permissions"),
         guardrails: meta_strings("guardrails"),
         config: json(row, "config"),
-        budget_id: None,
+        budget_id: text(row, "budget_id"),
     }
 }
 
@@ -233,7 +252,7 @@ pub fn team(row: &Row, now: i64) -> Team {
         team_alias: text(row, "team_alias"),
         models: strings(row, "models"),
         spend: float(row, "spend").unwrap_or(0.0),
-        max_budget: float(row, "max_budget").or_else(|| float(row, "tier_max_budget")),
+        max_budget: float(row, "max_budget"),
         budget_duration,
         budget_reset_at,
         rpm_limit: count(row, "rpm_limit"),
@@ -253,29 +272,29 @@ pub fn team(row: &Row, now: i64) -> Team {
         metadata,
         organization_id: text(row, "organization_id"),
         blocked: row.get("blocked").and_then(Value::as_bool).unwrap_or(false),
-        budget_id: None,
+        budget_id: text(row, "budget_id"),
         soft_budget: None,
         created_at,
         updated_at: time(row, "updated_at").unwrap_or(created_at),
     }
 }
 
-/// A row of `LiteLLM_EndUserTable` (with `max_budget`, `budget_duration` and `budget_reset_at`
-/// from its budget row) as an end user.
+/// A row of `LiteLLM_EndUserTable` as an end user, linked by `budget_id` to its budget row
+/// (imported as a budget object, which holds its budget and period; its next reset is the
+/// budget row's, as LiteLLM resets end users with their budget row).
 pub fn end_user(row: &Row, now: i64) -> EndUser {
-    let (budget_duration, budget_reset_at) = period(row, now);
     EndUser {
         user_id: text(row, "user_id").unwrap_or_default(),
         alias: text(row, "alias"),
         blocked: row.get("blocked").and_then(Value::as_bool).unwrap_or(false),
-        max_budget: float(row, "max_budget").or_else(|| float(row, "tier_max_budget")),
-        budget_duration,
-        budget_reset_at,
+        max_budget: None,
+        budget_duration: None,
+        budget_reset_at: time(row, "budget_reset_at"),
         spend: float(row, "spend").unwrap_or(0.0),
         allowed_model_region: text(row, "allowed_model_region"),
         default_model: text(row, "default_model"),
         metadata: Value::Null,
-        budget_id: None,
+        budget_id: text(row, "budget_id"),
         soft_budget: None,
         created_at: now,
         updated_at: now,
@@ -340,21 +359,38 @@ mod tests {
     }
 
     #[test]
-    fn a_budget_tier_fills_what_the_key_leaves_unset() {
-        let k = key(
+    fn a_budget_row_is_a_budget_and_a_key_keeps_its_link() {
+        let b = budget(
             &row(
-                json!({"token": "c".repeat(64), "rpm_limit": 7, "tier_rpm_limit": 1,
-                        "tier_tpm_limit": 50, "tier_max_budget": 3.0, "model_max_budget": {},
-                        "tier_model_max_budget": {"m": 1.0}}),
+                json!({"budget_id": "tier", "max_budget": 3.0, "soft_budget": 1.0,
+                        "rpm_limit": 1, "tpm_limit": 50, "max_parallel_requests": 2,
+                        "model_max_budget": {"m": {"max_budget": 1.0}},
+                        "budget_duration": "1d", "budget_reset_at": null,
+                        "created_at": 5.0, "created_by": "admin", "updated_by": "admin"}),
             ),
+            100,
+        );
+        assert_eq!(b.budget_id, "tier");
+        assert_eq!((b.max_budget, b.soft_budget), (Some(3.0), Some(1.0)));
+        assert_eq!((b.rpm_limit, b.tpm_limit), (Some(1), Some(50)));
+        assert_eq!(
+            (b.budget_duration, b.budget_reset_at),
+            (Some(86_400), Some(86_500))
+        );
+        assert_eq!(b.model_budgets().get("m"), Some(&1.0));
+        assert_eq!((b.created_at, b.updated_at), (5, 5));
+        assert_eq!(b.created_by.as_deref(), Some("admin"));
+        let k = key(
+            &row(json!({"token": "c".repeat(64), "rpm_limit": 7, "budget_id": "tier"})),
             0,
         )
         .unwrap();
+        assert_eq!(k.extras.budget_id.as_deref(), Some("tier"));
         assert_eq!(
             (k.rpm_limit, k.tpm_limit, k.max_budget),
-            (Some(7), Some(50), Some(3.0))
+            (Some(7), None, None),
+            "the budget's limits come through the link, not copied"
         );
-        assert_eq!(k.model_max_budget.get("m"), Some(&1.0));
     }
 
     #[test]
@@ -396,9 +432,14 @@ mod tests {
         assert_eq!(t.members_with_roles.len(), 1);
         assert_eq!(t.model_aliases.get("x").map(String::as_str), Some("a"));
         let u = end_user(
-            &row(json!({"user_id": "c", "spend": 0.1, "max_budget": 1.0, "blocked": true})),
+            &row(
+                json!({"user_id": "c", "spend": 0.1, "budget_id": "b", "blocked": true,
+                        "budget_reset_at": 50.0}),
+            ),
             0,
         );
-        assert_eq!((u.spend, u.max_budget, u.blocked), (0.1, Some(1.0), true));
+        assert_eq!(u.budget_id.as_deref(), Some("b"));
+        assert_eq!(u.budget_reset_at, Some(50), "its budget row's next reset");
+        assert_eq!((u.spend, u.max_budget, u.blocked), (0.1, None, true));
     }
 }

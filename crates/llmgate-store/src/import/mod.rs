@@ -1,4 +1,4 @@
-//! Bringing a LiteLLM proxy's keys, teams and end users into llmgate's store
+//! Bringing a LiteLLM proxy's keys, teams, end users and budgets into llmgate's store
 //! (`llmgate import litellm`).
 //!
 //! [`Plan::read_litellm`] reads a LiteLLM database (PostgreSQL, LiteLLM's Prisma schema:
@@ -8,13 +8,14 @@
 //! hex of the secret, as llmgate's [`VirtualKey::token`], so every secret keeps working, with
 //! its models, limits, budget and the spend of the current period (so the remaining budget is
 //! the same). [`Plan::apply`] writes the plan into a [`KeyStore`] and a [`RecordStore`]:
-//! anything already there (a key with the same token, a team or end user with the same id) is
-//! left as it is and reported as skipped, so running the import twice changes nothing.
+//! anything already there (a key with the same token, a team, end user or budget with the same
+//! id) is left as it is and reported as skipped, so running the import twice changes nothing.
 //!
-//! What llmgate has no object for yet (internal users, organizations, budgets as shared
-//! objects) is counted in [`Plan::not_imported`], never dropped silently: a key keeps its
-//! `user_id` and a team its `organization_id` as labels, and a key's or end user's budget row
-//! is folded into it.
+//! Budget rows (`LiteLLM_BudgetTable`) become budget objects (`/budget/*`), and the keys',
+//! teams' and end users' `budget_id` links are kept, so each takes its budget's limits as in
+//! LiteLLM and a later `/budget/update` reaches all of them. What llmgate has no object for
+//! yet (internal users, organizations) is counted in [`Plan::not_imported`], never dropped
+//! silently: a key keeps its `user_id` and a team its `organization_id` as labels.
 //!
 //! ```no_run
 //! # async fn run(keys: &dyn llmgate_auth::KeyStore, records: &dyn llmgate_auth::RecordStore)
@@ -31,7 +32,7 @@
 use std::fmt;
 
 use llmgate_auth::{KeyStore, Record, RecordKind, RecordStore, StoreError};
-use llmgate_core::{EndUser, Team, VirtualKey};
+use llmgate_core::{BudgetObject, EndUser, Team, VirtualKey};
 
 mod convert;
 mod report;
@@ -69,6 +70,8 @@ pub struct Plan {
     pub teams: Vec<Team>,
     /// End users to create.
     pub end_users: Vec<EndUser>,
+    /// Budget objects to create (LiteLLM's budget rows).
+    pub budgets: Vec<BudgetObject>,
     /// Rows that cannot be imported, with the reason.
     pub refused: Vec<Refused>,
     /// What llmgate has no object for, counted.
@@ -86,15 +89,28 @@ impl Plan {
     }
 
     fn of_rows(rows: &source::Rows, now: i64) -> Plan {
-        let mut plan = Plan::default();
+        let mut plan = Plan {
+            budgets: rows
+                .budgets
+                .iter()
+                .map(|r| convert::budget(r, now))
+                .collect(),
+            ..Plan::default()
+        };
         for row in &rows.keys {
             match convert::key(row, now) {
-                Ok(k) => plan.keys.push(k),
+                Ok(mut k) => {
+                    let b = plan.budget(k.extras.budget_id.as_deref());
+                    k.budget_reset_at = first_reset(k.budget_duration, k.budget_reset_at, b, now);
+                    plan.keys.push(k);
+                }
                 Err(refused) => plan.refused.push(refused),
             }
         }
         for row in &rows.teams {
-            let team = convert::team(row, now);
+            let mut team = convert::team(row, now);
+            let b = plan.budget(team.budget_id.as_deref());
+            team.budget_reset_at = first_reset(team.budget_duration, team.budget_reset_at, b, now);
             if row.get("soft_budget").and_then(|v| v.as_f64()).is_some() {
                 plan.notes.push(format!(
                     "team {:?}: soft_budget not carried (llmgate teams have no soft budget yet)",
@@ -112,19 +128,16 @@ impl Plan {
             plan.teams.push(team);
         }
         for row in &rows.end_users {
-            let user = convert::end_user(row, now);
-            let limited = [
-                "rpm_limit",
-                "tpm_limit",
-                "max_parallel_requests",
-                "soft_budget",
-            ]
-            .iter()
-            .any(|f| row.get(*f).is_some_and(|v| !v.is_null()));
+            let mut user = convert::end_user(row, now);
+            let b = plan.budget(user.budget_id.as_deref());
+            user.budget_reset_at = first_reset(user.budget_duration, user.budget_reset_at, b, now);
+            let limited = b.is_some_and(|b| {
+                b.rpm_limit.is_some() || b.tpm_limit.is_some() || b.max_parallel_requests.is_some()
+            });
             if limited {
                 plan.notes.push(format!(
-                    "end user {:?}: its budget row's rpm/tpm/parallel limits and soft budget not \
-                     carried (llmgate end users have a budget only)",
+                    "end user {:?}: its budget's rpm/tpm/parallel limits are kept on the budget \
+                     but not applied to end users (llmgate end users have a budget only)",
                     user.user_id
                 ));
             }
@@ -134,10 +147,20 @@ impl Plan {
         plan
     }
 
-    /// Writes the plan: each key, team and end user not already in the stores is created with
-    /// its spend; one already there is left unchanged and reported as skipped.
+    /// The budget object `id` names in the plan.
+    fn budget(&self, id: Option<&str>) -> Option<&BudgetObject> {
+        let id = id?;
+        self.budgets.iter().find(|b| b.budget_id == id)
+    }
+
+    /// Writes the plan: each budget, key, team and end user not already in the stores is
+    /// created with its spend; one already there is left unchanged and reported as skipped.
     pub async fn apply(&self, keys: &dyn KeyStore, records: &dyn RecordStore) -> Outcome {
         let mut out = Outcome::default();
+        for b in &self.budgets {
+            let result = put_record(records, RecordKind::Budget, Record::of_budget(b)).await;
+            out.count("budget", &b.budget_id, result);
+        }
         for team in &self.teams {
             let result = put_record(records, RecordKind::Team, Record::of_team(team)).await;
             out.count("team", &team.team_id, result);
@@ -154,6 +177,20 @@ impl Plan {
             out.count("key", &name, put_key(keys, key).await);
         }
         out
+    }
+}
+
+/// The next reset of an object linked to `budget` with no period of its own: its own next
+/// reset (for an end user, its budget row's), else one budget period from `now`.
+fn first_reset(
+    own_duration: Option<i64>,
+    reset_at: Option<i64>,
+    budget: Option<&BudgetObject>,
+    now: i64,
+) -> Option<i64> {
+    match (own_duration, budget.and_then(|b| b.budget_duration)) {
+        (None, Some(d)) => reset_at.or(Some(now.saturating_add(d))),
+        _ => reset_at,
     }
 }
 

@@ -36,12 +36,6 @@ pub(super) fn not_imported(rows: &Rows) -> Vec<NotImported> {
             rows: rows.memberships,
             why: "a user's spend and budget within a team: llmgate has no per-member budgets yet",
         },
-        NotImported {
-            table: "LiteLLM_BudgetTable",
-            rows: rows.budgets,
-            why: "budgets as shared objects: llmgate has none yet; each key's and end user's \
-                  budget row is copied into it",
-        },
     ]
 }
 
@@ -56,11 +50,19 @@ fn plural(n: usize, one: &str) -> String {
 pub(super) fn write_plan(plan: &Plan, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     writeln!(
         f,
-        "to import: {}, {}, {}",
+        "to import: {}, {}, {}, {}",
         plural(plan.keys.len(), "key"),
         plural(plan.teams.len(), "team"),
-        plural(plan.end_users.len(), "end user")
+        plural(plan.end_users.len(), "end user"),
+        plural(plan.budgets.len(), "budget")
     )?;
+    for b in &plan.budgets {
+        let max = b.max_budget.map_or_else(
+            || "no max_budget".to_owned(),
+            |m| format!("max_budget {m} USD"),
+        );
+        writeln!(f, "  budget {}: {max}", b.budget_id)?;
+    }
     for k in &plan.keys {
         let name = k.key_alias.as_deref().unwrap_or(&k.key_name);
         let budget = k.max_budget.map_or_else(

@@ -8,21 +8,21 @@ use sqlx::{PgPool, Row as _};
 
 use super::ImportError;
 
-/// Keys, with the key's budget row (LiteLLM's budget tier: its soft budget, and the budget and
-/// limits a key without its own takes from it).
+/// Keys (their `budget_id` links them to their budget row, imported as a budget object).
 const KEYS: &str = r#"SELECT (to_jsonb(k) || jsonb_build_object(
     'expires', EXTRACT(EPOCH FROM k.expires),
     'budget_reset_at', EXTRACT(EPOCH FROM k.budget_reset_at),
     'created_at', EXTRACT(EPOCH FROM k.created_at),
-    'updated_at', EXTRACT(EPOCH FROM k.updated_at),
-    'soft_budget', b.soft_budget,
-    'tier_max_budget', b.max_budget,
-    'tier_rpm_limit', b.rpm_limit,
-    'tier_tpm_limit', b.tpm_limit,
-    'tier_model_max_budget', b.model_max_budget))::text
+    'updated_at', EXTRACT(EPOCH FROM k.updated_at)))::text
   FROM "LiteLLM_VerificationToken" k
-  LEFT JOIN "LiteLLM_BudgetTable" b ON b.budget_id = k.budget_id
   ORDER BY k.created_at NULLS FIRST, k.token"#;
+
+/// Budget rows, imported as budget objects.
+const BUDGETS: &str = r#"SELECT (to_jsonb(b) || jsonb_build_object(
+    'budget_reset_at', EXTRACT(EPOCH FROM b.budget_reset_at),
+    'created_at', EXTRACT(EPOCH FROM b.created_at),
+    'updated_at', EXTRACT(EPOCH FROM b.updated_at)))::text
+  FROM "LiteLLM_BudgetTable" b ORDER BY b.created_at, b.budget_id"#;
 
 const TEAMS: &str = r#"SELECT (to_jsonb(t) || jsonb_build_object(
     'budget_reset_at', EXTRACT(EPOCH FROM t.budget_reset_at),
@@ -39,15 +39,9 @@ const TEAMS_WITH_ALIASES: &str = r#"SELECT (to_jsonb(t) || jsonb_build_object(
   FROM "LiteLLM_TeamTable" t LEFT JOIN "LiteLLM_ModelTable" m ON m.id = t.model_id
   ORDER BY t.created_at, t.team_id"#;
 
-/// End users, with the budget (and limits) of their budget row.
+/// End users, with their budget row's next reset (LiteLLM keeps an end user's period there).
 const END_USERS: &str = r#"SELECT (to_jsonb(u) || jsonb_build_object(
-    'max_budget', b.max_budget,
-    'soft_budget', b.soft_budget,
-    'budget_duration', b.budget_duration,
-    'budget_reset_at', EXTRACT(EPOCH FROM b.budget_reset_at),
-    'rpm_limit', b.rpm_limit,
-    'tpm_limit', b.tpm_limit,
-    'max_parallel_requests', b.max_parallel_requests))::text
+    'budget_reset_at', EXTRACT(EPOCH FROM b.budget_reset_at)))::text
   FROM "LiteLLM_EndUserTable" u
   LEFT JOIN "LiteLLM_BudgetTable" b ON b.budget_id = u.budget_id
   ORDER BY u.user_id"#;
@@ -63,7 +57,7 @@ pub(crate) struct Rows {
     /// `LiteLLM_OrganizationTable` rows.
     pub(crate) organizations: u64,
     /// `LiteLLM_BudgetTable` rows.
-    pub(crate) budgets: u64,
+    pub(crate) budgets: Vec<Map<String, Value>>,
     /// `LiteLLM_TeamMembership` rows (a user's spend and budget within a team).
     pub(crate) memberships: u64,
 }
@@ -109,7 +103,9 @@ async fn read_tables(pool: &PgPool) -> Result<Rows, ImportError> {
     }
     rows.users = count(pool, "LiteLLM_UserTable").await?;
     rows.organizations = count(pool, "LiteLLM_OrganizationTable").await?;
-    rows.budgets = count(pool, "LiteLLM_BudgetTable").await?;
+    if exists(pool, "LiteLLM_BudgetTable").await? {
+        rows.budgets = objects(pool, BUDGETS).await?;
+    }
     rows.memberships = count(pool, "LiteLLM_TeamMembership").await?;
     Ok(rows)
 }

@@ -23,12 +23,13 @@ fn rows() -> Rows {
             json!({"team_id": "t1", "spend": 2.0, "soft_budget": 5.0,
                    "model_max_budget": {"m": 1.0}}),
         )],
-        end_users: vec![obj(
-            json!({"user_id": "c1", "max_budget": 3.0, "rpm_limit": 4}),
-        )],
+        end_users: vec![obj(json!({"user_id": "c1", "budget_id": "b1"}))],
         users: 2,
         organizations: 0,
-        budgets: 1,
+        budgets: vec![obj(
+            json!({"budget_id": "b1", "max_budget": 3.0, "rpm_limit": 4,
+                   "budget_duration": "1d", "created_by": "admin"}),
+        )],
         memberships: 0,
     }
 }
@@ -39,7 +40,7 @@ fn the_plan_says_what_it_cannot_import() {
     assert_eq!((plan.keys.len(), plan.refused.len()), (1, 1));
     let shown = plan.to_string();
     assert!(
-        shown.contains("to import: 1 key, 1 team, 1 end user"),
+        shown.contains("to import: 1 key, 1 team, 1 end user, 1 budget"),
         "{shown}"
     );
     assert!(
@@ -61,7 +62,7 @@ fn the_plan_says_what_it_cannot_import() {
         "{shown}"
     );
     assert!(
-        shown.contains("end user \"c1\": its budget row's rpm"),
+        shown.contains("end user \"c1\": its budget's rpm/tpm/parallel limits are kept"),
         "{shown}"
     );
 }
@@ -78,7 +79,7 @@ async fn applying_twice_creates_once_with_the_spend_kept() {
     let first = plan.apply(keys.as_ref(), records.as_ref()).await;
     assert_eq!(
         (first.created.len(), first.skipped.len()),
-        (3, 0),
+        (4, 0),
         "{first}"
     );
     let key = keys.get(&"a".repeat(64)).await.unwrap().unwrap();
@@ -95,12 +96,29 @@ async fn applying_twice_creates_once_with_the_spend_kept() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(user.to_end_user().unwrap().max_budget, Some(3.0));
+    let user = user.to_end_user().unwrap();
+    assert_eq!(
+        (user.budget_id.as_deref(), user.max_budget),
+        (Some("b1"), None)
+    );
+    assert_eq!(
+        user.budget_reset_at,
+        Some(86_400),
+        "the budget's period starts"
+    );
+    let budget = records
+        .get_record(RecordKind::Budget, "b1")
+        .await
+        .unwrap()
+        .unwrap()
+        .to_budget()
+        .unwrap();
+    assert_eq!((budget.max_budget, budget.rpm_limit), (Some(3.0), Some(4)));
 
     let second = plan.apply(keys.as_ref(), records.as_ref()).await;
     assert_eq!(
         (second.created.len(), second.skipped.len()),
-        (0, 3),
+        (0, 4),
         "{second}"
     );
     let again = keys.get(&"a".repeat(64)).await.unwrap().unwrap();
@@ -126,7 +144,7 @@ async fn a_key_whose_alias_is_taken_fails_and_the_rest_is_written() {
         .await;
     assert_eq!(
         (outcome.created.len(), outcome.failed.len()),
-        (2, 1),
+        (3, 1),
         "{outcome}"
     );
     assert!(outcome.failed[0].starts_with("key spent:"), "{outcome}");
