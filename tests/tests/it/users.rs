@@ -415,3 +415,56 @@ async fn a_user_signs_in_to_the_ui_and_sees_and_changes_only_what_the_role_allow
         .await;
     assert_ne!(config.status, 403, "{}", config.text());
 }
+
+/// Two gateways on one PostgreSQL: a change to a user through one holds the user's keys on the
+/// other within a second (`NOTIFY user:<id>`), and the user's budget holds across both.
+#[tokio::test]
+async fn users_are_shared_across_instances_on_postgres() {
+    let Some(url) = llmgate_tests::postgres_url().await else {
+        return;
+    };
+    let mock = MockProvider::start().await;
+    let (_one_gw, one) = open(&mock, &url).await;
+    let (_two_gw, two) = open(&mock, &url).await;
+    let admin = one.handle().with_key(MASTER);
+    let id = format!("shared-{}", &llmgate::auth::generate_secret()[3..13]);
+    let (_, key) = new_user(&admin, json!({"user_id": id, "max_budget": 0.004})).await;
+    assert_eq!(
+        chat(&two, &key, "gpt").await.status,
+        200,
+        "seen by the second"
+    );
+
+    let moved = admin
+        .post("/user/update", &json!({"user_id": id, "models": ["other"]}))
+        .await;
+    assert_eq!(moved.status, 200, "{}", moved.text());
+    let started = std::time::Instant::now();
+    loop {
+        let res = chat(&two, &key, "gpt").await;
+        if res.status == 403 {
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(1),
+            "the change reached the other instance within a second: {}",
+            res.text()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // 0.005 spent through instance two already: the budget of 0.004 is spent for both.
+    let started = std::time::Instant::now();
+    loop {
+        let res = chat(&one, &key, "other").await;
+        if res.status == 400 {
+            assert!(res.text().contains(&format!("User={id}")), "{}", res.text());
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(2),
+            "the budget spent through the other instance holds here: {}",
+            res.text()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
