@@ -51,11 +51,12 @@ mod service;
 mod store;
 mod teams;
 mod tell;
+mod users;
 
 pub use budgets::{linked_budget, BUDGET_INVALIDATION_PREFIX};
 pub use error::Error;
 pub use future::ResponseFuture;
-pub use hold::{Budgets, CostEstimate, EndUserBudget, ProxyBudget};
+pub use hold::{Budgets, CostEstimate, EndUserBudget, Holders, ProxyBudget};
 pub use keys::{
     Authenticated, Keys, DEFAULT_CACHE_CAPACITY, DEFAULT_CACHE_TTL, END_USER_INVALIDATION_PREFIX,
 };
@@ -65,12 +66,14 @@ pub use ledger::conformance as ledger_conformance;
 pub use ledger::{Admission, Budget, BudgetLedger, MemoryLedger};
 pub use records::{MemoryRecordStore, Record, RecordKind, RecordPage, RecordStore};
 pub use secret::{generate_secret, hash_key, key_name};
-pub use service::{credential, Auth};
+pub use service::{credential, Auth, END_USER_HEADERS};
 pub use store::{
     alias_conflict, matches_filter, Invalidation, Invalidations, KeyFilter, KeyStore,
     MemoryKeyStore, StoreError,
 };
 pub use teams::{
-    Cached, EndUserView, EndUsers, RecordCache, TeamView, Teams, View, TEAM_INVALIDATION_PREFIX,
+    Cached, EndUserView, EndUsers, RecordCache, TeamView, Teams, UserView, Users, View,
+    TEAM_INVALIDATION_PREFIX,
 };
 pub use tell::DEFAULT_BUDGET_ALERT_PERCENT;
+pub use users::USER_INVALIDATION_PREFIX;

@@ -20,6 +20,8 @@ pub enum RecordKind {
     Team,
     /// An end user (`/customer/*`, `/end_user/*`).
     EndUser,
+    /// An internal user (`/user/*`).
+    User,
     /// A budget object (`/budget/*`) keys, teams and end users link to.
     Budget,
 }
@@ -30,6 +32,7 @@ impl RecordKind {
         match self {
             RecordKind::Team => "team",
             RecordKind::EndUser => "end_user",
+            RecordKind::User => "user",
             RecordKind::Budget => "budget",
         }
     }

@@ -1,14 +1,15 @@
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use http::{header, HeaderMap, Request, Response};
+use http::{header, HeaderMap, HeaderName, Request, Response};
 use llmgate_core::{
-    ApiError, BoxBody, Clock, LlmRequest, ModelAccess, Principal, ResolveModel, Secret, VirtualKey,
+    ApiError, BoxBody, Clock, EndUserId, LlmRequest, ModelAccess, Principal, ResolveModel, Secret,
+    VirtualKey,
 };
 use subtle::ConstantTimeEq;
 use tower::Service;
 
-use crate::{Authenticated, Budgets, EndUserBudget, Error, Keys, ResponseFuture, TeamView};
+use crate::{Authenticated, Budgets, EndUserBudget, Error, Holders, Keys, ResponseFuture};
 
 /// Authenticates each request; see the crate docs.
 #[derive(Debug, Clone)]
@@ -19,6 +20,8 @@ pub struct Auth<S> {
     resolver: Option<Arc<dyn ResolveModel>>,
     /// The gateway's own budget, for requests without a virtual key.
     proxy: Option<Budgets>,
+    /// The headers that name the end user, first found first (see [`END_USER_HEADERS`]).
+    end_user_headers: Arc<[HeaderName]>,
 }
 
 /// What the synchronous part of authentication decided.
@@ -38,6 +41,7 @@ impl<S> Auth<S> {
             keys: None,
             resolver: None,
             proxy: None,
+            end_user_headers: standard_end_user_headers(),
         }
     }
 
@@ -49,7 +53,16 @@ impl<S> Auth<S> {
             keys,
             resolver: None,
             proxy: None,
+            end_user_headers: standard_end_user_headers(),
         }
+    }
+
+    /// Reads the end user from `headers` too (after LiteLLM's two standard ones, before the
+    /// body's `user`).
+    #[must_use]
+    pub fn with_end_user_headers(mut self, headers: Arc<[HeaderName]>) -> Self {
+        self.end_user_headers = headers;
+        self
     }
 
     /// See [`AuthLayer::with_proxy_budget`](crate::AuthLayer::with_proxy_budget).
@@ -142,10 +155,7 @@ where
         match self.verdict(req.headers()) {
             Verdict::Let(principal) => {
                 req.extensions_mut().insert(principal);
-                let names_end_user = req
-                    .extensions()
-                    .get::<LlmRequest>()
-                    .is_some_and(|r| r.end_user().is_some());
+                let names_end_user = note_end_user(&mut req, &self.end_user_headers);
                 let keys = self.keys.clone().filter(|_| names_end_user);
                 let budgets = self
                     .proxy
@@ -160,10 +170,16 @@ where
                     .map_or_else(|| llmgate_core::SystemClock.now(), |k| k.clock().now());
                 ResponseFuture::lookup(Box::pin(async move {
                     let held = async {
-                        let id = end_user_id(&req);
+                        let id = req.extensions().get::<EndUserId>().map(|u| u.0.to_string());
                         let end_user = end_user_of(keys.as_ref(), id).await?;
                         match &budgets {
-                            Some(b) => hold(b, None, None, end_user.as_ref(), &mut req, now).await,
+                            Some(b) => {
+                                let holders = Holders {
+                                    end_user: end_user.as_ref(),
+                                    ..Holders::default()
+                                };
+                                hold(b, None, holders, &mut req, now).await
+                            }
                             None => Ok(()),
                         }
                     };
@@ -177,6 +193,7 @@ where
             Verdict::Lookup(secret) => {
                 let secret = secret.to_string();
                 let resolver = self.resolver.clone();
+                note_end_user(&mut req, &self.end_user_headers);
                 let Some(keys) = self.keys.clone() else {
                     return ResponseFuture::reject(
                         ApiError::from_contract(&Error::InvalidKey).to_response(),
@@ -187,7 +204,12 @@ where
                         .extensions()
                         .get::<LlmRequest>()
                         .map(|r| r.model().to_string());
-                    let Authenticated { key, team, alias } = match keys
+                    let Authenticated {
+                        key,
+                        team,
+                        user,
+                        alias,
+                    } = match keys
                         .authenticate(&secret, model.as_deref(), resolver.as_deref())
                         .await
                     {
@@ -197,7 +219,7 @@ where
                     if let Err(e) = admit(&key, alias.as_deref(), &mut req) {
                         return Ok(ApiError::from_contract(&e).to_response());
                     }
-                    let id = end_user_id(&req);
+                    let id = req.extensions().get::<EndUserId>().map(|u| u.0.to_string());
                     let end_user = match end_user_of(Some(&keys), id).await {
                         Ok(u) => u,
                         Err(e) => return Ok(ApiError::from_contract(&e).to_response()),
@@ -206,8 +228,12 @@ where
                     // ledger every instance shares; metering settles it.
                     if let Some(budgets) = keys.budget_ledger() {
                         let now = keys.clock().now();
-                        let (team, user) = (team.as_ref(), end_user.as_ref());
-                        let held = hold(budgets, Some(&key), team, user, &mut req, now).await;
+                        let holders = Holders {
+                            team: team.as_ref(),
+                            user: user.as_ref(),
+                            end_user: end_user.as_ref(),
+                        };
+                        let held = hold(budgets, Some(&key), holders, &mut req, now).await;
                         if let Err(e) = held {
                             return Ok(ApiError::from_contract(&e).to_response());
                         }
@@ -218,6 +244,12 @@ where
                         access = access.and(team.item.clone());
                         // The rate limiter counts the team's limits for the whole team.
                         req.extensions_mut().insert(team.item);
+                    }
+                    if let Some(user) = user {
+                        access = access.and(user.item.clone());
+                        // The rate limiter counts the user's limits for all their keys, and
+                        // the admin API answers as the user's role allows.
+                        req.extensions_mut().insert(user.item);
                     }
                     req.extensions_mut().insert(access);
                     req.extensions_mut().insert(Principal::Key(key));
@@ -251,21 +283,50 @@ async fn end_user_of(
     }
 }
 
-/// The id of the end user the request names.
-fn end_user_id<B>(req: &Request<B>) -> Option<String> {
-    req.extensions()
-        .get::<LlmRequest>()
-        .and_then(LlmRequest::end_user)
-        .map(str::to_owned)
+/// LiteLLM's headers naming the end user, read before any configured one and the body's
+/// `user` (`x-litellm-customer-id` first).
+pub const END_USER_HEADERS: [&str; 2] = ["x-litellm-customer-id", "x-litellm-end-user-id"];
+
+fn standard_end_user_headers() -> Arc<[HeaderName]> {
+    END_USER_HEADERS
+        .iter()
+        .map(|h| HeaderName::from_static(h))
+        .collect()
 }
+
+/// Finds the request's end user (the first of `headers` that is set, else the body's `user`)
+/// and puts it in the extensions as [`EndUserId`]; whether there is one.
+fn note_end_user<B>(req: &mut Request<B>, headers: &[HeaderName]) -> bool {
+    let from_header = headers.iter().find_map(|name| {
+        let v = req.headers().get(name)?.to_str().ok()?.trim();
+        (!v.is_empty() && v.len() <= MAX_END_USER_BYTES).then_some(v)
+    });
+    let id: Option<Arc<str>> = match from_header {
+        Some(v) => Some(v.into()),
+        None => req
+            .extensions()
+            .get::<LlmRequest>()
+            .and_then(LlmRequest::end_user)
+            .map(Arc::from),
+    };
+    match id {
+        Some(id) => {
+            req.extensions_mut().insert(EndUserId(id));
+            true
+        }
+        None => false,
+    }
+}
+
+/// The longest end-user id a header may give (a longer one is ignored).
+const MAX_END_USER_BYTES: usize = 256;
 
 /// Reserves the request's estimated cost against `key`'s budgets and the gateway's, and puts
 /// the hold in its extensions for metering to settle.
 async fn hold<B>(
     budgets: &Budgets,
     key: Option<&VirtualKey>,
-    team: Option<&TeamView>,
-    end_user: Option<&EndUserBudget>,
+    holders: Holders<'_>,
     req: &mut Request<B>,
     now: i64,
 ) -> Result<(), Error> {
@@ -273,7 +334,7 @@ async fn hold<B>(
     let model = llm.map(|r| r.model().to_string());
     let estimate = || budgets.estimate(llm);
     if let Some(hold) = budgets
-        .hold(key, team, end_user, model.as_deref(), estimate, now)
+        .hold(key, holders, model.as_deref(), estimate, now)
         .await?
     {
         req.extensions_mut().insert(hold);

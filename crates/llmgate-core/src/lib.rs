@@ -46,6 +46,7 @@ pub mod seconds;
 pub mod sse;
 pub mod team;
 pub mod tokens;
+pub mod user;
 pub mod window;
 pub mod wire;
 
@@ -62,14 +63,15 @@ pub use deployment::{
 pub use end_user::EndUser;
 pub use error::{ApiError, BoxError, ErrorClass, ErrorContract, ErrorType, Origin};
 pub use ext::{
-    Attempts, CacheStatus, Cost, ForcedErrors, ModelGroup, Principal, RequestId, RouteHint,
-    RouteSlot, Routed, StreamFailure, UpstreamTime, UsageSlot,
+    Attempts, CacheStatus, Cost, EndUserId, ForcedErrors, ModelGroup, Principal, RequestId,
+    RouteHint, RouteSlot, Routed, StreamFailure, UpstreamTime, UsageSlot,
 };
 pub use key::{Clock, KeyExtras, ManualClock, SharedClock, SystemClock, VirtualKey};
 pub use native::{NativeAnswer, NativeResponses, PinnedDeployment, ResponsesCall};
 pub use provider::{ProviderKind, UnknownProvider};
 pub use request::{Endpoint, GatewayParams, LlmBody, LlmRequest};
 pub use team::{Team, TeamMember};
+pub use user::{SignedIn, User, UserRole};
 pub use wire::Usage;
 
 /// Response header names the gateway adds (stable; documented in `docs/`).

@@ -39,6 +39,7 @@ mod stream;
 mod stream_spend;
 mod teams;
 mod ui;
+mod users;
 mod vertex;
 mod vertex_identity;
 mod watsonx;
