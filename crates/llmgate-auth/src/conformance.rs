@@ -294,4 +294,40 @@ pub async fn run_records(store: Arc<dyn crate::RecordStore>) {
     assert!(store.delete_record(Team, &id).await.unwrap());
     assert!(!store.delete_record(Team, &id).await.unwrap());
     assert_eq!(store.get_record(Team, &id).await.unwrap(), None);
+    kinds_are_apart(&store, &rec).await;
+}
+
+/// A record of another kind (a budget object) with a team's id is another record: kept,
+/// listed and deleted apart from the team.
+async fn kinds_are_apart(store: &Arc<dyn crate::RecordStore>, team: &crate::Record) {
+    use crate::RecordKind::{Budget, Team};
+    let budget = crate::Record {
+        doc: serde_json::json!({"max_budget": 5.0, "soft_budget": 4.0}),
+        spend: 0.0,
+        budget_reset_at: None,
+        created_at: 30,
+        updated_at: 30,
+        ..team.clone()
+    };
+    store.insert_record(Team, team).await.unwrap();
+    store.insert_record(Budget, &budget).await.unwrap();
+    assert_eq!(
+        store.get_record(Budget, &team.id).await.unwrap(),
+        Some(budget.clone())
+    );
+    let budgets = store.list_records(Budget, 1, 1000).await.unwrap();
+    assert!(budgets.records.contains(&budget));
+    let teams = store.list_records(Team, 1, 1000).await.unwrap();
+    assert!(!teams.records.contains(&budget));
+    assert!(store.delete_record(Budget, &team.id).await.unwrap());
+    assert_eq!(
+        store
+            .get_record(Team, &team.id)
+            .await
+            .unwrap()
+            .map(|r| r.doc),
+        Some(team.doc.clone()),
+        "deleting the budget leaves the team"
+    );
+    assert!(store.delete_record(Team, &team.id).await.unwrap());
 }
