@@ -230,9 +230,30 @@ async fn the_budget_api_answers_in_litellms_shapes() {
     let info = ok(&admin, "/budget/info", json!({"budgets": ["free-tier"]})).await;
     assert_eq!(info, json!([]));
 
-    // The master key only; each route checks its method.
+    // Administrators manage budgets, viewers read them, other keys get 403; each route checks
+    // its method.
     let user = gw.handle().with_key(&key);
     user.get("/budget/list").await.openai_error(403);
+    let viewer = ok(
+        &admin,
+        "/user/new",
+        json!({"user_id": "aud", "user_role": "proxy_admin_viewer"}),
+    )
+    .await;
+    let viewer = gw.handle().with_key(viewer["key"].as_str().unwrap());
+    assert_eq!(viewer.get("/budget/list").await.status, 200);
+    viewer
+        .post("/budget/new", &json!({"max_budget": 1}))
+        .await
+        .openai_error(403);
+    let boss = ok(
+        &admin,
+        "/user/new",
+        json!({"user_id": "boss", "user_role": "proxy_admin"}),
+    )
+    .await;
+    let boss = gw.handle().with_key(boss["key"].as_str().unwrap());
+    assert_eq!(boss.post("/budget/new", &json!({})).await.status, 200);
     admin.get("/budget/new").await.openai_error(405);
     admin.get("/budget/nothing").await.openai_error(404);
     gw.shutdown().await;

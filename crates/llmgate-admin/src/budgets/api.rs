@@ -1,15 +1,17 @@
-//! The `/budget/*` endpoints over [`Budgets`], behind the auth layer: the master key only.
+//! The `/budget/*` endpoints over [`Budgets`], behind the auth layer: the master key (or a
+//! `proxy_admin` user) manages budgets; a `proxy_admin_viewer` may read them.
 
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
 use axum::response::Response;
-use http::{Method, StatusCode};
+use http::Method;
 use llmgate_auth::Keys;
-use llmgate_core::{ApiError, ErrorType, Origin, Principal};
+use llmgate_core::ApiError;
 use serde_json::Value;
 
 use super::Budgets;
+use crate::access::Access;
 use crate::keys::api::read_object;
 use crate::respond;
 use crate::router::Apis;
@@ -60,14 +62,11 @@ impl BudgetApi {
             )
             .with_code("no_database"));
         };
-        if matches!(parts.extensions.get::<Principal>(), Some(Principal::Key(_))) {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                Origin::Downstream,
-                "only the master key may manage budgets",
-            )
-            .with_type(ErrorType::PERMISSION)
-            .with_code("master_key_required"));
+        // As for teams: administrators manage budgets, viewers read them.
+        let access = Access::of(&parts.extensions);
+        match op {
+            "list" | "settings" | "info" => access.read_all("read budgets")?,
+            _ => access.admin("manage budgets")?,
         }
         let admin = Budgets {
             keys,
