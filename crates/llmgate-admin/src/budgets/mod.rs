@@ -190,7 +190,7 @@ impl Budgets<'_> {
     }
 
     /// Every key, team and end user linked to the budget `id`.
-    pub(crate) async fn links(&self, id: &str) -> Result<Links, ApiError> {
+    async fn links(&self, id: &str) -> Result<Links, ApiError> {
         let mut links = Links::default();
         for page in 1.. {
             let filter = KeyFilter {
@@ -216,14 +216,13 @@ impl Budgets<'_> {
                     .await
                     .map_err(store_error)?;
                 let done = got.records.len() < PAGE as usize;
-                for r in got.records {
-                    let linked = r.doc.get("budget_id").and_then(Value::as_str) == Some(id);
-                    match kind {
-                        RecordKind::Team if linked => {
-                            links.teams.push(r.to_team().map_err(store_error)?);
-                        }
-                        _ if linked => links.end_users.push(r.to_end_user().map_err(store_error)?),
-                        _ => {}
+                let linked =
+                    |r: &Record| r.doc.get("budget_id").and_then(Value::as_str) == Some(id);
+                for r in got.records.iter().filter(|r| linked(r)) {
+                    if kind == RecordKind::Team {
+                        links.teams.push(r.to_team().map_err(store_error)?);
+                    } else {
+                        links.end_users.push(r.to_end_user().map_err(store_error)?);
                     }
                 }
                 if done {
