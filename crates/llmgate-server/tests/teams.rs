@@ -1,7 +1,8 @@
 //! Teams and end users across instances: three real `llmgate` processes on one PostgreSQL. A
 //! team blocked through one is refused by the others within a second (`NOTIFY team:<id>`), and
-//! a burst from one team's keys (or one end user) over all three is held to its budget by the
-//! shared ledger, then refused everywhere.
+//! a burst from one team's keys (or one end user, or a key linked to a budget object raised
+//! through another instance) over all three is held to its budget by the shared ledger, then
+//! refused everywhere.
 //!
 //! The model costs 21 µUSD a request (as in `budgets.rs`); budgets are worth 10 requests.
 
@@ -66,14 +67,14 @@ fn unique(what: &str) -> String {
     format!("{what}-{}-{nanos}", std::process::id())
 }
 
-/// 60 requests at once over the three instances, then one at a time until refused: never more
-/// paid than the budget allows plus one, and every instance refuses at the end.
+/// 60 requests at once over the instances, then one at a time until refused: never more paid
+/// than the budget allows plus one, and every instance refuses at the end.
 async fn burst(addrs: &[SocketAddr], upstream: &MockProvider, keys: &[String], user: Option<&str>) {
     let before = upstream.request_count();
     let mut tasks = Vec::new();
     for i in 0..60 {
         let (addr, key, user) = (
-            addrs[i % 3],
+            addrs[i % addrs.len()],
             keys[i % keys.len()].clone(),
             user.map(str::to_owned),
         );
@@ -92,11 +93,11 @@ async fn burst(addrs: &[SocketAddr], upstream: &MockProvider, keys: &[String], u
             other => panic!("{other}: {body}"),
         }
     }
-    // One at a time until all three instances refuse in a row: an instance may admit one
+    // One at a time until all the instances refuse in a row: an instance may admit one
     // request while anything is left (the bound below), never more.
     let mut refused_in_a_row = 0;
     for i in 0.. {
-        let (status, body) = ask(addrs[i % 3], &keys[i % keys.len()], user).await;
+        let (status, body) = ask(addrs[i % addrs.len()], &keys[i % keys.len()], user).await;
         match status {
             StatusCode::OK => {
                 paid += 1;
@@ -106,7 +107,7 @@ async fn burst(addrs: &[SocketAddr], upstream: &MockProvider, keys: &[String], u
             other => panic!("{other}: {body}"),
         }
         assert!(paid <= 11, "{paid} paid against a budget worth 10");
-        if refused_in_a_row == 3 {
+        if refused_in_a_row == addrs.len() {
             break;
         }
     }
@@ -195,4 +196,32 @@ async fn an_end_users_budget_holds_across_three_instances() {
     .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     burst(&addrs, &upstream, &[MASTER.to_owned()], Some(&user)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_budget_objects_key_is_held_across_three_instances() {
+    if !postgres_up().await {
+        return;
+    }
+    let (upstream, gateways) = three("budgets-three", "").await;
+    let addrs: Vec<SocketAddr> = gateways.iter().map(|(_, a)| *a).collect();
+    let budget = unique("budget");
+    let made = json!({"budget_id": budget, "max_budget": COST * 10.0});
+    let (status, body) = post(addrs[0], "/budget/new", MASTER, &made).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let link = json!({"budget_id": budget});
+    let (status, body) = post(addrs[0], "/key/generate", MASTER, &link).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let key = body["key"].as_str().unwrap().to_owned();
+    // Every instance has looked the key (and its budget) up before the budget changes.
+    for addr in &addrs {
+        assert_eq!(ask(*addr, &key, None).await.0, StatusCode::OK);
+    }
+    // 3 paid: raised to 13 requests through the second instance, a burst over the other two
+    // pays 10 more, which it can only if they see the new budget.
+    let raised = json!({"budget_id": budget, "max_budget": COST * 13.0});
+    let (status, body) = post(addrs[1], "/budget/update", MASTER, &raised).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    burst(&[addrs[0], addrs[2]], &upstream, &[key], None).await;
 }
