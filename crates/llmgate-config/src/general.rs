@@ -265,7 +265,7 @@ fn user_header_mappings(w: &mut Walk<'_>, out: &mut GeneralSettings, value: &Nod
             (Some(name), Some("customer" | "end_user")) => mapped.push(name),
             (Some(_), Some(role)) => w.report.warning(
                 &at,
-                &format!("litellm_user_role {role:?} is not acted on: llmgate reads the end user (customer) from headers; internal users are named by their keys"),
+                format!("litellm_user_role {role:?} is not acted on: llmgate reads the end user (customer) from headers; internal users are named by their keys"),
             ),
             _ => {}
         }
@@ -280,7 +280,7 @@ fn header(w: &mut Walk<'_>, name: &str, p: &str) -> Option<String> {
     match http::HeaderName::from_bytes(name.trim().as_bytes()) {
         Ok(h) => Some(h.as_str().to_owned()),
         Err(_) => {
-            w.report.error(p, &format!("{name:?} is not a header name"));
+            w.report.error(p, format!("{name:?} is not a header name"));
             None
         }
     }
