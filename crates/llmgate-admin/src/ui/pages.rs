@@ -81,9 +81,11 @@ impl Page {
         }
     }
 
-    /// Whether `role` may open the page (the config is for those who see everything).
+    /// Whether `role` may open the page: the gateway-wide pages (overview, spend, alerts,
+    /// config) are for those who see everything; an internal user has their keys, their
+    /// request log and the models.
     pub(crate) fn open_to(self, role: UserRole) -> bool {
-        self != Page::Config || role.sees_all()
+        role.sees_all() || matches!(self, Page::Models | Page::Keys | Page::Logs)
     }
 
     /// The whole page for a session whose CSRF token is `csrf`, signed in as `who`.
@@ -111,7 +113,7 @@ impl Page {
             title = self.title(),
             id = self.id(),
             role = who.role.as_str(),
-            user = escape(who.user_id.as_deref().unwrap_or("admin")),
+            user = escape(&who.name),
             body = self.skeleton(),
         )
     }
@@ -227,6 +229,7 @@ mod tests {
             let admin = SignedIn {
                 user_id: None,
                 role: UserRole::ProxyAdmin,
+                name: "admin".into(),
             };
             let html = page.render("tok123", &admin);
             assert!(html.contains("<meta name=\"csrf\" content=\"tok123\">"));
@@ -236,10 +239,13 @@ mod tests {
         let user = SignedIn {
             user_id: Some("<ana>".into()),
             role: UserRole::InternalUser,
+            name: "<ana>".into(),
         };
         let html = Page::Keys.render("t", &user);
         assert!(!html.contains("/ui/config") && html.contains("&lt;ana&gt; · internal_user"));
         assert!(!Page::Config.open_to(UserRole::InternalUserViewer));
+        assert!(!Page::Overview.open_to(UserRole::InternalUser));
+        assert!(Page::Logs.open_to(UserRole::InternalUser));
         assert!(Page::Config.open_to(UserRole::ProxyAdminViewer));
         assert_eq!(Page::at("/ui"), Some(Page::Overview));
         assert_eq!(Page::at("/ui/nowhere"), None);

@@ -74,6 +74,8 @@ impl Ui {
                         Some((csrf, who)) if page.open_to(who.role) => {
                             html(StatusCode::OK, page.render(&csrf, &who))
                         }
+                        // An internal user lands on their keys.
+                        Some(_) if page == Page::Overview => redirect("/ui/keys"),
                         Some(_) => error(
                             StatusCode::FORBIDDEN,
                             "insufficient_role",
@@ -137,6 +139,7 @@ impl Ui {
             SignedIn {
                 user_id: None,
                 role: UserRole::ProxyAdmin,
+                name: "admin".into(),
             }
         } else {
             return html(
@@ -180,6 +183,7 @@ impl Ui {
                     Ok(SignedIn {
                         user_id: None,
                         role: UserRole::ProxyAdmin,
+                        name: admin.clone(),
                     })
                 } else {
                     Err(refused())
@@ -198,6 +202,11 @@ impl Ui {
         let hash = user.as_ref().and_then(|u| u.password_hash.as_deref());
         match user {
             Some(u) if crate::users::password::verify(password, hash) => Ok(SignedIn {
+                name: u
+                    .user_email
+                    .clone()
+                    .or_else(|| u.user_alias.clone())
+                    .unwrap_or_else(|| u.user_id.clone()),
                 user_id: Some(u.user_id),
                 role: u.user_role,
             }),
@@ -259,6 +268,13 @@ impl Ui {
         match (rest, reads) {
             ("/deployments", true) => {
                 return json(self.deployments.as_ref().map(|d| d.deployments()))
+            }
+            ("/alerting/recent", _) if who.as_ref().is_some_and(|w| !w.role.sees_all()) => {
+                return error(
+                    StatusCode::FORBIDDEN,
+                    "insufficient_role",
+                    "the alerts are for proxy admins and proxy admin viewers".into(),
+                )
             }
             ("/config", true) if who.as_ref().is_none_or(|w| w.role.sees_all()) => {
                 return json(self.config.as_ref().map(|c| c.config()))
