@@ -45,7 +45,7 @@ async function spend() {
     $("#report-group").textContent = label;
     fill("#report", days.flatMap((d) => d[list].map((g) => el("tr", { "data-group": g[key] === null ? "" : g[key] },
       el("td", {}, d.group_by_day), el("td", {}, name(g[key])), el("td", {}, g.total_requests), el("td", {}, money(g.total_spend)),
-      el("td", {}, g.metadata.map((m) => `${m.model}: ${money(m.spend)} (${m.requests} requests, ${m.total_tokens} tokens)`).join("; "))))));
+      el("td", {}, g.metadata.map((m) => `${m.model}: ${money(m.spend)} (${m.requests} request${m.requests === 1 ? "" : "s"}, ${m.total_tokens} tokens)`).join("; "))))));
   };
   form.addEventListener("submit", (ev) => { ev.preventDefault(); showError(null); load().catch(showError); });
   $("#report-form").addEventListener("submit", (ev) => { ev.preventDefault(); showError(null); report().catch(showError); });
