@@ -11,7 +11,7 @@
 // the webhook receiver got, with the counts; the Overview's figures are the server's
 // (GET /global/overview); the Config page masks every secret; on the Teams page a team is
 // created, given members (one removed), edited, given a key through "Create a key in this
-// team" (which answers the SDK), blocked (its keys get 401) and unblocked, and another team is
+// team" (which answers the SDK; editing a key keeps its team unless changed), blocked (its keys get 401) and unblocked, and another team is
 // deleted with its key after a confirm naming it; on the End users page the end user that
 // spent is listed with its spend, one is added with a budget, its budget edited, one blocked
 // (its requests get 403) and unblocked, one deleted; the Spend page shows spend by team, end
@@ -390,6 +390,20 @@ try {
   await page.waitForSelector('#team-keys tr[data-alias="ana-key"]');
   await shot("teams.png");
   step("a key created in the team from its page answers the SDK; the team lists its keys");
+  // Editing a key, its team stays unless changed; "no team" takes it out.
+  await open("/ui/keys");
+  await page.click('#keys tr[data-alias="ana-key"] button:has-text("Edit")');
+  assert.equal(await page.inputValue("#create select[name=team_id]"), team.team_id);
+  await page.fill("input[name=tpm_limit]", "500");
+  await page.click("#create button[type=submit]");
+  await page.waitForSelector('#keys tr[data-alias="ana-key"] td:has-text("500 tpm")');
+  assert.equal((await asMaster("/key/info?key=" + anaKey)).body.info.team_id, team.team_id);
+  await page.click('#keys tr[data-alias="ana-key"] button:has-text("Edit")');
+  await page.selectOption("#create select[name=team_id]", "");
+  await page.click("#create button[type=submit]");
+  await page.waitForSelector('#keys tr[data-alias="ana-key"] td a', { state: "detached" });
+  assert.equal((await asMaster("/key/info?key=" + anaKey)).body.info.team_id, null);
+  step("a key's team kept when left as shown, removed with \"no team\"");
   // Block the team: its keys are refused; unblocked, they answer again.
   await page.click('#teams tr[data-team="ui-team"] button:has-text("Block")');
   await page.waitForSelector('#teams tr[data-team="ui-team"] .badge.bad');
