@@ -385,9 +385,12 @@ try {
   // An internal user's key in the team, for the Spend page's "by internal user".
   const anaKey = (await asMaster("/key/generate", { team_id: team.team_id, user_id: "ana", key_alias: "ana-key" })).body.key;
   await new OpenAI({ apiKey: anaKey, baseURL: base + "/v1", maxRetries: 0 }).chat.completions.create({ model: "gpt-4o-mini", messages: [{ role: "user", content: "hi" }] });
-  await open("/ui/teams?team_id=" + encodeURIComponent(team.team_id));
-  await page.waitForSelector('#team-keys tr[data-alias="ui-team-key"]');
-  await page.waitForSelector('#team-keys tr[data-alias="ana-key"]');
+  // The team's page lists both keys, and the team's spend once the spend writer has flushed.
+  await until("the team's keys and spend", async () => {
+    await open("/ui/teams?team_id=" + encodeURIComponent(team.team_id));
+    const both = (await page.$('#team-keys tr[data-alias="ui-team-key"]')) && (await page.$('#team-keys tr[data-alias="ana-key"]'));
+    return both && /^\$0\.0*[1-9]/.test(await page.textContent('#teams tr[data-team="ui-team"] td:nth-child(4)'));
+  });
   await shot("teams.png");
   step("a key created in the team from its page answers the SDK; the team lists its keys");
   // Editing a key, its team stays unless changed; "no team" takes it out.
@@ -405,6 +408,7 @@ try {
   assert.equal((await asMaster("/key/info?key=" + anaKey)).body.info.team_id, null);
   step("a key's team kept when left as shown, removed with \"no team\"");
   // Block the team: its keys are refused; unblocked, they answer again.
+  await open("/ui/teams");
   await page.click('#teams tr[data-team="ui-team"] button:has-text("Block")');
   await page.waitForSelector('#teams tr[data-team="ui-team"] .badge.bad');
   await until("the blocked team's key refused", async () => {
