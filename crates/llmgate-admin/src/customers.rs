@@ -11,7 +11,7 @@ use axum::extract::{Request, State};
 use axum::response::Response;
 use http::{Method, StatusCode};
 use llmgate_auth::{Keys, Record, RecordKind, RecordStore, StoreError};
-use llmgate_core::{ApiError, EndUser, ErrorType, Origin, Principal};
+use llmgate_core::{ApiError, EndUser, ErrorType, Origin};
 use serde_json::{json, Map, Value};
 
 use crate::keys::api::read_object;
@@ -69,15 +69,8 @@ impl CustomerApi {
         let Some(users) = keys.end_users() else {
             return Err(ApiError::bad_request("this gateway keeps no end users"));
         };
-        if matches!(parts.extensions.get::<Principal>(), Some(Principal::Key(_))) {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                Origin::Downstream,
-                "only the master key may manage end users",
-            )
-            .with_type(ErrorType::PERMISSION)
-            .with_code("master_key_required"));
-        }
+        let access = crate::access::Access::of(&parts.extensions);
+        access.read_all("read end users")?;
         let admin = Customers {
             keys,
             store: users.store(),
@@ -98,6 +91,7 @@ impl CustomerApi {
             }
             "list" => admin.list().await,
             op => {
+                access.writes("change end users")?;
                 let body = read_object(body, self.max_body).await?;
                 match op {
                     "new" => admin.create(&body).await,

@@ -34,6 +34,7 @@
 //! # }
 //! ```
 
+mod access;
 mod customers;
 mod daily_activity;
 pub mod keys;
@@ -45,10 +46,12 @@ mod spend;
 mod spend_report;
 pub mod teams;
 pub mod ui;
+pub mod users;
 
 pub use keys::KeyAdmin;
 pub use reload::{ReloadFuture, ReloadRefusal, Reloader, RELOAD_PATH};
 pub use router::AdminApi;
 pub use spend::is_spend_path;
+pub use users::UserAdmin;
 
 pub(crate) use router::respond;

@@ -22,6 +22,8 @@ use crate::reload::{Reloader, RELOAD_PATH};
 use crate::spend::{is_spend_path, SpendApi};
 use crate::teams::api::TeamApi;
 use crate::teams::TeamAdmin;
+use crate::users::api::UserApi;
+use crate::users::UserAdmin;
 
 /// The request body size [`AdminApi::new`] reads at most: 1 MiB.
 pub const DEFAULT_MAX_BODY: usize = 1 << 20;
@@ -33,6 +35,7 @@ pub const DEFAULT_MAX_BODY: usize = 1 << 20;
 pub struct AdminApi {
     keys: Option<KeyAdmin>,
     teams: Option<TeamAdmin>,
+    users: Option<UserAdmin>,
     database: Option<Database>,
     max_budget: Option<f64>,
     max_body: usize,
@@ -64,6 +67,7 @@ impl AdminApi {
         AdminApi {
             keys: None,
             teams: None,
+            users: None,
             database: None,
             max_budget: None,
             max_body: DEFAULT_MAX_BODY,
@@ -89,6 +93,13 @@ impl AdminApi {
     #[must_use]
     pub fn teams(mut self, teams: Option<TeamAdmin>) -> Self {
         self.teams = teams;
+        self
+    }
+
+    /// The users `/user/*` manages.
+    #[must_use]
+    pub fn users(mut self, users: Option<UserAdmin>) -> Self {
+        self.users = users;
         self
     }
 
@@ -132,6 +143,10 @@ impl AdminApi {
                 admin: self.teams,
                 max_body: self.max_body,
             },
+            users: UserApi {
+                admin: self.users,
+                max_body: self.max_body,
+            },
             spend: SpendApi {
                 db: self.database,
                 max_budget: self.max_budget,
@@ -141,6 +156,7 @@ impl AdminApi {
         Router::new()
             .route("/key/{*rest}", any(crate::keys::api::handler))
             .route("/team/{*rest}", any(crate::teams::api::handler))
+            .route("/user/{*rest}", any(crate::users::api::handler))
             .route("/customer/{*rest}", any(crate::customers::handler))
             .route("/end_user/{*rest}", any(crate::customers::handler))
             .route("/spend/logs", any(crate::spend::handler))
@@ -184,6 +200,7 @@ impl AdminApi {
 pub(crate) struct Apis {
     pub(crate) keys: KeyApi,
     pub(crate) teams: TeamApi,
+    pub(crate) users: UserApi,
     pub(crate) customers: crate::customers::CustomerApi,
     pub(crate) spend: SpendApi,
     pub(crate) reloader: Option<Arc<dyn Reloader>>,
@@ -204,6 +221,9 @@ async fn fallback(state: State<Arc<Apis>>, req: Request) -> Response {
     }
     if is_spend_path(path) {
         return crate::spend::handler(state, req).await;
+    }
+    if path.starts_with("/user/") {
+        return crate::users::api::handler(state, req).await;
     }
     ApiError::new(
         StatusCode::NOT_FOUND,

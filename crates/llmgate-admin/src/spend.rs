@@ -23,7 +23,9 @@ use std::sync::Arc;
 use axum::extract::{Request, State};
 use axum::response::Response;
 use http::{Method, StatusCode};
-use llmgate_core::{ApiError, ErrorType, Origin, Principal};
+use llmgate_core::{ApiError, ErrorType, Origin};
+
+use crate::access::Access;
 use llmgate_store::{
     ActivityFilter, Database, LogCursor, LogFilter, SpendGroup, SpendLog, SpendRange,
 };
@@ -167,9 +169,10 @@ impl SpendApi {
             )
             .with_code("method_not_allowed"));
         }
-        let own = match req.extensions().get::<Principal>() {
+        let access = Access::of(req.extensions());
+        let own = match (&access, &op) {
             // A virtual key reads its own daily activity: its user's, else its own key's.
-            Some(Principal::Key(k)) if matches!(op, Op::Activity) => Some(match &k.user_id {
+            (Access::Key(k), Op::Activity) => Some(match &k.user_id {
                 Some(user) => ActivityFilter {
                     user_id: Some(user.clone()),
                     ..ActivityFilter::default()
@@ -179,13 +182,18 @@ impl SpendApi {
                     ..ActivityFilter::default()
                 },
             }),
+            // An internal user reads their own activity and request log.
+            (Access::Own { user_id, .. }, Op::Activity | Op::Logs) => Some(ActivityFilter {
+                user_id: Some(user_id.clone()),
+                ..ActivityFilter::default()
+            }),
             _ => None,
         };
-        if let (Some(Principal::Key(_)), None) = (req.extensions().get::<Principal>(), &own) {
+        if !access.sees_all() && own.is_none() {
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
                 Origin::Downstream,
-                "only the master key may read spend",
+                "only the master key, a proxy_admin or a proxy_admin_viewer may read this spend",
             )
             .with_type(ErrorType::PERMISSION)
             .with_code("master_key_required"));
@@ -196,12 +204,16 @@ impl SpendApi {
             )
             .with_code("no_database"));
         };
-        let query = Query(
+        let mut query = Query(
             req.uri()
                 .query()
                 .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
                 .unwrap_or_default(),
         );
+        if let (Op::Logs, Some(user)) = (&op, own.as_ref().and_then(|o| o.user_id.clone())) {
+            query.0.retain(|(k, _)| k != "user_id");
+            query.0.push(("user_id".into(), user));
+        }
         let range = query.range()?;
         if let Op::Activity = op {
             let mut filter = own.unwrap_or_default();

@@ -88,6 +88,28 @@ pub enum Error {
         /// When spend resets, if it does.
         reset_at: Option<i64>,
     },
+    /// The key's user may not call this model.
+    #[error("user not allowed to access model. This user can only access models={allowed:?}. Tried to access {model} (user_id={user_id})")]
+    UserModelNotAllowed {
+        /// The user.
+        user_id: String,
+        /// The model asked for.
+        model: String,
+        /// The models the user may call.
+        allowed: Vec<String>,
+    },
+    /// The key's user spent their budget for this period (LiteLLM: 400, `budget_exceeded`).
+    #[error("Budget has been exceeded! User={user_id} Current cost: {spend}, Max budget: {max_budget}{}", reset_note(*.reset_at))]
+    UserBudgetExceeded {
+        /// The user.
+        user_id: String,
+        /// The user's spend in this period, USD.
+        spend: f64,
+        /// The user's budget, USD.
+        max_budget: f64,
+        /// When spend resets, if it does.
+        reset_at: Option<i64>,
+    },
     /// The key may not call this route (`key_type`, `allowed_routes`).
     #[error("key not allowed to access route {path}; this key can only access {allowed:?}")]
     RouteNotAllowed {
@@ -127,11 +149,13 @@ impl ErrorContract for Error {
         match self {
             Error::ModelNotAllowed { .. }
             | Error::TeamModelNotAllowed { .. }
+            | Error::UserModelNotAllowed { .. }
             | Error::RouteNotAllowed { .. }
             | Error::EndUserBlocked(_) => StatusCode::FORBIDDEN,
             Error::MissingParam(_) => StatusCode::BAD_REQUEST,
             Error::BudgetExceeded { .. }
             | Error::TeamBudgetExceeded { .. }
+            | Error::UserBudgetExceeded { .. }
             | Error::EndUserBudgetExceeded { .. }
             | Error::ModelBudgetExceeded { .. }
             | Error::ProxyBudgetExceeded { .. } => StatusCode::BAD_REQUEST,
@@ -143,10 +167,12 @@ impl ErrorContract for Error {
         match self {
             Error::ModelNotAllowed { .. } => ErrorType::other("key_model_access_denied"),
             Error::TeamModelNotAllowed { .. } => ErrorType::other("team_model_access_denied"),
+            Error::UserModelNotAllowed { .. } => ErrorType::other("user_model_access_denied"),
             Error::RouteNotAllowed { .. } | Error::EndUserBlocked(_) => ErrorType::PERMISSION,
             Error::MissingParam(_) => ErrorType::INVALID_REQUEST,
             Error::BudgetExceeded { .. }
             | Error::TeamBudgetExceeded { .. }
+            | Error::UserBudgetExceeded { .. }
             | Error::EndUserBudgetExceeded { .. }
             | Error::ModelBudgetExceeded { .. }
             | Error::ProxyBudgetExceeded { .. } => ErrorType::other("budget_exceeded"),
@@ -160,15 +186,16 @@ impl ErrorContract for Error {
             Error::InvalidKey | Error::MalformedHeader => "invalid_api_key",
             Error::Expired(_) => "expired_api_key",
             Error::Blocked => "blocked_api_key",
-            Error::ModelNotAllowed { .. } | Error::TeamModelNotAllowed { .. } => {
-                "model_not_allowed"
-            }
+            Error::ModelNotAllowed { .. }
+            | Error::TeamModelNotAllowed { .. }
+            | Error::UserModelNotAllowed { .. } => "model_not_allowed",
             Error::TeamBlocked(_) => "team_blocked",
             Error::EndUserBlocked(_) => "end_user_blocked",
             Error::RouteNotAllowed { .. } => "route_not_allowed",
             Error::MissingParam(_) => "missing_enforced_param",
             Error::BudgetExceeded { .. }
             | Error::TeamBudgetExceeded { .. }
+            | Error::UserBudgetExceeded { .. }
             | Error::EndUserBudgetExceeded { .. }
             | Error::ModelBudgetExceeded { .. }
             | Error::ProxyBudgetExceeded { .. } => "budget_exceeded",
@@ -178,7 +205,9 @@ impl ErrorContract for Error {
     fn param(&self) -> Option<Cow<'static, str>> {
         matches!(
             self,
-            Error::ModelNotAllowed { .. } | Error::TeamModelNotAllowed { .. }
+            Error::ModelNotAllowed { .. }
+                | Error::TeamModelNotAllowed { .. }
+                | Error::UserModelNotAllowed { .. }
         )
         .then_some(Cow::Borrowed("model"))
     }

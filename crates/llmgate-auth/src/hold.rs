@@ -8,7 +8,10 @@ use std::time::Duration;
 
 use llmgate_core::{BudgetHold, LlmRequest, VirtualKey};
 
-use crate::{Admission, Budget, BudgetLedger, Error, TeamView, TEAM_INVALIDATION_PREFIX};
+use crate::{
+    Admission, Budget, BudgetLedger, Error, TeamView, UserView, TEAM_INVALIDATION_PREFIX,
+    USER_INVALIDATION_PREFIX,
+};
 
 /// Estimates a request's cost in USD before it is sent (its prompt at the model's input
 /// price, its `max_tokens`, or a default, at the output price). Only the reservation uses it;
@@ -161,21 +164,25 @@ impl Budgets {
     pub async fn hold(
         &self,
         key: Option<&VirtualKey>,
-        team: Option<&TeamView>,
-        end_user: Option<&EndUserBudget>,
+        holders: Holders<'_>,
         model: Option<&str>,
         estimate: impl FnOnce() -> f64,
         now: i64,
     ) -> Result<Option<BudgetHold>, Error> {
         let mut budgets = key.map_or_else(Vec::new, |k| budgets_of(k, model, now));
-        let end_user_at = end_user.map(|u| {
+        let end_user_at = holders.end_user.map(|u| {
             budgets.push(u.budget(now));
             (budgets.len() - 1, u)
         });
-        let team_at = team.and_then(|t| {
+        let team_at = holders.team.and_then(|t| {
             let b = team_budget(t, now)?;
             budgets.push(b);
             Some((budgets.len() - 1, t))
+        });
+        let user_at = holders.user.and_then(|u| {
+            let b = user_budget(u, now)?;
+            budgets.push(b);
+            Some((budgets.len() - 1, u))
         });
         let proxy = self.proxy.as_ref().filter(|_| model.is_some());
         if let Some(proxy) = proxy {
@@ -202,6 +209,15 @@ impl Budgets {
                         spend,
                         max_budget: budgets[index].max,
                         reset_at: team.and_then(|t| t.budget_reset_at),
+                    })
+                }
+                _ if user_at.is_some_and(|(i, _)| i == index) => {
+                    let user = user_at.map(|(_, u)| &u.item);
+                    Err(Error::UserBudgetExceeded {
+                        user_id: user.map(|u| u.user_id.clone()).unwrap_or_default(),
+                        spend,
+                        max_budget: budgets[index].max,
+                        reset_at: user.and_then(|u| u.budget_reset_at),
                     })
                 }
                 (Some(proxy), _) if index + 1 == budgets.len() => Err(Error::ProxyBudgetExceeded {
@@ -313,20 +329,47 @@ impl EndUserBudget {
     }
 }
 
+/// Whose budgets a request is held to beside its key's: the key's team and user (when they
+/// are stored ones) and the end user the request names.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Holders<'a> {
+    /// The key's team.
+    pub team: Option<&'a TeamView>,
+    /// The key's user.
+    pub user: Option<&'a UserView>,
+    /// The request's end user.
+    pub end_user: Option<&'a EndUserBudget>,
+}
+
 /// The team's budget, named with its period (`team:<id>:<reset>`), when it has one.
 fn team_budget(view: &TeamView, now: i64) -> Option<Budget> {
     let team = &view.item;
-    let max = team.max_budget?;
-    let period = team.budget_reset_at.unwrap_or(0);
+    let id = format!("{TEAM_INVALIDATION_PREFIX}{}", team.team_id);
+    period_budget(id, team.max_budget?, view.spend, team.budget_reset_at, now)
+}
+
+/// The user's budget, named with its period (`user:<id>:<reset>`), when they have one.
+fn user_budget(view: &UserView, now: i64) -> Option<Budget> {
+    let user = &view.item;
+    let id = format!("{USER_INVALIDATION_PREFIX}{}", user.user_id);
+    period_budget(id, user.max_budget?, view.spend, user.budget_reset_at, now)
+}
+
+/// A budget of `max` USD named `<id>:<reset>`, whose ledger entry lives a little past `reset`.
+fn period_budget(
+    id: String,
+    max: f64,
+    known: f64,
+    reset_at: Option<i64>,
+    now: i64,
+) -> Option<Budget> {
     Some(Budget {
-        id: format!("{TEAM_INVALIDATION_PREFIX}{}:{period}", team.team_id),
+        id: format!("{id}:{}", reset_at.unwrap_or(0)),
         max,
-        known: view.spend,
-        expires_at: team
-            .budget_reset_at
-            .map_or(now.saturating_add(NO_PERIOD_TTL), |t| {
-                t.saturating_add(ENTRY_SLACK)
-            }),
+        known,
+        expires_at: reset_at.map_or(now.saturating_add(NO_PERIOD_TTL), |t| {
+            t.saturating_add(ENTRY_SLACK)
+        }),
     })
 }
 

@@ -17,7 +17,7 @@ use llmgate_core::{ModelAccess, ResolveModel, SharedClock, SystemClock, VirtualK
 use moka::future::Cache;
 
 use crate::hold::EndUserBudget;
-use crate::teams::{EndUsers, TeamView, Teams, TEAM_INVALIDATION_PREFIX};
+use crate::teams::{EndUsers, TeamView, Teams, UserView, Users, TEAM_INVALIDATION_PREFIX};
 
 /// The prefix of an end user's id on the key store's invalidation feed.
 pub const END_USER_INVALIDATION_PREFIX: &str = "end_user:";
@@ -53,11 +53,11 @@ impl Entry {
 /// Virtual keys for the auth layer: a store and the cache in front of it. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Keys {
-    store: Arc<dyn KeyStore>,
+    pub(crate) store: Arc<dyn KeyStore>,
     /// `None` caches "no such key", so a flood of wrong keys does not reach the store.
     cache: Cache<String, Option<Arc<Entry>>>,
-    clock: SharedClock,
-    allow_on_store_error: bool,
+    pub(crate) clock: SharedClock,
+    pub(crate) allow_on_store_error: bool,
     /// Budgets as every instance sees them (see `ledger.rs`); `None`: the cached record only.
     budgets: Option<crate::hold::Budgets>,
     /// Where budget thresholds are told (see `tell.rs`).
@@ -66,6 +66,8 @@ pub struct Keys {
     teams: Option<Teams>,
     /// The end users requests name, in the same store.
     end_users: Option<EndUsers>,
+    /// The internal users keys belong to, in the same store.
+    pub(crate) users: Option<Users>,
     /// `litellm_settings.max_end_user_budget`: an end user's budget when it has none of its own.
     end_user_budget: Option<f64>,
     ttl: Duration,
@@ -78,6 +80,8 @@ pub struct Authenticated {
     pub key: Arc<VirtualKey>,
     /// Its team (a `team_id` naming no stored team is a label only, as before teams existed).
     pub team: Option<TeamView>,
+    /// Its user (a `user_id` naming no stored user is a label only, as before users existed).
+    pub user: Option<UserView>,
     /// The model group the requested name is an alias of (the key's `aliases`, else its
     /// team's `model_aliases`): the request goes there.
     pub alias: Option<String>,
@@ -95,6 +99,7 @@ impl Keys {
             budget_events: crate::tell::BudgetEvents::default(),
             teams: None,
             end_users: None,
+            users: None,
             end_user_budget: None,
             ttl: DEFAULT_CACHE_TTL,
         }
@@ -104,6 +109,7 @@ impl Keys {
     /// limits), when there is one.
     pub fn with_teams(mut self, store: Arc<dyn RecordStore>) -> Self {
         self.end_users = Some(EndUsers::new(store.clone(), self.ttl));
+        self.users = Some(Users::new(store.clone(), self.ttl));
         self.teams = Some(Teams::new(store, self.ttl));
         self
     }
@@ -209,6 +215,7 @@ impl Keys {
         self.ttl = ttl;
         if let Some(t) = self.teams.take() {
             self.end_users = Some(EndUsers::new(t.store().clone(), ttl));
+            self.users = Some(Users::new(t.store().clone(), ttl));
             self.teams = Some(Teams::new(t.store().clone(), ttl));
         }
         self
@@ -261,6 +268,7 @@ impl Keys {
                         ..VirtualKey::default()
                     }),
                     team: None,
+                    user: None,
                     alias: None,
                 });
             }
@@ -285,9 +293,14 @@ impl Keys {
         if let Some(team) = &team {
             check_team(team, model, group.as_deref())?;
         }
+        let user = self.user_of(key, now).await?;
+        if let Some(user) = &user {
+            crate::users::check_user(user, model, group.as_deref())?;
+        }
         Ok(Authenticated {
             key: key.clone(),
             team,
+            user,
             alias,
         })
     }
@@ -448,6 +461,9 @@ impl Keys {
         if let Some(u) = &self.end_users {
             u.forget_all();
         }
+        if let Some(u) = &self.users {
+            u.forget_all();
+        }
     }
 
     /// Follows the store's invalidations from other instances until the feed ends. Spawn it once,
@@ -458,6 +474,7 @@ impl Keys {
         };
         while let Some(change) = feed.next().await {
             match change {
+                Invalidation::Token(token) if self.forget_user(&token).await => {}
                 Invalidation::Token(token) => {
                     match (token.strip_prefix(TEAM_INVALIDATION_PREFIX), &self.teams) {
                         (Some(team), Some(teams)) => teams.forget(team).await,

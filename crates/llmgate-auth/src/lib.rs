@@ -50,10 +50,11 @@ mod service;
 mod store;
 mod teams;
 mod tell;
+mod users;
 
 pub use error::Error;
 pub use future::ResponseFuture;
-pub use hold::{Budgets, CostEstimate, EndUserBudget, ProxyBudget};
+pub use hold::{Budgets, CostEstimate, EndUserBudget, Holders, ProxyBudget};
 pub use keys::{
     Authenticated, Keys, DEFAULT_CACHE_CAPACITY, DEFAULT_CACHE_TTL, END_USER_INVALIDATION_PREFIX,
 };
@@ -69,6 +70,8 @@ pub use store::{
     MemoryKeyStore, StoreError,
 };
 pub use teams::{
-    Cached, EndUserView, EndUsers, RecordCache, TeamView, Teams, View, TEAM_INVALIDATION_PREFIX,
+    Cached, EndUserView, EndUsers, RecordCache, TeamView, Teams, UserView, Users, View,
+    TEAM_INVALIDATION_PREFIX,
 };
 pub use tell::DEFAULT_BUDGET_ALERT_PERCENT;
+pub use users::USER_INVALIDATION_PREFIX;

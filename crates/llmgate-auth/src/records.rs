@@ -20,6 +20,8 @@ pub enum RecordKind {
     Team,
     /// An end user (`/customer/*`, `/end_user/*`).
     EndUser,
+    /// An internal user (`/user/*`).
+    User,
 }
 
 impl RecordKind {
@@ -28,6 +30,7 @@ impl RecordKind {
         match self {
             RecordKind::Team => "team",
             RecordKind::EndUser => "end_user",
+            RecordKind::User => "user",
         }
     }
 }

@@ -8,7 +8,7 @@ use llmgate_core::{
 use subtle::ConstantTimeEq;
 use tower::Service;
 
-use crate::{Authenticated, Budgets, EndUserBudget, Error, Keys, ResponseFuture, TeamView};
+use crate::{Authenticated, Budgets, EndUserBudget, Error, Holders, Keys, ResponseFuture};
 
 /// Authenticates each request; see the crate docs.
 #[derive(Debug, Clone)]
@@ -163,7 +163,13 @@ where
                         let id = end_user_id(&req);
                         let end_user = end_user_of(keys.as_ref(), id).await?;
                         match &budgets {
-                            Some(b) => hold(b, None, None, end_user.as_ref(), &mut req, now).await,
+                            Some(b) => {
+                                let holders = Holders {
+                                    end_user: end_user.as_ref(),
+                                    ..Holders::default()
+                                };
+                                hold(b, None, holders, &mut req, now).await
+                            }
                             None => Ok(()),
                         }
                     };
@@ -187,7 +193,12 @@ where
                         .extensions()
                         .get::<LlmRequest>()
                         .map(|r| r.model().to_string());
-                    let Authenticated { key, team, alias } = match keys
+                    let Authenticated {
+                        key,
+                        team,
+                        user,
+                        alias,
+                    } = match keys
                         .authenticate(&secret, model.as_deref(), resolver.as_deref())
                         .await
                     {
@@ -206,8 +217,12 @@ where
                     // ledger every instance shares; metering settles it.
                     if let Some(budgets) = keys.budget_ledger() {
                         let now = keys.clock().now();
-                        let (team, user) = (team.as_ref(), end_user.as_ref());
-                        let held = hold(budgets, Some(&key), team, user, &mut req, now).await;
+                        let holders = Holders {
+                            team: team.as_ref(),
+                            user: user.as_ref(),
+                            end_user: end_user.as_ref(),
+                        };
+                        let held = hold(budgets, Some(&key), holders, &mut req, now).await;
                         if let Err(e) = held {
                             return Ok(ApiError::from_contract(&e).to_response());
                         }
@@ -218,6 +233,12 @@ where
                         access = access.and(team.item.clone());
                         // The rate limiter counts the team's limits for the whole team.
                         req.extensions_mut().insert(team.item);
+                    }
+                    if let Some(user) = user {
+                        access = access.and(user.item.clone());
+                        // The rate limiter counts the user's limits for all their keys, and
+                        // the admin API answers as the user's role allows.
+                        req.extensions_mut().insert(user.item);
                     }
                     req.extensions_mut().insert(access);
                     req.extensions_mut().insert(Principal::Key(key));
@@ -264,8 +285,7 @@ fn end_user_id<B>(req: &Request<B>) -> Option<String> {
 async fn hold<B>(
     budgets: &Budgets,
     key: Option<&VirtualKey>,
-    team: Option<&TeamView>,
-    end_user: Option<&EndUserBudget>,
+    holders: Holders<'_>,
     req: &mut Request<B>,
     now: i64,
 ) -> Result<(), Error> {
@@ -273,7 +293,7 @@ async fn hold<B>(
     let model = llm.map(|r| r.model().to_string());
     let estimate = || budgets.estimate(llm);
     if let Some(hold) = budgets
-        .hold(key, team, end_user, model.as_deref(), estimate, now)
+        .hold(key, holders, model.as_deref(), estimate, now)
         .await?
     {
         req.extensions_mut().insert(hold);

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use llmgate_core::{EndUser, Team};
+use llmgate_core::{EndUser, Team, User};
 use moka::future::Cache;
 
 use crate::{Record, RecordKind, RecordStore, StoreError};
@@ -57,6 +57,7 @@ macro_rules! cached {
 }
 cached!(Team, RecordKind::Team, to_team);
 cached!(EndUser, RecordKind::EndUser, to_end_user);
+cached!(User, RecordKind::User, to_user);
 
 /// An object as cached: its record when loaded, plus what this instance charged it since.
 #[derive(Debug)]
@@ -96,6 +97,10 @@ pub type EndUserView = View<EndUser>;
 pub type Teams = RecordCache<Team>;
 /// The end users requests name.
 pub type EndUsers = RecordCache<EndUser>;
+/// A key's user as the request sees it.
+pub type UserView = View<User>;
+/// The internal users keys belong to.
+pub type Users = RecordCache<User>;
 
 /// Records of one kind for the auth layer: a record store and the cache in front of it. Cheap
 /// to clone.
@@ -246,6 +251,24 @@ impl Record {
     pub fn of_end_user(u: &EndUser) -> Record {
         let times = (u.created_at, u.updated_at);
         Record::outside_doc(&u.user_id, u, u.spend, u.budget_reset_at, times)
+    }
+
+    /// The record of `user`.
+    pub fn of_user(u: &User) -> Record {
+        let times = (u.created_at, u.updated_at);
+        Record::outside_doc(&u.user_id, u, u.spend, u.budget_reset_at, times)
+    }
+
+    /// The user this record holds.
+    pub fn to_user(&self) -> Result<User, StoreError> {
+        Ok(User {
+            user_id: self.id.clone(),
+            spend: self.spend,
+            budget_reset_at: self.budget_reset_at,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            ..self.doc_as("user")?
+        })
     }
 
     /// The end user this record holds.

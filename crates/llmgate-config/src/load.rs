@@ -59,6 +59,9 @@ pub(crate) fn load_tree(
         config.general_settings.database_url =
             w.env.lookup("DATABASE_URL").map(llmgate_core::Secret::new);
     }
+    config.general_settings.ui_username = w.env.lookup("UI_USERNAME");
+    config.general_settings.ui_password =
+        w.env.lookup("UI_PASSWORD").map(llmgate_core::Secret::new);
     let alerting = &mut config.general_settings.alerting;
     alerting.slack_webhook_url = w
         .env

@@ -389,6 +389,11 @@ pub struct GeneralSettings {
     pub master_key: Option<Secret>,
     /// `database_url`, else `DATABASE_URL` from the environment (as LiteLLM reads it).
     pub database_url: Option<Secret>,
+    /// `UI_USERNAME` from the environment (LiteLLM's): with `UI_PASSWORD`, the administrator
+    /// signs in to the UI with a user name and password, as a proxy admin.
+    pub ui_username: Option<String>,
+    /// `UI_PASSWORD` from the environment (LiteLLM's).
+    pub ui_password: Option<Secret>,
     /// `database_connection_pool_limit`.
     pub database_connection_pool_limit: Option<u32>,
     /// `disable_spend_logs`.

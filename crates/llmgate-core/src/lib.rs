@@ -45,6 +45,7 @@ pub mod seconds;
 pub mod sse;
 pub mod team;
 pub mod tokens;
+pub mod user;
 pub mod window;
 pub mod wire;
 
@@ -68,6 +69,7 @@ pub use native::{NativeAnswer, NativeResponses, PinnedDeployment, ResponsesCall}
 pub use provider::{ProviderKind, UnknownProvider};
 pub use request::{Endpoint, GatewayParams, LlmBody, LlmRequest};
 pub use team::{Team, TeamMember};
+pub use user::{SignedIn, User, UserRole};
 pub use wire::Usage;
 
 /// Response header names the gateway adds (stable; documented in `docs/`).

@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use llmgate_core::{LlmRequest, Principal, Team};
+use llmgate_core::{LlmRequest, Principal, Team, User};
 
 use crate::store::{Check, Kind};
 
@@ -31,6 +31,12 @@ pub enum LimitName {
     TeamTpm,
     /// The key's team's `max_parallel_requests` (all its keys together).
     TeamParallel,
+    /// The key's user's `rpm_limit` (all their keys together).
+    UserRpm,
+    /// The key's user's `tpm_limit` (all their keys together).
+    UserTpm,
+    /// The key's user's `max_parallel_requests` (all their keys together).
+    UserParallel,
     /// `general_settings.max_parallel_requests`, for a caller without a limit of its own.
     CallerParallel,
     /// `general_settings.global_max_parallel_requests`: the whole gateway.
@@ -48,10 +54,17 @@ pub(crate) enum Unit {
 impl LimitName {
     pub(crate) fn unit(&self) -> Unit {
         match self {
-            LimitName::KeyRpm | LimitName::ModelRpm(_) | LimitName::TeamRpm => Unit::Requests,
-            LimitName::KeyTpm | LimitName::ModelTpm(_) | LimitName::TeamTpm => Unit::Tokens,
+            LimitName::KeyRpm
+            | LimitName::ModelRpm(_)
+            | LimitName::TeamRpm
+            | LimitName::UserRpm => Unit::Requests,
+            LimitName::KeyTpm
+            | LimitName::ModelTpm(_)
+            | LimitName::TeamTpm
+            | LimitName::UserTpm => Unit::Tokens,
             LimitName::KeyParallel
             | LimitName::TeamParallel
+            | LimitName::UserParallel
             | LimitName::CallerParallel
             | LimitName::GlobalParallel => Unit::Parallel,
         }
@@ -66,6 +79,9 @@ impl LimitName {
             LimitName::TeamRpm => "team_rpm_limit",
             LimitName::TeamTpm => "team_tpm_limit",
             LimitName::TeamParallel => "team_max_parallel_requests",
+            LimitName::UserRpm => "user_rpm_limit",
+            LimitName::UserTpm => "user_tpm_limit",
+            LimitName::UserParallel => "user_max_parallel_requests",
             LimitName::ModelRpm(_) => "model_rpm_limit",
             LimitName::ModelTpm(_) => "model_tpm_limit",
             LimitName::CallerParallel => "general_settings.max_parallel_requests",
@@ -83,6 +99,10 @@ impl fmt::Display for LimitName {
             LimitName::TeamRpm | LimitName::TeamTpm | LimitName::TeamParallel => {
                 let name = self.as_str().trim_start_matches("team_");
                 write!(f, "the team's {name}")
+            }
+            LimitName::UserRpm | LimitName::UserTpm | LimitName::UserParallel => {
+                let name = self.as_str().trim_start_matches("user_");
+                write!(f, "the user's {name}")
             }
             LimitName::ModelRpm(m) | LimitName::ModelTpm(m) => {
                 write!(f, "the key's {} for model \"{m}\"", self.as_str())
@@ -121,30 +141,32 @@ impl Plan {
         self.names.push(name);
     }
 
-    /// The team's rpm and tpm, counted for all its keys together (`t:<team_id>:...`).
-    fn team_rates(&mut self, t: &Team) {
-        let id = &t.team_id;
-        if let Some(l) = t.rpm_limit {
+    /// A group's rpm and tpm, counted for all its keys together (`t:<team_id>:...`,
+    /// `u:<user_id>:...`).
+    fn group_rates(&mut self, g: &Group<'_>) {
+        let (rpm, tpm, _) = g.names();
+        if let Some(l) = g.rpm {
             let kind = Kind::Rate {
                 window: MINUTE,
                 cost: 1,
             };
-            self.push(LimitName::TeamRpm, format!("t:{id}:rpm"), l, kind);
+            self.push(rpm, format!("{}:{}:rpm", g.tag, g.id), l, kind);
         }
-        if let Some(l) = t.tpm_limit {
+        if let Some(l) = g.tpm {
             let kind = Kind::Rate {
                 window: MINUTE,
                 cost: 0,
             };
-            self.push(LimitName::TeamTpm, format!("t:{id}:tpm"), l, kind);
+            self.push(tpm, format!("{}:{}:tpm", g.tag, g.id), l, kind);
         }
     }
 
-    /// The limits that apply to `principal` (and its key's `team`) calling with `req`.
+    /// The limits that apply to `principal` (and its key's team and user, `groups`) calling
+    /// with `req`.
     pub(crate) fn build(
         principal: Option<&Principal>,
         req: Option<&LlmRequest>,
-        team: Option<&Team>,
+        groups: &[Option<Group<'_>>],
         globals: Globals,
     ) -> Plan {
         let mut plan = Plan::default();
@@ -182,8 +204,8 @@ impl Plan {
                 }
             }
         }
-        if let Some(t) = team {
-            plan.team_rates(t);
+        for g in groups.iter().flatten() {
+            plan.group_rates(g);
         }
         // Parallel limits come last: a request denied by a rate takes no slot even briefly.
         match (
@@ -214,14 +236,11 @@ impl Plan {
             }
             (None, None) => {}
         }
-        if let Some(l) = team.and_then(|t| t.max_parallel_requests) {
-            let id = team.map_or("", |t| t.team_id.as_str());
-            plan.push(
-                LimitName::TeamParallel,
-                format!("t:{id}:par"),
-                l,
-                Kind::Parallel,
-            );
+        for g in groups.iter().flatten() {
+            if let Some(l) = g.par {
+                let key = format!("{}:{}:par", g.tag, g.id);
+                plan.push(g.names().2, key, l, Kind::Parallel);
+            }
         }
         if let Some(l) = globals.global_parallel {
             plan.push(
@@ -240,5 +259,54 @@ impl Plan {
             }
         }
         plan
+    }
+}
+
+/// A group of keys whose limits count for all of them together: a key's team or its user.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Group<'a> {
+    /// `t` for a team, `u` for a user.
+    tag: &'static str,
+    id: &'a str,
+    rpm: Option<u64>,
+    tpm: Option<u64>,
+    par: Option<u64>,
+}
+
+impl<'a> Group<'a> {
+    pub(crate) fn team(t: &'a Team) -> Self {
+        Group {
+            tag: "t",
+            id: &t.team_id,
+            rpm: t.rpm_limit,
+            tpm: t.tpm_limit,
+            par: t.max_parallel_requests,
+        }
+    }
+
+    pub(crate) fn user(u: &'a User) -> Self {
+        Group {
+            tag: "u",
+            id: &u.user_id,
+            rpm: u.rpm_limit,
+            tpm: u.tpm_limit,
+            par: u.max_parallel_requests,
+        }
+    }
+
+    /// The names of its rpm, tpm and parallel limits.
+    fn names(&self) -> (LimitName, LimitName, LimitName) {
+        match self.tag {
+            "t" => (
+                LimitName::TeamRpm,
+                LimitName::TeamTpm,
+                LimitName::TeamParallel,
+            ),
+            _ => (
+                LimitName::UserRpm,
+                LimitName::UserTpm,
+                LimitName::UserParallel,
+            ),
+        }
     }
 }

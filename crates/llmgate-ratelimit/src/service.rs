@@ -2,11 +2,11 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::{Request, Response};
-use llmgate_core::{BoxBody, LlmRequest, Principal, Team};
+use llmgate_core::{BoxBody, LlmRequest, Principal, Team, User};
 use tower::Service;
 
 use crate::future::{Pending, ResponseFuture};
-use crate::plan::Plan;
+use crate::plan::{Group, Plan};
 use crate::shared::Shared;
 
 /// Rate-limits each request; see the crate docs.
@@ -35,10 +35,15 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
+        let ext = req.extensions();
+        let groups = [
+            ext.get::<Arc<Team>>().map(|t| Group::team(t)),
+            ext.get::<Arc<User>>().map(|u| Group::user(u)),
+        ];
         let plan = Plan::build(
-            req.extensions().get::<Principal>(),
-            req.extensions().get::<LlmRequest>(),
-            req.extensions().get::<Arc<Team>>().map(|t| &**t),
+            ext.get::<Principal>(),
+            ext.get::<LlmRequest>(),
+            &groups,
             self.shared.globals,
         );
         let clone = self.inner.clone();

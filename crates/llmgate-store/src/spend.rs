@@ -240,6 +240,8 @@ pub struct Charge {
     pub token: String,
     /// The key's team, as the records name it (charged the same cost).
     pub team_id: Option<String>,
+    /// The key's user, as the records name it (charged the same cost).
+    pub user_id: Option<String>,
     /// USD.
     pub cost: f64,
     /// USD per model (group, else the model asked for).
@@ -271,13 +273,14 @@ pub(crate) fn charges<'a>(
         }
         let i = match out
             .iter()
-            .position(|c| &c.token == token && c.team_id == r.team_id)
+            .position(|c| &c.token == token && c.team_id == r.team_id && c.user_id == r.user_id)
         {
             Some(i) => i,
             None => {
                 out.push(Charge {
                     token: token.clone(),
                     team_id: r.team_id.clone(),
+                    user_id: r.user_id.clone(),
                     cost: 0.0,
                     per_model: Vec::new(),
                 });
@@ -411,11 +414,16 @@ macro_rules! spend_impl {
                 let charges = $crate::spend::charges(charges, |_| true);
                 let mut charged = Vec::with_capacity(charges.len());
                 for c in charges {
-                    if let Some(team) = &c.team_id {
-                        // A team that is only a label (no stored team) matches no row.
+                    let owners = [
+                        (llmgate_auth::RecordKind::Team, &c.team_id),
+                        (llmgate_auth::RecordKind::User, &c.user_id),
+                    ];
+                    for (kind, id) in owners {
+                        let Some(id) = id else { continue };
+                        // A team or user that is only a label (none stored) matches no row.
                         sqlx::query($crate::records::ADD_SPEND)
-                            .bind(llmgate_auth::RecordKind::Team.as_str())
-                            .bind(team)
+                            .bind(kind.as_str())
+                            .bind(id)
                             .bind(c.cost)
                             .execute(&mut *tx)
                             .await

@@ -48,6 +48,8 @@ pub(crate) fn routes(config: &Config, parts: &Parts, max_body: usize) -> AdminRo
         .clone()
         .and_then(llmgate_admin::teams::TeamAdmin::new)
         .and_then(|t| t.with_defaults(config.default_team_settings().clone()).ok());
+    #[cfg(feature = "admin")]
+    let user_admin = parts.keys.clone().and_then(llmgate_admin::UserAdmin::new);
     let api = Api {
         models: models(&parts.table),
         info: crate::info::routes(config, &parts.table, parts.meter.prices(), max_body),
@@ -55,6 +57,7 @@ pub(crate) fn routes(config: &Config, parts: &Parts, max_body: usize) -> AdminRo
         admin: llmgate_admin::AdminApi::new()
             .keys(key_admin)
             .teams(team_admin)
+            .users(user_admin)
             .database(parts.database.clone())
             .max_budget(config.litellm_settings.max_budget)
             .max_body(max_body)
@@ -108,7 +111,11 @@ fn ui_route(
         };
         tower::ServiceExt::oneshot(target, req)
     });
+    let general = &config.general_settings;
+    let admin_login = general.ui_username.clone().zip(general.ui_password.clone());
     llmgate_admin::ui::UiApi::new(config.master_key(), parts.ui_sessions.clone())
+        .users(parts.keys.clone().and_then(llmgate_admin::UserAdmin::new))
+        .admin_login(admin_login)
         .deployments(Some(Arc::new(crate::ui::TableView(parts.table.clone()))))
         .config(Some(Arc::new(crate::ui::ConfigFile(
             parts.reloader.clone(),

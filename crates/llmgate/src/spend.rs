@@ -64,6 +64,9 @@ impl SpendSink for StoreSpendSink {
                 if let Some(team) = &c.team_id {
                     keys.note_team_spend(team, c.cost).await;
                 }
+                if let Some(user) = &c.user_id {
+                    keys.note_user_spend(user, c.cost).await;
+                }
             }
         }
         Ok(())

@@ -38,6 +38,7 @@ mod stream;
 mod stream_spend;
 mod teams;
 mod ui;
+mod users;
 mod vertex;
 mod vertex_identity;
 mod watsonx;

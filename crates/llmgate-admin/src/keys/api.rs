@@ -1,5 +1,6 @@
-//! The `/key/*` endpoints over [`KeyAdmin`]. They sit behind the auth layer: the master key may
-//! do everything; a virtual key may read its own `/key/info`.
+//! The `/key/*` endpoints over [`KeyAdmin`]. They sit behind the auth layer: the master key (and
+//! a `proxy_admin`) may do everything, a `proxy_admin_viewer` reads every key, an internal user
+//! manages their own (`own.rs`), and a virtual key without a user may read its own `/key/info`.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -10,10 +11,11 @@ use axum::extract::{Request, State};
 use axum::response::Response;
 use bytes::Bytes;
 use http::{Method, StatusCode};
-use llmgate_core::{ApiError, ErrorType, Origin, Principal};
+use llmgate_core::{ApiError, ErrorType, Origin};
 use serde_json::{Map, Value};
 
 use super::KeyAdmin;
+use crate::access::Access;
 use crate::respond;
 use crate::router::Apis;
 
@@ -30,7 +32,7 @@ pub(crate) async fn handler(State(apis): State<Arc<Apis>>, req: Request) -> Resp
     respond(apis.keys.handle(req).await)
 }
 
-enum Op {
+pub(super) enum Op {
     Generate,
     Info,
     Update,
@@ -79,8 +81,9 @@ impl KeyApi {
             .query()
             .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
             .unwrap_or_default();
-        let own = match parts.extensions.get::<Principal>() {
-            Some(Principal::Key(k)) => Some(k.token.clone()),
+        let access = Access::of(&parts.extensions);
+        let own = match &access {
+            Access::Key(k) => Some(k.token.clone()),
             _ => None,
         };
         if let Op::Health = op {
@@ -104,6 +107,16 @@ impl KeyApi {
                 .with_type(ErrorType::PERMISSION)
                 .with_code("master_key_required")),
             };
+        }
+        if let Access::Own { user_id, writes } = &access {
+            let body = match op {
+                Op::Info | Op::List => None,
+                _ => Some(read_object(body, self.max_body).await?),
+            };
+            return super::own::run(admin, op, user_id, *writes, &query, body).await;
+        }
+        if !matches!(op, Op::Info | Op::List) {
+            access.writes("change keys")?;
         }
         match op {
             Op::Info => {

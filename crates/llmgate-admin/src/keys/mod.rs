@@ -7,6 +7,7 @@
 
 pub(crate) mod api;
 pub(crate) mod fields;
+mod own;
 
 use http::StatusCode;
 use llmgate_auth::{generate_secret, hash_key, key_name, KeyFilter, Keys, StoreError};

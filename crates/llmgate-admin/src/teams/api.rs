@@ -1,14 +1,16 @@
-//! The `/team/*` endpoints over [`TeamAdmin`], behind the auth layer: the master key only.
+//! The `/team/*` endpoints over [`TeamAdmin`], behind the auth layer: an administrator does
+//! everything, a viewer reads, an internal user reads the teams they are a member of.
 
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
 use axum::response::Response;
-use http::{Method, StatusCode};
-use llmgate_core::{ApiError, ErrorType, Origin, Principal};
+use http::Method;
+use llmgate_core::ApiError;
 use serde_json::Value;
 
 use super::TeamAdmin;
+use crate::access::Access;
 use crate::keys::api::read_object;
 use crate::respond;
 use crate::router::Apis;
@@ -72,20 +74,30 @@ impl TeamApi {
             )
             .with_code("no_master_key"));
         };
-        if matches!(parts.extensions.get::<Principal>(), Some(Principal::Key(_))) {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                Origin::Downstream,
-                "only the master key may manage teams",
-            )
-            .with_type(ErrorType::PERMISSION)
-            .with_code("master_key_required"));
-        }
-        let query: Vec<(String, String)> = parts
+        let access = Access::of(&parts.extensions);
+        let mut query: Vec<(String, String)> = parts
             .uri
             .query()
             .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
             .unwrap_or_default();
+        match (&op, access.own_user()) {
+            // An internal user reads the teams they are a member of.
+            (Op::List, Some(own)) => {
+                query.retain(|(k, _)| k != "user_id");
+                query.push(("user_id".into(), own.to_owned()));
+            }
+            (Op::Info, Some(own)) => {
+                let id = query.iter().find(|(k, _)| k == "team_id").map(|(_, v)| v);
+                let member = admin.has_member(id.map_or("", |v| v.as_str()), own).await?;
+                if !member {
+                    return Err(crate::access::forbidden(
+                        "an internal user may only read the teams they are a member of".into(),
+                    ));
+                }
+            }
+            (Op::Info | Op::List, None) => access.read_all("read teams")?,
+            _ => access.admin("manage teams")?,
+        }
         match op {
             Op::Info => {
                 let id = query

@@ -225,6 +225,23 @@ impl TeamAdmin {
         Ok(json!({"deleted_teams": ids, "deleted_keys": deleted_keys}))
     }
 
+    /// Whether `user_id` is a member of the team (`false` when there is no such team).
+    pub async fn has_member(&self, team_id: &str, user_id: &str) -> Result<bool, ApiError> {
+        let Some(r) = self
+            .store()
+            .get_record(RecordKind::Team, team_id)
+            .await
+            .map_err(store_error)?
+        else {
+            return Ok(false);
+        };
+        let team = r.to_team().map_err(store_error)?;
+        Ok(team
+            .members_with_roles
+            .iter()
+            .any(|m| m.user_id.as_deref() == Some(user_id)))
+    }
+
     /// Whether a team with this id exists (for `/key/generate` and `/key/update`).
     pub async fn exists(&self, team_id: &str) -> Result<bool, ApiError> {
         Ok(self

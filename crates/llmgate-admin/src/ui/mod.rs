@@ -1,9 +1,11 @@
 //! The admin web UI at `/ui` (LiteLLM's path): server-rendered page skeletons, embedded
 //! scripts and one stylesheet (no CDN, no Node.js at build time), filled from the JSON APIs.
 //!
-//! - Sign-in: `GET /ui/login` shows a form; `POST /ui/login` with the master key opens a
+//! - Sign-in: `GET /ui/login` shows a form; `POST /ui/login` with the master key, with
+//!   `UI_USERNAME` / `UI_PASSWORD`, or with a user's id (or e-mail) and password opens a
 //!   [`Sessions`] entry and sets an `HttpOnly; SameSite=Strict` cookie holding its random id
-//!   (`Secure` when the request came over TLS). A virtual key cannot sign in.
+//!   (`Secure` when the request came over TLS). A virtual key cannot sign in. A user's session
+//!   calls the admin API as their role allows.
 //! - Pages: `/ui/` (overview), `/ui/models`, `/ui/keys`, `/ui/teams`, `/ui/end-users`,
 //!   `/ui/logs`, `/ui/spend`, `/ui/alerts`, `/ui/config`; without a session they redirect to
 //!   the sign-in form. Their scripts are served under `/ui/assets/`.
@@ -91,11 +93,28 @@ impl UiApi {
         UiApi {
             ui: service::Ui {
                 master,
+                users: None,
+                admin_login: None,
                 sessions,
                 deployments: None,
                 config: None,
             },
         }
+    }
+
+    /// The users who may sign in with their password (`/user/*`'s).
+    #[must_use]
+    pub fn users(mut self, users: Option<crate::UserAdmin>) -> Self {
+        self.ui.users = users;
+        self
+    }
+
+    /// `UI_USERNAME` and `UI_PASSWORD` (LiteLLM's): the administrator signs in with them as a
+    /// proxy admin, beside the master key.
+    #[must_use]
+    pub fn admin_login(mut self, login: Option<(String, Secret)>) -> Self {
+        self.ui.admin_login = login;
+        self
     }
 
     /// What `/ui/api/deployments` answers (without one: 404).

@@ -1,6 +1,8 @@
 //! The UI's HTML: one shell (navigation, the CSRF token in a `<meta>`), each page's skeleton,
 //! and the sign-in form. Pages carry no data: `app.js` fills them from the JSON APIs.
 
+use llmgate_core::{SignedIn, UserRole};
+
 /// A page of the UI: its path, its title in the navigation, its skeleton.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Page {
@@ -91,10 +93,17 @@ impl Page {
         }
     }
 
-    /// The whole page for a session whose CSRF token is `csrf`.
-    pub(crate) fn render(self, csrf: &str) -> String {
+    /// Whether `role` may open the page (the config and the end users are for those who see
+    /// everything: `/customer/*` answers no one else).
+    pub(crate) fn open_to(self, role: UserRole) -> bool {
+        !matches!(self, Page::Config | Page::EndUsers) || role.sees_all()
+    }
+
+    /// The whole page for a session whose CSRF token is `csrf`, signed in as `who`.
+    pub(crate) fn render(self, csrf: &str, who: &SignedIn) -> String {
         let nav: String = Page::ALL
             .iter()
+            .filter(|p| p.open_to(who.role))
             .map(|p| {
                 let current = if *p == self {
                     " aria-current=\"page\""
@@ -106,13 +115,16 @@ impl Page {
             .collect();
         format!(
             "{head}<title>{title} · llmgate</title><meta name=\"csrf\" content=\"{csrf}\"></head>\
-             <body data-page=\"{id}\"><header><strong>llmgate</strong><nav>{nav}</nav>\
+             <body data-page=\"{id}\" data-role=\"{role}\"><header><strong>llmgate</strong><nav>{nav}</nav>\
+             <span class=\"who\">{user} · {role}</span>\
              <button id=\"logout\" type=\"button\">Sign out</button></header>\
              <main><h1>{title}</h1><p id=\"error\" class=\"error\" role=\"alert\" hidden></p>{body}</main>\
              {scripts}</body></html>",
             head = HEAD,
             title = self.title(),
             id = self.id(),
+            role = who.role.as_str(),
+            user = escape(who.user_id.as_deref().unwrap_or("admin")),
             body = self.skeleton(),
             scripts = super::assets::script_tags(),
         )
@@ -127,9 +139,15 @@ pub(crate) fn login(message: Option<&str>) -> String {
     format!(
         "{HEAD}<title>Sign in · llmgate</title></head><body data-page=\"login\"><main class=\"login\">\
          <h1>llmgate</h1>{message}<form method=\"post\" action=\"/ui/login\">\
-         <label for=\"key\">Master key</label>\
-         <input id=\"key\" name=\"key\" type=\"password\" autocomplete=\"current-password\" required autofocus>\
-         <button type=\"submit\">Sign in</button></form></main></body></html>"
+         <label for=\"username\">User name or e-mail</label>\
+         <input id=\"username\" name=\"username\" autocomplete=\"username\" required autofocus>\
+         <label for=\"password\">Password</label>\
+         <input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" required>\
+         <button type=\"submit\">Sign in</button></form>\
+         <form method=\"post\" action=\"/ui/login\">\
+         <label for=\"key\">Or the master key</label>\
+         <input id=\"key\" name=\"key\" type=\"password\" autocomplete=\"off\" required>\
+         <button type=\"submit\">Sign in with the master key</button></form></main></body></html>"
     )
 }
 
@@ -263,10 +281,26 @@ mod tests {
     fn every_page_is_found_by_its_path_and_carries_the_csrf_token() {
         for page in Page::ALL {
             assert_eq!(Page::at(page.path()), Some(page));
-            let html = page.render("tok123");
+            let admin = SignedIn {
+                user_id: None,
+                role: UserRole::ProxyAdmin,
+            };
+            let html = page.render("tok123", &admin);
             assert!(html.contains("<meta name=\"csrf\" content=\"tok123\">"));
             assert!(html.contains("aria-current=\"page\""));
         }
+        // An internal user's navigation leaves out the config; the name is escaped.
+        let user = SignedIn {
+            user_id: Some("<ana>".into()),
+            role: UserRole::InternalUser,
+        };
+        let html = Page::Keys.render("t", &user);
+        assert!(!html.contains("/ui/config") && html.contains("&lt;ana&gt; · internal_user"));
+        assert!(!Page::Config.open_to(UserRole::InternalUserViewer));
+        assert!(Page::Config.open_to(UserRole::ProxyAdminViewer));
+        assert!(!html.contains("/ui/end-users") && html.contains("/ui/teams"));
+        assert!(!Page::EndUsers.open_to(UserRole::InternalUser));
+        assert!(Page::EndUsers.open_to(UserRole::ProxyAdminViewer));
         assert_eq!(Page::at("/ui"), Some(Page::Overview));
         assert_eq!(Page::at("/ui/nowhere"), None);
     }

@@ -8,7 +8,9 @@ use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use http_body::Body;
 use http_body_util::{BodyExt, Limited};
-use llmgate_core::{body, ApiError, BoxBody, BoxError, ErrorType, Origin, Secret};
+use llmgate_core::{
+    body, ApiError, BoxBody, BoxError, ErrorType, Origin, Secret, SignedIn, UserRole,
+};
 use serde_json::Value;
 use subtle::ConstantTimeEq;
 use tower::util::BoxCloneSyncService;
@@ -34,6 +36,10 @@ pub type Inner<B> = BoxCloneSyncService<Request<B>, Response<BoxBody>, BoxError>
 #[derive(Clone)]
 pub(crate) struct Ui {
     pub(crate) master: Option<Secret>,
+    /// The users who may sign in with a password.
+    pub(crate) users: Option<crate::UserAdmin>,
+    /// `UI_USERNAME` and `UI_PASSWORD`: the administrator's password sign-in.
+    pub(crate) admin_login: Option<(String, Secret)>,
     pub(crate) sessions: Sessions,
     pub(crate) deployments: Option<Arc<dyn DeploymentView>>,
     pub(crate) config: Option<Arc<dyn ConfigView>>,
@@ -41,8 +47,8 @@ pub(crate) struct Ui {
 
 /// Who is calling `/ui/api/*`.
 enum Caller {
-    /// A session's page, with the session's CSRF token.
-    Session(String),
+    /// A session's page, with the session's CSRF token and who signed in.
+    Session(String, SignedIn),
     /// A script with the master key in `Authorization`.
     MasterKey,
 }
@@ -68,7 +74,14 @@ impl Ui {
             (&Method::GET, p) => match Page::at(p) {
                 Some(page) => {
                     match session::cookie_id(req.headers()).and_then(|id| self.sessions.csrf(id)) {
-                        Some(csrf) => html(StatusCode::OK, page.render(&csrf)),
+                        Some((csrf, who)) if page.open_to(who.role) => {
+                            html(StatusCode::OK, page.render(&csrf, &who))
+                        }
+                        Some(_) => error(
+                            StatusCode::FORBIDDEN,
+                            "insufficient_role",
+                            format!("your role may not open {p}"),
+                        ),
                         None => redirect("/ui/login"),
                     }
                 }
@@ -82,7 +95,8 @@ impl Ui {
         }
     }
 
-    /// `POST /ui/login` with `key=<master key>`: opens a session and sets its cookie.
+    /// `POST /ui/login` with `key=<master key>`, or `username` and `password` (a user's, or
+    /// `UI_USERNAME` and `UI_PASSWORD`): opens a session and sets its cookie.
     async fn login<B>(&self, req: Request<B>) -> Response<BoxBody>
     where
         B: Body<Data = Bytes> + Send + 'static,
@@ -107,17 +121,33 @@ impl Ui {
                 )
             }
         };
-        let key = form_urlencoded::parse(&form)
-            .find(|(k, _)| k == "key")
-            .map(|(_, v)| v.into_owned())
-            .unwrap_or_default();
-        if !same(&key, master) {
+        let field = |name: &str| {
+            form_urlencoded::parse(&form)
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.into_owned())
+                .unwrap_or_default()
+        };
+        let key = field("key");
+        let who = if key.is_empty() {
+            match self
+                .password_login(&field("username"), &field("password"))
+                .await
+            {
+                Ok(who) => who,
+                Err(res) => return *res,
+            }
+        } else if same(&key, master) {
+            SignedIn {
+                user_id: None,
+                role: UserRole::ProxyAdmin,
+            }
+        } else {
             return html(
                 StatusCode::UNAUTHORIZED,
-                pages::login(Some("That is not the master key. Only the master key signs in here; a virtual key cannot.")),
+                pages::login(Some("That is not the master key. A virtual key cannot sign in here; sign in with your user name and password.")),
             );
-        }
-        let Some((id, _csrf)) = self.sessions.open() else {
+        };
+        let Some((id, _csrf)) = self.sessions.open(who) else {
             return error(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "no_randomness",
@@ -131,10 +161,63 @@ impl Ui {
         res
     }
 
+    /// Who signs in with `name` and `password`: `UI_USERNAME` (a proxy admin), else a user
+    /// by id or e-mail with that password.
+    async fn password_login(
+        &self,
+        name: &str,
+        password: &str,
+    ) -> Result<SignedIn, Box<Response<BoxBody>>> {
+        let refused = || {
+            Box::new(html(
+                StatusCode::UNAUTHORIZED,
+                pages::login(Some("That user name and password do not match.")),
+            ))
+        };
+        if name.is_empty() || password.is_empty() {
+            return Err(refused());
+        }
+        if let Some((admin, admin_password)) = &self.admin_login {
+            if name == admin {
+                return if same(password, admin_password) {
+                    Ok(SignedIn {
+                        user_id: None,
+                        role: UserRole::ProxyAdmin,
+                    })
+                } else {
+                    Err(refused())
+                };
+            }
+        }
+        let user = match &self.users {
+            Some(users) => users.by_login(name).await.map_err(|e| {
+                Box::new(html(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    pages::login(Some(&format!("Users could not be read: {}", e.message()))),
+                ))
+            })?,
+            None => None,
+        };
+        let hash = user.as_ref().and_then(|u| u.password_hash.as_deref());
+        match user {
+            Some(u) if crate::users::password::verify(password, hash) => Ok(SignedIn {
+                user_id: Some(u.user_id),
+                role: u.user_role,
+            }),
+            _ => {
+                if hash.is_none() {
+                    // The same work as a wrong password, so a name's existence does not show.
+                    crate::users::password::verify(password, None);
+                }
+                Err(refused())
+            }
+        }
+    }
+
     /// `POST /ui/logout`: ends the session (CSRF-checked, so another site cannot sign you out).
     fn logout(&self, headers: &HeaderMap) -> Response<BoxBody> {
         if let Some(id) = session::cookie_id(headers) {
-            if let Some(csrf) = self.sessions.csrf(id) {
+            if let Some((csrf, _)) = self.sessions.csrf(id) {
                 if !csrf_ok(headers, &csrf) {
                     return csrf_refused();
                 }
@@ -167,10 +250,12 @@ impl Ui {
             Err(res) => return *res,
         };
         let reads = matches!(*req.method(), Method::GET | Method::HEAD);
-        if let Caller::Session(csrf) = &caller {
-            if !reads && !csrf_ok(req.headers(), csrf) {
+        let mut who = None;
+        if let Caller::Session(csrf, signed_in) = caller {
+            if !reads && !csrf_ok(req.headers(), &csrf) {
                 return csrf_refused();
             }
+            who = Some(signed_in);
         }
         let path = req.uri().path().to_owned();
         let rest = &path[API_PREFIX.len()..];
@@ -178,7 +263,16 @@ impl Ui {
             ("/deployments", true) => {
                 return json(self.deployments.as_ref().map(|d| d.deployments()))
             }
-            ("/config", true) => return json(self.config.as_ref().map(|c| c.config())),
+            ("/config", true) if who.as_ref().is_none_or(|w| w.role.sees_all()) => {
+                return json(self.config.as_ref().map(|c| c.config()))
+            }
+            ("/config", true) => {
+                return error(
+                    StatusCode::FORBIDDEN,
+                    "insufficient_role",
+                    "the config is for proxy admins and proxy admin viewers".into(),
+                )
+            }
             _ => {}
         }
         // Any other path is the admin API's, called as the master key.
@@ -194,6 +288,10 @@ impl Ui {
             );
         };
         *req.uri_mut() = uri;
+        // The admin API answers as the signed-in user's role allows (see `access.rs`).
+        if let Some(who) = who {
+            req.extensions_mut().insert(who);
+        }
         let headers = req.headers_mut();
         headers.remove(header::COOKIE);
         headers.remove(CSRF_HEADER);
@@ -232,7 +330,7 @@ impl Ui {
             )));
         }
         match session::cookie_id(headers).and_then(|id| self.sessions.csrf(id)) {
-            Some(csrf) => Ok(Caller::Session(csrf)),
+            Some((csrf, who)) => Ok(Caller::Session(csrf, who)),
             None => Err(Box::new(error(
                 StatusCode::UNAUTHORIZED,
                 "not_signed_in",

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use http::HeaderMap;
+use llmgate_core::SignedIn;
 
 /// How long a session lasts after sign-in.
 pub const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
@@ -29,6 +30,7 @@ impl std::fmt::Debug for Sessions {
 
 struct Session {
     csrf: String,
+    who: SignedIn,
     expires: Instant,
 }
 
@@ -45,8 +47,9 @@ impl Sessions {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Opens a session: its id and CSRF token (`None` if the system has no randomness).
-    pub(crate) fn open(&self) -> Option<(String, String)> {
+    /// Opens a session for `who`: its id and CSRF token (`None` if the system has no
+    /// randomness).
+    pub(crate) fn open(&self, who: SignedIn) -> Option<(String, String)> {
         let id = token()?;
         let csrf = token()?;
         let now = Instant::now();
@@ -65,18 +68,19 @@ impl Sessions {
             id.clone(),
             Session {
                 csrf: csrf.clone(),
+                who,
                 expires: now + SESSION_TTL,
             },
         );
         Some((id, csrf))
     }
 
-    /// The CSRF token of session `id`, if it is open and not expired.
-    pub(crate) fn csrf(&self, id: &str) -> Option<String> {
+    /// The CSRF token of session `id` and who signed in, if it is open and not expired.
+    pub(crate) fn csrf(&self, id: &str) -> Option<(String, SignedIn)> {
         let now = Instant::now();
         let mut map = self.lock();
         match map.get(id) {
-            Some(s) if s.expires > now => Some(s.csrf.clone()),
+            Some(s) if s.expires > now => Some((s.csrf.clone(), s.who.clone())),
             Some(_) => {
                 map.remove(id);
                 None
@@ -127,14 +131,19 @@ pub(crate) fn clear_cookie() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use llmgate_core::UserRole;
 
     #[test]
     fn a_session_has_its_own_csrf_token_and_ends_when_closed() {
         let sessions = Sessions::new();
-        let (id, csrf) = sessions.open().unwrap();
+        let who = SignedIn {
+            user_id: Some("ana".into()),
+            role: UserRole::InternalUserViewer,
+        };
+        let (id, csrf) = sessions.open(who.clone()).unwrap();
         assert_eq!(id.len(), 64);
         assert_ne!(id, csrf);
-        assert_eq!(sessions.csrf(&id).as_deref(), Some(csrf.as_str()));
+        assert_eq!(sessions.csrf(&id), Some((csrf, who)));
         assert_eq!(sessions.csrf("not-a-session"), None);
         sessions.close(&id);
         assert_eq!(sessions.csrf(&id), None);
