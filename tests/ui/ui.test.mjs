@@ -177,7 +177,7 @@ try {
   assert.ok(page.url().endsWith("/ui/login"), "a page without a session goes to sign-in");
   await shot("login.png");
   await page.fill("#key", MASTER);
-  await Promise.all([page.waitForURL(base + "/ui/"), page.click("button[type=submit]")]);
+  await Promise.all([page.waitForURL(base + "/ui/"), page.click("form:has(#key) button[type=submit]")]);
   const cookie = (await context.cookies()).find((c) => c.name === "llmgate_ui");
   assert.ok(cookie && cookie.httpOnly && cookie.sameSite === "Strict", "session cookie is HttpOnly, SameSite=Strict");
   assert.ok(!cookie.value.includes(MASTER), "the cookie is not the key");
