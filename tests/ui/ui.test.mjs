@@ -418,6 +418,13 @@ try {
   await page.waitForSelector('#teams tr[data-team="ui-team"] .badge.ok');
   await until("the unblocked team's key answering", async () => (await ask()).choices.length === 1, 10000);
   step("blocking the team refuses its keys (401); unblocking lets them in");
+  // Names are shown as text: a team alias of markup shows as typed, and makes no element.
+  const markup = '<img src="/ui/nope" id="injected"><b>bold</b>';
+  const markupTeam = (await asMaster("/team/new", { team_alias: markup })).body;
+  await open("/ui/teams");
+  assert.equal(await page.textContent(`#teams tr[data-team='${markup}'] td:first-child`), markup);
+  assert.equal(await page.$("#injected, #teams b"), null, "no element from a team's alias");
+  assert.equal((await asMaster("/team/delete", { team_ids: [markupTeam.team_id] })).status, 200);
   // Delete a team: the confirm says its keys go too, and they do.
   const gone = (await asMaster("/team/new", { team_alias: "ui-team-gone" })).body;
   const goneKey = (await asMaster("/key/generate", { team_id: gone.team_id })).body.key;
