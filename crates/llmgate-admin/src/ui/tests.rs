@@ -250,7 +250,7 @@ async fn the_teams_and_end_users_pages_load_every_script() {
 }
 
 #[tokio::test]
-async fn the_new_pages_calls_reach_the_team_customer_and_report_apis() {
+async fn the_teams_end_users_and_report_calls_reach_the_admin_api() {
     let ui = ui();
     let (cookie, csrf) = sign_in(&ui).await;
     let c = ("cookie", cookie.as_str());

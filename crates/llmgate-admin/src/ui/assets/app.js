@@ -267,7 +267,8 @@ async function keys() {
   // a duration ("30d") sets a new one from now.
   const edit = (k) => {
     // A team_id that names no team (a label from before teams) is shown, and kept unless changed.
-    if (k.team_id && !teamNames[k.team_id]) $("#key-team").append(el("option", { value: k.team_id }, k.team_id));
+    const choice = $("#key-team");
+    if (k.team_id && ![...choice.options].some((o) => o.value === k.team_id)) choice.append(el("option", { value: k.team_id }, k.team_id));
     ed.edit(k, {
       key_alias: k.key_alias, team_id: k.team_id || "", models: (k.models || []).join(", "),
       max_budget: k.max_budget, budget_duration: period(k.budget_duration), duration: k.expires,
