@@ -13,6 +13,7 @@ pub struct AuthLayer {
     keys: Option<Keys>,
     resolver: Option<Arc<dyn ResolveModel>>,
     proxy: Option<Budgets>,
+    end_user_headers: Option<Arc<[http::HeaderName]>>,
 }
 
 impl AuthLayer {
@@ -24,6 +25,7 @@ impl AuthLayer {
             keys: None,
             resolver: None,
             proxy: None,
+            end_user_headers: None,
         }
     }
 
@@ -58,12 +60,35 @@ impl AuthLayer {
     }
 }
 
+impl AuthLayer {
+    /// Reads the request's end user from `headers` too (LiteLLM's `user_header_mappings` with
+    /// role `customer`, and `user_header_name`): after `x-litellm-customer-id` and
+    /// `x-litellm-end-user-id`, before the body's `user` field.
+    #[must_use]
+    pub fn with_end_user_headers(
+        mut self,
+        headers: impl IntoIterator<Item = http::HeaderName>,
+    ) -> Self {
+        let all: Vec<http::HeaderName> = crate::END_USER_HEADERS
+            .iter()
+            .map(|h| http::HeaderName::from_static(h))
+            .chain(headers)
+            .collect();
+        self.end_user_headers = Some(all.into());
+        self
+    }
+}
+
 impl<S> Layer<S> for AuthLayer {
     type Service = Auth<S>;
 
     fn layer(&self, inner: S) -> Auth<S> {
-        Auth::with_keys(inner, self.master_key.clone(), self.keys.clone())
+        let auth = Auth::with_keys(inner, self.master_key.clone(), self.keys.clone())
             .with_model_resolver(self.resolver.clone())
-            .with_proxy_budget(self.proxy.clone())
+            .with_proxy_budget(self.proxy.clone());
+        match &self.end_user_headers {
+            Some(h) => auth.with_end_user_headers(h.clone()),
+            None => auth,
+        }
     }
 }

@@ -64,7 +64,7 @@ pub use ledger::conformance as ledger_conformance;
 pub use ledger::{Admission, Budget, BudgetLedger, MemoryLedger};
 pub use records::{MemoryRecordStore, Record, RecordKind, RecordPage, RecordStore};
 pub use secret::{generate_secret, hash_key, key_name};
-pub use service::{credential, Auth};
+pub use service::{credential, Auth, END_USER_HEADERS};
 pub use store::{
     alias_conflict, matches_filter, Invalidation, Invalidations, KeyFilter, KeyStore,
     MemoryKeyStore, StoreError,

@@ -1,9 +1,10 @@
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use http::{header, HeaderMap, Request, Response};
+use http::{header, HeaderMap, HeaderName, Request, Response};
 use llmgate_core::{
-    ApiError, BoxBody, Clock, LlmRequest, ModelAccess, Principal, ResolveModel, Secret, VirtualKey,
+    ApiError, BoxBody, Clock, EndUserId, LlmRequest, ModelAccess, Principal, ResolveModel, Secret,
+    VirtualKey,
 };
 use subtle::ConstantTimeEq;
 use tower::Service;
@@ -19,6 +20,8 @@ pub struct Auth<S> {
     resolver: Option<Arc<dyn ResolveModel>>,
     /// The gateway's own budget, for requests without a virtual key.
     proxy: Option<Budgets>,
+    /// The headers that name the end user, first found first (see [`END_USER_HEADERS`]).
+    end_user_headers: Arc<[HeaderName]>,
 }
 
 /// What the synchronous part of authentication decided.
@@ -38,6 +41,7 @@ impl<S> Auth<S> {
             keys: None,
             resolver: None,
             proxy: None,
+            end_user_headers: standard_end_user_headers(),
         }
     }
 
@@ -49,7 +53,16 @@ impl<S> Auth<S> {
             keys,
             resolver: None,
             proxy: None,
+            end_user_headers: standard_end_user_headers(),
         }
+    }
+
+    /// Reads the end user from `headers` too (after LiteLLM's two standard ones, before the
+    /// body's `user`).
+    #[must_use]
+    pub fn with_end_user_headers(mut self, headers: Arc<[HeaderName]>) -> Self {
+        self.end_user_headers = headers;
+        self
     }
 
     /// See [`AuthLayer::with_proxy_budget`](crate::AuthLayer::with_proxy_budget).
@@ -142,10 +155,7 @@ where
         match self.verdict(req.headers()) {
             Verdict::Let(principal) => {
                 req.extensions_mut().insert(principal);
-                let names_end_user = req
-                    .extensions()
-                    .get::<LlmRequest>()
-                    .is_some_and(|r| r.end_user().is_some());
+                let names_end_user = note_end_user(&mut req, &self.end_user_headers);
                 let keys = self.keys.clone().filter(|_| names_end_user);
                 let budgets = self
                     .proxy
@@ -160,7 +170,7 @@ where
                     .map_or_else(|| llmgate_core::SystemClock.now(), |k| k.clock().now());
                 ResponseFuture::lookup(Box::pin(async move {
                     let held = async {
-                        let id = end_user_id(&req);
+                        let id = req.extensions().get::<EndUserId>().map(|u| u.0.to_string());
                         let end_user = end_user_of(keys.as_ref(), id).await?;
                         match &budgets {
                             Some(b) => {
@@ -183,6 +193,7 @@ where
             Verdict::Lookup(secret) => {
                 let secret = secret.to_string();
                 let resolver = self.resolver.clone();
+                note_end_user(&mut req, &self.end_user_headers);
                 let Some(keys) = self.keys.clone() else {
                     return ResponseFuture::reject(
                         ApiError::from_contract(&Error::InvalidKey).to_response(),
@@ -208,7 +219,7 @@ where
                     if let Err(e) = admit(&key, alias.as_deref(), &mut req) {
                         return Ok(ApiError::from_contract(&e).to_response());
                     }
-                    let id = end_user_id(&req);
+                    let id = req.extensions().get::<EndUserId>().map(|u| u.0.to_string());
                     let end_user = match end_user_of(Some(&keys), id).await {
                         Ok(u) => u,
                         Err(e) => return Ok(ApiError::from_contract(&e).to_response()),
@@ -272,13 +283,43 @@ async fn end_user_of(
     }
 }
 
-/// The id of the end user the request names.
-fn end_user_id<B>(req: &Request<B>) -> Option<String> {
-    req.extensions()
-        .get::<LlmRequest>()
-        .and_then(LlmRequest::end_user)
-        .map(str::to_owned)
+/// LiteLLM's headers naming the end user, read before any configured one and the body's
+/// `user` (`x-litellm-customer-id` first).
+pub const END_USER_HEADERS: [&str; 2] = ["x-litellm-customer-id", "x-litellm-end-user-id"];
+
+fn standard_end_user_headers() -> Arc<[HeaderName]> {
+    END_USER_HEADERS
+        .iter()
+        .map(|h| HeaderName::from_static(h))
+        .collect()
 }
+
+/// Finds the request's end user (the first of `headers` that is set, else the body's `user`)
+/// and puts it in the extensions as [`EndUserId`]; whether there is one.
+fn note_end_user<B>(req: &mut Request<B>, headers: &[HeaderName]) -> bool {
+    let from_header = headers.iter().find_map(|name| {
+        let v = req.headers().get(name)?.to_str().ok()?.trim();
+        (!v.is_empty() && v.len() <= MAX_END_USER_BYTES).then_some(v)
+    });
+    let id: Option<Arc<str>> = match from_header {
+        Some(v) => Some(v.into()),
+        None => req
+            .extensions()
+            .get::<LlmRequest>()
+            .and_then(LlmRequest::end_user)
+            .map(Arc::from),
+    };
+    match id {
+        Some(id) => {
+            req.extensions_mut().insert(EndUserId(id));
+            true
+        }
+        None => false,
+    }
+}
+
+/// The longest end-user id a header may give (a longer one is ignored).
+const MAX_END_USER_BYTES: usize = 256;
 
 /// Reserves the request's estimated cost against `key`'s budgets and the gateway's, and puts
 /// the hold in its extensions for metering to settle.

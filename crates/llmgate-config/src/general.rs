@@ -42,6 +42,8 @@ const GENERAL: &Table<GeneralSettings> = &[
     ("default_team_settings", Read(|w, out, v, p| {
         out.default_team_settings = crate::settings::json_map(w, v, p);
     })),
+    ("user_header_name", Read(user_header_name)),
+    ("user_header_mappings", Read(user_header_mappings)),
     ("allow_requests_on_db_unavailable", Read(|w, out, v, p| {
         out.allow_requests_on_db_unavailable = w.bool(v, p);
     })),
@@ -119,7 +121,6 @@ const GENERAL: &Table<GeneralSettings> = &[
     ("spend_report_frequency", NotYetActive(ALERTING)),
     ("public_routes", NotYetActive(LITELLM_SETTING)),
     ("litellm_key_header_name", NotYetActive(LITELLM_SETTING)),
-    ("user_header_name", NotYetActive(LITELLM_SETTING)),
     ("key_management_system", NotYetActive(LITELLM_SETTING)),
     ("key_management_settings", NotYetActive(LITELLM_SETTING)),
     ("disable_master_key_return", NotYetActive(LITELLM_SETTING)),
@@ -233,5 +234,54 @@ mod tests {
     #[test]
     fn tables_list_each_key_once() {
         crate::table::assert_each_key_once("general_settings", GENERAL);
+    }
+}
+
+/// `user_header_name` (LiteLLM's older setting): a header naming the end user.
+fn user_header_name(w: &mut Walk<'_>, out: &mut GeneralSettings, value: &Node, p: &str) {
+    if let Some(name) = w.non_empty_string(value, p).and_then(|n| header(w, &n, p)) {
+        out.end_user_headers.push(name);
+    }
+}
+
+/// `user_header_mappings`: `[{header_name, litellm_user_role}]`. A `customer` mapping names
+/// the end user; llmgate has no use for the others yet (a warning says so).
+fn user_header_mappings(w: &mut Walk<'_>, out: &mut GeneralSettings, value: &Node, p: &str) {
+    let mut mapped = Vec::new();
+    for (i, item) in w.items(value, p).iter().enumerate() {
+        let at = format!("{p}[{i}]");
+        let entries = w.entries(item, &at);
+        let field = |k: &str| entries.iter().find(|(n, _)| *n == k).map(|(_, v)| *v);
+        let (Some(name), Some(role)) = (field("header_name"), field("litellm_user_role")) else {
+            w.report.error(
+                &at,
+                "needs header_name and litellm_user_role (customer, internal_user)",
+            );
+            continue;
+        };
+        let name = w.non_empty_string(name, &format!("{at}.header_name"));
+        let role = w.non_empty_string(role, &format!("{at}.litellm_user_role"));
+        match (name.and_then(|n| header(w, &n, &at)), role.as_deref()) {
+            (Some(name), Some("customer" | "end_user")) => mapped.push(name),
+            (Some(_), Some(role)) => w.report.warning(
+                &at,
+                format!("litellm_user_role {role:?} is not acted on: llmgate reads the end user (customer) from headers; internal users are named by their keys"),
+            ),
+            _ => {}
+        }
+    }
+    // Mappings come before `user_header_name`, as in LiteLLM.
+    mapped.append(&mut out.end_user_headers);
+    out.end_user_headers = mapped;
+}
+
+/// `name` as a header name (lower-cased), or an error at `p`.
+fn header(w: &mut Walk<'_>, name: &str, p: &str) -> Option<String> {
+    match http::HeaderName::from_bytes(name.trim().as_bytes()) {
+        Ok(h) => Some(h.as_str().to_owned()),
+        Err(_) => {
+            w.report.error(p, format!("{name:?} is not a header name"));
+            None
+        }
     }
 }

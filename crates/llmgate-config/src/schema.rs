@@ -389,6 +389,9 @@ pub struct GeneralSettings {
     pub master_key: Option<Secret>,
     /// `database_url`, else `DATABASE_URL` from the environment (as LiteLLM reads it).
     pub database_url: Option<Secret>,
+    /// The request headers that name the end user, in order: `user_header_mappings` entries
+    /// with `litellm_user_role: customer`, then `user_header_name` (lower-cased).
+    pub end_user_headers: Vec<String>,
     /// `UI_USERNAME` from the environment (LiteLLM's): with `UI_PASSWORD`, the administrator
     /// signs in to the UI with a user name and password, as a proxy admin.
     pub ui_username: Option<String>,

@@ -16,6 +16,12 @@ use crate::wire::Usage;
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct RequestId(pub Arc<str>);
 
+/// The request's end user as the auth layer found it: LiteLLM's `x-litellm-customer-id` or
+/// `x-litellm-end-user-id` header, else a configured header (`user_header_mappings`,
+/// `user_header_name`), else the body's `user` field. Metering records it with the spend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndUserId(pub Arc<str>);
+
 /// Who is calling.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]

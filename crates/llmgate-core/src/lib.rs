@@ -61,8 +61,8 @@ pub use deployment::{
 pub use end_user::EndUser;
 pub use error::{ApiError, BoxError, ErrorClass, ErrorContract, ErrorType, Origin};
 pub use ext::{
-    Attempts, CacheStatus, Cost, ForcedErrors, ModelGroup, Principal, RequestId, RouteHint,
-    RouteSlot, Routed, StreamFailure, UpstreamTime, UsageSlot,
+    Attempts, CacheStatus, Cost, EndUserId, ForcedErrors, ModelGroup, Principal, RequestId,
+    RouteHint, RouteSlot, Routed, StreamFailure, UpstreamTime, UsageSlot,
 };
 pub use key::{Clock, KeyExtras, ManualClock, SharedClock, SystemClock, VirtualKey};
 pub use native::{NativeAnswer, NativeResponses, PinnedDeployment, ResponsesCall};

@@ -42,6 +42,8 @@ pub(crate) struct Started {
     pub(crate) hold: Option<llmgate_core::BudgetHold>,
     /// LiteLLM's `x-litellm-tags` request header (comma-separated spend tags), when sent.
     pub(crate) header_tags: Option<String>,
+    /// The end user the auth layer found (a header's, else the body's `user`).
+    pub(crate) end_user: Option<Arc<str>>,
 }
 
 /// What the response says, as far as it is known.
@@ -324,7 +326,11 @@ fn finish(s: Started, a: &Answer) -> Option<f64> {
         key_alias: key.and_then(|k| k.key_alias.clone()),
         team_id: key.and_then(|k| k.team_id.clone()),
         user_id: key.and_then(|k| k.user_id.clone()),
-        end_user: llm.and_then(|l| l.end_user()).map(str::to_owned),
+        end_user: s
+            .end_user
+            .as_deref()
+            .or_else(|| llm.and_then(|l| l.end_user()))
+            .map(str::to_owned),
         requested_model: requested,
         model_group: a.group.clone(),
         deployment: a.deployment.as_ref().map(|d| d.id.clone()),

@@ -56,6 +56,7 @@ where
             request_id: ext.get::<RequestId>().map(|r| r.0.clone()),
             llm,
             principal: ext.get::<Principal>().cloned(),
+            end_user: ext.get::<llmgate_core::EndUserId>().map(|u| u.0.clone()),
             hold,
             header_tags: req
                 .headers()

@@ -199,3 +199,86 @@ async fn max_end_user_budget_holds_end_users_without_their_own() {
     assert_eq!(admin.chat("gpt", "hi").await.status, 200);
     gw.shutdown().await;
 }
+
+/// LiteLLM's end-user headers: `x-litellm-customer-id` and `x-litellm-end-user-id` always, then
+/// the headers `user_header_mappings` (role `customer`) and `user_header_name` name, then the
+/// body's `user`. The end user a header names is blocked, held and charged as the body's is.
+#[tokio::test]
+async fn end_user_headers_name_the_end_user_before_the_body() {
+    let mock = MockProvider::start().await;
+    let db = TempDb::new("end-user-headers");
+    let y = format!(
+        "model_list:\n  - model_name: gpt\n    litellm_params:\n      model: openai/private-x\n      api_base: {}\n      api_key: sk-upstream\n    model_info:\n      input_cost_per_token: 0.001\n      output_cost_per_token: 0.001\ngeneral_settings:\n  master_key: {MASTER}\n  database_url: {}\n  user_header_mappings:\n    - header_name: X-OpenWebUI-User-Email\n      litellm_user_role: customer\n  user_header_name: x-app-user\n",
+        mock.v1_url(),
+        db.url()
+    );
+    let loaded = llmgate_config::from_yaml(
+        &y,
+        std::path::Path::new("."),
+        &std::collections::HashMap::<String, String>::new(),
+    )
+    .unwrap_or_else(|p| panic!("config rejected:\n{p}"));
+    assert!(loaded.notices.is_empty(), "{:?}", loaded.notices);
+    let gateway = llmgate::Gateway::open(loaded.config).await.expect("opens");
+    let gw = TestGateway::serve(gateway.clone()).await;
+    let admin = gw.handle().with_key(MASTER);
+    for id in ["blocked-std", "blocked-owui", "blocked-app"] {
+        let made = admin
+            .post("/customer/new", &json!({"user_id": id, "blocked": true}))
+            .await;
+        assert_eq!(made.status, 200, "{}", made.text());
+    }
+    let body = serde_json::to_vec(&as_user("body-user")).unwrap();
+    let send = |headers: Vec<(&'static str, &'static str)>| {
+        let admin = admin.handle();
+        let body = body.clone();
+        async move {
+            admin
+                .send(http::Method::POST, "/v1/chat/completions", body, &headers)
+                .await
+                .status
+        }
+    };
+    // Each header names the end user over the body's `user`: each blocked one is refused.
+    for (name, id) in [
+        ("x-litellm-customer-id", "blocked-std"),
+        ("x-litellm-end-user-id", "blocked-std"),
+        ("x-openwebui-user-email", "blocked-owui"),
+        ("x-app-user", "blocked-app"),
+    ] {
+        assert_eq!(send(vec![(name, id)]).await, 403, "{name}");
+    }
+    // The standard header comes before a mapped one; a mapped one before user_header_name.
+    assert_eq!(
+        send(vec![
+            ("x-litellm-customer-id", "fine"),
+            ("x-openwebui-user-email", "blocked-owui")
+        ])
+        .await,
+        200
+    );
+    assert_eq!(
+        send(vec![
+            ("x-openwebui-user-email", "fine"),
+            ("x-app-user", "blocked-app")
+        ])
+        .await,
+        200
+    );
+    // The spend goes to the header's end user, not the body's.
+    gateway.flush_spend().await;
+    let fine = admin.get("/customer/info?end_user_id=fine").await;
+    assert_eq!(fine.status, 200, "{}", fine.text());
+    assert!(
+        (fine.json()["spend"].as_f64().unwrap() - 0.01).abs() < 1e-9,
+        "{}",
+        fine.text()
+    );
+    assert_eq!(
+        admin
+            .get("/customer/info?end_user_id=body-user")
+            .await
+            .status,
+        404
+    );
+}

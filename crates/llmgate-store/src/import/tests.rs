@@ -26,7 +26,11 @@ fn rows() -> Rows {
         end_users: vec![obj(
             json!({"user_id": "c1", "max_budget": 3.0, "rpm_limit": 4}),
         )],
-        users: 2,
+        users: vec![obj(
+            json!({"user_id": "u1", "user_email": "ana@example.com", "user_role": "proxy_admin_viewer",
+                   "spend": 1.5, "max_budget": 10.0, "rpm_limit": 7, "teams": ["t1"],
+                   "password": "whatever-litellm-kept"}),
+        )],
         organizations: 0,
         budgets: 1,
         memberships: 0,
@@ -39,7 +43,7 @@ fn the_plan_says_what_it_cannot_import() {
     assert_eq!((plan.keys.len(), plan.refused.len()), (1, 1));
     let shown = plan.to_string();
     assert!(
-        shown.contains("to import: 1 key, 1 team, 1 end user"),
+        shown.contains("to import: 1 key, 1 team, 1 user, 1 end user"),
         "{shown}"
     );
     assert!(
@@ -48,9 +52,14 @@ fn the_plan_says_what_it_cannot_import() {
     );
     assert!(shown.contains("cannot import key (unnamed)"), "{shown}");
     assert!(
-        shown.contains("not imported: 2 rows of LiteLLM_UserTable"),
+        shown.contains("user u1 (proxy_admin_viewer): spend 1.5 USD"),
         "{shown}"
     );
+    assert!(
+        shown.contains("user \"u1\": password not carried"),
+        "{shown}"
+    );
+    assert!(!shown.contains("LiteLLM_UserTable"), "{shown}");
     assert!(!shown.contains("LiteLLM_OrganizationTable"), "{shown}");
     assert!(
         shown.contains("team \"t1\": soft_budget not carried"),
@@ -78,7 +87,7 @@ async fn applying_twice_creates_once_with_the_spend_kept() {
     let first = plan.apply(keys.as_ref(), records.as_ref()).await;
     assert_eq!(
         (first.created.len(), first.skipped.len()),
-        (3, 0),
+        (4, 0),
         "{first}"
     );
     let key = keys.get(&"a".repeat(64)).await.unwrap().unwrap();
@@ -96,11 +105,24 @@ async fn applying_twice_creates_once_with_the_spend_kept() {
         .unwrap()
         .unwrap();
     assert_eq!(user.to_end_user().unwrap().max_budget, Some(3.0));
+    let internal = records
+        .get_record(RecordKind::User, "u1")
+        .await
+        .unwrap()
+        .unwrap()
+        .to_user()
+        .unwrap();
+    assert_eq!(
+        (internal.spend, internal.max_budget, internal.rpm_limit),
+        (1.5, Some(10.0), Some(7))
+    );
+    assert_eq!(internal.user_role, llmgate_core::UserRole::ProxyAdminViewer);
+    assert_eq!(internal.password_hash, None);
 
     let second = plan.apply(keys.as_ref(), records.as_ref()).await;
     assert_eq!(
         (second.created.len(), second.skipped.len()),
-        (0, 3),
+        (0, 4),
         "{second}"
     );
     let again = keys.get(&"a".repeat(64)).await.unwrap().unwrap();
@@ -126,7 +148,7 @@ async fn a_key_whose_alias_is_taken_fails_and_the_rest_is_written() {
         .await;
     assert_eq!(
         (outcome.created.len(), outcome.failed.len()),
-        (2, 1),
+        (3, 1),
         "{outcome}"
     );
     assert!(outcome.failed[0].starts_with("key spent:"), "{outcome}");

@@ -55,6 +55,14 @@ pub(crate) fn layer(
     if let Some(proxy) = proxy {
         auth = auth.with_proxy_budget(proxy.clone());
     }
+    let headers = &config.general_settings.end_user_headers;
+    if !headers.is_empty() {
+        // Checked when the config was read.
+        let names = headers
+            .iter()
+            .filter_map(|h| http::HeaderName::from_bytes(h.as_bytes()).ok());
+        auth = auth.with_end_user_headers(names);
+    }
     auth
 }
 
