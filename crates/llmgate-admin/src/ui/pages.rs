@@ -224,7 +224,7 @@ const TEAMS: &str = r##"<details id="team-box"><summary id="team-form-title">Cre
 <div class="scroll"><table id="team-keys"><thead><tr><th>Alias</th><th>Key</th><th>Spend / budget</th><th>State</th></tr></thead><tbody></tbody></table></div>
 <p><a id="team-new-key" class="button" href="/ui/keys">Create a key in this team</a></p></section></div></section>"##;
 
-const END_USERS: &str = r##"<p class="note">End users are the <code>user</code> field of requests (LiteLLM's customers); one that spends appears here by itself.</p>
+const END_USERS: &str = r##"<p class="note">End users (LiteLLM's customers) are who requests are made for: the <code>user</code> field, or an end-user header. One that spends appears here by itself.</p>
 <details id="customer-box"><summary id="customer-form-title">Add an end user</summary>
 <form id="customer-form" class="grid">
 <label>End user id <input name="user_id" required></label>
