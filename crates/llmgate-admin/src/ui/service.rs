@@ -16,6 +16,7 @@ use subtle::ConstantTimeEq;
 use tower::util::BoxCloneSyncService;
 use tower::ServiceExt;
 
+use super::assets;
 use super::pages::{self, Page};
 use super::session::{self, Sessions};
 use super::{ConfigView, DeploymentView};
@@ -27,7 +28,6 @@ pub const CSRF_HEADER: &str = "x-csrf-token";
 /// The sign-in form's largest body.
 const LOGIN_BODY_MAX: usize = 4096;
 
-const APP_JS: &str = include_str!("assets/app.js");
 const APP_CSS: &str = include_str!("assets/app.css");
 
 /// What the admin API answers: the service `/ui/api/*` passes calls to.
@@ -62,7 +62,10 @@ impl Ui {
         let path = req.uri().path().to_owned();
         let method = req.method().clone();
         match (&method, path.as_str()) {
-            (&Method::GET, "/ui/assets/app.js") => asset(APP_JS, "text/javascript; charset=utf-8"),
+            (&Method::GET, p) if assets::script(p).is_some() => asset(
+                assets::script(p).unwrap_or_default(),
+                "text/javascript; charset=utf-8",
+            ),
             (&Method::GET, "/ui/assets/app.css") => asset(APP_CSS, "text/css; charset=utf-8"),
             (&Method::GET, "/ui/login") => html(StatusCode::OK, pages::login(None)),
             (&Method::POST, "/ui/login") => self.login(req).await,
