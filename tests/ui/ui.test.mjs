@@ -529,6 +529,38 @@ try {
   assert.match(csv.split("\n")[0], /^startTime,request_id,key_alias/);
   assert.ok(csv.includes('"ui-test-key"') && csv.includes('"gpt-4o-mini"'), csv);
   step("spend exported as CSV");
+  // An internal user signs in with their e-mail and password in a browser of their own: they
+  // land on their keys, see only theirs, make one, and have no gateway-wide pages.
+  const made = await asMaster("/user/new", { user_id: "uma", user_email: "uma@example.com", password: "uma-ui-password", user_role: "internal_user" });
+  assert.equal(made.status, 200, JSON.stringify(made.body));
+  const anaCtx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const ana = await anaCtx.newPage();
+  ana.on("console", (m) => { if (m.type() === "error") consoleErrors.push(`ana ${ana.url()}: ${m.text()}`); });
+  ana.on("pageerror", (e) => consoleErrors.push(`ana ${ana.url()}: ${e.message}`));
+  await ana.goto(base + "/ui/login");
+  await ana.fill("#username", "uma@example.com");
+  await ana.fill("#password", "uma-ui-password");
+  await Promise.all([ana.waitForURL(base + "/ui/keys"), ana.click("form:has(#username) button[type=submit]")]);
+  await ana.waitForSelector("body[data-loaded=true]");
+  assert.equal(await ana.getAttribute("body", "data-role"), "internal_user");
+  const nav = await ana.$$eval("header nav a", (as) => as.map((a) => a.textContent));
+  assert.deepEqual(nav, ["Models", "Keys", "Teams", "Request log"], "an internal user's navigation");
+  assert.equal(await ana.$$eval("tbody tr[data-alias]", (r) => r.length), 1, "only her one key is listed");
+  assert.ok(!(await ana.content()).includes("ui-test-key"), "another's key is not shown");
+  await ana.click("#create-box summary");
+  await ana.fill("input[name=key_alias]", "uma-laptop");
+  await ana.click("#create button[type=submit]");
+  await ana.waitForSelector("#secret:not([hidden])");
+  await ana.waitForSelector('tr[data-alias="uma-laptop"]');
+  const anaKeys = await asMaster("/key/list?user_id=uma&return_full_object=true");
+  assert.equal(anaKeys.body.keys.length, 2, "her new key is hers: " + JSON.stringify(anaKeys.body));
+  if (SHOTS) await ana.screenshot({ path: join(SHOTS, "user-keys.png"), fullPage: true, mask: [ana.locator("#secret-value")] });
+  for (const path of ["/ui/teams", "/ui/logs", "/ui/models"]) {
+    await ana.goto(base + path);
+    await ana.waitForSelector("body[data-loaded=true]");
+  }
+  await anaCtx.close();
+  step("an internal user signed in with a password sees and makes only her own keys");
   const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, storageState: await context.storageState() });
   const p2 = await phone.newPage();
   p2.on("console", (m) => { if (m.type() === "error") consoleErrors.push(`phone ${p2.url()}: ${m.text()}`); });
