@@ -10,6 +10,7 @@ mod conformance;
 mod layers;
 mod native;
 mod native_pins;
+mod open_responses;
 mod store;
 
 use std::collections::HashMap;
