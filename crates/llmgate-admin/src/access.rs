@@ -184,6 +184,7 @@ mod tests {
                     Some(SignedIn {
                         user_id: Some("v".into()),
                         role: UserRole::InternalUserViewer,
+                        name: "v".into(),
                     }),
                 ),
                 false,

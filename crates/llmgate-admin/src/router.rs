@@ -310,9 +310,13 @@ mod tests {
         assert_eq!(status, StatusCode::BAD_REQUEST);
         assert_eq!(body["error"]["code"], "no_master_key");
         // Anything else: 404, not axum's empty one.
-        let (status, body) = call(Method::GET, "/user/new").await;
+        let (status, body) = call(Method::GET, "/organization/new").await;
         assert_eq!(status, StatusCode::NOT_FOUND);
         assert_eq!(body["error"]["code"], "not_found");
+        // The user API checks its methods as the key API does.
+        let (status, body) = call(Method::GET, "/user/new").await;
+        assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(body["error"]["code"], "method_not_allowed");
         // The team API checks its methods as the key API does.
         let (status, body) = call(Method::GET, "/team/new").await;
         assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);

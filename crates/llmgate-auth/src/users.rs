@@ -66,7 +66,7 @@ impl Keys {
     }
 }
 
-/// The user, checked as the key is: allowed `model`, within budget.
+/// The user, checked as the key is: allowed `model`, within budget (for a call to a model).
 pub(crate) fn check_user(
     view: &UserView,
     model: Option<&str>,
@@ -83,7 +83,12 @@ pub(crate) fn check_user(
             });
         }
     }
-    if let Some(max) = user.max_budget.filter(|max| view.spend >= *max) {
+    // A spent budget stops calls to models; the user may still read their keys and spend.
+    let calls_model = model.is_some();
+    if let Some(max) = user
+        .max_budget
+        .filter(|max| calls_model && view.spend >= *max)
+    {
         return Err(Error::UserBudgetExceeded {
             user_id: user.user_id.clone(),
             spend: view.spend,

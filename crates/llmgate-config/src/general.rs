@@ -227,16 +227,6 @@ fn positive(w: &mut Walk<'_>, node: &Node, path: &str) -> Option<u64> {
     Some(n)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tables_list_each_key_once() {
-        crate::table::assert_each_key_once("general_settings", GENERAL);
-    }
-}
-
 /// `user_header_name` (LiteLLM's older setting): a header naming the end user.
 fn user_header_name(w: &mut Walk<'_>, out: &mut GeneralSettings, value: &Node, p: &str) {
     if let Some(name) = w.non_empty_string(value, p).and_then(|n| header(w, &n, p)) {
@@ -265,7 +255,7 @@ fn user_header_mappings(w: &mut Walk<'_>, out: &mut GeneralSettings, value: &Nod
             (Some(name), Some("customer" | "end_user")) => mapped.push(name),
             (Some(_), Some(role)) => w.report.warning(
                 &at,
-                &format!("litellm_user_role {role:?} is not acted on: llmgate reads the end user (customer) from headers; internal users are named by their keys"),
+                format!("litellm_user_role {role:?} is not acted on: llmgate reads the end user (customer) from headers; internal users are named by their keys"),
             ),
             _ => {}
         }
@@ -280,8 +270,42 @@ fn header(w: &mut Walk<'_>, name: &str, p: &str) -> Option<String> {
     match http::HeaderName::from_bytes(name.trim().as_bytes()) {
         Ok(h) => Some(h.as_str().to_owned()),
         Err(_) => {
-            w.report.error(p, &format!("{name:?} is not a header name"));
+            w.report.error(p, format!("{name:?} is not a header name"));
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_list_each_key_once() {
+        crate::table::assert_each_key_once("general_settings", GENERAL);
+    }
+
+    #[test]
+    fn end_user_headers_come_from_customer_mappings_then_user_header_name() {
+        let y = "general_settings:\n  user_header_name: X-App-User\n  user_header_mappings:\n    - header_name: X-OpenWebUI-User-Email\n      litellm_user_role: customer\n    - header_name: x-openwebui-user-id\n      litellm_user_role: internal_user\n";
+        let env = std::collections::HashMap::<String, String>::new();
+        let loaded = crate::from_yaml(y, std::path::Path::new("."), &env).unwrap();
+        assert_eq!(
+            loaded.config.general_settings.end_user_headers,
+            ["x-openwebui-user-email", "x-app-user"]
+        );
+        let notices: Vec<String> = loaded.notices.iter().map(ToString::to_string).collect();
+        assert!(
+            notices
+                .iter()
+                .any(|n| n.contains("\"internal_user\" is not acted on")),
+            "{notices:?}"
+        );
+        let bad = "general_settings:\n  user_header_name: \"not a header\"\n";
+        let problems = crate::from_yaml(bad, std::path::Path::new("."), &env).unwrap_err();
+        assert!(
+            problems.to_string().contains("is not a header name"),
+            "{problems}"
+        );
     }
 }

@@ -41,6 +41,10 @@ pub enum ResponsesCall {
         /// The upstream's response id.
         id: String,
     },
+    /// `POST /responses/compact` with this body, as [`ResponsesCall::Create`]'s: the
+    /// upstream compacts the conversation into items of its own (a `compaction` item with
+    /// `encrypted_content`); no gateway translates that.
+    Compact(Map<String, Value>),
 }
 
 /// Extension on a request: the Responses API call, for a deployment that serves it natively.

@@ -150,6 +150,9 @@ pub struct SignedIn {
     pub user_id: Option<String>,
     /// The role the session acts with.
     pub role: UserRole,
+    /// How the UI names them: the user's e-mail, else alias, else id; `admin` for the
+    /// administrator.
+    pub name: String,
 }
 
 #[cfg(test)]

@@ -334,9 +334,10 @@ where
     B: Body,
     B::Error: Into<BoxError>,
 {
-    let (chat, gateway) = native::hand_down(&parsed, &history, &mut parts.extensions);
+    let compact = is_compact(parts.uri.path());
+    let (chat, gateway) = native::hand_down(&parsed, &history, compact, &mut parts.extensions);
     let scope = parts.extensions.remove::<Scope>();
-    let saver = scope.filter(|_| parsed.store()).map(|s| {
+    let saver = scope.filter(|_| parsed.store() && !compact).map(|s| {
         let mut input = history;
         input.extend(parsed.input.iter().cloned());
         Saver {
@@ -366,6 +367,11 @@ where
         fut,
         ctx: Some(Ctx { base, saver, id }),
     }
+}
+
+/// `POST /v1/responses/compact` (or `/responses/compact`): served natively only.
+pub(crate) fn is_compact(path: &str) -> bool {
+    path.ends_with("/responses/compact")
 }
 
 fn not_found(id: &str) -> Response<BoxBody> {

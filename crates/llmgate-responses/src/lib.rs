@@ -35,7 +35,9 @@
 //! ([`llmgate_core::PinnedDeployment`], read by the router) and sent with the upstream's id;
 //! [`StoredResponses`] reads and deletes such responses through its [`Forward`] service.
 //! Native answers are not stored here (the upstream keeps them); a request only a native
-//! deployment can serve (built-in tools, a pinned follow-up) bypasses the cache.
+//! deployment can serve (built-in tools, a pinned follow-up, a compaction: `POST
+//! /v1/responses/compact`, handed down as [`llmgate_core::ResponsesCall::Compact`]) bypasses
+//! the cache.
 //!
 //! This crate depends on `llmgate-core` only: it mounts over any stack that answers OpenAI
 //! chat completions (the facade `llmgate` mounts it on `/v1/responses` over its own).

@@ -51,16 +51,22 @@ fn create(parsed: &Parsed, upstream_previous: Option<&str>) -> ResponsesCall {
 /// What the layer hands down for `parsed` (after `history`, the gateway's stored turns): the
 /// chat request every layer reads and the gateway parameters it carries, with the native call
 /// ([`NativeResponses`]) and, for a follow-up of a response stored upstream, the deployment it
-/// is pinned to ([`PinnedDeployment`]) put in `ext`. A request the translation refuses, or a
-/// pinned follow-up, gets a stand-in chat request ([`request::placeholder`] when needed),
-/// never a cache entry, and is refused by any deployment that translates.
+/// is pinned to ([`PinnedDeployment`]) put in `ext`. A request the translation refuses, a
+/// pinned follow-up or a compaction (`compact`: `POST /v1/responses/compact`) gets a stand-in
+/// chat request ([`request::placeholder`] when needed), never a cache entry, and is refused by
+/// any deployment that translates.
 pub(crate) fn hand_down(
     parsed: &Parsed,
     history: &[Value],
+    compact: bool,
     ext: &mut http::Extensions,
 ) -> (ChatCompletionRequest, GatewayParams) {
     let pin = parsed.previous().and_then(pinned::decode);
     let (chat, untranslatable) = match (&pin, request::to_chat(parsed, history)) {
+        (_, translated) if compact => (
+            translated.unwrap_or_else(|_| request::placeholder(parsed)),
+            Some(compaction_is_native()),
+        ),
         (None, Ok(chat)) => (chat, None),
         (None, Err(e)) => (request::placeholder(parsed), Some(e)),
         (Some(p), translated) => (
@@ -68,7 +74,10 @@ pub(crate) fn hand_down(
             Some(pinned_elsewhere(p)),
         ),
     };
-    let call = create(parsed, pin.as_ref().map(|p| p.response.as_str()));
+    let call = match create(parsed, pin.as_ref().map(|p| p.response.as_str())) {
+        ResponsesCall::Create(fields) if compact => ResponsesCall::Compact(fields),
+        call => call,
+    };
     let mut gateway = parsed.gateway.clone();
     let native = match untranslatable {
         Some(why) => {
@@ -83,6 +92,15 @@ pub(crate) fn hand_down(
     }
     ext.insert(native);
     (chat, gateway)
+}
+
+/// Why a deployment that translates to chat completions cannot compact.
+fn compaction_is_native() -> ApiError {
+    ApiError::bad_request(
+        "POST /v1/responses/compact needs a deployment that serves the Responses API itself \
+         (OpenAI, Azure, or model_info.supported_endpoints listing /v1/responses): the \
+         compaction is the upstream's own",
+    )
 }
 
 /// Why a follow-up of a response stored upstream cannot be translated for another deployment.
@@ -154,8 +172,8 @@ pub(crate) fn complete(dep: &Deployment, body: &Bytes) -> Bytes {
     let Ok(v) = serde_json::from_str::<Value>(text) else {
         return body.clone();
     };
-    // An item list has no response id of its own.
-    if v.get("object").and_then(Value::as_str) == Some("list") {
+    // An item list and a compaction have no response id of their own.
+    if let Some("list" | "response.compaction") = v.get("object").and_then(Value::as_str) {
         return body.clone();
     }
     let mut ids = Ids::default();

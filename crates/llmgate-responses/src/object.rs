@@ -220,10 +220,10 @@ pub(crate) fn summary_text(text: &str) -> Value {
     json!({"type": "summary_text", "text": text})
 }
 
-/// A `reasoning` item.
+/// A `reasoning` item. Without `encrypted_content` (the gateway keeps none): it is an
+/// optional string, and `null` fails the Open Responses schema.
 pub(crate) fn reasoning_item(id: &str, content: Vec<Value>) -> Value {
-    json!({"id": id, "type": "reasoning", "summary": [], "content": content,
-        "encrypted_content": Value::Null})
+    json!({"id": id, "type": "reasoning", "summary": [], "content": content})
 }
 
 /// A complete `reasoning` item holding `text`: as its summary when the request asked for one

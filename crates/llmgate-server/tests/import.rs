@@ -243,14 +243,15 @@ async fn import_and_use(tag: &str, on_postgres: bool) {
     assert!(ok, "{shown}");
     assert!(shown.contains("dry run, nothing written"), "{shown}");
     assert!(
-        shown.contains("to import: 4 keys, 1 team, 1 end user, 2 budgets"),
+        shown.contains("to import: 4 keys, 1 team, 1 user, 1 end user, 2 budgets"),
         "{shown}"
     );
     assert!(shown.contains("key spent: 0.000042 of "), "{shown}");
     assert!(
-        shown.contains("not imported: 1 rows of LiteLLM_UserTable"),
+        shown.contains("user u-import (internal_user): spend 0 USD"),
         "{shown}"
     );
+    assert!(!shown.contains("LiteLLM_UserTable"), "{shown}");
     assert!(
         !store_written(&dir, target.as_deref()).await,
         "the dry run wrote the store"
@@ -258,10 +259,10 @@ async fn import_and_use(tag: &str, on_postgres: bool) {
 
     let (ok, shown) = import(&url, &config, false);
     assert!(ok, "{shown}");
-    assert!(shown.contains("imported 8, skipped 0"), "{shown}");
+    assert!(shown.contains("imported 9, skipped 0"), "{shown}");
     let (ok, shown) = import(&url, &config, false);
     assert!(ok, "{shown}");
-    assert!(shown.contains("imported 0, skipped 8"), "{shown}");
+    assert!(shown.contains("imported 0, skipped 9"), "{shown}");
 
     let (gateway, addr) = start(&config).await;
     the_admin_api_shows_them(addr).await;
@@ -296,6 +297,11 @@ async fn get_json(addr: SocketAddr, path: &str) -> (StatusCode, Value) {
 
 /// What the admin API shows of the imported key and team.
 async fn the_admin_api_shows_them(addr: SocketAddr) {
+    let (status, body) = get_json(addr, "/user/info?user_id=u-import").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["user_info"]["user_role"], "internal_user", "{body}");
+    assert_eq!(body["user_info"]["max_budget"], 5.0, "{body}");
+    assert_eq!(body["keys"].as_array().map(Vec::len), Some(1), "{body}");
     let (status, body) = get_json(addr, "/key/info?key=sk-import-spent").await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let info = &body["info"];

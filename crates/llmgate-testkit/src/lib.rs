@@ -10,6 +10,8 @@
 //!   each with and without the `/v1` prefix. Streams are server-sent events ending with
 //!   `data: [DONE]`, with the usage chunk when the request sets
 //!   `stream_options.include_usage`. Other dialects will sit beside it.
+//!   [`MockProvider::start_tool_caller`] is the same API whose chat completions call the
+//!   request's function tools as a model would (`openai/tools.rs`).
 //!   [`MockProvider::start_vertex`] speaks Vertex AI's (Gemini's and Anthropic's models) and
 //!   [`MockProvider::start_google_token`] Google's OAuth token endpoint, which checks the
 //!   JWTs a test service account ([`service_account_json`]) signs;

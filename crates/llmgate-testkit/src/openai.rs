@@ -18,6 +18,7 @@ use crate::server::{Ctx, Dialect, MockProvider, Recorded, Reply};
 
 pub(crate) mod embeddings;
 pub(crate) mod responses;
+pub(crate) mod tools;
 
 use embeddings::embeddings;
 

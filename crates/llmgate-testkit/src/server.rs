@@ -51,7 +51,7 @@ pub struct Recorded {
 }
 
 impl Recorded {
-    fn new(parts: &http::request::Parts, body: Bytes) -> Self {
+    pub(crate) fn new(parts: &http::request::Parts, body: Bytes) -> Self {
         let json = serde_json::from_slice(&body).unwrap_or(Value::Null);
         Self {
             method: parts.method.clone(),

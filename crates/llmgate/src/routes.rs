@@ -19,7 +19,7 @@ enum Route {
     Llm,
     Messages,
     CountTokens,
-    /// `POST /v1/responses`.
+    /// `POST /v1/responses` and `POST /v1/responses/compact`.
     Responses,
     /// `GET`/`DELETE /v1/responses/{id}`.
     StoredResponse,
@@ -79,7 +79,9 @@ fn route(path: &str) -> Option<(Route, Method)> {
         | "/embeddings" => (Route::Llm, Method::POST),
         "/v1/messages" => (Route::Messages, Method::POST),
         "/v1/messages/count_tokens" => (Route::CountTokens, Method::POST),
-        "/v1/responses" | "/responses" => (Route::Responses, Method::POST),
+        "/v1/responses" | "/responses" | "/v1/responses/compact" | "/responses/compact" => {
+            (Route::Responses, Method::POST)
+        }
         // GET or DELETE, checked below.
         p if llmgate_responses::response_id(p).is_some() => (Route::StoredResponse, Method::GET),
         "/v1/models" | "/models" => (Route::Models, Method::GET),

@@ -6,10 +6,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod compact;
 mod conformance;
 mod layers;
 mod native;
 mod native_pins;
+mod open_responses;
 mod store;
 
 use std::collections::HashMap;

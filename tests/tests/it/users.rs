@@ -375,6 +375,29 @@ async fn a_user_signs_in_to_the_ui_and_sees_and_changes_only_what_the_role_allow
         )
         .await;
     assert_eq!(page.status, 403);
+    // She lands on her keys; the gateway-wide pages and the alerts are not hers.
+    let home = gw
+        .send(Method::GET, "/ui/", "", &[("cookie", cookie.as_str())])
+        .await;
+    assert_eq!(home.status, StatusCode::SEE_OTHER);
+    assert_eq!(home.header("location"), Some("/ui/keys"));
+    for path in [
+        "/ui/spend",
+        "/ui/alerts",
+        "/ui/end-users",
+        "/ui/api/alerting/recent",
+    ] {
+        let res = gw
+            .send(Method::GET, path, "", &[("cookie", cookie.as_str())])
+            .await;
+        assert_eq!(res.status, 403, "{path}");
+    }
+    for path in ["/ui/teams", "/ui/logs", "/ui/models"] {
+        let res = gw
+            .send(Method::GET, path, "", &[("cookie", cookie.as_str())])
+            .await;
+        assert_eq!(res.status, 200, "{path}");
+    }
     let team = gw
         .send(
             Method::POST,

@@ -1,13 +1,14 @@
-//! The admin web UI at `/ui` (LiteLLM's path): server-rendered page skeletons, one embedded
-//! script and stylesheet (no CDN, no Node.js at build time), filled from the JSON APIs.
+//! The admin web UI at `/ui` (LiteLLM's path): server-rendered page skeletons, embedded
+//! scripts and one stylesheet (no CDN, no Node.js at build time), filled from the JSON APIs.
 //!
 //! - Sign-in: `GET /ui/login` shows a form; `POST /ui/login` with the master key, with
 //!   `UI_USERNAME` / `UI_PASSWORD`, or with a user's id (or e-mail) and password opens a
 //!   [`Sessions`] entry and sets an `HttpOnly; SameSite=Strict` cookie holding its random id
 //!   (`Secure` when the request came over TLS). A virtual key cannot sign in. A user's session
 //!   calls the admin API as their role allows.
-//! - Pages: `/ui/` (overview), `/ui/models`, `/ui/keys`, `/ui/logs`, `/ui/spend`,
-//!   `/ui/alerts`, `/ui/config`; without a session they redirect to the sign-in form.
+//! - Pages: `/ui/` (overview), `/ui/models`, `/ui/keys`, `/ui/teams`, `/ui/end-users`,
+//!   `/ui/logs`, `/ui/spend`, `/ui/alerts`, `/ui/config`; without a session they redirect to
+//!   the sign-in form. Their scripts are served under `/ui/assets/`.
 //! - `/ui/api/*`: what the pages call. `/ui/api/deployments` and `/ui/api/config` are the UI's
 //!   own views (over a [`DeploymentView`] and a [`ConfigView`] the gateway gives); any other
 //!   path is the admin API's (`/ui/api/key/list` is `GET /key/list`), called as the master key
@@ -35,6 +36,7 @@
 //! # }
 //! ```
 
+mod assets;
 mod mask;
 mod pages;
 mod service;

@@ -9,6 +9,8 @@ pub(crate) enum Page {
     Overview,
     Models,
     Keys,
+    Teams,
+    EndUsers,
     Logs,
     Spend,
     Alerts,
@@ -16,10 +18,12 @@ pub(crate) enum Page {
 }
 
 impl Page {
-    pub(crate) const ALL: [Page; 7] = [
+    pub(crate) const ALL: [Page; 9] = [
         Page::Overview,
         Page::Models,
         Page::Keys,
+        Page::Teams,
+        Page::EndUsers,
         Page::Logs,
         Page::Spend,
         Page::Alerts,
@@ -38,6 +42,8 @@ impl Page {
             Page::Overview => "/ui/",
             Page::Models => "/ui/models",
             Page::Keys => "/ui/keys",
+            Page::Teams => "/ui/teams",
+            Page::EndUsers => "/ui/end-users",
             Page::Logs => "/ui/logs",
             Page::Spend => "/ui/spend",
             Page::Alerts => "/ui/alerts",
@@ -50,6 +56,8 @@ impl Page {
             Page::Overview => "overview",
             Page::Models => "models",
             Page::Keys => "keys",
+            Page::Teams => "teams",
+            Page::EndUsers => "end-users",
             Page::Logs => "logs",
             Page::Spend => "spend",
             Page::Alerts => "alerts",
@@ -62,6 +70,8 @@ impl Page {
             Page::Overview => "Overview",
             Page::Models => "Models",
             Page::Keys => "Keys",
+            Page::Teams => "Teams",
+            Page::EndUsers => "End users",
             Page::Logs => "Request log",
             Page::Spend => "Spend",
             Page::Alerts => "Alerts",
@@ -74,6 +84,8 @@ impl Page {
             Page::Overview => OVERVIEW,
             Page::Models => MODELS,
             Page::Keys => KEYS,
+            Page::Teams => TEAMS,
+            Page::EndUsers => END_USERS,
             Page::Logs => LOGS,
             Page::Spend => SPEND,
             Page::Alerts => ALERTS,
@@ -81,9 +93,11 @@ impl Page {
         }
     }
 
-    /// Whether `role` may open the page (the config is for those who see everything).
+    /// Whether `role` may open the page: the gateway-wide pages (overview, spend, alerts,
+    /// end users, config) are for those who see everything; an internal user has their keys,
+    /// their request log, the teams they are in and the models.
     pub(crate) fn open_to(self, role: UserRole) -> bool {
-        self != Page::Config || role.sees_all()
+        role.sees_all() || matches!(self, Page::Models | Page::Keys | Page::Logs | Page::Teams)
     }
 
     /// The whole page for a session whose CSRF token is `csrf`, signed in as `who`.
@@ -106,13 +120,14 @@ impl Page {
              <span class=\"who\">{user} · {role}</span>\
              <button id=\"logout\" type=\"button\">Sign out</button></header>\
              <main><h1>{title}</h1><p id=\"error\" class=\"error\" role=\"alert\" hidden></p>{body}</main>\
-             <script src=\"/ui/assets/app.js\"></script></body></html>",
+             {scripts}</body></html>",
             head = HEAD,
             title = self.title(),
             id = self.id(),
             role = who.role.as_str(),
-            user = escape(who.user_id.as_deref().unwrap_or("admin")),
+            user = escape(&who.name),
             body = self.skeleton(),
+            scripts = super::assets::script_tags(),
         )
     }
 }
@@ -171,6 +186,7 @@ const MODELS: &str = r##"<p>Every deployment, by model group, as the router sees
 const KEYS: &str = r##"<details id="create-box"><summary id="create-title">Create a key</summary>
 <form id="create">
 <label>Alias <input name="key_alias"></label>
+<label>Team <select name="team_id" id="key-team"><option value="">no team</option></select></label>
 <label>Models (comma separated, empty: all) <input name="models"></label>
 <label>Budget (USD) <input name="max_budget" type="number" step="any" min="0"></label>
 <label>Budget period <input name="budget_duration" placeholder="30d"></label>
@@ -183,7 +199,42 @@ const KEYS: &str = r##"<details id="create-box"><summary id="create-title">Creat
 <div id="secret" class="secret" hidden><p>The new key. It is shown this once: copy it now.</p>
 <code id="secret-value"></code> <button id="copy" type="button">Copy</button></div>
 <p><input id="search" type="search" placeholder="Search by alias or key"></p>
-<div class="scroll"><table id="keys"><thead><tr><th>Alias</th><th>Key</th><th>Models</th><th>Spend / budget</th><th>Limits</th><th>Expires</th><th>State</th><th></th></tr></thead><tbody></tbody></table></div>"##;
+<div class="scroll"><table id="keys"><thead><tr><th>Alias</th><th>Key</th><th>Models</th><th>Spend / budget</th><th>Limits</th><th>Expires</th><th>Team</th><th>State</th><th></th></tr></thead><tbody></tbody></table></div>"##;
+
+const TEAMS: &str = r##"<details id="team-box"><summary id="team-form-title">Create a team</summary>
+<form id="team-form" class="grid">
+<label>Alias <input name="team_alias"></label>
+<label>Models (comma separated, empty: all) <input name="models"></label>
+<label>Budget (USD) <input name="max_budget" type="number" step="any" min="0"></label>
+<label>Budget period <input name="budget_duration" placeholder="30d"></label>
+<label>rpm limit <input name="rpm_limit" type="number" min="0"></label>
+<label>tpm limit <input name="tpm_limit" type="number" min="0"></label>
+<label>Parallel requests <input name="max_parallel_requests" type="number" min="0"></label>
+<label>Metadata (JSON) <input name="metadata" placeholder='{"cost_center": "x"}'></label>
+<button type="submit" id="team-submit">Create</button> <button type="button" id="team-cancel" hidden>Cancel</button></form></details>
+<div class="scroll"><table id="teams"><thead><tr><th>Alias</th><th>Team id</th><th>Models</th><th>Spend / budget</th><th>Limits</th><th>Members</th><th>State</th><th></th></tr></thead><tbody></tbody></table></div>
+<section id="team-detail" hidden><h2 id="team-title"></h2>
+<div class="two"><section><h3>Members</h3>
+<div class="scroll"><table id="members"><thead><tr><th>User id</th><th>Email</th><th>Role</th><th></th></tr></thead><tbody></tbody></table></div>
+<form id="member-form" class="grid">
+<label>User id <input name="user_id"></label>
+<label>Email <input name="user_email" type="email"></label>
+<label>Role <select name="role"><option>user</option><option>admin</option></select></label>
+<button type="submit">Add member</button></form></section>
+<section><h3>Keys</h3>
+<div class="scroll"><table id="team-keys"><thead><tr><th>Alias</th><th>Key</th><th>Spend / budget</th><th>State</th></tr></thead><tbody></tbody></table></div>
+<p><a id="team-new-key" class="button" href="/ui/keys">Create a key in this team</a></p></section></div></section>"##;
+
+const END_USERS: &str = r##"<p class="note">End users (LiteLLM's customers) are who requests are made for: the <code>user</code> field, or an end-user header. One that spends appears here by itself.</p>
+<details id="customer-box"><summary id="customer-form-title">Add an end user</summary>
+<form id="customer-form" class="grid">
+<label>End user id <input name="user_id" required></label>
+<label>Alias <input name="alias"></label>
+<label>Budget (USD) <input name="max_budget" type="number" step="any" min="0"></label>
+<label>Budget period <input name="budget_duration" placeholder="30d"></label>
+<button type="submit" id="customer-submit">Add</button> <button type="button" id="customer-cancel" hidden>Cancel</button></form></details>
+<p><input id="customer-search" type="search" placeholder="Search by id or alias"></p>
+<div class="scroll"><table id="customers"><thead><tr><th>End user</th><th>Alias</th><th>Spend / budget</th><th>Budget resets</th><th>State</th><th></th></tr></thead><tbody></tbody></table></div>"##;
 
 const LOGS: &str = r##"<form id="filters" class="filters">
 <label>Key alias <input name="key_alias"></label>
@@ -204,8 +255,15 @@ const SPEND: &str = r##"<form id="range" class="filters">
 <div class="two"><section><h2>By model</h2><table id="by-model"><thead><tr><th>Model</th><th>Spend</th></tr></thead><tbody></tbody></table></section>
 <section><h2>By key</h2><table id="by-key"><thead><tr><th>Key</th><th>Spend</th></tr></thead><tbody></tbody></table></section>
 <section><h2>By provider</h2><table id="by-provider"><thead><tr><th>Provider</th><th>Requests</th><th>Spend</th></tr></thead><tbody></tbody></table></section>
-<section><h2>By day</h2><table id="by-day"><thead><tr><th>Day (UTC)</th><th>Requests</th><th>Spend</th></tr></thead><tbody></tbody></table></section></div>
-<p class="note">By provider and by day are summed from the request log's rows in the range (up to 10,000).</p>"##;
+<section><h2>By day</h2><table id="by-day"><thead><tr><th>Day (UTC)</th><th>Requests</th><th>Spend</th></tr></thead><tbody></tbody></table></section>
+<section><h2>By team</h2><table id="by-team"><thead><tr><th>Team</th><th>Requests</th><th>Spend</th></tr></thead><tbody></tbody></table></section>
+<section><h2>By end user</h2><table id="by-end-user"><thead><tr><th>End user</th><th>Requests</th><th>Spend</th></tr></thead><tbody></tbody></table></section>
+<section><h2>By internal user</h2><table id="by-user"><thead><tr><th>User (the key's user_id)</th><th>Requests</th><th>Spend</th></tr></thead><tbody></tbody></table></section></div>
+<section><h2>Report</h2><form id="report-form" class="filters">
+<label>Group by <select name="group_by"><option value="team">team</option><option value="customer">end user</option><option value="api_key">key</option></select></label>
+<button type="submit">Show the report</button></form>
+<div class="scroll"><table id="report"><thead><tr><th>Day (UTC)</th><th id="report-group">Team</th><th>Requests</th><th>Spend</th><th>By model</th></tr></thead><tbody></tbody></table></div></section>
+<p class="note">Every figure is summed by the database over the requests in the range (From and To, UTC, both included).</p>"##;
 
 const ALERTS: &str = r##"<p><span id="alerting-state"></span> <button id="alerts-refresh" type="button">Refresh</button></p>
 <section class="cards" id="alert-counts"></section>
@@ -227,6 +285,7 @@ mod tests {
             let admin = SignedIn {
                 user_id: None,
                 role: UserRole::ProxyAdmin,
+                name: "admin".into(),
             };
             let html = page.render("tok123", &admin);
             assert!(html.contains("<meta name=\"csrf\" content=\"tok123\">"));
@@ -236,11 +295,17 @@ mod tests {
         let user = SignedIn {
             user_id: Some("<ana>".into()),
             role: UserRole::InternalUser,
+            name: "<ana>".into(),
         };
         let html = Page::Keys.render("t", &user);
         assert!(!html.contains("/ui/config") && html.contains("&lt;ana&gt; · internal_user"));
         assert!(!Page::Config.open_to(UserRole::InternalUserViewer));
+        assert!(!Page::Overview.open_to(UserRole::InternalUser));
+        assert!(Page::Logs.open_to(UserRole::InternalUser));
         assert!(Page::Config.open_to(UserRole::ProxyAdminViewer));
+        assert!(!html.contains("/ui/end-users") && html.contains("/ui/teams"));
+        assert!(!Page::EndUsers.open_to(UserRole::InternalUser));
+        assert!(Page::EndUsers.open_to(UserRole::ProxyAdminViewer));
         assert_eq!(Page::at("/ui"), Some(Page::Overview));
         assert_eq!(Page::at("/ui/nowhere"), None);
     }

@@ -16,6 +16,7 @@ use subtle::ConstantTimeEq;
 use tower::util::BoxCloneSyncService;
 use tower::ServiceExt;
 
+use super::assets;
 use super::pages::{self, Page};
 use super::session::{self, Sessions};
 use super::{ConfigView, DeploymentView};
@@ -27,7 +28,6 @@ pub const CSRF_HEADER: &str = "x-csrf-token";
 /// The sign-in form's largest body.
 const LOGIN_BODY_MAX: usize = 4096;
 
-const APP_JS: &str = include_str!("assets/app.js");
 const APP_CSS: &str = include_str!("assets/app.css");
 
 /// What the admin API answers: the service `/ui/api/*` passes calls to.
@@ -62,7 +62,10 @@ impl Ui {
         let path = req.uri().path().to_owned();
         let method = req.method().clone();
         match (&method, path.as_str()) {
-            (&Method::GET, "/ui/assets/app.js") => asset(APP_JS, "text/javascript; charset=utf-8"),
+            (&Method::GET, p) if assets::script(p).is_some() => asset(
+                assets::script(p).unwrap_or_default(),
+                "text/javascript; charset=utf-8",
+            ),
             (&Method::GET, "/ui/assets/app.css") => asset(APP_CSS, "text/css; charset=utf-8"),
             (&Method::GET, "/ui/login") => html(StatusCode::OK, pages::login(None)),
             (&Method::POST, "/ui/login") => self.login(req).await,
@@ -74,6 +77,8 @@ impl Ui {
                         Some((csrf, who)) if page.open_to(who.role) => {
                             html(StatusCode::OK, page.render(&csrf, &who))
                         }
+                        // An internal user lands on their keys.
+                        Some(_) if page == Page::Overview => redirect("/ui/keys"),
                         Some(_) => error(
                             StatusCode::FORBIDDEN,
                             "insufficient_role",
@@ -137,6 +142,7 @@ impl Ui {
             SignedIn {
                 user_id: None,
                 role: UserRole::ProxyAdmin,
+                name: "admin".into(),
             }
         } else {
             return html(
@@ -180,6 +186,7 @@ impl Ui {
                     Ok(SignedIn {
                         user_id: None,
                         role: UserRole::ProxyAdmin,
+                        name: admin.clone(),
                     })
                 } else {
                     Err(refused())
@@ -198,6 +205,11 @@ impl Ui {
         let hash = user.as_ref().and_then(|u| u.password_hash.as_deref());
         match user {
             Some(u) if crate::users::password::verify(password, hash) => Ok(SignedIn {
+                name: u
+                    .user_email
+                    .clone()
+                    .or_else(|| u.user_alias.clone())
+                    .unwrap_or_else(|| u.user_id.clone()),
                 user_id: Some(u.user_id),
                 role: u.user_role,
             }),
@@ -259,6 +271,13 @@ impl Ui {
         match (rest, reads) {
             ("/deployments", true) => {
                 return json(self.deployments.as_ref().map(|d| d.deployments()))
+            }
+            ("/alerting/recent", _) if who.as_ref().is_some_and(|w| !w.role.sees_all()) => {
+                return error(
+                    StatusCode::FORBIDDEN,
+                    "insufficient_role",
+                    "the alerts are for proxy admins and proxy admin viewers".into(),
+                )
             }
             ("/config", true) if who.as_ref().is_none_or(|w| w.role.sees_all()) => {
                 return json(self.config.as_ref().map(|c| c.config()))

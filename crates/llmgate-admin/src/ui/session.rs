@@ -139,6 +139,7 @@ mod tests {
         let who = SignedIn {
             user_id: Some("ana".into()),
             role: UserRole::InternalUserViewer,
+            name: "ana".into(),
         };
         let (id, csrf) = sessions.open(who.clone()).unwrap();
         assert_eq!(id.len(), 64);

@@ -85,7 +85,13 @@ async fn only_the_master_key_signs_in() {
         .await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
         assert!(headers.get(header::SET_COOKIE).is_none());
-        assert!(page.contains("not the master key"));
+        // An empty key is a password sign-in without a name.
+        let said = if key.is_empty() {
+            "do not match"
+        } else {
+            "not the master key"
+        };
+        assert!(page.contains(said), "{page}");
     }
     let (status, headers, _) = send(
         &ui,
@@ -202,4 +208,79 @@ async fn a_script_uses_the_master_key_and_a_virtual_key_sees_nothing() {
     )
     .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn the_teams_and_end_users_pages_load_every_script() {
+    let ui = ui();
+    // Without a session the new pages go to sign-in, as the others do.
+    for page in ["/ui/teams", "/ui/end-users"] {
+        let (status, headers, _) = send(&ui, Method::GET, page, &[], "").await;
+        assert_eq!(status, StatusCode::SEE_OTHER, "{page}");
+        assert_eq!(headers[header::LOCATION], "/ui/login");
+    }
+    // The scripts are public, as JavaScript, each with its pages.
+    for (path, registers) in [
+        ("/ui/assets/app.js", "const pages = {"),
+        ("/ui/assets/spend.js", "pages.spend = spend;"),
+        ("/ui/assets/teams.js", "pages[\"end-users\"] = endUsers;"),
+    ] {
+        let (status, headers, js) = send(&ui, Method::GET, path, &[], "").await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+        assert!(headers[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("text/javascript"));
+        assert!(js.contains(registers), "{path}");
+    }
+    assert_eq!(super::assets::paths().count(), 3);
+    let (status, _, _) = send(&ui, Method::GET, "/ui/assets/nope.js", &[], "").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    // Signed in, each page is its skeleton and loads every script, app.js first.
+    let (cookie, _) = sign_in(&ui).await;
+    for (page, table) in [
+        ("/ui/teams", "<table id=\"teams\">"),
+        ("/ui/end-users", "<table id=\"customers\">"),
+        ("/ui/spend", "<table id=\"report\">"),
+    ] {
+        let (status, _, html) = send(&ui, Method::GET, page, &[("cookie", &cookie)], "").await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        assert!(html.contains(table), "{page}");
+        let at = |s: &str| {
+            html.find(&format!("<script src=\"{s}\"></script>"))
+                .unwrap()
+        };
+        assert!(at("/ui/assets/app.js") < at("/ui/assets/spend.js"));
+        assert!(at("/ui/assets/spend.js") < at("/ui/assets/teams.js"));
+    }
+}
+
+#[tokio::test]
+async fn the_teams_end_users_and_report_calls_reach_the_admin_api() {
+    let ui = ui();
+    let (cookie, csrf) = sign_in(&ui).await;
+    let c = ("cookie", cookie.as_str());
+    let t = (CSRF_HEADER, csrf.as_str());
+    for (method, path, want) in [
+        (Method::GET, "/ui/api/team/list", "/team/list"),
+        (Method::GET, "/ui/api/key/list?size=1&team_id=t%201", "/key/list?size=1&team_id=t%201"),
+        (Method::POST, "/ui/api/team/member_add", "/team/member_add"),
+        (Method::POST, "/ui/api/customer/block", "/customer/block"),
+        (
+            Method::GET,
+            "/ui/api/global/spend/report?group_by=customer&start_date=2026-11-01&end_date=2026-12-01",
+            "/global/spend/report?group_by=customer&start_date=2026-11-01&end_date=2026-12-01",
+        ),
+    ] {
+        // A change without the page's CSRF token is refused before it reaches the API.
+        if method == Method::POST {
+            let (status, _, _) = send(&ui, method.clone(), path, &[c], "{}").await;
+            assert_eq!(status, StatusCode::FORBIDDEN, "{path}");
+        }
+        let (status, _, body) = send(&ui, method, path, &[c, t], "{}").await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["uri"], want);
+        assert_eq!(v["auth"], "Bearer sk-master");
+    }
 }

@@ -15,7 +15,8 @@
 //! `POST {api_base}/responses` (Ollama: `{api_base}/v1/responses`; Azure: `{api_base}/openai/v1/responses`
 //! without an `api_version`, or with `v1`/`latest`/`preview`, else
 //! `{api_base}/openai/responses?api-version={api_version}`); `GET` and `DELETE` on
-//! `.../responses/{id}` and `GET .../responses/{id}/input_items` for a stored response. The
+//! `.../responses/{id}` and `GET .../responses/{id}/input_items` for a stored response;
+//! `POST .../responses/compact` for a compaction (the body with the deployment's `model`). The
 //! key as the OpenAI-compatible dialect sends it (Azure's `api-key`, else
 //! `Authorization: Bearer`), the deployment's headers last. The body is the client's with
 //! `model` set to the deployment's and the deployment's `temperature`, `top_p` and
@@ -116,6 +117,13 @@ fn build(
         ResponsesCall::Delete { id } => {
             (Method::DELETE, format!("/{id}"), None, Bytes::new(), false)
         }
+        ResponsesCall::Compact(fields) => {
+            // The deployment's model only: compaction takes no sampling parameters.
+            let mut out = fields.clone();
+            out.insert("model".to_owned(), Value::String(dep.model.to_string()));
+            let body = serialise(dep, &out)?;
+            (Method::POST, "/compact".to_owned(), None, body, false)
+        }
     };
     let uri = upstream_uri(dep, url(dep, &tail, query)?)?;
     let mut req = json_post(dep, uri, body, key, &[])?;
@@ -177,7 +185,11 @@ fn body(dep: &DeploymentSpec, fields: &Map<String, Value>) -> Result<Bytes, Erro
             out.insert(ours.to_owned(), v.clone());
         }
     }
-    serde_json::to_vec(&out)
+    serialise(dep, &out)
+}
+
+fn serialise(dep: &DeploymentSpec, body: &Map<String, Value>) -> Result<Bytes, Error> {
+    serde_json::to_vec(body)
         .map(Bytes::from)
         .map_err(|e| Error::config(dep, format!("could not serialise the request body: {e}")))
 }

@@ -3,7 +3,9 @@
 
 use std::collections::HashMap;
 
-use llmgate_core::{BudgetObject, EndUser, KeyExtras, Team, TeamMember, VirtualKey};
+use llmgate_core::{
+    BudgetObject, EndUser, KeyExtras, Team, TeamMember, User, UserRole, VirtualKey,
+};
 use serde_json::{Map, Value};
 
 /// A key row that cannot be imported, and why.
@@ -298,6 +300,34 @@ pub fn end_user(row: &Row, now: i64) -> EndUser {
         soft_budget: None,
         created_at: now,
         updated_at: now,
+    }
+}
+
+/// A row of `LiteLLM_UserTable` as an internal user (without the password: LiteLLM's is not
+/// an Argon2 hash, and a user signs in to llmgate with one set here).
+pub fn user(row: &Row, now: i64) -> User {
+    let (budget_duration, budget_reset_at) = period(row, now);
+    let created_at = time(row, "created_at").unwrap_or(now);
+    User {
+        user_id: text(row, "user_id").unwrap_or_default(),
+        user_alias: text(row, "user_alias"),
+        user_email: text(row, "user_email"),
+        user_role: text(row, "user_role")
+            .and_then(|r| UserRole::parse(&r))
+            .unwrap_or_default(),
+        teams: strings(row, "teams"),
+        models: strings(row, "models"),
+        spend: float(row, "spend").unwrap_or(0.0),
+        max_budget: float(row, "max_budget"),
+        budget_duration,
+        budget_reset_at,
+        rpm_limit: count(row, "rpm_limit"),
+        tpm_limit: count(row, "tpm_limit"),
+        max_parallel_requests: count(row, "max_parallel_requests"),
+        metadata: json(row, "metadata"),
+        password_hash: None,
+        created_at,
+        updated_at: time(row, "updated_at").unwrap_or(created_at),
     }
 }
 

@@ -1,4 +1,5 @@
-//! Bringing a LiteLLM proxy's keys, teams, end users and budgets into llmgate's store
+//! Bringing a LiteLLM proxy's keys, teams, internal users, end users and budgets into llmgate's
+//! store
 //! (`llmgate import litellm`).
 //!
 //! [`Plan::read_litellm`] reads a LiteLLM database (PostgreSQL, LiteLLM's Prisma schema:
@@ -8,14 +9,16 @@
 //! hex of the secret, as llmgate's [`VirtualKey::token`], so every secret keeps working, with
 //! its models, limits, budget and the spend of the current period (so the remaining budget is
 //! the same). [`Plan::apply`] writes the plan into a [`KeyStore`] and a [`RecordStore`]:
-//! anything already there (a key with the same token, a team, end user or budget with the same
-//! id) is left as it is and reported as skipped, so running the import twice changes nothing.
+//! anything already there (a key with the same token, a team, user, end user or budget with the
+//! same id) is left as it is and reported as skipped, so running the import twice changes
+//! nothing.
 //!
 //! Budget rows (`LiteLLM_BudgetTable`) become budget objects (`/budget/*`), and the keys',
 //! teams' and end users' `budget_id` links are kept, so each takes its budget's limits as in
 //! LiteLLM and a later `/budget/update` reaches all of them. What llmgate has no object for
-//! yet (internal users, organizations) is counted in [`Plan::not_imported`], never dropped
-//! silently: a key keeps its `user_id` and a team its `organization_id` as labels.
+//! yet (organizations) is counted in [`Plan::not_imported`], never dropped silently: a team
+//! keeps its `organization_id` as a label. Users come without their passwords (a note says
+//! so): they get one with `/user/update`.
 //!
 //! ```no_run
 //! # async fn run(keys: &dyn llmgate_auth::KeyStore, records: &dyn llmgate_auth::RecordStore)
@@ -32,7 +35,8 @@
 use std::fmt;
 
 use llmgate_auth::{KeyStore, Record, RecordKind, RecordStore, StoreError};
-use llmgate_core::{BudgetObject, EndUser, Team, VirtualKey};
+use llmgate_core::{BudgetObject, EndUser, Team, User, VirtualKey};
+use serde_json::Value;
 
 mod convert;
 mod report;
@@ -72,6 +76,8 @@ pub struct Plan {
     pub end_users: Vec<EndUser>,
     /// Budget objects to create (LiteLLM's budget rows).
     pub budgets: Vec<BudgetObject>,
+    /// Internal users to create.
+    pub users: Vec<User>,
     /// Rows that cannot be imported, with the reason.
     pub refused: Vec<Refused>,
     /// What llmgate has no object for, counted.
@@ -143,6 +149,28 @@ impl Plan {
             }
             plan.end_users.push(user);
         }
+        for row in &rows.users {
+            let user = convert::user(row, now);
+            let carried_not = [
+                ("password", "password"),
+                ("model_max_budget", "per-model budgets"),
+            ]
+            .iter()
+            .filter(|(f, _)| {
+                row.get(*f)
+                    .is_some_and(|v| !v.is_null() && v != &Value::Object(Default::default()))
+            })
+            .map(|(_, what)| *what)
+            .collect::<Vec<_>>();
+            if !carried_not.is_empty() {
+                plan.notes.push(format!(
+                    "user {:?}: {} not carried (set a password with /user/update)",
+                    user.user_id,
+                    carried_not.join(" and ")
+                ));
+            }
+            plan.users.push(user);
+        }
         plan.not_imported = report::not_imported(rows);
         plan
     }
@@ -168,6 +196,10 @@ impl Plan {
         for user in &self.end_users {
             let result = put_record(records, RecordKind::EndUser, Record::of_end_user(user)).await;
             out.count("end user", &user.user_id, result);
+        }
+        for user in &self.users {
+            let result = put_record(records, RecordKind::User, Record::of_user(user)).await;
+            out.count("user", &user.user_id, result);
         }
         for key in &self.keys {
             let name = key

@@ -21,12 +21,6 @@ pub struct NotImported {
 pub(super) fn not_imported(rows: &Rows) -> Vec<NotImported> {
     vec![
         NotImported {
-            table: "LiteLLM_UserTable",
-            rows: rows.users,
-            why: "internal users: llmgate has none yet; their keys are imported and keep their \
-                  user_id, their own budgets and limits are not carried",
-        },
-        NotImported {
             table: "LiteLLM_OrganizationTable",
             rows: rows.organizations,
             why: "organizations: llmgate has none yet; teams keep their organization_id as a label",
@@ -50,9 +44,10 @@ fn plural(n: usize, one: &str) -> String {
 pub(super) fn write_plan(plan: &Plan, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     writeln!(
         f,
-        "to import: {}, {}, {}, {}",
+        "to import: {}, {}, {}, {}, {}",
         plural(plan.keys.len(), "key"),
         plural(plan.teams.len(), "team"),
+        plural(plan.users.len(), "user"),
         plural(plan.end_users.len(), "end user"),
         plural(plan.budgets.len(), "budget")
     )?;
@@ -79,6 +74,10 @@ pub(super) fn write_plan(plan: &Plan, f: &mut fmt::Formatter<'_>) -> fmt::Result
     }
     for t in &plan.teams {
         writeln!(f, "  team {}: spend {} USD", t.team_id, t.spend)?;
+    }
+    for u in &plan.users {
+        let role = u.user_role.as_str();
+        writeln!(f, "  user {} ({role}): spend {} USD", u.user_id, u.spend)?;
     }
     for u in &plan.end_users {
         writeln!(f, "  end user {}: spend {} USD", u.user_id, u.spend)?;

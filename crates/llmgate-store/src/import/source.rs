@@ -46,6 +46,15 @@ const END_USERS: &str = r#"SELECT (to_jsonb(u) || jsonb_build_object(
   LEFT JOIN "LiteLLM_BudgetTable" b ON b.budget_id = u.budget_id
   ORDER BY u.user_id"#;
 
+/// Internal users. Their times are read through the row's JSON, so an older LiteLLM whose
+/// table lacks one of them imports as well.
+const USERS: &str = r#"SELECT (j || jsonb_build_object(
+    'budget_reset_at', EXTRACT(EPOCH FROM (j->>'budget_reset_at')::timestamp),
+    'created_at', EXTRACT(EPOCH FROM (j->>'created_at')::timestamp),
+    'updated_at', EXTRACT(EPOCH FROM (j->>'updated_at')::timestamp)))::text
+  FROM (SELECT to_jsonb(u) AS j FROM "LiteLLM_UserTable" u) t
+  ORDER BY j->>'created_at' NULLS FIRST, j->>'user_id'"#;
+
 /// What was read, row by row.
 #[derive(Debug, Default)]
 pub(crate) struct Rows {
@@ -53,7 +62,7 @@ pub(crate) struct Rows {
     pub(crate) teams: Vec<Map<String, Value>>,
     pub(crate) end_users: Vec<Map<String, Value>>,
     /// `LiteLLM_UserTable` rows.
-    pub(crate) users: u64,
+    pub(crate) users: Vec<Map<String, Value>>,
     /// `LiteLLM_OrganizationTable` rows.
     pub(crate) organizations: u64,
     /// `LiteLLM_BudgetTable` rows.
@@ -101,7 +110,9 @@ async fn read_tables(pool: &PgPool) -> Result<Rows, ImportError> {
     if exists(pool, "LiteLLM_EndUserTable").await? {
         rows.end_users = objects(pool, END_USERS).await?;
     }
-    rows.users = count(pool, "LiteLLM_UserTable").await?;
+    if exists(pool, "LiteLLM_UserTable").await? {
+        rows.users = objects(pool, USERS).await?;
+    }
     rows.organizations = count(pool, "LiteLLM_OrganizationTable").await?;
     if exists(pool, "LiteLLM_BudgetTable").await? {
         rows.budgets = objects(pool, BUDGETS).await?;

@@ -24,7 +24,11 @@ fn rows() -> Rows {
                    "model_max_budget": {"m": 1.0}}),
         )],
         end_users: vec![obj(json!({"user_id": "c1", "budget_id": "b1"}))],
-        users: 2,
+        users: vec![obj(
+            json!({"user_id": "u1", "user_email": "ana@example.com", "user_role": "proxy_admin_viewer",
+                   "spend": 1.5, "max_budget": 10.0, "rpm_limit": 7, "teams": ["t1"],
+                   "password": "whatever-litellm-kept"}),
+        )],
         organizations: 0,
         budgets: vec![obj(
             json!({"budget_id": "b1", "max_budget": 3.0, "rpm_limit": 4,
@@ -40,7 +44,7 @@ fn the_plan_says_what_it_cannot_import() {
     assert_eq!((plan.keys.len(), plan.refused.len()), (1, 1));
     let shown = plan.to_string();
     assert!(
-        shown.contains("to import: 1 key, 1 team, 1 end user, 1 budget"),
+        shown.contains("to import: 1 key, 1 team, 1 user, 1 end user, 1 budget"),
         "{shown}"
     );
     assert!(
@@ -49,9 +53,14 @@ fn the_plan_says_what_it_cannot_import() {
     );
     assert!(shown.contains("cannot import key (unnamed)"), "{shown}");
     assert!(
-        shown.contains("not imported: 2 rows of LiteLLM_UserTable"),
+        shown.contains("user u1 (proxy_admin_viewer): spend 1.5 USD"),
         "{shown}"
     );
+    assert!(
+        shown.contains("user \"u1\": password not carried"),
+        "{shown}"
+    );
+    assert!(!shown.contains("LiteLLM_UserTable"), "{shown}");
     assert!(!shown.contains("LiteLLM_OrganizationTable"), "{shown}");
     assert!(
         shown.contains("team \"t1\": soft_budget not carried"),
@@ -79,7 +88,7 @@ async fn applying_twice_creates_once_with_the_spend_kept() {
     let first = plan.apply(keys.as_ref(), records.as_ref()).await;
     assert_eq!(
         (first.created.len(), first.skipped.len()),
-        (4, 0),
+        (5, 0),
         "{first}"
     );
     let key = keys.get(&"a".repeat(64)).await.unwrap().unwrap();
@@ -114,11 +123,24 @@ async fn applying_twice_creates_once_with_the_spend_kept() {
         .to_budget()
         .unwrap();
     assert_eq!((budget.max_budget, budget.rpm_limit), (Some(3.0), Some(4)));
+    let internal = records
+        .get_record(RecordKind::User, "u1")
+        .await
+        .unwrap()
+        .unwrap()
+        .to_user()
+        .unwrap();
+    assert_eq!(
+        (internal.spend, internal.max_budget, internal.rpm_limit),
+        (1.5, Some(10.0), Some(7))
+    );
+    assert_eq!(internal.user_role, llmgate_core::UserRole::ProxyAdminViewer);
+    assert_eq!(internal.password_hash, None);
 
     let second = plan.apply(keys.as_ref(), records.as_ref()).await;
     assert_eq!(
         (second.created.len(), second.skipped.len()),
-        (0, 4),
+        (0, 5),
         "{second}"
     );
     let again = keys.get(&"a".repeat(64)).await.unwrap().unwrap();
@@ -144,7 +166,7 @@ async fn a_key_whose_alias_is_taken_fails_and_the_rest_is_written() {
         .await;
     assert_eq!(
         (outcome.created.len(), outcome.failed.len()),
-        (3, 1),
+        (4, 1),
         "{outcome}"
     );
     assert!(outcome.failed[0].starts_with("key spent:"), "{outcome}");

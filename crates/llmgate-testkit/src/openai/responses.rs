@@ -1,6 +1,6 @@
 //! OpenAI's Responses API on the mock (`MockProvider::start_responses`): `POST /responses`
 //! (streamed and not), `GET` / `DELETE /responses/{id}`, `GET /responses/{id}/input_items`,
-//! with and without `/v1`, and Azure's `/openai/v1/responses` and
+//! `POST /responses/compact` (see [`compact`]), with and without `/v1`, and Azure's `/openai/v1/responses` and
 //! `/openai/responses?api-version=..`.
 //!
 //! Responses are stored in this mock only (unless `store: false`), under ids unique in the
@@ -67,6 +67,7 @@ impl Dialect for WithResponses {
         };
         match (req.method.clone(), rest) {
             (Method::POST, "") => self.create(req, content, ctx),
+            (Method::POST, "/compact") => compact(req, ctx),
             (Method::GET, r) => match r.strip_prefix('/') {
                 Some(id) => match id.strip_suffix("/input_items") {
                     Some(id) => self.input_items(id, ctx),
@@ -204,6 +205,60 @@ fn not_found(id: &str) -> Reply {
         &format!("Response with id '{id}' not found."),
         None,
     )
+}
+
+/// `POST /responses/compact`: the input's user messages kept (as message items with their
+/// content as `input_text` parts), then one `compaction` item whose
+/// `encrypted_content` is the base64 of the whole input (the mock's stand-in for OpenAI's
+/// encrypted summary); usage counts the input's words.
+fn compact(req: &Recorded, ctx: &Ctx) -> Reply {
+    use base64::Engine as _;
+    let body = &req.json;
+    if body.get("model").and_then(Value::as_str).is_none() {
+        return error_reply(
+            StatusCode::BAD_REQUEST,
+            "Missing required parameter: 'model'.",
+            Some("model"),
+        );
+    }
+    let items = match body.get("input") {
+        Some(Value::String(s)) => vec![json!({"type": "message", "role": "user", "content": s})],
+        Some(Value::Array(items)) => items.clone(),
+        _ => Vec::new(),
+    };
+    let n = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+    // The user's messages kept as output items: an id, a status, the content as parts.
+    let mut output: Vec<Value> = items
+        .iter()
+        .filter(|i| i.get("role").and_then(Value::as_str) == Some("user"))
+        .enumerate()
+        .map(|(k, i)| {
+            let content = match i.get("content") {
+                Some(Value::String(s)) => json!([{"type": "input_text", "text": s}]),
+                Some(parts) => parts.clone(),
+                None => json!([]),
+            };
+            json!({"id": format!("msg_cmp_mock{n:08}_{k}"), "type": "message",
+                "status": "completed", "role": "user", "content": content})
+        })
+        .collect();
+    let sealed =
+        base64::engine::general_purpose::STANDARD.encode(Value::Array(items.clone()).to_string());
+    output.push(
+        json!({"type": "compaction", "id": format!("cmp_mock{n:08}"), "encrypted_content": sealed}),
+    );
+    let words: u64 = items
+        .iter()
+        .map(|i| count_tokens(&i.get("content").map(Value::to_string).unwrap_or_default()))
+        .sum();
+    let compaction = json!({
+        "id": format!("resp_cmp_mock{n:08}"), "object": "response.compaction", "created_at": now(),
+        "output": output,
+        "usage": {"input_tokens": words, "input_tokens_details": {"cached_tokens": 0},
+            "output_tokens": 0, "output_tokens_details": {"reasoning_tokens": 0},
+            "total_tokens": words},
+    });
+    json_reply(StatusCode::OK, &compaction, ctx)
 }
 
 fn output_text(response: &Value) -> String {

@@ -139,6 +139,12 @@ pub fn output_item(i: &Value) {
         }
         Some("reasoning") => {
             assert!(field(i, "summary").is_array());
+            // Optional, and a string when present: not nullable in the Open Responses
+            // specification (its compliance suite rejects `null`).
+            assert!(
+                i.get("encrypted_content").is_none_or(Value::is_string),
+                "`encrypted_content` is not a string: {i}"
+            );
             for part in i
                 .get("content")
                 .and_then(Value::as_array)

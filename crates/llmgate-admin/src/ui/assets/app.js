@@ -69,6 +69,72 @@ function card(label, value, cls) {
   return el("div", { class: "card " + (cls || "") }, el("span", {}, label), el("strong", {}, value));
 }
 
+// A period as the admin API gives it ("2592000s") in the largest whole unit ("30d").
+function period(p) {
+  const m = /^(\d+)s$/.exec(p || "");
+  if (!m) return p || "";
+  const s = Number(m[1]);
+  for (const [unit, n] of [["d", 86400], ["h", 3600], ["m", 60]]) if (s && s % n === 0) return s / n + unit;
+  return p;
+}
+
+// "1.20 / $10.00 per 30d": spend against a budget and its period.
+const spendOf = (spent, max, per) => money(spent || 0) + (max ? " / " + money(max) + (per ? " per " + period(per) : "") : "");
+// "100 rpm, 5 parallel", or "-".
+const limitsOf = (x) => [x.rpm_limit && x.rpm_limit + " rpm", x.tpm_limit && x.tpm_limit + " tpm",
+  x.max_parallel_requests && x.max_parallel_requests + " parallel"].filter(Boolean).join(", ") || "-";
+const state = (blocked) => (blocked ? el("span", { class: "badge bad" }, "blocked") : el("span", { class: "badge ok" }, "active"));
+
+// A table row's button that POSTs `body` to `path` (after `confirmText`, if given), then calls
+// `then` with the answer (to reload the page's data); errors go to the page's error line.
+function action(label, path, body, then, confirmText) {
+  return el("button", { type: "button", onclick: async () => {
+    if (confirmText && !confirm(confirmText)) return;
+    try { showError(null); await then(await api(path, { method: "POST", body: typeof body === "function" ? await body() : body })); } catch (e) { showError(e); }
+  } }, label);
+}
+
+// The JSON body of a create or edit form. `fields` names the form's inputs by kind: `text`,
+// `numbers`, `lists` (comma separated), `json`, and `ifChanged` ({name: value as shown}).
+// Creating, an empty field is left out; editing, it is sent as null (the admin API's "unset").
+// Editing, an `ifChanged` field is sent only when changed from what the form showed: a budget
+// period or expiry sent again would restart from now.
+function formBody(form, editing, fields) {
+  const f = new FormData(form);
+  const body = {};
+  const val = (n) => String(f.get(n) || "").trim();
+  const put = (n, v) => { if (v !== undefined) body[n] = v; else if (editing) body[n] = null; };
+  for (const n of fields.text || []) put(n, val(n) || undefined);
+  for (const n of fields.numbers || []) put(n, num(val(n)));
+  for (const n of fields.lists || []) { const l = val(n).split(",").map((s) => s.trim()).filter(Boolean); put(n, l.length ? l : undefined); }
+  for (const n of fields.json || []) put(n, val(n) ? JSON.parse(val(n)) : undefined);
+  for (const [n, shown] of Object.entries(fields.ifChanged || {})) if (!editing || val(n) !== (shown || "")) put(n, val(n) || undefined);
+  return body;
+}
+
+// Fills a form's inputs from `values` ({name: value}); null and undefined leave one empty.
+function fillForm(form, values) {
+  form.reset();
+  for (const [n, v] of Object.entries(values)) if (v !== null && v !== undefined && form.elements[n]) form.elements[n].value = v;
+}
+
+// A create form in a <details> that also edits: `edit(x)` fills it from `x` and opens it,
+// `done()` (or Cancel) goes back to creating. `ids` names the box, its summary, the submit and
+// cancel buttons; `labels` is [create title, create button, edit title of x].
+function editor(form, ids, labels) {
+  const ed = { editing: null };
+  ed.mode = (x) => {
+    ed.editing = x;
+    $(ids.title).textContent = x ? labels[2](x) : labels[0];
+    $(ids.submit).textContent = x ? "Save" : labels[1];
+    $(ids.cancel).hidden = !x;
+  };
+  ed.edit = (x, values) => { fillForm(form, values); ed.mode(x); $(ids.box).open = true; form.elements[0].focus(); };
+  ed.done = () => { form.reset(); ed.mode(null); };
+  $(ids.cancel).addEventListener("click", ed.done);
+  return ed;
+}
+
 // --- Overview -------------------------------------------------------------------------------
 
 // The windows the overview shows (GET /global/overview sums them in the database): the label,
@@ -174,21 +240,22 @@ async function models() {
 
 async function keys() {
   let all = [];
+  let teamNames = {};
+  const form = $("#create");
+  const ed = editor(form, { box: "#create-box", title: "#create-title", submit: "#create-submit", cancel: "#create-cancel" },
+    ["Create a key", "Create", (k) => "Edit " + (k.key_alias || short(k.token))]);
   const render = () => {
     const q = $("#search").value.toLowerCase();
     const shown = all.filter((k) => !q || (k.key_alias || "").toLowerCase().includes(q) || (k.token || "").includes(q));
     fill("#keys", shown.map((k) => {
-      const act = (label, path, body, confirmText, secret) => el("button", { type: "button", onclick: async () => {
-        if (confirmText && !confirm(confirmText)) return;
-        try { showError(null); const r = await api(path, { method: "POST", body }); if (secret && r && r.key) showSecret(r.key); await load(); } catch (e) { showError(e); }
-      } }, label);
-      const limits = [k.rpm_limit && k.rpm_limit + " rpm", k.tpm_limit && k.tpm_limit + " tpm", k.max_parallel_requests && k.max_parallel_requests + " parallel"].filter(Boolean).join(", ");
+      const act = (label, path, body, confirmText, secret) => action(label, path, body, async (r) => { if (secret && r && r.key) showSecret(r.key); await load(); }, confirmText);
       return el("tr", { "data-alias": k.key_alias || "" },
         el("td", {}, k.key_alias || ""), el("td", {}, el("code", {}, short(k.token))),
         el("td", {}, (k.models || []).join(", ") || "all"),
-        el("td", {}, money(k.spend || 0) + (k.max_budget ? " / " + money(k.max_budget) + (k.budget_duration ? " per " + k.budget_duration : "") : "")),
-        el("td", {}, limits || "-"), el("td", {}, k.expires || "never"),
-        el("td", {}, k.blocked ? el("span", { class: "badge bad" }, "blocked") : el("span", { class: "badge ok" }, "active")),
+        el("td", {}, spendOf(k.spend, k.max_budget, k.budget_duration)),
+        el("td", {}, limitsOf(k)), el("td", {}, k.expires || "never"),
+        el("td", {}, k.team_id ? el("a", { href: "/ui/teams?team_id=" + encodeURIComponent(k.team_id) }, teamNames[k.team_id] || short(k.team_id)) : ""),
+        el("td", {}, state(k.blocked)),
         el("td", { class: "actions" },
           k.blocked ? act("Unblock", "/key/unblock", { key: k.token }) : act("Block", "/key/block", { key: k.token }),
           el("button", { type: "button", onclick: () => edit(k) }, "Edit"),
@@ -196,70 +263,60 @@ async function keys() {
           act("Delete", "/key/delete", { keys: [k.token] }, "Delete this key?")));
     }));
   };
-  let editing = null;
-  const form = $("#create");
-  const setMode = (key) => {
-    editing = key;
-    $("#create-title").textContent = key ? "Edit " + (key.key_alias || short(key.token)) : "Create a key";
-    $("#create-submit").textContent = key ? "Save" : "Create";
-    $("#create-cancel").hidden = !key;
-  };
+  // The expiry and budget period as they are: left so, they stay; emptied, they are removed;
+  // a duration ("30d") sets a new one from now.
   const edit = (k) => {
-    form.reset();
-    const set = (n, v) => { if (v !== null && v !== undefined) form.elements[n].value = v; };
-    set("key_alias", k.key_alias); set("models", (k.models || []).join(", "));
-    set("max_budget", k.max_budget); set("budget_duration", k.budget_duration);
-    set("rpm_limit", k.rpm_limit); set("tpm_limit", k.tpm_limit); set("max_parallel_requests", k.max_parallel_requests);
-    if (k.metadata && Object.keys(k.metadata).length) set("metadata", JSON.stringify(k.metadata));
-    // The expiry and budget period as they are: left so, they stay; emptied, they are
-    // removed; a duration ("30d") sets a new one from now.
-    set("duration", k.expires);
-    setMode(k);
-    $("#create-box").open = true;
-    form.elements.key_alias.focus();
+    // A team_id that names no team (a label from before teams) is shown, and kept unless changed.
+    const choice = $("#key-team");
+    if (k.team_id && ![...choice.options].some((o) => o.value === k.team_id)) choice.append(el("option", { value: k.team_id }, k.team_id));
+    ed.edit(k, {
+      key_alias: k.key_alias, team_id: k.team_id || "", models: (k.models || []).join(", "),
+      max_budget: k.max_budget, budget_duration: period(k.budget_duration), duration: k.expires,
+      rpm_limit: k.rpm_limit, tpm_limit: k.tpm_limit, max_parallel_requests: k.max_parallel_requests,
+      metadata: k.metadata && Object.keys(k.metadata).length ? JSON.stringify(k.metadata) : null,
+    });
   };
-  $("#create-cancel").addEventListener("click", () => { form.reset(); setMode(null); });
   const load = async () => {
     const data = await api("/key/list?return_full_object=true&size=100");
     all = data.keys;
     render();
   };
+  // The Team choice: every team (a gateway that keeps none offers "no team" only).
+  const teams = await api("/team/list").catch(() => []);
+  teamNames = Object.fromEntries(teams.map((t) => [t.team_id, t.team_alias || t.team_id]));
+  $("#key-team").append(...teams.map((t) => el("option", { value: t.team_id }, t.team_alias || t.team_id)));
   $("#search").addEventListener("input", render);
-  $("#create").addEventListener("submit", async (ev) => {
+  form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
-    const f = new FormData(ev.target);
-    const body = {};
-    // Creating, an empty field is left out; editing, it clears the value (the key API's null),
-    // except the expiry left as it was shown.
-    const empty = (n) => { if (editing) body[n] = null; };
-    const text = (n) => { const v = String(f.get(n) || "").trim(); if (v) body[n] = v; else empty(n); };
-    text("key_alias");
-    // Sent again, a period would restart it: sent only when changed.
-    const changed = (n, was) => !editing || String(f.get(n) || "").trim() !== (was || "");
-    if (changed("budget_duration", editing && editing.budget_duration)) text("budget_duration");
-    if (changed("duration", editing && editing.expires)) text("duration");
-    ["max_budget", "rpm_limit", "tpm_limit", "max_parallel_requests"].forEach((n) => { const v = num(String(f.get(n) || "").trim()); if (v !== undefined) body[n] = v; else empty(n); });
-    const models = String(f.get("models") || "").split(",").map((s) => s.trim()).filter(Boolean);
-    if (models.length) body.models = models; else empty("models");
+    const editing = ed.editing;
     try {
-      const meta = String(f.get("metadata") || "").trim();
-      if (meta) body.metadata = JSON.parse(meta); else empty("metadata");
+      const body = formBody(form, editing, {
+        text: ["key_alias"], numbers: ["max_budget", "rpm_limit", "tpm_limit", "max_parallel_requests"],
+        lists: ["models"], json: ["metadata"],
+        ifChanged: { team_id: editing && editing.team_id, budget_duration: editing && period(editing.budget_duration), duration: editing && editing.expires },
+      });
       showError(null);
       if (editing) {
         body.key = editing.token;
         await api("/key/update", { method: "POST", body });
-        setMode(null);
       } else {
         const r = await api("/key/generate", { method: "POST", body });
         showSecret(r.key);
       }
-      ev.target.reset();
+      ed.done();
       await load();
     } catch (e) { showError(e); }
   });
   $("#copy").addEventListener("click", async () => {
     try { await navigator.clipboard.writeText($("#secret-value").textContent); $("#copy").textContent = "Copied"; } catch (e) { showError(e); }
   });
+  // /ui/keys?team_id=... (the Teams page's "Create a key in this team"): the form, in that team.
+  const team = new URLSearchParams(location.search).get("team_id");
+  if (team && teamNames[team]) {
+    form.elements.team_id.value = team;
+    $("#create-title").textContent = "Create a key in team " + teamNames[team];
+    $("#create-box").open = true;
+  }
   await load();
 }
 
@@ -305,45 +362,6 @@ async function logs() {
   $("#filters").addEventListener("submit", (ev) => { ev.preventDefault(); showError(null); load(false).catch(showError); });
   $("#more").addEventListener("click", () => load(true).catch(showError));
   await load(false);
-}
-
-// --- Spend ----------------------------------------------------------------------------------
-
-async function spend() {
-  const form = $("#range");
-  form.start_date.value = form.start_date.value || daysAgo(30);
-  form.end_date.value = form.end_date.value || today();
-  const load = async () => {
-    const r = "start_date=" + form.start_date.value + "&end_date=" + form.end_date.value;
-    const [total, models, keys] = await Promise.all([
-      api("/global/spend?" + r), api("/global/spend/models?limit=50&" + r), api("/global/spend/keys?limit=50&" + r),
-    ]);
-    $("#total").replaceChildren(card("Spend in range", money(total.spend)));
-    const [providers, days] = await Promise.all([api("/global/spend/provider?" + r), api("/global/spend/days?" + r)]);
-    fill("#by-provider", providers.map((p) => el("tr", {}, el("td", {}, p.provider), el("td", {}, p.requests), el("td", {}, money(p.spend)))));
-    fill("#by-day", days.map((d) => el("tr", {}, el("td", {}, d.date), el("td", {}, d.requests), el("td", {}, money(d.spend)))));
-    fill("#by-model", models.map((m) => el("tr", {}, el("td", {}, m.model), el("td", {}, money(m.total_spend)))));
-    fill("#by-key", keys.map((k) => el("tr", {}, el("td", {}, k.key_alias || short(k.api_key)), el("td", {}, money(k.total_spend)))));
-  };
-  form.addEventListener("submit", (ev) => { ev.preventDefault(); load().catch(showError); });
-  $("#csv").addEventListener("click", async (ev) => {
-    ev.preventDefault();
-    try {
-      // Every row in the range, page by page (each page continues after the last row's cursor).
-      const base = "/spend/logs?limit=10000&start_date=" + form.start_date.value + "&end_date=" + form.end_date.value;
-      const rows = [];
-      for (let page = await api(base); ; page = await api(base + "&cursor=" + encodeURIComponent(page[page.length - 1].cursor))) {
-        rows.push(...page);
-        if (page.length < 10000) break;
-      }
-      const cols = ["startTime", "request_id", "key_alias", "model_group", "model_id", "status_code", "prompt_tokens", "completion_tokens", "cost"];
-      const esc = (v) => '"' + String(v === null || v === undefined ? "" : v).replace(/"/g, '""') + '"';
-      const csv = [cols.join(",")].concat(rows.map((r) => cols.map((c) => esc(r[c])).join(","))).join("\n");
-      const a = el("a", { href: URL.createObjectURL(new Blob([csv], { type: "text/csv" })), download: "spend.csv" });
-      a.click();
-    } catch (e) { showError(e); }
-  });
-  await load();
 }
 
 // --- Alerts ---------------------------------------------------------------------------------
@@ -399,7 +417,8 @@ async function config() {
 
 // --- Shell ----------------------------------------------------------------------------------
 
-const pages = { overview, models, keys, logs, spend, alerts, config };
+// Each page's script, by <body data-page>; spend.js and teams.js add theirs.
+const pages = { overview, models, keys, logs, alerts, config };
 
 document.addEventListener("DOMContentLoaded", () => {
   const logout = $("#logout");
