@@ -5,13 +5,14 @@
 //! charged (as LiteLLM does), or by `/customer/new` with a budget; `/customer/block` refuses its
 //! requests (403 `end_user_blocked`) until `/customer/unblock`.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
 use axum::response::Response;
 use http::{Method, StatusCode};
 use llmgate_auth::{Keys, Record, RecordKind, RecordStore, StoreError};
-use llmgate_core::{ApiError, EndUser, ErrorType, Origin};
+use llmgate_core::{ApiError, BudgetObject, EndUser, ErrorType, Origin};
 use serde_json::{json, Map, Value};
 
 use crate::keys::api::read_object;
@@ -87,7 +88,7 @@ impl CustomerApi {
                     .find(|(k, _)| k == "end_user_id" || k == "user_id")
                     .map(|(_, v)| v.as_str())
                     .ok_or_else(|| bad("give the end user: /customer/info?end_user_id=..."))?;
-                Ok(view(&admin.find(id).await?))
+                admin.shown(&admin.find(id).await?).await
             }
             "list" => admin.list().await,
             op => {
@@ -126,7 +127,7 @@ impl Customers<'_> {
             .await
             .map_err(store_error)?;
         self.keys.end_user_changed(id).await;
-        Ok(view(&user))
+        self.shown(&user).await
     }
 
     async fn update(&self, body: &Map<String, Value>) -> Result<Value, ApiError> {
@@ -136,7 +137,7 @@ impl Customers<'_> {
         self.link_budget(&mut user, body, now).await?;
         user.updated_at = now;
         self.save(&user).await?;
-        Ok(view(&self.find(&user.user_id).await?))
+        self.shown(&self.find(&user.user_id).await?).await
     }
 
     async fn block(&self, body: &Map<String, Value>, blocked: bool) -> Result<Value, ApiError> {
@@ -197,13 +198,34 @@ impl Customers<'_> {
             .list_records(RecordKind::EndUser, 1, MAX_LIST)
             .await
             .map_err(store_error)?;
-        let users = page
-            .records
-            .iter()
-            .map(|r| r.to_end_user().map(|u| view(&u)))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(store_error)?;
+        let mut budgets: HashMap<String, Option<BudgetObject>> = HashMap::new();
+        let mut users = Vec::with_capacity(page.records.len());
+        for r in &page.records {
+            let u = r.to_end_user().map_err(store_error)?;
+            let budget = match &u.budget_id {
+                Some(id) if !budgets.contains_key(id) => {
+                    let b = llmgate_auth::linked_budget(self.store, id)
+                        .await
+                        .map_err(store_error)?;
+                    budgets.entry(id.clone()).or_insert(b).as_ref()
+                }
+                Some(id) => budgets.get(id).and_then(Option::as_ref),
+                None => None,
+            };
+            users.push(view(&u, budget));
+        }
         Ok(Value::Array(users))
+    }
+
+    /// The end user as LiteLLM shows a customer, with the budget object it links to.
+    async fn shown(&self, u: &EndUser) -> Result<Value, ApiError> {
+        let budget = match &u.budget_id {
+            Some(id) => llmgate_auth::linked_budget(self.store, id)
+                .await
+                .map_err(store_error)?,
+            None => None,
+        };
+        Ok(view(u, budget.as_ref()))
     }
 
     /// A `budget_id` the body sets must name a budget; an end user without a period of its
@@ -292,8 +314,18 @@ fn apply_all(user: &mut EndUser, body: &Map<String, Value>, now: i64) -> Result<
     Ok(())
 }
 
-/// The end user as LiteLLM shows a customer.
-fn view(u: &EndUser) -> Value {
+/// The end user as LiteLLM shows a customer: `litellm_budget_table` is the budget object it
+/// links to (LiteLLM's budget row), else its own budget.
+fn view(u: &EndUser, budget: Option<&BudgetObject>) -> Value {
+    let own = || {
+        u.max_budget.map(|max| {
+            json!({
+                "max_budget": max,
+                "budget_duration": u.budget_duration.map(|d| format!("{d}s")),
+                "budget_reset_at": time(u.budget_reset_at),
+            })
+        })
+    };
     json!({
         "user_id": u.user_id,
         "alias": u.alias,
@@ -302,11 +334,7 @@ fn view(u: &EndUser) -> Value {
         "allowed_model_region": u.allowed_model_region,
         "default_model": u.default_model,
         "budget_id": u.budget_id,
-        "litellm_budget_table": u.max_budget.map(|max| json!({
-            "max_budget": max,
-            "budget_duration": u.budget_duration.map(|d| format!("{d}s")),
-            "budget_reset_at": time(u.budget_reset_at),
-        })),
+        "litellm_budget_table": budget.map_or_else(own, |b| Some(crate::budgets::view(b))),
         "metadata": if u.metadata.is_null() { json!({}) } else { u.metadata.clone() },
         "created_at": time(Some(u.created_at)),
         "updated_at": time(Some(u.updated_at)),

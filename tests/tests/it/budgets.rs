@@ -428,8 +428,19 @@ async fn a_team_and_an_end_user_linked_to_a_budget_are_held_to_it() {
         json!({"user_id": "globex", "budget_id": "small"}),
     )
     .await;
+    // As LiteLLM shows a customer: its budget row as litellm_budget_table.
     let info = admin.get("/customer/info?end_user_id=acme").await.json();
     assert_eq!(info["budget_id"], "small");
+    assert_eq!(info["litellm_budget_table"]["budget_id"], "small");
+    assert_eq!(info["litellm_budget_table"]["max_budget"], 0.008);
+    let list = admin.get("/customer/list").await.json();
+    let globex = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["user_id"] == "globex")
+        .unwrap();
+    assert_eq!(globex["litellm_budget_table"]["max_budget"], 0.008);
     for _ in 0..2 {
         let res = admin.post("/v1/chat/completions", &as_user("acme")).await;
         assert_eq!(res.status, 200, "{}", res.text());

@@ -18,7 +18,7 @@ use llmgate_auth::{KeyFilter, Keys, Record, RecordKind, RecordStore, StoreError}
 use llmgate_core::{ApiError, BudgetObject, EndUser, ErrorType, Origin, Team, VirtualKey};
 use serde_json::{Map, Value};
 
-pub(crate) use fields::first_reset;
+pub(crate) use fields::{first_reset, view};
 
 /// Records (and keys) read per page when the objects linked to a budget are gathered.
 const PAGE: u32 = 500;
