@@ -225,3 +225,70 @@ async fn a_budget_objects_key_is_held_across_three_instances() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     burst(&[addrs[0], addrs[2]], &upstream, &[key], None).await;
 }
+
+/// An internal user's budget over two of their keys, across three real processes: a change to
+/// the user (a model taken away) reaches every instance within a second, and a burst from both
+/// keys is held to the user's budget, then refused everywhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_users_budget_holds_their_keys_across_three_instances() {
+    if !postgres_up().await {
+        return;
+    }
+    let (upstream, gateways) = three("users-three", "").await;
+    let addrs: Vec<SocketAddr> = gateways.iter().map(|(_, a)| *a).collect();
+    let user = unique("user");
+    let (status, body) = post(
+        addrs[0],
+        "/user/new",
+        MASTER,
+        &json!({"user_id": user, "max_budget": COST * 10.0, "models": ["elsewhere"],
+            "auto_create_key": false}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let mut keys = Vec::new();
+    for addr in [addrs[0], addrs[1]] {
+        let (status, body) = post(addr, "/key/generate", MASTER, &json!({"user_id": user})).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        keys.push(body["key"].as_str().unwrap().to_owned());
+    }
+    // Every instance has looked the user up (and cached them) before the change.
+    for addr in &addrs {
+        let (status, body) = ask(*addr, &keys[1], None).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    }
+    let (status, _) = post(
+        addrs[2],
+        "/user/update",
+        MASTER,
+        &json!({"user_id": user, "models": []}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let started = Instant::now();
+    for addr in [addrs[0], addrs[1]] {
+        loop {
+            let (status, body) = ask(addr, &keys[0], None).await;
+            if status == StatusCode::OK {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(1),
+                "the change reached every instance within a second: {body}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    // 2 were paid reaching the change: with the budget raised to 12 requests, the burst may pay
+    // 10 more, from both keys, over the three instances.
+    let (status, body) = post(
+        addrs[0],
+        "/user/update",
+        MASTER,
+        &json!({"user_id": user, "max_budget": COST * 12.0}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    burst(&addrs, &upstream, &keys, None).await;
+}

@@ -246,6 +246,22 @@ async fn each_role_gets_its_access_to_the_admin_api() {
         assert_eq!(ana.get(path).await.status, 403, "{path}");
     }
     assert_eq!(ana.get("/user/info").await.json()["user_id"], "ana");
+    // A team that lists her as a member is one of her teams, and she may read it.
+    let team = admin
+        .post(
+            "/team/new",
+            &json!({"team_id": "ana-team",
+            "members_with_roles": [{"role": "user", "user_id": "ana"}]}),
+        )
+        .await;
+    assert_eq!(team.status, 200, "{}", team.text());
+    assert_eq!(
+        ana.get("/user/info").await.json()["teams"],
+        json!(["ana-team"])
+    );
+    assert_eq!(ana.get("/team/info?team_id=ana-team").await.status, 200);
+    let listed = ana.get("/team/list").await.json();
+    assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
     assert_eq!(ana.get("/spend/logs").await.status, 200);
 
     // An internal user viewer reads their own keys and changes nothing.

@@ -102,12 +102,35 @@ impl UserAdmin {
         let user = self.find(user_id).await?;
         let keys = self.user_keys(user_id).await?;
         let keys: Vec<Value> = keys.iter().map(crate::keys::fields::view).collect();
+        let teams = self.teams_of(&user).await?;
         Ok(json!({
             "user_id": user.user_id,
             "user_info": fields::view(&user),
             "keys": keys,
-            "teams": user.teams,
+            "teams": teams,
         }))
+    }
+
+    /// The teams the user is in: those listing them as a member (`/team/member_add`), and
+    /// those their own `teams` names.
+    async fn teams_of(&self, user: &User) -> Result<Vec<String>, ApiError> {
+        let mut out = user.teams.clone();
+        let page = self
+            .records
+            .list_records(RecordKind::Team, 1, MAX_PAGE_SIZE)
+            .await
+            .map_err(store_error)?;
+        for r in &page.records {
+            let team = r.to_team().map_err(store_error)?;
+            let member = team.members_with_roles.iter().any(|m| {
+                m.user_id.as_deref() == Some(&user.user_id)
+                    || m.user_email.is_some() && m.user_email == user.user_email
+            });
+            if member && !out.contains(&team.team_id) {
+                out.push(team.team_id);
+            }
+        }
+        Ok(out)
     }
 
     /// `GET /user/list?page=&page_size=&role=&user_ids=a,b`: users, oldest first.
