@@ -17,7 +17,7 @@ use serde_json::{json, Map, Value};
 
 use crate::keys::api::read_object;
 use crate::keys::fields::{
-    metadata, opt_duration, opt_money, opt_string, time, MAX_BUDGET_DURATION_SECS,
+    metadata, opt_count, opt_duration, opt_money, opt_string, time, MAX_BUDGET_DURATION_SECS,
 };
 use crate::respond;
 use crate::router::Apis;
@@ -275,8 +275,8 @@ impl Customers<'_> {
 }
 
 /// Fields a body may set (besides `user_id`).
-const FIELDS: &str = "alias, blocked, max_budget, budget_duration, budget_id, \
-    allowed_model_region, default_model, metadata";
+const FIELDS: &str = "alias, blocked, max_budget, budget_duration, budget_id, rpm_limit, \
+    tpm_limit, max_parallel_requests, allowed_model_region, default_model, metadata";
 
 fn apply_all(user: &mut EndUser, body: &Map<String, Value>, now: i64) -> Result<(), ApiError> {
     for (field, v) in body {
@@ -302,6 +302,9 @@ fn apply_all(user: &mut EndUser, body: &Map<String, Value>, now: i64) -> Result<
                     user.budget_reset_at = d.map(|d| now.saturating_add(d));
                 })
             }
+            "rpm_limit" => opt_count(v, field).map(|l| user.rpm_limit = l),
+            "tpm_limit" => opt_count(v, field).map(|l| user.tpm_limit = l),
+            "max_parallel_requests" => opt_count(v, field).map(|l| user.max_parallel_requests = l),
             "allowed_model_region" => opt_string(v, field).map(|r| user.allowed_model_region = r),
             "default_model" => opt_string(v, field).map(|m| user.default_model = m),
             "metadata" => metadata(v, field).map(|m| user.metadata = m),
@@ -334,6 +337,9 @@ fn view(u: &EndUser, budget: Option<&BudgetObject>) -> Value {
         "allowed_model_region": u.allowed_model_region,
         "default_model": u.default_model,
         "budget_id": u.budget_id,
+        "rpm_limit": u.rpm_limit,
+        "tpm_limit": u.tpm_limit,
+        "max_parallel_requests": u.max_parallel_requests,
         "litellm_budget_table": budget.map_or_else(own, |b| Some(crate::budgets::view(b))),
         "metadata": if u.metadata.is_null() { json!({}) } else { u.metadata.clone() },
         "created_at": time(Some(u.created_at)),

@@ -73,6 +73,15 @@ pub struct Keys {
     ttl: Duration,
 }
 
+/// The request's end user as the auth layer holds it.
+#[derive(Debug, Clone, Default)]
+pub struct EndUserFound {
+    /// Its budget (its own, else `max_end_user_budget`), when it has one.
+    pub budget: Option<EndUserBudget>,
+    /// The end user, when it has rpm/tpm/parallel limits (for the rate limiter).
+    pub limited: Option<Arc<llmgate_core::EndUser>>,
+}
+
 /// A key that may be used now, and its team when it belongs to a stored one.
 #[derive(Debug, Clone)]
 pub struct Authenticated {
@@ -128,16 +137,16 @@ impl Keys {
 
     /// The end user `id` named by a request, checked: not blocked, within its budget (its own,
     /// else `max_end_user_budget`). The budget to hold the request to, if it has one.
-    pub async fn end_user(&self, id: &str) -> Result<Option<EndUserBudget>, Error> {
+    pub async fn end_user(&self, id: &str) -> Result<EndUserFound, Error> {
         let Some(users) = &self.end_users else {
-            return Ok(None);
+            return Ok(EndUserFound::default());
         };
         let now = self.clock.now();
         let view = match users.get(id, now).await {
             Ok(v) => v,
             Err(e) if self.allow_on_store_error => {
                 tracing::warn!(error = %e, "end-user store unavailable; judging the request without its end user (allow_requests_on_db_unavailable)");
-                return Ok(None);
+                return Ok(EndUserFound::default());
             }
             Err(e) => return Err(Error::StoreUnavailable(e.to_string())),
         };
@@ -146,8 +155,15 @@ impl Keys {
             Some(v) => (v.spend, v.item.max_budget, v.item.budget_reset_at),
             None => (0.0, None, None),
         };
+        let limited = view
+            .as_ref()
+            .filter(|v| v.item.has_limits())
+            .map(|v| v.item.clone());
         let Some(max) = own.or(self.end_user_budget) else {
-            return Ok(None);
+            return Ok(EndUserFound {
+                budget: None,
+                limited,
+            });
         };
         if spend >= max {
             return Err(Error::EndUserBudgetExceeded {
@@ -156,12 +172,15 @@ impl Keys {
                 max_budget: max,
             });
         }
-        Ok(Some(EndUserBudget {
-            id: id.to_owned(),
-            max,
-            spend,
-            reset_at,
-        }))
+        Ok(EndUserFound {
+            budget: Some(EndUserBudget {
+                id: id.to_owned(),
+                max,
+                spend,
+                reset_at,
+            }),
+            limited,
+        })
     }
 
     /// Records `cost` USD against the end user in this instance's cache (and tells when it

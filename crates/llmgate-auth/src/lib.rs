@@ -58,7 +58,8 @@ pub use error::Error;
 pub use future::ResponseFuture;
 pub use hold::{Budgets, CostEstimate, EndUserBudget, Holders, ProxyBudget};
 pub use keys::{
-    Authenticated, Keys, DEFAULT_CACHE_CAPACITY, DEFAULT_CACHE_TTL, END_USER_INVALIDATION_PREFIX,
+    Authenticated, EndUserFound, Keys, DEFAULT_CACHE_CAPACITY, DEFAULT_CACHE_TTL,
+    END_USER_INVALIDATION_PREFIX,
 };
 pub use layer::AuthLayer;
 #[cfg(any(test, feature = "conformance"))]

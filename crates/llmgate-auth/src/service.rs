@@ -170,8 +170,7 @@ where
                     .map_or_else(|| llmgate_core::SystemClock.now(), |k| k.clock().now());
                 ResponseFuture::lookup(Box::pin(async move {
                     let held = async {
-                        let id = req.extensions().get::<EndUserId>().map(|u| u.0.to_string());
-                        let end_user = end_user_of(keys.as_ref(), id).await?;
+                        let end_user = end_user_of(keys.as_ref(), &mut req).await?;
                         match &budgets {
                             Some(b) => {
                                 let holders = Holders {
@@ -219,8 +218,7 @@ where
                     if let Err(e) = admit(&key, alias.as_deref(), &mut req) {
                         return Ok(ApiError::from_contract(&e).to_response());
                     }
-                    let id = req.extensions().get::<EndUserId>().map(|u| u.0.to_string());
-                    let end_user = match end_user_of(Some(&keys), id).await {
+                    let end_user = match end_user_of(Some(&keys), &mut req).await {
                         Ok(u) => u,
                         Err(e) => return Ok(ApiError::from_contract(&e).to_response()),
                     };
@@ -272,15 +270,21 @@ fn admit<B>(key: &VirtualKey, alias: Option<&str>, req: &mut Request<B>) -> Resu
     Ok(())
 }
 
-/// The request's end user (its `user` field), checked; its budget, if it has one.
-async fn end_user_of(
+/// The request's end user, checked; its budget, if it has one. An end user with rate limits
+/// goes in the extensions (as `Arc<EndUser>`) for the rate limiter.
+async fn end_user_of<B>(
     keys: Option<&Keys>,
-    id: Option<String>,
+    req: &mut Request<B>,
 ) -> Result<Option<EndUserBudget>, Error> {
-    match (keys, id) {
-        (Some(keys), Some(id)) => keys.end_user(&id).await,
-        _ => Ok(None),
+    let id = req.extensions().get::<EndUserId>().map(|u| u.0.clone());
+    let found = match (keys, id) {
+        (Some(keys), Some(id)) => keys.end_user(&id).await?,
+        _ => return Ok(None),
+    };
+    if let Some(user) = found.limited {
+        req.extensions_mut().insert(user);
     }
+    Ok(found.budget)
 }
 
 /// LiteLLM's headers naming the end user, read before any configured one and the body's

@@ -93,6 +93,9 @@ impl BudgetObject {
         fill(&mut user.max_budget, self.max_budget);
         fill(&mut user.soft_budget, self.soft_budget);
         fill(&mut user.budget_duration, self.budget_duration);
+        fill(&mut user.rpm_limit, self.rpm_limit);
+        fill(&mut user.tpm_limit, self.tpm_limit);
+        fill(&mut user.max_parallel_requests, self.max_parallel_requests);
     }
 }
 

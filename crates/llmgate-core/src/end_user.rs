@@ -27,6 +27,15 @@ pub struct EndUser {
     pub budget_reset_at: Option<i64>,
     /// USD spent in the current budget period.
     pub spend: f64,
+    /// Requests per minute for this end user, whoever calls.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rpm_limit: Option<u64>,
+    /// Tokens per minute for this end user, whoever calls.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tpm_limit: Option<u64>,
+    /// Requests in flight at once for this end user, whoever calls.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_parallel_requests: Option<u64>,
     /// Stored and shown (LiteLLM's `allowed_model_region`), not acted on.
     pub allowed_model_region: Option<String>,
     /// Stored and shown (LiteLLM's `default_model`), not acted on.
@@ -46,6 +55,11 @@ pub struct EndUser {
 }
 
 impl EndUser {
+    /// Whether it has an rpm, tpm or parallel limit.
+    pub fn has_limits(&self) -> bool {
+        self.rpm_limit.is_some() || self.tpm_limit.is_some() || self.max_parallel_requests.is_some()
+    }
+
     /// Whether the budget period has ended at `now`.
     pub fn budget_due(&self, now: i64) -> bool {
         self.budget_reset_at.is_some_and(|r| r <= now)

@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use llmgate_core::{LlmRequest, Principal, Team, User};
+use llmgate_core::{EndUser, LlmRequest, Principal, Team, User};
 
 use crate::store::{Check, Kind};
 
@@ -37,6 +37,12 @@ pub enum LimitName {
     UserTpm,
     /// The key's user's `max_parallel_requests` (all their keys together).
     UserParallel,
+    /// The request's end user's `rpm_limit` (whoever calls).
+    EndUserRpm,
+    /// The request's end user's `tpm_limit` (whoever calls).
+    EndUserTpm,
+    /// The request's end user's `max_parallel_requests` (whoever calls).
+    EndUserParallel,
     /// `general_settings.max_parallel_requests`, for a caller without a limit of its own.
     CallerParallel,
     /// `general_settings.global_max_parallel_requests`: the whole gateway.
@@ -57,14 +63,17 @@ impl LimitName {
             LimitName::KeyRpm
             | LimitName::ModelRpm(_)
             | LimitName::TeamRpm
-            | LimitName::UserRpm => Unit::Requests,
+            | LimitName::UserRpm
+            | LimitName::EndUserRpm => Unit::Requests,
             LimitName::KeyTpm
             | LimitName::ModelTpm(_)
             | LimitName::TeamTpm
-            | LimitName::UserTpm => Unit::Tokens,
+            | LimitName::UserTpm
+            | LimitName::EndUserTpm => Unit::Tokens,
             LimitName::KeyParallel
             | LimitName::TeamParallel
             | LimitName::UserParallel
+            | LimitName::EndUserParallel
             | LimitName::CallerParallel
             | LimitName::GlobalParallel => Unit::Parallel,
         }
@@ -82,6 +91,9 @@ impl LimitName {
             LimitName::UserRpm => "user_rpm_limit",
             LimitName::UserTpm => "user_tpm_limit",
             LimitName::UserParallel => "user_max_parallel_requests",
+            LimitName::EndUserRpm => "end_user_rpm_limit",
+            LimitName::EndUserTpm => "end_user_tpm_limit",
+            LimitName::EndUserParallel => "end_user_max_parallel_requests",
             LimitName::ModelRpm(_) => "model_rpm_limit",
             LimitName::ModelTpm(_) => "model_tpm_limit",
             LimitName::CallerParallel => "general_settings.max_parallel_requests",
@@ -103,6 +115,10 @@ impl fmt::Display for LimitName {
             LimitName::UserRpm | LimitName::UserTpm | LimitName::UserParallel => {
                 let name = self.as_str().trim_start_matches("user_");
                 write!(f, "the user's {name}")
+            }
+            LimitName::EndUserRpm | LimitName::EndUserTpm | LimitName::EndUserParallel => {
+                let name = self.as_str().trim_start_matches("end_user_");
+                write!(f, "the end user's {name}")
             }
             LimitName::ModelRpm(m) | LimitName::ModelTpm(m) => {
                 write!(f, "the key's {} for model \"{m}\"", self.as_str())
@@ -262,10 +278,11 @@ impl Plan {
     }
 }
 
-/// A group of keys whose limits count for all of them together: a key's team or its user.
+/// A group of requests whose limits count for all of them together: a key's team or its
+/// user, or the request's end user.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Group<'a> {
-    /// `t` for a team, `u` for a user.
+    /// `t` for a team, `u` for a user, `e` for an end user.
     tag: &'static str,
     id: &'a str,
     rpm: Option<u64>,
@@ -294,6 +311,16 @@ impl<'a> Group<'a> {
         }
     }
 
+    pub(crate) fn end_user(u: &'a EndUser) -> Self {
+        Group {
+            tag: "e",
+            id: &u.user_id,
+            rpm: u.rpm_limit,
+            tpm: u.tpm_limit,
+            par: u.max_parallel_requests,
+        }
+    }
+
     /// The names of its rpm, tpm and parallel limits.
     fn names(&self) -> (LimitName, LimitName, LimitName) {
         match self.tag {
@@ -301,6 +328,11 @@ impl<'a> Group<'a> {
                 LimitName::TeamRpm,
                 LimitName::TeamTpm,
                 LimitName::TeamParallel,
+            ),
+            "e" => (
+                LimitName::EndUserRpm,
+                LimitName::EndUserTpm,
+                LimitName::EndUserParallel,
             ),
             _ => (
                 LimitName::UserRpm,

@@ -2,7 +2,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::{Request, Response};
-use llmgate_core::{BoxBody, LlmRequest, Principal, Team, User};
+use llmgate_core::{BoxBody, EndUser, LlmRequest, Principal, Team, User};
 use tower::Service;
 
 use crate::future::{Pending, ResponseFuture};
@@ -39,6 +39,7 @@ where
         let groups = [
             ext.get::<Arc<Team>>().map(|t| Group::team(t)),
             ext.get::<Arc<User>>().map(|u| Group::user(u)),
+            ext.get::<Arc<EndUser>>().map(|u| Group::end_user(u)),
         ];
         let plan = Plan::build(
             ext.get::<Principal>(),

@@ -282,3 +282,82 @@ async fn end_user_headers_name_the_end_user_before_the_body() {
         404
     );
 }
+
+/// An end user's rpm limit counts its requests whoever calls (two keys and the master key),
+/// its own or, linked by `budget_id`, its budget object's.
+#[tokio::test]
+async fn an_end_users_rpm_limit_counts_every_caller() {
+    let mock = MockProvider::start().await;
+    let db = TempDb::new("end-user-rpm");
+    let (_gateway, gw) = open(&mock, &db, "  drop_params: true").await;
+    let admin = gw.handle().with_key(MASTER);
+    let made = admin
+        .post("/customer/new", &json!({"user_id": "rita", "rpm_limit": 2}))
+        .await;
+    assert_eq!(made.status, 200, "{}", made.text());
+    assert_eq!(made.json()["rpm_limit"], 2);
+    let key = admin.post("/key/generate", &json!({})).await.json()["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let by_key = gw.handle().with_key(&key);
+    assert_eq!(
+        by_key
+            .post("/v1/chat/completions", &as_user("rita"))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        admin
+            .post("/v1/chat/completions", &as_user("rita"))
+            .await
+            .status,
+        200
+    );
+    let third = by_key.post("/v1/chat/completions", &as_user("rita")).await;
+    assert_eq!(third.status, 429, "{}", third.text());
+    assert!(
+        third.text().contains("end user's rpm_limit"),
+        "{}",
+        third.text()
+    );
+    // Another end user is not held by rita's limit.
+    assert_eq!(
+        by_key
+            .post("/v1/chat/completions", &as_user("sam"))
+            .await
+            .status,
+        200
+    );
+
+    // Linked to a budget object, an end user without its own limit takes the budget's.
+    let budget = admin
+        .post(
+            "/budget/new",
+            &json!({"budget_id": "one-a-minute", "rpm_limit": 1}),
+        )
+        .await;
+    assert_eq!(budget.status, 200, "{}", budget.text());
+    let linked = admin
+        .post(
+            "/customer/new",
+            &json!({"user_id": "tom", "budget_id": "one-a-minute"}),
+        )
+        .await;
+    assert_eq!(linked.status, 200, "{}", linked.text());
+    assert_eq!(
+        by_key
+            .post("/v1/chat/completions", &as_user("tom"))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        admin
+            .post("/v1/chat/completions", &as_user("tom"))
+            .await
+            .status,
+        429
+    );
+}

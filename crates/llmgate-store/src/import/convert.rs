@@ -298,6 +298,9 @@ pub fn end_user(row: &Row, now: i64) -> EndUser {
         metadata: Value::Null,
         budget_id: text(row, "budget_id"),
         soft_budget: None,
+        rpm_limit: None,
+        tpm_limit: None,
+        max_parallel_requests: None,
         created_at: now,
         updated_at: now,
     }

@@ -137,16 +137,6 @@ impl Plan {
             let mut user = convert::end_user(row, now);
             let b = plan.budget(user.budget_id.as_deref());
             user.budget_reset_at = first_reset(user.budget_duration, user.budget_reset_at, b, now);
-            let limited = b.is_some_and(|b| {
-                b.rpm_limit.is_some() || b.tpm_limit.is_some() || b.max_parallel_requests.is_some()
-            });
-            if limited {
-                plan.notes.push(format!(
-                    "end user {:?}: its budget's rpm/tpm/parallel limits are kept on the budget \
-                     but not applied to end users (llmgate end users have a budget only)",
-                    user.user_id
-                ));
-            }
             plan.end_users.push(user);
         }
         for row in &rows.users {
