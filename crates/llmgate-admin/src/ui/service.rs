@@ -203,8 +203,11 @@ impl Ui {
             None => None,
         };
         let hash = user.as_ref().and_then(|u| u.password_hash.as_deref());
+        // One Argon2id check whatever the case (no user and no password check a fixed hash),
+        // so the time taken does not tell whether the name exists.
+        let matches = crate::users::password::verify(password, hash);
         match user {
-            Some(u) if crate::users::password::verify(password, hash) => Ok(SignedIn {
+            Some(u) if matches => Ok(SignedIn {
                 name: u
                     .user_email
                     .clone()
@@ -213,13 +216,7 @@ impl Ui {
                 user_id: Some(u.user_id),
                 role: u.user_role,
             }),
-            _ => {
-                if hash.is_none() {
-                    // The same work as a wrong password, so a name's existence does not show.
-                    crate::users::password::verify(password, None);
-                }
-                Err(refused())
-            }
+            _ => Err(refused()),
         }
     }
 
