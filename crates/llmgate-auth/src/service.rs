@@ -16,7 +16,8 @@ use crate::{Authenticated, Budgets, EndUserBudget, Error, Holders, Keys, Respons
 pub struct Auth<S> {
     inner: S,
     master_key: Option<Secret>,
-    keys: Option<Keys>,
+    /// Shared: the service is cloned for every request, and `Keys` holds a dozen handles.
+    keys: Option<Arc<Keys>>,
     resolver: Option<Arc<dyn ResolveModel>>,
     /// The gateway's own budget, for requests without a virtual key.
     proxy: Option<Budgets>,
@@ -50,7 +51,7 @@ impl<S> Auth<S> {
         Auth {
             inner,
             master_key,
-            keys,
+            keys: keys.map(Arc::new),
             resolver: None,
             proxy: None,
             end_user_headers: standard_end_user_headers(),
@@ -156,7 +157,7 @@ where
             Verdict::Let(principal) => {
                 req.extensions_mut().insert(principal);
                 let names_end_user = note_end_user(&mut req, &self.end_user_headers);
-                let keys = self.keys.clone().filter(|_| names_end_user);
+                let keys = self.keys.as_ref().filter(|_| names_end_user).cloned();
                 let budgets = self
                     .proxy
                     .clone()
@@ -170,7 +171,7 @@ where
                     .map_or_else(|| llmgate_core::SystemClock.now(), |k| k.clock().now());
                 ResponseFuture::lookup(Box::pin(async move {
                     let held = async {
-                        let end_user = end_user_of(keys.as_ref(), &mut req).await?;
+                        let end_user = end_user_of(keys.as_deref(), &mut req).await?;
                         match &budgets {
                             Some(b) => {
                                 let holders = Holders {

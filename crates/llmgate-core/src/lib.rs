@@ -76,33 +76,44 @@ pub use wire::Usage;
 
 /// Response header names the gateway adds (stable; documented in `docs/`).
 pub mod headers {
+    //! `HeaderName` constants, made at compile time: a name given as a `&str` is parsed and
+    //! hashed again on every insert.
+    use http::HeaderName;
+
     /// The request's id.
-    pub const REQUEST_ID: &str = "x-llmgate-request-id";
+    pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-llmgate-request-id");
     /// The model group that served the request.
-    pub const MODEL_GROUP: &str = "x-llmgate-model-group";
+    pub const MODEL_GROUP: HeaderName = HeaderName::from_static("x-llmgate-model-group");
     /// The deployment id that answered.
-    pub const DEPLOYMENT: &str = "x-llmgate-deployment";
+    pub const DEPLOYMENT: HeaderName = HeaderName::from_static("x-llmgate-deployment");
     /// Attempts made.
-    pub const ATTEMPTS: &str = "x-llmgate-attempts";
+    pub const ATTEMPTS: HeaderName = HeaderName::from_static("x-llmgate-attempts");
     /// Fallback attempts made.
-    pub const FALLBACKS: &str = "x-llmgate-fallbacks";
+    pub const FALLBACKS: HeaderName = HeaderName::from_static("x-llmgate-fallbacks");
     /// Fallback groups skipped because the caller may not reach them (a virtual key's
     /// `models`), comma-separated, as the request or the config named them.
-    pub const FALLBACKS_SKIPPED: &str = "x-llmgate-fallbacks-skipped";
+    pub const FALLBACKS_SKIPPED: HeaderName =
+        HeaderName::from_static("x-llmgate-fallbacks-skipped");
     /// `hit` or `miss`.
-    pub const CACHE: &str = "x-llmgate-cache";
+    pub const CACHE: HeaderName = HeaderName::from_static("x-llmgate-cache");
     /// Cost in USD.
-    pub const RESPONSE_COST: &str = "x-llmgate-response-cost";
+    pub const RESPONSE_COST: HeaderName = HeaderName::from_static("x-llmgate-response-cost");
     /// The caller's request limit (per minute) that is closest to running out.
-    pub const RATELIMIT_LIMIT_REQUESTS: &str = "x-ratelimit-limit-requests";
+    pub const RATELIMIT_LIMIT_REQUESTS: HeaderName =
+        HeaderName::from_static("x-ratelimit-limit-requests");
     /// Requests left under that limit.
-    pub const RATELIMIT_REMAINING_REQUESTS: &str = "x-ratelimit-remaining-requests";
+    pub const RATELIMIT_REMAINING_REQUESTS: HeaderName =
+        HeaderName::from_static("x-ratelimit-remaining-requests");
     /// Time until that limit is fully replenished (`1s`, `6m0s`, `20ms`, as OpenAI writes it).
-    pub const RATELIMIT_RESET_REQUESTS: &str = "x-ratelimit-reset-requests";
+    pub const RATELIMIT_RESET_REQUESTS: HeaderName =
+        HeaderName::from_static("x-ratelimit-reset-requests");
     /// The caller's token limit (per minute) that is closest to running out.
-    pub const RATELIMIT_LIMIT_TOKENS: &str = "x-ratelimit-limit-tokens";
+    pub const RATELIMIT_LIMIT_TOKENS: HeaderName =
+        HeaderName::from_static("x-ratelimit-limit-tokens");
     /// Tokens left under that limit.
-    pub const RATELIMIT_REMAINING_TOKENS: &str = "x-ratelimit-remaining-tokens";
+    pub const RATELIMIT_REMAINING_TOKENS: HeaderName =
+        HeaderName::from_static("x-ratelimit-remaining-tokens");
     /// Time until that limit is fully replenished.
-    pub const RATELIMIT_RESET_TOKENS: &str = "x-ratelimit-reset-tokens";
+    pub const RATELIMIT_RESET_TOKENS: HeaderName =
+        HeaderName::from_static("x-ratelimit-reset-tokens");
 }

@@ -139,8 +139,8 @@ impl<B> tower::Service<Request<B>> for ProviderService {
         let inner = Arc::clone(&self.inner);
         ResponseFuture {
             inner: Box::pin(async move {
-                let llm = llm.ok_or(Error::MissingExtension("LlmRequest").into_box())?;
-                let dep = dep.ok_or(Error::MissingExtension("Deployment").into_box())?;
+                let llm = llm.ok_or_else(|| Error::MissingExtension("LlmRequest").into_box())?;
+                let dep = dep.ok_or_else(|| Error::MissingExtension("Deployment").into_box())?;
                 // A `mock_response` answers locally, in chat's shape, whatever was asked.
                 let native = native.filter(|_| mock::pick(&llm, &dep).is_none());
                 let served = match native {

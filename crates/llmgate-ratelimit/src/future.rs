@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
-use http::{HeaderMap, Request, Response};
+use http::{Request, Response};
 use http_body_util::BodyExt;
 use llmgate_core::{ApiError, BoxBody, UsageSlot};
 use pin_project_lite::pin_project;
@@ -29,7 +29,7 @@ pub(crate) struct Pending<S, B> {
 /// An admitted request's guard and headers, until its response arrives.
 struct Admitted {
     guard: Option<Guard>,
-    headers: HeaderMap,
+    headers: crate::headers::Headers,
 }
 
 pin_project! {
@@ -161,7 +161,7 @@ where
         let err = denial(&plan, &verdict, i);
         tracing::debug!(limit = plan.names[i].as_str(), "rate limited");
         let mut res = ApiError::from_contract(&err).to_response();
-        res.headers_mut().extend(headers);
+        crate::headers::set(res.headers_mut(), headers);
         return State::Done {
             response: Some(res),
         };
@@ -268,7 +268,7 @@ fn log_throttled(shared: &Shared, log: impl FnOnce()) {
 fn respond(res: Response<BoxBody>, a: Admitted) -> Response<BoxBody> {
     let Admitted { guard, headers } = a;
     let (mut parts, body) = res.into_parts();
-    parts.headers.extend(headers);
+    crate::headers::set(&mut parts.headers, headers);
     let Some(mut guard) = guard else {
         return Response::from_parts(parts, body);
     };

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use http::{HeaderMap, HeaderValue};
+use http::{HeaderMap, HeaderName, HeaderValue};
 use llmgate_core::headers as names;
 
 use crate::plan::{LimitName, Unit};
@@ -31,10 +31,14 @@ pub fn duration(d: Duration) -> String {
     }
 }
 
+/// The headers of one response, in the order they are added.
+pub(crate) type Headers = Vec<(HeaderName, HeaderValue)>;
+
 /// The headers for one request: for requests and for tokens, the applying limit with the
-/// fewest units left. Nothing when no rate limit applies.
-pub(crate) fn build(names: &[LimitName], checks: &[Check], states: &[CheckState]) -> HeaderMap {
-    let mut out = HeaderMap::new();
+/// fewest units left. Nothing when no rate limit applies. A list, not a `HeaderMap`: they
+/// are added to the response's map once, not hashed into a map of their own first.
+pub(crate) fn build(names: &[LimitName], checks: &[Check], states: &[CheckState]) -> Headers {
+    let mut out = Headers::new();
     for (unit, [limit, remaining, reset]) in [
         (
             Unit::Requests,
@@ -60,14 +64,23 @@ pub(crate) fn build(names: &[LimitName], checks: &[Check], states: &[CheckState]
             .map(|(_, cs)| cs)
             .min_by_key(|(c, s)| (s.remaining, c.limit));
         if let Some((c, s)) = tightest {
-            out.insert(limit, HeaderValue::from(c.limit));
-            out.insert(remaining, HeaderValue::from(s.remaining));
-            if let Ok(v) = HeaderValue::from_str(&duration(s.reset)) {
-                out.insert(reset, v);
+            out.reserve(6);
+            out.push((limit, HeaderValue::from(c.limit)));
+            out.push((remaining, HeaderValue::from(s.remaining)));
+            if let Ok(v) = HeaderValue::try_from(duration(s.reset)) {
+                out.push((reset, v));
             }
         }
     }
     out
+}
+
+/// Sets `headers` on a response, each replacing what the upstream sent under its name (a
+/// provider's own `x-ratelimit-*` are about the gateway's key, not the caller's).
+pub(crate) fn set(map: &mut HeaderMap, headers: Headers) {
+    for (name, value) in headers {
+        map.insert(name, value);
+    }
 }
 
 #[cfg(test)]

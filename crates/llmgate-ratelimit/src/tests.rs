@@ -200,6 +200,40 @@ async fn failed_calls_give_their_tokens_back() {
     }
 }
 
+/// The provider's own `x-ratelimit-*` headers (about the gateway's provider key) are replaced
+/// by the caller's, never sent beside them.
+#[tokio::test(start_paused = true)]
+async fn the_callers_headers_replace_the_providers() {
+    let layer = RateLimitLayer::in_memory();
+    let inner = service_fn(|_r: Request<()>| async {
+        let mut res = Response::new(body::full("ok"));
+        let h = res.headers_mut();
+        h.insert("x-ratelimit-limit-requests", "10000".parse().unwrap());
+        h.append("x-ratelimit-remaining-requests", "9999".parse().unwrap());
+        h.append("x-ratelimit-remaining-requests", "9998".parse().unwrap());
+        Ok::<_, BoxError>(res)
+    });
+    let mut svc = tower::Layer::layer(&layer, inner);
+    let who = key(|k| k.rpm_limit = Some(3));
+    let res = svc
+        .ready()
+        .await
+        .unwrap()
+        .call(req(&who, "m", None))
+        .await
+        .unwrap();
+    let all = |name: &str| -> Vec<String> {
+        res.headers()
+            .get_all(name)
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(all("x-ratelimit-limit-requests"), ["3"]);
+    assert_eq!(all("x-ratelimit-remaining-requests"), ["2"]);
+    assert_eq!(all("x-ratelimit-reset-requests").len(), 1);
+}
+
 /// An upstream whose body streams until the test drops the sender.
 type Frames = mpsc::Sender<Result<http_body::Frame<Bytes>, BoxError>>;
 

@@ -1,5 +1,6 @@
 //! The gateway's paths: which requests go through the LLM stack, which are answered directly.
 
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -105,8 +106,14 @@ fn route(path: &str) -> Option<(Route, Method)> {
 }
 
 /// Sends each request where its path says.
+/// The routes of one config, shared: the gateway clones its service for every request, and a
+/// clone of this is one reference count (the chosen stack alone is cloned, in `call`), not a
+/// clone of every stack and admin service (21 boxed clones and their drops, ~25,000
+/// instructions a request, before).
 #[derive(Clone)]
-pub(crate) struct Dispatch {
+pub(crate) struct Dispatch(Arc<Routes>);
+
+pub(crate) struct Routes {
     pub(crate) llm: Stack,
     /// `/v1/messages`: Anthropic-format clients, over the same stack as `llm`.
     pub(crate) messages: Stack,
@@ -148,7 +155,7 @@ impl Dispatch {
         parts: &crate::parts::Parts,
     ) -> Self {
         let ratelimit = &parts.ratelimit;
-        Dispatch {
+        Dispatch(Arc::new(Routes {
             llm: llm.openai,
             messages: llm.messages,
             count_tokens: llm.count_tokens,
@@ -171,7 +178,7 @@ impl Dispatch {
             alerting: admin.alerting.clone(),
             #[cfg(feature = "admin")]
             ui: admin.ui.clone(),
-        }
+        }))
     }
 }
 
@@ -196,10 +203,12 @@ impl Service<Request<ReqBody>> for Dispatch {
     }
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Fut {
+        let routes = &*self.0;
+        let call = |stack: &Stack, req| Either::Left(stack.clone().call(req));
         // Background health checks start with the first request, inside the host's runtime.
-        self.health_checks.start_background();
-        self.background.start();
-        self.meter.start();
+        routes.health_checks.start_background();
+        routes.background.start();
+        routes.meter.start();
         let ready = |res| Either::Right(future::ready(Ok(res)));
         crate::azure_path::rewrite(&mut req);
         let Some((route, method)) = route(req.uri().path()) else {
@@ -213,27 +222,25 @@ impl Service<Request<ReqBody>> for Dispatch {
             return ready(method_not_allowed(req.method(), &method));
         }
         match route {
-            Route::Llm => Either::Left(self.llm.call(req)),
-            Route::Messages => Either::Left(self.messages.call(req)),
-            Route::CountTokens => Either::Left(self.count_tokens.call(req)),
-            Route::Responses => Either::Left(self.responses.call(req)),
-            Route::StoredResponse => Either::Left(self.stored_responses.call(req)),
-            Route::Models | Route::Keys | Route::Spend | Route::Reload => {
-                Either::Left(self.api.call(req))
-            }
+            Route::Llm => call(&routes.llm, req),
+            Route::Messages => call(&routes.messages, req),
+            Route::CountTokens => call(&routes.count_tokens, req),
+            Route::Responses => call(&routes.responses, req),
+            Route::StoredResponse => call(&routes.stored_responses, req),
+            Route::Models | Route::Keys | Route::Spend | Route::Reload => call(&routes.api, req),
             // LiteLLM answers the JSON string "I'm alive!"; clients and probes check for it.
             Route::Liveliness => ready(json(Bytes::from_static(b"\"I'm alive!\""))),
-            Route::Readiness => Either::Left(self.readiness.call(req)),
-            Route::Health => Either::Left(self.health.call(req)),
-            Route::Alerting => Either::Left(self.alerting.call(req)),
+            Route::Readiness => call(&routes.readiness, req),
+            Route::Health => call(&routes.health, req),
+            Route::Alerting => call(&routes.alerting, req),
             #[cfg(feature = "admin")]
-            Route::Ui => Either::Left(self.ui.call(req)),
+            Route::Ui => call(&routes.ui, req),
             #[cfg(not(feature = "admin"))]
             Route::Ui => ready(not_found(req.uri().path())),
             Route::Metrics => ready(crate::metrics::render(
-                self.meter.metrics(),
-                &self.table,
-                &self.limiter,
+                routes.meter.metrics(),
+                &routes.table,
+                &routes.limiter,
             )),
         }
     }

@@ -22,7 +22,7 @@
 //!   (`stream_idle_timeout`), or the gateway's cutoff at a stop (`gateway_shutting_down`).
 
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::task::{Context, Poll};
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -37,6 +37,7 @@ use llmgate_core::{BoxError, Deployment, DeploymentSpec, ProviderKind, StreamFai
 use pin_project_lite::pin_project;
 
 use llmgate_core::wire::Usage;
+use memchr::memmem::Finder;
 use serde::de::IgnoredAny;
 use serde::Deserialize;
 
@@ -304,7 +305,7 @@ pub(crate) fn relay(
             return Relayed::Continue;
         }
     }
-    if event.event == "error" || data.contains("\"error\"") {
+    if event.event == "error" || ERROR_KEY.find(data.as_bytes()).is_some() {
         // The upstream's own error, passed on: without the deployment's secrets.
         frame(&redact::redact(data, dep), out);
     } else {
@@ -312,6 +313,12 @@ pub(crate) fn relay(
     }
     Relayed::Continue
 }
+
+/// The searchers for the two keys looked for in every event, built once: `str::contains`
+/// builds its searcher on each call, which cost more than the search (about 1,300
+/// instructions an event).
+static ERROR_KEY: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new("\"error\""));
+static USAGE_KEY: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new("\"usage\""));
 
 /// Checks `data` is one JSON object without parsing it into values (nothing is allocated).
 fn json_object(data: &str) -> Result<(), &'static str> {
@@ -364,11 +371,11 @@ pub(crate) fn chunk_usage(data: &str) -> Option<(Usage, bool)> {
 /// Whether `"usage"` appears as a key followed by an object (OpenAI sends `"usage":null` in
 /// every chunk of a stream that asked for usage; those are skipped without parsing).
 fn has_usage_object(data: &str) -> bool {
-    const KEY: &str = "\"usage\"";
+    const KEY_LEN: usize = "\"usage\"".len();
     let bytes = data.as_bytes();
     let mut from = 0;
-    while let Some(i) = data.get(from..).and_then(|rest| rest.find(KEY)) {
-        let mut j = from + i + KEY.len();
+    while let Some(i) = bytes.get(from..).and_then(|rest| USAGE_KEY.find(rest)) {
+        let mut j = from + i + KEY_LEN;
         from = j;
         while bytes.get(j).is_some_and(u8::is_ascii_whitespace) {
             j += 1;
