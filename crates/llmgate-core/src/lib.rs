@@ -45,6 +45,7 @@ pub mod request;
 pub mod seconds;
 pub mod sse;
 pub mod team;
+pub mod text;
 pub mod tokens;
 pub mod user;
 pub mod window;
@@ -71,6 +72,7 @@ pub use native::{NativeAnswer, NativeResponses, PinnedDeployment, ResponsesCall}
 pub use provider::{ProviderKind, UnknownProvider};
 pub use request::{Endpoint, GatewayParams, LlmBody, LlmRequest};
 pub use team::{Team, TeamMember};
+pub use text::TextCount;
 pub use user::{SignedIn, User, UserRole};
 pub use wire::Usage;
 

@@ -284,7 +284,7 @@ fn estimate(llm: &LlmRequest, a: &Answer) -> Tokens {
         completion: a
             .tally
             .as_ref()
-            .map_or(0, |t| tokens::estimate_bytes(t.text_bytes)),
+            .map_or(0, |t| tokens::estimate_bytes(t.text_bytes())),
         ..Tokens::default()
     }
 }

@@ -6,7 +6,7 @@ use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
 use http::{HeaderValue, Response};
-use llmgate_core::{headers, ApiError, BoxBody, BoxError, Cost};
+use llmgate_core::{headers, ApiError, BoxBody, BoxError, Cost, TextCount};
 use pin_project_lite::pin_project;
 
 use crate::body::ResponseBody;
@@ -93,7 +93,11 @@ where
                     // usage is counted as its body passes.
                     let tally = if stream {
                         guard.answer.stream = true;
-                        Some(Tally::stream())
+                        // The relay's count when it made one, else the events are scanned.
+                        Some(match res.extensions().get::<TextCount>() {
+                            Some(text) => Tally::stream_counted(text.clone()),
+                            None => Tally::stream(),
+                        })
                     } else if guard.answer_needs_count() || guard.keeps_answers() {
                         Some(Tally::answer())
                     } else {

@@ -13,19 +13,12 @@
 //! event split across body frames is carried over (the only copy, and rare: the providers'
 //! relays send whole events).
 
+use llmgate_core::TextCount;
 use memchr::memmem;
 
 use crate::record::Outcome;
 
-/// Text keys whose string values are the model's output.
-const TEXT_KEYS: [&[u8]; 6] = [
-    b"content",
-    b"reasoning_content",
-    b"reasoning",
-    b"refusal",
-    b"arguments",
-    b"text",
-];
+use llmgate_core::text::TEXT_KEYS;
 
 /// At most this much of an unfinished line (or a complete answer) is held; past it, what is
 /// held is counted as it is and dropped.
@@ -34,8 +27,11 @@ const CARRY_LIMIT: usize = 4 * 1024 * 1024;
 /// What is counted of one answer's body.
 #[derive(Debug, Default)]
 pub(crate) struct Tally {
-    /// Bytes of the model's text relayed so far.
-    pub(crate) text_bytes: u64,
+    /// Bytes of the model's text relayed so far (see [`Tally::text_bytes`]).
+    text_bytes: u64,
+    /// The provider's relay counts the text as it checks each event (see
+    /// [`llmgate_core::text`]): the events are not scanned for it again here.
+    counted: Option<TextCount>,
     /// `[DONE]` passed.
     pub(crate) done: bool,
     /// The first error event that passed, as the outcome it means.
@@ -53,6 +49,21 @@ impl Tally {
     /// For an event stream.
     pub(crate) fn stream() -> Tally {
         Tally::default()
+    }
+
+    /// For an event stream whose relay counts its text (`text`).
+    pub(crate) fn stream_counted(text: TextCount) -> Tally {
+        Tally {
+            counted: Some(text),
+            ..Tally::default()
+        }
+    }
+
+    /// Bytes of the model's text relayed so far.
+    pub(crate) fn text_bytes(&self) -> u64 {
+        self.counted
+            .as_ref()
+            .map_or(self.text_bytes, TextCount::get)
     }
 
     /// For a complete JSON answer.
@@ -143,7 +154,7 @@ impl Tally {
                     Outcome::UpstreamError
                 });
             }
-        } else {
+        } else if self.counted.is_none() {
             self.text_bytes += text_bytes(data);
         }
     }
@@ -173,7 +184,10 @@ pub(crate) fn text_bytes(json: &[u8]) -> u64 {
         let Some(open) = memchr::memrchr(b'"', &json[..end]) else {
             continue;
         };
-        if !TEXT_KEYS.contains(&&json[open + 1..end]) {
+        if !TEXT_KEYS
+            .iter()
+            .any(|k| k.as_bytes() == &json[open + 1..end])
+        {
             continue;
         }
         let mut i = end + 2;
@@ -263,6 +277,24 @@ mod tests {
         t.feed(b"data: { \"error\": {\"message\":\"upstream stream ended\"}}\n\n");
         assert_eq!(t.error, Some(Outcome::UpstreamError));
         assert!(!t.done);
+    }
+
+    #[test]
+    fn a_counting_relays_count_is_taken_and_the_events_are_not_scanned() {
+        let text = TextCount::new();
+        let mut t = Tally::stream_counted(text.clone());
+        t.feed(format!("data: {CHUNK}\n\n").as_bytes());
+        assert_eq!(t.text_bytes, 0, "not scanned");
+        text.add(42);
+        t.feed(b"data: {\"error\":{\"message\":\"m\",\"code\":\"gateway_shutting_down\"}}\n\n");
+        t.end();
+        assert_eq!(
+            (t.text_bytes(), t.error),
+            (42, Some(Outcome::GatewayShutdown))
+        );
+        let mut t = Tally::stream_counted(TextCount::new());
+        t.feed(b"data: [DONE]\n\n");
+        assert!(t.done);
     }
 
     #[test]

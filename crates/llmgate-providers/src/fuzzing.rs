@@ -245,7 +245,14 @@ pub fn openai_stream(chunks: Vec<Bytes>, strip_usage_chunk: bool) -> Vec<u8> {
     for event in drain(sse::decode(reads(chunks))) {
         let Ok(event) = event else { break };
         if matches!(
-            passthrough::relay(&event, &slot, strip_usage_chunk, &dep, &mut out),
+            passthrough::relay(
+                &event,
+                &slot,
+                &llmgate_core::TextCount::new(),
+                strip_usage_chunk,
+                &dep,
+                &mut out
+            ),
             Relayed::Done
         ) {
             break;

@@ -235,8 +235,8 @@ async fn serve(
     let call = upstream::call(&inner.client, req, &dep, &read_error);
     if stream {
         let res = Deadline::run(deadline, &dep, call).await?;
-        let slots = StreamSlots::default();
-        let body = stream_body(inner, dialect, &ctx, res, &slots, &dep)?;
+        let mut slots = StreamSlots::default();
+        let body = stream_body(inner, dialect, &ctx, res, &mut slots, &dep)?;
         return Ok(upstream::stream(body, slots, dep));
     }
     let bytes = Deadline::run(deadline, &dep, async {
@@ -297,8 +297,8 @@ async fn serve_job(
             Ok(upstream::answer(answered.json, answered.usage, dep.clone()))
         }
         Job::Stream(res) => {
-            let slots = StreamSlots::default();
-            let body = stream_body(inner, dialect, ctx, res, &slots, dep)?;
+            let mut slots = StreamSlots::default();
+            let body = stream_body(inner, dialect, ctx, res, &mut slots, dep)?;
             Ok(upstream::stream(body, slots, dep.clone()))
         }
     }
@@ -310,15 +310,17 @@ fn stream_body(
     dialect: &'static dyn Dialect,
     ctx: &Ctx<'_>,
     res: Response<Incoming>,
-    slots: &StreamSlots,
+    slots: &mut StreamSlots,
     dep: &Deployment,
 ) -> Result<BoxBody, Error> {
     match dialect.stream() {
         Streaming::PassThrough => {
             passthrough::check_content_type(res.headers(), ctx.dep)?;
+            let text = slots.text.insert(llmgate_core::TextCount::new()).clone();
             Ok(BoxBody::new(Relay::new(
                 res.into_body(),
                 slots.usage.clone(),
+                text,
                 !ctx.llm.include_usage(),
                 inner.watch(ctx.dep),
                 inner.max_response,

@@ -21,7 +21,8 @@ use http::{HeaderMap, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use llmgate_core::{
-    body, BoxBody, Deployment, DeploymentSpec, LlmRequest, StreamFailure, Usage, UsageSlot,
+    body, BoxBody, Deployment, DeploymentSpec, LlmRequest, StreamFailure, TextCount, Usage,
+    UsageSlot,
 };
 
 use crate::client::UpstreamClient;
@@ -209,6 +210,9 @@ pub(crate) struct StreamSlots {
     pub(crate) usage: UsageSlot,
     /// Set when the stream ends with an error after its head.
     pub(crate) failure: StreamFailure,
+    /// The text the relay counted, when it counts every event it relays (see
+    /// [`llmgate_core::text`]); metering counts it itself otherwise.
+    pub(crate) text: Option<TextCount>,
 }
 
 /// A streamed answer: `body` (already framed as OpenAI's SSE), `text/event-stream`,
@@ -221,5 +225,8 @@ pub(crate) fn stream(body: BoxBody, slots: StreamSlots, dep: Deployment) -> Resp
     out.extensions_mut().insert(dep);
     out.extensions_mut().insert(slots.usage);
     out.extensions_mut().insert(slots.failure);
+    if let Some(text) = slots.text {
+        out.extensions_mut().insert(text);
+    }
     out
 }

@@ -17,7 +17,7 @@ pub use models::{ModelList, ModelObject};
 
 /// Token usage, as OpenAI reports it; also the [`crate::ext`] value metering reads.
 ///
-/// Deserialised by hand ([`usage_de`]): serde's `flatten` buffers every key of the object in an
+/// Deserialised by hand (`usage_de`): serde's `flatten` buffers every key of the object in an
 /// intermediate map first, which made reading one usage chunk cost ~17,000 instructions.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Usage {

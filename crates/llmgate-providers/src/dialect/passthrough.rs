@@ -13,9 +13,9 @@
 //!   go back to the pool, but never waiting for more;
 //! - checks each event's data is a JSON object (or `[DONE]`) before it goes out: anything else
 //!   (the OpenAI SDKs would raise `JSONDecodeError`) ends the stream with an
-//!   `upstream_invalid_stream` error event. The check is one pass of serde_json's parser into
-//!   [`serde::de::IgnoredAny`], which allocates nothing (about as costly as a `memchr` scan of
-//!   the event per byte, a few hundred nanoseconds for a typical chunk);
+//!   `upstream_invalid_stream` error event. The check is one pass of serde_json's parser
+//!   ([`llmgate_core::text::json_object_text`]) that also counts the model's text in the event
+//!   into a [`TextCount`] on the response, so metering does not scan the events again;
 //! - turns a broken upstream (body error, or end without `[DONE]`) into one OpenAI-shaped error
 //!   event (`502`, "upstream stream ended before completion") and a clean end of the body;
 //! - ends with an error event when the [`StreamWatch`] says so: no event for the idle timeout
@@ -33,7 +33,9 @@ use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyDataStream;
 use hyper::body::Incoming;
 use llmgate_core::sse::{self, Event, EventStream, EventStreamError};
-use llmgate_core::{BoxError, Deployment, DeploymentSpec, ProviderKind, StreamFailure, UsageSlot};
+use llmgate_core::{
+    BoxError, Deployment, DeploymentSpec, ProviderKind, StreamFailure, TextCount, UsageSlot,
+};
 use pin_project_lite::pin_project;
 
 use llmgate_core::wire::Usage;
@@ -77,6 +79,8 @@ pin_project! {
         state: State,
         batch: BytesMut,
         slot: UsageSlot,
+        // The text of the events relayed, for metering.
+        text: TextCount,
         strip_usage_chunk: bool,
         provider: ProviderKind,
         deployment: Arc<str>,
@@ -103,6 +107,7 @@ impl Relay {
     pub(crate) fn new(
         body: Incoming,
         slot: UsageSlot,
+        text: TextCount,
         strip_usage_chunk: bool,
         watch: StreamWatch,
         event_limit: usize,
@@ -114,6 +119,7 @@ impl Relay {
             state: State::Streaming,
             batch: BytesMut::new(),
             slot,
+            text,
             strip_usage_chunk,
             provider: dep.provider,
             deployment: dep.id.clone(),
@@ -217,6 +223,7 @@ fn on_event(
     match relay(
         event,
         this.slot,
+        this.text,
         *this.strip_usage_chunk,
         this.dep,
         this.batch,
@@ -280,6 +287,7 @@ pub(crate) enum Relayed {
 pub(crate) fn relay(
     event: &Event,
     slot: &UsageSlot,
+    text: &TextCount,
     strip_usage_chunk: bool,
     dep: &DeploymentSpec,
     out: &mut BytesMut,
@@ -296,9 +304,10 @@ pub(crate) fn relay(
     if data.trim_end() == "[DONE]" {
         return Relayed::Done;
     }
-    if let Err(why) = json_object(data) {
-        return Relayed::Invalid(why);
-    }
+    let text_bytes = match llmgate_core::text::json_object_text(data) {
+        Ok(n) => n,
+        Err(why) => return Relayed::Invalid(why.as_str()),
+    };
     if let Some((usage, usage_only)) = chunk_usage(data) {
         slot.set(usage);
         if usage_only && strip_usage_chunk {
@@ -311,6 +320,7 @@ pub(crate) fn relay(
     } else {
         frame(data, out);
     }
+    text.add(text_bytes);
     Relayed::Continue
 }
 
@@ -319,16 +329,6 @@ pub(crate) fn relay(
 /// instructions an event).
 static ERROR_KEY: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new("\"error\""));
 static USAGE_KEY: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new("\"usage\""));
-
-/// Checks `data` is one JSON object without parsing it into values (nothing is allocated).
-fn json_object(data: &str) -> Result<(), &'static str> {
-    if !data.trim_start().starts_with('{') {
-        return Err("its data is not a JSON object");
-    }
-    serde_json::from_str::<serde::de::IgnoredAny>(data)
-        .map(drop)
-        .map_err(|_| "its data is not valid JSON")
-}
 
 /// Appends `data: ...\n\n`, one `data:` line per line of `data` (compact JSON has one).
 fn frame(data: &str, out: &mut BytesMut) {
@@ -415,7 +415,14 @@ mod tests {
     fn one(name: &str, data: &str, slot: &UsageSlot, strip: bool) -> (String, bool) {
         let mut out = BytesMut::new();
         let done = matches!(
-            relay(&event(name, data), slot, strip, &dep(), &mut out),
+            relay(
+                &event(name, data),
+                slot,
+                &TextCount::new(),
+                strip,
+                &dep(),
+                &mut out
+            ),
             Relayed::Done
         );
         (String::from_utf8(out.to_vec()).unwrap(), done)
@@ -441,14 +448,35 @@ mod tests {
             let mut out = BytesMut::new();
             assert!(
                 matches!(
-                    relay(&event("message", bad), &slot, true, &dep(), &mut out),
+                    relay(
+                        &event("message", bad),
+                        &slot,
+                        &TextCount::new(),
+                        true,
+                        &dep(),
+                        &mut out
+                    ),
                     Relayed::Invalid(_)
                 ),
                 "{bad}"
             );
             assert!(out.is_empty());
         }
-        assert!(json_object(" {\"a\":[1,{\"b\":null}]} ").is_ok());
+    }
+
+    #[test]
+    fn counts_the_text_it_relays() {
+        let slot = UsageSlot::new();
+        let text = TextCount::new();
+        let mut out = BytesMut::new();
+        for data in [
+            r#"{"choices":[{"index":0,"delta":{"content":"Hello"}}],"usage":null}"#,
+            r#"{"choices":[{"index":0,"delta":{"reasoning_content":"hm","content":" you"}}]}"#,
+            r#"{"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}}"#,
+        ] {
+            relay(&event("", data), &slot, &text, true, &dep(), &mut out);
+        }
+        assert_eq!(text.get(), 11);
     }
 
     #[test]
