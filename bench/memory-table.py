@@ -10,7 +10,7 @@ import sys
 
 HEADER = re.compile(r"^([0-9a-f]+)-([0-9a-f]+) (\S{4}) \S+ \S+ \S+\s*(.*)$")
 PARTS = ["binary", "binary rw", "libs", "stacks", "heap"]
-READINGS = ["start", "warm", "idle"]
+READINGS = ["start", "warm", "idle", "touched"]
 
 
 def mappings(path):
@@ -28,12 +28,12 @@ def mappings(path):
     return maps
 
 
-def split(path, binary):
-    """kB of RSS by part, and the totals."""
+def split(path, binary, field="Rss"):
+    """kB of RSS (or of another smaps field, e.g. Referenced) by part, and the totals."""
     parts = dict.fromkeys(PARTS, 0)
     maps = mappings(path)
     for i, m in enumerate(maps):
-        rss = m["kb"].get("Rss", 0)
+        rss = m["kb"].get(field, 0)
         name = m["path"]
         if name.split(" (deleted)")[0] == binary:
             part = "binary rw" if "w" in m["perms"] else "binary"
@@ -47,7 +47,7 @@ def split(path, binary):
         else:
             part = "heap"  # mimalloc's arenas, glibc's [heap] and arenas, [vdso] and the like
         parts[part] += rss
-    parts["rss"] = sum(m["kb"].get("Rss", 0) for m in maps)
+    parts["rss"] = sum(m["kb"].get(field, 0) for m in maps)
     parts["anon"] = sum(m["kb"].get("Anonymous", 0) for m in maps)
     parts["anon_huge"] = sum(m["kb"].get("AnonHugePages", 0) for m in maps)
     return parts
@@ -83,14 +83,16 @@ def main():
         config, round_ = entry.rsplit("-", 1)
         run = {}
         for reading in READINGS:
-            parts = split(os.path.join(d, f"{reading}.smaps"), binary)
+            field = "Referenced" if reading == "touched" else "Rss"
+            parts = split(os.path.join(d, f"{reading}.smaps"), binary, field)
             parts["threads"] = int(open(os.path.join(d, f"{reading}.threads")).read())
             run[reading] = parts
         run["mimalloc"] = mimalloc_stats(os.path.join(d, "stderr.log"))
         results.setdefault(config, {})[round_] = run
     json.dump({"gateway_env": env, "results": results},
               open(os.path.join(out, "results.json"), "w"), indent=2)
-    rows = [f"gateway environment: {env or '(none)'}", "",
+    rows = [f"gateway environment: {env or '(none)'}",
+            "touched: the pages BATCH chat requests after the idle reading referenced", "",
             "| config | reading | RSS MB | binary | binary rw | libs | stacks | heap (anon) "
             "| of which THP | threads |",
             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
