@@ -8,10 +8,10 @@
 //! `data/NOTICE.md`) and writes each as one table ([`layout`]: the tokens' bytes, where each
 //! starts, and an open-addressing index of `u32` slots), 3.2 MB for o200k_base; [`Table`]
 //! reads it where it lies in the binary. Nothing is decoded or allocated at run time, and the
-//! kernel pages in only what counts touch: `bench/memory` measured the full stack's heap after
-//! its warm-up at 21 MB with the rank file decoded into a hash map at the first count, and
-//! the binary's resident pages 3.6 MB higher (the rank file read once), against what
-//! docs/benchmarks.md ("Memory") shows now.
+//! kernel pages in only what counts touch: with the table decoded into a hash map at the first
+//! count, `bench/memory` measured the full stack's heap 19.1 MB above the master-key config's
+//! after the warm-up, and 2.2 MB with the table read in place; `bench/callgrind` measured the
+//! first request of each kind at 209 M instructions, and 25 M (docs/benchmarks.md, "Memory").
 //!
 //! The count is tiktoken's `encode_ordinary(text).len()` (which `CoreBPE::count_ordinary` is):
 //! the same pre-tokenizer pattern run by the same `fancy-regex`, each piece one token when it is
