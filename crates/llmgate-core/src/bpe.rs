@@ -1,13 +1,17 @@
-//! OpenAI's tokenizers for counting only: the ranks of `o200k_base` and `cl100k_base` in one
-//! byte arena and one map, without tiktoken-rs's full tables.
+//! OpenAI's tokenizers for counting only: the ranks of `o200k_base` and `cl100k_base` read in
+//! place from a compact table compiled into the binary, without tiktoken-rs's full tables.
 //!
 //! tiktoken-rs's `CoreBPE` keeps, for every token, its bytes in its own `Vec` twice (an encoder
 //! and a decoder map), a sorted third copy of them, the special tokens, and 128 clones of its
-//! pre-tokenizer regex. Counting needs only `bytes -> rank`: [`Ranks`] reads the encodings'
-//! rank files (`data/*.tiktoken`, the files tiktoken-rs bundles, MIT: see `data/NOTICE.md`)
-//! straight into one byte arena and one `foldhash` map of slices into it, once per process, on
-//! the first count that needs them. Building a `CoreBPE` to copy from would leave its freed
-//! tens of megabytes resident (the allocator keeps them for the thread that freed them).
+//! pre-tokenizer regex. Counting needs only `bytes -> rank`. The build script (`build.rs`)
+//! reads the encodings' rank files (`data/*.tiktoken`, the files tiktoken-rs bundles, MIT: see
+//! `data/NOTICE.md`) and writes each as one table ([`layout`]: the tokens' bytes, where each
+//! starts, and an open-addressing index of `u32` slots), 3.2 MB for o200k_base; [`Table`]
+//! reads it where it lies in the binary. Nothing is decoded or allocated at run time, and the
+//! kernel pages in only what counts touch: with the table decoded into a hash map at the first
+//! count, `bench/memory` measured the full stack's heap 19.1 MB above the master-key config's
+//! after the warm-up, and 2.2 MB with the table read in place; `bench/callgrind` measured the
+//! first request of each kind at 209 M instructions, and 25 M (docs/benchmarks.md, "Memory").
 //!
 //! The count is tiktoken's `encode_ordinary(text).len()` (which `CoreBPE::count_ordinary` is):
 //! the same pre-tokenizer pattern run by the same `fancy-regex`, each piece one token when it is
@@ -15,12 +19,15 @@
 //! heap-based `_byte_pair_merge_large` from 100, both ported here from tiktoken, MIT, to count
 //! instead of collecting ranks). `tests::counts_match_tiktoken` holds the two together.
 
-use std::collections::{BinaryHeap, HashMap};
+mod layout;
+mod table;
+
+use std::collections::BinaryHeap;
 use std::sync::OnceLock;
 
-use base64::Engine as _;
 use fancy_regex::Regex;
-use foldhash::fast::FixedState;
+
+use table::Table;
 
 type Rank = u32;
 
@@ -29,7 +36,7 @@ const CL100K_PATTERN: &str = "'(?i:[sdmt]|ll|ve|re)|[^\\r\\n\\p{L}\\p{N}]?+\\p{L
 
 /// The ranks an encoding gives byte strings, and its pre-tokenizer.
 pub(crate) struct Ranks {
-    ranks: HashMap<&'static [u8], Rank, FixedState>,
+    ranks: Table,
     pattern: Regex,
 }
 
@@ -44,45 +51,31 @@ pub(crate) enum Encoding {
 }
 
 impl Ranks {
-    /// The encoding's ranks, built on first use and kept for the process; `None` when they
-    /// cannot be built (never for the bundled encodings).
+    /// The encoding's ranks, ready on first use and kept for the process; `None` when they
+    /// cannot be read (never for the bundled encodings).
     pub(crate) fn get(encoding: Encoding) -> Option<&'static Ranks> {
         static O200K: OnceLock<Option<Ranks>> = OnceLock::new();
         static CL100K: OnceLock<Option<Ranks>> = OnceLock::new();
         match encoding {
             Encoding::O200k => O200K.get_or_init(|| {
-                Ranks::build(
-                    include_str!("../data/o200k_base.tiktoken"),
+                Ranks::new(
+                    include_bytes!(concat!(env!("OUT_DIR"), "/o200k_base.ranks")),
                     tiktoken_rs::O200K_BASE_PAT_STR,
                 )
             }),
             Encoding::Cl100k => CL100K.get_or_init(|| {
-                Ranks::build(include_str!("../data/cl100k_base.tiktoken"), CL100K_PATTERN)
+                Ranks::new(
+                    include_bytes!(concat!(env!("OUT_DIR"), "/cl100k_base.ranks")),
+                    CL100K_PATTERN,
+                )
             }),
         }
         .as_ref()
     }
 
-    /// Reads a rank file (a line per token: its bytes in base64, a space, its rank) into one
-    /// arena, leaked: it lives as long as the process, like the `OnceLock` holding it.
-    fn build(file: &str, pattern: &str) -> Option<Ranks> {
-        let mut arena = Vec::with_capacity(file.len() / 2);
-        let mut spans = Vec::new();
-        for line in file.lines() {
-            let (token, rank) = line.split_once(' ')?;
-            let start = arena.len();
-            base64::engine::general_purpose::STANDARD
-                .decode_vec(token, &mut arena)
-                .ok()?;
-            spans.push((start, arena.len() - start, rank.parse::<Rank>().ok()?));
-        }
-        let arena: &'static [u8] = Box::leak(arena.into_boxed_slice());
-        let mut ranks = HashMap::with_capacity_and_hasher(spans.len(), FixedState::default());
-        for (start, len, rank) in spans {
-            ranks.insert(arena.get(start..start + len)?, rank);
-        }
+    fn new(table: &'static [u8], pattern: &str) -> Option<Ranks> {
         Some(Ranks {
-            ranks,
+            ranks: Table::new(table)?,
             pattern: Regex::new(pattern).ok()?,
         })
     }
@@ -106,12 +99,12 @@ impl Ranks {
     }
 
     fn rank(&self, bytes: &[u8]) -> Rank {
-        self.ranks.get(bytes).copied().unwrap_or(Rank::MAX)
+        self.ranks.rank(bytes).unwrap_or(Rank::MAX)
     }
 
     /// Tokens in one pre-tokenized piece.
     fn piece(&self, piece: &[u8]) -> u64 {
-        if piece.len() <= 1 || self.ranks.contains_key(piece) {
+        if piece.len() <= 1 || self.ranks.rank(piece).is_some() {
             return piece.len().min(1) as u64;
         }
         if piece.len() < 100 {
@@ -307,9 +300,41 @@ mod tests {
 
     #[test]
     fn every_ordinary_token_and_no_special_one() {
-        let ranks = Ranks::get(Encoding::O200k).unwrap();
-        assert_eq!(ranks.ranks.len(), 199_998);
-        assert!(!ranks.ranks.contains_key(b"<|endoftext|>".as_slice()));
-        assert_eq!(Ranks::get(Encoding::Cl100k).unwrap().ranks.len(), 100_256);
+        for (encoding, bpe, len) in [
+            (
+                Encoding::O200k,
+                tiktoken_rs::o200k_base_singleton(),
+                199_998,
+            ),
+            (
+                Encoding::Cl100k,
+                tiktoken_rs::cl100k_base_singleton(),
+                100_256,
+            ),
+        ] {
+            let table = &Ranks::get(encoding).unwrap().ranks;
+            assert_eq!(table.len(), len, "{encoding:?}");
+            for rank in 0..len {
+                let token = bpe.decode_bytes(&[rank as Rank]).unwrap();
+                assert_eq!(table.token(rank), token.as_slice(), "{encoding:?} {rank}");
+                assert_eq!(
+                    table.rank(&token),
+                    Some(rank as Rank),
+                    "{encoding:?} {rank}"
+                );
+            }
+            assert_eq!(table.rank(b"<|endoftext|>"), None);
+            assert_eq!(table.rank(b"\xff\xfe not a token \x00"), None);
+        }
+    }
+
+    #[test]
+    fn a_table_that_does_not_fit_together_is_refused() {
+        let tokens = vec![b"a".to_vec(), b"bc".to_vec()];
+        let table: &'static [u8] = Box::leak(layout::write(&tokens).unwrap().into_boxed_slice());
+        let read = Table::new(table).unwrap();
+        assert_eq!((read.rank(b"bc"), read.rank(b"b")), (Some(1), None));
+        assert!(Table::new(&table[..table.len() - 1]).is_none());
+        assert!(Table::new(&table[1..]).is_none());
     }
 }

@@ -13,8 +13,9 @@
 //!   Message text, the assistant's earlier tool calls and the tool definitions (as JSON) are
 //!   counted; images and audio are not. For every other model the estimate is one token per 4
 //!   bytes of UTF-8 text, rounded up (the usual rule of thumb for English).
-//!   The tokenizers' tables are built once per process, on the first count that needs them, and
-//!   shared; o200k_base and cl100k_base keep only their ranks (`bpe.rs`).
+//!   o200k_base's and cl100k_base's ranks are compact tables compiled into the binary and read
+//!   in place (`bpe.rs`); their pre-tokenizer patterns, and the older encodings' tiktoken-rs
+//!   tables, are built once per process, on the first count that needs them, and shared.
 //! - **Text** ([`estimate_bytes`]): one token per 4 bytes, rounded up, whatever the model; what
 //!   metering counts a relayed answer with (no tokenizer on the streaming path).
 

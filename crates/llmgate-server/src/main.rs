@@ -9,6 +9,7 @@ mod host;
 mod import_cmd;
 mod keys_cmd;
 mod logging;
+mod memory;
 mod reload;
 mod shutdown;
 mod tls;
@@ -42,6 +43,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const RUNTIME_SHUTDOWN_SECONDS: u64 = 1;
 
 fn main() -> ExitCode {
+    let huge_pages = memory::no_huge_pages();
     let cli = Cli::parse_args();
     // Serving reads its config first: `json_logs` there decides the log format.
     let serving = match &cli.command {
@@ -72,6 +74,9 @@ fn main() -> ExitCode {
     if let Err(e) = logging::init(&cli.log, config_json, config_verbose) {
         eprintln!("llmgate: {e:#}");
         return ExitCode::FAILURE;
+    }
+    if let Some(why) = huge_pages {
+        tracing::debug!("transparent huge pages left on: {why}");
     }
     let result = match (cli.command, loaded, serving) {
         (Some(Command::Check { config }), _, _) => return check(&config),
