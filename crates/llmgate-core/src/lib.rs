@@ -76,10 +76,10 @@ pub use text::TextCount;
 pub use user::{SignedIn, User, UserRole};
 pub use wire::Usage;
 
-/// Response header names the gateway adds (stable; documented in `docs/`).
+/// Response header names the gateway adds (stable; documented in `docs/`), as `HeaderName`
+/// constants made at compile time: a name given as a `&str` is parsed and hashed again on
+/// every insert.
 pub mod headers {
-    //! `HeaderName` constants, made at compile time: a name given as a `&str` is parsed and
-    //! hashed again on every insert.
     use http::HeaderName;
 
     /// The request's id.

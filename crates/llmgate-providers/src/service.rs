@@ -316,16 +316,18 @@ fn stream_body(
     match dialect.stream() {
         Streaming::PassThrough => {
             passthrough::check_content_type(res.headers(), ctx.dep)?;
-            let text = slots.text.insert(llmgate_core::TextCount::new()).clone();
+            let reports = passthrough::Reports {
+                usage: slots.usage.clone(),
+                text: slots.text.insert(llmgate_core::TextCount::new()).clone(),
+                failure: slots.failure.clone(),
+            };
             Ok(BoxBody::new(Relay::new(
                 res.into_body(),
-                slots.usage.clone(),
-                text,
+                reports,
                 !ctx.llm.include_usage(),
                 inner.watch(ctx.dep),
                 inner.max_response,
                 dep.clone(),
-                slots.failure.clone(),
             )))
         }
         Streaming::Translate {

@@ -101,19 +101,30 @@ enum State {
     Done,
 }
 
+/// Where a [`Relay`] reports what it saw: the usage, the text it counted, the error that
+/// ended the stream.
+pub(crate) struct Reports {
+    pub(crate) usage: UsageSlot,
+    pub(crate) text: TextCount,
+    pub(crate) failure: StreamFailure,
+}
+
 impl Relay {
     /// Relays `body`; `strip_usage_chunk` when the client did not ask for usage; each event at
     /// most `event_limit` bytes.
     pub(crate) fn new(
         body: Incoming,
-        slot: UsageSlot,
-        text: TextCount,
+        reports: Reports,
         strip_usage_chunk: bool,
         watch: StreamWatch,
         event_limit: usize,
         dep: Deployment,
-        failure: StreamFailure,
     ) -> Self {
+        let Reports {
+            usage: slot,
+            text,
+            failure,
+        } = reports;
         Relay {
             events: sse::decode_limited(BodyDataStream::new(body), event_limit),
             state: State::Streaming,
