@@ -10,8 +10,9 @@
 //! counts as ok when it answered 200 and its last 8 KiB hold `--end-marker`. The
 //! last line on stdout is `STREAMS_RESULT key=value ...` (times in µs, memory in KiB).
 
+use std::io::Write as _;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -103,7 +104,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 Ok(Err(e)) => format!("{e:#}"),
                 Err(_) => format!("no end within {} s", limit.as_secs()),
             };
-            tally.errors.lock().unwrap().push(error);
+            lock(&tally.errors).push(error);
         }));
     }
     for task in tasks {
@@ -121,8 +122,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
         &tally,
         elapsed,
         [rss_before, Some(peak.load(Ordering::Relaxed)), idle, hwm],
-    );
-    Ok(())
+    )
+}
+
+/// The data behind `mutex`, even when a task panicked holding it.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// One stream on its own connection: connect, POST, read to the end.
@@ -175,7 +180,7 @@ async fn read_stream(
         };
         if first && !data.is_empty() {
             first = false;
-            tally.first_tokens.lock().unwrap().push(start.elapsed());
+            lock(&tally.first_tokens).push(start.elapsed());
         }
         tail.extend_from_slice(&data);
         let cut = tail.len().saturating_sub(8192);
@@ -205,15 +210,20 @@ fn memory(pid: u32, field: &str) -> Option<usize> {
 }
 
 /// Prints the summary on stderr and the `STREAMS_RESULT` line on stdout.
-fn report(args: &Args, tally: &Tally, elapsed: Duration, rss: [Option<usize>; 4]) {
-    let mut firsts = tally.first_tokens.lock().unwrap().clone();
+fn report(
+    args: &Args,
+    tally: &Tally,
+    elapsed: Duration,
+    rss: [Option<usize>; 4],
+) -> anyhow::Result<()> {
+    let mut firsts = lock(&tally.first_tokens).clone();
     firsts.sort();
     let pct = |p: usize| {
         firsts
             .get((firsts.len() * p / 100).min(firsts.len().saturating_sub(1)))
             .map_or(0, |d| d.as_micros())
     };
-    let errors = tally.errors.lock().unwrap();
+    let errors = lock(&tally.errors);
     if let Some(first) = errors.first() {
         eprintln!(
             "bench-streams: {} streams failed; the first: {first}",
@@ -221,7 +231,8 @@ fn report(args: &Args, tally: &Tally, elapsed: Duration, rss: [Option<usize>; 4]
         );
     }
     let kib = |v: Option<usize>| v.map_or(-1, |v| i64::try_from(v).unwrap_or(-1));
-    println!(
+    writeln!(
+        std::io::stdout().lock(),
         "STREAMS_RESULT streams={} ok={} failed={} max_open={} ttft_p50_us={} ttft_p99_us={} ttft_max_us={} elapsed_ms={} rss_before_kib={} rss_peak_kib={} rss_idle_kib={} rss_hwm_kib={}",
         args.streams,
         tally.ok.load(Ordering::Relaxed),
@@ -235,5 +246,6 @@ fn report(args: &Args, tally: &Tally, elapsed: Duration, rss: [Option<usize>; 4]
         kib(rss[1]),
         kib(rss[2]),
         kib(rss[3]),
-    );
+    )?;
+    Ok(())
 }
