@@ -1,27 +1,48 @@
 //! A response body that replays pre-built chunks without copying them.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
+use tokio::time::Sleep;
 
 /// Replays `&'static` chunks, one frame each.
 ///
 /// A single chunk reports its exact length, so hyper sends `Content-Length`; several chunks report
 /// no length, so hyper sends them chunked, the way an SSE stream arrives from a real provider.
 /// Cloning a chunk built with [`Bytes::from_static`] copies a pointer, nothing more.
+///
+/// With a pace ([`Canned::paced`]) the first chunk leaves at once and each later one after the
+/// interval, like a slow model's stream.
 #[derive(Debug)]
 pub struct Canned {
     chunks: &'static [Bytes],
     next: usize,
+    pace: Option<(Duration, Pin<Box<Sleep>>)>,
 }
 
 impl Canned {
     /// A body made of `chunks`, sent in order.
     pub fn new(chunks: &'static [Bytes]) -> Self {
-        Self { chunks, next: 0 }
+        Self {
+            chunks,
+            next: 0,
+            pace: None,
+        }
+    }
+
+    /// A body made of `chunks`, the first at once and each later one `interval` after the one
+    /// before (no pause when `interval` is zero).
+    pub fn paced(chunks: &'static [Bytes], interval: Duration) -> Self {
+        let mut body = Self::new(chunks);
+        if !interval.is_zero() {
+            body.pace = Some((interval, Box::pin(tokio::time::sleep(Duration::ZERO))));
+        }
+        body
     }
 
     fn remaining(&self) -> &'static [Bytes] {
@@ -35,8 +56,15 @@ impl Body for Canned {
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
+        cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        if let Some((interval, sleep)) = &mut self.pace {
+            if sleep.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            let next = sleep.deadline() + *interval;
+            sleep.as_mut().reset(next);
+        }
         let chunk = self.remaining().first().cloned();
         self.next += 1;
         Poll::Ready(chunk.map(|chunk| Ok(Frame::data(chunk))))
@@ -75,6 +103,20 @@ mod tests {
         let body = Canned::new(&TWO);
         assert_eq!(body.size_hint().exact(), None);
         assert_eq!(body.collect().await.unwrap().to_bytes(), "ab");
+    }
+
+    #[tokio::test]
+    async fn a_paced_body_waits_between_chunks_not_before_the_first() {
+        let interval = Duration::from_millis(200);
+        let start = std::time::Instant::now();
+        let mut body = Canned::paced(&TWO, interval);
+        let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
+        assert_eq!(first, "a");
+        assert!(start.elapsed() < interval, "the first chunk waited");
+        let second = body.frame().await.unwrap().unwrap().into_data().unwrap();
+        assert_eq!(second, "b");
+        assert!(start.elapsed() >= interval, "the second chunk did not wait");
+        assert!(body.frame().await.is_none());
     }
 
     #[tokio::test]

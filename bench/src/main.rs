@@ -8,6 +8,8 @@
 //!   `"stream": true` in the body an SSE stream of 8 `chat.completion.chunk` events
 //!   (`--stream-chunks N` for N), a usage chunk
 //!   when `"include_usage": true`, then `data: [DONE]`. The body is not parsed, only searched.
+//!   With `--stream-interval-ms N` the first event leaves at once and each later one N ms after
+//!   the one before (a slow model: `bench/streams` holds many streams open with it).
 //! - `GET /v1/models` (and `/models`): one model, `bench-model`.
 //!
 //! Every body is built once at start-up; a response copies no bytes.
@@ -43,6 +45,9 @@ struct Args {
     /// Chunks in a streamed answer (at least 3), before the usage chunk and `[DONE]`.
     #[arg(long, default_value_t = responses::DEFAULT_CHUNKS)]
     stream_chunks: usize,
+    /// Milliseconds between two events of a stream (0: all at once).
+    #[arg(long, default_value_t = 0)]
+    stream_interval_ms: u64,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -57,7 +62,8 @@ fn main() -> anyhow::Result<()> {
         writeln!(out, "listening on http://{}", listener.local_addr()?)?;
         out.flush()?;
         drop(out);
-        serve(listener, Answers::leak_with(args.stream_chunks)).await
+        let interval = Duration::from_millis(args.stream_interval_ms);
+        serve(listener, Answers::leak_with(args.stream_chunks, interval)).await
     })
 }
 

@@ -1,6 +1,7 @@
 //! What the mock upstream answers: fixed OpenAI-shaped bodies, built once at start-up.
 
 use std::convert::Infallible;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
@@ -30,23 +31,26 @@ pub struct Answers {
     models: [Bytes; 1],
     not_found: [Bytes; 1],
     bad_request: [Bytes; 1],
+    /// The pause between two events of a stream (`--stream-interval-ms`).
+    interval: Duration,
 }
 
 impl Answers {
     /// Builds the bodies (streams of [`DEFAULT_CHUNKS`]) and leaks them.
     #[cfg(test)]
     pub fn leak() -> &'static Self {
-        Self::leak_with(DEFAULT_CHUNKS)
+        Self::leak_with(DEFAULT_CHUNKS, Duration::ZERO)
     }
 
     /// Builds the bodies and leaks them: the upstream answers with them until the process ends.
     /// Streams have `chunks` chunks (at least 3: the role, one content piece or more, the
-    /// finish reason), then the usage chunk when asked and `[DONE]`.
-    pub fn leak_with(chunks: usize) -> &'static Self {
-        Box::leak(Box::new(Self::build(chunks.max(3))))
+    /// finish reason), then the usage chunk when asked and `[DONE]`; after the first event, each
+    /// one leaves `interval` after the one before.
+    pub fn leak_with(chunks: usize, interval: Duration) -> &'static Self {
+        Box::leak(Box::new(Self::build(chunks.max(3), interval)))
     }
 
-    fn build(chunks: usize) -> Self {
+    fn build(chunks: usize, interval: Duration) -> Self {
         let chunk = |delta: &str, finish: &str| {
             format!(
                 r#"{{"id":"chatcmpl-bench","object":"chat.completion.chunk","created":{CREATED},"model":"{MODEL}","choices":[{{"index":0,"delta":{delta},"logprobs":null,"finish_reason":{finish}}}]}}"#
@@ -106,6 +110,7 @@ impl Answers {
                 "invalid_request_error",
                 "could not read the request body",
             )],
+            interval,
         }
     }
 
@@ -140,7 +145,7 @@ impl Answers {
         } else {
             &self.stream
         };
-        let mut response = Response::new(Canned::new(events));
+        let mut response = Response::new(Canned::paced(events, self.interval));
         let headers = response.headers_mut();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
         headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
@@ -288,7 +293,10 @@ mod tests {
     #[tokio::test]
     async fn longer_streams_repeat_the_pieces() {
         let body = r#"{"stream":true,"stream_options":{"include_usage":true}}"#;
-        let response = Answers::leak_with(24).answer(post(body)).await.unwrap();
+        let response = Answers::leak_with(24, Duration::ZERO)
+            .answer(post(body))
+            .await
+            .unwrap();
         let (chunks, done) = events(&text(response).await);
         assert!(done);
         assert_eq!(chunks.len(), 25);
