@@ -79,6 +79,7 @@ mod litellm;
 mod log;
 mod meter;
 mod metrics;
+mod observe;
 mod prices;
 mod queue;
 mod record;

@@ -339,7 +339,7 @@ pub(crate) fn sample<'a>(
     a: &crate::finish::Answer,
     requested: &str,
     charge: &'a crate::finish::Charge,
-    ended: &crate::finish::Ended,
+    ended: &crate::observe::Ended,
     key: Option<&Arc<VirtualKey>>,
 ) -> Sample<'a> {
     let inner = &s.meter.inner;
