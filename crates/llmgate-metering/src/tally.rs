@@ -8,17 +8,18 @@
 //! `text` — and notes how a stream ended: `[DONE]`, or an error event (the gateway's
 //! `gateway_shutting_down` one, or any other).
 //!
-//! No JSON is parsed: one `memmem` pass over each event finds the `":` that ends every key,
-//! the few keys above are compared, and their string values are measured with `memchr`. An
-//! event split across body frames is carried over (the only copy, and rare: the providers'
-//! relays send whole events).
+//! When the provider's relay already counted the text as it checked each event (a
+//! [`TextCount`] on the response, [`Tally::stream_counted`]), that count is taken and the
+//! events are only read for how the stream ended. Otherwise no JSON is parsed: one `memmem`
+//! pass over each event finds the `":` that ends every key, the few keys above are compared,
+//! and their string values are measured with `memchr`. An event split across body frames is
+//! carried over (the only copy, and rare: the providers' relays send whole events).
 
+use llmgate_core::text::TEXT_KEYS;
 use llmgate_core::TextCount;
 use memchr::memmem;
 
 use crate::record::Outcome;
-
-use llmgate_core::text::TEXT_KEYS;
 
 /// At most this much of an unfinished line (or a complete answer) is held; past it, what is
 /// held is counted as it is and dropped.
