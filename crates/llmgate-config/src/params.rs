@@ -16,6 +16,9 @@ use crate::table::Handle::{NotYetActive, Read, Unenforced};
 use crate::table::{walk_table, Table};
 use crate::walk::Walk;
 
+mod headers;
+use headers::{headers, resolve_headers};
+
 /// LiteLLM's exception names accepted as `mock_response`, and the status each one fails with.
 pub const MOCK_ERRORS: &[(&str, u16)] = &[
     ("litellm.RateLimitError", 429),
@@ -476,29 +479,6 @@ fn resolve_api_base(
     }
 }
 
-/// `headers`, then `extra_headers`, then `organization` as `OpenAI-Organization` unless a
-/// header already sets it.
-fn resolve_headers(w: &mut Walk<'_>, r: &mut Params, path: &str) {
-    r.out.headers = merge_headers(
-        std::mem::take(&mut r.headers),
-        std::mem::take(&mut r.extra_headers),
-    );
-    if let Some(org) = r.organization.take() {
-        let name = HeaderName::from_static("openai-organization");
-        match HeaderValue::from_str(&org) {
-            Ok(value) if !r.out.headers.iter().any(|(n, _)| *n == name) => {
-                r.out.headers.push((name, value));
-            }
-            Ok(_) => {}
-            Err(_) => w.report.error(
-                &key_path(path, "organization"),
-                "not valid in an HTTP header (OpenAI-Organization)",
-            ),
-        }
-        r.out.organization = Some(org);
-    }
-}
-
 /// NVIDIA's own model ids start with `nvidia/` (`nvidia/llama-3.1-nemotron-70b-instruct`), so a
 /// config that writes one without LiteLLM's `nvidia_nim/` prefix means NVIDIA's API.
 const NVIDIA_MODEL_PREFIX: &str = "nvidia/";
@@ -531,44 +511,6 @@ fn unknown_provider(name: &str) -> String {
     format!(
         "unknown provider \"{name}\"{near}; if it speaks OpenAI's API, write `model: openai/<model id>` with its `api_base` (see docs/providers.md)"
     )
-}
-
-/// `headers` first, then `extra_headers`, which replaces a header of the same name.
-fn merge_headers(
-    headers: Vec<(HeaderName, HeaderValue)>,
-    extra: Vec<(HeaderName, HeaderValue)>,
-) -> Vec<(HeaderName, HeaderValue)> {
-    let mut out: Vec<(HeaderName, HeaderValue)> = headers
-        .into_iter()
-        .filter(|(name, _)| !extra.iter().any(|(n, _)| n == name))
-        .collect();
-    out.extend(extra);
-    out
-}
-
-fn headers(w: &mut Walk<'_>, node: &Node, path: &str) -> Vec<(HeaderName, HeaderValue)> {
-    let mut out = Vec::new();
-    for (key, value) in w.entries(node, path) {
-        let p = key_path(path, key);
-        let name = HeaderName::from_bytes(key.as_bytes());
-        let text = match value {
-            Node::Bool(b) => Some(b.to_string()),
-            other => w.string(other, &p),
-        };
-        let Ok(name) = name else {
-            w.report.error(&p, "not a valid HTTP header name");
-            continue;
-        };
-        let Some(text) = text else { continue };
-        match HeaderValue::from_str(&text) {
-            Ok(v) => out.push((name, v)),
-            Err(_) => w.report.error(
-                &p,
-                "not a valid HTTP header value (control characters or non-ASCII text)",
-            ),
-        }
-    }
-    out
 }
 
 fn mock_response(w: &mut Walk<'_>, node: &Node, path: &str) -> Option<MockResponse> {
