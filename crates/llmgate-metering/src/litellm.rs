@@ -17,7 +17,7 @@
 //!
 //! Off with `general_settings.litellm_metric_names: false` ([`crate::MeterBuilder::litellm_metrics`]).
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use llmgate_core::{DeploymentSpec, FailureClass, VirtualKey};
 use prometheus_client::encoding::{EncodeLabelSet, LabelSetEncoder};
@@ -28,6 +28,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 use crate::cost::Tokens;
+use crate::metrics::{handle, HandleCache};
 
 type F64Counter = Counter<f64, std::sync::atomic::AtomicU64>;
 
@@ -149,6 +150,32 @@ pub(crate) struct LiteLlm {
     output_tokens: Family<ByModel, Counter>,
     total_tokens: Family<ByModel, Counter>,
     deployment_state: Family<DeploymentLabels, Gauge>,
+    /// The handles of a request's series, per [`LiteKey`].
+    handles: HandleCache<LiteKey, LiteHandles>,
+}
+
+/// The labels a request's LiteLLM series are made of, but its status (and a failure's class).
+#[derive(Debug, Clone, Hash, PartialEq, Eq)]
+struct LiteKey {
+    who: Who,
+    requested_model: Arc<str>,
+    model_group: Arc<str>,
+    model: Arc<str>,
+}
+
+/// A request's LiteLLM series under one [`LiteKey`], each taken from its family on first use;
+/// of the request counts only status 200's (others are rarer and go through the family).
+#[derive(Default)]
+struct LiteHandles {
+    ok: OnceLock<Counter>,
+    total_latency: OnceLock<Histogram>,
+    api_latency: OnceLock<Histogram>,
+    overhead: OnceLock<Histogram>,
+    ttft: OnceLock<Histogram>,
+    spend: OnceLock<F64Counter>,
+    input_tokens: OnceLock<Counter>,
+    output_tokens: OnceLock<Counter>,
+    total_tokens: OnceLock<Counter>,
 }
 
 /// What one request adds to LiteLLM's metrics.
@@ -183,6 +210,7 @@ impl LiteLlm {
             output_tokens: Family::default(),
             total_tokens: Family::default(),
             deployment_state: Family::default(),
+            handles: HandleCache::default(),
         };
         r.register(
             "litellm_proxy_total_requests_metric",
@@ -242,57 +270,71 @@ impl LiteLlm {
         m
     }
 
-    /// Counts one request.
+    /// Counts one request, through the handles cached under its labels.
     pub(crate) fn observe(&self, s: Sample<'_>) {
-        self.requests
-            .get_or_create(&Requests {
-                who: s.who.clone(),
-                requested_model: s.requested_model.clone(),
-                status_code: s.status,
-                model_group: s.model_group.clone(),
-            })
-            .inc();
+        let key = LiteKey {
+            who: s.who,
+            requested_model: s.requested_model,
+            model_group: s.model_group,
+            model: s.model,
+        };
+        let h = self.handles.get(&key);
+        let requests = || Requests {
+            who: key.who.clone(),
+            requested_model: key.requested_model.clone(),
+            status_code: s.status,
+            model_group: key.model_group.clone(),
+        };
+        if s.status == 200 {
+            handle(&h.ok, &self.requests, requests).inc();
+        } else {
+            self.requests.get_or_create(&requests()).inc();
+        }
         if !(200..400).contains(&s.status) {
             let class = s
                 .class
                 .unwrap_or_else(|| FailureClass::for_status(s.status));
             self.failures
                 .get_or_create(&Failures {
-                    who: s.who.clone(),
-                    requested_model: s.requested_model.clone(),
+                    who: key.who.clone(),
+                    requested_model: key.requested_model.clone(),
                     exception_status: s.status,
                     exception_class: exception_class(class),
-                    model_group: s.model_group.clone(),
+                    model_group: key.model_group.clone(),
                     model_id: s.deployment.clone(),
                 })
                 .inc();
         }
-        let labels = ByModel {
-            who: s.who,
-            requested_model: s.requested_model,
-            model: s.model,
+        let by_model = || ByModel {
+            who: key.who.clone(),
+            requested_model: key.requested_model.clone(),
+            model: key.model.clone(),
         };
-        self.total_latency.get_or_create(&labels).observe(s.latency);
-        for (family, value) in [
-            (&self.api_latency, s.upstream),
-            (&self.overhead, s.overhead),
-            (&self.ttft, s.ttft),
+        handle(&h.total_latency, &self.total_latency, by_model).observe(s.latency);
+        for (slot, family, value) in [
+            (&h.api_latency, &self.api_latency, s.upstream),
+            (&h.overhead, &self.overhead, s.overhead),
+            (&h.ttft, &self.ttft, s.ttft),
         ] {
             if let Some(v) = value {
-                family.get_or_create(&labels).observe(v);
+                handle(slot, family, by_model).observe(v);
             }
         }
         if let Some(c) = s.cost.filter(|c| *c > 0.0) {
-            self.spend.get_or_create(&labels).inc_by(c);
+            handle(&h.spend, &self.spend, by_model).inc_by(c);
         }
         let t = s.tokens;
-        for (family, n) in [
-            (&self.input_tokens, t.prompt),
-            (&self.output_tokens, t.completion),
-            (&self.total_tokens, t.prompt.saturating_add(t.completion)),
+        for (slot, family, n) in [
+            (&h.input_tokens, &self.input_tokens, t.prompt),
+            (&h.output_tokens, &self.output_tokens, t.completion),
+            (
+                &h.total_tokens,
+                &self.total_tokens,
+                t.prompt.saturating_add(t.completion),
+            ),
         ] {
             if n > 0 {
-                family.get_or_create(&labels).inc_by(n);
+                handle(slot, family, by_model).inc_by(n);
             }
         }
     }

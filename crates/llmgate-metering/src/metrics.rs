@@ -20,12 +20,15 @@ use crate::config_reloads::{ConfigReloads, ReloadResult};
 use crate::litellm::LiteLlm;
 use crate::queue::QueueCounters;
 
+mod handles;
 mod labels;
+
+pub(crate) use handles::{handle, HandleCache};
 
 pub(crate) use labels::*;
 pub use labels::{Rejection, StatusClass};
 
-type F64Counter = Counter<f64, std::sync::atomic::AtomicU64>;
+pub(crate) type F64Counter = Counter<f64, std::sync::atomic::AtomicU64>;
 
 /// The registry and every metric in it. Shared behind an `Arc`.
 pub struct Metrics {
@@ -53,6 +56,8 @@ pub struct Metrics {
     reloads: ConfigReloads,
     /// LiteLLM's names, when served ([`crate::litellm`]).
     pub(crate) litellm: Option<LiteLlm>,
+    /// The handles a finished request updates, per model group and deployment.
+    pub(crate) handles: HandleCache<Target, crate::observe::TargetHandles>,
 }
 
 /// The rate limiter's fault counters, read from the limiter when scraped.
@@ -162,6 +167,7 @@ impl Metrics {
             limiter: LimiterCounters::default(),
             reloads: ConfigReloads::default(),
             litellm: None,
+            handles: HandleCache::default(),
         };
         m.queue.rejected = m.rejections.get_or_create_owned(&RejectionLabels {
             reason: Rejection::spend_queue_full,

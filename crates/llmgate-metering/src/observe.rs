@@ -1,15 +1,20 @@
 //! A finished request's Prometheus metrics (llmgate's own families), labelled with the
 //! config's names only: split from `finish.rs`, which makes the record and calls this once.
+//! The handles under the request's model group and deployment are cached
+//! ([`TargetHandles`], `metrics/handles.rs`): one lookup a request instead of one a metric.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use llmgate_core::{CacheStatus, ErrorContract as _, FailureClass, StreamFailure};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::histogram::Histogram;
 
 use crate::finish::{Answer, Charge, Started};
 use crate::metrics::{
-    AttemptFailure, AttemptKind, AttemptLabels, CacheLabels, CacheResult, ClassLabel, EndingLabels,
-    FailureLabels, Group, Latency, StatusClass, StatusLabels, Target, TokenKind, TokenLabels,
+    handle, AttemptFailure, AttemptKind, AttemptLabels, CacheLabels, CacheResult, ClassLabel,
+    EndingLabels, F64Counter, FailureLabels, Group, Latency, StatusClass, StatusLabels, Target,
+    TokenKind, TokenLabels,
 };
 use crate::record::Outcome;
 
@@ -19,6 +24,22 @@ pub(crate) struct Ended {
     pub(crate) class: Option<FailureClass>,
     pub(crate) latency: Duration,
     pub(crate) ttft: Option<Duration>,
+}
+
+/// The metrics a request updates under one model group and deployment, each taken from its
+/// family on first use (`metrics::handle`). Indexed by `StatusClass`, `TokenKind` and
+/// `stream` as `usize`.
+#[derive(Default)]
+pub(crate) struct TargetHandles {
+    requests: [OnceLock<Counter>; 4],
+    upstream_attempts: OnceLock<Counter>,
+    upstream: OnceLock<Histogram>,
+    tokens: [OnceLock<Counter>; 5],
+    estimated: OnceLock<Counter>,
+    spend: OnceLock<F64Counter>,
+    unpriced: OnceLock<Counter>,
+    duration: [OnceLock<Histogram>; 2],
+    ttft: OnceLock<Histogram>,
 }
 
 /// Updates the metrics, labelled with the config's names only.
@@ -47,9 +68,10 @@ pub(crate) fn observe(s: &Started, a: &Answer, requested: &str, charge: &Charge,
         model_group: group.clone(),
         deployment,
     };
-    observe_requests(m, &target, a.status, class);
-    observe_upstream(m, &target, a, class);
-    observe_tokens(m, &target, charge);
+    let h = m.handles.get(&target);
+    observe_requests(m, &h, &target, a.status, class);
+    observe_upstream(m, &h, &target, a, class);
+    observe_tokens(m, &h, &target, charge);
     if a.stream {
         m.stream_endings
             .get_or_create(&EndingLabels {
@@ -58,14 +80,13 @@ pub(crate) fn observe(s: &Started, a: &Answer, requested: &str, charge: &Charge,
             })
             .inc();
     }
-    m.duration
-        .get_or_create(&Latency {
-            model_group: group.clone(),
-            stream: a.stream,
-        })
-        .observe(latency.as_secs_f64());
+    handle(&h.duration[usize::from(a.stream)], &m.duration, || Latency {
+        model_group: group.clone(),
+        stream: a.stream,
+    })
+    .observe(latency.as_secs_f64());
     if let Some(up) = a.upstream {
-        m.upstream.get_or_create(&target).observe(up.as_secs_f64());
+        handle(&h.upstream, &m.upstream, || target.clone()).observe(up.as_secs_f64());
         if a.attempts.attempts <= 1 {
             if let Some(head) = a.head {
                 let overhead = head.saturating_duration_since(s.at).saturating_sub(up);
@@ -74,11 +95,10 @@ pub(crate) fn observe(s: &Started, a: &Answer, requested: &str, charge: &Charge,
         }
     }
     if let Some(t) = ttft {
-        m.ttft
-            .get_or_create(&Group {
-                model_group: group.clone(),
-            })
-            .observe(t.as_secs_f64());
+        handle(&h.ttft, &m.ttft, || Group {
+            model_group: group.clone(),
+        })
+        .observe(t.as_secs_f64());
     }
     observe_attempts(m, &group, a);
     if let Some(c) = a.cache {
@@ -95,7 +115,7 @@ pub(crate) fn observe(s: &Started, a: &Answer, requested: &str, charge: &Charge,
     }
 }
 
-fn observe_tokens(m: &crate::Metrics, target: &Target, charge: &Charge) {
+fn observe_tokens(m: &crate::Metrics, h: &TargetHandles, target: &Target, charge: &Charge) {
     let tokens = &charge.tokens;
     for (kind, n) in [
         (TokenKind::input, tokens.prompt),
@@ -105,39 +125,45 @@ fn observe_tokens(m: &crate::Metrics, target: &Target, charge: &Charge) {
         (TokenKind::reasoning, tokens.reasoning),
     ] {
         if n > 0 {
-            m.tokens
-                .get_or_create(&TokenLabels {
-                    model_group: target.model_group.clone(),
-                    deployment: target.deployment.clone(),
-                    token_type: kind,
-                })
-                .inc_by(n);
+            handle(&h.tokens[kind as usize], &m.tokens, || TokenLabels {
+                model_group: target.model_group.clone(),
+                deployment: target.deployment.clone(),
+                token_type: kind,
+            })
+            .inc_by(n);
         }
     }
     if charge.estimated {
-        m.estimated.get_or_create(target).inc();
+        handle(&h.estimated, &m.estimated, || target.clone()).inc();
     }
     match charge.cost {
         Some(c) if c > 0.0 => {
-            m.spend.get_or_create(target).inc_by(c);
+            handle(&h.spend, &m.spend, || target.clone()).inc_by(c);
         }
         Some(_) => {}
         None => {
-            m.unpriced.get_or_create(target).inc();
+            handle(&h.unpriced, &m.unpriced, || target.clone()).inc();
         }
     }
 }
 
 /// Counts the request under the deployment it reached last; a failed one also by its class.
-fn observe_requests(m: &crate::Metrics, t: &Target, status: u16, class: Option<FailureClass>) {
+fn observe_requests(
+    m: &crate::Metrics,
+    h: &TargetHandles,
+    t: &Target,
+    status: u16,
+    class: Option<FailureClass>,
+) {
     let status_class = StatusClass::of(status);
-    m.requests
-        .get_or_create(&StatusLabels {
+    handle(&h.requests[status_class as usize], &m.requests, || {
+        StatusLabels {
             model_group: t.model_group.clone(),
             deployment: t.deployment.clone(),
             status_class,
-        })
-        .inc();
+        }
+    })
+    .inc();
     if !(200..400).contains(&status) {
         let class = class.unwrap_or_else(|| FailureClass::for_status(status));
         m.failures
@@ -155,7 +181,13 @@ fn observe_requests(m: &crate::Metrics, t: &Target, status: u16, class: Option<F
 /// the last one; as a failure only when it says something about the deployment's health (as
 /// cooldowns judge it: not the caller's own deadline, not a forced failure) and is neither
 /// the client's leaving nor the gateway's own failure.
-fn observe_upstream(m: &crate::Metrics, last: &Target, a: &Answer, class: Option<FailureClass>) {
+fn observe_upstream(
+    m: &crate::Metrics,
+    h: &TargetHandles,
+    last: &Target,
+    a: &Answer,
+    class: Option<FailureClass>,
+) {
     for f in &a.earlier {
         let target = Target {
             model_group: f.group.clone(),
@@ -169,7 +201,7 @@ fn observe_upstream(m: &crate::Metrics, last: &Target, a: &Answer, class: Option
     if a.deployment.is_none() {
         return;
     }
-    m.upstream_attempts.get_or_create(last).inc();
+    handle(&h.upstream_attempts, &m.upstream_attempts, || last.clone()).inc();
     let stream_not_deployments = a
         .stream_failure
         .as_ref()
