@@ -9,26 +9,40 @@ use crate::plan::{LimitName, Unit};
 use crate::store::{Check, CheckState};
 
 /// A duration as OpenAI writes it in `x-ratelimit-reset-*`: `20ms`, `1s`, `8.571s`, `6m0s`,
-/// `1h2m3s`.
+/// `1h2m3s`. Written digit by digit into one string: `format!` and its temporaries cost a
+/// few thousand instructions on every limited request.
 pub fn duration(d: Duration) -> String {
+    let mut out = String::with_capacity(16);
+    let mut digits = itoa::Buffer::new();
     let ms = d.as_millis();
     if ms < 1000 {
-        return format!("{ms}ms");
+        out.push_str(digits.format(ms));
+        out.push_str("ms");
+        return out;
     }
     let secs = d.as_secs();
-    let frac = (ms % 1000) as u64;
-    let s = secs % 60;
-    let sec = if frac == 0 {
-        format!("{s}s")
-    } else {
-        let f = format!("{s}.{frac:03}");
-        format!("{}s", f.trim_end_matches('0'))
-    };
-    match (secs / 3600, (secs / 60) % 60) {
-        (0, 0) => sec,
-        (0, m) => format!("{m}m{sec}"),
-        (h, m) => format!("{h}h{m}m{sec}"),
+    let (h, m, s) = (secs / 3600, (secs / 60) % 60, secs % 60);
+    if h > 0 {
+        out.push_str(digits.format(h));
+        out.push('h');
     }
+    if h > 0 || m > 0 {
+        out.push_str(digits.format(m));
+        out.push('m');
+    }
+    out.push_str(digits.format(s));
+    let frac = d.subsec_millis();
+    if frac != 0 {
+        out.push('.');
+        let all = [frac / 100, frac / 10 % 10, frac % 10];
+        let mut f = all.as_slice();
+        while let [rest @ .., 0] = f {
+            f = rest;
+        }
+        out.extend(f.iter().map(|&n| char::from(b'0' + n as u8)));
+    }
+    out.push('s');
+    out
 }
 
 /// The headers of one response, in the order they are added.
@@ -97,5 +111,11 @@ mod tests {
         assert_eq!(d(1500), "1.5s");
         assert_eq!(d(360_000), "6m0s");
         assert_eq!(d(3_723_000), "1h2m3s");
+        assert_eq!(d(999), "999ms");
+        assert_eq!(d(1050), "1.05s");
+        assert_eq!(d(1001), "1.001s");
+        assert_eq!(d(61_500), "1m1.5s");
+        assert_eq!(d(3_600_000), "1h0m0s");
+        assert_eq!(d(90_061_100), "25h1m1.1s");
     }
 }

@@ -166,14 +166,14 @@ impl Plan {
                 window: MINUTE,
                 cost: 1,
             };
-            self.push(rpm, format!("{}:{}:rpm", g.tag, g.id), l, kind);
+            self.push(rpm, [g.tag, ":", g.id, ":rpm"].concat(), l, kind);
         }
         if let Some(l) = g.tpm {
             let kind = Kind::Rate {
                 window: MINUTE,
                 cost: 0,
             };
-            self.push(tpm, format!("{}:{}:tpm", g.tag, g.id), l, kind);
+            self.push(tpm, [g.tag, ":", g.id, ":tpm"].concat(), l, kind);
         }
     }
 
@@ -192,19 +192,19 @@ impl Plan {
         };
         let key = principal.and_then(Principal::key);
         if let Some(k) = key {
-            let id = &k.token;
+            let id = k.token.as_str();
             if let Some(l) = k.rpm_limit {
-                plan.push(LimitName::KeyRpm, format!("k:{id}:rpm"), l, rate(1));
+                plan.push(LimitName::KeyRpm, ["k:", id, ":rpm"].concat(), l, rate(1));
             }
             if let Some(l) = k.tpm_limit {
-                plan.push(LimitName::KeyTpm, format!("k:{id}:tpm"), l, rate(0));
+                plan.push(LimitName::KeyTpm, ["k:", id, ":tpm"].concat(), l, rate(0));
             }
             if let Some(model) = req.map(LlmRequest::model) {
                 if let Some(&l) = k.model_rpm_limit.get(model) {
                     let m: Arc<str> = model.into();
                     plan.push(
                         LimitName::ModelRpm(m),
-                        format!("k:{id}:m:{model}:rpm"),
+                        ["k:", id, ":m:", model, ":rpm"].concat(),
                         l,
                         rate(1),
                     );
@@ -213,7 +213,7 @@ impl Plan {
                     let m: Arc<str> = model.into();
                     plan.push(
                         LimitName::ModelTpm(m),
-                        format!("k:{id}:m:{model}:tpm"),
+                        ["k:", id, ":m:", model, ":tpm"].concat(),
                         l,
                         rate(0),
                     );
@@ -232,7 +232,7 @@ impl Plan {
                 let id = key.map_or("", |k| k.token.as_str());
                 plan.push(
                     LimitName::KeyParallel,
-                    format!("k:{id}:par"),
+                    ["k:", id, ":par"].concat(),
                     l,
                     Kind::Parallel,
                 );
@@ -254,7 +254,7 @@ impl Plan {
         }
         for g in groups.iter().flatten() {
             if let Some(l) = g.par {
-                let key = format!("{}:{}:par", g.tag, g.id);
+                let key = [g.tag, ":", g.id, ":par"].concat();
                 plan.push(g.names().2, key, l, Kind::Parallel);
             }
         }
