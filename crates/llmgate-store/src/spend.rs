@@ -17,20 +17,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use llmgate_metering::SpendRecord;
 use serde::Serialize;
 
-/// Records per `INSERT` statement: 35 parameters each, under SQLite's 32,766 and
-/// PostgreSQL's 65,535 bound parameters per statement.
-pub(crate) const INSERT_CHUNK: usize = 500;
+mod insert;
 
-/// The log's columns, in the order [`push_record`] binds them.
-pub(crate) const INSERT_LOGS: &str = "INSERT INTO llmgate_spend_logs (request_id, key_token, \
-    key_alias, team_id, user_id, requested_model, model_group, deployment, provider, \
-    upstream_model, endpoint, prompt_tokens, completion_tokens, total_tokens, cached_tokens, \
-    cache_creation_tokens, reasoning_tokens, cost, status, stream, cache_hit, attempts, \
-    fallbacks, start_time, end_time, latency_ms, ttft_ms, tags, outcome, usage_estimated, \
-    error_class, error_message, messages, response, end_user) ";
-
-pub(crate) const INSERT_LOGS_TAIL: &str =
-    " ON CONFLICT (request_id) DO NOTHING RETURNING request_id";
+pub(crate) use insert::{bind_record, insert_logs_sql, INSERT_CHUNK, LOG_COLUMNS};
 
 /// Every column, for reading logs back: newest first, and within one millisecond by request
 /// id, descending (the gateway's ids are UUIDv7, ordered by time). The filters are
@@ -326,49 +315,6 @@ pub(crate) fn tags_of(text: &str) -> Vec<String> {
     serde_json::from_str(text).unwrap_or_default()
 }
 
-/// Binds one record's values in [`INSERT_LOGS`]'s column order.
-macro_rules! push_record {
-    ($b:ident, $r:ident) => {{
-        use $crate::spend::{count, duration_ms, millis, tags_json};
-        let t = &$r.tokens;
-        $b.push_bind($r.request_id.as_ref())
-            .push_bind($r.key_token.as_deref())
-            .push_bind($r.key_alias.as_deref())
-            .push_bind($r.team_id.as_deref())
-            .push_bind($r.user_id.as_deref())
-            .push_bind($r.requested_model.as_str())
-            .push_bind($r.model_group.as_deref())
-            .push_bind($r.deployment.as_deref())
-            .push_bind($r.provider.as_deref())
-            .push_bind($r.upstream_model.as_deref())
-            .push_bind($r.endpoint)
-            .push_bind(count(t.prompt))
-            .push_bind(count(t.completion))
-            .push_bind(count(t.prompt.saturating_add(t.completion)))
-            .push_bind(count(t.cache_read))
-            .push_bind(count(t.cache_creation))
-            .push_bind(count(t.reasoning))
-            .push_bind($r.cost)
-            .push_bind(i32::from($r.status))
-            .push_bind($r.stream)
-            .push_bind($r.cache_hit)
-            .push_bind(i32::try_from($r.attempts).unwrap_or(i32::MAX))
-            .push_bind(i32::try_from($r.fallbacks).unwrap_or(i32::MAX))
-            .push_bind(millis($r.start_time))
-            .push_bind(millis($r.end_time))
-            .push_bind(duration_ms($r.latency))
-            .push_bind($r.time_to_first_token.map(duration_ms))
-            .push_bind(tags_json(&$r.tags))
-            .push_bind($r.outcome.as_str())
-            .push_bind($r.usage_estimated)
-            .push_bind($r.error_class.map(llmgate_core::FailureClass::as_str))
-            .push_bind($r.error_message.as_deref())
-            .push_bind($r.messages.as_deref())
-            .push_bind($r.response.as_deref())
-            .push_bind($r.end_user.as_deref());
-    }};
-}
-pub(crate) use push_record;
 
 /// The spend methods, written once for both backends, like
 /// [`key_store_impl!`](crate::keys::key_store_impl).
@@ -386,10 +332,19 @@ macro_rules! spend_impl {
                 let charges = if keep_logs {
                     let mut returned = std::collections::HashSet::new();
                     for chunk in batch.chunks($crate::spend::INSERT_CHUNK) {
-                        let mut q = sqlx::QueryBuilder::<$db>::new($crate::spend::INSERT_LOGS);
-                        q.push_values(chunk, |mut b, r| $crate::spend::push_record!(b, r));
-                        q.push($crate::spend::INSERT_LOGS_TAIL);
-                        let rows = q.build().fetch_all(&mut *tx).await.map_err(unavailable)?;
+                        use sqlx::Arguments as _;
+                        let numbered = <$db as sqlx::Database>::NAME == "PostgreSQL";
+                        let sql = $crate::spend::insert_logs_sql(chunk.len(), numbered);
+                        let mut args = <$db as sqlx::Database>::Arguments::default();
+                        args.reserve(chunk.len() * $crate::spend::LOG_COLUMNS, 0);
+                        for r in chunk {
+                            $crate::spend::bind_record!(args, r)
+                                .map_err(|e| unavailable(sqlx::Error::Encode(e)))?;
+                        }
+                        let rows = sqlx::query_with::<$db, _>(&sql, args)
+                            .fetch_all(&mut *tx)
+                            .await
+                            .map_err(unavailable)?;
                         for row in rows {
                             returned.insert(
                                 row.try_get::<String, _>("request_id")

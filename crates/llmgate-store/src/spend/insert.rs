@@ -1,0 +1,127 @@
+//! The spend log's multi-row insert: its SQL, written once per batch without `fmt`, and the
+//! values of one record bound in column order.
+
+/// Records per `INSERT` statement: 35 parameters each, under SQLite's 32,766 and
+/// PostgreSQL's 65,535 bound parameters per statement.
+pub(crate) const INSERT_CHUNK: usize = 500;
+
+/// The log's columns, in the order [`bind_record`] binds them.
+pub(crate) const INSERT_LOGS: &str = "INSERT INTO llmgate_spend_logs (request_id, key_token, \
+    key_alias, team_id, user_id, requested_model, model_group, deployment, provider, \
+    upstream_model, endpoint, prompt_tokens, completion_tokens, total_tokens, cached_tokens, \
+    cache_creation_tokens, reasoning_tokens, cost, status, stream, cache_hit, attempts, \
+    fallbacks, start_time, end_time, latency_ms, ttft_ms, tags, outcome, usage_estimated, \
+    error_class, error_message, messages, response, end_user) ";
+
+pub(crate) const INSERT_LOGS_TAIL: &str =
+    " ON CONFLICT (request_id) DO NOTHING RETURNING request_id";
+
+/// The log's column count: the values [`bind_record`] adds per record.
+pub(crate) const LOG_COLUMNS: usize = 35;
+
+/// [`INSERT_LOGS`] with `rows` rows of placeholders and [`INSERT_LOGS_TAIL`]: `?` (SQLite) or
+/// `$1`, `$2`, ... (PostgreSQL, `numbered`). Written with `push_str`: sqlx's `QueryBuilder`
+/// formats every placeholder and separator through `fmt`, 70 calls a record, about 5,000
+/// instructions a request (`bench/callgrind`).
+pub(crate) fn insert_logs_sql(rows: usize, numbered: bool) -> String {
+    let mut sql = String::with_capacity(
+        INSERT_LOGS.len() + INSERT_LOGS_TAIL.len() + 8 + rows * (LOG_COLUMNS * 7 + 4),
+    );
+    sql.push_str(INSERT_LOGS);
+    sql.push_str("VALUES ");
+    let mut digits = itoa::Buffer::new();
+    let mut n = 0usize;
+    for row in 0..rows {
+        if row > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        for col in 0..LOG_COLUMNS {
+            if col > 0 {
+                sql.push_str(", ");
+            }
+            n += 1;
+            if numbered {
+                sql.push('$');
+                sql.push_str(digits.format(n));
+            } else {
+                sql.push('?');
+            }
+        }
+        sql.push(')');
+    }
+    sql.push_str(INSERT_LOGS_TAIL);
+    sql
+}
+
+/// Adds one record's values to the arguments `$a`, in [`INSERT_LOGS`]'s column order, returning
+/// the first encoding error (none of these types can fail to encode).
+macro_rules! bind_record {
+    ($a:ident, $r:ident) => {{
+        use sqlx::Arguments as _;
+        use $crate::spend::{count, duration_ms, millis, tags_json};
+        let t = &$r.tokens;
+        (|| -> Result<(), sqlx::error::BoxDynError> {
+        $a.add($r.request_id.as_ref())?;
+        $a.add($r.key_token.as_deref())?;
+        $a.add($r.key_alias.as_deref())?;
+        $a.add($r.team_id.as_deref())?;
+        $a.add($r.user_id.as_deref())?;
+        $a.add($r.requested_model.as_str())?;
+        $a.add($r.model_group.as_deref())?;
+        $a.add($r.deployment.as_deref())?;
+        $a.add($r.provider.as_deref())?;
+        $a.add($r.upstream_model.as_deref())?;
+        $a.add($r.endpoint)?;
+        $a.add(count(t.prompt))?;
+        $a.add(count(t.completion))?;
+        $a.add(count(t.prompt.saturating_add(t.completion)))?;
+        $a.add(count(t.cache_read))?;
+        $a.add(count(t.cache_creation))?;
+        $a.add(count(t.reasoning))?;
+        $a.add($r.cost)?;
+        $a.add(i32::from($r.status))?;
+        $a.add($r.stream)?;
+        $a.add($r.cache_hit)?;
+        $a.add(i32::try_from($r.attempts).unwrap_or(i32::MAX))?;
+        $a.add(i32::try_from($r.fallbacks).unwrap_or(i32::MAX))?;
+        $a.add(millis($r.start_time))?;
+        $a.add(millis($r.end_time))?;
+        $a.add(duration_ms($r.latency))?;
+        $a.add($r.time_to_first_token.map(duration_ms))?;
+        $a.add(tags_json(&$r.tags))?;
+        $a.add($r.outcome.as_str())?;
+        $a.add($r.usage_estimated)?;
+        $a.add($r.error_class.map(llmgate_core::FailureClass::as_str))?;
+        $a.add($r.error_message.as_deref())?;
+        $a.add($r.messages.as_deref())?;
+        $a.add($r.response.as_deref())?;
+        $a.add($r.end_user.as_deref())?;
+        Ok(())
+        })()
+    }};
+}
+pub(crate) use bind_record;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_column_count_is_the_column_lists() {
+        let list = &INSERT_LOGS[INSERT_LOGS.find('(').unwrap()..];
+        assert_eq!(list.matches(',').count() + 1, LOG_COLUMNS);
+    }
+
+    #[test]
+    fn placeholders_are_positional_or_numbered() {
+        let sqlite = insert_logs_sql(2, false);
+        assert_eq!(sqlite.matches('?').count(), 2 * LOG_COLUMNS);
+        assert!(sqlite.ends_with(&format!("?){INSERT_LOGS_TAIL}")));
+        let pg = insert_logs_sql(2, true);
+        assert!(pg.contains("VALUES ($1, $2, "));
+        assert!(pg.contains(&format!("${}), ($36, ", LOG_COLUMNS)));
+        assert!(pg.contains(&format!("${})", 2 * LOG_COLUMNS)));
+        assert!(!pg.contains(&format!("${}", 2 * LOG_COLUMNS + 1)));
+    }
+}
