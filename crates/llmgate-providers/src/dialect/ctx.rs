@@ -131,11 +131,21 @@ pub(crate) fn json_post(
     key: KeyHeader,
     extra: &[(HeaderName, HeaderValue)],
 ) -> Result<Request<Full<Bytes>>, Error> {
+    // `Host` from the URI as written (as Bedrock's signed requests set it), here because
+    // hyper's client otherwise makes it with `format!` on every request. A URI with
+    // credentials in it is left to hyper, which drops them.
+    let host = uri
+        .authority()
+        .filter(|a| !a.as_str().contains('@'))
+        .and_then(|a| HeaderValue::from_str(a.as_str()).ok());
     let mut req = Request::new(Full::new(body));
     *req.method_mut() = Method::POST;
     *req.uri_mut() = uri;
     let headers = req.headers_mut();
-    headers.reserve(2 + extra.len() + dep.headers.len());
+    headers.reserve(3 + extra.len() + dep.headers.len());
+    if let Some(host) = host {
+        headers.insert(http::header::HOST, host);
+    }
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     for (name, value) in extra {
         headers.insert(name.clone(), value.clone());
@@ -148,7 +158,7 @@ pub(crate) fn json_post(
     let named = match (&key, key_value) {
         (KeyHeader::Bearer, Some(k)) => Some((
             http::header::AUTHORIZATION,
-            HeaderValue::from_str(&format!("Bearer {k}")),
+            HeaderValue::try_from(["Bearer ", k].concat()),
         )),
         (KeyHeader::Plain(name), Some(k)) => Some((name.clone(), HeaderValue::from_str(k))),
         (KeyHeader::Omit, _) | (_, None) => None,
