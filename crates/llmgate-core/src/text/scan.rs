@@ -13,13 +13,11 @@
 //! a chunk are mostly shorter than the 16 bytes where `memchr`'s SIMD search starts to pay,
 //! and `memchr` would still need a second pass for control bytes.
 
-use super::TEXT_KEYS;
-
 /// serde_json's recursion limit: it counts down from 128 at each `[` or `{` and fails when
 /// the count reaches 0, so 127 nested containers pass and the 128th fails.
 pub(super) const MAX_DEPTH: u32 = 127;
 
-/// The longest of [`TEXT_KEYS`], in bytes: a key with escapes is decoded up to this length.
+/// The longest of [`TEXT_KEYS`](super::TEXT_KEYS), in bytes: a key with escapes is decoded up to this length.
 const LONGEST_KEY: usize = 17;
 
 /// A number whose integer digits plus its exponent exceed this is checked by serde_json
@@ -41,9 +39,10 @@ pub(super) fn object_text(data: &str) -> Option<u64> {
     }
     let mut n = 0u64;
     // The open containers: `depth` of them; bit d of `objects` is set when the d-th is an
-    // object (bit 0 unused).
+    // object (bit 0 unused); `in_object`: the innermost is.
     let mut depth = 0u32;
     let mut objects = 0u128;
+    let mut in_object = false;
     // The value about to be read is a text key's.
     let mut text = false;
     loop {
@@ -57,7 +56,8 @@ pub(super) fn object_text(data: &str) -> Option<u64> {
                 depth += 1;
                 s.i += 1;
                 s.ws();
-                if c == b'{' {
+                in_object = c == b'{';
+                if in_object {
                     objects |= 1 << depth;
                     if s.peek()? != b'}' {
                         text = s.key()?;
@@ -73,6 +73,7 @@ pub(super) fn object_text(data: &str) -> Option<u64> {
                 // `{}` or `[]`.
                 s.i += 1;
                 depth -= 1;
+                in_object = objects & (1 << depth) != 0;
             }
             b'"' => {
                 s.i += 1;
@@ -93,7 +94,6 @@ pub(super) fn object_text(data: &str) -> Option<u64> {
             if depth == 0 {
                 return (s.i == s.b.len()).then_some(n);
             }
-            let in_object = objects & (1 << depth) != 0;
             match s.peek()? {
                 b',' => {
                     s.i += 1;
@@ -107,6 +107,7 @@ pub(super) fn object_text(data: &str) -> Option<u64> {
             }
             s.i += 1;
             depth -= 1;
+            in_object = objects & (1 << depth) != 0;
         }
     }
 }
@@ -145,7 +146,7 @@ impl Scan<'_> {
         let len = self.string()?;
         let raw = self.b.get(start..self.i - 1)?;
         let text = if raw.len() as u64 == len {
-            TEXT_KEYS.iter().any(|k| k.as_bytes() == raw)
+            is_text_key(raw)
         } else {
             decoded_is_text_key(raw)
         };
@@ -330,7 +331,7 @@ fn hex4(b: &[u8], i: usize) -> Option<u32> {
     Some(u)
 }
 
-/// Whether a key written with escapes (already checked) decodes to one of [`TEXT_KEYS`].
+/// Whether a key written with escapes (already checked) decodes to one of [`TEXT_KEYS`](super::TEXT_KEYS).
 #[cold]
 fn decoded_is_text_key(raw: &[u8]) -> bool {
     let mut key = [0u8; LONGEST_KEY];
@@ -377,6 +378,17 @@ fn decoded_is_text_key(raw: &[u8]) -> bool {
         slot.copy_from_slice(bytes);
         len += bytes.len();
     }
-    let key = &key[..len];
-    TEXT_KEYS.iter().any(|k| k.as_bytes() == key)
+    is_text_key(&key[..len])
+}
+
+/// Whether `key` is one of [`TEXT_KEYS`](super::TEXT_KEYS), by its length first (most keys have none of theirs).
+#[inline]
+pub(super) fn is_text_key(key: &[u8]) -> bool {
+    match key.len() {
+        4 => key == b"text",
+        7 => key == b"content" || key == b"refusal",
+        9 => key == b"reasoning" || key == b"arguments",
+        17 => key == b"reasoning_content",
+        _ => false,
+    }
 }

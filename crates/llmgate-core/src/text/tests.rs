@@ -198,6 +198,27 @@ fn edge_cases_are_answered_as_serde_json_answers_them() {
 }
 
 #[test]
+fn the_scanner_knows_the_text_keys_and_no_other() {
+    for key in TEXT_KEYS {
+        assert!(scan::is_text_key(key.as_bytes()), "{key}");
+        assert_eq!(same(&format!(r#"{{"{key}":"ab"}}"#)), Ok(2), "{key}");
+    }
+    assert_eq!(TEXT_KEYS.len(), 6, "is_text_key lists six keys");
+    for other in [
+        "",
+        "tex",
+        "texts",
+        "Content",
+        "contenT",
+        "refusals",
+        "reasoninG",
+        "argument",
+    ] {
+        assert!(!scan::is_text_key(other.as_bytes()), "{other}");
+    }
+}
+
+#[test]
 fn nesting_stops_where_serde_jsons_recursion_limit_does() {
     for depth in [2, 3, 126, 127, 128, 129, 300] {
         // `depth` containers in all, the outer object included
