@@ -132,9 +132,37 @@ def extras():
     put("openai_stream", b"\x82data: {\"choices\":[],\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":2,\"total_tokens\":3}}\n\nevent: error\ndata: {\"error\":{\"message\":\"x\"}}\n\ndata: [DONE]\n\n")
 
 
+def json_events():
+    """`json_object_text`: the data of every OpenAI-shaped stream event and answer in the
+    golden files, and the edge cases of serde_json's grammar the scanner must match."""
+    gdir = os.path.join(ROOT, "tests", "golden")
+    for provider in sorted(os.listdir(gdir)):
+        for name in sorted(os.listdir(os.path.join(gdir, provider))):
+            with open(os.path.join(gdir, provider, name)) as f:
+                case = json.load(f)
+            resp = case.get("response", {})
+            for e in resp.get("events", []):
+                put("json_object_text", json.dumps(e))
+            if "json" in resp:
+                put("json_object_text", json.dumps(resp["json"]))
+            if provider == "openai":
+                up = body_of(case.get("upstream", {}).get("respond", {}))
+                for line in up.split(b"\n"):
+                    if line.startswith(b"data: {"):
+                        put("json_object_text", line[6:])
+    for edge in [
+        r'{"content":"\ud83d\ude00\u00e9\n","cont\u0065nt":"x","n":[-0,1e5,0.5E-3]}',
+        r'{"content":"\ud83d"}', r'{"n":01}', r'{"n":1.}', r'{"n":1e400}', r'{"n":0e999}',
+        '{"a":' * 127 + '1' + '}' * 127, '{"a":' * 128 + '1' + '}' * 128,
+        ' {"text" : [ "a" , {"text":"b"} ] } \r\n', '{"a":1} x', '{"a":"\x01"}',
+    ]:
+        put("json_object_text", edge)
+
+
 if __name__ == "__main__":
     golden()
     configs()
     extras()
+    json_events()
     for t in sorted(os.listdir(CORPUS)):
         print(t, len(os.listdir(os.path.join(CORPUS, t))), file=sys.stderr)

@@ -28,7 +28,7 @@ use llmgate_core::{ApiError, BoxBody, Endpoint, LlmRequest};
 pub use llmgate_providers::fuzzing::*;
 
 /// Every target, by the name of its directory under `fuzz/corpus/`.
-pub const TARGETS: [&str; 19] = [
+pub const TARGETS: [&str; 20] = [
     "config_yaml",
     "request_chat",
     "request_completions",
@@ -36,6 +36,7 @@ pub const TARGETS: [&str; 19] = [
     "request_messages",
     "request_responses",
     "sse_decode",
+    "json_object_text",
     "ndjson_decode",
     "bedrock_eventstream",
     "openai_answer",
@@ -68,6 +69,16 @@ pub fn run(target: &str, data: &[u8]) -> bool {
             }
         }
         "sse_decode" => sse_decode(data),
+        "json_object_text" => {
+            // The stream relay's check and text count of an event, against the serde_json
+            // walk it replaced.
+            let data = String::from_utf8_lossy(data);
+            assert_eq!(
+                llmgate_core::text::json_object_text(&data),
+                llmgate_core::text::reference::json_object_text(&data),
+                "{data:?}"
+            );
+        }
         "ndjson_decode" => {
             let (size, body) = read_size(data);
             let lines = ndjson(chunks(body, size));

@@ -13,9 +13,10 @@
 //!   go back to the pool, but never waiting for more;
 //! - checks each event's data is a JSON object (or `[DONE]`) before it goes out: anything else
 //!   (the OpenAI SDKs would raise `JSONDecodeError`) ends the stream with an
-//!   `upstream_invalid_stream` error event. The check is one pass of serde_json's parser
-//!   ([`llmgate_core::text::json_object_text`]) that also counts the model's text in the event
-//!   into a [`TextCount`] on the response, so metering does not scan the events again;
+//!   `upstream_invalid_stream` error event. The check is one pass of a scanner that accepts
+//!   what serde_json accepts ([`llmgate_core::text::json_object_text`]) and also counts the
+//!   model's text in the event into a [`TextCount`] on the response, so metering does not scan
+//!   the events again;
 //! - turns a broken upstream (body error, or end without `[DONE]`) into one OpenAI-shaped error
 //!   event (`502`, "upstream stream ended before completion") and a clean end of the body;
 //! - ends with an error event when the [`StreamWatch`] says so: no event for the idle timeout
