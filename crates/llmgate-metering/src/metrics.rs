@@ -3,8 +3,10 @@
 //!
 //! Every label is a small, bounded set: model groups and deployments come from the config
 //! (a model name the config does not know is `other`), status classes are `2xx` .. `5xx`.
-//! Updating a labelled metric takes the family's read lock (prometheus-client's `RwLock`),
-//! shared between requests; no request waits on another.
+//! A finished request finds its metrics' handles in a cache keyed by its labels
+//! ([`HandleCache`], one read lock and one hash a request); a series is created in its family,
+//! under the family's lock, on first use only. Locks are read locks, shared between requests:
+//! no request waits on another but for the first request of a new label set.
 
 use std::fmt;
 use std::sync::Arc;
