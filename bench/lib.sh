@@ -56,9 +56,16 @@ rss_kib() { # rss_kib PID: resident memory in KiB (empty when the process is gon
 # --- builds ----------------------------------------------------------------------------------------
 # build_bins HOSTS: builds bench-upstream (and bench-streams, llmgate-hyper: the bench crate),
 # and, when HOSTS has pingora and GATEWAY_BIN is unset, the llmgate binary, in one cargo run.
-# Sets target_dir, upstream_bin, streams_bin, gateway_bin (pingora), hyper_bin.
+# Sets target_dir, upstream_bin, streams_bin, gateway_bin (pingora), hyper_bin. With BIN_DIR
+# set, builds nothing and takes them from there (llmgate and llmgate-hyper unless GATEWAY_BIN
+# and HYPER_BIN name others): binaries kept from another build, compared in one run.
 build_bins() {
   local hosts=$1 packages=(-p llmgate-bench)
+  if [ -n "${BIN_DIR:-}" ]; then
+    upstream_bin=$BIN_DIR/bench-upstream streams_bin=$BIN_DIR/bench-streams
+    gateway_bin=${GATEWAY_BIN:-$BIN_DIR/llmgate} hyper_bin=${HYPER_BIN:-$BIN_DIR/llmgate-hyper}
+    return 0
+  fi
   target_dir=$(cargo metadata --format-version 1 --no-deps |
     python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])') ||
     die "cargo metadata failed: is the workspace broken?"
@@ -134,16 +141,18 @@ write_config() { # write_config STACK FILE [DB]: the database defaults to result
 }
 
 # start_gateway HOST STACK CPUS: starts the gateway (pingora: the llmgate binary; hyper:
-# llmgate-hyper) on STACK's config and waits for it; sets gw_port, gw_pid (the group to stop),
-# and KEY (a virtual key made through /key/generate when the stack has one, else MASTER_KEY).
+# llmgate-hyper) on STACK's config, with GATEWAY_ENV's variables (NAME=VALUE words), and waits
+# for it; sets gw_port, gw_pid (the group to stop), and KEY (a virtual key made through /key/generate when the stack has one, else MASTER_KEY).
 start_gateway() {
   local host=$1 stack=$2 cpus=$3 bin layers limits log=$results/llmgate-$1-$2.log
   bin=$gateway_bin
   [ "$host" = hyper ] && bin=$hyper_bin
   gw_port=$(free_port)
   write_config "$stack" "$results/config-$stack.yaml"
-  RUST_LOG=${GATEWAY_LOG:-warn} start_bg "$log" "$cpus" "$bin" --config "$results/config-$stack.yaml" \
-    --port "$gw_port" --host 127.0.0.1 --num_workers "${GATEWAY_WORKERS:-1}"
+  # shellcheck disable=SC2086 # GATEWAY_ENV is a list of NAME=VALUE words
+  RUST_LOG=${GATEWAY_LOG:-warn} start_bg "$log" "$cpus" env ${GATEWAY_ENV:-} "$bin" \
+    --config "$results/config-$stack.yaml" --port "$gw_port" --host 127.0.0.1 \
+    --num_workers "${GATEWAY_WORKERS:-1}"
   gw_pid=${pids[-1]}
   wait_ready "llmgate ($host)" "http://127.0.0.1:$gw_port/health/liveliness" "$gw_pid" 60 "$log"
   KEY=$MASTER_KEY

@@ -1,6 +1,7 @@
 """bench/memory's table: reads the smaps and thread counts it saved and splits each RSS reading.
 
 python3 bench/memory-table.py OUT GATEWAY_BIN GATEWAY_ENV
+python3 bench/memory-table.py --split SMAPS BINARY   # one smaps file's parts, in MB (bench/streams)
 """
 
 import json
@@ -107,5 +108,14 @@ def main():
     sys.stdout.write(table)
 
 
+def split_one(smaps, binary):
+    """One line: RSS and its parts in MB, as bench/streams reports them."""
+    parts = split(smaps, binary)
+    print(" ".join(f"{p.replace(' ', '_')}={mb(parts[p])}" for p in ["rss"] + PARTS))
+
+
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] == ["--split"]:
+        split_one(*sys.argv[2:4])
+    else:
+        main()

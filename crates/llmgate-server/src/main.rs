@@ -23,6 +23,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use clap::CommandFactory as _;
 use pingora_core::listeners::tls::TlsSettings;
+use pingora_core::listeners::ListenerConfig;
 use pingora_core::server::configuration::{Opt, ServerConf};
 use pingora_core::server::{RunArgs, Server};
 use pingora_core::services::listening;
@@ -142,7 +143,8 @@ fn load(serving: &Serving<'_>) -> anyhow::Result<llmgate::Loaded> {
 }
 
 /// Adds the listening endpoint to `service`: HTTPS with `tls` (a plain-HTTP request to it gets
-/// a 400 saying so), else plain HTTP. Returns the scheme.
+/// a 400 saying so), else plain HTTP without Pingora's per-connection read buffer
+/// ([`memory::plain_http_buffers`]). Returns the scheme.
 fn listen<A>(
     service: &mut listening::Service<A>,
     address: &str,
@@ -157,7 +159,8 @@ fn listen<A>(
             "https"
         }
         None => {
-            service.add_tcp(address);
+            service
+                .add_listener(ListenerConfig::tcp(address).l4_buffer(memory::plain_http_buffers()));
             "http"
         }
     }
@@ -208,6 +211,7 @@ fn serve(loaded: llmgate::Loaded, serving: &Serving<'_>, args: &ServeArgs) -> an
         .block_on(llmgate::Gateway::open(loaded.config))
         .context("building the gateway")?;
     start_reloads(&state, &gateway, serving, args.watch_config)?;
+    state.spawn(memory::return_freed_memory());
 
     let address = args.listen_address();
     // Pingora binds inside its runtime and panics there on failure, leaving a process that
