@@ -11,7 +11,8 @@
 //! kernel pages in only what counts touch: with the table decoded into a hash map at the first
 //! count, `bench/memory` measured the full stack's heap 19.1 MB above the master-key config's
 //! after the warm-up, and 2.2 MB with the table read in place; `bench/callgrind` measured the
-//! first request of each kind at 209 M instructions, and 25 M (docs/benchmarks.md, "Memory").
+//! first request of each kind at 209 M instructions, and 25 M (docs/benchmarks-memory.md,
+//! "Idle memory").
 //!
 //! The count is tiktoken's `encode_ordinary(text).len()` (which `CoreBPE::count_ordinary` is):
 //! the same pre-tokenizer pattern run by the same `fancy-regex`, each piece one token when it is

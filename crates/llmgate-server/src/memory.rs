@@ -1,16 +1,16 @@
 //! Keeping the process's resident memory small: no transparent huge pages
 //! ([`no_huge_pages`]), no per-connection read buffer on the plain-HTTP listener
 //! ([`plain_http_buffers`]), and freed memory given back when the process goes idle
-//! ([`return_freed_memory`]). docs/benchmarks.md ("Memory", "1,000 open streams again")
-//! has the measurements.
+//! ([`return_freed_memory`]). docs/benchmarks-memory.md ("Idle memory", "1,000 open streams
+//! again") has the measurements.
 //!
 //! mimalloc, the global allocator, asks the kernel for transparent huge pages on its arenas
 //! (`madvise(MADV_HUGEPAGE)`, its `allow_thp` option, on by default), so the first byte touched
 //! in each 2 MiB region makes the whole 2 MiB resident. For a gateway whose live heap is a few
 //! megabytes that was most of its memory: `bench/memory` measured 12 MB of huge pages in a heap
 //! of 12 MB right after start, and 46 MB of 46 MB after the full stack's warm-up, against
-//! 1.2 MB and 21 MB with `MIMALLOC_ALLOW_THP=0` (docs/benchmarks.md, "Memory"). Two things
-//! keep them off:
+//! 1.2 MB and 21 MB with `MIMALLOC_ALLOW_THP=0` (docs/benchmarks-memory.md, "Idle memory").
+//! Two things keep them off:
 //!
 //! - mimalloc is built with its `no_thp` feature (the workspace's `Cargo.toml`): it never
 //!   advises huge pages, from its first allocation on, before `main`;
