@@ -80,9 +80,11 @@ pub(crate) fn observe(s: &Started, a: &Answer, requested: &str, charge: &Charge,
             })
             .inc();
     }
-    handle(&h.duration[usize::from(a.stream)], &m.duration, || Latency {
-        model_group: group.clone(),
-        stream: a.stream,
+    handle(&h.duration[usize::from(a.stream)], &m.duration, || {
+        Latency {
+            model_group: group.clone(),
+            stream: a.stream,
+        }
     })
     .observe(latency.as_secs_f64());
     if let Some(up) = a.upstream {

@@ -315,7 +315,6 @@ pub(crate) fn tags_of(text: &str) -> Vec<String> {
     serde_json::from_str(text).unwrap_or_default()
 }
 
-
 /// The spend methods, written once for both backends, like
 /// [`key_store_impl!`](crate::keys::key_store_impl).
 macro_rules! spend_impl {
