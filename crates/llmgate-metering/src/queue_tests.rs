@@ -100,6 +100,33 @@ async fn writes_full_batches_at_once_and_the_rest_on_flush() {
     q.shutdown().await;
 }
 
+/// Records that arrive one by one while a batch fills do not each wake the writer: it looks at
+/// the queue every 10 ms instead. Every record is still written, in order.
+#[tokio::test]
+async fn a_filling_batch_does_not_wake_the_writer_per_record() {
+    let sink = Arc::new(Batches::default());
+    let mut c = config(1000, 1000);
+    c.interval = Duration::from_millis(500);
+    let q = SpendQueue::new(sink.clone(), c);
+    q.start();
+    let sent = 100;
+    for i in 0..sent {
+        q.send(record(i));
+        // Longer than the writer takes to go back to sleep: each record finds it idle.
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let wakes = q.shared.wakes.load(SeqCst);
+    assert!(
+        wakes < sent / 2,
+        "the writer woke {wakes} times for {sent} records"
+    );
+    q.flush().await;
+    assert_eq!(sink.inner.len(), sent);
+    let ids: Vec<_> = sink.inner.records().iter().map(|r| r.request_id.to_string()).collect();
+    assert_eq!(ids, (0..sent).map(|i| format!("req-{i}")).collect::<Vec<_>>());
+    q.shutdown().await;
+}
+
 #[tokio::test]
 async fn the_interval_writes_a_partial_batch() {
     let sink = Arc::new(Batches::default());
