@@ -486,6 +486,16 @@ pub struct LogArgs {
     /// LiteLLM's `--debug`: the same as `--log-level debug`.
     #[arg(long, visible_alias = "detailed_debug")]
     pub debug: bool,
+
+    /// Longest a request's log line waits to be written with others, in milliseconds; `0`
+    /// writes each line at once (one `write` per request).
+    #[arg(
+        long = "log-flush-ms",
+        env = "LLMGATE_LOG_FLUSH_MS",
+        value_name = "MS",
+        default_value_t = 50
+    )]
+    pub log_flush_ms: u64,
 }
 
 impl LogArgs {

@@ -6,10 +6,14 @@
 //! lines are shown from `warn` up unless `--log-level` names `pingora_core`.
 //!
 //! The request's line (`llmgate::request`) is written by [`line::RequestLines`], a formatter of
-//! its own that writes what the fmt layer would, for a tenth of the work; the fmt layer writes
-//! every other line.
+//! its own that writes what the fmt layer would, for a tenth of the work, into a batch written
+//! to stderr every 50 ms (`--log-flush-ms`; [`batch`]); the fmt layer writes every other line at once, after the
+//! request lines before it.
 
+mod batch;
 mod line;
+
+pub(crate) use batch::flush;
 
 use std::io::IsTerminal as _;
 
@@ -76,10 +80,19 @@ pub fn init(args: &LogArgs, config_json: bool, config_verbose: bool) -> anyhow::
     };
     let ansi = std::io::stderr().is_terminal();
     let lines = line::RequestLines::new(json, ansi);
-    let installed = stack(filter, json, ansi, std::io::stderr, lines).try_init();
+    let installed = stack(filter, json, ansi, batch::AfterBuffered, lines).try_init();
     installed
         .map_err(|e| anyhow::anyhow!(e))
-        .context("installing the log subscriber")
+        .context("installing the log subscriber")?;
+    // Without its thread every line is written at once.
+    if args.log_flush_ms > 0 {
+        let every = std::time::Duration::from_millis(args.log_flush_ms);
+        if let Err(e) = batch::LINES.start(every) {
+            tracing::warn!(error = %e, "the log writer thread cannot start; each request line is written at once");
+        }
+    }
+    batch::flush_on_panic();
+    Ok(())
 }
 
 /// The subscriber: `filter` global (what it disables is never built), then the request line's

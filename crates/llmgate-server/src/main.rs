@@ -76,10 +76,24 @@ fn main() -> ExitCode {
         eprintln!("llmgate: {e:#}");
         return ExitCode::FAILURE;
     }
+    let code = run(cli.command, &cli.serve, loaded, serving, huge_pages);
+    // Request lines still in the log's batch (an exit that is not a signal's stop).
+    logging::flush();
+    code
+}
+
+/// What the command line asked for, once logging is set up.
+fn run(
+    command: Option<Command>,
+    serve_args: &ServeArgs,
+    loaded: Option<llmgate::Loaded>,
+    serving: Option<Serving<'_>>,
+    huge_pages: Option<String>,
+) -> ExitCode {
     if let Some(why) = huge_pages {
         tracing::debug!("transparent huge pages left on: {why}");
     }
-    let result = match (cli.command, loaded, serving) {
+    let result = match (command, loaded, serving) {
         (Some(Command::Check { config }), _, _) => return check(&config),
         (Some(Command::Keys { config, action }), _, _) => keys_cmd::run(config.as_deref(), action),
         (Some(Command::Import { source }), _, _) => import_cmd::run(source),
@@ -88,13 +102,14 @@ fn main() -> ExitCode {
             for notice in &loaded.notices {
                 tracing::warn!(severity = %notice.severity, "config: {notice}");
             }
-            serve(loaded, &serving, &cli.serve)
+            serve(loaded, &serving, serve_args)
         }
         (None, _, _) => Ok(()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
+            logging::flush();
             eprintln!("llmgate: {e:#}");
             ExitCode::FAILURE
         }

@@ -305,10 +305,13 @@ impl Stop {
             () = self.gateway.shutdown_by(write_by) => {}
             name = signals.next() => {
                 tracing::warn!(signal = name, "another signal: exiting without writing the spend records still queued");
+                crate::logging::flush();
                 std::process::exit(1);
             }
         }
         tracing::info!("llmgate stopped");
+        // The request lines of the last requests, when `info` lines are filtered out.
+        crate::logging::flush();
         std::process::exit(if hurried { 1 } else { 0 });
     }
 

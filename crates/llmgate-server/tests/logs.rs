@@ -88,7 +88,7 @@ fn write_config(dir: &Path, up: &Upstreams, extra: &str) -> PathBuf {
 
 /// The binary, its stderr lines collected as they come.
 struct Logged {
-    _gateway: Gateway,
+    gateway: Gateway,
     addr: SocketAddr,
     lines: Arc<Mutex<Vec<String>>>,
 }
@@ -128,7 +128,7 @@ async fn start_logged(config: &Path, args: &[&str], env: &[(&str, &str)]) -> Log
             }
             if tokio::net::TcpStream::connect(addr).await.is_ok() {
                 return Logged {
-                    _gateway: gateway,
+                    gateway,
                     addr,
                     lines,
                 };
@@ -407,6 +407,70 @@ async fn request_log(name: &str, extra: &str) {
     let all = gw.all();
     for secret in [UPSTREAM_KEY, OTHER_KEY, secret.as_str(), MASTER] {
         assert!(!all.contains(secret), "{secret} logged:\n{all}");
+    }
+}
+
+/// Request lines are written in batches (`logging/batch.rs`): with nothing else logged, a
+/// request's line still reaches stderr while the gateway runs, and the lines of the last
+/// requests before a SIGTERM are on stderr when the process has exited.
+#[tokio::test]
+async fn request_lines_reach_stderr_without_other_lines_and_before_the_exit() {
+    let up = Upstreams::start().await;
+    let dir = test_dir("batched");
+    let config = write_config(&dir, &up, "  json_logs: true\n");
+    let env = [("RUST_LOG", "error,llmgate::request=info")];
+    let mut gw = start_logged(&config, &[], &env).await;
+    let (status, first) = ask(gw.addr, MASTER, "good").await;
+    assert_eq!(status, 200);
+    gw.line("llmgate::request", &first).await;
+    let mut last = Vec::new();
+    for _ in 0..5 {
+        let (status, id) = ask(gw.addr, MASTER, "good").await;
+        assert_eq!(status, 200);
+        last.push(id);
+    }
+    support::sigterm(&gw.gateway);
+    let exit = support::wait_exit(&mut gw.gateway, Duration::from_secs(30)).await;
+    assert!(exit.success(), "{exit:?}\n{}", gw.all());
+    for id in &last {
+        gw.line("llmgate::request", id).await;
+    }
+}
+
+/// With a flush interval longer than the test (`--log-flush-ms 600000`), only the binary's
+/// write at the exit can bring the request lines out: after a SIGTERM's stop, and after a
+/// second SIGTERM's hurried exit.
+#[tokio::test]
+async fn the_last_request_lines_are_written_at_the_exit() {
+    let up = Upstreams::start().await;
+    for (name, hurried) in [("exit-once", false), ("exit-hurried", true)] {
+        let dir = test_dir(name);
+        let config = write_config(&dir, &up, "  json_logs: true\n");
+        let env = [("RUST_LOG", "error,llmgate::request=info")];
+        let mut gw = start_logged(&config, &["--log-flush-ms", "600000"], &env).await;
+        let mut ids = Vec::new();
+        for _ in 0..3 {
+            let (status, id) = ask(gw.addr, MASTER, "good").await;
+            assert_eq!(status, 200);
+            ids.push(id);
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(
+            !gw.all().contains(&ids[0]),
+            "written before the exit:\n{}",
+            gw.all()
+        );
+        support::sigterm(&gw.gateway);
+        if hurried {
+            // The second signal may find the first stop done: then `kill` fails, harmlessly.
+            let pid = gw.gateway.0.id().to_string();
+            let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        }
+        let exit = support::wait_exit(&mut gw.gateway, Duration::from_secs(30)).await;
+        assert!(hurried || exit.success(), "{exit:?}");
+        for id in &ids {
+            gw.line("llmgate::request", id).await;
+        }
     }
 }
 

@@ -4,7 +4,7 @@
 //!
 //! [`RequestLines`] writes the same bytes as the fmt layer would (text or JSON, ANSI colours
 //! when it has them) into a thread-local buffer, integers with `itoa`, strings copied with
-//! their escapes, and hands the line to stderr in one write. The fmt layer is filtered with
+//! their escapes, and hands the line to the batch written to stderr (`batch.rs`). The fmt layer is filtered with
 //! [`generic`] so it skips exactly the events this layer writes. Filtering is untouched: the
 //! global `EnvFilter` decides, as before, whether the event exists at all.
 //!
@@ -13,7 +13,6 @@
 
 use std::cell::RefCell;
 use std::fmt::{self, Write as _};
-use std::io::Write as _;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use llmgate::metering::REQUEST_LOG_TARGET as TARGET;
@@ -61,13 +60,13 @@ type Enabled<S> = fn(&Metadata<'_>, &Context<'_, S>) -> bool;
 pub(crate) struct RequestLines {
     json: bool,
     ansi: bool,
-    /// Where a finished line goes: stderr (a test captures it instead).
+    /// Where a finished line goes: the batch for stderr (a test captures it instead).
     write: fn(&[u8]),
 }
 
-/// One write of `line` to stderr. As with the fmt layer, a failed write is reported nowhere.
+/// `line` into the batch written to stderr (`batch.rs`).
 fn stderr(line: &[u8]) {
-    let _ = std::io::stderr().lock().write_all(line);
+    super::batch::LINES.push(line);
 }
 
 impl RequestLines {
