@@ -122,8 +122,16 @@ async fn a_filling_batch_does_not_wake_the_writer_per_record() {
     );
     q.flush().await;
     assert_eq!(sink.inner.len(), sent);
-    let ids: Vec<_> = sink.inner.records().iter().map(|r| r.request_id.to_string()).collect();
-    assert_eq!(ids, (0..sent).map(|i| format!("req-{i}")).collect::<Vec<_>>());
+    let ids: Vec<_> = sink
+        .inner
+        .records()
+        .iter()
+        .map(|r| r.request_id.to_string())
+        .collect();
+    assert_eq!(
+        ids,
+        (0..sent).map(|i| format!("req-{i}")).collect::<Vec<_>>()
+    );
     q.shutdown().await;
 }
 
