@@ -2,8 +2,9 @@
 //! charges made in the same transaction, and the queries behind the spend endpoints.
 //!
 //! A batch is written by [`Store::write_spend`](crate::Store::write_spend) in one transaction:
-//! a multi-row `INSERT ... ON CONFLICT (request_id) DO NOTHING RETURNING request_id`, then, for
-//! the rows actually inserted, `spend = spend + cost` on their keys (`llmgate_keys`, and
+//! a multi-row `INSERT ... ON CONFLICT (request_id) DO NOTHING` (made again with `RETURNING
+//! request_id` when it did not insert every row: `spend/insert.rs`), then, for the rows
+//! actually inserted, `spend = spend + cost` on their keys (`llmgate_keys`, and
 //! `llmgate_key_model_spend` under the record's model group, else the model asked for). A
 //! batch written twice (the writer retries after a commit whose answer was lost) inserts
 //! nothing the second time and so charges nothing twice.
@@ -19,7 +20,9 @@ use serde::Serialize;
 
 mod insert;
 
-pub(crate) use insert::{bind_record, insert_logs_sql, INSERT_CHUNK, LOG_COLUMNS};
+pub(crate) use insert::{
+    bind_record, chunk_args, insert_logs_sql, insert_new, INSERT_CHUNK, LOG_COLUMNS,
+};
 
 /// Every column, for reading logs back: newest first, and within one millisecond by request
 /// id, descending (the gateway's ids are UUIDv7, ordered by time). The filters are
@@ -325,34 +328,14 @@ macro_rules! spend_impl {
                 batch: &[llmgate_metering::SpendRecord],
                 keep_logs: bool,
             ) -> Result<Vec<$crate::spend::Charge>, llmgate_auth::StoreError> {
-                use sqlx::Row as _;
                 use $crate::sql::unavailable;
                 let mut tx = self.pool.begin().await.map_err(unavailable)?;
                 let charges = if keep_logs {
-                    let mut returned = std::collections::HashSet::new();
+                    let mut new = Vec::with_capacity(batch.len());
                     for chunk in batch.chunks($crate::spend::INSERT_CHUNK) {
-                        use sqlx::Arguments as _;
-                        let numbered = <$db as sqlx::Database>::NAME == "PostgreSQL";
-                        let sql = $crate::spend::insert_logs_sql(chunk.len(), numbered);
-                        let mut args = <$db as sqlx::Database>::Arguments::default();
-                        args.reserve(chunk.len() * $crate::spend::LOG_COLUMNS, 0);
-                        for r in chunk {
-                            $crate::spend::bind_record!(args, r)
-                                .map_err(|e| unavailable(sqlx::Error::Encode(e)))?;
-                        }
-                        let rows = sqlx::query_with::<$db, _>(&sql, args)
-                            .fetch_all(&mut *tx)
-                            .await
-                            .map_err(unavailable)?;
-                        for row in rows {
-                            returned.insert(
-                                row.try_get::<String, _>("request_id")
-                                    .map_err(unavailable)?,
-                            );
-                        }
+                        $crate::spend::insert_new!($db, tx, chunk, new);
                     }
-                    let mut new = $crate::spend::inserted_filter(returned);
-                    batch.iter().filter(|r| new(r)).collect::<Vec<_>>()
+                    new
                 } else {
                     batch.iter().collect()
                 };

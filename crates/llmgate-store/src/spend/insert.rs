@@ -13,19 +13,26 @@ pub(crate) const INSERT_LOGS: &str = "INSERT INTO llmgate_spend_logs (request_id
     fallbacks, start_time, end_time, latency_ms, ttft_ms, tags, outcome, usage_estimated, \
     error_class, error_message, messages, response, end_user) ";
 
-pub(crate) const INSERT_LOGS_TAIL: &str =
-    " ON CONFLICT (request_id) DO NOTHING RETURNING request_id";
+/// The end of the insert: a request id already stored is skipped.
+pub(crate) const INSERT_LOGS_TAIL: &str = " ON CONFLICT (request_id) DO NOTHING";
+
+/// Added to [`INSERT_LOGS_TAIL`] when the insert must say which rows went in.
+pub(crate) const RETURNING: &str = " RETURNING request_id";
 
 /// The log's column count: the values [`bind_record`] adds per record.
 pub(crate) const LOG_COLUMNS: usize = 35;
 
-/// [`INSERT_LOGS`] with `rows` rows of placeholders and [`INSERT_LOGS_TAIL`]: `?` (SQLite) or
-/// `$1`, `$2`, ... (PostgreSQL, `numbered`). Written with `push_str`: sqlx's `QueryBuilder`
-/// formats every placeholder and separator through `fmt`, 70 calls a record, about 5,000
-/// instructions a request (`bench/callgrind`).
-pub(crate) fn insert_logs_sql(rows: usize, numbered: bool) -> String {
+/// [`INSERT_LOGS`] with `rows` rows of placeholders and [`INSERT_LOGS_TAIL`] (and
+/// [`RETURNING`] when `returning`): `?` (SQLite) or `$1`, `$2`, ... (PostgreSQL, `numbered`).
+/// Written with `push_str`: sqlx's `QueryBuilder` formats every placeholder and separator
+/// through `fmt`, 70 calls a record, about 5,000 instructions a request (`bench/callgrind`).
+pub(crate) fn insert_logs_sql(rows: usize, numbered: bool, returning: bool) -> String {
     let mut sql = String::with_capacity(
-        INSERT_LOGS.len() + INSERT_LOGS_TAIL.len() + 8 + rows * (LOG_COLUMNS * 7 + 4),
+        INSERT_LOGS.len()
+            + INSERT_LOGS_TAIL.len()
+            + RETURNING.len()
+            + 8
+            + rows * (LOG_COLUMNS * 7 + 4),
     );
     sql.push_str(INSERT_LOGS);
     sql.push_str("VALUES ");
@@ -51,8 +58,77 @@ pub(crate) fn insert_logs_sql(rows: usize, numbered: bool) -> String {
         sql.push(')');
     }
     sql.push_str(INSERT_LOGS_TAIL);
+    if returning {
+        sql.push_str(RETURNING);
+    }
     sql
 }
+
+/// `$chunk`'s records bound for [`insert_logs_sql`], or the store's error.
+macro_rules! chunk_args {
+    ($db:ty, $chunk:expr) => {{
+        use sqlx::Arguments as _;
+        let mut args = <$db as sqlx::Database>::Arguments::default();
+        args.reserve($chunk.len() * $crate::spend::LOG_COLUMNS, 0);
+        let mut bound = Ok(());
+        for r in $chunk {
+            bound = $crate::spend::bind_record!(args, r);
+            if bound.is_err() {
+                break;
+            }
+        }
+        bound
+            .map(|()| args)
+            .map_err(|e| $crate::sql::unavailable(sqlx::Error::Encode(e)))
+    }};
+}
+pub(crate) use chunk_args;
+
+/// Inserts the logs of `$chunk` (records) in the transaction `$tx` and pushes onto `$new` the
+/// records that went in: not those whose request id was already stored (a replayed or retried
+/// batch), and once an id named twice.
+///
+/// Almost always every record is new, so the insert is first made without `RETURNING` in a
+/// savepoint, and kept when it inserted as many rows as there are records: no row comes back
+/// from the database and no set of ids is built. Otherwise the savepoint is undone and the
+/// insert made again with `RETURNING request_id`, which names the rows that went in. Tested by
+/// the store's `a_retried_batch_charges_once`, on SQLite and PostgreSQL.
+macro_rules! insert_new {
+    ($db:ty, $tx:ident, $chunk:ident, $new:ident) => {{
+        use sqlx::{Acquire as _, Row as _};
+        use $crate::sql::unavailable;
+        let numbered = <$db as sqlx::Database>::NAME == "PostgreSQL";
+        let sql = $crate::spend::insert_logs_sql($chunk.len(), numbered, false);
+        let args = $crate::spend::chunk_args!($db, $chunk)?;
+        let mut savepoint = (&mut $tx).begin().await.map_err(unavailable)?;
+        let done = sqlx::query_with::<$db, _>(&sql, args)
+            .execute(&mut *savepoint)
+            .await
+            .map_err(unavailable)?;
+        if done.rows_affected() == $chunk.len() as u64 {
+            savepoint.commit().await.map_err(unavailable)?;
+            $new.extend($chunk.iter());
+        } else {
+            savepoint.rollback().await.map_err(unavailable)?;
+            let sql = $crate::spend::insert_logs_sql($chunk.len(), numbered, true);
+            let args = $crate::spend::chunk_args!($db, $chunk)?;
+            let rows = sqlx::query_with::<$db, _>(&sql, args)
+                .fetch_all(&mut *$tx)
+                .await
+                .map_err(unavailable)?;
+            let mut returned = std::collections::HashSet::new();
+            for row in rows {
+                returned.insert(
+                    row.try_get::<String, _>("request_id")
+                        .map_err(unavailable)?,
+                );
+            }
+            let mut inserted = $crate::spend::inserted_filter(returned);
+            $new.extend($chunk.iter().filter(|r| inserted(r)));
+        }
+    }};
+}
+pub(crate) use insert_new;
 
 /// Adds one record's values to the arguments `$a`, in [`INSERT_LOGS`]'s column order, returning
 /// the first encoding error (none of these types can fail to encode).
@@ -115,10 +191,12 @@ mod tests {
 
     #[test]
     fn placeholders_are_positional_or_numbered() {
-        let sqlite = insert_logs_sql(2, false);
+        let sqlite = insert_logs_sql(2, false, false);
         assert_eq!(sqlite.matches('?').count(), 2 * LOG_COLUMNS);
         assert!(sqlite.ends_with(&format!("?){INSERT_LOGS_TAIL}")));
-        let pg = insert_logs_sql(2, true);
+        let returning = insert_logs_sql(2, false, true);
+        assert!(returning.ends_with(&format!("?){INSERT_LOGS_TAIL}{RETURNING}")));
+        let pg = insert_logs_sql(2, true, false);
         assert!(pg.contains("VALUES ($1, $2, "));
         assert!(pg.contains(&format!("${}), ($36, ", LOG_COLUMNS)));
         assert!(pg.contains(&format!("${})", 2 * LOG_COLUMNS)));
