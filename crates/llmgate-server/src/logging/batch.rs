@@ -26,6 +26,9 @@ use std::time::Duration;
 const SOON: usize = 64 * 1024;
 /// Bytes buffered past which the request's own thread writes them (stderr is not keeping up).
 const FULL: usize = 1024 * 1024;
+/// A buffer that grew past this (stderr fell behind) is not kept once written: the two
+/// buffers hold at most twice this while the gateway is idle.
+const KEEP: usize = 256 * 1024;
 
 /// The process's request lines.
 pub(crate) static LINES: Batch = Batch::new(stderr);
@@ -128,7 +131,7 @@ impl Batch {
         }
         writing.clear();
         // A burst's buffer is not kept.
-        if writing.capacity() > FULL {
+        if writing.capacity() > KEEP {
             *writing = Vec::new();
         }
     }
