@@ -119,6 +119,23 @@ impl Batch {
         self.write_out(&mut writing);
     }
 
+    /// [`Batch::flush`] unless a lock is held: a panic's hook runs before the panicking thread
+    /// lets go of its locks, and waiting for one it holds would never end.
+    fn try_flush(&self) {
+        use std::sync::TryLockError;
+        let mut writing = match self.writing.try_lock() {
+            Ok(guard) => guard,
+            Err(TryLockError::Poisoned(e)) => e.into_inner(),
+            Err(TryLockError::WouldBlock) => return,
+        };
+        match self.pending.try_lock() {
+            Ok(mut pending) => std::mem::swap(&mut *pending, &mut *writing),
+            Err(TryLockError::Poisoned(e)) => std::mem::swap(&mut *e.into_inner(), &mut *writing),
+            Err(TryLockError::WouldBlock) => return,
+        }
+        self.write_out(&mut writing);
+    }
+
     /// Moves the pending lines into `writing` (empty), leaving `pending` with its spare room.
     fn take(&self, writing: &mut Vec<u8>) {
         let mut pending = lock(&self.pending);
@@ -166,7 +183,7 @@ impl tracing_subscriber::fmt::MakeWriter<'_> for AfterBuffered {
 pub(crate) fn flush_on_panic() {
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
-        flush();
+        LINES.try_flush();
         previous(info);
     }));
 }

@@ -96,3 +96,17 @@ fn the_thread_writes_a_lone_line_within_its_interval() {
     }
     assert_eq!(writes(&OUT), ["alone\n"]);
 }
+
+#[test]
+fn the_panic_flush_skips_a_held_lock_and_writes_otherwise() {
+    capture!(B, OUT);
+    batching(&B);
+    B.push(b"before the panic\n");
+    {
+        let _held = lock(&B.pending);
+        B.try_flush();
+    }
+    assert!(writes(&OUT).is_empty());
+    B.try_flush();
+    assert_eq!(writes(&OUT), ["before the panic\n"]);
+}
