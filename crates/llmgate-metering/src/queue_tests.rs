@@ -62,6 +62,17 @@ impl SpendSink for Batches {
     }
 }
 
+/// The request ids `sink` stored, in order.
+fn ids(sink: &Batches) -> Vec<String> {
+    let records = sink.inner.records();
+    records.iter().map(|r| r.request_id.to_string()).collect()
+}
+
+/// The ids of `record(0)` to `record(n - 1)`.
+fn names(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("req-{i}")).collect()
+}
+
 fn config(capacity: usize, batch_size: usize) -> QueueConfig {
     QueueConfig {
         capacity,
@@ -89,13 +100,7 @@ async fn writes_full_batches_at_once_and_the_rest_on_flush() {
     assert_eq!(sink.inner.len(), 6);
     q.flush().await;
     assert_eq!(*sink.sizes.lock().unwrap(), [3, 3, 1]);
-    let ids: Vec<_> = sink
-        .inner
-        .records()
-        .iter()
-        .map(|r| r.request_id.to_string())
-        .collect();
-    assert_eq!(ids, (0..7).map(|i| format!("req-{i}")).collect::<Vec<_>>());
+    assert_eq!(ids(&sink), names(7));
     assert_eq!(q.depth(), 0);
     q.shutdown().await;
 }
@@ -122,16 +127,7 @@ async fn a_filling_batch_does_not_wake_the_writer_per_record() {
     );
     q.flush().await;
     assert_eq!(sink.inner.len(), sent);
-    let ids: Vec<_> = sink
-        .inner
-        .records()
-        .iter()
-        .map(|r| r.request_id.to_string())
-        .collect();
-    assert_eq!(
-        ids,
-        (0..sent).map(|i| format!("req-{i}")).collect::<Vec<_>>()
-    );
+    assert_eq!(ids(&sink), names(sent));
     q.shutdown().await;
 }
 

@@ -7,8 +7,8 @@
 //!
 //! The request's line (`llmgate::request`) is written by [`line::RequestLines`], a formatter of
 //! its own that writes what the fmt layer would, for a tenth of the work, into a batch written
-//! to stderr every 50 ms (`--log-flush-ms`; [`batch`]); the fmt layer writes every other line at once, after the
-//! request lines before it.
+//! to stderr every 50 ms (`--log-flush-ms`; [`batch`]); the fmt layer writes every other line
+//! at once, after the request lines before it.
 
 mod batch;
 mod line;

@@ -4,8 +4,8 @@
 //!
 //! [`RequestLines`] writes the same bytes as the fmt layer would (text or JSON, ANSI colours
 //! when it has them) into a thread-local buffer, integers with `itoa`, strings copied with
-//! their escapes, and hands the line to the batch written to stderr (`batch.rs`). The fmt layer is filtered with
-//! [`generic`] so it skips exactly the events this layer writes. Filtering is untouched: the
+//! their escapes, and hands the line to the batch written to stderr (`batch.rs`). The fmt
+//! layer is filtered with [`generic`] so it skips exactly the events this layer writes. Filtering is untouched: the
 //! global `EnvFilter` decides, as before, whether the event exists at all.
 //!
 //! Inside a span (only when the request span is enabled, at `debug`), the line is left to the
@@ -65,7 +65,7 @@ pub(crate) struct RequestLines {
 }
 
 /// `line` into the batch written to stderr (`batch.rs`).
-fn stderr(line: &[u8]) {
+fn batched(line: &[u8]) {
     super::batch::LINES.push(line);
 }
 
@@ -75,7 +75,7 @@ impl RequestLines {
         RequestLines {
             json,
             ansi: ansi && !json,
-            write: stderr,
+            write: batched,
         }
     }
 
