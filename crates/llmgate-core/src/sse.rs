@@ -167,19 +167,23 @@ where
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let mut this = self.project();
         loop {
-            // Every complete line in the buffer, until one completes an event.
-            while let Some(end) = memchr::memchr2(b'\n', b'\r', this.buf) {
+            // Every complete line in the buffer, until one completes an event. The lines are
+            // read in place and the buffer advanced once past all of them.
+            let mut at = 0;
+            let mut found = None;
+            while let Some(n) = memchr::memchr2(b'\n', b'\r', &this.buf[at..]) {
+                let end = at + n;
                 let is_cr = this.buf[end] == b'\r';
-                let line = this.buf.split_to(end);
-                this.buf.advance(1);
+                let line = &this.buf[at..end];
+                at = end + 1;
                 if is_cr {
-                    if this.buf.first() == Some(&b'\n') {
-                        this.buf.advance(1);
-                    } else if this.buf.is_empty() {
+                    if this.buf.get(at) == Some(&b'\n') {
+                        at += 1;
+                    } else if at == this.buf.len() {
                         *this.after_cr = true;
                     }
                 }
-                let Ok(line) = std::str::from_utf8(&line) else {
+                let Ok(line) = std::str::from_utf8(line) else {
                     // The stream ends at its error: what is buffered after it is dropped, so
                     // the events seen never depend on how the bytes were cut into reads
                     // (fuzz/artifacts/sse_decode).
@@ -188,16 +192,21 @@ where
                     this.data.clear();
                     return Poll::Ready(Some(Err(EventStreamError::Utf8)));
                 };
-                if let Some(event) = field(
+                found = field(
                     line,
                     this.event,
                     this.data,
                     this.has_data,
                     this.id,
                     this.retry,
-                ) {
-                    return Poll::Ready(Some(Ok(event)));
+                );
+                if found.is_some() {
+                    break;
                 }
+            }
+            this.buf.advance(at);
+            if let Some(event) = found {
+                return Poll::Ready(Some(Ok(event)));
             }
             if *this.done {
                 // An event without its closing blank line is not dispatched.
@@ -256,6 +265,15 @@ fn field(
     id: &mut String,
     retry: &mut Option<Duration>,
 ) -> Option<Event> {
+    // Most lines of an LLM stream are `data:` lines: read first, without splitting the line.
+    if let Some(value) = line.strip_prefix("data:") {
+        if *has_data {
+            data.push('\n');
+        }
+        data.push_str(value.strip_prefix(' ').unwrap_or(value));
+        *has_data = true;
+        return None;
+    }
     if line.is_empty() {
         let name = std::mem::take(event);
         if !*has_data {
@@ -282,11 +300,11 @@ fn field(
         None => (line, ""),
     };
     match name {
+        // `data` alone (no colon): an empty data line.
         "data" => {
             if *has_data {
                 data.push('\n');
             }
-            data.push_str(value);
             *has_data = true;
         }
         "event" => value.clone_into(event),

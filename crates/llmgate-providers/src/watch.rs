@@ -14,7 +14,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use llmgate_core::{CutoffWatch, DeploymentSpec, ProviderKind, StreamCutoff};
@@ -46,6 +46,8 @@ pub(crate) struct StreamWatch {
     /// Armed on the first wait.
     timer: Option<Pin<Box<Sleep>>>,
     cutoff: CutoffWatch,
+    /// The waker the cutoff's wait and the timer were last polled with.
+    polled_by: Option<Waker>,
 }
 
 impl StreamWatch {
@@ -58,6 +60,7 @@ impl StreamWatch {
             last: Instant::now(),
             timer: None,
             cutoff: cutoff.watch(),
+            polled_by: None,
         }
     }
 
@@ -79,11 +82,24 @@ impl StreamWatch {
         provider: ProviderKind,
         deployment: &std::sync::Arc<str>,
     ) -> Poll<Error> {
+        // The cutoff's wait and the timer keep the waker they were last polled with: while it
+        // is this task's and neither has fired, polling them again would only register it
+        // again (a lock in the cutoff's wait), so they are left alone.
+        if self
+            .polled_by
+            .as_ref()
+            .is_some_and(|w| w.will_wake(cx.waker()))
+            && !self.cutoff.is_cut()
+            && self.timer.as_ref().is_none_or(|t| !t.is_elapsed())
+        {
+            return Poll::Pending;
+        }
         if self.cutoff.poll_cut(cx).is_ready() {
             return Poll::Ready(Error::ShuttingDown);
         }
         // A deadline past what the clock can hold never comes.
         let Some(deadline) = self.last.checked_add(self.idle) else {
+            self.polled_by = Some(cx.waker().clone());
             return Poll::Pending;
         };
         let timer = self
@@ -94,6 +110,7 @@ impl StreamWatch {
                 timer.as_mut().reset(deadline);
             }
             if timer.as_mut().poll(cx).is_pending() {
+                self.polled_by = Some(cx.waker().clone());
                 return Poll::Pending;
             }
             if Instant::now() >= deadline {
@@ -150,6 +167,62 @@ mod tests {
         cutoff.cut();
         assert!(w.is_cut());
         assert!(matches!(poll(&mut w), Poll::Ready(Error::ShuttingDown)));
+    }
+
+    /// Counts its wakes.
+    #[derive(Default)]
+    struct Wakes(std::sync::atomic::AtomicUsize);
+
+    impl std::task::Wake for Wakes {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    impl Wakes {
+        fn count(&self) -> usize {
+            self.0.load(std::sync::atomic::Ordering::SeqCst)
+        }
+    }
+
+    /// A poll with the waker of the poll before it skips the registrations; one with another
+    /// waker makes them again, so the cutoff and the timer wake whichever polled last.
+    #[tokio::test(start_paused = true)]
+    async fn the_last_waker_to_poll_is_the_one_woken() {
+        let mut d = dep();
+        d.stream_timeout = Some(Duration::from_secs(10));
+        let cutoff = StreamCutoff::new();
+        let id: std::sync::Arc<str> = "d".into();
+        let poll = |w: &mut StreamWatch, wakes: &std::sync::Arc<Wakes>| {
+            let waker = Waker::from(wakes.clone());
+            w.poll_stop(&mut Context::from_waker(&waker), ProviderKind::OpenAi, &id)
+        };
+        let (a, b) = (
+            std::sync::Arc::new(Wakes::default()),
+            std::sync::Arc::new(Wakes::default()),
+        );
+        let mut w = StreamWatch::new(&d, &cutoff);
+        assert!(poll(&mut w, &a).is_pending());
+        assert!(poll(&mut w, &a).is_pending());
+        assert!(poll(&mut w, &b).is_pending());
+        cutoff.cut();
+        assert_eq!((a.count(), b.count()), (0, 1));
+        assert!(matches!(poll(&mut w, &b), Poll::Ready(Error::ShuttingDown)));
+
+        // The timer: polled twice by `a`, it wakes `a` at the deadline, and the next poll
+        // (by the same waker) sees that it fired.
+        let cutoff = StreamCutoff::new();
+        let a = std::sync::Arc::new(Wakes::default());
+        let mut w = StreamWatch::new(&d, &cutoff);
+        assert!(poll(&mut w, &a).is_pending());
+        tokio::time::advance(Duration::from_secs(4)).await;
+        assert!(poll(&mut w, &a).is_pending());
+        tokio::time::advance(Duration::from_secs(7)).await;
+        assert_eq!(a.count(), 1);
+        assert!(matches!(
+            poll(&mut w, &a),
+            Poll::Ready(Error::StreamIdle { .. })
+        ));
     }
 
     #[test]

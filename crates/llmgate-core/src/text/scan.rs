@@ -137,6 +137,9 @@ impl Scan<'_> {
     }
 
     /// An object's key, its `:` and the whitespace after it: whether it is a text key.
+    // Inlined, as are `string` and `is_text_key`: about a fifth of a chunk's scan was their
+    // calls (2,570 -> 2,030 Ir for a 180-byte chat chunk, counted by callgrind).
+    #[inline(always)]
     fn key(&mut self) -> Option<bool> {
         if self.peek()? != b'"' {
             return None;
@@ -160,6 +163,7 @@ impl Scan<'_> {
     }
 
     /// A string's rest, after its opening quote: the bytes it decodes to.
+    #[inline(always)]
     fn string(&mut self) -> Option<u64> {
         let start = self.i;
         // What the escapes so far save: each stands for fewer bytes than it is written in.
@@ -382,7 +386,7 @@ fn decoded_is_text_key(raw: &[u8]) -> bool {
 }
 
 /// Whether `key` is one of [`TEXT_KEYS`](super::TEXT_KEYS), by its length first (most keys have none of theirs).
-#[inline]
+#[inline(always)]
 pub(super) fn is_text_key(key: &[u8]) -> bool {
     match key.len() {
         4 => key == b"text",

@@ -345,6 +345,13 @@ static USAGE_KEY: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new("\"us
 /// Appends `data: ...\n\n`, one `data:` line per line of `data` (compact JSON has one).
 fn frame(data: &str, out: &mut BytesMut) {
     out.reserve(data.len() + 8);
+    if memchr::memchr2(b'\n', b'\r', data.as_bytes()).is_none() {
+        // One line, as compact JSON is: copied whole, not split.
+        out.put_slice(b"data: ");
+        out.put_slice(data.as_bytes());
+        out.put_slice(b"\n\n");
+        return;
+    }
     for line in data.split('\n') {
         out.put_slice(b"data: ");
         out.put_slice(line.trim_end_matches('\r').as_bytes());
@@ -496,6 +503,13 @@ mod tests {
         let mut out = BytesMut::new();
         frame("{\n\"a\":1\n}", &mut out);
         assert_eq!(&out[..], b"data: {\ndata: \"a\":1\ndata: }\n\n");
+        // One line, and a line end kept out of a line (a CR the decoder never leaves).
+        frame("{\"a\":1}", &mut out);
+        frame("{}\r", &mut out);
+        assert_eq!(
+            &out[..],
+            b"data: {\ndata: \"a\":1\ndata: }\n\ndata: {\"a\":1}\n\ndata: {}\n\n"
+        );
     }
 
     #[test]
