@@ -4,10 +4,10 @@
 //!
 //! The kernel maps a binary's code into a process around each page the process touches, so
 //! code run at start-up and per request that is spread over the whole file makes most of the
-//! file resident. Laid out together they take the first 8.9 MB, and the idle RSS after a
-//! warm-up fell from 23.2 to 16.5 MB with the master key and from 27.3 to 21.6 MB with the full
-//! stack (docs/benchmarks-memory.md, "Code laid out by use"; `bench/symbol-order --check`
-//! checks a binary).
+//! file resident. Laid out together they take the first 4.9 MB, and the idle RSS after a
+//! warm-up fell from 23.2 to 13.5–13.9 MB with the master key and from 27.3 to 18.7–19.1 MB
+//! with the full stack (docs/benchmarks-memory.md, "Code laid out by use";
+//! `bench/symbol-order --check` checks a binary).
 //!
 //! The order is a list of symbol names. It is made from `bench/callgrind`'s profiles by
 //! `bench/symbol-order`; a symbol it names that the binary lacks (the code changed, or another
