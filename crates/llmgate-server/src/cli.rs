@@ -323,6 +323,13 @@ pub struct ServeArgs {
           env = "NUM_WORKERS", value_parser = clap::value_parser!(u16).range(1..))]
     pub num_workers: Option<u16>,
 
+    /// Whether an idle worker takes tasks queued on a busy one. `auto`: off with one worker
+    /// (there is nothing to take; each worker is then a single-threaded runtime, which costs
+    /// less per request), on with more (docs/deployment.md, "Sizing").
+    #[arg(long = "work-stealing", visible_alias = "work_stealing", value_name = "WHEN",
+          env = "LLMGATE_WORK_STEALING", value_enum, default_value_t = WorkStealing::Auto)]
+    pub work_stealing: WorkStealing,
+
     /// After SIGTERM or SIGINT, how long requests in flight (streams included) may take to
     /// finish before they are cut; the spend records are written within it too.
     #[arg(
@@ -430,6 +437,15 @@ impl ServeArgs {
         )
     }
 
+    /// Whether the workers steal each other's tasks, `--work-stealing` resolved.
+    pub fn steals_work(&self) -> bool {
+        match self.work_stealing {
+            WorkStealing::On => true,
+            WorkStealing::Off => false,
+            WorkStealing::Auto => self.workers() > 1,
+        }
+    }
+
     /// The bound on draining after a shutdown signal.
     pub fn grace(&self) -> Duration {
         Duration::from_secs(self.graceful_shutdown_seconds)
@@ -516,6 +532,18 @@ pub enum LogFormat {
     Pretty,
     /// One JSON object per line.
     Json,
+}
+
+/// `--work-stealing`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum WorkStealing {
+    /// Off with one worker, on with more.
+    Auto,
+    /// One multi-threaded runtime: an idle worker takes a busy one's tasks.
+    On,
+    /// One single-threaded runtime per worker: a connection stays on the worker that
+    /// accepted it.
+    Off,
 }
 
 #[cfg(test)]

@@ -257,6 +257,7 @@ fn serve(loaded: llmgate::Loaded, serving: &Serving<'_>, args: &ServeArgs) -> an
     let upgrade_sock = args.upgrade_sock();
     let conf = ServerConf {
         threads: workers,
+        work_stealing: args.steals_work(),
         grace_period_seconds: Some(backstop),
         graceful_shutdown_timeout_seconds: Some(RUNTIME_SHUTDOWN_SECONDS),
         upgrade_sock: upgrade_sock.to_string_lossy().into_owned(),
@@ -279,7 +280,8 @@ fn serve(loaded: llmgate::Loaded, serving: &Serving<'_>, args: &ServeArgs) -> an
     server.bootstrap();
     server.add_service(service);
     let taken = if args.upgrade { " (taken over)" } else { "" };
-    tracing::info!(%address, workers, h2c = args.h2c, "llmgate listening on {scheme}://{address}{taken}");
+    let work_stealing = args.steals_work();
+    tracing::info!(%address, workers, work_stealing, h2c = args.h2c, "llmgate listening on {scheme}://{address}{taken}");
     let signals = Signals::new(in_flight, args.grace(), gateway.clone()).hand_over(handover);
     server.run(RunArgs {
         shutdown_signal: Box::new(signals),

@@ -134,6 +134,7 @@ async fn port_host_workers_and_config_come_from_the_environment() {
             ("PORT", &port),
             ("HOST", "127.0.0.1"),
             ("NUM_WORKERS", "3"),
+            ("LLMGATE_WORK_STEALING", "off"),
         ],
         addr,
     )
@@ -146,7 +147,7 @@ async fn port_host_workers_and_config_come_from_the_environment() {
         log.contains(&format!("llmgate listening on http://127.0.0.1:{port}")),
         "{log}"
     );
-    assert!(log.contains("workers=3"), "{log}");
+    assert!(log.contains("workers=3 work_stealing=false"), "{log}");
 }
 
 #[tokio::test]
@@ -166,6 +167,8 @@ async fn flags_win_over_the_environment() {
             "127.0.0.1",
             "--num_workers",
             "1",
+            "--work-stealing",
+            "on",
         ],
         &[
             // Each of these would fail the start or change what the log says.
@@ -173,6 +176,7 @@ async fn flags_win_over_the_environment() {
             ("PORT", &env_port),
             ("HOST", "::1"),
             ("NUM_WORKERS", "3"),
+            ("LLMGATE_WORK_STEALING", "off"),
         ],
         addr,
     )
@@ -191,7 +195,7 @@ async fn flags_win_over_the_environment() {
         )),
         "{log}"
     );
-    assert!(log.contains("workers=1"), "{log}");
+    assert!(log.contains("workers=1 work_stealing=true"), "{log}");
 }
 
 /// The image sets `CONFIG_FILE_PATH`; `--model ... --api_base ...` after the image name must

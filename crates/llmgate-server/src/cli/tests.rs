@@ -53,6 +53,30 @@ fn underscores_and_dashes_both_work() {
 }
 
 #[test]
+fn work_stealing_is_off_with_one_worker_unless_asked_for() {
+    let steals = |args: &[&str]| parse(args).unwrap().serve.steals_work();
+    assert!(!steals(&["-c", "c.yaml", "--num_workers", "1"]));
+    assert!(steals(&["-c", "c.yaml", "--num_workers", "2"]));
+    assert!(steals(&[
+        "-c",
+        "c.yaml",
+        "--num_workers",
+        "1",
+        "--work-stealing",
+        "on"
+    ]));
+    assert!(!steals(&[
+        "-c",
+        "c.yaml",
+        "--num_workers",
+        "4",
+        "--work_stealing",
+        "off"
+    ]));
+    assert!(parse(&["-c", "c.yaml", "--work-stealing", "sometimes"]).is_err());
+}
+
+#[test]
 fn host_port_and_ipv6() {
     let cli = parse(&["-c", "c.yaml", "--host", "::1", "--port", "8080"]).unwrap();
     assert_eq!(cli.serve.listen_address(), "[::1]:8080");
