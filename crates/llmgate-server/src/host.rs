@@ -28,7 +28,8 @@
 //! 4. writes the response header with the body's framing set from its `size_hint`
 //!    (`Content-Length` when exact, else `Transfer-Encoding: chunked` on HTTP/1.1), HTTP/1.1 as
 //!    the version on HTTP/1 connections;
-//! 5. writes each body frame as it comes; a body error mid-stream is logged and the response is
+//! 5. writes each body frame as it comes, joined with the frames the body already has behind it
+//!    ([`ready`]: one write for events that arrived together, none waited for); a body error mid-stream is logged and the response is
 //!    aborted (the HTTP/1 connection is closed, the HTTP/2 stream is reset), because the client
 //!    must be able to tell a cut stream from a finished one;
 //! 6. hands the connection back to Pingora for keep-alive when it is reusable.
@@ -66,6 +67,7 @@ use crate::shutdown::InFlight;
 mod conn;
 mod error;
 mod header;
+mod ready;
 
 /// How long (seconds) an idle HTTP/1 connection stays open for its next request.
 const KEEPALIVE_SECONDS: u64 = 60;
@@ -393,15 +395,20 @@ where
         return Err(Aborted);
     }
     let mut body = pin!(body);
+    // A frame that `ready::gather` read behind the data it gathered: handled next.
+    let mut held: Option<ready::Polled> = None;
     loop {
-        let frame = tokio::select! {
-            biased;
-            // The error becomes text here: `B::Error` need not be `Send`.
-            frame = body.frame() => frame.map(|f| f.map_err(|e| e.to_string())),
-            gone = session.read_body_or_idle(true), if watch_client => {
-                tracing::debug!(reason = ?gone.err(), "client went away during the response body");
-                return Err(Aborted);
-            }
+        let frame = match held.take() {
+            Some(frame) => frame,
+            None => tokio::select! {
+                biased;
+                // The error becomes text here: `B::Error` need not be `Send`.
+                frame = body.frame() => frame.map(|f| f.map_err(|e| e.to_string())),
+                gone = session.read_body_or_idle(true), if watch_client => {
+                    tracing::debug!(reason = ?gone.err(), "client went away during the response body");
+                    return Err(Aborted);
+                }
+            },
         };
         let frame = match frame {
             None => return Ok(()),
@@ -419,7 +426,12 @@ where
             // Mark the last frame as such when the body knows (a `Full` body does): HTTP/2
             // then ends the stream with it instead of with an extra empty DATA frame.
             Ok(data) => {
-                let end = body.is_end_stream();
+                // With the data the body already has behind it: one write, not one per event.
+                let data = ready::gather(body.as_mut(), data, &mut held).await;
+                let end = match &held {
+                    None => body.is_end_stream(),
+                    Some(next) => next.is_none(),
+                };
                 session.write_response_body(data, end).await
             }
             Err(frame) => match frame.into_trailers() {

@@ -196,6 +196,27 @@ async fn streamed_body_reaches_the_client_frame_by_frame() {
 }
 
 #[tokio::test]
+async fn events_already_there_leave_in_one_chunk() {
+    let (mut feed, body) = Channel::<Bytes, std::io::Error>::new(4);
+    let (addr, _shutdown) = serve(Host::new(streaming(body), 1024));
+    let mut sender = http1(addr).await;
+    for event in ["data: one\n\n", "data: two\n\n", "data: [DONE]\n\n"] {
+        feed.send_data(Bytes::from_static(event.as_bytes()))
+            .await
+            .unwrap();
+    }
+    drop(feed);
+    let response = sender.send_request(post("/stream", "{}")).await.unwrap();
+    let mut body = response.into_body();
+    // One chunk on the wire (a write per event would make three).
+    assert_eq!(
+        next_data(&mut body).await,
+        "data: one\n\ndata: two\n\ndata: [DONE]\n\n"
+    );
+    assert!(body.frame().await.is_none(), "the body ends cleanly");
+}
+
+#[tokio::test]
 async fn body_error_mid_stream_aborts_the_response() {
     let (mut feed, body) = Channel::<Bytes, std::io::Error>::new(4);
     let (addr, _shutdown) = serve(Host::new(streaming(body), 1024));
