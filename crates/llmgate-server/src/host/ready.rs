@@ -4,8 +4,9 @@
 //! slower than the provider writes), and each event is a frame of its own. Written one by one,
 //! each costs a write to the socket, which on loopback costs more than the relay's whole work
 //! on it. So after a data frame, [`gather`] takes whatever further frames the body can give
-//! without waiting and joins them to it. Nothing waits for more: an event that is alone is
-//! written at once, as before.
+//! without waiting and joins them to it. Nothing waits for more than the producer's next run on
+//! this worker (one yield to the scheduler): an event that is alone is written after that one
+//! round, not after a timer.
 
 use std::fmt::Display;
 use std::future::poll_fn;
@@ -35,13 +36,29 @@ where
 {
     let mut joined: Option<BytesMut> = None;
     let mut len = first.len();
+    let mut yielded = false;
     while len < GATHER_BYTES && !body.is_end_stream() {
         // Polled once with this task's waker: `Pending` leaves it registered, which at most
         // wakes the task once more than needed.
-        let next = match poll_fn(|cx| Poll::Ready(body.as_mut().poll_frame(cx))).await {
-            Poll::Pending => break,
-            Poll::Ready(next) => next.map(|f| f.map_err(|e| e.to_string())),
+        // The error becomes text before the yield below: `B::Error` need not be `Send`.
+        let polled: Poll<Polled> = poll_fn(|cx| {
+            let polled = body.as_mut().poll_frame(cx);
+            Poll::Ready(polled.map(|next| next.map(|f| f.map_err(|e| e.to_string()))))
+        })
+        .await;
+        let next = match polled {
+            Poll::Pending if yielded => break,
+            Poll::Pending => {
+                // hyper's client body hands over one chunk per run of its connection's task,
+                // which our poll has just woken: let it run once, then take what it decoded
+                // from what it had already read.
+                yielded = true;
+                tokio::task::yield_now().await;
+                continue;
+            }
+            Poll::Ready(next) => next,
         };
+        yielded = false;
         let data = match next {
             Some(Ok(frame)) => match frame.into_data() {
                 Ok(data) => data,
@@ -128,6 +145,28 @@ mod tests {
         let data = gather(body.as_mut(), first, &mut held).await;
         assert_eq!(data, "x");
         assert!(held.is_none(), "{held:?}");
+    }
+
+    #[tokio::test]
+    async fn a_producer_on_the_same_worker_gets_a_turn() {
+        // Room for one frame: like hyper's client body, the feeder hands over the next frame
+        // only when its task runs again after the last was taken.
+        let (mut feed, body) = Channel::<Bytes, std::io::Error>::new(1);
+        let feeder = tokio::spawn(async move {
+            for event in ["data: 1\n\n", "data: 2\n\n", "data: 3\n\n"] {
+                feed.send_data(Bytes::from_static(event.as_bytes()))
+                    .await
+                    .unwrap();
+            }
+            feed
+        });
+        let mut body = pin!(body);
+        let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
+        let mut held = None;
+        let data = gather(body.as_mut(), first, &mut held).await;
+        assert_eq!(data, "data: 1\n\ndata: 2\n\ndata: 3\n\n");
+        assert!(held.is_none(), "{held:?}");
+        drop(feeder.await.unwrap());
     }
 
     #[tokio::test]
