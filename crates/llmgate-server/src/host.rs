@@ -29,9 +29,10 @@
 //!    (`Content-Length` when exact, else `Transfer-Encoding: chunked` on HTTP/1.1), HTTP/1.1 as
 //!    the version on HTTP/1 connections;
 //! 5. writes each body frame as it comes, joined with the frames the body already has behind it
-//!    ([`ready`]: one write for events that arrived together, none waited for); a body error mid-stream is logged and the response is
-//!    aborted (the HTTP/1 connection is closed, the HTTP/2 stream is reset), because the client
-//!    must be able to tell a cut stream from a finished one;
+//!    ([`ready`]: one write for events that arrived together; nothing waits longer than one
+//!    turn of the scheduler); a body error mid-stream is logged and the response is aborted
+//!    (the HTTP/1 connection is closed, the HTTP/2 stream is reset), because the client must be
+//!    able to tell a cut stream from a finished one;
 //! 6. hands the connection back to Pingora for keep-alive when it is reusable.
 //!
 //! While it waits for the service and for body frames, it also watches the client: when the
