@@ -93,6 +93,14 @@ mod tests {
 
     use super::*;
 
+    /// The body's next frame, which must be data.
+    async fn first_data<B: Body<Data = Bytes>>(mut body: Pin<&mut B>) -> Bytes
+    where
+        B::Error: std::fmt::Debug,
+    {
+        body.frame().await.unwrap().unwrap().into_data().unwrap()
+    }
+
     #[tokio::test]
     async fn ready_frames_are_joined_and_what_follows_is_held_in_order() {
         let (mut feed, body) = Channel::<Bytes, std::io::Error>::new(8);
@@ -105,7 +113,7 @@ mod tests {
         trailers.insert("x-done", http::HeaderValue::from_static("1"));
         feed.send_trailers(trailers).await.unwrap();
         let mut body = pin!(body);
-        let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
+        let first = first_data(body.as_mut()).await;
         let mut held = None;
         let data = gather(body.as_mut(), first, &mut held).await;
         assert_eq!(data, "data: 1\n\ndata: 2\n\ndata: 3\n\n");
@@ -122,7 +130,7 @@ mod tests {
             .await
             .unwrap();
         let mut body = pin!(body);
-        let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
+        let first = first_data(body.as_mut()).await;
         let mut held = None;
         let data = gather(body.as_mut(), first, &mut held).await;
         assert_eq!(data, "data: 1\n\n");
@@ -133,7 +141,7 @@ mod tests {
             .await
             .unwrap();
         drop(feed);
-        let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
+        let first = first_data(body.as_mut()).await;
         let data = gather(body.as_mut(), first, &mut held).await;
         assert_eq!(data, "data: 2\n\n");
         assert!(matches!(held, Some(None)), "the end is held: {held:?}");
@@ -141,7 +149,7 @@ mod tests {
         // A body that says it has ended is not polled again.
         let mut held = None;
         let mut body = pin!(http_body_util::Full::new(Bytes::from_static(b"x")));
-        let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
+        let first = first_data(body.as_mut()).await;
         let data = gather(body.as_mut(), first, &mut held).await;
         assert_eq!(data, "x");
         assert!(held.is_none(), "{held:?}");
@@ -161,7 +169,7 @@ mod tests {
             feed
         });
         let mut body = pin!(body);
-        let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
+        let first = first_data(body.as_mut()).await;
         let mut held = None;
         let data = gather(body.as_mut(), first, &mut held).await;
         assert_eq!(data, "data: 1\n\ndata: 2\n\ndata: 3\n\n");
@@ -178,12 +186,12 @@ mod tests {
         }
         feed.abort(std::io::Error::other("upstream reset"));
         let mut body = pin!(body);
-        let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
+        let first = first_data(body.as_mut()).await;
         let mut held = None;
         let data = gather(body.as_mut(), first, &mut held).await;
         assert_eq!(data.len(), GATHER_BYTES, "two frames, then the cap");
         assert!(held.is_none());
-        let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
+        let first = first_data(body.as_mut()).await;
         let data = gather(body.as_mut(), first, &mut held).await;
         assert_eq!(data.len(), GATHER_BYTES / 2);
         assert!(
