@@ -353,7 +353,7 @@ pub struct ServeArgs {
 
     /// Take the listening sockets from the llmgate running on the same address instead of
     /// binding them: it hands them over when it gets SIGQUIT, then drains and exits
-    /// (docs/deployment.md, "Zero-downtime upgrade").
+    /// (docs/upgrade.md).
     #[arg(long)]
     pub upgrade: bool,
 

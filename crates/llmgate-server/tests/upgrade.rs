@@ -168,7 +168,7 @@ async fn stream_across(addr: SocketAddr, key: String, tally: Shared) {
     }
 }
 
-/// The whole hand-over under load. Guards docs/deployment.md, "Zero-downtime upgrade": no
+/// The whole hand-over under load. Guards docs/upgrade.md: no
 /// connection error and no failed request across it, a stream running on the old process
 /// when it stops accepting finishes whole, the old process stops accepting 5 s after SIGQUIT
 /// and exits 0 once its requests and connections are done, the new process serves from then
