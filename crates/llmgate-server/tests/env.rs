@@ -31,7 +31,7 @@ model_list:
 
 /// Every variable this file is about: removed from the inherited environment first, so a
 /// developer's own `PORT` cannot change a test.
-const OURS: [&str; 8] = [
+const OURS: [&str; 9] = [
     "PORT",
     "HOST",
     "NUM_WORKERS",
@@ -40,6 +40,7 @@ const OURS: [&str; 8] = [
     "DATABASE_URL",
     "SSL_CERTFILE_PATH",
     "SSL_KEYFILE_PATH",
+    "LLMGATE_WORK_STEALING",
 ];
 
 /// A fresh directory under the test target dir.
@@ -215,6 +216,8 @@ async fn model_flag_wins_over_config_file_path() {
             "sk-upstream",
             "--host",
             "127.0.0.1",
+            "--num_workers",
+            "1",
         ],
         &[
             ("CONFIG_FILE_PATH", "/nonexistent/llmgate/config.yaml"),
@@ -226,7 +229,9 @@ async fn model_flag_wins_over_config_file_path() {
     let (status, body) = ask(addr, "gpt-4o").await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(upstream.requests().len(), 1, "the upstream was called");
-    stop(gateway).await;
+    let log = stop(gateway).await;
+    // `--work-stealing auto`, the default: one worker steals nothing.
+    assert!(log.contains("workers=1 work_stealing=false"), "{log}");
 }
 
 #[test]
@@ -260,6 +265,7 @@ async fn empty_variables_count_as_unset() {
         ("SSL_CERTFILE_PATH", ""),
         ("SSL_KEYFILE_PATH", ""),
         ("CONFIG_FILE_PATH", ""),
+        ("LLMGATE_WORK_STEALING", ""),
     ];
     let mut env = vec![("PORT", port.as_str())];
     env.extend(empty);

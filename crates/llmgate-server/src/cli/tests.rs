@@ -155,6 +155,7 @@ fn empty_variables_lose_their_env_default() {
     for id in [
         "port",
         "num_workers",
+        "work_stealing",
         "ssl_certfile_path",
         "ssl_keyfile_path",
     ] {
