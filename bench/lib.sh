@@ -54,9 +54,9 @@ rss_kib() { # rss_kib PID: resident memory in KiB (empty when the process is gon
 }
 
 # --- builds ----------------------------------------------------------------------------------------
-# build_bins HOSTS: builds bench-upstream (and bench-streams, llmgate-hyper: the bench crate),
+# build_bins HOSTS: builds bench-upstream (and bench-streams, llmgate-hyper, bench-floor: the bench crate),
 # and, when HOSTS has pingora and GATEWAY_BIN is unset, the llmgate binary, in one cargo run.
-# Sets target_dir, upstream_bin, streams_bin, gateway_bin (pingora), hyper_bin. With BIN_DIR
+# Sets target_dir, upstream_bin, streams_bin, gateway_bin (pingora), hyper_bin, floor_bin. With BIN_DIR
 # set, builds nothing and takes them from there (llmgate and llmgate-hyper unless GATEWAY_BIN
 # and HYPER_BIN name others): binaries kept from another build, compared in one run.
 build_bins() {
@@ -64,6 +64,7 @@ build_bins() {
   if [ -n "${BIN_DIR:-}" ]; then
     upstream_bin=$BIN_DIR/bench-upstream streams_bin=$BIN_DIR/bench-streams
     gateway_bin=${GATEWAY_BIN:-$BIN_DIR/llmgate} hyper_bin=${HYPER_BIN:-$BIN_DIR/llmgate-hyper}
+    floor_bin=$BIN_DIR/bench-floor
     return 0
   fi
   target_dir=$(cargo metadata --format-version 1 --no-deps |
@@ -80,6 +81,7 @@ build_bins() {
   upstream_bin=$target_dir/release/bench-upstream
   streams_bin=$target_dir/release/bench-streams
   hyper_bin=$target_dir/release/llmgate-hyper
+  floor_bin=$target_dir/release/bench-floor
   if [[ " $hosts " == *" pingora "* ]] && [ ! -x "$gateway_bin" ]; then
     die "no gateway binary at $gateway_bin"
   fi
@@ -112,7 +114,7 @@ check_stacks() { # check_stacks STACKS
 }
 check_hosts() { # check_hosts HOSTS
   local h
-  for h in $1; do case $h in pingora|hyper) ;; *) die "unknown host '$h' (pingora, hyper)" ;; esac; done
+  for h in $1; do case $h in pingora|hyper|floor) ;; *) die "unknown host '$h' (pingora, hyper, floor)" ;; esac; done
 }
 layers_of() { # layers_of STACK: the layers a stack turns on
   case $1 in
@@ -145,6 +147,7 @@ write_config() { # write_config STACK FILE [DB]: the database defaults to result
 # for it; sets gw_port, gw_pid (the group to stop), and KEY (a virtual key made through /key/generate when the stack has one, else MASTER_KEY).
 start_gateway() {
   local host=$1 stack=$2 cpus=$3 bin layers limits log=$results/llmgate-$1-$2.log
+  if [ "$host" = floor ]; then start_floor "$cpus" "$log"; return 0; fi
   bin=$gateway_bin
   [ "$host" = hyper ] && bin=$hyper_bin
   gw_port=$(free_port)
@@ -164,6 +167,17 @@ start_gateway() {
       -d "$limits" "http://127.0.0.1:$gw_port/key/generate" | python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])') \
       || die "could not make the virtual key for stack $stack"
   fi
+}
+
+# start_floor CPUS LOG: starts bench-floor (a pass-through proxy to the upstream, no stack) as
+# start_gateway starts the gateway; sets gw_port, gw_pid and KEY (the master key, unread).
+start_floor() {
+  gw_port=$(free_port)
+  start_bg "$2" "$1" "$floor_bin" --upstream "http://127.0.0.1:$upstream_port" --port "$gw_port" \
+    --num_workers "${GATEWAY_WORKERS:-1}"
+  gw_pid=${pids[-1]}
+  wait_ready "bench-floor" "http://127.0.0.1:$gw_port/v1/models" "$gw_pid" 60 "$2"
+  KEY=$MASTER_KEY
 }
 
 # --- requests of each kind -------------------------------------------------------------------------
