@@ -15,30 +15,27 @@
 //! "Idle memory").
 //!
 //! The count is tiktoken's `encode_ordinary(text).len()` (which `CoreBPE::count_ordinary` is):
-//! the same pre-tokenizer pattern run by the same `fancy-regex`, each piece one token when it is
-//! one, else split by tiktoken's byte-pair merge (`_byte_pair_merge` below 100 bytes, the
+//! the pieces of tiktoken's pre-tokenizer pattern ([`split`]: the same pieces, found without
+//! a backtracking engine), each one token when it is one, else split by tiktoken's byte-pair merge (`_byte_pair_merge` below 100 bytes, the
 //! heap-based `_byte_pair_merge_large` from 100, both ported here from tiktoken, MIT, to count
 //! instead of collecting ranks). `tests::counts_match_tiktoken` holds the two together.
 
 mod layout;
+mod split;
 mod table;
 
 use std::collections::BinaryHeap;
 use std::sync::OnceLock;
 
-use fancy_regex::Regex;
-
+use split::Split;
 use table::Table;
 
 type Rank = u32;
 
-/// cl100k_base's pre-tokenizer (tiktoken-rs's `cl100k_base()`, where it is not a public constant).
-const CL100K_PATTERN: &str = "'(?i:[sdmt]|ll|ve|re)|[^\\r\\n\\p{L}\\p{N}]?+\\p{L}++|\\p{N}{1,3}+| ?[^\\s\\p{L}\\p{N}]++[\\r\\n]*+|\\s++$|\\s*[\\r\\n]|\\s+(?!\\S)|\\s";
-
 /// The ranks an encoding gives byte strings, and its pre-tokenizer.
 pub(crate) struct Ranks {
     ranks: Table,
-    pattern: Regex,
+    split: Split,
 }
 
 /// The encodings counted here.
@@ -61,42 +58,32 @@ impl Ranks {
             Encoding::O200k => O200K.get_or_init(|| {
                 Ranks::new(
                     include_bytes!(concat!(env!("OUT_DIR"), "/o200k_base.ranks")),
-                    tiktoken_rs::O200K_BASE_PAT_STR,
+                    Split::o200k(),
                 )
             }),
             Encoding::Cl100k => CL100K.get_or_init(|| {
                 Ranks::new(
                     include_bytes!(concat!(env!("OUT_DIR"), "/cl100k_base.ranks")),
-                    CL100K_PATTERN,
+                    Split::cl100k(),
                 )
             }),
         }
         .as_ref()
     }
 
-    fn new(table: &'static [u8], pattern: &str) -> Option<Ranks> {
+    fn new(table: &'static [u8], split: Option<Split>) -> Option<Ranks> {
         Some(Ranks {
             ranks: Table::new(table)?,
-            pattern: Regex::new(pattern).ok()?,
+            split: split?,
         })
     }
 
     /// The number of tokens `text` encodes to (no special tokens).
-    ///
-    /// Should the pattern give up on some text (fancy-regex's backtrack limit, which tiktoken
-    /// would panic on), the rest of the text is counted at one token per 4 bytes.
     pub(crate) fn count(&self, text: &str) -> u64 {
-        let mut n = 0;
-        let mut done = 0;
-        for found in self.pattern.find_iter(text) {
-            let Ok(found) = found else {
-                let rest = text.len().saturating_sub(done) as u64;
-                return n + crate::tokens::estimate_bytes(rest);
-            };
-            n += self.piece(found.as_str().as_bytes());
-            done = found.end();
-        }
-        n
+        self.split
+            .pieces(text)
+            .map(|piece| self.piece(piece.as_bytes()))
+            .sum()
     }
 
     fn rank(&self, bytes: &[u8]) -> Rank {
