@@ -14,6 +14,7 @@
 //!
 //! Every body is built once at start-up; a response copies no bytes.
 
+mod accept;
 mod body;
 mod responses;
 
@@ -22,9 +23,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use clap::Parser;
-use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
 use responses::Answers;
@@ -67,31 +66,12 @@ fn main() -> anyhow::Result<()> {
     })
 }
 
-/// Accepts connections forever and serves each on its own task.
+/// Serves `answers` on `listener` forever.
 async fn serve(listener: TcpListener, answers: &'static Answers) -> anyhow::Result<()> {
-    let mut http = http1::Builder::new();
-    http.keep_alive(true);
-    loop {
-        let stream = match listener.accept().await {
-            Ok((stream, _)) => stream,
-            Err(error) => {
-                // Out of file descriptors and the like: wait for connections to close.
-                eprintln!("bench-upstream: accept failed: {error}");
-                tokio::time::sleep(Duration::from_millis(10)).await;
-                continue;
-            }
-        };
-        // Small responses must leave at once, not wait for Nagle's algorithm.
-        stream.set_nodelay(true)?;
-        let connection = http.serve_connection(
-            TokioIo::new(stream),
-            service_fn(move |request| answers.answer(request)),
-        );
-        tokio::spawn(async move {
-            // A client that goes away mid-request is not the upstream's problem.
-            let _: Result<(), hyper::Error> = connection.await;
-        });
-    }
+    accept::serve(listener, "bench-upstream", move || {
+        service_fn(move |request| answers.answer(request))
+    })
+    .await
 }
 
 #[cfg(test)]
@@ -102,6 +82,7 @@ mod tests {
     use http::Request;
     use http_body_util::{BodyExt, Full};
     use hyper::client::conn::http1 as client;
+    use hyper_util::rt::TokioIo;
     use tokio::net::TcpStream;
 
     #[tokio::test]

@@ -12,6 +12,9 @@
 //! With one worker (the default, as the `llmgate` binary's) it runs on a single-threaded tokio
 //! runtime, as the binary does with one worker and `--work-stealing auto`.
 
+#[path = "../accept.rs"]
+mod accept;
+
 use std::convert::Infallible;
 use std::io::Write as _;
 use std::net::IpAddr;
@@ -22,11 +25,10 @@ use clap::Parser;
 use http::uri::{Authority, Scheme};
 use http::{Request, Response, StatusCode, Uri};
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio::net::TcpListener;
 
 /// The allocator the `llmgate` binary uses.
@@ -126,28 +128,12 @@ fn main() -> anyhow::Result<()> {
     })
 }
 
-/// Accepts connections forever and serves each on its own task.
+/// Serves `proxy` on `listener` forever.
 async fn serve(listener: TcpListener, proxy: &'static Proxy) -> anyhow::Result<()> {
-    let mut http = http1::Builder::new();
-    http.keep_alive(true);
-    loop {
-        let stream = match listener.accept().await {
-            Ok((stream, _)) => stream,
-            Err(error) => {
-                eprintln!("bench-floor: accept failed: {error}");
-                tokio::time::sleep(Duration::from_millis(10)).await;
-                continue;
-            }
-        };
-        stream.set_nodelay(true)?;
-        let connection = http.serve_connection(
-            TokioIo::new(stream),
-            service_fn(move |request| proxy.forward(request)),
-        );
-        tokio::spawn(async move {
-            let _: Result<(), hyper::Error> = connection.await;
-        });
-    }
+    accept::serve(listener, "bench-floor", move || {
+        service_fn(move |request| proxy.forward(request))
+    })
+    .await
 }
 
 #[cfg(test)]
@@ -156,6 +142,8 @@ mod tests {
     use bytes::Bytes;
     use http_body_util::{BodyExt, Full};
     use hyper::client::conn::http1 as client;
+    use hyper::server::conn::http1;
+    use hyper_util::rt::TokioIo;
     use tokio::net::TcpStream;
 
     /// An upstream that answers with the method, the path and the request's body.
