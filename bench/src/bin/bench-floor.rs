@@ -142,7 +142,6 @@ mod tests {
     use bytes::Bytes;
     use http_body_util::{BodyExt, Full};
     use hyper::client::conn::http1 as client;
-    use hyper::server::conn::http1;
     use hyper_util::rt::TokioIo;
     use tokio::net::TcpStream;
 
@@ -150,18 +149,15 @@ mod tests {
     async fn echo_upstream() -> Uri {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            loop {
-                let (stream, _) = listener.accept().await.unwrap();
-                let echo = service_fn(|request: Request<Incoming>| async move {
-                    let head = format!("{} {} ", request.method(), request.uri());
-                    let body = request.into_body().collect().await?.to_bytes();
-                    let answer = [head.as_bytes(), &body[..]].concat();
-                    Ok::<_, hyper::Error>(Response::new(Full::new(Bytes::from(answer))))
-                });
-                tokio::spawn(http1::Builder::new().serve_connection(TokioIo::new(stream), echo));
-            }
-        });
+        let echo = || {
+            service_fn(|request: Request<Incoming>| async move {
+                let head = format!("{} {} ", request.method(), request.uri());
+                let body = request.into_body().collect().await?.to_bytes();
+                let answer = [head.as_bytes(), &body[..]].concat();
+                Ok::<_, hyper::Error>(Response::new(Full::new(Bytes::from(answer))))
+            })
+        };
+        tokio::spawn(accept::serve(listener, "echo", echo));
         format!("http://{addr}").parse().unwrap()
     }
 
