@@ -152,6 +152,7 @@ impl Plan {
             return None;
         }
         let mut res = Response::new(body::full(entry.body));
+        *res.headers_mut() = llmgate_core::headers::answer_map();
         let h = res.headers_mut();
         match entry.kind {
             Kind::Json => {

@@ -309,6 +309,7 @@ impl ApiError {
     /// `x-llmgate-attempts`, `x-llmgate-fallbacks`).
     pub fn to_response(&self) -> Response<BoxBody> {
         let mut res = Response::new(body::full(self.to_json()));
+        *res.headers_mut() = crate::headers::answer_map();
         *res.status_mut() = self.status;
         res.headers_mut().insert(
             header::CONTENT_TYPE,

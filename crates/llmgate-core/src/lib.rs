@@ -80,7 +80,20 @@ pub use wire::Usage;
 /// constants made at compile time: a name given as a `&str` is parsed and hashed again on
 /// every insert.
 pub mod headers {
-    use http::HeaderName;
+    use http::{HeaderMap, HeaderName};
+
+    /// Room for every header the stack puts on an answer before the host adds its own. With
+    /// every layer on there are 14: the content type, the model group, the deployment,
+    /// attempts, fallbacks, the cost, six `x-ratelimit-*` and the request id.
+    pub const ANSWER_CAPACITY: usize = 16;
+
+    /// An empty header map for an answer, with room for [`ANSWER_CAPACITY`] headers: a map
+    /// made empty grew three times (6, 12, then 24 entries, each a reallocation and a rehash)
+    /// on its way out of the stack.
+    #[must_use]
+    pub fn answer_map() -> HeaderMap {
+        HeaderMap::with_capacity(ANSWER_CAPACITY)
+    }
 
     /// The request's id.
     pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-llmgate-request-id");
@@ -118,4 +131,37 @@ pub mod headers {
     /// Time until that limit is fully replenished.
     pub const RATELIMIT_RESET_TOKENS: HeaderName =
         HeaderName::from_static("x-ratelimit-reset-tokens");
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn an_answer_map_takes_every_header_the_stack_adds_without_growing() {
+            let mut map = answer_map();
+            let room = map.capacity();
+            let ours = [
+                http::header::CONTENT_TYPE,
+                MODEL_GROUP,
+                DEPLOYMENT,
+                ATTEMPTS,
+                FALLBACKS,
+                RESPONSE_COST,
+                RATELIMIT_LIMIT_REQUESTS,
+                RATELIMIT_REMAINING_REQUESTS,
+                RATELIMIT_RESET_REQUESTS,
+                RATELIMIT_LIMIT_TOKENS,
+                RATELIMIT_REMAINING_TOKENS,
+                RATELIMIT_RESET_TOKENS,
+                REQUEST_ID,
+                CACHE,
+                FALLBACKS_SKIPPED,
+            ];
+            assert!(ours.len() <= ANSWER_CAPACITY);
+            for name in ours {
+                map.insert(name, http::HeaderValue::from_static("1"));
+            }
+            assert_eq!(map.capacity(), room, "the map grew");
+        }
+    }
 }

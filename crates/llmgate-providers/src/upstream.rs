@@ -21,8 +21,8 @@ use http::{HeaderMap, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use llmgate_core::{
-    body, BoxBody, Deployment, DeploymentSpec, LlmRequest, StreamFailure, TextCount, Usage,
-    UsageSlot,
+    body, headers, BoxBody, Deployment, DeploymentSpec, LlmRequest, StreamFailure, TextCount,
+    Usage, UsageSlot,
 };
 
 use crate::client::UpstreamClient;
@@ -195,6 +195,7 @@ pub(crate) fn answer(json: Bytes, usage: Option<Usage>, dep: Deployment) -> Resp
         slot.set(u);
     }
     let mut res = Response::new(body::full(json));
+    *res.headers_mut() = headers::answer_map();
     res.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     res.extensions_mut().insert(dep);
@@ -219,6 +220,7 @@ pub(crate) struct StreamSlots {
 /// `cache-control: no-cache`, and the slots and [`Deployment`] as extensions.
 pub(crate) fn stream(body: BoxBody, slots: StreamSlots, dep: Deployment) -> Response<BoxBody> {
     let mut out = Response::new(body);
+    *out.headers_mut() = headers::answer_map();
     let headers = out.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));

@@ -92,6 +92,7 @@ pub(crate) fn build(names: &[LimitName], checks: &[Check], states: &[CheckState]
 /// Sets `headers` on a response, each replacing what the upstream sent under its name (a
 /// provider's own `x-ratelimit-*` are about the gateway's key, not the caller's).
 pub(crate) fn set(map: &mut HeaderMap, headers: Headers) {
+    map.reserve(headers.len());
     for (name, value) in headers {
         map.insert(name, value);
     }
