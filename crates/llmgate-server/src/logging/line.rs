@@ -243,14 +243,17 @@ fn message(out: &mut Vec<u8>, v: &str) {
 
 /// Appends `v` as Rust's `Debug` writes a `str` (fmt's text format for a string field).
 fn debug_str(out: &mut Vec<u8>, v: &str) {
-    if !v.bytes().all(|b| (0x20..0x7f).contains(&b)) {
-        // Non-ASCII or control characters: `Debug`'s escaping is the reference.
-        let _ = write!(Utf8(out), "{v:?}");
-        return;
-    }
+    let mark = out.len();
+    out.reserve(v.len() + 2);
     out.push(b'"');
     let mut start = 0;
     for (i, b) in v.bytes().enumerate() {
+        if !(0x20..0x7f).contains(&b) {
+            // Non-ASCII or control characters: `Debug`'s escaping is the reference.
+            out.truncate(mark);
+            let _ = write!(Utf8(out), "{v:?}");
+            return;
+        }
         if b == b'"' || b == b'\\' {
             out.extend_from_slice(&v.as_bytes()[start..i]);
             out.push(b'\\');
@@ -315,11 +318,19 @@ impl TextFields<'_> {
         if !std::mem::take(&mut self.first) {
             self.out.push(b' ');
         }
-        if field.name() == "message" {
+        let name = field.name();
+        if name == "message" {
             return;
         }
         let a = self.ansi;
-        for part in [a.italic, field.name(), a.reset, a.dim, "=", a.reset] {
+        if !a.on {
+            // Two copies, not six: this runs for every field of every request's line.
+            self.out.reserve(name.len() + 1);
+            self.out.extend_from_slice(name.as_bytes());
+            self.out.push(b'=');
+            return;
+        }
+        for part in [a.italic, name, a.reset, a.dim, "=", a.reset] {
             self.out.extend_from_slice(part.as_bytes());
         }
     }
