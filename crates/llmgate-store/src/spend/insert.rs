@@ -42,6 +42,11 @@ pub(crate) fn insert_logs_sql(rows: usize, numbered: bool, returning: bool) -> S
         if row > 0 {
             sql.push_str(", ");
         }
+        if !numbered {
+            // One copy a row, not seventy pushes.
+            sql.push_str(sqlite_row());
+            continue;
+        }
         sql.push('(');
         for col in 0..LOG_COLUMNS {
             if col > 0 {
@@ -62,6 +67,12 @@ pub(crate) fn insert_logs_sql(rows: usize, numbered: bool, returning: bool) -> S
         sql.push_str(RETURNING);
     }
     sql
+}
+
+/// One row of SQLite placeholders: `(?, ?, ..., ?)`, [`LOG_COLUMNS`] of them.
+fn sqlite_row() -> &'static str {
+    static ROW: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ROW.get_or_init(|| format!("({})", vec!["?"; LOG_COLUMNS].join(", ")))
 }
 
 /// `$chunk`'s records bound for [`insert_logs_sql`], or the store's error.
@@ -187,6 +198,33 @@ mod tests {
     fn the_column_count_is_the_column_lists() {
         let list = &INSERT_LOGS[INSERT_LOGS.find('(').unwrap()..];
         assert_eq!(list.matches(',').count() + 1, LOG_COLUMNS);
+    }
+
+    #[test]
+    fn sqlite_rows_are_the_numbered_rows_without_numbers() {
+        for rows in [1, 2, 500] {
+            let numbered = insert_logs_sql(rows, true, false);
+            let mut digits_gone = String::new();
+            let mut in_number = false;
+            for c in numbered.chars() {
+                match c {
+                    '$' => in_number = true,
+                    '0'..='9' if in_number => {}
+                    _ => {
+                        if in_number {
+                            digits_gone.push('?');
+                            in_number = false;
+                        }
+                        digits_gone.push(c);
+                    }
+                }
+            }
+            assert_eq!(
+                insert_logs_sql(rows, false, false),
+                digits_gone,
+                "{rows} rows"
+            );
+        }
     }
 
     #[test]
