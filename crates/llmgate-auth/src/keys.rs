@@ -55,7 +55,7 @@ impl Entry {
 pub struct Keys {
     pub(crate) store: Arc<dyn KeyStore>,
     /// `None` caches "no such key", so a flood of wrong keys does not reach the store.
-    cache: Cache<String, Option<Arc<Entry>>>,
+    cache: KeyCache,
     pub(crate) clock: SharedClock,
     pub(crate) allow_on_store_error: bool,
     /// Budgets as every instance sees them (see `ledger.rs`); `None`: the cached record only.
@@ -587,11 +587,15 @@ fn check_team(view: &TeamView, model: Option<&str>, group: Option<&str>) -> Resu
     Ok(())
 }
 
-fn build_cache(ttl: Duration, capacity: u64) -> Cache<String, Option<Arc<Entry>>> {
+/// The cache of keys by token hash. foldhash (seeded at random per process), as the metrics'
+/// maps: the keys are hex digests, and SipHash cost 330 instructions a lookup.
+type KeyCache = Cache<String, Option<Arc<Entry>>, foldhash::fast::RandomState>;
+
+fn build_cache(ttl: Duration, capacity: u64) -> KeyCache {
     Cache::builder()
         .max_capacity(capacity)
         .support_invalidation_closures()
         // moka panics on a time to live over 1,000 years: hold it to the gateway's bound.
         .time_to_live(ttl.min(Duration::from_secs(llmgate_core::seconds::MAX_SECONDS)))
-        .build()
+        .build_with_hasher(foldhash::fast::RandomState::default())
 }

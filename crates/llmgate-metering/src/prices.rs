@@ -134,6 +134,9 @@ pub enum PriceFileError {
 
 type Entries = HashMap<String, ModelPrice>;
 
+/// Each known deployment's price, by deployment id.
+type Resolved = HashMap<Arc<str>, Option<Arc<ModelPrice>>, foldhash::fast::RandomState>;
+
 /// Parses a price map, keeping the entries `keep` accepts. Entries that are not objects are
 /// skipped, and so is `sample_spec`; the others are skipped over without being built.
 fn parse_where(json: &str, keep: impl Fn(&str) -> bool) -> Result<Entries, serde_json::Error> {
@@ -232,7 +235,8 @@ pub struct PriceTable {
     bundled: bool,
     /// Deployments known at build time, resolved once on first use.
     known: Vec<Arc<DeploymentSpec>>,
-    resolved: OnceLock<HashMap<Arc<str>, Option<Arc<ModelPrice>>>>,
+    /// foldhash, as the metrics' maps: it is read on every request.
+    resolved: OnceLock<Resolved>,
     /// For deployments that were not known at build time: the table's entries for the names
     /// they are looked up under, read out of the bundled table once per set of names.
     others: Mutex<HashMap<Vec<String>, Arc<Entries>>>,
@@ -313,7 +317,7 @@ impl PriceTable {
         self.resolved();
     }
 
-    fn resolved(&self) -> &HashMap<Arc<str>, Option<Arc<ModelPrice>>> {
+    fn resolved(&self) -> &Resolved {
         self.resolved.get_or_init(|| {
             let names: Vec<String> = self.known.iter().flat_map(|d| names(d)).collect();
             let entries = self.entries(names.iter().map(String::as_str));
