@@ -88,7 +88,7 @@ pub(crate) fn build(config: Config, parts: Parts, max_body: usize) -> Built {
     let admin = admin::routes(&config, &parts, max_body);
     let dispatch = Dispatch::new(llm, &admin, &parts);
     let service = ServiceBuilder::new()
-        .layer(crate::gateway::sensitive_headers())
+        .layer(crate::sensitive::SensitiveHeadersLayer)
         .layer(RequestIdLayer)
         .layer(RescueLayer)
         .service(dispatch);

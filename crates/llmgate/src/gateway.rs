@@ -15,7 +15,6 @@ use llmgate_config::Config;
 use llmgate_core::{BoxBody, BoxError, DeploymentSpec, SharedClock, StreamCutoff, SystemClock};
 use llmgate_metering::{Meter, SpendSink};
 use tower::Service;
-use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 
 use crate::current::{Shared, Whole};
 #[cfg(feature = "admin")]
@@ -118,20 +117,6 @@ impl GatewayBuilder {
     pub fn build(self) -> Result<Gateway, BuildError> {
         Gateway::build(self)
     }
-}
-
-/// Marks the headers that carry a client's key as sensitive from the first layer on, so no
-/// `Debug` of the request (a log line, a panic message) prints them, and h2 never indexes them.
-pub(crate) fn sensitive_headers() -> SetSensitiveRequestHeadersLayer {
-    use http::header::{HeaderName, AUTHORIZATION, COOKIE, PROXY_AUTHORIZATION};
-    SetSensitiveRequestHeadersLayer::new([
-        AUTHORIZATION,
-        PROXY_AUTHORIZATION,
-        COOKIE,
-        HeaderName::from_static("x-api-key"),
-        HeaderName::from_static("api-key"),
-        HeaderName::from_static("x-litellm-api-key"),
-    ])
 }
 
 /// The deployments `config` lists, each one a provider this build serves.
@@ -414,41 +399,5 @@ where
     fn call(&mut self, req: Request<B>) -> Self::Future {
         let mut service = self.shared.current.load().service.clone();
         service.call(req.map(|b| b.map_err(Into::into).boxed_unsync()))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use tower::{Layer, ServiceExt};
-
-    use super::*;
-
-    #[tokio::test]
-    async fn a_clients_key_headers_are_sensitive_from_the_edge_on() {
-        let seen = sensitive_headers().layer(tower::service_fn(|req: Request<()>| async move {
-            let h = req.headers();
-            Ok::<_, Infallible>(Response::new(
-                [
-                    "authorization",
-                    "x-api-key",
-                    "api-key",
-                    "x-litellm-api-key",
-                    "cookie",
-                ]
-                .iter()
-                .all(|n| h[*n].is_sensitive())
-                    && !h["content-type"].is_sensitive(),
-            ))
-        }));
-        let req = Request::builder()
-            .header("authorization", "Bearer sk-1")
-            .header("x-api-key", "sk-2")
-            .header("api-key", "sk-3")
-            .header("x-litellm-api-key", "sk-4")
-            .header("cookie", "c=1")
-            .header("content-type", "application/json")
-            .body(())
-            .unwrap();
-        assert!(seen.oneshot(req).await.unwrap().into_body());
     }
 }

@@ -51,6 +51,7 @@ mod readiness;
 mod reload;
 mod reports;
 mod routes;
+mod sensitive;
 mod serve;
 mod shared_usage;
 #[cfg(feature = "sql")]
