@@ -142,7 +142,9 @@ pub(crate) fn json_post(
     *req.method_mut() = Method::POST;
     *req.uri_mut() = uri;
     let headers = req.headers_mut();
-    headers.reserve(3 + extra.len() + dep.headers.len());
+    // One more than ours: hyper-util's client asks for the `Host` entry, which makes room
+    // for an insert even when the name is there, and would grow a full map.
+    headers.reserve(4 + extra.len() + dep.headers.len());
     if let Some(host) = host {
         headers.insert(http::header::HOST, host);
     }
