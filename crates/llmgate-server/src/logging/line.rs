@@ -192,26 +192,28 @@ fn timestamp(now: SystemTime, out: &mut Vec<u8>) {
     let secs = since.as_secs();
     let (days, rem) = (secs / 86_400, secs % 86_400);
     let (y, m, d) = civil(days);
-    let digits = |n: u64, width: usize, out: &mut Vec<u8>| {
-        let mut b = itoa::Buffer::new();
-        let s = b.format(n);
-        out.extend(std::iter::repeat_n(b'0', width.saturating_sub(s.len())));
-        out.extend_from_slice(s.as_bytes());
+    // The digits written into a template and copied once (a line's timestamp was a dozen
+    // small copies).
+    let mut t = *b"0000-00-00T00:00:00.000000Z";
+    let mut put = |at: usize, width: usize, mut n: u64| {
+        for b in t[at..at + width].iter_mut().rev() {
+            *b = b'0' + (n % 10) as u8;
+            n /= 10;
+        }
     };
-    digits(y, 4, out);
-    out.push(b'-');
-    digits(m, 2, out);
-    out.push(b'-');
-    digits(d, 2, out);
-    out.push(b'T');
-    digits(rem / 3600, 2, out);
-    out.push(b':');
-    digits(rem % 3600 / 60, 2, out);
-    out.push(b':');
-    digits(rem % 60, 2, out);
-    out.push(b'.');
-    digits(u64::from(since.subsec_micros()), 6, out);
-    out.push(b'Z');
+    if y > 9999 {
+        // Past the template's four digits: the year in full, then the rest.
+        out.extend_from_slice(itoa::Buffer::new().format(y).as_bytes());
+    } else {
+        put(0, 4, y);
+    }
+    put(5, 2, m);
+    put(8, 2, d);
+    put(11, 2, rem / 3600);
+    put(14, 2, rem % 3600 / 60);
+    put(17, 2, rem % 60);
+    put(20, 6, u64::from(since.subsec_micros()));
+    out.extend_from_slice(if y > 9999 { &t[4..] } else { &t[..] });
 }
 
 /// Year, month, day of `days` since 1970-01-01 (`llmgate::core::seconds::civil_from_days`).
@@ -243,6 +245,18 @@ fn message(out: &mut Vec<u8>, v: &str) {
 
 /// Appends `v` as Rust's `Debug` writes a `str` (fmt's text format for a string field).
 fn debug_str(out: &mut Vec<u8>, v: &str) {
+    // Almost every value (ids, names, models) has nothing to escape: found without an early
+    // exit, the check runs over many bytes at a time, and the value is copied once.
+    let escapes = v.bytes().fold(false, |any, b| {
+        any | !(0x20..0x7f).contains(&b) | (b == b'"') | (b == b'\\')
+    });
+    if !escapes {
+        out.reserve(v.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(v.as_bytes());
+        out.push(b'"');
+        return;
+    }
     let mark = out.len();
     out.reserve(v.len() + 2);
     out.push(b'"');

@@ -191,10 +191,31 @@ fn timestamps_are_rfc3339_utc_with_microseconds() {
         (1_709_164_800, 0, "2024-02-29T00:00:00.000000Z"),
         (0, 0, "1970-01-01T00:00:00.000000Z"),
         (4_102_444_799, 999_999, "2099-12-31T23:59:59.999999Z"),
+        (253_402_300_799, 1, "9999-12-31T23:59:59.000001Z"),
+        (253_402_300_800, 10, "10000-01-01T00:00:00.000010Z"),
     ] {
         let t = UNIX_EPOCH + Duration::from_secs(secs) + Duration::from_micros(micros);
         let mut out = Vec::new();
         timestamp(t, &mut out);
         assert_eq!(String::from_utf8(out).unwrap(), want);
+    }
+}
+
+#[test]
+fn string_values_are_escaped_as_debug_escapes_them() {
+    for v in [
+        "",
+        "plain-id-01a2379d",
+        "say \"hi\"",
+        "C:\\path",
+        "tab\there",
+        "naïve",
+        "\u{1b}[31m",
+        "\u{7f}",
+        "end\\",
+    ] {
+        let mut out = b"x=".to_vec();
+        debug_str(&mut out, v);
+        assert_eq!(String::from_utf8(out).unwrap(), format!("x={v:?}"), "{v}");
     }
 }
