@@ -330,7 +330,10 @@ fn finish(s: Started, a: &Answer) -> Option<f64> {
         requested_model: requested,
         model_group: a.group.clone(),
         deployment: a.deployment.as_ref().map(|d| d.id.clone()),
-        provider: a.deployment.as_ref().map(|d| d.provider.as_str().to_owned()),
+        provider: a
+            .deployment
+            .as_ref()
+            .map(|d| d.provider.as_str().to_owned()),
         upstream_model: a.deployment.as_ref().map(|d| d.model.clone()),
         endpoint: llm.map_or("", |l| l.endpoint().path()),
         tokens: charge.tokens,
