@@ -184,3 +184,22 @@ pub(crate) fn json_post(
     }
     Ok(req)
 }
+
+#[cfg(test)]
+mod tests {
+    use llmgate_core::{ProviderKind, Secret};
+
+    use super::*;
+
+    #[test]
+    fn an_upstream_request_has_room_for_the_host_lookup() {
+        let mut dep = DeploymentSpec::new("d", "g", ProviderKind::OpenAi, "m");
+        dep.api_key = Some(Secret::new("sk-1"));
+        let uri = Uri::from_static("https://api.example.com/v1/chat/completions");
+        let req = json_post(&dep, uri, Bytes::new(), KeyHeader::Bearer, &[]).unwrap();
+        let headers = req.headers();
+        assert_eq!(headers.len(), 3, "host, content type, key");
+        // hyper-util's client asks for the `Host` entry, which grows a map with no room left.
+        assert!(headers.len() < headers.capacity(), "{headers:?}");
+    }
+}
