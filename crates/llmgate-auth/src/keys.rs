@@ -587,8 +587,7 @@ fn check_team(view: &TeamView, model: Option<&str>, group: Option<&str>) -> Resu
     Ok(())
 }
 
-/// The cache of keys by token hash. foldhash (seeded at random per process), as the metrics'
-/// maps: the keys are hex digests, and SipHash cost 330 instructions a lookup.
+/// Keys by token hash, in foldhash (random seed): SipHash cost 330 instructions a lookup.
 type KeyCache = Cache<String, Option<Arc<Entry>>, foldhash::fast::RandomState>;
 
 fn build_cache(ttl: Duration, capacity: u64) -> KeyCache {
