@@ -206,10 +206,8 @@ impl WindowCell {
     /// Checks and, when admitted, takes `cost` at `now_us`.
     pub fn check(&self, now_us: u64, cost: u64, limit: u64, window_us: u64) -> Outcome {
         let now = granule(now_us, window_us);
-        let mut buf = [(0, 0); SLOTS];
         if cost > limit || limit == 0 {
-            let k = self.counted(now, &mut buf);
-            return describe(&mut buf[..k], now_us, cost, limit, window_us, false);
+            return self.peek(now_us, cost, limit, window_us);
         }
         let at = self.add_at(now, cost);
         // One pass over the ring: what counts besides our own cost, and the newest granule
@@ -243,8 +241,7 @@ impl WindowCell {
         }
         // Denied: our cost leaves the ring, and the window without it is described.
         self.sub_at(at, cost);
-        let k = self.counted(now, &mut buf);
-        let mut out = describe(&mut buf[..k], now_us, cost, limit, window_us, false);
+        let mut out = self.peek(now_us, cost, limit, window_us);
         out.granule = at;
         out
     }
