@@ -245,33 +245,29 @@ fn message(out: &mut Vec<u8>, v: &str) {
 
 /// Appends `v` as Rust's `Debug` writes a `str` (fmt's text format for a string field).
 fn debug_str(out: &mut Vec<u8>, v: &str) {
-    // Almost every value (ids, names, models) has nothing to escape: found without an early
-    // exit, the check runs over many bytes at a time, and the value is copied once.
-    let escapes = v.bytes().fold(false, |any, b| {
-        any | !(0x20..0x7f).contains(&b) | (b == b'"') | (b == b'\\')
+    // One pass without an early exit (it runs over many bytes at a time): almost every value
+    // (ids, names, models) has nothing to escape and is copied once.
+    let (other, quotes) = v.bytes().fold((false, false), |(other, quotes), b| {
+        (
+            other | !(0x20..0x7f).contains(&b),
+            quotes | (b == b'"') | (b == b'\\'),
+        )
     });
-    if !escapes {
-        out.reserve(v.len() + 2);
-        out.push(b'"');
-        out.extend_from_slice(v.as_bytes());
-        out.push(b'"');
+    if other {
+        // Non-ASCII or control characters: `Debug`'s escaping is the reference.
+        let _ = write!(Utf8(out), "{v:?}");
         return;
     }
-    let mark = out.len();
     out.reserve(v.len() + 2);
     out.push(b'"');
     let mut start = 0;
-    for (i, b) in v.bytes().enumerate() {
-        if !(0x20..0x7f).contains(&b) {
-            // Non-ASCII or control characters: `Debug`'s escaping is the reference.
-            out.truncate(mark);
-            let _ = write!(Utf8(out), "{v:?}");
-            return;
-        }
-        if b == b'"' || b == b'\\' {
-            out.extend_from_slice(&v.as_bytes()[start..i]);
-            out.push(b'\\');
-            start = i;
+    if quotes {
+        for (i, b) in v.bytes().enumerate() {
+            if b == b'"' || b == b'\\' {
+                out.extend_from_slice(&v.as_bytes()[start..i]);
+                out.push(b'\\');
+                start = i;
+            }
         }
     }
     out.extend_from_slice(&v.as_bytes()[start..]);
