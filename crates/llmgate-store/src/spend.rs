@@ -21,7 +21,8 @@ use serde::Serialize;
 mod insert;
 
 pub(crate) use insert::{
-    bind_record, chunk_args, insert_logs_sql, insert_new, INSERT_CHUNK, LOG_COLUMNS,
+    bind_record, chunk_args, insert_logs_sql, insert_new, LOG_COLUMNS, PG_INSERT_CHUNK,
+    SQLITE_INSERT_CHUNK,
 };
 
 /// Every column, for reading logs back: newest first, and within one millisecond by request
@@ -321,7 +322,7 @@ pub(crate) fn tags_of(text: &str) -> Vec<String> {
 /// The spend methods, written once for both backends, like
 /// [`key_store_impl!`](crate::keys::key_store_impl).
 macro_rules! spend_impl {
-    ($store:ty, $db:ty) => {
+    ($store:ty, $db:ty, $chunk:expr) => {
         impl $store {
             pub(crate) async fn write_spend(
                 &self,
@@ -332,9 +333,7 @@ macro_rules! spend_impl {
                 let mut tx = self.pool.begin().await.map_err(unavailable)?;
                 let charges = if keep_logs {
                     let mut new = Vec::with_capacity(batch.len());
-                    for chunk in batch.chunks($crate::spend::INSERT_CHUNK) {
-                        $crate::spend::insert_new!($db, tx, chunk, new);
-                    }
+                    $crate::spend::insert_new!($db, tx, batch, $chunk, new);
                     new
                 } else {
                     batch.iter().collect()

@@ -216,6 +216,33 @@ async fn a_large_batch_is_written_whole(store: Store) {
     assert_eq!(logs.len(), 1_234);
 }
 
+/// A batch of many statements (SQLite inserts 32 rows a statement, PostgreSQL 500) retried
+/// with an overlap that crosses statements, and one new id named in two of them: each record
+/// is stored and charged once.
+async fn a_retried_large_batch_charges_once(store: Store) {
+    let key = new_key(&store).await;
+    let rec = |i: usize| record(&format!("many-{i}"), Some(&key), "gpt-a", Some(0.5), 0);
+    let first: Vec<_> = (0..700).map(rec).collect();
+    store.write_spend(&first, true).await.unwrap();
+    // The last 90 again (they cross statement boundaries on SQLite), 610 new, and new id 1000
+    // named twice, in two statements on SQLite; the last statement on both is all new.
+    let mut next: Vec<_> = (610..1_310).map(rec).collect();
+    next.insert(5, rec(1_000));
+    next.insert(300, rec(1_000));
+    let charged = store.write_spend(&next, true).await.unwrap();
+    assert_eq!(charged.len(), 1);
+    assert_eq!(charged[0].cost, 610.0 * 0.5);
+    assert_eq!(store.get(&key).await.unwrap().unwrap().spend, 1_310.0 * 0.5);
+    let logs = store
+        .spend_logs(&LogFilter {
+            limit: 10_000,
+            ..LogFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(logs.len(), 1_310);
+}
+
 /// The request log: failures with their error message, prompts and answers only when given,
 /// and every filter `/spend/logs` offers, with paging by cursor.
 async fn the_request_log_is_filtered_and_paged(store: Store) {
@@ -348,5 +375,6 @@ on_both!(
     without_logs_keys_are_still_charged,
     a_deleted_keys_records_are_kept,
     a_large_batch_is_written_whole,
+    a_retried_large_batch_charges_once,
     the_request_log_is_filtered_and_paged,
 );

@@ -1,9 +1,19 @@
 //! The spend log's multi-row insert: its SQL, written once per batch without `fmt`, and the
 //! values of one record bound in column order.
 
-/// Records per `INSERT` statement: 35 parameters each, under SQLite's 32,766 and
-/// PostgreSQL's 65,535 bound parameters per statement.
-pub(crate) const INSERT_CHUNK: usize = 500;
+/// Records per `INSERT` statement on PostgreSQL: 35 parameters each, under its 65,535 bound
+/// parameters per statement. The rows are built into one message on the writer's thread and
+/// inserted by the database's own process.
+pub(crate) const PG_INSERT_CHUNK: usize = 500;
+
+/// Records per `INSERT` statement on SQLite: few, because SQLite inserts them on a thread of
+/// this process, about 22,000 instructions a row (`bench/callgrind`), and a thread that runs
+/// one long statement keeps the gateway's own thread waiting for a shared core until the
+/// scheduler preempts it. With 500 rows a statement (several ms), a request in a hundred at
+/// one connection waited 1 ms or more: added p99 1.5 to 2.2 ms, against 0.5 ms with 32 or 8
+/// rows and 0.2 ms without the log (`docs/benchmarks.md`, "The spend log and the p99"). Eight
+/// rows cost no more instructions a request than 500 did.
+pub(crate) const SQLITE_INSERT_CHUNK: usize = 8;
 
 /// The log's columns, in the order [`bind_record`] binds them.
 pub(crate) const INSERT_LOGS: &str = "INSERT INTO llmgate_spend_logs (request_id, key_token, \
@@ -95,47 +105,53 @@ macro_rules! chunk_args {
 }
 pub(crate) use chunk_args;
 
-/// Inserts the logs of `$chunk` (records) in the transaction `$tx` and pushes onto `$new` the
-/// records that went in: not those whose request id was already stored (a replayed or retried
-/// batch), and once an id named twice.
+/// Inserts the logs of `$batch` (records), `$chunk` rows a statement, in the transaction `$tx`
+/// and pushes onto `$new` the records that went in: not those whose request id was already
+/// stored (a replayed or retried batch), and once an id named twice.
 ///
-/// Almost always every record is new, so the insert is first made without `RETURNING` in a
-/// savepoint, and kept when it inserted as many rows as there are records: no row comes back
+/// Almost always every record is new, so the inserts are first made without `RETURNING` in one
+/// savepoint, and kept when they inserted as many rows as there are records: no row comes back
 /// from the database and no set of ids is built. Otherwise the savepoint is undone and the
-/// insert made again with `RETURNING request_id`, which names the rows that went in. Tested by
+/// inserts made again with `RETURNING request_id`, which names the rows that went in. Tested by
 /// the store's `a_retried_batch_charges_once`, on SQLite and PostgreSQL.
 macro_rules! insert_new {
-    ($db:ty, $tx:ident, $chunk:ident, $new:ident) => {{
+    ($db:ty, $tx:ident, $batch:ident, $chunk:expr, $new:ident) => {{
         use sqlx::{Acquire as _, Row as _};
         use $crate::sql::unavailable;
         let numbered = <$db as sqlx::Database>::NAME == "PostgreSQL";
-        let sql = $crate::spend::insert_logs_sql($chunk.len(), numbered, false);
-        let args = $crate::spend::chunk_args!($db, $chunk)?;
         let mut savepoint = (&mut $tx).begin().await.map_err(unavailable)?;
-        let done = sqlx::query_with::<$db, _>(&sql, args)
-            .execute(&mut *savepoint)
-            .await
-            .map_err(unavailable)?;
-        if done.rows_affected() == $chunk.len() as u64 {
-            savepoint.commit().await.map_err(unavailable)?;
-            $new.extend($chunk.iter());
-        } else {
-            savepoint.rollback().await.map_err(unavailable)?;
-            let sql = $crate::spend::insert_logs_sql($chunk.len(), numbered, true);
-            let args = $crate::spend::chunk_args!($db, $chunk)?;
-            let rows = sqlx::query_with::<$db, _>(&sql, args)
-                .fetch_all(&mut *$tx)
+        let mut inserted = 0u64;
+        for chunk in $batch.chunks($chunk) {
+            let sql = $crate::spend::insert_logs_sql(chunk.len(), numbered, false);
+            let args = $crate::spend::chunk_args!($db, chunk)?;
+            let done = sqlx::query_with::<$db, _>(&sql, args)
+                .execute(&mut *savepoint)
                 .await
                 .map_err(unavailable)?;
+            inserted += done.rows_affected();
+        }
+        if inserted == $batch.len() as u64 {
+            savepoint.commit().await.map_err(unavailable)?;
+            $new.extend($batch.iter());
+        } else {
+            savepoint.rollback().await.map_err(unavailable)?;
             let mut returned = std::collections::HashSet::new();
-            for row in rows {
-                returned.insert(
-                    row.try_get::<String, _>("request_id")
-                        .map_err(unavailable)?,
-                );
+            for chunk in $batch.chunks($chunk) {
+                let sql = $crate::spend::insert_logs_sql(chunk.len(), numbered, true);
+                let args = $crate::spend::chunk_args!($db, chunk)?;
+                let rows = sqlx::query_with::<$db, _>(&sql, args)
+                    .fetch_all(&mut *$tx)
+                    .await
+                    .map_err(unavailable)?;
+                for row in rows {
+                    returned.insert(
+                        row.try_get::<String, _>("request_id")
+                            .map_err(unavailable)?,
+                    );
+                }
             }
             let mut inserted = $crate::spend::inserted_filter(returned);
-            $new.extend($chunk.iter().filter(|r| inserted(r)));
+            $new.extend($batch.iter().filter(|r| inserted(r)));
         }
     }};
 }
