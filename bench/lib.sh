@@ -138,6 +138,7 @@ write_config() { # write_config STACK FILE [DB]: the database defaults to result
     fi
     if [ "$MASTER_KEY" != none ]; then
       printf 'general_settings:\n  master_key: %s\n  database_url: sqlite://%s\n' "$MASTER_KEY" "${3:-$results/$1.db}"
+      if [ "${SPEND_LOGS:-yes}" = no ]; then printf '  disable_spend_logs: true\n'; fi
     fi
   } >"$2"
 }

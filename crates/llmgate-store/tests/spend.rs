@@ -216,7 +216,7 @@ async fn a_large_batch_is_written_whole(store: Store) {
     assert_eq!(logs.len(), 1_234);
 }
 
-/// A batch of many statements (SQLite inserts 32 rows a statement, PostgreSQL 500) retried
+/// A batch of many statements (SQLite inserts 8 rows a statement, PostgreSQL 500) retried
 /// with an overlap that crosses statements, and one new id named in two of them: each record
 /// is stored and charged once.
 async fn a_retried_large_batch_charges_once(store: Store) {
