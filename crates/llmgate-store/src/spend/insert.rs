@@ -10,9 +10,10 @@ pub(crate) const PG_INSERT_CHUNK: usize = 500;
 /// this process, about 22,000 instructions a row (`bench/callgrind`), and a thread that runs
 /// one long statement keeps the gateway's own thread waiting for a shared core until the
 /// scheduler preempts it. With 500 rows a statement (several ms), a request in a hundred at
-/// one connection waited 1 ms or more: added p99 1.5 to 2.2 ms, against 0.5 ms with 32 or 8
-/// rows and 0.2 ms without the log (`docs/benchmarks.md`, "The spend log and the p99"). Eight
-/// rows cost no more instructions a request than 500 did.
+/// one connection waited 1 ms or more: added p99 1.5 to 2.2 ms, against 0.5 to 0.6 ms with 8
+/// rows, as without the log (`docs/benchmarks.md`, "The spend log and the p99"). Eight rows
+/// cost no more instructions a request than 500 did; their round trips to SQLite's thread
+/// cost about 6 µs of system time a request at saturation.
 pub(crate) const SQLITE_INSERT_CHUNK: usize = 8;
 
 /// The log's columns, in the order [`bind_record`] binds them.
