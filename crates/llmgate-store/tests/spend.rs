@@ -206,14 +206,16 @@ async fn a_large_batch_is_written_whole(store: Store) {
         store.get(&key).await.unwrap().unwrap().spend,
         1_234.0 * 0.0625
     );
-    let logs = store
-        .spend_logs(&LogFilter {
-            limit: 10_000,
-            ..LogFilter::default()
-        })
-        .await
-        .unwrap();
-    assert_eq!(logs.len(), 1_234);
+    assert_eq!(stored_logs(&store).await, 1_234);
+}
+
+/// How many spend logs the store holds (up to 10,000).
+async fn stored_logs(store: &Store) -> usize {
+    let filter = LogFilter {
+        limit: 10_000,
+        ..LogFilter::default()
+    };
+    store.spend_logs(&filter).await.unwrap().len()
 }
 
 /// A batch of many statements (SQLite inserts 8 rows a statement, PostgreSQL 500) retried
@@ -233,14 +235,7 @@ async fn a_retried_large_batch_charges_once(store: Store) {
     assert_eq!(charged.len(), 1);
     assert_eq!(charged[0].cost, 610.0 * 0.5);
     assert_eq!(store.get(&key).await.unwrap().unwrap().spend, 1_310.0 * 0.5);
-    let logs = store
-        .spend_logs(&LogFilter {
-            limit: 10_000,
-            ..LogFilter::default()
-        })
-        .await
-        .unwrap();
-    assert_eq!(logs.len(), 1_310);
+    assert_eq!(stored_logs(&store).await, 1_310);
 }
 
 /// The request log: failures with their error message, prompts and answers only when given,
