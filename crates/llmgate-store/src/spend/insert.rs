@@ -114,7 +114,8 @@ pub(crate) use chunk_args;
 /// savepoint, and kept when they inserted as many rows as there are records: no row comes back
 /// from the database and no set of ids is built. Otherwise the savepoint is undone and the
 /// inserts made again with `RETURNING request_id`, which names the rows that went in. Tested by
-/// the store's `a_retried_batch_charges_once`, on SQLite and PostgreSQL.
+/// the store's `a_retried_batch_charges_once` and `a_retried_large_batch_charges_once`, on
+/// SQLite and PostgreSQL.
 macro_rules! insert_new {
     ($db:ty, $tx:ident, $batch:ident, $chunk:expr, $new:ident) => {{
         use sqlx::{Acquire as _, Row as _};
