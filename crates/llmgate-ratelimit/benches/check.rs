@@ -2,7 +2,8 @@
 //! and the `finish` that gives the slot back, on one thread and on several at once (different
 //! keys, then all on one key).
 //!
-//! Run with: `cargo bench -p llmgate-ratelimit --bench check`
+//! Run with: `cargo bench -p llmgate-ratelimit --bench check`. Under `cargo test` (no `--bench`
+//! argument) it only checks that every path runs: a few thousand iterations, no figures.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
@@ -11,7 +12,9 @@ use std::time::{Duration, Instant};
 
 use llmgate_ratelimit::{Check, Kind, LimiterStore, MemoryStore, Settle};
 
+/// Iterations per measurement under `cargo bench`; `cargo test` runs [`SMOKE_ITERS`].
 const ITERS: u64 = 400_000;
+const SMOKE_ITERS: u64 = 2_000;
 
 fn checks(key: &str) -> Vec<Check> {
     let rate = |suffix: &str, cost| Check {
@@ -40,6 +43,7 @@ fn run(
     store: &Arc<MemoryStore>,
     threads: usize,
     shared: bool,
+    iters: u64,
 ) -> f64 {
     let started = Instant::now();
     std::thread::scope(|s| {
@@ -55,7 +59,7 @@ fn run(
                 };
                 let checks = checks(&key);
                 let release = vec![checks[2].key.clone()];
-                for _ in 0..ITERS {
+                for _ in 0..iters {
                     let v = futures_util::FutureExt::now_or_never(store.acquire(&checks))
                         .unwrap()
                         .unwrap();
@@ -70,7 +74,7 @@ fn run(
             });
         }
     });
-    started.elapsed().as_nanos() as f64 / (ITERS as f64 * threads as f64)
+    started.elapsed().as_nanos() as f64 / (iters as f64 * threads as f64)
 }
 
 fn main() {
@@ -82,15 +86,22 @@ fn main() {
     let threads = std::thread::available_parallelism()
         .map_or(2, |n| n.get())
         .max(2);
+    if !std::env::args().any(|a| a == "--bench") {
+        for (threads, shared) in [(1, false), (threads, false), (threads, true)] {
+            run(&rt, &store, threads, shared, SMOKE_ITERS);
+        }
+        println!("in-memory check: every path ran (figures only under cargo bench)");
+        return;
+    }
     // Warm up the map and the CPU.
-    run(&rt, &store, 1, false);
+    run(&rt, &store, 1, false, ITERS);
     println!("in-memory check (3 limits: rpm, tpm, parallel; acquire + finish)");
     for _ in 0..3 {
         println!(
             "  1 thread: {:6.0} ns/op | {threads} threads, own keys: {:6.0} ns/op | {threads} threads, one key: {:6.0} ns/op",
-            run(&rt, &store, 1, false),
-            run(&rt, &store, threads, false),
-            run(&rt, &store, threads, true),
+            run(&rt, &store, 1, false, ITERS),
+            run(&rt, &store, threads, false, ITERS),
+            run(&rt, &store, threads, true, ITERS),
         );
     }
 }
