@@ -1,5 +1,5 @@
 //! Every failure is attributed (issue 13, item 6): what the binary test
-//! (`crates/llmgate-server/tests/attribution.rs`) does not reach. A stream the upstream breaks
+//! (`crates/llmgate-server/tests/server/attribution.rs`) does not reach. A stream the upstream breaks
 //! after its head is a failed attempt of its deployment; a client that goes away is not; a group
 //! with no deployment left is attributed to the group, with no deployment; an unreachable
 //! provider is `connect`; a fallback chain that fails everywhere names its last deployment and

@@ -2,7 +2,7 @@
 //! new models answer and removed ones are gone right after it returns; limits change; what
 //! must survive does (virtual keys, router state of unchanged deployments, queued spend, streams
 //! in flight); an invalid or restart-only config changes nothing. The binary's SIGHUP and file
-//! watch are tested in `crates/llmgate-server/tests/reload.rs`.
+//! watch are tested in `crates/llmgate-server/tests/server/reload.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::{Path, PathBuf};

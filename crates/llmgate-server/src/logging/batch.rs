@@ -13,7 +13,7 @@
 //! - [`flush`] writes what is buffered; the binary calls it before it exits, and a panic writes
 //!   the buffer before its message.
 //!
-//! Tested by the unit tests below and, through the binary, by `tests/logs.rs`
+//! Tested by the unit tests below and, through the binary, by `tests/server/logs.rs`
 //! (`request_lines_reach_stderr_without_other_lines_and_before_the_exit`,
 //! `the_last_request_lines_are_written_at_the_exit`).
 

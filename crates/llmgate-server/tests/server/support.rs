@@ -1,6 +1,6 @@
 //! Helpers for the tests that run the real `llmgate` binary: write a config, start the binary on
-//! a free port, talk HTTP/1.1 to it, send it signals, wait for it to exit. Each test file that
-//! needs them says `mod support;`.
+//! a free port, talk HTTP/1.1 to it, send it signals, wait for it to exit. Every module of
+//! this test binary uses them as `crate::support`.
 
 #![allow(dead_code, reason = "each test binary uses its own subset")]
 #![allow(clippy::unwrap_used, clippy::panic, reason = "test helpers")]

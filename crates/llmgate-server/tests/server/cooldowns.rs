@@ -4,14 +4,12 @@
 
 #![allow(clippy::unwrap_used, clippy::panic, reason = "test helpers")]
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::{post, redis_up, start_with, write_config};
 use http::StatusCode;
 use llmgate_testkit::{Behaviour, MockProvider};
 use serde_json::json;
-use support::{post, redis_up, start_with, write_config};
 
 const MASTER: &str = "sk-master-cooldowns";
 

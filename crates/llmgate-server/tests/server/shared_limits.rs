@@ -9,16 +9,16 @@
 
 #![allow(clippy::unwrap_used, clippy::panic, reason = "test helpers")]
 
-mod support;
-
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::support::Gateway;
+use crate::support::{
+    get, post, postgres_up, redis_up, signal, start_with, wait_exit, write_config,
+};
 use http::StatusCode;
 use llmgate_testkit::{FaultProxy, MockProvider};
 use serde_json::{json, Value};
-use support::Gateway;
-use support::{get, post, postgres_up, redis_up, signal, start_with, wait_exit, write_config};
 
 const MASTER: &str = "sk-master-shared-limits";
 /// The PostgreSQL database: `LLMGATE_TEST_PG_URL`, else the machine's `test` (a branch that adds

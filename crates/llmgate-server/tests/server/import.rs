@@ -7,17 +7,15 @@
 
 #![allow(clippy::unwrap_used, clippy::panic, reason = "test helpers")]
 
-mod support;
-
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::support::{post, postgres_up, start, BIN};
 use http::StatusCode;
 use llmgate_testkit::{Behaviour, MockProvider};
 use serde_json::{json, Value};
 use sqlx::{Connection as _, Executor as _, PgConnection};
-use support::{post, postgres_up, start, BIN};
 
 const MASTER: &str = "sk-master-import";
 const COST: f64 = 0.000_021;
@@ -282,7 +280,7 @@ async fn get_json(addr: SocketAddr, path: &str) -> (StatusCode, Value) {
         .header("authorization", format!("Bearer {MASTER}"))
         .body(http_body_util::Full::new(bytes::Bytes::new()))
         .unwrap();
-    let response = support::connect(addr)
+    let response = crate::support::connect(addr)
         .await
         .send_request(request)
         .await

@@ -8,15 +8,13 @@
 
 #![allow(clippy::unwrap_used, clippy::panic, reason = "test helpers")]
 
-mod support;
-
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use crate::support::{post, postgres_up, start_with, write_config, Gateway};
 use http::StatusCode;
 use llmgate_testkit::{Behaviour, MockProvider};
 use serde_json::{json, Value};
-use support::{post, postgres_up, start_with, write_config, Gateway};
 
 const MASTER: &str = "sk-master-teams";
 static PG_URL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {

@@ -11,8 +11,6 @@
 
 #![allow(clippy::unwrap_used, clippy::panic, reason = "test helpers")]
 
-mod support;
-
 use std::io::{BufRead as _, BufReader};
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -20,10 +18,10 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::support::{connect, Gateway, BIN};
 use llmgate_testkit::{Behaviour, MockProvider};
 use serde_json::{json, Value};
 use sqlx::{Connection, Executor, PgConnection};
-use support::{connect, Gateway, BIN};
 
 const MASTER: &str = "sk-master-logs";
 /// The `bad` deployment's key, which its upstream echoes in its error.
@@ -176,7 +174,7 @@ async fn ask_as(addr: SocketAddr, bearer: &str, model: &str, stream: bool) -> (u
         .header("content-type", "application/json")
         .header("authorization", format!("Bearer {bearer}"))
         .body(http_body_util::Full::new(bytes::Bytes::from(
-            support::chat(model, stream),
+            crate::support::chat(model, stream),
         )))
         .unwrap();
     let response = connect(addr).await.send_request(request).await.unwrap();
@@ -185,7 +183,7 @@ async fn ask_as(addr: SocketAddr, bearer: &str, model: &str, stream: bool) -> (u
         .unwrap()
         .to_owned();
     let status = response.status().as_u16();
-    let _ = support::text(response).await;
+    let _ = crate::support::text(response).await;
     (status, id)
 }
 
@@ -197,7 +195,7 @@ async fn get_json(addr: SocketAddr, path: &str) -> Value {
         .unwrap();
     let response = connect(addr).await.send_request(request).await.unwrap();
     assert_eq!(response.status(), 200);
-    serde_json::from_str(&support::text(response).await).unwrap()
+    serde_json::from_str(&crate::support::text(response).await).unwrap()
 }
 
 /// `/spend/logs?<query>` once it has `n` rows (the batch window is 1 s).
@@ -264,7 +262,7 @@ async fn request_log(name: &str, extra: &str) {
     let gw = start_logged(&config, &[], &[]).await;
     let addr = gw.addr;
 
-    let (status, team) = support::post(
+    let (status, team) = crate::support::post(
         addr,
         "/team/new",
         MASTER,
@@ -272,7 +270,7 @@ async fn request_log(name: &str, extra: &str) {
     )
     .await;
     assert_eq!(status, 200, "{team}");
-    let (status, key) = support::post(
+    let (status, key) = crate::support::post(
         addr,
         "/key/generate",
         MASTER,
@@ -355,7 +353,7 @@ async fn request_log(name: &str, extra: &str) {
     assert!(line["ttft_ms"].is_u64(), "{line}");
 
     // LiteLLM's names beside llmgate's, failures with their deployment.
-    let (_, metrics) = support::get(addr, "/metrics").await;
+    let (_, metrics) = crate::support::get(addr, "/metrics").await;
     let ok_labels = [
         ("requested_model", "good"),
         ("api_key_alias", "billing-app"),
@@ -429,8 +427,8 @@ async fn request_lines_reach_stderr_without_other_lines_and_before_the_exit() {
         assert_eq!(status, 200);
         last.push(id);
     }
-    support::sigterm(&gw.gateway);
-    let exit = support::wait_exit(&mut gw.gateway, Duration::from_secs(30)).await;
+    crate::support::sigterm(&gw.gateway);
+    let exit = crate::support::wait_exit(&mut gw.gateway, Duration::from_secs(30)).await;
     assert!(exit.success(), "{exit:?}\n{}", gw.all());
     for id in &last {
         gw.line("llmgate::request", id).await;
@@ -460,13 +458,13 @@ async fn the_last_request_lines_are_written_at_the_exit() {
             "written before the exit:\n{}",
             gw.all()
         );
-        support::sigterm(&gw.gateway);
+        crate::support::sigterm(&gw.gateway);
         if hurried {
             // The second signal may find the first stop done: then `kill` fails, harmlessly.
             let pid = gw.gateway.0.id().to_string();
             let _ = Command::new("kill").args(["-TERM", &pid]).status();
         }
-        let exit = support::wait_exit(&mut gw.gateway, Duration::from_secs(30)).await;
+        let exit = crate::support::wait_exit(&mut gw.gateway, Duration::from_secs(30)).await;
         assert!(hurried || exit.success(), "{exit:?}");
         for id in &ids {
             gw.line("llmgate::request", id).await;
@@ -524,7 +522,8 @@ async fn json_from_env_and_flag_prompts_kept_when_asked() {
             "model": "good",
             "messages": [{"role": "user", "content": "my key is sk-pasted-by-mistake-1234567"}],
         });
-        let (status, answer) = support::post(gw.addr, "/v1/chat/completions", MASTER, &body).await;
+        let (status, answer) =
+            crate::support::post(gw.addr, "/v1/chat/completions", MASTER, &body).await;
         assert_eq!(status, 200, "{answer}");
         let id = answer["id"].as_str().unwrap().to_owned();
         let rows = spend_rows(gw.addr, "limit=1", 1).await;
@@ -540,7 +539,7 @@ async fn json_from_env_and_flag_prompts_kept_when_asked() {
             "{messages}"
         );
         assert!(row["response"].to_string().contains(&id), "{row}");
-        let (_, metrics) = support::get(gw.addr, "/metrics").await;
+        let (_, metrics) = crate::support::get(gw.addr, "/metrics").await;
         assert!(!metrics.contains("litellm_"), "{metrics}");
         assert!(metrics.contains("llmgate_requests_total{"), "{metrics}");
     }

@@ -8,12 +8,11 @@
 
 #![allow(clippy::unwrap_used, clippy::panic, reason = "test helpers")]
 
-mod support;
-
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::support::{connect, post, signal, start_with, wait_exit};
 use bytes::Bytes;
 use http::{Request, StatusCode};
 use http_body_util::{BodyExt, Full};
@@ -21,7 +20,6 @@ use llmgate::auth::KeyStore as _;
 use llmgate_store::{LogFilter, Store, StoreOptions};
 use llmgate_testkit::{Behaviour, FaultProxy, Gate, MockProvider};
 use serde_json::json;
-use support::{connect, post, signal, start_with, wait_exit};
 
 const MASTER: &str = "sk-master-shutdown";
 /// The PostgreSQL database: `LLMGATE_TEST_PG_URL`, else the machine's `test` (a branch that adds
@@ -188,7 +186,7 @@ async fn sigterm_writes_every_spend_record_sqlite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_writes_every_spend_record_postgres() {
-    if !support::postgres_up().await {
+    if !crate::support::postgres_up().await {
         return;
     }
     stop_loses_no_spend("term-pg", "TERM", Some(PG_URL.as_str())).await;
@@ -279,7 +277,7 @@ fn spill_files(dir: &Path) -> Vec<PathBuf> {
 /// is replayed twice (a crash before its removal).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn records_the_database_cannot_take_at_a_stop_are_spilled_and_replayed_once() {
-    if !support::postgres_up().await {
+    if !crate::support::postgres_up().await {
         return;
     }
     let upstream = MockProvider::start().await;
@@ -288,7 +286,7 @@ async fn records_the_database_cannot_take_at_a_stop_are_spilled_and_replayed_onc
     let url = format!(
         "postgres://postgres@{}/{}",
         proxy.addr(),
-        support::pg_database()
+        crate::support::pg_database()
     );
     let config = write_config(&dir, &upstream, &format!("  database_url: {url}\n"));
     let spill_dir = dir.join("llmgate-spill");

@@ -8,15 +8,13 @@
 
 #![allow(clippy::unwrap_used, clippy::panic, reason = "test helpers")]
 
-mod support;
-
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use crate::support::{post, postgres_up, redis_up, start_with, write_config, Gateway};
 use http::StatusCode;
 use llmgate_testkit::{Behaviour, MockProvider};
 use serde_json::{json, Value};
-use support::{post, postgres_up, redis_up, start_with, write_config, Gateway};
 
 const MASTER: &str = "sk-master-budgets";
 /// The PostgreSQL database: `LLMGATE_TEST_PG_URL`, else the machine's `test` (a branch that adds
@@ -265,7 +263,7 @@ async fn a_budget_reset_reaches_every_instance_with_redis() {
 }
 
 async fn metric(addr: SocketAddr, name: &str) -> f64 {
-    let (_, text) = support::get(addr, "/metrics").await;
+    let (_, text) = crate::support::get(addr, "/metrics").await;
     text.lines()
         .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
         .unwrap_or(0.0)

@@ -7,9 +7,7 @@
 
 #![allow(clippy::unwrap_used, clippy::panic, reason = "test helpers")]
 
-#[path = "upgrade/load.rs"]
 mod load;
-mod support;
 
 use std::fs::File;
 use std::net::{SocketAddr, TcpListener};
@@ -20,6 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::support::{post, signal, wait_exit, Gateway, BIN};
 use http::StatusCode;
 use llmgate_store::{LogFilter, Store, StoreOptions};
 use llmgate_testkit::{Behaviour, MockProvider};
@@ -27,7 +26,6 @@ use load::{
     chat, connect, error, record, start_load, Answer, Shared, IDLE_CLIENT_THINKS, NEW, OLD,
 };
 use serde_json::json;
-use support::{post, signal, wait_exit, Gateway, BIN};
 use tokio::net::TcpStream;
 
 const MASTER: &str = "sk-master-upgrade";

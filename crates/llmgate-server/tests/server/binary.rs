@@ -3,14 +3,12 @@
 
 #![allow(clippy::unwrap_used, clippy::panic, reason = "test helpers")]
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::{chat, check, send, sigterm, start, text, wait_exit, write_config};
 use http::StatusCode;
 use http_body_util::BodyExt;
 use llmgate_testkit::{Behaviour, Gate, MockProvider};
-use support::{chat, check, send, sigterm, start, text, wait_exit, write_config};
 
 const GOOD: &str = r#"
 model_list:

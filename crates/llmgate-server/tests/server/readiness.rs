@@ -7,17 +7,15 @@
 
 #![allow(clippy::unwrap_used, clippy::panic, reason = "test helpers")]
 
-mod support;
-
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use crate::support::{chat, connect, postgres_up, redis_up, start, write_config};
 use bytes::Bytes;
 use http::{Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use llmgate_testkit::{FaultProxy, MockProvider};
 use serde_json::Value;
-use support::{chat, connect, postgres_up, redis_up, start, write_config};
 
 const MASTER: &str = "sk-master-readiness";
 const PG_ADDR: &str = "127.0.0.1:5432";
@@ -90,7 +88,7 @@ async fn readiness_follows_the_key_store_and_the_spend_writer() {
             "general_settings:\n  master_key: {MASTER}\n  database_url: postgres://postgres@{}/{}\n  \
              proxy_batch_write_at: 1\n",
             pg.addr(),
-            support::pg_database()
+            crate::support::pg_database()
         ),
     );
     let (_gateway, addr) = start(&path).await;
@@ -172,7 +170,7 @@ async fn readiness_stays_up_when_requests_are_allowed_without_the_database() {
             "general_settings:\n  master_key: {MASTER}\n  database_url: postgres://postgres@{}/{}\n  \
              allow_requests_on_db_unavailable: true\n",
             pg.addr(),
-            support::pg_database()
+            crate::support::pg_database()
         ),
     );
     let (_gateway, addr) = start(&path).await;

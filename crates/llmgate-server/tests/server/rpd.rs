@@ -4,17 +4,15 @@
 
 #![allow(clippy::unwrap_used, clippy::panic, reason = "test helpers")]
 
-mod support;
-
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::support::{chat, connect, signal, start_with, wait_exit};
 use bytes::Bytes;
 use http::{Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use llmgate_testkit::MockProvider;
-use support::{chat, connect, signal, start_with, wait_exit};
 
 const MASTER: &str = "sk-master-rpd";
 

@@ -12,17 +12,15 @@
     reason = "test helpers"
 )]
 
-mod support;
-
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use crate::support::{connect, post, start, write_config};
 use bytes::Bytes;
 use http::{Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use llmgate_testkit::{Behaviour, FaultProxy, Gate, MockProvider};
 use serde_json::{json, Value};
-use support::{connect, post, start, write_config};
 
 const MASTER: &str = "sk-master-limits";
 const REDIS_ADDR: &str = "127.0.0.1:6379";

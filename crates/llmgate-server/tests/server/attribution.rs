@@ -12,19 +12,17 @@
 
 #![allow(clippy::unwrap_used, clippy::panic, reason = "test helpers")]
 
-mod support;
-
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use crate::support::{chat, connect, start_with};
 use bytes::Bytes;
 use http::{Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use llmgate_testkit::{Behaviour, MockProvider};
 use serde_json::Value;
 use sqlx::{Connection, Executor, PgConnection};
-use support::{chat, connect, start_with};
 
 const MASTER: &str = "sk-master-attribution";
 /// The PostgreSQL database: `LLMGATE_TEST_PG_URL`, else the machine's `test` (a branch that adds

@@ -5,20 +5,18 @@
 
 #![allow(clippy::unwrap_used, clippy::panic, reason = "test helpers")]
 
-mod support;
-
 use std::io::Read as _;
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::support::{chat, post, send, sigterm, text, wait_exit, Gateway, BIN};
 use http::StatusCode;
 use llmgate::auth::KeyStore as _;
 use llmgate_store::{Store, StoreOptions};
 use llmgate_testkit::MockProvider;
 use serde_json::json;
-use support::{chat, post, send, sigterm, text, wait_exit, Gateway, BIN};
 use tokio::net::TcpStream;
 
 const DEMO: &str = r#"

@@ -5,8 +5,6 @@
 
 #![allow(clippy::unwrap_used, clippy::panic, reason = "test helpers")]
 
-mod support;
-
 use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpListener};
 use std::process::{Command, Output};
@@ -16,7 +14,7 @@ use std::time::{Duration, Instant};
 use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
-use support::{start, write_config, BIN};
+use crate::support::{start, write_config, BIN};
 
 const CONFIG: &str = r#"
 model_list:

@@ -5,20 +5,18 @@
 
 #![allow(clippy::unwrap_used, clippy::panic, reason = "test helpers")]
 
-mod support;
-
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::support::{chat, connect, get, post, send, signal, start_with};
 use bytes::Bytes;
 use http::Request;
 use http_body_util::{BodyExt, Full};
 use llmgate_testkit::{Behaviour, MockProvider};
 use serde_json::json;
-use support::{chat, connect, get, post, send, signal, start_with};
 
 const MASTER: &str = "sk-master-reload";
 
@@ -109,7 +107,7 @@ async fn streams(addr: SocketAddr, model: &'static str, stop: Arc<AtomicBool>, t
     while !stop.load(Ordering::Relaxed) {
         let res = send(addr, chat(model, true)).await;
         let ok = res.status() == 200;
-        let text = support::text(res).await;
+        let text = crate::support::text(res).await;
         if ok && text.contains("data: [DONE]") && !text.contains("\"error\"") {
             t.streams.fetch_add(1, Ordering::Relaxed);
         } else {
@@ -201,7 +199,7 @@ async fn twenty_sighups_under_load_fail_no_request_and_cut_no_stream() {
 
 /// Whether the binary still runs (a process that exited is reaped here, so it is not mistaken
 /// for a live one).
-fn gateway_alive(gateway: &mut support::Gateway) -> bool {
+fn gateway_alive(gateway: &mut crate::support::Gateway) -> bool {
     gateway.0.try_wait().unwrap().is_none()
 }
 
@@ -321,7 +319,7 @@ async fn sighup_without_a_config_file_changes_nothing() {
         .unwrap()
         .local_addr()
         .unwrap();
-    let child = std::process::Command::new(support::BIN)
+    let child = std::process::Command::new(crate::support::BIN)
         .args(["--model", "openai/solo", "--api_base", &mock.v1_url()])
         .args(["--host", "127.0.0.1", "--port", &addr.port().to_string()])
         .args(["--num_workers", "1"])
@@ -330,7 +328,7 @@ async fn sighup_without_a_config_file_changes_nothing() {
         .stdin(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let mut gateway = support::Gateway(child);
+    let mut gateway = crate::support::Gateway(child);
     let deadline = Instant::now() + Duration::from_secs(20);
     while tokio::net::TcpStream::connect(addr).await.is_err() {
         assert!(Instant::now() < deadline, "llmgate --model did not start");

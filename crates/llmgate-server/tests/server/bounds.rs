@@ -3,9 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::panic, reason = "test helpers")]
 
-mod support;
-
-use support::{check, write_config};
+use crate::support::{check, write_config};
 
 const MODEL: &str = "model_list:
   - model_name: demo
@@ -130,7 +128,7 @@ fn keys_create_refuses_out_of_range_values() {
         ("--max_budget", "NaN"),
         ("--rpm_limit", "18446744073709551615"),
     ] {
-        let output = std::process::Command::new(support::BIN)
+        let output = std::process::Command::new(crate::support::BIN)
             .args(["keys", "--config"])
             .arg(&config)
             .args(["create", flag, value])

@@ -1,0 +1,25 @@
+//! The tests that run the real `llmgate` binary: real processes, real signals, real sockets.
+//! One test binary for all of them, so the many files are compiled and linked once; each
+//! file is a module named as before (`cargo test -p llmgate-server --test server shutdown::`).
+
+mod support;
+
+mod attribution;
+mod binary;
+mod bounds;
+mod budgets;
+mod cooldowns;
+mod env;
+mod healthcheck;
+mod http_limits;
+mod import;
+mod limits;
+mod logs;
+mod readiness;
+mod reload;
+mod rpd;
+mod shared_limits;
+mod shutdown;
+mod teams;
+mod tls;
+mod upgrade;
