@@ -16,6 +16,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use crate::support::PG_URL;
 use crate::support::{chat, connect, start_with};
 use bytes::Bytes;
 use http::{Request, StatusCode};
@@ -25,19 +26,9 @@ use serde_json::Value;
 use sqlx::{Connection, Executor, PgConnection};
 
 const MASTER: &str = "sk-master-attribution";
-/// The PostgreSQL database: `LLMGATE_TEST_PG_URL`, else the machine's `test` (a branch that adds
-/// a migration runs its tests on a database of its own).
-static PG_URL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-    std::env::var("LLMGATE_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
-});
 
 fn test_dir(name: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("attribution-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    crate::support::test_dir("attribution", name)
 }
 
 struct Upstreams {

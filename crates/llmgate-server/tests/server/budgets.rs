@@ -11,18 +11,13 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use crate::support::PG_URL;
 use crate::support::{post, postgres_up, redis_up, start_with, write_config, Gateway};
 use http::StatusCode;
 use llmgate_testkit::{Behaviour, MockProvider};
 use serde_json::{json, Value};
 
 const MASTER: &str = "sk-master-budgets";
-/// The PostgreSQL database: `LLMGATE_TEST_PG_URL`, else the machine's `test` (a branch that adds
-/// a migration runs its tests on a database of its own).
-static PG_URL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-    std::env::var("LLMGATE_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
-});
 const COST: f64 = 0.000_021;
 const REPLY: &str = "one two three four five six seven eight nine ten";
 

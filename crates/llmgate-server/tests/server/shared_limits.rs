@@ -13,6 +13,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::support::Gateway;
+use crate::support::PG_URL;
 use crate::support::{
     get, post, postgres_up, redis_up, signal, start_with, wait_exit, write_config,
 };
@@ -21,12 +22,6 @@ use llmgate_testkit::{FaultProxy, MockProvider};
 use serde_json::{json, Value};
 
 const MASTER: &str = "sk-master-shared-limits";
-/// The PostgreSQL database: `LLMGATE_TEST_PG_URL`, else the machine's `test` (a branch that adds
-/// a migration runs its tests on a database of its own).
-static PG_URL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-    std::env::var("LLMGATE_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
-});
 
 /// A name no earlier run used: for the Redis prefix and the deployment id.
 fn unique(name: &str) -> String {

@@ -12,6 +12,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::support::PG_URL;
 use crate::support::{connect, post, signal, start_with, wait_exit};
 use bytes::Bytes;
 use http::{Request, StatusCode};
@@ -22,21 +23,10 @@ use llmgate_testkit::{Behaviour, FaultProxy, Gate, MockProvider};
 use serde_json::json;
 
 const MASTER: &str = "sk-master-shutdown";
-/// The PostgreSQL database: `LLMGATE_TEST_PG_URL`, else the machine's `test` (a branch that adds
-/// a migration runs its tests on a database of its own).
-static PG_URL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-    std::env::var("LLMGATE_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
-});
 const PG_ADDR: &str = "127.0.0.1:5432";
 
-/// A directory of its own per test: the config, the SQLite database beside it, the spill files.
 fn test_dir(name: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("shutdown-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    crate::support::test_dir("shutdown", name)
 }
 
 /// A priced model on a mock upstream (which reports usage), a master key, and `extra` general

@@ -8,6 +8,7 @@
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -19,11 +20,33 @@ use tokio::net::TcpStream;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_llmgate");
 
+/// Writes `text` to a config file of its own: every module of this one test binary shares the
+/// process id, so two tests that pick the same `name` get different files by the counter.
 pub fn write_config(name: &str, text: &str) -> PathBuf {
-    let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("llmgate-server-{}-{name}.yaml", std::process::id()));
+    static WRITTEN: AtomicUsize = AtomicUsize::new(0);
+    let n = WRITTEN.fetch_add(1, Ordering::Relaxed);
+    let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        "llmgate-server-{}-{n}-{name}.yaml",
+        std::process::id()
+    ));
     std::fs::write(&path, text).unwrap();
     path
+}
+
+/// The PostgreSQL database the tests share: `LLMGATE_TEST_PG_URL`, else the machine's `test` (a
+/// branch that adds a migration runs its tests on a database of its own).
+pub static PG_URL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    std::env::var("LLMGATE_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+});
+
+/// An empty directory of its own for one test: `<module>-<pid>-<name>` in the target's tmp dir.
+pub fn test_dir(module: &str, name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("{module}-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
 }
 
 pub fn check(config: &PathBuf) -> (ExitStatus, String) {
