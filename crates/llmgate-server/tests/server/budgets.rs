@@ -22,12 +22,7 @@ const COST: f64 = 0.000_021;
 const REPLY: &str = "one two three four five six seven eight nine ten";
 
 async fn ask(addr: SocketAddr, key: &str) -> (StatusCode, Value) {
-    let body = json!({
-        "model": "priced",
-        "max_tokens": 10,
-        "messages": [{"role": "user", "content": "hi"}],
-    });
-    post(addr, "/v1/chat/completions", key, &body).await
+    crate::support::ask_priced(addr, key, None).await
 }
 
 /// Three gateways on one config; the mock answers after `delay`.
@@ -86,17 +81,7 @@ async fn burst_is_held_to_the_budget(name: &str, extra: &str) {
         let key = key.clone();
         tasks.push(tokio::spawn(async move { ask(addr, &key).await }));
     }
-    let mut paid = 0;
-    for t in tasks {
-        let (status, body) = t.await.unwrap();
-        match status {
-            StatusCode::OK => paid += 1,
-            StatusCode::BAD_REQUEST => {
-                assert_eq!(body["error"]["code"], "budget_exceeded", "{body}")
-            }
-            other => panic!("{other}: {body}"),
-        }
-    }
+    let mut paid = crate::support::count_paid(tasks).await;
     assert_eq!(paid, upstream.request_count());
     // Each admitted request reserved its estimate (27 µUSD: the gateway counts the prompt as 7
     // tokens, and 10 for `max_tokens`), so the burst stops near 420 / 27 = 15.6 requests if

@@ -11,10 +11,10 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::support::{post, postgres_up, start, BIN};
+use crate::support::{ask_priced, postgres_up, start, BIN};
 use http::StatusCode;
 use llmgate_testkit::{Behaviour, MockProvider};
-use serde_json::{json, Value};
+use serde_json::Value;
 use sqlx::{Connection as _, Executor as _, PgConnection};
 
 const MASTER: &str = "sk-master-import";
@@ -175,18 +175,6 @@ fn import(url: &str, config: &Path, dry_run: bool) -> (bool, String) {
     (output.status.success(), format!("{stdout}{stderr}"))
 }
 
-async fn ask(addr: SocketAddr, key: &str, user: Option<&str>) -> (StatusCode, Value) {
-    let mut body = json!({
-        "model": "priced",
-        "max_tokens": 10,
-        "messages": [{"role": "user", "content": "hi"}],
-    });
-    if let Some(user) = user {
-        body["user"] = json!(user);
-    }
-    post(addr, "/v1/chat/completions", key, &body).await
-}
-
 fn config_in(dir: &Path, upstream: &MockProvider, target: Option<&str>) -> PathBuf {
     std::fs::create_dir_all(dir).unwrap();
     let path = dir.join("config.yaml");
@@ -332,7 +320,7 @@ async fn the_admin_api_shows_them(addr: SocketAddr) {
 
 async fn the_keys_keep_their_rules(addr: SocketAddr) {
     // Blocked in LiteLLM, refused here.
-    let (status, body) = ask(addr, "sk-import-blocked", None).await;
+    let (status, body) = ask_priced(addr, "sk-import-blocked", None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
     assert!(body.to_string().contains("blocked"), "{body}");
 
@@ -340,7 +328,7 @@ async fn the_keys_keep_their_rules(addr: SocketAddr) {
     // while anything is left), then refused.
     let mut answered = 0;
     let refusal = loop {
-        let (status, body) = ask(addr, "sk-import-spent", None).await;
+        let (status, body) = ask_priced(addr, "sk-import-spent", None).await;
         if status != StatusCode::OK {
             break (status, body);
         }
@@ -359,20 +347,20 @@ async fn the_keys_keep_their_rules(addr: SocketAddr) {
 
     // The team's rpm_limit (2) holds its key.
     for _ in 0..2 {
-        let (status, body) = ask(addr, "sk-import-team", None).await;
+        let (status, body) = ask_priced(addr, "sk-import-team", None).await;
         assert_eq!(status, StatusCode::OK, "{body}");
     }
-    let (status, body) = ask(addr, "sk-import-team", None).await;
+    let (status, body) = ask_priced(addr, "sk-import-team", None).await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
 
     // The key's model_rpm_limit (1 for priced) from LiteLLM's metadata.
-    let (status, body) = ask(addr, "sk-import-model", None).await;
+    let (status, body) = ask_priced(addr, "sk-import-model", None).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let (status, body) = ask(addr, "sk-import-model", None).await;
+    let (status, body) = ask_priced(addr, "sk-import-model", None).await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
 
     // The end user's budget (from its budget row) is spent already.
-    let (status, body) = ask(addr, MASTER, Some("cust-1")).await;
+    let (status, body) = ask_priced(addr, MASTER, Some("cust-1")).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert!(body.to_string().contains("cust-1"), "{body}");
 }

@@ -255,3 +255,40 @@ pub fn pg_database() -> String {
         })
         .unwrap_or_else(|| "test".to_owned())
 }
+
+/// One chat request for the model `priced` ("hi", 10 tokens at most), as `user` when given:
+/// what the budget tests send.
+pub async fn ask_priced(
+    addr: SocketAddr,
+    key: &str,
+    user: Option<&str>,
+) -> (http::StatusCode, serde_json::Value) {
+    let mut body = serde_json::json!({
+        "model": "priced",
+        "max_tokens": 10,
+        "messages": [{"role": "user", "content": "hi"}],
+    });
+    if let Some(user) = user {
+        body["user"] = serde_json::json!(user);
+    }
+    post(addr, "/v1/chat/completions", key, &body).await
+}
+
+/// How many of the requests were answered 200; every other answer must be the 400
+/// `budget_exceeded`.
+pub async fn count_paid(
+    tasks: Vec<tokio::task::JoinHandle<(http::StatusCode, serde_json::Value)>>,
+) -> usize {
+    let mut paid = 0;
+    for t in tasks {
+        let (status, body) = t.await.unwrap();
+        match status {
+            http::StatusCode::OK => paid += 1,
+            http::StatusCode::BAD_REQUEST => {
+                assert_eq!(body["error"]["code"], "budget_exceeded", "{body}")
+            }
+            other => panic!("{other}: {body}"),
+        }
+    }
+    paid
+}

@@ -11,27 +11,15 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use crate::support::PG_URL;
+use crate::support::{ask_priced, PG_URL};
 use crate::support::{post, postgres_up, start_with, write_config, Gateway};
 use http::StatusCode;
 use llmgate_testkit::{Behaviour, MockProvider};
-use serde_json::{json, Value};
+use serde_json::json;
 
 const MASTER: &str = "sk-master-teams";
 const COST: f64 = 0.000_021;
 const REPLY: &str = "one two three four five six seven eight nine ten";
-
-async fn ask(addr: SocketAddr, key: &str, user: Option<&str>) -> (StatusCode, Value) {
-    let mut body = json!({
-        "model": "priced",
-        "max_tokens": 10,
-        "messages": [{"role": "user", "content": "hi"}],
-    });
-    if let Some(user) = user {
-        body["user"] = json!(user);
-    }
-    post(addr, "/v1/chat/completions", key, &body).await
-}
 
 async fn three(name: &str, extra: &str) -> (MockProvider, Vec<(Gateway, SocketAddr)>) {
     let upstream = MockProvider::start().await;
@@ -74,25 +62,15 @@ async fn burst(addrs: &[SocketAddr], upstream: &MockProvider, keys: &[String], u
             user.map(str::to_owned),
         );
         tasks.push(tokio::spawn(async move {
-            ask(addr, &key, user.as_deref()).await
+            ask_priced(addr, &key, user.as_deref()).await
         }));
     }
-    let mut paid = 0;
-    for t in tasks {
-        let (status, body) = t.await.unwrap();
-        match status {
-            StatusCode::OK => paid += 1,
-            StatusCode::BAD_REQUEST => {
-                assert_eq!(body["error"]["code"], "budget_exceeded", "{body}")
-            }
-            other => panic!("{other}: {body}"),
-        }
-    }
+    let mut paid = crate::support::count_paid(tasks).await;
     // One at a time until all the instances refuse in a row: an instance may admit one
     // request while anything is left (the bound below), never more.
     let mut refused_in_a_row = 0;
     for i in 0.. {
-        let (status, body) = ask(addrs[i % addrs.len()], &keys[i % keys.len()], user).await;
+        let (status, body) = ask_priced(addrs[i % addrs.len()], &keys[i % keys.len()], user).await;
         match status {
             StatusCode::OK => {
                 paid += 1;
@@ -138,14 +116,14 @@ async fn a_team_is_blocked_and_budgeted_across_three_instances() {
     }
     // Every instance has looked the team up (and cached it) before it is blocked.
     for addr in &addrs {
-        assert_eq!(ask(*addr, &keys[0], None).await.0, StatusCode::OK);
+        assert_eq!(ask_priced(*addr, &keys[0], None).await.0, StatusCode::OK);
     }
     let (status, _) = post(addrs[1], "/team/block", MASTER, &json!({"team_id": team})).await;
     assert_eq!(status, StatusCode::OK);
     let started = Instant::now();
     for addr in [addrs[0], addrs[2]] {
         loop {
-            let (status, body) = ask(addr, &keys[1], None).await;
+            let (status, body) = ask_priced(addr, &keys[1], None).await;
             if status == StatusCode::UNAUTHORIZED {
                 assert_eq!(body["error"]["code"], "team_blocked", "{body}");
                 break;
@@ -210,7 +188,7 @@ async fn a_budget_objects_key_is_held_across_three_instances() {
     let key = body["key"].as_str().unwrap().to_owned();
     // Every instance has looked the key (and its budget) up before the budget changes.
     for addr in &addrs {
-        assert_eq!(ask(*addr, &key, None).await.0, StatusCode::OK);
+        assert_eq!(ask_priced(*addr, &key, None).await.0, StatusCode::OK);
     }
     // 3 paid: raised to 13 requests through the second instance, a burst over the other two
     // pays 10 more, which it can only if they see the new budget.
@@ -249,7 +227,7 @@ async fn a_users_budget_holds_their_keys_across_three_instances() {
     }
     // Every instance has looked the user up (and cached them) before the change.
     for addr in &addrs {
-        let (status, body) = ask(*addr, &keys[1], None).await;
+        let (status, body) = ask_priced(*addr, &keys[1], None).await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     }
     let (status, _) = post(
@@ -263,7 +241,7 @@ async fn a_users_budget_holds_their_keys_across_three_instances() {
     let started = Instant::now();
     for addr in [addrs[0], addrs[1]] {
         loop {
-            let (status, body) = ask(addr, &keys[0], None).await;
+            let (status, body) = ask_priced(addr, &keys[0], None).await;
             if status == StatusCode::OK {
                 break;
             }
