@@ -5,18 +5,10 @@
 
 use std::time::Duration;
 
-use crate::support::{chat, check, send, sigterm, start, text, wait_exit, write_config};
+use crate::support::{chat, check, send, sigterm, start, text, wait_exit, write_config, DEMO};
 use http::StatusCode;
 use http_body_util::BodyExt;
 use llmgate_testkit::{Behaviour, Gate, MockProvider};
-
-const GOOD: &str = r#"
-model_list:
-  - model_name: demo
-    litellm_params:
-      model: openai/demo
-      mock_response: "hello"
-"#;
 
 /// Two problems in one file: `check` must name both.
 const BAD: &str = r#"
@@ -30,7 +22,7 @@ model_list:
 
 #[test]
 fn check_accepts_a_good_config() {
-    let (status, stdout) = check(&write_config("check-good", GOOD));
+    let (status, stdout) = check(&write_config("check-good", DEMO));
     assert!(status.success(), "{status}: {stdout}");
     assert!(stdout.contains("valid"), "{stdout}");
 }
@@ -63,7 +55,7 @@ async fn serves_streams_and_drains_them_on_sigterm() {
     let config = write_config(
         "smoke",
         &format!(
-            "{GOOD}  - model_name: slow\n    litellm_params:\n      model: openai/gpt-4o\n      \
+            "{DEMO}  - model_name: slow\n    litellm_params:\n      model: openai/gpt-4o\n      \
              api_base: {}\n      api_key: sk-test\n",
             upstream.v1_url()
         ),

@@ -11,21 +11,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{chat, post, send, sigterm, text, wait_exit, Gateway, BIN};
+use crate::support::{chat, post, send, sigterm, text, wait_exit, Gateway, BIN, DEMO};
 use http::StatusCode;
 use llmgate::auth::KeyStore as _;
 use llmgate_store::{Store, StoreOptions};
 use llmgate_testkit::MockProvider;
 use serde_json::json;
 use tokio::net::TcpStream;
-
-const DEMO: &str = r#"
-model_list:
-  - model_name: demo
-    litellm_params:
-      model: openai/demo
-      mock_response: "hello"
-"#;
 
 /// Every variable this file is about: removed from the inherited environment first, so a
 /// developer's own `PORT` cannot change a test.

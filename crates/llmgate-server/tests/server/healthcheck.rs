@@ -14,15 +14,7 @@ use std::time::{Duration, Instant};
 use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
-use crate::support::{start, write_config, BIN};
-
-const CONFIG: &str = r#"
-model_list:
-  - model_name: demo
-    litellm_params:
-      model: openai/demo
-      mock_response: "hello"
-"#;
+use crate::support::{start, write_config, BIN, DEMO};
 
 /// A self-signed certificate for 127.0.0.1 and its key, made for this test only (it guards
 /// nothing): the probe does not verify certificates, so any pair will do.
@@ -149,7 +141,7 @@ fn tls_server(connections: usize) -> SocketAddr {
 
 #[tokio::test]
 async fn a_running_gateway_is_healthy() {
-    let (_gateway, addr) = start(&write_config("healthcheck-live", CONFIG)).await;
+    let (_gateway, addr) = start(&write_config("healthcheck-live", DEMO)).await;
     let port = addr.port().to_string();
 
     let by_flag = healthcheck(&["--port", &port], None);

@@ -7,21 +7,13 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use crate::support::{start, write_config, Gateway};
+use crate::support::{start, write_config, Gateway, DEMO};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-const MODEL: &str = r#"
-model_list:
-  - model_name: demo
-    litellm_params:
-      model: openai/demo
-      mock_response: "hello"
-"#;
-
 /// The config with `general_settings` appended.
 fn config(name: &str, general: &str) -> std::path::PathBuf {
-    write_config(name, &format!("{MODEL}general_settings:\n{general}"))
+    write_config(name, &format!("{DEMO}general_settings:\n{general}"))
 }
 
 /// Everything the server sends until it closes (or `within` passes: then `None`).

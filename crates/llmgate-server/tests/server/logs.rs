@@ -29,11 +29,6 @@ const UPSTREAM_KEY: &str = "sk-upstream-secret-0123456789";
 /// Another key the upstream echoes, which the gateway does not know: masked by its shape.
 const OTHER_KEY: &str = "sk-org-leaked-5555555555";
 
-fn pg_url() -> String {
-    std::env::var("LLMGATE_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
-}
-
 fn test_dir(name: &str) -> PathBuf {
     crate::support::test_dir("logs", name)
 }
@@ -475,7 +470,7 @@ async fn request_lines_logs_and_metrics_on_sqlite() {
 
 #[tokio::test]
 async fn request_lines_logs_and_metrics_on_postgres() {
-    let url = pg_url();
+    let url = crate::support::PG_URL.clone();
     let Ok(Ok(mut conn)) =
         tokio::time::timeout(Duration::from_secs(1), PgConnection::connect(&url)).await
     else {

@@ -2,7 +2,6 @@
 //! a free port, talk HTTP/1.1 to it, send it signals, wait for it to exit. Every module of
 //! this test binary uses them as `crate::support`.
 
-#![allow(dead_code, reason = "each test binary uses its own subset")]
 #![allow(clippy::unwrap_used, clippy::panic, reason = "test helpers")]
 
 use std::net::{SocketAddr, TcpListener};
@@ -19,6 +18,16 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_llmgate");
+
+/// The smallest config that serves: the model `demo` answering "hello" (LiteLLM's
+/// `mock_response`), no provider needed.
+pub const DEMO: &str = r#"
+model_list:
+  - model_name: demo
+    litellm_params:
+      model: openai/demo
+      mock_response: "hello"
+"#;
 
 /// Writes `text` to a config file of its own: every module of this one test binary shares the
 /// process id, so two tests that pick the same `name` get different files by the counter.
