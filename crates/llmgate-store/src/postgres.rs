@@ -149,7 +149,7 @@ crate::activity::activity_impl!(PgKeys);
 crate::spend_groups::spend_groups_impl!(PgKeys);
 crate::spend_report::spend_report_impl!(PgKeys);
 crate::daily_activity::daily_activity_impl!(PgKeys);
-crate::spend::spend_impl!(PgKeys, sqlx::Postgres, crate::spend::PG_INSERT_CHUNK);
+crate::spend::spend_impl!(PgKeys, sqlx::Postgres, insert_new_by_savepoint);
 crate::usage::usage_impl!(PgKeys);
 crate::responses::responses_impl!(PgKeys);
 crate::records::record_store_impl!(PgKeys, sqlx::Postgres);

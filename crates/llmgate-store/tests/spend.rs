@@ -238,6 +238,22 @@ async fn a_retried_large_batch_charges_once(store: Store) {
     assert_eq!(stored_logs(&store).await, 1_310);
 }
 
+/// A retried batch whose new records come first and whose last statements hold only stored
+/// ids (on SQLite, the last two of 8 rows each): the records that went in are still told
+/// apart, though the last statements inserted nothing.
+async fn a_retried_batch_ending_in_stored_ids_charges_once(store: Store) {
+    let key = new_key(&store).await;
+    let rec = |i: usize| record(&format!("tail-{i}"), Some(&key), "gpt-a", Some(0.5), 0);
+    let first: Vec<_> = (0..40).map(rec).collect();
+    store.write_spend(&first, true).await.unwrap();
+    let next: Vec<_> = (100..120).chain(0..16).map(rec).collect();
+    let charged = store.write_spend(&next, true).await.unwrap();
+    assert_eq!(charged.len(), 1);
+    assert_eq!(charged[0].cost, 20.0 * 0.5);
+    assert_eq!(store.get(&key).await.unwrap().unwrap().spend, 60.0 * 0.5);
+    assert_eq!(stored_logs(&store).await, 60);
+}
+
 /// The request log: failures with their error message, prompts and answers only when given,
 /// and every filter `/spend/logs` offers, with paging by cursor.
 async fn the_request_log_is_filtered_and_paged(store: Store) {
@@ -371,5 +387,6 @@ on_both!(
     a_deleted_keys_records_are_kept,
     a_large_batch_is_written_whole,
     a_retried_large_batch_charges_once,
+    a_retried_batch_ending_in_stored_ids_charges_once,
     the_request_log_is_filtered_and_paged,
 );

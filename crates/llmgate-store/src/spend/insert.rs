@@ -12,8 +12,9 @@ pub(crate) const PG_INSERT_CHUNK: usize = 500;
 /// scheduler preempts it. With 500 rows a statement (several ms), a request in a hundred at
 /// one connection waited 1 ms or more: added p99 1.5 to 2.2 ms, against 0.5 to 0.6 ms with 8
 /// rows, as without the log (`docs/benchmarks.md`, "The spend log and the p99"). Eight rows
-/// cost no more instructions a request than 500 did; their round trips to SQLite's thread
-/// cost about 6 µs of system time a request at saturation.
+/// cost no more instructions a request than 500 did. The system time they seemed to add (6 µs
+/// a request at saturation, on a slow day) was mostly the batch's savepoint journal written to
+/// a temporary file, which [`insert_new_by_rowid`] does without.
 pub(crate) const SQLITE_INSERT_CHUNK: usize = 8;
 
 /// The log's columns, in the order [`bind_record`] binds them.
@@ -106,27 +107,26 @@ macro_rules! chunk_args {
 }
 pub(crate) use chunk_args;
 
-/// Inserts the logs of `$batch` (records), `$chunk` rows a statement, in the transaction `$tx`
-/// and pushes onto `$new` the records that went in: not those whose request id was already
+/// PostgreSQL: inserts the logs of `$batch` (records), [`PG_INSERT_CHUNK`] rows a statement, in
+/// the transaction `$tx` and pushes onto `$new` the records that went in: not those whose request id was already
 /// stored (a replayed or retried batch), and once an id named twice.
 ///
 /// Almost always every record is new, so the inserts are first made without `RETURNING` in one
 /// savepoint, and kept when they inserted as many rows as there are records: no row comes back
 /// from the database and no set of ids is built. Otherwise the savepoint is undone and the
 /// inserts made again with `RETURNING request_id`, which names the rows that went in. Tested by
-/// the store's `a_retried_batch_charges_once` and `a_retried_large_batch_charges_once`, on
-/// SQLite and PostgreSQL.
-macro_rules! insert_new {
-    ($db:ty, $tx:ident, $batch:ident, $chunk:expr, $new:ident) => {{
+/// the store's `a_retried_batch_charges_once` and `a_retried_large_batch_charges_once` on
+/// PostgreSQL. SQLite has [`insert_new_by_rowid`].
+macro_rules! insert_new_by_savepoint {
+    ($tx:ident, $batch:ident, $new:ident) => {{
         use sqlx::{Acquire as _, Row as _};
         use $crate::sql::unavailable;
-        let numbered = <$db as sqlx::Database>::NAME == "PostgreSQL";
         let mut savepoint = (&mut $tx).begin().await.map_err(unavailable)?;
         let mut inserted = 0u64;
-        for chunk in $batch.chunks($chunk) {
-            let sql = $crate::spend::insert_logs_sql(chunk.len(), numbered, false);
-            let args = $crate::spend::chunk_args!($db, chunk)?;
-            let done = sqlx::query_with::<$db, _>(&sql, args)
+        for chunk in $batch.chunks($crate::spend::PG_INSERT_CHUNK) {
+            let sql = $crate::spend::insert_logs_sql(chunk.len(), true, false);
+            let args = $crate::spend::chunk_args!(sqlx::Postgres, chunk)?;
+            let done = sqlx::query_with::<sqlx::Postgres, _>(&sql, args)
                 .execute(&mut *savepoint)
                 .await
                 .map_err(unavailable)?;
@@ -138,10 +138,10 @@ macro_rules! insert_new {
         } else {
             savepoint.rollback().await.map_err(unavailable)?;
             let mut returned = std::collections::HashSet::new();
-            for chunk in $batch.chunks($chunk) {
-                let sql = $crate::spend::insert_logs_sql(chunk.len(), numbered, true);
-                let args = $crate::spend::chunk_args!($db, chunk)?;
-                let rows = sqlx::query_with::<$db, _>(&sql, args)
+            for chunk in $batch.chunks($crate::spend::PG_INSERT_CHUNK) {
+                let sql = $crate::spend::insert_logs_sql(chunk.len(), true, true);
+                let args = $crate::spend::chunk_args!(sqlx::Postgres, chunk)?;
+                let rows = sqlx::query_with::<sqlx::Postgres, _>(&sql, args)
                     .fetch_all(&mut *$tx)
                     .await
                     .map_err(unavailable)?;
@@ -157,7 +157,66 @@ macro_rules! insert_new {
         }
     }};
 }
-pub(crate) use insert_new;
+pub(crate) use insert_new_by_savepoint;
+
+/// SQLite's [`insert_new_by_savepoint`]: the same records pushed onto `$new`, [`SQLITE_INSERT_CHUNK`] rows a
+/// statement in the transaction `$tx`, without a savepoint. For a savepoint SQLite keeps the
+/// original of every page the batch changes in a statement journal, which past 64 KiB goes to
+/// a temporary file: about 1,000 `pwrite`s for a batch of 512 records, 2 a request, and a file
+/// made and unlinked for each batch (`strace -f` under load; docs/benchmarks.md).
+///
+/// Instead the rows this transaction inserted are told by their rowids. SQLite gives a row
+/// inserted without one the largest rowid in the table plus one, and no other connection
+/// writes while this transaction holds the database's write lock, so the `inserted` rows are
+/// the rowids after `last - inserted` up to `last`, the rowid of the last row inserted
+/// (`last_insert_rowid`). Only a table whose largest rowid reached 2^63 - 1 gets random ones;
+/// if the count read back differs, the write fails (and is retried) rather than charge the
+/// wrong records. Tested by the store's `a_retried_batch_charges_once`,
+/// `a_retried_large_batch_charges_once` and `a_retried_batch_ending_in_stored_ids_charges_once`.
+macro_rules! insert_new_by_rowid {
+    ($tx:ident, $batch:ident, $new:ident) => {{
+        use $crate::sql::unavailable;
+        let mut inserted = 0u64;
+        let mut last = 0i64;
+        for chunk in $batch.chunks($crate::spend::SQLITE_INSERT_CHUNK) {
+            let sql = $crate::spend::insert_logs_sql(chunk.len(), false, false);
+            let args = $crate::spend::chunk_args!(sqlx::Sqlite, chunk)?;
+            let done = sqlx::query_with::<sqlx::Sqlite, _>(&sql, args)
+                .execute(&mut *$tx)
+                .await
+                .map_err(unavailable)?;
+            if done.rows_affected() > 0 {
+                inserted += done.rows_affected();
+                last = done.last_insert_rowid();
+            }
+        }
+        if inserted == $batch.len() as u64 {
+            $new.extend($batch.iter());
+        } else if inserted > 0 {
+            let first = last.saturating_sub(i64::try_from(inserted).unwrap_or(i64::MAX));
+            let ids: Vec<String> = sqlx::query_scalar($crate::spend::ROWS_AFTER)
+                .bind(first)
+                .bind(last)
+                .fetch_all(&mut *$tx)
+                .await
+                .map_err(unavailable)?;
+            if ids.len() as u64 != inserted {
+                return Err(llmgate_auth::StoreError::Unavailable(format!(
+                    "the spend log's rowids are not sequential: {inserted} rows inserted, {} \
+                     found after rowid {first}",
+                    ids.len()
+                )));
+            }
+            let mut is_new = $crate::spend::inserted_filter(ids.into_iter().collect());
+            $new.extend($batch.iter().filter(|r| is_new(r)));
+        }
+    }};
+}
+pub(crate) use insert_new_by_rowid;
+
+/// The request ids of the spend log's rows with rowids in `($1, $2]` (SQLite).
+pub(crate) const ROWS_AFTER: &str =
+    "SELECT request_id FROM llmgate_spend_logs WHERE rowid > ? AND rowid <= ?";
 
 /// Adds one record's values to the arguments `$a`, in [`INSERT_LOGS`]'s column order, returning
 /// the first encoding error (none of these types can fail to encode).
