@@ -108,8 +108,8 @@ macro_rules! chunk_args {
 pub(crate) use chunk_args;
 
 /// PostgreSQL: inserts the logs of `$batch` (records), [`PG_INSERT_CHUNK`] rows a statement, in
-/// the transaction `$tx` and pushes onto `$new` the records that went in: not those whose request id was already
-/// stored (a replayed or retried batch), and once an id named twice.
+/// the transaction `$tx` and pushes onto `$new` the records that went in: not those whose
+/// request id was already stored (a replayed or retried batch), and once an id named twice.
 ///
 /// Almost always every record is new, so the inserts are first made without `RETURNING` in one
 /// savepoint, and kept when they inserted as many rows as there are records: no row comes back
@@ -159,11 +159,12 @@ macro_rules! insert_new_by_savepoint {
 }
 pub(crate) use insert_new_by_savepoint;
 
-/// SQLite's [`insert_new_by_savepoint`]: the same records pushed onto `$new`, [`SQLITE_INSERT_CHUNK`] rows a
-/// statement in the transaction `$tx`, without a savepoint. For a savepoint SQLite keeps the
-/// original of every page the batch changes in a statement journal, which past 64 KiB goes to
-/// a temporary file: about 1,000 `pwrite`s for a batch of 512 records, 2 a request, and a file
-/// made and unlinked for each batch (`strace -f` under load; docs/benchmarks.md).
+/// SQLite's [`insert_new_by_savepoint`]: the same records pushed onto `$new`,
+/// [`SQLITE_INSERT_CHUNK`] rows a statement in the transaction `$tx`, without a savepoint. For
+/// a savepoint SQLite keeps the original of every page the batch changes in a statement
+/// journal, which past 64 KiB goes to a temporary file: about 1,000 `pwrite`s for a batch of
+/// 512 records, 2 a request, and a file made and unlinked for each batch (`strace -f` under
+/// load; docs/benchmarks.md, "The savepoint's journal").
 ///
 /// Instead the rows this transaction inserted are told by their rowids. SQLite gives a row
 /// inserted without one the largest rowid in the table plus one, and no other connection
