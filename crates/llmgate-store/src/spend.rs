@@ -21,8 +21,8 @@ use serde::Serialize;
 mod insert;
 
 pub(crate) use insert::{
-    bind_record, chunk_args, insert_logs_sql, insert_new_by_rowid, insert_new_by_savepoint,
-    LOG_COLUMNS, PG_INSERT_CHUNK, ROWS_AFTER, SQLITE_INSERT_CHUNK,
+    bind_record, chunk_args, insert_logs_sql, insert_new_by_rollback, insert_new_by_savepoint,
+    LOG_COLUMNS, PG_INSERT_CHUNK, SQLITE_INSERT_CHUNK,
 };
 
 /// Every column, for reading logs back: newest first, and within one millisecond by request
@@ -321,7 +321,7 @@ pub(crate) fn tags_of(text: &str) -> Vec<String> {
 
 /// The spend methods, written once for both backends, like
 /// [`key_store_impl!`](crate::keys::key_store_impl). `$insert_new` names how a batch's logs go
-/// in: [`insert_new_by_rowid`] (SQLite) or [`insert_new_by_savepoint`] (PostgreSQL).
+/// in: [`insert_new_by_rollback`] (SQLite) or [`insert_new_by_savepoint`] (PostgreSQL).
 macro_rules! spend_impl {
     ($store:ty, $db:ty, $insert_new:ident) => {
         impl $store {
@@ -334,7 +334,7 @@ macro_rules! spend_impl {
                 let mut tx = self.pool.begin().await.map_err(unavailable)?;
                 let charges = if keep_logs {
                     let mut new = Vec::with_capacity(batch.len());
-                    $crate::spend::$insert_new!(tx, batch, new);
+                    $crate::spend::$insert_new!(self.pool, tx, batch, new);
                     new
                 } else {
                     batch.iter().collect()

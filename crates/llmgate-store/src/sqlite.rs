@@ -148,7 +148,7 @@ crate::activity::activity_impl!(SqliteKeys);
 crate::spend_groups::spend_groups_impl!(SqliteKeys);
 crate::spend_report::spend_report_impl!(SqliteKeys);
 crate::daily_activity::daily_activity_impl!(SqliteKeys);
-crate::spend::spend_impl!(SqliteKeys, sqlx::Sqlite, insert_new_by_rowid);
+crate::spend::spend_impl!(SqliteKeys, sqlx::Sqlite, insert_new_by_rollback);
 crate::usage::usage_impl!(SqliteKeys);
 crate::responses::responses_impl!(SqliteKeys);
 crate::records::record_store_impl!(SqliteKeys, sqlx::Sqlite);

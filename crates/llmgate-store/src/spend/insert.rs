@@ -14,7 +14,7 @@ pub(crate) const PG_INSERT_CHUNK: usize = 500;
 /// rows, as without the log (`docs/benchmarks.md`, "The spend log and the p99"). Eight rows
 /// cost no more instructions a request than 500 did. The system time they seemed to add (6 µs
 /// a request at saturation, on a slow day) was mostly the batch's savepoint journal written to
-/// a temporary file, which [`insert_new_by_rowid`] does without.
+/// a temporary file, which [`insert_new_by_rollback`] does without.
 pub(crate) const SQLITE_INSERT_CHUNK: usize = 8;
 
 /// The log's columns, in the order [`bind_record`] binds them.
@@ -116,9 +116,9 @@ pub(crate) use chunk_args;
 /// from the database and no set of ids is built. Otherwise the savepoint is undone and the
 /// inserts made again with `RETURNING request_id`, which names the rows that went in. Tested by
 /// the store's `a_retried_batch_charges_once` and `a_retried_large_batch_charges_once` on
-/// PostgreSQL. SQLite has [`insert_new_by_rowid`].
+/// PostgreSQL. SQLite has [`insert_new_by_rollback`].
 macro_rules! insert_new_by_savepoint {
-    ($tx:ident, $batch:ident, $new:ident) => {{
+    ($pool:expr, $tx:ident, $batch:ident, $new:ident) => {{
         use sqlx::{Acquire as _, Row as _};
         use $crate::sql::unavailable;
         let mut savepoint = (&mut $tx).begin().await.map_err(unavailable)?;
@@ -160,25 +160,23 @@ macro_rules! insert_new_by_savepoint {
 pub(crate) use insert_new_by_savepoint;
 
 /// SQLite's [`insert_new_by_savepoint`]: the same records pushed onto `$new`,
-/// [`SQLITE_INSERT_CHUNK`] rows a statement in the transaction `$tx`, without a savepoint. For
-/// a savepoint SQLite keeps the original of every page the batch changes in a statement
-/// journal, which past 64 KiB goes to a temporary file: about 1,000 `pwrite`s for a batch of
-/// 512 records, 2 a request, and a file made and unlinked for each batch (`strace -f` under
-/// load; docs/benchmarks.md, "The savepoint's journal").
+/// [`SQLITE_INSERT_CHUNK`] rows a statement, without a savepoint. For a savepoint SQLite keeps
+/// the original of every page the batch changes in a statement journal, which past 64 KiB goes
+/// to a temporary file: about 1,000 `pwrite`s for a batch of 512 records, 2 a request, and a
+/// file made and unlinked for each batch (`strace -f` under load; docs/benchmarks.md, "The
+/// savepoint's journal").
 ///
-/// Instead the rows this transaction inserted are told by their rowids. SQLite gives a row
-/// inserted without one the largest rowid in the table plus one, and no other connection
-/// writes while this transaction holds the database's write lock, so the `inserted` rows are
-/// the rowids after `last - inserted` up to `last`, the rowid of the last row inserted
-/// (`last_insert_rowid`). Only a table whose largest rowid reached 2^63 - 1 gets random ones;
-/// if the count read back differs, the write fails (and is retried) rather than charge the
-/// wrong records. Tested by the store's `a_retried_batch_charges_once`,
-/// `a_retried_large_batch_charges_once` and `a_retried_batch_ending_in_stored_ids_charges_once`.
-macro_rules! insert_new_by_rowid {
-    ($tx:ident, $batch:ident, $new:ident) => {{
+/// The inserts are the first statements of the transaction `$tx` (begun on `$pool`), so the
+/// transaction itself can be undone instead: when they inserted fewer rows than there are
+/// records, it is rolled back and begun again, and the inserts made again with `RETURNING
+/// request_id`, which names the rows that went in. Tested by the store's
+/// `a_retried_batch_charges_once`, `a_retried_large_batch_charges_once` and
+/// `a_retried_batch_ending_in_stored_ids_charges_once`.
+macro_rules! insert_new_by_rollback {
+    ($pool:expr, $tx:ident, $batch:ident, $new:ident) => {{
+        use sqlx::Row as _;
         use $crate::sql::unavailable;
         let mut inserted = 0u64;
-        let mut last = 0i64;
         for chunk in $batch.chunks($crate::spend::SQLITE_INSERT_CHUNK) {
             let sql = $crate::spend::insert_logs_sql(chunk.len(), false, false);
             let args = $crate::spend::chunk_args!(sqlx::Sqlite, chunk)?;
@@ -186,38 +184,34 @@ macro_rules! insert_new_by_rowid {
                 .execute(&mut *$tx)
                 .await
                 .map_err(unavailable)?;
-            if done.rows_affected() > 0 {
-                inserted += done.rows_affected();
-                last = done.last_insert_rowid();
-            }
+            inserted += done.rows_affected();
         }
         if inserted == $batch.len() as u64 {
             $new.extend($batch.iter());
-        } else if inserted > 0 {
-            let first = last.saturating_sub(i64::try_from(inserted).unwrap_or(i64::MAX));
-            let ids: Vec<String> = sqlx::query_scalar($crate::spend::ROWS_AFTER)
-                .bind(first)
-                .bind(last)
-                .fetch_all(&mut *$tx)
-                .await
-                .map_err(unavailable)?;
-            if ids.len() as u64 != inserted {
-                return Err(llmgate_auth::StoreError::Unavailable(format!(
-                    "the spend log's rowids are not sequential: {inserted} rows inserted, {} \
-                     found after rowid {first}",
-                    ids.len()
-                )));
+        } else {
+            $tx.rollback().await.map_err(unavailable)?;
+            $tx = $pool.begin().await.map_err(unavailable)?;
+            let mut returned = std::collections::HashSet::new();
+            for chunk in $batch.chunks($crate::spend::SQLITE_INSERT_CHUNK) {
+                let sql = $crate::spend::insert_logs_sql(chunk.len(), false, true);
+                let args = $crate::spend::chunk_args!(sqlx::Sqlite, chunk)?;
+                let rows = sqlx::query_with::<sqlx::Sqlite, _>(&sql, args)
+                    .fetch_all(&mut *$tx)
+                    .await
+                    .map_err(unavailable)?;
+                for row in rows {
+                    returned.insert(
+                        row.try_get::<String, _>("request_id")
+                            .map_err(unavailable)?,
+                    );
+                }
             }
-            let mut is_new = $crate::spend::inserted_filter(ids.into_iter().collect());
-            $new.extend($batch.iter().filter(|r| is_new(r)));
+            let mut inserted = $crate::spend::inserted_filter(returned);
+            $new.extend($batch.iter().filter(|r| inserted(r)));
         }
     }};
 }
-pub(crate) use insert_new_by_rowid;
-
-/// The request ids of the spend log's rows with rowids in `($1, $2]` (SQLite).
-pub(crate) const ROWS_AFTER: &str =
-    "SELECT request_id FROM llmgate_spend_logs WHERE rowid > ? AND rowid <= ?";
+pub(crate) use insert_new_by_rollback;
 
 /// Adds one record's values to the arguments `$a`, in [`INSERT_LOGS`]'s column order, returning
 /// the first encoding error (none of these types can fail to encode).
