@@ -21,8 +21,9 @@ use serde::Serialize;
 mod insert;
 
 pub(crate) use insert::{
-    bind_record, chunk_args, insert_logs_sql, insert_new_by_rollback, insert_new_by_savepoint,
-    LOG_COLUMNS, PG_INSERT_CHUNK, SQLITE_INSERT_CHUNK,
+    bind_record, chunk_args, insert_chunks, insert_chunks_returning, insert_logs_sql,
+    insert_new_by_rollback, insert_new_by_savepoint, LOG_COLUMNS, PG_INSERT_CHUNK,
+    SQLITE_INSERT_CHUNK,
 };
 
 /// Every column, for reading logs back: newest first, and within one millisecond by request

@@ -107,6 +107,49 @@ macro_rules! chunk_args {
 }
 pub(crate) use chunk_args;
 
+/// Inserts `$batch`'s logs `$chunk` rows a statement on `$conn` (a transaction or savepoint):
+/// the count of rows that went in. `$numbered`: PostgreSQL's placeholders.
+macro_rules! insert_chunks {
+    ($db:ty, $conn:ident, $batch:ident, $chunk:expr, $numbered:expr) => {{
+        let mut inserted = 0u64;
+        for chunk in $batch.chunks($chunk) {
+            let sql = $crate::spend::insert_logs_sql(chunk.len(), $numbered, false);
+            let args = $crate::spend::chunk_args!($db, chunk)?;
+            let done = sqlx::query_with::<$db, _>(&sql, args)
+                .execute(&mut *$conn)
+                .await
+                .map_err($crate::sql::unavailable)?;
+            inserted += done.rows_affected();
+        }
+        inserted
+    }};
+}
+
+/// [`insert_chunks`] with `RETURNING request_id`: the records of `$batch` that went in, pushed
+/// onto `$new` (once an id named twice).
+macro_rules! insert_chunks_returning {
+    ($db:ty, $conn:ident, $batch:ident, $chunk:expr, $numbered:expr, $new:ident) => {{
+        use sqlx::Row as _;
+        let mut returned = std::collections::HashSet::new();
+        for chunk in $batch.chunks($chunk) {
+            let sql = $crate::spend::insert_logs_sql(chunk.len(), $numbered, true);
+            let args = $crate::spend::chunk_args!($db, chunk)?;
+            let rows = sqlx::query_with::<$db, _>(&sql, args)
+                .fetch_all(&mut *$conn)
+                .await
+                .map_err($crate::sql::unavailable)?;
+            for row in rows {
+                returned.insert(
+                    row.try_get::<String, _>("request_id")
+                        .map_err($crate::sql::unavailable)?,
+                );
+            }
+        }
+        let mut inserted = $crate::spend::inserted_filter(returned);
+        $new.extend($batch.iter().filter(|r| inserted(r)));
+    }};
+}
+
 /// PostgreSQL: inserts the logs of `$batch` (records), [`PG_INSERT_CHUNK`] rows a statement, in
 /// the transaction `$tx` and pushes onto `$new` the records that went in: not those whose
 /// request id was already stored (a replayed or retried batch), and once an id named twice.
@@ -116,48 +159,31 @@ pub(crate) use chunk_args;
 /// from the database and no set of ids is built. Otherwise the savepoint is undone and the
 /// inserts made again with `RETURNING request_id`, which names the rows that went in. Tested by
 /// the store's `a_retried_batch_charges_once` and `a_retried_large_batch_charges_once` on
-/// PostgreSQL. SQLite has [`insert_new_by_rollback`].
+/// PostgreSQL. SQLite has [`insert_new_by_rollback`]. (`$pool` is not used.)
 macro_rules! insert_new_by_savepoint {
     ($pool:expr, $tx:ident, $batch:ident, $new:ident) => {{
-        use sqlx::{Acquire as _, Row as _};
+        use sqlx::Acquire as _;
+        use $crate::spend::PG_INSERT_CHUNK;
         use $crate::sql::unavailable;
         let mut savepoint = (&mut $tx).begin().await.map_err(unavailable)?;
-        let mut inserted = 0u64;
-        for chunk in $batch.chunks($crate::spend::PG_INSERT_CHUNK) {
-            let sql = $crate::spend::insert_logs_sql(chunk.len(), true, false);
-            let args = $crate::spend::chunk_args!(sqlx::Postgres, chunk)?;
-            let done = sqlx::query_with::<sqlx::Postgres, _>(&sql, args)
-                .execute(&mut *savepoint)
-                .await
-                .map_err(unavailable)?;
-            inserted += done.rows_affected();
-        }
+        let inserted =
+            $crate::spend::insert_chunks!(sqlx::Postgres, savepoint, $batch, PG_INSERT_CHUNK, true);
         if inserted == $batch.len() as u64 {
             savepoint.commit().await.map_err(unavailable)?;
             $new.extend($batch.iter());
         } else {
             savepoint.rollback().await.map_err(unavailable)?;
-            let mut returned = std::collections::HashSet::new();
-            for chunk in $batch.chunks($crate::spend::PG_INSERT_CHUNK) {
-                let sql = $crate::spend::insert_logs_sql(chunk.len(), true, true);
-                let args = $crate::spend::chunk_args!(sqlx::Postgres, chunk)?;
-                let rows = sqlx::query_with::<sqlx::Postgres, _>(&sql, args)
-                    .fetch_all(&mut *$tx)
-                    .await
-                    .map_err(unavailable)?;
-                for row in rows {
-                    returned.insert(
-                        row.try_get::<String, _>("request_id")
-                            .map_err(unavailable)?,
-                    );
-                }
-            }
-            let mut inserted = $crate::spend::inserted_filter(returned);
-            $new.extend($batch.iter().filter(|r| inserted(r)));
+            $crate::spend::insert_chunks_returning!(
+                sqlx::Postgres,
+                $tx,
+                $batch,
+                PG_INSERT_CHUNK,
+                true,
+                $new
+            );
         }
     }};
 }
-pub(crate) use insert_new_by_savepoint;
 
 /// SQLite's [`insert_new_by_savepoint`]: the same records pushed onto `$new`,
 /// [`SQLITE_INSERT_CHUNK`] rows a statement, without a savepoint. For a savepoint SQLite keeps
@@ -174,44 +200,29 @@ pub(crate) use insert_new_by_savepoint;
 /// `a_retried_batch_ending_in_stored_ids_charges_once`.
 macro_rules! insert_new_by_rollback {
     ($pool:expr, $tx:ident, $batch:ident, $new:ident) => {{
-        use sqlx::Row as _;
+        use $crate::spend::SQLITE_INSERT_CHUNK;
         use $crate::sql::unavailable;
-        let mut inserted = 0u64;
-        for chunk in $batch.chunks($crate::spend::SQLITE_INSERT_CHUNK) {
-            let sql = $crate::spend::insert_logs_sql(chunk.len(), false, false);
-            let args = $crate::spend::chunk_args!(sqlx::Sqlite, chunk)?;
-            let done = sqlx::query_with::<sqlx::Sqlite, _>(&sql, args)
-                .execute(&mut *$tx)
-                .await
-                .map_err(unavailable)?;
-            inserted += done.rows_affected();
-        }
+        let inserted =
+            $crate::spend::insert_chunks!(sqlx::Sqlite, $tx, $batch, SQLITE_INSERT_CHUNK, false);
         if inserted == $batch.len() as u64 {
             $new.extend($batch.iter());
         } else {
             $tx.rollback().await.map_err(unavailable)?;
             $tx = $pool.begin().await.map_err(unavailable)?;
-            let mut returned = std::collections::HashSet::new();
-            for chunk in $batch.chunks($crate::spend::SQLITE_INSERT_CHUNK) {
-                let sql = $crate::spend::insert_logs_sql(chunk.len(), false, true);
-                let args = $crate::spend::chunk_args!(sqlx::Sqlite, chunk)?;
-                let rows = sqlx::query_with::<sqlx::Sqlite, _>(&sql, args)
-                    .fetch_all(&mut *$tx)
-                    .await
-                    .map_err(unavailable)?;
-                for row in rows {
-                    returned.insert(
-                        row.try_get::<String, _>("request_id")
-                            .map_err(unavailable)?,
-                    );
-                }
-            }
-            let mut inserted = $crate::spend::inserted_filter(returned);
-            $new.extend($batch.iter().filter(|r| inserted(r)));
+            $crate::spend::insert_chunks_returning!(
+                sqlx::Sqlite,
+                $tx,
+                $batch,
+                SQLITE_INSERT_CHUNK,
+                false,
+                $new
+            );
         }
     }};
 }
-pub(crate) use insert_new_by_rollback;
+pub(crate) use {
+    insert_chunks, insert_chunks_returning, insert_new_by_rollback, insert_new_by_savepoint,
+};
 
 /// Adds one record's values to the arguments `$a`, in [`INSERT_LOGS`]'s column order, returning
 /// the first encoding error (none of these types can fail to encode).
