@@ -11,15 +11,13 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use crate::support::PG_URL;
 use crate::support::{post, postgres_up, redis_up, start_with, write_config, Gateway};
+use crate::support::{PG_URL, PRICED_COST as COST, PRICED_REPLY as REPLY};
 use http::StatusCode;
 use llmgate_testkit::{Behaviour, MockProvider};
 use serde_json::{json, Value};
 
 const MASTER: &str = "sk-master-budgets";
-const COST: f64 = 0.000_021;
-const REPLY: &str = "one two three four five six seven eight nine ten";
 
 async fn ask(addr: SocketAddr, key: &str) -> (StatusCode, Value) {
     crate::support::ask_priced(addr, key, None).await
@@ -31,24 +29,7 @@ async fn three(
     extra: &str,
     delay: Duration,
 ) -> (MockProvider, Vec<(Gateway, SocketAddr)>) {
-    let upstream = MockProvider::start().await;
-    upstream.set_default(Behaviour::reply(REPLY).delayed(delay));
-    let pg_url = PG_URL.as_str();
-    let config = write_config(
-        name,
-        &format!(
-            "model_list:\n  - model_name: priced\n    litellm_params:\n      model: openai/gpt-x\n      \
-             api_base: {}\n      api_key: sk-test\n    model_info:\n      \
-             input_cost_per_token: 0.000001\n      output_cost_per_token: 0.000002\n\
-             general_settings:\n  master_key: {MASTER}\n  database_url: {pg_url}\n{extra}",
-            upstream.v1_url()
-        ),
-    );
-    let mut gateways = Vec::new();
-    for _ in 0..3 {
-        gateways.push(start_with(&config, &[], &[]).await);
-    }
-    (upstream, gateways)
+    crate::support::three_priced(name, MASTER, extra, delay).await
 }
 
 async fn budget_key(addr: SocketAddr, requests: f64) -> String {

@@ -11,14 +11,13 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::support::{ask_priced, postgres_up, start, BIN};
+use crate::support::{ask_priced, postgres_up, start, BIN, PRICED_COST as COST};
 use http::StatusCode;
 use llmgate_testkit::{Behaviour, MockProvider};
 use serde_json::Value;
 use sqlx::{Connection as _, Executor as _, PgConnection};
 
 const MASTER: &str = "sk-master-import";
-const COST: f64 = 0.000_021;
 /// The server of `LLMGATE_TEST_PG_URL` (else the machine's), where the test creates a
 /// database of its own.
 static BASE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {

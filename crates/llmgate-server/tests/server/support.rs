@@ -265,6 +265,41 @@ pub fn pg_database() -> String {
         .unwrap_or_else(|| "test".to_owned())
 }
 
+/// What the budget tests' mock answers: with [`ask_priced`]'s prompt, one request costs
+/// [`PRICED_COST`] at the model `priced`'s prices.
+pub const PRICED_REPLY: &str = "one two three four five six seven eight nine ten";
+/// The cost of one [`ask_priced`] answered with [`PRICED_REPLY`].
+pub const PRICED_COST: f64 = 0.000_021;
+
+/// Three gateway processes on one config: the model `priced` at the mock (which answers
+/// [`PRICED_REPLY`] after `delay`), `master` as the master key, the database at [`PG_URL`],
+/// and `extra` at the end of `general_settings`.
+pub async fn three_priced(
+    name: &str,
+    master: &str,
+    extra: &str,
+    delay: Duration,
+) -> (llmgate_testkit::MockProvider, Vec<(Gateway, SocketAddr)>) {
+    let upstream = llmgate_testkit::MockProvider::start().await;
+    upstream.set_default(llmgate_testkit::Behaviour::reply(PRICED_REPLY).delayed(delay));
+    let config = write_config(
+        name,
+        &format!(
+            "model_list:\n  - model_name: priced\n    litellm_params:\n      model: openai/gpt-x\n      \
+             api_base: {}\n      api_key: sk-test\n    model_info:\n      \
+             input_cost_per_token: 0.000001\n      output_cost_per_token: 0.000002\n\
+             general_settings:\n  master_key: {master}\n  database_url: {}\n{extra}",
+            upstream.v1_url(),
+            PG_URL.as_str()
+        ),
+    );
+    let mut gateways = Vec::new();
+    for _ in 0..3 {
+        gateways.push(start_with(&config, &[], &[]).await);
+    }
+    (upstream, gateways)
+}
+
 /// One chat request for the model `priced` ("hi", 10 tokens at most), as `user` when given:
 /// what the budget tests send.
 pub async fn ask_priced(

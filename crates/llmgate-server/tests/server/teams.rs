@@ -11,35 +11,16 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use crate::support::{ask_priced, PG_URL};
-use crate::support::{post, postgres_up, start_with, write_config, Gateway};
+use crate::support::{ask_priced, PRICED_COST as COST};
+use crate::support::{post, postgres_up, Gateway};
 use http::StatusCode;
-use llmgate_testkit::{Behaviour, MockProvider};
+use llmgate_testkit::MockProvider;
 use serde_json::json;
 
 const MASTER: &str = "sk-master-teams";
-const COST: f64 = 0.000_021;
-const REPLY: &str = "one two three four five six seven eight nine ten";
 
 async fn three(name: &str, extra: &str) -> (MockProvider, Vec<(Gateway, SocketAddr)>) {
-    let upstream = MockProvider::start().await;
-    upstream.set_default(Behaviour::reply(REPLY).delayed(Duration::from_millis(200)));
-    let config = write_config(
-        name,
-        &format!(
-            "model_list:\n  - model_name: priced\n    litellm_params:\n      model: openai/gpt-x\n      \
-             api_base: {}\n      api_key: sk-test\n    model_info:\n      \
-             input_cost_per_token: 0.000001\n      output_cost_per_token: 0.000002\n\
-             general_settings:\n  master_key: {MASTER}\n  database_url: {}\n{extra}",
-            upstream.v1_url(),
-            PG_URL.as_str()
-        ),
-    );
-    let mut gateways = Vec::new();
-    for _ in 0..3 {
-        gateways.push(start_with(&config, &[], &[]).await);
-    }
-    (upstream, gateways)
+    crate::support::three_priced(name, MASTER, extra, Duration::from_millis(200)).await
 }
 
 fn unique(what: &str) -> String {
