@@ -139,6 +139,7 @@ write_config() { # write_config STACK FILE [DB]: the database defaults to result
     if [ "$MASTER_KEY" != none ]; then
       printf 'general_settings:\n  master_key: %s\n  database_url: sqlite://%s\n' "$MASTER_KEY" "${3:-$results/$1.db}"
       if [ "${SPEND_LOGS:-yes}" = no ]; then printf '  disable_spend_logs: true\n'; fi
+      if [ -n "${SPEND_BATCH:-}" ]; then printf '  spend_batch_size: %s\n' "$SPEND_BATCH"; fi
     fi
   } >"$2"
 }

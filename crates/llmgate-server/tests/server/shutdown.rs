@@ -21,6 +21,7 @@ use llmgate::auth::KeyStore as _;
 use llmgate_store::{LogFilter, Store, StoreOptions};
 use llmgate_testkit::{Behaviour, FaultProxy, Gate, MockProvider};
 use serde_json::json;
+use sqlx::{Connection as _, Executor as _};
 
 const MASTER: &str = "sk-master-shutdown";
 const PG_ADDR: &str = "127.0.0.1:5432";
@@ -262,6 +263,40 @@ fn spill_files(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
+/// What keeps the database from taking records at the stop.
+enum Fault {
+    /// PostgreSQL behind a proxy the test cuts.
+    Cut(FaultProxy),
+    /// A SQLite file another process holds a write transaction on (as a backup tool might):
+    /// the gateway's writes wait for it and fail.
+    Locked(PathBuf, Option<sqlx::SqliteConnection>),
+}
+
+impl Fault {
+    async fn start(&mut self) {
+        match self {
+            Fault::Cut(proxy) => proxy.cut(),
+            Fault::Locked(path, held) => {
+                let url = format!("sqlite://{}", path.display());
+                let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+                conn.execute("BEGIN IMMEDIATE").await.unwrap();
+                *held = Some(conn);
+            }
+        }
+    }
+
+    async fn end(&mut self) {
+        match self {
+            Fault::Cut(proxy) => proxy.restore(),
+            Fault::Locked(_, held) => {
+                let mut conn = held.take().unwrap();
+                conn.execute("ROLLBACK").await.unwrap();
+                conn.close().await.unwrap();
+            }
+        }
+    }
+}
+
 /// PostgreSQL away at the stop: the records go to the spill file, the exit is still within the
 /// grace period; the next start (database back) writes each exactly once, even when the file
 /// is replayed twice (a crash before its removal).
@@ -279,13 +314,34 @@ async fn records_the_database_cannot_take_at_a_stop_are_spilled_and_replayed_onc
         crate::support::pg_database()
     );
     let config = write_config(&dir, &upstream, &format!("  database_url: {url}\n"));
+    spilled_and_replayed_once(&dir, &config, Fault::Cut(proxy), Some(PG_URL.as_str())).await;
+}
+
+/// The same with SQLite, held locked by another connection at the stop. The second replay
+/// finds every row already stored: SQLite's retry path (the batch rolled back and its new rows
+/// inserted again) through the binary.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_a_locked_sqlite_file_cannot_take_at_a_stop_are_spilled_and_replayed_once() {
+    let upstream = MockProvider::start().await;
+    let dir = test_dir("spill-sqlite");
+    let config = write_config(&dir, &upstream, "");
+    let fault = Fault::Locked(dir.join("llmgate.db"), None);
+    spilled_and_replayed_once(&dir, &config, fault, None).await;
+}
+
+async fn spilled_and_replayed_once(
+    dir: &Path,
+    config: &PathBuf,
+    mut fault: Fault,
+    database: Option<&str>,
+) {
     let spill_dir = dir.join("llmgate-spill");
     let grace = ["--graceful-shutdown-seconds", "3"];
-    let (mut gateway, addr) = start_with(&config, &grace, &[]).await;
+    let (mut gateway, addr) = start_with(config, &grace, &[]).await;
     let (key, token) = generate_key(addr).await;
     let charged = answered_requests(addr, &key, 200).await;
 
-    proxy.cut();
+    fault.start().await;
     let stopped = std::time::Instant::now();
     signal(&gateway, "TERM");
     let status = wait_exit(&mut gateway, Duration::from_secs(10)).await;
@@ -303,15 +359,15 @@ async fn records_the_database_cannot_take_at_a_stop_are_spilled_and_replayed_onc
     assert_eq!(lines, 200);
     let copy = std::fs::read(&files[0]).unwrap();
 
-    proxy.restore();
-    let store = Store::open(&PG_URL, &StoreOptions::new()).await.unwrap();
+    fault.end().await;
+    let store = open_store(dir, database).await;
     assert_eq!(
         stored(&store, &token).await.0,
         0,
         "nothing reached the database"
     );
     for round in 0..2 {
-        let (mut gateway, _addr) = start_with(&config, &grace, &[]).await;
+        let (mut gateway, _addr) = start_with(config, &grace, &[]).await;
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while !spill_files(&spill_dir).is_empty() {
             assert!(
