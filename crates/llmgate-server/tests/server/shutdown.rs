@@ -267,8 +267,8 @@ fn spill_files(dir: &Path) -> Vec<PathBuf> {
 enum Fault {
     /// PostgreSQL behind a proxy the test cuts.
     Cut(FaultProxy),
-    /// A SQLite file another process holds a write transaction on (as a backup tool might):
-    /// the gateway's writes wait for it and fail.
+    /// A SQLite file another connection holds a write transaction on (as a backup tool's
+    /// might): the gateway's writes wait for it and fail.
     Locked(PathBuf, Option<sqlx::SqliteConnection>),
 }
 
