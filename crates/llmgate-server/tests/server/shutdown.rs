@@ -5,8 +5,12 @@
 //!
 //! The PostgreSQL tests use the machine's server at `postgres://postgres@127.0.0.1:5432/test`,
 //! shared with other tests: each run makes its own key and counts only that key's rows.
+//!
+//! What a second and a third signal do with records the database cannot take: [`hurry`].
 
 #![allow(clippy::unwrap_used, clippy::panic, reason = "test helpers")]
+
+mod hurry;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -188,23 +192,14 @@ async fn sigint_writes_every_spend_record() {
     stop_loses_no_spend("int-sqlite", "INT", None).await;
 }
 
-/// A second signal does not wait for a stream that never ends: the process exits within about
-/// a second and a half, with 1, and the records already queued are written.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_second_signal_exits_at_once_and_still_writes_the_queued_records() {
-    let upstream = MockProvider::start().await;
-    let dir = test_dir("second-signal");
-    let config = write_config(&dir, &upstream, "");
-    let (mut gateway, addr) = start_with(&config, &[], &[]).await;
-    let (key, token) = generate_key(addr).await;
-    let charged = answered_requests(addr, &key, 100).await;
-
-    // A stream held at the upstream after its first event.
+/// A stream with `key`, held at `upstream` after its first event until the returned gate is
+/// released: answered 200, and open when this returns.
+async fn hold_stream(addr: SocketAddr, key: &str, upstream: &MockProvider) -> Gate {
     let gate = Gate::new();
     upstream.set_default(Behaviour::gated(&gate, 1));
     let body = json!({"model": "priced", "stream": true,
         "messages": [{"role": "user", "content": "hi"}]});
-    let (status, _) = tokio::join!(
+    let (status, ()) = tokio::join!(
         async {
             let request = Request::post("/v1/chat/completions")
                 .header("host", "127.0.0.1")
@@ -221,6 +216,21 @@ async fn a_second_signal_exits_at_once_and_still_writes_the_queued_records() {
         gate.wait_for_arrivals(1)
     );
     assert_eq!(status, StatusCode::OK);
+    gate
+}
+
+/// A second signal does not wait for a stream that never ends: the process exits within about
+/// a second and a half, with 1, and the records already queued are written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_signal_exits_at_once_and_still_writes_the_queued_records() {
+    let upstream = MockProvider::start().await;
+    let dir = test_dir("second-signal");
+    let config = write_config(&dir, &upstream, "");
+    let (mut gateway, addr) = start_with(&config, &[], &[]).await;
+    let (key, token) = generate_key(addr).await;
+    let charged = answered_requests(addr, &key, 100).await;
+
+    let gate = hold_stream(addr, &key, &upstream).await;
 
     signal(&gateway, "TERM");
     tokio::time::sleep(Duration::from_millis(300)).await;
