@@ -10,6 +10,7 @@ mod bounds;
 mod budgets;
 mod cooldowns;
 mod env;
+mod gateway_budget;
 mod healthcheck;
 mod http_limits;
 mod import;

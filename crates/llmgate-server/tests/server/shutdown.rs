@@ -13,6 +13,7 @@
 mod hurry;
 
 use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -365,6 +366,8 @@ async fn spilled_and_replayed_once(
     );
     let files = spill_files(&spill_dir);
     assert_eq!(files.len(), 1, "{files:?}");
+    let mode = std::fs::metadata(&files[0]).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "readable by its owner only: {mode:o}");
     let lines = std::fs::read_to_string(&files[0]).unwrap().lines().count();
     assert_eq!(lines, 200);
     let copy = std::fs::read(&files[0]).unwrap();
