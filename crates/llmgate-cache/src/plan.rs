@@ -18,7 +18,8 @@ use crate::key::cache_key;
 use crate::store::CacheStore;
 
 /// Resolves the model name a client sent to its model group (aliases followed), so requests
-/// for an alias and for its group share entries. `None` keeps the name as sent.
+/// for an alias and for its group share entries. `None`: no group serves the name, so the
+/// request bypasses the cache (the service behind answers it, with its error).
 pub type GroupResolver = Arc<dyn Fn(&str) -> Option<Arc<str>> + Send + Sync>;
 
 /// What a [`CacheLayer`](crate::CacheLayer) was configured with, shared by its services.
@@ -107,11 +108,15 @@ impl Settings {
             return Decision::Bypass;
         }
         let model = llm.model();
-        let group = self
-            .group
-            .as_ref()
-            .and_then(|resolve| resolve(model))
-            .unwrap_or_else(|| Arc::from(model));
+        // A model the router does not know (never configured, or removed by a reload) is its
+        // 400, never an answer stored while it was configured.
+        let group = match &self.group {
+            Some(resolve) => match resolve(model) {
+                Some(group) => group,
+                None => return Decision::Bypass,
+            },
+            None => Arc::from(model),
+        };
         let isolate = self
             .per_key
             .then(|| match req.extensions().get::<Principal>() {

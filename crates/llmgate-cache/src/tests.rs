@@ -396,7 +396,9 @@ async fn keys_shared_by_callers_unless_per_key() {
 
 #[tokio::test]
 async fn aliases_share_their_groups_entries() {
-    let layer = local().model_group(Arc::new(|m: &str| (m == "alias").then(|| Arc::from("m"))));
+    let layer = local().model_group(Arc::new(|m: &str| {
+        matches!(m, "alias" | "m").then(|| Arc::from("m"))
+    }));
     let (mut svc, fake) = stack(layer);
     send(&mut svc, request(Endpoint::ChatCompletions, &chat("hi"))).await;
     let mut via_alias = chat("hi");
@@ -411,4 +413,26 @@ async fn aliases_share_their_groups_entries() {
     assert_eq!(res.headers()["x-llmgate-cache"], "hit");
     assert_eq!(res.headers()["x-llmgate-model-group"], "m");
     assert_eq!(fake.calls.load(Ordering::SeqCst), 1);
+}
+
+/// A model no group serves (never configured, or removed by a reload) bypasses the cache: the
+/// service behind answers it each time (in the gateway, the router's 400), never an answer
+/// stored while the model was configured.
+#[tokio::test]
+async fn a_model_no_group_serves_bypasses_the_cache() {
+    let layer = local().model_group(Arc::new(|m: &str| (m == "m").then(|| Arc::from("m"))));
+    let (mut svc, fake) = stack(layer);
+    let mut gone = chat("hi");
+    gone["model"] = json!("gone");
+    for _ in 0..2 {
+        let res = svc
+            .ready()
+            .await
+            .unwrap()
+            .call(request(Endpoint::ChatCompletions, &gone))
+            .await
+            .unwrap();
+        assert!(res.headers().get("x-llmgate-cache").is_none());
+    }
+    assert_eq!(fake.calls.load(Ordering::SeqCst), 2);
 }

@@ -18,6 +18,7 @@ mod limits;
 mod logs;
 mod readiness;
 mod reload;
+mod reload_keeps;
 mod rpd;
 mod shared_limits;
 mod shutdown;

@@ -43,7 +43,7 @@ fn entry(name: &str, base: &str, params: &str) -> String {
 }
 
 /// `llmgate_config_reloads_total{result="<result>"}` now.
-async fn reloads(addr: SocketAddr, result: &str) -> u64 {
+pub(crate) async fn reloads(addr: SocketAddr, result: &str) -> u64 {
     let (_, text) = get(addr, "/metrics").await;
     let start = format!("llmgate_config_reloads_total{{result=\"{result}\"}} ");
     text.lines()
@@ -55,7 +55,7 @@ async fn reloads(addr: SocketAddr, result: &str) -> u64 {
 }
 
 /// Waits until `result` has been counted `n` times.
-async fn wait_reloads(addr: SocketAddr, result: &str, n: u64, within: Duration) {
+pub(crate) async fn wait_reloads(addr: SocketAddr, result: &str, n: u64, within: Duration) {
     let deadline = Instant::now() + within;
     while reloads(addr, result).await < n {
         assert!(

@@ -1,0 +1,125 @@
+//! What a SIGHUP reload keeps, through the real binary (docs/deployment.md, "Kept across a
+//! reload"): a key's rate-limit count, the response cache's entries, and the spend records
+//! still queued. The reload itself is seen to apply: the new config's model answers.
+
+#![allow(clippy::unwrap_used, clippy::panic, reason = "test helpers")]
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use crate::reload::wait_reloads;
+use crate::support::{post, signal, start_with, test_dir, wait_exit};
+use http::StatusCode;
+use llmgate_store::{LogFilter, Store, StoreOptions};
+use llmgate_testkit::MockProvider;
+use serde_json::{json, Value};
+
+const MASTER: &str = "sk-master-reload-keeps";
+
+/// The models `priced` and `old` at `upstream` (`priced` and `added` when `reloaded`), the
+/// response cache in memory, a master key, and spend records held in the queue for a minute.
+fn config_text(upstream: &MockProvider, reloaded: bool) -> String {
+    let entry = |name: &str| {
+        format!(
+            "  - model_name: {name}\n    litellm_params:\n      model: openai/gpt-x\n      \
+             api_base: {}\n      api_key: sk-test\n    model_info:\n      \
+             input_cost_per_token: 0.000001\n      output_cost_per_token: 0.000002\n",
+            upstream.v1_url()
+        )
+    };
+    let other = entry(if reloaded { "added" } else { "old" });
+    format!(
+        "model_list:\n{}{other}litellm_settings:\n  cache: true\n  cache_params:\n    type: local\n\
+         general_settings:\n  master_key: {MASTER}\n  proxy_batch_write_at: 60\n",
+        entry("priced")
+    )
+}
+
+async fn ask(addr: SocketAddr, key: &str, model: &str, text: &str) -> (StatusCode, Value) {
+    let body = json!({"model": model, "messages": [{"role": "user", "content": text}]});
+    post(addr, "/v1/chat/completions", key, &body).await
+}
+
+/// The spend-log rows stored in `dir`'s SQLite file: (status, requested model), sorted.
+async fn rows(dir: &Path) -> Vec<(i32, String)> {
+    let store = Store::open_sqlite(&dir.join("llmgate.db"), &StoreOptions::new())
+        .await
+        .unwrap();
+    let filter = LogFilter {
+        limit: 100_000,
+        ..LogFilter::default()
+    };
+    let mut rows: Vec<_> = (store.spend_logs(&filter).await.unwrap().into_iter())
+        .map(|l| (l.status, l.requested_model))
+        .collect();
+    rows.sort();
+    rows
+}
+
+/// Before the SIGHUP: a key with `rpm_limit: 3` uses its 3, one question is cached, and 20
+/// answers' spend records wait in the queue. After it (the new model answers, the removed one
+/// is a 400 although its answer was cached): the key's 4th request is refused, the cached
+/// question is answered without a provider call, and at the stop every record of both
+/// configs' requests is written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sighup_keeps_rate_limit_counts_cache_entries_and_queued_spend() {
+    let upstream = MockProvider::start().await;
+    let dir = test_dir("reload-keeps", "sighup");
+    let config = dir.join("config.yaml");
+    std::fs::write(&config, config_text(&upstream, false)).unwrap();
+    let (mut gateway, addr) = start_with(&config, &[], &[]).await;
+
+    let (status, key) = post(addr, "/key/generate", MASTER, &json!({"rpm_limit": 3})).await;
+    assert_eq!(status, StatusCode::OK, "{key}");
+    let key = key["key"].as_str().unwrap().to_owned();
+    for i in 0..3 {
+        assert_eq!(ask(addr, &key, "priced", &format!("k{i}")).await.0, 200);
+    }
+    assert_eq!(ask(addr, MASTER, "priced", "cache me").await.0, 200);
+    for i in 0..20 {
+        assert_eq!(ask(addr, MASTER, "priced", &format!("q{i}")).await.0, 200);
+    }
+    let (status, body) = ask(addr, MASTER, "added", "x").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "not yet: {body}");
+    assert_eq!(ask(addr, MASTER, "old", "o").await.0, 200);
+    let calls = upstream.request_count();
+
+    std::fs::write(&config, config_text(&upstream, true)).unwrap();
+    signal(&gateway, "HUP");
+    wait_reloads(addr, "ok", 1, Duration::from_secs(10)).await;
+    assert_eq!(ask(addr, MASTER, "added", "x").await.0, 200, "reloaded");
+    // The removed model's cached answer is not served: its 400, as for any unknown model.
+    let (status, body) = ask(addr, MASTER, "old", "o").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"]["code"], "model_not_found", "{body}");
+
+    let (status, body) = ask(addr, &key, "priced", "k3").await;
+    assert_eq!(
+        status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "the count kept: {body}"
+    );
+    let (status, body) = ask(addr, MASTER, "priced", "cache me").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        upstream.request_count(),
+        calls + 1,
+        "the cached answer served without a provider call (only `added` was asked)"
+    );
+
+    signal(&gateway, "TERM");
+    assert!(wait_exit(&mut gateway, Duration::from_secs(20))
+        .await
+        .success());
+    // 3 + 1 + 20 before the reload, `added` and the cache hit after it.
+    // Each answer's record, of both configs (the key's refusal is not recorded): `priced`
+    // 3 + 1 + 20 before the reload and the cache hit after it; `old` and `added` once each,
+    // answered and refused.
+    let mut expected: Vec<(i32, String)> = vec![(200, "priced".into()); 25];
+    for model in ["added", "old"] {
+        expected.extend([(200, model.into()), (400, model.into())]);
+    }
+    expected.sort();
+    assert_eq!(rows(&dir).await, expected);
+}
