@@ -15,6 +15,7 @@ mod http_limits;
 mod import;
 mod limits;
 mod logs;
+mod multi_instance;
 mod readiness;
 mod reload;
 mod rpd;
