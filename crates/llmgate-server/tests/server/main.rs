@@ -16,6 +16,7 @@ mod import;
 mod limits;
 mod logs;
 mod multi_instance;
+mod multi_instance_redis;
 mod readiness;
 mod reload;
 mod rpd;
