@@ -16,6 +16,8 @@ mod http_limits;
 mod import;
 mod limits;
 mod logs;
+mod multi_instance;
+mod multi_instance_redis;
 mod readiness;
 mod reload;
 mod reload_keeps;
