@@ -4,7 +4,12 @@
 //! PostgreSQL that says nothing); later, a request whose virtual key must be looked up is a 503 unless
 //! `allow_requests_on_db_unavailable` lets it through.
 
-#![allow(clippy::unwrap_used, clippy::panic, reason = "test helpers")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test helpers"
+)]
 
 use std::net::{SocketAddr, TcpListener};
 use std::process::{Command, Stdio};
