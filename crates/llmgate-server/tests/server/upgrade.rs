@@ -7,6 +7,7 @@
 
 #![allow(clippy::unwrap_used, clippy::panic, reason = "test helpers")]
 
+mod h2;
 mod load;
 
 use std::fs::File;
@@ -20,8 +21,9 @@ use std::time::{Duration, Instant};
 
 use crate::support::{post, signal, wait_exit, Gateway, BIN};
 use http::StatusCode;
+use http_body_util::BodyExt as _;
 use llmgate_store::{LogFilter, Store, StoreOptions};
-use llmgate_testkit::{Behaviour, MockProvider};
+use llmgate_testkit::{Behaviour, Gate, MockProvider};
 use load::{
     chat, connect, error, record, start_load, Answer, Shared, IDLE_CLIENT_THINKS, NEW, OLD,
 };
@@ -338,6 +340,72 @@ async fn sigquit_with_no_new_process_waiting_keeps_serving() {
     let new_args = [sock_arg[0], sock_arg[1], "--upgrade"];
     let mut new = launch(&new_config, addr, &new_args, &how("new.log"));
     assert!(wait_exit(&mut old, Duration::from_secs(30)).await.success());
+    let mut sender = connect(addr).await.unwrap();
+    let response = sender.send_request(chat(&secret, false)).await.unwrap();
+    let tally = Shared::default();
+    record(&tally, response, Instant::now(), true).await;
+    assert_eq!(tally.lock().unwrap().answers[0].by, NEW);
+    signal(&new, "TERM");
+    assert!(wait_exit(&mut new, Duration::from_secs(20)).await.success());
+}
+
+/// SIGTERM after SIGQUIT hurries the old process's stop as a second signal does: once its 5 s
+/// of accepting are over, a stream it was still serving (held at its upstream, so the drain
+/// would wait the whole 30 s grace period) is cut with an error event, and it exits with 1
+/// within 3 s of the SIGTERM. The new process serves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sigterm_after_sigquit_cuts_the_streams_and_exits_with_1() {
+    let dir = test_dir("quit-then-term");
+    let pace = Duration::from_millis(10);
+    let (old_upstream, old_config) = upstream_and_config(&dir, "old", OLD, pace).await;
+    let (_new_upstream, new_config) = upstream_and_config(&dir, "new", NEW, pace).await;
+    let sock = dir.join("upgrade.sock");
+    let sock_arg = ["--upgrade_sock", sock.to_str().unwrap()];
+    let how = |name: &str| Launch {
+        log: dir.join(name),
+        notify: None,
+    };
+    let (mut old, addr) = start_old(&old_config, &sock_arg, &how("old.log")).await;
+    let (status, key) = post(addr, "/key/generate", MASTER, &json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{key}");
+    let secret = key["key"].as_str().unwrap().to_owned();
+
+    let gate = Gate::new();
+    old_upstream.set_default(Behaviour::gated(&gate, 1));
+    let mut sender = connect(addr).await.unwrap();
+    let (response, ()) = tokio::join!(
+        sender.send_request(chat(&secret, true)),
+        gate.wait_for_arrivals(1)
+    );
+    let response = response.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+
+    signal(&old, "QUIT");
+    let quit = Instant::now();
+    let new_args = [sock_arg[0], sock_arg[1], "--upgrade"];
+    let mut new = launch(&new_config, addr, &new_args, &how("new.log"));
+    tokio::time::sleep(OLD_ACCEPTS_FOR.saturating_sub(quit.elapsed())).await;
+    assert!(old.0.try_wait().unwrap().is_none(), "waits for the stream");
+
+    let term = Instant::now();
+    signal(&old, "TERM");
+    let status = wait_exit(&mut old, Duration::from_secs(10)).await;
+    assert_eq!(status.code(), Some(1), "{status}");
+    assert!(
+        term.elapsed() < Duration::from_secs(3),
+        "exited {:?} after SIGTERM",
+        term.elapsed()
+    );
+    let text = match response.into_body().collect().await {
+        Ok(body) => String::from_utf8_lossy(&body.to_bytes()).into_owned(),
+        Err(e) => panic!("the stream was dropped, not ended with an error event: {e}"),
+    };
+    assert!(
+        text.contains("gateway_shutting_down") && !text.contains("[DONE]"),
+        "{text}"
+    );
+    gate.release();
+
     let mut sender = connect(addr).await.unwrap();
     let response = sender.send_request(chat(&secret, false)).await.unwrap();
     let tally = Shared::default();
