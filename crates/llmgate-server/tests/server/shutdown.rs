@@ -10,6 +10,7 @@
 
 #![allow(clippy::unwrap_used, clippy::panic, reason = "test helpers")]
 
+mod crash;
 mod hurry;
 
 use std::net::SocketAddr;
