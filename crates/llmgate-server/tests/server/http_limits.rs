@@ -441,3 +441,69 @@ async fn absolute_form_targets_are_served() {
     assert_eq!(status(&raw), 200, "{raw}");
     assert!(raw.contains("hello"), "{raw}");
 }
+
+/// A body over `max_request_size_mb` gets a 413 `request_too_large`, whether its
+/// `Content-Length` says so up front or a chunked body grows past the bound; a body under it
+/// is served.
+#[tokio::test]
+async fn an_oversized_body_gets_413() {
+    let config = config(
+        "big-body",
+        "  max_request_size_mb: 1\n  disable_spend_logs: true\n",
+    );
+    let (_gateway, addr) = start(&config).await;
+    let body = |size: usize| {
+        let pad = "a".repeat(size);
+        format!(r#"{{"model":"demo","messages":[{{"role":"user","content":"{pad}"}}]}}"#)
+    };
+
+    let small = body(900 * 1024);
+    let mut tcp = TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n",
+        small.len()
+    );
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    tcp.write_all(small.as_bytes()).await.unwrap();
+    assert_eq!(status(&read_one(&mut tcp).await), 200, "under the bound");
+
+    let big = body(2 * 1024 * 1024);
+    let declared = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n{big}",
+        big.len()
+    );
+    let chunked = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+         Transfer-Encoding: chunked\r\n\r\n{:x}\r\n{big}\r\n0\r\n\r\n",
+        big.len()
+    );
+    for request in [declared, chunked] {
+        let raw = exchange(addr, request.as_bytes()).await;
+        let json = assert_error(&raw, 413);
+        assert_eq!(json["error"]["code"], "request_too_large", "{json}");
+    }
+}
+
+/// An idle kept-alive connection is closed 60 s after its last answer.
+#[tokio::test]
+async fn an_idle_kept_alive_connection_is_closed_after_60_s() {
+    let config = config("idle", "  disable_spend_logs: true\n");
+    let (_gateway, addr) = start(&config).await;
+    let mut tcp = TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(b"GET /health/liveliness HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    assert_eq!(status(&read_one(&mut tcp).await), 200);
+    let answered = Instant::now();
+    let rest = read_to_close(&mut tcp, Duration::from_secs(75))
+        .await
+        .unwrap_or_else(|| panic!("still open 75 s after the answer"));
+    let idle = answered.elapsed();
+    assert!(rest.is_empty(), "{rest:?}");
+    assert!(
+        idle >= Duration::from_secs(59) && idle < Duration::from_secs(65),
+        "closed after {idle:?}"
+    );
+}
