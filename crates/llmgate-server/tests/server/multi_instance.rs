@@ -267,3 +267,69 @@ fn unique() -> String {
         .as_nanos();
     format!("{}-{nanos}", std::process::id())
 }
+
+/// A chat request as the end user `user`, with the master key.
+async fn ask_as(addr: SocketAddr, user: &str) -> (StatusCode, Value) {
+    let body = json!({"model": "alpha", "user": user,
+        "messages": [{"role": "user", "content": "hi"}]});
+    post(addr, "/v1/chat/completions", MASTER, &body).await
+}
+
+/// Asks `addr` as `user` every 20 ms until the answer is `want` (with the error `code`, when
+/// given); panics once [`WITHIN`] has passed since `since`.
+async fn until_as(
+    addr: SocketAddr,
+    user: &str,
+    want: StatusCode,
+    code: Option<&str>,
+    since: Instant,
+) {
+    loop {
+        let (status, body) = ask_as(addr, user).await;
+        if status == want && code.is_none_or(|c| body["error"]["code"] == c) {
+            return;
+        }
+        let elapsed = since.elapsed();
+        assert!(elapsed < WITHIN, "still {status} after {elapsed:?}: {body}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// docs/end-users.md: a change made through `/customer/*` on one instance reaches another's
+/// cache by `NOTIFY`. B has the end user cached (for 600 s); A blocks it, then unblocks it:
+/// B refuses, then serves, each within a second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_end_user_blocked_on_one_instance_is_refused_on_another_within_a_second() {
+    if !postgres_up().await {
+        return;
+    }
+    let upstream = MockProvider::start().await;
+    let config = config("multi-customers", &upstream, PG_URL.as_str());
+    let (_a, a) = start_with(&config, &[], &[]).await;
+    let (_b, b) = start_with(&config, &[], &[]).await;
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let user = format!("customer-{}-{nanos}", std::process::id());
+    admin(a, "/customer/new", json!({"user_id": user})).await;
+    assert_eq!(
+        ask_as(b, &user).await.0,
+        StatusCode::OK,
+        "B caches the end user"
+    );
+
+    let since = Instant::now();
+    admin(a, "/customer/block", json!({"user_ids": [user]})).await;
+    until_as(
+        b,
+        &user,
+        StatusCode::FORBIDDEN,
+        Some("end_user_blocked"),
+        since,
+    )
+    .await;
+    let since = Instant::now();
+    admin(a, "/customer/unblock", json!({"user_ids": [user]})).await;
+    until_as(b, &user, StatusCode::OK, None, since).await;
+}
