@@ -398,6 +398,13 @@ pub async fn postgres_url() -> Option<String> {
     .await
     .is_ok_and(|r| r.is_ok());
     if !reachable {
+        // `.ci/run` sets it when it has the machine's backends running: a skip there is a failure.
+        assert!(
+            !std::env::var("LLMGATE_REQUIRE_BACKENDS")
+                .unwrap_or_default()
+                .contains("postgres"),
+            "postgres is not reachable and LLMGATE_REQUIRE_BACKENDS requires it"
+        );
         eprintln!("skipped: PostgreSQL is not reachable at 127.0.0.1:5432");
         return None;
     }

@@ -235,6 +235,13 @@ mod tests {
         {
             Ok(Ok(_)) => Some(()),
             _ => {
+                // `.ci/run` sets it when it has the machine's backends running: a skip there is a failure.
+                assert!(
+                    !std::env::var("LLMGATE_REQUIRE_BACKENDS")
+                        .unwrap_or_default()
+                        .contains("redis"),
+                    "redis is not reachable and LLMGATE_REQUIRE_BACKENDS requires it"
+                );
                 eprintln!("skipped: no Redis at {addr}");
                 None
             }

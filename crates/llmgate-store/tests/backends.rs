@@ -53,6 +53,13 @@ async fn pg_admin() -> Option<PgConnection> {
     match tokio::time::timeout(Duration::from_secs(1), PgConnection::connect(&PG_URL)).await {
         Ok(Ok(conn)) => Some(conn),
         _ => {
+            // `.ci/run` sets it when it has the machine's backends running: a skip there is a failure.
+            assert!(
+                !std::env::var("LLMGATE_REQUIRE_BACKENDS")
+                    .unwrap_or_default()
+                    .contains("postgres"),
+                "postgres is not reachable and LLMGATE_REQUIRE_BACKENDS requires it"
+            );
             eprintln!("PostgreSQL not reachable at {}: skipping", *PG_URL);
             None
         }

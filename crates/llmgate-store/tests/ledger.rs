@@ -34,6 +34,13 @@ async fn postgres_up() -> bool {
     .await
     .is_ok_and(|c| c.is_ok());
     if !up {
+        // `.ci/run` sets it when it has the machine's backends running: a skip there is a failure.
+        assert!(
+            !std::env::var("LLMGATE_REQUIRE_BACKENDS")
+                .unwrap_or_default()
+                .contains("postgres"),
+            "postgres is not reachable and LLMGATE_REQUIRE_BACKENDS requires it"
+        );
         eprintln!("PostgreSQL not reachable at {}: skipping", *PG_URL);
     }
     up

@@ -258,6 +258,13 @@ async fn redis_available() -> bool {
         Ok(Ok(_))
     );
     if !ok {
+        // `.ci/run` sets it when it has the machine's backends running: a skip there is a failure.
+        assert!(
+            !std::env::var("LLMGATE_REQUIRE_BACKENDS")
+                .unwrap_or_default()
+                .contains("redis"),
+            "redis is not reachable and LLMGATE_REQUIRE_BACKENDS requires it"
+        );
         eprintln!("skipped: no Redis at {addr}");
     }
     ok

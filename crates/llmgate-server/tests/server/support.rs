@@ -204,6 +204,18 @@ pub async fn service_up(addr: &str, name: &str) -> bool {
         .await
         .is_ok_and(|c| c.is_ok());
     if !up {
+        // `.ci/run` sets it when it has the machine's backends running: a skip there is a failure.
+        let key = if name.contains("Redis") {
+            "redis"
+        } else {
+            "postgres"
+        };
+        assert!(
+            !std::env::var("LLMGATE_REQUIRE_BACKENDS")
+                .unwrap_or_default()
+                .contains(key),
+            "no {name} on {addr}, and LLMGATE_REQUIRE_BACKENDS requires it"
+        );
         eprintln!("skipped: no {name} on {addr}");
     }
     up

@@ -41,6 +41,13 @@ impl TestDb {
         let pg_url = pg_url();
         let conn = tokio::time::timeout(Duration::from_secs(1), PgConnection::connect(&pg_url));
         let Ok(Ok(mut conn)) = conn.await else {
+            // `.ci/run` sets it when it has the machine's backends running: a skip there is a failure.
+            assert!(
+                !std::env::var("LLMGATE_REQUIRE_BACKENDS")
+                    .unwrap_or_default()
+                    .contains("postgres"),
+                "postgres is not reachable and LLMGATE_REQUIRE_BACKENDS requires it"
+            );
             eprintln!("PostgreSQL not reachable at {pg_url}: skipping");
             return None;
         };

@@ -155,6 +155,13 @@ mod tests {
         .await
         .is_ok_and(|c| c.is_ok());
         if !up {
+            // `.ci/run` sets it when it has the machine's backends running: a skip there is a failure.
+            assert!(
+                !std::env::var("LLMGATE_REQUIRE_BACKENDS")
+                    .unwrap_or_default()
+                    .contains("redis"),
+                "redis is not reachable and LLMGATE_REQUIRE_BACKENDS requires it"
+            );
             eprintln!("skipped: no Redis on 127.0.0.1:6379");
             return;
         }

@@ -27,6 +27,13 @@ async fn two_instances_on_one_redis_send_one_alert_and_each_their_own_without_it
     .await
     .is_ok_and(|c| c.is_ok());
     if !reachable {
+        // `.ci/run` sets it when it has the machine's backends running: a skip there is a failure.
+        assert!(
+            !std::env::var("LLMGATE_REQUIRE_BACKENDS")
+                .unwrap_or_default()
+                .contains("redis"),
+            "redis is not reachable and LLMGATE_REQUIRE_BACKENDS requires it"
+        );
         eprintln!("two_instances_on_one_redis: no Redis on 127.0.0.1:6379, skipped");
         return;
     }
