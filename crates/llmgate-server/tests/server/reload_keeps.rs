@@ -123,3 +123,120 @@ async fn a_sighup_keeps_rate_limit_counts_cache_entries_and_queued_spend() {
     expected.sort();
     assert_eq!(rows(&dir).await, expected);
 }
+
+/// A request with `headers` (and a body, for POST): the status, the `set-cookie` header, and
+/// the body as JSON (`Null` when it is not).
+async fn call(
+    addr: SocketAddr,
+    method: http::Method,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: String,
+) -> (StatusCode, Option<String>, Value) {
+    let mut request = http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", "127.0.0.1");
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let request = request
+        .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+        .unwrap();
+    let response = crate::support::connect(addr)
+        .await
+        .send_request(request)
+        .await
+        .unwrap();
+    let status = response.status();
+    let cookie = response
+        .headers()
+        .get("set-cookie")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let text = crate::support::text(response).await;
+    (
+        status,
+        cookie,
+        serde_json::from_str(&text).unwrap_or(Value::Null),
+    )
+}
+
+/// A SIGHUP signs nobody out of the admin UI (sessions live in memory for the life of the
+/// process), and a response stored in memory (no database: no master key) is still there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sighup_keeps_ui_sessions_and_stored_responses() {
+    let upstream = MockProvider::start().await;
+    let dir = test_dir("reload-keeps", "sessions");
+    let config = dir.join("config.yaml");
+    std::fs::write(&config, config_text(&upstream, false)).unwrap();
+    let (mut gateway, addr) = start_with(&config, &[], &[]).await;
+    let form = ("content-type", "application/x-www-form-urlencoded");
+    let (status, cookie, _) = call(
+        addr,
+        http::Method::POST,
+        "/ui/login",
+        &[form],
+        format!("key={MASTER}"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let cookie = cookie.unwrap().split(';').next().unwrap().to_owned();
+    let signed_in = [("cookie", cookie.as_str())];
+    let deployments = "/ui/api/deployments";
+    let (status, _, _) = call(
+        addr,
+        http::Method::GET,
+        deployments,
+        &signed_in,
+        String::new(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "signed in");
+
+    let open = MockProvider::start().await;
+    let memory = dir.join("memory.yaml");
+    let no_master = format!(
+        "model_list:\n  - model_name: priced\n    litellm_params:\n      model: openai/gpt-x\n      \
+         api_base: {}\n      api_key: sk-test\n",
+        open.v1_url()
+    );
+    std::fs::write(&memory, &no_master).unwrap();
+    let (mut second, second_addr) = start_with(&memory, &[], &[]).await;
+    let json = ("content-type", "application/json");
+    let ask = json!({"model": "priced", "input": "hi", "store": true}).to_string();
+    let (status, _, stored) = call(
+        second_addr,
+        http::Method::POST,
+        "/v1/responses",
+        &[json],
+        ask,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{stored}");
+    let id = stored["id"].as_str().unwrap().to_owned();
+
+    std::fs::write(&config, config_text(&upstream, true)).unwrap();
+    std::fs::write(&memory, no_master.replace("priced", "renamed")).unwrap();
+    signal(&gateway, "HUP");
+    signal(&second, "HUP");
+    wait_reloads(addr, "ok", 1, Duration::from_secs(10)).await;
+    wait_reloads(second_addr, "ok", 1, Duration::from_secs(10)).await;
+
+    let (status, _, body) = call(
+        addr,
+        http::Method::GET,
+        deployments,
+        &signed_in,
+        String::new(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "still signed in: {body}");
+    let path = format!("/v1/responses/{id}");
+    let (status, _, found) = call(second_addr, http::Method::GET, &path, &[], String::new()).await;
+    assert_eq!(status, StatusCode::OK, "{found}");
+    assert_eq!(found["id"], id.as_str());
+    for g in [&mut gateway, &mut second] {
+        signal(g, "TERM");
+        assert!(wait_exit(g, Duration::from_secs(20)).await.success());
+    }
+}
