@@ -12,6 +12,7 @@
 
 mod crash;
 mod hurry;
+mod owners;
 
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt as _;

@@ -256,10 +256,16 @@ pub async fn post(
 
 /// GETs `path`: the status and the body as text.
 pub async fn get(addr: SocketAddr, path: &str) -> (http::StatusCode, String) {
-    let request = Request::get(path)
-        .header("host", "127.0.0.1")
-        .body(Full::new(Bytes::new()))
-        .unwrap();
+    get_with(addr, path, "").await
+}
+
+/// [`get`] with `bearer` as the key (none when empty).
+pub async fn get_with(addr: SocketAddr, path: &str, bearer: &str) -> (http::StatusCode, String) {
+    let mut request = Request::get(path).header("host", "127.0.0.1");
+    if !bearer.is_empty() {
+        request = request.header("authorization", format!("Bearer {bearer}"));
+    }
+    let request = request.body(Full::new(Bytes::new())).unwrap();
     let response = connect(addr).await.send_request(request).await.unwrap();
     let status = response.status();
     (status, text(response).await)
