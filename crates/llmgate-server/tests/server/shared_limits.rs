@@ -298,3 +298,51 @@ async fn shared_errors(addr: SocketAddr) -> u64 {
         .and_then(|n| n.parse::<f64>().ok())
         .unwrap_or_else(|| panic!("no usage errors line in:\n{text}")) as u64
 }
+
+/// Redis loses the day's counts (its keys deleted, as a restart without persistence does):
+/// each instance still holds the deployment to `rpd`, from the day's totals in the database
+/// (each instance writes what it sent and raises its counts to the totals every second).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_redis_loses_its_counts_the_databases_daily_totals_still_bound_each_instance() {
+    if !redis_up().await || !postgres_up().await {
+        return;
+    }
+    let upstream = MockProvider::start().await;
+    let name = "redis-lost-rpd";
+    let config = config(name, &upstream, "rpd: 10", Some("127.0.0.1:6379"));
+    let (_a, a) = start_with(&config, &[], &[]).await;
+    let (_b, b) = start_with(&config, &[], &[]).await;
+    assert_eq!(burst(&[a, b], 20).await, (10, 10));
+    // One sync interval to write the counts, one to read the totals back.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let pattern = format!("llmgate:test:{name}-{}-*", std::process::id());
+    let deleted = redis_delete(&pattern);
+    assert!(deleted > 0, "no Redis key matched {pattern}");
+    assert_eq!(
+        burst(&[a, b], 20).await,
+        (0, 20),
+        "sent past the day's quota"
+    );
+    assert_eq!(upstream.request_count(), 10);
+}
+
+/// Deletes the Redis keys matching `pattern` (`redis-cli`): how many.
+fn redis_delete(pattern: &str) -> usize {
+    let keys = std::process::Command::new("redis-cli")
+        .args(["-h", "127.0.0.1", "--scan", "--pattern", pattern])
+        .output()
+        .unwrap();
+    let keys: Vec<String> = String::from_utf8(keys.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    for key in &keys {
+        let done = std::process::Command::new("redis-cli")
+            .args(["-h", "127.0.0.1", "DEL", key])
+            .output()
+            .unwrap();
+        assert!(done.status.success(), "{done:?}");
+    }
+    keys.len()
+}
