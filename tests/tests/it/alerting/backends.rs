@@ -310,3 +310,43 @@ async fn redis_failing_and_recovering() {
     );
     assert_eq!(alerts.len(), 2, "{alerts:#?}");
 }
+
+/// The key database (PostgreSQL behind a fault proxy) cut, then restored: one `db_exceptions`
+/// `backend_down` alert for `database`, then one `backend_up`.
+#[tokio::test]
+async fn the_key_database_failing_and_recovering() {
+    let Some(url) = llmgate_tests::postgres_url().await else {
+        return;
+    };
+    let database = url.rsplit('/').next().unwrap_or("test").to_owned();
+    let proxy = llmgate_testkit::FaultProxy::start("127.0.0.1:5432".parse().unwrap())
+        .await
+        .unwrap();
+    let receiver = Receiver::ok().await;
+    let mock = MockProvider::start().await;
+    let yaml = format!(
+        "model_list:\n{}{}  master_key: {MASTER}\n  database_url: postgres://postgres@{}/{database}\n",
+        deployment("gpt", "gpt-a", &mock.v1_url(), &[]),
+        alerting("  alert_types: [\"db_exceptions\"]\n"),
+        proxy.addr(),
+    );
+    let env = HashMap::from([("WEBHOOK_URL".to_owned(), receiver.url.clone())]);
+    let loaded = llmgate_config::from_yaml(&yaml, std::path::Path::new("."), &env)
+        .unwrap_or_else(|p| panic!("config rejected:\n{p}"));
+    // `open`: the key store in PostgreSQL (`Gateway::new` keeps keys in memory).
+    let gw = TestGateway::serve(llmgate::Gateway::open(loaded.config).await.unwrap()).await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(receiver.alerts().is_empty(), "{:?}", receiver.alerts());
+    proxy.cut();
+    let down = stable(receiver.wait_for(1).await[0].clone());
+    assert_eq!(down["alert_type"], "db_exceptions");
+    assert_eq!(down["event"], "backend_down");
+    assert_eq!(down["backend"], "database");
+    proxy.restore();
+    let alerts = receiver.wait_for(2).await;
+    let up = stable(alerts[1].clone());
+    assert_eq!(up["event"], "backend_up", "{up}");
+    assert_eq!(up["backend"], "database", "{up}");
+    assert_eq!(alerts.len(), 2, "{alerts:#?}");
+    drop(gw);
+}
