@@ -398,6 +398,23 @@ async fn an_unreachable_redis_serves_misses() {
 }
 
 #[tokio::test]
+async fn a_redis_answering_errors_serves_misses() {
+    let mock = MockProvider::start().await;
+    let redis = llmgate_testkit::ErringRedis::start().await.unwrap();
+    let port = format!("port: {}", redis.addr().port());
+    let gw = cached(&mock, &["type: redis", "host: 127.0.0.1", &port]).await;
+    for _ in 0..3 {
+        let res = gw.chat("gpt", "hi").await;
+        assert_eq!((res.status.as_u16(), cache_header(&res)), (200, "miss"));
+    }
+    assert_eq!(mock.request_count(), 3);
+    assert!(
+        redis.count("GET") >= 1,
+        "Redis was asked, and answered an error"
+    );
+}
+
+#[tokio::test]
 async fn anthropic_clients_get_hits_in_their_own_shape() {
     let mock = MockProvider::start().await;
     let gw = cached(&mock, &["type: local"]).await;
