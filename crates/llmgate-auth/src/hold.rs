@@ -430,3 +430,146 @@ mod tests {
         ));
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "a test suite")]
+mod retry_tests {
+    use std::sync::atomic::AtomicUsize;
+    use std::sync::Mutex;
+
+    use tokio::time::Instant;
+
+    use super::*;
+    use crate::StoreError;
+
+    /// A ledger that admits every reservation (or fails it, with `reserve_fails`) and fails
+    /// its first `failing_settles` settlements, noting when each settlement was tried.
+    #[derive(Debug, Default)]
+    struct FlakyLedger {
+        reserve_fails: bool,
+        failing_settles: usize,
+        settles: Mutex<Vec<Instant>>,
+    }
+
+    #[async_trait::async_trait]
+    impl BudgetLedger for FlakyLedger {
+        async fn reserve(&self, _: &[Budget], _: f64) -> Result<Admission, StoreError> {
+            if self.reserve_fails {
+                return Err(StoreError::Unavailable("ledger down".into()));
+            }
+            Ok(Admission::Admitted)
+        }
+
+        async fn settle(&self, _: &[Budget], _: f64, _: f64) -> Result<(), StoreError> {
+            let mut settles = self.settles.lock().unwrap();
+            settles.push(Instant::now());
+            if settles.len() <= self.failing_settles {
+                return Err(StoreError::Unavailable("ledger down".into()));
+            }
+            Ok(())
+        }
+
+        fn backend(&self) -> &'static str {
+            "flaky"
+        }
+    }
+
+    fn key() -> VirtualKey {
+        VirtualKey {
+            token: "t".into(),
+            max_budget: Some(1.0),
+            ..VirtualKey::default()
+        }
+    }
+
+    /// Holds and settles one request against `ledger`, then lets a minute pass; returns the
+    /// settlements' offsets from the first, in ms, and the settlements counted as lost.
+    async fn settle_through(ledger: FlakyLedger) -> (Vec<u128>, u64) {
+        let ledger = Arc::new(ledger);
+        let budgets = Budgets::new(ledger.clone(), Arc::new(|_| 0.0));
+        let hold = budgets
+            .hold(Some(&key()), Holders::default(), None, || 0.5, 0)
+            .await
+            .unwrap()
+            .unwrap();
+        hold.settle(Some(0.25));
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        let settles = ledger.settles.lock().unwrap().clone();
+        let first = settles[0];
+        let offsets = settles.iter().map(|t| (*t - first).as_millis()).collect();
+        (offsets, budgets.lost_settlements())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failing_settlement_is_tried_8_times_250ms_doubling_then_counted_lost() {
+        let ledger = FlakyLedger {
+            failing_settles: usize::MAX,
+            ..FlakyLedger::default()
+        };
+        let (offsets, lost) = settle_through(ledger).await;
+        // Waits of 250, 500, 1000, 2000, 4000, 8000 and 16000 ms: 31.75 s in all.
+        assert_eq!(
+            offsets,
+            [0, 250, 750, 1_750, 3_750, 7_750, 15_750, 31_750],
+            "8 tries, 250 ms doubling in between"
+        );
+        assert_eq!(lost, 1, "given up once, after the last try");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_settlement_that_succeeds_on_a_retry_stops_retrying() {
+        let ledger = FlakyLedger {
+            failing_settles: 2,
+            ..FlakyLedger::default()
+        };
+        let (offsets, lost) = settle_through(ledger).await;
+        assert_eq!(offsets, [0, 250, 750], "the third try succeeded: no fourth");
+        assert_eq!(lost, 0);
+    }
+
+    /// Counts the events logged at `warn` on this thread.
+    struct CountWarnings(Arc<AtomicUsize>);
+
+    impl tracing::Subscriber for CountWarnings {
+        fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+            true
+        }
+        fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+            tracing::span::Id::from_u64(1)
+        }
+        fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+        fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+        fn event(&self, event: &tracing::Event<'_>) {
+            if *event.metadata().level() == tracing::Level::WARN {
+                self.0.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        fn enter(&self, _: &tracing::span::Id) {}
+        fn exit(&self, _: &tracing::span::Id) {}
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_ledger_admits_and_is_logged_once_per_power_of_two_failures() {
+        let warnings = Arc::new(AtomicUsize::new(0));
+        let _guard = tracing::subscriber::set_default(CountWarnings(warnings.clone()));
+        let ledger = FlakyLedger {
+            reserve_fails: true,
+            ..FlakyLedger::default()
+        };
+        let budgets = Budgets::new(Arc::new(ledger), Arc::new(|_| 0.0));
+        let mut logged_at = Vec::new();
+        for failure in 1..=100 {
+            let before = warnings.load(Ordering::Relaxed);
+            let held = budgets
+                .hold(Some(&key()), Holders::default(), None, || 0.5, 0)
+                .await;
+            assert!(matches!(held, Ok(None)), "judged by the record alone");
+            if warnings.load(Ordering::Relaxed) > before {
+                logged_at.push(failure);
+            }
+        }
+        assert_eq!(budgets.errors(), 100, "every failure counted");
+        // One log in each interval (2^k, 2^(k+1)]: 8 lines for 100 failures.
+        assert_eq!(logged_at, [1, 2, 3, 5, 9, 17, 33, 65]);
+    }
+}

@@ -301,6 +301,42 @@ mod tests {
         assert!(started.elapsed() < Duration::from_secs(3));
     }
 
+    /// A Redis that answers errors (not unreachable), with the default skip period. The real
+    /// clock (the store keeps `std::time::Instant`), with margins of 300 ms and more.
+    #[tokio::test]
+    async fn a_redis_answering_errors_is_skipped_for_1_s_by_default() {
+        let redis = llmgate_testkit::ErringRedis::start().await.unwrap();
+        let cfg = RedisStoreConfig {
+            url: Some(redis.url()),
+            ..RedisStoreConfig::default()
+        };
+        let s = RedisStore::new(cfg).unwrap();
+        let asked = Instant::now();
+        assert!(matches!(s.get("k").await, Err(Error::Backend { .. })));
+        let answered = Instant::now();
+        assert_eq!(redis.count("GET"), 1);
+        // Skipped: a miss at once, a store that does nothing, Redis not asked.
+        assert_eq!(s.get("k").await.unwrap(), None);
+        s.put("k", Bytes::from_static(b"v"), Duration::from_secs(1))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        assert_eq!(s.get("k").await.unwrap(), None);
+        assert!(
+            asked.elapsed() < Duration::from_secs(1),
+            "the test ran too slowly to judge"
+        );
+        assert_eq!((redis.count("GET"), redis.count("SET")), (1, 0));
+        // A second after the failure, Redis is asked again (and, failing, skipped again).
+        tokio::time::sleep(
+            (answered + Duration::from_millis(1_100)).duration_since(Instant::now()),
+        )
+        .await;
+        assert!(matches!(s.get("k").await, Err(Error::Backend { .. })));
+        assert_eq!(s.get("k").await.unwrap(), None);
+        assert_eq!(redis.count("GET"), 2);
+    }
+
     #[test]
     fn invalid_addresses_fail_at_build_and_secrets_stay_out_of_debug() {
         let cfg = RedisStoreConfig {

@@ -116,6 +116,27 @@ mod tests {
         assert_eq!((0..40).filter(|_| b.withdraw()).count(), 10);
     }
 
+    /// The budget every `FallbackPolicy` starts with: at least 10 a second, plus 20 % of the
+    /// requests over a sliding 10 s.
+    #[tokio::test(start_paused = true)]
+    async fn the_default_is_10_a_second_plus_20_percent_of_requests_over_10_s() {
+        let b = crate::FallbackPolicy::default().budget;
+        // Floor: 10/s over 10 s, with no requests at all.
+        assert_eq!((0..200).filter(|_| b.withdraw()).count(), 100);
+        for _ in 0..1_000 {
+            b.deposit();
+        }
+        // 20 % of 1,000 more.
+        assert_eq!((0..400).filter(|_| b.withdraw()).count(), 200);
+        // 5 s into the next 10 s window: the floor, plus 20 % of the half of the last window's
+        // requests the sliding 10 s still covers.
+        tokio::time::advance(Duration::from_secs(15)).await;
+        assert_eq!((0..400).filter(|_| b.withdraw()).count(), 100 + 100);
+        // Past them: the floor alone.
+        tokio::time::advance(Duration::from_secs(6)).await;
+        assert_eq!((0..400).filter(|_| b.withdraw()).count(), 100);
+    }
+
     #[test]
     fn an_empty_budget_allows_nothing() {
         let b = RetryBudget::new(Duration::from_secs(10), 0, 0.0);

@@ -342,6 +342,37 @@ async fn the_retry_budget_bounds_extra_load() {
     assert_eq!(script.calls(), ["a"], "an empty budget allows no retry");
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_fallback_takes_from_the_retry_budget_and_is_refused_when_it_is_empty() {
+    let script = Script::default()
+        .group("primary", &["a"])
+        .group("backup", &["b"])
+        .fail("a", 500);
+    let chain: &[(&str, &[&str])] = &[("primary", &["backup"])];
+    // An empty budget: the request ends with the primary's error, the fallback never called.
+    let mut p = policy(chain);
+    p.budget = Arc::new(crate::RetryBudget::new(Duration::from_secs(10), 0, 0.0));
+    let e = call(&script, p, req("")).await.unwrap_err();
+    assert_eq!(e.status(), 500);
+    assert_eq!(script.calls(), ["a"], "an empty budget allows no fallback");
+    // A budget of one (1 a second over 1 s, no ratio): the first request's fallback takes
+    // it, so the second request's fallback is refused.
+    let script = Script {
+        calls: Arc::default(),
+        ..script
+    };
+    let budget = Arc::new(crate::RetryBudget::new(Duration::from_secs(1), 1, 0.0));
+    let mut p = policy(chain);
+    p.budget = budget.clone();
+    let got = call(&script, p, req("")).await.unwrap();
+    assert_eq!((got.0.as_str(), got.2.as_str()), ("b", "1"));
+    let mut p = policy(chain);
+    p.budget = budget;
+    let e = call(&script, p, req("")).await.unwrap_err();
+    assert_eq!(e.status(), 500);
+    assert_eq!(script.calls(), ["a", "b", "a"]);
+}
+
 #[tokio::test]
 async fn forced_errors_need_the_master_key_and_a_valid_header() {
     let script = Script::default().group("primary", &["a"]);

@@ -31,7 +31,8 @@
 //!   [`MockProvider::last_request`], [`MockProvider::request_count`].
 //!
 //! - **Faults.** [`FaultProxy`] sits in front of Redis, PostgreSQL or a provider and cuts, stalls
-//!   and restores it on the test's word.
+//!   and restores it on the test's word; [`ErringRedis`] is a Redis that is up and answers every
+//!   command with an error.
 //!
 //! Default answers are deterministic: chat replies `"mock reply to: <last user message>"`,
 //! with the request's model echoed and tokens counted as whitespace-separated words.
@@ -89,6 +90,7 @@ mod metadata;
 mod ollama;
 mod openai;
 mod proxy;
+mod redis;
 pub mod replicate;
 pub mod sagemaker;
 mod server;
@@ -101,4 +103,5 @@ pub use google::{
     TEST_PRIVATE_KEY_PEM, TEST_USER_CLIENT_ID, TEST_USER_CLIENT_SECRET, TEST_USER_REFRESH_TOKEN,
 };
 pub use proxy::{FaultProxy, Mode as FaultMode};
+pub use redis::ErringRedis;
 pub use server::{MockProvider, Recorded};

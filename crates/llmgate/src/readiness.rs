@@ -288,3 +288,83 @@ fn spend_writer(queue: &SpendQueue) -> (Value, Level) {
     }
     (m.into(), level)
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "a test suite")]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use llmgate_cache::StoreFuture;
+    use llmgate_metering::{MemorySink, QueueConfig};
+    use llmgate_ratelimit::MemoryStore;
+
+    use super::*;
+
+    /// A cache store whose ping takes 50 ms and is counted: one ping, one run of the checks.
+    #[derive(Debug, Default)]
+    struct CountedPings(Arc<AtomicUsize>);
+
+    impl CacheStore for CountedPings {
+        fn get(&self, _: &str) -> StoreFuture<Option<Bytes>> {
+            Box::pin(async { Ok(None) })
+        }
+        fn put(&self, _: &str, _: Bytes, _: Duration) -> StoreFuture<()> {
+            Box::pin(async { Ok(()) })
+        }
+        fn kind(&self) -> &'static str {
+            "counted"
+        }
+        fn ping(&self) -> StoreFuture<()> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Box::pin(async {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                Ok(())
+            })
+        }
+    }
+
+    fn readiness(pings: &Arc<AtomicUsize>) -> Readiness {
+        Readiness::new(Parts {
+            keys: None,
+            allow_without_keys: false,
+            limiter: Arc::new(MemoryStore::new()),
+            limiter_policy: FailurePolicy::Open,
+            cache: Some(Arc::new(CountedPings(pings.clone()))),
+            spend: SpendQueue::new(Arc::new(MemorySink::new()), QueueConfig::default()),
+            router: None,
+        })
+    }
+
+    /// The real clock (`answer` keeps `std::time::Instant`), with margins of 400 ms and more.
+    #[tokio::test]
+    async fn concurrent_probes_share_one_run_and_its_answer_is_reused_for_1_s() {
+        let pings = Arc::new(AtomicUsize::new(0));
+        let ready = readiness(&pings);
+        let start = Instant::now();
+        let answers = futures_util::future::join_all((0..16).map(|_| ready.answer())).await;
+        assert!(answers.iter().all(|a| a.status() == StatusCode::OK));
+        assert_eq!(
+            pings.load(Ordering::SeqCst),
+            1,
+            "16 concurrent probes, one run"
+        );
+
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        assert_eq!(ready.answer().await.status(), StatusCode::OK);
+        assert!(
+            start.elapsed() < Duration::from_secs(1),
+            "the test ran too slowly to judge"
+        );
+        assert_eq!(pings.load(Ordering::SeqCst), 1, "reused within 1 s");
+
+        tokio::time::sleep((start + Duration::from_millis(1_100)).duration_since(Instant::now()))
+            .await;
+        let answers = futures_util::future::join_all((0..16).map(|_| ready.answer())).await;
+        assert!(answers.iter().all(|a| a.status() == StatusCode::OK));
+        assert_eq!(
+            pings.load(Ordering::SeqCst),
+            2,
+            "a new run after 1 s, again one"
+        );
+    }
+}

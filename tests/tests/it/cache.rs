@@ -57,6 +57,51 @@ async fn the_second_ask_is_a_hit_with_the_same_answer() {
     assert_eq!(mock.request_count(), 2);
 }
 
+/// Two virtual keys ask the same question on a gateway with a master key and these
+/// `cache_params` lines: the `x-llmgate-cache` of each answer, in order (key A twice, then B).
+async fn two_keys_ask(params: &[&str]) -> (Vec<String>, usize) {
+    const MASTER: &str = "sk-master-cache";
+    let mock = MockProvider::start().await;
+    let mut y = config_for(&[("gpt", &mock.v1_url())], Some(MASTER));
+    y.push_str("litellm_settings:\n  cache: true\n  cache_params:\n");
+    for p in params {
+        y.push_str(&format!("    {p}\n"));
+    }
+    let gw = TestGateway::start(&y).await;
+    let admin = gw.handle().with_key(MASTER);
+    let mut callers = Vec::new();
+    for _ in 0..2 {
+        let res = admin.post("/key/generate", &json!({})).await;
+        assert_eq!(res.status, 200, "{}", res.text());
+        callers.push(gw.handle().with_key(res.json()["key"].as_str().unwrap()));
+    }
+    let mut seen = Vec::new();
+    for caller in [&callers[0], &callers[0], &callers[1]] {
+        let res = caller.chat("gpt", "what is 2+2?").await;
+        assert_eq!(res.status, 200, "{}", res.text());
+        seen.push(cache_header(&res).to_owned());
+    }
+    (seen, mock.request_count())
+}
+
+#[tokio::test]
+async fn keys_share_answers_unless_per_key() {
+    let (seen, asked) = two_keys_ask(&["type: local"]).await;
+    assert_eq!(
+        seen,
+        ["miss", "hit", "hit"],
+        "by default callers share answers"
+    );
+    assert_eq!(asked, 1);
+    let (seen, asked) = two_keys_ask(&["type: local", "per_key: true"]).await;
+    assert_eq!(
+        seen,
+        ["miss", "hit", "miss"],
+        "per_key: a key never reads another key's answer"
+    );
+    assert_eq!(asked, 2);
+}
+
 #[tokio::test]
 async fn entries_expire_after_their_ttl() {
     let mock = MockProvider::start().await;
@@ -357,6 +402,23 @@ async fn an_unreachable_redis_serves_misses() {
         assert_eq!((res.status.as_u16(), cache_header(&res)), (200, "miss"));
     }
     assert_eq!(mock.request_count(), 3);
+}
+
+#[tokio::test]
+async fn a_redis_answering_errors_serves_misses() {
+    let mock = MockProvider::start().await;
+    let redis = llmgate_testkit::ErringRedis::start().await.unwrap();
+    let port = format!("port: {}", redis.addr().port());
+    let gw = cached(&mock, &["type: redis", "host: 127.0.0.1", &port]).await;
+    for _ in 0..3 {
+        let res = gw.chat("gpt", "hi").await;
+        assert_eq!((res.status.as_u16(), cache_header(&res)), (200, "miss"));
+    }
+    assert_eq!(mock.request_count(), 3);
+    assert!(
+        redis.count("GET") >= 1,
+        "Redis was asked, and answered an error"
+    );
 }
 
 #[tokio::test]

@@ -99,11 +99,21 @@ async fn malformed_json_says_where_it_broke() {
         e["message"].as_str().unwrap().contains("line 2 column"),
         "{e}"
     );
+    assert_eq!(e["code"], "invalid_json", "{e}");
     let e = gw
         .post("/v1/chat/completions", &json!({"model": "gpt"}))
         .await
         .openai_error(400);
     assert!(e["message"].as_str().unwrap().contains("messages"), "{e}");
+    assert_eq!(e["code"], "invalid_json", "a missing field: {e}");
+    let e = gw
+        .post(
+            "/v1/chat/completions",
+            &json!({"model": "gpt", "messages": "not a list"}),
+        )
+        .await
+        .openai_error(400);
+    assert_eq!(e["code"], "invalid_json", "a mistyped field: {e}");
     assert_eq!(mock.request_count(), 0);
 }
 
@@ -117,7 +127,8 @@ async fn oversize_body_is_a_413() {
     let gw = TestGateway::start(&yaml).await;
     let big = "x".repeat(1024 * 1024 + 10);
     let res = gw.chat("gpt", &big).await;
-    res.openai_error(413);
+    let e = res.openai_error(413);
+    assert_eq!(e["code"], "request_too_large", "{e}");
     assert!(res.header("x-llmgate-request-id").is_some());
     assert_eq!(mock.request_count(), 0);
 }

@@ -230,6 +230,7 @@ async fn a_key_limited_to_one_model() {
     let e = user.chat("claude", "hi").await.openai_error(403);
     assert_eq!(e["type"], "key_model_access_denied");
     assert_eq!(e["param"], "model");
+    assert_eq!(e["code"], "model_not_allowed", "{e}");
     assert!(e["message"].as_str().unwrap().contains("gpt"), "{e}");
     assert_eq!(
         mock.request_count(),
