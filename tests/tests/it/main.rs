@@ -20,6 +20,7 @@ mod golden;
 mod health;
 mod key_bounds;
 mod key_fields;
+mod key_regenerate;
 mod keys;
 mod messages;
 mod metering;
