@@ -225,6 +225,54 @@ async fn postgres_spend_from_two_instances_adds_exactly() {
     a.delete(&[k.token]).await.unwrap();
 }
 
+/// Two instances (two pools) of one store racing, 50 tasks at once, to reset one key's due
+/// budget period: exactly one reset happens (docs/keys.md, "Schema and migrations").
+async fn one_reset_wins_the_race(a: Store, b: Store) {
+    let mut k = key();
+    k.budget_duration = Some(3_600);
+    k.budget_reset_at = Some(2_000);
+    a.insert(&k).await.unwrap();
+    a.add_spend(&k.token, "gpt-4o", 1.5).await.unwrap();
+    let start = Arc::new(tokio::sync::Barrier::new(50));
+    let tasks: Vec<_> = (0..50)
+        .map(|i| {
+            let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+            let (token, start) = (k.token.clone(), start.clone());
+            tokio::spawn(async move {
+                start.wait().await;
+                store.reset_budget(&token, 2_500, 5_600).await
+            })
+        })
+        .collect();
+    let mut won = 0;
+    for t in tasks {
+        if t.await.unwrap().unwrap() {
+            won += 1;
+        }
+    }
+    assert_eq!(won, 1, "{}: resets of one period", a.backend());
+    let got = b.get(&k.token).await.unwrap().unwrap();
+    assert_eq!(got.spend, 0.0);
+    assert!(got.model_spend.is_empty(), "{:?}", got.model_spend);
+    assert_eq!(got.budget_reset_at, Some(5_600));
+    a.delete(&[k.token]).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_budget_reset_race_has_one_winner() {
+    let db = TempDb::new();
+    let a = Store::open(&db.url(), &StoreOptions::new()).await.unwrap();
+    let b = Store::open(&db.url(), &StoreOptions::new()).await.unwrap();
+    one_reset_wins_the_race(a, b).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_budget_reset_race_has_one_winner() {
+    let Some(a) = pg_store().await else { return };
+    let b = Store::open(&PG_URL, &StoreOptions::new()).await.unwrap();
+    one_reset_wins_the_race(a, b).await;
+}
+
 /// Waits for `want` on `stream`, skipping other tests' tokens on the shared channel.
 async fn next_matching(
     stream: &mut llmgate_auth::Invalidations,
