@@ -164,3 +164,88 @@ async fn a_slot_in_flight_is_renewed_past_its_lease() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(other.acquire(&one_slot("k")).await.unwrap().denied, None);
 }
+
+/// Tries `acquire` until Redis answers (the store fails fast for a second after a fault).
+async fn acquire_when_up(store: &RedisStore, checks: &[Check]) -> Verdict {
+    let started = std::time::Instant::now();
+    loop {
+        match store.acquire(checks).await {
+            Ok(v) => return v,
+            Err(e) if started.elapsed() > Duration::from_secs(5) => panic!("{e}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
+
+/// A request still running while Redis is away from its instance for longer than the lease
+/// loses its slot (another instance takes it); once Redis is back, the holder's renewals,
+/// which do reach Redis (its other slot outlives two leases), never add the lost slot back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_request_loses_its_slot_past_the_lease_and_renewal_adds_none() {
+    if local().await.is_none() {
+        return;
+    }
+    let proxy = llmgate_testkit::FaultProxy::start(([127, 0, 0, 1], 6379).into())
+        .await
+        .unwrap();
+    let p = prefix("lost");
+    let lease = Duration::from_millis(1200);
+    let mut cfg = RedisConfig::new(format!("redis://{}", proxy.addr()));
+    cfg.prefix.clone_from(&p);
+    cfg.parallel_lease = lease;
+    let holder = RedisStore::new(cfg).unwrap();
+    let other = store(&p, lease);
+    assert_eq!(holder.acquire(&one_slot("k")).await.unwrap().denied, None);
+    assert_eq!(other.acquire(&one_slot("k")).await.unwrap().denied, Some(0));
+
+    // Redis away from the holder (its request still running) past the lease (not so long
+    // that the whole counter expires: the instance that finds the slot expired counts it).
+    proxy.cut();
+    tokio::time::sleep(lease + Duration::from_millis(300)).await;
+    let taken = other.acquire(&one_slot("k")).await.unwrap();
+    assert_eq!(taken.denied, None, "the slot ended with its lease");
+    assert_eq!(other.counters().slots_reclaimed, 1);
+    other.finish(Settle {
+        lease: taken.lease,
+        release: vec!["k".into()],
+        ..Settle::default()
+    });
+
+    // Redis back: the holder renews what it holds, "k" included.
+    proxy.restore();
+    let witness = acquire_when_up(&holder, &one_slot("j")).await;
+    assert_eq!(witness.denied, None);
+    tokio::time::sleep(lease * 2).await;
+    assert_eq!(
+        other.acquire(&one_slot("j")).await.unwrap().denied,
+        Some(0),
+        "the holder's renewals reach Redis"
+    );
+    assert_eq!(
+        other.acquire(&one_slot("k")).await.unwrap().denied,
+        None,
+        "a renewal added the lost slot back"
+    );
+}
+
+/// Settlements Redis missed are queued up to 100,000; past that one is given up on (counted
+/// lost) and the queue stays full. No runtime: `finish` queues each one for the keeper.
+#[test]
+fn a_full_retry_queue_gives_up_on_a_settlement() {
+    let store = RedisStore::new(RedisConfig::new("redis://127.0.0.1:1")).unwrap();
+    let settle = |lease| Settle {
+        lease,
+        release: vec!["k".into()],
+        ..Settle::default()
+    };
+    for lease in 0..100_000 {
+        store.finish(settle(lease));
+    }
+    assert_eq!(store.unsettled(), 100_000);
+    assert_eq!(store.lost_settlements(), 0);
+    store.finish(settle(100_000));
+    assert_eq!(store.unsettled(), 100_000, "the queue holds no more");
+    assert_eq!(store.lost_settlements(), 1);
+    assert_eq!(store.counters().settlements_lost, 1);
+    assert_eq!(store.counters().settlements_failed, 100_001);
+}
