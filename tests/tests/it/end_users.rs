@@ -4,7 +4,7 @@
 //! `/end_user/*` manage them, `/global/spend/end_users` sums their spend.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use llmgate_tests::{MockProvider, TempDb, TestGateway};
+use llmgate_tests::{Behaviour, Gate, MockProvider, TempDb, TestGateway};
 use serde_json::{json, Value};
 
 const MASTER: &str = "sk-master-end-users";
@@ -360,4 +360,115 @@ async fn an_end_users_rpm_limit_counts_every_caller() {
             .status,
         429
     );
+}
+
+/// An end user's `tpm_limit` counts its tokens whoever calls: the mock counts words as tokens,
+/// so each 60-word answer to "hi" counts 61, and one through a key and one through the master
+/// key use up 100; another end user is not held by it.
+#[tokio::test]
+async fn an_end_users_tpm_limit_counts_every_caller() {
+    let mock = MockProvider::start().await;
+    mock.set_default(Behaviour::reply(vec!["w"; 60].join(" ")));
+    let db = TempDb::new("end-user-tpm");
+    let (_gateway, gw) = open(&mock, &db, "  drop_params: true").await;
+    let admin = gw.handle().with_key(MASTER);
+    let made = admin
+        .post(
+            "/customer/new",
+            &json!({"user_id": "tina", "tpm_limit": 100}),
+        )
+        .await;
+    assert_eq!(made.status, 200, "{}", made.text());
+    assert_eq!(made.json()["tpm_limit"], 100);
+    let key = admin.post("/key/generate", &json!({})).await.json()["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let by_key = gw.handle().with_key(&key);
+    let call = |who: &TestGateway, user: &str| {
+        let (who, body) = (who.handle(), as_user(user));
+        async move { who.post("/v1/chat/completions", &body).await }
+    };
+    assert_eq!(call(&by_key, "tina").await.status, 200);
+    assert_eq!(call(&admin, "tina").await.status, 200);
+    let third = call(&by_key, "tina").await;
+    assert_eq!(third.status, 429, "{}", third.text());
+    assert!(
+        third.text().contains("the end user's tpm_limit"),
+        "{}",
+        third.text()
+    );
+    assert_eq!(call(&by_key, "sam").await.status, 200);
+    assert_eq!(mock.requests().len(), 3);
+}
+
+/// An end user's `max_parallel_requests` counts its requests in flight whoever calls: two
+/// held at the upstream (one through a key, one through the master key) fill a limit of 2;
+/// another end user is not held by it.
+#[tokio::test]
+async fn an_end_users_max_parallel_requests_counts_every_caller() {
+    let mock = MockProvider::start().await;
+    let gate = Gate::new();
+    mock.set_default(Behaviour::gated(&gate, 0));
+    let db = TempDb::new("end-user-parallel");
+    let (_gateway, gw) = open(&mock, &db, "  drop_params: true").await;
+    let admin = gw.handle().with_key(MASTER);
+    let made = admin
+        .post(
+            "/customer/new",
+            &json!({"user_id": "pat", "max_parallel_requests": 2}),
+        )
+        .await;
+    assert_eq!(made.status, 200, "{}", made.text());
+    let key = admin.post("/key/generate", &json!({})).await.json()["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let held: Vec<_> = [key.as_str(), MASTER]
+        .into_iter()
+        .map(|k| {
+            let who = gw.handle().with_key(k);
+            tokio::spawn(async move {
+                let res = who.post("/v1/chat/completions", &as_user("pat")).await;
+                res.status.as_u16()
+            })
+        })
+        .collect();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        gate.wait_for_arrivals(2),
+    )
+    .await
+    .expect("both requests reach the upstream");
+    let by_key = gw.handle().with_key(&key);
+    // Admitted, it would wait at the gate: a timeout fails the test instead.
+    let pat = as_user("pat");
+    let third = by_key.post("/v1/chat/completions", &pat);
+    let third = tokio::time::timeout(std::time::Duration::from_secs(5), third)
+        .await
+        .expect("a third request was admitted");
+    assert_eq!(third.status, 429, "{}", third.text());
+    assert!(
+        third
+            .text()
+            .contains("the end user's max_parallel_requests (2 requests in flight at once)"),
+        "{}",
+        third.text()
+    );
+    // Another end user's request goes through meanwhile.
+    let other = tokio::spawn(async move {
+        let res = by_key.post("/v1/chat/completions", &as_user("sam")).await;
+        res.status.as_u16()
+    });
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        gate.wait_for_arrivals(3),
+    )
+    .await
+    .expect("another end user's request reaches the upstream");
+    gate.release();
+    for h in held {
+        assert_eq!(h.await.unwrap(), 200);
+    }
+    assert_eq!(other.await.unwrap(), 200);
 }
