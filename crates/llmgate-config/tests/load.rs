@@ -333,6 +333,33 @@ fn load_reads_the_file_and_the_dotenv_beside_it() {
     assert!(std::env::var("LLMGATE_CONFIG_TEST_DOTENV_KEY_5B1").is_err());
 }
 
+/// `environment_variables` resolve the file's references (whole-string `os.environ/` and
+/// `${}`) but are never written into the process environment.
+#[test]
+fn environment_variables_resolve_references_but_stay_out_of_the_process() {
+    let dir = TempDir::new();
+    let path = dir.write(
+        "config.yaml",
+        "environment_variables:\n  LLMGATE_CONFIG_TEST_ENV_KEY_7C2: gsk-from-config\n  LLMGATE_CONFIG_TEST_ENV_HOST_7C2: llm.internal:8080\nmodel_list:\n  - model_name: a\n    litellm_params:\n      model: openai/llama\n      api_key: os.environ/LLMGATE_CONFIG_TEST_ENV_KEY_7C2\n      api_base: http://${LLMGATE_CONFIG_TEST_ENV_HOST_7C2}/v1\n",
+    );
+    let loaded = load(&path).unwrap();
+    let d = loaded.config.deployments();
+    assert_eq!(d[0].api_key.as_ref().unwrap().expose(), "gsk-from-config");
+    assert_eq!(
+        d[0].api_base.as_deref(),
+        Some("http://llm.internal:8080/v1")
+    );
+    for name in [
+        "LLMGATE_CONFIG_TEST_ENV_KEY_7C2",
+        "LLMGATE_CONFIG_TEST_ENV_HOST_7C2",
+    ] {
+        assert!(
+            std::env::var_os(name).is_none(),
+            "{name} was set in the process"
+        );
+    }
+}
+
 #[test]
 fn load_names_a_missing_file() {
     let problems = load(Path::new("/nonexistent/llmgate/config.yaml")).unwrap_err();
