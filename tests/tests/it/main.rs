@@ -23,6 +23,7 @@ mod key_fields;
 mod key_regenerate;
 mod keys;
 mod messages;
+mod messages_translation;
 mod metering;
 mod ollama_sidecar;
 mod proxy_budget;
