@@ -25,6 +25,7 @@ mod reload_keeps;
 mod rpd;
 mod shared_limits;
 mod shutdown;
+mod spend_queue;
 mod teams;
 mod tls;
 mod upgrade;
