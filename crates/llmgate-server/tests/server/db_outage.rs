@@ -1,8 +1,9 @@
-//! The key database (and the rate limiter's Redis) out of reach, through the real binary (docs/keys.md, "Start-up and
-//! failures"): at start-up the binary stops with a message naming the database and never its
-//! password, at once when the port refuses and 5 s into a silence (a proxy in front of
-//! PostgreSQL that says nothing); later, a request whose virtual key must be looked up is a 503 unless
-//! `allow_requests_on_db_unavailable` lets it through.
+//! Backends out of reach, through the real binary. The key database (docs/keys.md, "Start-up
+//! and failures"): at start-up the binary stops with a message naming the database and never
+//! its password, at once when the port refuses and 5 s into a silence (a proxy in front of
+//! PostgreSQL that says nothing); later, a request whose virtual key must be looked up is a 503
+//! unless `allow_requests_on_db_unavailable` lets it through. The rate limiter's Redis
+//! (docs/rate-limits.md): a URL that does not parse stops the start; a Redis away does not.
 
 #![allow(
     clippy::unwrap_used,
