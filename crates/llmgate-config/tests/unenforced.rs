@@ -73,3 +73,48 @@ fn turned_off_they_load() {
     );
     load_ok(&off, &env(&[]));
 }
+
+/// docs/configuration.md: messages never contain a secret's value. Each secret-bearing key gets
+/// a value that is wrong in some way (its type, its scheme, an empty host) and holds a marker;
+/// every problem is reported, and none shows the marker.
+#[test]
+fn no_problem_message_shows_a_secret() {
+    const MARK: &str = "Zq8MARKsecret";
+    let yaml = format!(
+        "model_list:
+  - model_name: a
+    litellm_params:
+      model: openai/x
+      api_key: [{MARK}]
+  - model_name: b
+    litellm_params:
+      model: bedrock/anthropic.claude
+      aws_access_key_id: {{k: {MARK}}}
+      aws_secret_access_key: [{MARK}]
+      aws_session_token: {{t: {MARK}}}
+  - model_name: c
+    litellm_params:
+      model: azure/x
+      api_base: https://a
+      api_key: {MARK}
+      tenant_id: {MARK}
+router_settings:
+  redis_url: \"redis://:{MARK}@[::1\"
+  redis_password: [{MARK}]
+litellm_settings:
+  cache: true
+  cache_params:
+    type: redis
+    password: {{p: {MARK}}}
+    url: \"rediss://:{MARK}@\"
+general_settings:
+  master_key: {MARK}
+  database_url: \"mysql://user:{MARK}@db/llmgate\"
+"
+    );
+    let problems = load_err(&yaml, &env(&[]));
+    assert!(problems.len() >= 8, "{problems:#?}");
+    for p in &problems {
+        assert!(!p.contains(MARK), "a secret in: {p}");
+    }
+}

@@ -184,12 +184,13 @@ async fn an_unparsable_redis_url_stops_the_binary_and_an_unreachable_redis_does_
     );
     let bad = write_config(
         "redis-unparsable",
-        &format!("{model}router_settings:\n  redis_url: \"redis://[::1\"\n"),
+        &format!("{model}router_settings:\n  redis_url: \"redis://:{PASSWORD}@[::1\"\n"),
     );
     let (code, text, took) = run_to_exit(&bad).await;
     assert!(code.is_some_and(|c| c != 0), "exit {code:?}: {text}");
     assert!(took < Duration::from_secs(3), "{took:?}");
     assert!(text.contains("router_settings.redis"), "{text}");
+    assert!(!text.contains(PASSWORD), "the password is shown: {text}");
 
     let closed = TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -204,4 +205,17 @@ async fn an_unparsable_redis_url_stops_the_binary_and_an_unreachable_redis_does_
     let (status, answer) = post(addr, "/v1/chat/completions", "", &body).await;
     // The default policy is `open`: served although the limiter's Redis is away.
     assert_eq!(status, StatusCode::OK, "{answer}");
+}
+
+/// A `database_url` of a kind llmgate does not serve stops the start, naming the setting and
+/// never the password (configuration.md: messages never contain a secret's value).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unsupported_database_url_stops_the_binary_without_the_password() {
+    let upstream = MockProvider::start().await;
+    let url = format!("mysql://user:{PASSWORD}@db/llmgate");
+    let config = config("db-mysql", &upstream, &url, "");
+    let (code, text, _) = run_to_exit(&config).await;
+    assert!(code.is_some_and(|c| c != 0), "exit {code:?}: {text}");
+    assert!(text.contains("database URL"), "{text}");
+    assert!(!text.contains(PASSWORD), "the password is shown: {text}");
 }
