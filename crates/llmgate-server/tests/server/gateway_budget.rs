@@ -135,3 +135,97 @@ async fn another_processs_written_spend_reaches_the_gateways_budget_within_secon
         assert!(wait_exit(gateway, Duration::from_secs(20)).await.success());
     }
 }
+
+/// A PostgreSQL schema of its own (the gateway's budget counts the whole spend log, so the
+/// shared `test` database's other rows must not count): the URL, and a connection to drop it.
+async fn own_schema(name: &str) -> Option<(String, sqlx::PgConnection, String)> {
+    use sqlx::{Connection as _, Executor as _};
+    if !crate::support::postgres_up().await {
+        return None;
+    }
+    let url = crate::support::PG_URL.clone();
+    let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+    let schema = format!("{name}_{}", std::process::id());
+    let reset = format!("DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}");
+    conn.execute(reset.as_str()).await.unwrap();
+    Some((
+        format!("{url}?options=-c%20search_path%3D{schema}"),
+        conn,
+        schema,
+    ))
+}
+
+/// Three processes on one Redis (the budget ledger) and one PostgreSQL: 100 requests at once,
+/// spread over them, against a gateway budget worth 20. The reservations hold the burst inside
+/// it; the rest is spent one at a time; no more than 21 are paid in all, and then every
+/// instance refuses (docs/cost-tracking.md, "The same reservation as a key's budget").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_instances_on_one_redis_hold_the_gateways_budget() {
+    use sqlx::Executor as _;
+    if !crate::support::redis_up().await {
+        return;
+    }
+    let Some((database, mut conn, schema)) = own_schema("gateway_budget").await else {
+        return;
+    };
+    let upstream = MockProvider::start().await;
+    upstream.set_default(Behaviour::reply(PRICED_REPLY).delayed(Duration::from_millis(300)));
+    let prefix = format!(
+        "llmgate:test:gateway-budget:{}:{}:",
+        std::process::id(),
+        schema.len()
+    );
+    let text = format!(
+        "model_list:\n  - model_name: priced\n    litellm_params:\n      model: openai/gpt-x\n      \
+         api_base: {}\n      api_key: sk-test\n    model_info:\n      \
+         input_cost_per_token: 0.000001\n      output_cost_per_token: 0.000002\n\
+         router_settings:\n  redis_url: redis://127.0.0.1:6379\n\
+         litellm_settings:\n  max_budget: {}\n\
+         general_settings:\n  master_key: {MASTER}\n  database_url: \"{database}\"\n  \
+         llmgate_rate_limit_redis_prefix: \"{prefix}\"\n",
+        upstream.v1_url(),
+        PRICED_COST * 20.0
+    );
+    let config = crate::support::write_config("gateway-budget-three", &text);
+    let mut gateways = Vec::new();
+    for _ in 0..3 {
+        gateways.push(start_with(&config, &[], &[]).await);
+    }
+    let addrs: Vec<SocketAddr> = gateways.iter().map(|(_, a)| *a).collect();
+    let mut tasks = Vec::new();
+    for i in 0..100 {
+        let addr = addrs[i % 3];
+        tasks.push(tokio::spawn(
+            async move { ask_priced(addr, MASTER, None).await },
+        ));
+    }
+    let mut paid = crate::support::count_paid(tasks).await;
+    assert!(
+        (15..=21).contains(&paid),
+        "{paid} of the burst paid against a budget worth 20"
+    );
+    for i in 0.. {
+        let (status, body) = ask_priced(addrs[i % 3], MASTER, None).await;
+        if refused(status, &body) {
+            break;
+        }
+        paid += 1;
+        assert!(paid <= 21, "{paid} paid against a budget worth 20");
+    }
+    assert!(
+        (20..=21).contains(&paid),
+        "{paid} paid against a budget worth 20"
+    );
+    for addr in &addrs {
+        let (status, body) = ask_priced(*addr, MASTER, None).await;
+        assert!(refused(status, &body), "{body}");
+    }
+    assert_eq!(upstream.request_count(), paid);
+    for (mut g, _) in gateways {
+        signal(&g, "TERM");
+        assert!(wait_exit(&mut g, Duration::from_secs(20)).await.success());
+    }
+    conn.execute(format!("DROP SCHEMA {schema} CASCADE").as_str())
+        .await
+        .unwrap();
+}
