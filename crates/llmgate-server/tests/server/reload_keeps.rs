@@ -240,3 +240,50 @@ async fn a_sighup_keeps_ui_sessions_and_stored_responses() {
         assert!(wait_exit(g, Duration::from_secs(20)).await.success());
     }
 }
+
+/// "Kept across a reload: the upstream connection pool": the provider is reached through a
+/// proxy that counts connections; requests one after another before a SIGHUP use one kept-alive
+/// connection, and requests after it still use that one (a new pool would open another).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sighup_keeps_the_upstream_connection_pool() {
+    let upstream = MockProvider::start().await;
+    let proxy = llmgate_testkit::FaultProxy::start(upstream.addr())
+        .await
+        .unwrap();
+    let dir = test_dir("reload-keeps", "pool");
+    let config = dir.join("config.yaml");
+    let text = |timeout: u32| {
+        format!(
+            "model_list:\n  - model_name: m\n    litellm_params:\n      model: openai/gpt-x\n      \
+             api_base: http://{}/v1\n      api_key: sk-test\n      timeout: {timeout}\n",
+            proxy.addr()
+        )
+    };
+    std::fs::write(&config, text(30)).unwrap();
+    let (mut gateway, addr) = start_with(&config, &[], &[]).await;
+    for i in 0..5 {
+        assert_eq!(ask(addr, "", "m", &format!("before {i}")).await.0, 200);
+    }
+    assert_eq!(
+        proxy.accepted(),
+        1,
+        "one kept-alive connection before the reload"
+    );
+
+    // A change that keeps the deployment (its timeout), so its state and pool carry over.
+    std::fs::write(&config, text(31)).unwrap();
+    signal(&gateway, "HUP");
+    wait_reloads(addr, "ok", 1, Duration::from_secs(10)).await;
+    for i in 0..5 {
+        assert_eq!(ask(addr, "", "m", &format!("after {i}")).await.0, 200);
+    }
+    assert_eq!(
+        proxy.accepted(),
+        1,
+        "the reload opened a new connection to the provider"
+    );
+    signal(&gateway, "TERM");
+    assert!(wait_exit(&mut gateway, Duration::from_secs(20))
+        .await
+        .success());
+}
