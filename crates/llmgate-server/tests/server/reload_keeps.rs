@@ -1,6 +1,7 @@
 //! What a SIGHUP reload keeps, through the real binary (docs/deployment.md, "Kept across a
-//! reload"): a key's rate-limit count, the response cache's entries, and the spend records
-//! still queued. The reload itself is seen to apply: the new config's model answers.
+//! reload"): a key's rate-limit count, the response cache's entries, the spend records still
+//! queued, UI sessions, responses stored in memory, the upstream connection pool, and a
+//! cooldown. The reload itself is seen to apply each time: the new config's model answers.
 
 #![allow(clippy::unwrap_used, clippy::panic, reason = "test helpers")]
 
@@ -281,6 +282,60 @@ async fn a_sighup_keeps_the_upstream_connection_pool() {
         proxy.accepted(),
         1,
         "the reload opened a new connection to the provider"
+    );
+    signal(&gateway, "TERM");
+    assert!(wait_exit(&mut gateway, Duration::from_secs(20))
+        .await
+        .success());
+}
+
+/// "Kept across a reload: the router's state": a deployment cooling down stays out of rotation
+/// through a SIGHUP that adds another model and leaves it unchanged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sighup_keeps_a_cooldown_on_an_unchanged_deployment() {
+    let (one, two) = (MockProvider::start().await, MockProvider::start().await);
+    let dir = test_dir("reload-keeps", "cooldown");
+    let config = dir.join("config.yaml");
+    let entry = |name: &str, id: &str, base: &str| {
+        format!(
+            "  - model_name: {name}\n    litellm_params:\n      model: openai/gpt-x\n      \
+             api_base: {base}\n      api_key: sk-test\n    model_info:\n      id: {id}\n"
+        )
+    };
+    let group = format!(
+        "{}{}",
+        entry("g", "a1", &one.v1_url()),
+        entry("g", "a2", &two.v1_url())
+    );
+    let router = "router_settings:\n  allowed_fails: 0\n  cooldown_time: 600\n";
+    std::fs::write(&config, format!("model_list:\n{group}{router}")).unwrap();
+    let (mut gateway, addr) = start_with(&config, &[], &[]).await;
+    one.set_default(llmgate_testkit::Behaviour::error(500, "down"));
+    for i in 0..20 {
+        if one.request_count() > 0 {
+            break;
+        }
+        assert_eq!(
+            ask(addr, "", "g", &format!("x{i}")).await.0,
+            200,
+            "retried on a2"
+        );
+    }
+    assert_eq!(one.request_count(), 1, "a1 failed once and cools down");
+    one.set_default(llmgate_testkit::Behaviour::reply("a1 is back"));
+
+    let more = entry("other", "o1", &two.v1_url());
+    std::fs::write(&config, format!("model_list:\n{group}{more}{router}")).unwrap();
+    signal(&gateway, "HUP");
+    wait_reloads(addr, "ok", 1, Duration::from_secs(10)).await;
+    assert_eq!(ask(addr, "", "other", "o").await.0, 200, "reloaded");
+    for i in 0..10 {
+        assert_eq!(ask(addr, "", "g", &format!("y{i}")).await.0, 200);
+    }
+    assert_eq!(
+        one.request_count(),
+        1,
+        "a1 came back into rotation at the reload"
     );
     signal(&gateway, "TERM");
     assert!(wait_exit(&mut gateway, Duration::from_secs(20))
