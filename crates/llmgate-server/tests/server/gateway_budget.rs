@@ -9,9 +9,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::support::{
-    ask_priced, signal, start_with, test_dir, wait_exit, PRICED_COST, PRICED_REPLY,
-};
+use crate::support::{ask_priced, start_with, stop, test_dir, PRICED_COST, PRICED_REPLY};
 use http::StatusCode;
 use llmgate_testkit::{Behaviour, MockProvider};
 
@@ -79,20 +77,14 @@ async fn the_gateways_budget_survives_a_restart_of_the_binary() {
     let answered = spend_it_all(addr).await;
     let most = (BUDGET / PRICED_COST).ceil() as usize;
     assert!((1..=most).contains(&answered), "{answered} answered");
-    signal(&gateway, "TERM");
-    assert!(wait_exit(&mut gateway, Duration::from_secs(20))
-        .await
-        .success());
+    stop(&mut gateway).await;
 
     let calls = upstream.request_count();
     let (mut gateway, addr) = start_with(&config, &[], &[]).await;
     let (status, body) = ask_priced(addr, MASTER, None).await;
     assert!(refused(status, &body), "admitted after the restart: {body}");
     assert_eq!(upstream.request_count(), calls, "reached the provider");
-    signal(&gateway, "TERM");
-    assert!(wait_exit(&mut gateway, Duration::from_secs(20))
-        .await
-        .success());
+    stop(&mut gateway).await;
 }
 
 /// One request for the model `free`: it costs nothing, so asking it spends no budget, but it
@@ -131,8 +123,7 @@ async fn another_processs_written_spend_reaches_the_gateways_budget_within_secon
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     for gateway in [&mut a, &mut b] {
-        signal(gateway, "TERM");
-        assert!(wait_exit(gateway, Duration::from_secs(20)).await.success());
+        stop(gateway).await;
     }
 }
 
@@ -222,8 +213,7 @@ async fn three_instances_on_one_redis_hold_the_gateways_budget() {
     }
     assert_eq!(upstream.request_count(), paid);
     for (mut g, _) in gateways {
-        signal(&g, "TERM");
-        assert!(wait_exit(&mut g, Duration::from_secs(20)).await.success());
+        stop(&mut g).await;
     }
     conn.execute(format!("DROP SCHEMA {schema} CASCADE").as_str())
         .await

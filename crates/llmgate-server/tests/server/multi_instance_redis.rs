@@ -14,7 +14,7 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{HeaderMap, Request, Response, StatusCode};
@@ -23,16 +23,7 @@ use hyper::body::Incoming;
 use llmgate_testkit::{Behaviour, FaultProxy, Gate, MockProvider};
 use serde_json::{json, Value};
 
-use crate::support::{get, post, redis_up, start_with, write_config, Gateway};
-
-/// A name no earlier run used: for Redis prefixes and cache namespaces.
-fn unique(name: &str) -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("{name}-{}-{nanos}", std::process::id())
-}
+use crate::support::{get, post, redis_up, start_with, unique, write_config, Gateway};
 
 /// The model `m` (deployment id `m-a`) on `upstream`, then `rest` (settings sections).
 fn one_model(name: &str, upstream: &MockProvider, rest: &str) -> std::path::PathBuf {
@@ -125,16 +116,10 @@ async fn three_instances_on_one_redis_admit_exactly_the_global_parallel_limit() 
 /// A chat request for `m`: the status, the `x-llmgate-cache` header and the body.
 async fn ask_cached(addr: SocketAddr, prompt: &str) -> (StatusCode, String, Value) {
     let body = json!({"model": "m", "messages": [{"role": "user", "content": prompt}]});
-    let request = Request::post("/v1/chat/completions")
-        .header("host", "127.0.0.1")
-        .header("content-type", "application/json")
-        .body(Full::new(Bytes::from(body.to_string())))
-        .unwrap();
-    let response = crate::support::connect(addr)
-        .await
-        .send_request(request)
-        .await
-        .unwrap();
+    let json = [("content-type", "application/json")];
+    let path = "/v1/chat/completions";
+    let response =
+        crate::support::request(addr, http::Method::POST, path, &json, body.to_string()).await;
     let (status, headers): (StatusCode, HeaderMap) =
         (response.status(), response.headers().clone());
     let bytes = response.into_body().collect().await.unwrap().to_bytes();

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::reload::wait_reloads;
-use crate::support::{post, signal, start_with, test_dir, wait_exit};
+use crate::support::{post, signal, start_with, stop, test_dir};
 use http::StatusCode;
 use llmgate_store::{LogFilter, Store, StoreOptions};
 use llmgate_testkit::MockProvider;
@@ -109,10 +109,7 @@ async fn a_sighup_keeps_rate_limit_counts_cache_entries_and_queued_spend() {
         "the cached answer served without a provider call (only `added` was asked)"
     );
 
-    signal(&gateway, "TERM");
-    assert!(wait_exit(&mut gateway, Duration::from_secs(20))
-        .await
-        .success());
+    stop(&mut gateway).await;
     // 3 + 1 + 20 before the reload, `added` and the cache hit after it.
     // Each answer's record, of both configs (the key's refusal is not recorded): `priced`
     // 3 + 1 + 20 before the reload and the cache hit after it; `old` and `added` once each,
@@ -134,21 +131,7 @@ async fn call(
     headers: &[(&str, &str)],
     body: String,
 ) -> (StatusCode, Option<String>, Value) {
-    let mut request = http::Request::builder()
-        .method(method)
-        .uri(path)
-        .header("host", "127.0.0.1");
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    let request = request
-        .body(http_body_util::Full::new(bytes::Bytes::from(body)))
-        .unwrap();
-    let response = crate::support::connect(addr)
-        .await
-        .send_request(request)
-        .await
-        .unwrap();
+    let response = crate::support::request(addr, method, path, headers, body).await;
     let status = response.status();
     let cookie = response
         .headers()
@@ -237,8 +220,7 @@ async fn a_sighup_keeps_ui_sessions_and_stored_responses() {
     assert_eq!(status, StatusCode::OK, "{found}");
     assert_eq!(found["id"], id.as_str());
     for g in [&mut gateway, &mut second] {
-        signal(g, "TERM");
-        assert!(wait_exit(g, Duration::from_secs(20)).await.success());
+        stop(g).await;
     }
 }
 
@@ -283,10 +265,7 @@ async fn a_sighup_keeps_the_upstream_connection_pool() {
         1,
         "the reload opened a new connection to the provider"
     );
-    signal(&gateway, "TERM");
-    assert!(wait_exit(&mut gateway, Duration::from_secs(20))
-        .await
-        .success());
+    stop(&mut gateway).await;
 }
 
 /// "Kept across a reload: the router's state": a deployment cooling down stays out of rotation
@@ -337,8 +316,5 @@ async fn a_sighup_keeps_a_cooldown_on_an_unchanged_deployment() {
         1,
         "a1 came back into rotation at the reload"
     );
-    signal(&gateway, "TERM");
-    assert!(wait_exit(&mut gateway, Duration::from_secs(20))
-        .await
-        .success());
+    stop(&mut gateway).await;
 }

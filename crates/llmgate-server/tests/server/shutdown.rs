@@ -70,6 +70,30 @@ fn uuid_ish() -> u128 {
         .as_nanos()
 }
 
+/// The chat request `body` with `key` on `sender`, answered 200: the cost its answer states.
+async fn priced_answer(
+    sender: &mut hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+    key: &str,
+    body: &serde_json::Value,
+) -> f64 {
+    let request = Request::post("/v1/chat/completions")
+        .header("host", "127.0.0.1")
+        .header("content-type", "application/json")
+        .header("authorization", format!("Bearer {key}"))
+        .body(Full::new(Bytes::from(body.to_string())))
+        .unwrap();
+    sender.ready().await.unwrap();
+    let response = sender.send_request(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let cost: f64 = response.headers()["x-llmgate-response-cost"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    response.into_body().collect().await.unwrap();
+    cost
+}
+
 /// `n` chat requests with `key` over 10 kept-alive connections, each answered 200; returns the
 /// sum of their `x-llmgate-response-cost`.
 async fn answered_requests(addr: SocketAddr, key: &str, n: usize) -> f64 {
@@ -84,22 +108,7 @@ async fn answered_requests(addr: SocketAddr, key: &str, n: usize) -> f64 {
             for _ in 0..count {
                 let body =
                     json!({"model": "priced", "messages": [{"role": "user", "content": "hi"}]});
-                let request = Request::post("/v1/chat/completions")
-                    .header("host", "127.0.0.1")
-                    .header("content-type", "application/json")
-                    .header("authorization", format!("Bearer {key}"))
-                    .body(Full::new(Bytes::from(body.to_string())))
-                    .unwrap();
-                sender.ready().await.unwrap();
-                let response = sender.send_request(request).await.unwrap();
-                assert_eq!(response.status(), StatusCode::OK);
-                let one: f64 = response.headers()["x-llmgate-response-cost"]
-                    .to_str()
-                    .unwrap()
-                    .parse()
-                    .unwrap();
-                response.into_body().collect().await.unwrap();
-                cost += one;
+                cost += priced_answer(&mut sender, &key, &body).await;
             }
             cost
         }));

@@ -7,9 +7,8 @@
 #![allow(clippy::unwrap_used, clippy::panic, reason = "test helpers")]
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
-use crate::support::{get, signal, start_with, test_dir, wait_exit};
+use crate::support::{get, start_with, stop, test_dir};
 use http::StatusCode;
 use llmgate_testkit::MockProvider;
 use sqlx::{Connection as _, Executor as _};
@@ -32,18 +31,20 @@ fn config(name: &str, upstream: &MockProvider, full: &str) -> std::path::PathBuf
 
 /// One chat request: the status, `Retry-After`, and the error's `code` (if any).
 async fn ask(addr: SocketAddr) -> (StatusCode, Option<String>, String) {
+    let bearer = format!("Bearer {MASTER}");
+    let headers = [
+        ("content-type", "application/json"),
+        ("authorization", &bearer),
+    ];
     let body = crate::support::chat("m", false);
-    let request = http::Request::post("/v1/chat/completions")
-        .header("host", "127.0.0.1")
-        .header("content-type", "application/json")
-        .header("authorization", format!("Bearer {MASTER}"))
-        .body(http_body_util::Full::new(bytes::Bytes::from(body)))
-        .unwrap();
-    let response = crate::support::connect(addr)
-        .await
-        .send_request(request)
-        .await
-        .unwrap();
+    let response = crate::support::request(
+        addr,
+        http::Method::POST,
+        "/v1/chat/completions",
+        &headers,
+        body,
+    )
+    .await;
     let status = response.status();
     let retry = response
         .headers()
@@ -120,10 +121,7 @@ async fn a_full_spend_queue_refuses_with_503_and_calls_no_provider() {
     let refused = "llmgate_gateway_rejections_total{reason=\"spend_queue_full\"} ";
     assert_eq!(metric(addr, refused).await, 1.0);
     drop(held);
-    signal(&gateway, "TERM");
-    assert!(wait_exit(&mut gateway, Duration::from_secs(20))
-        .await
-        .success());
+    stop(&mut gateway).await;
     assert_eq!(
         rows(&config).await,
         served,
@@ -147,9 +145,6 @@ async fn with_drop_a_full_spend_queue_serves_and_counts_the_dropped_records() {
     let dropped = metric(addr, "llmgate_spend_records_dropped_total ").await as usize;
     assert!((12..=15).contains(&dropped), "{dropped} dropped");
     drop(held);
-    signal(&gateway, "TERM");
-    assert!(wait_exit(&mut gateway, Duration::from_secs(20))
-        .await
-        .success());
+    stop(&mut gateway).await;
     assert_eq!(rows(&config).await + dropped, 20);
 }
