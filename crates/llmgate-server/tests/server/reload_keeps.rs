@@ -316,5 +316,18 @@ async fn a_sighup_keeps_a_cooldown_on_an_unchanged_deployment() {
         1,
         "a1 came back into rotation at the reload"
     );
+    // docs/metrics.md: cooling down is 1 in llmgate's gauge and 2 in LiteLLM's.
+    let (_, metrics) = crate::support::get(addr, "/metrics").await;
+    let state = |name: &str, label: &str| -> f64 {
+        let sample = metrics
+            .lines()
+            .find(|l| l.starts_with(&format!("{name}{{")) && l.contains(label))
+            .unwrap_or_else(|| panic!("no {name} with {label}"));
+        sample.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    assert_eq!(state("llmgate_deployment_state", "deployment=\"a1\""), 1.0);
+    assert_eq!(state("llmgate_deployment_state", "deployment=\"a2\""), 0.0);
+    assert_eq!(state("litellm_deployment_state", "model_id=\"a1\""), 2.0);
+    assert_eq!(state("litellm_deployment_state", "model_id=\"a2\""), 0.0);
     stop(&mut gateway).await;
 }

@@ -391,7 +391,7 @@ async fn spilled_and_replayed_once(
         "nothing reached the database"
     );
     for round in 0..2 {
-        let (mut gateway, _addr) = start_with(config, &grace, &[]).await;
+        let (mut gateway, addr) = start_with(config, &grace, &[]).await;
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while !spill_files(&spill_dir).is_empty() {
             assert!(
@@ -409,6 +409,16 @@ async fn spilled_and_replayed_once(
         assert!(
             close(spend, charged),
             "round {round}: key spend {spend}, answered {charged}"
+        );
+        let (_, metrics) = crate::support::get(addr, "/metrics").await;
+        let replayed = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("llmgate_spend_records_replayed_total "))
+            .unwrap_or_else(|| panic!("no replayed count in /metrics"));
+        // Each round replays the 200 (the second finds them stored, and charges nothing).
+        assert_eq!(
+            replayed, "200",
+            "round {round}: llmgate_spend_records_replayed_total"
         );
         signal(&gateway, "TERM");
         assert!(wait_exit(&mut gateway, Duration::from_secs(10))

@@ -120,6 +120,11 @@ async fn a_full_spend_queue_refuses_with_503_and_calls_no_provider() {
     );
     let refused = "llmgate_gateway_rejections_total{reason=\"spend_queue_full\"} ";
     assert_eq!(metric(addr, refused).await, 1.0);
+    // docs/health.md: a full queue under `reject` makes readiness 503.
+    let (status, body) = get(addr, "/health/readiness").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["checks"]["spend_writer"]["status"], "full", "{body}");
     drop(held);
     stop(&mut gateway).await;
     assert_eq!(
