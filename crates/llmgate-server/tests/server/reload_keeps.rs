@@ -331,3 +331,37 @@ async fn a_sighup_keeps_a_cooldown_on_an_unchanged_deployment() {
     assert_eq!(state("litellm_deployment_state", "model_id=\"a2\""), 0.0);
     stop(&mut gateway).await;
 }
+
+/// docs/ui.md: sessions live in memory, so a restart signs everybody out (and a reload, above,
+/// nobody): the cookie that worked before SIGTERM is refused by the new process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_signs_everybody_out_of_the_ui() {
+    let upstream = MockProvider::start().await;
+    let dir = test_dir("reload-keeps", "restart-ui");
+    let config = dir.join("config.yaml");
+    std::fs::write(&config, config_text(&upstream, false)).unwrap();
+    let (mut gateway, addr) = start_with(&config, &[], &[]).await;
+    let form = ("content-type", "application/x-www-form-urlencoded");
+    let login = format!("key={MASTER}");
+    let (status, cookie, _) = call(addr, http::Method::POST, "/ui/login", &[form], login).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let cookie = cookie.unwrap().split(';').next().unwrap().to_owned();
+    let signed_in = [("cookie", cookie.as_str())];
+    let path = "/ui/api/deployments";
+    let get = http::Method::GET;
+    assert_eq!(
+        call(addr, get.clone(), path, &signed_in, String::new())
+            .await
+            .0,
+        StatusCode::OK
+    );
+    stop(&mut gateway).await;
+
+    let (mut gateway, addr) = start_with(&config, &[], &[]).await;
+    let (status, _, body) = call(addr, get, path, &signed_in, String::new()).await;
+    assert!(
+        status.is_client_error(),
+        "still signed in after a restart: {status} {body}"
+    );
+    stop(&mut gateway).await;
+}
