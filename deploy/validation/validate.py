@@ -13,12 +13,16 @@ any failed. What is checked, and against what:
   as a directory, no config checksum, the spill directory and the SQLite default on the
   writable volume, never a database_url hiding DATABASE_URL); values that must be refused are.
 - The example configs (compose's, the ConfigMap's, each rendered chart's) pass `llmgate check`.
+- deploy/systemd/llmgate.service: `systemd-analyze verify` (where systemd is installed), on a
+  copy whose commands point at the built `llmgate` and deploy/systemd/llmgate-upgrade; any line
+  it prints (an unknown key, a value it cannot parse) is a failure, as it exits 0 for those.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -240,10 +244,28 @@ def check_chart() -> None:
             report(f"helm refuses '{case}'", [] if word in str(e) else [f"refused, but without {word!r}: {e}"])
 
 
+def check_systemd() -> None:
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        print("skip systemd unit: no systemd-analyze on this machine")
+        return
+    unit = (DEPLOY / "systemd" / "llmgate.service").read_text()
+    unit = unit.replace("/usr/local/bin/llmgate-upgrade", str(DEPLOY / "systemd" / "llmgate-upgrade"))
+    unit = unit.replace("/usr/local/bin/llmgate", os.environ["LLMGATE_BIN"])
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "llmgate.service"
+        path.write_text(unit)
+        run = subprocess.run([analyze, "verify", str(path)], capture_output=True, text=True)
+    said = (run.stdout + run.stderr).strip().splitlines()
+    problems = said if said or run.returncode == 0 else [f"exit {run.returncode}"]
+    report("systemd unit: systemd-analyze verify", problems)
+
+
 def main() -> int:
     check_compose()
     check_kubernetes()
     check_chart()
+    check_systemd()
     print(f"deploy/validate: {'FAILED' if failures else 'all passed'}")
     return 1 if failures else 0
 

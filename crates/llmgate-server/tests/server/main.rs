@@ -9,6 +9,7 @@ mod binary;
 mod bounds;
 mod budgets;
 mod cooldowns;
+mod dashboards;
 mod db_outage;
 mod env;
 mod gateway_budget;
