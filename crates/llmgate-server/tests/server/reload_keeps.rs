@@ -365,3 +365,33 @@ async fn a_restart_signs_everybody_out_of_the_ui() {
     );
     stop(&mut gateway).await;
 }
+
+/// docs/deployment.md, `--watch-config`: a Kubernetes ConfigMap update (the kubelet writes a
+/// new timestamped directory and swaps the `..data` link to it in one rename) is picked up and
+/// reloaded; the path given to `--config` is the volume's `config.yaml` symlink.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_config_follows_a_configmap_volume_update() {
+    let upstream = MockProvider::start().await;
+    let volume = test_dir("reload-keeps", "configmap");
+    let publish = |generation: u32, text: &str| {
+        let data = format!("..2026_12_04_{generation}");
+        std::fs::create_dir_all(volume.join(&data)).unwrap();
+        std::fs::write(volume.join(&data).join("config.yaml"), text).unwrap();
+        let next = volume.join("..data_tmp");
+        std::os::unix::fs::symlink(&data, &next).unwrap();
+        std::fs::rename(&next, volume.join("..data")).unwrap();
+        if std::fs::symlink_metadata(volume.join("config.yaml")).is_err() {
+            std::os::unix::fs::symlink("..data/config.yaml", volume.join("config.yaml")).unwrap();
+        }
+    };
+    publish(1, &config_text(&upstream, false));
+    let config = volume.join("config.yaml");
+    let watch = [("LLMGATE_WATCH_CONFIG", "1")];
+    let (mut gateway, addr) = start_with(&config, &[], &watch).await;
+    assert_eq!(ask(addr, MASTER, "added", "x").await.0, 400);
+
+    publish(2, &config_text(&upstream, true));
+    wait_reloads(addr, "ok", 1, Duration::from_secs(8)).await;
+    assert_eq!(ask(addr, MASTER, "added", "x").await.0, 200);
+    stop(&mut gateway).await;
+}
