@@ -408,7 +408,18 @@ async fn sigquit_with_no_new_process_waiting_keeps_serving() {
 /// within 3 s of the SIGTERM. The new process serves.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sigterm_after_sigquit_cuts_the_streams_and_exits_with_1() {
-    let mut p = Pair::start("quit-then-term", &[]).await;
+    quit_then("TERM").await;
+}
+
+/// The same with SIGINT.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sigint_after_sigquit_cuts_the_streams_and_exits_with_1() {
+    quit_then("INT").await;
+}
+
+/// SIGQUIT, then `second` once the old process stopped accepting: see the tests above.
+async fn quit_then(second: &str) {
+    let mut p = Pair::start(&format!("quit-then-{second}"), &[]).await;
     let (addr, secret) = (p.addr, p.secret.clone());
 
     let gate = Gate::new();
@@ -431,12 +442,12 @@ async fn a_sigterm_after_sigquit_cuts_the_streams_and_exits_with_1() {
     );
 
     let term = Instant::now();
-    signal(&p.old, "TERM");
+    signal(&p.old, second);
     let status = wait_exit(&mut p.old, Duration::from_secs(10)).await;
     assert_eq!(status.code(), Some(1), "{status}");
     assert!(
         term.elapsed() < Duration::from_secs(3),
-        "exited {:?} after SIGTERM",
+        "exited {:?} after SIG{second}",
         term.elapsed()
     );
     let text = match response.into_body().collect().await {
