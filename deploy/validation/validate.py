@@ -11,14 +11,20 @@ any failed. What is checked, and against what:
 - deploy/helm/llmgate: `helm lint`, then rendered by Helm's own engine for each set in
   CHART_CASES, each result validated as above, plus what the chart promises (the config mounted
   as a directory, no config checksum, the spill directory and the SQLite default on the
-  writable volume, never a database_url hiding DATABASE_URL); values that must be refused are.
+  writable volume, never a database_url hiding DATABASE_URL, the kill deadline longer than the
+  preStop sleep and the drain); values that must be refused are. The plain manifests'
+  Deployment is held to the same promises.
 - The example configs (compose's, the ConfigMap's, each rendered chart's) pass `llmgate check`.
+- deploy/systemd/llmgate.service: `systemd-analyze verify` (where systemd is installed), on a
+  copy whose commands point at the built `llmgate` and deploy/systemd/llmgate-upgrade; any line
+  it prints (an unknown key, a value it cannot parse) is a failure, as it exits 0 for those.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -170,10 +176,9 @@ def check_kubernetes() -> None:
         if path.name != "kustomization.yaml":
             objects.extend(load_all(path))
     problems += validate_objects(objects)
-    for where, obj in objects:
-        if obj["kind"] == "Deployment":
-            problems += watches_config(where, obj["spec"]["template"]["spec"]["containers"][0])
     report(f"kubernetes schemas ({len(objects)} objects): deploy/kubernetes", problems)
+    # The chart's promises hold for the plain manifests too (docs/deployment.md says both).
+    report("kubernetes deployment: config directory, read-only root, config watch, stop fits", chart_promises("deploy/kubernetes", objects))
     configmap = next(obj for _, obj in objects if obj["kind"] == "ConfigMap")
     report("kubernetes configmap config.yaml: llmgate check", llmgate_check("configmap.yaml", configmap["data"]["config.yaml"]))
 
@@ -194,7 +199,21 @@ def chart_promises(case: str, objects: list[tuple[str, dict]]) -> list[str]:
     if not container["securityContext"].get("readOnlyRootFilesystem"):
         problems.append(f"{case}: the root filesystem should be read-only")
     problems += watches_config(case, container)
+    problems += stop_fits(case, pod["spec"], container)
     return problems
+
+
+def stop_fits(where: str, pod: dict, container: dict) -> list[str]:
+    """The kill deadline must outlast the preStop sleep and the drain (docs/deployment.md):
+    terminationGracePeriodSeconds > preStop sleep + --graceful-shutdown-seconds (30 by default),
+    or Kubernetes' SIGKILL comes before the spend is written."""
+    args = [str(a) for a in container.get("args") or []]
+    drain = int(args[args.index("--graceful-shutdown-seconds") + 1]) if "--graceful-shutdown-seconds" in args else 30
+    sleep = (((container.get("lifecycle") or {}).get("preStop") or {}).get("sleep") or {}).get("seconds", 0)
+    grace = pod.get("terminationGracePeriodSeconds", 30)
+    if grace <= sleep + drain:
+        return [f"{where}: terminationGracePeriodSeconds {grace} is not longer than the preStop sleep {sleep} s and the {drain} s drain"]
+    return []
 
 
 def watches_config(where: str, container: dict) -> list[str]:
@@ -240,10 +259,28 @@ def check_chart() -> None:
             report(f"helm refuses '{case}'", [] if word in str(e) else [f"refused, but without {word!r}: {e}"])
 
 
+def check_systemd() -> None:
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        print("skip systemd unit: no systemd-analyze on this machine")
+        return
+    unit = (DEPLOY / "systemd" / "llmgate.service").read_text()
+    unit = unit.replace("/usr/local/bin/llmgate-upgrade", str(DEPLOY / "systemd" / "llmgate-upgrade"))
+    unit = unit.replace("/usr/local/bin/llmgate", os.environ["LLMGATE_BIN"])
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "llmgate.service"
+        path.write_text(unit)
+        run = subprocess.run([analyze, "verify", str(path)], capture_output=True, text=True)
+    said = (run.stdout + run.stderr).strip().splitlines()
+    problems = said if said or run.returncode == 0 else [f"exit {run.returncode}"]
+    report("systemd unit: systemd-analyze verify", problems)
+
+
 def main() -> int:
     check_compose()
     check_kubernetes()
     check_chart()
+    check_systemd()
     print(f"deploy/validate: {'FAILED' if failures else 'all passed'}")
     return 1 if failures else 0
 

@@ -212,3 +212,57 @@ async fn shutdown_drains_gives_up_on_a_dead_sink_and_counts_late_records() {
     assert_eq!(q.dropped(), 5);
     assert!(dead.inner.is_empty());
 }
+
+/// Notes when each write is tried (tokio's clock) and fails the first `fail` tries.
+struct Timed {
+    tries: Mutex<Vec<tokio::time::Instant>>,
+    fail: usize,
+}
+
+#[async_trait::async_trait]
+impl SpendSink for Timed {
+    async fn write(&self, _batch: &[SpendRecord]) -> Result<(), BoxError> {
+        let mut tries = self.tries.lock().unwrap();
+        tries.push(tokio::time::Instant::now());
+        if tries.len() <= self.fail {
+            return Err("store down".into());
+        }
+        Ok(())
+    }
+}
+
+/// docs/cost-tracking.md: a failed write is retried, the wait doubling from 50 ms up to
+/// `proxy_batch_write_at` (at least 1 s), until it succeeds. The writer sleeps on the real
+/// clock (its own thread), so each wait may run late by a quarter, not early.
+#[tokio::test]
+async fn a_failed_write_is_retried_doubling_up_to_the_interval_or_1_s() {
+    for (interval, cap, fail) in [(3000, 3000, 7), (100, 1000, 6)] {
+        let sink = Arc::new(Timed {
+            tries: Mutex::new(Vec::new()),
+            fail,
+        });
+        let mut c = config(10, 1);
+        c.interval = Duration::from_millis(interval);
+        let q = SpendQueue::new(sink.clone(), c);
+        q.send(record(0));
+        q.flush().await;
+        let tries = sink.tries.lock().unwrap().clone();
+        assert_eq!(
+            tries.len(),
+            fail + 1,
+            "written at the try after the failures"
+        );
+        let waits: Vec<u64> = tries
+            .windows(2)
+            .map(|w| u64::try_from((w[1] - w[0]).as_millis()).unwrap())
+            .collect();
+        for (i, wait) in waits.iter().enumerate() {
+            let expected = (50u64 << i).min(cap);
+            assert!(
+                (expected..expected + expected / 4 + 20).contains(wait),
+                "interval {interval} ms: waits {waits:?}, the {i}th should be {expected} ms"
+            );
+        }
+        q.shutdown().await;
+    }
+}

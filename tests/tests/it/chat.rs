@@ -39,17 +39,36 @@ async fn unknown_fields_pass_through_and_gateway_fields_do_not() {
     body["tools"] =
         json!([{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]);
     body["metadata"] = json!({"tags": ["x"]});
+    // Every gateway-only field docs/architecture.md lists, with values that change nothing here.
+    body["tags"] = json!(["team-a"]);
+    body["timeout"] = json!(30);
+    body["num_retries"] = json!(0);
+    body["cache"] = json!({"no-cache": true});
+    body["fallbacks"] = json!(["gpt"]);
+    body["drop_params"] = json!(true);
+    body["mock_testing_fallbacks"] = json!(false);
     let res = gw.post("/chat/completions", &body).await;
     assert_eq!(res.status, 200, "{}", res.text());
     let up = mock.last_request().unwrap();
     assert_eq!(up.json["logit_bias"], json!({"50256": -100}));
     assert_eq!(up.json["reasoning_effort"], "low");
     assert_eq!(up.json["tools"][0]["function"]["name"], "f");
-    assert!(
-        up.json.get("metadata").is_none(),
-        "gateway-only field leaked: {}",
-        up.json
-    );
+    for field in [
+        "metadata",
+        "tags",
+        "timeout",
+        "num_retries",
+        "cache",
+        "fallbacks",
+        "drop_params",
+        "mock_testing_fallbacks",
+    ] {
+        assert!(
+            up.json.get(field).is_none(),
+            "gateway-only field {field} leaked: {}",
+            up.json
+        );
+    }
 }
 
 #[tokio::test]

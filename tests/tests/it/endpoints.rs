@@ -158,12 +158,32 @@ async fn x_litellm_api_key_is_the_gateways_key_whatever_authorization_says() {
 async fn an_endpoint_llmgate_does_not_serve_is_named_in_the_404() {
     let mock = MockProvider::start().await;
     let gw = gateway(&mock).await;
-    let res = gw
-        .post("/v1/images/generations", &json!({"prompt": "a cat"}))
-        .await;
-    assert_eq!(res.status, 404);
-    let message = res.json()["error"]["message"].as_str().unwrap().to_owned();
-    assert!(message.contains("image generation"), "{message}");
+    // Each family docs/endpoints.md names, by one of its paths.
+    let named = [
+        ("/v1/images/generations", "image generation"),
+        ("/v1/audio/speech", "the audio API"),
+        ("/v1/moderations", "moderations"),
+        ("/v1/rerank", "rerank"),
+        ("/v1/batches", "the Batch API"),
+        ("/v1/files", "the Files API"),
+        ("/v1/fine_tuning/jobs", "fine-tuning"),
+        ("/v1/assistants", "the Assistants API"),
+        ("/v1/threads", "the Assistants API"),
+        ("/v1/realtime", "the Realtime API"),
+        ("/v1/vector_stores", "vector stores"),
+        ("/organization/new", "organizations"),
+        ("/global/spend/tags", "global spend reports"),
+        ("/model/new", "adding models over the API"),
+        ("/sso/key/generate", "SSO sign-in"),
+        ("/guardrails/list", "guardrails"),
+        ("/mcp/tools", "MCP servers"),
+    ];
+    for (path, name) in named {
+        let res = gw.post(path, &json!({"prompt": "a cat"})).await;
+        assert_eq!(res.status, 404, "{path}");
+        let message = res.json()["error"]["message"].as_str().unwrap().to_owned();
+        assert!(message.contains(name), "{path}: {message}");
+    }
     // Under /v1/messages, in Anthropic's shape.
     let res = gw.post("/v1/messages/batches", &json!({})).await;
     assert_eq!(res.status, 404);

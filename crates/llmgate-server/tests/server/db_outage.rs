@@ -1,8 +1,9 @@
-//! The key database out of reach, through the real binary (docs/keys.md, "Start-up and
-//! failures"): at start-up the binary stops with a message naming the database and never its
-//! password, at once when the port refuses and 5 s into a silence (a proxy in front of
-//! PostgreSQL that says nothing); later, a request whose virtual key must be looked up is a 503 unless
-//! `allow_requests_on_db_unavailable` lets it through.
+//! Backends out of reach, through the real binary. The key database (docs/keys.md, "Start-up
+//! and failures"): at start-up the binary stops with a message naming the database and never
+//! its password, at once when the port refuses and 5 s into a silence (a proxy in front of
+//! PostgreSQL that says nothing); later, a request whose virtual key must be looked up is a 503
+//! unless `allow_requests_on_db_unavailable` lets it through. The rate limiter's Redis
+//! (docs/rate-limits.md): a URL that does not parse stops the start; a Redis away does not.
 
 #![allow(
     clippy::unwrap_used,
@@ -169,4 +170,52 @@ async fn a_database_lost_later_is_a_503_unless_requests_are_allowed_through() {
     assert_eq!(answer["error"]["code"], "key_store_unavailable", "{answer}");
     let (status, answer) = post(c, "/v1/chat/completions", &key, &body).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
+}
+
+/// docs/rate-limits.md: a Redis URL that does not parse stops the binary at start-up, naming
+/// the setting; a Redis that does not answer does not (the failure policy decides per request).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unparsable_redis_url_stops_the_binary_and_an_unreachable_redis_does_not() {
+    let upstream = MockProvider::start().await;
+    let model = format!(
+        "model_list:\n  - model_name: m\n    litellm_params:\n      model: openai/gpt-x\n      \
+         api_base: {}\n      api_key: sk-test\n",
+        upstream.v1_url()
+    );
+    let bad = write_config(
+        "redis-unparsable",
+        &format!("{model}router_settings:\n  redis_url: \"redis://:{PASSWORD}@[::1\"\n"),
+    );
+    let (code, text, took) = run_to_exit(&bad).await;
+    assert!(code.is_some_and(|c| c != 0), "exit {code:?}: {text}");
+    assert!(took < Duration::from_secs(3), "{took:?}");
+    assert!(text.contains("router_settings.redis"), "{text}");
+    assert!(!text.contains(PASSWORD), "the password is shown: {text}");
+
+    let closed = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let away = write_config(
+        "redis-away",
+        &format!("{model}router_settings:\n  redis_url: redis://{closed}\n"),
+    );
+    let (_gateway, addr) = start_with(&away, &[], &[]).await;
+    let body = json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]});
+    let (status, answer) = post(addr, "/v1/chat/completions", "", &body).await;
+    // The default policy is `open`: served although the limiter's Redis is away.
+    assert_eq!(status, StatusCode::OK, "{answer}");
+}
+
+/// A `database_url` of a kind llmgate does not serve stops the start, naming the setting and
+/// never the password (configuration.md: messages never contain a secret's value).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unsupported_database_url_stops_the_binary_without_the_password() {
+    let upstream = MockProvider::start().await;
+    let url = format!("mysql://user:{PASSWORD}@db/llmgate");
+    let config = config("db-mysql", &upstream, &url, "");
+    let (code, text, _) = run_to_exit(&config).await;
+    assert!(code.is_some_and(|c| c != 0), "exit {code:?}: {text}");
+    assert!(text.contains("database URL"), "{text}");
+    assert!(!text.contains(PASSWORD), "the password is shown: {text}");
 }

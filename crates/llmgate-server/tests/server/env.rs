@@ -400,3 +400,46 @@ async fn master_key_and_database_url_come_from_the_environment() {
 fn chat_json() -> serde_json::Value {
     serde_json::from_str(&chat("demo", false)).unwrap()
 }
+
+/// docs/deployment.md: `RUST_LOG` wins over `--log-level`. With `--log-level error` and
+/// `RUST_LOG=info`, the INFO line saying where it listens is written; with `--log-level error`
+/// alone (and `RUST_LOG` unset), it is not.
+#[tokio::test]
+async fn rust_log_wins_over_the_log_level_flag() {
+    let dir = test_dir("rust-log-wins");
+    let config = write(&dir, "config.yaml", DEMO);
+    for (rust_log, shown) in [(Some("info"), true), (None, false)] {
+        let port = free_port().to_string();
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let args = [
+            "--config",
+            config.to_str().unwrap(),
+            "--port",
+            &port,
+            "--host",
+            "127.0.0.1",
+            "--log-level",
+            "error",
+        ];
+        let mut command = command(&args, &[]);
+        match rust_log {
+            Some(filter) => command.env("RUST_LOG", filter),
+            None => command.env_remove("RUST_LOG"),
+        };
+        let gateway = Gateway(command.spawn().unwrap());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(addr).await.is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "llmgate did not listen on {addr}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let log = stop(gateway).await;
+        assert_eq!(
+            log.contains("llmgate listening on"),
+            shown,
+            "RUST_LOG={rust_log:?}: {log}"
+        );
+    }
+}

@@ -9,9 +9,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::support::{
-    ask_priced, signal, start_with, test_dir, wait_exit, PRICED_COST, PRICED_REPLY,
-};
+use crate::support::{ask_priced, start_with, stop, test_dir, PRICED_COST, PRICED_REPLY};
 use http::StatusCode;
 use llmgate_testkit::{Behaviour, MockProvider};
 
@@ -79,20 +77,14 @@ async fn the_gateways_budget_survives_a_restart_of_the_binary() {
     let answered = spend_it_all(addr).await;
     let most = (BUDGET / PRICED_COST).ceil() as usize;
     assert!((1..=most).contains(&answered), "{answered} answered");
-    signal(&gateway, "TERM");
-    assert!(wait_exit(&mut gateway, Duration::from_secs(20))
-        .await
-        .success());
+    stop(&mut gateway).await;
 
     let calls = upstream.request_count();
     let (mut gateway, addr) = start_with(&config, &[], &[]).await;
     let (status, body) = ask_priced(addr, MASTER, None).await;
     assert!(refused(status, &body), "admitted after the restart: {body}");
     assert_eq!(upstream.request_count(), calls, "reached the provider");
-    signal(&gateway, "TERM");
-    assert!(wait_exit(&mut gateway, Duration::from_secs(20))
-        .await
-        .success());
+    stop(&mut gateway).await;
 }
 
 /// One request for the model `free`: it costs nothing, so asking it spends no budget, but it
@@ -131,7 +123,99 @@ async fn another_processs_written_spend_reaches_the_gateways_budget_within_secon
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     for gateway in [&mut a, &mut b] {
-        signal(gateway, "TERM");
-        assert!(wait_exit(gateway, Duration::from_secs(20)).await.success());
+        stop(gateway).await;
     }
+}
+
+/// A PostgreSQL schema of its own (the gateway's budget counts the whole spend log, so the
+/// shared `test` database's other rows must not count): the URL, and a connection to drop it.
+async fn own_schema(name: &str) -> Option<(String, sqlx::PgConnection, String)> {
+    use sqlx::{Connection as _, Executor as _};
+    if !crate::support::postgres_up().await {
+        return None;
+    }
+    let url = crate::support::PG_URL.clone();
+    let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+    let schema = format!("{name}_{}", std::process::id());
+    let reset = format!("DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}");
+    conn.execute(reset.as_str()).await.unwrap();
+    Some((
+        format!("{url}?options=-c%20search_path%3D{schema}"),
+        conn,
+        schema,
+    ))
+}
+
+/// Three processes on one Redis (the budget ledger) and one PostgreSQL: 100 requests at once,
+/// spread over them, against a gateway budget worth 20. The reservations hold the burst inside
+/// it; the rest is spent one at a time; no more than 21 are paid in all, and then every
+/// instance refuses (docs/cost-tracking.md, "The same reservation as a key's budget").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_instances_on_one_redis_hold_the_gateways_budget() {
+    use sqlx::Executor as _;
+    if !crate::support::redis_up().await {
+        return;
+    }
+    let Some((database, mut conn, schema)) = own_schema("gateway_budget").await else {
+        return;
+    };
+    let upstream = MockProvider::start().await;
+    upstream.set_default(Behaviour::reply(PRICED_REPLY).delayed(Duration::from_millis(300)));
+    let prefix = format!(
+        "llmgate:test:gateway-budget:{}:{}:",
+        std::process::id(),
+        schema.len()
+    );
+    let text = format!(
+        "model_list:\n  - model_name: priced\n    litellm_params:\n      model: openai/gpt-x\n      \
+         api_base: {}\n      api_key: sk-test\n    model_info:\n      \
+         input_cost_per_token: 0.000001\n      output_cost_per_token: 0.000002\n\
+         router_settings:\n  redis_url: redis://127.0.0.1:6379\n\
+         litellm_settings:\n  max_budget: {}\n\
+         general_settings:\n  master_key: {MASTER}\n  database_url: \"{database}\"\n  \
+         llmgate_rate_limit_redis_prefix: \"{prefix}\"\n",
+        upstream.v1_url(),
+        PRICED_COST * 20.0
+    );
+    let config = crate::support::write_config("gateway-budget-three", &text);
+    let mut gateways = Vec::new();
+    for _ in 0..3 {
+        gateways.push(start_with(&config, &[], &[]).await);
+    }
+    let addrs: Vec<SocketAddr> = gateways.iter().map(|(_, a)| *a).collect();
+    let mut tasks = Vec::new();
+    for i in 0..100 {
+        let addr = addrs[i % 3];
+        tasks.push(tokio::spawn(
+            async move { ask_priced(addr, MASTER, None).await },
+        ));
+    }
+    let mut paid = crate::support::count_paid(tasks).await;
+    assert!(
+        (15..=21).contains(&paid),
+        "{paid} of the burst paid against a budget worth 20"
+    );
+    for i in 0.. {
+        let (status, body) = ask_priced(addrs[i % 3], MASTER, None).await;
+        if refused(status, &body) {
+            break;
+        }
+        paid += 1;
+        assert!(paid <= 21, "{paid} paid against a budget worth 20");
+    }
+    assert!(
+        (20..=21).contains(&paid),
+        "{paid} paid against a budget worth 20"
+    );
+    for addr in &addrs {
+        let (status, body) = ask_priced(*addr, MASTER, None).await;
+        assert!(refused(status, &body), "{body}");
+    }
+    assert_eq!(upstream.request_count(), paid);
+    for (mut g, _) in gateways {
+        stop(&mut g).await;
+    }
+    conn.execute(format!("DROP SCHEMA {schema} CASCADE").as_str())
+        .await
+        .unwrap();
 }

@@ -11,6 +11,8 @@
 
 #![allow(clippy::unwrap_used, clippy::panic, reason = "test helpers")]
 
+mod secrets;
+
 use std::io::{BufRead as _, BufReader};
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};

@@ -307,11 +307,7 @@ async fn an_end_user_blocked_on_one_instance_is_refused_on_another_within_a_seco
     let config = config("multi-customers", &upstream, PG_URL.as_str());
     let (_a, a) = start_with(&config, &[], &[]).await;
     let (_b, b) = start_with(&config, &[], &[]).await;
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let user = format!("customer-{}-{nanos}", std::process::id());
+    let user = crate::support::unique("customer");
     admin(a, "/customer/new", json!({"user_id": user})).await;
     assert_eq!(
         ask_as(b, &user).await.0,

@@ -14,7 +14,7 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{HeaderMap, Request, Response, StatusCode};
@@ -23,16 +23,7 @@ use hyper::body::Incoming;
 use llmgate_testkit::{Behaviour, FaultProxy, Gate, MockProvider};
 use serde_json::{json, Value};
 
-use crate::support::{get, post, redis_up, start_with, write_config, Gateway};
-
-/// A name no earlier run used: for Redis prefixes and cache namespaces.
-fn unique(name: &str) -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("{name}-{}-{nanos}", std::process::id())
-}
+use crate::support::{get, post, redis_up, start_with, unique, write_config, Gateway};
 
 /// The model `m` (deployment id `m-a`) on `upstream`, then `rest` (settings sections).
 fn one_model(name: &str, upstream: &MockProvider, rest: &str) -> std::path::PathBuf {
@@ -125,16 +116,10 @@ async fn three_instances_on_one_redis_admit_exactly_the_global_parallel_limit() 
 /// A chat request for `m`: the status, the `x-llmgate-cache` header and the body.
 async fn ask_cached(addr: SocketAddr, prompt: &str) -> (StatusCode, String, Value) {
     let body = json!({"model": "m", "messages": [{"role": "user", "content": prompt}]});
-    let request = Request::post("/v1/chat/completions")
-        .header("host", "127.0.0.1")
-        .header("content-type", "application/json")
-        .body(Full::new(Bytes::from(body.to_string())))
-        .unwrap();
-    let response = crate::support::connect(addr)
-        .await
-        .send_request(request)
-        .await
-        .unwrap();
+    let json = [("content-type", "application/json")];
+    let path = "/v1/chat/completions";
+    let response =
+        crate::support::request(addr, http::Method::POST, path, &json, body.to_string()).await;
     let (status, headers): (StatusCode, HeaderMap) =
         (response.status(), response.headers().clone());
     let bytes = response.into_body().collect().await.unwrap().to_bytes();
@@ -355,4 +340,55 @@ async fn two_instances_on_one_redis_send_one_alert_and_each_their_own_when_it_is
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(receiver.alerts().len(), 3);
     assert_eq!(deduplicated(&addrs).await, 1.0);
+}
+
+/// docs/end-users.md: an end user's `rpm_limit` counts its requests across instances as a
+/// key's does. Two processes on one Redis and one PostgreSQL, an end user with `rpm_limit: 3`:
+/// of 8 requests as that end user, alternating between them, exactly 3 are answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_end_users_rpm_limit_holds_across_two_instances() {
+    if !redis_up().await || !crate::support::postgres_up().await {
+        return;
+    }
+    const MASTER: &str = "sk-master-multi-redis";
+    let upstream = MockProvider::start().await;
+    let prefix = format!("llmgate:test:{}:", unique("end-user-rpm"));
+    let config = one_model(
+        "multi-end-user-rpm",
+        &upstream,
+        &format!(
+            "router_settings:\n  redis_url: redis://127.0.0.1:6379\n  num_retries: 0\n\
+             general_settings:\n  master_key: {MASTER}\n  database_url: {}\n  \
+             llmgate_rate_limit_redis_prefix: \"{prefix}\"\n",
+            crate::support::PG_URL.as_str()
+        ),
+    );
+    let (_a, a) = start_with(&config, &[], &[]).await;
+    let (_b, b) = start_with(&config, &[], &[]).await;
+    let user = unique("customer");
+    let (status, body) = post(
+        a,
+        "/customer/new",
+        MASTER,
+        &json!({"user_id": user, "rpm_limit": 3}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let mut answered = 0;
+    for i in 0..8 {
+        let addr = if i % 2 == 0 { a } else { b };
+        let request = json!({"model": "m", "user": user,
+            "messages": [{"role": "user", "content": "hi"}]});
+        let (status, body) = post(addr, "/v1/chat/completions", MASTER, &request).await;
+        match status {
+            StatusCode::OK => answered += 1,
+            StatusCode::TOO_MANY_REQUESTS => {
+                let message = body["error"]["message"].as_str().unwrap_or_default();
+                assert!(message.contains("end user's rpm_limit"), "{body}");
+            }
+            other => panic!("{other}: {body}"),
+        }
+    }
+    assert_eq!(answered, 3, "alone, each instance would answer 3");
+    assert_eq!(upstream.request_count(), 3);
 }

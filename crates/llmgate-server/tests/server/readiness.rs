@@ -267,3 +267,50 @@ async fn readiness_follows_redis() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// docs/health.md: every ping is given up after 1 s, so a stalled backend (PostgreSQL behind a
+/// proxy that holds every connection silent) reads as down: no probe hangs (each answers
+/// within 1 s of ping and some margin), readiness is 503 within about 2 s, and 200 again
+/// once the proxy forwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_key_database_reads_as_down_and_no_probe_hangs() {
+    if !postgres_up().await {
+        return;
+    }
+    let upstream = MockProvider::start().await;
+    let pg = FaultProxy::start(PG_ADDR.parse().unwrap()).await.unwrap();
+    let path = config(
+        "ready-pg-stall",
+        &upstream,
+        &format!(
+            "general_settings:\n  master_key: {MASTER}\n  database_url: postgres://postgres@{}/{}\n",
+            pg.addr(),
+            crate::support::pg_database()
+        ),
+    );
+    let (_gateway, addr) = start(&path).await;
+    assert_eq!(readiness(addr).await.0, StatusCode::OK);
+
+    pg.stall();
+    let stalled = Instant::now();
+    loop {
+        let asked = Instant::now();
+        let (status, body) = readiness(addr).await;
+        assert!(
+            asked.elapsed() < Duration::from_millis(1800),
+            "a probe hung {:?}",
+            asked.elapsed()
+        );
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            assert_eq!(body["checks"]["key_store"]["status"], "error", "{body}");
+            break;
+        }
+        assert!(
+            stalled.elapsed() < Duration::from_secs(3),
+            "still {status}: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    pg.restore();
+    wait_for(addr, StatusCode::OK, Duration::from_secs(8)).await;
+}

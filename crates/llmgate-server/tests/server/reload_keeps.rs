@@ -1,6 +1,7 @@
 //! What a SIGHUP reload keeps, through the real binary (docs/deployment.md, "Kept across a
-//! reload"): a key's rate-limit count, the response cache's entries, and the spend records
-//! still queued. The reload itself is seen to apply: the new config's model answers.
+//! reload"): a key's rate-limit count, the response cache's entries, the spend records still
+//! queued, UI sessions, responses stored in memory, the upstream connection pool, and a
+//! cooldown. The reload itself is seen to apply each time: the new config's model answers.
 
 #![allow(clippy::unwrap_used, clippy::panic, reason = "test helpers")]
 
@@ -9,7 +10,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::reload::wait_reloads;
-use crate::support::{post, signal, start_with, test_dir, wait_exit};
+use crate::support::{post, signal, start_with, stop, test_dir};
 use http::StatusCode;
 use llmgate_store::{LogFilter, Store, StoreOptions};
 use llmgate_testkit::MockProvider;
@@ -108,10 +109,7 @@ async fn a_sighup_keeps_rate_limit_counts_cache_entries_and_queued_spend() {
         "the cached answer served without a provider call (only `added` was asked)"
     );
 
-    signal(&gateway, "TERM");
-    assert!(wait_exit(&mut gateway, Duration::from_secs(20))
-        .await
-        .success());
+    stop(&mut gateway).await;
     // 3 + 1 + 20 before the reload, `added` and the cache hit after it.
     // Each answer's record, of both configs (the key's refusal is not recorded): `priced`
     // 3 + 1 + 20 before the reload and the cache hit after it; `old` and `added` once each,
@@ -133,21 +131,7 @@ async fn call(
     headers: &[(&str, &str)],
     body: String,
 ) -> (StatusCode, Option<String>, Value) {
-    let mut request = http::Request::builder()
-        .method(method)
-        .uri(path)
-        .header("host", "127.0.0.1");
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    let request = request
-        .body(http_body_util::Full::new(bytes::Bytes::from(body)))
-        .unwrap();
-    let response = crate::support::connect(addr)
-        .await
-        .send_request(request)
-        .await
-        .unwrap();
+    let response = crate::support::request(addr, method, path, headers, body).await;
     let status = response.status();
     let cookie = response
         .headers()
@@ -236,7 +220,178 @@ async fn a_sighup_keeps_ui_sessions_and_stored_responses() {
     assert_eq!(status, StatusCode::OK, "{found}");
     assert_eq!(found["id"], id.as_str());
     for g in [&mut gateway, &mut second] {
-        signal(g, "TERM");
-        assert!(wait_exit(g, Duration::from_secs(20)).await.success());
+        stop(g).await;
     }
+}
+
+/// "Kept across a reload: the upstream connection pool": the provider is reached through a
+/// proxy that counts connections; requests one after another before a SIGHUP use one kept-alive
+/// connection, and requests after it still use that one (a new pool would open another).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sighup_keeps_the_upstream_connection_pool() {
+    let upstream = MockProvider::start().await;
+    let proxy = llmgate_testkit::FaultProxy::start(upstream.addr())
+        .await
+        .unwrap();
+    let dir = test_dir("reload-keeps", "pool");
+    let config = dir.join("config.yaml");
+    let text = |timeout: u32| {
+        format!(
+            "model_list:\n  - model_name: m\n    litellm_params:\n      model: openai/gpt-x\n      \
+             api_base: http://{}/v1\n      api_key: sk-test\n      timeout: {timeout}\n",
+            proxy.addr()
+        )
+    };
+    std::fs::write(&config, text(30)).unwrap();
+    let (mut gateway, addr) = start_with(&config, &[], &[]).await;
+    for i in 0..5 {
+        assert_eq!(ask(addr, "", "m", &format!("before {i}")).await.0, 200);
+    }
+    assert_eq!(
+        proxy.accepted(),
+        1,
+        "one kept-alive connection before the reload"
+    );
+
+    // A change that keeps the deployment (its timeout), so its state and pool carry over.
+    std::fs::write(&config, text(31)).unwrap();
+    signal(&gateway, "HUP");
+    wait_reloads(addr, "ok", 1, Duration::from_secs(10)).await;
+    for i in 0..5 {
+        assert_eq!(ask(addr, "", "m", &format!("after {i}")).await.0, 200);
+    }
+    assert_eq!(
+        proxy.accepted(),
+        1,
+        "the reload opened a new connection to the provider"
+    );
+    stop(&mut gateway).await;
+}
+
+/// "Kept across a reload: the router's state": a deployment cooling down stays out of rotation
+/// through a SIGHUP that adds another model and leaves it unchanged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sighup_keeps_a_cooldown_on_an_unchanged_deployment() {
+    let (one, two) = (MockProvider::start().await, MockProvider::start().await);
+    let dir = test_dir("reload-keeps", "cooldown");
+    let config = dir.join("config.yaml");
+    let entry = |name: &str, id: &str, base: &str| {
+        format!(
+            "  - model_name: {name}\n    litellm_params:\n      model: openai/gpt-x\n      \
+             api_base: {base}\n      api_key: sk-test\n    model_info:\n      id: {id}\n"
+        )
+    };
+    let group = format!(
+        "{}{}",
+        entry("g", "a1", &one.v1_url()),
+        entry("g", "a2", &two.v1_url())
+    );
+    let router = "router_settings:\n  allowed_fails: 0\n  cooldown_time: 600\n";
+    std::fs::write(&config, format!("model_list:\n{group}{router}")).unwrap();
+    let (mut gateway, addr) = start_with(&config, &[], &[]).await;
+    one.set_default(llmgate_testkit::Behaviour::error(500, "down"));
+    for i in 0..20 {
+        if one.request_count() > 0 {
+            break;
+        }
+        assert_eq!(
+            ask(addr, "", "g", &format!("x{i}")).await.0,
+            200,
+            "retried on a2"
+        );
+    }
+    assert_eq!(one.request_count(), 1, "a1 failed once and cools down");
+    one.set_default(llmgate_testkit::Behaviour::reply("a1 is back"));
+
+    let more = entry("other", "o1", &two.v1_url());
+    std::fs::write(&config, format!("model_list:\n{group}{more}{router}")).unwrap();
+    signal(&gateway, "HUP");
+    wait_reloads(addr, "ok", 1, Duration::from_secs(10)).await;
+    assert_eq!(ask(addr, "", "other", "o").await.0, 200, "reloaded");
+    for i in 0..10 {
+        assert_eq!(ask(addr, "", "g", &format!("y{i}")).await.0, 200);
+    }
+    assert_eq!(
+        one.request_count(),
+        1,
+        "a1 came back into rotation at the reload"
+    );
+    // docs/metrics.md: cooling down is 1 in llmgate's gauge and 2 in LiteLLM's.
+    let (_, metrics) = crate::support::get(addr, "/metrics").await;
+    let state = |name: &str, label: &str| -> f64 {
+        let sample = metrics
+            .lines()
+            .find(|l| l.starts_with(&format!("{name}{{")) && l.contains(label))
+            .unwrap_or_else(|| panic!("no {name} with {label}"));
+        sample.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    assert_eq!(state("llmgate_deployment_state", "deployment=\"a1\""), 1.0);
+    assert_eq!(state("llmgate_deployment_state", "deployment=\"a2\""), 0.0);
+    assert_eq!(state("litellm_deployment_state", "model_id=\"a1\""), 2.0);
+    assert_eq!(state("litellm_deployment_state", "model_id=\"a2\""), 0.0);
+    stop(&mut gateway).await;
+}
+
+/// docs/ui.md: sessions live in memory, so a restart signs everybody out (and a reload, above,
+/// nobody): the cookie that worked before SIGTERM is refused by the new process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_signs_everybody_out_of_the_ui() {
+    let upstream = MockProvider::start().await;
+    let dir = test_dir("reload-keeps", "restart-ui");
+    let config = dir.join("config.yaml");
+    std::fs::write(&config, config_text(&upstream, false)).unwrap();
+    let (mut gateway, addr) = start_with(&config, &[], &[]).await;
+    let form = ("content-type", "application/x-www-form-urlencoded");
+    let login = format!("key={MASTER}");
+    let (status, cookie, _) = call(addr, http::Method::POST, "/ui/login", &[form], login).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let cookie = cookie.unwrap().split(';').next().unwrap().to_owned();
+    let signed_in = [("cookie", cookie.as_str())];
+    let path = "/ui/api/deployments";
+    let get = http::Method::GET;
+    assert_eq!(
+        call(addr, get.clone(), path, &signed_in, String::new())
+            .await
+            .0,
+        StatusCode::OK
+    );
+    stop(&mut gateway).await;
+
+    let (mut gateway, addr) = start_with(&config, &[], &[]).await;
+    let (status, _, body) = call(addr, get, path, &signed_in, String::new()).await;
+    assert!(
+        status.is_client_error(),
+        "still signed in after a restart: {status} {body}"
+    );
+    stop(&mut gateway).await;
+}
+
+/// docs/deployment.md, `--watch-config`: a Kubernetes ConfigMap update (the kubelet writes a
+/// new timestamped directory and swaps the `..data` link to it in one rename) is picked up and
+/// reloaded; the path given to `--config` is the volume's `config.yaml` symlink.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_config_follows_a_configmap_volume_update() {
+    let upstream = MockProvider::start().await;
+    let volume = test_dir("reload-keeps", "configmap");
+    let publish = |generation: u32, text: &str| {
+        let data = format!("..2026_12_04_{generation}");
+        std::fs::create_dir_all(volume.join(&data)).unwrap();
+        std::fs::write(volume.join(&data).join("config.yaml"), text).unwrap();
+        let next = volume.join("..data_tmp");
+        std::os::unix::fs::symlink(&data, &next).unwrap();
+        std::fs::rename(&next, volume.join("..data")).unwrap();
+        if std::fs::symlink_metadata(volume.join("config.yaml")).is_err() {
+            std::os::unix::fs::symlink("..data/config.yaml", volume.join("config.yaml")).unwrap();
+        }
+    };
+    publish(1, &config_text(&upstream, false));
+    let config = volume.join("config.yaml");
+    let watch = [("LLMGATE_WATCH_CONFIG", "1")];
+    let (mut gateway, addr) = start_with(&config, &[], &watch).await;
+    assert_eq!(ask(addr, MASTER, "added", "x").await.0, 400);
+
+    publish(2, &config_text(&upstream, true));
+    wait_reloads(addr, "ok", 1, Duration::from_secs(8)).await;
+    assert_eq!(ask(addr, MASTER, "added", "x").await.0, 200);
+    stop(&mut gateway).await;
 }

@@ -10,27 +10,18 @@
 #![allow(clippy::unwrap_used, clippy::panic, reason = "test helpers")]
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use crate::support::Gateway;
-use crate::support::PG_URL;
 use crate::support::{
     get, post, postgres_up, redis_up, signal, start_with, wait_exit, write_config,
 };
+use crate::support::{unique, PG_URL};
 use http::StatusCode;
 use llmgate_testkit::{FaultProxy, MockProvider};
 use serde_json::{json, Value};
 
 const MASTER: &str = "sk-master-shared-limits";
-
-/// A name no earlier run used: for the Redis prefix and the deployment id.
-fn unique(name: &str) -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("{name}-{}-{nanos}", std::process::id())
-}
 
 /// One deployment of group `limited` with `limits` (e.g. `rpm: 20`), on `upstream`, with a
 /// master key, PostgreSQL, and Redis at `redis` (`None`: no Redis).

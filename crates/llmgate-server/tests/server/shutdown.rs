@@ -70,6 +70,30 @@ fn uuid_ish() -> u128 {
         .as_nanos()
 }
 
+/// The chat request `body` with `key` on `sender`, answered 200: the cost its answer states.
+async fn priced_answer(
+    sender: &mut hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+    key: &str,
+    body: &serde_json::Value,
+) -> f64 {
+    let request = Request::post("/v1/chat/completions")
+        .header("host", "127.0.0.1")
+        .header("content-type", "application/json")
+        .header("authorization", format!("Bearer {key}"))
+        .body(Full::new(Bytes::from(body.to_string())))
+        .unwrap();
+    sender.ready().await.unwrap();
+    let response = sender.send_request(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let cost: f64 = response.headers()["x-llmgate-response-cost"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    response.into_body().collect().await.unwrap();
+    cost
+}
+
 /// `n` chat requests with `key` over 10 kept-alive connections, each answered 200; returns the
 /// sum of their `x-llmgate-response-cost`.
 async fn answered_requests(addr: SocketAddr, key: &str, n: usize) -> f64 {
@@ -84,22 +108,7 @@ async fn answered_requests(addr: SocketAddr, key: &str, n: usize) -> f64 {
             for _ in 0..count {
                 let body =
                     json!({"model": "priced", "messages": [{"role": "user", "content": "hi"}]});
-                let request = Request::post("/v1/chat/completions")
-                    .header("host", "127.0.0.1")
-                    .header("content-type", "application/json")
-                    .header("authorization", format!("Bearer {key}"))
-                    .body(Full::new(Bytes::from(body.to_string())))
-                    .unwrap();
-                sender.ready().await.unwrap();
-                let response = sender.send_request(request).await.unwrap();
-                assert_eq!(response.status(), StatusCode::OK);
-                let one: f64 = response.headers()["x-llmgate-response-cost"]
-                    .to_str()
-                    .unwrap()
-                    .parse()
-                    .unwrap();
-                response.into_body().collect().await.unwrap();
-                cost += one;
+                cost += priced_answer(&mut sender, &key, &body).await;
             }
             cost
         }));
@@ -382,7 +391,7 @@ async fn spilled_and_replayed_once(
         "nothing reached the database"
     );
     for round in 0..2 {
-        let (mut gateway, _addr) = start_with(config, &grace, &[]).await;
+        let (mut gateway, addr) = start_with(config, &grace, &[]).await;
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while !spill_files(&spill_dir).is_empty() {
             assert!(
@@ -400,6 +409,16 @@ async fn spilled_and_replayed_once(
         assert!(
             close(spend, charged),
             "round {round}: key spend {spend}, answered {charged}"
+        );
+        let (_, metrics) = crate::support::get(addr, "/metrics").await;
+        let replayed = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("llmgate_spend_records_replayed_total "))
+            .unwrap_or_else(|| panic!("no replayed count in /metrics"));
+        // Each round replays the 200 (the second finds them stored, and charges nothing).
+        assert_eq!(
+            replayed, "200",
+            "round {round}: llmgate_spend_records_replayed_total"
         );
         signal(&gateway, "TERM");
         assert!(wait_exit(&mut gateway, Duration::from_secs(10))

@@ -155,6 +155,43 @@ pub async fn send(addr: SocketAddr, body: String) -> http::Response<Incoming> {
     connect(addr).await.send_request(request).await.unwrap()
 }
 
+/// A request of `method` to `path` with `headers` (besides `host`) and `body`, on a new
+/// connection: the response.
+pub async fn request(
+    addr: SocketAddr,
+    method: http::Method,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: String,
+) -> http::Response<Incoming> {
+    let mut request = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", "127.0.0.1");
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let request = request.body(Full::new(Bytes::from(body))).unwrap();
+    connect(addr).await.send_request(request).await.unwrap()
+}
+
+/// A name no earlier run used (process id and time): for Redis prefixes, cache namespaces,
+/// deployment ids, end users; the machine's Redis and PostgreSQL outlive test runs.
+pub fn unique(name: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{name}-{}-{nanos}", std::process::id())
+}
+
+/// SIGTERM, and the exit within 20 s with status 0.
+pub async fn stop(gateway: &mut Gateway) {
+    signal(gateway, "TERM");
+    let status = wait_exit(gateway, Duration::from_secs(20)).await;
+    assert!(status.success(), "{status}");
+}
+
 pub fn chat(model: &str, stream: bool) -> String {
     serde_json::json!({
         "model": model,

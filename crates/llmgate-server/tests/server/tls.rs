@@ -7,6 +7,8 @@
 
 #![allow(clippy::unwrap_used, clippy::panic, reason = "test helpers")]
 
+mod secret_volume;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

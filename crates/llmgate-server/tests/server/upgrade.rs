@@ -289,29 +289,87 @@ async fn an_upgrade_under_load_loses_no_request_and_no_stream() {
     );
 }
 
+/// An old process ready to hand over: two upstreams whose replies name the process that
+/// answered, the old process started with an upgrade socket (and `extra` arguments), and a key
+/// made on it.
+struct Pair {
+    dir: PathBuf,
+    old_upstream: MockProvider,
+    _new_upstream: MockProvider,
+    new_config: PathBuf,
+    sock: PathBuf,
+    old: Gateway,
+    addr: SocketAddr,
+    secret: String,
+}
+
+impl Pair {
+    async fn start(name: &str, extra: &[&str]) -> Pair {
+        let dir = test_dir(name);
+        let pace = Duration::from_millis(10);
+        let (old_upstream, old_config) = upstream_and_config(&dir, "old", OLD, pace).await;
+        let (_new_upstream, new_config) = upstream_and_config(&dir, "new", NEW, pace).await;
+        let sock = dir.join("upgrade.sock");
+        let mut args = vec!["--upgrade_sock", sock.to_str().unwrap()];
+        args.extend(extra);
+        let how = Launch {
+            log: dir.join("old.log"),
+            notify: None,
+        };
+        let (old, addr) = start_old(&old_config, &args, &how).await;
+        let (status, key) = post(addr, "/key/generate", MASTER, &json!({})).await;
+        assert_eq!(status, StatusCode::OK, "{key}");
+        let secret = key["key"].as_str().unwrap().to_owned();
+        Pair {
+            dir,
+            old_upstream,
+            _new_upstream,
+            new_config,
+            sock,
+            old,
+            addr,
+            secret,
+        }
+    }
+
+    /// The new process, `--upgrade` (with `extra` arguments), logging to `new.log`.
+    fn launch_new(&self, extra: &[&str]) -> Gateway {
+        let mut args = vec!["--upgrade_sock", self.sock.to_str().unwrap()];
+        args.extend(extra);
+        args.push("--upgrade");
+        let how = Launch {
+            log: self.dir.join("new.log"),
+            notify: None,
+        };
+        launch(&self.new_config, self.addr, &args, &how)
+    }
+
+    /// A request on a new connection is answered by the new process; then it is stopped.
+    async fn new_serves_then_stops(&self, mut new: Gateway) {
+        let mut sender = connect(self.addr).await.unwrap();
+        let response = sender
+            .send_request(chat(&self.secret, false))
+            .await
+            .unwrap();
+        let tally = Shared::default();
+        record(&tally, response, Instant::now(), true).await;
+        assert_eq!(tally.lock().unwrap().answers[0].by, NEW);
+        signal(&new, "TERM");
+        assert!(wait_exit(&mut new, Duration::from_secs(20)).await.success());
+    }
+}
+
 /// SIGQUIT with no new process waiting on the upgrade socket changes nothing: the process logs
 /// why and keeps serving past the point where Pingora, asked to hand over to nobody, would have
 /// stopped accepting (5 s of tries to send, then 5 s). A later SIGQUIT then hands over to a
 /// new process started just after it (the old one waits up to 5 s for it to appear).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigquit_with_no_new_process_waiting_keeps_serving() {
-    let dir = test_dir("no-partner");
-    let pace = Duration::from_millis(10);
-    let (_old_upstream, old_config) = upstream_and_config(&dir, "old", OLD, pace).await;
-    let (_new_upstream, new_config) = upstream_and_config(&dir, "new", NEW, pace).await;
-    let sock = dir.join("upgrade.sock");
-    let sock_arg = ["--upgrade_sock", sock.to_str().unwrap()];
-    let how = |name: &str| Launch {
-        log: dir.join(name),
-        notify: None,
-    };
-    let (mut old, addr) = start_old(&old_config, &sock_arg, &how("old.log")).await;
-    let (status, key) = post(addr, "/key/generate", MASTER, &json!({})).await;
-    assert_eq!(status, StatusCode::OK, "{key}");
-    let secret = key["key"].as_str().unwrap().to_owned();
+    let mut p = Pair::start("no-partner", &[]).await;
+    let (addr, secret) = (p.addr, p.secret.clone());
 
     let tally = Shared::default();
-    signal(&old, "QUIT");
+    signal(&p.old, "QUIT");
     let quit = Instant::now();
     // The old process's wait for a partner (5 s) and Pingora's would-be hand-over (10 s).
     while quit.elapsed() < Duration::from_secs(17) {
@@ -328,25 +386,20 @@ async fn sigquit_with_no_new_process_waiting_keeps_serving() {
     let tally = std::mem::take(&mut *tally.lock().unwrap());
     assert!(tally.errors.is_empty(), "{:?}", tally.errors);
     assert!(tally.answers.iter().all(|a| a.by == OLD) && tally.answers.len() > 50);
-    assert!(old.0.try_wait().unwrap().is_none(), "still running");
-    let text = std::fs::read_to_string(dir.join("old.log")).unwrap();
+    assert!(p.old.0.try_wait().unwrap().is_none(), "still running");
+    let text = std::fs::read_to_string(p.dir.join("old.log")).unwrap();
     assert!(
         text.contains("no new process is waiting on the upgrade socket; still serving"),
         "{text}"
     );
 
     // The one-liner: SIGQUIT first, then the new process.
-    signal(&old, "QUIT");
-    let new_args = [sock_arg[0], sock_arg[1], "--upgrade"];
-    let mut new = launch(&new_config, addr, &new_args, &how("new.log"));
-    assert!(wait_exit(&mut old, Duration::from_secs(30)).await.success());
-    let mut sender = connect(addr).await.unwrap();
-    let response = sender.send_request(chat(&secret, false)).await.unwrap();
-    let tally = Shared::default();
-    record(&tally, response, Instant::now(), true).await;
-    assert_eq!(tally.lock().unwrap().answers[0].by, NEW);
-    signal(&new, "TERM");
-    assert!(wait_exit(&mut new, Duration::from_secs(20)).await.success());
+    signal(&p.old, "QUIT");
+    let new = p.launch_new(&[]);
+    assert!(wait_exit(&mut p.old, Duration::from_secs(30))
+        .await
+        .success());
+    p.new_serves_then_stops(new).await;
 }
 
 /// SIGTERM after SIGQUIT hurries the old process's stop as a second signal does: once its 5 s
@@ -355,23 +408,22 @@ async fn sigquit_with_no_new_process_waiting_keeps_serving() {
 /// within 3 s of the SIGTERM. The new process serves.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sigterm_after_sigquit_cuts_the_streams_and_exits_with_1() {
-    let dir = test_dir("quit-then-term");
-    let pace = Duration::from_millis(10);
-    let (old_upstream, old_config) = upstream_and_config(&dir, "old", OLD, pace).await;
-    let (_new_upstream, new_config) = upstream_and_config(&dir, "new", NEW, pace).await;
-    let sock = dir.join("upgrade.sock");
-    let sock_arg = ["--upgrade_sock", sock.to_str().unwrap()];
-    let how = |name: &str| Launch {
-        log: dir.join(name),
-        notify: None,
-    };
-    let (mut old, addr) = start_old(&old_config, &sock_arg, &how("old.log")).await;
-    let (status, key) = post(addr, "/key/generate", MASTER, &json!({})).await;
-    assert_eq!(status, StatusCode::OK, "{key}");
-    let secret = key["key"].as_str().unwrap().to_owned();
+    quit_then("TERM").await;
+}
+
+/// The same with SIGINT.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sigint_after_sigquit_cuts_the_streams_and_exits_with_1() {
+    quit_then("INT").await;
+}
+
+/// SIGQUIT, then `second` once the old process stopped accepting: see the tests above.
+async fn quit_then(second: &str) {
+    let mut p = Pair::start(&format!("quit-then-{second}"), &[]).await;
+    let (addr, secret) = (p.addr, p.secret.clone());
 
     let gate = Gate::new();
-    old_upstream.set_default(Behaviour::gated(&gate, 1));
+    p.old_upstream.set_default(Behaviour::gated(&gate, 1));
     let mut sender = connect(addr).await.unwrap();
     let (response, ()) = tokio::join!(
         sender.send_request(chat(&secret, true)),
@@ -380,20 +432,22 @@ async fn a_sigterm_after_sigquit_cuts_the_streams_and_exits_with_1() {
     let response = response.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
 
-    signal(&old, "QUIT");
+    signal(&p.old, "QUIT");
     let quit = Instant::now();
-    let new_args = [sock_arg[0], sock_arg[1], "--upgrade"];
-    let mut new = launch(&new_config, addr, &new_args, &how("new.log"));
+    let new = p.launch_new(&[]);
     tokio::time::sleep(OLD_ACCEPTS_FOR.saturating_sub(quit.elapsed())).await;
-    assert!(old.0.try_wait().unwrap().is_none(), "waits for the stream");
+    assert!(
+        p.old.0.try_wait().unwrap().is_none(),
+        "waits for the stream"
+    );
 
     let term = Instant::now();
-    signal(&old, "TERM");
-    let status = wait_exit(&mut old, Duration::from_secs(10)).await;
+    signal(&p.old, second);
+    let status = wait_exit(&mut p.old, Duration::from_secs(10)).await;
     assert_eq!(status.code(), Some(1), "{status}");
     assert!(
         term.elapsed() < Duration::from_secs(3),
-        "exited {:?} after SIGTERM",
+        "exited {:?} after SIG{second}",
         term.elapsed()
     );
     let text = match response.into_body().collect().await {
@@ -405,14 +459,7 @@ async fn a_sigterm_after_sigquit_cuts_the_streams_and_exits_with_1() {
         "{text}"
     );
     gate.release();
-
-    let mut sender = connect(addr).await.unwrap();
-    let response = sender.send_request(chat(&secret, false)).await.unwrap();
-    let tally = Shared::default();
-    record(&tally, response, Instant::now(), true).await;
-    assert_eq!(tally.lock().unwrap().answers[0].by, NEW);
-    signal(&new, "TERM");
-    assert!(wait_exit(&mut new, Duration::from_secs(20)).await.success());
+    p.new_serves_then_stops(new).await;
 }
 
 /// `--upgrade` with no running process to take the sockets from: the process waits about 6 s

@@ -5,11 +5,9 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use super::{close, test_dir, uuid_ish, write_config, MASTER};
+use super::{close, priced_answer, test_dir, uuid_ish, write_config, MASTER};
 use crate::support::{connect, get_with, post, signal, start_with, wait_exit};
-use bytes::Bytes;
-use http::{Request, StatusCode};
-use http_body_util::{BodyExt as _, Full};
+use http::StatusCode;
 use llmgate_testkit::MockProvider;
 use serde_json::{json, Value};
 
@@ -20,22 +18,7 @@ async fn answered_as(addr: SocketAddr, key: &str, customer: &str, n: usize) -> f
     for _ in 0..n {
         let body = json!({"model": "priced", "user": customer,
             "messages": [{"role": "user", "content": "hi"}]});
-        let request = Request::post("/v1/chat/completions")
-            .header("host", "127.0.0.1")
-            .header("content-type", "application/json")
-            .header("authorization", format!("Bearer {key}"))
-            .body(Full::new(Bytes::from(body.to_string())))
-            .unwrap();
-        sender.ready().await.unwrap();
-        let response = sender.send_request(request).await.unwrap();
-        assert_eq!(response.status(), StatusCode::OK);
-        let cost: f64 = response.headers()["x-llmgate-response-cost"]
-            .to_str()
-            .unwrap()
-            .parse()
-            .unwrap();
-        response.into_body().collect().await.unwrap();
-        total += cost;
+        total += priced_answer(&mut sender, key, &body).await;
     }
     total
 }

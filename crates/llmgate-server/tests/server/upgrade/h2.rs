@@ -4,10 +4,8 @@
 
 use std::time::{Duration, Instant};
 
-use super::{
-    launch, start_old, test_dir, upstream_and_config, wait_exit, Launch, MASTER, NEW, OLD,
-};
-use crate::support::{post, signal};
+use super::{wait_exit, Pair, NEW, OLD};
+use crate::support::signal;
 use bytes::Bytes;
 use http::{Request, StatusCode};
 use http_body_util::{BodyExt as _, Full};
@@ -35,20 +33,8 @@ async fn ask(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_http2_connection_gets_goaway_and_the_old_process_exits_0() {
-    let dir = test_dir("h2-goaway");
-    let pace = Duration::from_millis(10);
-    let (_old_upstream, old_config) = upstream_and_config(&dir, "old", OLD, pace).await;
-    let (_new_upstream, new_config) = upstream_and_config(&dir, "new", NEW, pace).await;
-    let sock = dir.join("upgrade.sock");
-    let args = ["--upgrade_sock", sock.to_str().unwrap(), "--h2c"];
-    let how = |name: &str| Launch {
-        log: dir.join(name),
-        notify: None,
-    };
-    let (mut old, addr) = start_old(&old_config, &args, &how("old.log")).await;
-    let (status, key) = post(addr, "/key/generate", MASTER, &json!({})).await;
-    assert_eq!(status, StatusCode::OK, "{key}");
-    let secret = key["key"].as_str().unwrap().to_owned();
+    let mut p = Pair::start("h2-goaway", &["--h2c"]).await;
+    let (addr, secret) = (p.addr, p.secret.clone());
 
     let tcp = TcpStream::connect(addr).await.unwrap();
     let (mut h2, conn) =
@@ -58,10 +44,9 @@ async fn an_http2_connection_gets_goaway_and_the_old_process_exits_0() {
     let conn = tokio::spawn(conn);
     assert!(ask(&mut h2, addr.port(), &secret).await.contains(OLD));
 
-    signal(&old, "QUIT");
+    signal(&p.old, "QUIT");
     let quit = Instant::now();
-    let new_args = [args[0], args[1], "--h2c", "--upgrade"];
-    let mut new = launch(&new_config, addr, &new_args, &how("new.log"));
+    let mut new = p.launch_new(&["--h2c"]);
     // The idle HTTP/2 connection is told to go away once the old process stops accepting
     // (5 s after SIGQUIT), and the connection then ends without an error.
     let ended = tokio::time::timeout(Duration::from_secs(15), conn)
@@ -72,7 +57,7 @@ async fn an_http2_connection_gets_goaway_and_the_old_process_exits_0() {
         ended.is_ok(),
         "the connection ended with an error: {ended:?}"
     );
-    let status = wait_exit(&mut old, Duration::from_secs(15)).await;
+    let status = wait_exit(&mut p.old, Duration::from_secs(15)).await;
     assert!(status.success(), "{status}");
     // The grace period is 30 s: the old process did not wait it out for the connection.
     assert!(
