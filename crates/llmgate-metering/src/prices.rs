@@ -240,7 +240,7 @@ pub struct PriceTable {
     /// For deployments that were not known at build time: the table's entries for the names
     /// they are looked up under, read out of the bundled table once per set of names.
     others: Mutex<HashMap<Vec<String>, Arc<Entries>>>,
-    /// Models already warned about that were not known at build time (touched only for a
+    /// Models already warned about (touched at the first resolution and for a
     /// deployment with no price that the table was not built with).
     warned: Mutex<HashSet<String>>,
 }
@@ -326,7 +326,7 @@ impl PriceTable {
                 .map(|d| {
                     let p = lookup(d, &entries);
                     if p.is_none() {
-                        warn_unpriced(d);
+                        self.warn_once(d);
                     }
                     (d.id.clone(), p.map(Arc::new))
                 })
@@ -362,17 +362,23 @@ impl PriceTable {
         };
         let p = lookup(dep, &entries).map(Arc::new);
         if p.is_none() {
-            let name = format!("{}/{}", dep.provider, dep.model);
-            let first = self
-                .warned
-                .lock()
-                .map(|mut w| w.insert(name))
-                .unwrap_or(false);
-            if first {
-                warn_unpriced(dep);
-            }
+            self.warn_once(dep);
         }
         p
+    }
+
+    /// Warns that `dep` has no price, the first time its model is seen without one (two
+    /// deployments of one model, or one known at start-up and one added later, warn once).
+    fn warn_once(&self, dep: &DeploymentSpec) {
+        let name = format!("{}/{}", dep.provider, dep.model);
+        let first = self
+            .warned
+            .lock()
+            .map(|mut w| w.insert(name))
+            .unwrap_or(false);
+        if first {
+            warn_unpriced(dep);
+        }
     }
 }
 

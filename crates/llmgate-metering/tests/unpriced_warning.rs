@@ -98,3 +98,17 @@ fn an_unpriced_model_added_later_is_warned_about_once_per_model() {
     assert!(logged[0].contains("openai/private-a"), "{logged:#?}");
     assert!(logged[1].contains("openai/private-b"), "{logged:#?}");
 }
+
+/// Two deployments of one unpriced model in the model list, and a third added later: one
+/// warning for the model, not one per deployment.
+#[test]
+fn deployments_of_one_unpriced_model_share_its_warning() {
+    let (a, b) = (dep("a-0", "private-a"), dep("a-1", "private-a"));
+    let t = table().with_deployments([a.clone(), b.clone()]);
+    let logged = warnings(|| {
+        assert!(t.price(&a).is_none());
+        assert!(t.price(&b).is_none());
+        assert!(t.price(&dep("a-2", "private-a")).is_none());
+    });
+    assert_eq!(logged.len(), 1, "{logged:#?}");
+}
