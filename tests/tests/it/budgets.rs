@@ -6,6 +6,8 @@
 //! own SQLite file (PostgreSQL for the two-instance test), through HTTP, as a user would.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod list;
+
 use std::time::Duration;
 
 use llmgate_tests::{MockProvider, TempDb, TestGateway};
