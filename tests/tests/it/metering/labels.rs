@@ -20,6 +20,52 @@ async fn no_llmgate_metric_carries_a_key_user_team_tag_request_id_or_error_messa
         db.url()
     );
     let gw = TestGateway::start(&yaml).await;
+    let mut forbidden = traffic(&gw, &mock).await;
+
+    let text = gw.get("/metrics").await.text();
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).unwrap();
+    // LiteLLM's names carry the key's labels: the values reached metering, and the key's hash
+    // is known.
+    let litellm = scrape
+        .samples
+        .iter()
+        .find(|s| {
+            s.metric == "litellm_proxy_failed_requests_metric_total"
+                && s.labels.get("api_key_alias") == Some("alias-zq1")
+        })
+        .unwrap_or_else(|| panic!("no failure under the key's alias:\n{text}"));
+    assert_eq!(litellm.labels.get("team"), Some("team-zq2"));
+    let hash = litellm.labels.get("hashed_api_key").unwrap();
+    assert_eq!(hash.len(), 64, "{hash}");
+    forbidden.push(hash.to_owned());
+
+    let ours: Vec<_> = scrape
+        .samples
+        .iter()
+        .filter(|s| s.metric.starts_with("llmgate_"))
+        .collect();
+    assert!(
+        ours.iter()
+            .any(|s| s.metric == "llmgate_request_failures_total"),
+        "{text}"
+    );
+    for s in ours {
+        for (name, value) in s.labels.iter() {
+            for f in &forbidden {
+                assert!(
+                    !value.contains(f.as_str()),
+                    "{}{{{name}=\"{value}\"}} carries {f:?}",
+                    s.metric
+                );
+            }
+        }
+    }
+}
+
+/// A team, a key in it, one answered and one failed request by the key with an end user and
+/// tags: what no `llmgate_` label may contain (the key, its alias, user, team, tags, the end
+/// user, the upstream's message, each request's id).
+async fn traffic(gw: &TestGateway, mock: &MockProvider) -> Vec<String> {
     let admin = gw.handle().with_key(MASTER);
     let post = |path: &'static str, body: Value| {
         let admin = admin.handle();
@@ -68,43 +114,5 @@ async fn no_llmgate_metric_carries_a_key_user_team_tag_request_id_or_error_messa
     for res in [&ok, &failed] {
         forbidden.push(res.header("x-llmgate-request-id").unwrap().to_owned());
     }
-
-    let text = gw.get("/metrics").await.text();
-    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).unwrap();
-    // LiteLLM's names carry the key's labels: the values reached metering, and the key's hash
-    // is known.
-    let litellm = scrape
-        .samples
-        .iter()
-        .find(|s| {
-            s.metric == "litellm_proxy_failed_requests_metric_total"
-                && s.labels.get("api_key_alias") == Some("alias-zq1")
-        })
-        .unwrap_or_else(|| panic!("no failure under the key's alias:\n{text}"));
-    assert_eq!(litellm.labels.get("team"), Some("team-zq2"));
-    let hash = litellm.labels.get("hashed_api_key").unwrap();
-    assert_eq!(hash.len(), 64, "{hash}");
-    forbidden.push(hash.to_owned());
-
-    let ours: Vec<_> = scrape
-        .samples
-        .iter()
-        .filter(|s| s.metric.starts_with("llmgate_"))
-        .collect();
-    assert!(
-        ours.iter()
-            .any(|s| s.metric == "llmgate_request_failures_total"),
-        "{text}"
-    );
-    for s in ours {
-        for (name, value) in s.labels.iter() {
-            for f in &forbidden {
-                assert!(
-                    !value.contains(f.as_str()),
-                    "{}{{{name}=\"{value}\"}} carries {f:?}",
-                    s.metric
-                );
-            }
-        }
-    }
+    forbidden
 }
