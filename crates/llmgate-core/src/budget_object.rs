@@ -146,4 +146,73 @@ mod tests {
             (Some(5.0), Some(60))
         );
     }
+
+    /// `tpm_limit`, `max_parallel_requests` and `model_max_budget` reach a key, `tpm_limit` and
+    /// `max_parallel_requests` a team and an end user, each where the object sets none; the
+    /// object's own values win.
+    #[test]
+    fn tpm_parallel_and_model_budgets_reach_keys_teams_and_end_users() {
+        let b = BudgetObject {
+            budget_id: "b".into(),
+            tpm_limit: Some(1_000),
+            max_parallel_requests: Some(3),
+            model_max_budget: serde_json::json!({"m": 2.0}),
+            ..BudgetObject::default()
+        };
+        let mut key = VirtualKey::default();
+        b.apply_to_key(&mut key);
+        assert_eq!(
+            (key.tpm_limit, key.max_parallel_requests),
+            (Some(1_000), Some(3))
+        );
+        assert_eq!(key.model_max_budget, HashMap::from([("m".to_owned(), 2.0)]));
+        let mut team = Team::default();
+        b.apply_to_team(&mut team);
+        assert_eq!(
+            (team.tpm_limit, team.max_parallel_requests),
+            (Some(1_000), Some(3))
+        );
+        let mut user = EndUser::default();
+        b.apply_to_end_user(&mut user);
+        assert_eq!(
+            (user.tpm_limit, user.max_parallel_requests),
+            (Some(1_000), Some(3))
+        );
+
+        let mut key = VirtualKey {
+            tpm_limit: Some(7),
+            max_parallel_requests: Some(1),
+            model_max_budget: HashMap::from([("own".to_owned(), 0.1)]),
+            ..VirtualKey::default()
+        };
+        b.apply_to_key(&mut key);
+        assert_eq!(
+            (key.tpm_limit, key.max_parallel_requests),
+            (Some(7), Some(1))
+        );
+        assert_eq!(
+            key.model_max_budget,
+            HashMap::from([("own".to_owned(), 0.1)])
+        );
+        let mut team = Team {
+            tpm_limit: Some(7),
+            max_parallel_requests: Some(1),
+            ..Team::default()
+        };
+        b.apply_to_team(&mut team);
+        assert_eq!(
+            (team.tpm_limit, team.max_parallel_requests),
+            (Some(7), Some(1))
+        );
+        let mut user = EndUser {
+            tpm_limit: Some(7),
+            max_parallel_requests: Some(1),
+            ..EndUser::default()
+        };
+        b.apply_to_end_user(&mut user);
+        assert_eq!(
+            (user.tpm_limit, user.max_parallel_requests),
+            (Some(7), Some(1))
+        );
+    }
 }

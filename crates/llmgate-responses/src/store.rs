@@ -85,11 +85,15 @@ impl MemoryStore {
         Self::default()
     }
 
-    /// An empty store keeping at most `capacity` responses (the least used forgotten first).
+    /// An empty store keeping at most `capacity` responses (the least recently used forgotten
+    /// first). LRU, not moka's default TinyLFU: its admission policy refuses a new entry no
+    /// more popular than the one it would replace, so a full store kept its oldest responses
+    /// and dropped every new one (a follow-up could not find the answer it had just received).
     pub fn with_capacity(capacity: u64) -> Self {
         MemoryStore {
             records: moka::future::Cache::builder()
                 .max_capacity(capacity)
+                .eviction_policy(moka::policy::EvictionPolicy::lru())
                 .build(),
         }
     }
@@ -136,6 +140,67 @@ mod tests {
         assert_eq!(got.conversation().len(), 2);
         assert!(store.delete("a", "resp_1").await.unwrap());
         assert_eq!(store.load("a", "resp_1").await.unwrap(), None);
+    }
+
+    fn record(id: &str) -> StoredResponse {
+        StoredResponse {
+            id: id.into(),
+            owner: "a".into(),
+            created_at: 0,
+            input: Vec::new(),
+            response: json!({}),
+        }
+    }
+
+    /// Which of `ids` the store still holds.
+    fn kept(store: &MemoryStore, ids: &[String]) -> Vec<String> {
+        ids.iter()
+            .filter(|id| store.records.contains_key(id.as_str()))
+            .cloned()
+            .collect()
+    }
+
+    /// Full, the store forgets the least recently used response first: five of ten read
+    /// again, five new ones saved (each found right after it is saved, as a follow-up would
+    /// look for it), and the five not read since they were saved are the ones gone.
+    #[tokio::test]
+    async fn the_least_used_response_is_forgotten_first() {
+        let store = MemoryStore::with_capacity(10);
+        let ids = |p: &str| (0..5).map(|i| format!("{p}{i}")).collect::<Vec<_>>();
+        let (read, unread, new) = (ids("read"), ids("unread"), ids("new"));
+        for id in read.iter().chain(&unread) {
+            store.save(&record(id)).await.unwrap();
+        }
+        store.records.run_pending_tasks().await;
+        for id in &read {
+            assert!(store.load("a", id).await.unwrap().is_some(), "{id}");
+        }
+        store.records.run_pending_tasks().await;
+        for id in &new {
+            store.save(&record(id)).await.unwrap();
+            store.records.run_pending_tasks().await;
+            assert!(
+                store.load("a", id).await.unwrap().is_some(),
+                "{id} just saved"
+            );
+        }
+        assert_eq!(kept(&store, &read), read);
+        assert_eq!(kept(&store, &new), new);
+        assert_eq!(kept(&store, &unread), Vec::<String>::new());
+    }
+
+    /// [`MemoryStore::new`] keeps 10,000 responses: the 10,001st saved pushes out the first.
+    #[tokio::test]
+    async fn the_default_capacity_is_ten_thousand() {
+        let store = MemoryStore::new();
+        let ids: Vec<String> = (0..10_001).map(|i| format!("resp_{i}")).collect();
+        for id in &ids {
+            store.save(&record(id)).await.unwrap();
+        }
+        store.records.run_pending_tasks().await;
+        assert_eq!(store.records.entry_count(), 10_000);
+        assert_eq!(kept(&store, &ids[..1]), Vec::<String>::new());
+        assert_eq!(kept(&store, &ids[1..]).len(), 10_000);
     }
 
     #[tokio::test]

@@ -248,6 +248,44 @@ async fn server_errors_cool_down_after_allowed_fails_and_every_group_member_cool
     );
 }
 
+/// A cooldown lasts at most an hour, whether its length comes from a `Retry-After` (two hours
+/// here) or from `cooldown_time` (two hours): still cooling a second before the hour, back
+/// just after it.
+#[tokio::test(start_paused = true)]
+async fn any_cooldown_is_at_most_one_hour() {
+    let two_hours = Duration::from_secs(7200);
+    for (status, policy) in [
+        (StatusCode::TOO_MANY_REQUESTS, CooldownPolicy::default()),
+        (
+            StatusCode::BAD_GATEWAY,
+            CooldownPolicy {
+                allowed_fails: 0,
+                cooldown_time: two_hours,
+                ..Default::default()
+            },
+        ),
+    ] {
+        let failed = Arc::new(AtomicUsize::new(0));
+        let f = failed.clone();
+        let t = Arc::new(table(vec![d("a", "g")]).with_cooldown_policy(policy));
+        let mut svc = Router::new(
+            stub(move |_| {
+                (f.fetch_add(1, Ordering::SeqCst) == 0).then(|| {
+                    ApiError::new(status, Origin::Upstream, "away")
+                        .with_retry_after(Some(two_hours))
+                })
+            }),
+            t,
+        );
+        assert_eq!(served_by(&mut svc, "g").await.unwrap_err().status(), status);
+        tokio::time::advance(Duration::from_secs(3599)).await;
+        let e = served_by(&mut svc, "g").await.unwrap_err();
+        assert!(e.message().contains("a: cooling down"), "{status}: {e}");
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert_eq!(served_by(&mut svc, "g").await.unwrap(), "a", "{status}");
+    }
+}
+
 #[tokio::test]
 async fn client_errors_never_cool_down_and_cooldowns_can_be_disabled() {
     let t = Arc::new(table(vec![d("a", "g")]));

@@ -32,9 +32,12 @@ async fn master_key_required_on_model_endpoints() {
 #[tokio::test]
 async fn health_stays_open() {
     let gw = TestGateway::start("model_list: []\ngeneral_settings:\n  master_key: sk-m\n").await;
-    let res = gw.get("/health/liveliness").await;
-    assert_eq!(res.status, 200);
-    assert_eq!(res.json(), "I'm alive!");
+    // LiteLLM's spelling and the alias, both without a key.
+    for path in ["/health/liveliness", "/health/liveness"] {
+        let res = gw.get(path).await;
+        assert_eq!(res.status, 200, "{path}");
+        assert_eq!(res.json(), "I'm alive!", "{path}");
+    }
     let res = gw.get("/health/readiness").await;
     assert_eq!(res.status, 200);
     assert_eq!(res.json()["status"], "healthy");

@@ -6,6 +6,8 @@
 //! own SQLite file (PostgreSQL for the two-instance test), through HTTP, as a user would.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod list;
+
 use std::time::Duration;
 
 use llmgate_tests::{MockProvider, TempDb, TestGateway};
@@ -309,6 +311,43 @@ async fn keys_linked_to_a_budget_each_spend_their_own_and_an_update_applies_at_o
     )
     .await;
     two.chat("gpt", "hi").await.openai_error(400);
+    gw.shutdown().await;
+}
+
+/// A key linked to a budget with an `rpm_limit` and none of its own is held to the budget's:
+/// the third request in the minute is a 429 naming the key's rpm_limit and never reaches the
+/// upstream; another key on the same budget counts its own requests.
+#[tokio::test]
+async fn a_key_linked_to_a_budget_is_held_to_its_rpm_limit() {
+    let mock = MockProvider::start().await;
+    let db = TempDb::new("budgets-rpm");
+    let gw = open(&mock, &db.url()).await;
+    let admin = gw.handle().with_key(MASTER);
+    ok(
+        &admin,
+        "/budget/new",
+        json!({"budget_id": "two-a-minute", "rpm_limit": 2}),
+    )
+    .await;
+    let one = gw
+        .handle()
+        .with_key(&key_with(&admin, json!({"budget_id": "two-a-minute"})).await);
+    let two = gw
+        .handle()
+        .with_key(&key_with(&admin, json!({"budget_id": "two-a-minute"})).await);
+    assert_eq!(one.chat("gpt", "hi").await.status, 200);
+    assert_eq!(one.chat("gpt", "hi").await.status, 200);
+    let third = one.chat("gpt", "hi").await;
+    let err = third.openai_error(429);
+    assert!(
+        err["message"]
+            .as_str()
+            .unwrap()
+            .contains("the key's rpm_limit (2 requests per minute)"),
+        "{err}"
+    );
+    assert_eq!(mock.request_count(), 2, "the refused request is not sent");
+    assert_eq!(two.chat("gpt", "hi").await.status, 200);
     gw.shutdown().await;
 }
 

@@ -1,12 +1,14 @@
 //! Retries and fallbacks through the real gateway: the seed chain, the kinds of fallbacks,
 //! chains without loops, the final error, retries from config, and testing fallbacks on
 //! purpose. Retries are in `fallback/retries.rs`, testing fallbacks on purpose in
-//! `fallback/on_purpose.rs`, timeouts and streams in `fallback/timeouts.rs`.
+//! `fallback/on_purpose.rs`, timeouts and streams in `fallback/timeouts.rs`, what a provider
+//! cannot take (never retried, cooled or fallen back) in `fallback/unsupported.rs`.
 
 mod on_purpose;
 mod retries;
 mod seeds;
 mod timeouts;
+mod unsupported;
 
 use std::time::Duration;
 

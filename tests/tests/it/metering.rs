@@ -1,7 +1,10 @@
 //! Metering: cost per provider usage shape, spend records (streams, 1,000 at once, shutdown
-//! under load), the response-cost header and `GET /metrics`.
+//! under load), the response-cost header and `GET /metrics`; what `llmgate_` labels never carry
+//! in `metering/labels.rs`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod labels;
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;

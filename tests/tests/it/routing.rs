@@ -1,6 +1,9 @@
 //! Routing through the real gateway: model groups and aliases, each strategy, deployment
 //! limits (rpm, tpm, rpd) and cooldowns. Each `MockProvider` is one deployment; the tests
-//! assert which mock got how many requests and what the client saw.
+//! assert which mock got how many requests and what the client saw. A deployment's `rpm` under
+//! concurrency and failures is in `routing/rpm.rs`.
+
+mod rpm;
 
 use std::time::Duration;
 

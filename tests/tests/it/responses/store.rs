@@ -280,3 +280,114 @@ async fn input_items_list_the_conversation() {
     let anonymous = TestGateway::start(&openai(&mock)).await;
     anonymous.get(&path).await.openai_error(401);
 }
+
+/// A log writer the test reads back.
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The SQL store failing (its table dropped under the running gateway): a new response is
+/// still answered, streamed and not, and the failure to save it is logged; a follow-up whose
+/// `previous_response_id` cannot be loaded is a 503.
+#[tokio::test]
+async fn a_store_failure_is_logged_when_saving_and_a_503_when_loading() {
+    use sqlx::{Connection, Executor};
+    use tracing_subscriber::util::SubscriberInitExt;
+    let logs = Captured::default();
+    let writer = logs.clone();
+    let _guard = tracing_subscriber::fmt()
+        .with_max_level(tracing_subscriber::filter::LevelFilter::WARN)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish()
+        .set_default();
+    tracing::callsite::rebuild_interest_cache();
+    let mock = MockProvider::start().await;
+    let db = llmgate_tests::TempDb::new("responses-failing");
+    let yaml = format!("{}  database_url: {}\n", openai(&mock), db.url());
+    let loaded =
+        llmgate_config::from_yaml(&yaml, Path::new("."), &HashMap::<String, String>::new())
+            .unwrap_or_else(|p| panic!("config rejected:\n{p}"));
+    let gateway = llmgate::Gateway::open(loaded.config).await.unwrap();
+    let gw = TestGateway::serve(gateway).await.with_key(KEY);
+    let first = post(&gw, &json!({"model": "gpt", "input": "one"})).await;
+    assert_eq!(first.status, 200, "{}", first.text());
+    let id = first.json()["id"].as_str().unwrap().to_owned();
+
+    let mut conn = sqlx::SqliteConnection::connect(&db.url()).await.unwrap();
+    conn.execute("DROP TABLE llmgate_responses").await.unwrap();
+    let logged = || String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    assert!(!logged().contains("could not be stored"), "{}", logged());
+
+    let second = post(&gw, &json!({"model": "gpt", "input": "two"})).await;
+    assert_eq!(second.status, 200, "{}", second.text());
+    assert_eq!(text_of(&second.json()), "mock reply to: two");
+    let ev = events(
+        &gw,
+        &json!({"model": "gpt", "input": "three", "stream": true}),
+    )
+    .await;
+    let last = &ev.last().unwrap().1;
+    assert_eq!(last["type"], "response.completed", "{last}");
+    assert_eq!(text_of(&last["response"]), "mock reply to: three");
+    let lines = logged();
+    assert_eq!(
+        lines
+            .lines()
+            .filter(|l| l.contains("WARN") && l.contains("a response could not be stored"))
+            .count(),
+        2,
+        "{lines}"
+    );
+
+    let follow_up = post(
+        &gw,
+        &json!({"model": "gpt", "input": "four", "previous_response_id": id}),
+    )
+    .await;
+    follow_up.openai_error(503);
+    assert_eq!(mock.request_count(), 3, "the follow-up was not sent");
+}
+
+/// The scope is the key's secret: after `/key/regenerate` the key's new secret finds none of
+/// the responses stored under the old one (404 on `GET`, 400 on `previous_response_id`).
+#[tokio::test]
+async fn a_regenerated_key_does_not_find_its_earlier_responses() {
+    let mock = MockProvider::start().await;
+    let gw = TestGateway::start(&openai(&mock)).await;
+    let master = gw.handle().with_key(KEY);
+    let secret = master.post("/key/generate", &json!({})).await.json()["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let user = gw.handle().with_key(&secret);
+    let first = post(&user, &json!({"model": "gpt", "input": "one"})).await;
+    assert_eq!(first.status, 200, "{}", first.text());
+    let id = first.json()["id"].as_str().unwrap().to_owned();
+    let path = format!("/v1/responses/{id}");
+    assert_eq!(user.get(&path).await.status, 200);
+
+    let regen = master
+        .post("/key/regenerate", &json!({"key": secret}))
+        .await;
+    assert_eq!(regen.status, 200, "{}", regen.text());
+    let renewed = gw.handle().with_key(regen.json()["key"].as_str().unwrap());
+    assert_eq!(renewed.chat("gpt", "hi").await.status, 200, "the key works");
+    renewed.get(&path).await.openai_error(404);
+    let e = post(
+        &renewed,
+        &json!({"model": "gpt", "input": "two", "previous_response_id": id}),
+    )
+    .await
+    .openai_error(400);
+    assert_eq!(e["code"], "previous_response_not_found");
+}
