@@ -278,8 +278,10 @@ impl ModelTable {
         })?;
         let now_us = self.clock.now_us();
         let day = self.clock.day(self.clock.now_ms());
+        // Refused only at its own limits: a 429, as an unpinned request at its deployments'.
         let refused = |why: String| Unavailable {
             reasons: vec![(m.spec.id.clone(), why)],
+            all_rate_limited: true,
             ..Unavailable::default()
         };
         if let Some(why) = at_limit(m, now_us) {

@@ -195,8 +195,8 @@ async fn a_pinned_follow_up_counts_toward_the_deployments_rpm_and_rpd() {
             &json!({"model": "gpt", "input": "three", "previous_response_id": id}),
         )
         .await;
-        // (The status is 503 here, where an unpinned request at its deployments' limits gets
-        // 429: reported, not asserted by this test of the count.)
+        // A 429, as an unpinned request at its deployments' limits gets.
+        assert_eq!(third.status, 429, "{limit}: {}", third.text());
         let e = &third.json()["error"];
         assert_eq!(e["code"], "no_deployment_available", "{limit}: {e}");
         assert!(
@@ -358,6 +358,7 @@ async fn pinned_reads_take_from_the_deployments_rpm() {
     let path = format!("/v1/responses/{}", first.json()["id"].as_str().unwrap());
     assert_eq!(gw.get(&path).await.status, 200);
     let refused = gw.get(&path).await;
+    assert_eq!(refused.status, 429, "{}", refused.text());
     assert_eq!(
         refused.json()["error"]["code"],
         "no_deployment_available",
