@@ -152,11 +152,25 @@ async fn own_schema(name: &str) -> Option<(String, sqlx::PgConnection, String)> 
 /// instance refuses (docs/cost-tracking.md, "The same reservation as a key's budget").
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_instances_on_one_redis_hold_the_gateways_budget() {
-    use sqlx::Executor as _;
-    if !crate::support::redis_up().await {
-        return;
+    if crate::support::redis_up().await {
+        three_instances_hold_the_gateways_budget(true).await;
     }
-    let Some((database, mut conn, schema)) = own_schema("gateway_budget").await else {
+}
+
+/// The same without Redis: the ledger is PostgreSQL's (a row locked per reservation).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_instances_on_one_postgres_hold_the_gateways_budget() {
+    three_instances_hold_the_gateways_budget(false).await;
+}
+
+async fn three_instances_hold_the_gateways_budget(redis: bool) {
+    use sqlx::Executor as _;
+    let name = if redis {
+        "gateway_budget"
+    } else {
+        "gateway_budget_pg"
+    };
+    let Some((database, mut conn, schema)) = own_schema(name).await else {
         return;
     };
     let upstream = MockProvider::start().await;
@@ -170,14 +184,14 @@ async fn three_instances_on_one_redis_hold_the_gateways_budget() {
         "model_list:\n  - model_name: priced\n    litellm_params:\n      model: openai/gpt-x\n      \
          api_base: {}\n      api_key: sk-test\n    model_info:\n      \
          input_cost_per_token: 0.000001\n      output_cost_per_token: 0.000002\n\
-         router_settings:\n  redis_url: redis://127.0.0.1:6379\n\
-         litellm_settings:\n  max_budget: {}\n\
+         {}litellm_settings:\n  max_budget: {}\n\
          general_settings:\n  master_key: {MASTER}\n  database_url: \"{database}\"\n  \
          llmgate_rate_limit_redis_prefix: \"{prefix}\"\n",
         upstream.v1_url(),
+        if redis { "router_settings:\n  redis_url: redis://127.0.0.1:6379\n" } else { "" },
         PRICED_COST * 20.0
     );
-    let config = crate::support::write_config("gateway-budget-three", &text);
+    let config = crate::support::write_config(name, &text);
     let mut gateways = Vec::new();
     for _ in 0..3 {
         gateways.push(start_with(&config, &[], &[]).await);

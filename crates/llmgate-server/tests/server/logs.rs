@@ -428,17 +428,22 @@ async fn request_lines_reach_stderr_without_other_lines_and_before_the_exit() {
     }
 }
 
-/// With a flush interval longer than the test (`--log-flush-ms 600000`), only the binary's
-/// write at the exit can bring the request lines out: after a SIGTERM's stop, and after a
-/// second SIGTERM's hurried exit.
+/// With a flush interval longer than the test (`--log-flush-ms 600000`, and for the second
+/// round `LLMGATE_LOG_FLUSH_MS=600000` instead), only the binary's write at the exit can bring
+/// the request lines out: after a SIGTERM's stop, and after a second SIGTERM's hurried exit.
 #[tokio::test]
 async fn the_last_request_lines_are_written_at_the_exit() {
     let up = Upstreams::start().await;
     for (name, hurried) in [("exit-once", false), ("exit-hurried", true)] {
         let dir = test_dir(name);
         let config = write_config(&dir, &up, "  json_logs: true\n");
-        let env = [("RUST_LOG", "error,llmgate::request=info")];
-        let mut gw = start_logged(&config, &["--log-flush-ms", "600000"], &env).await;
+        let filter = ("RUST_LOG", "error,llmgate::request=info");
+        let (args, env): (&[&str], Vec<(&str, &str)>) = if hurried {
+            (&[], vec![filter, ("LLMGATE_LOG_FLUSH_MS", "600000")])
+        } else {
+            (&["--log-flush-ms", "600000"], vec![filter])
+        };
+        let mut gw = start_logged(&config, args, &env).await;
         let mut ids = Vec::new();
         for _ in 0..3 {
             let (status, id) = ask(gw.addr, MASTER, "good").await;

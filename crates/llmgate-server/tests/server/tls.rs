@@ -7,6 +7,7 @@
 
 #![allow(clippy::unwrap_used, clippy::panic, reason = "test helpers")]
 
+mod interval;
 mod secret_volume;
 
 use std::net::SocketAddr;
