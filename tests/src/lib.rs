@@ -383,6 +383,20 @@ impl TestStream {
     }
 }
 
+/// The gateway `yaml` configures, opened as the binary opens it (`Gateway::open`: the key
+/// store and spend log in its database), with an empty environment.
+pub async fn open_gateway(yaml: &str) -> llmgate::Gateway {
+    let loaded = llmgate_config::from_yaml(
+        yaml,
+        std::path::Path::new("."),
+        &std::collections::HashMap::<String, String>::new(),
+    )
+    .unwrap_or_else(|p| panic!("config rejected:\n{p}"));
+    llmgate::Gateway::open(loaded.config)
+        .await
+        .expect("gateway opens")
+}
+
 /// The machine's PostgreSQL (`LLMGATE_TEST_POSTGRES`, else `LLMGATE_TEST_PG_URL` as the
 /// other crates' tests read it, default `postgres://postgres@127.0.0.1:5432/test`) when it
 /// answers within a second; `None` (and a line saying the test is skipped) when it does not,

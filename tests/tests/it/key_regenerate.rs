@@ -6,6 +6,7 @@
 //! tokens, 2^-10 + 4 x 2^-12 = 2^-9 USD a request.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use llmgate_tests::open_gateway as open;
 use llmgate_tests::{postgres_url, MockProvider, TempDb, TestGateway};
 use serde_json::{json, Value};
 
@@ -26,18 +27,6 @@ fn yaml(mock: &MockProvider, database_url: Option<&str>) -> String {
         y.push_str(&format!("  database_url: {url}\n"));
     }
     y
-}
-
-async fn open(yaml: &str) -> llmgate::Gateway {
-    let loaded = llmgate_config::from_yaml(
-        yaml,
-        std::path::Path::new("."),
-        &std::collections::HashMap::<String, String>::new(),
-    )
-    .unwrap_or_else(|p| panic!("config rejected:\n{p}"));
-    llmgate::Gateway::open(loaded.config)
-        .await
-        .expect("gateway opens")
 }
 
 /// `/key/info`'s `info` for `key`, less what a new secret changes (its token, its name and

@@ -2,6 +2,7 @@
 //! and their reset, a store outage, and two instances on one PostgreSQL.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use llmgate_tests::open_gateway as open;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,18 +22,6 @@ fn yaml(mock: &MockProvider, extra: &str) -> String {
             Some(MASTER)
         )
     )
-}
-
-async fn open(yaml: &str) -> llmgate::Gateway {
-    let loaded = llmgate_config::from_yaml(
-        yaml,
-        std::path::Path::new("."),
-        &std::collections::HashMap::<String, String>::new(),
-    )
-    .unwrap_or_else(|p| panic!("config rejected:\n{p}"));
-    llmgate::Gateway::open(loaded.config)
-        .await
-        .expect("gateway opens")
 }
 
 async fn generate(admin: &TestGateway, body: Value) -> (String, Value) {

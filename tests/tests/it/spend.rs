@@ -6,6 +6,7 @@
 //! answers "hi" with 1 input and 4 output tokens, 2^-10 + 4 x 2^-12 = 2^-9 USD a request.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use llmgate_tests::open_gateway as open;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -33,18 +34,6 @@ fn yaml(mock: &MockProvider, database_url: &str, extra: &str) -> String {
         "general_settings:\n  master_key: {MASTER}\n  database_url: {database_url}\n{extra}"
     ));
     y
-}
-
-async fn open(yaml: &str) -> llmgate::Gateway {
-    let loaded = llmgate_config::from_yaml(
-        yaml,
-        std::path::Path::new("."),
-        &std::collections::HashMap::<String, String>::new(),
-    )
-    .unwrap_or_else(|p| panic!("config rejected:\n{p}"));
-    llmgate::Gateway::open(loaded.config)
-        .await
-        .expect("gateway opens")
 }
 
 /// A SQLite file in the temp dir, removed with its WAL files when dropped.

@@ -13,15 +13,7 @@ const FORM: (&str, &str) = ("content-type", "application/x-www-form-urlencoded")
 
 /// The gateway for `yaml` (whose last section is `general_settings`), its keys in memory.
 async fn open(yaml: &str) -> llmgate::Gateway {
-    let loaded = llmgate_config::from_yaml(
-        &format!("{yaml}  database_url: \"sqlite::memory:\"\n"),
-        std::path::Path::new("."),
-        &std::collections::HashMap::<String, String>::new(),
-    )
-    .unwrap_or_else(|p| panic!("config rejected:\n{p}"));
-    llmgate::Gateway::open(loaded.config)
-        .await
-        .expect("gateway opens")
+    llmgate_tests::open_gateway(&format!("{yaml}  database_url: \"sqlite::memory:\"\n")).await
 }
 
 async fn sign_in(gw: &TestGateway, key: &str) -> TestResponse {
