@@ -145,6 +145,28 @@ async fn call(
     )
 }
 
+/// Signs in to the admin UI with the master key: the session cookie to send.
+async fn sign_in(addr: SocketAddr) -> String {
+    let form = ("content-type", "application/x-www-form-urlencoded");
+    let login = format!("key={MASTER}");
+    let (status, cookie, _) = call(addr, http::Method::POST, "/ui/login", &[form], login).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    cookie.unwrap().split(';').next().unwrap().to_owned()
+}
+
+/// What `/ui/api/deployments` answers the session `cookie`: its status and body.
+async fn with_session(addr: SocketAddr, cookie: &str) -> (StatusCode, Value) {
+    let (status, _, body) = call(
+        addr,
+        http::Method::GET,
+        "/ui/api/deployments",
+        &[("cookie", cookie)],
+        String::new(),
+    )
+    .await;
+    (status, body)
+}
+
 /// A SIGHUP signs nobody out of the admin UI (sessions live in memory for the life of the
 /// process), and a response stored in memory (no database: no master key) is still there.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -154,28 +176,12 @@ async fn a_sighup_keeps_ui_sessions_and_stored_responses() {
     let config = dir.join("config.yaml");
     std::fs::write(&config, config_text(&upstream, false)).unwrap();
     let (mut gateway, addr) = start_with(&config, &[], &[]).await;
-    let form = ("content-type", "application/x-www-form-urlencoded");
-    let (status, cookie, _) = call(
-        addr,
-        http::Method::POST,
-        "/ui/login",
-        &[form],
-        format!("key={MASTER}"),
-    )
-    .await;
-    assert_eq!(status, StatusCode::SEE_OTHER);
-    let cookie = cookie.unwrap().split(';').next().unwrap().to_owned();
-    let signed_in = [("cookie", cookie.as_str())];
-    let deployments = "/ui/api/deployments";
-    let (status, _, _) = call(
-        addr,
-        http::Method::GET,
-        deployments,
-        &signed_in,
-        String::new(),
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK, "signed in");
+    let cookie = sign_in(addr).await;
+    assert_eq!(
+        with_session(addr, &cookie).await.0,
+        StatusCode::OK,
+        "signed in"
+    );
 
     let open = MockProvider::start().await;
     let memory = dir.join("memory.yaml");
@@ -206,14 +212,7 @@ async fn a_sighup_keeps_ui_sessions_and_stored_responses() {
     wait_reloads(addr, "ok", 1, Duration::from_secs(10)).await;
     wait_reloads(second_addr, "ok", 1, Duration::from_secs(10)).await;
 
-    let (status, _, body) = call(
-        addr,
-        http::Method::GET,
-        deployments,
-        &signed_in,
-        String::new(),
-    )
-    .await;
+    let (status, body) = with_session(addr, &cookie).await;
     assert_eq!(status, StatusCode::OK, "still signed in: {body}");
     let path = format!("/v1/responses/{id}");
     let (status, _, found) = call(second_addr, http::Method::GET, &path, &[], String::new()).await;
@@ -341,24 +340,12 @@ async fn a_restart_signs_everybody_out_of_the_ui() {
     let config = dir.join("config.yaml");
     std::fs::write(&config, config_text(&upstream, false)).unwrap();
     let (mut gateway, addr) = start_with(&config, &[], &[]).await;
-    let form = ("content-type", "application/x-www-form-urlencoded");
-    let login = format!("key={MASTER}");
-    let (status, cookie, _) = call(addr, http::Method::POST, "/ui/login", &[form], login).await;
-    assert_eq!(status, StatusCode::SEE_OTHER);
-    let cookie = cookie.unwrap().split(';').next().unwrap().to_owned();
-    let signed_in = [("cookie", cookie.as_str())];
-    let path = "/ui/api/deployments";
-    let get = http::Method::GET;
-    assert_eq!(
-        call(addr, get.clone(), path, &signed_in, String::new())
-            .await
-            .0,
-        StatusCode::OK
-    );
+    let cookie = sign_in(addr).await;
+    assert_eq!(with_session(addr, &cookie).await.0, StatusCode::OK);
     stop(&mut gateway).await;
 
     let (mut gateway, addr) = start_with(&config, &[], &[]).await;
-    let (status, _, body) = call(addr, get, path, &signed_in, String::new()).await;
+    let (status, body) = with_session(addr, &cookie).await;
     assert!(
         status.is_client_error(),
         "still signed in after a restart: {status} {body}"
